@@ -1,0 +1,4 @@
+"""Tools for tests, benchmarks and demos: throwaway real parts (PostgreSQL, a live service, ...).
+
+Nothing in a production unit imports from here.
+"""

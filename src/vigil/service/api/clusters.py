@@ -1,0 +1,97 @@
+"""Cluster registration and the cluster list."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.api.body import openapi_body, parse_body
+from vigil.service.api.deps import admin, reader, require
+from vigil.service.api.errors import not_found
+from vigil.service.store import queries
+from vigil.service.store.clusters import register_cluster
+from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vigil.service.store.tokens import Principal, count_use, issue_token
+
+router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
+
+CLUSTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+
+
+class RegistrationTokenRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    name: str = Field(default="registration", min_length=1, max_length=128)
+    ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
+    max_uses: int | None = Field(default=None, ge=1)
+
+
+class RegisterRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    name: str = Field(min_length=1, max_length=253, pattern=CLUSTER_NAME)
+
+
+@router.post(
+    "/registration-tokens",
+    status_code=201,
+    summary="Create a registration token for controllers (admin)",
+    openapi_extra=openapi_body(RegistrationTokenRequest),
+)
+async def create_registration_token(request: Request, who: Principal = Depends(admin)) -> dict:
+    body: RegistrationTokenRequest = await parse_body(request, RegistrationTokenRequest)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            return issue_token(
+                conn, role="registration", name=body.name, ttl=timedelta(seconds=body.ttl_seconds), max_uses=body.max_uses
+            )
+
+    tok = await run_in_threadpool(work)
+    return {"id": tok.id, "token": tok.secret, "expires_at": tok.expires_at.isoformat(), "max_uses": body.max_uses}
+
+
+@router.post(
+    "/register",
+    summary="Register a cluster with a registration token; returns its id and a credential scoped to it",
+    openapi_extra=openapi_body(RegisterRequest, {"name": "prod-eu-1"}),
+)
+async def register(request: Request, who: Principal = Depends(require("registration"))) -> dict:
+    body: RegisterRequest = await parse_body(request, RegisterRequest)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            count_use(conn, who.token_id)
+            return register_cluster(conn, body.name)
+
+    cluster_id, cred = await run_in_threadpool(work)
+    return {"cluster_id": cluster_id, "name": body.name, "credential": cred.secret}
+
+
+@router.get("", summary="Clusters with controller status and counts")
+def list_clusters(
+    request: Request,
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    after: str | None = Query(None, description="cursor from the previous page's `next`"),
+    who: Principal = Depends(reader),
+) -> dict:
+    with request.app.state.engine.connect() as conn:
+        p = queries.list_clusters(conn, after, limit)
+    return {"items": p.items, "next": p.next}
+
+
+@router.get("/{cluster_id}", summary="One cluster")
+def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(reader)) -> dict:
+    with request.app.state.engine.connect() as conn:
+        # Clusters are few; filter the listing rather than keep a second query shape.
+        after = None
+        while True:
+            p = queries.list_clusters(conn, after, 1000)
+            for c in p.items:
+                if c["id"] == cluster_id:
+                    return c
+            if p.next is None:
+                break
+            after = p.next
+    raise not_found(f"cluster {cluster_id!r} is not registered")

@@ -1,0 +1,58 @@
+"""Request dependencies: the store connection and the caller's verified identity."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Depends, Request
+from sqlalchemy import Connection, Engine
+
+from vigil.service.api.errors import forbidden, unauthorized
+from vigil.service.store.tokens import Principal, TokenRejected, authenticate
+
+
+def engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def read_conn(request: Request) -> Iterator[Connection]:
+    with request.app.state.engine.connect() as conn:
+        yield conn
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthorized("missing Authorization header; send 'Authorization: Bearer <token>'")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise unauthorized("Authorization header must be 'Bearer <token>'")
+    return secret.strip()
+
+
+def principal(request: Request) -> Principal:
+    secret = _bearer(request)
+    with request.app.state.engine.connect() as conn:
+        try:
+            who = authenticate(conn, secret)
+        except TokenRejected as exc:
+            raise unauthorized(str(exc)) from None
+    request.state.principal = who
+    return who
+
+
+def require(*roles: str):
+    """A dependency admitting only tokens whose role is in ``roles``."""
+
+    def check(who: Principal = Depends(principal)) -> Principal:
+        if who.role not in roles:
+            raise forbidden(f"a {who.role} token cannot do this; it needs a token with role {' or '.join(roles)}")
+        return who
+
+    return check
+
+
+ReaderRoles = ("admin", "viewer")
+reader = require(*ReaderRoles)
+admin = require("admin")
+cluster_writer = require("cluster")

@@ -1,0 +1,80 @@
+"""Findings: filtered listing, detail with history, and status changes by admins."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.api.body import openapi_body, parse_body
+from vigil.service.api.deps import admin, reader
+from vigil.service.api.errors import ApiError, not_found
+from vigil.service.store import findings as finding_store
+from vigil.service.store import queries
+from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vigil.service.store.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
+
+
+def _csv(name: str, value: str | None, allowed: tuple[str, ...]) -> list[str]:
+    if not value:
+        return []
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in items if v not in allowed]
+    if bad:
+        raise ApiError(422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
+    return items
+
+
+@router.get("", summary="Findings, filtered; comma-separated values for severity, type and status")
+def list_findings(
+    request: Request,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    severity: str | None = Query(None, description="e.g. critical,high"),
+    type: str | None = Query(None, description="e.g. digest_mismatch,tag_moved"),
+    status: str | None = Query(None, description="open, resolved, suppressed"),
+    limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    after: str | None = Query(None),
+    who: Principal = Depends(reader),
+) -> dict:
+    sev = _csv("severity", severity, finding_store.SEVERITIES)
+    types = _csv("type", type, finding_store.FINDING_TYPES)
+    statuses = _csv("status", status, queries.FINDING_STATUSES)
+    with request.app.state.engine.connect() as conn:
+        p = queries.list_findings(conn, cluster, namespace, sev, types, statuses, after, limit)
+    return {"items": p.items, "next": p.next}
+
+
+@router.get("/{finding_id}", summary="One finding with its history")
+def get_finding(finding_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
+    with request.app.state.engine.connect() as conn:
+        f = queries.get_finding(conn, finding_id)
+    if f is None:
+        raise not_found(f"finding {finding_id} does not exist")
+    return f
+
+
+class StatusChange(BaseModel):
+    model_config = {"extra": "forbid"}
+    status: Literal["open", "resolved", "suppressed"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/{finding_id}/status", summary="Resolve, suppress or reopen a finding (admin)", openapi_extra=openapi_body(StatusChange))
+async def change_status(finding_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+    body: StatusChange = await parse_body(request, StatusChange)
+
+    def work() -> dict | None:
+        with request.app.state.engine.begin() as conn:
+            if not finding_store.set_status(conn, finding_id, body.status, body.reason, f"token:{who.name}"):
+                return None
+            return queries.get_finding(conn, finding_id)
+
+    f = await run_in_threadpool(work)
+    if f is None:
+        raise not_found(f"finding {finding_id} does not exist")
+    return f

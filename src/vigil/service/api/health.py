@@ -1,0 +1,37 @@
+"""Liveness, readiness and metrics: the only endpoints that need no token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from vigil import __version__
+from vigil.service.store.db import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz", summary="Readiness: the store answers and its schema is current")
+def readyz(request: Request) -> JSONResponse:
+    engine = request.app.state.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        rev, head = current_revision(engine), head_revision()
+    except Exception as exc:
+        return JSONResponse({"status": "not_ready", "detail": f"store unreachable: {exc.__class__.__name__}"}, 503)
+    if rev != head:
+        return JSONResponse({"status": "not_ready", "detail": f"store schema at {rev}, service needs {head}"}, 503)
+    return JSONResponse({"status": "ready", "schema": rev})
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

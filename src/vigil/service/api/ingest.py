@@ -1,0 +1,69 @@
+"""Ingest from controllers: inventory batches and heartbeats, each scoped to the caller's cluster."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.api.body import openapi_body, parse_body
+from vigil.service.api.deps import cluster_writer
+from vigil.service.api.errors import forbidden
+from vigil.service.store import clusters as cluster_store
+from vigil.service.store import inventory
+from vigil.service.store.tokens import Principal
+from vigil.wire.inventory import Heartbeat, IngestResult, InventoryBatch, InventorySnapshot
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+
+
+def _same_cluster(who: Principal, cluster_id: str) -> None:
+    if who.cluster_id != cluster_id:
+        raise forbidden(f"this credential is scoped to cluster {who.cluster_id}; it cannot write cluster {cluster_id}")
+
+
+@router.post(
+    "/inventory",
+    response_model=IngestResult,
+    summary="Apply an inventory snapshot (replaces the cluster's state) or delta; gzip accepted; idempotent per batch_id",
+    openapi_extra=openapi_body(InventoryBatch),
+)
+async def ingest_inventory(request: Request, who: Principal = Depends(cluster_writer)) -> IngestResult:
+    batch = await parse_body(request, InventoryBatch)
+    _same_cluster(who, batch.cluster_id)
+    metrics = request.app.state.metrics
+
+    def work() -> IngestResult:
+        with request.app.state.engine.begin() as conn:
+            if not inventory.claim_batch(conn, batch.cluster_id, batch.batch_id, batch.kind):
+                return IngestResult(batch_id=batch.batch_id, applied=False)
+            if isinstance(batch, InventorySnapshot):
+                counts = inventory.apply_snapshot(conn, batch)
+            else:
+                counts = inventory.apply_delta(conn, batch)
+        return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
+
+    result = await run_in_threadpool(work)
+    metrics.ingest_batches.labels(batch.kind, "applied" if result.applied else "duplicate").inc()
+    for key, n in result.counts.items():
+        metrics.ingest_objects.labels(key).inc(n)
+    log.info(
+        "inventory batch",
+        extra={"cluster_id": batch.cluster_id, "batch_id": batch.batch_id, "kind": batch.kind, "applied": result.applied, **result.counts},
+    )
+    return result
+
+
+@router.post("/heartbeat", summary="A controller's heartbeat", openapi_extra=openapi_body(Heartbeat))
+async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) -> dict:
+    beat: Heartbeat = await parse_body(request, Heartbeat)
+    _same_cluster(who, beat.cluster_id)
+
+    def work() -> None:
+        with request.app.state.engine.begin() as conn:
+            cluster_store.record_controller_heartbeat(conn, beat.cluster_id, beat.version, beat.interval_seconds)
+
+    await run_in_threadpool(work)
+    return {"status": "ok"}

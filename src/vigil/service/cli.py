@@ -1,0 +1,214 @@
+"""`vigil up`, `vigil service`, `vigil token`, `vigil cluster`: commands that run or administer the service."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from vigil.service.settings import Settings, default_data_dir
+from vigil.service.store.db import StoreError, create_store_engine, migrate
+from vigil.service.store.tokens import has_admin, issue_token, list_tokens, revoke_token
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = typer.Option(
+    None, "--data-dir", envvar="VIGIL_DATA_DIR", help="Where the SQLite store and state live [default: ~/.local/share/vigil]"
+)
+DatabaseUrl = typer.Option(
+    None, "--database-url", envvar="VIGIL_DATABASE_URL", help="postgresql://... to use PostgreSQL instead of SQLite"
+)
+
+
+def _settings(data_dir: Path | None, database_url: str | None, **kw) -> Settings:
+    return Settings(data_dir=data_dir or default_data_dir(), database_url=database_url, **kw)
+
+
+def _prepare(settings: Settings):
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    try:
+        engine = create_store_engine(settings.database_url)
+        migrate(engine)
+    except StoreError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2)
+    return engine
+
+
+def _first_admin(engine) -> str | None:
+    with engine.begin() as conn:
+        if has_admin(conn):
+            return None
+        return issue_token(conn, role="admin", name="initial-admin").secret
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool) -> None:
+    import uvicorn
+
+    from vigil.service.app import create_app
+    from vigil.service.logs import configure_logging
+
+    if not _is_loopback(settings.host) and not (tls_cert and tls_key) and not insecure_http:
+        err.print(
+            f"[red]error:[/] --host {settings.host} is not a loopback address: serving plain HTTP there would expose "
+            "tokens on the network. Give --tls-cert and --tls-key, or --insecure-http if TLS ends in front of Vigil."
+        )
+        raise typer.Exit(2)
+    engine = _prepare(settings)
+    token = _first_admin(engine)
+    scheme = "https" if tls_cert else "http"
+    console.print(f"Vigil service on [bold]{scheme}://{settings.host}:{settings.port}[/]  (data: {settings.data_dir})")
+    if token:
+        console.print("First start: admin token (shown once, store it now):")
+        console.print(token, soft_wrap=True, highlight=False)
+    configure_logging(settings.log_level)
+    app = create_app(settings, engine=engine, run_migrations=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
+
+
+Host = typer.Option("127.0.0.1", "--host", envvar="VIGIL_HOST", help="Address to listen on")
+Port = typer.Option(8080, "--port", envvar="VIGIL_PORT", min=1, max=65535, help="Port to listen on")
+TlsCert = typer.Option(None, "--tls-cert", help="PEM certificate to serve HTTPS")
+TlsKey = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert")
+Insecure = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address")
+LogLevel = typer.Option("info", "--log-level", envvar="VIGIL_LOG_LEVEL")
+
+
+def up(
+    host: str = Host,
+    port: int = Port,
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+    tls_cert: Path = TlsCert,
+    tls_key: Path = TlsKey,
+    insecure_http: bool = Insecure,
+    log_level: str = LogLevel,
+) -> None:
+    """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
+    serve(_settings(data_dir, database_url, host=host, port=port, log_level=log_level), tls_cert, tls_key, insecure_http)
+
+
+service_app = typer.Typer(help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False)
+
+
+@service_app.callback()
+def service(
+    ctx: typer.Context,
+    host: str = Host,
+    port: int = Port,
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+    tls_cert: Path = TlsCert,
+    tls_key: Path = TlsKey,
+    insecure_http: bool = Insecure,
+    log_level: str = LogLevel,
+) -> None:
+    """Run the Runtime Service (with no subcommand)."""
+    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level)
+    if ctx.invoked_subcommand is None:
+        serve(ctx.obj, tls_cert, tls_key, insecure_http)
+
+
+@service_app.command("init")
+def service_init(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+    """Create the store, apply migrations, and print the first admin token if there is none yet."""
+    engine = _prepare(_settings(data_dir, database_url))
+    token = _first_admin(engine)
+    if token:
+        console.print("Admin token (shown once, store it now):")
+        console.print(token, soft_wrap=True, highlight=False)
+    else:
+        console.print("Store is ready; an admin token already exists (create more with `vigil token create`).")
+
+
+token_app = typer.Typer(help="Users' API tokens (works on the store directly).", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., "--role", help="admin or viewer"),
+    name: str = typer.Option(..., "--name", help="Who or what the token is for"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Create a token and print it once."""
+    if role not in ("admin", "viewer"):
+        err.print(f"[red]error:[/] --role {role!r} must be admin or viewer")
+        raise typer.Exit(2)
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.begin() as conn:
+        tok = issue_token(conn, role=role, name=name)
+    err.print(f"created {tok.role} token {tok.id} ({tok.name}); the secret is shown once:")
+    console.print(tok.secret, soft_wrap=True, highlight=False)
+
+
+@token_app.command("list")
+def token_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+    """List tokens (never their secrets)."""
+    from vigil.cli_output import print_rows
+
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.connect() as conn:
+        rows = list_tokens(conn)
+    print_rows(rows, ["id", "name", "role", "cluster_id", "created_at", "expires_at", "revoked_at"], "table", "Tokens")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str, data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+    """Revoke a token by id."""
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.begin() as conn:
+        if not revoke_token(conn, token_id):
+            err.print(f"[red]error:[/] token {token_id!r} does not exist or is already revoked")
+            raise typer.Exit(1)
+    console.print(f"revoked {token_id}")
+
+
+cluster_app = typer.Typer(help="Cluster registration.", no_args_is_help=True)
+
+
+def _duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise typer.BadParameter(f"{text!r} is not a duration like 30m, 24h or 7d")
+    return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+
+
+@cluster_app.command("token")
+def cluster_token(
+    ttl: str = typer.Option("24h", "--ttl", help="Lifetime, e.g. 30m, 24h, 7d"),
+    max_uses: int = typer.Option(None, "--max-uses", min=1, help="How many registrations it allows [default: unlimited]"),
+    name: str = typer.Option("registration", "--name"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Create a registration token for `vigil controller --registration-token`."""
+    life = _duration(ttl)
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.begin() as conn:
+        tok = issue_token(conn, role="registration", name=name, ttl=life, max_uses=max_uses)
+    err.print(f"registration token {tok.id}, expires {tok.expires_at.isoformat()}; the secret is shown once:")
+    console.print(tok.secret, soft_wrap=True, highlight=False)

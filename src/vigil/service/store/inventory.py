@@ -1,0 +1,237 @@
+"""Applying inventory batches: a snapshot replaces a cluster's state, a delta patches it.
+
+Each batch is applied inside one transaction (the caller's), after recording its id,
+so that a retried batch is a no-op and a failed one leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vigil.model.image import InvalidReference, parse_image_ref
+from vigil.service.store import clusters as cluster_store
+from vigil.service.store.schema import containers, images, ingest_batches, nodes, pods, workloads
+from vigil.service.store.tokens import utcnow
+from vigil.wire.inventory import InventoryDelta, InventorySnapshot, Node, Pod, Workload
+
+log = logging.getLogger(__name__)
+
+# Bound on parameters per statement: SQLite allows 32,766 and PostgreSQL 65,535.
+_CHUNK = 2000
+
+
+def _insert_ignoring_conflicts(conn: Connection, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    conn.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def claim_batch(conn: Connection, cluster_id: str, batch_id: str, kind: str) -> bool:
+    """Record the batch id; False when it had already been applied."""
+    seen = conn.execute(
+        select(ingest_batches.c.batch_id).where(
+            ingest_batches.c.cluster_id == cluster_id, ingest_batches.c.batch_id == batch_id
+        )
+    ).first()
+    if seen is not None:
+        return False
+    conn.execute(ingest_batches.insert().values(cluster_id=cluster_id, batch_id=batch_id, kind=kind, received_at=utcnow()))
+    return True
+
+
+def image_key(image: str, digest: str | None) -> tuple[str, str, str, str]:
+    """(registry, repository, tag, digest) for a container's image as written and its pulled digest."""
+    try:
+        ref = parse_image_ref(image)
+    except InvalidReference as exc:
+        # Kubernetes accepts image strings a registry would refuse; keep the container
+        # and show the string as it is, rather than drop what is running.
+        log.warning("image reference not parseable", extra={"image": image, "rule": exc.rule})
+        return ("", image[:255], "", digest or "")
+    return (ref.registry, ref.repository, ref.tag or "", digest or ref.digest or "")
+
+
+def _resolve_images(conn: Connection, keys: set[tuple[str, str, str, str]], now: datetime) -> dict:
+    ids: dict[tuple[str, str, str, str], int] = {}
+    ordered = sorted(keys)
+    cols = (images.c.registry, images.c.repository, images.c.tag, images.c.digest)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        for row in conn.execute(select(images.c.id, *cols).where(tuple_(*cols).in_(chunk))):
+            ids[(row.registry, row.repository, row.tag, row.digest)] = row.id
+    missing = [k for k in ordered if k not in ids]
+    if missing:
+        _insert_ignoring_conflicts(
+            conn,
+            images,
+            [dict(registry=r, repository=p, tag=t, digest=d, first_seen_at=now) for r, p, t, d in missing],
+        )
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            for row in conn.execute(select(images.c.id, *cols).where(tuple_(*cols).in_(chunk))):
+                ids[(row.registry, row.repository, row.tag, row.digest)] = row.id
+    return ids
+
+
+def _node_row(cluster_id: str, n: Node, now: datetime) -> dict:
+    return dict(
+        cluster_id=cluster_id,
+        name=n.name,
+        labels=dict(n.labels),
+        kernel_version=n.kernel_version,
+        os_image=n.os_image,
+        container_runtime=n.container_runtime,
+        architecture=n.architecture,
+        kubelet_version=n.kubelet_version,
+        conditions={c.type: c.status for c in n.conditions},
+        sensor_disabled=n.sensor_disabled,
+        updated_at=now,
+    )
+
+
+def _workload_row(cluster_id: str, w: Workload, now: datetime) -> dict:
+    return dict(
+        cluster_id=cluster_id,
+        namespace=w.namespace,
+        kind=w.kind,
+        name=w.name,
+        owner_chain=[{"kind": o.kind, "name": o.name} for o in w.owner_chain],
+        labels=dict(w.labels),
+        updated_at=now,
+    )
+
+
+def _pod_rows(cluster_id: str, batch: Sequence[Pod], now: datetime, conn: Connection) -> tuple[list, list]:
+    pod_rows, container_rows = [], []
+    keys = {image_key(c.image, c.image_digest) for p in batch for c in p.containers}
+    image_ids = _resolve_images(conn, keys, now) if keys else {}
+    for p in batch:
+        s = p.security
+        pod_rows.append(
+            dict(
+                cluster_id=cluster_id,
+                uid=p.uid,
+                namespace=p.namespace,
+                name=p.name,
+                node_name=p.node_name,
+                phase=p.phase,
+                service_account=p.service_account,
+                workload_kind=p.workload.kind,
+                workload_name=p.workload.name,
+                labels=dict(p.labels),
+                privileged=s.privileged,
+                host_pid=s.host_pid,
+                host_network=s.host_network,
+                host_ipc=s.host_ipc,
+                run_as_non_root=s.run_as_non_root,
+                run_as_user=s.run_as_user,
+                added_capabilities=list(s.added_capabilities),
+                updated_at=now,
+            )
+        )
+        for c in p.containers:
+            container_rows.append(
+                dict(
+                    cluster_id=cluster_id,
+                    pod_uid=p.uid,
+                    kind=c.kind,
+                    name=c.name,
+                    container_id=c.container_id,
+                    image=c.image,
+                    image_id=c.image_id,
+                    image_digest=c.image_digest,
+                    image_pk=image_ids[image_key(c.image, c.image_digest)],
+                    state=c.state,
+                    restart_count=c.restart_count,
+                )
+            )
+    return pod_rows, container_rows
+
+
+def _insert(conn: Connection, table, rows: list[dict]) -> None:
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(table.insert(), rows[start : start + _CHUNK])
+
+
+def _delete_in(conn: Connection, table, cluster_id: str, column, values: Iterable) -> None:
+    values = list(values)
+    for start in range(0, len(values), _CHUNK):
+        conn.execute(delete(table).where(table.c.cluster_id == cluster_id, column.in_(values[start : start + _CHUNK])))
+
+
+def apply_snapshot(conn: Connection, snap: InventorySnapshot) -> dict[str, int]:
+    now = utcnow()
+    cid = snap.cluster_id
+    for table in (containers, pods, workloads, nodes):
+        conn.execute(delete(table).where(table.c.cluster_id == cid))
+    _insert(conn, nodes, [_node_row(cid, n, now) for n in snap.nodes])
+    _insert(conn, workloads, [_workload_row(cid, w, now) for w in snap.workloads])
+    pod_rows, container_rows = _pod_rows(cid, snap.pods, now, conn)
+    _insert(conn, pods, pod_rows)
+    _insert(conn, containers, container_rows)
+    cluster_store.touch(conn, cid, now)
+    return {
+        "nodes": len(snap.nodes),
+        "workloads": len(snap.workloads),
+        "pods": len(pod_rows),
+        "containers": len(container_rows),
+    }
+
+
+def apply_delta(conn: Connection, d: InventoryDelta) -> dict[str, int]:
+    now = utcnow()
+    cid = d.cluster_id
+    # Upserts are delete-then-insert of whole objects: a pod that lost a container
+    # must lose its row too, which an UPDATE would not do.
+    if d.nodes:
+        _delete_in(conn, nodes, cid, nodes.c.name, [n.name for n in d.nodes])
+        _insert(conn, nodes, [_node_row(cid, n, now) for n in d.nodes])
+    if d.workloads:
+        for w in d.workloads:
+            conn.execute(
+                delete(workloads).where(
+                    workloads.c.cluster_id == cid,
+                    workloads.c.namespace == w.namespace,
+                    workloads.c.kind == w.kind,
+                    workloads.c.name == w.name,
+                )
+            )
+        _insert(conn, workloads, [_workload_row(cid, w, now) for w in d.workloads])
+    if d.pods:
+        uids = [p.uid for p in d.pods]
+        _delete_in(conn, containers, cid, containers.c.pod_uid, uids)
+        _delete_in(conn, pods, cid, pods.c.uid, uids)
+        pod_rows, container_rows = _pod_rows(cid, d.pods, now, conn)
+        _insert(conn, pods, pod_rows)
+        _insert(conn, containers, container_rows)
+    dl = d.deletes
+    if dl.pods:
+        _delete_in(conn, containers, cid, containers.c.pod_uid, dl.pods)
+        _delete_in(conn, pods, cid, pods.c.uid, dl.pods)
+    for w in dl.workloads:
+        conn.execute(
+            delete(workloads).where(
+                workloads.c.cluster_id == cid,
+                workloads.c.namespace == w.namespace,
+                workloads.c.kind == w.kind,
+                workloads.c.name == w.name,
+            )
+        )
+    if dl.nodes:
+        _delete_in(conn, nodes, cid, nodes.c.name, dl.nodes)
+    cluster_store.touch(conn, cid, now)
+    return {
+        "nodes": len(d.nodes),
+        "workloads": len(d.workloads),
+        "pods": len(d.pods),
+        "deleted_nodes": len(dl.nodes),
+        "deleted_workloads": len(dl.workloads),
+        "deleted_pods": len(dl.pods),
+    }

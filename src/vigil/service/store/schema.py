@@ -1,0 +1,198 @@
+"""The store's tables. Alembic migrations in ./migrations create and evolve them.
+
+Inventory rows are keyed by the identities of DESIGN.md section 3 (cluster id, node
+name, pod uid, container kind+name within a pod); images are global, shared by every
+cluster that runs them, so that blast radius is a join rather than a copy.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+clusters = Table(
+    "clusters",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(253), nullable=False, unique=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp),
+    Column("controller_heartbeat_at", Timestamp),
+    Column("controller_interval_s", Integer),
+    Column("controller_version", String(64)),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    # admin | viewer | cluster | registration
+    Column("role", String(16), nullable=False),
+    # sha256 of the secret: tokens are 256-bit random, so a fast hash is enough and
+    # lets every request look its token up by index.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE")),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp),
+    Column("revoked_at", Timestamp),
+    Column("max_uses", Integer),
+    Column("uses", Integer, nullable=False, default=0),
+)
+
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("batch_id", String(128), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+)
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(253), primary_key=True),
+    Column("labels", Json, nullable=False),
+    Column("kernel_version", String(256), nullable=False),
+    Column("os_image", String(256), nullable=False),
+    Column("container_runtime", String(256), nullable=False),
+    Column("architecture", String(64), nullable=False),
+    Column("kubelet_version", String(64), nullable=False),
+    Column("conditions", Json, nullable=False),
+    Column("sensor_disabled", Boolean, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+workloads = Table(
+    "workloads",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("namespace", String(63), primary_key=True),
+    Column("kind", String(63), primary_key=True),
+    Column("name", String(253), primary_key=True),
+    Column("owner_chain", Json, nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+pods = Table(
+    "pods",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("uid", String(64), primary_key=True),
+    Column("namespace", String(63), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("node_name", String(253)),
+    Column("phase", String(16), nullable=False),
+    Column("service_account", String(253), nullable=False),
+    Column("workload_kind", String(63), nullable=False),
+    Column("workload_name", String(253), nullable=False),
+    Column("labels", Json, nullable=False),
+    Column("privileged", Boolean, nullable=False),
+    Column("host_pid", Boolean, nullable=False),
+    Column("host_network", Boolean, nullable=False),
+    Column("host_ipc", Boolean, nullable=False),
+    Column("run_as_non_root", Boolean),
+    Column("run_as_user", Integer),
+    Column("added_capabilities", Json, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_pods_workload", "cluster_id", "namespace", "workload_kind", "workload_name"),
+    Index("ix_pods_listing", "cluster_id", "namespace", "name", "uid"),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Empty strings, not NULLs, for "no tag" and "digest not known yet", so that the
+    # unique constraint identifies each image exactly once on every database.
+    Column("registry", String(255), nullable=False),
+    Column("repository", String(255), nullable=False),
+    Column("tag", String(128), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    UniqueConstraint("registry", "repository", "tag", "digest"),
+)
+
+containers = Table(
+    "containers",
+    metadata,
+    Column("cluster_id", String(64), primary_key=True),
+    Column("pod_uid", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(253), primary_key=True),
+    Column("container_id", String(160)),
+    Column("image", String(1024), nullable=False),
+    Column("image_id", String(1024), nullable=False),
+    Column("image_digest", String(80)),
+    Column("image_pk", Integer, ForeignKey("images.id"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("restart_count", Integer, nullable=False),
+    Index("ix_containers_image_pk", "image_pk"),
+    Index("ix_containers_container_id", "container_id"),
+)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # What makes two observations the same finding, e.g. type + cluster + workload + image + subject.
+    Column("dedup_key", String(512), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("subject", String(1024), nullable=False),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE")),
+    Column("namespace", String(63)),
+    Column("workload_kind", String(63)),
+    Column("workload_name", String(253)),
+    Column("image_pk", Integer, ForeignKey("images.id")),
+    Column("evidence", Json, nullable=False),
+    # open | resolved | suppressed
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("status_changed_at", Timestamp, nullable=False),
+    Index("ix_findings_filter", "status", "severity", "type"),
+    Index("ix_findings_cluster", "cluster_id", "namespace"),
+)
+
+finding_events = Table(
+    "finding_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("finding_id", Integer, ForeignKey("findings.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", Timestamp, nullable=False),
+    Column("from_status", String(16)),
+    Column("to_status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("reason", Text),
+    Column("actor", String(128), nullable=False),
+)

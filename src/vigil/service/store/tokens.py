@@ -1,0 +1,150 @@
+"""API tokens: users' (admin, viewer), clusters' credentials, and registration tokens.
+
+Only a sha256 of each secret is stored; the secret itself is shown once, when made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import Connection, select, update
+
+from vigil.service.store.schema import api_tokens
+
+USER_ROLES = ("admin", "viewer")
+ROLES = USER_ROLES + ("cluster", "registration")
+_PREFIX = {"admin": "vgl_u_", "viewer": "vgl_u_", "cluster": "vgl_c_", "registration": "vgl_r_"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    id: str
+    name: str
+    role: str
+    secret: str
+    cluster_id: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    name: str
+    role: str
+    cluster_id: str | None = None
+
+
+def issue_token(
+    conn: Connection,
+    *,
+    role: str,
+    name: str,
+    cluster_id: str | None = None,
+    ttl: timedelta | None = None,
+    max_uses: int | None = None,
+) -> IssuedToken:
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if role == "cluster" and not cluster_id:
+        raise ValueError("a cluster credential needs a cluster id")
+    secret = _PREFIX[role] + secrets.token_urlsafe(32)
+    token_id = "tok_" + secrets.token_hex(8)
+    now = utcnow()
+    expires_at = now + ttl if ttl else None
+    conn.execute(
+        api_tokens.insert().values(
+            id=token_id,
+            name=name,
+            role=role,
+            token_hash=hash_secret(secret),
+            cluster_id=cluster_id,
+            created_at=now,
+            expires_at=expires_at,
+            max_uses=max_uses,
+            uses=0,
+        )
+    )
+    return IssuedToken(token_id, name, role, secret, cluster_id, expires_at)
+
+
+class TokenRejected(Exception):
+    """The presented token is not valid; the message says why without echoing it."""
+
+
+def authenticate(conn: Connection, secret: str) -> Principal:
+    row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == hash_secret(secret))).first()
+    if row is None:
+        raise TokenRejected("token is not known")
+    if row.revoked_at is not None:
+        raise TokenRejected(f"token {row.id} was revoked")
+    expires_at = as_utc(row.expires_at)
+    if expires_at is not None and expires_at <= utcnow():
+        raise TokenRejected(f"token {row.id} expired at {expires_at.isoformat()}")
+    if row.max_uses is not None and row.uses >= row.max_uses:
+        raise TokenRejected(f"token {row.id} has been used its {row.max_uses} allowed times")
+    return Principal(row.id, row.name, row.role, row.cluster_id)
+
+
+def count_use(conn: Connection, token_id: str) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(uses=api_tokens.c.uses + 1))
+
+
+def has_admin(conn: Connection) -> bool:
+    return (
+        conn.execute(
+            select(api_tokens.c.id).where(api_tokens.c.role == "admin", api_tokens.c.revoked_at.is_(None)).limit(1)
+        ).first()
+        is not None
+    )
+
+
+def list_tokens(conn: Connection, roles: tuple[str, ...] = ROLES) -> list[dict]:
+    rows = conn.execute(
+        select(
+            api_tokens.c.id,
+            api_tokens.c.name,
+            api_tokens.c.role,
+            api_tokens.c.cluster_id,
+            api_tokens.c.created_at,
+            api_tokens.c.expires_at,
+            api_tokens.c.revoked_at,
+            api_tokens.c.max_uses,
+            api_tokens.c.uses,
+        )
+        .where(api_tokens.c.role.in_(roles))
+        .order_by(api_tokens.c.created_at, api_tokens.c.id)
+    ).all()
+    out = []
+    for r in rows:
+        d = r._asdict()
+        for k in ("created_at", "expires_at", "revoked_at"):
+            d[k] = as_utc(d[k])
+        out.append(d)
+    return out
+
+
+def revoke_token(conn: Connection, token_id: str) -> bool:
+    result = conn.execute(
+        update(api_tokens)
+        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount == 1

@@ -1,0 +1,64 @@
+"""A small HTTP client for the service's API, used by the CLI (and by senders for plain calls)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ServiceError(RuntimeError):
+    """The service answered with an error; the message carries its status and reason."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(f"{status} {code}: {detail}")
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class ServiceClient:
+    def __init__(self, url: str, token: str | None, *, timeout: float = 30.0, verify: bool | str = True) -> None:
+        headers = {"User-Agent": "vigil-cli"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "ServiceClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"{self._http.base_url}{path}: {exc.__class__.__name__}: {exc}") from None
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                raise ServiceError(resp.status_code, body.get("error", "error"), body.get("detail", resp.text))
+            except ValueError:
+                raise ServiceError(resp.status_code, "error", resp.text[:500]) from None
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return resp.json()
+
+    def list_all(self, path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict]:
+        """Follow `next` cursors until the listing ends or ``limit`` items are gathered."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
+        items: list[dict] = []
+        after = None
+        while True:
+            page_params = dict(params, limit=min(1000, limit - len(items)) if limit else 1000)
+            if after:
+                page_params["after"] = after
+            body = self.request("GET", path, params=page_params)
+            items.extend(body["items"])
+            after = body.get("next")
+            if not after or (limit and len(items) >= limit):
+                return items
