@@ -7,6 +7,7 @@ so that a retried batch is a no-op and a failed one leaves nothing behind.
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from vigil.service.store.tokens import utcnow
 from vigil.wire.inventory import InventoryDelta, InventorySnapshot, Node, Pod, Workload
 
 log = logging.getLogger(__name__)
+
+_JSON_COLUMNS = {"labels", "conditions", "owner_chain", "added_capabilities"}
 
 # Bound on parameters per statement: SQLite allows 32,766 and PostgreSQL 65,535.
 _CHUNK = 2000
@@ -46,6 +49,7 @@ def claim_batch(conn: Connection, cluster_id: str, batch_id: str, kind: str) -> 
     return True
 
 
+@lru_cache(maxsize=65536)
 def image_key(image: str, digest: str | None) -> tuple[str, str, str, str]:
     """(registry, repository, tag, digest) for a container's image as written and its pulled digest."""
     try:
@@ -156,8 +160,27 @@ def _pod_rows(cluster_id: str, batch: Sequence[Pod], now: datetime, conn: Connec
 
 
 def _insert(conn: Connection, table, rows: list[dict]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        return _copy_into(conn, table, rows)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(table.insert(), rows[start : start + _CHUNK])
+
+
+def _copy_into(conn: Connection, table, rows: list[dict]) -> None:
+    """PostgreSQL COPY: a 10,000-pod snapshot row by row through executemany takes
+    seconds; COPY streams it in one round trip, inside the same transaction."""
+    from psycopg.types.json import Jsonb
+
+    columns = list(rows[0].keys())
+    json_cols = _JSON_COLUMNS.intersection(columns)
+    raw = conn.connection.driver_connection
+    col_list = ", ".join(f'"{c}"' for c in columns)
+    with raw.cursor() as cur:
+        with cur.copy(f'COPY "{table.name}" ({col_list}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([Jsonb(row[c]) if c in json_cols else row[c] for c in columns])
 
 
 def _delete_in(conn: Connection, table, cluster_id: str, column, values: Iterable) -> None:
