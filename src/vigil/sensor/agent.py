@@ -1,0 +1,200 @@
+"""The sensor's main loop: drain the kernel, resolve, aggregate, spool, ship, beat."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from vigil.sensor.aggregate import Aggregator, Execution
+from vigil.sensor.loader import BTF_PATH, ProcessTracer
+from vigil.sensor.pipeline import EventPipeline, Exit
+from vigil.sensor.shipper import Shipper
+from vigil.sensor.spool import Spool
+from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
+
+log = logging.getLogger(__name__)
+
+try:
+    from importlib.metadata import version as _pkg_version
+
+    SENSOR_VERSION = _pkg_version("vigil")
+except Exception:  # noqa: BLE001 - running from a source tree without metadata
+    SENSOR_VERSION = "0+unknown"
+
+
+@dataclass
+class AgentSettings:
+    cluster_id: str
+    node_name: str
+    batch_interval_s: float = 5.0
+    heartbeat_interval_s: float = 15.0
+    poll_timeout_ms: int = 200
+
+
+def execution_json(ex: Execution) -> dict:
+    """One attributed exec as a JSON-able dict (the `--output json` line)."""
+    e = ex.event
+    return {
+        "event": "exec",
+        "time": ex.time.isoformat(),
+        "pid": e.proc.tgid,
+        "ppid": e.proc.ppid,
+        "uid": e.proc.uid,
+        "comm": e.proc.comm,
+        "path": e.interp,
+        "filename": e.filename,
+        "argv": e.argv,
+        "sha256": ex.binary_sha256,
+        "script": ex.script_path,
+        "script_sha256": ex.script_sha256,
+        "libraries": [{"path": lib.path, "sha256": lib.sha256} for lib in ex.libraries],
+        "cgroup_id": e.proc.cgroup_id,
+        "container_id": ex.attribution.container_ref,
+        "pod_uid": ex.attribution.pod_uid,
+    }
+
+
+def exit_json(x: Exit) -> dict:
+    return {
+        "event": "exit",
+        "time": x.time.isoformat(),
+        "pid": x.event.proc.tgid,
+        "exit_status": x.event.exit_status,
+        "exit_signal": x.event.exit_signal,
+        "container_id": x.container_id,
+        "pod_uid": x.pod_uid,
+    }
+
+
+class SensorAgent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        tracer: ProcessTracer,
+        pipeline: EventPipeline,
+        *,
+        spool: Spool | None = None,
+        shipper: Shipper | None = None,
+        emit: Callable[[str], None] | None = None,
+    ):
+        self.settings = settings
+        self.tracer = tracer
+        self.pipeline = pipeline
+        self.spool = spool
+        self.shipper = shipper
+        self.emit = emit
+        self.aggregator = Aggregator()
+        self.events_seen = 0
+        self.stop_reason: str | None = None
+        self._window_start = datetime.now(UTC)
+
+    def step(self, timeout_ms: int | None = None) -> int:
+        """One drain of the ring buffer; returns how many records it held."""
+        records = self.tracer.poll(self.settings.poll_timeout_ms if timeout_ms is None else timeout_ms)
+        if not records:
+            return 0
+        self.events_seen += len(records)
+        resolved = self.pipeline.resolve(records)
+        for ex in resolved.executions:
+            self.aggregator.add(ex)
+            if self.emit:
+                self.emit(json.dumps(execution_json(ex)))
+        if self.emit:
+            for x in resolved.exits:
+                self.emit(json.dumps(exit_json(x)))
+        return len(records)
+
+    def flush_batch(self) -> RuntimeBatch | None:
+        """Close the current window into a spooled batch (none when nothing ran)."""
+        now = datetime.now(UTC)
+        records = self.aggregator.flush()
+        start, self._window_start = self._window_start, now
+        if not records or self.spool is None:
+            return None
+        seq = self.spool.next_seq()
+        batch = RuntimeBatch(
+            batch_id=f"{self.spool.sensor_id}-{seq}",
+            cluster_id=self.settings.cluster_id,
+            node_name=self.settings.node_name,
+            sensor_id=self.spool.sensor_id,
+            seq=seq,
+            window_start=start,
+            window_end=now,
+            records=records,
+        )
+        self.spool.put(batch)
+        return batch
+
+    def heartbeat(self, status: str = "running", error: str | None = None) -> SensorHeartbeat:
+        counters = self.tracer.counters()
+        return SensorHeartbeat(
+            cluster_id=self.settings.cluster_id,
+            node_name=self.settings.node_name,
+            status=status,
+            error=error,
+            version=SENSOR_VERSION,
+            kernel=platform.release(),
+            btf=BTF_PATH.exists(),
+            events_seen=self.events_seen,
+            events_lost=counters["lost"],
+            events_filtered=counters["filtered"],
+            batches_spooled=len(self.spool) if self.spool else 0,
+            batches_dropped=self.spool.dropped_batches if self.spool else 0,
+            records_dropped=(self.spool.dropped_records if self.spool else 0) + self.aggregator.overflowed,
+            interval_seconds=max(1, int(self.settings.heartbeat_interval_s)),
+        )
+
+    def _beat(self) -> None:
+        if self.shipper is None:
+            return
+        answer = self.shipper.heartbeat(self.heartbeat())
+        # The service answers a heartbeat with what it knows about this node;
+        # a node labelled vigil.dev/sensor=disabled must not be traced.
+        if answer and answer.get("sensor_disabled") is True:
+            self.stop_reason = "node is labelled vigil.dev/sensor=disabled"
+            log.warning("stopping: %s", self.stop_reason)
+            self.shipper.heartbeat(self.heartbeat(status="disabled", error=self.stop_reason))
+
+    def run(self, stop: threading.Event | None = None, duration_s: float | None = None) -> None:
+        stop = stop or threading.Event()
+        t0 = time.monotonic()
+        next_batch = t0 + self.settings.batch_interval_s
+        next_beat = t0
+        try:
+            while not stop.is_set() and self.stop_reason is None:
+                now = time.monotonic()
+                if duration_s is not None and now - t0 >= duration_s:
+                    break
+                self.step()
+                now = time.monotonic()
+                if now >= next_batch:
+                    self.flush_batch()
+                    next_batch = now + self.settings.batch_interval_s
+                if self.shipper is not None:
+                    self.shipper.ship()
+                if now >= next_beat:
+                    self._beat()
+                    next_beat = now + self.settings.heartbeat_interval_s
+        finally:
+            # Whatever was seen is spooled (and sent, if the service answers) before leaving.
+            while self.step(0):
+                pass
+            self.flush_batch()
+            if self.shipper is not None:
+                self.shipper.ship(force=True)
+
+
+def default_node_name() -> str:
+    return os.environ.get("NODE_NAME") or platform.node()
+
+
+def spool_default() -> Path:
+    return Path(os.environ.get("VIGIL_SPOOL_DIR", "/var/lib/vigil/sensor-spool"))

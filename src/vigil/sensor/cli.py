@@ -1,0 +1,99 @@
+"""`vigil sensor`: trace what executes on this node and ship it, or print it as JSON lines."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vigil.sensor.agent import AgentSettings, SensorAgent, default_node_name, spool_default
+from vigil.sensor.cgroups import CgroupResolver
+from vigil.sensor.hashing import FileHasher
+from vigil.sensor.loader import ProcessTracer, SensorLoadError
+from vigil.sensor.pipeline import EventPipeline
+from vigil.sensor.shipper import Shipper, read_credential
+from vigil.sensor.spool import Spool
+
+app = typer.Typer(help="eBPF sensor: what really executes in every container on this node.", add_completion=False)
+
+
+@app.callback(invoke_without_command=True)
+def sensor(
+    service: Optional[str] = typer.Option(None, envvar="VIGIL_SERVICE", help="Service base URL, e.g. https://vigil:8443"),
+    credential_file: Optional[Path] = typer.Option(
+        None, envvar="VIGIL_CREDENTIAL_FILE", help="File holding the cluster credential (bearer token)"
+    ),
+    cluster_id: str = typer.Option("local", envvar="VIGIL_CLUSTER_ID", help="Cluster id issued at registration"),
+    node_name: str = typer.Option(None, envvar="NODE_NAME", help="This node's Kubernetes name [default: hostname]"),
+    spool_dir: Path = typer.Option(None, envvar="VIGIL_SPOOL_DIR", help="Spool directory [default: /var/lib/vigil/sensor-spool]"),
+    spool_max_batches: int = typer.Option(1000, help="Spool bound in batches; the oldest are dropped past it"),
+    include_host: bool = typer.Option(False, help="Also trace processes that are in no container"),
+    output: Optional[str] = typer.Option(None, help="'json': print attributed exec events as JSON lines to stdout"),
+    duration: Optional[float] = typer.Option(None, help="Stop after this many seconds"),
+    batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
+    default_runtime: str = typer.Option("containerd", help="Runtime of bare container ids in kubelet cgroupfs paths"),
+) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if output not in (None, "json"):
+        raise typer.BadParameter(f"--output {output!r}: only 'json' is supported")
+    if service is None and output is None:
+        raise typer.BadParameter("give --service URL (with --credential-file) to ship, or --output json to print")
+    shipper = spool = None
+    if service is not None:
+        if credential_file is None:
+            raise typer.BadParameter("--service needs --credential-file")
+        if service.startswith("http://") and not _is_loopback(service):
+            raise typer.BadParameter(f"--service {service}: plain HTTP is allowed only on loopback; use https://")
+        try:
+            credential = read_credential(credential_file)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
+        shipper = Shipper(service, credential, spool)
+    try:
+        tracer = ProcessTracer(include_host=include_host)
+    except SensorLoadError as exc:
+        typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with tracer:
+        pipeline = EventPipeline(
+            CgroupResolver(default_runtime=default_runtime),
+            FileHasher(),
+            include_host=include_host,
+            skip_cgroup=tracer.skip_cgroup,
+        )
+        emit = (lambda line: print(line, flush=True)) if output == "json" else None
+        agent = SensorAgent(
+            AgentSettings(cluster_id=cluster_id, node_name=node_name or default_node_name(), batch_interval_s=batch_interval),
+            tracer,
+            pipeline,
+            spool=spool,
+            shipper=shipper,
+            emit=emit,
+        )
+        agent.run(stop, duration)
+    if shipper is not None:
+        shipper.close()
+    if agent.stop_reason:
+        typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
+
+
+def _is_loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

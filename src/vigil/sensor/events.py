@@ -1,0 +1,156 @@
+"""The kernel's process events, decoded from ring-buffer records.
+
+The byte layouts mirror ``struct event_header``, ``struct exec_event`` and
+``struct exit_event`` in bpf/vigil.bpf.c; a record whose size does not match
+its type is refused with an error naming both, never half-read.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+EVENT_EXEC, EVENT_FORK, EVENT_EXIT = 1, 2, 3
+EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT = 1, 2
+
+_HEADER = struct.Struct("<6I3Q2I16s")
+_EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s")
+_EXIT_TAIL = struct.Struct("<iI")
+EXEC_SIZE = _HEADER.size + _EXEC_TAIL.size
+FORK_SIZE = _HEADER.size
+EXIT_SIZE = _HEADER.size + _EXIT_TAIL.size
+
+
+class EventDecodeError(ValueError):
+    pass
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def kernel_dev_to_st_dev(kdev: int) -> int:
+    """The kernel's internal dev_t (12-bit major << 20 | minor) as stat()'s st_dev."""
+    return os.makedev(kdev >> 20, kdev & 0xFFFFF)
+
+
+def split_argv(raw: bytes) -> list[str]:
+    """argv strings from the NUL-separated argument area; a cut-off last one is kept as is."""
+    if not raw:
+        return []
+    parts = raw.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    return [p.decode("utf-8", "surrogateescape") for p in parts]
+
+
+@dataclass(frozen=True)
+class ProcessHeader:
+    pid: int
+    tgid: int
+    ppid: int
+    uid: int
+    gid: int
+    cgroup_id: int
+    start_boottime_ns: int
+    timestamp_boot_ns: int
+    mnt_ns: int
+    pid_ns: int
+    comm: str
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """Which file, as the kernel saw it: enough to key a hash cache without opening it."""
+
+    st_dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class ExecEvent:
+    proc: ProcessHeader
+    filename: str  # the path given to execve
+    interp: str  # the file actually loaded: differs from filename for #! scripts
+    argv: list[str] = field(hash=False)
+    argc: int
+    argv_truncated: bool
+    argv_fault: bool
+    file: FileIdentity
+
+
+@dataclass(frozen=True)
+class ForkEvent:
+    proc: ProcessHeader
+
+
+@dataclass(frozen=True)
+class ExitEvent:
+    proc: ProcessHeader
+    exit_code: int  # the raw wait status
+
+    @property
+    def exit_status(self) -> int | None:
+        """The exit status when the process exited normally, else None."""
+        return None if self.exit_code & 0x7F else (self.exit_code >> 8) & 0xFF
+
+    @property
+    def exit_signal(self) -> int | None:
+        sig = self.exit_code & 0x7F
+        return sig or None
+
+
+ProcessEvent = ExecEvent | ForkEvent | ExitEvent
+
+
+def _header(raw: bytes) -> ProcessHeader:
+    t, pid, tgid, ppid, uid, gid, cg, start, ts, mnt, pidns, comm = _HEADER.unpack_from(raw)
+    return ProcessHeader(pid, tgid, ppid, uid, gid, cg, start, ts, mnt, pidns, _cstr(comm))
+
+
+def decode_event(raw: bytes) -> ProcessEvent:
+    if len(raw) < 4:
+        raise EventDecodeError(f"ring-buffer record of {len(raw)} bytes is shorter than an event type")
+    (kind,) = struct.unpack_from("<I", raw)
+    expected = {EVENT_EXEC: EXEC_SIZE, EVENT_FORK: FORK_SIZE, EVENT_EXIT: EXIT_SIZE}.get(kind)
+    if expected is None:
+        raise EventDecodeError(f"ring-buffer record has unknown event type {kind}")
+    if len(raw) != expected:
+        raise EventDecodeError(
+            f"event type {kind} record is {len(raw)} bytes, expected {expected}: "
+            "the BPF object and events.py disagree (rebuild with scripts/build-bpf)"
+        )
+    proc = _header(raw)
+    if kind == EVENT_FORK:
+        return ForkEvent(proc)
+    if kind == EVENT_EXIT:
+        code, _ = _EXIT_TAIL.unpack_from(raw, _HEADER.size)
+        return ExitEvent(proc, code)
+    ino, size, msec, mnsec, dev, argc, argv_len, flags, _, fname, interp, argv = _EXEC_TAIL.unpack_from(
+        raw, _HEADER.size
+    )
+    return ExecEvent(
+        proc=proc,
+        filename=_cstr(fname),
+        interp=_cstr(interp),
+        argv=split_argv(argv[: min(argv_len, len(argv))]),
+        argc=argc,
+        argv_truncated=bool(flags & EXEC_ARGV_TRUNCATED),
+        argv_fault=bool(flags & EXEC_ARGV_FAULT),
+        file=FileIdentity(kernel_dev_to_st_dev(dev), ino, size, msec * 1_000_000_000 + mnsec),
+    )
+
+
+def decode_batch(records: list[bytes]) -> tuple[list[ProcessEvent], list[str]]:
+    """Decode a batch; undecodable records are returned as error messages, not dropped silently."""
+    events: list[ProcessEvent] = []
+    errors: list[str] = []
+    for raw in records:
+        try:
+            events.append(decode_event(raw))
+        except EventDecodeError as exc:
+            errors.append(str(exc))
+    return events, errors

@@ -1,0 +1,202 @@
+"""sha256 of what a process executed and mapped, each file hashed once.
+
+Files are keyed by (device, inode, size, mtime): the kernel reports that
+identity for the executed binary in the exec event, so a binary seen before is
+known without touching the file system, even after the process has exited.
+A new binary is opened through the process (/proc/<pid>/exe), else through
+its root (/proc/<pid>/root/<path>), else through another live process of the
+same mount namespace; the opened file must have the identity the kernel
+reported, so pid reuse or a file replaced since can never yield a wrong hash.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import stat
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from vigil.sensor.events import ExecEvent, FileIdentity
+from vigil.sensor.executables import executable_file_mappings, parse_maps
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_SYS_OPENAT2 = 437  # the same number on every architecture
+_RESOLVE_IN_ROOT = 0x10
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def open_in_root(root: Path, path: str) -> int:
+    """Open path as a process whose root is ``root`` sees it.
+
+    Plain open() of /proc/<pid>/root/<path> follows the container's absolute
+    symlinks (/bin/sh -> /bin/busybox) from OUR root; openat2(RESOLVE_IN_ROOT)
+    resolves them inside the container's root.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT)
+        fd = _libc.syscall(_SYS_OPENAT2, dirfd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
+                           ctypes.sizeof(how))
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+        return fd
+    finally:
+        os.close(dirfd)
+
+
+def identity_of(st: os.stat_result) -> FileIdentity:
+    return FileIdentity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class HashedFile:
+    path: str
+    sha256: str
+
+
+class FileHasher:
+    def __init__(self, proc: Path = Path("/proc"), max_entries: int = 65536, max_bytes: int = 1 << 31):
+        self.proc = proc
+        self._cache: OrderedDict[FileIdentity, str] = OrderedDict()
+        self._max = max_entries
+        self.max_bytes = max_bytes
+        self.hashed = 0  # files actually read, for tests and metrics
+        self._mnt_pids: dict[int, list[int]] = {}
+        try:
+            self._own_mnt_ns = os.stat(proc / "self" / "ns" / "mnt").st_ino
+        except OSError:
+            self._own_mnt_ns = None
+
+    # -- the cache -----------------------------------------------------------
+    def cached(self, ident: FileIdentity) -> str | None:
+        digest = self._cache.get(ident)
+        if digest is not None:
+            self._cache.move_to_end(ident)
+        return digest
+
+    def _remember(self, ident: FileIdentity, digest: str) -> None:
+        self._cache[ident] = digest
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+
+    def hash_fd(self, fd: int) -> tuple[FileIdentity, str] | None:
+        """(identity, sha256) of an open regular file, from the cache when known."""
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        ident = identity_of(st)
+        digest = self.cached(ident)
+        if digest is None:
+            if st.st_size > self.max_bytes:
+                log.warning("not hashing file of %d bytes (over %d): %s", st.st_size, self.max_bytes, ident)
+                return None
+            h = hashlib.sha256()
+            while chunk := os.read(fd, _CHUNK):
+                h.update(chunk)
+            digest = h.hexdigest()
+            self.hashed += 1
+            self._remember(ident, digest)
+        return ident, digest
+
+    def _open_hash(self, path: Path, expect: FileIdentity | None = None, root: Path | None = None) -> str | None:
+        try:
+            if root is None:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+            else:
+                fd = open_in_root(root, str(path))
+        except OSError:
+            return None
+        try:
+            got = self.hash_fd(fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if got is None:
+            return None
+        ident, digest = got
+        if expect is not None and (ident.st_dev, ident.ino) != (expect.st_dev, expect.ino):
+            return None
+        return digest
+
+    # -- processes -----------------------------------------------------------
+    def note_process(self, pid: int, mnt_ns: int) -> None:
+        """Remember a process of a mount namespace, to read files through it later."""
+        if not mnt_ns:
+            return
+        pids = self._mnt_pids.setdefault(mnt_ns, [])
+        if pid not in pids:
+            pids.append(pid)
+            del pids[:-8]
+
+    def forget_process(self, pid: int) -> None:
+        for ns, pids in list(self._mnt_pids.items()):
+            if pid in pids:
+                pids.remove(pid)
+                if not pids:
+                    del self._mnt_pids[ns]
+
+    def _roots(self, pid: int, mnt_ns: int) -> list[Path]:
+        roots = [self.proc / str(pid) / "root"]
+        roots += [self.proc / str(p) / "root" for p in reversed(self._mnt_pids.get(mnt_ns, [])) if p != pid]
+        if mnt_ns and mnt_ns == self._own_mnt_ns:
+            roots.append(Path("/"))
+        return roots
+
+    def executed_binary(self, event: ExecEvent) -> str | None:
+        """sha256 of the file the kernel loaded for this exec (the interpreter, for #! scripts)."""
+        digest = self.cached(event.file)
+        if digest is not None:
+            return digest
+        pid = event.proc.tgid
+        digest = self._open_hash(self.proc / str(pid) / "exe", event.file)
+        if digest is not None:
+            return digest
+        for root in self._roots(pid, event.proc.mnt_ns):
+            digest = self._open_hash(Path(event.interp), event.file, root=root)
+            if digest is not None:
+                return digest
+        log.warning(
+            "cannot read executed file %s of pid %d (mnt ns %d): process and namespace gone",
+            event.interp, pid, event.proc.mnt_ns,
+        )
+        return None
+
+    def file_in_process(self, pid: int, mnt_ns: int, path: str) -> str | None:
+        """sha256 of a path as a process sees it (a script), relative paths from its cwd."""
+        if not path.startswith("/"):
+            try:
+                path = os.path.join(os.readlink(self.proc / str(pid) / "cwd"), path)
+            except OSError:
+                return None
+        for root in self._roots(pid, mnt_ns):
+            digest = self._open_hash(Path(path), root=root)
+            if digest is not None:
+                return digest
+        return None
+
+    def mapped_libraries(self, pid: int, exe: FileIdentity | None = None) -> list[HashedFile]:
+        """Files the process maps executable besides its program, hashed through map_files."""
+        try:
+            maps = parse_maps((self.proc / str(pid) / "maps").read_text())
+        except OSError:
+            return []
+        out = []
+        for m in executable_file_mappings(maps, exe.ino if exe else None):
+            digest = self._open_hash(self.proc / str(pid) / "map_files" / m.map_files_name)
+            if digest is not None:
+                out.append(HashedFile(m.path, digest))
+        return out
+

@@ -1,0 +1,264 @@
+"""Load the sensor's BPF object with libbpf (through ctypes) and drain its ring buffer.
+
+Only libbpf.so.1 (Debian ``libbpf1``) is needed at run time. The ring buffer is
+drained in batches: ``poll`` waits until the kernel side wakes us (it does so
+only past a byte threshold) or the timeout passes, then hands back every record
+that arrived, as raw bytes, for decoding in one go.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BPF_OBJECT = Path(__file__).resolve().parent / "bpf" / "vigil.bpf.o"
+PROGRAMS = ("vigil_exec", "vigil_fork", "vigil_exit")
+BTF_PATH = Path("/sys/kernel/btf/vmlinux")
+TRACEFS = Path("/sys/kernel/tracing")
+
+# Index of each counter in the per-CPU "counters" map (enum counter in vigil.bpf.c).
+COUNTERS = {"exec": 0, "fork": 1, "exit": 2, "filtered": 3, "lost": 4, "argv_fault": 5}
+_N_COUNTERS = 8
+
+# Capability numbers from linux/capability.h.
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+class SensorLoadError(RuntimeError):
+    """The BPF object could not be loaded or attached; the message names what is missing."""
+
+
+def effective_capabilities(status_text: str) -> int:
+    for line in status_text.splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    raise ValueError("no CapEff line in /proc/self/status")
+
+
+def missing_capabilities(cap_eff: int) -> list[str]:
+    """What this process lacks to load tracing BPF programs (empty when nothing)."""
+    has = lambda cap: bool(cap_eff >> cap & 1)  # noqa: E731
+    if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
+        return []
+    return [name for cap, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")) if not has(cap)]
+
+
+def preflight(btf_path: Path = BTF_PATH, status_path: Path = Path("/proc/self/status")) -> None:
+    """Raise SensorLoadError naming the first missing prerequisite."""
+    if not btf_path.exists():
+        raise SensorLoadError(
+            f"kernel BTF not found at {btf_path}: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y "
+            "for the CO-RE sensor to load"
+        )
+    missing = missing_capabilities(effective_capabilities(status_path.read_text()))
+    if missing:
+        raise SensorLoadError(
+            f"missing capabilities {', '.join(missing)} (or CAP_SYS_ADMIN): the sensor cannot load BPF programs"
+        )
+
+
+def ensure_tracefs(path: Path = TRACEFS) -> None:
+    """Mount tracefs where classic tp/ programs need it (tp_btf programs do not)."""
+    if (path / "events").is_dir():
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tracefs", str(path).encode(), b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise SensorLoadError(f"tracefs is not mounted at {path} and mounting it failed: {os.strerror(err)}")
+    log.info("mounted tracefs at %s", path)
+
+
+_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+
+def _libbpf() -> ctypes.CDLL:
+    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
+    try:
+        lib = ctypes.CDLL(name, use_errno=True)
+    except OSError as exc:
+        raise SensorLoadError(f"libbpf not found ({exc}): apt-get install libbpf1") from exc
+    vp, cp, i, sz = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t
+    for fn, res, args in (
+        ("bpf_object__open_file", vp, [cp, vp]),
+        ("bpf_object__load", i, [vp]),
+        ("bpf_object__close", None, [vp]),
+        ("bpf_object__find_program_by_name", vp, [vp, cp]),
+        ("bpf_object__find_map_by_name", vp, [vp, cp]),
+        ("bpf_program__attach", vp, [vp]),
+        ("bpf_program__section_name", cp, [vp]),
+        ("bpf_link__destroy", i, [vp]),
+        ("bpf_map__fd", i, [vp]),
+        ("bpf_map__update_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
+        ("bpf_map__lookup_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
+        ("ring_buffer__new", vp, [i, _SAMPLE_FN, vp, vp]),
+        ("ring_buffer__poll", i, [vp, i]),
+        ("ring_buffer__consume", i, [vp]),
+        ("ring_buffer__free", None, [vp]),
+        ("libbpf_num_possible_cpus", i, []),
+        ("libbpf_set_print", vp, [_PRINT_FN]),
+    ):
+        f = getattr(lib, fn)
+        f.restype, f.argtypes = res, args
+    return lib
+
+
+_libc = ctypes.CDLL(None)
+_libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+
+
+@dataclass
+class _Log:
+    """libbpf's warnings, kept so a load failure can quote the reason."""
+
+    lines: list[str]
+
+    def __call__(self, level: int, fmt: bytes, args: int) -> int:
+        buf = ctypes.create_string_buffer(2048)
+        _libc.vsnprintf(buf, len(buf), fmt, args)
+        text = buf.value.decode(errors="replace").rstrip()
+        if level <= 1:  # LIBBPF_WARN, LIBBPF_INFO
+            self.lines.append(text)
+            if len(self.lines) > 200:
+                del self.lines[:100]
+        return 0
+
+
+class ProcessTracer:
+    """The loaded and attached BPF programs, their maps and the ring buffer.
+
+    Use as a context manager; ``close`` detaches everything.
+    """
+
+    def __init__(self, obj_path: Path = BPF_OBJECT, *, include_host: bool = False, wakeup_bytes: int = 64 * 1024):
+        preflight()
+        if not obj_path.is_file():
+            raise SensorLoadError(f"BPF object {obj_path} not found: run scripts/build-bpf")
+        self._lib = _libbpf()
+        self._log = _Log([])
+        self._print_cb = _PRINT_FN(self._log)
+        self._lib.libbpf_set_print(self._print_cb)
+        self._obj = None
+        self._links: list[int] = []
+        self._rb = None
+        self._batch: list[bytes] = []
+        self._sample_cb = _SAMPLE_FN(self._on_sample)
+        try:
+            self._open_and_attach(obj_path)
+            self.configure(include_host=include_host, wakeup_bytes=wakeup_bytes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fail(self, what: str, err: int) -> SensorLoadError:
+        hint = ""
+        if err in (errno.EPERM, errno.EACCES):
+            hint = " (missing CAP_BPF/CAP_PERFMON or CAP_SYS_ADMIN?)"
+        detail = "; ".join(self._log.lines[-5:])
+        return SensorLoadError(f"{what}: {os.strerror(err)}{hint}" + (f"; libbpf: {detail}" if detail else ""))
+
+    def _open_and_attach(self, obj_path: Path) -> None:
+        lib = self._lib
+        self._obj = lib.bpf_object__open_file(str(obj_path).encode(), None)
+        if not self._obj:
+            raise self._fail(f"cannot open BPF object {obj_path}", ctypes.get_errno())
+        sections = []
+        for name in PROGRAMS:
+            prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+            if not prog:
+                raise SensorLoadError(f"BPF object {obj_path} has no program {name}: rebuild it with scripts/build-bpf")
+            sections.append(lib.bpf_program__section_name(prog).decode())
+        if any(s.startswith(("tp/", "tracepoint/")) for s in sections):
+            ensure_tracefs()
+        rc = lib.bpf_object__load(self._obj)
+        if rc:
+            raise self._fail(f"cannot load BPF object {obj_path}", -rc)
+        for name in PROGRAMS:
+            prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
+            link = lib.bpf_program__attach(prog)
+            if not link:
+                raise self._fail(f"cannot attach BPF program {name}", ctypes.get_errno())
+            self._links.append(link)
+        self._events = self._map("events")
+        self._counters = self._map("counters")
+        self._config = self._map("config")
+        self._host_cgroups = self._map("host_cgroups")
+        self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
+        if not self._rb:
+            raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
+        self._ncpus = lib.libbpf_num_possible_cpus()
+
+    def _map(self, name: str) -> int:
+        m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        if not m:
+            raise SensorLoadError(f"BPF object has no map {name}: rebuild it with scripts/build-bpf")
+        return m
+
+    def _on_sample(self, _ctx: int, data: int, size: int) -> int:
+        self._batch.append(ctypes.string_at(data, size))
+        return 0
+
+    def configure(self, *, include_host: bool, wakeup_bytes: int) -> None:
+        key = ctypes.c_uint32(0)
+        value = ctypes.create_string_buffer(struct.pack("<II", int(include_host), wakeup_bytes), 8)
+        rc = self._lib.bpf_map__update_elem(self._config, ctypes.byref(key), 4, value, 8, 0)
+        if rc:
+            raise self._fail("cannot write the sensor config map", -rc)
+
+    def skip_cgroup(self, cgroup_id: int) -> None:
+        """Drop events of this cgroup in the kernel from now on (host processes)."""
+        key = ctypes.c_uint64(cgroup_id)
+        one = ctypes.c_uint8(1)
+        rc = self._lib.bpf_map__update_elem(self._host_cgroups, ctypes.byref(key), 8, ctypes.byref(one), 1, 0)
+        if rc:
+            log.warning("cannot add cgroup %d to the in-kernel host filter: %s", cgroup_id, os.strerror(-rc))
+
+    def poll(self, timeout_ms: int = 200) -> list[bytes]:
+        """Wait up to timeout_ms for a wake-up, then return every record available (maybe none)."""
+        rc = self._lib.ring_buffer__poll(self._rb, timeout_ms)
+        if rc < 0 and rc != -errno.EINTR:
+            raise self._fail("ring buffer poll failed", -rc)
+        return self.drain()
+
+    def drain(self) -> list[bytes]:
+        """Return every record already in the ring buffer without waiting."""
+        self._lib.ring_buffer__consume(self._rb)
+        batch, self._batch = self._batch, []
+        return batch
+
+    def counters(self) -> dict[str, int]:
+        """In-kernel counters summed over CPUs."""
+        out = {}
+        buf = (ctypes.c_uint64 * self._ncpus)()
+        for name, idx in COUNTERS.items():
+            key = ctypes.c_uint32(idx)
+            rc = self._lib.bpf_map__lookup_elem(self._counters, ctypes.byref(key), 4, buf, ctypes.sizeof(buf), 0)
+            if rc:
+                raise self._fail(f"cannot read counter {name}", -rc)
+            out[name] = sum(buf)
+        return out
+
+    def close(self) -> None:
+        if self._rb:
+            self._lib.ring_buffer__free(self._rb)
+            self._rb = None
+        for link in self._links:
+            self._lib.bpf_link__destroy(link)
+        self._links = []
+        if self._obj:
+            self._lib.bpf_object__close(self._obj)
+            self._obj = None
+
+    def __enter__(self) -> "ProcessTracer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

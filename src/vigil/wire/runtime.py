@@ -1,0 +1,147 @@
+"""Runtime batches: what a sensor sends the service (POST /api/v1/ingest/runtime).
+
+One schema, used by the sensor to build batches and by the service to
+validate them. A batch holds aggregated records: one per (container, kind,
+file sha256, path) seen on a node during the batch's window, with first/last
+seen, a count, and the first few full exec events as samples. Every batch
+carries an id chosen by the sender so that a retried batch is applied once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from vigil.wire.inventory import _CONTAINER_ID, _DNS_SUBDOMAIN, _Batch, _check, _unique, _Wire
+
+RUNTIME_INGEST_PATH = "/api/v1/ingest/runtime"
+SENSOR_HEARTBEAT_PATH = "/api/v1/ingest/sensor-heartbeat"
+
+MAX_RECORDS = 50_000
+MAX_SAMPLES = 5
+MAX_ARGV_ITEMS = 256
+MAX_PATH = 4096
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
+_POD_UID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+RecordKind = Literal["executable", "script", "library"]
+
+
+def _sha(v: str | None) -> str | None:
+    if v is not None and not _SHA256_HEX.match(v):
+        raise ValueError(f"{v!r} is not a file sha256 (64 lowercase hex)")
+    return v
+
+
+class ExecSample(_Wire):
+    """One exec as the kernel reported it."""
+
+    time: datetime
+    pid: int = Field(ge=1)
+    ppid: int = Field(ge=0)
+    uid: int = Field(ge=0)
+    gid: int = Field(ge=0)
+    comm: str = Field(default="", max_length=16)
+    filename: str = Field(max_length=MAX_PATH, description="The path given to execve")
+    argv: list[str] = Field(default_factory=list, max_length=MAX_ARGV_ITEMS)
+    argv_truncated: bool = False
+    interpreter: str | None = Field(default=None, max_length=MAX_PATH, description="For #! scripts: the interpreter loaded")
+    cgroup_id: int = Field(default=0, ge=0)
+    mnt_ns: int = Field(default=0, ge=0)
+    pid_ns: int = Field(default=0, ge=0)
+    libraries: list[str] = Field(
+        default_factory=list, max_length=512, description="Paths of shared libraries mapped shortly after exec"
+    )
+
+
+class RuntimeRecord(_Wire):
+    """What ran (or was loaded) in one container: one file at one path, aggregated."""
+
+    container_id: str | None = Field(description="Runtime-prefixed id (containerd://<id>); null for host processes")
+    pod_uid: str | None = None
+    kind: RecordKind = "executable"
+    path: str = Field(min_length=1, max_length=MAX_PATH)
+    sha256: str | None = Field(description="sha256 of the file's bytes; null when the file could not be read")
+    first_seen: datetime
+    last_seen: datetime
+    count: int = Field(ge=1)
+    samples: list[ExecSample] = Field(default_factory=list, max_length=MAX_SAMPLES)
+
+    @field_validator("container_id")
+    @classmethod
+    def _cid(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check(_CONTAINER_ID, v, "container id (runtime://id)")
+        return v
+
+    @field_validator("pod_uid")
+    @classmethod
+    def _pod(cls, v: str | None) -> str | None:
+        if v is not None:
+            _check(_POD_UID, v, "pod uid (lowercase UUID)")
+        return v
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, v: str | None) -> str | None:
+        return _sha(v)
+
+    @model_validator(mode="after")
+    def _order(self) -> "RuntimeRecord":
+        if self.last_seen < self.first_seen:
+            raise ValueError(f"record {self.path}: last_seen {self.last_seen} is before first_seen {self.first_seen}")
+        return self
+
+    @property
+    def key(self) -> tuple[str | None, str, str | None, str]:
+        return (self.container_id, self.kind, self.sha256, self.path)
+
+
+class RuntimeBatch(_Batch):
+    """Records of one node for one window; ``seq`` orders a sensor's batches."""
+
+    node_name: str = Field(min_length=1, max_length=253)
+    sensor_id: str = Field(min_length=1, max_length=64, description="Stable per sensor process; with seq, orders batches")
+    seq: int = Field(ge=0)
+    window_start: datetime
+    window_end: datetime
+    records: list[RuntimeRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
+
+    @field_validator("node_name")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        return _check(_DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RuntimeBatch":
+        _unique(self.records, lambda r: r.key, "record")
+        return self
+
+
+class SensorHeartbeat(_Wire):
+    """A sensor's sign of life and health; the service shows it per node."""
+
+    cluster_id: str = Field(min_length=1, max_length=64)
+    component: Literal["sensor"] = "sensor"
+    node_name: str = Field(min_length=1, max_length=253)
+    status: Literal["running", "failed", "disabled"] = "running"
+    error: str | None = Field(default=None, max_length=2048, description="Why the sensor failed or stopped")
+    version: str = Field(default="", max_length=64)
+    kernel: str = Field(default="", max_length=256)
+    btf: bool = False
+    events_seen: int = Field(default=0, ge=0, description="Events read from the kernel since start")
+    events_lost: int = Field(default=0, ge=0, description="Events the kernel could not queue (ring buffer full)")
+    events_filtered: int = Field(default=0, ge=0, description="Host events skipped in the kernel")
+    batches_spooled: int = Field(default=0, ge=0, description="Batches waiting in the on-disk spool now")
+    batches_dropped: int = Field(default=0, ge=0, description="Batches dropped past the spool bound since start")
+    records_dropped: int = Field(default=0, ge=0)
+    interval_seconds: int = Field(default=15, ge=1, le=3600)
+
+    @field_validator("node_name")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        return _check(_DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
