@@ -9,45 +9,30 @@ so that a retried batch is applied once.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vigil.model.image import is_sha256_digest
+from vigil.wire.base import (
+    CONTAINER_ID,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    KIND,
+    MAX_ITEMS,
+    Batch,
+    ObjectName,
+    WireModel,
+    check,
+    require_unique,
+)
 
-WIRE_VERSION = 1
-
-# Kubernetes object names: DNS subdomains (pods, workloads, nodes) are at most 253
-# characters; namespaces are DNS labels (63). Kept permissive on case for node
-# names, which some providers report in mixed case.
-_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z", re.IGNORECASE)
-_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
-_CONTAINER_ID = re.compile(r"[a-z][a-z0-9+.-]*://[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
-_BATCH_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}\Z")
-_KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}\Z")
-
-ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
-MAX_ITEMS = 200_000
-
-
-def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
-    if not pattern.match(value):
-        raise ValueError(f"{value!r} is not a valid {what}")
-    return value
-
-
-class _Wire(BaseModel):
-    # Unknown fields are refused so that a misspelt field is an error, not a silent drop.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NodeCondition(_Wire):
+class NodeCondition(WireModel):
     type: str = Field(min_length=1, max_length=128)
     status: Literal["True", "False", "Unknown"]
 
 
-class Node(_Wire):
+class Node(WireModel):
     name: ObjectName
     labels: dict[str, str] = Field(default_factory=dict)
     kernel_version: str = Field(default="", max_length=256)
@@ -60,24 +45,24 @@ class Node(_Wire):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return _check(_DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
+        return check(DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
 
     @property
     def sensor_disabled(self) -> bool:
         return self.labels.get("vigil.dev/sensor") == "disabled"
 
 
-class OwnerRef(_Wire):
+class OwnerRef(WireModel):
     kind: str
     name: ObjectName
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        return _check(_KIND, v, "kind (CamelCase API kind)")
+        return check(KIND, v, "kind (CamelCase API kind)")
 
 
-class WorkloadKey(_Wire):
+class WorkloadKey(WireModel):
     namespace: str
     kind: str
     name: ObjectName
@@ -85,12 +70,12 @@ class WorkloadKey(_Wire):
     @field_validator("namespace")
     @classmethod
     def _ns(cls, v: str) -> str:
-        return _check(_DNS_LABEL, v, "namespace (DNS label)")
+        return check(DNS_LABEL, v, "namespace (DNS label)")
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        return _check(_KIND, v, "kind (CamelCase API kind)")
+        return check(KIND, v, "kind (CamelCase API kind)")
 
 
 class Workload(WorkloadKey):
@@ -108,7 +93,7 @@ ContainerKind = Literal["init", "regular", "ephemeral"]
 ContainerState = Literal["waiting", "running", "terminated", "unknown"]
 
 
-class Container(_Wire):
+class Container(WireModel):
     name: ObjectName
     kind: ContainerKind = "regular"
     image: str = Field(min_length=1, max_length=1024, description="The image as written in the pod spec")
@@ -133,11 +118,11 @@ class Container(_Wire):
     @classmethod
     def _cid(cls, v: str | None) -> str | None:
         if v is not None:
-            _check(_CONTAINER_ID, v, "container id (runtime://id)")
+            check(CONTAINER_ID, v, "container id (runtime://id)")
         return v
 
 
-class SecurityFacts(_Wire):
+class SecurityFacts(WireModel):
     privileged: bool = False
     host_pid: bool = False
     host_network: bool = False
@@ -147,7 +132,7 @@ class SecurityFacts(_Wire):
     added_capabilities: list[str] = Field(default_factory=list, max_length=64)
 
 
-class Pod(_Wire):
+class Pod(WireModel):
     uid: str = Field(min_length=1, max_length=64)
     namespace: str
     name: ObjectName
@@ -162,7 +147,7 @@ class Pod(_Wire):
     @field_validator("namespace")
     @classmethod
     def _ns(cls, v: str) -> str:
-        return _check(_DNS_LABEL, v, "namespace (DNS label)")
+        return check(DNS_LABEL, v, "namespace (DNS label)")
 
     @model_validator(mode="after")
     def _unique_containers(self) -> "Pod":
@@ -175,27 +160,7 @@ class Pod(_Wire):
         return self
 
 
-class _Batch(_Wire):
-    wire_version: Literal[1] = WIRE_VERSION
-    batch_id: str = Field(description="Sender-chosen id; a batch id already applied is acknowledged and not applied again")
-    cluster_id: str = Field(min_length=1, max_length=64)
-
-    @field_validator("batch_id")
-    @classmethod
-    def _bid(cls, v: str) -> str:
-        return _check(_BATCH_ID, v, "batch id (1-128 of [A-Za-z0-9_.:-])")
-
-
-def _unique(items: list, key, what: str) -> None:
-    seen = set()
-    for item in items:
-        k = key(item)
-        if k in seen:
-            raise ValueError(f"{what} {k} appears twice in the batch")
-        seen.add(k)
-
-
-class InventorySnapshot(_Batch):
+class InventorySnapshot(Batch):
     """The whole state of a cluster; it replaces what the service held for that cluster."""
 
     kind: Literal["snapshot"]
@@ -205,9 +170,9 @@ class InventorySnapshot(_Batch):
 
     @model_validator(mode="after")
     def _consistent(self) -> "InventorySnapshot":
-        _unique(self.nodes, lambda n: n.name, "node")
-        _unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
-        _unique(self.pods, lambda p: p.uid, "pod uid")
+        require_unique(self.nodes, lambda n: n.name, "node")
+        require_unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
+        require_unique(self.pods, lambda p: p.uid, "pod uid")
         known = {(w.namespace, w.kind, w.name) for w in self.workloads}
         for p in self.pods:
             if (p.namespace, p.workload.kind, p.workload.name) not in known:
@@ -218,13 +183,13 @@ class InventorySnapshot(_Batch):
         return self
 
 
-class InventoryDeletes(_Wire):
+class InventoryDeletes(WireModel):
     nodes: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="node names")
     workloads: list[WorkloadKey] = Field(default_factory=list, max_length=MAX_ITEMS)
     pods: list[str] = Field(default_factory=list, max_length=MAX_ITEMS, description="pod uids")
 
 
-class InventoryDelta(_Batch):
+class InventoryDelta(Batch):
     """Changes since the last batch: upserts (whole objects) then deletes."""
 
     kind: Literal["delta"]
@@ -235,9 +200,9 @@ class InventoryDelta(_Batch):
 
     @model_validator(mode="after")
     def _consistent(self) -> "InventoryDelta":
-        _unique(self.nodes, lambda n: n.name, "node")
-        _unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
-        _unique(self.pods, lambda p: p.uid, "pod uid")
+        require_unique(self.nodes, lambda n: n.name, "node")
+        require_unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
+        require_unique(self.pods, lambda p: p.uid, "pod uid")
         return self
 
 
@@ -250,7 +215,7 @@ class IngestResult(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
 
 
-class Heartbeat(_Wire):
+class Heartbeat(WireModel):
     """A controller's sign of life; the service marks it stopped after 3 missed beats."""
 
     cluster_id: str = Field(min_length=1, max_length=64)

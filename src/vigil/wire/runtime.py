@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from vigil.wire.inventory import _CONTAINER_ID, _DNS_SUBDOMAIN, _Batch, _check, _unique, _Wire
+from vigil.wire.base import CONTAINER_ID, DNS_SUBDOMAIN, Batch, WireModel, check, require_unique
 
 RUNTIME_INGEST_PATH = "/api/v1/ingest/runtime"
 SENSOR_HEARTBEAT_PATH = "/api/v1/ingest/sensor-heartbeat"
@@ -37,7 +37,7 @@ def _sha(v: str | None) -> str | None:
     return v
 
 
-class ExecSample(_Wire):
+class ExecSample(WireModel):
     """One exec as the kernel reported it."""
 
     time: datetime
@@ -58,7 +58,7 @@ class ExecSample(_Wire):
     )
 
 
-class RuntimeRecord(_Wire):
+class RuntimeRecord(WireModel):
     """What ran (or was loaded) in one container: one file at one path, aggregated."""
 
     container_id: str | None = Field(description="Runtime-prefixed id (containerd://<id>); null for host processes")
@@ -75,14 +75,14 @@ class RuntimeRecord(_Wire):
     @classmethod
     def _cid(cls, v: str | None) -> str | None:
         if v is not None:
-            _check(_CONTAINER_ID, v, "container id (runtime://id)")
+            check(CONTAINER_ID, v, "container id (runtime://id)")
         return v
 
     @field_validator("pod_uid")
     @classmethod
     def _pod(cls, v: str | None) -> str | None:
         if v is not None:
-            _check(_POD_UID, v, "pod uid (lowercase UUID)")
+            check(_POD_UID, v, "pod uid (lowercase UUID)")
         return v
 
     @field_validator("sha256")
@@ -101,7 +101,7 @@ class RuntimeRecord(_Wire):
         return (self.container_id, self.kind, self.sha256, self.path)
 
 
-class RuntimeBatch(_Batch):
+class RuntimeBatch(Batch):
     """Records of one node for one window; ``seq`` orders a sensor's batches."""
 
     node_name: str = Field(min_length=1, max_length=253)
@@ -114,15 +114,15 @@ class RuntimeBatch(_Batch):
     @field_validator("node_name")
     @classmethod
     def _node(cls, v: str) -> str:
-        return _check(_DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
+        return check(DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RuntimeBatch":
-        _unique(self.records, lambda r: r.key, "record")
+        require_unique(self.records, lambda r: r.key, "record")
         return self
 
 
-class SensorHeartbeat(_Wire):
+class SensorHeartbeat(WireModel):
     """A sensor's sign of life and health; the service shows it per node."""
 
     cluster_id: str = Field(min_length=1, max_length=64)
@@ -144,4 +144,4 @@ class SensorHeartbeat(_Wire):
     @field_validator("node_name")
     @classmethod
     def _node(cls, v: str) -> str:
-        return _check(_DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
+        return check(DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
