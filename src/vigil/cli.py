@@ -9,6 +9,7 @@ from rich.console import Console
 
 from vigil import __version__
 from vigil.cli_output import print_rows
+from vigil.catalog.cli import app as catalog_app
 from vigil.sensor.cli import app as sensor_app
 from vigil.service.cli import cluster_app, service_app, token_app, up
 from vigil.wire.client import ServiceClient, ServiceError
@@ -57,6 +58,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(token_app, name="token")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(sensor_app, name="sensor")
+app.add_typer(catalog_app)
 
 
 @app.command("get")

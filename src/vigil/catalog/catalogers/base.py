@@ -1,0 +1,31 @@
+"""What every package cataloger is: a name, which files it needs kept while
+layers stream past, and how it turns the final filesystem into packages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from vigil.catalog.fsview import FileView
+from vigil.catalog.model import OSRelease, Package
+from vigil.catalog.warnings import WarningSink
+
+
+@dataclass(slots=True)
+class CatalogContext:
+    os: OSRelease | None
+    warnings: WarningSink
+    workdir: Path  # scratch space (nested archives), removed after the scan
+
+
+class Cataloger(Protocol):
+    name: str
+
+    def keeps(self, path: str, mode: int, head: bytes) -> bool:
+        """Does this cataloger need the bytes of this file? Decided from its
+        path, permission bits and first bytes only: layers are streamed."""
+        ...
+
+    def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
+        ...

@@ -1,0 +1,139 @@
+"""Java archives (.jar, .war, .ear): Maven coordinates from
+``META-INF/maven/**/pom.properties``, else from ``META-INF/MANIFEST.MF``;
+archives nested one level deep (WEB-INF/lib, BOOT-INF/lib) too."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from typing import IO
+
+from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.fsview import FileView
+from vigil.catalog.model import Package
+from vigil.catalog.purls import maven_purl
+
+ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".jpi", ".hpi")
+_POM_PROPERTIES = re.compile(r"^META-INF/maven/[^/]+/[^/]+/pom\.properties$")
+_NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.+-]*)$")
+_NESTED_SPOOL_IN_MEMORY = 8 << 20  # bigger nested archives spill to the work dir
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#!":
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    """Main section of a JAR manifest (continuation lines start with a space)."""
+    out: dict[str, str] = {}
+    last = None
+    for line in text.splitlines():
+        if not line.strip():
+            break  # end of the main section
+        if line.startswith(" ") and last is not None:
+            out[last] += line[1:]
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            last = key.strip()
+            out[last] = value.strip()
+    return out
+
+
+def _is_archive(name: str) -> bool:
+    return name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+class JavaArchiveCataloger:
+    name = "java-archive"
+
+    def keeps(self, path: str, mode: int, head: bytes) -> bool:
+        return _is_archive(path)
+
+    def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
+        out: list[Package] = []
+        for path, _entry in sorted(view.iter_files()):
+            if not _is_archive(path):
+                continue
+            try:
+                with view.open(path) as f:
+                    out.extend(self._archive(f, path, path, ctx, nested=True))
+            except FileNotFoundError:
+                continue
+            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+                ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
+        return out
+
+    def _archive(self, f: IO[bytes], location: str, owner: str, ctx: CatalogContext, nested: bool) -> list[Package]:
+        out: list[Package] = []
+        with zipfile.ZipFile(f) as z:
+            names = z.namelist()
+            for name in names:
+                if _POM_PROPERTIES.match(name):
+                    props = parse_properties(z.read(name).decode("utf-8", "replace"))
+                    group, artifact, version = props.get("groupId"), props.get("artifactId"), props.get("version")
+                    if not artifact or not version:
+                        ctx.warnings.warn(location, name, "pom.properties skipped: no artifactId or version")
+                        continue
+                    out.append(self._package(group, artifact, version, location, owner, "pom.properties"))
+            if not out:
+                pkg = self._from_manifest(z, names, location, owner, ctx)
+                if pkg is not None:
+                    out.append(pkg)
+            if nested:
+                for name in names:
+                    if _is_archive(name) and not name.endswith("/"):
+                        out.extend(self._nested(z, name, f"{location}:{name}", owner, ctx))
+        return out
+
+    def _nested(self, z: zipfile.ZipFile, name: str, location: str, owner: str, ctx: CatalogContext) -> list[Package]:
+        with tempfile.SpooledTemporaryFile(max_size=_NESTED_SPOOL_IN_MEMORY, dir=ctx.workdir) as spool:
+            try:
+                with z.open(name) as src:
+                    shutil.copyfileobj(src, spool, 1 << 20)
+                spool.seek(0)
+                return self._archive(spool, location, owner, ctx, nested=False)  # type: ignore[arg-type]
+            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+                ctx.warnings.warn(location, None, f"nested Java archive skipped: {exc}")
+                return []
+
+    def _from_manifest(self, z: zipfile.ZipFile, names: list[str], location: str, owner: str,
+                       ctx: CatalogContext) -> Package | None:
+        manifest = {}
+        if "META-INF/MANIFEST.MF" in names:
+            manifest = parse_manifest(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
+        stem = location.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
+        from_name = _NAME_VERSION.match(stem)
+        artifact = (from_name.group("name") if from_name else None) or manifest.get("Implementation-Title") \
+            or manifest.get("Bundle-SymbolicName", "").split(";")[0] or stem
+        version = manifest.get("Implementation-Version") or manifest.get("Bundle-Version") \
+            or (from_name.group("version") if from_name else None)
+        if not version:
+            ctx.warnings.warn(location, None, "Java archive has no Maven coordinates and no version; skipped")
+            return None
+        group = manifest.get("Implementation-Vendor-Id") or None
+        return self._package(group, artifact, version, location, owner, "MANIFEST.MF")
+
+    @staticmethod
+    def _package(group: str | None, artifact: str, version: str, location: str, owner: str, source: str) -> Package:
+        return Package(
+            type="maven",
+            name=f"{group}:{artifact}" if group else artifact,
+            version=version,
+            purl=maven_purl(group, artifact, version),
+            ecosystem="Maven",
+            cataloger="java-archive",
+            found_in=location,
+            files=[owner],
+            metadata={"group_id": group, "artifact_id": artifact, "from": source},
+        )

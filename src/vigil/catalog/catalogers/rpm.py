@@ -1,0 +1,92 @@
+"""RPM packages from the sqlite rpmdb (RPM 4.16+: Fedora 33+, RHEL 9, ...)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import stat
+
+from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.fsview import FileView
+from vigil.catalog.model import Package
+from vigil.catalog.osrelease import os_ecosystem, purl_distro
+from vigil.catalog.purls import os_package_purl
+from vigil.catalog.rpmheader import (
+    TAG_ARCH, TAG_EPOCH, TAG_FILEMODES, TAG_LICENSE, TAG_NAME, TAG_RELEASE, TAG_SOURCERPM, TAG_VENDOR, TAG_VERSION,
+    HeaderError, parse_header_blob, split_source_rpm,
+)
+
+RPMDB_PATHS = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
+_SIDECARS = ("-wal", "-shm")
+
+
+class RpmCataloger:
+    name = "rpm"
+
+    def keeps(self, path: str, mode: int, head: bytes) -> bool:
+        return any(path == p or (path.startswith(p) and path[len(p):] in _SIDECARS) for p in RPMDB_PATHS)
+
+    def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
+        out: list[Package] = []
+        for n, db_path in enumerate(RPMDB_PATHS):
+            if view.regular_file(db_path) != db_path:
+                continue
+            # Copy with the sidecars under their real names: committed rows may
+            # still be in the -wal file, and sqlite finds it by name only.
+            copy_dir = ctx.workdir / f"rpmdb-{n}"
+            copy_dir.mkdir(exist_ok=True)
+            try:
+                shutil.copyfile(view.local_path(db_path), copy_dir / "rpmdb.sqlite")
+                for suffix in _SIDECARS:
+                    if view.regular_file(db_path + suffix) == db_path + suffix:
+                        shutil.copyfile(view.local_path(db_path + suffix), copy_dir / f"rpmdb.sqlite{suffix}")
+                out.extend(self._read_db(str(copy_dir / "rpmdb.sqlite"), db_path, ctx))
+            except (OSError, sqlite3.Error) as exc:
+                ctx.warnings.warn(db_path, None, f"rpm database not readable, skipped: {exc}")
+        return out
+
+    def _read_db(self, local: str, db_path: str, ctx: CatalogContext) -> list[Package]:
+        out: list[Package] = []
+        os = ctx.os
+        namespace = os.id if os is not None else "redhat"
+        conn = sqlite3.connect(local)
+        try:
+            rows = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+        finally:
+            conn.close()
+        for hnum, blob in rows:
+            entry = f"Packages row {hnum}"
+            try:
+                h = parse_header_blob(bytes(blob))
+                files = h.file_paths()
+                modes = h.ints(TAG_FILEMODES)
+                if len(modes) == len(files):  # owned files, as dpkg's: directories left out
+                    files = [f for f, m in zip(files, modes) if not stat.S_ISDIR(m)]
+            except HeaderError as exc:
+                ctx.warnings.warn(db_path, entry, f"corrupt header skipped: {exc}")
+                continue
+            name, version, release = h.string(TAG_NAME), h.string(TAG_VERSION), h.string(TAG_RELEASE)
+            if not name or not version or release is None:
+                ctx.warnings.warn(db_path, entry, "header skipped: no name, version or release")
+                continue
+            epoch = h.int(TAG_EPOCH)
+            evr = f"{version}-{release}" if epoch is None else f"{epoch}:{version}-{release}"
+            arch = h.string(TAG_ARCH)
+            source = split_source_rpm(h.string(TAG_SOURCERPM) or "")
+            out.append(Package(
+                type="rpm",
+                name=name,
+                version=evr,
+                purl=os_package_purl("rpm", namespace, name, f"{version}-{release}", arch=arch,
+                                     distro=purl_distro(os), epoch=str(epoch) if epoch is not None else None,
+                                     upstream=h.string(TAG_SOURCERPM)),
+                ecosystem=os_ecosystem(os),
+                cataloger="rpm",
+                found_in=db_path,
+                source_name=source[0] if source else None,
+                source_version=source[1] if source else None,
+                arch=arch,
+                files=files,
+                metadata={k: v for k, v in (("vendor", h.string(TAG_VENDOR)), ("license", h.string(TAG_LICENSE))) if v},
+            ))
+        return out

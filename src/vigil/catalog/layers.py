@@ -1,0 +1,198 @@
+"""Apply image layers, in order, into a ``Tree`` without extracting them.
+
+Each layer is read once, as a stream: the blob is hashed while it is
+decompressed, each regular file is hashed while its tar member is read, and
+only the files some cataloger asked for (package databases, metadata, ELF
+executables, archives) are spooled to the work dir. Whiteouts (``.wh.NAME``)
+and opaque directories (``.wh..wh..opq``) hide what lower layers wrote, per the
+OCI image spec: never what the same layer wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import shutil
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from vigil.catalog.compression import HashingReader, open_decompressed
+from vigil.catalog.fsview import Entry, FileView, Tree, parent_of
+from vigil.catalog.model import EntryKind, LayerRecord
+from vigil.catalog.warnings import WarningSink
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+HEAD_SIZE = 4096
+_CHUNK = 1 << 20
+
+# (path, mode, first bytes) -> keep the file's bytes for the catalogers?
+KeepRule = Callable[[str, int, bytes], bool]
+ProgressHook = Callable[[int], None]  # compressed bytes read so far
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+def normalize_member_path(name: str) -> tuple[str, bool]:
+    """A tar member name as an absolute image path. Returns (path, was_absolute).
+    Raises UnsafePath on a ``..`` component: such a member could only have
+    been written to escape the root."""
+    was_absolute = name.startswith("/")
+    parts = []
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            raise UnsafePath("a '..' component")
+        parts.append(part)
+    return "/" + "/".join(parts), was_absolute
+
+
+class LayeredView(FileView):
+    def __init__(self, tree: Tree, workdir: Path) -> None:
+        super().__init__(tree)
+        self.workdir = workdir
+
+    def open(self, path: str) -> BinaryIO:
+        return self.local_path(path).open("rb")
+
+    def local_path(self, path: str) -> Path:
+        entry = self.tree.get(path)
+        if entry is None or entry.kind is not EntryKind.FILE or entry.stored is None:
+            raise FileNotFoundError(f"{path}: not kept from the image layers")
+        return entry.stored
+
+
+class LayerApplier:
+    def __init__(self, keep: KeepRule, workdir: Path, warnings: WarningSink) -> None:
+        self.keep = keep
+        self.workdir = workdir
+        self.warnings = warnings
+        self.tree = Tree()
+        self._stored = 0
+        self.layers: list[LayerRecord] = []
+
+    def view(self) -> LayeredView:
+        return LayeredView(self.tree, self.workdir)
+
+    def apply(self, media_type: str, blob: BinaryIO, progress: ProgressHook | None = None) -> LayerRecord:
+        index = len(self.layers)
+        compressed = HashingReader(blob, progress)
+        uncompressed = HashingReader(open_decompressed(media_type, compressed))  # type: ignore[arg-type]
+        layer_name = f"layer {index} ({media_type})"
+        count = 0
+        with tarfile.open(fileobj=uncompressed, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                count += 1
+                self._apply_member(tar, member, index, layer_name)
+        uncompressed.drain()  # tar padding after the end-of-archive blocks
+        compressed.drain()
+        record = LayerRecord(
+            index=index,
+            media_type=media_type,
+            digest=compressed.digest,
+            diff_id=uncompressed.digest,
+            size=compressed.count,
+            entries=count,
+        )
+        self.layers.append(record)
+        return record
+
+    # -- one tar member -------------------------------------------------------
+
+    def _apply_member(self, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: int, layer_name: str) -> None:
+        try:
+            path, was_absolute = normalize_member_path(m.name)
+        except UnsafePath as exc:
+            self.warnings.warn(layer_name, m.name, f"tar member skipped: {exc} in its path")
+            return
+        if was_absolute:
+            self.warnings.warn(layer_name, m.name, "tar member has an absolute path; read relative to the image root")
+        if path == "/":
+            if m.isdir():
+                self.tree.entries["/"].mode = m.mode
+            return
+        directory, base = posixpath.split(path)
+        if base == OPAQUE_MARKER:
+            self._ensure_dir(directory, layer)
+            self.tree.remove_children(directory, below_layer=layer)
+            return
+        if base.startswith(WHITEOUT_PREFIX):
+            hidden = posixpath.join(directory, base[len(WHITEOUT_PREFIX):])
+            self.tree.remove(hidden, below_layer=layer)
+            return
+
+        self._ensure_dir(directory, layer)
+        existing = self.tree.get(path)
+        if m.isdir():
+            if existing is not None and existing.kind is EntryKind.DIRECTORY:
+                existing.mode, existing.layer = m.mode, layer
+                return
+            self._replace(path, Entry(EntryKind.DIRECTORY, m.mode, layer=layer))
+        elif m.issym():
+            self._replace(path, Entry(EntryKind.SYMLINK, m.mode, target=m.linkname, layer=layer))
+        elif m.islnk():
+            self._hardlink(path, m, layer, layer_name)
+        elif m.isreg():
+            self._regular(tar, m, path, layer)
+        else:
+            self._replace(path, Entry(EntryKind.OTHER, m.mode, layer=layer))
+
+    def _replace(self, path: str, entry: Entry) -> None:
+        if path in self.tree.entries:
+            self.tree.remove(path)
+        self.tree.put(path, entry)
+
+    def _ensure_dir(self, directory: str, layer: int) -> None:
+        missing = []
+        d = directory
+        while d != "/":
+            e = self.tree.get(d)
+            if e is not None and e.kind is EntryKind.DIRECTORY:
+                break
+            missing.append(d)
+            d = parent_of(d)
+        for d in reversed(missing):
+            # Overlay semantics: a directory in an upper layer hides a
+            # non-directory (e.g. a symlink) of the same name below it.
+            self._replace(d, Entry(EntryKind.DIRECTORY, 0o755, layer=layer))
+
+    def _regular(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, layer: int) -> None:
+        src = tar.extractfile(m)
+        assert src is not None
+        digest = hashlib.sha256()
+        head = src.read(min(HEAD_SIZE, m.size)) if m.size else b""
+        digest.update(head)
+        stored: Path | None = None
+        if self.keep(path, m.mode, head):
+            self._stored += 1
+            stored = self.workdir / f"{self._stored:08d}"
+            with stored.open("wb") as out:
+                out.write(head)
+                while chunk := src.read(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+        else:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+        self._replace(path, Entry(EntryKind.FILE, m.mode, m.size, digest.hexdigest(), layer=layer, stored=stored))
+
+    def _hardlink(self, path: str, m: tarfile.TarInfo, layer: int, layer_name: str) -> None:
+        try:
+            target, _ = normalize_member_path(m.linkname)
+        except UnsafePath as exc:
+            self.warnings.warn(layer_name, m.name, f"hard link skipped: {exc} in its target {m.linkname!r}")
+            return
+        src = self.tree.get(target)
+        if src is None or src.kind is not EntryKind.FILE:
+            self.warnings.warn(layer_name, m.name, f"hard link skipped: target {target} is not a regular file in the image")
+            return
+        stored = None
+        if src.stored is not None:
+            self._stored += 1
+            stored = self.workdir / f"{self._stored:08d}"
+            shutil.copyfile(src.stored, stored)  # a link would die with its source on a later whiteout
+        self._replace(path, Entry(EntryKind.FILE, src.mode, src.size, src.sha256, layer=layer, stored=stored))

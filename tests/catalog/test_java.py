@@ -1,0 +1,48 @@
+"""Java archives from a Debian package, plain and nested in a war."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+
+from vigil.catalog import catalog_rootfs
+from vigil.catalog.catalogers.java import parse_properties
+
+
+def jar_coordinates(jar):
+    with zipfile.ZipFile(jar) as z:
+        name = next(n for n in z.namelist() if n.endswith("/pom.properties"))
+        return parse_properties(z.read(name).decode())
+
+
+def test_jar_and_nested_jar(commons_lang3_jar, tmp_path):
+    props = jar_coordinates(commons_lang3_jar)
+    root = tmp_path / "root"
+    (root / "opt/app/lib").mkdir(parents=True)
+    shutil.copyfile(commons_lang3_jar, root / "opt/app/lib/commons-lang3.jar")
+    with zipfile.ZipFile(root / "opt/app/app.war", "w") as war:
+        war.writestr("WEB-INF/web.xml", "<web-app/>")
+        war.write(commons_lang3_jar, "WEB-INF/lib/commons-lang3.jar")
+        war.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Title: shop\n"
+                                             "Implementation-Version: 4.2\n\n")
+    result = catalog_rootfs(root)
+    assert result.warnings == []
+    got = sorted((p.name, p.version, p.found_in, p.files[0]) for p in result.packages)
+    coords = f"{props['groupId']}:{props['artifactId']}"
+    assert got == [
+        (coords, props["version"], "/opt/app/app.war:WEB-INF/lib/commons-lang3.jar", "/opt/app/app.war"),
+        (coords, props["version"], "/opt/app/lib/commons-lang3.jar", "/opt/app/lib/commons-lang3.jar"),
+        ("shop", "4.2", "/opt/app/app.war", "/opt/app/app.war"),
+    ]
+    lang = next(p for p in result.packages if p.found_in == "/opt/app/lib/commons-lang3.jar")
+    assert lang.purl == f"pkg:maven/org.apache.commons/commons-lang3@{props['version']}"
+    assert lang.ecosystem == "Maven"
+
+
+def test_corrupt_jar_is_a_warning(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "broken.jar").write_bytes(b"PK\x03\x04 not really a zip")
+    result = catalog_rootfs(root)
+    assert result.packages == []
+    assert [str(w) for w in result.warnings] == ["/broken.jar: Java archive skipped: File is not a zip file"]
