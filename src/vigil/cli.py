@@ -10,6 +10,8 @@ from rich.console import Console
 from vigil import __version__
 from vigil.cli_output import print_rows
 from vigil.catalog.cli import app as catalog_app
+from vigil.controller.cli import app as controller_app
+from vigil.devtools.kubeapi.cli import app as kube_api_app
 from vigil.sensor.cli import app as sensor_app
 from vigil.service.cli import cluster_app, service_app, token_app, up
 from vigil.wire.client import ServiceClient, ServiceError
@@ -59,6 +61,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(catalog_app)
+app.add_typer(controller_app, name="controller")
+dev_app = typer.Typer(help="Development tools: throwaway real parts for tests and demos.", no_args_is_help=True)
+dev_app.add_typer(kube_api_app, name="kube-api")
+app.add_typer(dev_app, name="dev")
 
 
 @app.command("get")

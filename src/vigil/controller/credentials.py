@@ -1,0 +1,60 @@
+"""The cluster credential: read from a file, or obtained by registering and kept in one (mode 0600)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class CredentialError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClusterCredential:
+    cluster_id: str
+    credential: str
+    name: str = ""
+    service: str = ""
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"ClusterCredential(cluster_id={self.cluster_id!r}, name={self.name!r}, service={self.service!r})"
+
+
+def load_credential(path: Path) -> ClusterCredential | None:
+    path = Path(path)
+    if not path.exists():
+        return None
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("credential file %s is readable by others (mode %o); it should be 0600", path, mode)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CredentialError(f"credential file {path}: not readable JSON ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data.get(k) for k in ("cluster_id", "credential")):
+        raise CredentialError(f"credential file {path}: needs non-empty string fields cluster_id and credential")
+    return ClusterCredential(data["cluster_id"], data["credential"], str(data.get("name", "")), str(data.get("service", "")))
+
+
+def save_credential(path: Path, cred: ClusterCredential) -> None:
+    """Write atomically, created 0600 from the start (never briefly world-readable)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(asdict(cred), fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

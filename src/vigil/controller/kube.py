@@ -1,0 +1,113 @@
+"""Kubernetes API access over kubernetes_asyncio, reading raw JSON (I/O).
+
+The library does configuration (kubeconfig, in-cluster service account, TLS, token
+refresh) and HTTP; responses are read raw and parsed with orjson, because generated
+model objects for a 10,000-pod list cost seconds and hundreds of megabytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import orjson
+from kubernetes_asyncio import client, config
+
+log = logging.getLogger(__name__)
+
+
+class KubeError(RuntimeError):
+    """The API server answered with a failure ``Status`` (or not at all)."""
+
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(f"{code} {reason}: {message}")
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+    @property
+    def gone(self) -> bool:
+        return self.code == 410
+
+
+@dataclass
+class ListPage:
+    items: list[dict]
+    resource_version: str
+    continue_token: str | None
+
+
+async def load_config(kubeconfig: Path | None, context: str | None = None, in_cluster: bool | None = None) -> client.Configuration:
+    """A client configuration: the in-cluster service account, or a kubeconfig file."""
+    cfg = client.Configuration()
+    if in_cluster or (in_cluster is None and kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()):
+        config.load_incluster_config(client_configuration=cfg)
+    else:
+        await config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
+                                      client_configuration=cfg)
+    return cfg
+
+
+class KubeApi:
+    def __init__(self, cfg: client.Configuration) -> None:
+        self._api = client.ApiClient(cfg)
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def _get(self, path: str, params: list[tuple[str, str]], timeout: Any) -> aiohttp.ClientResponse:
+        return await self._api.call_api(
+            path, "GET", query_params=params, header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
+        )
+
+    @staticmethod
+    async def _failure(resp: aiohttp.ClientResponse) -> KubeError:
+        body = await resp.read()
+        try:
+            status = orjson.loads(body)
+            return KubeError(resp.status, str(status.get("reason", "")), str(status.get("message", "")))
+        except (orjson.JSONDecodeError, AttributeError):
+            return KubeError(resp.status, resp.reason or "", body[:300].decode(errors="replace"))
+
+    async def list_page(self, path: str, limit: int, continue_token: str | None) -> ListPage:
+        params = [("limit", str(limit))]
+        if continue_token:
+            params.append(("continue", continue_token))
+        resp = await self._get(path, params, aiohttp.ClientTimeout(total=120))
+        try:
+            if resp.status != 200:
+                raise await self._failure(resp)
+            body = orjson.loads(await resp.read())
+        finally:
+            resp.release()
+        meta = body.get("metadata") or {}
+        return ListPage(list(body.get("items") or []), str(meta.get("resourceVersion") or ""), meta.get("continue") or None)
+
+    async def watch(self, path: str, resource_version: str, timeout_seconds: int) -> AsyncIterator[dict]:
+        """Watch events (dicts with type and object) from ``resource_version``, with bookmarks."""
+        params = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
+                  ("timeoutSeconds", str(timeout_seconds))]
+        resp = await self._get(path, params, aiohttp.ClientTimeout(total=None, sock_connect=30,
+                                                                   sock_read=timeout_seconds + 30))
+        try:
+            if resp.status != 200:
+                raise await self._failure(resp)
+            buffer = b""
+            # Lines can be far longer than aiohttp's readline limit (a pod with many containers).
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                while True:
+                    newline = buffer.find(b"\n")
+                    if newline < 0:
+                        break
+                    line, buffer = buffer[:newline], buffer[newline + 1:]
+                    if line.strip():
+                        yield orjson.loads(line)
+            if buffer.strip():
+                yield orjson.loads(buffer)
+        finally:
+            resp.close()  # a stream cut short is not reused

@@ -1,0 +1,99 @@
+"""The controller's calls to the service (I/O): register, send inventory batches, heartbeat."""
+
+from __future__ import annotations
+
+import gzip
+import ipaddress
+import logging
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+from vigil.wire.inventory import Heartbeat, IngestResult, InventoryDelta, InventorySnapshot
+
+from .credentials import ClusterCredential
+
+log = logging.getLogger(__name__)
+_GZIP_ABOVE = 32 * 1024
+
+
+class ServiceUnavailable(RuntimeError):
+    """Try again later: network failure, 5xx, 429, or a refused credential."""
+
+
+class ServiceRejected(RuntimeError):
+    """The service refused the batch itself (4xx): resending it unchanged will not help."""
+
+
+def check_service_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"service URL {url!r} must be http(s)://host[:port]")
+    if parts.scheme == "http":
+        host = parts.hostname
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if not loopback:
+            raise ValueError(f"service URL {url!r}: plain HTTP is allowed only on loopback; use https")
+    return url.rstrip("/")
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+        return f"{resp.status_code} {body.get('error', '')}: {body.get('detail', '')}"
+    except ValueError:
+        return f"{resp.status_code}: {resp.text[:300]}"
+
+
+async def register(url: str, registration_token: str, name: str, verify: bool | str = True) -> ClusterCredential:
+    url = check_service_url(url)
+    async with httpx.AsyncClient(verify=verify, timeout=30) as http:
+        try:
+            resp = await http.post(f"{url}/api/v1/clusters/register", json={"name": name},
+                                   headers={"Authorization": f"Bearer {registration_token}"})
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"registering cluster {name!r} at {url}: {type(exc).__name__}: {exc}") from None
+    if resp.status_code != 200:
+        raise (ServiceUnavailable if resp.status_code >= 500 else ServiceRejected)(
+            f"registering cluster {name!r} at {url}: {_error_text(resp)}")
+    body = resp.json()
+    return ClusterCredential(str(body["cluster_id"]), str(body["credential"]), str(body.get("name", name)), url)
+
+
+class InventoryService:
+    def __init__(self, url: str, credential: ClusterCredential, verify: bool | str = True, timeout: float = 60) -> None:
+        self.url = check_service_url(url)
+        self.credential = credential
+        self._http = httpx.AsyncClient(
+            base_url=self.url, verify=verify, timeout=timeout,
+            headers={"Authorization": f"Bearer {credential.credential}", "User-Agent": "vigil-controller"},
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, path: str, body: bytes) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        if len(body) > _GZIP_ABOVE:
+            body = gzip.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        try:
+            resp = await self._http.post(path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"POST {self.url}{path}: {type(exc).__name__}: {exc}") from None
+        if resp.status_code >= 500 or resp.status_code in (401, 403, 408, 429):
+            raise ServiceUnavailable(f"POST {self.url}{path}: {_error_text(resp)}")
+        if resp.status_code >= 400:
+            raise ServiceRejected(f"POST {self.url}{path}: {_error_text(resp)}")
+        return resp
+
+    async def send_inventory(self, batch: InventorySnapshot | InventoryDelta) -> IngestResult:
+        resp = await self._post("/api/v1/ingest/inventory", orjson.dumps(batch.model_dump(mode="json")))
+        return IngestResult.model_validate(resp.json())
+
+    async def heartbeat(self, beat: Heartbeat) -> None:
+        await self._post("/api/v1/ingest/heartbeat", orjson.dumps(beat.model_dump(mode="json")))

@@ -1,0 +1,69 @@
+"""deploy/controller renders with kubectl kustomize, validates against the Kubernetes schemas, and is least-privilege."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "controller"
+WATCHED = {"": {"nodes", "pods", "replicationcontrollers"},
+           "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
+           "batch": {"jobs", "cronjobs"}}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl not installed (needed for kubectl kustomize)")
+    out = subprocess.run(["kubectl", "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def test_validates_against_kubernetes_schemas_offline(rendered):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    assert sorted(d["kind"] for d in rendered) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    for doc in rendered:
+        kubernetes_validate.validate(doc, "1.31.0", strict=True)  # raises ValidationError on any mistake
+
+
+def test_validator_catches_a_mistake():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "one"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(bad, "1.31.0", strict=True)
+
+
+def test_rbac_is_read_only_and_minimal(rendered):
+    (role,) = [d for d in rendered if d["kind"] == "ClusterRole"]
+    granted: dict[str, set[str]] = {}
+    for rule in role["rules"]:
+        assert set(rule["verbs"]) == {"get", "list", "watch"}, rule
+        for group in rule["apiGroups"]:
+            granted.setdefault(group, set()).update(rule["resources"])
+    assert granted == WATCHED
+    flat = {r for rs in granted.values() for r in rs}
+    assert "secrets" not in flat and "nodes/proxy" not in flat and "*" not in flat
+    (binding,) = [d for d in rendered if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}]
+
+
+def test_deployment_is_hardened_and_reads_its_secret(rendered):
+    (dep,) = [d for d in rendered if d["kind"] == "Deployment"]
+    assert dep["metadata"]["namespace"] == "vigil-system"
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vigil-controller"
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert not pod.get("hostNetwork") and not pod.get("hostPID")
+    (c,) = pod["containers"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["VIGIL_SERVICE_URL"] == {"name": "vigil-controller", "key": "service-url"}
+    assert {"VIGIL_REGISTRATION_TOKEN", "VIGIL_CLUSTER_NAME"} <= set(env)
+    assert c["args"][0] == "controller"
