@@ -12,8 +12,10 @@ from vigil.service.api.deps import cluster_writer
 from vigil.service.api.errors import forbidden
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
+from vigil.service.store import runtime as runtime_store
 from vigil.service.store.tokens import Principal
 from vigil.wire.inventory import Heartbeat, IngestResult, InventoryBatch, InventorySnapshot
+from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
@@ -67,3 +69,47 @@ async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) 
 
     await run_in_threadpool(work)
     return {"status": "ok"}
+
+
+@router.post(
+    "/runtime",
+    response_model=IngestResult,
+    summary="Apply a sensor's batch of runtime records; gzip accepted; idempotent per batch_id",
+    openapi_extra=openapi_body(RuntimeBatch),
+)
+async def ingest_runtime(request: Request, who: Principal = Depends(cluster_writer)) -> IngestResult:
+    batch: RuntimeBatch = await parse_body(request, RuntimeBatch)
+    _same_cluster(who, batch.cluster_id)
+    metrics = request.app.state.metrics
+
+    def work() -> IngestResult:
+        with request.app.state.engine.begin() as conn:
+            if not inventory.claim_batch(conn, batch.cluster_id, batch.batch_id, "runtime"):
+                return IngestResult(batch_id=batch.batch_id, applied=False)
+            counts = runtime_store.apply_runtime_batch(conn, batch)
+        return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
+
+    result = await run_in_threadpool(work)
+    metrics.ingest_batches.labels("runtime", "applied" if result.applied else "duplicate").inc()
+    log.info(
+        "runtime batch",
+        extra={"cluster_id": batch.cluster_id, "node": batch.node_name, "batch_id": batch.batch_id, "seq": batch.seq, "applied": result.applied, **result.counts},
+    )
+    return result
+
+
+@router.post(
+    "/sensor-heartbeat",
+    summary="A sensor's heartbeat; the answer says whether the node is labelled vigil.dev/sensor=disabled",
+    openapi_extra=openapi_body(SensorHeartbeat),
+)
+async def sensor_heartbeat(request: Request, who: Principal = Depends(cluster_writer)) -> dict:
+    beat: SensorHeartbeat = await parse_body(request, SensorHeartbeat)
+    _same_cluster(who, beat.cluster_id)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return runtime_store.record_sensor_heartbeat(conn, beat)
+
+    disabled = await run_in_threadpool(work)
+    return {"status": "ok", "sensor_disabled": disabled}

@@ -74,3 +74,21 @@ def images(
     with request.app.state.engine.connect() as conn:
         p = queries.list_images(conn, cluster, registry, repository, running, after, limit)
     return {"items": p.items, "next": p.next}
+
+
+@router.get("/processes", summary="What executed: runtime records per container, file sha256 and path (Runtime Impact)")
+def processes(
+    request: Request,
+    cluster: str | None = None,
+    node: str | None = None,
+    container_id: str | None = None,
+    pod_uid: str | None = None,
+    sha256: str | None = None,
+    kind: str | None = Query(None, description="executable, script or library"),
+    limit: int = Limit,
+    after: str | None = After,
+    who: Principal = Depends(reader),
+) -> dict:
+    with request.app.state.engine.connect() as conn:
+        p = queries.list_executions(conn, cluster, node, container_id, pod_uid, sha256, kind, after, limit)
+    return {"items": p.items, "next": p.next}

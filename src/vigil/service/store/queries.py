@@ -8,14 +8,17 @@ from datetime import timedelta
 from sqlalchemy import Connection, distinct, func, select
 
 from vigil.service.store.pagination import page, split_page
+from vigil.service.store.runtime import sensor_status
 from vigil.service.store.schema import (
     clusters,
     containers,
+    executions,
     finding_events,
     findings,
     images,
     nodes,
     pods,
+    sensors,
     workloads,
 )
 from vigil.service.store.tokens import as_utc, utcnow
@@ -76,10 +79,30 @@ def list_nodes(conn: Connection, cluster: str | None, after: str | None, limit: 
         stmt = stmt.where(nodes.c.cluster_id == cluster)
     stmt = page(stmt, [nodes.c.cluster_id, nodes.c.name], after, limit)
     rows, nxt = split_page(conn.execute(stmt).all(), lambda r: (r.cluster_id, r.name), limit)
+    beats = {}
+    if rows:
+        for b in conn.execute(
+            select(sensors).where(sensors.c.cluster_id.in_({r.cluster_id for r in rows}), sensors.c.node_name.in_([r.name for r in rows]))
+        ):
+            beats[(b.cluster_id, b.node_name)] = b
     items = []
     for r in rows:
         d = r._asdict()
         d["updated_at"] = _iso(d["updated_at"])
+        b = beats.get((r.cluster_id, r.name))
+        d["sensor"] = {
+            "status": sensor_status(r.sensor_disabled, b),
+            "reported_status": b.status if b else None,
+            "error": b.error if b else None,
+            "version": b.version if b else None,
+            "kernel": b.kernel if b else None,
+            "btf": b.btf if b else None,
+            "events_seen": b.events_seen if b else None,
+            "events_lost": b.events_lost if b else None,
+            "batches_spooled": b.batches_spooled if b else None,
+            "batches_dropped": b.batches_dropped if b else None,
+            "last_heartbeat_at": _iso(b.heartbeat_at) if b else None,
+        }
         items.append(d)
     return Page(items, nxt)
 
@@ -352,3 +375,64 @@ def finding_counts(conn: Connection, cluster: str | None = None) -> dict[str, di
     for t, s, n in conn.execute(stmt.group_by(findings.c.type, findings.c.severity)):
         out.setdefault(t, {})[s] = n
     return out
+
+
+def list_executions(
+    conn: Connection,
+    cluster: str | None,
+    node: str | None,
+    container_id: str | None,
+    pod_uid: str | None,
+    sha256: str | None,
+    kind: str | None,
+    after: str | None,
+    limit: int,
+) -> Page:
+    """Runtime records with the pod and workload they ran in, when the inventory knows the container."""
+    stmt = select(
+        executions,
+        pods.c.namespace,
+        pods.c.name.label("pod_name"),
+        pods.c.workload_kind,
+        pods.c.workload_name,
+        containers.c.name.label("container_name"),
+        containers.c.image,
+        containers.c.image_digest,
+    ).select_from(
+        executions.outerjoin(
+            containers,
+            (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id) & (executions.c.container_id != ""),
+        ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+    )
+    for col, value in (
+        (executions.c.cluster_id, cluster),
+        (executions.c.node_name, node),
+        (executions.c.container_id, container_id),
+        (executions.c.pod_uid, pod_uid),
+        (executions.c.sha256, sha256),
+        (executions.c.kind, kind),
+    ):
+        if value:
+            stmt = stmt.where(col == value)
+    rows, nxt = split_page(conn.execute(page(stmt, [executions.c.id], after, limit)).all(), lambda r: (r.id,), limit)
+    items = [
+        {
+            "id": r.id,
+            "cluster_id": r.cluster_id,
+            "node_name": r.node_name,
+            "container_id": r.container_id or None,
+            "pod_uid": r.pod_uid,
+            "kind": r.kind,
+            "path": r.path,
+            "sha256": r.sha256 or None,
+            "count": r.count,
+            "first_seen_at": _iso(r.first_seen_at),
+            "last_seen_at": _iso(r.last_seen_at),
+            "samples": r.samples,
+            "pod": {"namespace": r.namespace, "name": r.pod_name} if r.pod_name else None,
+            "workload": {"kind": r.workload_kind, "name": r.workload_name} if r.workload_kind else None,
+            "container": {"name": r.container_name, "image": r.image, "image_digest": r.image_digest} if r.container_name else None,
+        }
+        for r in rows
+    ]
+    return Page(items, nxt)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -195,4 +196,47 @@ finding_events = Table(
     Column("severity", String(16), nullable=False),
     Column("reason", Text),
     Column("actor", String(128), nullable=False),
+)
+
+sensors = Table(
+    "sensors",
+    metadata,
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    Column("node_name", String(253), primary_key=True),
+    # running | failed | disabled, as the sensor last said
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("version", String(64), nullable=False),
+    Column("kernel", String(256), nullable=False),
+    Column("btf", Boolean, nullable=False),
+    Column("events_seen", BigInteger, nullable=False),
+    Column("events_lost", BigInteger, nullable=False),
+    Column("events_filtered", BigInteger, nullable=False),
+    Column("batches_spooled", BigInteger, nullable=False),
+    Column("batches_dropped", BigInteger, nullable=False),
+    Column("records_dropped", BigInteger, nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("heartbeat_at", Timestamp, nullable=False),
+)
+
+executions = Table(
+    "executions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("node_name", String(253), nullable=False),
+    # '' for host processes and unread files, so the unique key holds on every database.
+    Column("container_id", String(160), nullable=False),
+    Column("pod_uid", String(64)),
+    # executable | script | library
+    Column("kind", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("samples", Json, nullable=False),
+    UniqueConstraint("cluster_id", "container_id", "kind", "sha256", "path", name="uq_executions_key"),
+    Index("ix_executions_container", "cluster_id", "container_id"),
+    Index("ix_executions_sha256", "sha256"),
 )

@@ -1,0 +1,121 @@
+"""Runtime records from sensors: what executed in which container, merged per (container, kind, sha256, path).
+
+A record repeated across batches adds to its count, widens its first/last seen
+window, and keeps the first few samples; the container it names may not be in
+the inventory yet (the sensor can be faster than the controller), so records
+are kept as they come and joined at read time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vigil.service.store.schema import executions, nodes, sensors
+from vigil.service.store.tokens import as_utc, utcnow
+from vigil.wire.runtime import MAX_SAMPLES, RuntimeBatch, SensorHeartbeat
+
+_KEY = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
+
+
+def _row_key(container_id: str | None, kind: str, sha256: str | None, path: str) -> tuple[str, str, str, str]:
+    return (container_id or "", kind, sha256 or "", path)
+
+
+def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
+    cid = batch.cluster_id
+    keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
+    existing: dict[tuple, object] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        for row in conn.execute(
+            select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))
+        ):
+            existing[(row.container_id, row.kind, row.sha256, row.path)] = row
+    inserts, updated = [], 0
+    for key, r in zip(keys, batch.records):
+        samples = [s.model_dump(mode="json") for s in r.samples]
+        row = existing.get(key)
+        if row is None:
+            inserts.append(
+                dict(
+                    cluster_id=cid,
+                    node_name=batch.node_name,
+                    container_id=key[0],
+                    pod_uid=r.pod_uid,
+                    kind=r.kind,
+                    path=r.path,
+                    sha256=key[2],
+                    first_seen_at=r.first_seen,
+                    last_seen_at=r.last_seen,
+                    count=r.count,
+                    samples=samples[:MAX_SAMPLES],
+                )
+            )
+            continue
+        first, last = as_utc(row.first_seen_at), as_utc(row.last_seen_at)
+        conn.execute(
+            update(executions)
+            .where(executions.c.id == row.id)
+            .values(
+                count=row.count + r.count,
+                first_seen_at=min(first, r.first_seen),
+                last_seen_at=max(last, r.last_seen),
+                pod_uid=row.pod_uid or r.pod_uid,
+                node_name=batch.node_name,
+                samples=(list(row.samples) + samples)[:MAX_SAMPLES],
+            )
+        )
+        updated += 1
+    if inserts:
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(executions), inserts)
+    return {"records": len(batch.records), "new": len(inserts), "merged": updated}
+
+
+def record_sensor_heartbeat(conn: Connection, beat: SensorHeartbeat) -> bool:
+    """Store the heartbeat; return whether the node is labelled for the sensor to stay off."""
+    values = dict(
+        status=beat.status,
+        error=beat.error,
+        version=beat.version,
+        kernel=beat.kernel,
+        btf=beat.btf,
+        events_seen=beat.events_seen,
+        events_lost=beat.events_lost,
+        events_filtered=beat.events_filtered,
+        batches_spooled=beat.batches_spooled,
+        batches_dropped=beat.batches_dropped,
+        records_dropped=beat.records_dropped,
+        interval_s=beat.interval_seconds,
+        heartbeat_at=utcnow(),
+    )
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(sensors).values(cluster_id=beat.cluster_id, node_name=beat.node_name, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["cluster_id", "node_name"], set_=values))
+    disabled = conn.execute(
+        select(nodes.c.sensor_disabled).where(nodes.c.cluster_id == beat.cluster_id, nodes.c.name == beat.node_name)
+    ).scalar()
+    return bool(disabled)
+
+
+def sensor_status(node_sensor_disabled: bool, sensor_row, now: datetime | None = None) -> str:
+    """A node's monitoring status, as the console shows it.
+
+    disabled: labelled vigil.dev/sensor=disabled; monitored_with_sensor: a sensor
+    beats; sensor_failed: its sensor said it failed, or stopped beating (3 missed);
+    monitored: inventory only (no sensor has ever reported).
+    """
+    if node_sensor_disabled:
+        return "disabled"
+    if sensor_row is None:
+        return "monitored"
+    if sensor_row.status == "disabled":
+        return "disabled"
+    now = now or utcnow()
+    stale = (now - as_utc(sensor_row.heartbeat_at)).total_seconds() > 3 * sensor_row.interval_s
+    if sensor_row.status == "failed" or stale:
+        return "sensor_failed"
+    return "monitored_with_sensor"
