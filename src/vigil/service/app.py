@@ -8,6 +8,8 @@ from sqlalchemy import Engine
 
 from vigil import __version__
 from vigil.service.api import clusters, errors, findings, health, ingest, inventory, tokens
+from vigil.service.api import integrity as integrity_api
+from vigil.service.api import policy as policy_api
 from vigil.service.http import AccessLogMiddleware, RequestBodyMiddleware
 from vigil.service.metrics import Metrics
 from vigil.service.settings import Settings
@@ -40,6 +42,12 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     errors.install_store_errors(app)
     for module in (health, tokens, clusters, ingest, inventory, findings):
         app.include_router(module.router)
+    for module in (policy_api, integrity_api):
+        app.include_router(module.router)
+    # Registry trust and image integrity: policy file at start, evaluator (background if configured).
+    from vigil.service.analysis import lifecycle as integrity_lifecycle
+
+    integrity_lifecycle.install(app, settings, engine)
     app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
 

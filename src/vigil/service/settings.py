@@ -26,6 +26,14 @@ class Settings:
     # Bodies larger than this (after gzip decoding) are refused with 413.
     max_body_bytes: int = 256 * 1024 * 1024
     log_level: str = "info"
+    # Registry trust and image integrity (issue 4): reverify every running image's tag this often.
+    reverify_interval: float = 300.0
+    # A YAML trust policy loaded into the store at start (replacing what it held); see docs/integrity.md.
+    trust_file: Path | None = None
+    # Per-registry credentials and TLS (vigil.registry.RegistryConfig); else $VIGIL_REGISTRY_CONFIG.
+    registry_config: Path | None = None
+    # Run integrity passes in a background thread; off by default so tests run passes themselves.
+    integrity_background: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()

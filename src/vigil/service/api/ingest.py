@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import cluster_writer
 from vigil.service.api.errors import forbidden
+from vigil.service.gcpause import paused_gc
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
 from vigil.service.store import runtime as runtime_store
@@ -38,7 +39,7 @@ async def ingest_inventory(request: Request, who: Principal = Depends(cluster_wr
     metrics = request.app.state.metrics
 
     def work() -> IngestResult:
-        with request.app.state.engine.begin() as conn:
+        with paused_gc(), request.app.state.engine.begin() as conn:
             if not inventory.claim_batch(conn, batch.cluster_id, batch.batch_id, batch.kind):
                 return IngestResult(batch_id=batch.batch_id, applied=False)
             if isinstance(batch, InventorySnapshot):

@@ -22,6 +22,12 @@ from vigil.service.store.schema import (
     workloads,
 )
 from vigil.service.store.tokens import as_utc, utcnow
+# Console (web UI) reads below need these.
+from datetime import date, datetime  # noqa: E402,I001
+from sqlalchemy import and_, case, literal, or_, tuple_  # noqa: E402
+from vigil.service.store.pagination import BadCursor, decode_cursor, encode_cursor  # noqa: E402
+from vigil.service.store.schema import api_tokens  # noqa: E402
+from vigil.service.store.tokens import USER_ROLES, Principal  # noqa: E402
 
 MISSED_BEATS_FOR_STOPPED = 3
 
@@ -436,3 +442,698 @@ def list_executions(
         for r in rows
     ]
     return Page(items, nxt)
+
+
+# --- Console (web UI) reads: sortable keyset pages with totals, filters, overview aggregates ---------
+# Every page is ordered by a tuple of keys ending in a unique column, all in one direction, so a
+# cursor (the last row's keys) resumes exactly where a page ended under any sort.
+
+SEVERITY_RANK = case({s: i for i, s in enumerate(SEVERITIES)}, value=findings.c.severity, else_=len(SEVERITIES))
+INTEGRITY_TYPES = ("digest_mismatch", "tag_moved", "artifact_missing")
+CONTENT_TYPES = ("vulnerable_package", "malicious_package", "running_vulnerability")
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Key expressions with their cursor kind ("str", "int" or "ts"), the last one unique."""
+
+    keys: tuple
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class SortedPage:
+    items: list[dict]
+    next: str | None
+    total: int
+
+
+def _cursor_value(value, kind: str):
+    return as_utc(value).isoformat() if kind == "ts" else value
+
+
+def _bind_cursor_value(raw, kind: str, expr):
+    wanted = {"ts": str, "str": str, "int": int}[kind]
+    if not isinstance(raw, wanted) or isinstance(raw, bool):
+        raise BadCursor(f"cursor value {raw!r} is not one this service issued for this sort")
+    if kind == "ts":
+        try:
+            raw = datetime.fromisoformat(raw)
+        except ValueError:
+            raise BadCursor(f"cursor value {raw!r} is not a timestamp this service issued") from None
+    return literal(raw, expr.type)
+
+
+def keyset_rows(conn: Connection, stmt, sort: Sort, after: str | None, limit: int) -> tuple[list, str | None]:
+    exprs = [e for e, _ in sort.keys]
+    stmt = stmt.add_columns(*[e.label(f"_k{i}") for i, e in enumerate(exprs)])
+    if after:
+        raw = decode_cursor(after, len(exprs))
+        values = [_bind_cursor_value(v, k, e) for v, (e, k) in zip(raw, sort.keys)]
+        lhs, rhs = tuple_(*exprs), tuple_(*values)
+        stmt = stmt.where(lhs < rhs if sort.descending else lhs > rhs)
+    stmt = stmt.order_by(*[e.desc() if sort.descending else e.asc() for e in exprs]).limit(limit + 1)
+    rows = conn.execute(stmt).all()
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode_cursor([_cursor_value(getattr(last, f"_k{i}"), k) for i, (_, k) in enumerate(sort.keys)])
+
+
+def active_user(conn: Connection, token_id: str) -> Principal | None:
+    """The user behind a token id if that token still admits a person (not revoked, not expired)."""
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+    if row is None or row.role not in USER_ROLES or row.revoked_at is not None:
+        return None
+    expires_at = as_utc(row.expires_at)
+    if expires_at is not None and expires_at <= utcnow():
+        return None
+    return Principal(row.id, row.name, row.role, row.cluster_id)
+
+
+@dataclass(frozen=True)
+class FindingFilter:
+    types: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    cluster_id: str | None = None
+    namespace: str | None = None
+    image_pk: int | None = None
+    workload: tuple[str, str, str, str] | None = None  # cluster id, namespace, kind, name
+    running_only: bool = False
+    text: str | None = None
+
+
+def _finding_conditions(f: FindingFilter) -> list:
+    cond = []
+    if f.types:
+        cond.append(findings.c.type.in_(f.types))
+    if f.severities:
+        cond.append(findings.c.severity.in_(f.severities))
+    if f.statuses:
+        cond.append(findings.c.status.in_(f.statuses))
+    if f.cluster_id:
+        cond.append(findings.c.cluster_id == f.cluster_id)
+    if f.namespace:
+        cond.append(findings.c.namespace == f.namespace)
+    if f.image_pk is not None:
+        cond.append(findings.c.image_pk == f.image_pk)
+    if f.workload:
+        cid, ns, kind, name = f.workload
+        cond += [
+            findings.c.cluster_id == cid,
+            findings.c.namespace == ns,
+            findings.c.workload_kind == kind,
+            findings.c.workload_name == name,
+        ]
+    if f.running_only:
+        # Running: the finding is about execution, or a container of its image is running now.
+        running_container = (
+            select(containers.c.image_pk)
+            .where(
+                containers.c.image_pk == findings.c.image_pk,
+                containers.c.state == "running",
+                or_(findings.c.cluster_id.is_(None), containers.c.cluster_id == findings.c.cluster_id),
+            )
+            .exists()
+        )
+        cond.append(or_(findings.c.type.in_(("running_vulnerability", "runtime_drift", "tampered_binary", "suspicious_exec")), running_container))
+    if f.text:
+        cond.append(func.lower(findings.c.subject).contains(f.text.lower(), autoescape=True))
+    return cond
+
+
+def finding_sort(name: str, descending: bool) -> Sort:
+    keys = {
+        "severity": ((SEVERITY_RANK, "int"), (findings.c.id, "int")),
+        "last_seen": ((findings.c.last_seen_at, "ts"), (findings.c.id, "int")),
+        "first_seen": ((findings.c.first_seen_at, "ts"), (findings.c.id, "int")),
+        "type": ((findings.c.type, "str"), (findings.c.id, "int")),
+        "id": ((findings.c.id, "int"),),
+    }[name]
+    return Sort(keys, descending)
+
+
+FINDING_SORTS = ("severity", "last_seen", "first_seen", "type", "id")
+
+
+def _image_ref(registry, repository, tag, digest) -> str | None:
+    if repository is None:
+        return None
+    ref = f"{registry}/{repository}" if registry else repository
+    if tag:
+        ref += f":{tag}"
+    if digest:
+        ref += f"@{digest}"
+    return ref
+
+
+def console_findings(conn: Connection, f: FindingFilter, sort: Sort, after: str | None, limit: int) -> SortedPage:
+    cond = _finding_conditions(f)
+    stmt = (
+        select(
+            findings,
+            clusters.c.name.label("cluster_name"),
+            images.c.registry,
+            images.c.repository,
+            images.c.tag,
+            images.c.digest.label("image_digest"),
+        )
+        .select_from(
+            findings.outerjoin(clusters, clusters.c.id == findings.c.cluster_id).outerjoin(images, images.c.id == findings.c.image_pk)
+        )
+        .where(*cond)
+    )
+    rows, nxt = keyset_rows(conn, stmt, sort, after, limit)
+    total = conn.execute(select(func.count()).select_from(findings).where(*cond)).scalar_one()
+    items = []
+    for r in rows:
+        d = _finding_dict(r)
+        d["cluster_name"] = r.cluster_name
+        d["image_ref"] = _image_ref(r.registry, r.repository, r.tag, r.image_digest)
+        items.append(d)
+    return SortedPage(items, nxt, total)
+
+
+def findings_marker(conn: Connection) -> tuple:
+    """Changes whenever a finding is added, seen again or changes status: what live views poll."""
+    return tuple(
+        conn.execute(
+            select(func.count(), func.max(findings.c.id), func.max(findings.c.last_seen_at), func.max(findings.c.status_changed_at))
+        ).one()
+    )
+
+
+def _severity_sums():
+    return [func.sum(case((findings.c.severity == s, 1), else_=0)).label(s) for s in SEVERITIES[:4]]
+
+
+def top_risky_workloads(conn: Connection, limit: int = 5) -> list[dict]:
+    """Workloads ranked by their open findings, most severe first (until risk scores exist)."""
+    sums = _severity_sums()
+    group = (findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name)
+    stmt = (
+        select(*group, *sums, func.count().label("total"))
+        .where(findings.c.status == "open", findings.c.workload_name.is_not(None))
+        .group_by(*group)
+        .order_by(*[c.desc() for c in sums], func.count().desc(), *group)
+        .limit(limit)
+    )
+    rows = conn.execute(stmt).all()
+    names = _cluster_names(conn, {r.cluster_id for r in rows})
+    return [
+        {
+            "cluster_id": r.cluster_id,
+            "cluster_name": names.get(r.cluster_id),
+            "namespace": r.namespace,
+            "kind": r.workload_kind,
+            "name": r.workload_name,
+            "severities": {s: getattr(r, s) for s in SEVERITIES[:4]},
+            "total": r.total,
+        }
+        for r in rows
+    ]
+
+
+def top_risky_images(conn: Connection, limit: int = 5) -> list[dict]:
+    sums = _severity_sums()
+    stmt = (
+        select(findings.c.image_pk, images.c.registry, images.c.repository, images.c.tag, images.c.digest, *sums, func.count().label("total"))
+        .join(images, images.c.id == findings.c.image_pk)
+        .where(findings.c.status == "open")
+        .group_by(findings.c.image_pk, images.c.registry, images.c.repository, images.c.tag, images.c.digest)
+        .order_by(*[c.desc() for c in sums], func.count().desc(), findings.c.image_pk)
+        .limit(limit)
+    )
+    rows = conn.execute(stmt).all()
+    usage = image_usage(conn, [r.image_pk for r in rows])
+    return [
+        {
+            "id": r.image_pk,
+            "ref": _image_ref(r.registry, r.repository, r.tag, r.digest),
+            "severities": {s: getattr(r, s) for s in SEVERITIES[:4]},
+            "total": r.total,
+            "usage": usage[r.image_pk],
+        }
+        for r in rows
+    ]
+
+
+def _cluster_names(conn: Connection, ids) -> dict[str, str]:
+    ids = [i for i in ids if i]
+    if not ids:
+        return {}
+    return dict(conn.execute(select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(ids))).all())
+
+
+def open_findings_series(conn: Connection, days: int = 14, today: date | None = None) -> list[tuple[date, int]]:
+    """Open findings at the end of each of the last ``days`` days (UTC), from the findings' history."""
+    ev = finding_events.c
+    delta = case(
+        (and_(ev.to_status == "open", or_(ev.from_status.is_(None), ev.from_status != "open")), 1),
+        (and_(ev.from_status == "open", ev.to_status != "open"), -1),
+        else_=0,
+    )
+    if conn.dialect.name == "postgresql":
+        day = func.to_char(func.timezone("UTC", ev.at), "YYYY-MM-DD")
+    else:
+        day = func.strftime("%Y-%m-%d", ev.at)
+    per_day = {d: int(n or 0) for d, n in conn.execute(select(day.label("d"), func.sum(delta)).group_by(day))}
+    today = today or utcnow().date()
+    start = today - timedelta(days=days - 1)
+    running = sum(n for d, n in per_day.items() if date.fromisoformat(d) < start)
+    out = []
+    for i in range(days):
+        d = start + timedelta(days=i)
+        running += per_day.get(d.isoformat(), 0)
+        out.append((d, running))
+    return out
+
+
+def sensor_summary(conn: Connection, cluster_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per cluster, how many nodes are in each monitoring status."""
+    out: dict[str, dict[str, int]] = {cid: {} for cid in cluster_ids}
+    if not cluster_ids:
+        return out
+    beats = {(b.cluster_id, b.node_name): b for b in conn.execute(select(sensors).where(sensors.c.cluster_id.in_(cluster_ids)))}
+    now = utcnow()
+    for cid, name, disabled in conn.execute(
+        select(nodes.c.cluster_id, nodes.c.name, nodes.c.sensor_disabled).where(nodes.c.cluster_id.in_(cluster_ids))
+    ):
+        status = sensor_status(disabled, beats.get((cid, name)), now)
+        out[cid][status] = out[cid].get(status, 0) + 1
+    return out
+
+
+def cluster_nodes(
+    conn: Connection, cluster_id: str, status: str | None, text: str | None, after: str | None, limit: int
+) -> SortedPage:
+    """A cluster's nodes with their monitoring status, by name; the status filter is computed, so it runs here."""
+    beats = {b.node_name: b for b in conn.execute(select(sensors).where(sensors.c.cluster_id == cluster_id))}
+    now = utcnow()
+    stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
+    if text:
+        stmt = stmt.where(func.lower(nodes.c.name).contains(text.lower(), autoescape=True))
+    matched = []
+    for r in conn.execute(stmt.order_by(nodes.c.name)):
+        b = beats.get(r.name)
+        s = sensor_status(r.sensor_disabled, b, now)
+        if status and s != status:
+            continue
+        matched.append((r, b, s))
+    start = 0
+    if after:
+        (last_name,) = decode_cursor(after, 1)
+        start = next((i for i, (r, _, _) in enumerate(matched) if r.name > last_name), len(matched))
+    chunk = matched[start : start + limit]
+    nxt = encode_cursor([chunk[-1][0].name]) if start + limit < len(matched) and chunk else None
+    items = []
+    for r, b, s in chunk:
+        items.append(
+            {
+                "name": r.name,
+                "labels": r.labels,
+                "kubelet_version": r.kubelet_version,
+                "kernel_version": r.kernel_version,
+                "os_image": r.os_image,
+                "container_runtime": r.container_runtime,
+                "architecture": r.architecture,
+                "ready": next((c.get("status") for c in (r.conditions or []) if isinstance(c, dict) and c.get("type") == "Ready"), None)
+                if isinstance(r.conditions, list)
+                else (r.conditions or {}).get("Ready"),
+                "sensor": {
+                    "status": s,
+                    "reported_status": b.status if b else None,
+                    "error": b.error if b else None,
+                    "version": b.version if b else None,
+                    "events_seen": b.events_seen if b else None,
+                    "events_lost": b.events_lost if b else None,
+                    "last_heartbeat_at": _iso(b.heartbeat_at) if b else None,
+                },
+            }
+        )
+    return SortedPage(items, nxt, len(matched))
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    registry: str | None = None
+    text: str | None = None
+    cluster_id: str | None = None
+    running_only: bool = False
+    finding_types: tuple[str, ...] = ()
+
+
+IMAGE_SORTS = ("ref", "first_seen", "findings", "workloads")
+
+
+def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool, after: str | None, limit: int) -> SortedPage:
+    open_counts = (
+        select(findings.c.image_pk, func.count().label("n"))
+        .where(findings.c.status == "open", findings.c.image_pk.is_not(None))
+        .group_by(findings.c.image_pk)
+        .subquery()
+    )
+    per_workload = (
+        select(containers.c.image_pk, containers.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+        .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+        .distinct()
+        .subquery()
+    )
+    blast = select(per_workload.c.image_pk, func.count().label("n")).group_by(per_workload.c.image_pk).subquery()
+    n_findings = func.coalesce(open_counts.c.n, 0)
+    n_workloads = func.coalesce(blast.c.n, 0)
+    keys = {
+        "ref": (
+            (images.c.registry, "str"),
+            (images.c.repository, "str"),
+            (images.c.tag, "str"),
+            (images.c.digest, "str"),
+            (images.c.id, "int"),
+        ),
+        "first_seen": ((images.c.first_seen_at, "ts"), (images.c.id, "int")),
+        "findings": ((n_findings, "int"), (images.c.id, "int")),
+        "workloads": ((n_workloads, "int"), (images.c.id, "int")),
+    }[sort]
+    cond = []
+    if f.registry:
+        cond.append(images.c.registry == f.registry)
+    if f.text:
+        t = f.text.lower()
+        cond.append(or_(func.lower(images.c.repository).contains(t, autoescape=True), func.lower(images.c.tag).contains(t, autoescape=True), images.c.digest.contains(t, autoescape=True)))
+    if f.cluster_id:
+        cond.append(images.c.id.in_(select(containers.c.image_pk).where(containers.c.cluster_id == f.cluster_id)))
+    if f.running_only:
+        cond.append(images.c.id.in_(select(containers.c.image_pk).where(containers.c.state == "running")))
+    if f.finding_types:
+        cond.append(
+            images.c.id.in_(
+                select(findings.c.image_pk).where(findings.c.status == "open", findings.c.type.in_(f.finding_types))
+            )
+        )
+    stmt = (
+        select(images, n_findings.label("open_findings"))
+        .select_from(images.outerjoin(open_counts, open_counts.c.image_pk == images.c.id).outerjoin(blast, blast.c.image_pk == images.c.id))
+        .where(*cond)
+    )
+    rows, nxt = keyset_rows(conn, stmt, Sort(keys, descending), after, limit)
+    total = conn.execute(select(func.count()).select_from(images).where(*cond)).scalar_one()
+    ids = [r.id for r in rows]
+    usage = image_usage(conn, ids)
+    by_image = image_finding_summary(conn, ids)
+    items = []
+    for r in rows:
+        d = _image_dict(r)
+        d["extra"] = {k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k") and k != "open_findings"}
+        d["usage"] = usage[r.id]
+        d["open_findings"] = r.open_findings
+        d.update(by_image.get(r.id, _empty_image_summary()))
+        items.append(d)
+    return SortedPage(items, nxt, total)
+
+
+_IMAGE_BASE_COLUMNS = {"id", "registry", "repository", "tag", "digest", "first_seen_at"}
+
+
+def _empty_image_summary() -> dict:
+    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]}, "running_vulnerabilities": 0, "open_types": []}
+
+
+def image_finding_summary(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
+    """Per image: open vulnerability counts by severity, running vulnerabilities, and the open finding types."""
+    out: dict[int, dict] = {}
+    if not image_ids:
+        return out
+    for pk, t, s, n in conn.execute(
+        select(findings.c.image_pk, findings.c.type, findings.c.severity, func.count())
+        .where(findings.c.image_pk.in_(image_ids), findings.c.status == "open")
+        .group_by(findings.c.image_pk, findings.c.type, findings.c.severity)
+    ):
+        d = out.setdefault(pk, _empty_image_summary())
+        if t in ("vulnerable_package", "malicious_package") and s in d["vulnerabilities"]:
+            d["vulnerabilities"][s] += n
+        if t == "running_vulnerability":
+            d["running_vulnerabilities"] += n
+        if t not in d["open_types"]:
+            d["open_types"].append(t)
+    return out
+
+
+def image_detail(conn: Connection, image_pk: int) -> dict | None:
+    row = conn.execute(select(images).where(images.c.id == image_pk)).first()
+    if row is None:
+        return None
+    d = _image_dict(row)
+    d["extra"] = {k: v for k, v in row._mapping.items() if k not in _IMAGE_BASE_COLUMNS}
+    d["usage"] = image_usage(conn, [image_pk])[image_pk]
+    d.update(image_finding_summary(conn, [image_pk]).get(image_pk, _empty_image_summary()))
+    running = func.sum(case((containers.c.state == "running", 1), else_=0))
+    d["workloads"] = [
+        {"cluster_id": r.cluster_id, "cluster_name": r.cluster_name, "namespace": r.namespace, "kind": r.workload_kind, "name": r.workload_name, "containers": r.n, "running": r.running}
+        for r in conn.execute(
+            select(
+                containers.c.cluster_id,
+                clusters.c.name.label("cluster_name"),
+                pods.c.namespace,
+                pods.c.workload_kind,
+                pods.c.workload_name,
+                func.count().label("n"),
+                running.label("running"),
+            )
+            .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+            .join(clusters, clusters.c.id == containers.c.cluster_id)
+            .where(containers.c.image_pk == image_pk)
+            .group_by(containers.c.cluster_id, clusters.c.name, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+            .order_by(clusters.c.name, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+            .limit(500)
+        )
+    ]
+    return d
+
+
+@dataclass(frozen=True)
+class WorkloadFilter:
+    cluster_id: str | None = None
+    namespace: str | None = None
+    kind: str | None = None
+    text: str | None = None
+
+
+WORKLOAD_SORTS = ("name", "findings", "pods")
+
+
+def console_workloads(conn: Connection, f: WorkloadFilter, sort: str, descending: bool, after: str | None, limit: int) -> SortedPage:
+    w = workloads.c
+    fc = (
+        select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, func.count().label("n"))
+        .where(findings.c.status == "open", findings.c.workload_name.is_not(None))
+        .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name)
+        .subquery()
+    )
+    pc = (
+        select(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, func.count().label("n"))
+        .group_by(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+        .subquery()
+    )
+    n_findings, n_pods = func.coalesce(fc.c.n, 0), func.coalesce(pc.c.n, 0)
+    name_key = ((w.cluster_id, "str"), (w.namespace, "str"), (w.kind, "str"), (w.name, "str"))
+    keys = {"name": name_key, "findings": ((n_findings, "int"),) + name_key, "pods": ((n_pods, "int"),) + name_key}[sort]
+    cond = []
+    if f.cluster_id:
+        cond.append(w.cluster_id == f.cluster_id)
+    if f.namespace:
+        cond.append(w.namespace == f.namespace)
+    if f.kind:
+        cond.append(w.kind == f.kind)
+    if f.text:
+        cond.append(func.lower(w.name).contains(f.text.lower(), autoescape=True))
+    stmt = (
+        select(workloads, clusters.c.name.label("cluster_name"), n_findings.label("open_findings"), n_pods.label("pods"))
+        .select_from(
+            workloads.join(clusters, clusters.c.id == w.cluster_id)
+            .outerjoin(fc, and_(fc.c.cluster_id == w.cluster_id, fc.c.namespace == w.namespace, fc.c.workload_kind == w.kind, fc.c.workload_name == w.name))
+            .outerjoin(pc, and_(pc.c.cluster_id == w.cluster_id, pc.c.namespace == w.namespace, pc.c.workload_kind == w.kind, pc.c.workload_name == w.name))
+        )
+        .where(*cond)
+    )
+    rows, nxt = keyset_rows(conn, stmt, Sort(keys, descending), after, limit)
+    total = conn.execute(select(func.count()).select_from(workloads).where(*cond)).scalar_one()
+    sev: dict[tuple, dict[str, int]] = {}
+    ctr: dict[tuple, int] = {}
+    if rows:
+        cids, names = {r.cluster_id for r in rows}, {r.name for r in rows}
+        for cid, ns, kind, name, s, n in conn.execute(
+            select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity, func.count())
+            .where(findings.c.status == "open", findings.c.cluster_id.in_(cids), findings.c.workload_name.in_(names))
+            .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity)
+        ):
+            sev.setdefault((cid, ns, kind, name), {})[s] = n
+        for cid, ns, kind, name, n in conn.execute(
+            select(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, func.count())
+            .join(containers, (containers.c.cluster_id == pods.c.cluster_id) & (containers.c.pod_uid == pods.c.uid))
+            .where(pods.c.cluster_id.in_(cids), pods.c.workload_name.in_(names))
+            .group_by(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+        ):
+            ctr[(cid, ns, kind, name)] = n
+    items = []
+    for r in rows:
+        key = (r.cluster_id, r.namespace, r.kind, r.name)
+        items.append(
+            {
+                "cluster_id": r.cluster_id,
+                "cluster_name": r.cluster_name,
+                "namespace": r.namespace,
+                "kind": r.kind,
+                "name": r.name,
+                "owner_chain": r.owner_chain,
+                "labels": r.labels,
+                "pods": r.pods,
+                "containers": ctr.get(key, 0),
+                "open_findings": r.open_findings,
+                "severities": sev.get(key, {}),
+            }
+        )
+    return SortedPage(items, nxt, total)
+
+
+def get_workload(conn: Connection, cluster_id: str, namespace: str, kind: str, name: str) -> dict | None:
+    r = conn.execute(
+        select(workloads, clusters.c.name.label("cluster_name"))
+        .join(clusters, clusters.c.id == workloads.c.cluster_id)
+        .where(workloads.c.cluster_id == cluster_id, workloads.c.namespace == namespace, workloads.c.kind == kind, workloads.c.name == name)
+    ).first()
+    if r is None:
+        return None
+    return {
+        "cluster_id": r.cluster_id,
+        "cluster_name": r.cluster_name,
+        "namespace": r.namespace,
+        "kind": r.kind,
+        "name": r.name,
+        "owner_chain": r.owner_chain,
+        "labels": r.labels,
+        "updated_at": _iso(r.updated_at),
+    }
+
+
+@dataclass(frozen=True)
+class ProcessFilter:
+    cluster_id: str | None = None
+    namespace: str | None = None
+    workload: tuple[str, str, str, str] | None = None
+    image_pk: int | None = None
+    kind: str | None = None
+    text: str | None = None
+    sha256: str | None = None
+    running_only: bool = False
+
+
+PROCESS_SORTS = ("last_seen", "path", "count")
+
+
+def console_processes(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> SortedPage:
+    """Executions grouped by executable (path, sha256) per image and workload, with first/last seen and a sample."""
+    e = executions.c
+    namespace = func.coalesce(pods.c.namespace, "").label("namespace")
+    wkind = func.coalesce(pods.c.workload_kind, "").label("workload_kind")
+    wname = func.coalesce(pods.c.workload_name, "").label("workload_name")
+    image_pk = func.coalesce(containers.c.image_pk, -1).label("image_pk")
+    cond = []
+    for col, value in ((e.cluster_id, f.cluster_id), (pods.c.namespace, f.namespace), (e.kind, f.kind), (e.sha256, f.sha256)):
+        if value:
+            cond.append(col == value)
+    if f.image_pk is not None:
+        cond.append(containers.c.image_pk == f.image_pk)
+    if f.workload:
+        cid, ns, kind, name = f.workload
+        cond += [e.cluster_id == cid, pods.c.namespace == ns, pods.c.workload_kind == kind, pods.c.workload_name == name]
+    if f.text:
+        cond.append(func.lower(e.path).contains(f.text.lower(), autoescape=True))
+    running = func.max(case((containers.c.state == "running", 1), else_=0))
+    grouped = (
+        select(
+            e.path,
+            e.sha256,
+            e.kind,
+            e.cluster_id,
+            namespace,
+            wkind,
+            wname,
+            image_pk,
+            func.min(e.first_seen_at).label("first_seen_at"),
+            func.max(e.last_seen_at).label("last_seen_at"),
+            func.sum(e.count).label("count"),
+            func.max(e.id).label("sample_id"),
+            func.count(distinct(e.container_id)).label("containers"),
+            running.label("running"),
+        )
+        .select_from(
+            executions.outerjoin(
+                containers,
+                (containers.c.cluster_id == e.cluster_id) & (containers.c.container_id == e.container_id) & (e.container_id != ""),
+            ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+        )
+        .where(*cond)
+        .group_by(e.path, e.sha256, e.kind, e.cluster_id, namespace, wkind, wname, image_pk)
+    )
+    if f.running_only:
+        grouped = grouped.having(running == 1)
+    g = grouped.subquery()
+    identity = (
+        (g.c.path, "str"),
+        (g.c.sha256, "str"),
+        (g.c.kind, "str"),
+        (g.c.cluster_id, "str"),
+        (g.c.namespace, "str"),
+        (g.c.workload_kind, "str"),
+        (g.c.workload_name, "str"),
+        (g.c.image_pk, "int"),
+    )
+    keys = {"last_seen": ((g.c.last_seen_at, "ts"),) + identity, "path": identity, "count": ((g.c["count"], "int"),) + identity}[sort]
+    rows, nxt = keyset_rows(conn, select(g), Sort(keys, descending), after, limit)
+    total = conn.execute(select(func.count()).select_from(g)).scalar_one()
+    samples = {}
+    if rows:
+        samples = dict(conn.execute(select(e.id, e.samples).where(e.id.in_([r.sample_id for r in rows]))).all())
+    refs = {}
+    image_ids = [r.image_pk for r in rows if r.image_pk != -1]
+    if image_ids:
+        refs = {i.id: _image_ref(i.registry, i.repository, i.tag, i.digest) for i in conn.execute(select(images).where(images.c.id.in_(image_ids)))}
+    names = _cluster_names(conn, {r.cluster_id for r in rows})
+    items = []
+    for r in rows:
+        sample = (samples.get(r.sample_id) or [None])[0]
+        items.append(
+            {
+                "path": r.path,
+                "sha256": r.sha256 or None,
+                "kind": r.kind,
+                "cluster_id": r.cluster_id,
+                "cluster_name": names.get(r.cluster_id),
+                "namespace": r.namespace or None,
+                "workload": {"kind": r.workload_kind, "name": r.workload_name} if r.workload_name else None,
+                "image_pk": r.image_pk if r.image_pk != -1 else None,
+                "image_ref": refs.get(r.image_pk),
+                "first_seen_at": _iso(r.first_seen_at),
+                "last_seen_at": _iso(r.last_seen_at),
+                "count": int(r.count),
+                "containers": r.containers,
+                "running": bool(r.running),
+                "argv": sample.get("argv") if isinstance(sample, dict) else None,
+            }
+        )
+    return SortedPage(items, nxt, total)
+
+
+def finding_filter_choices(conn: Connection) -> dict[str, list]:
+    """Values the findings filters offer: clusters and namespaces that have findings."""
+    return {
+        "clusters": [
+            (r.id, r.name)
+            for r in conn.execute(select(clusters.c.id, clusters.c.name).order_by(clusters.c.name))
+        ],
+        "namespaces": [
+            n for (n,) in conn.execute(select(findings.c.namespace).where(findings.c.namespace.is_not(None)).distinct().order_by(findings.c.namespace))
+        ],
+    }

@@ -240,3 +240,58 @@ executions = Table(
     Index("ix_executions_container", "cluster_id", "container_id"),
     Index("ix_executions_sha256", "sha256"),
 )
+
+# -- registry trust and image integrity (issue 4) ------------------------------------------------
+
+trust_rules = Table(
+    "trust_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # trusted | mirror
+    Column("kind", String(16), nullable=False),
+    # host[:port][/path-prefix]: the trusted pattern, or the mirror rule's source
+    Column("pattern", String(512), nullable=False),
+    # the mirror rule's target; '' for trusted rules, so the unique key holds on every database
+    Column("mirror", String(512), nullable=False),
+    # cluster id or name; '' for a global rule
+    Column("cluster", String(253), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("kind", "pattern", "mirror", "cluster"),
+)
+
+image_integrity = Table(
+    "image_integrity",
+    metadata,
+    # One verdict per image per cluster: trust and mirrors can differ between clusters.
+    Column("image_pk", Integer, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), primary_key=True),
+    # verified | violation | unknown | untrusted | pending
+    Column("status", String(16), nullable=False),
+    # the finding types of a violation, comma-separated; '' otherwise
+    Column("verdict", String(128), nullable=False),
+    Column("evidence", Json, nullable=False),
+    Column("registry_digest", String(80)),
+    # when Vigil first saw the tag point at registry_digest (the "since" of tag_moved)
+    Column("registry_digest_since", Timestamp),
+    Column("policy_revision", String(32), nullable=False),
+    Column("checked_at", Timestamp, nullable=False),
+    Column("next_check_at", Timestamp, nullable=False),
+    # consecutive unknown verdicts, for the retry backoff
+    Column("failures", Integer, nullable=False),
+    Index("ix_image_integrity_next_check", "next_check_at"),
+)
+
+image_provenance = Table(
+    "image_provenance",
+    metadata,
+    # The manifest (or index) digest that runs; content-addressed, so recorded once.
+    Column("digest", String(80), primary_key=True),
+    Column("source", Text),
+    Column("revision", String(256)),
+    Column("created", String(64)),
+    Column("authors", Text),
+    Column("version", String(256)),
+    Column("labels", Json, nullable=False),
+    Column("recorded_at", Timestamp, nullable=False),
+)

@@ -1,0 +1,49 @@
+"""The web console: server-rendered pages (Jinja2 + htmx) served by the service at ``/``.
+
+``install(app)`` mounts the pages, the static files, the live-update stream and the
+browser security headers onto the service's app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+
+from vigil.service.ui import web
+from vigil.service.ui.params import BadParam
+from vigil.service.ui.security import SecurityHeadersMiddleware
+from vigil.service.ui.session import SessionCodec, load_or_create_key
+
+STATIC = Path(__file__).with_name("static")
+
+
+def install(app: FastAPI) -> None:
+    from vigil.service.ui.pages import ROUTERS
+
+    settings = app.state.settings
+    app.state.console_codec = SessionCodec(load_or_create_key(getattr(settings, "data_dir", None)))
+    for router in ROUTERS:
+        app.include_router(router, include_in_schema=False)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.exception_handler(web.LoginRequired)
+    async def _login(request: Request, exc: web.LoginRequired):
+        if request.headers.get("hx-request"):
+            # htmx follows redirects into the swapped fragment; tell it to load the page instead.
+            resp = web.HTMLResponse("", status_code=200)
+            resp.headers["HX-Redirect"] = "/login"
+            return resp
+        from urllib.parse import quote
+
+        return web.redirect("/login?next=" + quote(exc.next_url, safe=""))
+
+    @app.exception_handler(web.Refused)
+    async def _refused(request: Request, exc: web.Refused):
+        return web.render(request, "error.html", None, status=exc.status, title="Refused", message=exc.message, csrf="")
+
+    @app.exception_handler(BadParam)
+    async def _bad_param(request: Request, exc: BadParam):
+        return web.render(request, "error.html", None, status=400, title="Bad filter", message=str(exc), csrf="")

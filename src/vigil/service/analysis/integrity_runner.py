@@ -1,0 +1,372 @@
+"""The integrity evaluator: running images -> trust and registry checks -> verdicts and findings in the store.
+
+One pass (``run_pass``) evaluates every (image, cluster) pair that is due: never
+evaluated (a new or changed running image), evaluated under another policy
+revision, or past its ``next_check_at`` (the reverify interval after a verdict,
+a shorter backoff after ``unknown``). Registry questions run on a small thread
+pool; the client's caches make a warm pass cost no requests. A registry found
+unreachable is not asked again in the same pass: its remaining images are
+``unknown`` with the same error, and are retried with backoff.
+
+Findings open per (type, cluster, namespace, workload, image) and resolve when
+the condition ends (a definite verdict without it) or the workload stops running
+the image; an ``unknown`` verdict leaves existing findings as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from vigil.model.image import ImageRef, digest_error
+from vigil.registry import RegistryClient
+from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
+from vigil.service.analysis.probe import fetch_provenance, probe
+from vigil.service.analysis.trust import TrustDecision, TrustPolicy
+from vigil.service.store import findings as finding_store
+from vigil.service.store import integrity as store
+from vigil.service.store.policy import load_policy
+from vigil.service.store.tokens import utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REVERIFY_INTERVAL = 300.0
+DEFAULT_RETRY_BASE = 15.0
+ACTOR = "integrity"
+
+
+@dataclass
+class PassReport:
+    due: int = 0
+    evaluated: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    opened: int = 0
+    resolved: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "due": self.due,
+            "evaluated": self.evaluated,
+            "statuses": dict(self.statuses),
+            "opened": self.opened,
+            "resolved": self.resolved,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """One image in one cluster, with every workload there running it."""
+
+    cluster_id: str
+    cluster_name: str
+    image_pk: int
+    ref: ImageRef | None
+    digest: str | None
+    workloads: tuple[store.RunningImage, ...]
+
+
+def _image_ref(r: store.RunningImage) -> ImageRef | None:
+    if not r.registry:
+        return None  # the ingest kept an unparseable image string as it was
+    return ImageRef(r.registry, r.repository, r.tag or None, None)
+
+
+def _pairs(running: list[store.RunningImage]) -> list[_Pair]:
+    grouped: dict[tuple[str, int], list[store.RunningImage]] = defaultdict(list)
+    for r in running:
+        grouped[(r.cluster_id, r.image_pk)].append(r)
+    out = []
+    for (cid, pk), rows in sorted(grouped.items()):
+        first = rows[0]
+        digest = first.digest if first.digest and digest_error(first.digest) is None else None
+        out.append(_Pair(cid, first.cluster_name, pk, _image_ref(first), digest, tuple(rows)))
+    return out
+
+
+class IntegrityEvaluator:
+    def __init__(
+        self,
+        engine: Engine,
+        client: RegistryClient,
+        *,
+        reverify_interval: float = DEFAULT_REVERIFY_INTERVAL,
+        retry_base: float = DEFAULT_RETRY_BASE,
+        workers: int = 8,
+        record_provenance: bool = True,
+    ) -> None:
+        if reverify_interval <= 0:
+            raise ValueError(f"reverify interval {reverify_interval} must be positive")
+        self.engine = engine
+        self.client = client
+        self.reverify_interval = reverify_interval
+        self.retry_base = min(retry_base, reverify_interval)
+        self.workers = workers
+        self.record_provenance = record_provenance
+        self._lock = threading.Lock()  # one pass at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_report: PassReport | None = None
+
+    # -- one pass -------------------------------------------------------------------------------
+
+    def run_pass(self, *, force: bool = False, refresh: bool = False) -> PassReport:
+        """Evaluate what is due (everything with ``force``); ``refresh`` drops cached tag answers first."""
+        with self._lock:
+            started = time.perf_counter()
+            requests_before = self.client.stats.requests
+            if refresh:
+                self.client.tag_cache.clear()
+            report = self._run(force)
+            report.requests = self.client.stats.requests - requests_before
+            report.seconds = time.perf_counter() - started
+            self.last_report = report
+            if report.evaluated or report.resolved:
+                log.info("integrity pass", extra=report.as_dict())
+            return report
+
+    def _run(self, force: bool) -> PassReport:
+        now = utcnow()
+        with self.engine.connect() as conn:
+            policy = load_policy(conn)
+            running = store.running_images(conn)
+            states = store.load_states(conn)
+        revision = policy.revision
+        pairs = _pairs(running)
+        due = [p for p in pairs if force or self._is_due(states.get((p.image_pk, p.cluster_id)), revision, now)]
+        report = PassReport(due=len(due))
+        decisions = {id(p): self._trust(policy, p) for p in due}
+        answers = self._ask_registries(due, decisions)
+        verdicts: dict[int, Verdict] = {}
+        rows = []
+        for p in due:
+            state = states.get((p.image_pk, p.cluster_id))
+            verdict = self._verdict(p, decisions[id(p)], answers, state, now)
+            verdicts[id(p)] = verdict
+            report.statuses[verdict.status.value] += 1
+            rows.append(self._state_row(p, verdict, state, revision, now))
+        provenance = self._provenance(due, decisions, verdicts)
+        with self.engine.begin() as conn:
+            store.upsert_states(conn, rows)
+            store.record_provenance(conn, provenance)
+            open_keys = store.open_integrity_findings(conn)
+            report.opened, report.resolved = self._write_findings(conn, due, verdicts, open_keys)
+            report.resolved += self._resolve_stopped(conn, running, open_keys)
+        report.evaluated = len(due)
+        return report
+
+    def _is_due(self, state: store.IntegrityState | None, revision: str, now: datetime) -> bool:
+        return state is None or state.policy_revision != revision or state.next_check_at <= now
+
+    def _trust(self, policy: TrustPolicy, p: _Pair) -> TrustDecision | None:
+        if p.ref is None:
+            return None
+        return policy.decide(p.ref.with_digest(p.digest) if p.digest else p.ref, (p.cluster_id, p.cluster_name))
+
+    def _ask_registries(self, due: list[_Pair], decisions: dict) -> dict[tuple, RegistryAnswer]:
+        """Registry answers keyed by (effective image name, tag, running digest); each asked once."""
+        questions: dict[tuple, ImageRef] = {}
+        for p in due:
+            decision = decisions[id(p)]
+            if decision is None or decision.trusted is False or p.digest is None:
+                continue
+            eff = decision.effective
+            questions.setdefault((eff.registry, eff.repository, eff.tag, p.digest), eff)
+        down: dict[str, str] = {}
+        down_lock = threading.Lock()
+
+        def ask(key: tuple) -> tuple[tuple, RegistryAnswer]:
+            eff = questions[key]
+            with down_lock:
+                known = down.get(eff.registry)
+            if known is not None:
+                return key, RegistryAnswer(error=known, error_kind="unreachable")
+            answer = probe(self.client, eff, key[3])
+            if answer.error_kind == "unreachable":
+                with down_lock:
+                    down.setdefault(eff.registry, answer.error or "unreachable")
+            return key, answer
+
+        if not questions:
+            return {}
+        if self.workers <= 1 or len(questions) == 1:
+            return dict(ask(k) for k in questions)
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-integrity") as pool:
+            return dict(pool.map(ask, list(questions)))
+
+    def _verdict(
+        self, p: _Pair, decision: TrustDecision | None, answers: dict, state: store.IntegrityState | None, now: datetime
+    ) -> Verdict:
+        if decision is None:
+            image = p.workloads[0].repository
+            return Verdict(Status.UNKNOWN, (), {"image": image, "reason": "not a valid image reference; cannot be checked"})
+        answer = None
+        if decision.trusted is not False and p.digest is not None:
+            eff = decision.effective
+            answer = answers[(eff.registry, eff.repository, eff.tag, p.digest)]
+        since = None
+        if answer is not None and answer.tag_digest is not None:
+            kept = state is not None and state.registry_digest == answer.tag_digest and state.registry_digest_since
+            since = (state.registry_digest_since if kept else now).isoformat()
+        verdict = judge(p.digest, decision, answer, tag_moved_since=since)
+        if verdict.status is Status.UNKNOWN:
+            log.warning(
+                "registry could not answer; integrity unknown",
+                extra={"image": str(decision.effective), "cluster_id": p.cluster_id, "error": verdict.evidence.get("registry_answer")},
+            )
+        return verdict
+
+    def _state_row(self, p: _Pair, v: Verdict, state: store.IntegrityState | None, revision: str, now: datetime) -> dict:
+        failures = (state.failures + 1 if state else 1) if v.status is Status.UNKNOWN else 0
+        if v.status is Status.UNKNOWN:
+            wait = min(self.retry_base * 2 ** (failures - 1), self.reverify_interval)
+        else:
+            wait = self.reverify_interval
+        since = None
+        if v.registry_digest is not None:
+            kept = state is not None and state.registry_digest == v.registry_digest and state.registry_digest_since
+            since = state.registry_digest_since if kept else now
+        elif v.status is Status.UNKNOWN and state is not None:
+            # An unknown verdict says nothing about the tag: keep what we knew.
+            return dict(
+                image_pk=p.image_pk,
+                cluster_id=p.cluster_id,
+                status=v.status.value,
+                verdict="",
+                evidence=v.evidence,
+                registry_digest=state.registry_digest,
+                registry_digest_since=state.registry_digest_since,
+                policy_revision=revision,
+                checked_at=now,
+                next_check_at=now + timedelta(seconds=wait),
+                failures=failures,
+            )
+        return dict(
+            image_pk=p.image_pk,
+            cluster_id=p.cluster_id,
+            status=v.status.value,
+            verdict=",".join(f.type for f in v.findings),
+            evidence=v.evidence,
+            registry_digest=v.registry_digest,
+            registry_digest_since=since,
+            policy_revision=revision,
+            checked_at=now,
+            next_check_at=now + timedelta(seconds=wait),
+            failures=failures,
+        )
+
+    def _provenance(self, due: list[_Pair], decisions: dict, verdicts: dict) -> list[dict]:
+        """OCI labels of each running digest the trusted registry holds, fetched once per digest ever."""
+        if not self.record_provenance:
+            return []
+        wanted: dict[str, ImageRef] = {}
+        for p in due:
+            v = verdicts[id(p)]
+            present = v.status is Status.VERIFIED or any(f.type == "tag_moved" for f in v.findings)
+            if present and p.digest:
+                wanted.setdefault(p.digest, decisions[id(p)].effective)
+        if not wanted:
+            return []
+        with self.engine.connect() as conn:
+            known = store.known_provenance(conn, wanted)
+        todo = [(d, ref) for d, ref in wanted.items() if d not in known]
+        if not todo:
+            return []
+        now = utcnow()
+
+        def fetch(item: tuple[str, ImageRef]) -> dict | None:
+            digest, ref = item
+            prov = fetch_provenance(self.client, ref, digest)
+            if prov is None:
+                return None
+            return dict(
+                digest=digest,
+                source=prov.source,
+                revision=(prov.revision or None) and prov.revision[:256],
+                created=(prov.created or None) and prov.created[:64],
+                authors=prov.authors,
+                version=(prov.version or None) and prov.version[:256],
+                labels=prov.labels,
+                recorded_at=now,
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="vigil-provenance") as pool:
+            return [row for row in pool.map(fetch, todo) if row is not None]
+
+    def _write_findings(self, conn, due: list[_Pair], verdicts: dict, open_keys: dict[str, int]) -> tuple[int, int]:
+        opened = resolved = 0
+        for p in due:
+            v = verdicts[id(p)]
+            if not v.definite:
+                continue  # unknown or pending: what was open stays open, nothing new opens
+            present: set[str] = set()
+            for spec in v.findings:
+                for w in p.workloads:
+                    key = store.dedup_key(spec.type, w)
+                    present.add(key)
+                    obs = finding_store.Observation(
+                        dedup_key=key,
+                        type=spec.type,
+                        severity=spec.severity,
+                        subject=f"{w.namespace}/{w.workload_kind}/{w.workload_name} runs {spec.evidence.get('image')}"[:1024],
+                        evidence=spec.evidence,
+                        cluster_id=p.cluster_id,
+                        namespace=w.namespace,
+                        workload_kind=w.workload_kind,
+                        workload_name=w.workload_name,
+                        image_pk=p.image_pk,
+                    )
+                    _, change = finding_store.observe(conn, obs, actor=ACTOR)
+                    opened += change in ("opened", "reopened")
+            prefix = store.pair_prefix(p.cluster_id, p.image_pk)
+            reason = "condition ended: " + (
+                "the registry confirms the running image" if v.status is Status.VERIFIED else f"verdict is now {v.status.value}"
+            )
+            for key in [k for k in open_keys if k.startswith(prefix) and k not in present]:
+                finding_store.set_status(conn, open_keys.pop(key), "resolved", reason, ACTOR)
+                resolved += 1
+        return opened, resolved
+
+    def _resolve_stopped(self, conn, running: list[store.RunningImage], open_keys: dict[str, int]) -> int:
+        """Resolve open integrity findings whose workload no longer runs their image."""
+        live = {store.dedup_key("", r) for r in running}
+        n = 0
+        for key in [k for k in open_keys if k[: k.rfind(":") + 1] not in live]:
+            finding_store.set_status(conn, open_keys.pop(key), "resolved", "the workload no longer runs this image", ACTOR)
+            n += 1
+        return n
+
+    # -- in the background ----------------------------------------------------------------------
+
+    def start(self, tick: float = 2.0) -> None:
+        """Run passes every ``tick`` seconds in a daemon thread until ``stop``."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.run_pass()
+                except Exception:  # a bad pass must not end verification for good
+                    log.exception("integrity pass failed")
+                self._stop.wait(tick)
+
+        self._thread = threading.Thread(target=loop, name="vigil-integrity", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -1,0 +1,122 @@
+"""The trust policy as a document: the body of GET/PUT /api/v1/policy/trust and the YAML policy file.
+
+    trusted:                      # global: every cluster may run images from these
+      - registry.example.com/team
+    mirrors:                      # images named `source` are pulled through `mirror`
+      - source: docker.io
+        mirror: artifactory.example.com/docker-remote
+    clusters:                     # per cluster (by id or name), in addition to the global rules
+      prod-eu:
+        trusted: [registry.example.com/prod]
+        mirrors: []
+
+Validation errors name the field (``trusted[1]``, ``clusters.prod-eu.mirrors[0].mirror``)
+and the rule the value broke.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from vigil.service.analysis.trust import InvalidPattern, MirrorRule, Pattern, TrustPolicy, TrustRule
+
+MAX_RULES = 1000
+
+
+def _pattern(value: str) -> str:
+    try:
+        return str(Pattern.parse(value))
+    except InvalidPattern as exc:
+        raise ValueError(str(exc)) from None
+
+
+class MirrorDoc(BaseModel):
+    model_config = {"extra": "forbid"}
+    source: str = Field(min_length=1, max_length=512, description="images named under this pattern ...")
+    mirror: str = Field(min_length=1, max_length=512, description="... are pulled through this registry path")
+
+    @field_validator("source", "mirror")
+    @classmethod
+    def _valid(cls, v: str) -> str:
+        return _pattern(v)
+
+
+class ScopeDoc(BaseModel):
+    model_config = {"extra": "forbid"}
+    trusted: list[str] = Field(default_factory=list, max_length=MAX_RULES, description="host[:port][/path-prefix] patterns")
+    mirrors: list[MirrorDoc] = Field(default_factory=list, max_length=MAX_RULES)
+
+    @field_validator("trusted")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            if len(item) > 512:
+                raise ValueError(f"pattern of {len(item)} characters exceeds 512")
+            out.append(_pattern(item))
+        return out
+
+
+class PolicyDoc(ScopeDoc):
+    clusters: dict[str, ScopeDoc] = Field(default_factory=dict, description="rules for one cluster, by cluster id or name")
+
+    @field_validator("clusters")
+    @classmethod
+    def _cluster_names(cls, v: dict[str, ScopeDoc]) -> dict[str, ScopeDoc]:
+        for name in v:
+            if not name or len(name) > 253:
+                raise ValueError(f"cluster key {name!r} must be a cluster id or name of 1-253 characters")
+        return v
+
+    def to_policy(self) -> TrustPolicy:
+        trusted: list[TrustRule] = []
+        mirrors: list[MirrorRule] = []
+        for cluster, scope in [(None, self), *self.clusters.items()]:
+            trusted += [TrustRule(Pattern.parse(p), cluster) for p in scope.trusted]
+            mirrors += [MirrorRule(Pattern.parse(m.source), Pattern.parse(m.mirror), cluster) for m in scope.mirrors]
+        return TrustPolicy(tuple(dict.fromkeys(trusted)), tuple(dict.fromkeys(mirrors)))
+
+    @classmethod
+    def from_policy(cls, policy: TrustPolicy) -> "PolicyDoc":
+        scopes: dict[str | None, ScopeDoc] = {}
+        for rule in sorted(policy.trusted, key=lambda r: (r.cluster or "", r.pattern)):
+            scopes.setdefault(rule.cluster, ScopeDoc()).trusted.append(str(rule.pattern))
+        for m in sorted(policy.mirrors, key=lambda m: (m.cluster or "", m.source, m.mirror)):
+            scopes.setdefault(m.cluster, ScopeDoc()).mirrors.append(MirrorDoc(source=str(m.source), mirror=str(m.mirror)))
+        top = scopes.pop(None, ScopeDoc())
+        return cls(trusted=top.trusted, mirrors=top.mirrors, clusters=dict(sorted(scopes.items())))
+
+
+class PolicyFileError(ValueError):
+    """A policy file that cannot be read or breaks a rule; names the file and the field."""
+
+
+def _field(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def load_policy_file(path: str | Path) -> TrustPolicy:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise PolicyFileError(f"trust policy file {path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PolicyFileError(f"trust policy file {path}: not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    try:
+        return PolicyDoc.model_validate(data).to_policy()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_field(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors(include_url=False)[:5]
+        )
+        raise PolicyFileError(f"trust policy file {path}: {problems}") from None

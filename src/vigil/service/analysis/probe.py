@@ -1,0 +1,75 @@
+"""Asking the trusted registry about one running image (I/O), with as few requests as the answer needs.
+
+A clean image costs one HEAD (the tag's digest equals the running digest), or
+none while the client's tag cache holds the answer; an index adds one GET of the
+index, cached by digest forever; only when the tag points elsewhere is the
+running digest looked up as well.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from vigil.model.image import ImageRef
+from vigil.registry import AuthError, ImageIndex, NotFound, Provenance, RegistryClient, RegistryError, Unreachable
+from vigil.service.analysis.integrity import RegistryAnswer
+
+log = logging.getLogger(__name__)
+
+
+def error_kind(exc: RegistryError) -> str:
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, Unreachable):
+        return "unreachable"
+    return "registry"
+
+
+def _failed(exc: RegistryError) -> RegistryAnswer:
+    # RegistryError messages name registry, repository and reference, never credentials.
+    return RegistryAnswer(error=str(exc), error_kind=error_kind(exc))
+
+
+def probe(client: RegistryClient, effective: ImageRef, running_digest: str) -> RegistryAnswer:
+    """What the registry holds for ``effective`` (registry, repository and tag) and ``running_digest``."""
+    repo = ImageRef(effective.registry, effective.repository, effective.tag, None)
+    tag_digest = None
+    artifacts: frozenset[str] = frozenset()
+    tag_missing = None
+    if effective.tag is not None:
+        try:
+            resolved = client.resolve(repo, effective.tag)
+        except NotFound as exc:
+            tag_missing = str(exc)
+        except RegistryError as exc:
+            return _failed(exc)
+        else:
+            tag_digest = resolved.digest
+            if running_digest == tag_digest:
+                return RegistryAnswer(tag_digest=tag_digest, tag_artifacts=frozenset({tag_digest}))
+            if resolved.is_index:
+                try:
+                    index = client.get_manifest(repo, tag_digest)
+                except RegistryError as exc:
+                    return _failed(exc)
+                if isinstance(index, ImageIndex):
+                    artifacts = index.artifact_digests
+                if running_digest in artifacts:
+                    return RegistryAnswer(tag_digest=tag_digest, tag_artifacts=artifacts)
+    try:
+        client.resolve(repo, running_digest)
+    except NotFound as exc:
+        return RegistryAnswer(tag_digest, artifacts, tag_missing, False, str(exc))
+    except RegistryError as exc:
+        return _failed(exc)
+    return RegistryAnswer(tag_digest, artifacts, tag_missing, True, None)
+
+
+def fetch_provenance(client: RegistryClient, effective: ImageRef, digest: str) -> Provenance | None:
+    """OCI labels of the image ``digest`` names (its linux/amd64 manifest for an index); None if unavailable."""
+    repo = ImageRef(effective.registry, effective.repository, None, digest)
+    try:
+        return client.provenance(repo, digest)
+    except RegistryError as exc:
+        log.warning("provenance not recorded", extra={"image": str(repo), "error": str(exc)})
+        return None

@@ -1,0 +1,69 @@
+"""Image integrity: each image's verdict with evidence and provenance, and an on-demand evaluation."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.api.deps import admin, reader
+from vigil.service.api.errors import ApiError, not_found
+from vigil.service.store import integrity as integrity_store
+from vigil.service.store import queries
+from vigil.service.store.schema import images
+from vigil.service.store.tokens import Principal
+
+router = APIRouter(prefix="/api/v1", tags=["integrity"])
+
+
+@router.get(
+    "/images/{image_id}/integrity",
+    summary="One image's trust and integrity verdict (worst over clusters, and per cluster), with provenance",
+)
+def image_integrity(
+    image_id: int,
+    request: Request,
+    cluster: str | None = Query(None, description="only this cluster's verdict"),
+    who: Principal = Depends(reader),
+) -> dict:
+    with request.app.state.engine.connect() as conn:
+        row = conn.execute(select(images).where(images.c.id == image_id)).first()
+        if row is None:
+            raise not_found(f"image {image_id} does not exist")
+        summary = integrity_store.summaries(conn, [image_id], cluster)[image_id]
+    return {"image": queries._image_dict(row), "integrity": summary}
+
+
+@router.get("/integrity", summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id")
+def list_integrity(
+    request: Request,
+    cluster: str | None = None,
+    status: str | None = Query(None, description="verified, violation, unknown, untrusted, pending"),
+    limit: int = Query(100, ge=1, le=1000),
+    after: str | None = None,
+    who: Principal = Depends(reader),
+) -> dict:
+    wanted = [s.strip() for s in (status or "").split(",") if s.strip()]
+    allowed = ("verified", "violation", "unknown", "untrusted", "pending")
+    bad = [s for s in wanted if s not in allowed]
+    if bad:
+        raise ApiError(422, "invalid_request", f"query.status: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
+    with request.app.state.engine.connect() as conn:
+        page = queries.list_images(conn, cluster, None, None, True, after, limit)
+        ids = [item["id"] for item in page.items]
+        summaries = integrity_store.summaries(conn, ids, cluster)
+    items = []
+    for item in page.items:
+        item = {**item, "integrity": summaries[item["id"]]}
+        if not wanted or item["integrity"]["status"] in wanted:
+            items.append(item)
+    return {"items": items, "next": page.next}
+
+
+@router.post("/integrity/evaluate", summary="Evaluate running images now (admin); ?all=true re-checks every one against the registry")
+async def evaluate(request: Request, all: bool = Query(False), who: Principal = Depends(admin)) -> dict:
+    evaluator = getattr(request.app.state, "integrity", None)
+    if evaluator is None:
+        raise ApiError(503, "unavailable", "the integrity evaluator is not configured in this service")
+    report = await run_in_threadpool(evaluator.run_pass, force=all, refresh=all)
+    return report.as_dict()

@@ -1,0 +1,5 @@
+"""One module per console page; ROUTERS is the table the console mounts."""
+
+from vigil.service.ui.pages import auth, clusters, events, findings, images, overview, processes, settings, workloads
+
+ROUTERS = [auth.router, overview.router, clusters.router, images.router, workloads.router, processes.router, findings.router, settings.router, events.router]

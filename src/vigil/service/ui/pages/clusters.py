@@ -1,0 +1,58 @@
+"""Clusters: controller health and last contact; per cluster, nodes with their sensor status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from vigil.service.store import queries
+from vigil.service.store.pagination import BadCursor
+from vigil.service.ui import params, web
+
+router = APIRouter()
+NODE_STATUSES = ("monitored", "monitored_with_sensor", "sensor_failed", "disabled")
+
+
+@router.get("/clusters")
+def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    limit, after = params.page_size(q), params.cursor(q)
+    with request.app.state.engine.connect() as conn:
+        try:
+            page = queries.list_clusters(conn, after, limit)
+        except BadCursor as exc:
+            raise params.BadParam(f"after: {exc}") from None
+        sensors = queries.sensor_summary(conn, [c["id"] for c in page.items])
+        counts = {c["id"]: queries.finding_counts(conn, c["id"]) for c in page.items}
+    open_by_cluster = {cid: sum(sum(t.values()) for t in c.values()) for cid, c in counts.items()}
+    return web.render(request, "clusters.html", v, clusters=page.items, next=page.next, sensors=sensors, open_findings=open_by_cluster, NODE_STATUSES=NODE_STATUSES)
+
+
+@router.get("/clusters/{cluster_id}")
+def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    status = params.choice(q, "sensor", NODE_STATUSES)
+    text = params.text(q, "q")
+    limit, after = params.page_size(q), params.cursor(q)
+    with request.app.state.engine.connect() as conn:
+        found = [c for c in queries.list_clusters(conn, None, 1000).items if c["id"] == cluster_id]
+        if not found:
+            raise web.Refused(404, f"cluster {cluster_id!r} does not exist")
+        try:
+            nodes = queries.cluster_nodes(conn, cluster_id, status, text, after, limit)
+        except BadCursor as exc:
+            raise params.BadParam(f"after: {exc}") from None
+        summary = queries.sensor_summary(conn, [cluster_id])[cluster_id]
+        counts = queries.finding_counts(conn, cluster_id)
+    return web.render(
+        request,
+        "cluster.html",
+        v,
+        nav="clusters",
+        cluster=found[0],
+        nodes=nodes,
+        summary=summary,
+        counts=counts,
+        NODE_STATUSES=NODE_STATUSES,
+        status=status,
+        text=text,
+    )

@@ -1,0 +1,68 @@
+"""Live updates: a server-sent event whenever a finding is added, seen again or changes status.
+
+The stream polls the findings table (one aggregate row) every half second, so it works the
+same on SQLite and PostgreSQL and across replicas; it ends after a while and the browser
+reconnects, re-checking the session each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.store import queries
+from vigil.service.ui import web
+
+router = APIRouter()
+POLL_S = 0.5
+KEEPALIVE_S = 15.0
+STREAM_S = 300.0
+RECHECK_S = 10.0
+
+
+def _marker(engine) -> tuple:
+    with engine.connect() as conn:
+        return queries.findings_marker(conn)
+
+
+def _still_valid(engine, token_id: str) -> bool:
+    with engine.connect() as conn:
+        return queries.active_user(conn, token_id) is not None
+
+
+@router.get("/ui/events")
+async def events(request: Request):
+    session = web.current_session(request)
+    engine = request.app.state.engine
+    if session is None or not session.signed_in or not await run_in_threadpool(_still_valid, engine, session.token_id):
+        return PlainTextResponse("sign in first", status_code=401)
+    # Taken before the response starts, so a change right after the browser sees the stream open is sent.
+    first = await run_in_threadpool(_marker, engine)
+
+    async def stream():
+        last, started = first, time.monotonic()
+        last_sent = last_check = started
+        yield "retry: 2000\n\n"
+        while time.monotonic() - started < STREAM_S:
+            await asyncio.sleep(POLL_S)
+            if await request.is_disconnected():
+                return
+            now = time.monotonic()
+            if now - last_check >= RECHECK_S:
+                last_check = now
+                if not await run_in_threadpool(_still_valid, engine, session.token_id):
+                    yield "event: signed-out\ndata: {}\n\n"
+                    return
+            marker = await run_in_threadpool(_marker, engine)
+            if marker != last:
+                last, last_sent = marker, now
+                yield f"event: findings\ndata: {marker[0]}\n\n"
+            elif now - last_sent >= KEEPALIVE_S:
+                last_sent = now
+                yield ": keepalive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})

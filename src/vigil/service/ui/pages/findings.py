@@ -1,0 +1,118 @@
+"""Findings: filtered, sorted, live; detail with evidence and history; status changes by admins."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.store import findings as finding_store
+from vigil.service.store import queries
+from vigil.service.store.pagination import BadCursor
+from vigil.service.ui import params, web
+
+router = APIRouter()
+log = logging.getLogger("vigil.console")
+
+# Quick filters: one click to the views triage starts from (label, query parameters).
+QUICK_FILTERS = (
+    ("Untrusted registry", {"type": "untrusted_registry"}),
+    ("Integrity violation", {"type": ",".join(queries.INTEGRITY_TYPES)}),
+    ("Running vulnerabilities", {"type": "running_vulnerability"}),
+    ("Malicious", {"type": "malicious_package"}),
+)
+STATUS_ANY = "any"
+MAX_REASON = 2000
+
+
+def finding_filter(q) -> queries.FindingFilter:
+    raw_status = params.multi(q, "status", queries.FINDING_STATUSES + (STATUS_ANY,))
+    # No status in the URL means the triage view: open findings.
+    statuses = () if STATUS_ANY in raw_status else (raw_status or ("open",))
+    return queries.FindingFilter(
+        types=params.multi(q, "type", finding_store.FINDING_TYPES),
+        severities=params.multi(q, "severity", finding_store.SEVERITIES),
+        statuses=statuses,
+        cluster_id=params.text(q, "cluster"),
+        namespace=params.text(q, "namespace"),
+        image_pk=params.integer(q, "image"),
+        running_only=params.flag(q, "running"),
+        text=params.text(q, "q"),
+    )
+
+
+@router.get("/findings")
+def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    f = finding_filter(q)
+    sort, desc = params.sort(q, queries.FINDING_SORTS, "severity")
+    with request.app.state.engine.connect() as conn:
+        try:
+            page = queries.console_findings(conn, f, queries.finding_sort(sort, desc), params.cursor(q), params.page_size(q))
+        except BadCursor as exc:
+            raise params.BadParam(f"after: {exc}") from None
+        choices = queries.finding_filter_choices(conn)
+    quick = [(label, params.link("/findings", _empty(), **qp), _active(f, qp)) for label, qp in QUICK_FILTERS]
+    return web.render(
+        request,
+        "findings.html",
+        v,
+        page=page,
+        f=f,
+        sort=sort,
+        desc=desc,
+        quick=quick,
+        clusters=choices["clusters"],
+        namespaces=choices["namespaces"],
+        FINDING_TYPES=finding_store.FINDING_TYPES,
+        STATUSES=queries.FINDING_STATUSES,
+        status_value=",".join(params.multi(q, "status", queries.FINDING_STATUSES + (STATUS_ANY,))),
+        type_value=",".join(f.types),
+    )
+
+
+class _empty:
+    @staticmethod
+    def multi_items():
+        return []
+
+
+def _active(f: queries.FindingFilter, qp: dict) -> bool:
+    return ",".join(f.types) == qp["type"]
+
+
+@router.get("/findings/{finding_id}")
+def finding(finding_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+    return _finding_page(request, v, finding_id)
+
+
+def _finding_page(request: Request, v: web.Viewer, finding_id: int, error: str | None = None, status: int = 200):
+    with request.app.state.engine.connect() as conn:
+        f = queries.get_finding(conn, finding_id)
+        if f is None:
+            raise web.Refused(404, f"finding {finding_id} does not exist")
+        img = queries.image_detail(conn, f["image_pk"]) if f["image_pk"] else None
+        cluster_name = queries._cluster_names(conn, [f["cluster_id"]]).get(f["cluster_id"]) if f["cluster_id"] else None
+    return web.render(request, "finding.html", v, status=status, nav="findings", f=f, img=img, cluster_name=cluster_name, error=error)
+
+
+@router.post("/findings/{finding_id}/status")
+async def change_status(finding_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    status = str(form.get("status") or "")
+    reason = str(form.get("reason") or "").strip()
+    if status not in queries.FINDING_STATUSES:
+        return _finding_page(request, v, finding_id, f"status {status!r} is not one of {', '.join(queries.FINDING_STATUSES)}", 400)
+    if not reason or len(reason) > MAX_REASON:
+        return _finding_page(request, v, finding_id, f"a reason of 1 to {MAX_REASON} characters is required", 400)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return finding_store.set_status(conn, finding_id, status, reason, f"console:{v.principal.name}")
+
+    if not await run_in_threadpool(work):
+        raise web.Refused(404, f"finding {finding_id} does not exist")
+    log.info("finding status changed in console", extra={"finding_id": finding_id, "status": status, "token_id": v.principal.token_id})
+    return web.redirect(f"/findings/{finding_id}")

@@ -1,0 +1,34 @@
+"""Processes (Runtime Impact): what executed, grouped by executable per image and workload."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+
+from vigil.service.store import queries
+from vigil.service.store.pagination import BadCursor
+from vigil.service.ui import params, web
+
+router = APIRouter()
+KINDS = ("executable", "script", "library")
+
+
+@router.get("/processes")
+def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    f = queries.ProcessFilter(
+        cluster_id=params.text(q, "cluster"),
+        namespace=params.text(q, "namespace"),
+        kind=params.choice(q, "kind", KINDS),
+        text=params.text(q, "q"),
+        sha256=params.text(q, "sha256"),
+        image_pk=params.integer(q, "image"),
+        running_only=params.flag(q, "running"),
+    )
+    sort, desc = params.sort(q, queries.PROCESS_SORTS, "-last_seen")
+    with request.app.state.engine.connect() as conn:
+        try:
+            page = queries.console_processes(conn, f, sort, desc, params.cursor(q), params.page_size(q))
+        except BadCursor as exc:
+            raise params.BadParam(f"after: {exc}") from None
+        choices = queries.finding_filter_choices(conn)
+    return web.render(request, "processes.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], KINDS=KINDS)

@@ -1,0 +1,185 @@
+"""What every console page shares: templates, the signed-in user, rendering, and refusals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import quote
+
+import orjson
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from starlette.datastructures import FormData
+
+from vigil.service.store import queries
+from vigil.service.store.tokens import Principal
+from vigil.service.ui import params
+from vigil.service.ui.security import csrf_ok
+from vigil.service.ui.session import COOKIE, MAX_AGE_S, Session, SessionCodec
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+class Refused(Exception):
+    """A request the console will not serve: status and a message for the person."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _ago(value: str | datetime | None) -> str:
+    if not value:
+        return "never"
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    s = int((datetime.now(timezone.utc) - at).total_seconds())
+    if s < 0:
+        return "just now"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"
+
+
+def _when(value: str | datetime | None) -> str:
+    if not value:
+        return "—"
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _short(digest: str | None, n: int = 12) -> str:
+    if not digest:
+        return "—"
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:n]}" if hexpart else digest[:n]
+
+
+def _json(value) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _is_digest(value) -> bool:
+    return isinstance(value, str) and (value.startswith("sha256:") or (len(value) == 64 and all(c in "0123456789abcdef" for c in value)))
+
+
+def _workload_url(cluster_id: str, namespace: str, kind: str, name: str) -> str:
+    return "/workloads/" + "/".join(quote(p, safe="") for p in (cluster_id, namespace, kind, name))
+
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+env.filters.update(ago=_ago, when=_when, short=_short, json=_json)
+env.tests["digest"] = _is_digest
+env.globals.update(
+    workload_url=_workload_url,
+    SEVERITIES=queries.SEVERITIES[:4],
+    PAGE_SIZES=params.PAGE_SIZES,
+)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The person behind a request: their token's identity and this session."""
+
+    principal: Principal
+    session: Session
+
+    @property
+    def is_admin(self) -> bool:
+        return self.principal.role == "admin"
+
+
+def codec(request: Request) -> SessionCodec:
+    return request.app.state.console_codec
+
+
+def current_session(request: Request) -> Session | None:
+    return codec(request).loads(request.cookies.get(COOKIE))
+
+
+def viewer(request: Request) -> Viewer:
+    """The signed-in user, checked against the store on every request (revocation ends sessions)."""
+    session = current_session(request)
+    if session is None or not session.signed_in:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    with request.app.state.engine.connect() as conn:
+        who = queries.active_user(conn, session.token_id)
+    if who is None:
+        raise LoginRequired(request.url.path)
+    return Viewer(who, session)
+
+
+async def checked_form(request: Request) -> tuple[FormData, Session | None]:
+    """The posted form if it carries this session's CSRF token; otherwise 403."""
+    form = await request.form()
+    session = current_session(request)
+    if session is None or not csrf_ok(session.csrf, form.get("csrf")):
+        raise Refused(403, "This form was not sent from this console session (missing or wrong CSRF token). Reload the page and try again.")
+    return form, session
+
+
+def require_admin(v: Viewer) -> None:
+    if not v.is_admin:
+        raise Refused(403, f"Signed in as {v.principal.name} with role {v.principal.role}: this needs an admin token.")
+
+
+def set_session_cookie(request: Request, response, session: Session) -> None:
+    response.set_cookie(
+        COOKIE,
+        codec(request).dumps(session),
+        max_age=MAX_AGE_S,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+def render(request: Request, template: str, v: Viewer | None, status: int = 200, **context) -> HTMLResponse:
+    path = request.url.path
+    context.setdefault("nav", path.strip("/").split("/")[0] or "overview")
+    html = env.get_template(template).render(
+        request=request,
+        user=v.principal if v else None,
+        is_admin=bool(v and v.is_admin),
+        csrf=v.session.csrf if v else context.pop("csrf", ""),
+        link=lambda **changes: params.link(path, request.query_params, **changes),
+        sort_link=lambda name, current, desc: params.sort_link(path, request.query_params, name, current, desc),
+        q=request.query_params,
+        **context,
+    )
+    return HTMLResponse(html, status_code=status)
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(url: str | None) -> str:
+    """Only a local path may follow sign-in; anything else goes to the overview."""
+    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return "/"
+    return url
+
+
+def markup_digest(value: str) -> Markup:
+    return Markup('<code class="digest">{}</code>').format(value)
