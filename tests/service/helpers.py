@@ -111,6 +111,8 @@ def actual_nodes(svc, cluster_id: str) -> list[dict]:
         n = dict(n)
         assert n.pop("cluster_id") == cluster_id
         n.pop("updated_at")
+        # No sensor reports in these tests: inventory alone says "monitored" (or "disabled" by label).
+        assert n.pop("sensor")["status"] == ("disabled" if n["sensor_disabled"] else "monitored")
         out.append(n)
     return sorted(out, key=lambda n: n["name"])
 

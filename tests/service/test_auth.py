@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from vigil.devtools.inventory import synthetic_snapshot
+from vigil.service.store.db import head_revision
 
 from .helpers import actual_pods, post_batch
 
@@ -15,7 +16,7 @@ def _h(token: str | None) -> dict:
 
 def test_health_and_metrics_need_no_token(live_service):
     assert httpx.get(f"{live_service.url}/healthz").json()["status"] == "ok"
-    assert httpx.get(f"{live_service.url}/readyz").json() == {"status": "ready", "schema": "0001"}
+    assert httpx.get(f"{live_service.url}/readyz").json() == {"status": "ready", "schema": head_revision()}
     metrics = httpx.get(f"{live_service.url}/metrics")
     assert metrics.status_code == 200 and "vigil_http_requests_total" in metrics.text
 
