@@ -1,0 +1,191 @@
+"""``vigil intel``: import OSV advisories into the local database and query it.
+
+The database defaults to ``$VIGIL_DATA_DIR/intel.db`` (or
+``~/.local/share/vigil/intel.db``); ``--db`` chooses another file.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from .aliases import Vulnerability, merge_matches
+from .ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
+from .loader import load_osv
+from .matching import AdvisoryIndex
+from .store import AdvisoryStore, StoreError, default_db_path
+from .versions import InvalidVersionError
+
+app = typer.Typer(
+    help="Advisory intelligence: import OSV records, query what affects a package.",
+    no_args_is_help=True,
+)
+
+DB_HELP = "advisory database file (default: $VIGIL_DATA_DIR/intel.db or ~/.local/share/vigil/intel.db)"
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+def _console() -> Console:
+    # Wide enough that ids and versions are never wrapped mid-word.
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("import")
+def import_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="OSV files (.json, .yaml), directories or .zip archives"),
+    ],
+    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
+) -> None:
+    """Import OSV advisories; a record replaces a stored one only if modified later."""
+    console = _console()
+    with Progress(
+        TextColumn("reading OSV records"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("read", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        advisories, report = load_osv(paths, progress=advance)
+    try:
+        with AdvisoryStore(db or default_db_path()) as store:
+            store.upsert(advisories, report)
+            total = len(store)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"imported {report.imported}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"rejected {len(report.rejected)} ({report.records} records in {report.files} files; "
+        f"{total} advisories in the database)"
+    )
+    for rejection in report.rejected:
+        console.print(f"rejected: {rejection}")
+    for path, reason in report.skipped:
+        console.print(f"skipped: {path}: {reason}")
+    for warning in report.warnings:
+        console.print(f"warning: {warning}")
+    if report.rejected:
+        raise typer.Exit(1)
+
+
+def _vulnerability_json(v: Vulnerability) -> dict:
+    return {
+        "id": v.id,
+        "advisories": list(v.advisory_ids),
+        "aliases": list(v.aliases),
+        "severity": {
+            "level": v.severity.level,
+            "score": v.severity.score,
+            "source": v.severity.source or None,
+        },
+        "fixed_versions": list(v.fixed_versions),
+        "malicious": v.malicious,
+        "summary": v.summary,
+        "links": list(v.links),
+    }
+
+
+@app.command("query")
+def query_command(
+    ecosystem: str = typer.Option(
+        ..., "--ecosystem", help="OSV ecosystem, e.g. PyPI, Go, Debian:12, Alpine:v3.19"
+    ),
+    package: str = typer.Option(
+        ..., "--package", help="package name (Debian/Ubuntu: the source package)"
+    ),
+    version: str = typer.Option(..., "--version", help="installed version"),
+    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--output", help="table or json")
+    ] = OutputFormat.table,
+) -> None:
+    """List the vulnerabilities (advisories merged by alias) affecting one package version."""
+    path = db or default_db_path()
+    if not path.exists():
+        raise _fail(
+            f"advisory database {path} does not exist; run `vigil intel import` first"
+        )
+    try:
+        key = parse_ecosystem(ecosystem)
+        with AdvisoryStore(path) as store:
+            advisories, _ = store.load_for_package(
+                key.base, normalize_name(key.base, package)
+            )
+        matches = AdvisoryIndex.from_advisories(
+            a for a in advisories if not a.is_withdrawn
+        ).match(ecosystem, package, version)
+    except (UnknownOsvEcosystemError, InvalidVersionError, StoreError) as exc:
+        raise _fail(str(exc)) from exc
+    vulns = merge_matches(matches)
+    if output is OutputFormat.json:
+        doc = {
+            "ecosystem": ecosystem,
+            "package": package,
+            "version": version,
+            "vulnerabilities": [_vulnerability_json(v) for v in vulns],
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    console = _console()
+    if not vulns:
+        console.print(f"{ecosystem} {package} {version}: no known vulnerabilities")
+        return
+    console.print(f"{ecosystem} {package} {version}: {len(vulns)} vulnerabilities")
+    rows = []
+    for v in vulns:
+        level = ("MALICIOUS " if v.malicious else "") + v.severity.level
+        if v.severity.score is not None:
+            level += f" {v.severity.score:.1f}"
+        others = [i for i in v.aliases if i != v.id]
+        rows.append(
+            (
+                v.id,
+                level,
+                ", ".join(v.fixed_versions) or "-",
+                ", ".join(others) or "-",
+                v.summary,
+            )
+        )
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for i, column in enumerate(("ID", "SEVERITY", "FIXED", "ALIASES", "SUMMARY")):
+        if i < 3:
+            # Ids, levels and versions are never cut: the other columns wrap instead.
+            table.add_column(
+                column,
+                no_wrap=True,
+                min_width=max(len(column), *(len(r[i]) for r in rows)),
+            )
+        else:
+            table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)

@@ -1,0 +1,407 @@
+"""Which advisories affect a package at a version.
+
+``AdvisoryIndex`` keys every affected entry by (ecosystem base, release,
+normalized name), so a lookup costs one dict access and then only the few
+advisories about that package are evaluated: matching scales with the number
+of packages scanned, not with the size of the database.
+
+Range semantics follow the OSV schema's evaluation: events of a range are
+sorted by version and walked; ``introduced`` opens, ``fixed`` closes
+(exclusive), ``last_affected`` closes after that version (inclusive), and a
+version at or past any ``limit`` is outside the range. SEMVER ranges are
+ordered by SemVer whatever the ecosystem; ECOSYSTEM ranges by the ecosystem's
+own scheme; explicit ``versions`` lists match exactly (equal under the scheme,
+so PyPI ``1.0`` matches a listed ``1.0.0``).
+
+GIT ranges are ignored: their events are commit hashes, and deciding whether
+an installed package contains a commit needs the repository's history, which
+a package version does not carry. OSV exporters already translate GIT ranges
+into the ``versions`` list where they can, and that list is matched.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cmp_to_key
+from typing import Any
+
+from .advisory import Advisory, Affected, Range
+from .ecosystems import normalize_name, parse_ecosystem
+from .severity import Severity
+from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
+
+log = logging.getLogger(__name__)
+
+_EVENT_ORDER = {"introduced": 0, "fixed": 1, "last_affected": 2, "limit": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    advisory: Advisory
+    affected: Affected  # the package entry that matched
+    ranges: tuple[
+        Range, ...
+    ]  # the ranges the version is in (empty if matched by the versions list)
+    in_versions_list: bool  # the version is listed explicitly
+    fixed_versions: tuple[
+        str, ...
+    ]  # fixed events above the installed version, oldest first
+
+    @property
+    def id(self) -> str:
+        return self.advisory.id
+
+    @property
+    def malicious(self) -> bool:
+        return self.advisory.malicious
+
+    @property
+    def severity(self) -> Severity:
+        return self.advisory.severity
+
+
+class _Entry:
+    """One affected entry, compiled for matching on first use: most packages in
+    the database are never looked up, so parsing their bounds up front (and
+    PyPI's long versions lists) would only slow down loading."""
+
+    __slots__ = ("_ranges", "_versions", "advisory", "affected", "scheme")
+
+    def __init__(self, advisory: Advisory, affected: Affected) -> None:
+        self.advisory = advisory
+        self.affected = affected
+        self.scheme: VersionScheme | None = ECOSYSTEM_SCHEMES.get(affected.key.base)
+        self._ranges: (
+            tuple[
+                tuple[
+                    Range, VersionScheme, tuple[tuple[str, Any], ...], tuple[Any, ...]
+                ],
+                ...,
+            ]
+            | None
+        ) = None
+        self._versions: frozenset[str] | None = None
+
+    @property
+    def ranges(
+        self,
+    ) -> tuple[
+        tuple[Range, VersionScheme, tuple[tuple[str, Any], ...], tuple[Any, ...]], ...
+    ]:
+        if self._ranges is None:
+            compiled = []
+            for rng in self.affected.ranges:
+                if rng.type == "GIT":
+                    continue
+                rscheme = SEMVER if rng.type == "SEMVER" else self.scheme
+                if rscheme is None:
+                    continue  # reported at import: no scheme to order this ecosystem
+                events, limits = _sorted_events(rng, rscheme)
+                compiled.append((rng, rscheme, events, limits))
+            self._ranges = tuple(compiled)
+        return self._ranges
+
+    @property
+    def versions(self) -> frozenset[str]:
+        if self._versions is None:
+            versions = set(self.affected.versions)
+            if self.scheme is not None:
+                versions |= {_canonical(self.scheme, v) for v in self.affected.versions}
+            self._versions = frozenset(versions)
+        return self._versions
+
+
+def _sorted_events(
+    rng: Range, scheme: VersionScheme
+) -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
+    """(kind, version sort key) in walking order, and the limits' sort keys.
+
+    Sort keys (VersionScheme.key) compare with plain operators, in C for the
+    schemes whose order maps onto tuples: a package with hundreds of
+    advisories (tensorflow) costs microseconds per version, not milliseconds.
+    """
+    events = []
+    limits = []
+    for e in rng.events:
+        if e.kind == "limit":
+            if e.version != "*":
+                limits.append(scheme.key(e.version))
+            continue
+        # "introduced 0" means "from the first version": it sorts before all.
+        key = (
+            None
+            if (e.kind == "introduced" and e.version == "0")
+            else scheme.key(e.version)
+        )
+        events.append((e.kind, key))
+
+    def cmp(x: tuple[str, Any], y: tuple[str, Any]) -> int:
+        if x[1] is None or y[1] is None:
+            c = (x[1] is not None) - (y[1] is not None)
+        else:
+            c = (x[1] > y[1]) - (x[1] < y[1])
+        return c or _EVENT_ORDER[x[0]] - _EVENT_ORDER[y[0]]
+
+    return tuple(sorted(events, key=cmp_to_key(cmp))), tuple(limits)
+
+
+def _in_range(
+    version: Any, events: tuple[tuple[str, Any], ...], limits: tuple[Any, ...]
+) -> bool:
+    for limit in limits:
+        if version >= limit:
+            return False
+    affected = False
+    for kind, bound in events:
+        if kind == "introduced":
+            if bound is None or version >= bound:
+                affected = True
+            else:
+                break  # sorted: no later event can apply to this version
+        elif kind == "fixed":
+            if version >= bound:
+                affected = False
+            else:
+                break
+        elif kind == "last_affected":
+            if version > bound:
+                affected = False
+            else:
+                break
+    return affected
+
+
+class AdvisoryIndex:
+    """In-memory index of advisories by package, for matching."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str], list[_Entry]] = defaultdict(list)
+        self._tables: dict[tuple[str, str, str], _PackageTable] = {}
+        self.advisories: dict[str, Advisory] = {}
+        self.withdrawn: list[str] = []
+        self.warnings: list[str] = []
+
+    @classmethod
+    def from_advisories(cls, advisories: Iterable[Advisory]) -> AdvisoryIndex:
+        index = cls()
+        for advisory in advisories:
+            index.add(advisory)
+        return index
+
+    def __len__(self) -> int:
+        return len(self.advisories)
+
+    def add(self, advisory: Advisory) -> None:
+        """Index one advisory; a withdrawn one is recorded but never matched."""
+        if advisory.is_withdrawn:
+            self.withdrawn.append(advisory.id)
+            return
+        if advisory.id in self.advisories:
+            raise ValueError(f"advisory {advisory.id} is already in the index")
+        self.advisories[advisory.id] = advisory
+        for affected in advisory.affected:
+            key = (affected.key.base, affected.key.release, affected.normalized_name)
+            self._entries[key].append(_Entry(advisory, affected))
+            self._tables.pop(key, None)
+
+    def packages(self) -> Iterable[tuple[str, str, str]]:
+        """Every (ecosystem base, release, normalized name) with advisories."""
+        return self._entries.keys()
+
+    def match(self, ecosystem: str, name: str, version: str) -> list[Match]:
+        """Advisories affecting ``name`` at ``version`` in ``ecosystem``, by id.
+
+        A release-scoped ecosystem (``Debian:12``) matches that release's
+        advisories and release-less ones (``Debian``); Debian and Ubuntu
+        advisories name source packages, so pass the source package name.
+        Raises UnknownOsvEcosystemError for a name that is not an OSV
+        ecosystem, and InvalidVersionError if ``version`` cannot be ordered
+        where a range needs it. In an OSV ecosystem without a version scheme
+        here, only SEMVER ranges and explicit versions lists are matched.
+        """
+        key = parse_ecosystem(ecosystem)
+        norm = normalize_name(key.base, name)
+        keys = [(key.base, key.release, norm)]
+        if key.release:
+            keys.append((key.base, "", norm))
+        found: dict[str, Match] = {}
+        query = _Query(version)
+        for k in keys:
+            entries = self._entries.get(k)
+            if not entries:
+                continue
+            table = self._tables.get(k)
+            if table is None:
+                table = self._tables[k] = _PackageTable(entries)
+            for m in table.match(query):
+                prev = found.get(m.id)
+                if prev is not None:  # the same advisory names the package twice
+                    m = _merge(prev, m, table.scheme)
+                found[m.id] = m
+        return [found[k] for k in sorted(found)]
+
+
+class _PackageTable:
+    """All advisories about one package, arranged so a lookup costs a binary search.
+
+    Whether a version is inside a range can only change at the range's bounds.
+    So the distinct bounds of every range of the package, sorted, cut the
+    versions into cells (below the first bound, equal to it, between it and the
+    next, ...) inside which every range gives the same answer. A lookup finds
+    its cell by bisection and computes that cell's answer once; later versions
+    in the same cell reuse it. Explicit versions lists are a dict lookup.
+    Ranges are grouped by the scheme that orders them (SEMVER ranges and
+    ECOSYSTEM ranges of one package may use different orders).
+    """
+
+    __slots__ = ("_groups", "_has_lists", "_listed", "_results", "entries", "scheme")
+
+    def __init__(self, entries: list[_Entry]) -> None:
+        self.entries = entries
+        self.scheme = entries[0].scheme
+        groups: dict[str, tuple[VersionScheme, list]] = {}
+        for i, entry in enumerate(entries):
+            for rng, scheme, events, limits in entry.ranges:
+                groups.setdefault(scheme.name, (scheme, []))[1].append(
+                    (i, rng, events, limits)
+                )
+        self._groups = []
+        for scheme, members in groups.values():
+            bounds: list[Any] = []
+            for _, _, events, limits in members:
+                bounds.extend(b for _, b in events if b is not None)
+                bounds.extend(limits)
+            bounds.sort()
+            distinct = [b for j, b in enumerate(bounds) if j == 0 or bounds[j - 1] != b]
+            self._groups.append((scheme, distinct, members, {}))
+        self._listed: dict[str, list[int]] | None = None
+        self._has_lists = any(e.affected.versions for e in entries)
+        self._results: dict[
+            tuple[tuple[int, ...], frozenset[int]], tuple[Match, ...]
+        ] = {}
+
+    def _listed_index(self) -> dict[str, list[int]]:
+        if self._listed is None:
+            listed: dict[str, list[int]] = defaultdict(list)
+            for i, entry in enumerate(self.entries):
+                for v in entry.versions:
+                    listed[v].append(i)
+            self._listed = dict(listed)
+        return self._listed
+
+    def match(self, query: _Query) -> list[Match]:
+        cells = []
+        for scheme, bounds, members, answers in self._groups:
+            key = query.key(scheme)
+            i = bisect_left(bounds, key)
+            cell = 2 * i + 1 if i < len(bounds) and bounds[i] == key else 2 * i
+            if cell not in answers:
+                answers[cell] = tuple(
+                    (
+                        idx,
+                        rng,
+                        tuple(
+                            e.version
+                            for e in rng.events
+                            if e.kind == "fixed" and scheme.key(e.version) > key
+                        ),
+                    )
+                    for idx, rng, events, limits in members
+                    if _in_range(key, events, limits)
+                )
+            cells.append(cell)
+        listed: set[int] = set()
+        if self._has_lists:
+            index = self._listed_index()
+            listed.update(index.get(query.version, ()))
+            if self.scheme is not None:
+                listed.update(index.get(query.canonical(self.scheme), ()))
+        # Versions in the same cells with the same list hits get the same answer.
+        result_key = (tuple(cells), frozenset(listed))
+        result = self._results.get(result_key)
+        if result is None:
+            result = self._results[result_key] = self._build(cells, listed)
+        return list(result)
+
+    def _build(self, cells: list[int], listed: set[int]) -> tuple[Match, ...]:
+        hits: dict[int, tuple[list[Range], list[str]]] = {}
+        for (_, _, _, answers), cell in zip(self._groups, cells, strict=True):
+            for idx, rng, fixed in answers[cell]:
+                ranges, fixed_all = hits.setdefault(idx, ([], []))
+                ranges.append(rng)
+                fixed_all.extend(fixed)
+        out = []
+        for idx in sorted(set(hits) | listed):
+            entry = self.entries[idx]
+            ranges, fixed = hits.get(idx, ((), ()))
+            fixed_sorted = (
+                _sort_versions(entry.scheme or SEMVER, set(fixed))
+                if len(fixed) > 1
+                else tuple(fixed)
+            )
+            out.append(
+                Match(
+                    entry.advisory,
+                    entry.affected,
+                    tuple(ranges),
+                    idx in listed,
+                    fixed_sorted,
+                )
+            )
+        return tuple(out)
+
+
+def _canonical(scheme: VersionScheme, version: str) -> str:
+    try:
+        return scheme.canonical(version)
+    except ValueError:
+        return version
+
+
+class _Query:
+    """The installed version, parsed at most once per scheme for one match() call."""
+
+    __slots__ = ("_canonical", "_keys", "version")
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self._keys: dict[str, Any] = {}
+        self._canonical: dict[str, str] = {}
+
+    def key(self, scheme: VersionScheme) -> Any:
+        k = self._keys.get(scheme.name)
+        if k is None:
+            k = self._keys[scheme.name] = scheme.key(self.version)
+        return k
+
+    def canonical(self, scheme: VersionScheme) -> str:
+        c = self._canonical.get(scheme.name)
+        if c is None:
+            c = self._canonical[scheme.name] = _canonical(scheme, self.version)
+        return c
+
+
+def _sort_versions(scheme: VersionScheme, versions: Iterable[str]) -> tuple[str, ...]:
+    def cmp(a: str, b: str) -> int:
+        try:
+            c = scheme.compare(a, b)
+        except ValueError:
+            c = 0
+        # Equal under the scheme (PyPI 1.1 and 1.1.0): order by text, so output is stable.
+        return c or (a > b) - (a < b)
+
+    return tuple(sorted(versions, key=cmp_to_key(cmp)))
+
+
+def _merge(a: Match, b: Match, scheme: VersionScheme | None) -> Match:
+    return Match(
+        a.advisory,
+        a.affected,
+        a.ranges + b.ranges,
+        a.in_versions_list or b.in_versions_list,
+        _sort_versions(scheme or SEMVER, set(a.fixed_versions) | set(b.fixed_versions)),
+    )

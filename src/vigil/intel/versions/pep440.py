@@ -1,0 +1,79 @@
+"""PyPI versions: PEP 440, with pre-PEP 440 ("legacy") versions still ordered.
+
+Valid versions are parsed and ordered by ``packaging``. Old releases on PyPI
+and in advisories (``0.1-bulbasaur``, ``2013-01-21T20:33:09+0100``) are not
+PEP 440; pip ordered them with setuptools' legacy rules before ``packaging``
+dropped them, always below every PEP 440 version. We keep that order so such
+releases can still be matched against advisory bounds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from .base import VersionScheme
+
+_LEGACY_PART = re.compile(r"(\d+|[a-z]+|\.|-)")
+_LEGACY_REPLACE = {"pre": "c", "preview": "c", "-": "final-", "rc": "c", "dev": "@"}
+
+
+def _legacy_parts(version: str):
+    for part in _LEGACY_PART.split(version.lower()):
+        part = _LEGACY_REPLACE.get(part, part)
+        if not part or part == ".":
+            continue
+        if part[:1].isdigit():
+            # Zero-padded so that numbers compare as numbers in a string sort.
+            yield part.zfill(8)
+        else:
+            yield "*" + part
+    yield "*final"
+
+
+def legacy_key(version: str) -> tuple[str, ...]:
+    parts: list[str] = []
+    for part in _legacy_parts(version):
+        if part.startswith("*"):
+            if part < "*final":
+                # A pre-release marker: drop the release padding before it.
+                while parts and parts[-1] == "*final-":
+                    parts.pop()
+            while parts and parts[-1] == "00000000":
+                parts.pop()
+        parts.append(part)
+    return tuple(parts)
+
+
+class Pep440Scheme(VersionScheme):
+    name = "PEP 440"
+
+    def parse(self, version: str) -> tuple[int, Any]:
+        try:
+            return (1, Version(version))
+        except InvalidVersion:
+            return (0, legacy_key(version))
+
+    def canonical(self, version: str) -> str:
+        kind, parsed = self.parsed(version)
+        if kind == 0:
+            return version
+        # Release without trailing zeros: 1.0.0 and 1.0 are the same PEP 440 version.
+        release = list(parsed.release)
+        while len(release) > 1 and release[-1] == 0:
+            release.pop()
+        text = str(parsed)
+        epoch = f"{parsed.epoch}!" if parsed.epoch else ""
+        return epoch + ".".join(map(str, release)) + text[len(parsed.base_version) :]
+
+    def sort_key(self, parsed: tuple[int, Any]) -> tuple[int, Any]:
+        return parsed  # (0, legacy tuple) below (1, Version): both orderable natively
+
+    def compare_parsed(self, a: tuple[int, Any], b: tuple[int, Any]) -> int:
+        if a[0] != b[0]:
+            return -1 if a[0] < b[0] else 1
+        if a[1] == b[1]:
+            return 0
+        return -1 if a[1] < b[1] else 1
