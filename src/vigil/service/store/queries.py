@@ -832,11 +832,13 @@ def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool
                 select(findings.c.image_pk).where(findings.c.status == "open", findings.c.type.in_(f.finding_types))
             )
         )
-    stmt = (
-        select(images, n_findings.label("open_findings"))
-        .select_from(images.outerjoin(open_counts, open_counts.c.image_pk == images.c.id).outerjoin(blast, blast.c.image_pk == images.c.id))
-        .where(*cond)
-    )
+    # Aggregate over every image only when the order needs it; otherwise count for the page alone.
+    source = images
+    if sort == "findings":
+        source = source.outerjoin(open_counts, open_counts.c.image_pk == images.c.id)
+    if sort == "workloads":
+        source = source.outerjoin(blast, blast.c.image_pk == images.c.id)
+    stmt = select(images).select_from(source).where(*cond)
     rows, nxt = keyset_rows(conn, stmt, Sort(keys, descending), after, limit)
     total = conn.execute(select(func.count()).select_from(images).where(*cond)).scalar_one()
     ids = [r.id for r in rows]
@@ -845,10 +847,10 @@ def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool
     items = []
     for r in rows:
         d = _image_dict(r)
-        d["extra"] = {k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k") and k != "open_findings"}
+        d["extra"] = {k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k")}
         d["usage"] = usage[r.id]
-        d["open_findings"] = r.open_findings
         d.update(by_image.get(r.id, _empty_image_summary()))
+        d["open_findings"] = d.pop("open_total", 0)
         items.append(d)
     return SortedPage(items, nxt, total)
 
@@ -857,7 +859,7 @@ _IMAGE_BASE_COLUMNS = {"id", "registry", "repository", "tag", "digest", "first_s
 
 
 def _empty_image_summary() -> dict:
-    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]}, "running_vulnerabilities": 0, "open_types": []}
+    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]}, "running_vulnerabilities": 0, "open_types": [], "open_total": 0}
 
 
 def image_finding_summary(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
@@ -871,6 +873,7 @@ def image_finding_summary(conn: Connection, image_ids: list[int]) -> dict[int, d
         .group_by(findings.c.image_pk, findings.c.type, findings.c.severity)
     ):
         d = out.setdefault(pk, _empty_image_summary())
+        d["open_total"] += n
         if t in ("vulnerable_package", "malicious_package") and s in d["vulnerabilities"]:
             d["vulnerabilities"][s] += n
         if t == "running_vulnerability":

@@ -11,7 +11,6 @@ import orjson
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 from starlette.datastructures import FormData
 
 from vigil.service.store import queries
@@ -180,6 +179,3 @@ def safe_next(url: str | None) -> str:
         return "/"
     return url
 
-
-def markup_digest(value: str) -> Markup:
-    return Markup('<code class="digest">{}</code>').format(value)

@@ -51,8 +51,8 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         cluster=found[0],
         nodes=nodes,
         summary=summary,
-        counts=counts,
+        open_total=sum(sum(t.values()) for t in counts.values()),
         NODE_STATUSES=NODE_STATUSES,
-        status=status,
+        sensor_filter=status,
         text=text,
     )
