@@ -65,22 +65,28 @@ def _alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def _join(revisions) -> str | None:
+    # Parts of the schema may be developed on parallel branches of the migration
+    # graph; a store is current when it is at every head.
+    return "+".join(sorted(revisions)) or None
+
+
 def head_revision() -> str:
     script = ScriptDirectory.from_config(_alembic_config(None))  # type: ignore[arg-type]
-    head = script.get_current_head()
+    head = _join(script.get_heads())
     assert head is not None
     return head
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _join(MigrationContext.configure(conn).get_current_heads())
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision of every branch (idempotent)."""
     before = current_revision(engine)
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(_alembic_config(engine), "heads")
     after = current_revision(engine)
     if before != after:
         log.info("store migrated", extra={"from_revision": before, "to_revision": after})
