@@ -11,9 +11,12 @@ from vigil import __version__
 from vigil.cli_output import print_rows
 from vigil.catalog.cli import app as catalog_app
 from vigil.controller.cli import app as controller_app
+from vigil.intel.cli import app as intel_app
 from vigil.devtools.kubeapi.cli import app as kube_api_app
 from vigil.sensor.cli import app as sensor_app
 from vigil.service.cli import cluster_app, service_app, token_app, up
+from vigil.service.analysis.check_cli import image_app
+from vigil.service.analysis.trust_cli import trust_app
 from vigil.wire.client import ServiceClient, ServiceError
 
 app = typer.Typer(
@@ -62,6 +65,9 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(sensor_app, name="sensor")
 app.add_typer(catalog_app)
 app.add_typer(controller_app, name="controller")
+app.add_typer(intel_app, name="intel")
+app.add_typer(trust_app, name="trust")
+app.add_typer(image_app, name="image")
 dev_app = typer.Typer(help="Development tools: throwaway real parts for tests and demos.", no_args_is_help=True)
 dev_app.add_typer(kube_api_app, name="kube-api")
 app.add_typer(dev_app, name="dev")

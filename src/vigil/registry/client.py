@@ -151,7 +151,9 @@ class RegistryClient:
         return self.resolve(ref, tag or ref.tag or "latest").digest
 
     def _resolve_by_get(self, ref: ImageRef, reference: str) -> Resolved:
-        body, media_type, digest = self._get_manifest_bytes(ref, reference)
+        # Whether the registry holds it *now*: content cached by digest must not answer that,
+        # or a manifest deleted after we once fetched it would look present forever.
+        body, media_type, digest = self._get_manifest_bytes(ref, reference, use_content_cache=False)
         return Resolved(ref.registry, ref.repository, reference, digest, media_type, len(body))
 
     def invalidate(self, image: ImageRef | str, reference: str | None = None) -> None:
@@ -188,10 +190,12 @@ class RegistryClient:
         ref = _as_ref(image)
         return self._get_manifest_bytes(ref, reference or ref.pull_reference)
 
-    def _get_manifest_bytes(self, ref: ImageRef, reference: str) -> tuple[bytes, str, str]:
+    def _get_manifest_bytes(
+        self, ref: ImageRef, reference: str, use_content_cache: bool = True
+    ) -> tuple[bytes, str, str]:
         by_digest = _is_digest(reference)
         content_key = ("manifest", ref.registry, ref.repository, reference)
-        if by_digest:
+        if by_digest and use_content_cache:
             cached = self.content_cache.get(content_key)
             if cached is not None:
                 self.stats.hit("content")

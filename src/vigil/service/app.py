@@ -48,6 +48,9 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     from vigil.service.analysis import lifecycle as integrity_lifecycle
 
     integrity_lifecycle.install(app, settings, engine)
+    from vigil.service.ui import install as install_console
+
+    install_console(app)  # the web console at /
     app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
 

@@ -95,6 +95,33 @@ TlsCert = typer.Option(None, "--tls-cert", help="PEM certificate to serve HTTPS"
 TlsKey = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert")
 Insecure = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address")
 LogLevel = typer.Option("info", "--log-level", envvar="VIGIL_LOG_LEVEL")
+ReverifyInterval = typer.Option(
+    300.0, "--reverify-interval", envvar="VIGIL_REVERIFY_INTERVAL", min=1.0, help="Seconds between re-checks of each running image's tag"
+)
+TrustFile = typer.Option(
+    None, "--trust-file", envvar="VIGIL_TRUST_FILE", help="YAML trust policy loaded into the store at start (replaces the stored one)"
+)
+RegistryConfigFile = typer.Option(
+    None, "--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="YAML of per-registry credentials, CA bundles, plain_http"
+)
+
+
+def _integrity(reverify_interval: float, trust_file: Path | None, registry_config: Path | None) -> dict:
+    from vigil.registry import RegistryConfig, RegistryConfigError
+    from vigil.service.analysis.policy_doc import PolicyFileError, load_policy_file
+
+    try:  # refuse a bad file before starting, naming the file and the field
+        if trust_file is not None:
+            load_policy_file(trust_file)
+        RegistryConfig.load(registry_config)
+    except (PolicyFileError, RegistryConfigError) as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2)
+    return dict(
+        reverify_interval=reverify_interval, trust_file=trust_file, registry_config=registry_config, integrity_background=True
+    )
 
 
 def up(
@@ -106,9 +133,13 @@ def up(
     tls_key: Path = TlsKey,
     insecure_http: bool = Insecure,
     log_level: str = LogLevel,
+    reverify_interval: float = ReverifyInterval,
+    trust_file: Path = TrustFile,
+    registry_config: Path = RegistryConfigFile,
 ) -> None:
     """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
-    serve(_settings(data_dir, database_url, host=host, port=port, log_level=log_level), tls_cert, tls_key, insecure_http)
+    integrity = _integrity(reverify_interval, trust_file, registry_config)
+    serve(_settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity), tls_cert, tls_key, insecure_http)
 
 
 service_app = typer.Typer(help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False)
@@ -125,9 +156,13 @@ def service(
     tls_key: Path = TlsKey,
     insecure_http: bool = Insecure,
     log_level: str = LogLevel,
+    reverify_interval: float = ReverifyInterval,
+    trust_file: Path = TrustFile,
+    registry_config: Path = RegistryConfigFile,
 ) -> None:
     """Run the Runtime Service (with no subcommand)."""
-    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level)
+    integrity = _integrity(reverify_interval, trust_file, registry_config)
+    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity)
     if ctx.invoked_subcommand is None:
         serve(ctx.obj, tls_cert, tls_key, insecure_http)
 

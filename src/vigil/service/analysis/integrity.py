@@ -80,6 +80,11 @@ class Verdict:
     registry_digest: str | None = None
 
     @property
+    def verdict_name(self) -> str:
+        """The finding types, or the status when there are none."""
+        return ", ".join(f.type for f in self.findings) or self.status.value
+
+    @property
     def definite(self) -> bool:
         """Whether the verdict says something about the image (so findings may open or resolve)."""
         return self.status in (Status.VERIFIED, Status.VIOLATION, Status.UNTRUSTED)
@@ -102,7 +107,17 @@ def judge(
     if trust.trusted is False:
         spec = FindingSpec("untrusted_registry", base)
         return Verdict(Status.UNTRUSTED, (spec,), base)
+    if answer is not None and answer.error is not None:
+        unknown = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": running_digest,
+                   "registry_answer": answer.error, "error_kind": answer.error_kind}
+        return Verdict(Status.UNKNOWN, (), unknown)
     if running_digest is None:
+        if answer is not None and answer.tag_missing is not None:
+            # Nothing to compare, but the tag itself is absent: that is an answer.
+            missing = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": None,
+                       "missing": "tag", "registry_answer": answer.tag_missing}
+            spec = FindingSpec("artifact_missing", missing)
+            return Verdict(Status.VIOLATION, (spec,), missing)
         return Verdict(Status.PENDING, (), {**base, "reason": "the runtime has not reported the pulled digest yet"})
     if answer is None:
         raise ValueError(f"image {trust.image}: a trusted image needs the registry's answer")
@@ -112,8 +127,6 @@ def judge(
         "tag": effective.tag,
         "runtime_digest": running_digest,
     }
-    if answer.error is not None:
-        return Verdict(Status.UNKNOWN, (), {**evidence, "registry_answer": answer.error, "error_kind": answer.error_kind})
     if effective.tag is None:
         # Pinned by digest: the only question is whether the registry holds it.
         if answer.digest_present:

@@ -155,13 +155,17 @@ class IntegrityEvaluator:
             verdicts[id(p)] = verdict
             report.statuses[verdict.status.value] += 1
             rows.append(self._state_row(p, verdict, state, revision, now))
-        provenance = self._provenance(due, decisions, verdicts)
         with self.engine.begin() as conn:
             store.upsert_states(conn, rows)
-            store.record_provenance(conn, provenance)
             open_keys = store.open_integrity_findings(conn)
-            report.opened, report.resolved = self._write_findings(conn, due, verdicts, open_keys)
+            report.opened, report.resolved = self._write_findings(conn, due, decisions, verdicts, open_keys)
             report.resolved += self._resolve_stopped(conn, running, open_keys)
+        # Provenance after the verdicts are stored: labels are worth having, but not worth
+        # delaying a verdict for (they cost a manifest and a config fetch per new digest).
+        provenance = self._provenance(due, decisions, verdicts)
+        if provenance:
+            with self.engine.begin() as conn:
+                store.record_provenance(conn, provenance)
         report.evaluated = len(due)
         return report
 
@@ -303,12 +307,20 @@ class IntegrityEvaluator:
         with ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="vigil-provenance") as pool:
             return [row for row in pool.map(fetch, todo) if row is not None]
 
-    def _write_findings(self, conn, due: list[_Pair], verdicts: dict, open_keys: dict[str, int]) -> tuple[int, int]:
+    def _write_findings(
+        self, conn, due: list[_Pair], decisions: dict, verdicts: dict, open_keys: dict[str, int]
+    ) -> tuple[int, int]:
         opened = resolved = 0
         for p in due:
             v = verdicts[id(p)]
-            if not v.definite:
-                continue  # unknown or pending: what was open stays open, nothing new opens
+            decision = decisions[id(p)]
+            if v.definite:
+                settled = set(store.INTEGRITY_TYPES)
+            elif decision is not None and decision.trusted is not False:
+                # Unknown or pending integrity still settles trust: the registry is trusted now.
+                settled = {"untrusted_registry"}
+            else:
+                continue  # nothing known: what was open stays open, nothing new opens
             present: set[str] = set()
             for spec in v.findings:
                 for w in p.workloads:
@@ -329,10 +341,15 @@ class IntegrityEvaluator:
                     _, change = finding_store.observe(conn, obs, actor=ACTOR)
                     opened += change in ("opened", "reopened")
             prefix = store.pair_prefix(p.cluster_id, p.image_pk)
-            reason = "condition ended: " + (
-                "the registry confirms the running image" if v.status is Status.VERIFIED else f"verdict is now {v.status.value}"
-            )
-            for key in [k for k in open_keys if k.startswith(prefix) and k not in present]:
+            if v.status is Status.VERIFIED:
+                reason = "condition ended: the registry confirms the running image"
+            elif v.definite:
+                reason = f"condition ended: verdict is now {v.verdict_name}"
+            else:
+                reason = f"condition ended: {decision.rule.describe() if decision.rule else 'trust not checked'}"
+
+            settled_keys = [k for k in open_keys if k.startswith(prefix) and k.rsplit(":", 1)[1] in settled]
+            for key in [k for k in settled_keys if k not in present]:
                 finding_store.set_status(conn, open_keys.pop(key), "resolved", reason, ACTOR)
                 resolved += 1
         return opened, resolved

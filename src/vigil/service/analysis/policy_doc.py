@@ -17,11 +17,18 @@ and the rule the value broke.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
-from vigil.service.analysis.trust import InvalidPattern, MirrorRule, Pattern, TrustPolicy, TrustRule
+from vigil.service.analysis.trust import (
+    InvalidPattern,
+    MirrorRule,
+    Pattern,
+    TrustPolicy,
+    TrustRule,
+)
 
 MAX_RULES = 1000
 
@@ -33,31 +40,23 @@ def _pattern(value: str) -> str:
         raise ValueError(str(exc)) from None
 
 
+PatternText = Annotated[
+    str,
+    Field(min_length=1, max_length=512, description="host[:port][/path-prefix]"),
+    AfterValidator(_pattern),
+]
+
+
 class MirrorDoc(BaseModel):
     model_config = {"extra": "forbid"}
-    source: str = Field(min_length=1, max_length=512, description="images named under this pattern ...")
-    mirror: str = Field(min_length=1, max_length=512, description="... are pulled through this registry path")
-
-    @field_validator("source", "mirror")
-    @classmethod
-    def _valid(cls, v: str) -> str:
-        return _pattern(v)
+    source: PatternText = Field(description="images named under this pattern ...")
+    mirror: PatternText = Field(description="... are pulled through this registry path")
 
 
 class ScopeDoc(BaseModel):
     model_config = {"extra": "forbid"}
-    trusted: list[str] = Field(default_factory=list, max_length=MAX_RULES, description="host[:port][/path-prefix] patterns")
+    trusted: list[PatternText] = Field(default_factory=list, max_length=MAX_RULES)
     mirrors: list[MirrorDoc] = Field(default_factory=list, max_length=MAX_RULES)
-
-    @field_validator("trusted")
-    @classmethod
-    def _patterns(cls, v: list[str]) -> list[str]:
-        out = []
-        for item in v:
-            if len(item) > 512:
-                raise ValueError(f"pattern of {len(item)} characters exceeds 512")
-            out.append(_pattern(item))
-        return out
 
 
 class PolicyDoc(ScopeDoc):
@@ -80,7 +79,7 @@ class PolicyDoc(ScopeDoc):
         return TrustPolicy(tuple(dict.fromkeys(trusted)), tuple(dict.fromkeys(mirrors)))
 
     @classmethod
-    def from_policy(cls, policy: TrustPolicy) -> "PolicyDoc":
+    def from_policy(cls, policy: TrustPolicy) -> PolicyDoc:
         scopes: dict[str | None, ScopeDoc] = {}
         for rule in sorted(policy.trusted, key=lambda r: (r.cluster or "", r.pattern)):
             scopes.setdefault(rule.cluster, ScopeDoc()).trusted.append(str(rule.pattern))

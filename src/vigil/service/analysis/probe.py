@@ -11,7 +11,15 @@ from __future__ import annotations
 import logging
 
 from vigil.model.image import ImageRef
-from vigil.registry import AuthError, ImageIndex, NotFound, Provenance, RegistryClient, RegistryError, Unreachable
+from vigil.registry import (
+    AuthError,
+    ImageIndex,
+    NotFound,
+    Provenance,
+    RegistryClient,
+    RegistryError,
+    Unreachable,
+)
 from vigil.service.analysis.integrity import RegistryAnswer
 
 log = logging.getLogger(__name__)

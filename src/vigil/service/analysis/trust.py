@@ -41,7 +41,7 @@ class Pattern:
     prefix: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "Pattern":
+    def parse(cls, text: str) -> Pattern:
         if not isinstance(text, str) or not text.strip():
             raise InvalidPattern(f"pattern {text!r}: must not be empty; it {PATTERN_RULE}")
         raw = text.strip()

@@ -10,7 +10,15 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.service.analysis.integrity import worst
-from vigil.service.store.schema import clusters, containers, findings, image_integrity, image_provenance, images, pods
+from vigil.service.store.schema import (
+    clusters,
+    containers,
+    findings,
+    image_integrity,
+    image_provenance,
+    images,
+    pods,
+)
 from vigil.service.store.tokens import as_utc
 
 INTEGRITY_TYPES = ("untrusted_registry", "digest_mismatch", "tag_moved", "artifact_missing")

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, distinct, func, select
 
+from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.runtime import sensor_status
 from vigil.service.store.schema import (
@@ -295,10 +296,12 @@ def list_images(
     rows = conn.execute(page(stmt, [images.c.id], after, limit)).all()
     rows, nxt = split_page(rows, lambda r: (r.id,), limit)
     usage = image_usage(conn, [r.id for r in rows])
+    verdicts = integrity_summaries(conn, [r.id for r in rows], cluster)
     items = []
     for r in rows:
         d = _image_dict(r)
         d["usage"] = usage[r.id]
+        d["integrity"] = verdicts[r.id]
         items.append(d)
     return Page(items, nxt)
 

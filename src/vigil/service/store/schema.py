@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -294,4 +295,98 @@ image_provenance = Table(
     Column("version", String(256)),
     Column("labels", Json, nullable=False),
     Column("recorded_at", Timestamp, nullable=False),
+)
+
+# -- image contents and vulnerabilities (issue 5) -------------------------------------------------
+# Contents are per manifest digest (content-addressed, so scanned once whoever runs it);
+# image_scans is also the scanner's job queue (pending -> scanning -> done | failed).
+
+image_scans = Table(
+    "image_scans",
+    metadata,
+    # The running digest as the runtime reported it (an index or a platform manifest).
+    Column("digest", String(80), primary_key=True),
+    # pending | scanning | done | failed
+    Column("status", String(16), nullable=False),
+    # os/arch[/variant] chosen in an index: the architecture of a node running it, else linux/amd64
+    Column("platform", String(64), nullable=False),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False),
+    # who holds the job while scanning, and since when (a lease: a dead worker's job is retaken)
+    Column("worker", String(128)),
+    Column("enqueued_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp),
+    Column("finished_at", Timestamp),
+    Column("next_attempt_at", Timestamp),
+    # what was read: the platform manifest's digest and the repository it was pulled from
+    Column("manifest_digest", String(80)),
+    Column("source", String(1024)),
+    Column("os", Json),
+    Column("file_count", Integer),
+    Column("package_count", Integer),
+    Column("warnings", Json, nullable=False),
+    # the advisory database revision the packages were last matched against; NULL: not yet
+    Column("matched_revision", String(64)),
+    Column("matched_at", Timestamp),
+    Column("match_warnings", Json, nullable=False),
+    Index("ix_image_scans_status", "status", "enqueued_at"),
+)
+
+image_files = Table(
+    "image_files",
+    metadata,
+    Column("digest", String(80), ForeignKey("image_scans.digest", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(2048), primary_key=True),
+    # file | symlink
+    Column("kind", String(8), nullable=False),
+    Column("sha256", String(64)),
+    Column("size", BigInteger),
+    Column("mode", Integer),
+    Column("target", Text),
+    # the runtime join: an executed file's sha256 -> the images that hold it
+    Index("ix_image_files_sha256", "sha256"),
+)
+
+image_packages = Table(
+    "image_packages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(80), ForeignKey("image_scans.digest", ondelete="CASCADE"), nullable=False),
+    # purl type: deb, apk, rpm, pypi, npm, golang, maven
+    Column("type", String(16), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("version", String(256), nullable=False),
+    Column("purl", Text, nullable=False),
+    Column("ecosystem", String(64)),
+    Column("cataloger", String(32), nullable=False),
+    Column("found_in", Text, nullable=False),
+    Column("source_name", String(512)),
+    Column("source_version", String(256)),
+    Column("arch", String(32)),
+    Column("files", Json, nullable=False),
+    Column("details", Json, nullable=False),
+    Index("ix_image_packages_digest", "digest", "type", "name"),
+)
+
+image_vulnerabilities = Table(
+    "image_vulnerabilities",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(80), ForeignKey("image_scans.digest", ondelete="CASCADE"), nullable=False),
+    Column("package_id", Integer, ForeignKey("image_packages.id", ondelete="CASCADE"), nullable=False),
+    # the id shown first (the CVE when there is one) and the one findings are keyed by
+    # (the smallest advisory id that matched: it only changes if another advisory joins)
+    Column("vuln_id", String(128), nullable=False),
+    Column("key_id", String(128), nullable=False),
+    Column("advisory_ids", Json, nullable=False),
+    Column("aliases", Json, nullable=False),
+    # critical | high | medium | low | unknown
+    Column("severity", String(16), nullable=False),
+    Column("score", Float),
+    Column("severity_source", String(32)),
+    Column("fixed_versions", Json, nullable=False),
+    Column("malicious", Boolean, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("links", Json, nullable=False),
+    Index("ix_image_vulnerabilities_digest", "digest", "package_id"),
 )

@@ -1,0 +1,99 @@
+"""`vigil trust add|remove|list`: the trust policy in the store (a running service applies it on its next pass)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import typer
+
+from vigil.cli_output import print_rows
+from vigil.service.analysis.trust import InvalidPattern, Pattern
+from vigil.service.cli import DatabaseUrl, DataDir, _prepare, _settings
+from vigil.service.store import policy as policy_store
+
+trust_app = typer.Typer(help="Trusted registries and mirror rules (works on the store directly).", no_args_is_help=True)
+
+PatternArg = typer.Argument(..., metavar="PATTERN", help="host, host:port or host/path-prefix, e.g. registry.example.com/team")
+ClusterOpt = typer.Option(None, "--cluster", help="Only for this cluster (id or name) [default: every cluster]")
+MirrorOpt = typer.Option(
+    None, "--mirror", metavar="MIRROR", help="Make it a mirror rule: images named PATTERN are pulled through MIRROR"
+)
+
+
+def _pattern(text: str, option: str) -> Pattern:
+    try:
+        return Pattern.parse(text)
+    except InvalidPattern as exc:
+        typer.echo(f"error: {option}: {exc}", err=True)
+        raise typer.Exit(2)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+@trust_app.command("add")
+def trust_add(
+    pattern: str = PatternArg,
+    cluster: str = ClusterOpt,
+    mirror: str = MirrorOpt,
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Trust PATTERN (or, with --mirror, add a mirror rule for it)."""
+    source = _pattern(pattern, "PATTERN")
+    target = _pattern(mirror, "--mirror") if mirror else None
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.begin() as conn:
+        if target is None:
+            added = policy_store.add_trusted(conn, source, cluster, _actor())
+            what = f"trusted {source}"
+        else:
+            added = policy_store.add_mirror(conn, source, target, cluster, _actor())
+            what = f"mirror {source} -> {target}"
+    scope = f"cluster {cluster}" if cluster else "global"
+    typer.echo(f"{'added' if added else 'already present'}: {what} ({scope})")
+
+
+@trust_app.command("remove")
+def trust_remove(
+    pattern: str = PatternArg,
+    cluster: str = ClusterOpt,
+    mirror: str = typer.Option(None, "--mirror", help="Remove the mirror rule(s) of PATTERN (only the one to MIRROR if given)"),
+    mirror_rule: bool = typer.Option(False, "--mirror-rule", help="Remove every mirror rule of PATTERN"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """Remove a trusted pattern (or a mirror rule with --mirror / --mirror-rule)."""
+    source = _pattern(pattern, "PATTERN")
+    target = _pattern(mirror, "--mirror") if mirror else None
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.begin() as conn:
+        if target is None and not mirror_rule:
+            removed = policy_store.remove_trusted(conn, source, cluster, _actor())
+            what = f"trusted {source}"
+        else:
+            removed = policy_store.remove_mirror(conn, source, target, cluster, _actor())
+            what = f"mirror rule for {source}" + (f" -> {target}" if target else "")
+    scope = f"cluster {cluster}" if cluster else "global"
+    if not removed:
+        typer.echo(f"error: no {what} ({scope}) in the policy", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"removed: {what} ({scope})")
+
+
+@trust_app.command("list")
+def trust_list(
+    output: str = typer.Option("table", "--output", "-o", help="table or json"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
+    """List trusted patterns and mirror rules."""
+    engine = _prepare(_settings(data_dir, database_url))
+    with engine.connect() as conn:
+        rows = policy_store.list_rules(conn)
+    print_rows(rows, ["kind", "pattern", "mirror", "cluster", "created_by", "created_at"], output, "Trust policy")

@@ -1,0 +1,465 @@
+"""Image contents in the store: the scan queue, file manifests, packages and their vulnerabilities.
+
+Everything is keyed by the running digest (content-addressed), so an image is
+scanned once however many containers, workloads or clusters run it.
+``image_scans`` doubles as the scanner's job queue: a row is ``pending`` until
+a worker claims it (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+several workers never take the same job; SQLite's ``BEGIN IMMEDIATE`` already
+serializes writers), ``scanning`` while a worker holds it (a lease: a worker
+that died is replaced after ``lease`` seconds), then ``done`` or ``failed``
+(retried with backoff up to ``MAX_ATTEMPTS``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vigil.service.store.pagination import page, split_page
+from vigil.service.store.schema import (
+    containers,
+    image_files,
+    image_packages,
+    image_scans,
+    image_vulnerabilities,
+    images,
+    nodes,
+    pods,
+)
+from vigil.service.store.tokens import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+SCAN_STATUSES = ("pending", "scanning", "done", "failed")
+DEFAULT_PLATFORM = "linux/amd64"
+MAX_ATTEMPTS = 5
+RETRY_BASE_S = 60.0
+RETRY_MAX_S = 3600.0
+DEFAULT_LEASE_S = 900.0
+# Paths longer than this are left out of the stored manifest (with a warning): a
+# PostgreSQL index entry has a size limit, and no real image path comes close.
+MAX_PATH = 2048
+MAX_WARNINGS = 200
+_CHUNK = 500
+NOT_RUNNING = ("terminated",)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed scan: the digest, the platform to pick in an index, where it can be pulled from."""
+
+    digest: str
+    platform: str
+    attempts: int
+    worker: str
+    sources: tuple[tuple[str, str], ...]  # (registry, repository) of every image row with this digest
+
+
+def _insert(conn: Connection):
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+
+def running_digests(conn: Connection) -> dict[str, str]:
+    """digest -> platform of every image some container runs now.
+
+    The platform is ``linux/<architecture>`` of a node running it (the smallest,
+    so the choice is stable when nodes differ), else linux/amd64.
+    """
+    stmt = (
+        select(images.c.digest, func.min(nodes.c.architecture))
+        .select_from(containers)
+        .join(images, images.c.id == containers.c.image_pk)
+        .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+        .outerjoin(nodes, (nodes.c.cluster_id == pods.c.cluster_id) & (nodes.c.name == pods.c.node_name))
+        .where(containers.c.state.not_in(NOT_RUNNING), images.c.digest != "")
+        .group_by(images.c.digest)
+    )
+    return {digest: f"linux/{arch}" if arch else DEFAULT_PLATFORM for digest, arch in conn.execute(stmt)}
+
+
+def enqueue(conn: Connection, wanted: dict[str, str], *, lease: float = DEFAULT_LEASE_S, now: datetime | None = None) -> dict[str, int]:
+    """Queue every wanted digest not scanned yet; requeue failed scans whose backoff has
+    passed and scans whose worker's lease ran out. Returns counts of each."""
+    now = now or utcnow()
+    known = set()
+    digests = sorted(wanted)
+    for start in range(0, len(digests), _CHUNK):
+        chunk = digests[start : start + _CHUNK]
+        known.update(d for (d,) in conn.execute(select(image_scans.c.digest).where(image_scans.c.digest.in_(chunk))))
+    rows = [
+        dict(digest=d, status="pending", platform=wanted[d], attempts=0, enqueued_at=now, warnings=[], match_warnings=[])
+        for d in digests
+        if d not in known
+    ]
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(_insert(conn)(image_scans).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+    retried = conn.execute(
+        update(image_scans)
+        .where(
+            image_scans.c.status == "failed",
+            image_scans.c.attempts < MAX_ATTEMPTS,
+            image_scans.c.next_attempt_at <= now,
+        )
+        .values(status="pending", enqueued_at=now)
+    ).rowcount
+    stale = conn.execute(
+        update(image_scans)
+        .where(image_scans.c.status == "scanning", image_scans.c.started_at < now - timedelta(seconds=lease))
+        .values(status="pending", worker=None, enqueued_at=now)
+    ).rowcount
+    if stale:
+        log.warning("scan leases expired; jobs requeued", extra={"jobs": stale})
+    return {"queued": len(rows), "retried": retried or 0, "requeued": stale or 0}
+
+
+def claim(conn: Connection, worker: str, now: datetime | None = None) -> Job | None:
+    """Take the oldest pending scan for ``worker``; None when there is none.
+
+    Run it in its own short transaction: on PostgreSQL the row lock taken by
+    ``FOR UPDATE SKIP LOCKED`` makes concurrent workers skip it; on SQLite the
+    transaction began with BEGIN IMMEDIATE, so claims are serialized.
+    """
+    now = now or utcnow()
+    stmt = (
+        select(image_scans.c.digest, image_scans.c.platform, image_scans.c.attempts)
+        .where(image_scans.c.status == "pending")
+        .order_by(image_scans.c.enqueued_at, image_scans.c.digest)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        return None
+    conn.execute(
+        update(image_scans)
+        .where(image_scans.c.digest == row.digest)
+        .values(status="scanning", worker=worker, started_at=now, attempts=row.attempts + 1, error=None)
+    )
+    sources = tuple(
+        (r.registry, r.repository)
+        for r in conn.execute(
+            select(images.c.registry, images.c.repository)
+            .where(images.c.digest == row.digest, images.c.registry != "")
+            .distinct()
+            .order_by(images.c.registry, images.c.repository)
+        )
+    )
+    return Job(row.digest, row.platform, row.attempts + 1, worker, sources)
+
+
+def _still_mine(conn: Connection, job: Job) -> bool:
+    row = conn.execute(
+        select(image_scans.c.status, image_scans.c.worker).where(image_scans.c.digest == job.digest).with_for_update()
+    ).first()
+    if row is None or row.status != "scanning" or row.worker != job.worker:
+        log.warning("scan result discarded: the job is no longer held by this worker", extra={"digest": job.digest, "worker": job.worker})
+        return False
+    return True
+
+
+def record_failure(conn: Connection, job: Job, error: str, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    if not _still_mine(conn, job):
+        return False
+    wait = min(RETRY_BASE_S * 2 ** (job.attempts - 1), RETRY_MAX_S)
+    conn.execute(
+        update(image_scans)
+        .where(image_scans.c.digest == job.digest)
+        .values(status="failed", error=error[:4000], finished_at=now, next_attempt_at=now + timedelta(seconds=wait), worker=None)
+    )
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What a worker read, ready for the store (built from ``vigil.catalog.ImageContents``)."""
+
+    manifest_digest: str
+    source: str
+    platform: str
+    os: dict | None
+    files: list[dict]  # image_files rows without the digest
+    packages: list[dict]  # image_packages rows without id and digest
+    warnings: list[str]
+
+
+def record_result(conn: Connection, job: Job, result: ScanResult, now: datetime | None = None) -> bool:
+    """Replace the digest's contents with ``result`` and mark the scan done (to be matched)."""
+    now = now or utcnow()
+    if not _still_mine(conn, job):
+        return False
+    warnings = list(result.warnings)
+    files = []
+    for f in result.files:
+        if len(f["path"]) > MAX_PATH:
+            warnings.append(f"{f['path'][:120]}...: path longer than {MAX_PATH} characters, left out of the stored manifest")
+            continue
+        files.append(dict(f, digest=job.digest))
+    for table in (image_vulnerabilities, image_packages, image_files):
+        conn.execute(delete(table).where(table.c.digest == job.digest))
+    for start in range(0, len(files), _CHUNK * 4):
+        conn.execute(image_files.insert(), files[start : start + _CHUNK * 4])
+    packages = [dict(p, digest=job.digest) for p in result.packages]
+    for start in range(0, len(packages), _CHUNK):
+        conn.execute(image_packages.insert(), packages[start : start + _CHUNK])
+    shown = warnings[:MAX_WARNINGS]
+    if len(warnings) > MAX_WARNINGS:
+        shown.append(f"... and {len(warnings) - MAX_WARNINGS} more warnings (in the scanner's log)")
+    conn.execute(
+        update(image_scans)
+        .where(image_scans.c.digest == job.digest)
+        .values(
+            status="done",
+            error=None,
+            finished_at=now,
+            next_attempt_at=None,
+            worker=None,
+            manifest_digest=result.manifest_digest,
+            source=result.source[:1024],
+            platform=result.platform[:64],
+            os=result.os,
+            file_count=len(files),
+            package_count=len(packages),
+            warnings=shown,
+            matched_revision=None,
+            matched_at=None,
+            match_warnings=[],
+        )
+    )
+    return True
+
+
+# -- matching -------------------------------------------------------------------------------------
+
+
+def digests_to_match(conn: Connection, revision: str) -> list[str]:
+    """Scanned digests whose packages were not matched against advisory revision ``revision``."""
+    stmt = select(image_scans.c.digest).where(
+        image_scans.c.status == "done",
+        or_(image_scans.c.matched_revision.is_(None), image_scans.c.matched_revision != revision),
+    )
+    return sorted(d for (d,) in conn.execute(stmt))
+
+
+def stored_packages(conn: Connection, digest: str) -> list:
+    return conn.execute(
+        select(image_packages).where(image_packages.c.digest == digest).order_by(image_packages.c.id)
+    ).all()
+
+
+def replace_vulnerabilities(
+    conn: Connection, digest: str, rows: list[dict], revision: str, warnings: list[str], now: datetime | None = None
+) -> None:
+    conn.execute(delete(image_vulnerabilities).where(image_vulnerabilities.c.digest == digest))
+    rows = [dict(r, digest=digest) for r in rows]
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(image_vulnerabilities.insert(), rows[start : start + _CHUNK])
+    conn.execute(
+        update(image_scans)
+        .where(image_scans.c.digest == digest)
+        .values(matched_revision=revision, matched_at=now or utcnow(), match_warnings=warnings[:MAX_WARNINGS])
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredVulnerability:
+    """One vulnerability of one package of one digest, as findings need it."""
+
+    digest: str
+    package_type: str
+    package_name: str
+    package_version: str
+    purl: str
+    ecosystem: str | None
+    found_in: str
+    source_name: str | None
+    source_version: str | None
+    vuln_id: str
+    key_id: str
+    advisory_ids: list[str]
+    aliases: list[str]
+    severity: str
+    score: float | None
+    severity_source: str | None
+    fixed_versions: list[str]
+    malicious: bool
+    summary: str
+    links: list[str]
+
+
+def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, list[StoredVulnerability]]:
+    digests = sorted(set(digests))
+    out: dict[str, list[StoredVulnerability]] = {}
+    v, p = image_vulnerabilities, image_packages
+    for start in range(0, len(digests), _CHUNK):
+        stmt = (
+            select(
+                v.c.digest, p.c.type, p.c.name, p.c.version, p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name,
+                p.c.source_version, v.c.vuln_id, v.c.key_id, v.c.advisory_ids, v.c.aliases, v.c.severity, v.c.score,
+                v.c.severity_source, v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links,
+            )
+            .join(p, p.c.id == v.c.package_id)
+            .where(v.c.digest.in_(digests[start : start + _CHUNK]))
+            .order_by(v.c.digest, v.c.id)
+        )
+        for row in conn.execute(stmt):
+            out.setdefault(row[0], []).append(StoredVulnerability(*row))
+    return out
+
+
+# -- reading, for the API -------------------------------------------------------------------------
+
+
+def _iso(value) -> str | None:
+    value = as_utc(value)
+    return value.isoformat() if value else None
+
+
+def scan_status(conn: Connection, digest: str | None) -> dict:
+    """The scan of a digest for the API; an image without a digest cannot be scanned."""
+    if not digest:
+        return {"status": "failed", "error": "the runtime reported no image digest for this image; nothing can be pulled"}
+    r = conn.execute(select(image_scans).where(image_scans.c.digest == digest)).first()
+    if r is None:
+        # Not queued yet: the next scanner pass queues every running digest.
+        return {"status": "pending", "error": None, "digest": digest, "enqueued_at": None}
+    vulns = dict(
+        conn.execute(
+            select(image_vulnerabilities.c.severity, func.count())
+            .where(image_vulnerabilities.c.digest == digest)
+            .group_by(image_vulnerabilities.c.severity)
+        ).all()
+    )
+    return {
+        "status": r.status,
+        "error": r.error,
+        "digest": r.digest,
+        "platform": r.platform,
+        "manifest_digest": r.manifest_digest,
+        "source": r.source,
+        "os": r.os,
+        "attempts": r.attempts,
+        "enqueued_at": _iso(r.enqueued_at),
+        "started_at": _iso(r.started_at),
+        "finished_at": _iso(r.finished_at),
+        "next_attempt_at": _iso(r.next_attempt_at) if r.status == "failed" else None,
+        "files": r.file_count,
+        "packages": r.package_count,
+        "warnings": r.warnings,
+        "matched_revision": r.matched_revision,
+        "matched_at": _iso(r.matched_at),
+        "match_warnings": r.match_warnings,
+        "vulnerabilities": {s: int(vulns.get(s, 0)) for s in ("critical", "high", "medium", "low", "unknown")},
+    }
+
+
+def _package_dict(r) -> dict:
+    return {
+        "id": r.id,
+        "type": r.type,
+        "name": r.name,
+        "version": r.version,
+        "purl": r.purl,
+        "ecosystem": r.ecosystem,
+        "cataloger": r.cataloger,
+        "found_in": r.found_in,
+        "source_name": r.source_name,
+        "source_version": r.source_version,
+        "arch": r.arch,
+        "files": r.files,
+        "metadata": r.details,
+    }
+
+
+def list_packages(conn: Connection, digest: str, type_: str | None, name: str | None, after: str | None, limit: int):
+    stmt = select(image_packages).where(image_packages.c.digest == digest)
+    if type_:
+        stmt = stmt.where(image_packages.c.type == type_)
+    if name:
+        stmt = stmt.where(image_packages.c.name == name)
+    rows, nxt = split_page(conn.execute(page(stmt, [image_packages.c.id], after, limit)).all(), lambda r: (r.id,), limit)
+    return [_package_dict(r) for r in rows], nxt
+
+
+def list_files(
+    conn: Connection, digest: str, prefix: str | None, sha256: str | None, kind: str | None, after: str | None, limit: int
+):
+    stmt = select(image_files).where(image_files.c.digest == digest)
+    if prefix:
+        stmt = stmt.where(image_files.c.path.startswith(prefix, autoescape=True))
+    if sha256:
+        stmt = stmt.where(image_files.c.sha256 == sha256)
+    if kind:
+        stmt = stmt.where(image_files.c.kind == kind)
+    rows, nxt = split_page(conn.execute(page(stmt, [image_files.c.path], after, limit)).all(), lambda r: (r.path,), limit)
+    items = []
+    for r in rows:
+        if r.kind == "symlink":
+            items.append({"path": r.path, "kind": "symlink", "target": r.target})
+        else:
+            items.append(
+                {
+                    "path": r.path,
+                    "kind": "file",
+                    "sha256": r.sha256,
+                    "size": r.size,
+                    "mode": f"{r.mode:04o}",
+                    "executable": bool(r.mode & 0o111),
+                }
+            )
+    return items, nxt
+
+
+def list_vulnerabilities(
+    conn: Connection, digest: str, severities: Sequence[str], malicious: bool | None, after: str | None, limit: int
+):
+    v, p = image_vulnerabilities, image_packages
+    stmt = (
+        select(v, p.c.type, p.c.name, p.c.version, p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name, p.c.source_version)
+        .join(p, p.c.id == v.c.package_id)
+        .where(v.c.digest == digest)
+    )
+    if severities:
+        stmt = stmt.where(v.c.severity.in_(list(severities)))
+    if malicious is not None:
+        stmt = stmt.where(v.c.malicious == malicious)
+    rows, nxt = split_page(conn.execute(page(stmt, [v.c.id], after, limit)).all(), lambda r: (r.id,), limit)
+    items = [
+        {
+            "id": r.vuln_id,
+            "advisory_ids": r.advisory_ids,
+            "aliases": r.aliases,
+            "severity": {"level": r.severity, "score": r.score, "source": r.severity_source},
+            "malicious": r.malicious,
+            "fixed_versions": r.fixed_versions,
+            "summary": r.summary,
+            "links": r.links,
+            "package": {
+                "id": r.package_id,
+                "type": r.type,
+                "name": r.name,
+                "version": r.version,
+                "purl": r.purl,
+                "ecosystem": r.ecosystem,
+                "found_in": r.found_in,
+                "source_name": r.source_name,
+                "source_version": r.source_version,
+            },
+        }
+        for r in rows
+    ]
+    return items, nxt
+
+
+def scan_counts(conn: Connection) -> dict[str, int]:
+    counts = dict(conn.execute(select(image_scans.c.status, func.count()).group_by(image_scans.c.status)).all())
+    return {s: int(counts.get(s, 0)) for s in SCAN_STATUSES}
+
