@@ -1,0 +1,76 @@
+"""POSTing an alert over HTTP(S) and judging the answer: shared by the webhook and Slack outputs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import httpx
+
+from vigil import __version__
+from vigil.service.alerts.outputs.base import DeliveryFailed
+from vigil.service.alerts.redact import redact
+
+# Retrying these cannot succeed: the request itself, the URL or the credentials are wrong.
+_RETRYABLE_4XX = {408, 425, 429}
+USER_AGENT = f"vigil-alerts/{__version__}"
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+class _RedactSecrets(logging.Filter):
+    """httpx logs every request's full URL at INFO; a Slack URL is a credential, so mask it there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = list(self._secrets)
+        if secrets:
+            message = record.getMessage()
+            cleaned = redact(message, secrets)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+_REDACT = _RedactSecrets()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_REDACT)
+
+
+def _secret_parts(url: str) -> list[str]:
+    """The URL and its path and query: any of them may be what a library logs."""
+    parts = httpx.URL(url)
+    return [url, parts.raw_path.decode("ascii", "replace"), parts.path, parts.query.decode("ascii", "replace")]
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
+    _REDACT.add(*(p for p in _secret_parts(url) if p not in ("", "/")))
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+    try:
+        # Redirects are not followed: a signed alert goes only where it was configured to.
+        resp = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+    except httpx.TimeoutException as exc:
+        raise DeliveryFailed(f"timed out after {timeout}s ({exc.__class__.__name__})") from None
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from None
+    if resp.status_code < 300:
+        return
+    snippet = resp.text[:200].strip()
+    detail = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
+    if 300 <= resp.status_code < 400:
+        raise DeliveryFailed(f"{detail} (redirects are not followed)", permanent=True)
+    if 400 <= resp.status_code < 500 and resp.status_code not in _RETRYABLE_4XX:
+        raise DeliveryFailed(detail, permanent=True)
+    raise DeliveryFailed(detail, retry_after=_retry_after(resp))

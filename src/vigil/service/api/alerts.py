@@ -1,0 +1,134 @@
+"""Alert outputs and dead letters (admins only: outputs hold secrets and send data out of Vigil)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
+
+from vigil.service.alerts.outputs import OUTPUTS
+from vigil.service.api.body import openapi_body, parse_body
+from vigil.service.api.deps import admin
+from vigil.service.api.errors import ApiError, not_found
+from vigil.service.store import alerts as store
+from vigil.service.store.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+
+EXAMPLE = {
+    "name": "soc-webhook",
+    "kind": "webhook",
+    "url": "https://hooks.example.com/vigil",
+    "threshold": "high",
+    "events": ["opened", "escalated", "resolved"],
+}
+
+
+class _Kind(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+
+def _view(o: store.OutputRow, position: int | None, dead_letters: int) -> dict:
+    cls = OUTPUTS.get(o.kind)
+    return {
+        "id": o.id,
+        "name": o.name,
+        "kind": o.kind,
+        "threshold": o.threshold,
+        "events": list(o.events),
+        "settings": cls(o.config, o.secrets).describe() if cls else {},
+        "created_at": o.created_at.isoformat(),
+        "created_by": o.created_by,
+        "cursor": position,
+        "dead_letters": dead_letters,
+    }
+
+
+def _one(request: Request, output_id: int) -> dict:
+    with request.app.state.engine.connect() as conn:
+        o = store.get_output(conn, output_id)
+        if o is None:
+            raise not_found(f"alert output {output_id} does not exist")
+        return _view(o, store.positions(conn).get(o.id), store.dead_letter_counts(conn).get(o.id, 0))
+
+
+@router.get("/kinds", summary="The output kinds this service can deliver to (admin)")
+def list_kinds(who: Principal = Depends(admin)) -> dict:
+    return {"items": [{"kind": k, "summary": cls.summary} for k, cls in OUTPUTS.items()]}
+
+
+@router.get("/outputs", summary="Alert outputs, secrets masked (admin)")
+def list_outputs(request: Request, who: Principal = Depends(admin)) -> dict:
+    with request.app.state.engine.connect() as conn:
+        pos, dead = store.positions(conn), store.dead_letter_counts(conn)
+        return {"items": [_view(o, pos.get(o.id), dead.get(o.id, 0)) for o in store.list_outputs(conn)]}
+
+
+@router.get("/outputs/{output_id}", summary="One alert output, secrets masked (admin)")
+def get_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+    return _one(request, output_id)
+
+
+@router.post(
+    "/outputs",
+    status_code=201,
+    summary="Add an alert output (admin); a generated webhook secret is shown once, in this answer",
+    openapi_extra=openapi_body(OUTPUTS["webhook"].Request, EXAMPLE),
+)
+async def create_output(request: Request, who: Principal = Depends(admin)) -> JSONResponse:
+    kind = (await parse_body(request, _Kind)).kind
+    cls = OUTPUTS.get(kind)
+    if cls is None:
+        detail = f"body.kind: {kind!r} is not one of {', '.join(OUTPUTS)}"
+        raise ApiError(422, "invalid_request", detail)
+    body = await parse_body(request, cls.Request)
+    config, secrets, shown_once = cls.split(body)
+
+    def work() -> dict:
+        try:
+            with request.app.state.engine.begin() as conn:
+                o = store.create_output(
+                    conn, name=body.name, kind=kind, threshold=body.threshold, events=body.events,
+                    config=config, secrets=secrets, actor=f"token:{who.name}",
+                )  # fmt: skip
+        except (store.DuplicateOutput, IntegrityError):
+            raise ApiError(409, "conflict", f"body.name: an alert output named {body.name!r} already exists") from None
+        return _one(request, o.id)
+
+    view = await run_in_threadpool(work)
+    return JSONResponse({**view, **shown_once}, status_code=201)
+
+
+@router.delete("/outputs/{output_id}", status_code=204, summary="Remove an alert output (admin); its dead letters stay")
+def delete_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> None:
+    with request.app.state.engine.begin() as conn:
+        if not store.delete_output(conn, output_id):
+            raise not_found(f"alert output {output_id} does not exist")
+
+
+@router.post("/outputs/{output_id}/test", summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)")
+async def test_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+    with request.app.state.engine.connect() as conn:
+        o = store.get_output(conn, output_id)
+    if o is None:
+        raise not_found(f"alert output {output_id} does not exist")
+    outcome = await run_in_threadpool(request.app.state.alerts.send_test, o)
+    if not outcome.delivered:
+        raise ApiError(502, "delivery_failed", f"alert output {o.name!r}: {outcome.error}")
+    return {"delivered": True, "output": o.name}
+
+
+@router.get("/dead-letters", summary="Alerts that could not be delivered after every retry, newest first (admin)")
+def list_dead_letters(
+    request: Request,
+    output: int | None = Query(None, description="Only this output's id"),
+    before: int | None = Query(None, description="Page: the `next` of the previous answer"),
+    limit: int = Query(100, ge=1, le=1000),
+    who: Principal = Depends(admin),
+) -> dict:
+    with request.app.state.engine.connect() as conn:
+        items, nxt = store.list_dead_letters(conn, output, before, limit)
+    return {"items": items, "next": nxt}
