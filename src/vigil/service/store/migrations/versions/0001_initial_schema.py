@@ -168,7 +168,8 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('actor', sa.String(length=128), nullable=False),
     sa.ForeignKeyConstraint(['finding_id'], ['findings.id'], name=op.f('fk_finding_events_finding_id_findings'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_finding_events'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_finding_events')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('finding_events', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_finding_events_finding_id'), ['finding_id'], unique=False)
