@@ -1,0 +1,164 @@
+"""Detection latency: from an exec inside a container to the finding visible through the API.
+
+Workload (stated in every line): one container (containerd + runc, kubelet-style cgroup) from a
+scanned busybox image on a loopback docker-registry; `vigil sensor` (real eBPF) shipping every
+``--batch-interval`` seconds to the service (SQLite, runtime analyzer in the background); each
+event writes a new binary into the container and runs it with `ctr task exec`, which is a
+runtime_drift. Latency = the time a client of GET /api/v1/findings/stream receives the finding
+minus the exec's kernel timestamp (the sample time in the finding's evidence; same host clock).
+``service_ms`` is the part from the batch reaching the service to the finding being stored
+(finding first_seen_at minus the exec time, minus nothing: it includes the sensor's batching).
+Phases: ``idle``, then ``load`` with 500 execs/s of /bin/true running in the same container
+(spawnbench from bench/sensor_overhead.py), i.e. background runtime records and batches.
+
+    sudo .venv/bin/python bench/detection_latency.py [--events 200] [--rate 500] [--batch-interval 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "runtime"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import runtime_e2e as h
+from containerd_harness import start_containerd
+from sensor_overhead import build_spawnbench
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class StreamWatcher:
+    """Reads the findings stream; remembers when each runtime_drift subject path arrived."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.arrived: dict[str, tuple[float, dict]] = {}
+        self.cond = threading.Condition()
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        self.thread.start()
+
+    def _run(self, url: str, token: str) -> None:
+        import httpx
+
+        with httpx.stream("GET", f"{url}/api/v1/findings/stream", params={"type": "runtime_drift"},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=None) as resp:
+            for line in resp.iter_lines():
+                if self._stop:
+                    return
+                if line.startswith("data:"):
+                    now = time.time()
+                    body = json.loads(line[5:])
+                    f = body.get("finding") or {}
+                    path = (f.get("evidence") or {}).get("path")
+                    if path and body["event"]["kind"] == "opened":
+                        with self.cond:
+                            self.arrived[path] = (now, f)
+                            self.cond.notify_all()
+
+    def wait(self, path: str, timeout: float = 30.0) -> tuple[float, dict]:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while path not in self.arrived:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no finding for {path} within {timeout}s")
+                self.cond.wait(left)
+            return self.arrived[path]
+
+
+def run_phase(name: str, ctd, cid: str, init: int, watcher: StreamWatcher, events: int, busybox: bytes, workload: str) -> dict:
+    latencies, service = [], []
+    for i in range(events):
+        path = f"/app/{name}{i}"
+        h.put_file(init, path, busybox + f"\0{name}{i}".encode())
+        h.exec_in(ctd, cid, f"{name}{i}", path)
+        received, finding = watcher.wait(path)
+        exec_time = datetime.fromisoformat(finding["evidence"]["process"]["samples"][0]["time"]).timestamp()
+        stored = datetime.fromisoformat(finding["first_seen_at"]).timestamp()
+        latencies.append((received - exec_time) * 1000)
+        service.append((stored - exec_time) * 1000)
+    return {
+        "bench": "detection_latency",
+        "phase": name,
+        "events": events,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+        "stored_p50_ms": round(statistics.median(service), 1),
+        "stored_p99_ms": round(percentile(service, 0.99), 1),
+        "aim_p99_ms": 1000,
+        "workload": workload,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=200)
+    ap.add_argument("--rate", type=int, default=500, help="background execs per second in the load phase")
+    ap.add_argument("--batch-interval", type=float, default=0.1, help="the sensor's --batch-interval")
+    args = ap.parse_args()
+    why = h.e2e_unavailable()
+    if why:
+        print(json.dumps({"bench": "detection_latency", "skipped": why}))
+        return
+    with tempfile.TemporaryDirectory(prefix="vigil-latency-") as d:
+        tmp = Path(d)
+        registry = h.RegistryServer(workdir=tmp / "registry").start()
+        ctd = start_containerd(tmp / "ctd")
+        svc = sensor = None
+        try:
+            spawn = build_spawnbench(tmp)
+            image = h.push_image(registry, tag="latency", extra={"/bin/spawnbench": spawn.read_bytes()})
+            ctd.ctr("images", "pull", "--plain-http", image.ref, timeout=120)
+            svc = h.runtime_service(tmp / "data", registry)
+            cluster_id, credential = svc.register("latency")
+            pod, cid = h.new_container_ids()
+            h.post_inventory(svc, credential, h.inventory_snapshot(cluster_id, "node-lat", pods=[h.web_pod(pod, "node-lat", cid, image)]))
+            h.scan_and_match(svc)
+            sensor = h.start_sensor(svc, credential, cluster_id, "node-lat", tmp / "sensor", args.batch_interval)
+            init = h.run_container(ctd, image, pod, cid)
+            h.wait_for_cmdline(init, ["/bin/sleep", "300"])
+            watcher = StreamWatcher(svc.url, svc.token("viewer", "bench"))
+            time.sleep(0.5)
+            busybox = h.BUSYBOX.read_bytes()
+            base = (f"1 container, sensor --batch-interval {args.batch_interval}s, SQLite service, "
+                    f"{args.events} sequential drift execs via ctr task exec")
+            print(json.dumps(run_phase("idle", ctd, cid, init, watcher, args.events, busybox, base + ", no background load")), flush=True)
+            load = subprocess.Popen(
+                ["ctr", "--address", str(ctd.socket), "--namespace", ctd.namespace, "task", "exec", "--exec-id", "load",
+                 cid, "/bin/spawnbench", str(args.rate * 3600), str(args.rate), "/bin/true"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+            time.sleep(2)
+            try:
+                print(json.dumps(run_phase("load", ctd, cid, init, watcher, args.events, busybox,
+                                           base + f", {args.rate} execs/s of /bin/true in the same container")), flush=True)
+            finally:
+                ctd.ctr("task", "kill", "--exec-id", "load", "-s", "9", cid, check=False)
+                load.wait(30)
+        finally:
+            if sensor is not None:
+                sensor.stop()
+            if svc is not None:
+                h.remove_container(ctd, cid, pod)
+                svc.stop()
+            ctd.stop()
+            registry.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""Runtime records judged against their image (pure): the detections behind runtime findings.
+
+- runtime_drift (high): the file's sha256 is nowhere in the image and its path is not an
+  image file (downloaded, written or chmod +x-ed after start). A copy of an image file
+  elsewhere is not drift (its bytes came from the image); running it from /tmp is still
+  caught by the suspicious-exec rules.
+- tampered_binary (critical): the path is an image file but holds other bytes.
+- suspicious_exec: the rules of ``rules.RULES`` not silenced by the allow-list.
+- running_vulnerability: the file is an image file with the image's bytes, owned by a package
+  with known vulnerabilities; the advisory's severity raised one level.
+A record whose file the sensor could not hash (no sha256) cannot be judged against the image;
+the runner logs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from vigil.service.analysis.runtime.model import (
+    ContainerProcesses,
+    Detection,
+    ExecRecord,
+    PackageRef,
+    VulnerabilityRef,
+    Workload,
+)
+from vigil.service.analysis.runtime.paths import ImageFileSystem, owned_paths
+from vigil.service.analysis.runtime.rules import RULES, AllowEntry, Rule, allowed_by
+
+# One level up; critical stays critical. "unknown" (no score) is treated as low.
+RAISED = {"info": "low", "low": "medium", "unknown": "medium", "medium": "high", "high": "critical", "critical": "critical"}
+
+
+def raise_severity(level: str) -> str:
+    try:
+        return RAISED[level]
+    except KeyError:
+        raise ValueError(f"severity {level!r} is not one of {', '.join(RAISED)}") from None
+
+
+@dataclass
+class ImageView:
+    """An image's contents as the runtime joins need them."""
+
+    digest: str
+    fs: ImageFileSystem
+    packages: dict[int, PackageRef] = field(default_factory=dict)
+    owners: dict[str, list[int]] = field(default_factory=dict)  # real path -> owning package ids
+    vulnerabilities: dict[int, list[VulnerabilityRef]] = field(default_factory=dict)  # package id -> its vulnerabilities
+
+    @classmethod
+    def build(
+        cls,
+        digest: str,
+        fs: ImageFileSystem,
+        packages: Iterable[tuple[PackageRef, Sequence[str]]] = (),
+        vulnerabilities: Iterable[VulnerabilityRef] = (),
+    ) -> ImageView:
+        view = cls(digest, fs)
+        for pkg, files in packages:
+            view.packages[pkg.id] = pkg
+            for real in owned_paths(fs, files):
+                view.owners.setdefault(real, []).append(pkg.id)
+        for v in vulnerabilities:
+            view.vulnerabilities.setdefault(v.package_id, []).append(v)
+        return view
+
+
+@dataclass
+class Evaluation:
+    detections: list[Detection] = field(default_factory=list)
+    silenced: list[tuple[str, AllowEntry]] = field(default_factory=list)  # (rule id, allow entry)
+    unjudged: str | None = None  # why the file could not be compared with the image
+
+
+def _short(sha: str) -> str:
+    return f"sha256:{sha[:12]}"
+
+
+def process_evidence(r: ExecRecord, w: Workload) -> dict:
+    s = r.first_sample()
+    return {
+        "path": r.path,
+        "kind": r.kind,
+        "sha256": r.sha256,
+        "count": r.count,
+        "first_seen": r.first_seen.isoformat() if r.first_seen else None,
+        "last_seen": r.last_seen.isoformat() if r.last_seen else None,
+        "argv": list(s.argv) if s else None,
+        "pid": s.pid if s else None,
+        "parent_pid": s.ppid if s else None,
+        "uid": s.uid if s else None,
+        "samples": [x.as_evidence() for x in r.samples],
+        "container": {"id": r.container_id, "name": w.container_name, "pod": w.pod_name, "pod_uid": r.pod_uid, "node": r.node_name},
+    }
+
+
+def _image_evidence(w: Workload) -> dict:
+    return {"ref": w.image_ref, "digest": w.digest}
+
+
+def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[Detection], str | None]:
+    if not r.sha256:
+        return [], f"{r.kind} {r.path}: the sensor could not read the file, so it cannot be compared with the image"
+    real = image.fs.resolve(r.path)
+    if real is not None:
+        expected = image.fs.sha256_at(real)
+        if expected == r.sha256 or expected is None:
+            return [], None
+        evidence = {
+            "path": r.path,
+            "image_path": real,
+            "expected_sha256": expected,
+            "actual_sha256": r.sha256,
+            "image": _image_evidence(w),
+            "process": process_evidence(r, w),
+        }
+        subject = f"{r.path} differs from the image ({_short(expected)} in the image, {_short(r.sha256)} ran)"
+        return [Detection("tampered_binary", "critical", subject, f"{r.path}|{r.sha256}", evidence)], None
+    if image.fs.holds_sha256(r.sha256):
+        return [], None  # a copy of an image file: its bytes came from the image
+    evidence = {
+        "path": r.path,
+        "sha256": r.sha256,
+        "in_image": {"path": False, "sha256": False},
+        "image": _image_evidence(w),
+        "process": process_evidence(r, w),
+    }
+    subject = f"{r.path} ({_short(r.sha256)}) is not in the image"
+    return [Detection("runtime_drift", "high", subject, f"{r.path}|{r.sha256}", evidence)], None
+
+
+def suspicious_detections(
+    r: ExecRecord, w: Workload, procs: ContainerProcesses, allow: Sequence[AllowEntry], rules: Sequence[Rule] = RULES
+) -> tuple[list[Detection], list[tuple[str, AllowEntry]]]:
+    out, silenced = [], []
+    for rule in rules:
+        if r.kind not in rule.kinds:
+            continue
+        hit = rule.check(r, procs)
+        if hit is None:
+            continue
+        entry = allowed_by(allow, rule.id, w)
+        if entry is not None:
+            silenced.append((rule.id, entry))
+            continue
+        evidence = {
+            "rule": rule.as_dict(),
+            "reason": hit.reason,
+            "path": r.path,
+            "sha256": r.sha256,
+            "process": process_evidence(r, w),
+            "trigger": hit.sample.as_evidence() if hit.sample else None,
+            "image": _image_evidence(w),
+        }
+        subject = f"{rule.id}: {r.path}"
+        out.append(Detection("suspicious_exec", rule.severity, subject, f"{rule.id}|{r.path}", evidence))
+    return out, silenced
+
+
+def vulnerability_detections(r: ExecRecord, w: Workload, image: ImageView) -> list[Detection]:
+    if not r.sha256:
+        return []
+    real = image.fs.resolve(r.path)
+    if real is None or image.fs.sha256_at(real) != r.sha256:
+        return []  # not the package's bytes: drift or tampering, judged above
+    out = []
+    for pid in image.owners.get(real, ()):
+        pkg = image.packages[pid]
+        for v in image.vulnerabilities.get(pid, ()):
+            evidence = {
+                "vulnerability": {
+                    "id": v.vuln_id,
+                    "advisory_ids": list(v.advisory_ids),
+                    "aliases": list(v.aliases),
+                    "severity": v.severity,
+                    "score": v.score,
+                    "fixed_versions": list(v.fixed_versions),
+                    "malicious": v.malicious,
+                    "summary": v.summary,
+                    "links": list(v.links),
+                },
+                "package": {"type": pkg.type, "name": pkg.name, "version": pkg.version, "purl": pkg.purl},
+                "file": {"path": r.path, "image_path": real, "sha256": r.sha256, "kind": r.kind},
+                "severity_raised_from": v.severity,
+                "image": _image_evidence(w),
+                "process": process_evidence(r, w),
+            }
+            subject = f"{pkg.name} {pkg.version} ({v.vuln_id}) running"
+            key = f"{v.key_id}|{pkg.type}/{pkg.name}@{pkg.version}"
+            out.append(Detection("running_vulnerability", raise_severity(v.severity), subject, key, evidence))
+    return out
+
+
+def evaluate(
+    r: ExecRecord, w: Workload, image: ImageView, procs: ContainerProcesses, allow: Sequence[AllowEntry] = ()
+) -> Evaluation:
+    result = Evaluation()
+    found, result.unjudged = file_detections(r, w, image)
+    result.detections += found
+    suspicious, result.silenced = suspicious_detections(r, w, procs, allow)
+    result.detections += suspicious
+    result.detections += vulnerability_detections(r, w, image)
+    return result
+
+
+MAX_DEDUP_KEY = 512
+
+
+def dedup_key(d: Detection, w: Workload) -> str:
+    """Deduplicated per (workload, image, subject); a key too long for the column is hashed
+    (paths may be 4 KiB), which keeps it unique and stable."""
+    key = f"rt|{d.type}|{w.key()}|{d.key}"
+    if len(key) <= MAX_DEDUP_KEY:
+        return key
+    return f"rt|{d.type}|sha256:" + hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()

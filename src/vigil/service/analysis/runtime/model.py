@@ -1,0 +1,148 @@
+"""What runtime analysis reads and what it decides (plain data; the runner builds it from the store)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One exec the sensor kept in full (the first few per record per window)."""
+
+    time: datetime | None
+    pid: int
+    ppid: int
+    uid: int
+    comm: str
+    filename: str
+    argv: tuple[str, ...]
+    interpreter: str | None = None
+
+    @classmethod
+    def from_wire(cls, d: Mapping) -> Sample:
+        t = d.get("time")
+        when = datetime.fromisoformat(t) if isinstance(t, str) else t
+        return cls(
+            time=when,
+            pid=int(d.get("pid", 0)),
+            ppid=int(d.get("ppid", 0)),
+            uid=int(d.get("uid", 0)),
+            comm=str(d.get("comm", "")),
+            filename=str(d.get("filename", "")),
+            argv=tuple(d.get("argv") or ()),
+            interpreter=d.get("interpreter"),
+        )
+
+    def as_evidence(self) -> dict:
+        return {
+            "time": self.time.isoformat() if self.time else None,
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "uid": self.uid,
+            "comm": self.comm,
+            "filename": self.filename,
+            "argv": list(self.argv),
+            "interpreter": self.interpreter,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExecRecord:
+    """One runtime record: a file at a path that ran (or was mapped) in one container."""
+
+    id: int
+    cluster_id: str
+    node_name: str
+    container_id: str
+    pod_uid: str | None
+    kind: str  # executable | script | library
+    path: str
+    sha256: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    samples: tuple[Sample, ...] = ()
+
+    def first_sample(self) -> Sample | None:
+        return self.samples[0] if self.samples else None
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Where a container runs: the identity findings are keyed by, and what allow-lists match."""
+
+    cluster_id: str
+    cluster_name: str
+    namespace: str
+    kind: str
+    name: str
+    pod_name: str
+    container_name: str
+    image_pk: int
+    image_ref: str
+    digest: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def key(self) -> str:
+        return f"{self.cluster_id}|{self.namespace}|{self.kind}|{self.name}|{self.image_pk}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerProcesses:
+    """What the service knows of a container's processes, from every sample it holds.
+
+    ``init_pid``: the pid of the earliest exec seen in the container (its entry point);
+    ``pids``: every pid seen executing in it. A process whose parent is neither is a
+    process the container runtime started from outside: an exec session.
+    """
+
+    init_pid: int | None
+    pids: frozenset[int]
+
+    @classmethod
+    def from_samples(cls, samples: list[Sample]) -> ContainerProcesses:
+        timed = [s for s in samples if s.time is not None]
+        init = min(timed, key=lambda s: (s.time, s.pid)).pid if timed else None
+        return cls(init, frozenset(s.pid for s in samples))
+
+    def entered_from_outside(self, s: Sample) -> bool:
+        return s.pid != self.init_pid and s.ppid not in self.pids
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRef:
+    id: int
+    type: str
+    name: str
+    version: str
+    purl: str
+
+
+@dataclass(frozen=True, slots=True)
+class VulnerabilityRef:
+    """A vulnerability of one package of the image (from image_vulnerabilities)."""
+
+    package_id: int
+    vuln_id: str
+    key_id: str
+    advisory_ids: tuple[str, ...]
+    aliases: tuple[str, ...]
+    severity: str
+    score: float | None
+    fixed_versions: tuple[str, ...]
+    malicious: bool
+    summary: str
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One finding to open or refresh, before it is tied to a workload."""
+
+    type: str
+    severity: str
+    subject: str
+    key: str  # the subject part of the dedup key
+    evidence: dict

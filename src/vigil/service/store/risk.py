@@ -1,0 +1,178 @@
+"""Risk scores for findings and their roll-ups to workloads, images and clusters (docs/risk.md).
+
+The formula is pure (``vigil.service.analysis.runtime.risk``); this module reads what it
+needs: the exposure of each workload's pods, the blast radius of each image, and the runtime
+label of package findings (``vulnerability_runtime``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import Connection, select
+
+from vigil.service.analysis.runtime.risk import (
+    BlastRadius,
+    Exposure,
+    finding_risk,
+    pod_exposure,
+    rollup,
+)
+from vigil.service.store.schema import containers, findings, pods, vulnerability_runtime
+from vigil.service.store.tokens import as_utc
+
+WorkloadKey = tuple[str, str, str, str]  # cluster id, namespace, kind, name
+_CHUNK = 500
+
+
+def _pod_exposure(r) -> Exposure:
+    return pod_exposure(r.privileged, r.host_pid, r.host_network, r.run_as_non_root, r.run_as_user, r.added_capabilities or ())
+
+
+def workload_exposures(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[WorkloadKey, Exposure]:
+    """The worst pod of each workload."""
+    keys = set(keys)
+    out: dict[WorkloadKey, Exposure] = {}
+    if not keys:
+        return out
+    clusters = sorted({k[0] for k in keys})
+    names = sorted({k[3] for k in keys})
+    for start in range(0, len(names), _CHUNK):
+        for r in conn.execute(
+            select(pods).where(pods.c.cluster_id.in_(clusters), pods.c.workload_name.in_(names[start : start + _CHUNK]))
+        ):
+            key = (r.cluster_id, r.namespace, r.workload_kind, r.workload_name)
+            if key in keys:
+                e = _pod_exposure(r)
+                out[key] = out[key].worst(e) if key in out else e
+    return out
+
+
+def image_exposures(conn: Connection, image_ids: Iterable[int]) -> dict[int, Exposure]:
+    """The worst pod running each image."""
+    ids = sorted(set(image_ids))
+    out: dict[int, Exposure] = {}
+    for start in range(0, len(ids), _CHUNK):
+        for r in conn.execute(
+            select(containers.c.image_pk, pods)
+            .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+            .where(containers.c.image_pk.in_(ids[start : start + _CHUNK]))
+        ):
+            e = _pod_exposure(r)
+            out[r.image_pk] = out[r.image_pk].worst(e) if r.image_pk in out else e
+    return out
+
+
+def runtime_labels(conn: Connection, finding_ids: Iterable[int]) -> dict[int, dict]:
+    ids = sorted(set(finding_ids))
+    out = {}
+    for start in range(0, len(ids), _CHUNK):
+        for r in conn.execute(select(vulnerability_runtime).where(vulnerability_runtime.c.finding_id.in_(ids[start : start + _CHUNK]))):
+            since = as_utc(r.watched_since)
+            out[r.finding_id] = {
+                "state": r.state,
+                "watched_since": since.isoformat() if since else None,
+                "running_finding_id": r.running_finding_id,
+            }
+    return out
+
+
+def score(conn: Connection, rows: Sequence) -> dict[int, dict]:
+    """{finding id: {score, parts}} for rows with id, type, severity, cluster_id, namespace,
+    workload_kind, workload_name, image_pk."""
+    from vigil.service.store.queries import image_usage  # queries imports this module
+
+    wkeys = {(r.cluster_id, r.namespace, r.workload_kind, r.workload_name) for r in rows if r.workload_kind}
+    exposures = workload_exposures(conn, wkeys)
+    image_ids = sorted({r.image_pk for r in rows if r.image_pk is not None})
+    usage = image_usage(conn, image_ids)
+    image_exp = image_exposures(conn, [r.image_pk for r in rows if r.image_pk is not None and not r.workload_kind])
+    labels = runtime_labels(conn, [r.id for r in rows if r.type in ("vulnerable_package", "malicious_package")])
+    out = {}
+    for r in rows:
+        if r.workload_kind:
+            exposure = exposures.get((r.cluster_id, r.namespace, r.workload_kind, r.workload_name))
+        else:
+            exposure = image_exp.get(r.image_pk)
+        u = usage.get(r.image_pk, {}) if r.image_pk is not None else {}
+        blast = BlastRadius(u.get("workloads", 0), u.get("clusters", 0))
+        state = labels.get(r.id, {}).get("state")
+        out[r.id] = finding_risk(r.severity, r.type, state, exposure, blast)
+    return out
+
+
+class _Row:
+    __slots__ = ("cluster_id", "id", "image_pk", "namespace", "severity", "type", "workload_kind", "workload_name")
+
+    def __init__(self, d: dict) -> None:
+        w = d.get("workload") or {}
+        self.id, self.type, self.severity = d["id"], d["type"], d["severity"]
+        self.cluster_id, self.namespace, self.image_pk = d.get("cluster_id"), d.get("namespace"), d.get("image_pk")
+        self.workload_kind, self.workload_name = w.get("kind"), w.get("name")
+
+
+def attach_risk(conn: Connection, items: list[dict]) -> None:
+    """Add ``risk`` to finding dicts (as the findings API shows them), and ``runtime`` to package findings."""
+    if not items:
+        return
+    rows = [_Row(d) for d in items]
+    scores = score(conn, rows)
+    labels = runtime_labels(conn, [r.id for r in rows if r.type in ("vulnerable_package", "malicious_package")])
+    for d in items:
+        d["risk"] = scores[d["id"]]
+        if d["type"] in ("vulnerable_package", "malicious_package"):
+            d["runtime"] = labels.get(d["id"], {"state": "unwatched", "watched_since": None, "running_finding_id": None})
+
+
+_OPEN_COLUMNS = (
+    findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
+    findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
+)
+
+
+def _rollups(conn: Connection, rows: list, group) -> dict:
+    scores = score(conn, rows)
+    grouped: dict = {}
+    for r in rows:
+        grouped.setdefault(group(r), []).append((r.id, scores[r.id]["score"]))
+    return {k: rollup(v) for k, v in grouped.items()}
+
+
+def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[WorkloadKey, dict]:
+    keys = set(keys)
+    if not keys:
+        return {}
+    names = sorted({k[3] for k in keys})
+    rows = []
+    for start in range(0, len(names), _CHUNK):
+        rows += [
+            r for r in conn.execute(
+                select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.workload_name.in_(names[start : start + _CHUNK]))
+            )
+            if (r.cluster_id, r.namespace, r.workload_kind, r.workload_name) in keys
+        ]
+    got = _rollups(conn, rows, lambda r: (r.cluster_id, r.namespace, r.workload_kind, r.workload_name))
+    return {k: got.get(k, rollup([])) for k in keys}
+
+
+def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None = None) -> dict[int, dict]:
+    ids = sorted(set(image_ids))
+    rows = []
+    for start in range(0, len(ids), _CHUNK):
+        stmt = select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.image_pk.in_(ids[start : start + _CHUNK]))
+        if cluster:
+            stmt = stmt.where(findings.c.cluster_id == cluster)
+        rows += conn.execute(stmt).all()
+    got = _rollups(conn, rows, lambda r: r.image_pk)
+    return {i: got.get(i, rollup([])) for i in ids}
+
+
+def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict]:
+    ids = sorted(set(cluster_ids))
+    rows = []
+    for start in range(0, len(ids), _CHUNK):
+        rows += conn.execute(
+            select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.cluster_id.in_(ids[start : start + _CHUNK]))
+        ).all()
+    got = _rollups(conn, rows, lambda r: r.cluster_id)
+    return {i: got.get(i, rollup([])) for i in ids}

@@ -1,0 +1,277 @@
+"""The runtime analyzer's side of the store: the pending queue, what a record joins to, image
+contents as the joins need them, the suspicious-exec allow-list.
+
+A runtime record is queued when it is ingested (in the ingest's transaction, so none is lost)
+and stays queued until its container is in the inventory and its image's scan is done; a scan
+that completes, or a new advisory match, queues again every record of the containers that run
+the digest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vigil.service.store.schema import (
+    clusters,
+    containers,
+    executions,
+    image_files,
+    image_packages,
+    image_scans,
+    image_vulnerabilities,
+    images,
+    pods,
+    runtime_allow,
+    runtime_digest_state,
+    runtime_pending,
+    workloads,
+)
+from vigil.service.store.tokens import as_utc, utcnow
+from vigil.wire.runtime import RuntimeBatch
+
+log = logging.getLogger(__name__)
+_CHUNK = 500
+
+
+def _insert(conn: Connection):
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+
+
+# -- the queue ------------------------------------------------------------------------------------
+
+
+def enqueue_ids(conn: Connection, ids: Iterable[int], now: datetime | None = None) -> int:
+    ids = sorted(set(ids))
+    if not ids:
+        return 0
+    now = now or utcnow()
+    for start in range(0, len(ids), _CHUNK):
+        rows = [dict(execution_id=i, generation=1, queued_at=now) for i in ids[start : start + _CHUNK]]
+        stmt = _insert(conn)(runtime_pending)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["execution_id"],
+                set_={"generation": runtime_pending.c.generation + 1, "queued_at": stmt.excluded.queued_at},
+            ),
+            rows,
+        )
+    return len(ids)
+
+
+def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
+    """Queue the stored rows of a batch's container records (host processes are not analysed)."""
+    keys = [(r.container_id, r.kind, r.sha256 or "", r.path) for r in batch.records if r.container_id]
+    ids: list[int] = []
+    cols = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
+    for start in range(0, len(keys), _CHUNK):
+        ids += conn.execute(
+            select(executions.c.id).where(executions.c.cluster_id == batch.cluster_id, tuple_(*cols).in_(keys[start : start + _CHUNK]))
+        ).scalars()
+    return enqueue_ids(conn, ids)
+
+
+def enqueue_digest(conn: Connection, digest: str) -> int:
+    """Queue every record of every container that runs ``digest``."""
+    ids = conn.execute(
+        select(executions.c.id)
+        .join(containers, (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id))
+        .join(images, images.c.id == containers.c.image_pk)
+        .where(images.c.digest == digest, executions.c.container_id != "")
+    ).scalars()
+    return enqueue_ids(conn, ids)
+
+
+def claim_ready(conn: Connection, limit: int) -> list:
+    """Queued records whose container is known and whose image is scanned, with what they join to."""
+    e, c, p, i, s, w = executions, containers, pods, images, image_scans, workloads
+    stmt = (
+        select(
+            runtime_pending.c.execution_id,
+            runtime_pending.c.generation,
+            e.c.cluster_id, e.c.node_name, e.c.container_id, e.c.pod_uid, e.c.kind, e.c.path, e.c.sha256,
+            e.c.first_seen_at, e.c.last_seen_at, e.c.count, e.c.samples,
+            c.c.name.label("container_name"), c.c.image_pk, c.c.image.label("image_ref"),
+            i.c.digest, s.c.finished_at.label("scan_finished_at"), s.c.matched_revision,
+            p.c.namespace, p.c.name.label("pod_name"), p.c.workload_kind, p.c.workload_name, p.c.labels.label("pod_labels"),
+            w.c.labels.label("workload_labels"),
+            clusters.c.name.label("cluster_name"),
+        )
+        .select_from(
+            runtime_pending.join(e, e.c.id == runtime_pending.c.execution_id)
+            .join(c, (c.c.cluster_id == e.c.cluster_id) & (c.c.container_id == e.c.container_id))
+            .join(p, (p.c.cluster_id == c.c.cluster_id) & (p.c.uid == c.c.pod_uid))
+            .join(i, i.c.id == c.c.image_pk)
+            .join(s, (s.c.digest == i.c.digest) & (s.c.status == "done"))
+            .join(clusters, clusters.c.id == e.c.cluster_id)
+            .outerjoin(
+                w,
+                (w.c.cluster_id == p.c.cluster_id) & (w.c.namespace == p.c.namespace)
+                & (w.c.kind == p.c.workload_kind) & (w.c.name == p.c.workload_name),
+            )
+        )
+        .order_by(runtime_pending.c.queued_at, runtime_pending.c.execution_id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # Several service replicas: each takes other records.
+        stmt = stmt.with_for_update(of=runtime_pending, skip_locked=True)
+    return conn.execute(stmt).all()
+
+
+def finish(conn: Connection, done: Sequence[tuple[int, int]]) -> None:
+    """Dequeue analysed records, unless they were queued again meanwhile (a newer generation)."""
+    for start in range(0, len(done), _CHUNK):
+        conn.execute(
+            delete(runtime_pending).where(
+                tuple_(runtime_pending.c.execution_id, runtime_pending.c.generation).in_(list(done[start : start + _CHUNK]))
+            )
+        )
+
+
+def pending_counts(conn: Connection) -> dict[str, int]:
+    """Queued records by what they wait for: the inventory (container unknown), the scan, or the analyzer."""
+    e, c, i, s = executions, containers, images, image_scans
+    rows = conn.execute(
+        select(c.c.container_id.is_(None), s.c.status, func.count())
+        .select_from(
+            runtime_pending.join(e, e.c.id == runtime_pending.c.execution_id)
+            .outerjoin(c, (c.c.cluster_id == e.c.cluster_id) & (c.c.container_id == e.c.container_id))
+            .outerjoin(i, i.c.id == c.c.image_pk)
+            .outerjoin(s, s.c.digest == i.c.digest)
+        )
+        .group_by(c.c.container_id.is_(None), s.c.status)
+    ).all()
+    out = {"waiting_for_inventory": 0, "waiting_for_scan": 0, "scan_failed": 0, "ready": 0}
+    for no_container, status, n in rows:
+        if no_container:
+            out["waiting_for_inventory"] += n
+        elif status == "done":
+            out["ready"] += n
+        elif status == "failed":
+            out["scan_failed"] += n
+        else:
+            out["waiting_for_scan"] += n
+    return out
+
+
+# -- digests whose contents or matches changed ----------------------------------------------------
+
+
+def changed_digests(conn: Connection) -> list:
+    """Scanned digests whose scan or advisory match differs from what the analyzer last used."""
+    s, st = image_scans, runtime_digest_state
+    stmt = (
+        select(s.c.digest, s.c.finished_at, s.c.matched_revision)
+        .select_from(s.outerjoin(st, st.c.digest == s.c.digest))
+        .where(
+            s.c.status == "done",
+            or_(
+                st.c.digest.is_(None),
+                st.c.scan_finished_at.is_distinct_from(s.c.finished_at),
+                st.c.matched_revision.is_distinct_from(s.c.matched_revision),
+            ),
+        )
+    )
+    return conn.execute(stmt).all()
+
+
+def mark_digest(conn: Connection, digest: str, finished_at, matched_revision: str | None) -> None:
+    values = dict(scan_finished_at=finished_at, matched_revision=matched_revision, updated_at=utcnow())
+    stmt = _insert(conn)(runtime_digest_state).values(digest=digest, **values)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["digest"], set_=values))
+
+
+# -- what the joins read --------------------------------------------------------------------------
+
+
+def container_samples(conn: Connection, cluster_id: str, container_ids: Iterable[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    ids = sorted(set(container_ids))
+    for start in range(0, len(ids), _CHUNK):
+        for cid, samples in conn.execute(
+            select(executions.c.container_id, executions.c.samples).where(
+                executions.c.cluster_id == cluster_id,
+                executions.c.container_id.in_(ids[start : start + _CHUNK]),
+                executions.c.kind == "executable",
+            )
+        ):
+            out.setdefault(cid, []).extend(samples or [])
+    return out
+
+
+def image_contents(conn: Connection, digest: str):
+    """(files: path -> sha256, symlinks: path -> target, packages: [(row, files)], vulnerabilities rows)."""
+    files: dict[str, str | None] = {}
+    symlinks: dict[str, str] = {}
+    for path, kind, sha, target in conn.execute(
+        select(image_files.c.path, image_files.c.kind, image_files.c.sha256, image_files.c.target).where(image_files.c.digest == digest)
+    ):
+        if kind == "symlink":
+            symlinks[path] = target or ""
+        else:
+            files[path] = sha
+    packages = conn.execute(
+        select(image_packages.c.id, image_packages.c.type, image_packages.c.name, image_packages.c.version,
+               image_packages.c.purl, image_packages.c.files)
+        .where(image_packages.c.digest == digest)
+        .order_by(image_packages.c.id)
+    ).all()
+    v = image_vulnerabilities
+    vulns = conn.execute(
+        select(v.c.package_id, v.c.vuln_id, v.c.key_id, v.c.advisory_ids, v.c.aliases, v.c.severity, v.c.score,
+               v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links)
+        .where(v.c.digest == digest)
+        .order_by(v.c.id)
+    ).all()
+    return files, symlinks, packages, vulns
+
+
+# -- the allow-list -------------------------------------------------------------------------------
+
+
+def _allow_dict(r) -> dict:
+    return {
+        "id": r.id,
+        "rule": r.rule,
+        "cluster": r.cluster or None,
+        "namespace": r.namespace or None,
+        "workload": r.workload or None,
+        "labels": r.labels,
+        "reason": r.reason,
+        "created_at": as_utc(r.created_at).isoformat(),
+        "created_by": r.created_by,
+    }
+
+
+def list_allow(conn: Connection) -> list[dict]:
+    return [_allow_dict(r) for r in conn.execute(select(runtime_allow).order_by(runtime_allow.c.id))]
+
+
+def add_allow(conn: Connection, rule: str, cluster: str, namespace: str, workload: str, labels: dict, reason: str, actor: str) -> dict:
+    result = conn.execute(
+        runtime_allow.insert().values(
+            rule=rule, cluster=cluster, namespace=namespace, workload=workload, labels=labels, reason=reason,
+            created_at=utcnow(), created_by=actor,
+        )
+    )
+    row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == result.inserted_primary_key[0])).one()
+    return _allow_dict(row)
+
+
+def delete_allow(conn: Connection, entry_id: int) -> bool:
+    return bool(conn.execute(delete(runtime_allow).where(runtime_allow.c.id == entry_id)).rowcount)
+
+
+def allow_rows(conn: Connection) -> list:
+    return conn.execute(select(runtime_allow).order_by(runtime_allow.c.id)).all()
+
+
+__all__ = [
+    "add_allow", "allow_rows", "changed_digests", "claim_ready", "container_samples", "delete_allow", "enqueue_batch",
+    "enqueue_digest", "enqueue_ids", "finish", "image_contents", "list_allow", "mark_digest", "pending_counts",
+]

@@ -1,0 +1,177 @@
+"""Shared parts of runtime analysis end-to-end tests and bench/detection_latency.py: the sensor's
+real harness (loopback docker-registry, private containerd, kubelet-style cgroups, `vigil sensor`)
+plus a service that scans images with the real scanner and matches advisories from its own
+advisory database, and the runtime analyzer running as in production."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+SENSOR_TESTS = Path(__file__).resolve().parents[1] / "sensor"
+sys.path.insert(0, str(SENSOR_TESTS))
+
+from bpf_support import bpf_unavailable
+from containerd_harness import missing_tools
+from sensor_e2e import (
+    BUSYBOX,
+    SensorProcess,
+    TestImage,
+    inventory_snapshot,
+    kubelet_cgroup,
+    new_container_ids,
+    node_sensor,
+    post_inventory,
+    push_image,
+    remove_container,
+    wait_for,
+    wait_for_cmdline,
+    web_pod,
+)
+
+from vigil.devtools.registry_server import RegistryServer, find_registry_binary
+from vigil.devtools.service import LiveService
+from vigil.intel import AdvisoryStore, load_osv
+from vigil.registry import RegistryClient, RegistryConfig
+from vigil.scanner.worker import ScanWorker
+
+__all__ = [
+    "BUSYBOX",
+    "RegistryServer",
+    "SensorProcess",
+    "TestImage",
+    "find_registry_binary",
+    "inventory_snapshot",
+    "missing_tools",
+    "new_container_ids",
+    "post_inventory",
+    "push_image",
+    "remove_container",
+    "wait_for",
+    "wait_for_cmdline",
+    "web_pod",
+]
+
+def e2e_unavailable() -> str | None:
+    """Why the end-to-end runtime tests cannot run here, or None."""
+    missing = missing_tools() + ([] if find_registry_binary() else ["docker-registry"])
+    if missing:
+        return f"missing {', '.join(missing)}"
+    return bpf_unavailable()
+
+
+RUNTIME_TYPES = "runtime_drift,tampered_binary,suspicious_exec,running_vulnerability"
+
+
+def runtime_service(data_dir: Path, registry: RegistryServer, *, watch_period: float = 24 * 3600.0) -> LiveService:
+    """A started service whose in-process scanner pulls from the loopback registry over plain HTTP."""
+    svc = LiveService(data_dir)
+    config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
+    svc.app.state.contents.scanner = ScanWorker(svc.engine, RegistryClient(config))
+    svc.app.state.runtime_analyzer.watch_period = watch_period
+    svc.app.state.runtime_analyzer.label_interval = 0.5
+    return svc.start()
+
+
+def import_advisories(svc: LiveService, records: list[dict], workdir: Path) -> None:
+    """Write OSV records as files and import them into the service's advisory database."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for r in records:
+        (workdir / f"{r['id']}.json").write_text(json.dumps(r))
+    advisories, report = load_osv([workdir])
+    assert not report.rejected, report.rejected
+    with AdvisoryStore(svc.settings.intel_db) as db:
+        db.upsert(advisories)
+
+
+def scan_and_match(svc: LiveService) -> dict:
+    """One contents pass: queue running digests, scan them with the real scanner, match, sync findings."""
+    report = svc.app.state.contents.run_pass(scan=True)
+    failed = [s for s in report.scanned if s.status != "done"]
+    assert not failed, failed
+    return report.as_dict()
+
+
+def run_container(containerd, image: TestImage, pod_uid: str, container_id: str) -> int:
+    """`ctr run` under a kubelet-style cgroup with an exec-able /dev/shm (the OCI default mounts
+    it noexec, which would stop the exec before the kernel reports it); returns init's host pid."""
+    containerd.ctr(
+        "run", "-d", "--cgroup", kubelet_cgroup(pod_uid, container_id),
+        "--mount", "type=tmpfs,src=shm,dst=/dev/shm,options=rw:nosuid:nodev:mode=1777",
+        image.ref, container_id,
+    )
+    for line in containerd.ctr("task", "ls").stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == container_id:
+            return int(parts[1])
+    raise AssertionError(f"task {container_id} not listed after ctr run")
+
+
+def exec_in(containerd, container_id: str, exec_id: str, *argv: str) -> subprocess.CompletedProcess:
+    return containerd.ctr("task", "exec", "--exec-id", exec_id, container_id, *argv, check=False)
+
+
+def put_file(init_pid: int, path: str, data: bytes, mode: int = 0o755) -> None:
+    """Write a file into the container's filesystem from the host (through its init's root)."""
+    target = Path(f"/proc/{init_pid}/root{path}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(mode)
+    tmp.replace(target)
+
+
+def start_sensor(svc: LiveService, credential: str, cluster_id: str, node: str, workdir: Path, batch_interval: float = 0.2) -> SensorProcess:
+    """`vigil sensor` shipping to ``svc``; returns once its programs are attached (its first heartbeat)."""
+    sensor = SensorProcess.start(svc.url, credential, cluster_id, node, workdir, "--batch-interval", str(batch_interval))
+    try:
+        wait_for("the sensor's first heartbeat", lambda: (node_sensor(svc, cluster_id, node) or {}).get("last_heartbeat_at"), 60)
+    except AssertionError:
+        sensor.stop()
+        raise AssertionError(f"sensor never reported: {sensor.log()[-2000:]}") from None
+    return sensor
+
+
+def runtime_findings(svc: LiveService, cluster_id: str, **params) -> list[dict]:
+    return svc.list_all("/api/v1/findings", cluster=cluster_id, type=RUNTIME_TYPES, **params)
+
+
+def analysis_idle(svc: LiveService) -> bool:
+    status = svc.get("/api/v1/runtime/status").json()
+    return status["pending"]["ready"] == 0
+
+
+def wait_for_record(svc: LiveService, cluster_id: str, path: str, timeout: float = 20.0) -> dict:
+    """Wait until the service holds a record of ``path`` and has analysed everything ready."""
+
+    def check():
+        items = [p for p in svc.list_all("/api/v1/processes", cluster=cluster_id) if p["path"] == path]
+        return items if items and analysis_idle(svc) else None
+
+    return wait_for(f"a record of {path} analysed", check, timeout)[0]
+
+
+def sse_events(url: str, token: str, stop_after: int, timeout: float = 20.0, **params) -> list[dict]:
+    """Read ``stop_after`` finding events from the stream."""
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout
+    with httpx.stream("GET", url, params=params, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as resp:
+        assert resp.status_code == 200, resp.read()
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        data = []
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                out.append(json.loads("\n".join(data)))
+                data = []
+                if len(out) >= stop_after:
+                    break
+            if time.monotonic() > deadline:
+                break
+    return out
