@@ -12,17 +12,23 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bpf_support import bpf_unavailable  # noqa: E402
-from containerd_harness import IMAGE_NAME, busybox_sha256, missing_tools, start_containerd, write_busybox_image  # noqa: E402
-from ingest_server import IngestServer  # noqa: E402
+from bpf_support import bpf_unavailable
+from containerd_harness import (
+    IMAGE_NAME,
+    busybox_sha256,
+    missing_tools,
+    start_containerd,
+    write_busybox_image,
+)
+from ingest_server import IngestServer
 
-from vigil.sensor.agent import AgentSettings, SensorAgent  # noqa: E402
-from vigil.sensor.cgroups import CgroupResolver  # noqa: E402
-from vigil.sensor.hashing import FileHasher  # noqa: E402
-from vigil.sensor.loader import ProcessTracer  # noqa: E402
-from vigil.sensor.pipeline import EventPipeline  # noqa: E402
-from vigil.sensor.shipper import Shipper  # noqa: E402
-from vigil.sensor.spool import Spool  # noqa: E402
+from vigil.sensor.agent import AgentSettings, SensorAgent
+from vigil.sensor.cgroups import CgroupResolver
+from vigil.sensor.hashing import FileHasher
+from vigil.sensor.loader import ProcessTracer
+from vigil.sensor.pipeline import EventPipeline
+from vigil.sensor.shipper import Shipper
+from vigil.sensor.spool import Spool
 
 _skip = bpf_unavailable() or (f"missing {', '.join(missing_tools())}" if missing_tools() else None)
 pytestmark = pytest.mark.skipif(_skip is not None, reason=str(_skip))
@@ -82,7 +88,10 @@ def test_container_execs_attributed_hashed_and_shipped(containerd, tmp_path: Pat
             shipper.close()
             _cleanup_pod_cgroups(pod)
     ref = f"containerd://{cid}"
-    records = [r for b in server.batches for r in b["records"]]
+    everything = [r for b in server.batches for r in b["records"]]
+    assert [r for r in everything if r["container_id"] is None] == []  # nothing from the host
+    # Other containers on this node (other tests, other users) are reported too, rightly.
+    records = [r for r in everything if r["container_id"] == ref]
     sha = busybox_sha256()
     got = sorted((r["container_id"], r["pod_uid"], r["kind"], r["path"], r["sha256"], r["count"]) for r in records)
     assert got == [

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bpf_support import bpf_unavailable, own_cgroup_id  # noqa: E402
 
 from vigil.sensor.cgroups import CgroupResolver  # noqa: E402
-from vigil.sensor.events import ExecEvent, ExitEvent, ForkEvent, decode_batch  # noqa: E402
+from vigil.sensor.events import ExecEvent, ExitEvent, ForkEvent, decode_batch, decode_event  # noqa: E402
 from vigil.sensor.hashing import FileHasher  # noqa: E402
 from vigil.sensor.loader import ProcessTracer, SensorLoadError, missing_capabilities, preflight  # noqa: E402
 from vigil.sensor.pipeline import EventPipeline  # noqa: E402
@@ -137,10 +137,12 @@ def test_pipeline_hashes_binary_script_and_libraries(tracer: ProcessTracer, tmp_
     assert sh_x.binary_sha256 == _sha("/bin/sh")
     # Each binary is hashed once: a second run of the same binary reads nothing.
     hashed = hasher.hashed
-    r = subprocess.run(["/bin/sleep", "0"])
-    assert r.returncode == 0
+    r = subprocess.Popen(["/bin/sleep", "0"])
+    assert r.wait() == 0
     time.sleep(0.05)
-    again = [x for x in pipeline.resolve(tracer.poll(100)).executions if x.event.filename == "/bin/sleep"]
+    # Only this process's records: other host activity (include_host) may run binaries new to the cache.
+    ours = [raw for raw in tracer.poll(100) if decode_event(raw).proc.tgid == r.pid]
+    again = [x for x in pipeline.resolve(ours).executions if x.event.filename == "/bin/sleep"]
     assert again and again[0].binary_sha256 == _sha("/bin/sleep")
     assert hasher.hashed == hashed
 
@@ -173,3 +175,18 @@ def test_preflight_names_what_is_missing(tmp_path: Path) -> None:
 def test_missing_object_is_named(tmp_path: Path) -> None:
     with pytest.raises(SensorLoadError, match=r"BPF object .*/missing.o not found: run scripts/build-bpf"):
         ProcessTracer(tmp_path / "missing.o")
+
+
+def test_exec_only_queues_execs_and_still_counts_forks_and_exits() -> None:
+    with ProcessTracer(include_host=True, exec_only=True) as t:
+        before = t.counters()
+        p = subprocess.Popen(["/bin/true", "exec-only"])
+        p.wait()
+        events, _ = _events_of(t, p.pid, want_exit=False)
+        deadline = time.monotonic() + 2
+        while not events and time.monotonic() < deadline:
+            events, _ = _events_of(t, p.pid, want_exit=False)
+        after = t.counters()
+    assert [type(e).__name__ for e in events] == ["ExecEvent"]
+    assert events[0].argv == ["/bin/true", "exec-only"]
+    assert after["fork"] > before["fork"] and after["exit"] > before["exit"]

@@ -26,7 +26,7 @@ try:
     from importlib.metadata import version as _pkg_version
 
     SENSOR_VERSION = _pkg_version("vigil")
-except Exception:  # noqa: BLE001 - running from a source tree without metadata
+except Exception:
     SENSOR_VERSION = "0+unknown"
 
 
@@ -92,6 +92,8 @@ class SensorAgent:
         self.shipper = shipper
         self.emit = emit
         self.aggregator = Aggregator()
+        # step() (the drain thread) adds to the aggregator while the sender thread closes windows.
+        self._window_lock = threading.Lock()
         self.events_seen = 0
         self.stop_reason: str | None = None
         self._window_start = datetime.now(UTC)
@@ -103,9 +105,11 @@ class SensorAgent:
             return 0
         self.events_seen += len(records)
         resolved = self.pipeline.resolve(records)
-        for ex in resolved.executions:
-            self.aggregator.add(ex)
-            if self.emit:
+        with self._window_lock:
+            for ex in resolved.executions:
+                self.aggregator.add(ex)
+        if self.emit:
+            for ex in resolved.executions:
                 self.emit(json.dumps(execution_json(ex)))
         if self.emit:
             for x in resolved.exits:
@@ -114,9 +118,11 @@ class SensorAgent:
 
     def flush_batch(self) -> RuntimeBatch | None:
         """Close the current window into a spooled batch (none when nothing ran)."""
-        now = datetime.now(UTC)
-        records = self.aggregator.flush()
-        start, self._window_start = self._window_start, now
+        with self._window_lock:
+            now = datetime.now(UTC)
+            window = self.aggregator.take()
+            start, self._window_start = self._window_start, now
+        records = Aggregator.records(window)
         if not records or self.spool is None:
             return None
         seq = self.spool.next_seq()
@@ -146,9 +152,10 @@ class SensorAgent:
             events_seen=self.events_seen,
             events_lost=counters["lost"],
             events_filtered=counters["filtered"],
-            batches_spooled=len(self.spool) if self.spool else 0,
-            batches_dropped=self.spool.dropped_batches if self.spool else 0,
-            records_dropped=(self.spool.dropped_records if self.spool else 0) + self.aggregator.overflowed,
+            # "is not None": a Spool is falsy when empty, and its drop counts matter most then.
+            batches_spooled=len(self.spool) if self.spool is not None else 0,
+            batches_dropped=self.spool.dropped_batches if self.spool is not None else 0,
+            records_dropped=(self.spool.dropped_records if self.spool is not None else 0) + self.aggregator.overflowed,
             interval_seconds=max(1, int(self.settings.heartbeat_interval_s)),
         )
 
@@ -164,16 +171,43 @@ class SensorAgent:
             self.shipper.heartbeat(self.heartbeat(status="disabled", error=self.stop_reason))
 
     def run(self, stop: threading.Event | None = None, duration_s: float | None = None) -> None:
+        """Drain the kernel in this thread; close windows, ship and beat in another.
+
+        Shipping waits on the network and the spool's fsync; done between drains it
+        would leave the ring buffer unread for as long, and a busy node would lose
+        events. The drain thread only decodes, resolves and aggregates.
+        """
         stop = stop or threading.Event()
+        sender_done = threading.Event()
+        sender = threading.Thread(target=self._send_loop, args=(sender_done,), name="vigil-sensor-sender", daemon=True)
         t0 = time.monotonic()
-        next_batch = t0 + self.settings.batch_interval_s
-        next_beat = t0
+        sender.start()
         try:
             while not stop.is_set() and self.stop_reason is None:
-                now = time.monotonic()
-                if duration_s is not None and now - t0 >= duration_s:
+                if duration_s is not None and time.monotonic() - t0 >= duration_s:
                     break
                 self.step()
+        finally:
+            sender_done.set()
+            sender.join()
+            if self.stop_reason is not None:
+                # The node is not to be traced: what the window holds is not shipped.
+                dropped = len(self.aggregator.take())
+                if dropped:
+                    log.warning("not shipping %d records of the last window: %s", dropped, self.stop_reason)
+            else:
+                # Whatever was seen is spooled (and sent, if the service answers) before leaving.
+                while self.step(0):
+                    pass
+                self.flush_batch()
+                if self.shipper is not None:
+                    self.shipper.ship(force=True)
+
+    def _send_loop(self, done: threading.Event) -> None:
+        next_batch = time.monotonic() + self.settings.batch_interval_s
+        next_beat = time.monotonic()
+        while not done.is_set() and self.stop_reason is None:
+            try:
                 now = time.monotonic()
                 if now >= next_batch:
                     self.flush_batch()
@@ -183,13 +217,9 @@ class SensorAgent:
                 if now >= next_beat:
                     self._beat()
                     next_beat = now + self.settings.heartbeat_interval_s
-        finally:
-            # Whatever was seen is spooled (and sent, if the service answers) before leaving.
-            while self.step(0):
-                pass
-            self.flush_batch()
-            if self.shipper is not None:
-                self.shipper.ship(force=True)
+            except Exception:
+                log.exception("sensor sender round failed; retrying")
+            done.wait(max(0.05, min(next_batch, next_beat) - time.monotonic()))
 
 
 def default_node_name() -> str:

@@ -8,7 +8,13 @@ from datetime import datetime
 from vigil.sensor.attribution import Attribution
 from vigil.sensor.events import ExecEvent
 from vigil.sensor.hashing import HashedFile
-from vigil.wire.runtime import MAX_ARGV_ITEMS, MAX_SAMPLES, ExecSample, RecordKind, RuntimeRecord
+from vigil.wire.runtime import (
+    MAX_ARGV_ITEMS,
+    MAX_SAMPLES,
+    ExecSample,
+    RecordKind,
+    RuntimeRecord,
+)
 
 
 @dataclass(frozen=True)
@@ -66,37 +72,53 @@ class Aggregator:
         self.max_records = max_records
         self.samples_per_record = samples_per_record
         self.overflowed = 0  # executions not recorded because the window was full
+        self._when: datetime | None = None
+        self._sample: ExecSample | None = None
 
     def __len__(self) -> int:
         return len(self._acc)
 
-    def _add(self, key: RecordKey, when: datetime, sample: ExecSample | None) -> None:
+    def _add(self, key: RecordKey, ex: Execution | None) -> None:
+        """Count one execution under key; ``ex`` (None for libraries) gives the sample, built only if kept."""
+        when = ex.time if ex is not None else self._when
         acc = self._acc.get(key)
         if acc is None:
             if len(self._acc) >= self.max_records:
                 self.overflowed += 1
                 return
             acc = self._acc[key] = _Acc(when, when)
-        acc.first_seen = min(acc.first_seen, when)
-        acc.last_seen = max(acc.last_seen, when)
+        if when < acc.first_seen:
+            acc.first_seen = when
+        if when > acc.last_seen:
+            acc.last_seen = when
         acc.count += 1
-        if sample is not None and len(acc.samples) < self.samples_per_record:
-            acc.samples.append(sample)
+        if ex is not None and len(acc.samples) < self.samples_per_record:
+            # Built lazily: validating a wire sample costs more than everything else done per exec.
+            acc.samples.append(self._sample if self._sample is not None else ex.sample())
+            self._sample = acc.samples[-1]
 
     def add(self, ex: Execution) -> None:
         a = ex.attribution
         cid, pod = a.container_ref, a.pod_uid
-        sample = ex.sample()
+        self._when, self._sample = ex.time, None
         # The executable record's path is the file the kernel loaded: for a #!
         # script that is the interpreter, and the script gets its own record.
-        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.interp), ex.time, sample)
+        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.interp), ex)
         if ex.script_path is not None:
-            self._add((cid, pod, "script", ex.script_sha256, ex.script_path), ex.time, sample)
+            self._add((cid, pod, "script", ex.script_sha256, ex.script_path), ex)
         for lib in ex.libraries:
-            self._add((cid, pod, "library", lib.sha256, lib.path), ex.time, None)
+            self._add((cid, pod, "library", lib.sha256, lib.path), None)
+
+    def take(self) -> dict[RecordKey, _Acc]:
+        """Close the window: hand over what was accumulated (cheap; conversion is ``records``)."""
+        acc, self._acc = self._acc, {}
+        return acc
 
     def flush(self) -> list[RuntimeRecord]:
-        acc, self._acc = self._acc, {}
+        return self.records(self.take())
+
+    @staticmethod
+    def records(acc: dict[RecordKey, _Acc]) -> list[RuntimeRecord]:
         return [
             RuntimeRecord(
                 container_id=cid,

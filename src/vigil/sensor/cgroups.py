@@ -23,7 +23,12 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from vigil.sensor.attribution import HOST, Attribution, attribute_cgroup_path, attribute_proc_cgroup
+from vigil.sensor.attribution import (
+    HOST,
+    Attribution,
+    attribute_cgroup_path,
+    attribute_proc_cgroup,
+)
 
 log = logging.getLogger(__name__)
 

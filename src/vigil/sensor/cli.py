@@ -11,7 +11,12 @@ from typing import Optional
 
 import typer
 
-from vigil.sensor.agent import AgentSettings, SensorAgent, default_node_name, spool_default
+from vigil.sensor.agent import (
+    AgentSettings,
+    SensorAgent,
+    default_node_name,
+    spool_default,
+)
 from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.hashing import FileHasher
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
@@ -36,9 +41,14 @@ def sensor(
     output: Optional[str] = typer.Option(None, help="'json': print attributed exec events as JSON lines to stdout"),
     duration: Optional[float] = typer.Option(None, help="Stop after this many seconds"),
     batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
+    heartbeat_interval: float = typer.Option(15.0, help="Seconds between heartbeats to the service"),
     default_runtime: str = typer.Option("containerd", help="Runtime of bare container ids in kubelet cgroupfs paths"),
 ) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if batch_interval <= 0 or heartbeat_interval <= 0:
+        raise typer.BadParameter(
+            f"--batch-interval {batch_interval} and --heartbeat-interval {heartbeat_interval} must be positive seconds"
+        )
     if output not in (None, "json"):
         raise typer.BadParameter(f"--output {output!r}: only 'json' is supported")
     if service is None and output is None:
@@ -56,7 +66,8 @@ def sensor(
         spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
         shipper = Shipper(service, credential, spool)
     try:
-        tracer = ProcessTracer(include_host=include_host)
+        # Exits are only printed (--output json); shipping needs execs alone.
+        tracer = ProcessTracer(include_host=include_host, exec_only=output != "json")
     except SensorLoadError as exc:
         typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -69,10 +80,16 @@ def sensor(
             FileHasher(),
             include_host=include_host,
             skip_cgroup=tracer.skip_cgroup,
+            with_exits=output == "json",
         )
         emit = (lambda line: print(line, flush=True)) if output == "json" else None
         agent = SensorAgent(
-            AgentSettings(cluster_id=cluster_id, node_name=node_name or default_node_name(), batch_interval_s=batch_interval),
+            AgentSettings(
+                cluster_id=cluster_id,
+                node_name=node_name or default_node_name(),
+                batch_interval_s=batch_interval,
+                heartbeat_interval_s=heartbeat_interval,
+            ),
             tracer,
             pipeline,
             spool=spool,
@@ -80,6 +97,8 @@ def sensor(
             emit=emit,
         )
         agent.run(stop, duration)
+        # The last word on what was seen and lost, for whoever reads the log (and the benchmark).
+        typer.echo(f"vigil sensor: final counters {agent.heartbeat().model_dump_json()}", err=True)
     if shipper is not None:
         shipper.close()
     if agent.stop_reason:

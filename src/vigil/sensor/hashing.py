@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import stat
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,26 @@ def identity_of(st: os.stat_result) -> FileIdentity:
     return FileIdentity(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+_PT_INTERP = 3
+_PIDS_PER_NAMESPACE = 8
+_MAX_NAMESPACES = 16384
+
+
+def is_static_elf(head: bytes) -> bool:
+    """True when ``head`` (a file's first bytes) is a 64-bit little-endian ELF without PT_INTERP.
+
+    Anything else (32-bit, big-endian, headers past ``head``, not ELF) is "not known static",
+    so its libraries are still read: a wrong False costs a /proc read, a wrong True a blind spot.
+    """
+    if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+        return False
+    phoff, = struct.unpack_from("<Q", head, 32)
+    phentsize, phnum = struct.unpack_from("<HH", head, 54)
+    if phentsize < 4 or phoff + phentsize * phnum > len(head):
+        return False
+    return all(struct.unpack_from("<I", head, phoff + i * phentsize)[0] != _PT_INTERP for i in range(phnum))
+
+
 @dataclass(frozen=True)
 class HashedFile:
     path: str
@@ -70,6 +91,7 @@ class FileHasher:
     def __init__(self, proc: Path = Path("/proc"), max_entries: int = 65536, max_bytes: int = 1 << 31):
         self.proc = proc
         self._cache: OrderedDict[FileIdentity, str] = OrderedDict()
+        self._static: set[FileIdentity] = set()  # cached binaries that are static ELF executables
         self._max = max_entries
         self.max_bytes = max_bytes
         self.hashed = 0  # files actually read, for tests and metrics
@@ -86,10 +108,17 @@ class FileHasher:
             self._cache.move_to_end(ident)
         return digest
 
-    def _remember(self, ident: FileIdentity, digest: str) -> None:
+    def _remember(self, ident: FileIdentity, digest: str, static_elf: bool = False) -> None:
         self._cache[ident] = digest
+        if static_elf:
+            self._static.add(ident)
         if len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+            old, _ = self._cache.popitem(last=False)
+            self._static.discard(old)
+
+    def may_map_libraries(self, ident: FileIdentity) -> bool:
+        """False for a binary known to be a static ELF (no PT_INTERP): it maps no shared libraries."""
+        return ident not in self._static
 
     def hash_fd(self, fd: int) -> tuple[FileIdentity, str] | None:
         """(identity, sha256) of an open regular file, from the cache when known."""
@@ -103,11 +132,13 @@ class FileHasher:
                 log.warning("not hashing file of %d bytes (over %d): %s", st.st_size, self.max_bytes, ident)
                 return None
             h = hashlib.sha256()
+            first = os.read(fd, _CHUNK)
+            h.update(first)
             while chunk := os.read(fd, _CHUNK):
                 h.update(chunk)
             digest = h.hexdigest()
             self.hashed += 1
-            self._remember(ident, digest)
+            self._remember(ident, digest, is_static_elf(first))
         return ident, digest
 
     def _open_hash(self, path: Path, expect: FileIdentity | None = None, root: Path | None = None) -> str | None:
@@ -136,10 +167,16 @@ class FileHasher:
         """Remember a process of a mount namespace, to read files through it later."""
         if not mnt_ns:
             return
-        pids = self._mnt_pids.setdefault(mnt_ns, [])
-        if pid not in pids:
+        pids = self._mnt_pids.get(mnt_ns)
+        if pids is None:
+            pids = self._mnt_pids[mnt_ns] = []
+            if len(self._mnt_pids) > _MAX_NAMESPACES:
+                del self._mnt_pids[next(iter(self._mnt_pids))]
+        # The first processes of a namespace (its init) tend to outlive the rest: keep them.
+        # Room is made when one is found gone (``_roots``), not by evicting the oldest: under
+        # an exec flood (and without exit events) the newest are the short-lived ones.
+        if pid not in pids and len(pids) < _PIDS_PER_NAMESPACE:
             pids.append(pid)
-            del pids[:-8]
 
     def forget_process(self, pid: int) -> None:
         for ns, pids in list(self._mnt_pids.items()):
@@ -150,7 +187,11 @@ class FileHasher:
 
     def _roots(self, pid: int, mnt_ns: int) -> list[Path]:
         roots = [self.proc / str(pid) / "root"]
-        roots += [self.proc / str(p) / "root" for p in reversed(self._mnt_pids.get(mnt_ns, [])) if p != pid]
+        pids = self._mnt_pids.get(mnt_ns, [])
+        for p in list(pids):
+            if p != pid and not os.path.exists(f"{self.proc}/{p}"):
+                pids.remove(p)  # gone: make room for a live one
+        roots += [self.proc / str(p) / "root" for p in pids if p != pid]
         if mnt_ns and mnt_ns == self._own_mnt_ns:
             roots.append(Path("/"))
         return roots
@@ -190,7 +231,8 @@ class FileHasher:
     def mapped_libraries(self, pid: int, exe: FileIdentity | None = None) -> list[HashedFile]:
         """Files the process maps executable besides its program, hashed through map_files."""
         try:
-            maps = parse_maps((self.proc / str(pid) / "maps").read_text())
+            with open(f"{self.proc}/{pid}/maps", "rb") as f:
+                maps = parse_maps(f.read().decode("utf-8", "surrogateescape"))
         except OSError:
             return []
         out = []

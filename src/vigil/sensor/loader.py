@@ -45,7 +45,7 @@ def effective_capabilities(status_text: str) -> int:
 
 def missing_capabilities(cap_eff: int) -> list[str]:
     """What this process lacks to load tracing BPF programs (empty when nothing)."""
-    has = lambda cap: bool(cap_eff >> cap & 1)  # noqa: E731
+    has = lambda cap: bool(cap_eff >> cap & 1)
     if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
         return []
     return [name for cap, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")) if not has(cap)]
@@ -138,7 +138,14 @@ class ProcessTracer:
     Use as a context manager; ``close`` detaches everything.
     """
 
-    def __init__(self, obj_path: Path = BPF_OBJECT, *, include_host: bool = False, wakeup_bytes: int = 64 * 1024):
+    def __init__(
+        self,
+        obj_path: Path = BPF_OBJECT,
+        *,
+        include_host: bool = False,
+        wakeup_bytes: int = 64 * 1024,
+        exec_only: bool = False,
+    ):
         preflight()
         if not obj_path.is_file():
             raise SensorLoadError(f"BPF object {obj_path} not found: run scripts/build-bpf")
@@ -153,7 +160,7 @@ class ProcessTracer:
         self._sample_cb = _SAMPLE_FN(self._on_sample)
         try:
             self._open_and_attach(obj_path)
-            self.configure(include_host=include_host, wakeup_bytes=wakeup_bytes)
+            self.configure(include_host=include_host, wakeup_bytes=wakeup_bytes, exec_only=exec_only)
         except BaseException:
             self.close()
             raise
@@ -206,10 +213,13 @@ class ProcessTracer:
         self._batch.append(ctypes.string_at(data, size))
         return 0
 
-    def configure(self, *, include_host: bool, wakeup_bytes: int) -> None:
+    def configure(self, *, include_host: bool, wakeup_bytes: int, exec_only: bool = False) -> None:
+        """``exec_only``: forks and exits are counted in the kernel but not queued (a shipping
+        sensor uses only execs; three records per process become one)."""
         key = ctypes.c_uint32(0)
-        value = ctypes.create_string_buffer(struct.pack("<II", int(include_host), wakeup_bytes), 8)
-        rc = self._lib.bpf_map__update_elem(self._config, ctypes.byref(key), 4, value, 8, 0)
+        packed = struct.pack("<III", int(include_host), wakeup_bytes, int(exec_only))
+        value = ctypes.create_string_buffer(packed, len(packed))
+        rc = self._lib.bpf_map__update_elem(self._config, ctypes.byref(key), 4, value, len(packed), 0)
         if rc:
             raise self._fail("cannot write the sensor config map", -rc)
 

@@ -3,17 +3,35 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from vigil.sensor.aggregate import Execution
+from vigil.sensor.attribution import Attribution
 from vigil.sensor.cgroups import CgroupResolver
-from vigil.sensor.events import ExecEvent, ExitEvent, ForkEvent, ProcessEvent, decode_batch
+from vigil.sensor.events import (
+    EVENT_EXEC,
+    EVENT_EXIT,
+    EventDecodeError,
+    ExecEvent,
+    ExitEvent,
+    decode_event,
+    route,
+)
 from vigil.sensor.executables import script_from_argv
 from vigil.sensor.hashing import FileHasher
 
 log = logging.getLogger(__name__)
+
+
+def host_mount_namespace(proc: str = "/proc") -> int | None:
+    """The host's mount namespace: pid 1's (the sensor runs with the host's PID namespace)."""
+    try:
+        return os.stat(f"{proc}/1/ns/mnt").st_ino
+    except OSError:
+        return None
 
 
 def boot_to_wall_offset_ns() -> int:
@@ -34,6 +52,7 @@ class Resolved:
     executions: list[Execution] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
     host_skipped: int = 0
+    runtime_helpers: int = 0
     decode_errors: int = 0
 
 
@@ -52,52 +71,72 @@ class EventPipeline:
         include_host: bool = False,
         skip_cgroup=None,
         with_libraries: bool = True,
+        with_exits: bool = True,
     ):
         self.resolver = resolver
         self.hasher = hasher
         self.include_host = include_host
         self.skip_cgroup = skip_cgroup
         self.with_libraries = with_libraries
+        self.with_exits = with_exits  # exits are only printed (--output json), never shipped
         self._skipped_cgroups: set[int] = set()
+        self.host_mnt_ns = host_mount_namespace()
 
     def _wall(self, boot_ns: int, offset: int) -> datetime:
         return datetime.fromtimestamp((boot_ns + offset) / 1e9, tz=UTC)
 
     def resolve(self, records: list[bytes]) -> Resolved:
-        events, errors = decode_batch(records)
-        out = Resolved(decode_errors=len(errors))
-        for err in errors:
-            log.warning("dropped undecodable ring-buffer record: %s", err)
+        """Each record is first routed from a few header fields; only execs (and exits, when
+        ``with_exits``) are decoded in full: at thousands of events a second, forks and exits
+        must cost next to nothing."""
+        out = Resolved()
+        routed: list[tuple[tuple[int, int, int, int, int], bytes]] = []
+        for raw in records:
+            try:
+                r = route(raw)
+            except EventDecodeError as exc:
+                out.decode_errors += 1
+                log.warning("dropped undecodable ring-buffer record: %s", exc)
+                continue
+            routed.append((r, raw))
+            # Every process seen can later serve as a window into its mount namespace.
+            if r[0] != EVENT_EXIT:
+                self.hasher.note_process(r[1], r[4])
         offset = boot_to_wall_offset_ns()
         # Execs first so that hashing reads /proc while the processes still live;
-        # forks and exits only book-keep which processes can serve as a namespace's window.
-        for ev in events:
-            if isinstance(ev, (ForkEvent, ExecEvent)):
-                self.hasher.note_process(ev.proc.tgid, ev.proc.mnt_ns)
-        for ev in events:
-            self._one(ev, offset, out)
-        for ev in events:
-            if isinstance(ev, ExitEvent):
-                self.hasher.forget_process(ev.proc.tgid)
+        # exits are forgotten last, after everything in this batch was resolved.
+        for (kind, tgid, cgroup_id, ts, mnt), raw in routed:
+            attribution = self.resolver.attribute(cgroup_id, tgid, ts)
+            if attribution.is_host and not self.include_host:
+                out.host_skipped += 1
+                self._learn_host(cgroup_id)
+                continue
+            if kind == EVENT_EXEC and not attribution.is_host and mnt == self.host_mnt_ns:
+                # In a container's cgroup but still in the host's mount namespace: the runtime's
+                # own helper on its way in (runc init re-executing itself from /dev/fd/N for a
+                # `ctr task exec`/`kubectl exec`), not the container's workload.
+                ev = decode_event(raw)
+                out.runtime_helpers += 1
+                log.info("not reporting runtime helper exec %s (pid %d) entering %s", ev.filename, tgid, attribution.container_ref)
+                continue
+            if kind == EVENT_EXEC:
+                self._exec(decode_event(raw), attribution, offset, out)
+            elif kind == EVENT_EXIT and self.with_exits:
+                ev = decode_event(raw)
+                out.exits.append(Exit(ev, self._wall(ts, offset), attribution.container_ref, attribution.pod_uid))
+        for (kind, tgid, *_), _raw in routed:
+            if kind == EVENT_EXIT:
+                self.hasher.forget_process(tgid)
         return out
 
-    def _one(self, ev: ProcessEvent, offset: int, out: Resolved) -> None:
-        attribution = self.resolver.attribute(ev.proc.cgroup_id, ev.proc.tgid, ev.proc.timestamp_boot_ns)
-        if attribution.is_host and not self.include_host:
-            out.host_skipped += 1
-            cg = ev.proc.cgroup_id
-            # Only a cgroup positively known as the host's is filtered in the kernel from
-            # now on; an unknown one may be a container whose cgroup was not seen yet.
-            if self.skip_cgroup is not None and cg not in self._skipped_cgroups and self.resolver.is_known_host(cg):
-                self._skipped_cgroups.add(cg)
-                self.skip_cgroup(cg)
-            return
-        when = self._wall(ev.proc.timestamp_boot_ns, offset)
-        if isinstance(ev, ExitEvent):
-            out.exits.append(Exit(ev, when, attribution.container_ref, attribution.pod_uid))
-            return
-        if not isinstance(ev, ExecEvent):
-            return
+    def _learn_host(self, cg: int) -> None:
+        # Only a cgroup positively known as the host's is filtered in the kernel from
+        # now on; an unknown one may be a container whose cgroup was not seen yet.
+        if self.skip_cgroup is not None and cg not in self._skipped_cgroups and self.resolver.is_known_host(cg):
+            self._skipped_cgroups.add(cg)
+            self.skip_cgroup(cg)
+
+    def _exec(self, ev: ExecEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
         pid, mnt = ev.proc.tgid, ev.proc.mnt_ns
         binary = self.hasher.executed_binary(ev)
         script = None
@@ -108,5 +147,9 @@ class EventPipeline:
         script_sha = self.hasher.file_in_process(pid, mnt, script) if script else None
         if script and script_sha is None:
             log.warning("cannot read script %s of pid %d: process gone or file unreadable", script, pid)
-        libs = self.hasher.mapped_libraries(pid, ev.file) if self.with_libraries else []
+        libs = []
+        # A static binary maps no shared libraries: reading its maps would find none.
+        if self.with_libraries and self.hasher.may_map_libraries(ev.file):
+            libs = self.hasher.mapped_libraries(pid, ev.file)
+        when = self._wall(ev.proc.timestamp_boot_ns, offset)
         out.executions.append(Execution(ev, attribution, when, binary, script, script_sha, libs))

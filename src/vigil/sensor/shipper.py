@@ -19,7 +19,11 @@ from pathlib import Path
 import httpx
 
 from vigil.sensor.spool import Spool
-from vigil.wire.runtime import RUNTIME_INGEST_PATH, SENSOR_HEARTBEAT_PATH, SensorHeartbeat
+from vigil.wire.runtime import (
+    RUNTIME_INGEST_PATH,
+    SENSOR_HEARTBEAT_PATH,
+    SensorHeartbeat,
+)
 
 log = logging.getLogger(__name__)
 
