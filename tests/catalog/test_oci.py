@@ -5,7 +5,6 @@ member names; the final file manifest and packages checked exactly."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil

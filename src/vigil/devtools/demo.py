@@ -36,7 +36,7 @@ import uvicorn
 import yaml
 
 from vigil.devtools.kubeapi import KubeAPIServer
-from vigil.devtools.net import free_port, wait_for_port
+from vigil.devtools.net import wait_for_port
 from vigil.devtools.oci import Image, build_image, delete_manifest, push, tar_layer
 from vigil.devtools.registry_server import RegistryServer, find_registry_binary
 from vigil.intel.loader import load_osv

@@ -189,3 +189,40 @@ def query_command(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+@app.command("sync")
+def sync_command(
+    feeds: Annotated[
+        list[str] | None,
+        typer.Argument(help="feed URLs (https; http only to loopback), directories or files (default: OSV's per-ecosystem all.zip exports)"),
+    ] = None,
+    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
+    cache_dir: Annotated[
+        Path | None, typer.Option("--cache-dir", help="where downloads are kept between runs [default: feeds/ beside the database]")
+    ] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="seconds without progress before a download fails")] = 300.0,
+) -> None:
+    """Download advisory feeds (only what changed since the last run) and import them."""
+    from .sync import FeedError, default_feeds, sync_feeds
+
+    path = db or default_db_path()
+    chosen = feeds or default_feeds()
+    err = Console(stderr=True)
+    with err.status("syncing") as status:
+
+        def progress(feed: str) -> None:
+            status.update(f"syncing {feed}")
+
+        try:
+            report = sync_feeds(chosen, path, cache_dir or path.parent / "feeds", progress=progress, timeout=timeout)
+        except (FeedError, StoreError) as exc:
+            raise _fail(str(exc)) from exc
+    console = _console()
+    for result in report.feeds:
+        console.print(result.describe())
+        if result.report is not None:
+            for rejection in result.report.rejected:
+                console.print(f"  rejected: {rejection}")
+    if report.failed:
+        raise typer.Exit(1)

@@ -26,11 +26,12 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cmp_to_key
+from functools import cmp_to_key, lru_cache
 from typing import Any
 
 from .advisory import Advisory, Affected, Range
 from .ecosystems import normalize_name, parse_ecosystem
+from vigil.gcpause import paused_gc
 from .severity import Severity
 from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
 
@@ -64,6 +65,17 @@ class Match:
         return self.advisory.severity
 
 
+# (range, scheme ordering it, sorted events as (kind, key), limits' keys,
+#  fixed events as (key, version))
+_CompiledRange = tuple[
+    Range,
+    VersionScheme,
+    tuple[tuple[str, Any], ...],
+    tuple[Any, ...],
+    tuple[tuple[Any, str], ...],
+]
+
+
 class _Entry:
     """One affected entry, compiled for matching on first use: most packages in
     the database are never looked up, so parsing their bounds up front (and
@@ -75,23 +87,11 @@ class _Entry:
         self.advisory = advisory
         self.affected = affected
         self.scheme: VersionScheme | None = ECOSYSTEM_SCHEMES.get(affected.key.base)
-        self._ranges: (
-            tuple[
-                tuple[
-                    Range, VersionScheme, tuple[tuple[str, Any], ...], tuple[Any, ...]
-                ],
-                ...,
-            ]
-            | None
-        ) = None
+        self._ranges: tuple[_CompiledRange, ...] | None = None
         self._versions: frozenset[str] | None = None
 
     @property
-    def ranges(
-        self,
-    ) -> tuple[
-        tuple[Range, VersionScheme, tuple[tuple[str, Any], ...], tuple[Any, ...]], ...
-    ]:
+    def ranges(self) -> tuple[_CompiledRange, ...]:
         if self._ranges is None:
             compiled = []
             for rng in self.affected.ranges:
@@ -101,16 +101,24 @@ class _Entry:
                 if rscheme is None:
                     continue  # reported at import: no scheme to order this ecosystem
                 events, limits = _sorted_events(rng, rscheme)
-                compiled.append((rng, rscheme, events, limits))
+                # The fixed versions with their keys, parsed once here rather than
+                # again for every cell of the package table that needs them.
+                fixed = tuple(
+                    (rscheme.key(e.version), e.version)
+                    for e in rng.events
+                    if e.kind == "fixed"
+                )
+                compiled.append((rng, rscheme, events, limits, fixed))
             self._ranges = tuple(compiled)
         return self._ranges
 
     @property
     def versions(self) -> frozenset[str]:
         if self._versions is None:
-            versions = set(self.affected.versions)
+            versions = self.affected.versions
             if self.scheme is not None:
-                versions |= {_canonical(self.scheme, v) for v in self.affected.versions}
+                scheme = self.scheme
+                versions = (*versions, *(_canonical(scheme, v) for v in versions))
             self._versions = frozenset(versions)
         return self._versions
 
@@ -212,6 +220,21 @@ class AdvisoryIndex:
         """Every (ecosystem base, release, normalized name) with advisories."""
         return self._entries.keys()
 
+    def match_many(
+        self, queries: Iterable[tuple[str, str, str]]
+    ) -> list[list[Match] | ValueError]:
+        """``match`` for each (ecosystem, name, version), in order, with the
+        cyclic garbage collector paused for the batch (see ``gcpause``). A
+        query that ``match`` would raise for yields its error in its place."""
+        out: list[list[Match] | ValueError] = []
+        with paused_gc():
+            for ecosystem, name, version in queries:
+                try:
+                    out.append(self.match(ecosystem, name, version))
+                except ValueError as exc:
+                    out.append(exc)
+        return out
+
     def match(self, ecosystem: str, name: str, version: str) -> list[Match]:
         """Advisories affecting ``name`` at ``version`` in ``ecosystem``, by id.
 
@@ -228,8 +251,8 @@ class AdvisoryIndex:
         keys = [(key.base, key.release, norm)]
         if key.release:
             keys.append((key.base, "", norm))
-        found: dict[str, Match] = {}
         query = _Query(version)
+        results: list[tuple[tuple[Match, ...], _PackageTable]] = []
         for k in keys:
             entries = self._entries.get(k)
             if not entries:
@@ -237,9 +260,14 @@ class AdvisoryIndex:
             table = self._tables.get(k)
             if table is None:
                 table = self._tables[k] = _PackageTable(entries)
-            for m in table.match(query):
+            results.append((table.match(query), table))
+        if len(results) == 1:
+            return list(results[0][0])
+        found: dict[str, Match] = {}
+        for matches, table in results:
+            for m in matches:
                 prev = found.get(m.id)
-                if prev is not None:  # the same advisory names the package twice
+                if prev is not None:  # a release's entry and a release-less one
                     m = _merge(prev, m, table.scheme)
                 found[m.id] = m
         return [found[k] for k in sorted(found)]
@@ -251,8 +279,10 @@ class _PackageTable:
     Whether a version is inside a range can only change at the range's bounds.
     So the distinct bounds of every range of the package, sorted, cut the
     versions into cells (below the first bound, equal to it, between it and the
-    next, ...) inside which every range gives the same answer. A lookup finds
-    its cell by bisection and computes that cell's answer once; later versions
+    next, ...) inside which every range gives the same answer. Each range is
+    turned once into the spans of cells it covers (integers), so answering a
+    cell compares small integers instead of version keys; a lookup finds its
+    cell by bisection and computes that cell's answer once, and later versions
     in the same cell reuse it. Explicit versions lists are a dict lookup.
     Ranges are grouped by the scheme that orders them (SEMVER ranges and
     ECOSYSTEM ranges of one package may use different orders).
@@ -263,37 +293,47 @@ class _PackageTable:
     def __init__(self, entries: list[_Entry]) -> None:
         self.entries = entries
         self.scheme = entries[0].scheme
-        groups: dict[str, tuple[VersionScheme, list]] = {}
+        groups: dict[str, tuple[VersionScheme, list[tuple[int, _CompiledRange]]]] = {}
         for i, entry in enumerate(entries):
-            for rng, scheme, events, limits in entry.ranges:
-                groups.setdefault(scheme.name, (scheme, []))[1].append(
-                    (i, rng, events, limits)
+            for compiled in entry.ranges:
+                groups.setdefault(compiled[1].name, (compiled[1], []))[1].append(
+                    (i, compiled)
                 )
         self._groups = []
         for scheme, members in groups.values():
             bounds: list[Any] = []
-            for _, _, events, limits in members:
+            for _, (_, _, events, limits, _) in members:
                 bounds.extend(b for _, b in events if b is not None)
                 bounds.extend(limits)
             bounds.sort()
             distinct = [b for j, b in enumerate(bounds) if j == 0 or bounds[j - 1] != b]
-            self._groups.append((scheme, distinct, members, {}))
-        self._listed: dict[str, list[int]] | None = None
+            # One row per span (a range's spans are disjoint, so a cell is in at
+            # most one of them): answering a cell is then one flat comprehension.
+            spans = []
+            for idx, (rng, _, events, limits, fixed) in members:
+                fixed_cells = tuple((_cell_of(distinct, k), v) for k, v in fixed)
+                for lo, hi in _cell_spans(events, limits, distinct):
+                    spans.append((lo, hi, idx, rng, fixed_cells))
+            self._groups.append((scheme, distinct, spans, {}))
+        self._listed: dict[str, tuple[int, ...]] | None = None
         self._has_lists = any(e.affected.versions for e in entries)
         self._results: dict[
             tuple[tuple[int, ...], frozenset[int]], tuple[Match, ...]
         ] = {}
 
-    def _listed_index(self) -> dict[str, list[int]]:
+    def _listed_index(self) -> dict[str, tuple[int, ...]]:
         if self._listed is None:
             listed: dict[str, list[int]] = defaultdict(list)
             for i, entry in enumerate(self.entries):
                 for v in entry.versions:
                     listed[v].append(i)
-            self._listed = dict(listed)
+            # Tuples of ints: the collector stops tracking them, so a large
+            # index does not lengthen every later garbage collection.
+            self._listed = {v: tuple(ids) for v, ids in listed.items()}
         return self._listed
 
-    def match(self, query: _Query) -> list[Match]:
+    def match(self, query: _Query) -> tuple[Match, ...]:
+        """The matches of this package at the query's version, merged per advisory, by id."""
         cells = []
         for scheme, bounds, members, answers in self._groups:
             key = query.key(scheme)
@@ -301,17 +341,9 @@ class _PackageTable:
             cell = 2 * i + 1 if i < len(bounds) and bounds[i] == key else 2 * i
             if cell not in answers:
                 answers[cell] = tuple(
-                    (
-                        idx,
-                        rng,
-                        tuple(
-                            e.version
-                            for e in rng.events
-                            if e.kind == "fixed" and scheme.key(e.version) > key
-                        ),
-                    )
-                    for idx, rng, events, limits in members
-                    if _in_range(key, events, limits)
+                    (idx, rng, tuple([f for f in fixed if f[0] > cell]) if fixed else ())
+                    for lo, hi, idx, rng, fixed in members
+                    if lo <= cell < hi
                 )
             cells.append(cell)
         listed: set[int] = set()
@@ -325,37 +357,96 @@ class _PackageTable:
         result = self._results.get(result_key)
         if result is None:
             result = self._results[result_key] = self._build(cells, listed)
-        return list(result)
+        return result
 
     def _build(self, cells: list[int], listed: set[int]) -> tuple[Match, ...]:
-        hits: dict[int, tuple[list[Range], list[str]]] = {}
-        for (_, _, _, answers), cell in zip(self._groups, cells, strict=True):
+        hits: dict[int, tuple[list[Range], list[tuple[int, str]], set[str]]] = {}
+        for (scheme, _, _, answers), cell in zip(self._groups, cells, strict=True):
             for idx, rng, fixed in answers[cell]:
-                ranges, fixed_all = hits.setdefault(idx, ([], []))
+                ranges, fixed_cells, schemes = hits.setdefault(idx, ([], [], set()))
                 ranges.append(rng)
-                fixed_all.extend(fixed)
-        out = []
+                fixed_cells.extend(fixed)
+                if fixed:
+                    schemes.add(scheme.name)
+        found: dict[str, Match] = {}
         for idx in sorted(set(hits) | listed):
             entry = self.entries[idx]
-            ranges, fixed = hits.get(idx, ((), ()))
-            fixed_sorted = (
-                _sort_versions(entry.scheme or SEMVER, set(fixed))
-                if len(fixed) > 1
-                else tuple(fixed)
-            )
-            out.append(
-                Match(
-                    entry.advisory,
-                    entry.affected,
-                    tuple(ranges),
-                    idx in listed,
-                    fixed_sorted,
+            ranges, fixed_cells, schemes = hits.get(idx, ((), (), set()))
+            order = entry.scheme or SEMVER
+            if len(fixed_cells) <= 1:
+                fixed_sorted = tuple(v for _, v in fixed_cells)
+            elif schemes == {order.name}:
+                # Cells of one group are in its scheme's order: no version compares needed.
+                fixed_sorted = tuple(
+                    dict.fromkeys(v for _, v in sorted(set(fixed_cells)))
                 )
+            else:
+                fixed_sorted = _sort_versions(order, {v for _, v in fixed_cells})
+            m = Match(
+                entry.advisory,
+                entry.affected,
+                tuple(ranges),
+                idx in listed,
+                fixed_sorted,
             )
-        return tuple(out)
+            prev = found.get(entry.advisory.id)
+            if prev is not None:  # the same advisory names the package twice
+                m = _merge(prev, m, self.scheme)
+            found[entry.advisory.id] = m
+        return tuple(found[k] for k in sorted(found))
 
 
+def _cell_of(bounds: list[Any], key: Any) -> int:
+    """The cell of a key that is one of ``bounds``: 2i+1 for the i-th bound."""
+    return 2 * bisect_left(bounds, key) + 1
+
+
+def _cell_spans(
+    events: tuple[tuple[str, Any], ...], limits: tuple[Any, ...], bounds: list[Any]
+) -> tuple[tuple[int, int], ...]:
+    """The half-open spans of cells inside a range, replaying ``_in_range``.
+
+    Walking the sorted events, each one that a version has passed sets the
+    state (introduced: in, fixed and last_affected: out) and the first one it
+    has not passed ends the walk. In cells: ``introduced`` and ``fixed`` at
+    bound i are passed from cell 2i+1 (at the bound) on, ``last_affected`` from
+    2i+2 (above it); those start cells never decrease along the sorted events,
+    so a cell's state is that of the last event starting at or before it.
+    A ``limit`` at bound i ends every span at cell 2i+1.
+    """
+    end = 2 * len(bounds) + 1
+    for limit in limits:
+        end = min(end, _cell_of(bounds, limit))
+    spans: list[tuple[int, int]] = []
+    opened: int | None = None
+    for kind, bound in events:
+        if kind == "introduced":
+            start = 0 if bound is None else _cell_of(bounds, bound)
+            if opened is None:
+                opened = start
+        else:
+            start = _cell_of(bounds, bound) + (kind == "last_affected")
+            if opened is not None:
+                if start > opened:
+                    spans.append((opened, start))
+                opened = None
+    if opened is not None:
+        spans.append((opened, end))
+    out = []
+    for lo, hi in spans:
+        hi = min(hi, end)
+        if lo < hi:
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1 << 17)
 def _canonical(scheme: VersionScheme, version: str) -> str:
+    # Cached across packages: the advisories of one package list the same
+    # releases over and over (hundreds of tensorflow advisories, one list each).
     try:
         return scheme.canonical(version)
     except ValueError:
@@ -386,6 +477,13 @@ class _Query:
 
 
 def _sort_versions(scheme: VersionScheme, versions: Iterable[str]) -> tuple[str, ...]:
+    versions = list(versions)
+    try:
+        # Sort keys compare in C; equal under the scheme (PyPI 1.1 and 1.1.0): by text.
+        return tuple(sorted(versions, key=lambda v: (scheme.key(v), v)))
+    except (ValueError, TypeError):
+        pass  # a version the scheme refuses: order what can be ordered, by compare
+
     def cmp(a: str, b: str) -> int:
         try:
             c = scheme.compare(a, b)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable
 from datetime import UTC
 from pathlib import Path
@@ -51,6 +52,23 @@ def default_db_path() -> Path:
     data_dir = os.environ.get("VIGIL_DATA_DIR")
     base = Path(data_dir) if data_dir else Path.home() / ".local" / "share" / "vigil"
     return base / "intel.db"
+
+
+def read_revision(path: str | os.PathLike[str]) -> str | None:
+    """The revision marker of the database at ``path`` without creating or
+    changing anything; None when there is no database there (yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is not a Vigil advisory database: {exc}") from exc
+    return row[0] if row else "0"
 
 
 def _modified_key(advisory: Advisory) -> str:
@@ -93,6 +111,11 @@ class AdvisoryStore:
     def close(self) -> None:
         self._db.close()
 
+    def revision(self) -> str:
+        """Changes whenever an import changes what is stored ("0" before the first)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
+        return row[0] if row else "0"
+
     def __enter__(self) -> Self:
         return self
 
@@ -132,6 +155,13 @@ class AdvisoryStore:
                 }
             )
         with self._db:
+            if rows:
+                # A new revision marker in the same transaction: readers (the
+                # service) re-match stored packages when it changes.
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('revision', ?)",
+                    (uuid.uuid4().hex,),
+                )
             self._db.executemany(
                 "DELETE FROM affected_packages WHERE id = ?", [(r[0],) for r in rows]
             )

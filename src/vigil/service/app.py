@@ -48,6 +48,24 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     from vigil.service.analysis import lifecycle as integrity_lifecycle
 
     integrity_lifecycle.install(app, settings, engine)
+    # Alerts: outputs and dead letters API, the outbox dispatcher (background if configured).
+    from vigil.service.alerts import lifecycle as alerts_lifecycle
+    from vigil.service.api import alerts as alerts_api
+
+    app.include_router(alerts_api.router)
+    alerts_lifecycle.install(app, settings, engine)
+    # Image contents and vulnerabilities: contents API, the scanner and the matcher (background if configured).
+    from vigil.service.analysis import vulnerabilities as contents_lifecycle
+    from vigil.service.api import contents as contents_api
+
+    app.include_router(contents_api.router)
+    contents_lifecycle.install(app, settings, engine)
+    # Runtime analysis: rules and allow-list API, the analyzer woken by runtime ingest.
+    from vigil.service.analysis.runtime import lifecycle as runtime_lifecycle
+    from vigil.service.analysis.runtime import routes as runtime_routes
+
+    app.include_router(runtime_routes.router)
+    runtime_lifecycle.install(app, settings, engine)
     from vigil.service.ui import install as install_console
 
     install_console(app)  # the web console at /

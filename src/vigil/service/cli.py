@@ -124,6 +124,27 @@ def _integrity(reverify_interval: float, trust_file: Path | None, registry_confi
     )
 
 
+NoScanner = typer.Option(
+    False, "--no-scanner", envvar="VIGIL_NO_SCANNER", help="Do not pull and catalog images in this process (run `vigil scanner` workers instead)"
+)
+IntelSyncInterval = typer.Option(
+    21600.0, "--intel-sync-interval", envvar="VIGIL_INTEL_SYNC_INTERVAL", min=0.0,
+    help="Seconds between advisory feed syncs (0: never; import with `vigil intel import|sync` yourself)",
+)
+IntelFeed = typer.Option(
+    None, "--intel-feed", envvar="VIGIL_INTEL_FEEDS", help="An advisory feed to sync (URL, directory or file; repeatable) [default: OSV exports]"
+)
+
+
+def _contents(no_scanner: bool, intel_sync_interval: float, intel_feeds: list[str] | None) -> dict:
+    return dict(
+        contents_background=True,
+        scanner_inprocess=not no_scanner,
+        intel_sync_interval=intel_sync_interval,
+        intel_feeds=list(intel_feeds) if intel_feeds else None,
+    )
+
+
 def up(
     host: str = Host,
     port: int = Port,
@@ -136,10 +157,17 @@ def up(
     reverify_interval: float = ReverifyInterval,
     trust_file: Path = TrustFile,
     registry_config: Path = RegistryConfigFile,
+    no_scanner: bool = NoScanner,
+    intel_sync_interval: float = IntelSyncInterval,
+    intel_feed: list[str] = IntelFeed,
 ) -> None:
     """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
     integrity = _integrity(reverify_interval, trust_file, registry_config)
-    serve(_settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity), tls_cert, tls_key, insecure_http)
+    contents = _contents(no_scanner, intel_sync_interval, intel_feed)
+    serve(
+        _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity, **contents),
+        tls_cert, tls_key, insecure_http,
+    )
 
 
 service_app = typer.Typer(help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False)
@@ -159,10 +187,14 @@ def service(
     reverify_interval: float = ReverifyInterval,
     trust_file: Path = TrustFile,
     registry_config: Path = RegistryConfigFile,
+    no_scanner: bool = NoScanner,
+    intel_sync_interval: float = IntelSyncInterval,
+    intel_feed: list[str] = IntelFeed,
 ) -> None:
     """Run the Runtime Service (with no subcommand)."""
     integrity = _integrity(reverify_interval, trust_file, registry_config)
-    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity)
+    contents = _contents(no_scanner, intel_sync_interval, intel_feed)
+    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity, **contents)
     if ctx.invoked_subcommand is None:
         serve(ctx.obj, tls_cert, tls_key, insecure_http)
 

@@ -17,6 +17,10 @@ from packaging.version import InvalidVersion, Version
 from .base import VersionScheme
 
 _LEGACY_PART = re.compile(r"(\d+|[a-z]+|\.|-)")
+# A bare release ("1.2.10"): most versions in advisories' lists. Its canonical
+# spelling needs no parse, which matters when a package's list has thousands.
+_PLAIN_RELEASE = re.compile(r"(?:0|[1-9][0-9]*)(?:\.(?:0|[1-9][0-9]*))*")
+_TRAILING_ZEROS = re.compile(r"(?:\.0)+$")
 _LEGACY_REPLACE = {"pre": "c", "preview": "c", "-": "final-", "rc": "c", "dev": "@"}
 
 
@@ -57,6 +61,8 @@ class Pep440Scheme(VersionScheme):
             return (0, legacy_key(version))
 
     def canonical(self, version: str) -> str:
+        if _PLAIN_RELEASE.fullmatch(version):  # no leading zeros: only trailing ".0"s to drop
+            return _TRAILING_ZEROS.sub("", version) if version != "0" else version
         kind, parsed = self.parsed(version)
         if kind == 0:
             return version

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.gcpause import paused_gc
+from vigil.gcpause import paused_gc
 
 T = TypeVar("T")
 _INLINE_LIMIT = 256 * 1024

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from vigil.service.analysis.runtime import labels as runtime_labels
+from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
 from vigil.service.api.errors import ApiError, not_found
@@ -39,14 +43,29 @@ def list_findings(
     status: str | None = Query(None, description="open, resolved, suppressed"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     after: str | None = Query(None),
+    since: datetime | None = Query(None, description="only findings changed (opened, severity or status) at or after this ISO 8601 time"),
+    runtime: str | None = Query(None, description="package findings by runtime label: running, not_observed_running, watching, unwatched"),
     who: Principal = Depends(reader),
 ) -> dict:
     sev = _csv("severity", severity, finding_store.SEVERITIES)
     types = _csv("type", type, finding_store.FINDING_TYPES)
     statuses = _csv("status", status, queries.FINDING_STATUSES)
+    runtime_states = _csv("runtime", runtime, runtime_labels.STATES)
+    if since is not None and since.tzinfo is None:
+        raise ApiError(422, "invalid_request", f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)")
     with request.app.state.engine.connect() as conn:
-        p = queries.list_findings(conn, cluster, namespace, sev, types, statuses, after, limit)
+        p = queries.list_findings(conn, cluster, namespace, sev, types, statuses, after, limit, since=since, runtime_states=runtime_states)
     return {"items": p.items, "next": p.next}
+
+
+# Registered before /{finding_id}, which would otherwise take "stream" for an id.
+router.add_api_route(
+    "/stream",
+    stream.stream_findings,
+    methods=["GET"],
+    summary="New and changed findings as server-sent events (resume with Last-Event-ID)",
+    response_class=StreamingResponse,
+)
 
 
 @router.get("/{finding_id}", summary="One finding with its history")

@@ -10,10 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import cluster_writer
 from vigil.service.api.errors import forbidden
-from vigil.service.gcpause import paused_gc
+from vigil.gcpause import paused_gc
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
 from vigil.service.store import runtime as runtime_store
+from vigil.service.store import runtime_analysis as runtime_analysis_store
 from vigil.service.store.tokens import Principal
 from vigil.wire.inventory import Heartbeat, IngestResult, InventoryBatch, InventorySnapshot
 from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
@@ -49,6 +50,9 @@ async def ingest_inventory(request: Request, who: Principal = Depends(cluster_wr
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)
+    analyzer = getattr(request.app.state, "runtime_analyzer", None)
+    if result.applied and analyzer is not None:
+        analyzer.wake()  # runtime records waiting for these containers can be analysed now
     metrics.ingest_batches.labels(batch.kind, "applied" if result.applied else "duplicate").inc()
     for key, n in result.counts.items():
         metrics.ingest_objects.labels(key).inc(n)
@@ -88,9 +92,14 @@ async def ingest_runtime(request: Request, who: Principal = Depends(cluster_writ
             if not inventory.claim_batch(conn, batch.cluster_id, batch.batch_id, "runtime"):
                 return IngestResult(batch_id=batch.batch_id, applied=False)
             counts = runtime_store.apply_runtime_batch(conn, batch)
+            # Queued in the same transaction, so no record escapes runtime analysis.
+            runtime_analysis_store.enqueue_batch(conn, batch)
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)
+    analyzer = getattr(request.app.state, "runtime_analyzer", None)
+    if result.applied and analyzer is not None:
+        analyzer.wake()  # findings within milliseconds of the batch, not at the next tick
     metrics.ingest_batches.labels("runtime", "applied" if result.applied else "duplicate").inc()
     log.info(
         "runtime batch",

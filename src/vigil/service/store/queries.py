@@ -23,6 +23,8 @@ from vigil.service.store.schema import (
     workloads,
 )
 from vigil.service.store.tokens import as_utc, utcnow
+from vigil.service.store import risk as risk_store  # noqa: E402,I001
+from vigil.service.store.schema import vulnerability_runtime  # noqa: E402,I001
 # Console (web UI) reads below need these.
 from datetime import date, datetime  # noqa: E402,I001
 from sqlalchemy import and_, case, literal, or_, tuple_  # noqa: E402
@@ -77,6 +79,9 @@ def list_clusters(conn: Connection, after: str | None, limit: int) -> Page:
         }
         for r in rows
     ]
+    risks = risk_store.cluster_risk(conn, ids)
+    for d in items:
+        d["risk"] = risks[d["id"]]
     return Page(items, nxt)
 
 
@@ -144,6 +149,9 @@ def list_workloads(
         d["updated_at"] = _iso(d["updated_at"])
         d["pods"] = counts.get((r.cluster_id, r.namespace, r.kind, r.name), 0)
         items.append(d)
+    risks = risk_store.workload_risk(conn, [(d["cluster_id"], d["namespace"], d["kind"], d["name"]) for d in items])
+    for d in items:
+        d["risk"] = risks[(d["cluster_id"], d["namespace"], d["kind"], d["name"])]
     return Page(items, nxt)
 
 
@@ -303,6 +311,9 @@ def list_images(
         d["usage"] = usage[r.id]
         d["integrity"] = verdicts[r.id]
         items.append(d)
+    risks = risk_store.image_risk(conn, [d["id"] for d in items], cluster)
+    for d in items:
+        d["risk"] = risks[d["id"]]
     return Page(items, nxt)
 
 
@@ -338,8 +349,17 @@ def list_findings(
     statuses: list[str],
     after: str | None,
     limit: int,
+    since: datetime | None = None,
+    runtime_states: list[str] | None = None,
 ) -> Page:
     stmt = select(findings)
+    if since is not None:
+        # changed since: any entry in its history (opened, severity, status) at or after `since`
+        stmt = stmt.where(findings.c.id.in_(select(finding_events.c.finding_id).where(finding_events.c.at >= since)))
+    if runtime_states:
+        stmt = stmt.where(
+            findings.c.id.in_(select(vulnerability_runtime.c.finding_id).where(vulnerability_runtime.c.state.in_(runtime_states)))
+        )
     if cluster:
         stmt = stmt.where(findings.c.cluster_id == cluster)
     if namespace:
@@ -351,7 +371,9 @@ def list_findings(
     if statuses:
         stmt = stmt.where(findings.c.status.in_(statuses))
     rows, nxt = split_page(conn.execute(page(stmt, [findings.c.id], after, limit)).all(), lambda r: (r.id,), limit)
-    return Page([_finding_dict(r) for r in rows], nxt)
+    items = [_finding_dict(r) for r in rows]
+    risk_store.attach_risk(conn, items)
+    return Page(items, nxt)
 
 
 def get_finding(conn: Connection, finding_id: int) -> dict | None:
@@ -359,6 +381,7 @@ def get_finding(conn: Connection, finding_id: int) -> dict | None:
     if row is None:
         return None
     d = _finding_dict(row)
+    risk_store.attach_risk(conn, [d])
     d["history"] = [
         {
             "at": _iso(e.at),

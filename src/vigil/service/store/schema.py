@@ -197,6 +197,8 @@ finding_events = Table(
     Column("severity", String(16), nullable=False),
     Column("reason", Text),
     Column("actor", String(128), nullable=False),
+    # Alert outputs tail this table by id: SQLite must never reuse an id.
+    sqlite_autoincrement=True,
 )
 
 sensors = Table(
@@ -390,3 +392,111 @@ image_vulnerabilities = Table(
     Column("links", Json, nullable=False),
     Index("ix_image_vulnerabilities_digest", "digest", "package_id"),
 )
+
+# -- alerts (issue 7) ------------------------------------------------------------------------------
+
+alert_outputs = Table(
+    "alert_outputs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    # a key of vigil.service.alerts.outputs.OUTPUTS: webhook | slack | syslog
+    Column("kind", String(16), nullable=False),
+    # the least severe finding it receives: critical | high | medium | low
+    Column("threshold", String(16), nullable=False),
+    # the event kinds it receives, e.g. ["opened", "escalated", "resolved"]
+    Column("events", Json, nullable=False),
+    # the kind's settings that may be shown (address, protocol, ...)
+    Column("config", Json, nullable=False),
+    # the kind's settings that are never logged or shown (signing secret, Slack URL)
+    Column("secrets", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+alert_cursors = Table(
+    "alert_cursors",
+    metadata,
+    Column("output_id", Integer, ForeignKey("alert_outputs.id", ondelete="CASCADE"), primary_key=True),
+    # every finding_events.id up to position is handled; done holds handled [lo, hi] ranges above it
+    Column("position", BigInteger, nullable=False),
+    Column("done", Json, nullable=False),
+    # the dispatcher (one per service replica) that may deliver for this output until lease_until
+    Column("lease_owner", String(128)),
+    Column("lease_until", Timestamp),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+alert_dead_letters = Table(
+    "alert_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # kept (with the name) after the output is removed, as a record of what was never delivered
+    Column("output_id", Integer, ForeignKey("alert_outputs.id", ondelete="SET NULL")),
+    Column("output_name", String(64), nullable=False),
+    Column("event_id", BigInteger, nullable=False),
+    Column("finding_id", Integer),
+    Column("event", String(16), nullable=False),
+    # the alert as JSON (vigil.alert.v1), without any secret, so it can be replayed by hand
+    Column("payload", Json, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("failed_at", Timestamp, nullable=False),
+    Index("ix_alert_dead_letters_output", "output_id", "id"),
+)
+
+# -- runtime analysis (issue 7) -------------------------------------------------------------------
+# Runtime records wait here until their container is in the inventory and their image is scanned;
+# ingest (and a changed scan or advisory match) enqueues, the runtime analyzer drains.
+
+runtime_pending = Table(
+    "runtime_pending",
+    metadata,
+    Column("execution_id", Integer, ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True),
+    # bumped on every enqueue, so a record merged again while being analysed is analysed again
+    Column("generation", Integer, nullable=False),
+    Column("queued_at", Timestamp, nullable=False),
+)
+
+runtime_digest_state = Table(
+    "runtime_digest_state",
+    metadata,
+    # What the analyzer last saw of a digest's scan; a change re-analyses its containers' records.
+    Column("digest", String(80), primary_key=True),
+    Column("scan_finished_at", Timestamp),
+    Column("matched_revision", String(64)),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+runtime_allow = Table(
+    "runtime_allow",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # a suspicious_exec rule id, or '*' for every rule
+    Column("rule", String(64), nullable=False),
+    # '' matches any; cluster is an id or a name
+    Column("cluster", String(253), nullable=False),
+    Column("namespace", String(63), nullable=False),
+    Column("workload", String(253), nullable=False),
+    # every pair must be among the pod's or workload's labels; {} matches any
+    Column("labels", Json, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(128), nullable=False),
+)
+
+vulnerability_runtime = Table(
+    "vulnerability_runtime",
+    metadata,
+    # Whether a vulnerable_package finding's code was seen running in its workload:
+    # running | not_observed_running | watching (not watched long enough to say)
+    Column("finding_id", Integer, ForeignKey("findings.id", ondelete="CASCADE"), primary_key=True),
+    Column("state", String(24), nullable=False),
+    Column("watched_since", Timestamp),
+    Column("running_finding_id", Integer),
+    Column("updated_at", Timestamp, nullable=False),
+    Index("ix_vulnerability_runtime_state", "state"),
+)
+
+# "changed since" and the findings stream read the history by time and by id.
+Index("ix_finding_events_at", finding_events.c.at)

@@ -1,9 +1,12 @@
 """Pausing the cyclic garbage collector around large batch work.
 
-Validating a 10,000-pod snapshot allocates a few hundred thousand objects, and
-the collector's passes over them took more than half the time (measured:
-1.1 s with, 0.45 s without). The objects are acyclic and short-lived, so the
-pause loses nothing; it is reference-counted because requests overlap in threads.
+Both measured hot paths allocate many acyclic objects that the collector walks for
+nothing: validating a 10,000-pod inventory snapshot (1.1 s with the collector, 0.45 s
+without) and the first lookups in a loaded advisory index, whose full collections
+walk its few million objects (10,000 cold lookups: 2.4 s of CPU with, 1.0 s without).
+The objects hold no reference cycles, so a pause frees nothing later than it would
+have been. Reference-counted, because requests and scans overlap in threads. It lives
+at the package root because libraries (intel) and units (service) both use it.
 """
 
 from __future__ import annotations

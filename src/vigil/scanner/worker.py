@@ -1,0 +1,180 @@
+"""The scan worker: take a job from the store, pull and catalog the image, store what is inside.
+
+Workers only read registries and write contents; matching advisories is the
+service's job (it holds the advisory index and re-matches stored packages when
+advisories change, without pulling again). Any number of workers can run
+against PostgreSQL (jobs are claimed with ``FOR UPDATE SKIP LOCKED``); on
+SQLite, claims are serialized by the database, and one worker is the design.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from vigil.catalog import ImageContents, LayerDigestMismatch
+from vigil.model.image import ImageRef
+from vigil.registry import Platform, RegistryClient, RegistryError
+from vigil.scanner.pull import pull_contents
+from vigil.service.store import contents as store
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def scan_result(contents: ImageContents, manifest_digest: str, source: str, platform: str) -> store.ScanResult:
+    """ImageContents as store rows."""
+    files = [
+        dict(path=f.path, kind="file", sha256=f.sha256, size=f.size, mode=f.mode, target=None)
+        for f in contents.manifest.files.values()
+    ]
+    files += [
+        dict(path=s.path, kind="symlink", sha256=None, size=None, mode=None, target=s.target)
+        for s in contents.manifest.symlinks.values()
+    ]
+    packages = [
+        dict(
+            type=p.type,
+            name=p.name[:512],
+            version=p.version[:256],
+            purl=p.purl,
+            ecosystem=p.ecosystem,
+            cataloger=p.cataloger,
+            found_in=p.found_in,
+            source_name=p.source_name,
+            source_version=p.source_version,
+            arch=p.arch,
+            files=list(p.files),
+            details=dict(p.metadata),
+        )
+        for p in contents.packages
+    ]
+    return store.ScanResult(
+        manifest_digest=manifest_digest,
+        source=source,
+        platform=platform,
+        os=contents.os.to_dict() if contents.os else None,
+        files=files,
+        packages=packages,
+        warnings=[str(w) for w in contents.warnings],
+    )
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    digest: str
+    status: str  # done | failed | lost (another worker took the job over)
+    error: str | None = None
+    seconds: float = 0.0
+    packages: int = 0
+    files: int = 0
+
+
+class ScanWorker:
+    def __init__(self, engine: Engine, client: RegistryClient, *, name: str | None = None, lease: float = store.DEFAULT_LEASE_S) -> None:
+        self.engine = engine
+        self.client = client
+        self.name = name or worker_name()
+        self.lease = lease
+        self.scans = 0  # jobs taken by this worker (each is one pull)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one job --------------------------------------------------------------------------------
+
+    def enqueue_running(self) -> dict[str, int]:
+        """Queue every running digest not scanned yet (idempotent; the service does it too)."""
+        with self.engine.begin() as conn:
+            return store.enqueue(conn, store.running_digests(conn), lease=self.lease)
+
+    def run_once(self) -> ScanOutcome | None:
+        """Claim one pending job and scan it; None when the queue is empty."""
+        with self.engine.begin() as conn:
+            job = store.claim(conn, self.name)
+        if job is None:
+            return None
+        self.scans += 1
+        return self.scan(job)
+
+    def run_pending(self, limit: int | None = None) -> list[ScanOutcome]:
+        """Scan pending jobs until the queue is empty (or ``limit`` jobs were taken)."""
+        out: list[ScanOutcome] = []
+        while limit is None or len(out) < limit:
+            outcome = self.run_once()
+            if outcome is None:
+                break
+            out.append(outcome)
+        return out
+
+    def scan(self, job: store.Job) -> ScanOutcome:
+        started = time.perf_counter()
+        try:
+            platform = Platform.parse(job.platform)
+        except ValueError as exc:
+            return self._fail(job, f"platform {job.platform!r}: {exc}", started)
+        if not job.sources:
+            return self._fail(job, "no image reference with a registry names this digest; nothing to pull from", started)
+        errors = []
+        for registry, repository in job.sources:
+            ref = ImageRef(registry, repository, None, job.digest)
+            source = f"{registry}/{repository}"
+            try:
+                pulled = pull_contents(self.client, ref, job.digest, platform)
+            except (RegistryError, LayerDigestMismatch, ValueError, OSError) as exc:
+                # ValueError/OSError: a layer the catalog cannot read (unknown compression, corrupt tar).
+                log.warning("scan pull failed", extra={"digest": job.digest, "source": source, "error": str(exc)})
+                errors.append(f"{source}: {exc}")
+                continue
+            result = scan_result(pulled.contents, pulled.manifest_digest, source, pulled.platform or job.platform)
+            with self.engine.begin() as conn:
+                kept = store.record_result(conn, job, result)
+            seconds = time.perf_counter() - started
+            log.info(
+                "image scanned",
+                extra={"digest": job.digest, "source": source, "packages": len(result.packages), "files": len(result.files), "seconds": round(seconds, 3)},
+            )
+            return ScanOutcome(job.digest, "done" if kept else "lost", None, seconds, len(result.packages), len(result.files))
+        return self._fail(job, "; ".join(errors), started)
+
+    def _fail(self, job: store.Job, error: str, started: float) -> ScanOutcome:
+        with self.engine.begin() as conn:
+            kept = store.record_failure(conn, job, error)
+        log.warning("scan failed", extra={"digest": job.digest, "attempt": job.attempts, "error": error})
+        return ScanOutcome(job.digest, "failed" if kept else "lost", error, time.perf_counter() - started)
+
+    # -- in the background ----------------------------------------------------------------------
+
+    def loop(self, tick: float = 2.0, stop: threading.Event | None = None) -> None:
+        """Queue running digests and scan until ``stop`` is set, waiting ``tick`` seconds when idle."""
+        stop = stop or self._stop
+        while not stop.is_set():
+            try:
+                self.enqueue_running()
+                while not stop.is_set() and self.run_once() is not None:
+                    pass
+            except Exception:  # a broken pass must not end scanning for good
+                log.exception("scanner pass failed")
+            stop.wait(tick)
+
+    def start(self, tick: float = 2.0) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.loop, args=(tick,), name="vigil-scanner", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+            self._thread = None
