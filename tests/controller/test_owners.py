@@ -143,3 +143,25 @@ def test_workload_chain_lists_every_replicaset_nearest_first():
     snap = s.build_snapshot("c", "b")
     (w,) = snap.workloads
     assert [(o.kind, o.name) for o in w.owner_chain] == [("ReplicaSet", "d-new"), ("ReplicaSet", "d-old")]
+
+
+def test_paged_relist_drops_only_what_no_page_listed():
+    s = ClusterState()
+    s.replace("Pod", [pod("a", "pa"), pod("b", "pb"), pod("c", "pc")])
+    s.acknowledge(s.build_snapshot("c", "b1"))
+    s.begin_list("Pod")
+    assert s.snapshot_needed
+    s.add_listed("Pod", [pod("c", "pc")])
+    s.add_listed("Pod", [pod("d", "pd")])
+    assert set(s.pods) == {"pa", "pb", "pc", "pd"}  # nothing is dropped before the list is complete
+    s.finish_list("Pod")
+    snap = s.build_snapshot("c", "b2")
+    assert [p.uid for p in snap.pods] == ["pc", "pd"]
+    assert [(w.kind, w.name) for w in snap.workloads] == [("Pod", "c"), ("Pod", "d")]
+    # A list started over (410 on a continuation) forgets the keys of the abandoned pages.
+    s.begin_list("Pod")
+    s.add_listed("Pod", [pod("c", "pc")])
+    s.begin_list("Pod")
+    s.add_listed("Pod", [pod("d", "pd")])
+    s.finish_list("Pod")
+    assert set(s.pods) == {"pd"}

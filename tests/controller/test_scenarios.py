@@ -6,7 +6,6 @@ objects afterwards: full sets of nodes, pods and workloads.
 
 from __future__ import annotations
 
-import copy
 import json
 import stat
 import uuid
@@ -210,7 +209,8 @@ def test_api_restart_mid_stream(live_service, kubeapi, start_controller):
 
 def test_410_after_a_long_disconnect(live_service, kubeapi, start_controller):
     store = kubeapi.store
-    bare = [store.create(pod_of(f"solo-{i}")) for i in range(3)]
+    for i in range(3):
+        store.create(pod_of(f"solo-{i}"))
     pw = {f"solo-{i}": ("Pod", f"solo-{i}") for i in range(6)}
     rc = start_controller(live_service, watch_timeout=2)
     converge(live_service, rc, kubeapi, {("default", "Pod", f"solo-{i}") for i in range(3)}, pw)

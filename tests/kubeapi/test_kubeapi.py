@@ -297,3 +297,19 @@ def test_module_refuses_a_bad_folder(tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert f"error: {tmp_path / 'bad.json'}: not valid JSON" in out.stderr
+
+
+def test_store_clone_is_deep_and_writes_yaml_timestamps_as_the_api_does():
+    import datetime as dt
+
+    from vigil.devtools.kubeapi.store import clone
+
+    obj = {"metadata": {"creationTimestamp": dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)},
+           "spec": {"containers": [{"name": "a"}]}}
+    copied = clone(obj)
+    assert copied == {"metadata": {"creationTimestamp": "2024-05-01T12:00:00Z"}, "spec": {"containers": [{"name": "a"}]}}
+    copied["spec"]["containers"][0]["name"] = "b"
+    assert obj["spec"]["containers"][0]["name"] == "a"
+    odd = {1: ["x"]}  # YAML can give integer keys, which JSON cannot carry: still a deep copy
+    odd_copy = clone(odd)
+    assert odd_copy == odd and odd_copy[1] is not odd[1]

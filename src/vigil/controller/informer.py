@@ -23,7 +23,13 @@ log = logging.getLogger(__name__)
 
 
 class InformerSink(Protocol):
-    def replace(self, kind: str, objects: list[dict]) -> None: ...
+    """Receives a list page by page (begin, pages, finish), then watch events."""
+
+    def begin_list(self, kind: str) -> None: ...
+
+    def add_listed(self, kind: str, objects: list[dict]) -> None: ...
+
+    def finish_list(self, kind: str) -> None: ...
 
     def apply(self, kind: str, event_type: str, obj: dict) -> None: ...
 
@@ -42,17 +48,22 @@ class Informer:
         self.resource_version = ""
         self.relist_reasons: list[str] = []  # why each relist happened: gone, error, dropped, or an exception name
 
-    async def list_all(self) -> tuple[list[dict], str]:
+    async def list_all(self) -> str:
+        """List every object into the sink, page by page; returns the list's resourceVersion.
+
+        Each page goes to the sink as it arrives, so only one page of raw JSON is held at a time.
+        """
         while True:
-            items: list[dict] = []
             token = None
+            self.sink.begin_list(self.kind.kind)
             try:
                 while True:
                     page = await self.api.list_page(self.kind.path, self.page_size, token)
-                    items.extend(page.items)
+                    self.sink.add_listed(self.kind.kind, page.items)
                     token = page.continue_token
                     if not token:
-                        return items, page.resource_version
+                        self.sink.finish_list(self.kind.kind)
+                        return page.resource_version
             except KubeError as exc:
                 if not exc.gone:
                     raise
@@ -95,9 +106,7 @@ class Informer:
         delay = self.retry_delay
         while True:
             try:
-                items, rv = await self.list_all()
-                self.sink.replace(self.kind.kind, items)
-                self.resource_version = rv
+                self.resource_version = await self.list_all()
                 self.synced = True
                 self.lists += 1
                 delay = self.retry_delay

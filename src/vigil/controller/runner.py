@@ -58,8 +58,14 @@ class Controller:
         ]
 
     # InformerSink
-    def replace(self, kind: str, objects: list[dict]) -> None:
-        self.state.replace(kind, objects)
+    def begin_list(self, kind: str) -> None:
+        self.state.begin_list(kind)
+
+    def add_listed(self, kind: str, objects: list[dict]) -> None:
+        self.state.add_listed(kind, objects)
+
+    def finish_list(self, kind: str) -> None:
+        self.state.finish_list(kind)
         self._changed.set()
 
     def apply(self, kind: str, event_type: str, obj: dict) -> None:
@@ -98,7 +104,7 @@ class Controller:
                 pending = self._next_batch()
                 if pending is None:
                     continue
-            self.stats.last_batch_at = time.monotonic()
+            self.stats.last_batch_at = sent_at = time.monotonic()
             try:
                 result = await self.service.send_inventory(pending)
             except ServiceUnavailable as exc:
@@ -125,8 +131,8 @@ class Controller:
                 self.stats.deltas += 1
             self.stats.batch_ids.append(pending.batch_id)
             del self.stats.batch_ids[:-100]
-            log.info("batch %s (%s) %s: %s", pending.batch_id, pending.kind,
-                     "applied" if result.applied else "already applied", result.counts)
+            log.info("batch %s (%s) %s in %.2fs: %s", pending.batch_id, pending.kind,
+                     "applied" if result.applied else "already applied", time.monotonic() - sent_at, result.counts)
             pending = None
             if self.state.has_changes or self.state.snapshot_needed:
                 self._changed.set()

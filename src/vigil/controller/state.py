@@ -59,6 +59,7 @@ class ClusterState:
         self._dirty_nodes: set[str] = set()
         self._dirty_pods: set[str] = set()
         self._dirty_workloads: set[WKey] = set()
+        self._listed: dict[str, set] = {}  # kind -> keys seen so far in the list being received
         self.sent = Sent()
         self.snapshot_needed = True
 
@@ -198,32 +199,53 @@ class ClusterState:
         self._resolve_dependents(ns, kind, name)
 
     # ---- relists -------------------------------------------------------------------
-    def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
-        """A fresh list of every ``kind`` object: whatever is not in it is gone."""
-        objects = list(objects)
+    # A list arrives page by page and each page is converted as it comes, so the raw JSON of
+    # a 10,000-pod list (~50 MB parsed, several times that as Python objects) is never held
+    # whole: begin_list, then add_listed per page, then finish_list drops what was not listed.
+    def begin_list(self, kind: str) -> None:
+        if kind not in ("Node", "Pod") and kind not in OWNER_KINDS:
+            raise ValueError(f"kind {kind!r} is not one the controller watches")
+        self._listed[kind] = set()
+        self.snapshot_needed = True
+
+    def add_listed(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        seen = self._listed.setdefault(kind, set())
         if kind == "Node":
-            keep = {_meta(o).get("name") for o in objects}
-            for name in [n for n in self.nodes if n not in keep]:
-                self.delete_node({"metadata": {"name": name}})
             for o in objects:
+                seen.add(_meta(o).get("name"))
                 self.upsert_node(o)
         elif kind == "Pod":
-            keep = {_meta(o).get("uid") for o in objects}
-            for uid in [u for u in self._pod_refs if u not in keep]:
-                self.delete_pod({"metadata": {"uid": uid}})
             for o in objects:
+                seen.add(_meta(o).get("uid"))
                 self.upsert_pod(o)
         elif kind in OWNER_KINDS:
-            keep = {(_meta(o).get("namespace"), _meta(o).get("name")) for o in objects}
+            for o in objects:
+                seen.add((_meta(o).get("namespace"), _meta(o).get("name")))
+                self.upsert_owner(kind, o)
+        else:
+            raise ValueError(f"kind {kind!r} is not one the controller watches")
+
+    def finish_list(self, kind: str) -> None:
+        """The list is complete: whatever of ``kind`` it did not contain is gone."""
+        keep = self._listed.pop(kind, set())
+        if kind == "Node":
+            for name in [n for n in self.nodes if n not in keep]:
+                self.delete_node({"metadata": {"name": name}})
+        elif kind == "Pod":
+            for uid in [u for u in self._pod_refs if u not in keep]:
+                self.delete_pod({"metadata": {"uid": uid}})
+        else:
             stale = [(ns, name) for ns, owners in self._owners.items() for (k, name) in owners
                      if k == kind and (ns, name) not in keep]
             for ns, name in stale:
                 self.delete_owner(kind, {"metadata": {"namespace": ns, "name": name}})
-            for o in objects:
-                self.upsert_owner(kind, o)
-        else:
-            raise ValueError(f"kind {kind!r} is not one the controller watches")
         self.snapshot_needed = True
+
+    def replace(self, kind: str, objects: Iterable[Mapping[str, Any]]) -> None:
+        """A fresh list of every ``kind`` object: whatever is not in it is gone."""
+        self.begin_list(kind)
+        self.add_listed(kind, objects)
+        self.finish_list(kind)
 
     def apply_event(self, kind: str, event_type: str, obj: Mapping[str, Any]) -> None:
         deleting = event_type == "DELETED"

@@ -14,7 +14,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery, errors
+from . import discovery
 from .errors import ApiError
 from .resources import BY_PATH, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
@@ -165,7 +165,7 @@ class KubeApiApp:
                 return await self._create(request, target)
             if method == "DELETE":
                 return self._delete_collection(request, target)
-            raise ApiError(405, f"the server does not allow this method on the requested resource")
+            raise ApiError(405, "the server does not allow this method on the requested resource")
         if target.subresource not in (None, "status", "scale") or (target.subresource == "scale" and not target.rt.has_scale):
             raise ApiError(404, "the server could not find the requested resource")
         if method == "GET":

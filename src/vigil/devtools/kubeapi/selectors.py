@@ -108,7 +108,7 @@ def parse_label_selector(selector: str | None) -> list[Requirement]:
                 key, value = key.strip(), value.strip()
                 if op in ("gt", "lt"):
                     if not re.fullmatch(r"-?\d+", value):
-                        raise _bad_label(selector, f"for 'Gt', 'Lt' operators, the value must be an integer")
+                        raise _bad_label(selector, "for 'Gt', 'Lt' operators, the value must be an integer")
                 else:
                     _check_value(value)
                 reqs.append(Requirement(_check_key(key), op, (value,)))

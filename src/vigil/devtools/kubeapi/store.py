@@ -13,14 +13,13 @@ import asyncio
 import base64
 import copy
 import datetime as _dt
-import itertools
 import random
 import re
 import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -33,6 +32,17 @@ _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def clone(obj: Any) -> Any:
+    """A deep copy of a JSON document. Through orjson it is ~10x faster than ``copy.deepcopy``,
+    which made loading 10,000 real pods take 20 s; documents with non-JSON values (YAML can
+    yield integer keys) fall back to ``deepcopy``. YAML timestamps become RFC 3339 strings with
+    a ``Z``, as the API server writes them."""
+    try:
+        return orjson.loads(orjson.dumps(obj, option=orjson.OPT_UTC_Z))
+    except (orjson.JSONEncodeError, TypeError):
+        return copy.deepcopy(obj)
 
 
 def _now() -> str:
@@ -222,6 +232,7 @@ class ApiStore:
         next_token = None
         remaining = None
         filtered = bool(labels or fields)
+        items_last_key = ""
         for i, key in enumerate(keys):
             if prefix and not key.startswith(prefix):
                 continue
@@ -353,7 +364,7 @@ class ApiStore:
         object keeps its uid, timestamps and status, as if it had been in etcd.
         """
         rt = rt or self._resource_of(obj)
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise ApiError(400, "metadata must be an object")
@@ -414,7 +425,7 @@ class ApiStore:
         changes only the status, as on the real API server.
         """
         rt = rt or self._resource_of(obj)
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         meta = obj.setdefault("metadata", {})
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("kind", rt.kind)
@@ -434,14 +445,14 @@ class ApiStore:
             if api_semantics and rt.has_status:
                 if subresource == "status":
                     new_status = obj.get("status")
-                    obj = copy.deepcopy(prev)
+                    obj = clone(prev)
                     if new_status is None:
                         obj.pop("status", None)
                     else:
                         obj["status"] = new_status
                     meta = obj["metadata"]
                 elif "status" in prev:
-                    obj["status"] = copy.deepcopy(prev["status"])
+                    obj["status"] = clone(prev["status"])
                 else:
                     obj.pop("status", None)
             for fixed in ("uid", "creationTimestamp", "namespace"):
@@ -505,7 +516,7 @@ class ApiStore:
                 if rt.namespaced and ns is not None and obj["metadata"].get("namespace") != ns:
                     continue
                 if propagation == "Orphan":
-                    new = copy.deepcopy(obj)
+                    new = clone(obj)
                     new["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
                     if not new["metadata"]["ownerReferences"]:
                         del new["metadata"]["ownerReferences"]
@@ -529,7 +540,7 @@ class ApiStore:
             exists = object_key(rt, ns, meta.get("name", "")) in self._objects[rt]
             if not exists:
                 return self.create(obj)
-            fresh = copy.deepcopy(obj)
+            fresh = clone(obj)
             fresh.setdefault("metadata", {}).pop("resourceVersion", None)
             return self.update(fresh, rt=rt)
 

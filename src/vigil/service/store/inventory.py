@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
+from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+import orjson
 from sqlalchemy import Connection, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -164,8 +166,54 @@ def _insert(conn: Connection, table, rows: list[dict]) -> None:
         return
     if conn.dialect.name == "postgresql":
         return _copy_into(conn, table, rows)
+    if conn.dialect.name == "sqlite":
+        return _executemany_sqlite(conn, table, rows)
     for start in range(0, len(rows), _CHUNK):
         conn.execute(table.insert(), rows[start : start + _CHUNK])
+
+
+def _json_text(value):
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _memoized(process):
+    """A bind processor that remembers its answers: a batch repeats the same timestamp and booleans."""
+    seen: dict = {}
+
+    def convert(value):
+        try:
+            return seen[value]
+        except KeyError:
+            out = seen[value] = process(value)
+            return out
+
+    return convert
+
+
+def _executemany_sqlite(conn: Connection, table, rows: list[dict]) -> None:
+    """One prepared INSERT, executemany over plain rows. Through table.insert() SQLAlchemy
+    builds parameters row by row and encodes JSON with the json module: for a 10,000-pod
+    snapshot (35,000 rows) that took ~2 s of the ~4 s the whole apply took. Values are
+    converted by each column's own bind processor, JSON columns by orjson (same JSON text
+    up to whitespace), so rows read back exactly as through table.insert()."""
+    columns = list(rows[0].keys())
+    convert = []
+    for i, c in enumerate(columns):
+        if c in _JSON_COLUMNS:
+            convert.append((i, _json_text))
+        else:
+            process = table.c[c].type._cached_bind_processor(conn.dialect)
+            if process is not None:
+                convert.append((i, _memoized(process)))
+    get = itemgetter(*columns)
+    params = []
+    for row in rows:
+        values = list(get(row))
+        for i, process in convert:
+            values[i] = process(values[i])
+        params.append(tuple(values))
+    names = ", ".join(f'"{c}"' for c in columns)
+    conn.exec_driver_sql(f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(columns))})', params)
 
 
 def _copy_into(conn: Connection, table, rows: list[dict]) -> None:
