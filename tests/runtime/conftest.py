@@ -11,8 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sensor"))
 
-from containerd_harness import start_containerd
 from runtime_e2e import RegistryServer, find_registry_binary, missing_tools
+
+from vigil.devtools.containerd import start_containerd
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ advisory database, and the runtime analyzer running as in production."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,13 +16,11 @@ SENSOR_TESTS = Path(__file__).resolve().parents[1] / "sensor"
 sys.path.insert(0, str(SENSOR_TESTS))
 
 from bpf_support import bpf_unavailable
-from containerd_harness import missing_tools
 from sensor_e2e import (
     BUSYBOX,
     SensorProcess,
     TestImage,
     inventory_snapshot,
-    kubelet_cgroup,
     new_container_ids,
     node_sensor,
     post_inventory,
@@ -34,6 +31,8 @@ from sensor_e2e import (
     web_pod,
 )
 
+from vigil.devtools import containerd as ctd
+from vigil.devtools.containerd import exec_in, missing_tools, put_file
 from vigil.devtools.registry_server import RegistryServer, find_registry_binary
 from vigil.devtools.service import LiveService
 from vigil.intel import AdvisoryStore, load_osv
@@ -45,12 +44,14 @@ __all__ = [
     "RegistryServer",
     "SensorProcess",
     "TestImage",
+    "exec_in",
     "find_registry_binary",
     "inventory_snapshot",
     "missing_tools",
     "new_container_ids",
     "post_inventory",
     "push_image",
+    "put_file",
     "remove_container",
     "wait_for",
     "wait_for_cmdline",
@@ -98,32 +99,8 @@ def scan_and_match(svc: LiveService) -> dict:
 
 
 def run_container(containerd, image: TestImage, pod_uid: str, container_id: str) -> int:
-    """`ctr run` under a kubelet-style cgroup with an exec-able /dev/shm (the OCI default mounts
-    it noexec, which would stop the exec before the kernel reports it); returns init's host pid."""
-    containerd.ctr(
-        "run", "-d", "--cgroup", kubelet_cgroup(pod_uid, container_id),
-        "--mount", "type=tmpfs,src=shm,dst=/dev/shm,options=rw:nosuid:nodev:mode=1777",
-        image.ref, container_id,
-    )
-    for line in containerd.ctr("task", "ls").stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] == container_id:
-            return int(parts[1])
-    raise AssertionError(f"task {container_id} not listed after ctr run")
-
-
-def exec_in(containerd, container_id: str, exec_id: str, *argv: str) -> subprocess.CompletedProcess:
-    return containerd.ctr("task", "exec", "--exec-id", exec_id, container_id, *argv, check=False)
-
-
-def put_file(init_pid: int, path: str, data: bytes, mode: int = 0o755) -> None:
-    """Write a file into the container's filesystem from the host (through its init's root)."""
-    target = Path(f"/proc/{init_pid}/root{path}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(mode)
-    tmp.replace(target)
+    """`ctr run` under a kubelet-style cgroup with an exec-able /dev/shm; returns init's host pid."""
+    return ctd.run_container(containerd, image.ref, pod_uid, container_id, exec_shm=True)
 
 
 def start_sensor(svc: LiveService, credential: str, cluster_id: str, node: str, workdir: Path, batch_interval: float = 0.2) -> SensorProcess:

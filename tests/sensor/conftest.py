@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bpf_support import bpf_unavailable
-from containerd_harness import missing_tools, start_containerd
 from sensor_e2e import pull, push_image
 
+from vigil.devtools.containerd import missing_tools, start_containerd
 from vigil.devtools.registry_server import RegistryServer, find_registry_binary
 
 

@@ -1,7 +1,6 @@
-"""A throwaway containerd (Debian's containerd + runc) with its own root, state and socket.
-
-Also writes a one-layer OCI image around busybox-static, imported with
-``ctr images import`` so no registry is needed for these tests.
+"""A one-layer OCI image-layout tar around busybox-static, imported with ``ctr images import``
+so no registry is needed for these tests. The private containerd itself (own root, state and
+socket) is vigil.devtools.containerd, shared with `vigil demo`; re-exported here.
 """
 
 from __future__ import annotations
@@ -11,16 +10,21 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import subprocess
 import tarfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
-BUSYBOX = Path("/bin/busybox")
+from vigil.devtools.containerd import APPLETS as BUSYBOX_APPLETS
+from vigil.devtools.containerd import (
+    BUSYBOX,
+    Containerd,
+    ContainerdError,
+    missing_tools,
+    start_containerd,
+)
+
+__all__ = ["BUSYBOX", "Containerd", "ContainerdError", "missing_tools", "start_containerd", "write_busybox_image"]
+
 IMAGE_NAME = "docker.io/vigil/busybox:test"
-BUSYBOX_APPLETS = ("sh", "true", "false", "sleep", "cat", "echo", "ls")
 
 
 def _sha(data: bytes) -> str:
@@ -92,74 +96,6 @@ def write_busybox_image(dest: Path) -> Path:
         for blob in (config, manifest, layer_gz):
             add("blobs/sha256/" + _sha(blob).split(":")[1], blob)
     return out
-
-
-@dataclass
-class Containerd:
-    base: Path
-    proc: subprocess.Popen
-    namespace: str = "vigiltest"
-
-    @property
-    def socket(self) -> Path:
-        return self.base / "containerd.sock"
-
-    def ctr(self, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["ctr", "--address", str(self.socket), "--namespace", self.namespace, *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=check,
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def missing_tools() -> list[str]:
-    return [t for t in ("containerd", "ctr", "runc") if shutil.which(t) is None] + (
-        [] if BUSYBOX.exists() else ["busybox-static (/bin/busybox)"]
-    )
-
-
-def start_containerd(base: Path) -> Containerd:
-    base.mkdir(parents=True, exist_ok=True)
-    cfg = base / "config.toml"
-    cfg.write_text(
-        f"""version = 2
-root = "{base}/root"
-state = "{base}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{base}/containerd.sock"
-[ttrpc]
-  address = "{base}/containerd.sock.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{base}/opt"
-"""
-    )
-    log = open(base / "containerd.log", "wb")
-    proc = subprocess.Popen(["containerd", "--config", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    c = Containerd(base, proc)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"containerd exited: {(base / 'containerd.log').read_text()[-2000:]}")
-        if c.socket.exists() and c.ctr("version", check=False).returncode == 0:
-            return c
-        time.sleep(0.1)
-    c.stop()
-    raise RuntimeError("containerd did not come up within 30 s")
 
 
 def busybox_sha256() -> str:

@@ -22,16 +22,22 @@ from pathlib import Path
 
 import httpx
 
-from vigil.devtools.oci import Image, LayerFile, build_image, push, tar_layer
+from vigil.devtools import containerd as ctd
+from vigil.devtools.containerd import (  # noqa: F401 - re-exported for the tests and benchmarks
+    APPLETS,
+    BUSYBOX,
+    RUN_SCRIPT,
+    busybox_image,
+    cleanup_pod_cgroups,
+    kubelet_cgroup,
+    remove_container,
+    wait_for_cmdline,
+)
+from vigil.devtools.oci import push
 from vigil.devtools.registry_server import RegistryServer
 from vigil.devtools.service import LiveService
 from vigil.registry import RegistryClient, RegistryConfig
 
-BUSYBOX = Path("/bin/busybox")
-APPLETS = ("sh", "true", "false", "sleep", "cat", "echo", "ls")
-# The container's main process: a #! script (the kernel loads /bin/sh for it) that runs
-# one program and then replaces itself with another, so both exec paths are exercised.
-RUN_SCRIPT = b"#!/bin/sh\n/bin/echo started\nexec /bin/sleep 300\n"
 VIGIL = Path(sys.executable).with_name("vigil")
 
 
@@ -49,20 +55,6 @@ class TestImage:
         return sha256_hex(self.files[path])
 
 
-def busybox_image(extra: dict[str, bytes] | None = None) -> tuple[Image, dict[str, bytes]]:
-    """A one-layer image: busybox-static with applet symlinks, /app/run.sh, and ``extra`` executables."""
-    busybox = BUSYBOX.read_bytes()
-    regular = {"/bin/busybox": busybox, "/app/run.sh": RUN_SCRIPT, **(extra or {})}
-    entries: dict[str, LayerFile] = {p.lstrip("/"): LayerFile(data, mode=0o755) for p, data in regular.items()}
-    for applet in APPLETS:
-        entries[f"bin/{applet}"] = LayerFile(kind="symlink", linkname="busybox", mode=0o777)
-    for d in ("proc", "dev", "sys", "etc"):
-        entries[d] = LayerFile(kind="dir", mode=0o755)
-    entries["tmp"] = LayerFile(kind="dir", mode=0o1777)
-    image = build_image([tar_layer(entries)], cmd=["/app/run.sh"], env=["PATH=/bin"])
-    return image, regular
-
-
 def push_image(registry: RegistryServer, tag: str = "1.0", extra: dict[str, bytes] | None = None) -> TestImage:
     image, files = busybox_image(extra)
     ref = f"{registry.host}/vigil/busybox:{tag}"
@@ -73,10 +65,7 @@ def push_image(registry: RegistryServer, tag: str = "1.0", extra: dict[str, byte
 
 def pull(containerd, image: TestImage) -> None:
     """`ctr images pull --plain-http` from the loopback registry, checking the digest it resolved."""
-    out = containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=120)
-    listed = containerd.ctr("images", "ls").stdout
-    line = next((x for x in listed.splitlines() if x.startswith(image.ref + " ")), None)
-    assert line is not None and image.digest in line, f"pulled {image.ref} not listed with {image.digest}: {out.stdout}{listed}"
+    ctd.pull(containerd, image.ref, image.digest)
 
 
 def new_container_ids() -> tuple[str, str]:
@@ -84,18 +73,9 @@ def new_container_ids() -> tuple[str, str]:
     return str(uuid.uuid4()), uuid.uuid4().hex + uuid.uuid4().hex
 
 
-def kubelet_cgroup(pod_uid: str, container_id: str) -> str:
-    return f"kubepods/besteffort/pod{pod_uid}/{container_id}"
-
-
 def run_container(containerd, image: TestImage, pod_uid: str, container_id: str, *args: str) -> int:
     """Start a detached container under a kubelet-style cgroup; returns its init's host pid."""
-    containerd.ctr("run", "-d", "--cgroup", kubelet_cgroup(pod_uid, container_id), image.ref, container_id, *args)
-    for line in containerd.ctr("task", "ls").stdout.splitlines():
-        parts = line.split()
-        if parts and parts[0] == container_id:
-            return int(parts[1])
-    raise AssertionError(f"task {container_id} not listed after ctr run")
+    return ctd.run_container(containerd, image.ref, pod_uid, container_id, *args)
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 20.0, every: float = 0.1):
@@ -107,40 +87,6 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = 20.0, ever
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
-
-
-def wait_for_cmdline(pid: int, argv: list[str], timeout: float = 10.0) -> None:
-    """Wait, from the host, until a process runs ``argv`` (its init has exec'd)."""
-    want = ("\0".join(argv) + "\0").encode()
-    wait_for(f"pid {pid} to run {argv}", lambda: Path(f"/proc/{pid}/cmdline").read_bytes() == want, timeout)
-
-
-def remove_container(containerd, container_id: str, pod_uid: str) -> None:
-    containerd.ctr("task", "kill", "-s", "9", container_id, check=False)
-    for _ in range(50):
-        if containerd.ctr("task", "delete", container_id, check=False).returncode == 0:
-            break
-        time.sleep(0.1)
-    containerd.ctr("containers", "rm", container_id, check=False)
-    cleanup_pod_cgroups(pod_uid)
-
-
-def cleanup_pod_cgroups(pod_uid: str) -> None:
-    """runc leaves the kubepods/.../pod<uid> parents behind in every hierarchy: remove them."""
-    for hier in Path("/sys/fs/cgroup").iterdir():
-        if not hier.is_dir():
-            continue
-        for d in sorted(hier.glob(f"**/pod{pod_uid}"), key=lambda p: -len(p.parts)):
-            for sub in sorted(d.rglob("*"), key=lambda p: -len(p.parts)):
-                if sub.is_dir():
-                    try:
-                        os.rmdir(sub)
-                    except OSError:
-                        pass
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
 
 
 # -- the service side ---------------------------------------------------------------------------

@@ -16,10 +16,23 @@ The sample cluster is set up so that:
 - edge/miner runs from a registry that is not trusted         -> untrusted_registry
 - web ships Jinja2 2.10 (demo advisory VIGIL-DEMO-0001)       -> vulnerable_package
 - api 2.1 ships the npm package evil-demo-pkg (MAL-DEMO-0001) -> malicious_package
+- shop/toolbox (busybox-static, catalogued as the apk package
+  busybox 1.35.0-r29, VIGIL-DEMO-0002)                       -> vulnerable_package
+
+The runtime part, where the machine allows it (root, the sensor's BPF prerequisites,
+containerd, ctr, runc, busybox-static; otherwise one line says what is missing and the
+demo goes on without it): a private containerd pulls the toolbox image from the demo
+registry and runs it as the toolbox pod's container (its pod uid and container id, under a
+kubelet-style cgroup), `vigil sensor` traces it and ships to the service, and inside it:
+- the entry point and `ls` run image binaries (busybox)     -> running_vulnerability
+- a binary copied in and run                                -> runtime_drift
+- a copy of busybox run from /dev/shm                       -> suspicious_exec (high)
+- `ctr task exec ... sh -c id`, a shell from outside        -> suspicious_exec (medium)
 """
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import subprocess
@@ -35,6 +48,7 @@ import httpx
 import uvicorn
 import yaml
 
+from vigil.devtools import containerd as ctd
 from vigil.devtools.kubeapi import KubeAPIServer
 from vigil.devtools.net import wait_for_port
 from vigil.devtools.oci import Image, build_image, delete_manifest, push, tar_layer
@@ -43,19 +57,45 @@ from vigil.intel.loader import load_osv
 from vigil.intel.store import AdvisoryStore
 from vigil.registry.client import RegistryClient
 from vigil.registry.config import RegistryConfig
+from vigil.sensor.loader import BPF_OBJECT, SensorLoadError, preflight
 from vigil.service.app import create_app
 from vigil.service.settings import Settings
 from vigil.service.store.tokens import has_admin, issue_token
 
 CLUSTER = "demo"
-EXPECTED_FINDINGS = (
-    "tag_moved",
-    "digest_mismatch",
-    "artifact_missing",
-    "untrusted_registry",
-    "vulnerable_package",
-    "malicious_package",
-)
+# What the sample cluster shows, by finding type (see the module docstring for which is which).
+EXPECTED_FINDINGS = {
+    "tag_moved": 1,
+    "digest_mismatch": 1,
+    "artifact_missing": 1,
+    "untrusted_registry": 1,
+    "vulnerable_package": 2,
+    "malicious_package": 1,
+}
+# ... and what the runtime part adds (each once: findings are deduplicated per workload, image and subject).
+RUNTIME_FINDINGS = {"runtime_drift": 1, "suspicious_exec": 2, "running_vulnerability": 1}
+SENSOR_NODE = "node-a"  # where the toolbox pod is scheduled, so the sensor is that node's
+TOOLBOX_APPLETS = (*ctd.APPLETS, "id")
+# A file written into the running container and executed: busybox with other bytes appended,
+# so it runs (as `true`) but its sha256 is nowhere in the image.
+DRIFT_PATH = "/usr/local/bin/true"
+MARKER_EXEC_ID, MARKER_PATH = "ls", "/bin/ls"
+APK_INSTALLED = b"""P:busybox
+V:1.35.0-r29
+A:x86_64
+o:busybox
+F:bin
+R:busybox
+R:sh
+R:ls
+R:id
+R:true
+R:sleep
+R:echo
+R:cat
+R:false
+
+"""
 
 
 class DemoError(RuntimeError):
@@ -120,7 +160,54 @@ ADVISORIES = [
         "affected": [{"package": {"ecosystem": "npm", "name": "evil-demo-pkg"}, "versions": ["1.0.0"]}],
         "database_specific": {"malicious-packages-origins": [{"source": "vigil-demo"}]},
     },
+    {
+        "schema_version": "1.6.0",
+        "id": "VIGIL-DEMO-0002",
+        "modified": "2026-01-01T00:00:00Z",
+        "published": "2026-01-01T00:00:00Z",
+        "summary": "busybox denial of service (demo record)",
+        "details": "A record written by `vigil demo`, so that the toolbox image's busybox is vulnerable and running it shows.",
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
+        "affected": [
+            {
+                "package": {"ecosystem": "Alpine:v3.17", "name": "busybox"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.35.0-r31"}]}],
+            }
+        ],
+    },
 ]
+
+
+def _toolbox_image() -> Image:
+    """busybox-static catalogued as Alpine's busybox package (an apk database owns /bin/busybox).
+    Without busybox-static on this machine a stand-in takes its place: the image's static
+    findings stay the same, and the runtime part, which needs the real one, is off anyway."""
+    busybox = None if ctd.BUSYBOX.exists() else b"#!/bin/sh\n# stand-in: busybox-static was not installed\n"
+    image, _ = ctd.busybox_image(
+        {"/etc/os-release": b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.17.7\n', "/lib/apk/db/installed": APK_INSTALLED},
+        applets=TOOLBOX_APPLETS,
+        labels={"org.opencontainers.image.source": "https://git.example.com/shop/toolbox", "org.opencontainers.image.version": "1.0"},
+        busybox=busybox,
+    )
+    return image
+
+
+def runtime_unavailable() -> str | None:
+    """Why the runtime part cannot run on this machine, or None."""
+    if os.geteuid() != 0:
+        return "not running as root (containers under kubelet cgroups and the eBPF sensor need root)"
+    missing = ctd.missing_tools()
+    if missing:
+        return f"missing {', '.join(missing)} (apt-get install containerd runc busybox-static)"
+    try:
+        preflight()
+    except SensorLoadError as exc:
+        return str(exc)
+    if ctypes.util.find_library("bpf") is None:
+        return "libbpf.so.1 missing (apt-get install libbpf1)"
+    if not BPF_OBJECT.is_file():
+        return f"the sensor's BPF object {BPF_OBJECT} is missing (run scripts/build-bpf)"
+    return None
 
 
 def _meta(name: str, namespace: str, owner: dict | None = None, labels: dict | None = None) -> dict:
@@ -158,6 +245,118 @@ def _pod(name: str, namespace: str, owner: dict | None, node: str, image: str, r
 
 
 @dataclass
+class RuntimePart:
+    """A private containerd running the toolbox pod's container, and `vigil sensor` tracing it."""
+
+    work: Path
+    service_url: str
+    admin_token: str
+    image_ref: str
+    image_digest: str
+    pod_uid: str
+    container_id: str  # 64 hex, as in the pod's containerID after "containerd://"
+    containerd: ctd.Containerd | None = None
+    sensor: subprocess.Popen | None = None
+    started_container: bool = False
+    cluster_id: str = ""
+
+    def start(self, cluster_id: str, credential: str, say: Callable[[str], None]) -> None:
+        self.cluster_id = cluster_id
+        say("runtime: starting a private containerd and pulling the toolbox image from the demo registry")
+        self.containerd = ctd.start_containerd(self.work / "containerd", namespace="vigil-demo")
+        ctd.pull(self.containerd, self.image_ref, self.image_digest)
+        say(f"runtime: starting the sensor for {SENSOR_NODE}")
+        cred = self.work / "sensor-credential"
+        cred.touch(mode=0o600)
+        cred.chmod(0o600)  # before the secret goes in
+        cred.write_text(credential + "\n")
+        self.sensor = subprocess.Popen(
+            [
+                sys.executable, "-m", "vigil.cli", "sensor",
+                "--service", self.service_url,
+                "--credential-file", str(cred),
+                "--cluster-id", cluster_id,
+                "--node-name", SENSOR_NODE,
+                "--spool-dir", str(self.work / "sensor-spool"),
+                "--batch-interval", "1",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.work / "sensor.log", "wb"),  # noqa: SIM115 - lives as long as the process
+        )
+        # Its programs must be attached before the container starts, or its first execs go unseen.
+        self._wait_for_heartbeat(cluster_id, timeout=90)
+        say("runtime: running the toolbox container and acting inside it")
+        self.exercise()
+
+    def _wait_for_heartbeat(self, cluster_id: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        while time.monotonic() < deadline:
+            if self.sensor.poll() is not None:
+                raise DemoError(f"the sensor exited ({self.sensor.returncode}): {self.sensor_log_tail()}")
+            resp = httpx.get(f"{self.service_url}/api/v1/nodes", params={"cluster": cluster_id}, headers=headers, timeout=10)
+            if resp.status_code == 200:
+                node = next((n for n in resp.json()["items"] if n["name"] == SENSOR_NODE), None)
+                if node is not None and (node.get("sensor") or {}).get("last_heartbeat_at"):
+                    return
+            time.sleep(0.5)
+        raise DemoError(f"the sensor did not report within {timeout:.0f}s: {self.sensor_log_tail()}")
+
+    def settled(self) -> bool:
+        """The service holds the last step's record and has analysed every record it holds."""
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        procs = httpx.get(
+            f"{self.service_url}/api/v1/processes", params={"cluster": self.cluster_id, "limit": 1000}, headers=headers, timeout=10
+        )
+        procs.raise_for_status()
+        if not any(p["path"] == MARKER_PATH for p in procs.json()["items"]):
+            return False
+        status = httpx.get(f"{self.service_url}/api/v1/runtime/status", headers=headers, timeout=10)
+        status.raise_for_status()
+        return sum(status.json()["pending"].values()) == 0
+
+    def sensor_log_tail(self) -> str:
+        lines = (self.work / "sensor.log").read_text(errors="replace").strip().splitlines()
+        return lines[-1] if lines else "(no output)"
+
+    def exercise(self) -> None:
+        c, cid = self.containerd, self.container_id
+        init = ctd.run_container(c, self.image_ref, self.pod_uid, cid, exec_shm=True)
+        self.started_container = True
+        ctd.wait_for_cmdline(init, ["/bin/sleep", "300"])
+        busybox = ctd.BUSYBOX.read_bytes()
+        steps = [
+            ("drift", [DRIFT_PATH], (DRIFT_PATH, busybox + b"\0vigil-demo: not from the image")),
+            ("shm", ["/dev/shm/true"], ("/dev/shm/true", busybox)),  # the image's bytes, from a scratch dir
+            ("shell", ["sh", "-c", "id"], None),  # a shell entered from outside, as kubectl exec does
+            # Last, as the marker that the sensor shipped every step (it ships in order):
+            (MARKER_EXEC_ID, [MARKER_PATH, "/app"], None),  # an image binary: what the image promised
+        ]
+        for exec_id, argv, drop in steps:
+            if drop is not None:
+                ctd.put_file(init, *drop)
+            done = ctd.exec_in(c, cid, exec_id, *argv)
+            if done.returncode != 0:
+                raise DemoError(f"ctr task exec {' '.join(argv)} in the toolbox container failed ({done.returncode}): {done.stderr.strip()}")
+
+    def stop(self) -> None:
+        if self.sensor is not None and self.sensor.poll() is None:
+            self.sensor.terminate()
+            try:
+                self.sensor.wait(30)
+            except subprocess.TimeoutExpired:
+                self.sensor.kill()
+                self.sensor.wait()
+        if self.containerd is not None:
+            if self.started_container:
+                ctd.remove_container(self.containerd, self.container_id, self.pod_uid)
+            self.containerd.stop()
+        # runc may have made the pod's cgroups even when `ctr run` failed later on.
+        ctd.cleanup_pod_cgroups(self.pod_uid)
+
+
+@dataclass
 class Demo:
     """The running demo: its parts, the console URL and the admin token."""
 
@@ -170,10 +369,13 @@ class Demo:
     url: str = ""
     admin_token: str = ""
     threads: list[threading.Thread] = field(default_factory=list)
+    runtime: RuntimePart | None = None
+    runtime_off: str | None = None  # why the runtime part did not run; None while it does
+    toolbox: dict[str, str] = field(default_factory=dict)  # the toolbox pod: pod_uid, container_id
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def start(self, say: Callable[[str], None] = print) -> "Demo":
+    def start(self, say: Callable[[str], None] = print) -> Demo:
         if find_registry_binary() is None:
             raise DemoError("the demo needs Debian's docker-registry: apt-get install docker-registry")
         self.work.mkdir(parents=True, exist_ok=True)
@@ -227,6 +429,14 @@ class Demo:
         self._load_cluster(host, digests)
         kubeconfig = self.kube.write_kubeconfig(self.work / "kubeconfig")
 
+        self.runtime_off = runtime_unavailable()
+        sensor_credential = None
+        if self.runtime_off is None:
+            # Registered before the controller is, under the same name: one cluster, two credentials.
+            sensor_credential = self._register(registration)
+        else:
+            say(f"runtime part off: {self.runtime_off}; continuing without runtime findings")
+
         say("starting the controller")
         self.controller = subprocess.Popen(
             [
@@ -241,7 +451,46 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=open(self.work / "controller.log", "wb"),  # noqa: SIM115 - lives as long as the process
         )
+        if sensor_credential is not None:
+            self._start_runtime(host, digests["toolbox"], *sensor_credential, say)
         return self
+
+    def _register(self, registration: str) -> tuple[str, str]:
+        """(cluster id, credential) through the registration endpoint the controller uses."""
+        resp = httpx.post(
+            f"{self.url}/api/v1/clusters/register",
+            json={"name": CLUSTER},
+            headers={"Authorization": f"Bearer {registration}"},
+            timeout=30,
+        )
+        if resp.status_code != 200:
+            raise DemoError(f"registering cluster {CLUSTER!r} for the sensor: HTTP {resp.status_code}: {resp.text[:300]}")
+        body = resp.json()
+        return body["cluster_id"], body["credential"]
+
+    def _start_runtime(self, host: str, digest: str, cluster_id: str, credential: str, say: Callable[[str], None]) -> None:
+        """Run the runtime part; if a part of it fails here, say why and go on without it."""
+        self.runtime = RuntimePart(
+            work=self.work / "runtime",
+            service_url=self.url,
+            admin_token=self.admin_token,
+            image_ref=f"{host}/shop/toolbox:1.0",
+            image_digest=digest,
+            pod_uid=self.toolbox["pod_uid"],
+            container_id=self.toolbox["container_id"],
+        )
+        self.runtime.work.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runtime.start(cluster_id, credential, say)
+        except (DemoError, ctd.ContainerdError, TimeoutError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+            detail = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else ""
+            self.runtime_off = f"{exc}{': ' + detail if detail else ''}".strip()
+            say(f"runtime part failed: {self.runtime_off}; continuing without runtime findings")
+            self.runtime.stop()
+            self.runtime = None
+
+    def expected_findings(self) -> dict[str, int]:
+        return {**EXPECTED_FINDINGS, **(RUNTIME_FINDINGS if self.runtime is not None else {})}
 
     def _push_images(self, host: str, config: RegistryConfig) -> dict[str, str]:
         client = RegistryClient(config)
@@ -258,6 +507,8 @@ class Demo:
         # report: pushed, running, then deleted from the registry.
         d["report"] = push(client, f"{host}/batch/report:0.9", _image("report", "0.9"))
         delete_manifest(client, f"{host}/batch/report:0.9", d["report"])
+        # toolbox: busybox with an apk database; the runtime part runs it as the toolbox pod.
+        d["toolbox"] = push(client, f"{host}/shop/toolbox:1.0", _toolbox_image())
         return d
 
     def _load_cluster(self, host: str, d: dict[str, str]) -> None:
@@ -283,17 +534,24 @@ class Demo:
         for ns in ("shop", "batch", "edge"):
             store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": str(uuid.uuid4())}})
 
-        def deployment(ns: str, name: str, image: str, repo_digest: str | None, replicas: int = 2) -> None:
+        def deployment(ns: str, name: str, image: str, repo_digest: str | None, replicas: int = 2) -> list[dict]:
             dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, ns), "spec": {"replicas": replicas}}
             rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": _meta(f"{name}-5d8f7c", ns, dep), "spec": {"replicas": replicas}}
             store.create(dep)
             store.create(rs)
-            for i in range(replicas):
-                store.create(_pod(f"{name}-5d8f7c-{i}", ns, rs, ("node-a", "node-b")[i % 2], image, repo_digest))
+            pods = [_pod(f"{name}-5d8f7c-{i}", ns, rs, ("node-a", "node-b")[i % 2], image, repo_digest) for i in range(replicas)]
+            for pod in pods:
+                store.create(pod)
+            return pods
 
         deployment("shop", "web", f"{host}/shop/web:1.0", f"{host}/shop/web@{d['web']}")
         deployment("shop", "api", f"{host}/shop/api:2.1", f"{host}/shop/api@{d['api']}")
         deployment("shop", "worker", f"{host}/shop/worker:3.0", f"{host}/shop/worker@{d['worker']}", replicas=1)
+        (toolbox,) = deployment("shop", "toolbox", f"{host}/shop/toolbox:1.0", f"{host}/shop/toolbox@{d['toolbox']}", replicas=1)
+        self.toolbox = {
+            "pod_uid": toolbox["metadata"]["uid"],
+            "container_id": toolbox["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://"),
+        }
         deployment("edge", "miner", "quay.io/cryptominer/xmrig:6.21", "quay.io/cryptominer/xmrig@sha256:" + "e" * 64, replicas=1)
         cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": _meta("report", "batch"), "spec": {"schedule": "0 * * * *"}}
         job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta("report-29001", "batch", cron), "spec": {}}
@@ -314,17 +572,25 @@ class Demo:
     def wait_for_findings(self, token: str, timeout: float) -> dict[str, int]:
         deadline = time.monotonic() + timeout
         seen: dict[str, int] = {}
+        expected = self.expected_findings()
         while time.monotonic() < deadline:
             seen = self.findings_by_type(token)
-            if all(t in seen for t in EXPECTED_FINDINGS):
+            if all(seen.get(t, 0) >= n for t, n in expected.items()) and (self.runtime is None or self.runtime.settled()):
                 return seen
             if self.controller is not None and self.controller.poll() is not None:
                 raise DemoError(f"the controller exited ({self.controller.returncode}); see {self.work / 'controller.log'}")
+            sensor = self.runtime.sensor if self.runtime is not None else None
+            if sensor is not None and sensor.poll() is not None:
+                raise DemoError(f"the sensor exited ({sensor.returncode}): {self.runtime.sensor_log_tail()}")
             time.sleep(1)
-        missing = [t for t in EXPECTED_FINDINGS if t not in seen]
+        missing = [f"{t} ({seen.get(t, 0)} of {n})" for t, n in expected.items() if seen.get(t, 0) < n]
+        if not missing:
+            missing = ["the runtime records' analysis (the service had not analysed every step)"]
         raise DemoError(f"after {timeout:.0f}s these findings had not appeared: {', '.join(missing)} (have: {seen})")
 
     def stop(self) -> None:
+        if self.runtime is not None:
+            self.runtime.stop()
         if self.controller is not None and self.controller.poll() is None:
             self.controller.terminate()
             try:
