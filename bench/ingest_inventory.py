@@ -50,7 +50,7 @@ def run_backend(name: str, url: str, args) -> list[dict]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="vigil-bench-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil.cli", "service", "--port", str(port), "--data-dir", data_dir, "--database-url", url, "--log-level", "warning"],
+        [sys.executable, "-m", "vigil.cli", "service", "--port", str(port), "--data-dir", data_dir, "--database-url", url, "--log-level", "warning", *args.service_arg],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -112,6 +112,7 @@ def run_backend(name: str, url: str, args) -> list[dict]:
                 "backend": name,
                 "phase": "deltas",
                 "workload": {"deltas": args.deltas, "pods_per_delta": 1},
+                "service_args": args.service_arg,
                 "seconds": round(total, 3),
                 "deltas_per_second": round(args.deltas / total, 1),
                 "latency_ms_p50": round(statistics.median(lat) * 1000, 2),
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--deltas", type=int, default=1000)
+    ap.add_argument("--service-arg", action="append", default=[], help="extra argument for `vigil service` (repeatable)")
     args = ap.parse_args()
     for backend in args.backends.split(","):
         if backend == "sqlite":

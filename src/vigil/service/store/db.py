@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur.close()
 
 
+def _sqlite_begin(conn) -> None:
+    # pysqlite would only begin before the first write; begin at the first statement instead.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("vigil_write") else "BEGIN")
+
+
+def _immediate_begin(engine: Engine):
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.execution_options(vigil_write=True)
+            with conn.begin():
+                yield conn
+
+    return begin
+
+
 def create_store_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -47,9 +65,13 @@ def create_store_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; emit it ourselves so a
-        # batch is one transaction from its first read.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", _sqlite_begin)
+        # Writers (`engine.begin()`) take SQLite's write lock when they start, so a
+        # transaction that reads then writes never fails on a snapshot another writer
+        # moved; readers (`engine.connect()`) start a deferred transaction and, in WAL
+        # mode, never wait for a writer. Taking the lock for reads too made every
+        # request's token lookup queue behind background analysis.
+        engine.begin = _immediate_begin(engine)  # type: ignore[method-assign]
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":

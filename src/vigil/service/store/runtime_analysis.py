@@ -88,6 +88,10 @@ def enqueue_digest(conn: Connection, digest: str) -> int:
 
 def claim_ready(conn: Connection, limit: int) -> list:
     """Queued records whose container is known and whose image is scanned, with what they join to."""
+    # The join below is planned from the inventory side on SQLite; with nothing queued (the
+    # usual case when inventory deltas wake the analyzer) it would still walk every container.
+    if conn.execute(select(runtime_pending.c.execution_id).limit(1)).first() is None:
+        return []
     e, c, p, i, s, w = executions, containers, pods, images, image_scans, workloads
     stmt = (
         select(
