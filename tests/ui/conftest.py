@@ -11,7 +11,7 @@ import pytest
 
 from vigil.devtools.service import LiveService
 
-from .seed import seed
+from .seed import WATCH_PERIOD_S, seed
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(os.environ.get("VIGIL_UI_OUTPUT", Path(__file__).with_name("output")))
@@ -20,7 +20,11 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
-    svc = LiveService(tmp_path_factory.mktemp("ui") / "data").start()
+    svc = LiveService(tmp_path_factory.mktemp("ui") / "data")
+    # The seed runs the runtime analysis pass itself, so pages show one fixed world.
+    svc.settings.runtime_analysis = False
+    svc.app.state.runtime_analyzer.watch_period = WATCH_PERIOD_S
+    svc.start()
     world = seed(svc)
     yield svc, world
     svc.stop()

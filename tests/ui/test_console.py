@@ -56,18 +56,31 @@ def test_cluster_and_registration_tokens_cannot_sign_in(browser, console):
 def test_overview_shows_counts_chart_risky_and_clusters(admin_page, console, output_dir):
     svc, w = console
     page = admin_page
-    assert page.locator("#open-total").inner_text() == "6"
+    assert page.locator("#open-total").inner_text() == "9"
     sev = {s: page.locator(f"#severity-cards [data-severity={s}]").inner_text() for s in ("critical", "high", "medium", "low")}
-    assert sev == {"critical": "2", "high": "2", "medium": "1", "low": "1"}
+    assert sev == {"critical": "2", "high": "4", "medium": "2", "low": "1"}
     assert texts(page, "#findings-matrix tbody tr td:first-child") == [
-        "untrusted_registry", "digest_mismatch", "tag_moved", "vulnerable_package", "malicious_package", "running_vulnerability"
+        "untrusted_registry", "digest_mismatch", "tag_moved", "vulnerable_package", "malicious_package", "running_vulnerability", "suspicious_exec"
     ]
     # The chart's last point is today's open count, from the findings' history.
-    assert page.locator("#open-chart circle").last.get_attribute("data-count") == "6"
+    assert page.locator("#open-chart circle").last.get_attribute("data-count") == "9"
     assert page.locator("#open-chart circle").count() == 14
-    assert texts(page, "#risky-workloads tbody tr td:first-child") == ["ns-0/Deployment/deployment-0"]
-    top = page.locator("#risky-workloads tbody tr").first.inner_text()
-    assert "ns-0/Deployment/deployment-0" in top and "2C" in top and "2H" in top
+    # Ranked by rolled-up risk (docs/risk.md), not by severity counts: staging's deployment-0 has
+    # one medium finding, seen at runtime in an exposed pod (20 + 25 + 25 = 70), statefulset-1 one
+    # high package finding not seen running (30 + 0 + 5 + 9 = 44).
+    rows = [[c.strip() for c in r.split("\t")] for r in page.locator("#risky-workloads tbody tr").all_inner_texts()]
+    assert [r[:3] for r in rows] == [
+        ["ns-0/Deployment/deployment-0", "prod", "100.0"],
+        ["ns-0/Deployment/deployment-0", "staging", "70.0"],
+        ["ns-1/StatefulSet/statefulset-1", "prod", "44.0"],
+    ]
+    assert rows[0][3] == "2C 3H (5)" and rows[1][3] == "1M (1)" and rows[2][3] == "1H (1)"
+    images = [[c.strip() for c in r.split("\t")] for r in page.locator("#risky-images tbody tr").all_inner_texts()]
+    assert images == [
+        ["registry.example.com/team0/app0:1.0", "3", "100.0", "1C 1H 1M", "5"],
+        ["registry.example.com/team1/app1:1.1", "3", "64.0", "scan pending", "1"],
+        ["registry.example.com/team2/app2:1.2", "1", "25.0", "scan failed", "1"],
+    ]
     assert texts(page, "#overview-clusters tbody tr td:first-child") == ["prod", "staging"]
     prod = page.locator("#overview-clusters tr[data-cluster=prod]").inner_text()
     assert "monitored: 1" in prod and "monitored_with_sensor: 1" in prod and "sensor_failed: 1" in prod
@@ -123,7 +136,7 @@ def test_workloads_list_and_detail(admin_page, console):
     page.goto(f"{svc.url}/workloads/{w.prod}/ns-0/Deployment/deployment-0")
     pods = {p.name for p in w.snapshot.pods if p.workload.name == "deployment-0"}
     assert {r.get_attribute("data-pod") for r in page.locator("#workload-pods tbody tr").all()} == pods
-    assert ids_in(page, "#workload-findings tbody tr") == {w.findings[k] for k in ("digest_mismatch", "untrusted", "malicious", "running_vuln", "resolved")}
+    assert ids_in(page, "#workload-findings tbody tr") == {w.findings[k] for k in ("digest_mismatch", "untrusted", "malicious", "running_vuln", "vuln_d0", "resolved")}
     assert "/usr/bin/curl" in page.locator(".processes").inner_text()
 
 
@@ -144,12 +157,12 @@ def test_processes_grouped_by_executable(admin_page, console):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", {"digest_mismatch", "untrusted", "tag_moved", "malicious", "running_vuln", "staging_vuln"}),
+        ("", {"digest_mismatch", "untrusted", "tag_moved", "malicious", "running_vuln", "vuln_d0", "vuln_s1", "staging_vuln", "staging_exec"}),
         ("severity=critical", {"digest_mismatch", "malicious"}),
         ("status=resolved", {"resolved"}),
         ("status=any&type=runtime_drift", {"resolved"}),
         ("namespace=ns-0&severity=low", {"staging_vuln"}),
-        ("q=openssl", {"running_vuln"}),
+        ("q=openssl", {"running_vuln", "vuln_d0", "vuln_s1"}),
     ],
 )
 def test_findings_filters_narrow_the_list(admin_page, console, query, expected):
@@ -163,7 +176,7 @@ def test_running_only_keeps_findings_whose_image_runs_now(admin_page, console):
     running_refs = {c.image for p in w.snapshot.pods for c in p.containers if c.state == "running"}
     running_pks = {w.image_pk[r] for r in running_refs}
     image_of = {"digest_mismatch": "registry.example.com/team0/app0:1.0", "untrusted": "registry.example.com/team1/app1:1.1", "tag_moved": "registry.example.com/team2/app2:1.2"}
-    expected = {"running_vuln", "malicious"} | {k for k, ref in image_of.items() if w.image_pk[ref] in running_pks}
+    expected = {"running_vuln", "malicious", "vuln_d0", "vuln_s1", "staging_exec"} | {k for k, ref in image_of.items() if w.image_pk[ref] in running_pks}
     admin_page.goto(f"{svc.url}/findings?running=1")
     assert ids_in(admin_page) == {w.findings[k] for k in expected}
     # Terminated init containers do not count as running.
@@ -188,7 +201,7 @@ def test_quick_filters_and_cluster_filter(admin_page, console, output_dir):
     page.goto(f"{svc.url}/findings")
     page.select_option("#findings-filters select[name=cluster]", w.staging)
     page.wait_for_url(re.compile(f"cluster={w.staging}"))
-    assert ids_in(page) == {w.findings["staging_vuln"]}
+    assert ids_in(page) == {w.findings["staging_vuln"], w.findings["staging_exec"]}
 
 
 def test_integrity_violation_detail_shows_both_digests(admin_page, console, output_dir):
@@ -210,7 +223,7 @@ def test_integrity_violation_detail_shows_both_digests(admin_page, console, outp
 def test_new_finding_appears_live(admin_page, console):
     svc, w = console
     page = admin_page
-    page.goto(f"{svc.url}/findings?type=suspicious_exec")
+    page.goto(f"{svc.url}/findings?type=suspicious_exec&q=kubectl")
     page.wait_for_selector("[data-live-status][data-state=open]")
     assert page.locator("#no-findings").is_visible()
     with svc.engine.begin() as conn:
@@ -221,7 +234,7 @@ def test_new_finding_appears_live(admin_page, console):
     assert change == "opened"
     page.wait_for_selector(f"#findings-table tr[data-finding-id='{fid}']", timeout=10_000)
     assert page.locator(f"#findings-table tr[data-finding-id='{fid}'] td.subject").inner_text() == "sh attached via kubectl exec"
-    assert page.url.endswith("/findings?type=suspicious_exec")
+    assert page.url.endswith("/findings?type=suspicious_exec&q=kubectl")
 
 
 def test_admin_suppresses_with_reason_and_history_records_it(admin_page, console):

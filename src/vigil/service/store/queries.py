@@ -1166,3 +1166,227 @@ def finding_filter_choices(conn: Connection) -> dict[str, list]:
             n for (n,) in conn.execute(select(findings.c.namespace).where(findings.c.namespace.is_not(None)).distinct().order_by(findings.c.namespace))
         ],
     }
+
+
+# -- Console reads added with contents, runtime labels and risk ------------------------------------
+# Vulnerability counts come from the image's contents (one row per package and vulnerability of
+# the digest), not from findings, which exist once per workload running the image.
+
+from vigil.service.store.schema import image_scans, image_vulnerabilities  # noqa: E402,I001
+
+PACKAGE_FINDING_TYPES = ("vulnerable_package", "malicious_package")
+# How the runtime states of one vulnerability's findings (one per workload) sum up for the image.
+RUNTIME_STATE_ORDER = ("running", "watching", "unwatched", "not_observed_running")
+
+
+def _empty_vulnerability_counts(scan: str) -> dict:
+    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]} | {"unknown": 0}, "malicious": 0, "running_vulnerabilities": 0, "scan_status": scan}
+
+
+def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
+    """Per image: distinct vulnerabilities of its digest by severity (a malicious package counts as
+    critical, as its finding does), malicious packages, distinct running vulnerabilities (open
+    running_vulnerability findings by subject: one per package and advisory, whatever the workload),
+    and the digest's scan status (pending | scanning | done | failed; ``no_digest`` when the runtime
+    reported none)."""
+    ids = sorted(set(image_ids))
+    out: dict[int, dict] = {}
+    if not ids:
+        return out
+    digests: dict[int, str] = {}
+    for start in range(0, len(ids), 500):
+        digests.update(dict(conn.execute(select(images.c.id, images.c.digest).where(images.c.id.in_(ids[start : start + 500]))).all()))
+    by_digest: dict[str, list[int]] = {}
+    for pk, d in digests.items():
+        if d:
+            by_digest.setdefault(d, []).append(pk)
+    scans = {}
+    vuln_rows = []
+    wanted = sorted(by_digest)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        scans.update(dict(conn.execute(select(image_scans.c.digest, image_scans.c.status).where(image_scans.c.digest.in_(chunk))).all()))
+        vuln_rows += conn.execute(
+            select(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious, func.count())
+            .where(image_vulnerabilities.c.digest.in_(chunk))
+            .group_by(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious)
+        ).all()
+    for pk in ids:
+        d = digests.get(pk)
+        out[pk] = _empty_vulnerability_counts(scans.get(d, "pending") if d else "no_digest")
+    for digest, severity, malicious, n in vuln_rows:
+        level = "critical" if malicious else (severity if severity in SEVERITIES[:4] else "unknown")
+        for pk in by_digest[digest]:
+            out[pk]["vulnerabilities"][level] += n
+            if malicious:
+                out[pk]["malicious"] += n
+    for start in range(0, len(ids), 500):
+        for pk, n in conn.execute(
+            select(findings.c.image_pk, func.count(distinct(findings.c.subject)))
+            .where(findings.c.image_pk.in_(ids[start : start + 500]), findings.c.type == "running_vulnerability", findings.c.status == "open")
+            .group_by(findings.c.image_pk)
+        ):
+            out[pk]["running_vulnerabilities"] = n
+    return out
+
+
+def package_vulnerability_ids(conn: Connection, package_ids: list[int]) -> dict[int, list[dict]]:
+    """package id -> its vulnerabilities (id, severity, malicious), for a page of packages."""
+    out: dict[int, list[dict]] = {}
+    ids = sorted(set(package_ids))
+    for start in range(0, len(ids), 500):
+        v = image_vulnerabilities.c
+        for r in conn.execute(select(v.package_id, v.vuln_id, v.severity, v.malicious).where(v.package_id.in_(ids[start : start + 500])).order_by(v.package_id, v.id)):
+            out.setdefault(r.package_id, []).append({"id": r.vuln_id, "severity": "critical" if r.malicious else r.severity, "malicious": r.malicious})
+    return out
+
+
+def image_runtime_states(conn: Connection, image_pk: int) -> dict[tuple[str, str, str], dict[str, int]]:
+    """(package name, version, vulnerability id) -> {runtime state: open findings in that state}
+    over the image's open package findings (one per workload). A finding without a label yet is
+    ``unwatched``, as the findings API shows it."""
+    labels = {
+        fid: state
+        for fid, state in conn.execute(
+            select(vulnerability_runtime.c.finding_id, vulnerability_runtime.c.state)
+            .join(findings, findings.c.id == vulnerability_runtime.c.finding_id)
+            .where(findings.c.image_pk == image_pk)
+        )
+    }
+    out: dict[tuple[str, str, str], dict[str, int]] = {}
+    for fid, evidence in conn.execute(
+        select(findings.c.id, findings.c.evidence).where(
+            findings.c.image_pk == image_pk, findings.c.type.in_(PACKAGE_FINDING_TYPES), findings.c.status == "open"
+        )
+    ):
+        ev = evidence if isinstance(evidence, dict) else {}
+        pkg = ev.get("package") if isinstance(ev.get("package"), dict) else {}
+        key = (pkg.get("name"), pkg.get("version") or ev.get("installed_version"), ev.get("vulnerability"))
+        if None in key:
+            continue
+        states = out.setdefault(key, {})
+        state = labels.get(fid, "unwatched")
+        states[state] = states.get(state, 0) + 1
+    return out
+
+
+def overall_runtime_state(states: dict[str, int]) -> str | None:
+    """One state for a vulnerability over its workloads: running anywhere wins; it is
+    not_observed_running only when every workload was watched long enough without it running."""
+    return next((s for s in RUNTIME_STATE_ORDER if states.get(s)), None)
+
+
+@dataclass(frozen=True)
+class OpenRisk:
+    """Rolled-up risk of every workload, image and cluster with open findings, scored in one pass."""
+
+    workloads: dict[tuple[str, str, str, str], dict]
+    images: dict[int, dict]
+    clusters: dict[str, dict]
+
+
+def open_risk(conn: Connection) -> OpenRisk:
+    """Each open finding scored once (``store.risk.score``), rolled up by workload, image and
+    cluster as ``store.risk.workload_risk`` / ``image_risk`` / ``cluster_risk`` do, without
+    scoring the same findings three times."""
+    cols = (
+        findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
+        findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
+    )
+    rows = conn.execute(select(*cols).where(findings.c.status == "open")).all()
+    scores = risk_store.score(conn, rows)
+    by_workload: dict[tuple, list] = {}
+    by_image: dict[int, list] = {}
+    by_cluster: dict[str, list] = {}
+    for r in rows:
+        pair = (r.id, scores[r.id]["score"])
+        if r.workload_name is not None:
+            by_workload.setdefault((r.cluster_id, r.namespace, r.workload_kind, r.workload_name), []).append(pair)
+        if r.image_pk is not None:
+            by_image.setdefault(r.image_pk, []).append(pair)
+        if r.cluster_id is not None:
+            by_cluster.setdefault(r.cluster_id, []).append(pair)
+    return OpenRisk(
+        {k: risk_store.rollup(v) for k, v in by_workload.items()},
+        {k: risk_store.rollup(v) for k, v in by_image.items()},
+        {k: risk_store.rollup(v) for k, v in by_cluster.items()},
+    )
+
+
+def console_clusters(conn: Connection, after: str | None, limit: int, risk: OpenRisk | None = None) -> Page:
+    """``list_clusters`` for the console: the same items, with risk taken from ``risk`` (a cluster
+    without open findings rolls up to 0) instead of scoring every finding again."""
+    stmt = page(select(clusters), [clusters.c.name, clusters.c.id], after, limit)
+    rows, nxt = split_page(conn.execute(stmt).all(), lambda r: (r.name, r.id), limit)
+    ids = [r.id for r in rows]
+    node_counts = dict(conn.execute(select(nodes.c.cluster_id, func.count()).where(nodes.c.cluster_id.in_(ids)).group_by(nodes.c.cluster_id)).all())
+    pod_counts = dict(conn.execute(select(pods.c.cluster_id, func.count()).where(pods.c.cluster_id.in_(ids)).group_by(pods.c.cluster_id)).all())
+    items = []
+    for r in rows:
+        d = {
+            "id": r.id,
+            "name": r.name,
+            "created_at": _iso(r.created_at),
+            "last_seen_at": _iso(r.last_seen_at),
+            "controller": {
+                "status": controller_status(r.controller_heartbeat_at, r.controller_interval_s),
+                "last_heartbeat_at": _iso(r.controller_heartbeat_at),
+                "version": r.controller_version,
+            },
+            "nodes": node_counts.get(r.id, 0),
+            "pods": pod_counts.get(r.id, 0),
+        }
+        if risk is not None:
+            d["risk"] = risk.clusters.get(r.id) or risk_store.rollup([])
+        items.append(d)
+    return Page(items, nxt)
+
+
+def riskiest_workloads(conn: Connection, limit: int = 5, risk: OpenRisk | None = None) -> list[dict]:
+    """Workloads with open findings ranked by their rolled-up risk score (store/risk.py), highest first."""
+    risks = (risk or open_risk(conn)).workloads
+    top = sorted(risks.items(), key=lambda kv: (-kv[1]["score"], kv[0]))[:limit]
+    names = _cluster_names(conn, {k[0] for k, _ in top})
+    sev: dict[tuple, dict[str, int]] = {}
+    if top:
+        for cid, ns, kind, name, s, n in conn.execute(
+            select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity, func.count())
+            .where(findings.c.status == "open", findings.c.workload_name.in_({k[3] for k, _ in top}))
+            .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity)
+        ):
+            sev.setdefault((cid, ns, kind, name), {})[s] = n
+    return [
+        {
+            "cluster_id": k[0],
+            "cluster_name": names.get(k[0]),
+            "namespace": k[1],
+            "kind": k[2],
+            "name": k[3],
+            "risk": risk,
+            "severities": sev.get(k, {}),
+            "total": risk["parts"]["open_findings"],
+        }
+        for k, risk in top
+    ]
+
+
+def riskiest_images(conn: Connection, limit: int = 5, risk: OpenRisk | None = None) -> list[dict]:
+    """Images with open findings ranked by their rolled-up risk score, highest first."""
+    risks = (risk or open_risk(conn)).images
+    top = sorted(risks.items(), key=lambda kv: (-kv[1]["score"], kv[0]))[:limit]
+    pks = [pk for pk, _ in top]
+    rows = {r.id: r for r in conn.execute(select(images).where(images.c.id.in_(pks)))} if pks else {}
+    usage = image_usage(conn, pks)
+    counts = image_vulnerability_counts(conn, pks)
+    return [
+        {
+            "id": pk,
+            "ref": _image_ref(rows[pk].registry, rows[pk].repository, rows[pk].tag, rows[pk].digest),
+            "risk": risk,
+            "total": risk["parts"]["open_findings"],
+            "usage": usage[pk],
+            **counts[pk],
+        }
+        for pk, risk in top
+        if pk in rows
+    ]

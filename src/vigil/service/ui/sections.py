@@ -1,13 +1,18 @@
-"""Optional sections other parts of the service fill in as their data lands.
+"""Sections of the image and settings pages, read through replaceable providers.
 
-A page shows a section when a provider is registered for it and returns data; otherwise it
-says what will appear there. Providers are plain functions over a store connection, kept
-in these tables so the console never imports analysis code it does not need:
+Providers are plain functions over a store connection, kept in these tables so a part of the
+service can supply its own; ``providers.register_built_ins`` fills every entry nobody else
+registered with the console's readers of the real stores. A provider that raises does not take
+the page down: its section says it could not be read.
 
-- ``IMAGE_SECTIONS["provenance"](conn, image) -> dict[str, str] | None`` (OCI labels per digest)
-- ``IMAGE_SECTIONS["packages"](conn, image) -> list[dict] | None`` (name, version, ecosystem, path)
-- ``POLICY_SECTIONS["trust"](conn) -> dict | None`` (the document GET /api/v1/policy/trust serves)
-- ``POLICY_SECTIONS["alerts"](conn) -> list[dict] | None`` (alert outputs)
+- ``IMAGE_SECTIONS["provenance"](conn, image) -> dict | None`` (source, revision, created,
+  authors, version, labels of the digest; ``store.integrity.provenance_for``)
+- ``IMAGE_SECTIONS["integrity"](conn, image) -> dict | None`` (``store.integrity.summaries``)
+- ``POLICY_SECTIONS["trust"](conn) -> dict`` (rules as ``store.policy.list_rules``, revision, clusters)
+- ``POLICY_SECTIONS["alerts"](conn) -> list[dict]`` (alert outputs, settings masked by their kind)
+
+Packages and vulnerabilities are paged, so the image page reads them from ``store.contents``
+itself.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
     limit, after = params.page_size(q), params.cursor(q)
     with request.app.state.engine.connect() as conn:
         try:
-            page = queries.list_clusters(conn, after, limit)
+            page = queries.console_clusters(conn, after, limit)
         except BadCursor as exc:
             raise params.BadParam(f"after: {exc}") from None
         sensors = queries.sensor_summary(conn, [c["id"] for c in page.items])
@@ -34,7 +34,7 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
     text = params.text(q, "q")
     limit, after = params.page_size(q), params.cursor(q)
     with request.app.state.engine.connect() as conn:
-        found = [c for c in queries.list_clusters(conn, None, 1000).items if c["id"] == cluster_id]
+        found = [c for c in queries.console_clusters(conn, None, 1000).items if c["id"] == cluster_id]
         if not found:
             raise web.Refused(404, f"cluster {cluster_id!r} does not exist")
         try:

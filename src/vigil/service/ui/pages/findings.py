@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
+from vigil.service.store import risk as risk_store
 from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
@@ -53,6 +54,7 @@ def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
         except BadCursor as exc:
             raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
+        risk_store.attach_risk(conn, page.items)
     quick = [(label, params.link("/findings", _empty(), **qp), _active(f, qp)) for label, qp in QUICK_FILTERS]
     return web.render(
         request,

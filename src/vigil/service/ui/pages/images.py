@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from vigil.service.store import queries
+from vigil.service.store import contents, queries
+from vigil.service.store import risk as risk_store
 from vigil.service.store.findings import FINDING_TYPES
-from vigil.service.store.pagination import BadCursor
+from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.ui import params, sections, web
 
 router = APIRouter()
+CONTENTS_PAGE = 50
 TRUST_TYPES = ("untrusted_registry",) + queries.INTEGRITY_TYPES
 
 
@@ -30,7 +32,48 @@ def images(request: Request, v: web.Viewer = Depends(web.viewer)):
         except BadCursor as exc:
             raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
+        _count_vulnerabilities(conn, page.items)
     return web.render(request, "images.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], FINDING_TYPES=FINDING_TYPES)
+
+
+def _count_vulnerabilities(conn, items: list[dict]) -> None:
+    """Distinct vulnerabilities of each image's digest (contents), not findings (one per workload)."""
+    counts = queries.image_vulnerability_counts(conn, [i["id"] for i in items])
+    for i in items:
+        i.update(counts[i["id"]])
+
+
+def _id_cursor(q, name: str) -> str | None:
+    """A packages or vulnerabilities page cursor: one id this service issued."""
+    raw = params.text(q, name, 512)
+    if raw is None:
+        return None
+    try:
+        values = decode_cursor(raw, 1)
+    except BadCursor as exc:
+        raise params.BadParam(f"{name}: {exc}") from None
+    if not isinstance(values[0], int):
+        raise params.BadParam(f"{name}: cursor {raw[:64]!r} is not one this service issued for this listing")
+    return raw
+
+
+def _contents(conn, img: dict, q) -> dict:
+    """The digest's scan status, a page of its packages (each with its vulnerabilities) and a page of
+    its vulnerabilities (each with the runtime state of its findings across workloads)."""
+    scan = contents.scan_status(conn, img["digest"])
+    out = {"scan": scan, "packages": [], "packages_next": None, "vulns": [], "vulns_next": None}
+    if scan["status"] != "done":
+        return out
+    out["packages"], out["packages_next"] = contents.list_packages(conn, img["digest"], None, None, _id_cursor(q, "pkg_after"), CONTENTS_PAGE)
+    by_package = queries.package_vulnerability_ids(conn, [p["id"] for p in out["packages"]])
+    for p in out["packages"]:
+        p["vulnerabilities"] = by_package.get(p["id"], [])
+    out["vulns"], out["vulns_next"] = contents.list_vulnerabilities(conn, img["digest"], (), None, _id_cursor(q, "vuln_after"), CONTENTS_PAGE)
+    states = queries.image_runtime_states(conn, img["id"])
+    for v in out["vulns"]:
+        v["runtime"] = states.get((v["package"]["name"], v["package"]["version"], v["id"]), {})
+        v["runtime_state"] = queries.overall_runtime_state(v["runtime"])
+    return out
 
 
 @router.get("/images/{image_id}")
@@ -55,11 +98,12 @@ def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
         )
         processes = queries.console_processes(conn, queries.ProcessFilter(image_pk=image_id), "last_seen", True, None, 200)
         provenance = sections.image_section("provenance", conn, img)
-        packages = sections.image_section("packages", conn, img)
-    if provenance is None:
-        provenance = img["extra"].get("provenance") or img["extra"].get("labels")
-    # Running vulnerabilities are vulnerable packages seen executing; mark those packages.
-    running_subjects = {f["subject"] for f in vulns.items if f["type"] == "running_vulnerability" and f["status"] == "open"}
+        integrity = sections.image_section("integrity", conn, img)
+        # Package findings carry their runtime label (running, not_observed_running, watching,
+        # unwatched) and every finding its risk score.
+        risk_store.attach_risk(conn, vulns.items)
+        img.update(queries.image_vulnerability_counts(conn, [image_id])[image_id])
+        content = _contents(conn, img, request.query_params)
     return web.render(
         request,
         "image.html",
@@ -69,8 +113,8 @@ def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
         trust=trust.items,
         vulns=vulns.items,
         other=other.items,
-        running_subjects=running_subjects,
         processes=processes,
         provenance=provenance,
-        packages=packages,
+        integrity=integrity,
+        content=content,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Depends, Request
 
 from vigil.service.store import queries
@@ -10,16 +12,33 @@ from vigil.service.ui import web
 from vigil.service.ui.chart import line_chart
 
 router = APIRouter()
+# Scoring every open finding takes about a second at 10,000 of them; the live overview is fetched
+# again by every open browser on every change, so one result is shared until findings change.
+# Risk also moves with inventory (exposure, blast radius) and runtime labels, which do not change
+# the findings marker: those show within RISK_MAX_AGE_S.
+RISK_MAX_AGE_S = 15.0
+
+
+def _open_risk(request: Request, conn) -> queries.OpenRisk:
+    marker = queries.findings_marker(conn)
+    cached = getattr(request.app.state, "console_open_risk", None)
+    now = time.monotonic()
+    if cached is not None and cached[0] == marker and now - cached[1] < RISK_MAX_AGE_S:
+        return cached[2]
+    risk = queries.open_risk(conn)
+    request.app.state.console_open_risk = (marker, now, risk)
+    return risk
 
 
 @router.get("/")
 def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
     with request.app.state.engine.connect() as conn:
         counts = queries.finding_counts(conn)
-        clusters = queries.list_clusters(conn, None, 100)
+        risk = _open_risk(request, conn)
+        clusters = queries.console_clusters(conn, None, 100, risk)
         sensors = queries.sensor_summary(conn, [c["id"] for c in clusters.items])
-        workloads = queries.top_risky_workloads(conn, 5)
-        images = queries.top_risky_images(conn, 5)
+        workloads = queries.riskiest_workloads(conn, 5, risk)
+        images = queries.riskiest_images(conn, 5, risk)
         series = queries.open_findings_series(conn, 14)
     by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in queries.SEVERITIES}
     types = [t for t in FINDING_TYPES if t in counts] + sorted(t for t in counts if t not in FINDING_TYPES)

@@ -1,4 +1,9 @@
-"""Policy and settings: trusted registries and alert outputs (when provided), API and registration tokens (admin)."""
+"""Policy and settings: trusted registries and mirrors, alert outputs, API and registration tokens.
+
+Everyone signed in sees the trust policy; admins change it (add or remove a trusted pattern or a
+mirror rule), see alert outputs (masked, as the admin-only alerts API shows them) and remove them,
+and manage tokens. Every change is a CSRF-checked POST.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,36 @@ import logging
 import re
 from datetime import timedelta
 
+import orjson
 from fastapi import APIRouter, Depends, Request
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.store.tokens import USER_ROLES, issue_token, list_tokens, revoke_token
+from vigil.service.analysis.trust import InvalidPattern, Pattern
+from vigil.service.store import alerts as alert_store
+from vigil.service.store import policy as policy_store
+from vigil.service.store.schema import clusters
+from vigil.service.store.tokens import (
+    USER_ROLES,
+    issue_token,
+    list_tokens,
+    revoke_token,
+)
 from vigil.service.ui import sections, web
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,127}$")
 MAX_TTL_HOURS = 24 * 365
+RULE_KINDS = ("trusted", "mirror")
+MAX_PATTERN = 512
 
 
-def _page(request: Request, v: web.Viewer, issued=None, error: str | None = None, status: int = 200):
+def _page(request: Request, v: web.Viewer, issued=None, error: str | None = None, status: int = 200, notice: str | None = None, form=None):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
         trust = sections.policy_section("trust", conn)
-        alerts = sections.policy_section("alerts", conn)
+        alerts = sections.policy_section("alerts", conn) if v.is_admin else None
     return web.render(
         request,
         "settings.html",
@@ -34,6 +52,9 @@ def _page(request: Request, v: web.Viewer, issued=None, error: str | None = None
         alerts=alerts,
         issued=issued,
         error=error,
+        notice=notice,
+        # What the admin typed, put back into the trust form after a refusal.
+        form={k: str(form.get(k) or "") for k in ("kind", "pattern", "mirror", "cluster")} if form is not None else {},
     )
 
 
@@ -86,3 +107,123 @@ async def revoke(token_id: str, request: Request, v: web.Viewer = Depends(web.vi
         return _page(request, v, error=f"token {token_id!r} does not exist or is already revoked", status=404)
     log.info("token revoked in console", extra={"token_id": token_id, "by": v.principal.token_id})
     return web.redirect("/settings")
+
+
+class RuleError(ValueError):
+    """A trust form field that breaks a rule; the message starts with the field's name."""
+
+
+def _pattern_field(form, field: str) -> Pattern:
+    text = str(form.get(field) or "")
+    if len(text) > MAX_PATTERN:
+        raise RuleError(f"{field}: longer than {MAX_PATTERN} characters")
+    try:
+        return Pattern.parse(text)
+    except InvalidPattern as exc:
+        raise RuleError(f"{field}: {exc}") from None
+
+
+def _rule_from_form(conn, form, new: bool) -> tuple[str, Pattern, Pattern | None, str | None]:
+    kind = str(form.get("kind") or "")
+    if kind not in RULE_KINDS:
+        raise RuleError(f"kind: {kind!r} is not one of {', '.join(RULE_KINDS)}")
+    pattern = _pattern_field(form, "pattern")
+    mirror = _pattern_field(form, "mirror") if kind == "mirror" else None
+    cluster = str(form.get("cluster") or "").strip() or None
+    if len(cluster or "") > 253:
+        raise RuleError("cluster: longer than 253 characters")
+    # A new rule names a registered cluster; a stored rule may name one the CLI added before it registered.
+    if new and cluster is not None:
+        known = set(conn.execute(select(clusters.c.name)).scalars())
+        if cluster not in known:
+            raise RuleError(f"cluster: {cluster!r} is not a registered cluster's name (leave it empty for every cluster)")
+    return kind, pattern, mirror, cluster
+
+
+def _describe(kind: str, pattern: Pattern, mirror: Pattern | None, cluster: str | None) -> str:
+    what = f"trusted {pattern}" if kind == "trusted" else f"mirror {pattern} -> {mirror}"
+    return f"{what} ({'cluster ' + cluster if cluster else 'global'})"
+
+
+@router.post("/settings/trust")
+async def add_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    actor = f"console:{v.principal.name}"
+
+    def work() -> tuple[bool, str]:
+        with request.app.state.engine.begin() as conn:
+            kind, pattern, mirror, cluster = _rule_from_form(conn, form, new=True)
+            if kind == "trusted":
+                added = policy_store.add_trusted(conn, pattern, cluster, actor)
+            else:
+                added = policy_store.add_mirror(conn, pattern, mirror, cluster, actor)
+            return added, _describe(kind, pattern, mirror, cluster)
+
+    try:
+        added, what = await run_in_threadpool(work)
+    except RuleError as exc:
+        return _page(request, v, error=str(exc), status=400, form=form)
+    if not added:
+        return _page(request, v, notice=f"already in the policy: {what}")
+    log.info("trust rule added in console", extra={"rule": what, "by": v.principal.token_id})
+    return web.redirect("/settings#trust")
+
+
+def _posted_rule(form) -> dict:
+    """The rule a row's remove button names, as JSON in the button's value (one control names the
+    whole rule); API-style clients may post the four fields instead."""
+    raw = form.get("rule")
+    if raw is None:
+        return {k: form.get(k) for k in ("kind", "pattern", "mirror", "cluster")}
+    try:
+        rule = orjson.loads(str(raw))
+    except orjson.JSONDecodeError:
+        rule = None
+    if not isinstance(rule, dict) or not all(isinstance(rule.get(k, ""), str) for k in ("kind", "pattern", "mirror", "cluster")):
+        raise RuleError("rule: must be an object of kind, pattern, mirror and cluster strings")
+    return rule
+
+
+@router.post("/settings/trust/remove")
+async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    try:
+        fields = _posted_rule(form)
+    except RuleError as exc:
+        return _page(request, v, error=str(exc), status=400)
+    actor = f"console:{v.principal.name}"
+
+    def work() -> tuple[bool, str]:
+        with request.app.state.engine.begin() as conn:
+            kind, pattern, mirror, cluster = _rule_from_form(conn, fields, new=False)
+            if kind == "trusted":
+                removed = policy_store.remove_trusted(conn, pattern, cluster, actor)
+            else:
+                removed = policy_store.remove_mirror(conn, pattern, mirror, cluster, actor)
+            return removed, _describe(kind, pattern, mirror, cluster)
+
+    try:
+        removed, what = await run_in_threadpool(work)
+    except RuleError as exc:
+        return _page(request, v, error=str(exc), status=400)
+    if not removed:
+        return _page(request, v, error=f"not in the policy: {what}", status=404)
+    log.info("trust rule removed in console", extra={"rule": what, "by": v.principal.token_id})
+    return web.redirect("/settings#trust")
+
+
+@router.post("/settings/alerts/{output_id}/remove")
+async def remove_output(output_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+    await web.checked_form(request)
+    web.require_admin(v)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return alert_store.delete_output(conn, output_id)
+
+    if not await run_in_threadpool(work):
+        return _page(request, v, error=f"alert output {output_id} does not exist", status=404)
+    log.info("alert output removed in console", extra={"output_id": output_id, "by": v.principal.token_id})
+    return web.redirect("/settings#alerts")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from vigil.service.store import queries
+from vigil.service.store import risk as risk_store
 from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
@@ -42,6 +43,10 @@ def workload(cluster_id: str, namespace: str, kind: str, name: str, request: Req
             conn, queries.FindingFilter(workload=key, statuses=("open", "resolved", "suppressed")), queries.finding_sort("severity", False), None, 500
         )
         processes = queries.console_processes(conn, queries.ProcessFilter(workload=key), "last_seen", True, None, 200)
+        risk_store.attach_risk(conn, found.items)
+        w["risk"] = risk_store.workload_risk(conn, [key])[key]
+    # Riskiest first: the order triage works in.
+    found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
     severities = {}
     for f in found.items:
         if f["status"] == "open":

@@ -37,7 +37,8 @@
 
   // Filter selects apply at once; the form is a plain GET, so the URL carries the view.
   document.addEventListener("change", function (ev) {
-    if (ev.target.matches("form.filters select, form.filters input[type=checkbox]")) ev.target.form.requestSubmit();
+    // Only GET filter forms: a change form (POST) is sent by its button, never by choosing an option.
+    if (ev.target.matches("form.filters:not([method=post]) select, form.filters:not([method=post]) input[type=checkbox]")) ev.target.form.requestSubmit();
   });
 
   document.addEventListener("DOMContentLoaded", startLive);
