@@ -9,6 +9,11 @@ own process shipping to it. Figures (JSON lines on stdout, one per measurement):
   the container (busybox-static `true`) and on the host (coreutils `true`), with no sensor vs a
   sensor attached and shipping (host tracing off, as deployed; and with --include-host). Conditions
   alternate in rotated order each round; the overhead is the median of the per-round paired ratios.
+  Two measures: wall time per spawn (swings with other load on a shared machine), and CPU time,
+  which does not: the spawner's user+sys (self + children, from getrusage inside spawnbench; the
+  kernel's BPF work on an exec is sys time of the exec'ing task) per spawn plus the sensor's CPU
+  (/proc/<pid> schedstat or utime+stime delta over the loop and a settle wait for its last
+  shipment) per exec; cpu overhead = total_on / total_off - 1.
 * sensor_cpu: the sensor's CPU (utime+stime from /proc/<pid>/stat) idle and at a paced exec rate
   (default 500/s) in the container, as % of one core.
 * flood: several spawners at their maximum rate in the container; execs/s achieved, events drained
@@ -62,16 +67,21 @@ SPAWNBENCH_C = r"""
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 extern char **environ;
+static long long tv_us(struct timeval t) { return t.tv_sec * 1000000LL + t.tv_usec; }
 static long long now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 /* spawnbench COUNT RATE PATH [ARG...]: COUNT sequential posix_spawn+waitpid of PATH,
- * paced at RATE per second (0: as fast as possible); prints one JSON line. */
+ * paced at RATE per second (0: as fast as possible); prints one JSON line with the wall time and
+ * the CPU time (user, sys) of this process and of its reaped children, read inside the process
+ * because in a container it is not ours to wait for. The kernel-side cost of each exec, BPF
+ * programs included, is charged as sys time to the exec'ing child. */
 int main(int argc, char **argv) {
     if (argc < 4) { fprintf(stderr, "usage: spawnbench COUNT RATE PATH [ARG...]\n"); return 2; }
     long n = atol(argv[1]);
@@ -90,7 +100,13 @@ int main(int argc, char **argv) {
         if (posix_spawn(&pid, argv[3], 0, 0, &argv[3], environ) != 0) { failures++; continue; }
         if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) failures++;
     }
-    printf("{\"spawns\":%ld,\"failures\":%lld,\"elapsed_ns\":%lld}\n", n, failures, now_ns() - t0);
+    long long elapsed = now_ns() - t0;
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    printf("{\"spawns\":%ld,\"failures\":%lld,\"elapsed_ns\":%lld,"
+           "\"self_user_us\":%lld,\"self_sys_us\":%lld,\"children_user_us\":%lld,\"children_sys_us\":%lld}\n",
+           n, failures, elapsed, tv_us(self.ru_utime), tv_us(self.ru_stime), tv_us(kids.ru_utime), tv_us(kids.ru_stime));
     return failures ? 1 : 0;
 }
 """
@@ -113,6 +129,26 @@ def cpu_ticks(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[11]) + int(fields[12])
+
+
+def cpu_ns(pid: int) -> tuple[int, int, frozenset[str]]:
+    """A process's CPU time two ways: (sum of its live threads' on-CPU ns from schedstat, utime +
+    stime in ns at clock-tick resolution, the set of thread ids). schedstat is ns-precise but
+    forgets threads that exited; utime+stime counts them but in 10 ms steps."""
+    tids = frozenset(os.listdir(f"/proc/{pid}/task"))
+    run_ns = 0
+    for tid in tids:
+        try:
+            run_ns += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+        except FileNotFoundError:  # the thread exited between listing and reading
+            pass
+    return run_ns, cpu_ticks(pid) * 1_000_000_000 // os.sysconf("SC_CLK_TCK"), tids
+
+
+def cpu_delta_ns(a: tuple[int, int, frozenset[str]], b: tuple[int, int, frozenset[str]]) -> int:
+    """CPU used between two cpu_ns samples: the precise schedstat sum while the same threads lived
+    throughout, else the tick-resolution utime+stime (which keeps exited threads' time)."""
+    return b[0] - a[0] if a[2] == b[2] else b[1] - a[1]
 
 
 def vm_hwm_kib(pid: int) -> int:
@@ -205,6 +241,11 @@ class Bench:
         n, rounds = self.args.spawns, self.args.rounds
         conditions = {"off": None, "sensor": (), "sensor_include_host": ("--include-host",)}
         times: dict[tuple[str, str], list[float]] = {}
+        # CPU per spawn: the spawner's own (self + reaped children, user + sys, as it reports it)
+        # and the sensor's per exec over the same window. Unlike wall time, CPU time does not grow
+        # when other work on the machine holds the cores.
+        spawner_cpu: dict[tuple[str, str], list[float]] = {}
+        sensor_cpu: dict[tuple[str, str], list[float]] = {}
         exact: list[dict] = []
         for r in range(rounds):
             names = list(conditions)
@@ -214,7 +255,19 @@ class Bench:
                 before = self.true_count()
                 # The order of scopes alternates too.
                 for scope in (("container", "host") if r % 2 == 0 else ("host", "container")):
-                    times.setdefault((scope, name), []).append(self.spawn(scope, n)["elapsed_ns"] / n / 1000)
+                    c0 = cpu_ns(sensor.proc.pid) if sensor is not None else None
+                    doc = self.spawn(scope, n)
+                    if sensor is not None:
+                        # The sensor ships once a second: wait for the batch holding the last
+                        # execs so its cost lands in this window (idle cost of the wait included).
+                        time.sleep(self.args.settle)
+                        sensor_us = cpu_delta_ns(c0, cpu_ns(sensor.proc.pid)) / 1000
+                    else:
+                        sensor_us = 0.0
+                    times.setdefault((scope, name), []).append(doc["elapsed_ns"] / n / 1000)
+                    spawner_cpu.setdefault((scope, name), []).append(
+                        (doc["self_user_us"] + doc["self_sys_us"] + doc["children_user_us"] + doc["children_sys_us"]) / n)
+                    sensor_cpu.setdefault((scope, name), []).append(sensor_us / n)
                 if sensor is not None:
                     counters = self.stop_sensor(sensor)
                     exact.append({"condition": name, "round": r, "container_spawns": n,
@@ -224,6 +277,10 @@ class Bench:
             for name in ("sensor", "sensor_include_host"):
                 on = times[(scope, name)]
                 ratios = [b / a - 1 for a, b in zip(base, on)]
+                sp_off, sp_on = spawner_cpu[(scope, "off")], spawner_cpu[(scope, name)]
+                se_on = sensor_cpu[(scope, name)]
+                tot_off, tot_on = sp_off, [a + b for a, b in zip(sp_on, se_on)]
+                cpu_ratios = [b / a - 1 for a, b in zip(tot_off, tot_on)]
                 emit({
                     "bench": "sensor_overhead", "metric": "exec_overhead", "scope": scope, "condition": name,
                     "workload": f"{n} sequential posix_spawn+waitpid of /bin/true "
@@ -236,6 +293,21 @@ class Bench:
                     "overhead_pct_median": round(100 * statistics.median(ratios), 2),
                     # Less sensitive to one round disturbed by other load on a shared machine:
                     "overhead_pct_of_medians": round(100 * (statistics.median(on) / statistics.median(base) - 1), 2),
+                    # CPU time, robust to other load: spawner user+sys (self + children) per spawn,
+                    # plus the sensor's CPU (schedstat / utime+stime) per exec over the same window.
+                    "cpu_us_per_spawn_spawner_off": [round(x, 1) for x in sp_off],
+                    "cpu_us_per_spawn_spawner_on": [round(x, 1) for x in sp_on],
+                    "cpu_us_per_exec_sensor_on": [round(x, 1) for x in se_on],
+                    "cpu_us_per_spawn_total_off": [round(x, 1) for x in tot_off],
+                    "cpu_us_per_spawn_total_on": [round(x, 1) for x in tot_on],
+                    "cpu_overhead_pct_per_round": [round(100 * x, 2) for x in cpu_ratios],
+                    "cpu_overhead_pct_median": round(100 * statistics.median(cpu_ratios), 2),
+                    # The sensor's own share alone, a floor for the overhead that does not rest on
+                    # the difference of two spawner figures (each moves ~10% with co-tenant load):
+                    "sensor_cpu_pct_of_spawn_median": round(
+                        100 * statistics.median([b / a for a, b in zip(sp_off, se_on)]), 2),
+                    "spawner_cpu_overhead_pct_median": round(
+                        100 * statistics.median([b / a - 1 for a, b in zip(sp_off, sp_on)]), 2),
                     "loadavg_now": os.getloadavg()[0],
                     "aim_pct": 2.0,
                 })
@@ -320,6 +392,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spawns", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--settle", type=float, default=1.5,
+                    help="seconds to wait after each spawn loop before reading the sensor's CPU (it ships every 1 s)")
     ap.add_argument("--cpu-rate", type=float, default=500)
     ap.add_argument("--cpu-seconds", type=float, default=10)
     ap.add_argument("--flood-spawners", type=int, default=4)
