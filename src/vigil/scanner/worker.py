@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from vigil.background import PeriodicTask
 from vigil.catalog import ImageContents, LayerDigestMismatch
 from vigil.model.image import ImageRef
 from vigil.registry import Platform, RegistryClient, RegistryError
@@ -87,8 +88,7 @@ class ScanWorker:
         self.name = name or worker_name()
         self.lease = lease
         self.scans = 0  # jobs taken by this worker (each is one pull)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-scanner", lambda: self._pass(self._task.stop_event), "scanner pass")
 
     # -- one job --------------------------------------------------------------------------------
 
@@ -154,27 +154,28 @@ class ScanWorker:
 
     # -- in the background ----------------------------------------------------------------------
 
-    def loop(self, tick: float = 2.0, stop: threading.Event | None = None) -> None:
-        """Queue running digests and scan until ``stop`` is set, waiting ``tick`` seconds when idle."""
-        stop = stop or self._stop
+    def _pass(self, stop: threading.Event) -> None:
+        """Queue running digests, then scan until the queue is empty or ``stop`` is set."""
+        self.enqueue_running()
+        while not stop.is_set() and self.run_once() is not None:
+            pass
+
+    def loop(self, tick: float, stop: threading.Event) -> None:
+        """`vigil scanner`: passes until ``stop`` is set, waiting ``tick`` seconds when idle."""
         while not stop.is_set():
             try:
-                self.enqueue_running()
-                while not stop.is_set() and self.run_once() is not None:
-                    pass
+                self._pass(stop)
             except Exception:  # a broken pass must not end scanning for good
                 log.exception("scanner pass failed")
             stop.wait(tick)
 
     def start(self, tick: float = 2.0) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.loop, args=(tick,), name="vigil-scanner", daemon=True)
-        self._thread.start()
+        self._task.start(tick)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=60)
-            self._thread = None
+        self._task.stop(timeout=60)
+
+    @property
+    def _thread(self):
+        # The background thread while it runs (tests check it is gone after the service stops).
+        return self._task._thread

@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
+from vigil.background import PeriodicTask
 from vigil.service.alerts.cursor import Cursor
 from vigil.service.alerts.events import (
     AlertEvent,
@@ -81,8 +82,9 @@ class Dispatcher:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # The lease is renewed after every delivery, so it must outlast the slowest single delivery.
         self.lease = timedelta(seconds=max(60.0, 1.5 * policy.worst_case(timeout) + 30.0))
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-alerts", self.dispatch_once, "alert dispatch pass")
+        # Set on stop, so a delivery's retry backoff ends at once.
+        self._stop = self._task.stop_event
         self._pass_lock = threading.Lock()
         self._gaps: dict[int, dict[int, float]] = {}  # output id -> gap start id -> first seen (monotonic)
         self._claimed: set[int] = set()
@@ -225,30 +227,14 @@ class Dispatcher:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._task.running
 
     def start(self, tick: float = 1.0) -> None:
-        if self.running:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.dispatch_once()
-                except Exception:
-                    log.exception("alert dispatch pass failed")
-                self._stop.wait(tick)
-
-        self._thread = threading.Thread(target=loop, name="vigil-alerts", daemon=True)
-        self._thread.start()
+        self._task.start(tick)
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the loop (a retry wait ends at once) and hand the leases back so a successor starts now."""
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        self._task.stop(timeout)
         if not self._pass_lock.acquire(timeout=timeout):
             log.warning("alert pass still running at stop; its leases expire on their own")
             return

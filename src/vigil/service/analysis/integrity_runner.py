@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from vigil.background import PeriodicTask
 from vigil.model.image import ImageRef, digest_error
 from vigil.registry import RegistryClient
 from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
@@ -114,8 +115,7 @@ class IntegrityEvaluator:
         self.workers = workers
         self.record_provenance = record_provenance
         self._lock = threading.Lock()  # one pass at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-integrity", self.run_pass, "integrity pass")
         self.last_report: PassReport | None = None
 
     # -- one pass -------------------------------------------------------------------------------
@@ -367,23 +367,12 @@ class IntegrityEvaluator:
 
     def start(self, tick: float = 2.0) -> None:
         """Run passes every ``tick`` seconds in a daemon thread until ``stop``."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.run_pass()
-                except Exception:  # a bad pass must not end verification for good
-                    log.exception("integrity pass failed")
-                self._stop.wait(tick)
-
-        self._thread = threading.Thread(target=loop, name="vigil-integrity", daemon=True)
-        self._thread.start()
+        self._task.start(tick)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._task.stop()
+
+    @property
+    def _thread(self):
+        # The background thread while it runs (tests check it is gone after the service stops).
+        return self._task._thread

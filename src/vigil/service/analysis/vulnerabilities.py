@@ -33,6 +33,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from vigil.background import PeriodicTask
 from vigil.intel import AdvisoryIndex, AdvisoryStore
 from vigil.intel.store import StoreError, read_revision
 from vigil.scanner.vulnmatch import key_id, match_packages
@@ -224,8 +225,7 @@ class VulnerabilityAnalyzer:
         self.scanner = scanner
         self._lock = threading.Lock()  # one pass at a time
         self._fingerprint: tuple | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-contents", self.run_pass, "contents pass")
         self.last_report: ContentPassReport | None = None
 
     def run_pass(self, *, scan: bool = False, force_reload: bool = False) -> ContentPassReport:
@@ -302,26 +302,10 @@ class VulnerabilityAnalyzer:
     # -- in the background ----------------------------------------------------------------------
 
     def start(self, tick: float = 2.0) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.run_pass()
-                except Exception:  # a bad pass must not end analysis for good
-                    log.exception("contents pass failed")
-                self._stop.wait(tick)
-
-        self._thread = threading.Thread(target=loop, name="vigil-contents", daemon=True)
-        self._thread.start()
+        self._task.start(tick)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._task.stop()
 
 
 # -- wiring into the service ------------------------------------------------------------------------
@@ -336,8 +320,7 @@ class IntelSyncSchedule:
         self.cache_dir = cache_dir
         self.interval = interval
         self.last_report = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-intel-sync", self.run_once, "advisory sync")
 
     def run_once(self):
         from vigil.intel.sync import sync_feeds
@@ -346,26 +329,11 @@ class IntelSyncSchedule:
         return self.last_report
 
     def start(self) -> None:
-        if self._thread is not None or self.interval <= 0:
-            return
-        self._stop.clear()
-
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.run_once()
-                except Exception:  # a failed sync is retried at the next interval
-                    log.exception("advisory sync failed")
-                self._stop.wait(self.interval)
-
-        self._thread = threading.Thread(target=loop, name="vigil-intel-sync", daemon=True)
-        self._thread.start()
+        if self.interval > 0:  # a failed sync is retried at the next interval
+            self._task.start(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._task.stop()
 
 
 def make_analyzer(settings, engine: Engine) -> VulnerabilityAnalyzer:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from vigil.background import PeriodicTask
 from vigil.service.analysis.runtime import labels
 from vigil.service.analysis.runtime.evaluate import ImageView, dedup_key, evaluate
 from vigil.service.analysis.runtime.model import (
@@ -117,9 +118,7 @@ class RuntimeAnalyzer:
         self._images: OrderedDict[tuple, ImageView] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()  # one pass at a time
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task = PeriodicTask("vigil-runtime-analysis", self.run_pass, "runtime analysis pass")
         self._labelled_at = 0.0
         self._unjudged_logged: set[int] = set()
         self.last_report: PassReport | None = None
@@ -227,29 +226,10 @@ class RuntimeAnalyzer:
 
     def wake(self) -> None:
         """Ask for a pass now (runtime ingest calls this after each applied batch)."""
-        self._wake.set()
-
-    def loop(self, tick: float = 0.5) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(tick)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                self.run_pass()
-            except Exception:  # a broken pass must not end analysis for good
-                log.exception("runtime analysis pass failed")
+        self._task.wake()
 
     def start(self, tick: float = 0.5) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self.loop, args=(tick,), name="vigil-runtime-analysis", daemon=True)
-        self._thread.start()
+        self._task.start(tick)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        self._task.stop()
