@@ -30,8 +30,8 @@ from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.devtools.registry_server import RegistryServer
 from vigil.devtools.service import LiveService
 from vigil.registry import RegistryClient, RegistryConfig
-from vigil.service.analysis.integrity_runner import IntegrityEvaluator
-from vigil.service.analysis.lifecycle import TAG_TTL_FRACTION
+from vigil.service.jobs.integrity import IntegrityEvaluator
+from vigil.service.jobs.workers import TAG_TTL_FRACTION
 from vigil.wire.inventory import InventorySnapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -18,10 +18,10 @@ from vigil.wire.client import ServiceClient, ServiceError
 # unit a command runs in is imported, so `vigil sensor` on a node does not load the service,
 # the controller's Kubernetes client or the catalogers (measured: 132 MB -> 42 MB RSS).
 COMMANDS: tuple[tuple[str, str, str, str], ...] = (
-    ("up", "vigil.service.cli", "up", "command"),
-    ("service", "vigil.service.cli", "service_app", "group"),
-    ("token", "vigil.service.cli", "token_app", "group"),
-    ("cluster", "vigil.service.cli", "cluster_app", "group"),
+    ("up", "vigil.service.cli.serve", "up", "command"),
+    ("service", "vigil.service.cli.serve", "service_app", "group"),
+    ("token", "vigil.service.cli.serve", "token_app", "group"),
+    ("cluster", "vigil.service.cli.serve", "cluster_app", "group"),
     ("controller", "vigil.controller.cli", "app", "group"),
     ("sensor", "vigil.sensor.cli", "app", "group"),
     ("scanner", "vigil.scanner.cli", "scanner_app", "group"),
@@ -29,9 +29,9 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("scan", "vigil.scanner.cli", "scan", "command"),
     ("sbom", "vigil.scanner.cli", "sbom", "command"),
     ("intel", "vigil.intel.cli", "app", "group"),
-    ("trust", "vigil.service.analysis.trust_cli", "trust_app", "group"),
-    ("image", "vigil.service.analysis.check_cli", "image_app", "group"),
-    ("alerts", "vigil.service.alerts.cli", "alerts_app", "group"),
+    ("trust", "vigil.service.cli.trust", "trust_app", "group"),
+    ("image", "vigil.service.cli.check", "image_app", "group"),
+    ("alerts", "vigil.service.cli.alerts", "alerts_app", "group"),
     ("demo", "vigil.devtools.demo_cli", "demo", "command"),
     ("dev", "vigil.devtools.kubeapi.cli", "app", "dev-group"),
 )

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from vigil.service.alerts.cli import alerts_app
+from vigil.service.cli.alerts import alerts_app
 from vigil.service.app import create_app
-from vigil.service.settings import Settings
+from vigil.service.settings import AlertsSettings, Settings
 from vigil.service.store.tokens import issue_token
 
 from .conftest import WEBHOOK_SECRET, add_output, api, drift, record
@@ -90,7 +90,7 @@ def test_new_output_starts_at_the_end_of_history(live_service, webhook):
                      events=["resolved", "opened", "opened"])  # fmt: skip
     assert out["events"] == ["opened", "resolved"] and out["cursor"] == 1 and out["dead_letters"] == 0
     record(svc, drift(cid, "/tmp/after"))
-    assert svc.app.state.alerts.dispatch_once().delivered == 1
+    assert svc.app.state.workers.alerts.dispatch_once().delivered == 1
     assert [r.json()["finding"]["subject"] for r in webhook.requests] == ["/tmp/after"]
 
 
@@ -134,12 +134,12 @@ def test_cli_add_list_test_remove(live_service, webhook, syslog_tcp):
 
 
 def test_lifespan_runs_the_dispatcher_when_configured(tmp_path, webhook):
-    settings = Settings(data_dir=tmp_path, alerts_background=True, alerts_tick=0.05)
+    settings = Settings(data_dir=tmp_path, alerts=AlertsSettings(background=True, tick=0.05))
     app = create_app(settings)
     with app.state.engine.begin() as conn:
         token = issue_token(conn, role="admin", name="t").secret
     with TestClient(app) as client:
-        dispatcher = app.state.alerts
+        dispatcher = app.state.workers.alerts
         assert dispatcher.running
         resp = client.post("/api/v1/alerts/outputs", headers={"Authorization": f"Bearer {token}"},
                            json={"name": "hook", "kind": "webhook", "url": webhook.url, "secret": WEBHOOK_SECRET, "threshold": "low"})  # fmt: skip
@@ -154,8 +154,5 @@ def test_lifespan_runs_the_dispatcher_when_configured(tmp_path, webhook):
         assert [r.json()["finding"]["subject"] for r in webhook.requests] == ["sh -i"]
     assert not dispatcher.running  # stopped with the app
     # off by default (tests call dispatch_once themselves); on when the service runs background work
-    from vigil.service.alerts.lifecycle import runs_in_background
-
-    assert not runs_in_background(Settings(data_dir=tmp_path))
-    assert runs_in_background(Settings(data_dir=tmp_path, integrity_background=True))
-    assert not runs_in_background(Settings(data_dir=tmp_path, integrity_background=True, alerts_background=False))
+    assert not Settings(data_dir=tmp_path).alerts.background
+    assert Settings(data_dir=tmp_path).all_in_background().alerts.background

@@ -8,8 +8,8 @@ import os
 import socket
 from datetime import UTC
 
-from vigil.service.alerts import Dispatcher
-from vigil.service.alerts.retry import RetryPolicy
+from vigil.service.jobs.alerts import Dispatcher
+from vigil.service.jobs.alerts.retry import RetryPolicy
 from vigil.service.store.tokens import as_utc
 
 from . import rfc5424
@@ -77,7 +77,7 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
 
     a = record(svc, drift(cid, "/tmp/xmrig", "high", "web"))
     b = record(svc, drift(cid, "/usr/local/bin/curl2", "medium", "api"))
-    report = svc.app.state.alerts.dispatch_once()
+    report = svc.app.state.workers.alerts.dispatch_once()
     # webhook and tcp (high) get A only; slack (medium) and udp (low) get both
     assert (report.delivered, report.dead_lettered) == (6, 0)
 
@@ -119,7 +119,7 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
     record(svc, drift(cid, "/usr/local/bin/curl2", "high", "api"))
     change_status(svc, a, "resolved", "binary removed from the image")
     change_status(svc, b, "suppressed", "known build step")
-    report = svc.app.state.alerts.dispatch_once()
+    report = svc.app.state.workers.alerts.dispatch_once()
     # webhook: B escalated, A resolved; slack: same; udp: same; tcp: those plus B suppressed
     assert (report.delivered, report.dead_lettered) == (9, 0)
 
@@ -143,7 +143,7 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
     assert tcp[3].sd == expected_sd(svc, b, "suppressed", "high", cid, "/usr/local/bin/curl2", "api", status="suppressed")
 
     # nothing pending: another pass sends nothing
-    assert svc.app.state.alerts.dispatch_once().delivered == 0
+    assert svc.app.state.workers.alerts.dispatch_once().delivered == 0
     assert (len(webhook.requests), len(slack.requests), len(syslog_udp.messages), len(syslog_tcp.messages)) == (3, 4, 4, 4)
     assert api(svc, "GET", "/api/v1/alerts/dead-letters").json() == {"items": [], "next": None}
 

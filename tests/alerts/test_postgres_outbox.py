@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from vigil.devtools.service import LiveService
-from vigil.service.alerts import Dispatcher
+from vigil.service.jobs.alerts import Dispatcher
 from vigil.service.store.findings import observe
 
 from .conftest import WEBHOOK_SECRET, add_output, api, drift, last_event, record

@@ -11,21 +11,21 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from vigil.service.alerts.cursor import Cursor
-from vigil.service.alerts.events import (
+from vigil.service.analysis.alerts.cursor import Cursor
+from vigil.service.analysis.alerts.events import (
     AlertEvent,
     FindingView,
     classify,
     event_document,
     meets_threshold,
 )
-from vigil.service.alerts.outputs import OUTPUTS, DeliveryFailed
-from vigil.service.alerts.outputs.slack import slack_message
-from vigil.service.alerts.outputs.syslog import octet_counted, rfc5424
-from vigil.service.alerts.outputs.webhook import sign, verify
-from vigil.service.alerts.redact import mask_url, redact
-from vigil.service.alerts.retry import RetryPolicy, deliver
-from vigil.service.alerts.validation import check_http_url, parse_address
+from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed
+from vigil.service.jobs.alerts.outputs.slack import slack_message
+from vigil.service.jobs.alerts.outputs.syslog import octet_counted, rfc5424
+from vigil.service.jobs.alerts.outputs.webhook import sign, verify
+from vigil.service.analysis.alerts.redact import mask_url, redact
+from vigil.service.jobs.alerts.retry import RetryPolicy, deliver
+from vigil.service.analysis.alerts.validation import check_http_url, parse_address
 
 from . import rfc5424 as parser
 

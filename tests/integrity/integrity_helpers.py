@@ -10,7 +10,7 @@ import orjson
 
 from vigil.devtools.oci import LayerFile, build_image, build_index, tar_layer
 from vigil.registry import RegistryClient, RegistryConfig, RetryPolicy
-from vigil.service.analysis.integrity_runner import IntegrityEvaluator
+from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.wire.inventory import InventorySnapshot
 
 USERS = {"alice": "Tr0ub4dor&3-horse-battery"}
@@ -37,7 +37,7 @@ def client_for(config: RegistryConfig, tag_ttl: float = 270.0) -> RegistryClient
 def evaluator_for(svc, config: RegistryConfig, **options) -> IntegrityEvaluator:
     """The evaluator the service's POST /api/v1/integrity/evaluate runs, talking to the test registries."""
     evaluator = IntegrityEvaluator(svc.engine, client_for(config), workers=4, **options)
-    svc.app.state.integrity = evaluator
+    svc.app.state.workers.integrity = evaluator
     return evaluator
 
 

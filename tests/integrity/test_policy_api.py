@@ -12,7 +12,7 @@ from vigil.cli import app as vigil_app
 from vigil.devtools.oci import push
 from vigil.devtools.service import LiveService
 from vigil.service.app import create_app
-from vigil.service.settings import Settings
+from vigil.service.settings import IntegritySettings, Settings
 from vigil.service.store.policy import load_policy
 
 from .integrity_helpers import (
@@ -86,7 +86,7 @@ def test_policy_file_loaded_at_start(tmp_path):
         "mirrors:\n  - {source: docker.io, mirror: artifactory.example.com/docker-remote}\n"
         "clusters:\n  prod: {trusted: [ghcr.io/acme]}\n"
     )
-    app = create_app(Settings(data_dir=tmp_path / "d", trust_file=path))
+    app = create_app(Settings(data_dir=tmp_path / "d", integrity=IntegritySettings(trust_file=path)))
     with app.state.engine.connect() as conn:
         policy = load_policy(conn)
     assert sorted(r.describe() for r in policy.trusted) == ["trusted ghcr.io/acme (cluster prod)", "trusted registry.example.com/team (global)"]
@@ -127,7 +127,7 @@ def test_trust_cli_add_remove_list(tmp_path):
 
 def test_background_evaluator_checks_new_images_without_being_asked(tmp_path, registry):
     svc = LiveService(tmp_path / "data")
-    svc.settings.integrity_background = True
+    svc.settings.integrity.background = True
     config = registry_config(registry.host)
     evaluator_for(svc, config)
     svc.start()
@@ -145,4 +145,4 @@ def test_background_evaluator_checks_new_images_without_being_asked(tmp_path, re
         assert integrity_of(svc, pk)["status"] == "verified"
     finally:
         svc.stop()
-    assert svc.app.state.integrity._thread is None  # stopped with the service
+    assert svc.app.state.workers.integrity._thread is None  # stopped with the service

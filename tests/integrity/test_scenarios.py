@@ -331,7 +331,7 @@ def test_request_budget_per_reverify_interval(anon):
         push(pusher, f"{host}/budget/app:{i}", img)
     cid, cred = svc.register("budget")
     post(svc, cred, snapshot(cid, [(f"w{i}", f"{host}/budget/app:{i}", img.digest) for i, img in enumerate(imgs)]))
-    evaluator = svc.app.state.integrity
+    evaluator = svc.app.state.workers.integrity
     cold = evaluator.run_pass()
     assert (cold.evaluated, cold.requests) == (3, 9)  # tag HEAD, then provenance: manifest + config
     warm = evaluator.run_pass(force=True)

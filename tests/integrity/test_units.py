@@ -6,11 +6,8 @@ import pytest
 
 from vigil.model.image import parse_image_ref
 from vigil.service.analysis.integrity import RegistryAnswer, Status, judge, worst
-from vigil.service.analysis.policy_doc import (
-    PolicyDoc,
-    PolicyFileError,
-    load_policy_file,
-)
+from vigil.service.analysis.policy_doc import PolicyDoc, PolicyFileError
+from vigil.service.jobs.trust_file import load_policy_file
 from vigil.service.analysis.trust import (
     InvalidPattern,
     MirrorRule,

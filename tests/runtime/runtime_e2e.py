@@ -73,9 +73,9 @@ def runtime_service(data_dir: Path, registry: RegistryServer, *, watch_period: f
     """A started service whose in-process scanner pulls from the loopback registry over plain HTTP."""
     svc = LiveService(data_dir)
     config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
-    svc.app.state.contents.scanner = ScanWorker(svc.engine, RegistryClient(config))
-    svc.app.state.runtime_analyzer.watch_period = watch_period
-    svc.app.state.runtime_analyzer.label_interval = 0.5
+    svc.app.state.workers.contents.scanner = ScanWorker(svc.engine, RegistryClient(config))
+    svc.app.state.workers.runtime.watch_period = watch_period
+    svc.app.state.workers.runtime.label_interval = 0.5
     return svc.start()
 
 
@@ -92,7 +92,7 @@ def import_advisories(svc: LiveService, records: list[dict], workdir: Path) -> N
 
 def scan_and_match(svc: LiveService) -> dict:
     """One contents pass: queue running digests, scan them with the real scanner, match, sync findings."""
-    report = svc.app.state.contents.run_pass(scan=True)
+    report = svc.app.state.workers.contents.run_pass(scan=True)
     failed = [s for s in report.scanned if s.status != "done"]
     assert not failed, failed
     return report.as_dict()

@@ -68,7 +68,7 @@ def post_runtime(svc, credential: str, batch: dict) -> None:
 def scanned(service_on, registry):
     """The service on each backend, a cluster with one Deployment running a scanned image."""
     svc = service_on
-    svc.app.state.contents.scanner = ScanWorker(svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}})))
+    svc.app.state.workers.contents.scanner = ScanWorker(svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}})))
     image = push_image(registry, tag="svc")
     cluster_id, credential = svc.register("rt-svc")
     pod, cid = str(uuid.uuid4()), uuid.uuid4().hex * 2

@@ -12,7 +12,7 @@ from vigil.service.analysis.runtime.evaluate import (
     evaluate,
     raise_severity,
 )
-from vigil.service.analysis.runtime.labels import package_identity
+from vigil.service.store.runtime_labels import package_identity
 from vigil.service.analysis.runtime.model import (
     ContainerProcesses,
     ExecRecord,

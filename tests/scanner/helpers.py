@@ -27,7 +27,7 @@ def client_for(host: str) -> RegistryClient:
 def use_registry(svc, host: str) -> ScanWorker:
     """The service's in-process scanner, talking plain HTTP to the test registry."""
     worker = ScanWorker(svc.engine, client_for(host))
-    svc.app.state.contents.scanner = worker
+    svc.app.state.workers.contents.scanner = worker
     return worker
 
 

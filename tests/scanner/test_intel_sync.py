@@ -173,7 +173,7 @@ def test_service_schedule_syncs_and_rematches(feed, tmp_path):
     feed.serve(make_zip("idna"))
     svc = LiveService(tmp_path / "data")
     try:
-        schedule = svc.app.state.intel_sync
+        schedule = svc.app.state.workers.intel_sync
         assert schedule.interval == 0  # off unless configured (tests, embedders)
         schedule.feeds, schedule.interval = [feed.url], 3600
         schedule.start()
@@ -182,7 +182,7 @@ def test_service_schedule_syncs_and_rematches(feed, tmp_path):
             time.sleep(0.1)
         schedule.stop()
         assert [f.status for f in schedule.last_report.feeds] == ["downloaded"]
-        report = svc.app.state.contents.run_pass()
-        assert report.intel_reloaded and svc.app.state.contents.intel.advisories == 1
+        report = svc.app.state.workers.contents.run_pass()
+        assert report.intel_reloaded and svc.app.state.workers.contents.intel.advisories == 1
     finally:
         svc.stop()

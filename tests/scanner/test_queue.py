@@ -199,7 +199,7 @@ def test_background_scanner_started_by_the_service(tmp_path, registry):
     from .helpers import import_advisories, write_record
 
     svc = LiveService(tmp_path / "data")
-    svc.settings.contents_background, svc.settings.contents_tick = True, 0.2
+    svc.settings.contents.background, svc.settings.contents.tick = True, 0.2
     worker = use_registry(svc, registry.host)
     record = {"id": "PYSEC-9999-2", "modified": "2025-01-01T00:00:00Z",
               "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}]}

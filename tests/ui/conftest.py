@@ -22,8 +22,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 def console(tmp_path_factory):
     svc = LiveService(tmp_path_factory.mktemp("ui") / "data")
     # The seed runs the runtime analysis pass itself, so pages show one fixed world.
-    svc.settings.runtime_analysis = False
-    svc.app.state.runtime_analyzer.watch_period = WATCH_PERIOD_S
+    svc.settings.runtime.background = False
+    svc.app.state.workers.runtime.watch_period = WATCH_PERIOD_S
     svc.start()
     world = seed(svc)
     yield svc, world

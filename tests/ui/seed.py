@@ -238,7 +238,7 @@ def seed(svc) -> World:
     seed_alert_outputs(svc, w)
     # The real labelling pass: running (a running_vulnerability of the same package and advisory
     # in the workload), not_observed_running (watched long enough), unwatched (no runtime record).
-    svc.app.state.runtime_analyzer.run_pass(labels_now=True)
+    svc.app.state.workers.runtime.run_pass(labels_now=True)
     w.running_image_pk = running_pk
     w.container = container
     return w

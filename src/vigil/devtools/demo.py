@@ -59,7 +59,7 @@ from vigil.registry.client import RegistryClient
 from vigil.registry.config import RegistryConfig
 from vigil.sensor.loader import BPF_OBJECT, SensorLoadError, preflight
 from vigil.service.app import create_app
-from vigil.service.settings import Settings
+from vigil.service.settings import IntegritySettings, Settings
 from vigil.service.store.tokens import has_admin, issue_token
 
 CLUSTER = "demo"
@@ -406,12 +406,9 @@ class Demo:
         settings = Settings(
             data_dir=data,
             port=self.port,
-            trust_file=trust,
             registry_config=registries,
-            integrity_background=True,
-            contents_background=True,
-            reverify_interval=60.0,
-        )
+            integrity=IntegritySettings(trust_file=trust, reverify_interval=60.0),
+        ).all_in_background()
         app = create_app(settings)
         with app.state.engine.begin() as conn:
             if not has_admin(conn):

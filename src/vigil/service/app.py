@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from vigil import __version__
-from vigil.service.api import clusters, errors, findings, health, ingest, inventory, tokens
-from vigil.service.api import integrity as integrity_api
-from vigil.service.api import policy as policy_api
+from vigil.service.api import (
+    alerts,
+    clusters,
+    contents,
+    errors,
+    findings,
+    health,
+    ingest,
+    integrity,
+    inventory,
+    policy,
+    runtime,
+    tokens,
+)
+from vigil.service.jobs import workers as background
 from vigil.service.http import AccessLogMiddleware, RequestBodyMiddleware
 from vigil.service.metrics import Metrics
 from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine, migrate
+from vigil.service.ui import install as install_console
+
+ROUTERS = (health, tokens, clusters, ingest, inventory, findings, policy, integrity, alerts, contents, runtime)
 
 DESCRIPTION = """Vigil checks what runs in Kubernetes against the artifact registry it should come from.
 
@@ -27,7 +46,20 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     engine = engine or create_store_engine(settings.database_url)
     if run_migrations:
         migrate(engine)
+    workers = background.build_workers(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(a: FastAPI) -> AsyncIterator[None]:
+        # Read at start, not at build: a test or embedder may have replaced a worker in between.
+        running: background.Workers = a.state.workers
+        background.start(running, settings)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(background.stop, running)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Vigil Runtime Service",
         version=__version__,
         description=DESCRIPTION,
@@ -38,36 +70,11 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     app.state.engine = engine
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.workers = workers
     errors.install(app)
     errors.install_store_errors(app)
-    for module in (health, tokens, clusters, ingest, inventory, findings):
+    for module in ROUTERS:
         app.include_router(module.router)
-    for module in (policy_api, integrity_api):
-        app.include_router(module.router)
-    # Registry trust and image integrity: policy file at start, evaluator (background if configured).
-    from vigil.service.analysis import lifecycle as integrity_lifecycle
-
-    integrity_lifecycle.install(app, settings, engine)
-    # Alerts: outputs and dead letters API, the outbox dispatcher (background if configured).
-    from vigil.service.alerts import lifecycle as alerts_lifecycle
-    from vigil.service.api import alerts as alerts_api
-
-    app.include_router(alerts_api.router)
-    alerts_lifecycle.install(app, settings, engine)
-    # Image contents and vulnerabilities: contents API, the scanner and the matcher (background if configured).
-    from vigil.service.analysis import vulnerabilities as contents_lifecycle
-    from vigil.service.api import contents as contents_api
-
-    app.include_router(contents_api.router)
-    contents_lifecycle.install(app, settings, engine)
-    # Runtime analysis: rules and allow-list API, the analyzer woken by runtime ingest.
-    from vigil.service.analysis.runtime import lifecycle as runtime_lifecycle
-    from vigil.service.analysis.runtime import routes as runtime_routes
-
-    app.include_router(runtime_routes.router)
-    runtime_lifecycle.install(app, settings, engine)
-    from vigil.service.ui import install as install_console
-
     install_console(app)  # the web console at /
     app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)

@@ -16,7 +16,6 @@ and the rule the value broke.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import yaml
@@ -100,16 +99,14 @@ def _field(loc: tuple) -> str:
     return out or "(document)"
 
 
-def load_policy_file(path: str | Path) -> TrustPolicy:
-    path = Path(path)
+def parse_policy_text(text: str, source: str) -> TrustPolicy:
+    """The trust policy in a YAML document; ``source`` names it in every error (a file's path)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PolicyFileError(f"trust policy file {path}: cannot read: {exc.strerror}") from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PolicyFileError(f"trust policy file {path}: not valid YAML{where}") from None
+        raise PolicyFileError(f"trust policy file {source}: not valid YAML{where}") from None
     if data is None:
         data = {}
     try:
@@ -118,4 +115,4 @@ def load_policy_file(path: str | Path) -> TrustPolicy:
         problems = "; ".join(
             f"{_field(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors(include_url=False)[:5]
         )
-        raise PolicyFileError(f"trust policy file {path}: {problems}") from None
+        raise PolicyFileError(f"trust policy file {source}: {problems}") from None

@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.alerts.outputs import OUTPUTS
+from vigil.service.jobs.alerts.outputs import OUTPUTS
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import admin
+from vigil.service.api.deps import admin, alert_dispatcher
+from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.store import alerts as store
 from vigil.service.store.tokens import Principal
@@ -110,12 +111,14 @@ def delete_output(output_id: int, request: Request, who: Principal = Depends(adm
 
 
 @router.post("/outputs/{output_id}/test", summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)")
-async def test_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+async def test_output(
+    output_id: int, request: Request, who: Principal = Depends(admin), dispatcher: Dispatcher = Depends(alert_dispatcher)
+) -> dict:
     with request.app.state.engine.connect() as conn:
         o = store.get_output(conn, output_id)
     if o is None:
         raise not_found(f"alert output {output_id} does not exist")
-    outcome = await run_in_threadpool(request.app.state.alerts.send_test, o)
+    outcome = await run_in_threadpool(dispatcher.send_test, o)
     if not outcome.delivered:
         raise ApiError(502, "delivery_failed", f"alert output {o.name!r}: {outcome.error}")
     return {"delivered": True, "output": o.name}

@@ -7,7 +7,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.api.deps import admin, reader
+from vigil.service.api.deps import admin, contents_analyzer, reader
+from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.store import contents as store
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -101,30 +102,22 @@ def image_files(
     return {"items": items, "next": nxt}
 
 
-def _analyzer(request: Request):
-    analyzer = getattr(request.app.state, "contents", None)
-    if analyzer is None:
-        raise ApiError(503, "unavailable", "image contents analysis is not configured in this service")
-    return analyzer
-
-
 @router.get("/scans", summary="How many images are pending, scanning, done and failed; the advisory database in use")
-def scans(request: Request, who: Principal = Depends(reader)) -> dict:
-    analyzer = _analyzer(request)
+def scans(
+    request: Request, who: Principal = Depends(reader), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)
+) -> dict:
     with request.app.state.engine.connect() as conn:
         counts = store.scan_counts(conn)
     return {"scans": counts, "intel": analyzer.intel.status()}
 
 
 @router.post("/scans/run", summary="Queue running images, scan what is queued (in-process scanner), match, update findings (admin)")
-async def run_scans(request: Request, who: Principal = Depends(admin)) -> dict:
-    analyzer = _analyzer(request)
+async def run_scans(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, scan=True)
     return report.as_dict()
 
 
 @router.post("/intel/reload", summary="Reload the advisory database now and re-match stored packages (admin)")
-async def reload_intel(request: Request, who: Principal = Depends(admin)) -> dict:
-    analyzer = _analyzer(request)
+async def reload_intel(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, force_reload=True)
     return {"intel": analyzer.intel.status(), **report.as_dict()}

@@ -1,4 +1,4 @@
-"""Request dependencies: the store connection and the caller's verified identity."""
+"""Request dependencies: the store, the background workers, and the caller's verified identity."""
 
 from __future__ import annotations
 
@@ -8,11 +8,36 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from vigil.service.api.errors import forbidden, unauthorized
+from vigil.service.jobs.alerts.dispatcher import Dispatcher
+from vigil.service.jobs.contents import VulnerabilityAnalyzer
+from vigil.service.jobs.integrity import IntegrityEvaluator
+from vigil.service.jobs.runtime import RuntimeAnalyzer
+from vigil.service.jobs.workers import Workers
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
 
 
 def engine(request: Request) -> Engine:
     return request.app.state.engine
+
+
+def workers(request: Request) -> Workers:
+    return request.app.state.workers
+
+
+def integrity_evaluator(w: Workers = Depends(workers)) -> IntegrityEvaluator:
+    return w.integrity
+
+
+def contents_analyzer(w: Workers = Depends(workers)) -> VulnerabilityAnalyzer:
+    return w.contents
+
+
+def runtime_analyzer(w: Workers = Depends(workers)) -> RuntimeAnalyzer:
+    return w.runtime
+
+
+def alert_dispatcher(w: Workers = Depends(workers)) -> Dispatcher:
+    return w.alerts
 
 
 def read_conn(request: Request) -> Iterator[Connection]:

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.analysis.runtime import labels as runtime_labels
+from vigil.service.store import runtime_labels
 from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import cluster_writer
+from vigil.service.api.deps import cluster_writer, runtime_analyzer
+from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import forbidden
 from vigil.gcpause import paused_gc
 from vigil.service.store import clusters as cluster_store
@@ -34,7 +35,11 @@ def _same_cluster(who: Principal, cluster_id: str) -> None:
     summary="Apply an inventory snapshot (replaces the cluster's state) or delta; gzip accepted; idempotent per batch_id",
     openapi_extra=openapi_body(InventoryBatch),
 )
-async def ingest_inventory(request: Request, who: Principal = Depends(cluster_writer)) -> IngestResult:
+async def ingest_inventory(
+    request: Request,
+    who: Principal = Depends(cluster_writer),
+    analyzer: RuntimeAnalyzer = Depends(runtime_analyzer),
+) -> IngestResult:
     batch = await parse_body(request, InventoryBatch)
     _same_cluster(who, batch.cluster_id)
     metrics = request.app.state.metrics
@@ -50,8 +55,7 @@ async def ingest_inventory(request: Request, who: Principal = Depends(cluster_wr
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)
-    analyzer = getattr(request.app.state, "runtime_analyzer", None)
-    if result.applied and analyzer is not None:
+    if result.applied:
         analyzer.wake()  # runtime records waiting for these containers can be analysed now
     metrics.ingest_batches.labels(batch.kind, "applied" if result.applied else "duplicate").inc()
     for key, n in result.counts.items():
@@ -82,7 +86,11 @@ async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) 
     summary="Apply a sensor's batch of runtime records; gzip accepted; idempotent per batch_id",
     openapi_extra=openapi_body(RuntimeBatch),
 )
-async def ingest_runtime(request: Request, who: Principal = Depends(cluster_writer)) -> IngestResult:
+async def ingest_runtime(
+    request: Request,
+    who: Principal = Depends(cluster_writer),
+    analyzer: RuntimeAnalyzer = Depends(runtime_analyzer),
+) -> IngestResult:
     batch: RuntimeBatch = await parse_body(request, RuntimeBatch)
     _same_cluster(who, batch.cluster_id)
     metrics = request.app.state.metrics
@@ -97,8 +105,7 @@ async def ingest_runtime(request: Request, who: Principal = Depends(cluster_writ
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)
-    analyzer = getattr(request.app.state, "runtime_analyzer", None)
-    if result.applied and analyzer is not None:
+    if result.applied:
         analyzer.wake()  # findings within milliseconds of the batch, not at the next tick
     metrics.ingest_batches.labels("runtime", "applied" if result.applied else "duplicate").inc()
     log.info(

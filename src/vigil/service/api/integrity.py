@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.api.deps import admin, reader
+from vigil.service.api.deps import admin, reader, integrity_evaluator
+from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.store import integrity as integrity_store
 from vigil.service.store import queries
@@ -61,9 +62,10 @@ def list_integrity(
 
 
 @router.post("/integrity/evaluate", summary="Evaluate running images now (admin); ?all=true re-checks every one against the registry")
-async def evaluate(request: Request, all: bool = Query(False), who: Principal = Depends(admin)) -> dict:
-    evaluator = getattr(request.app.state, "integrity", None)
-    if evaluator is None:
-        raise ApiError(503, "unavailable", "the integrity evaluator is not configured in this service")
+async def evaluate(
+    all: bool = Query(False),
+    who: Principal = Depends(admin),
+    evaluator: IntegrityEvaluator = Depends(integrity_evaluator),
+) -> dict:
     report = await run_in_threadpool(evaluator.run_pass, force=all, refresh=all)
     return report.as_dict()

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select, update
 
-from vigil.service.alerts.cursor import Cursor
-from vigil.service.alerts.events import FindingView
+from vigil.service.analysis.alerts.cursor import Cursor
+from vigil.service.analysis.alerts.events import FindingView
 from vigil.service.store.schema import (
     alert_cursors,
     alert_dead_letters,

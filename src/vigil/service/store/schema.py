@@ -400,7 +400,7 @@ alert_outputs = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
-    # a key of vigil.service.alerts.outputs.OUTPUTS: webhook | slack | syslog
+    # a key of vigil.service.jobs.alerts.outputs.OUTPUTS: webhook | slack | syslog
     Column("kind", String(16), nullable=False),
     # the least severe finding it receives: critical | high | medium | low
     Column("threshold", String(16), nullable=False),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from vigil.service.alerts.outputs import OUTPUTS
+from vigil.service.jobs.alerts.outputs import OUTPUTS
 from vigil.service.store import alerts as alert_store
 from vigil.service.store import policy as policy_store
 from vigil.service.store.integrity import summaries as integrity_summaries

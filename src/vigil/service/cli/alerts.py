@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vigil.cli_output import print_rows
-from vigil.service.alerts.events import DEFAULT_EVENTS, EVENT_KINDS
+from vigil.service.analysis.alerts.events import DEFAULT_EVENTS, EVENT_KINDS
 from vigil.wire.client import ServiceClient, ServiceError
 
 alerts_app = typer.Typer(help="Alert outputs (webhook, Slack, syslog) of a running service.", no_args_is_help=True)

@@ -21,17 +21,18 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
-from vigil.service.alerts.cursor import Cursor
-from vigil.service.alerts.events import (
+from vigil.service.analysis.alerts.cursor import Cursor
+from vigil.service.analysis.alerts.events import (
     AlertEvent,
     FindingView,
     classify,
     event_document,
     meets_threshold,
 )
-from vigil.service.alerts.outputs import OUTPUTS, DeliveryFailed, Output
-from vigil.service.alerts.redact import redact
-from vigil.service.alerts.retry import Outcome, RetryPolicy, deliver
+from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed, Output
+from vigil.service.settings import AlertsSettings
+from vigil.service.analysis.alerts.redact import redact
+from vigil.service.jobs.alerts.retry import Outcome, RetryPolicy, deliver
 from vigil.service.store import alerts as store
 from vigil.service.store.tokens import utcnow
 
@@ -90,9 +91,9 @@ class Dispatcher:
         self._claimed: set[int] = set()
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings) -> Dispatcher:
-        policy = RetryPolicy(settings.alerts_attempts, settings.alerts_retry_base, settings.alerts_retry_max)
-        return cls(engine, policy=policy, timeout=settings.alerts_timeout)
+    def from_settings(cls, engine: Engine, settings: AlertsSettings) -> Dispatcher:
+        policy = RetryPolicy(settings.attempts, settings.retry_base, settings.retry_max)
+        return cls(engine, policy=policy, timeout=settings.timeout)
 
     # -- passes -------------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.service.analysis.runtime.rules import RULES, check_allow_entry
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import admin, reader
+from vigil.service.api.deps import admin, reader, runtime_analyzer
+from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.store import runtime_analysis as store
 from vigil.service.store.tokens import Principal
@@ -69,9 +70,10 @@ def delete_allow(entry_id: int, request: Request, who: Principal = Depends(admin
 
 
 @router.get("/status", summary="Runtime analysis: records waiting (for the inventory, a scan) and the last pass")
-def status(request: Request, who: Principal = Depends(reader)) -> dict:
+def status(
+    request: Request, who: Principal = Depends(reader), analyzer: RuntimeAnalyzer = Depends(runtime_analyzer)
+) -> dict:
     with request.app.state.engine.connect() as conn:
         pending = store.pending_counts(conn)
-    analyzer = getattr(request.app.state, "runtime_analyzer", None)
-    last = analyzer.last_report.as_dict() if analyzer is not None and analyzer.last_report else None
+    last = analyzer.last_report.as_dict() if analyzer.last_report else None
     return {"pending": pending, "last_pass": last}

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from vigil.service.settings import Settings, default_data_dir
+from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
 from vigil.service.store.db import StoreError, create_store_engine, migrate
 from vigil.service.store.tokens import has_admin, issue_token, list_tokens, revoke_token
 
@@ -106,9 +106,10 @@ RegistryConfigFile = typer.Option(
 )
 
 
-def _integrity(reverify_interval: float, trust_file: Path | None, registry_config: Path | None) -> dict:
+def _integrity(reverify_interval: float, trust_file: Path | None, registry_config: Path | None) -> IntegritySettings:
     from vigil.registry import RegistryConfig, RegistryConfigError
-    from vigil.service.analysis.policy_doc import PolicyFileError, load_policy_file
+    from vigil.service.analysis.policy_doc import PolicyFileError
+    from vigil.service.jobs.trust_file import load_policy_file
 
     try:  # refuse a bad file before starting, naming the file and the field
         if trust_file is not None:
@@ -119,9 +120,7 @@ def _integrity(reverify_interval: float, trust_file: Path | None, registry_confi
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2)
-    return dict(
-        reverify_interval=reverify_interval, trust_file=trust_file, registry_config=registry_config, integrity_background=True
-    )
+    return IntegritySettings(reverify_interval=reverify_interval, trust_file=trust_file)
 
 
 NoScanner = typer.Option(
@@ -136,9 +135,8 @@ IntelFeed = typer.Option(
 )
 
 
-def _contents(no_scanner: bool, intel_sync_interval: float, intel_feeds: list[str] | None) -> dict:
-    return dict(
-        contents_background=True,
+def _contents(no_scanner: bool, intel_sync_interval: float, intel_feeds: list[str] | None) -> ContentsSettings:
+    return ContentsSettings(
         scanner_inprocess=not no_scanner,
         intel_sync_interval=intel_sync_interval,
         intel_feeds=list(intel_feeds) if intel_feeds else None,
@@ -165,7 +163,10 @@ def up(
     integrity = _integrity(reverify_interval, trust_file, registry_config)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed)
     serve(
-        _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity, **contents),
+        _settings(
+            data_dir, database_url, host=host, port=port, log_level=log_level,
+            registry_config=registry_config, integrity=integrity, contents=contents,
+        ).all_in_background(),
         tls_cert, tls_key, insecure_http,
     )
 
@@ -194,7 +195,10 @@ def service(
     """Run the Runtime Service (with no subcommand)."""
     integrity = _integrity(reverify_interval, trust_file, registry_config)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed)
-    ctx.obj = _settings(data_dir, database_url, host=host, port=port, log_level=log_level, **integrity, **contents)
+    ctx.obj = _settings(
+        data_dir, database_url, host=host, port=port, log_level=log_level,
+        registry_config=registry_config, integrity=integrity, contents=contents,
+    ).all_in_background()
     if ctx.invoked_subcommand is None:
         serve(ctx.obj, tls_cert, tls_key, insecure_http)
 

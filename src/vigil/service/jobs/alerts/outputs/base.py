@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vigil.service.alerts.events import (
+from vigil.service.analysis.alerts.events import (
     DEFAULT_EVENTS,
     EVENT_KINDS,
     THRESHOLDS,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from vigil.service.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
-from vigil.service.alerts.outputs.slack import SlackOutput
-from vigil.service.alerts.outputs.syslog import SyslogOutput
-from vigil.service.alerts.outputs.webhook import WebhookOutput
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
+from vigil.service.jobs.alerts.outputs.slack import SlackOutput
+from vigil.service.jobs.alerts.outputs.syslog import SyslogOutput
+from vigil.service.jobs.alerts.outputs.webhook import WebhookOutput
 
 OUTPUTS: dict[str, type[Output]] = {cls.kind: cls for cls in (WebhookOutput, SlackOutput, SyslogOutput)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vigil.service.alerts.outputs.base import DeliveryFailed
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import typer
 
 from vigil.cli_output import print_rows
 from vigil.service.analysis.trust import InvalidPattern, Pattern
-from vigil.service.cli import DatabaseUrl, DataDir, _prepare, _settings
+from vigil.service.cli.serve import DatabaseUrl, DataDir, _prepare, _settings
 from vigil.service.store import policy as policy_store
 
 trust_app = typer.Typer(help="Trusted registries and mirror rules (works on the store directly).", no_args_is_help=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
-from vigil.service.analysis.runtime import labels
+from vigil.service.store import runtime_labels as labels
 from vigil.service.analysis.runtime.evaluate import ImageView, dedup_key, evaluate
 from vigil.service.analysis.runtime.model import (
     ContainerProcesses,

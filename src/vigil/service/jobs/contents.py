@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import Engine, select
 
@@ -37,7 +38,6 @@ from vigil.background import PeriodicTask
 from vigil.intel import AdvisoryIndex, AdvisoryStore
 from vigil.intel.store import StoreError, read_revision
 from vigil.scanner.vulnmatch import key_id, match_packages
-from vigil.scanner.worker import ScanWorker
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images
@@ -165,6 +165,12 @@ def vulnerability_rows(index: AdvisoryIndex, packages: list) -> tuple[list[dict]
     return rows, warnings
 
 
+class InProcessScanner(Protocol):
+    """The scanner worker the service runs in its own process (``vigil.scanner.worker.ScanWorker``)."""
+
+    def run_pending(self, limit: int | None = None) -> list: ...
+
+
 class IntelHolder:
     """The advisory index the service matches with, reloaded when the database's revision changes."""
 
@@ -219,7 +225,7 @@ class IntelHolder:
 
 
 class VulnerabilityAnalyzer:
-    def __init__(self, engine: Engine, intel: IntelHolder, scanner: ScanWorker | None = None) -> None:
+    def __init__(self, engine: Engine, intel: IntelHolder, scanner: InProcessScanner | None = None) -> None:
         self.engine = engine
         self.intel = intel
         self.scanner = scanner
@@ -308,9 +314,6 @@ class VulnerabilityAnalyzer:
         self._task.stop()
 
 
-# -- wiring into the service ------------------------------------------------------------------------
-
-
 class IntelSyncSchedule:
     """`vigil intel sync` every ``interval`` seconds in a daemon thread (first run at start)."""
 
@@ -334,51 +337,3 @@ class IntelSyncSchedule:
 
     def stop(self) -> None:
         self._task.stop()
-
-
-def make_analyzer(settings, engine: Engine) -> VulnerabilityAnalyzer:
-    from vigil.registry import RegistryClient, RegistryConfig
-
-    scanner = None
-    if settings.scanner_inprocess:
-        scanner = ScanWorker(engine, RegistryClient(RegistryConfig.load(settings.registry_config)))
-    return VulnerabilityAnalyzer(engine, IntelHolder(settings.intel_db), scanner)
-
-
-def install(app, settings, engine: Engine) -> None:
-    """Attach ``app.state.contents`` (the analyzer, with its in-process scanner) and
-    ``app.state.intel_sync``; start their threads in the app's lifespan when configured."""
-    from contextlib import asynccontextmanager
-
-    from vigil.intel.sync import default_feeds
-
-    app.state.contents = make_analyzer(settings, engine)
-    app.state.intel_sync = IntelSyncSchedule(
-        list(settings.intel_feeds or default_feeds()),
-        Path(settings.intel_db),
-        Path(settings.intel_db).parent / "feeds",
-        settings.intel_sync_interval,
-    )
-    previous = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a):
-        # Read at start, not at install: a test may have swapped the analyzer or its scanner.
-        analyzer: VulnerabilityAnalyzer = a.state.contents
-        sync: IntelSyncSchedule = a.state.intel_sync
-        if settings.contents_background:
-            analyzer.start(settings.contents_tick)
-            if analyzer.scanner is not None:
-                analyzer.scanner.start(settings.contents_tick)
-            sync.start()
-        try:
-            async with previous(a) as state:
-                yield state
-        finally:
-            sync.stop()
-            if analyzer.scanner is not None:
-                analyzer.scanner.stop()
-                analyzer.scanner.client.close()
-            analyzer.stop()
-
-    app.router.lifespan_context = lifespan

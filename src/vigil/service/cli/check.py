@@ -23,8 +23,9 @@ from vigil.registry import (
     RegistrySettings,
 )
 from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
-from vigil.service.analysis.policy_doc import PolicyFileError, load_policy_file
-from vigil.service.analysis.probe import error_kind, fetch_provenance, probe
+from vigil.service.analysis.policy_doc import PolicyFileError
+from vigil.service.jobs.trust_file import load_policy_file
+from vigil.service.jobs.probe import error_kind, fetch_provenance, probe
 from vigil.service.analysis.trust import InvalidPattern, Pattern, TrustPolicy, TrustRule
 
 EXIT = {Status.VERIFIED: 0, Status.PENDING: 0, Status.VIOLATION: 1, Status.UNTRUSTED: 1, Status.UNKNOWN: 3}

@@ -29,7 +29,7 @@ from vigil.background import PeriodicTask
 from vigil.model.image import ImageRef, digest_error
 from vigil.registry import RegistryClient
 from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
-from vigil.service.analysis.probe import fetch_provenance, probe
+from vigil.service.jobs.probe import fetch_provenance, probe
 from vigil.service.analysis.trust import TrustDecision, TrustPolicy
 from vigil.service.store import findings as finding_store
 from vigil.service.store import integrity as store

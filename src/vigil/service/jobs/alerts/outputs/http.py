@@ -8,8 +8,8 @@ import threading
 import httpx
 
 from vigil import __version__
-from vigil.service.alerts.outputs.base import DeliveryFailed
-from vigil.service.alerts.redact import redact
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed
+from vigil.service.analysis.alerts.redact import redact
 
 # Retrying these cannot succeed: the request itself, the URL or the credentials are wrong.
 _RETRYABLE_4XX = {408, 425, 429}

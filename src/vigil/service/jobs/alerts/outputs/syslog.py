@@ -10,9 +10,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from vigil.service.alerts.events import AlertEvent, headline
-from vigil.service.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
-from vigil.service.alerts.validation import check_host, parse_address
+from vigil.service.analysis.alerts.events import AlertEvent, headline
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
+from vigil.service.analysis.alerts.validation import check_host, parse_address
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8, "cron": 9,

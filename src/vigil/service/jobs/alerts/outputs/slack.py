@@ -11,11 +11,11 @@ import orjson
 from pydantic import field_validator
 from pydantic_core.core_schema import ValidationInfo
 
-from vigil.service.alerts.events import AlertEvent, headline
-from vigil.service.alerts.outputs import http
-from vigil.service.alerts.outputs.base import Output, OutputRequest
-from vigil.service.alerts.redact import mask_url
-from vigil.service.alerts.validation import check_http_url
+from vigil.service.analysis.alerts.events import AlertEvent, headline
+from vigil.service.jobs.alerts.outputs import http
+from vigil.service.jobs.alerts.outputs.base import Output, OutputRequest
+from vigil.service.analysis.alerts.redact import mask_url
+from vigil.service.analysis.alerts.validation import check_http_url
 
 EMOJI = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:"}
 RESOLVED_EMOJI = ":white_check_mark:"

@@ -1,0 +1,110 @@
+"""The composition root of the service's background work: every worker built in one place,
+started in order and stopped in the reverse order through one lifespan.
+
+Order matters at start: the trust policy file is applied before the integrity evaluator's first
+pass; the scanner starts before the matcher that reads what it stored; alert delivery starts last,
+so it tails findings that the other workers already write. Stopping runs the other way, so no
+worker outlives one whose results it consumes.
+
+Only this module and ``vigil scanner``'s command know both the scanner unit and the service's
+store (the scanner's queue interface is implemented by ``store.contents``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from vigil.registry import RegistryClient, RegistryConfig
+from vigil.scanner.worker import ScanWorker
+from vigil.service.jobs.alerts.dispatcher import Dispatcher
+from vigil.service.jobs.contents import IntelHolder, IntelSyncSchedule, VulnerabilityAnalyzer
+from vigil.service.jobs.integrity import IntegrityEvaluator
+from vigil.service.jobs.runtime import RuntimeAnalyzer
+from vigil.service.jobs.trust_file import apply_policy_file
+from vigil.service.settings import Settings
+
+# Tag answers expire a little before the next reverify, so each reverify sees the registry
+# as it is, while images evaluated in between share the answers (one request per tag per interval).
+TAG_TTL_FRACTION = 0.9
+
+
+@dataclass
+class Workers:
+    """The service's background workers. Tests may replace one before the app starts."""
+
+    integrity: IntegrityEvaluator
+    contents: VulnerabilityAnalyzer
+    intel_sync: IntelSyncSchedule
+    runtime: RuntimeAnalyzer
+    alerts: Dispatcher
+
+
+def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
+    config = RegistryConfig.load(settings.registry_config)
+    reverify = settings.integrity.reverify_interval
+    client = RegistryClient(config, tag_ttl=reverify * TAG_TTL_FRACTION)
+    return IntegrityEvaluator(engine, client, reverify_interval=reverify)
+
+
+def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
+    scanner = None
+    if settings.contents.scanner_inprocess:
+        scanner = ScanWorker(engine, RegistryClient(RegistryConfig.load(settings.registry_config)))
+    assert settings.intel_db is not None  # Settings fills it in
+    return VulnerabilityAnalyzer(engine, IntelHolder(settings.intel_db), scanner)
+
+
+def make_intel_sync(settings: Settings) -> IntelSyncSchedule:
+    from vigil.intel.sync import default_feeds
+
+    assert settings.intel_db is not None
+    db = Path(settings.intel_db)
+    return IntelSyncSchedule(
+        list(settings.contents.intel_feeds or default_feeds()), db, db.parent / "feeds", settings.contents.intel_sync_interval
+    )
+
+
+def build_workers(settings: Settings, engine: Engine) -> Workers:
+    """Apply the trust policy file (PolicyFileError names the file and field), then build every worker."""
+    if settings.integrity.trust_file is not None:
+        apply_policy_file(settings.integrity.trust_file, engine)
+    return Workers(
+        integrity=make_evaluator(settings, engine),
+        contents=make_contents(settings, engine),
+        intel_sync=make_intel_sync(settings),
+        runtime=RuntimeAnalyzer(
+            engine, watch_period=settings.runtime.watch_period, label_interval=settings.runtime.label_interval
+        ),
+        alerts=Dispatcher.from_settings(engine, settings.alerts),
+    )
+
+
+def start(workers: Workers, settings: Settings) -> None:
+    """Start what the settings run in the background, in dependency order."""
+    if settings.integrity.background:
+        workers.integrity.start(settings.integrity.tick)
+    if settings.contents.background:
+        if workers.contents.scanner is not None:
+            workers.contents.scanner.start(settings.contents.tick)
+        workers.contents.start(settings.contents.tick)
+        workers.intel_sync.start()
+    if settings.runtime.background:
+        workers.runtime.start(settings.runtime.tick)
+    if settings.alerts.background:
+        workers.alerts.start(settings.alerts.tick)
+
+
+def stop(workers: Workers) -> None:
+    """Stop every worker (a worker never started stops at once), in the reverse order, and close clients."""
+    workers.alerts.stop()
+    workers.runtime.stop()
+    workers.intel_sync.stop()
+    workers.contents.stop()
+    if workers.contents.scanner is not None:
+        workers.contents.scanner.stop()
+        workers.contents.scanner.client.close()
+    workers.integrity.stop()
+    workers.integrity.client.close()
