@@ -36,6 +36,7 @@ from sqlalchemy import Engine, select
 
 from vigil.background import PeriodicTask
 from vigil.intel import AdvisoryIndex, AdvisoryStore
+from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
 from vigil.scanner.vulnmatch import key_id, match_packages
 from vigil.service.store import contents as store
@@ -168,7 +169,13 @@ def vulnerability_rows(index: AdvisoryIndex, packages: list) -> tuple[list[dict]
 class InProcessScanner(Protocol):
     """The scanner worker the service runs in its own process (``vigil.scanner.worker.ScanWorker``)."""
 
+    client: RegistryClient
+
     def run_pending(self, limit: int | None = None) -> list: ...
+
+    def start(self, tick: float = 2.0) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class IntelHolder:
