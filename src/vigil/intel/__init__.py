@@ -1,8 +1,9 @@
 """Advisory intelligence: OSV import, version schemes per ecosystem, matching.
 
-Pure logic (``versions``, ``osv``, ``matching``, ``aliases``, ``severity``,
-``ecosystems``) is separate from I/O (``loader`` reads files and archives,
-``store`` is the SQLite database, ``cli`` is ``vigil intel``).
+Pure logic (``versions``, ``osv``, ``matching``, ``vulnmatch`` (an image's packages ->
+vulnerabilities), ``aliases``, ``severity``, ``ecosystems``) is separate from I/O
+(``loader`` reads files and archives, ``store`` is the SQLite database, ``cli`` is
+``vigil intel``).
 """
 
 from .advisory import Advisory, Affected, Event, Range, Reference

@@ -32,11 +32,11 @@ from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from vigil.intel.store import StoreError
+from vigil.intel.vulnmatch import SEVERITY_ORDER, at_least, lookup_for, match_packages
 from vigil.model.image import InvalidReference, parse_image_ref
 from vigil.registry import Platform, RegistryClient, RegistryConfig, RegistryConfigError, RegistryError
 from vigil.scanner.pull import DEFAULT_PLATFORM, pull_contents
 from vigil.scanner.sbom import FORMATS, ScanReport
-from vigil.scanner.vulnmatch import SEVERITY_ORDER, at_least, lookup_for, match_packages
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -14,7 +14,7 @@ from packageurl import PackageURL
 
 from vigil import __version__
 from vigil.catalog import ImageContents, Package
-from vigil.scanner.vulnmatch import PackageMatch
+from vigil.intel.vulnmatch import PackageMatch
 
 OS_TYPES = {"deb", "apk", "rpm"}
 

@@ -38,7 +38,7 @@ from vigil.background import PeriodicTask
 from vigil.intel import AdvisoryIndex, AdvisoryStore
 from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
-from vigil.scanner.vulnmatch import key_id, match_packages
+from vigil.intel.vulnmatch import key_id, match_packages
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images

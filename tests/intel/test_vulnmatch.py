@@ -6,7 +6,7 @@ from __future__ import annotations
 from vigil.catalog import Package
 from vigil.intel import AdvisoryIndex
 from vigil.intel.osv import parse_record
-from vigil.scanner.vulnmatch import at_least, key_id, lookup_for, match_packages
+from vigil.intel.vulnmatch import at_least, key_id, lookup_for, match_packages
 
 
 def pkg(type_, name, version, ecosystem, source_name=None, source_version=None) -> Package:

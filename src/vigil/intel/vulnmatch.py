@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from vigil.intel import AdvisoryIndex, Vulnerability, merge_matches
-from vigil.intel.versions import base_ecosystem
+from .aliases import Vulnerability, merge_matches
+from .matching import AdvisoryIndex
+from .versions import base_ecosystem
 
 # Ecosystems whose advisories are keyed by source package.
 SOURCE_KEYED = {"Debian", "Ubuntu", "Alpine", "Wolfi", "Chainguard"}
