@@ -7,6 +7,16 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, distinct, func, select
 
+from vigil.model.findings import (
+    FINDING_STATUSES,  # noqa: F401  (views read it from here)
+    PACKAGE_TYPES,
+    RATED_SEVERITIES,
+    RUNTIME_TYPES,
+    SEVERITIES,
+    FindingStatus,
+    FindingType,
+    Severity,
+)
 from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.runtime import sensor_status
@@ -317,10 +327,6 @@ def list_images(
     return Page(items, nxt)
 
 
-FINDING_STATUSES = ("open", "resolved", "suppressed")
-SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
-
-
 def _finding_dict(r) -> dict:
     return {
         "id": r.id,
@@ -400,7 +406,7 @@ def get_finding(conn: Connection, finding_id: int) -> dict | None:
 
 def finding_counts(conn: Connection, cluster: str | None = None) -> dict[str, dict[str, int]]:
     """Open findings by type and severity, for the overview."""
-    stmt = select(findings.c.type, findings.c.severity, func.count()).where(findings.c.status == "open")
+    stmt = select(findings.c.type, findings.c.severity, func.count()).where(findings.c.status == FindingStatus.OPEN)
     if cluster:
         stmt = stmt.where(findings.c.cluster_id == cluster)
     out: dict[str, dict[str, int]] = {}
@@ -474,9 +480,8 @@ def list_executions(
 # Every page is ordered by a tuple of keys ending in a unique column, all in one direction, so a
 # cursor (the last row's keys) resumes exactly where a page ended under any sort.
 
-SEVERITY_RANK = case({s: i for i, s in enumerate(SEVERITIES)}, value=findings.c.severity, else_=len(SEVERITIES))
-INTEGRITY_TYPES = ("digest_mismatch", "tag_moved", "artifact_missing")
-CONTENT_TYPES = ("vulnerable_package", "malicious_package", "running_vulnerability")
+# Sorting ascending lists the most severe first; a string that is no severity sorts last.
+SEVERITY_RANK = case({s.value: i for i, s in enumerate(SEVERITIES)}, value=findings.c.severity, else_=len(SEVERITIES))
 
 
 @dataclass(frozen=True)
@@ -584,7 +589,7 @@ def _finding_conditions(f: FindingFilter) -> list:
             )
             .exists()
         )
-        cond.append(or_(findings.c.type.in_(("running_vulnerability", "runtime_drift", "tampered_binary", "suspicious_exec")), running_container))
+        cond.append(or_(findings.c.type.in_(RUNTIME_TYPES), running_container))
     if f.text:
         cond.append(func.lower(findings.c.subject).contains(f.text.lower(), autoescape=True))
     return cond
@@ -652,7 +657,7 @@ def findings_marker(conn: Connection) -> tuple:
 
 
 def _severity_sums():
-    return [func.sum(case((findings.c.severity == s, 1), else_=0)).label(s) for s in SEVERITIES[:4]]
+    return [func.sum(case((findings.c.severity == s, 1), else_=0)).label(s.value) for s in RATED_SEVERITIES]
 
 
 def top_risky_workloads(conn: Connection, limit: int = 5) -> list[dict]:
@@ -661,7 +666,7 @@ def top_risky_workloads(conn: Connection, limit: int = 5) -> list[dict]:
     group = (findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name)
     stmt = (
         select(*group, *sums, func.count().label("total"))
-        .where(findings.c.status == "open", findings.c.workload_name.is_not(None))
+        .where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.is_not(None))
         .group_by(*group)
         .order_by(*[c.desc() for c in sums], func.count().desc(), *group)
         .limit(limit)
@@ -675,7 +680,7 @@ def top_risky_workloads(conn: Connection, limit: int = 5) -> list[dict]:
             "namespace": r.namespace,
             "kind": r.workload_kind,
             "name": r.workload_name,
-            "severities": {s: getattr(r, s) for s in SEVERITIES[:4]},
+            "severities": {s.value: getattr(r, s) for s in RATED_SEVERITIES},
             "total": r.total,
         }
         for r in rows
@@ -687,7 +692,7 @@ def top_risky_images(conn: Connection, limit: int = 5) -> list[dict]:
     stmt = (
         select(findings.c.image_pk, images.c.registry, images.c.repository, images.c.tag, images.c.digest, *sums, func.count().label("total"))
         .join(images, images.c.id == findings.c.image_pk)
-        .where(findings.c.status == "open")
+        .where(findings.c.status == FindingStatus.OPEN)
         .group_by(findings.c.image_pk, images.c.registry, images.c.repository, images.c.tag, images.c.digest)
         .order_by(*[c.desc() for c in sums], func.count().desc(), findings.c.image_pk)
         .limit(limit)
@@ -698,7 +703,7 @@ def top_risky_images(conn: Connection, limit: int = 5) -> list[dict]:
         {
             "id": r.image_pk,
             "ref": _image_ref(r.registry, r.repository, r.tag, r.digest),
-            "severities": {s: getattr(r, s) for s in SEVERITIES[:4]},
+            "severities": {s.value: getattr(r, s) for s in RATED_SEVERITIES},
             "total": r.total,
             "usage": usage[r.image_pk],
         }
@@ -717,8 +722,11 @@ def open_findings_series(conn: Connection, days: int = 14, today: date | None = 
     """Open findings at the end of each of the last ``days`` days (UTC), from the findings' history."""
     ev = finding_events.c
     delta = case(
-        (and_(ev.to_status == "open", or_(ev.from_status.is_(None), ev.from_status != "open")), 1),
-        (and_(ev.from_status == "open", ev.to_status != "open"), -1),
+        (
+            and_(ev.to_status == FindingStatus.OPEN, or_(ev.from_status.is_(None), ev.from_status != FindingStatus.OPEN)),
+            1,
+        ),
+        (and_(ev.from_status == FindingStatus.OPEN, ev.to_status != FindingStatus.OPEN), -1),
         else_=0,
     )
     if conn.dialect.name == "postgresql":
@@ -817,7 +825,7 @@ IMAGE_SORTS = ("ref", "first_seen", "findings", "workloads")
 def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool, after: str | None, limit: int) -> SortedPage:
     open_counts = (
         select(findings.c.image_pk, func.count().label("n"))
-        .where(findings.c.status == "open", findings.c.image_pk.is_not(None))
+        .where(findings.c.status == FindingStatus.OPEN, findings.c.image_pk.is_not(None))
         .group_by(findings.c.image_pk)
         .subquery()
     )
@@ -855,7 +863,9 @@ def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool
     if f.finding_types:
         cond.append(
             images.c.id.in_(
-                select(findings.c.image_pk).where(findings.c.status == "open", findings.c.type.in_(f.finding_types))
+                select(findings.c.image_pk).where(
+                    findings.c.status == FindingStatus.OPEN, findings.c.type.in_(f.finding_types)
+                )
             )
         )
     # Aggregate over every image only when the order needs it; otherwise count for the page alone.
@@ -885,7 +895,8 @@ _IMAGE_BASE_COLUMNS = {"id", "registry", "repository", "tag", "digest", "first_s
 
 
 def _empty_image_summary() -> dict:
-    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]}, "running_vulnerabilities": 0, "open_types": [], "open_total": 0}
+    vulnerabilities = {s.value: 0 for s in RATED_SEVERITIES}
+    return {"vulnerabilities": vulnerabilities, "running_vulnerabilities": 0, "open_types": [], "open_total": 0}
 
 
 def image_finding_summary(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
@@ -895,14 +906,14 @@ def image_finding_summary(conn: Connection, image_ids: list[int]) -> dict[int, d
         return out
     for pk, t, s, n in conn.execute(
         select(findings.c.image_pk, findings.c.type, findings.c.severity, func.count())
-        .where(findings.c.image_pk.in_(image_ids), findings.c.status == "open")
+        .where(findings.c.image_pk.in_(image_ids), findings.c.status == FindingStatus.OPEN)
         .group_by(findings.c.image_pk, findings.c.type, findings.c.severity)
     ):
         d = out.setdefault(pk, _empty_image_summary())
         d["open_total"] += n
-        if t in ("vulnerable_package", "malicious_package") and s in d["vulnerabilities"]:
+        if t in PACKAGE_TYPES and s in d["vulnerabilities"]:
             d["vulnerabilities"][s] += n
-        if t == "running_vulnerability":
+        if t == FindingType.RUNNING_VULNERABILITY:
             d["running_vulnerabilities"] += n
         if t not in d["open_types"]:
             d["open_types"].append(t)
@@ -956,7 +967,7 @@ def console_workloads(conn: Connection, f: WorkloadFilter, sort: str, descending
     w = workloads.c
     fc = (
         select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, func.count().label("n"))
-        .where(findings.c.status == "open", findings.c.workload_name.is_not(None))
+        .where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.is_not(None))
         .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name)
         .subquery()
     )
@@ -994,7 +1005,9 @@ def console_workloads(conn: Connection, f: WorkloadFilter, sort: str, descending
         cids, names = {r.cluster_id for r in rows}, {r.name for r in rows}
         for cid, ns, kind, name, s, n in conn.execute(
             select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity, func.count())
-            .where(findings.c.status == "open", findings.c.cluster_id.in_(cids), findings.c.workload_name.in_(names))
+            .where(
+                findings.c.status == FindingStatus.OPEN, findings.c.cluster_id.in_(cids), findings.c.workload_name.in_(names)
+            )
             .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity)
         ):
             sev.setdefault((cid, ns, kind, name), {})[s] = n
@@ -1174,13 +1187,12 @@ def finding_filter_choices(conn: Connection) -> dict[str, list]:
 
 from vigil.service.store.schema import image_scans, image_vulnerabilities  # noqa: E402,I001
 
-PACKAGE_FINDING_TYPES = ("vulnerable_package", "malicious_package")
 # How the runtime states of one vulnerability's findings (one per workload) sum up for the image.
 RUNTIME_STATE_ORDER = ("running", "watching", "unwatched", "not_observed_running")
 
 
 def _empty_vulnerability_counts(scan: str) -> dict:
-    return {"vulnerabilities": {s: 0 for s in SEVERITIES[:4]} | {"unknown": 0}, "malicious": 0, "running_vulnerabilities": 0, "scan_status": scan}
+    return {"vulnerabilities": {s.value: 0 for s in RATED_SEVERITIES} | {Severity.UNKNOWN.value: 0}, "malicious": 0, "running_vulnerabilities": 0, "scan_status": scan}
 
 
 def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
@@ -1215,7 +1227,8 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
         d = digests.get(pk)
         out[pk] = _empty_vulnerability_counts(scans.get(d, "pending") if d else "no_digest")
     for digest, severity, malicious, n in vuln_rows:
-        level = "critical" if malicious else (severity if severity in SEVERITIES[:4] else "unknown")
+        rated = severity if severity in RATED_SEVERITIES else Severity.UNKNOWN.value
+        level = Severity.CRITICAL.value if malicious else rated
         for pk in by_digest[digest]:
             out[pk]["vulnerabilities"][level] += n
             if malicious:
@@ -1223,7 +1236,7 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
     for start in range(0, len(ids), 500):
         for pk, n in conn.execute(
             select(findings.c.image_pk, func.count(distinct(findings.c.subject)))
-            .where(findings.c.image_pk.in_(ids[start : start + 500]), findings.c.type == "running_vulnerability", findings.c.status == "open")
+            .where(findings.c.image_pk.in_(ids[start : start + 500]), findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
             .group_by(findings.c.image_pk)
         ):
             out[pk]["running_vulnerabilities"] = n
@@ -1237,7 +1250,7 @@ def package_vulnerability_ids(conn: Connection, package_ids: list[int]) -> dict[
     for start in range(0, len(ids), 500):
         v = image_vulnerabilities.c
         for r in conn.execute(select(v.package_id, v.vuln_id, v.severity, v.malicious).where(v.package_id.in_(ids[start : start + 500])).order_by(v.package_id, v.id)):
-            out.setdefault(r.package_id, []).append({"id": r.vuln_id, "severity": "critical" if r.malicious else r.severity, "malicious": r.malicious})
+            out.setdefault(r.package_id, []).append({"id": r.vuln_id, "severity": Severity.CRITICAL.value if r.malicious else r.severity, "malicious": r.malicious})
     return out
 
 
@@ -1256,7 +1269,7 @@ def image_runtime_states(conn: Connection, image_pk: int) -> dict[tuple[str, str
     out: dict[tuple[str, str, str], dict[str, int]] = {}
     for fid, evidence in conn.execute(
         select(findings.c.id, findings.c.evidence).where(
-            findings.c.image_pk == image_pk, findings.c.type.in_(PACKAGE_FINDING_TYPES), findings.c.status == "open"
+            findings.c.image_pk == image_pk, findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN
         )
     ):
         ev = evidence if isinstance(evidence, dict) else {}
@@ -1293,7 +1306,7 @@ def open_risk(conn: Connection) -> OpenRisk:
         findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
         findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
     )
-    rows = conn.execute(select(*cols).where(findings.c.status == "open")).all()
+    rows = conn.execute(select(*cols).where(findings.c.status == FindingStatus.OPEN)).all()
     scores = risk_store.score(conn, rows)
     by_workload: dict[tuple, list] = {}
     by_image: dict[int, list] = {}
@@ -1351,7 +1364,7 @@ def riskiest_workloads(conn: Connection, limit: int = 5, risk: OpenRisk | None =
     if top:
         for cid, ns, kind, name, s, n in conn.execute(
             select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity, func.count())
-            .where(findings.c.status == "open", findings.c.workload_name.in_({k[3] for k, _ in top}))
+            .where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.in_({k[3] for k, _ in top}))
             .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity)
         ):
             sev.setdefault((cid, ns, kind, name), {})[s] = n

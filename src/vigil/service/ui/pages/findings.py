@@ -7,6 +7,14 @@ import logging
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from vigil.model.findings import (
+    FINDING_STATUSES,
+    FINDING_TYPES,
+    REGISTRY_VIOLATION_TYPES,
+    SEVERITIES,
+    FindingStatus,
+    FindingType,
+)
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store import risk as risk_store
@@ -18,22 +26,22 @@ log = logging.getLogger("vigil.console")
 
 # Quick filters: one click to the views triage starts from (label, query parameters).
 QUICK_FILTERS = (
-    ("Untrusted registry", {"type": "untrusted_registry"}),
-    ("Integrity violation", {"type": ",".join(queries.INTEGRITY_TYPES)}),
-    ("Running vulnerabilities", {"type": "running_vulnerability"}),
-    ("Malicious", {"type": "malicious_package"}),
+    ("Untrusted registry", {"type": FindingType.UNTRUSTED_REGISTRY}),
+    ("Integrity violation", {"type": ",".join(REGISTRY_VIOLATION_TYPES)}),
+    ("Running vulnerabilities", {"type": FindingType.RUNNING_VULNERABILITY}),
+    ("Malicious", {"type": FindingType.MALICIOUS_PACKAGE}),
 )
 STATUS_ANY = "any"
 MAX_REASON = 2000
 
 
 def finding_filter(q) -> queries.FindingFilter:
-    raw_status = params.multi(q, "status", queries.FINDING_STATUSES + (STATUS_ANY,))
+    raw_status = params.multi(q, "status", FINDING_STATUSES + (STATUS_ANY,))
     # No status in the URL means the triage view: open findings.
-    statuses = () if STATUS_ANY in raw_status else (raw_status or ("open",))
+    statuses = () if STATUS_ANY in raw_status else (raw_status or (FindingStatus.OPEN,))
     return queries.FindingFilter(
-        types=params.multi(q, "type", finding_store.FINDING_TYPES),
-        severities=params.multi(q, "severity", finding_store.SEVERITIES),
+        types=params.multi(q, "type", FINDING_TYPES),
+        severities=params.multi(q, "severity", SEVERITIES),
         statuses=statuses,
         cluster_id=params.text(q, "cluster"),
         namespace=params.text(q, "namespace"),
@@ -67,9 +75,9 @@ def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
         quick=quick,
         clusters=choices["clusters"],
         namespaces=choices["namespaces"],
-        FINDING_TYPES=finding_store.FINDING_TYPES,
-        STATUSES=queries.FINDING_STATUSES,
-        status_value=",".join(params.multi(q, "status", queries.FINDING_STATUSES + (STATUS_ANY,))),
+        FINDING_TYPES=FINDING_TYPES,
+        STATUSES=FINDING_STATUSES,
+        status_value=",".join(params.multi(q, "status", FINDING_STATUSES + (STATUS_ANY,))),
         type_value=",".join(f.types),
     )
 
@@ -105,8 +113,8 @@ async def change_status(finding_id: int, request: Request, v: web.Viewer = Depen
     web.require_admin(v)
     status = str(form.get("status") or "")
     reason = str(form.get("reason") or "").strip()
-    if status not in queries.FINDING_STATUSES:
-        return _finding_page(request, v, finding_id, f"status {status!r} is not one of {', '.join(queries.FINDING_STATUSES)}", 400)
+    if status not in FINDING_STATUSES:
+        return _finding_page(request, v, finding_id, f"status {status!r} is not one of {', '.join(FINDING_STATUSES)}", 400)
     if not reason or len(reason) > MAX_REASON:
         return _finding_page(request, v, finding_id, f"a reason of 1 to {MAX_REASON} characters is required", 400)
 

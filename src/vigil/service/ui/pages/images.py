@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
 from vigil.service.store import contents, queries
 from vigil.service.store import risk as risk_store
-from vigil.service.store.findings import FINDING_TYPES
 from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.ui import params, sections, web
 
 router = APIRouter()
 CONTENTS_PAGE = 50
-TRUST_TYPES = ("untrusted_registry",) + queries.INTEGRITY_TYPES
 
 
 @router.get("/images")
@@ -82,16 +81,15 @@ def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
         img = queries.image_detail(conn, image_id)
         if img is None:
             raise web.Refused(404, f"image {image_id} does not exist")
-        every_status = ("open", "resolved", "suppressed")
         trust = queries.console_findings(
-            conn, queries.FindingFilter(types=TRUST_TYPES, image_pk=image_id, statuses=every_status), queries.finding_sort("severity", False), None, 200
+            conn, queries.FindingFilter(types=INTEGRITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), queries.finding_sort("severity", False), None, 200
         )
         vulns = queries.console_findings(
-            conn, queries.FindingFilter(types=queries.CONTENT_TYPES, image_pk=image_id, statuses=every_status), queries.finding_sort("severity", False), None, 500
+            conn, queries.FindingFilter(types=VULNERABILITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), queries.finding_sort("severity", False), None, 500
         )
         other = queries.console_findings(
             conn,
-            queries.FindingFilter(types=tuple(t for t in FINDING_TYPES if t not in TRUST_TYPES + queries.CONTENT_TYPES), image_pk=image_id, statuses=every_status),
+            queries.FindingFilter(types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES), image_pk=image_id, statuses=FINDING_STATUSES),
             queries.finding_sort("severity", False),
             None,
             200,

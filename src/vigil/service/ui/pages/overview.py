@@ -6,8 +6,8 @@ import time
 
 from fastapi import APIRouter, Depends, Request
 
+from vigil.model.findings import FINDING_TYPES, SEVERITIES
 from vigil.service.store import queries
-from vigil.service.store.findings import FINDING_TYPES
 from vigil.service.ui import web
 from vigil.service.ui.chart import line_chart
 
@@ -40,7 +40,7 @@ def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
         workloads = queries.riskiest_workloads(conn, 5, risk)
         images = queries.riskiest_images(conn, 5, risk)
         series = queries.open_findings_series(conn, 14)
-    by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in queries.SEVERITIES}
+    by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in SEVERITIES}
     types = [t for t in FINDING_TYPES if t in counts] + sorted(t for t in counts if t not in FINDING_TYPES)
     return web.render(
         request,

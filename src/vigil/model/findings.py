@@ -1,0 +1,168 @@
+"""The findings vocabulary: families, types, severities, statuses and the scope of a finding.
+
+Every unit and view spells these the same way by importing them from here. The stored strings
+are the enum values, so a row, an API answer and an alert all carry the same words.
+
+A finding is identified by (family, type, scope, subject key):
+
+- ``scope`` is where it holds: the cluster, namespace, workload and image it is about
+  (``workload_scope``). A pass that evaluates one workload running one image settles the
+  findings of that scope.
+- the subject key is what it is about inside its scope and type: nothing more for integrity
+  (the type says it), the package and advisory for contents, the detection for runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Family(StrEnum):
+    """Which analysis opens and resolves a finding."""
+
+    INTEGRITY = "integrity"  # the trusted registry's answer about a running image
+    CONTENTS = "contents"  # an image's packages against the advisories
+    RUNTIME = "runtime"  # what ran, judged against its image
+    ADMISSION = "admission"  # reserved for the admission webhook's decisions
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+    UNKNOWN = "unknown"  # the source gave no rating (an advisory without a score)
+
+    @property
+    def rank(self) -> int:
+        """Higher is more severe; unknown ranks lowest."""
+        return _RANK[self]
+
+    def raised(self) -> Severity:
+        """One level up (critical stays critical). Unknown is taken as low, so it becomes medium:
+        evidence that the code runs makes an unrated advisory worth a look."""
+        start = Severity.LOW if self is Severity.UNKNOWN else self
+        return next((s for s in reversed(SEVERITIES) if s.rank > start.rank), Severity.CRITICAL)
+
+
+_RANK = {
+    Severity.UNKNOWN: 0,
+    Severity.INFO: 1,
+    Severity.LOW: 2,
+    Severity.MEDIUM: 3,
+    Severity.HIGH: 4,
+    Severity.CRITICAL: 5,
+}
+# Most severe first: the order of every listing and count.
+SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, key=lambda s: -s.rank))
+# The levels views count one by one (info and unknown are shown only in listings).
+RATED_SEVERITIES: tuple[Severity, ...] = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+# The levels an advisory can have (no advisory is rated info).
+ADVISORY_SEVERITIES: tuple[Severity, ...] = RATED_SEVERITIES + (Severity.UNKNOWN,)
+
+
+def severity_rank(value: str) -> int:
+    """The rank of a stored severity; a string that is no severity ranks below unknown."""
+    try:
+        return Severity(value).rank
+    except ValueError:
+        return -1
+
+
+def raise_severity(value: str) -> Severity:
+    try:
+        return Severity(value).raised()
+    except ValueError:
+        raise ValueError(f"severity {value!r} is not one of {', '.join(SEVERITIES)}") from None
+
+
+class FindingStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    SUPPRESSED = "suppressed"
+
+
+FINDING_STATUSES: tuple[FindingStatus, ...] = tuple(FindingStatus)
+
+
+class FindingType(StrEnum):
+    UNTRUSTED_REGISTRY = "untrusted_registry"
+    DIGEST_MISMATCH = "digest_mismatch"
+    TAG_MOVED = "tag_moved"
+    ARTIFACT_MISSING = "artifact_missing"
+    VULNERABLE_PACKAGE = "vulnerable_package"
+    MALICIOUS_PACKAGE = "malicious_package"
+    RUNNING_VULNERABILITY = "running_vulnerability"
+    RUNTIME_DRIFT = "runtime_drift"
+    TAMPERED_BINARY = "tampered_binary"
+    SUSPICIOUS_EXEC = "suspicious_exec"
+
+    @property
+    def family(self) -> Family:
+        return _TYPES[self].family
+
+    @property
+    def default_severity(self) -> Severity | None:
+        return _TYPES[self].severity
+
+
+@dataclass(frozen=True, slots=True)
+class TypeInfo:
+    family: Family
+    # The severity an observation of this type has unless it brings its own: an advisory's level
+    # (vulnerable_package; unknown without one), raised one level when the code runs
+    # (running_vulnerability). None: every observation brings its own (a rule's severity).
+    severity: Severity | None
+
+
+_TYPES = {
+    FindingType.UNTRUSTED_REGISTRY: TypeInfo(Family.INTEGRITY, Severity.HIGH),
+    FindingType.DIGEST_MISMATCH: TypeInfo(Family.INTEGRITY, Severity.CRITICAL),
+    FindingType.TAG_MOVED: TypeInfo(Family.INTEGRITY, Severity.MEDIUM),
+    FindingType.ARTIFACT_MISSING: TypeInfo(Family.INTEGRITY, Severity.HIGH),
+    FindingType.VULNERABLE_PACKAGE: TypeInfo(Family.CONTENTS, Severity.UNKNOWN),
+    FindingType.MALICIOUS_PACKAGE: TypeInfo(Family.CONTENTS, Severity.CRITICAL),
+    FindingType.RUNNING_VULNERABILITY: TypeInfo(Family.RUNTIME, Severity.UNKNOWN.raised()),
+    FindingType.RUNTIME_DRIFT: TypeInfo(Family.RUNTIME, Severity.HIGH),
+    FindingType.TAMPERED_BINARY: TypeInfo(Family.RUNTIME, Severity.CRITICAL),
+    FindingType.SUSPICIOUS_EXEC: TypeInfo(Family.RUNTIME, None),
+}
+
+FINDING_TYPES: tuple[FindingType, ...] = tuple(FindingType)
+
+
+def types_of(family: Family) -> tuple[FindingType, ...]:
+    return tuple(t for t in FindingType if t.family is family)
+
+
+INTEGRITY_TYPES = types_of(Family.INTEGRITY)
+PACKAGE_TYPES = types_of(Family.CONTENTS)
+RUNTIME_TYPES = types_of(Family.RUNTIME)
+# What the registry's answer can contradict; an untrusted registry is decided before it is asked.
+REGISTRY_VIOLATION_TYPES = (FindingType.DIGEST_MISMATCH, FindingType.TAG_MOVED, FindingType.ARTIFACT_MISSING)
+# Findings about a package's advisories: in the image, or observed running.
+VULNERABILITY_TYPES = PACKAGE_TYPES + (FindingType.RUNNING_VULNERABILITY,)
+
+
+def family_of(finding_type: str) -> Family:
+    try:
+        return FindingType(finding_type).family
+    except ValueError:
+        raise ValueError(f"finding type {finding_type!r} is not one of {', '.join(FINDING_TYPES)}") from None
+
+
+def workload_scope(
+    cluster_id: str | None,
+    namespace: str | None,
+    workload_kind: str | None,
+    workload_name: str | None,
+    image_pk: int | None,
+) -> str:
+    """The scope of a finding about a workload running an image (any part may be absent).
+
+    Kubernetes names hold no ``/`` or ``@``, so distinct scopes give distinct strings; the string
+    is compared whole and never taken apart."""
+    image = "" if image_pk is None else str(image_pk)
+    return f"{cluster_id or ''}/{namespace or ''}/{workload_kind or ''}/{workload_name or ''}@{image}"
