@@ -5,7 +5,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -15,11 +19,17 @@ class UnsupportedLayer(ValueError):
     pass
 
 
+class ByteSource(Protocol):
+    """What a layer is read from: a blob's response body, a decompressor, a buffered reader."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class HashingReader(io.RawIOBase):
     """Pass-through reader that hashes and counts what goes through it, so a
     blob's digest is known after one streaming read."""
 
-    def __init__(self, raw: BinaryIO, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, raw: ByteSource, progress: Callable[[int], None] | None = None) -> None:
         self._raw = raw
         self._hash = hashlib.sha256()
         self._progress = progress
@@ -28,10 +38,11 @@ class HashingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buf))
+    def readinto(self, buf: WriteableBuffer) -> int:
+        view = memoryview(buf).cast("B")
+        data = self._raw.read(len(view))
         n = len(data)
-        buf[:n] = data
+        view[:n] = data
         self._hash.update(data)
         self.count += n
         if self._progress is not None:
@@ -67,9 +78,9 @@ def compression_of(media_type: str) -> str | None:
     return None
 
 
-def open_decompressed(media_type: str, raw: BinaryIO) -> BinaryIO:
+def open_decompressed(media_type: str, raw: io.RawIOBase) -> ByteSource:
     kind = compression_of(media_type)
-    buffered = io.BufferedReader(raw, 1 << 16) if not isinstance(raw, io.BufferedReader) else raw  # type: ignore[arg-type]
+    buffered = io.BufferedReader(raw, 1 << 16)
     if kind is None:
         head = buffered.peek(4)[:4]
         if head.startswith(GZIP_MAGIC):
@@ -79,11 +90,11 @@ def open_decompressed(media_type: str, raw: BinaryIO) -> BinaryIO:
         else:
             kind = ""
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=buffered, mode="rb")
     if kind == "zstd":
         try:
             import zstandard
         except ImportError as exc:  # pragma: no cover - zstandard is a dependency
             raise UnsupportedLayer(f"layer media type {media_type!r}: zstd needs the 'zstandard' package") from exc
-        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)  # type: ignore[return-value]
-    return buffered  # type: ignore[return-value]
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+    return buffered

@@ -12,6 +12,7 @@ for a file), no execution and no Go toolchain needed.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from dataclasses import dataclass, field
 
@@ -19,6 +20,9 @@ MAGIC = b"\xff Go buildinf:"
 _HEADER = 32
 _ALIGN = 16
 _MAX_STRING = 1 << 24
+
+# What the parser reads: a whole file's bytes, or an mmap of it.
+Data = bytes | mmap.mmap
 
 
 class BuildInfoError(ValueError):
@@ -42,7 +46,7 @@ class GoBuildInfo:
     settings: dict[str, str] = field(default_factory=dict)
 
 
-def _uvarint(data, pos: int) -> tuple[int, int]:
+def _uvarint(data: Data, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
@@ -55,7 +59,7 @@ def _uvarint(data, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _inline_string(data, pos: int) -> tuple[bytes, int]:
+def _inline_string(data: Data, pos: int) -> tuple[bytes, int]:
     n, pos = _uvarint(data, pos)
     if n > _MAX_STRING or pos + n > len(data):
         raise BuildInfoError("inline build info string runs past the end of the file")
@@ -65,7 +69,7 @@ def _inline_string(data, pos: int) -> tuple[bytes, int]:
 class _Elf:
     """Just enough ELF to map a virtual address to a file offset."""
 
-    def __init__(self, data) -> None:
+    def __init__(self, data: Data) -> None:
         if bytes(data[:4]) != b"\x7fELF":
             raise BuildInfoError("not an ELF file")
         cls, enc = data[4], data[5]
@@ -88,7 +92,7 @@ class _Elf:
             if p_type == 1:  # PT_LOAD
                 self.loads.append((p_vaddr, p_offset, p_filesz))
 
-    def read(self, data, vaddr: int, size: int) -> bytes:
+    def read(self, data: Data, vaddr: int, size: int) -> bytes:
         for base, offset, filesz in self.loads:
             if base <= vaddr and vaddr + size <= base + filesz:
                 start = offset + (vaddr - base)
@@ -96,7 +100,7 @@ class _Elf:
         raise BuildInfoError(f"address {vaddr:#x} is not in a loaded segment")
 
 
-def find_header(data) -> int:
+def find_header(data: Data) -> int:
     """Offset of the build info header, or -1 when the file has none."""
     pos = data.find(MAGIC)
     while pos != -1:
@@ -106,7 +110,7 @@ def find_header(data) -> int:
     return -1
 
 
-def parse_build_info(data) -> GoBuildInfo | None:
+def parse_build_info(data: Data) -> GoBuildInfo | None:
     """Build info of a Go ELF binary; None when it is not a Go binary."""
     pos = find_header(data)
     if pos < 0:

@@ -81,10 +81,10 @@ class LayerApplier:
     def apply(self, media_type: str, blob: BinaryIO, progress: ProgressHook | None = None) -> LayerRecord:
         index = len(self.layers)
         compressed = HashingReader(blob, progress)
-        uncompressed = HashingReader(open_decompressed(media_type, compressed))  # type: ignore[arg-type]
+        uncompressed = HashingReader(open_decompressed(media_type, compressed))
         layer_name = f"layer {index} ({media_type})"
         count = 0
-        with tarfile.open(fileobj=uncompressed, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=uncompressed, mode="r|") as tar:
             for member in tar:
                 count += 1
                 self._apply_member(tar, member, index, layer_name)

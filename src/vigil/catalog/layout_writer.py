@@ -16,6 +16,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _MEDIA = {
     "": "application/vnd.oci.image.layer.v1.tar",
@@ -119,7 +120,7 @@ def add_layer(layout: Path, tar_path: Path, compression: str) -> WrittenLayer:
 
 
 def write_image(layout: Path, layers: list[WrittenLayer], *, os_name: str = "linux", arch: str = "amd64",
-                ref: str | None = None) -> dict:
+                ref: str | None = None) -> dict[str, Any]:
     """Config + manifest for ``layers``; returns the manifest descriptor
     (with platform) without touching index.json (see ``write_index``)."""
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,7 @@ def write_image(layout: Path, layers: list[WrittenLayer], *, os_name: str = "lin
     return desc
 
 
-def write_index(layout: Path, manifests: list[dict]) -> None:
+def write_index(layout: Path, manifests: list[dict[str, Any]]) -> None:
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}
     (layout / "index.json").write_text(json.dumps(index, sort_keys=True))

@@ -9,6 +9,7 @@ past it.
 
 from __future__ import annotations
 
+import builtins
 import struct
 from dataclasses import dataclass, field
 
@@ -51,11 +52,12 @@ class RpmHeader:
             return v[0]
         return None
 
-    def strings(self, tag: int) -> list[str]:
+    # `int` below names the method above, so the builtin is spelt out.
+    def strings(self, tag: builtins.int) -> list[str]:
         v = self.values.get(tag)
         return [s for s in v if isinstance(s, str)] if isinstance(v, list) else []
 
-    def ints(self, tag: int) -> list[int]:
+    def ints(self, tag: builtins.int) -> list[builtins.int]:
         v = self.values.get(tag)
         return [i for i in v if isinstance(i, int)] if isinstance(v, list) else []
 

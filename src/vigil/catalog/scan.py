@@ -6,7 +6,8 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Protocol
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Protocol
 
 from vigil.catalog.catalogers import CATALOGERS, CatalogContext, Cataloger
 from vigil.catalog.fsview import FileView
@@ -32,6 +33,10 @@ class LayerBlob:
     stream: BinaryIO
     digest: str | None = None
     size: int | None = None
+
+
+# A layer given as (media_type, stream) or (media_type, stream, digest).
+LayerTuple = tuple[str, BinaryIO] | tuple[str, BinaryIO, str | None]
 
 
 class Progress(Protocol):
@@ -67,7 +72,7 @@ def _run_catalogers(view: FileView, warnings: WarningSink, workdir: Path, catalo
     return ImageContents(os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers)
 
 
-def catalog_layers(layers: Iterable[LayerBlob | tuple], *, catalogers: Iterable[Cataloger] | None = None,
+def catalog_layers(layers: Iterable[LayerBlob | LayerTuple], *, catalogers: Iterable[Cataloger] | None = None,
                    progress: Progress | None = None, total: int | None = None) -> ImageContents:
     """Apply layer blobs in order (lowest first) and catalog the result.
 
@@ -106,7 +111,7 @@ def catalog_oci_layout(path: str | Path, platform: str | None = None, *, ref: st
         raise LayoutError(f"{layout}: not an OCI image layout (needs oci-layout and index.json)")
     image = resolve_image(layout, platform, ref)
 
-    def blobs():
+    def blobs() -> Iterator[LayerBlob]:
         for d in image.layers:
             p = blob_path(layout, d.digest)
             if not p.is_file():

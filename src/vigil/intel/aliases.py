@@ -7,14 +7,14 @@ transitive closure of "shares an id or alias" (``related`` is not an alias).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cmp_to_key
 
 from .advisory import Advisory
 from .matching import Match
 from .severity import Severity
-from .versions import ECOSYSTEM_SCHEMES, SEMVER
+from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
 
 
 class _UnionFind:
@@ -107,7 +107,7 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
     return sorted(out, key=lambda v: v.id)
 
 
-def _safe_cmp(scheme):
+def _safe_cmp(scheme: VersionScheme) -> Callable[[str, str], int]:
     def cmp(a: str, b: str) -> int:
         try:
             c = scheme.compare(a, b)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -97,7 +97,7 @@ def import_command(
         raise typer.Exit(1)
 
 
-def _vulnerability_json(v: Vulnerability) -> dict:
+def _vulnerability_json(v: Vulnerability) -> dict[str, Any]:
     return {
         "id": v.id,
         "advisories": list(v.advisory_ids),

@@ -31,9 +31,13 @@ RECORD_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 
 
-class _OsvYamlLoader(
-    yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
-):  # type: ignore[misc]
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # PyYAML built without libyaml: the pure-Python loader, same behaviour
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class _OsvYamlLoader(_SafeLoader):
     """YAML without implicit numbers and dates: ``1.10`` must stay the version
     string "1.10", not the float 1.1; timestamps are parsed by the OSV parser."""
 

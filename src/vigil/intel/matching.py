@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from functools import cmp_to_key, lru_cache
 from typing import Any
@@ -74,6 +74,16 @@ _CompiledRange = tuple[
     tuple[Any, ...],
     tuple[tuple[Any, str], ...],
 ]
+
+# A range's fixed versions as (cell of the fixed bound, version).
+_FixedCells = tuple[tuple[int, str], ...]
+# One row of a scheme group: the cells [lo, hi) in which entry idx's range matches.
+_Span = tuple[int, int, int, Range, _FixedCells]
+# What a cell answers: (entry index, range, fixed versions above the cell).
+_Answer = tuple[int, Range, _FixedCells]
+# Per scheme: its sorted distinct bounds, the spans, and the answers computed so far by cell.
+_Group = tuple[VersionScheme, list[Any], list[_Span], dict[int, tuple[_Answer, ...]]]
+_NO_HITS: tuple[tuple[()], tuple[()], frozenset[str]] = ((), (), frozenset())
 
 
 class _Entry:
@@ -299,7 +309,7 @@ class _PackageTable:
                 groups.setdefault(compiled[1].name, (compiled[1], []))[1].append(
                     (i, compiled)
                 )
-        self._groups = []
+        self._groups: list[_Group] = []
         for scheme, members in groups.values():
             bounds: list[Any] = []
             for _, (_, _, events, limits, _) in members:
@@ -309,7 +319,7 @@ class _PackageTable:
             distinct = [b for j, b in enumerate(bounds) if j == 0 or bounds[j - 1] != b]
             # One row per span (a range's spans are disjoint, so a cell is in at
             # most one of them): answering a cell is then one flat comprehension.
-            spans = []
+            spans: list[_Span] = []
             for idx, (rng, _, events, limits, fixed) in members:
                 fixed_cells = tuple((_cell_of(distinct, k), v) for k, v in fixed)
                 for lo, hi in _cell_spans(events, limits, distinct):
@@ -371,21 +381,25 @@ class _PackageTable:
         found: dict[str, Match] = {}
         for idx in sorted(set(hits) | listed):
             entry = self.entries[idx]
-            ranges, fixed_cells, schemes = hits.get(idx, ((), (), set()))
+            # An entry that is only listed (no range matched) has no hits.
+            hit_ranges: Sequence[Range]
+            hit_fixed: Sequence[tuple[int, str]]
+            hit_schemes: Set[str]
+            hit_ranges, hit_fixed, hit_schemes = hits.get(idx, _NO_HITS)
             order = entry.scheme or SEMVER
-            if len(fixed_cells) <= 1:
-                fixed_sorted = tuple(v for _, v in fixed_cells)
-            elif schemes == {order.name}:
+            if len(hit_fixed) <= 1:
+                fixed_sorted = tuple(v for _, v in hit_fixed)
+            elif hit_schemes == {order.name}:
                 # Cells of one group are in its scheme's order: no version compares needed.
                 fixed_sorted = tuple(
-                    dict.fromkeys(v for _, v in sorted(set(fixed_cells)))
+                    dict.fromkeys(v for _, v in sorted(set(hit_fixed)))
                 )
             else:
-                fixed_sorted = _sort_versions(order, {v for _, v in fixed_cells})
+                fixed_sorted = _sort_versions(order, {v for _, v in hit_fixed})
             m = Match(
                 entry.advisory,
                 entry.affected,
-                tuple(ranges),
+                tuple(hit_ranges),
                 idx in listed,
                 fixed_sorted,
             )
@@ -432,7 +446,7 @@ def _cell_spans(
                 opened = None
     if opened is not None:
         spans.append((opened, end))
-    out = []
+    out: list[tuple[int, int]] = []
     for lo, hi in spans:
         hi = min(hi, end)
         if lo < hi:

@@ -123,7 +123,8 @@ class AdvisoryStore:
         self.close()
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
+        count: int = self._db.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
+        return count
 
     def upsert(
         self, advisories: Iterable[Advisory], report: ImportReport | None = None
@@ -132,8 +133,8 @@ class AdvisoryStore:
         imported (new id), updated (modified later) and unchanged in the report."""
         report = report if report is not None else ImportReport()
         stored = dict(self._db.execute("SELECT id, modified FROM advisories"))
-        rows = []
-        packages = []
+        rows: list[tuple[str, str, int, bytes]] = []
+        packages: list[tuple[str, str, str, str]] = []
         for adv in advisories:
             modified = _modified_key(adv)
             previous = stored.get(adv.id)

@@ -16,7 +16,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -28,7 +28,18 @@ from .config import RegistryConfig
 from .errors import DigestMismatch, NotFound, NotFoundKind, RegistryError
 from .manifest import ImageManifest, InvalidManifest, Manifest, Platform, parse_manifest, same_artifact
 from .provenance import ImageConfig, Provenance, parse_image_config, provenance_from_labels
-from .transport import RegistryTransport, RetryPolicy, Target, raise_for_unexpected, registry_error_text, registry_errors
+from .transport import (
+    RegistryTransport,
+    RequestStats,
+    RetryPolicy,
+    Target,
+    raise_for_unexpected,
+    registry_error_text,
+    registry_errors,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 DEFAULT_TAG_TTL = 60.0
 DEFAULT_PLATFORM = Platform("linux", "amd64")
@@ -90,7 +101,7 @@ class RegistryClient:
         self.content_cache: LRUCache[Any] = LRUCache(content_cache_entries, content_cache_bytes)
 
     @property
-    def stats(self):
+    def stats(self) -> RequestStats:
         return self.transport.stats
 
     def close(self) -> None:
@@ -165,7 +176,8 @@ class RegistryClient:
         """Forget every cached tag of the repository that resolved to ``digest``."""
         ref = _as_ref(image)
         self.tag_cache.invalidate_where(
-            lambda key, resolved: key[:2] == (ref.registry, ref.repository) and resolved.digest == digest
+            lambda key, resolved: isinstance(key, tuple) and key[:2] == (ref.registry, ref.repository)
+            and resolved.digest == digest
         )
 
     # -- manifests ----------------------------------------------------------------------------
@@ -196,7 +208,7 @@ class RegistryClient:
         by_digest = _is_digest(reference)
         content_key = ("manifest", ref.registry, ref.repository, reference)
         if by_digest and use_content_cache:
-            cached = self.content_cache.get(content_key)
+            cached: tuple[bytes, str, str] | None = self.content_cache.get(content_key)
             if cached is not None:
                 self.stats.hit("content")
                 return cached
@@ -351,7 +363,7 @@ class RegistryClient:
         """The image config of ``manifest``, verified and cached by digest."""
         ref = _as_ref(image)
         key = ("config", ref.registry, ref.repository, manifest.config.digest)
-        cached = self.content_cache.get(key)
+        cached: ImageConfig | None = self.content_cache.get(key)
         if cached is not None:
             self.stats.hit("content")
             return cached
@@ -376,7 +388,7 @@ class RegistryClient:
 
 
 def _next_link(response: httpx.Response) -> str | None:
-    header = response.headers.get("Link")
+    header: str | None = response.headers.get("Link")
     if not header:
         return None
     for part in header.split(","):
@@ -449,7 +461,7 @@ class BlobReader(io.RawIOBase):
             raise DigestMismatch(self._target.registry, self._target.repository, self.digest, self.digest, actual)
         self.verified = True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer) -> int:
         if self.closed:
             raise ValueError("read from a closed blob")
         while not self._pending:
@@ -458,8 +470,9 @@ class BlobReader(io.RawIOBase):
             self._pending = self._next_chunk()
             if not self._pending and self.verified:
                 return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(self._pending))
+        view[:n] = self._pending[:n]
         self._pending = self._pending[n:]
         return n
 
@@ -476,7 +489,7 @@ class BlobReader(io.RawIOBase):
         finally:
             self.close()
 
-    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[bytes]:
         return self.iter_chunks()
 
     def close(self) -> None:

@@ -140,7 +140,7 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     return Descriptor(media_type, digest, size, platform, _annotations(raw, where))
 
 
-def _annotations(raw: dict, where: str) -> dict[str, str]:
+def _annotations(raw: dict[str, Any], where: str) -> dict[str, str]:
     annotations = raw.get("annotations") or {}
     if not isinstance(annotations, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()

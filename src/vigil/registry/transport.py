@@ -53,10 +53,10 @@ class RetryPolicy:
 class RequestStats:
     """Counters of requests sent (retries and token fetches included), per kind and per host."""
 
-    by_kind: Counter = field(default_factory=Counter)
-    by_host: Counter = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
+    by_host: Counter[str] = field(default_factory=Counter)
     retries: int = 0
-    cache_hits: Counter = field(default_factory=Counter)
+    cache_hits: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

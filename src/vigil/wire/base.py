@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Callable, Hashable, Iterable
+from typing import Annotated, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-WIRE_VERSION = 1
+WIRE_VERSION: Final = 1
 
 # Kubernetes object names: DNS subdomains (pods, workloads, nodes) are at most 253
 # characters; namespaces are DNS labels (63). Kept permissive on case for node
@@ -42,8 +43,11 @@ class Batch(WireModel):
     def _bid(cls, v: str) -> str:
         return check(BATCH_ID, v, "batch id (1-128 of [A-Za-z0-9_.:-])")
 
-def require_unique(items: list, key, what: str) -> None:
-    seen = set()
+T = TypeVar("T")
+
+
+def require_unique(items: Iterable[T], key: Callable[[T], Hashable], what: str) -> None:
+    seen: set[Hashable] = set()
     for item in items:
         k = key(item)
         if k in seen:

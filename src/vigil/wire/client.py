@@ -30,7 +30,7 @@ class ServiceClient:
     def __enter__(self) -> "ServiceClient":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -48,10 +48,10 @@ class ServiceClient:
             return None
         return resp.json()
 
-    def list_all(self, path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict]:
+    def list_all(self, path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Follow `next` cursors until the listing ends or ``limit`` items are gathered."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         after = None
         while True:
             page_params = dict(params, limit=min(1000, limit - len(items)) if limit else 1000)

@@ -57,11 +57,15 @@ def verrevcmp(a: str, b: str) -> int:
     return 0
 
 
-def _part_key(part: str) -> tuple:
+# Per run of non-digits then digits: the characters' weights ending in 0, then the number.
+_PartKey = tuple[tuple[tuple[int, ...], int], ...]
+
+
+def _part_key(part: str) -> _PartKey:
     """verrevcmp as a tuple: (non-digit weights + end marker 0, number) pairs,
     then a terminator pair that sorts like the end of the string (above "~",
     below any other character)."""
-    out = []
+    out: list[tuple[tuple[int, ...], int]] = []
     i, n = 0, len(part)
     while i < n:
         j = i
@@ -109,7 +113,7 @@ class DpkgScheme(VersionScheme):
             )
         return DpkgVersion(epoch, upstream, revision)
 
-    def sort_key(self, parsed: DpkgVersion) -> tuple:
+    def sort_key(self, parsed: DpkgVersion) -> tuple[int, _PartKey, _PartKey]:
         return (parsed.epoch, _part_key(parsed.upstream), _part_key(parsed.revision))
 
     def compare_parsed(self, a: DpkgVersion, b: DpkgVersion) -> int:

@@ -103,11 +103,10 @@ def _token_cmp(a: Token, b: Token) -> int:
         else:
             c = _qualifier_cmp("", other)
         return c * flip
-    a_num, b_num = isinstance(av, int), isinstance(bv, int)
-    if a_num and b_num:
+    if isinstance(av, int) and isinstance(bv, int):
         return (av > bv) - (av < bv)
-    if a_num != b_num:
-        return 1 if a_num else -1
+    if isinstance(av, int) or isinstance(bv, int):
+        return 1 if isinstance(av, int) else -1
     return _qualifier_cmp(av, bv)
 
 

@@ -10,6 +10,7 @@ releases can still be matched against advisory bounds.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
@@ -24,7 +25,7 @@ _TRAILING_ZEROS = re.compile(r"(?:\.0)+$")
 _LEGACY_REPLACE = {"pre": "c", "preview": "c", "-": "final-", "rc": "c", "dev": "@"}
 
 
-def _legacy_parts(version: str):
+def _legacy_parts(version: str) -> Iterator[str]:
     for part in _LEGACY_PART.split(version.lower()):
         part = _LEGACY_REPLACE.get(part, part)
         if not part or part == ".":

@@ -59,7 +59,7 @@ class SemverScheme(VersionScheme):
         self.parsed(version)
         return version.removeprefix("v")
 
-    def sort_key(self, parsed: SemVer) -> tuple:
+    def sort_key(self, parsed: SemVer) -> tuple[tuple[int, ...], int, tuple[tuple[int, int | str], ...]]:
         # Trailing zeros are already stripped, so a shorter release tuple that is
         # a prefix of a longer one is older, exactly as tuple order says. A
         # release without pre-release sorts after all its pre-releases.
