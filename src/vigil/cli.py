@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from enum import Enum
 
 import typer
-from rich.console import Console
-
-import importlib
-import sys
 
 from vigil import __version__
-from vigil.cli_output import print_rows
-from vigil.wire.client import ServiceClient, ServiceError
 
 # Every sub-command, by the unit that provides it: (name, module, attribute, kind). Only the
 # unit a command runs in is imported, so `vigil sensor` on a node does not load the service,
@@ -36,9 +32,13 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("dev", "vigil.devtools.kubeapi.cli", "app", "dev-group"),
 )
 
+# The commands this module defines itself: running one mounts no unit, so `vigil get` and
+# `vigil --version` stay a client's cost (httpx, typer) and never load the service.
+OWN_COMMANDS = ("get", "version")
+
 
 def build_app(only: str | None = None) -> typer.Typer:
-    """The `vigil` command with every sub-command, or with just ``only`` when it names one."""
+    """The `vigil` command with every sub-command, or with just ``only``'s (none when it names one of ours)."""
     app = typer.Typer(
         help="Vigil: runtime security for Kubernetes, with your artifact registry as the source of truth.",
         no_args_is_help=True,
@@ -46,6 +46,7 @@ def build_app(only: str | None = None) -> typer.Typer:
     )
     app.callback()(_root)
     app.command("get")(get)
+    app.command("version")(version)
     for name, module, attribute, kind in COMMANDS:
         if only is not None and name != only:
             continue
@@ -61,9 +62,6 @@ def build_app(only: str | None = None) -> typer.Typer:
             dev.add_typer(target, name="kube-api")
             app.add_typer(dev, name=name)
     return app
-
-
-err = Console(stderr=True)
 
 
 class Output(str, Enum):
@@ -90,10 +88,30 @@ COLUMNS = {
 }
 
 
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    # Eager, so `vigil --version` answers before click asks for a sub-command.
+    if value:
         typer.echo(__version__)
         raise typer.Exit()
+
+
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit", is_eager=True, callback=_print_version),
+) -> None:
+    pass
+
+
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def _error(message: str, code: int) -> typer.Exit:
+    # rich only on the way out: a successful `vigil get -o json` never loads it.
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
 
 
 def get(
@@ -110,8 +128,10 @@ def get(
 ) -> None:
     """List clusters, nodes, workloads, pods, images or findings from a running service."""
     if not token:
-        err.print("[red]error:[/] no API token: pass --token or set VIGIL_TOKEN")
-        raise typer.Exit(2)
+        raise _error("no API token: pass --token or set VIGIL_TOKEN", 2)
+    from vigil.cli_output import print_rows
+    from vigil.wire.client import ServiceClient, ServiceError
+
     params: dict = {"cluster": cluster}
     if resource in (Resource.workloads, Resource.pods, Resource.findings):
         params["namespace"] = namespace
@@ -125,15 +145,22 @@ def get(
         with ServiceClient(url, token) as client:
             rows = client.list_all(f"/api/v1/{resource.value}", params, limit)
     except ServiceError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1)
+        raise _error(str(exc), 1)
     print_rows(rows, COLUMNS[resource.value], output.value, resource.value.capitalize())
 
 
+def _mounted(args: list[str]) -> str | None:
+    """Which unit's commands ``args`` need: the one they name, none for ours, every one for help or a typo."""
+    first = next((a for a in args if not a.startswith("-")), None)
+    if first is None:
+        return "version" if "--version" in args else None
+    if first in OWN_COMMANDS or any(first == c[0] for c in COMMANDS):
+        return first
+    return None
+
+
 def main() -> None:
-    first = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    known = {c[0] for c in COMMANDS}
-    build_app(first if first in known else None)()
+    build_app(_mounted(sys.argv[1:]))()
 
 
 def __getattr__(name: str):

@@ -6,10 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from rich.console import Console
-from rich.table import Table
-
-console = Console()
 
 
 def _cell(value: Any) -> str:
@@ -33,9 +29,13 @@ def print_rows(rows: list[dict], columns: list[str], output: str, title: str | N
     if output == "json":
         print(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
         return
+    # rich only for tables: `-o json` is what scripts call, and they should not pay for it.
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=title)
     for c in columns:
         table.add_column(c.split(".")[-1] if "." in c and not c.endswith("status") else c)
     for r in rows:
         table.add_row(*(_cell(_get(r, c)) for c in columns))
-    console.print(table)
+    Console().print(table)

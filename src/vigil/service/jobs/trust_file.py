@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from vigil.service.analysis.policy_doc import PolicyFileError, parse_policy_text
 from vigil.service.analysis.trust import TrustPolicy
-from vigil.service.store.policy import replace_policy
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 def load_policy_file(path: str | Path) -> TrustPolicy:
@@ -23,6 +24,9 @@ def load_policy_file(path: str | Path) -> TrustPolicy:
 
 def apply_policy_file(path: Path, engine: Engine) -> None:
     """Replace the stored trust policy with the file's, recording the file as the actor."""
+    # Imported here: `vigil image check --policy` reads the same file and has no store.
+    from vigil.service.store.policy import replace_policy
+
     policy = load_policy_file(path)
     with engine.begin() as conn:
         replace_policy(conn, policy, actor=f"file:{path}")
