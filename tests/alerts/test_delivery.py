@@ -8,9 +8,9 @@ import os
 import socket
 from datetime import UTC
 
+from vigil.clock import as_utc
 from vigil.service.jobs.alerts import Dispatcher
 from vigil.service.jobs.alerts.retry import RetryPolicy
-from vigil.service.store.tokens import as_utc
 
 from . import rfc5424
 from .conftest import (

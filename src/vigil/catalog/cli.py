@@ -8,11 +8,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
-from vigil.catalog.model import ImageContents, LayerRecord
+from vigil.catalog.model import ImageContents
 from vigil.catalog.oci import LayoutError
+from vigil.catalog.progress_bar import layer_progress_bar
 from vigil.catalog.scan import LayerDigestMismatch, catalog_path
 
 app = typer.Typer(help="Catalog image contents: file manifest and packages.", add_completion=False)
@@ -21,28 +21,6 @@ app = typer.Typer(help="Catalog image contents: file manifest and packages.", ad
 class Output(str, Enum):
     table = "table"
     json = "json"
-
-
-class _RichProgress:
-    """Layer-by-layer progress on stderr, so JSON on stdout stays clean."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[int, int] = {}
-        self.stage = progress.add_task("reading", total=None, start=False, visible=False)
-
-    def layer_started(self, index: int, total: int | None, media_type: str, size: int | None) -> None:
-        label = f"layer {index + 1}" + (f"/{total}" if total else "")
-        self.tasks[index] = self.progress.add_task(label, total=size or None)
-
-    def layer_advanced(self, index: int, read: int) -> None:
-        self.progress.update(self.tasks[index], completed=read)
-
-    def layer_finished(self, record: LayerRecord) -> None:
-        self.progress.update(self.tasks[record.index], completed=record.size, total=record.size)
-
-    def cataloging(self, cataloger: str) -> None:
-        self.progress.update(self.stage, description=f"cataloging: {cataloger}", visible=True)
 
 
 def _table(console: Console, result: ImageContents) -> None:
@@ -68,9 +46,8 @@ def catalog_command(
     """Catalog PATH: OS, packages with their files, file manifest, warnings."""
     err = Console(stderr=True)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      console=err, transient=True) as bar:
-            result = catalog_path(path, platform, progress=_RichProgress(bar))
+        with layer_progress_bar(err) as progress:
+            result = catalog_path(path, platform, progress=progress)
     except (LayoutError, LayerDigestMismatch, NotADirectoryError, FileNotFoundError) as exc:
         err.print(f"[red]error[/red]: {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import logging
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
+from vigil.loopback import is_loopback_host
 from vigil.wire.inventory import Heartbeat, IngestResult, InventoryDelta, InventorySnapshot
 
 from .credentials import ClusterCredential
@@ -30,14 +30,8 @@ def check_service_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"service URL {url!r} must be http(s)://host[:port]")
-    if parts.scheme == "http":
-        host = parts.hostname
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = host == "localhost"
-        if not loopback:
-            raise ValueError(f"service URL {url!r}: plain HTTP is allowed only on loopback; use https")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError(f"service URL {url!r}: plain HTTP is allowed only on loopback; use https")
     return url.rstrip("/")
 
 

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from vigil.clock import as_utc
+
 from . import severity as sev
 from .advisory import (
     EVENT_KINDS,
@@ -52,9 +54,7 @@ def _timestamp(rid: str, name: str, value: Any) -> datetime:
         raise RecordError(
             rid, f"{name} {value!r} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SSZ)"
         )
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
+    return as_utc(ts).astimezone(UTC)
 
 
 def _strings(rid: str, name: str, value: Any) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ local mirror), as everywhere else in Vigil.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+
+from vigil.loopback import is_loopback_host
 
 from .loader import load_osv
 from .report import ImportReport
@@ -100,20 +101,11 @@ class SyncReport:
         return {"feeds": [f.as_dict() for f in self.feeds], "seconds": round(self.seconds, 3)}
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
         return
     if parts.scheme == "http":
         raise FeedError(f"feed {url}: plain http is only allowed to a loopback host; use https")

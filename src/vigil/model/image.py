@@ -112,7 +112,8 @@ class ImageRef:
 
     @property
     def name(self) -> str:
-        return f"{self.registry}/{self.repository}"
+        # The store keeps "" for the registry of a reference it could not parse.
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
 
     @property
     def pull_reference(self) -> str:
@@ -133,6 +134,11 @@ class ImageRef:
     @classmethod
     def parse(cls, reference: str) -> "ImageRef":
         return parse_image_ref(reference)
+
+
+def image_text(registry: str | None, repository: str, tag: str | None = None, digest: str | None = None) -> str:
+    """``registry/repository[:tag][@digest]`` from stored columns, where an absent part is ""."""
+    return str(ImageRef(registry or "", repository, tag or None, digest or None))
 
 
 def _split_registry(name: str) -> tuple[str, str]:

@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from vigil.yaml_errors import yaml_error_message
+
 CONFIG_ENV = "VIGIL_REGISTRY_CONFIG"
 ENV_PREFIX = "VIGIL_REGISTRY_"
 _FIELDS = ("username", "password", "token", "plain_http", "ca_bundle")
@@ -135,11 +137,7 @@ class RegistryConfig:
         except OSError as exc:
             raise RegistryConfigError(f"registry config {path}: cannot read: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            # The YAML error text can quote the offending line, which may hold a
-            # password: report only the position.
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise RegistryConfigError(f"registry config {path}: not valid YAML{where}") from None
+            raise RegistryConfigError(yaml_error_message(f"registry config {path}", exc)) from None
         return cls.from_mapping(data, source=f"registry config {path}", environ=environ)
 
     @classmethod

@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from vigil.clock import utcnow
 from vigil.sensor.aggregate import Aggregator, Execution
 from vigil.sensor.loader import BTF_PATH, ProcessTracer
 from vigil.sensor.pipeline import EventPipeline, Exit
@@ -96,7 +96,7 @@ class SensorAgent:
         self._window_lock = threading.Lock()
         self.events_seen = 0
         self.stop_reason: str | None = None
-        self._window_start = datetime.now(UTC)
+        self._window_start = utcnow()
 
     def step(self, timeout_ms: int | None = None) -> int:
         """One drain of the ring buffer; returns how many records it held."""
@@ -119,7 +119,7 @@ class SensorAgent:
     def flush_batch(self) -> RuntimeBatch | None:
         """Close the current window into a spooled batch (none when nothing ran)."""
         with self._window_lock:
-            now = datetime.now(UTC)
+            now = utcnow()
             window = self.aggregator.take()
             start, self._window_start = self._window_start, now
         records = Aggregator.records(window)

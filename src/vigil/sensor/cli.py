@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from vigil.loopback import is_loopback_url
 from vigil.sensor.agent import (
     AgentSettings,
     SensorAgent,
@@ -57,7 +58,7 @@ def sensor(
     if service is not None:
         if credential_file is None:
             raise typer.BadParameter("--service needs --credential-file")
-        if service.startswith("http://") and not _is_loopback(service):
+        if service.startswith("http://") and not is_loopback_url(service):
             raise typer.BadParameter(f"--service {service}: plain HTTP is allowed only on loopback; use https://")
         try:
             credential = read_credential(credential_file)
@@ -103,16 +104,3 @@ def sensor(
         shipper.close()
     if agent.stop_reason:
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
-
-
-def _is_loopback(url: str) -> bool:
-    import ipaddress
-    from urllib.parse import urlsplit
-
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

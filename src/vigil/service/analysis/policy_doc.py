@@ -28,6 +28,7 @@ from vigil.service.analysis.trust import (
     TrustPolicy,
     TrustRule,
 )
+from vigil.yaml_errors import yaml_error_message
 
 MAX_RULES = 1000
 
@@ -104,9 +105,7 @@ def parse_policy_text(text: str, source: str) -> TrustPolicy:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PolicyFileError(f"trust policy file {source}: not valid YAML{where}") from None
+        raise PolicyFileError(yaml_error_message(f"trust policy file {source}", exc)) from None
     if data is None:
         data = {}
     try:

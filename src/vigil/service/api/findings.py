@@ -15,22 +15,13 @@ from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.query import csv_values
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
 
 router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
-
-
-def _csv(name: str, value: str | None, allowed: tuple[str, ...]) -> list[str]:
-    if not value:
-        return []
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad:
-        raise ApiError(422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
-    return items
 
 
 @router.get("", summary="Findings, filtered; comma-separated values for severity, type and status")
@@ -47,10 +38,10 @@ def list_findings(
     runtime: str | None = Query(None, description="package findings by runtime label: running, not_observed_running, watching, unwatched"),
     who: Principal = Depends(reader),
 ) -> dict:
-    sev = _csv("severity", severity, finding_store.SEVERITIES)
-    types = _csv("type", type, finding_store.FINDING_TYPES)
-    statuses = _csv("status", status, queries.FINDING_STATUSES)
-    runtime_states = _csv("runtime", runtime, runtime_labels.STATES)
+    sev = csv_values("severity", severity, finding_store.SEVERITIES)
+    types = csv_values("type", type, finding_store.FINDING_TYPES)
+    statuses = csv_values("status", status, queries.FINDING_STATUSES)
+    runtime_states = csv_values("runtime", runtime, runtime_labels.STATES)
     if since is not None and since.tzinfo is None:
         raise ApiError(422, "invalid_request", f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)")
     with request.app.state.engine.connect() as conn:

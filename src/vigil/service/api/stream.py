@@ -21,13 +21,15 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
+from vigil.clock import iso
 from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
+from vigil.service.api.query import csv_values
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store import risk as risk_store
 from vigil.service.store.schema import finding_events, findings
-from vigil.service.store.tokens import Principal, TokenRejected, as_utc, authenticate
+from vigil.service.store.tokens import Principal, TokenRejected, authenticate
 
 POLL_SECONDS = 0.05
 KEEPALIVE_SECONDS = 15.0
@@ -84,8 +86,8 @@ async def stream_findings(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     who: Principal = Depends(reader),
 ) -> StreamingResponse:
-    severities = set(_csv("severity", severity, finding_store.SEVERITIES))
-    types = set(_csv("type", type, finding_store.FINDING_TYPES))
+    severities = set(csv_values("severity", severity, finding_store.SEVERITIES))
+    types = set(csv_values("type", type, finding_store.FINDING_TYPES))
     engine = request.app.state.engine
     resume = _parse_last_id(last_event_id)
     if resume is None:
@@ -130,7 +132,7 @@ async def stream_findings(
                 "event": {
                     "id": r.id,
                     "kind": event_kind(r.from_status, r.to_status),
-                    "at": as_utc(r.at).isoformat(),
+                    "at": iso(r.at),
                     "from_status": r.from_status,
                     "to_status": r.to_status,
                     "severity": r.severity,
@@ -182,12 +184,3 @@ async def stream_findings(
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
-
-def _csv(name: str, value: str | None, allowed: tuple[str, ...]) -> list[str]:
-    if not value:
-        return []
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in items if v not in allowed]
-    if bad:
-        raise ApiError(422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
-    return items

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 import typer
@@ -39,9 +41,15 @@ def _client(url: str, token: str | None) -> ServiceClient:
     return ServiceClient(url, token)
 
 
-def _fail(exc: ServiceError) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+@contextmanager
+def _service(url: str, token: str | None) -> Iterator[ServiceClient]:
+    """A client of the service; an error the service answers with ends the command with exit code 1."""
+    with _client(url, token) as client:
+        try:
+            yield client
+        except ServiceError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 def _resolve(client: ServiceClient, ref: str) -> dict:
@@ -52,6 +60,14 @@ def _resolve(client: ServiceClient, ref: str) -> dict:
             return o
     err.print(f"[red]error:[/] OUTPUT: no alert output with id or name {ref!r}")
     raise typer.Exit(1)
+
+
+def _on_output(url: str, token: str | None, ref: str, method: str, action: str) -> dict:
+    """Send ``method`` to the output named by ``ref`` (``action`` after its path); the output, as listed."""
+    with _service(url, token) as client:
+        o = _resolve(client, ref)
+        client.request(method, f"/api/v1/alerts/outputs/{o['id']}{action}")
+    return o
 
 
 @alerts_app.command("add")
@@ -82,11 +98,8 @@ def add(
         if kind is Kind.webhook and secret:
             body["secret"] = secret
     body = {k: v for k, v in body.items() if v is not None}
-    with _client(url, token) as client:
-        try:
-            created = client.request("POST", "/api/v1/alerts/outputs", json=body)
-        except ServiceError as exc:
-            raise _fail(exc) from None
+    with _service(url, token) as client:
+        created = client.request("POST", "/api/v1/alerts/outputs", json=body)
     typer.echo(f"added alert output {created['id']} ({created['name']}, {created['kind']}, threshold {created['threshold']})")
     if created.get("secret"):
         err.print("Signing secret (shown once; configure it in the receiver):")
@@ -96,35 +109,22 @@ def add(
 @alerts_app.command("list")
 def list_outputs(output: Output = typer.Option(Output.table, "--output", "-o"), url: str = Url, token: str = Token) -> None:
     """List alert outputs (secrets masked)."""
-    with _client(url, token) as client:
-        try:
-            items = client.request("GET", "/api/v1/alerts/outputs")["items"]
-        except ServiceError as exc:
-            raise _fail(exc) from None
+    with _service(url, token) as client:
+        items = client.request("GET", "/api/v1/alerts/outputs")["items"]
     print_rows(items, COLUMNS, output.value, "Alert outputs")
 
 
 @alerts_app.command("remove")
 def remove(ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token) -> None:
     """Remove an alert output (its dead letters stay)."""
-    with _client(url, token) as client:
-        try:
-            o = _resolve(client, ref)
-            client.request("DELETE", f"/api/v1/alerts/outputs/{o['id']}")
-        except ServiceError as exc:
-            raise _fail(exc) from None
+    o = _on_output(url, token, ref, "DELETE", "")
     typer.echo(f"removed alert output {o['id']} ({o['name']})")
 
 
 @alerts_app.command("test")
 def test(ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token) -> None:
     """Send a test alert (event 'test', event_id 0) to an output now."""
-    with _client(url, token) as client:
-        try:
-            o = _resolve(client, ref)
-            client.request("POST", f"/api/v1/alerts/outputs/{o['id']}/test")
-        except ServiceError as exc:
-            raise _fail(exc) from None
+    o = _on_output(url, token, ref, "POST", "/test")
     typer.echo(f"test alert delivered to {o['name']}")
 
 
@@ -137,12 +137,9 @@ def dead_letters(
     token: str = Token,
 ) -> None:
     """Alerts that were not delivered after every retry, newest first."""
-    with _client(url, token) as client:
-        try:
-            params: dict = {"limit": limit}
-            if ref:
-                params["output"] = _resolve(client, ref)["id"]
-            items = client.request("GET", "/api/v1/alerts/dead-letters", params=params)["items"]
-        except ServiceError as exc:
-            raise _fail(exc) from None
+    with _service(url, token) as client:
+        params: dict = {"limit": limit}
+        if ref:
+            params["output"] = _resolve(client, ref)["id"]
+        items = client.request("GET", "/api/v1/alerts/dead-letters", params=params)["items"]
     print_rows(items, DEAD_COLUMNS, output.value, "Dead letters")

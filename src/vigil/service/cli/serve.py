@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
+import functools
+import inspect
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import typer
 from rich.console import Console
 
+from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
 from vigil.service.store.db import StoreError, create_store_engine, migrate
 from vigil.service.store.tokens import has_admin, issue_token, list_tokens, revoke_token
@@ -48,22 +52,13 @@ def _first_admin(engine) -> str | None:
         return issue_token(conn, role="admin", name="initial-admin").secret
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool) -> None:
     import uvicorn
 
     from vigil.service.app import create_app
     from vigil.service.logs import configure_logging
 
-    if not _is_loopback(settings.host) and not (tls_cert and tls_key) and not insecure_http:
+    if not is_loopback_host(settings.host) and not (tls_cert and tls_key) and not insecure_http:
         err.print(
             f"[red]error:[/] --host {settings.host} is not a loopback address: serving plain HTTP there would expose "
             "tokens on the network. Give --tls-cert and --tls-key, or --insecure-http if TLS ends in front of Vigil."
@@ -143,7 +138,17 @@ def _contents(no_scanner: bool, intel_sync_interval: float, intel_feeds: list[st
     )
 
 
-def up(
+@dataclass(frozen=True)
+class ServeRequest:
+    """What the options of `vigil up` and `vigil service` ask for: the settings and how to listen."""
+
+    settings: Settings
+    tls_cert: Path | None
+    tls_key: Path | None
+    insecure_http: bool
+
+
+def _serve_request(
     host: str = Host,
     port: int = Port,
     data_dir: Path = DataDir,
@@ -158,49 +163,48 @@ def up(
     no_scanner: bool = NoScanner,
     intel_sync_interval: float = IntelSyncInterval,
     intel_feed: list[str] = IntelFeed,
-) -> None:
-    """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
+) -> ServeRequest:
     integrity = _integrity(reverify_interval, trust_file, registry_config)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed)
-    serve(
-        _settings(
-            data_dir, database_url, host=host, port=port, log_level=log_level,
-            registry_config=registry_config, integrity=integrity, contents=contents,
-        ).all_in_background(),
-        tls_cert, tls_key, insecure_http,
-    )
+    settings = _settings(
+        data_dir, database_url, host=host, port=port, log_level=log_level,
+        registry_config=registry_config, integrity=integrity, contents=contents,
+    ).all_in_background()
+    return ServeRequest(settings, tls_cert, tls_key, insecure_http)
+
+
+def _with_serve_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with the options of ``_serve_request`` after its own parameters; it is called with
+    their ``ServeRequest`` as ``request``, so `vigil up` and `vigil service` take the same options."""
+    shared = inspect.signature(_serve_request, eval_str=True).parameters
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "request"]
+
+    @functools.wraps(command)
+    def run(*args, **kwargs) -> None:
+        request = _serve_request(**{name: kwargs.pop(name) for name in shared})
+        command(*args, request=request, **kwargs)
+
+    run.__signature__ = inspect.Signature([*own, *shared.values()], return_annotation=None)
+    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+    return run
+
+
+@_with_serve_options
+def up(request: ServeRequest) -> None:
+    """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
+    serve(request.settings, request.tls_cert, request.tls_key, request.insecure_http)
 
 
 service_app = typer.Typer(help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False)
 
 
 @service_app.callback()
-def service(
-    ctx: typer.Context,
-    host: str = Host,
-    port: int = Port,
-    data_dir: Path = DataDir,
-    database_url: str = DatabaseUrl,
-    tls_cert: Path = TlsCert,
-    tls_key: Path = TlsKey,
-    insecure_http: bool = Insecure,
-    log_level: str = LogLevel,
-    reverify_interval: float = ReverifyInterval,
-    trust_file: Path = TrustFile,
-    registry_config: Path = RegistryConfigFile,
-    no_scanner: bool = NoScanner,
-    intel_sync_interval: float = IntelSyncInterval,
-    intel_feed: list[str] = IntelFeed,
-) -> None:
+@_with_serve_options
+def service(ctx: typer.Context, request: ServeRequest) -> None:
     """Run the Runtime Service (with no subcommand)."""
-    integrity = _integrity(reverify_interval, trust_file, registry_config)
-    contents = _contents(no_scanner, intel_sync_interval, intel_feed)
-    ctx.obj = _settings(
-        data_dir, database_url, host=host, port=port, log_level=log_level,
-        registry_config=registry_config, integrity=integrity, contents=contents,
-    ).all_in_background()
+    ctx.obj = request.settings
     if ctx.invoked_subcommand is None:
-        serve(ctx.obj, tls_cert, tls_key, insecure_http)
+        serve(request.settings, request.tls_cert, request.tls_key, request.insecure_http)
 
 
 @service_app.command("init")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
+from sqlalchemy import Connection
 
 from vigil.cli_output import print_rows
 from vigil.service.analysis.trust import InvalidPattern, Pattern
@@ -36,6 +38,21 @@ def _actor() -> str:
         return "cli"
 
 
+def _scope(cluster: str | None) -> str:
+    return f"cluster {cluster}" if cluster else "global"
+
+
+def _change_rules(
+    pattern: str, mirror: str | None, data_dir: Path | None, database_url: str | None,
+    change: Callable[[Connection, Pattern, Pattern | None], tuple[bool, str]],
+) -> tuple[bool, str]:
+    """Parse PATTERN and --mirror (exit 2 naming a bad one), then run ``change`` in one transaction."""
+    source = _pattern(pattern, "PATTERN")
+    target = _pattern(mirror, "--mirror") if mirror else None
+    with _prepare(_settings(data_dir, database_url)).begin() as conn:
+        return change(conn, source, target)
+
+
 @trust_app.command("add")
 def trust_add(
     pattern: str = PatternArg,
@@ -45,18 +62,14 @@ def trust_add(
     database_url: str = DatabaseUrl,
 ) -> None:
     """Trust PATTERN (or, with --mirror, add a mirror rule for it)."""
-    source = _pattern(pattern, "PATTERN")
-    target = _pattern(mirror, "--mirror") if mirror else None
-    engine = _prepare(_settings(data_dir, database_url))
-    with engine.begin() as conn:
+
+    def change(conn: Connection, source: Pattern, target: Pattern | None) -> tuple[bool, str]:
         if target is None:
-            added = policy_store.add_trusted(conn, source, cluster, _actor())
-            what = f"trusted {source}"
-        else:
-            added = policy_store.add_mirror(conn, source, target, cluster, _actor())
-            what = f"mirror {source} -> {target}"
-    scope = f"cluster {cluster}" if cluster else "global"
-    typer.echo(f"{'added' if added else 'already present'}: {what} ({scope})")
+            return policy_store.add_trusted(conn, source, cluster, _actor()), f"trusted {source}"
+        return policy_store.add_mirror(conn, source, target, cluster, _actor()), f"mirror {source} -> {target}"
+
+    added, what = _change_rules(pattern, mirror, data_dir, database_url, change)
+    typer.echo(f"{'added' if added else 'already present'}: {what} ({_scope(cluster)})")
 
 
 @trust_app.command("remove")
@@ -69,21 +82,18 @@ def trust_remove(
     database_url: str = DatabaseUrl,
 ) -> None:
     """Remove a trusted pattern (or a mirror rule with --mirror / --mirror-rule)."""
-    source = _pattern(pattern, "PATTERN")
-    target = _pattern(mirror, "--mirror") if mirror else None
-    engine = _prepare(_settings(data_dir, database_url))
-    with engine.begin() as conn:
+
+    def change(conn: Connection, source: Pattern, target: Pattern | None) -> tuple[bool, str]:
         if target is None and not mirror_rule:
-            removed = policy_store.remove_trusted(conn, source, cluster, _actor())
-            what = f"trusted {source}"
-        else:
-            removed = policy_store.remove_mirror(conn, source, target, cluster, _actor())
-            what = f"mirror rule for {source}" + (f" -> {target}" if target else "")
-    scope = f"cluster {cluster}" if cluster else "global"
+            return policy_store.remove_trusted(conn, source, cluster, _actor()), f"trusted {source}"
+        what = f"mirror rule for {source}" + (f" -> {target}" if target else "")
+        return policy_store.remove_mirror(conn, source, target, cluster, _actor()), what
+
+    removed, what = _change_rules(pattern, mirror, data_dir, database_url, change)
     if not removed:
-        typer.echo(f"error: no {what} ({scope}) in the policy", err=True)
+        typer.echo(f"error: no {what} ({_scope(cluster)}) in the policy", err=True)
         raise typer.Exit(1)
-    typer.echo(f"removed: {what} ({scope})")
+    typer.echo(f"removed: {what} ({_scope(cluster)})")
 
 
 @trust_app.command("list")

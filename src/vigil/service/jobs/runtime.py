@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
+from vigil.clock import as_utc
 from vigil.service.store import runtime_labels as labels
 from vigil.service.analysis.runtime.evaluate import ImageView, dedup_key, evaluate
 from vigil.service.analysis.runtime.model import (
@@ -34,7 +35,6 @@ from vigil.service.analysis.runtime.paths import ImageFileSystem
 from vigil.service.analysis.runtime.rules import AllowEntry
 from vigil.service.store import findings as finding_store
 from vigil.service.store import runtime_analysis as store
-from vigil.service.store.tokens import as_utc
 
 log = logging.getLogger(__name__)
 ACTOR = "runtime"
@@ -215,6 +215,7 @@ class RuntimeAnalyzer:
                     workload_kind=workload.kind,
                     workload_name=workload.name,
                     image_pk=workload.image_pk,
+                    subject_key=d.key,
                 )
                 _, change = finding_store.observe(conn, obs, actor=ACTOR)
                 report.changes[change] += 1

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select, update
 
+from vigil.clock import as_utc, iso, utcnow
+from vigil.model.image import image_text
 from vigil.service.analysis.alerts.cursor import Cursor
 from vigil.service.analysis.alerts.events import FindingView
 from vigil.service.store.schema import (
@@ -18,7 +20,6 @@ from vigil.service.store.schema import (
     findings,
     images,
 )
-from vigil.service.store.tokens import as_utc, utcnow
 
 
 class DuplicateOutput(ValueError):
@@ -148,10 +149,7 @@ def release(conn: Connection, output_id: int, owner: str) -> None:
 
 
 def _image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:
-    if not repository:
-        return None
-    ref = f"{registry}/{repository}" if registry else repository
-    return ref + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+    return image_text(registry, repository, tag, digest) if repository else None
 
 
 def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryEntry]:
@@ -223,7 +221,7 @@ def list_dead_letters(conn: Connection, output_id: int | None, before: int | Non
         {
             "id": r.id, "output_id": r.output_id, "output_name": r.output_name, "event_id": r.event_id,
             "finding_id": r.finding_id, "event": r.event, "error": r.error, "attempts": r.attempts,
-            "failed_at": as_utc(r.failed_at).isoformat(), "payload": r.payload,
+            "failed_at": iso(r.failed_at), "payload": r.payload,
         }
         for r in rows[:limit]
     ]

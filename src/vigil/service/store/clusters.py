@@ -7,8 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
+from vigil.clock import utcnow
 from vigil.service.store.schema import clusters
-from vigil.service.store.tokens import IssuedToken, issue_token, utcnow
+from vigil.service.store.tokens import IssuedToken, issue_token
 
 
 def register_cluster(conn: Connection, name: str) -> tuple[str, IssuedToken]:

@@ -16,10 +16,11 @@ import orjson
 from sqlalchemy import Connection, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.clock import utcnow
 from vigil.model.image import InvalidReference, parse_image_ref
 from vigil.service.store import clusters as cluster_store
+from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import containers, images, ingest_batches, nodes, pods, workloads
-from vigil.service.store.tokens import utcnow
 from vigil.wire.inventory import InventoryDelta, InventorySnapshot, Node, Pod, Workload
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,8 @@ def image_key(image: str, digest: str | None) -> tuple[str, str, str, str]:
 
 
 def _resolve_images(conn: Connection, keys: set[tuple[str, str, str, str]], now: datetime) -> dict:
-    ids: dict[tuple[str, str, str, str], int] = {}
     ordered = sorted(keys)
-    cols = (images.c.registry, images.c.repository, images.c.tag, images.c.digest)
-    for start in range(0, len(ordered), 500):
-        chunk = ordered[start : start + 500]
-        for row in conn.execute(select(images.c.id, *cols).where(tuple_(*cols).in_(chunk))):
-            ids[(row.registry, row.repository, row.tag, row.digest)] = row.id
+    ids = _image_ids(conn, ordered)
     missing = [k for k in ordered if k not in ids]
     if missing:
         _insert_ignoring_conflicts(
@@ -79,10 +75,16 @@ def _resolve_images(conn: Connection, keys: set[tuple[str, str, str, str]], now:
             images,
             [dict(registry=r, repository=p, tag=t, digest=d, first_seen_at=now) for r, p, t, d in missing],
         )
-        for start in range(0, len(missing), 500):
-            chunk = missing[start : start + 500]
-            for row in conn.execute(select(images.c.id, *cols).where(tuple_(*cols).in_(chunk))):
-                ids[(row.registry, row.repository, row.tag, row.digest)] = row.id
+        ids.update(_image_ids(conn, missing))
+    return ids
+
+
+def _image_ids(conn: Connection, keys: Sequence[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], int]:
+    ids: dict[tuple[str, str, str, str], int] = {}
+    cols = (images.c.registry, images.c.repository, images.c.tag, images.c.digest)
+    for chunk in chunks(keys):
+        for row in conn.execute(select(images.c.id, *cols).where(tuple_(*cols).in_(chunk))):
+            ids[(row.registry, row.repository, row.tag, row.digest)] = row.id
     return ids
 
 
@@ -168,8 +170,8 @@ def _insert(conn: Connection, table, rows: list[dict]) -> None:
         return _copy_into(conn, table, rows)
     if conn.dialect.name == "sqlite":
         return _executemany_sqlite(conn, table, rows)
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(table.insert(), rows[start : start + _CHUNK])
+    for chunk in chunks(rows, _CHUNK):
+        conn.execute(table.insert(), chunk)
 
 
 def _json_text(value):
@@ -233,8 +235,8 @@ def _copy_into(conn: Connection, table, rows: list[dict]) -> None:
 
 def _delete_in(conn: Connection, table, cluster_id: str, column, values: Iterable) -> None:
     values = list(values)
-    for start in range(0, len(values), _CHUNK):
-        conn.execute(delete(table).where(table.c.cluster_id == cluster_id, column.in_(values[start : start + _CHUNK])))
+    for chunk in chunks(values, _CHUNK):
+        conn.execute(delete(table).where(table.c.cluster_id == cluster_id, column.in_(chunk)))
 
 
 def apply_snapshot(conn: Connection, snap: InventorySnapshot) -> dict[str, int]:

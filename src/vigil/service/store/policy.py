@@ -6,9 +6,9 @@ import logging
 
 from sqlalchemy import Connection, delete, select
 
+from vigil.clock import utcnow
 from vigil.service.analysis.trust import MirrorRule, Pattern, TrustPolicy, TrustRule
 from vigil.service.store.schema import trust_rules
-from vigil.service.store.tokens import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from vigil.model.findings import PACKAGE_TYPES
+
 from sqlalchemy import Connection, select
 
+from vigil.clock import iso
 from vigil.service.analysis.runtime.risk import (
     BlastRadius,
     Exposure,
@@ -18,11 +21,10 @@ from vigil.service.analysis.runtime.risk import (
     pod_exposure,
     rollup,
 )
+from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import containers, findings, pods, vulnerability_runtime
-from vigil.service.store.tokens import as_utc
 
 WorkloadKey = tuple[str, str, str, str]  # cluster id, namespace, kind, name
-_CHUNK = 500
 
 
 def _pod_exposure(r) -> Exposure:
@@ -37,9 +39,9 @@ def workload_exposures(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Wo
         return out
     clusters = sorted({k[0] for k in keys})
     names = sorted({k[3] for k in keys})
-    for start in range(0, len(names), _CHUNK):
+    for chunk in chunks(names):
         for r in conn.execute(
-            select(pods).where(pods.c.cluster_id.in_(clusters), pods.c.workload_name.in_(names[start : start + _CHUNK]))
+            select(pods).where(pods.c.cluster_id.in_(clusters), pods.c.workload_name.in_(chunk))
         ):
             key = (r.cluster_id, r.namespace, r.workload_kind, r.workload_name)
             if key in keys:
@@ -52,11 +54,11 @@ def image_exposures(conn: Connection, image_ids: Iterable[int]) -> dict[int, Exp
     """The worst pod running each image."""
     ids = sorted(set(image_ids))
     out: dict[int, Exposure] = {}
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         for r in conn.execute(
             select(containers.c.image_pk, pods)
             .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
-            .where(containers.c.image_pk.in_(ids[start : start + _CHUNK]))
+            .where(containers.c.image_pk.in_(chunk))
         ):
             e = _pod_exposure(r)
             out[r.image_pk] = out[r.image_pk].worst(e) if r.image_pk in out else e
@@ -66,12 +68,11 @@ def image_exposures(conn: Connection, image_ids: Iterable[int]) -> dict[int, Exp
 def runtime_labels(conn: Connection, finding_ids: Iterable[int]) -> dict[int, dict]:
     ids = sorted(set(finding_ids))
     out = {}
-    for start in range(0, len(ids), _CHUNK):
-        for r in conn.execute(select(vulnerability_runtime).where(vulnerability_runtime.c.finding_id.in_(ids[start : start + _CHUNK]))):
-            since = as_utc(r.watched_since)
+    for chunk in chunks(ids):
+        for r in conn.execute(select(vulnerability_runtime).where(vulnerability_runtime.c.finding_id.in_(chunk))):
             out[r.finding_id] = {
                 "state": r.state,
-                "watched_since": since.isoformat() if since else None,
+                "watched_since": iso(r.watched_since),
                 "running_finding_id": r.running_finding_id,
             }
     return out
@@ -87,7 +88,7 @@ def score(conn: Connection, rows: Sequence) -> dict[int, dict]:
     image_ids = sorted({r.image_pk for r in rows if r.image_pk is not None})
     usage = image_usage(conn, image_ids)
     image_exp = image_exposures(conn, [r.image_pk for r in rows if r.image_pk is not None and not r.workload_kind])
-    labels = runtime_labels(conn, [r.id for r in rows if r.type in ("vulnerable_package", "malicious_package")])
+    labels = runtime_labels(conn, [r.id for r in rows if r.type in PACKAGE_TYPES])
     out = {}
     for r in rows:
         if r.workload_kind:
@@ -117,10 +118,10 @@ def attach_risk(conn: Connection, items: list[dict]) -> None:
         return
     rows = [_Row(d) for d in items]
     scores = score(conn, rows)
-    labels = runtime_labels(conn, [r.id for r in rows if r.type in ("vulnerable_package", "malicious_package")])
+    labels = runtime_labels(conn, [r.id for r in rows if r.type in PACKAGE_TYPES])
     for d in items:
         d["risk"] = scores[d["id"]]
-        if d["type"] in ("vulnerable_package", "malicious_package"):
+        if d["type"] in PACKAGE_TYPES:
             d["runtime"] = labels.get(d["id"], {"state": "unwatched", "watched_since": None, "running_finding_id": None})
 
 
@@ -144,10 +145,10 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
         return {}
     names = sorted({k[3] for k in keys})
     rows = []
-    for start in range(0, len(names), _CHUNK):
+    for chunk in chunks(names):
         rows += [
             r for r in conn.execute(
-                select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.workload_name.in_(names[start : start + _CHUNK]))
+                select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.workload_name.in_(chunk))
             )
             if (r.cluster_id, r.namespace, r.workload_kind, r.workload_name) in keys
         ]
@@ -158,8 +159,8 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
 def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None = None) -> dict[int, dict]:
     ids = sorted(set(image_ids))
     rows = []
-    for start in range(0, len(ids), _CHUNK):
-        stmt = select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.image_pk.in_(ids[start : start + _CHUNK]))
+    for chunk in chunks(ids):
+        stmt = select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.image_pk.in_(chunk))
         if cluster:
             stmt = stmt.where(findings.c.cluster_id == cluster)
         rows += conn.execute(stmt).all()
@@ -170,9 +171,9 @@ def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None =
 def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict]:
     ids = sorted(set(cluster_ids))
     rows = []
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         rows += conn.execute(
-            select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.cluster_id.in_(ids[start : start + _CHUNK]))
+            select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.cluster_id.in_(chunk))
         ).all()
     got = _rollups(conn, rows, lambda r: r.cluster_id)
     return {i: got.get(i, rollup([])) for i in ids}

@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import Connection, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.clock import as_utc, utcnow
+from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import executions, nodes, sensors
-from vigil.service.store.tokens import as_utc, utcnow
 from vigil.wire.runtime import MAX_SAMPLES, RuntimeBatch, SensorHeartbeat
 
 _KEY = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
@@ -28,8 +29,7 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
     cid = batch.cluster_id
     keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
     existing: dict[tuple, object] = {}
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+    for chunk in chunks(keys):
         for row in conn.execute(
             select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))
         ):

@@ -16,6 +16,8 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.clock import iso, utcnow
+from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import (
     clusters,
     containers,
@@ -31,11 +33,9 @@ from vigil.service.store.schema import (
     runtime_pending,
     workloads,
 )
-from vigil.service.store.tokens import as_utc, utcnow
 from vigil.wire.runtime import RuntimeBatch
 
 log = logging.getLogger(__name__)
-_CHUNK = 500
 
 
 def _insert(conn: Connection):
@@ -50,8 +50,8 @@ def enqueue_ids(conn: Connection, ids: Iterable[int], now: datetime | None = Non
     if not ids:
         return 0
     now = now or utcnow()
-    for start in range(0, len(ids), _CHUNK):
-        rows = [dict(execution_id=i, generation=1, queued_at=now) for i in ids[start : start + _CHUNK]]
+    for chunk in chunks(ids):
+        rows = [dict(execution_id=i, generation=1, queued_at=now) for i in chunk]
         stmt = _insert(conn)(runtime_pending)
         conn.execute(
             stmt.on_conflict_do_update(
@@ -68,9 +68,9 @@ def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
     keys = [(r.container_id, r.kind, r.sha256 or "", r.path) for r in batch.records if r.container_id]
     ids: list[int] = []
     cols = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
-    for start in range(0, len(keys), _CHUNK):
+    for chunk in chunks(keys):
         ids += conn.execute(
-            select(executions.c.id).where(executions.c.cluster_id == batch.cluster_id, tuple_(*cols).in_(keys[start : start + _CHUNK]))
+            select(executions.c.id).where(executions.c.cluster_id == batch.cluster_id, tuple_(*cols).in_(chunk))
         ).scalars()
     return enqueue_ids(conn, ids)
 
@@ -129,10 +129,10 @@ def claim_ready(conn: Connection, limit: int) -> list:
 
 def finish(conn: Connection, done: Sequence[tuple[int, int]]) -> None:
     """Dequeue analysed records, unless they were queued again meanwhile (a newer generation)."""
-    for start in range(0, len(done), _CHUNK):
+    for chunk in chunks(done):
         conn.execute(
             delete(runtime_pending).where(
-                tuple_(runtime_pending.c.execution_id, runtime_pending.c.generation).in_(list(done[start : start + _CHUNK]))
+                tuple_(runtime_pending.c.execution_id, runtime_pending.c.generation).in_(list(chunk))
             )
         )
 
@@ -196,11 +196,11 @@ def mark_digest(conn: Connection, digest: str, finished_at, matched_revision: st
 def container_samples(conn: Connection, cluster_id: str, container_ids: Iterable[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     ids = sorted(set(container_ids))
-    for start in range(0, len(ids), _CHUNK):
+    for chunk in chunks(ids):
         for cid, samples in conn.execute(
             select(executions.c.container_id, executions.c.samples).where(
                 executions.c.cluster_id == cluster_id,
-                executions.c.container_id.in_(ids[start : start + _CHUNK]),
+                executions.c.container_id.in_(chunk),
                 executions.c.kind == "executable",
             )
         ):
@@ -247,7 +247,7 @@ def _allow_dict(r) -> dict:
         "workload": r.workload or None,
         "labels": r.labels,
         "reason": r.reason,
-        "created_at": as_utc(r.created_at).isoformat(),
+        "created_at": iso(r.created_at),
         "created_by": r.created_by,
     }
 

@@ -244,7 +244,7 @@ executions = Table(
     Index("ix_executions_sha256", "sha256"),
 )
 
-# -- registry trust and image integrity (issue 4) ------------------------------------------------
+# -- registry trust and image integrity -----------------------------------------------------------
 
 trust_rules = Table(
     "trust_rules",
@@ -299,7 +299,7 @@ image_provenance = Table(
     Column("recorded_at", Timestamp, nullable=False),
 )
 
-# -- image contents and vulnerabilities (issue 5) -------------------------------------------------
+# -- image contents and vulnerabilities -----------------------------------------------------------
 # Contents are per manifest digest (content-addressed, so scanned once whoever runs it);
 # image_scans is also the scanner's job queue (pending -> scanning -> done | failed).
 
@@ -393,7 +393,7 @@ image_vulnerabilities = Table(
     Index("ix_image_vulnerabilities_digest", "digest", "package_id"),
 )
 
-# -- alerts (issue 7) ------------------------------------------------------------------------------
+# -- alerts ---------------------------------------------------------------------------------------
 
 alert_outputs = Table(
     "alert_outputs",
@@ -445,7 +445,7 @@ alert_dead_letters = Table(
     Index("ix_alert_dead_letters_output", "output_id", "id"),
 )
 
-# -- runtime analysis (issue 7) -------------------------------------------------------------------
+# -- runtime analysis -----------------------------------------------------------------------------
 # Runtime records wait here until their container is in the inventory and their image is scanned;
 # ingest (and a changed scan or advisory match) enqueues, the runtime analyzer drains.
 

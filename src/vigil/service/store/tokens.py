@@ -8,26 +8,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
+from vigil.clock import as_utc, utcnow
 from vigil.service.store.schema import api_tokens
 
 USER_ROLES = ("admin", "viewer")
 ROLES = USER_ROLES + ("cluster", "registration")
 _PREFIX = {"admin": "vgl_u_", "viewer": "vgl_u_", "cluster": "vgl_c_", "registration": "vgl_r_"}
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def hash_secret(secret: str) -> str:

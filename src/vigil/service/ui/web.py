@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.datastructures import FormData
 
+from vigil.clock import parse_time, utcnow
 from vigil.service.store import queries
 from vigil.service.store.tokens import Principal
 from vigil.service.ui import params
@@ -39,10 +40,7 @@ class Refused(Exception):
 def _ago(value: str | datetime | None) -> str:
     if not value:
         return "never"
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    s = int((datetime.now(timezone.utc) - at).total_seconds())
+    s = int((utcnow() - parse_time(value)).total_seconds())
     if s < 0:
         return "just now"
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -54,10 +52,7 @@ def _ago(value: str | datetime | None) -> str:
 def _when(value: str | datetime | None) -> str:
     if not value:
         return "—"
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return parse_time(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _short(digest: str | None, n: int = 12) -> str:

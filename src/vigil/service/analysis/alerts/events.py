@@ -7,7 +7,9 @@ is one of those rows classified into an event kind that users act on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from vigil.clock import iso
 
 # opened: a new finding; reopened: a resolved (or suppressed) finding is open again;
 # escalated: an open finding's severity rose; resolved / suppressed: it closed.
@@ -82,11 +84,6 @@ class AlertEvent:
     actor: str | None = None
 
 
-def _iso(value: datetime | None) -> str | None:
-    # Always UTC: PostgreSQL hands timestamps back in the session's zone.
-    return value.astimezone(UTC).isoformat() if value else None
-
-
 def event_document(ev: AlertEvent) -> dict:
     """The JSON form of an alert: the webhook body, and what a dead letter keeps for replay."""
     f = ev.finding
@@ -94,7 +91,7 @@ def event_document(ev: AlertEvent) -> dict:
         "schema": "vigil.alert.v1",
         "event_id": ev.event_id,
         "event": ev.kind,
-        "at": _iso(ev.at),
+        "at": iso(ev.at),
         "severity": ev.severity,
         "previous_severity": ev.previous_severity,
         "reason": ev.reason,
@@ -110,8 +107,8 @@ def event_document(ev: AlertEvent) -> dict:
             "workload": {"kind": f.workload_kind, "name": f.workload_name} if f.workload_name else None,
             "image": f.image,
             "evidence": f.evidence,
-            "first_seen_at": _iso(f.first_seen_at),
-            "last_seen_at": _iso(f.last_seen_at),
+            "first_seen_at": iso(f.first_seen_at),
+            "last_seen_at": iso(f.last_seen_at),
         },
     }
 

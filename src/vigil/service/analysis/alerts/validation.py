@@ -6,16 +6,9 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
+from vigil.loopback import is_loopback_host
+
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_host(host: str) -> str:
@@ -46,7 +39,7 @@ def check_http_url(url: str, allow_insecure_http: bool) -> str:
     check_host(parts.hostname)
     if parts.fragment:
         raise ValueError("must not have a #fragment")
-    if parts.scheme == "http" and not is_loopback(parts.hostname) and not allow_insecure_http:
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not allow_insecure_http:
         raise ValueError(
             f"plain http to {parts.hostname!r} would send alerts unencrypted; use https, or set allow_insecure_http"
         )

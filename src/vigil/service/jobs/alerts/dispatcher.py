@@ -21,6 +21,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
+from vigil.clock import utcnow
 from vigil.service.analysis.alerts.cursor import Cursor
 from vigil.service.analysis.alerts.events import (
     AlertEvent,
@@ -34,7 +35,6 @@ from vigil.service.settings import AlertsSettings
 from vigil.service.analysis.alerts.redact import redact
 from vigil.service.jobs.alerts.retry import Outcome, RetryPolicy, deliver
 from vigil.service.store import alerts as store
-from vigil.service.store.tokens import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,29 @@ import logging
 import threading
 
 import httpx
+from pydantic import field_validator
+from pydantic_core.core_schema import ValidationInfo
 
 from vigil import __version__
-from vigil.service.jobs.alerts.outputs.base import DeliveryFailed
 from vigil.service.analysis.alerts.redact import redact
+from vigil.service.analysis.alerts.validation import check_http_url
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, OutputRequest
 
 # Retrying these cannot succeed: the request itself, the URL or the credentials are wrong.
 _RETRYABLE_4XX = {408, 425, 429}
 USER_AGENT = f"vigil-alerts/{__version__}"
+
+
+class HttpOutputRequest(OutputRequest):
+    """The settings of an output that POSTs to a URL; plain http only to loopback unless allowed."""
+
+    allow_insecure_http: bool = False
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str, info: ValidationInfo) -> str:
+        return check_http_url(v, bool(info.data.get("allow_insecure_http")))
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

@@ -8,14 +8,11 @@ from __future__ import annotations
 from typing import Literal
 
 import orjson
-from pydantic import field_validator
-from pydantic_core.core_schema import ValidationInfo
 
 from vigil.service.analysis.alerts.events import AlertEvent, headline
 from vigil.service.jobs.alerts.outputs import http
-from vigil.service.jobs.alerts.outputs.base import Output, OutputRequest
+from vigil.service.jobs.alerts.outputs.base import Output
 from vigil.service.analysis.alerts.redact import mask_url
-from vigil.service.analysis.alerts.validation import check_http_url
 
 EMOJI = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:"}
 RESOLVED_EMOJI = ":white_check_mark:"
@@ -55,15 +52,8 @@ def slack_message(ev: AlertEvent) -> dict:
     }
 
 
-class SlackRequest(OutputRequest):
+class SlackRequest(http.HttpOutputRequest):
     kind: Literal["slack"]
-    allow_insecure_http: bool = False
-    url: str
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str, info: ValidationInfo) -> str:
-        return check_http_url(v, bool(info.data.get("allow_insecure_http")))
 
 
 class SlackOutput(Output):

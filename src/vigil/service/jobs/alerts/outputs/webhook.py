@@ -14,14 +14,12 @@ import time
 from typing import Literal
 
 import orjson
-from pydantic import Field, field_validator
-from pydantic_core.core_schema import ValidationInfo
+from pydantic import Field
 
 from vigil.service.analysis.alerts.events import AlertEvent, event_document
 from vigil.service.jobs.alerts.outputs import http
 from vigil.service.jobs.alerts.outputs.base import Output, OutputRequest
 from vigil.service.analysis.alerts.redact import mask_url
-from vigil.service.analysis.alerts.validation import check_http_url
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
 TIMESTAMP_HEADER = "X-Vigil-Timestamp"
@@ -43,17 +41,10 @@ def verify(secret: str, timestamp: str, body: bytes, signature: str, now: float 
     return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class WebhookRequest(OutputRequest):
+class WebhookRequest(http.HttpOutputRequest):
     kind: Literal["webhook"]
-    allow_insecure_http: bool = False
-    url: str
     # At least 128 bits; generated when not given and shown once.
     secret: str | None = Field(None, min_length=16, max_length=256)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str, info: ValidationInfo) -> str:
-        return check_http_url(v, bool(info.data.get("allow_insecure_http")))
 
 
 class WebhookOutput(Output):
