@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .credentials import CredentialError, load_credential, save_credential
+from .credentials import ClusterCredential, CredentialError, load_credential, save_credential
 from .runner import Controller, ControllerSettings
 
 app = typer.Typer(help="Watch a Kubernetes cluster and send its inventory to the Vigil service.",
@@ -63,7 +63,7 @@ def tune_gc() -> None:
 
 
 async def obtain_credential(service: str, credential_file: Path, registration_token: str | None,
-                            cluster_name: str | None, verify: bool | str):
+                            cluster_name: str | None, verify: bool | str) -> ClusterCredential:
     from .service_client import register
 
     cred = load_credential(credential_file)

@@ -7,16 +7,17 @@ in a fraction of the time, and odd objects (no status, null labels) stay readabl
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from vigil.model.image import digest_from_image_id
-from vigil.wire.inventory import Container, Node, NodeCondition, OwnerRef, Pod, SecurityFacts
+from vigil.wire.inventory import Container, Node, NodeCondition, OwnerRef, Pod, PodPhase, SecurityFacts
 
 log = logging.getLogger(__name__)
 
-_PHASES = {"Pending", "Running", "Succeeded", "Failed", "Unknown"}
+_PHASES: dict[str, PodPhase] = {p: p for p in get_args(PodPhase)}
 _CONDITION_STATUSES = {"True", "False", "Unknown"}
 _CONTAINER_LISTS = (
     ("init", "initContainers", "initContainerStatuses"),
@@ -33,7 +34,7 @@ def describe(obj: Any) -> str:
     """A short, secret-free description of an object for log lines: kind, namespace/name and keys."""
     if not isinstance(obj, dict):
         return f"<{type(obj).__name__}>"
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = _dict(obj.get("metadata"))
     where = "/".join(str(p) for p in (meta.get("namespace"), meta.get("name")) if p)
     return f"{obj.get('kind', '?')} {where or '<no name>'} (keys: {', '.join(sorted(map(str, obj)))})"
 
@@ -45,11 +46,11 @@ def string_map(value: Any) -> dict[str, str]:
     return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
@@ -135,7 +136,7 @@ def containers(pod: Mapping[str, Any]) -> list[Container]:
     return out
 
 
-def _all_container_specs(spec: Mapping[str, Any]) -> Iterable[dict]:
+def _all_container_specs(spec: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
     for _, key, _ in _CONTAINER_LISTS:
         for c in _list(spec.get(key)):
             if isinstance(c, dict):
@@ -191,10 +192,11 @@ def pod_to_wire(obj: Mapping[str, Any], workload_kind: str, workload_name: str) 
     status = _dict(obj.get("status"))
     if not meta.get("uid"):
         raise ConversionError(f"{describe(obj)}: metadata.uid is missing")
-    phase = status.get("phase")
-    if phase not in _PHASES:
-        if phase is not None:
-            log.warning("%s: phase %r is not a known pod phase; reported as Unknown", describe(obj), phase)
+    raw_phase = status.get("phase")
+    phase = _PHASES.get(raw_phase) if isinstance(raw_phase, str) else None
+    if phase is None:
+        if raw_phase is not None:
+            log.warning("%s: phase %r is not a known pod phase; reported as Unknown", describe(obj), raw_phase)
         phase = "Unknown"
     try:
         return Pod(

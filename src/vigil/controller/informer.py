@@ -17,7 +17,7 @@ from typing import Protocol
 import aiohttp
 
 from .kinds import WatchedKind
-from .kube import KubeApi, KubeError
+from .kube import KubeApi, KubeError, KubeObject
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ class InformerSink(Protocol):
 
     def begin_list(self, kind: str) -> None: ...
 
-    def add_listed(self, kind: str, objects: list[dict]) -> None: ...
+    def add_listed(self, kind: str, objects: list[KubeObject]) -> None: ...
 
     def finish_list(self, kind: str) -> None: ...
 
-    def apply(self, kind: str, event_type: str, obj: dict) -> None: ...
+    def apply(self, kind: str, event_type: str, obj: KubeObject) -> None: ...
 
 
 class Informer:
@@ -75,7 +75,8 @@ class Informer:
         started = time.monotonic()
         async for event in self.api.watch(self.kind.path, self.resource_version, self.watch_timeout):
             etype = event.get("type")
-            obj = event.get("object") if isinstance(event.get("object"), dict) else {}
+            raw = event.get("object")
+            obj: KubeObject = raw if isinstance(raw, dict) else {}
             rv = (obj.get("metadata") or {}).get("resourceVersion")
             if etype in ("ADDED", "MODIFIED", "DELETED"):
                 try:

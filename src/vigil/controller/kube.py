@@ -10,13 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import orjson
 from kubernetes_asyncio import client, config
 
 log = logging.getLogger(__name__)
+
+# A Kubernetes object or watch event as the API server's JSON spells it.
+KubeObject = dict[str, Any]
 
 
 class KubeError(RuntimeError):
@@ -35,7 +39,7 @@ class KubeError(RuntimeError):
 
 @dataclass
 class ListPage:
-    items: list[dict]
+    items: list[KubeObject]
     resource_version: str
     continue_token: str | None
 
@@ -44,7 +48,8 @@ async def load_config(kubeconfig: Path | None, context: str | None = None, in_cl
     """A client configuration: the in-cluster service account, or a kubeconfig file."""
     cfg = client.Configuration()
     if in_cluster or (in_cluster is None and kubeconfig is None and Path("/var/run/secrets/kubernetes.io/serviceaccount/token").exists()):
-        config.load_incluster_config(client_configuration=cfg)
+        # kubernetes_asyncio leaves this one function unannotated.
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
     else:
         await config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
                                       client_configuration=cfg)
@@ -59,10 +64,12 @@ class KubeApi:
         await self._api.close()
 
     async def _get(self, path: str, params: list[tuple[str, str]], timeout: Any) -> aiohttp.ClientResponse:
-        return await self._api.call_api(
+        # Without preloading, the library hands back aiohttp's response unread.
+        resp: aiohttp.ClientResponse = await self._api.call_api(
             path, "GET", query_params=params, header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
         )
+        return resp
 
     @staticmethod
     async def _failure(resp: aiohttp.ClientResponse) -> KubeError:
@@ -87,7 +94,7 @@ class KubeApi:
         meta = body.get("metadata") or {}
         return ListPage(list(body.get("items") or []), str(meta.get("resourceVersion") or ""), meta.get("continue") or None)
 
-    async def watch(self, path: str, resource_version: str, timeout_seconds: int) -> AsyncIterator[dict]:
+    async def watch(self, path: str, resource_version: str, timeout_seconds: int) -> AsyncIterator[KubeObject]:
         """Watch events (dicts with type and object) from ``resource_version``, with bookmarks."""
         params = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
                   ("timeoutSeconds", str(timeout_seconds))]

@@ -13,7 +13,7 @@ from vigil.wire.inventory import Heartbeat, InventoryDelta, InventorySnapshot
 
 from .informer import Informer
 from .kinds import WATCHED_KINDS
-from .kube import KubeApi
+from .kube import KubeApi, KubeObject
 from .service_client import InventoryService, ServiceRejected, ServiceUnavailable
 from .state import ClusterState
 
@@ -61,14 +61,14 @@ class Controller:
     def begin_list(self, kind: str) -> None:
         self.state.begin_list(kind)
 
-    def add_listed(self, kind: str, objects: list[dict]) -> None:
+    def add_listed(self, kind: str, objects: list[KubeObject]) -> None:
         self.state.add_listed(kind, objects)
 
     def finish_list(self, kind: str) -> None:
         self.state.finish_list(kind)
         self._changed.set()
 
-    def apply(self, kind: str, event_type: str, obj: dict) -> None:
+    def apply(self, kind: str, event_type: str, obj: KubeObject) -> None:
         self.state.apply_event(kind, event_type, obj)
         self._changed.set()
 

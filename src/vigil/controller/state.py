@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
 
 from vigil.wire.inventory import (
     InventoryDeletes,
@@ -31,7 +32,7 @@ from .owners import MAX_DEPTH, OwnerFacts, Resolution, controller_ref, resolve
 log = logging.getLogger(__name__)
 
 WKey = tuple[str, str, str]  # namespace, kind, name
-Subject = tuple  # ("pod", uid) or ("owner", namespace, kind, name)
+Subject = tuple[str, ...]  # ("pod", uid) or ("owner", namespace, kind, name)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Sent:
     workloads: dict[WKey, Workload] = field(default_factory=dict)
 
 
-def _meta(obj: Mapping[str, Any]) -> dict:
+def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
 
@@ -59,7 +60,8 @@ class ClusterState:
         self._dirty_nodes: set[str] = set()
         self._dirty_pods: set[str] = set()
         self._dirty_workloads: set[WKey] = set()
-        self._listed: dict[str, set] = {}  # kind -> keys seen so far in the list being received
+        # kind -> keys (as the objects spell them) seen so far in the list being received
+        self._listed: dict[str, set[Hashable]] = {}
         self.sent = Sent()
         self.snapshot_needed = True
 
@@ -189,7 +191,9 @@ class ClusterState:
     def delete_owner(self, kind: str, obj: Mapping[str, Any]) -> None:
         meta = _meta(obj)
         ns, name = meta.get("namespace"), meta.get("name")
-        owners = self._owners.get(ns) if isinstance(ns, str) else None
+        if not isinstance(ns, str) or not isinstance(name, str):
+            return
+        owners = self._owners.get(ns)
         if not owners or (kind, name) not in owners:
             return
         del owners[(kind, name)]

@@ -72,15 +72,13 @@ class Aggregator:
         self.max_records = max_records
         self.samples_per_record = samples_per_record
         self.overflowed = 0  # executions not recorded because the window was full
-        self._when: datetime | None = None
         self._sample: ExecSample | None = None
 
     def __len__(self) -> int:
         return len(self._acc)
 
-    def _add(self, key: RecordKey, ex: Execution | None) -> None:
+    def _add(self, key: RecordKey, when: datetime, ex: Execution | None) -> None:
         """Count one execution under key; ``ex`` (None for libraries) gives the sample, built only if kept."""
-        when = ex.time if ex is not None else self._when
         acc = self._acc.get(key)
         if acc is None:
             if len(self._acc) >= self.max_records:
@@ -100,14 +98,14 @@ class Aggregator:
     def add(self, ex: Execution) -> None:
         a = ex.attribution
         cid, pod = a.container_ref, a.pod_uid
-        self._when, self._sample = ex.time, None
+        self._sample = None
         # The executable record's path is the file the kernel loaded: for a #!
         # script that is the interpreter, and the script gets its own record.
-        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.interp), ex)
+        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.interp), ex.time, ex)
         if ex.script_path is not None:
-            self._add((cid, pod, "script", ex.script_sha256, ex.script_path), ex)
+            self._add((cid, pod, "script", ex.script_sha256, ex.script_path), ex.time, ex)
         for lib in ex.libraries:
-            self._add((cid, pod, "library", lib.sha256, lib.path), None)
+            self._add((cid, pod, "library", lib.sha256, lib.path), ex.time, None)
 
     def take(self) -> dict[RecordKey, _Acc]:
         """Close the window: hand over what was accumulated (cheap; conversion is ``records``)."""

@@ -149,7 +149,8 @@ def attribute_cgroup_path(path: str, *, default_runtime: str = "containerd") -> 
 
 def proc_cgroup_paths(text: str) -> list[str]:
     """Paths from /proc/<pid>/cgroup, the unified hierarchy's first, then each v1 hierarchy's."""
-    unified, v1 = [], []
+    unified: list[str] = []
+    v1: list[str] = []
     for line in text.splitlines():
         hier, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")

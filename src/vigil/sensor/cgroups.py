@@ -107,6 +107,7 @@ class CgroupResolver:
         cached = self._attributions.get(cgroup_id)
         if cached is not None:
             return cached
+        found: Attribution | None = None
         path = self.path_of(cgroup_id, seen_boot_ns)
         if path is not None:
             found = attribute_cgroup_path(path, default_runtime=self.default_runtime)
@@ -114,9 +115,9 @@ class CgroupResolver:
                 # A runtime that joined only the v1 hierarchies leaves the process in a
                 # unified-hierarchy parent; its v1 paths still name the container.
                 found = self._from_proc(pid) or found
-        elif pid is not None and (found := self._from_proc(pid)) is not None:
-            pass
-        else:
+        elif pid is not None:
+            found = self._from_proc(pid)
+        if found is None:
             log.warning("cgroup id %d (pid %s) has no known path; attributing to the host", cgroup_id, pid)
             return HOST
         self._attributions[cgroup_id] = found

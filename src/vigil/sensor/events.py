@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 EVENT_EXEC, EVENT_FORK, EVENT_EXIT = 1, 2, 3
 EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT = 1, 2
@@ -142,6 +143,17 @@ def decode_event(raw: bytes) -> ProcessEvent:
         argv_fault=bool(flags & EXEC_ARGV_FAULT),
         file=FileIdentity(kernel_dev_to_st_dev(dev), ino, size, msec * 1_000_000_000 + mnsec),
     )
+
+
+E = TypeVar("E", ExecEvent, ForkEvent, ExitEvent)
+
+
+def decode_as(raw: bytes, event_type: type[E]) -> E:
+    """``decode_event`` for a record already routed by its type: refused if it is of another."""
+    event = decode_event(raw)
+    if not isinstance(event, event_type):
+        raise EventDecodeError(f"record routed as {event_type.__name__} decodes as {type(event).__name__}")
+    return event
 
 
 # Just what every record needs to be routed: type, tgid, cgroup id, timestamp, mount namespace

@@ -47,8 +47,8 @@ def open_in_root(root: Path, path: str) -> int:
     dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT)
-        fd = _libc.syscall(_SYS_OPENAT2, dirfd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
-                           ctypes.sizeof(how))
+        fd: int = _libc.syscall(_SYS_OPENAT2, dirfd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
+                                ctypes.sizeof(how))
         if fd < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
@@ -97,7 +97,7 @@ class FileHasher:
         self.hashed = 0  # files actually read, for tests and metrics
         self._mnt_pids: dict[int, list[int]] = {}
         try:
-            self._own_mnt_ns = os.stat(proc / "self" / "ns" / "mnt").st_ino
+            self._own_mnt_ns: int | None = os.stat(proc / "self" / "ns" / "mnt").st_ino
         except OSError:
             self._own_mnt_ns = None
 

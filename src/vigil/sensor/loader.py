@@ -45,7 +45,9 @@ def effective_capabilities(status_text: str) -> int:
 
 def missing_capabilities(cap_eff: int) -> list[str]:
     """What this process lacks to load tracing BPF programs (empty when nothing)."""
-    has = lambda cap: bool(cap_eff >> cap & 1)
+    def has(cap: int) -> bool:
+        return bool(cap_eff >> cap & 1)
+
     if has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON)):
         return []
     return [name for cap, name in ((CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")) if not has(cap)]
@@ -145,7 +147,7 @@ class ProcessTracer:
         include_host: bool = False,
         wakeup_bytes: int = 64 * 1024,
         exec_only: bool = False,
-    ):
+    ) -> None:
         preflight()
         if not obj_path.is_file():
             raise SensorLoadError(f"BPF object {obj_path} not found: run scripts/build-bpf")
@@ -153,9 +155,10 @@ class ProcessTracer:
         self._log = _Log([])
         self._print_cb = _PRINT_FN(self._log)
         self._lib.libbpf_set_print(self._print_cb)
-        self._obj = None
+        # libbpf's pointers (an int from ctypes; None before open and after close)
+        self._obj: int | None = None
         self._links: list[int] = []
-        self._rb = None
+        self._rb: int | None = None
         self._batch: list[bytes] = []
         self._sample_cb = _SAMPLE_FN(self._on_sample)
         try:
@@ -204,7 +207,7 @@ class ProcessTracer:
         self._ncpus = lib.libbpf_num_possible_cpus()
 
     def _map(self, name: str) -> int:
-        m = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
+        m: int | None = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
         if not m:
             raise SensorLoadError(f"BPF object has no map {name}: rebuild it with scripts/build-bpf")
         return m
@@ -270,5 +273,5 @@ class ProcessTracer:
     def __enter__(self) -> "ProcessTracer":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from vigil.sensor.events import (
     EventDecodeError,
     ExecEvent,
     ExitEvent,
-    decode_event,
+    decode_as,
     route,
 )
 from vigil.sensor.executables import script_from_argv
@@ -69,10 +70,10 @@ class EventPipeline:
         hasher: FileHasher,
         *,
         include_host: bool = False,
-        skip_cgroup=None,
+        skip_cgroup: Callable[[int], None] | None = None,
         with_libraries: bool = True,
         with_exits: bool = True,
-    ):
+    ) -> None:
         self.resolver = resolver
         self.hasher = hasher
         self.include_host = include_host
@@ -115,14 +116,15 @@ class EventPipeline:
                 # In a container's cgroup but still in the host's mount namespace: the runtime's
                 # own helper on its way in (runc init re-executing itself from /dev/fd/N for a
                 # `ctr task exec`/`kubectl exec`), not the container's workload.
-                ev = decode_event(raw)
+                helper = decode_as(raw, ExecEvent)
                 out.runtime_helpers += 1
-                log.info("not reporting runtime helper exec %s (pid %d) entering %s", ev.filename, tgid, attribution.container_ref)
+                log.info("not reporting runtime helper exec %s (pid %d) entering %s", helper.filename, tgid,
+                         attribution.container_ref)
                 continue
             if kind == EVENT_EXEC:
-                self._exec(decode_event(raw), attribution, offset, out)
+                self._exec(decode_as(raw, ExecEvent), attribution, offset, out)
             elif kind == EVENT_EXIT and self.with_exits:
-                ev = decode_event(raw)
+                ev = decode_as(raw, ExitEvent)
                 out.exits.append(Exit(ev, self._wall(ts, offset), attribution.container_ref, attribution.pod_uid))
         for (kind, tgid, *_), _raw in routed:
             if kind == EVENT_EXIT:

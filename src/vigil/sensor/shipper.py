@@ -15,6 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -119,7 +120,7 @@ class Shipper:
         self.rejected += result.rejected
         return result
 
-    def heartbeat(self, beat: SensorHeartbeat) -> dict | None:
+    def heartbeat(self, beat: SensorHeartbeat) -> dict[str, Any] | None:
         """Send a heartbeat; returns the service's JSON answer, or None when it could not be reached."""
         try:
             resp = self._post(SENSOR_HEARTBEAT_PATH, beat.model_dump_json().encode())

@@ -91,6 +91,7 @@ class Workload(WorkloadKey):
 
 ContainerKind = Literal["init", "regular", "ephemeral"]
 ContainerState = Literal["waiting", "running", "terminated", "unknown"]
+PodPhase = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 
 
 class Container(WireModel):
@@ -137,7 +138,7 @@ class Pod(WireModel):
     namespace: str
     name: ObjectName
     node_name: str | None = None
-    phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] = "Unknown"
+    phase: PodPhase = "Unknown"
     service_account: str = Field(default="", max_length=253)
     workload: OwnerRef = Field(description="The top-level workload in the pod's namespace")
     labels: dict[str, str] = Field(default_factory=dict)
