@@ -37,7 +37,7 @@ from vigil.devtools.registry_server import RegistryServer, find_registry_binary
 from vigil.devtools.service import LiveService
 from vigil.intel import AdvisoryStore, load_osv
 from vigil.registry import RegistryClient, RegistryConfig
-from vigil.scanner.worker import ScanWorker
+from vigil.service.jobs.workers import scan_worker
 
 __all__ = [
     "BUSYBOX",
@@ -73,7 +73,7 @@ def runtime_service(data_dir: Path, registry: RegistryServer, *, watch_period: f
     """A started service whose in-process scanner pulls from the loopback registry over plain HTTP."""
     svc = LiveService(data_dir)
     config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
-    svc.app.state.workers.contents.scanner = ScanWorker(svc.engine, RegistryClient(config))
+    svc.app.state.workers.contents.scanner = scan_worker(svc.engine, RegistryClient(config))
     svc.app.state.workers.runtime.watch_period = watch_period
     svc.app.state.workers.runtime.label_interval = 0.5
     return svc.start()

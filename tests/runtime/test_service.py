@@ -27,7 +27,7 @@ from runtime_e2e import (
 )
 
 from vigil.registry import RegistryClient, RegistryConfig
-from vigil.scanner.worker import ScanWorker
+from vigil.service.jobs.workers import scan_worker
 
 NODE = "node-a"
 DROPPED = hashlib.sha256(b"downloaded payload").hexdigest()
@@ -68,7 +68,7 @@ def post_runtime(svc, credential: str, batch: dict) -> None:
 def scanned(service_on, registry):
     """The service on each backend, a cluster with one Deployment running a scanned image."""
     svc = service_on
-    svc.app.state.workers.contents.scanner = ScanWorker(svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}})))
+    svc.app.state.workers.contents.scanner = scan_worker(svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}})))
     image = push_image(registry, tag="svc")
     cluster_id, credential = svc.register("rt-svc")
     pod, cid = str(uuid.uuid4()), uuid.uuid4().hex * 2

@@ -14,6 +14,7 @@ import orjson
 from vigil.intel import AdvisoryStore, load_osv
 from vigil.registry import RegistryClient, RegistryConfig, RegistryWriter, RetryPolicy
 from vigil.scanner.worker import ScanWorker
+from vigil.service.jobs.workers import scan_worker
 from vigil.wire.inventory import InventorySnapshot
 
 FAST_RETRY = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
@@ -26,7 +27,7 @@ def client_for(host: str) -> RegistryClient:
 
 def use_registry(svc, host: str) -> ScanWorker:
     """The service's in-process scanner, talking plain HTTP to the test registry."""
-    worker = ScanWorker(svc.engine, client_for(host))
+    worker = scan_worker(svc.engine, client_for(host))
     svc.app.state.workers.contents.scanner = worker
     return worker
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from vigil.devtools.oci import build_image, push, tar_layer
-from vigil.scanner.worker import ScanWorker
+from vigil.service.jobs.workers import scan_worker
 from vigil.service.store import contents as store
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.store.schema import image_scans
@@ -114,7 +114,7 @@ def test_several_workers_scan_each_image_once(service_on, registry):
             running.append(("team", f"app{i}", f"{registry.host}/queue/app{i}:1", img.digest))
     cid, cred = svc.register("queue")
     post(svc, cred, snapshot(cid, running))
-    workers = [ScanWorker(svc.engine, client_for(registry.host)) for _ in range(3)]
+    workers = [scan_worker(svc.engine, client_for(registry.host)) for _ in range(3)]
     workers[0].enqueue_running()
     outcomes: list = []
     threads = [threading.Thread(target=lambda w=w: outcomes.extend(w.run_pending())) for w in workers]

@@ -298,6 +298,7 @@ def scanner(
     from vigil.scanner.worker import ScanWorker
     from vigil.service.logs import configure_logging
     from vigil.service.settings import Settings, default_data_dir
+    from vigil.service.store.contents import StoreScanQueue
     from vigil.service.store.db import StoreError as DbStoreError
     from vigil.service.store.db import create_store_engine, current_revision
 
@@ -310,7 +311,7 @@ def scanner(
     except (DbStoreError, RegistryConfigError) as exc:
         raise _fail(str(exc)) from None
     configure_logging("info")
-    worker = ScanWorker(engine, RegistryClient(config))
+    worker = ScanWorker(StoreScanQueue(engine), RegistryClient(config))
     err.print(f"scanner {worker.name} on {engine.url.render_as_string(hide_password=True)}")
     try:
         if once:

@@ -1,10 +1,10 @@
-"""The scan worker: take a job from the store, pull and catalog the image, store what is inside.
+"""The scan worker: take a job from the scan queue, pull and catalog the image, store what is inside.
 
-Workers only read registries and write contents; matching advisories is the
-service's job (it holds the advisory index and re-matches stored packages when
-advisories change, without pulling again). Any number of workers can run
-against PostgreSQL (jobs are claimed with ``FOR UPDATE SKIP LOCKED``); on
-SQLite, claims are serialized by the database, and one worker is the design.
+Workers only read registries and write contents through their ``ScanQueue``; matching
+advisories is the service's job (it holds the advisory index and re-matches stored packages when
+advisories change, without pulling again). Any number of workers can share a queue whose claims
+never hand one job to two workers (the service's store on PostgreSQL); on SQLite, claims are
+serialized by the database, and one worker is the design.
 """
 
 from __future__ import annotations
@@ -15,16 +15,14 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-
-from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
 from vigil.catalog import ImageContents, LayerDigestMismatch
 from vigil.model.image import ImageRef
+from vigil.model.scan import FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
 from vigil.registry import Platform, RegistryClient, RegistryError
 from vigil.scanner.pull import pull_contents
-from vigil.service.store import contents as store
+from vigil.scanner.queue import ScanQueue
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +31,18 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def scan_result(contents: ImageContents, manifest_digest: str, source: str, platform: str) -> store.ScanResult:
+def scan_result(contents: ImageContents, manifest_digest: str, source: str, platform: str) -> ScanResult:
     """ImageContents as store rows."""
-    files = [
-        dict(path=f.path, kind="file", sha256=f.sha256, size=f.size, mode=f.mode, target=None)
+    files: list[FileRow] = [
+        FileRow(path=f.path, kind="file", sha256=f.sha256, size=f.size, mode=f.mode, target=None)
         for f in contents.manifest.files.values()
     ]
     files += [
-        dict(path=s.path, kind="symlink", sha256=None, size=None, mode=None, target=s.target)
+        FileRow(path=s.path, kind="symlink", sha256=None, size=None, mode=None, target=s.target)
         for s in contents.manifest.symlinks.values()
     ]
     packages = [
-        dict(
+        PackageRow(
             type=p.type,
             name=p.name[:512],
             version=p.version[:256],
@@ -60,7 +58,7 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
         )
         for p in contents.packages
     ]
-    return store.ScanResult(
+    return ScanResult(
         manifest_digest=manifest_digest,
         source=source,
         platform=platform,
@@ -71,36 +69,23 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
     )
 
 
-@dataclass(frozen=True)
-class ScanOutcome:
-    digest: str
-    status: str  # done | failed | lost (another worker took the job over)
-    error: str | None = None
-    seconds: float = 0.0
-    packages: int = 0
-    files: int = 0
-
-
 class ScanWorker:
-    def __init__(self, engine: Engine, client: RegistryClient, *, name: str | None = None, lease: float = store.DEFAULT_LEASE_S) -> None:
-        self.engine = engine
+    def __init__(self, queue: ScanQueue, client: RegistryClient, *, name: str | None = None) -> None:
+        self.queue = queue
         self.client = client
         self.name = name or worker_name()
-        self.lease = lease
         self.scans = 0  # jobs taken by this worker (each is one pull)
         self._task = PeriodicTask("vigil-scanner", lambda: self._pass(self._task.stop_event), "scanner pass")
 
     # -- one job --------------------------------------------------------------------------------
 
-    def enqueue_running(self) -> dict[str, int]:
+    def enqueue_running(self) -> QueueCounts:
         """Queue every running digest not scanned yet (idempotent; the service does it too)."""
-        with self.engine.begin() as conn:
-            return store.enqueue(conn, store.running_digests(conn), lease=self.lease)
+        return self.queue.enqueue_running()
 
     def run_once(self) -> ScanOutcome | None:
         """Claim one pending job and scan it; None when the queue is empty."""
-        with self.engine.begin() as conn:
-            job = store.claim(conn, self.name)
+        job = self.queue.claim(self.name)
         if job is None:
             return None
         self.scans += 1
@@ -116,7 +101,7 @@ class ScanWorker:
             out.append(outcome)
         return out
 
-    def scan(self, job: store.Job) -> ScanOutcome:
+    def scan(self, job: ScanJob) -> ScanOutcome:
         started = time.perf_counter()
         try:
             platform = Platform.parse(job.platform)
@@ -136,8 +121,7 @@ class ScanWorker:
                 errors.append(f"{source}: {exc}")
                 continue
             result = scan_result(pulled.contents, pulled.manifest_digest, source, pulled.platform or job.platform)
-            with self.engine.begin() as conn:
-                kept = store.record_result(conn, job, result)
+            kept = self.queue.store_contents(job, result)
             seconds = time.perf_counter() - started
             log.info(
                 "image scanned",
@@ -146,9 +130,8 @@ class ScanWorker:
             return ScanOutcome(job.digest, "done" if kept else "lost", None, seconds, len(result.packages), len(result.files))
         return self._fail(job, "; ".join(errors), started)
 
-    def _fail(self, job: store.Job, error: str, started: float) -> ScanOutcome:
-        with self.engine.begin() as conn:
-            kept = store.record_failure(conn, job, error)
+    def _fail(self, job: ScanJob, error: str, started: float) -> ScanOutcome:
+        kept = self.queue.fail(job, error)
         log.warning("scan failed", extra={"digest": job.digest, "attempt": job.attempts, "error": error})
         return ScanOutcome(job.digest, "failed" if kept else "lost", error, time.perf_counter() - started)
 

@@ -25,6 +25,7 @@ from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.jobs.trust_file import apply_policy_file
 from vigil.service.settings import Settings
+from vigil.service.store.contents import StoreScanQueue
 
 # Tag answers expire a little before the next reverify, so each reverify sees the registry
 # as it is, while images evaluated in between share the answers (one request per tag per interval).
@@ -49,10 +50,15 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
     return IntegrityEvaluator(engine, client, reverify_interval=reverify)
 
 
+def scan_worker(engine: Engine, client: RegistryClient) -> ScanWorker:
+    """A scanner taking its jobs from this store's queue."""
+    return ScanWorker(StoreScanQueue(engine), client)
+
+
 def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
     scanner = None
     if settings.contents.scanner_inprocess:
-        scanner = ScanWorker(engine, RegistryClient(RegistryConfig.load(settings.registry_config)))
+        scanner = scan_worker(engine, RegistryClient(RegistryConfig.load(settings.registry_config)))
     assert settings.intel_db is not None  # Settings fills it in
     return VulnerabilityAnalyzer(engine, IntelHolder(settings.intel_db), scanner)
 

@@ -7,7 +7,8 @@ a worker claims it (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 several workers never take the same job; SQLite's ``BEGIN IMMEDIATE`` already
 serializes writers), ``scanning`` while a worker holds it (a lease: a worker
 that died is replaced after ``lease`` seconds), then ``done`` or ``failed``
-(retried with backoff up to ``MAX_ATTEMPTS``).
+(retried with backoff up to ``MAX_ATTEMPTS``). ``StoreScanQueue`` is the scanner's
+``ScanQueue`` interface over these functions.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.model.scan import QueueCounts, ScanJob, ScanResult
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.schema import (
     containers,
@@ -49,17 +51,6 @@ _CHUNK = 500
 NOT_RUNNING = ("terminated",)
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A claimed scan: the digest, the platform to pick in an index, where it can be pulled from."""
-
-    digest: str
-    platform: str
-    attempts: int
-    worker: str
-    sources: tuple[tuple[str, str], ...]  # (registry, repository) of every image row with this digest
-
-
 def _insert(conn: Connection):
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
@@ -85,7 +76,9 @@ def running_digests(conn: Connection) -> dict[str, str]:
     return {digest: f"linux/{arch}" if arch else DEFAULT_PLATFORM for digest, arch in conn.execute(stmt)}
 
 
-def enqueue(conn: Connection, wanted: dict[str, str], *, lease: float = DEFAULT_LEASE_S, now: datetime | None = None) -> dict[str, int]:
+def enqueue(
+    conn: Connection, wanted: dict[str, str], *, lease: float = DEFAULT_LEASE_S, now: datetime | None = None
+) -> QueueCounts:
     """Queue every wanted digest not scanned yet; requeue failed scans whose backoff has
     passed and scans whose worker's lease ran out. Returns counts of each."""
     now = now or utcnow()
@@ -120,7 +113,7 @@ def enqueue(conn: Connection, wanted: dict[str, str], *, lease: float = DEFAULT_
     return {"queued": len(rows), "retried": retried or 0, "requeued": stale or 0}
 
 
-def claim(conn: Connection, worker: str, now: datetime | None = None) -> Job | None:
+def claim(conn: Connection, worker: str, now: datetime | None = None) -> ScanJob | None:
     """Take the oldest pending scan for ``worker``; None when there is none.
 
     Run it in its own short transaction: on PostgreSQL the row lock taken by
@@ -152,10 +145,10 @@ def claim(conn: Connection, worker: str, now: datetime | None = None) -> Job | N
             .order_by(images.c.registry, images.c.repository)
         )
     )
-    return Job(row.digest, row.platform, row.attempts + 1, worker, sources)
+    return ScanJob(row.digest, row.platform, row.attempts + 1, worker, sources)
 
 
-def _still_mine(conn: Connection, job: Job) -> bool:
+def _still_mine(conn: Connection, job: ScanJob) -> bool:
     row = conn.execute(
         select(image_scans.c.status, image_scans.c.worker).where(image_scans.c.digest == job.digest).with_for_update()
     ).first()
@@ -165,7 +158,7 @@ def _still_mine(conn: Connection, job: Job) -> bool:
     return True
 
 
-def record_failure(conn: Connection, job: Job, error: str, now: datetime | None = None) -> bool:
+def record_failure(conn: Connection, job: ScanJob, error: str, now: datetime | None = None) -> bool:
     now = now or utcnow()
     if not _still_mine(conn, job):
         return False
@@ -178,20 +171,7 @@ def record_failure(conn: Connection, job: Job, error: str, now: datetime | None 
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    """What a worker read, ready for the store (built from ``vigil.catalog.ImageContents``)."""
-
-    manifest_digest: str
-    source: str
-    platform: str
-    os: dict | None
-    files: list[dict]  # image_files rows without the digest
-    packages: list[dict]  # image_packages rows without id and digest
-    warnings: list[str]
-
-
-def record_result(conn: Connection, job: Job, result: ScanResult, now: datetime | None = None) -> bool:
+def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datetime | None = None) -> bool:
     """Replace the digest's contents with ``result`` and mark the scan done (to be matched)."""
     now = now or utcnow()
     if not _still_mine(conn, job):
@@ -235,6 +215,30 @@ def record_result(conn: Connection, job: Job, result: ScanResult, now: datetime 
         )
     )
     return True
+
+
+class StoreScanQueue:
+    """The scanner's ``ScanQueue`` on this store: each call is one short transaction."""
+
+    def __init__(self, engine: Engine, *, lease: float = DEFAULT_LEASE_S) -> None:
+        self.engine = engine
+        self.lease = lease
+
+    def enqueue_running(self) -> QueueCounts:
+        with self.engine.begin() as conn:
+            return enqueue(conn, running_digests(conn), lease=self.lease)
+
+    def claim(self, worker: str) -> ScanJob | None:
+        with self.engine.begin() as conn:
+            return claim(conn, worker)
+
+    def store_contents(self, job: ScanJob, result: ScanResult) -> bool:
+        with self.engine.begin() as conn:
+            return record_result(conn, job, result)
+
+    def fail(self, job: ScanJob, error: str) -> bool:
+        with self.engine.begin() as conn:
+            return record_failure(conn, job, error)
 
 
 # -- matching -------------------------------------------------------------------------------------
