@@ -7,14 +7,13 @@ transitive closure of "shares an id or alias" (``related`` is not an alias).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cmp_to_key
 
 from .advisory import Advisory
-from .matching import Match
+from .matching import Match, sort_versions
 from .severity import Severity
-from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
+from .versions import ECOSYSTEM_SCHEMES, SEMVER
 
 
 class _UnionFind:
@@ -81,10 +80,7 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
         group_matches = tuple(by_id[a.id] for a in group)
         all_ids = sorted({i for a in group for i in a.all_ids()})
         scheme = ECOSYSTEM_SCHEMES.get(group_matches[0].affected.key.base) or SEMVER
-        fixed = sorted(
-            {v for m in group_matches for v in m.fixed_versions},
-            key=cmp_to_key(_safe_cmp(scheme)),
-        )
+        fixed = sort_versions(scheme, {v for m in group_matches for v in m.fixed_versions})
         worst = max(
             (a.severity for a in group), key=lambda s: (s.rank(), s.score or 0.0)
         )
@@ -105,15 +101,3 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
             )
         )
     return sorted(out, key=lambda v: v.id)
-
-
-def _safe_cmp(scheme: VersionScheme) -> Callable[[str, str], int]:
-    def cmp(a: str, b: str) -> int:
-        try:
-            c = scheme.compare(a, b)
-        except ValueError:
-            c = 0
-        # Equal under the scheme (PyPI 1.1 and 1.1.0): order by text, so output is stable.
-        return c or (a > b) - (a < b)
-
-    return cmp

@@ -395,7 +395,7 @@ class _PackageTable:
                     dict.fromkeys(v for _, v in sorted(set(hit_fixed)))
                 )
             else:
-                fixed_sorted = _sort_versions(order, {v for _, v in hit_fixed})
+                fixed_sorted = sort_versions(order, {v for _, v in hit_fixed})
             m = Match(
                 entry.advisory,
                 entry.affected,
@@ -490,7 +490,8 @@ class _Query:
         return c
 
 
-def _sort_versions(scheme: VersionScheme, versions: Iterable[str]) -> tuple[str, ...]:
+def sort_versions(scheme: VersionScheme, versions: Iterable[str]) -> tuple[str, ...]:
+    """``versions`` in the scheme's order, equal ones by text so output is stable."""
     versions = list(versions)
     try:
         # Sort keys compare in C; equal under the scheme (PyPI 1.1 and 1.1.0): by text.
@@ -515,5 +516,5 @@ def _merge(a: Match, b: Match, scheme: VersionScheme | None) -> Match:
         a.affected,
         a.ranges + b.ranges,
         a.in_versions_list or b.in_versions_list,
-        _sort_versions(scheme or SEMVER, set(a.fixed_versions) | set(b.fixed_versions)),
+        sort_versions(scheme or SEMVER, set(a.fixed_versions) | set(b.fixed_versions)),
     )

@@ -19,38 +19,39 @@ APPLY = "application/apply-patch+yaml"
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
+    return _merge(target, patch, strategic=False)
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    return _merge(target, patch, strategic=True)
+
+
+def _merge(target: Any, patch: Any, strategic: bool) -> Any:
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif isinstance(value, list) and isinstance(out.get(key), list) and _named(value) and _named(out[key]):
-            merged = {item["name"]: item for item in out[key]}
-            order = [item["name"] for item in out[key]]
-            for item in value:
-                if item.get("$patch") == "delete":
-                    merged.pop(item["name"], None)
-                    continue
-                if item["name"] not in merged:
-                    order.append(item["name"])
-                merged[item["name"]] = strategic_merge_patch(merged.get(item["name"]), item)
-            out[key] = [merged[n] for n in order if n in merged]
+        elif strategic and isinstance(value, list) and isinstance(out.get(key), list) and _named(value) and _named(out[key]):
+            out[key] = _merge_named(out[key], value)
         else:
-            out[key] = strategic_merge_patch(out.get(key), value)
+            out[key] = _merge(out.get(key), value, strategic)
     return out
+
+
+def _merge_named(current: list[dict], patch: list[dict]) -> list[dict]:
+    """Lists of objects merge item by item on ``name``; ``$patch: delete`` removes one."""
+    merged = {item["name"]: item for item in current}
+    order = [item["name"] for item in current]
+    for item in patch:
+        if item.get("$patch") == "delete":
+            merged.pop(item["name"], None)
+            continue
+        if item["name"] not in merged:
+            order.append(item["name"])
+        merged[item["name"]] = _merge(merged.get(item["name"]), item, strategic=True)
+    return [merged[n] for n in order if n in merged]
 
 
 def _named(items: list) -> bool:

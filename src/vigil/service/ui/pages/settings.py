@@ -145,23 +145,29 @@ def _describe(kind: str, pattern: Pattern, mirror: Pattern | None, cluster: str 
     return f"{what} ({'cluster ' + cluster if cluster else 'global'})"
 
 
+async def _change_rule(request: Request, fields, actor: str, adding: bool) -> tuple[bool, str]:
+    """Add or remove the rule ``fields`` name, in one transaction off the event loop: (changed, what)."""
+
+    def work() -> tuple[bool, str]:
+        with request.app.state.engine.begin() as conn:
+            kind, pattern, mirror, cluster = _rule_from_form(conn, fields, new=adding)
+            if kind == "trusted":
+                trusted = policy_store.add_trusted if adding else policy_store.remove_trusted
+                changed = trusted(conn, pattern, cluster, actor)
+            else:
+                mirrored = policy_store.add_mirror if adding else policy_store.remove_mirror
+                changed = mirrored(conn, pattern, mirror, cluster, actor)
+            return changed, _describe(kind, pattern, mirror, cluster)
+
+    return await run_in_threadpool(work)
+
+
 @router.post("/settings/trust")
 async def add_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
     form, _ = await web.checked_form(request)
     web.require_admin(v)
-    actor = f"console:{v.principal.name}"
-
-    def work() -> tuple[bool, str]:
-        with request.app.state.engine.begin() as conn:
-            kind, pattern, mirror, cluster = _rule_from_form(conn, form, new=True)
-            if kind == "trusted":
-                added = policy_store.add_trusted(conn, pattern, cluster, actor)
-            else:
-                added = policy_store.add_mirror(conn, pattern, mirror, cluster, actor)
-            return added, _describe(kind, pattern, mirror, cluster)
-
     try:
-        added, what = await run_in_threadpool(work)
+        added, what = await _change_rule(request, form, f"console:{v.principal.name}", adding=True)
     except RuleError as exc:
         return _page(request, v, error=str(exc), status=400, form=form)
     if not added:
@@ -193,19 +199,8 @@ async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
         fields = _posted_rule(form)
     except RuleError as exc:
         return _page(request, v, error=str(exc), status=400)
-    actor = f"console:{v.principal.name}"
-
-    def work() -> tuple[bool, str]:
-        with request.app.state.engine.begin() as conn:
-            kind, pattern, mirror, cluster = _rule_from_form(conn, fields, new=False)
-            if kind == "trusted":
-                removed = policy_store.remove_trusted(conn, pattern, cluster, actor)
-            else:
-                removed = policy_store.remove_mirror(conn, pattern, mirror, cluster, actor)
-            return removed, _describe(kind, pattern, mirror, cluster)
-
     try:
-        removed, what = await run_in_threadpool(work)
+        removed, what = await _change_rule(request, fields, f"console:{v.principal.name}", adding=False)
     except RuleError as exc:
         return _page(request, v, error=str(exc), status=400)
     if not removed:
