@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -133,7 +134,7 @@ def _image(app: str, version: str, extra: dict[str, bytes] | None = None) -> Ima
     )
 
 
-ADVISORIES = [
+ADVISORIES: list[dict[str, Any]] = [
     {
         "schema_version": "1.6.0",
         "id": "VIGIL-DEMO-0001",
@@ -292,9 +293,12 @@ class RuntimePart:
     def _wait_for_heartbeat(self, cluster_id: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         headers = {"Authorization": f"Bearer {self.admin_token}"}
+        sensor = self.sensor
+        if sensor is None:
+            raise DemoError("the sensor was not started")
         while time.monotonic() < deadline:
-            if self.sensor.poll() is not None:
-                raise DemoError(f"the sensor exited ({self.sensor.returncode}): {self.sensor_log_tail()}")
+            if sensor.poll() is not None:
+                raise DemoError(f"the sensor exited ({sensor.returncode}): {self.sensor_log_tail()}")
             resp = httpx.get(f"{self.service_url}/api/v1/nodes", params={"cluster": cluster_id}, headers=headers, timeout=10)
             if resp.status_code == 200:
                 node = next((n for n in resp.json()["items"] if n["name"] == SENSOR_NODE), None)
@@ -322,6 +326,8 @@ class RuntimePart:
 
     def exercise(self) -> None:
         c, cid = self.containerd, self.container_id
+        if c is None:
+            raise DemoError("containerd was not started")
         init = ctd.run_container(c, self.image_ref, self.pod_uid, cid, exec_shm=True)
         self.started_container = True
         ctd.wait_for_cmdline(init, ["/bin/sleep", "300"])
@@ -509,6 +515,8 @@ class Demo:
         return d
 
     def _load_cluster(self, host: str, d: dict[str, str]) -> None:
+        if self.kube is None:
+            raise DemoError("the test Kubernetes API server was not started")
         store = self.kube.store
         for n in ("node-a", "node-b"):
             store.create(
@@ -576,9 +584,9 @@ class Demo:
                 return seen
             if self.controller is not None and self.controller.poll() is not None:
                 raise DemoError(f"the controller exited ({self.controller.returncode}); see {self.work / 'controller.log'}")
-            sensor = self.runtime.sensor if self.runtime is not None else None
-            if sensor is not None and sensor.poll() is not None:
-                raise DemoError(f"the sensor exited ({sensor.returncode}): {self.runtime.sensor_log_tail()}")
+            runtime = self.runtime
+            if runtime is not None and runtime.sensor is not None and runtime.sensor.poll() is not None:
+                raise DemoError(f"the sensor exited ({runtime.sensor.returncode}): {runtime.sensor_log_tail()}")
             time.sleep(1)
         missing = [f"{t} ({seen.get(t, 0)} of {n})" for t, n in expected.items() if seen.get(t, 0) < n]
         if not missing:

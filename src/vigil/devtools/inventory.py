@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import uuid
+from typing import Any
 
 from vigil.wire.inventory import InventoryDelta, InventorySnapshot
 
@@ -44,14 +45,15 @@ def synthetic_snapshot(
     ]
     image_refs = [f"registry.example.com/team{i % 7}/app{i}:1.{i % 5}" for i in range(images)]
     kinds = ["Deployment", "StatefulSet", "DaemonSet", "CronJob"]
-    workloads, pod_list = [], []
+    workloads: list[dict[str, Any]] = []
+    pod_list: list[dict[str, Any]] = []
     per_workload = 5
     n_workloads = max(1, pods // per_workload)
-    for w in range(n_workloads):
-        kind = kinds[w % len(kinds)]
-        ns = f"ns-{w % 20}"
-        name = f"{kind.lower()}-{w}"
-        chain = []
+    for n in range(n_workloads):
+        kind = kinds[n % len(kinds)]
+        ns = f"ns-{n % 20}"
+        name = f"{kind.lower()}-{n}"
+        chain: list[dict[str, str]] = []
         if kind == "Deployment":
             chain = [{"kind": "ReplicaSet", "name": f"{name}-7d4b9c"}]
         elif kind == "CronJob":
@@ -109,6 +111,7 @@ def synthetic_deltas(snapshot: InventorySnapshot, count: int, seed: int = 2) -> 
     out = []
     for i in range(count):
         p = pods[rnd.randrange(len(pods))]
+        delta: dict[str, Any]
         if i % 2 == 0:
             changed = p.model_copy(
                 update={"containers": [c.model_copy(update={"restart_count": c.restart_count + 1}) for c in p.containers]}

@@ -88,9 +88,10 @@ class RegistryServer:
         binary: str | None = None,
         startup_timeout: float = 15.0,
     ) -> None:
-        self.binary = binary or find_registry_binary()
-        if self.binary is None:
+        found = binary or find_registry_binary()
+        if found is None:
             raise RegistryServerError("docker-registry binary not found (apt-get install docker-registry)")
+        self.binary: str = found
         if (tls_cert is None) != (tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         self._own_workdir = workdir is None

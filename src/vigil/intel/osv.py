@@ -26,7 +26,7 @@ from .advisory import (
     Reference,
 )
 from .ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
-from .versions import ECOSYSTEM_SCHEMES, SEMVER, InvalidVersionError
+from .versions import ECOSYSTEM_SCHEMES, SEMVER, InvalidVersionError, VersionScheme
 
 _TIMESTAMP = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
@@ -100,7 +100,7 @@ def _severity_entries(rid: str, where: str, value: Any) -> tuple[dict[str, str],
     return tuple(out)
 
 
-def _check_version(rid: str, where: str, scheme, version: str) -> None:
+def _check_version(rid: str, where: str, scheme: VersionScheme, version: str) -> None:
     try:
         scheme.validate(version)
     except InvalidVersionError as exc:

@@ -25,6 +25,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -74,7 +75,7 @@ class FeedResult:
             f"unchanged {r.unchanged}, rejected {len(r.rejected)}"
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         r = self.report
         return {
             "feed": self.feed,
@@ -97,7 +98,7 @@ class SyncReport:
     def failed(self) -> list[FeedResult]:
         return [f for f in self.feeds if f.status == "failed"]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"feeds": [f.as_dict() for f in self.feeds], "seconds": round(self.seconds, 3)}
 
 
@@ -250,7 +251,7 @@ class FeedSyncer:
             raise FeedError(f"feed {feed}: the download is not a readable zip archive ({exc}); the previous copy is kept") from None
 
     @staticmethod
-    def _read_state(path: Path) -> dict:
+    def _read_state(path: Path) -> dict[str, Any]:
         try:
             state = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -258,7 +259,7 @@ class FeedSyncer:
         return state if isinstance(state, dict) else {}
 
     @staticmethod
-    def _write_state(path: Path, state: dict) -> None:
+    def _write_state(path: Path, state: dict[str, Any]) -> None:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         os.replace(tmp, path)
@@ -269,7 +270,10 @@ def sync_feeds(
     db_path: str | os.PathLike[str],
     cache_dir: str | os.PathLike[str],
     progress: Callable[[str], None] | None = None,
-    **options,
+    *,
+    timeout: float = 300.0,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    client: httpx.Client | None = None,
 ) -> SyncReport:
-    with FeedSyncer(db_path, cache_dir, **options) as syncer:
+    with FeedSyncer(db_path, cache_dir, timeout=timeout, max_bytes=max_bytes, client=client) as syncer:
         return syncer.sync(feeds, progress)

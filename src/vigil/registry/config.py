@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -73,7 +73,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self):  # refuse pickling a secret into caches or spools by accident
+    def __reduce__(self) -> NoReturn:  # refuse pickling a secret into caches or spools by accident
         raise TypeError("Secret values cannot be pickled")
 
 
@@ -130,7 +130,7 @@ class RegistryConfig:
         return cls(registries, environ)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, *, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
+    def from_file(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text())
@@ -141,7 +141,7 @@ class RegistryConfig:
         return cls.from_mapping(data, source=f"registry config {path}", environ=environ)
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
+    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
         """The file at ``path`` (or ``$VIGIL_REGISTRY_CONFIG``), overridden by the environment."""
         environ = os.environ if environ is None else environ
         path = path or environ.get(CONFIG_ENV)

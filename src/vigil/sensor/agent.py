@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vigil.clock import utcnow
 from vigil.sensor.aggregate import Aggregator, Execution
@@ -18,7 +19,7 @@ from vigil.sensor.loader import BTF_PATH, ProcessTracer
 from vigil.sensor.pipeline import EventPipeline, Exit
 from vigil.sensor.shipper import Shipper
 from vigil.sensor.spool import Spool
-from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
+from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat, SensorStatus
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class AgentSettings:
     poll_timeout_ms: int = 200
 
 
-def execution_json(ex: Execution) -> dict:
+def execution_json(ex: Execution) -> dict[str, Any]:
     """One attributed exec as a JSON-able dict (the `--output json` line)."""
     e = ex.event
     return {
@@ -62,7 +63,7 @@ def execution_json(ex: Execution) -> dict:
     }
 
 
-def exit_json(x: Exit) -> dict:
+def exit_json(x: Exit) -> dict[str, Any]:
     return {
         "event": "exit",
         "time": x.time.isoformat(),
@@ -139,7 +140,7 @@ class SensorAgent:
         self.spool.put(batch)
         return batch
 
-    def heartbeat(self, status: str = "running", error: str | None = None) -> SensorHeartbeat:
+    def heartbeat(self, status: SensorStatus = "running", error: str | None = None) -> SensorHeartbeat:
         counters = self.tracer.counters()
         return SensorHeartbeat(
             cluster_id=self.settings.cluster_id,

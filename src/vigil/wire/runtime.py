@@ -122,13 +122,16 @@ class RuntimeBatch(Batch):
         return self
 
 
+SensorStatus = Literal["running", "failed", "disabled"]
+
+
 class SensorHeartbeat(WireModel):
     """A sensor's sign of life and health; the service shows it per node."""
 
     cluster_id: str = Field(min_length=1, max_length=64)
     component: Literal["sensor"] = "sensor"
     node_name: str = Field(min_length=1, max_length=253)
-    status: Literal["running", "failed", "disabled"] = "running"
+    status: SensorStatus = "running"
     error: str | None = Field(default=None, max_length=2048, description="Why the sensor failed or stopped")
     version: str = Field(default="", max_length=64)
     kernel: str = Field(default="", max_length=256)

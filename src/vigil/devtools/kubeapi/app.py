@@ -98,7 +98,7 @@ def _int(request: web.Request, name: str) -> int:
     if raw in (None, ""):
         return 0
     try:
-        value = int(raw)  # type: ignore[arg-type]
+        value = int(raw)
         if value < 0:
             raise ValueError
         return value
@@ -174,11 +174,11 @@ class KubeApiApp:
                 return _json(_scale(obj))
             return self._object_response(request, target.rt, obj)
         if method == "PUT":
-            return await self._replace(request, target)
+            return await self._replace(request, target, target.name)
         if method == "PATCH":
-            return await self._patch(request, target)
+            return await self._patch(request, target, target.name)
         if method == "DELETE":
-            return await self._delete(request, target)
+            return await self._delete(request, target, target.name)
         raise ApiError(405, "the server does not allow this method on the requested resource")
 
     def _discovery(self, path: str, request: web.Request) -> dict | None:
@@ -313,28 +313,28 @@ class KubeApiApp:
         obj = self.store.create(body, namespace=target.namespace, api_semantics=True, rt=target.rt)
         return self._object_response(request, target.rt, obj, 201)
 
-    async def _replace(self, request: web.Request, target: Target) -> web.Response:
+    async def _replace(self, request: web.Request, target: Target, name: str) -> web.Response:
         body = await _body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "the request body is not a JSON object")
         if target.subresource == "scale":
-            return self._set_scale(target, (body.get("spec") or {}).get("replicas"))
+            return self._set_scale(target, name, (body.get("spec") or {}).get("replicas"))
         meta = body.setdefault("metadata", {})
-        if meta.get("name") not in (None, target.name):
-            raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match the name on the URL ({target.name})')
-        meta["name"] = target.name
+        if meta.get("name") not in (None, name):
+            raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match the name on the URL ({name})')
+        meta["name"] = name
         obj = self.store.update(body, subresource=target.subresource, namespace=target.namespace,
                                 api_semantics=True, rt=target.rt)
         return self._object_response(request, target.rt, obj)
 
-    def _set_scale(self, target: Target, replicas: Any) -> web.Response:
+    def _set_scale(self, target: Target, name: str, replicas: Any) -> web.Response:
         if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(422, f'Scale "{target.name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0')
-        self.store.patch(target.rt, target.namespace, target.name, "application/merge-patch+json",
+            raise ApiError(422, f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0')
+        self.store.patch(target.rt, target.namespace, name, "application/merge-patch+json",
                          {"spec": {"replicas": replicas}})
-        return _json(_scale(self.store.get(target.rt, target.namespace, target.name)))
+        return _json(_scale(self.store.get(target.rt, target.namespace, name)))
 
-    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+    async def _patch(self, request: web.Request, target: Target, name: str) -> web.Response:
         raw = await request.read()
         ctype = request.headers.get("Content-Type", "")
         try:
@@ -344,17 +344,17 @@ class KubeApiApp:
         if target.subresource == "scale":
             from .patch import apply_patch
 
-            scale = apply_patch(ctype, _scale(self.store.get(target.rt, target.namespace, target.name)), body)
-            return self._set_scale(target, (scale.get("spec") or {}).get("replicas"))
-        obj = self.store.patch(target.rt, target.namespace, target.name, ctype, body, subresource=target.subresource)
+            scale = apply_patch(ctype, _scale(self.store.get(target.rt, target.namespace, name)), body)
+            return self._set_scale(target, name, (scale.get("spec") or {}).get("replicas"))
+        obj = self.store.patch(target.rt, target.namespace, name, ctype, body, subresource=target.subresource)
         return self._object_response(request, target.rt, obj)
 
-    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+    async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
         body = await _body(request) or {}
         propagation = request.query.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
         if body.get("orphanDependents") is True:
             propagation = "Orphan"
-        obj = self.store.delete(target.rt, target.namespace, target.name, propagation, body.get("preconditions"))
+        obj = self.store.delete(target.rt, target.namespace, name, propagation, body.get("preconditions"))
         return self._object_response(request, target.rt, obj)
 
     def _delete_collection(self, request: web.Request, target: Target) -> web.Response:

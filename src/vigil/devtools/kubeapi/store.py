@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins  # ApiStore.list shadows the builtin in its class body
 import copy
 import datetime as _dt
 import random
@@ -109,7 +110,7 @@ class Watcher:
             return ("MODIFIED", event.obj)
         if now:
             return ("ADDED", event.obj)
-        if before:
+        if before and event.prev is not None:
             # The object left the selection: the client sees it deleted, at this revision.
             gone = copy.copy(event.prev)
             gone["metadata"] = dict(gone.get("metadata") or {}, resourceVersion=str(event.rv))
@@ -247,12 +248,12 @@ class ApiStore:
                 break
             items.append(_list_item(obj))
             items_last_key = key
-        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        list_meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if next_token:
-            meta["continue"] = next_token
+            list_meta["continue"] = next_token
             if remaining is not None:
-                meta["remainingItemCount"] = remaining
-        return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": meta, "items": items}
+                list_meta["remainingItemCount"] = remaining
+        return {"kind": rt.list_kind, "apiVersion": rt.api_version, "metadata": list_meta, "items": items}
 
     # ---- watching ------------------------------------------------------------------
     def watch(
@@ -260,11 +261,11 @@ class ApiStore:
         rt: ResourceType,
         loop: asyncio.AbstractEventLoop,
         namespace: str | None = None,
-        labels: list[Requirement] | None = None,
-        fields: list[FieldRequirement] | None = None,
+        labels: builtins.list[Requirement] | None = None,
+        fields: builtins.list[FieldRequirement] | None = None,
         resource_version: str | None = None,
         send_initial_events: bool = False,
-    ) -> tuple[Watcher, list[tuple[str, dict]]]:
+    ) -> tuple[Watcher, builtins.list[tuple[str, dict]]]:
         """Register a watcher; returns it and the events to send before its queue's.
 
         Without a resourceVersion (or with "0"), or with sendInitialEvents, the client
@@ -387,8 +388,7 @@ class ApiStore:
                     if object_key(rt, ns, candidate) not in self._objects[rt]:
                         meta["name"] = candidate
                         break
-            name = meta.get("name")
-            _validate_name(rt, name)
+            name = _validate_name(rt, meta.get("name"))
             if ns is not None:
                 _validate_namespace_name(ns)
                 if object_key(BY_KIND[("v1", "Namespace")], None, ns) not in self._objects[BY_KIND[("v1", "Namespace")]]:
@@ -535,7 +535,7 @@ class ApiStore:
         meta = obj.get("metadata") or {}
         ns = (meta.get("namespace") or "default") if rt.namespaced else None
         with self._lock:
-            if rt.namespaced:
+            if ns is not None:
                 self.ensure_namespace(ns)
             exists = object_key(rt, ns, meta.get("name", "")) in self._objects[rt]
             if not exists:
@@ -580,7 +580,8 @@ def _parse_rv(value: str | None) -> int:
         raise ApiError(400, f'resourceVersion: Invalid value: "{value}": must be a non-negative integer') from None
 
 
-def _validate_name(rt: ResourceType, name: Any) -> None:
+def _validate_name(rt: ResourceType, name: Any) -> str:
+    """``name`` when it is a valid name for ``rt``; otherwise the API server's 422."""
     if not name or not isinstance(name, str):
         raise ApiError(422, f"{rt.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required")
     pattern = _DNS_LABEL if rt.kind == "Namespace" else _DNS_SUBDOMAIN
@@ -594,6 +595,7 @@ def _validate_name(rt: ResourceType, name: Any) -> None:
             f"{'label' if rt.kind == 'Namespace' else 'subdomain'} must consist of lower case alphanumeric characters, "
             "'-' or '.', and must start and end with an alphanumeric character",
         )
+    return name
 
 
 def _validate_namespace_name(ns: str) -> None:
