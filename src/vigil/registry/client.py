@@ -131,14 +131,7 @@ class RegistryClient:
         if cached is not None:
             self.stats.hit("tag")
             return cached
-        target = Target(ref.registry, ref.repository, reference)
-        response = self.transport.request(
-            "HEAD",
-            target,
-            f"/v2/{ref.repository}/manifests/{reference}",
-            kind="manifest_head",
-            headers={"Accept": mt.MANIFEST_ACCEPT},
-        )
+        target, response = self._manifest_request("HEAD", ref, reference, "manifest_head")
         announced = response.headers.get("Docker-Content-Digest")
         if response.status_code == 200 and announced and not digest_error(announced):
             if _is_digest(reference) and announced != reference:
@@ -212,14 +205,7 @@ class RegistryClient:
             if cached is not None:
                 self.stats.hit("content")
                 return cached
-        target = Target(ref.registry, ref.repository, reference)
-        response = self.transport.request(
-            "GET",
-            target,
-            f"/v2/{ref.repository}/manifests/{reference}",
-            kind="manifest_get",
-            headers={"Accept": mt.MANIFEST_ACCEPT},
-        )
+        target, response = self._manifest_request("GET", ref, reference, "manifest_get")
         if response.status_code == 404:
             raise self._not_found(response, target, "manifest")
         raise_for_unexpected(response, target, "manifest GET")
@@ -246,6 +232,11 @@ class RegistryClient:
                 Resolved(ref.registry, ref.repository, reference, digest, media_type, len(body)),
             )
         return result
+
+    def _manifest_request(self, method: str, ref: ImageRef, reference: str, kind: str) -> tuple[Target, httpx.Response]:
+        target = Target(ref.registry, ref.repository, reference)
+        path = f"/v2/{ref.repository}/manifests/{reference}"
+        return target, self.transport.request(method, target, path, kind=kind, headers={"Accept": mt.MANIFEST_ACCEPT})
 
     def _not_found(self, response: httpx.Response, target: Target, what: str) -> NotFound:
         codes = [str(e.get("code", "")) for e in registry_errors(response)]
