@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from vigil.devtools.inventory import synthetic_snapshot
+from vigil.model.findings import Family
 from vigil.service.store.findings import Observation, observe, resolve_absent
 
 from .helpers import post_batch
@@ -106,7 +107,7 @@ def test_findings_filters_history_and_admin_status_changes(service_on):
     # A suppressed finding stays suppressed when observed again.
     assert _observe(svc, dedup_key="untrusted/x", type="untrusted_registry", severity="high", subject="s")[1] == "unchanged"
     with svc.engine.begin() as conn:
-        assert resolve_absent(conn, "untrusted/", set(), "image stopped running") == 1
+        assert resolve_absent(conn, Family.INTEGRITY, set(), "image stopped running") == 1
     detail = svc.get(f"/api/v1/findings/{fid}").json()
     assert [(h["from_status"], h["to_status"], h["severity"], h["reason"]) for h in detail["history"]] == [
         (None, "open", "medium", "observed"),

@@ -8,8 +8,10 @@ from functools import lru_cache
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
-LEVELS = ("unknown", "low", "medium", "high", "critical")
-LEVEL_RANK = {level: i for i, level in enumerate(LEVELS)}
+from vigil.model.findings import ADVISORY_SEVERITIES, severity_rank
+
+# An advisory's levels, least severe first (no advisory is rated info).
+LEVELS = tuple(s.value for s in reversed(ADVISORY_SEVERITIES))
 
 # Ratings written as words by databases (GHSA "MODERATE", Ubuntu priorities,
 # RUSTSEC informational notices...), mapped onto our five levels.
@@ -35,7 +37,7 @@ class Severity:
     vector: str | None = None
 
     def rank(self) -> int:
-        return LEVEL_RANK[self.level]
+        return severity_rank(self.level)
 
 
 UNKNOWN = Severity("unknown")

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from vigil.model.findings import ADVISORY_SEVERITIES, FindingType, severity_rank
+
 from .aliases import Vulnerability, merge_matches
 from .matching import AdvisoryIndex
 from .versions import base_ecosystem
@@ -87,17 +89,20 @@ def key_id(vulnerability: Vulnerability) -> str:
     return min(vulnerability.advisory_ids)
 
 
-def finding_type(vulnerability: Vulnerability) -> str:
-    return "malicious_package" if vulnerability.malicious else "vulnerable_package"
+def finding_type(vulnerability: Vulnerability) -> FindingType:
+    return FindingType.MALICIOUS_PACKAGE if vulnerability.malicious else FindingType.VULNERABLE_PACKAGE
 
 
 def finding_severity(vulnerability: Vulnerability) -> str:
     """Malicious packages are critical; otherwise the advisory's own level."""
-    return "critical" if vulnerability.malicious else vulnerability.severity.level
+    if vulnerability.malicious:
+        return FindingType.MALICIOUS_PACKAGE.severity().value
+    return vulnerability.severity.level
 
 
-SEVERITY_ORDER = ("unknown", "low", "medium", "high", "critical")
+# An advisory's levels, least severe first.
+SEVERITY_ORDER = tuple(s.value for s in reversed(ADVISORY_SEVERITIES))
 
 
 def at_least(level: str, threshold: str) -> bool:
-    return SEVERITY_ORDER.index(level) >= SEVERITY_ORDER.index(threshold)
+    return severity_rank(level) >= severity_rank(threshold)

@@ -107,6 +107,13 @@ class FindingType(StrEnum):
     def default_severity(self) -> Severity | None:
         return _TYPES[self].severity
 
+    def severity(self) -> Severity:
+        """The default severity of a type that has one (every type but suspicious_exec)."""
+        severity = _TYPES[self].severity
+        if severity is None:
+            raise ValueError(f"finding type {self.value!r} has no severity of its own: each observation brings one")
+        return severity
+
 
 @dataclass(frozen=True, slots=True)
 class TypeInfo:

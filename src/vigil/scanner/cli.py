@@ -33,6 +33,7 @@ from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from vigil.intel.store import StoreError
 from vigil.intel.vulnmatch import SEVERITY_ORDER, at_least, lookup_for, match_packages
+from vigil.model.findings import FindingType
 from vigil.model.image import InvalidReference, parse_image_ref
 from vigil.registry import Platform, RegistryClient, RegistryConfig, RegistryConfigError, RegistryError
 from vigil.scanner.pull import DEFAULT_PLATFORM, pull_contents
@@ -169,7 +170,7 @@ def _vulnerability_rows(report: ScanReport) -> list[dict]:
 
 
 def _effective_level(row: dict) -> str:
-    return "critical" if row["malicious"] else row["severity"]["level"]
+    return FindingType.MALICIOUS_PACKAGE.severity().value if row["malicious"] else row["severity"]["level"]
 
 
 def _summary(rows: list[dict]) -> dict[str, int]:

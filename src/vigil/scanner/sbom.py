@@ -14,7 +14,7 @@ from packageurl import PackageURL
 
 from vigil import __version__
 from vigil.catalog import ImageContents, Package
-from vigil.intel.vulnmatch import PackageMatch
+from vigil.intel.vulnmatch import PackageMatch, finding_severity
 
 OS_TYPES = {"deb", "apk", "rpm"}
 
@@ -97,7 +97,7 @@ def cyclonedx_json(report: ScanReport) -> str:
     osv = VulnerabilitySource(name="OSV")
     for pm in report.matches:
         for v in pm.vulnerabilities:
-            level = "critical" if v.malicious else v.severity.level
+            level = finding_severity(v)
             rating = VulnerabilityRating(
                 source=osv,
                 severity=VulnerabilitySeverity(level),

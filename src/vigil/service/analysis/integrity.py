@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from vigil.model.findings import FindingType, Severity
 from vigil.model.image import ImageRef
 from vigil.service.analysis.trust import TrustDecision
 
@@ -35,14 +36,6 @@ class Status(str, Enum):
 
 # Worst first: an image's summary over clusters shows the worst of its verdicts.
 STATUS_ORDER = (Status.VIOLATION, Status.UNTRUSTED, Status.UNKNOWN, Status.PENDING, Status.VERIFIED)
-
-SEVERITY = {
-    "untrusted_registry": "high",
-    "digest_mismatch": "critical",
-    "tag_moved": "medium",
-    "artifact_missing": "high",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class RegistryAnswer:
@@ -64,12 +57,12 @@ class RegistryAnswer:
 
 @dataclass(frozen=True, slots=True)
 class FindingSpec:
-    type: str
+    type: FindingType
     evidence: dict
 
     @property
-    def severity(self) -> str:
-        return SEVERITY[self.type]
+    def severity(self) -> Severity:
+        return self.type.severity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +98,7 @@ def judge(
     base = trust.evidence()
     effective = trust.effective
     if trust.trusted is False:
-        spec = FindingSpec("untrusted_registry", base)
+        spec = FindingSpec(FindingType.UNTRUSTED_REGISTRY, base)
         return Verdict(Status.UNTRUSTED, (spec,), base)
     if answer is not None and answer.error is not None:
         unknown = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": running_digest,
@@ -116,7 +109,7 @@ def judge(
             # Nothing to compare, but the tag itself is absent: that is an answer.
             missing = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": None,
                        "missing": "tag", "registry_answer": answer.tag_missing}
-            spec = FindingSpec("artifact_missing", missing)
+            spec = FindingSpec(FindingType.ARTIFACT_MISSING, missing)
             return Verdict(Status.VIOLATION, (spec,), missing)
         return Verdict(Status.PENDING, (), {**base, "reason": "the runtime has not reported the pulled digest yet"})
     if answer is None:
@@ -131,7 +124,7 @@ def judge(
         # Pinned by digest: the only question is whether the registry holds it.
         if answer.digest_present:
             return Verdict(Status.VERIFIED, (), {**evidence, "registry_digest": running_digest}, running_digest)
-        spec = FindingSpec("artifact_missing", {**evidence, "missing": "digest", "registry_answer": answer.digest_missing})
+        spec = FindingSpec(FindingType.ARTIFACT_MISSING, {**evidence, "missing": "digest", "registry_answer": answer.digest_missing})
         return Verdict(Status.VIOLATION, (spec,), spec.evidence)
     if answer.tag_missing is not None:
         missing = {
@@ -140,7 +133,7 @@ def judge(
             "registry_answer": answer.tag_missing,
             "runtime_digest_present": answer.digest_present,
         }
-        spec = FindingSpec("artifact_missing", missing)
+        spec = FindingSpec(FindingType.ARTIFACT_MISSING, missing)
         return Verdict(Status.VIOLATION, (spec,), missing)
     tag_digest = answer.tag_digest
     if tag_digest is None:
@@ -154,10 +147,10 @@ def judge(
         raise ValueError(f"image {trust.image}: the tag moved, and whether the running digest exists was not asked")
     if answer.digest_present:
         moved = {**evidence, "since": tag_moved_since}
-        spec = FindingSpec("tag_moved", moved)
+        spec = FindingSpec(FindingType.TAG_MOVED, moved)
         return Verdict(Status.VIOLATION, (spec,), moved, tag_digest)
     mismatch = {**evidence, "registry_answer": answer.digest_missing}
-    spec = FindingSpec("digest_mismatch", mismatch)
+    spec = FindingSpec(FindingType.DIGEST_MISMATCH, mismatch)
     return Verdict(Status.VIOLATION, (spec,), mismatch, tag_digest)
 
 

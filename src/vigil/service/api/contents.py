@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.api.errors import ApiError, not_found
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["contents"])
 
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
 After = Query(None, description="cursor from the previous page's `next`")
-SEVERITY_LEVELS = ("critical", "high", "medium", "low", "unknown")
+SEVERITY_LEVELS = tuple(s.value for s in ADVISORY_SEVERITIES)
 
 
 def _digest_of(conn, image_id: int) -> str:

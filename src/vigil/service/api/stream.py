@@ -22,10 +22,10 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from vigil.clock import iso
+from vigil.model.findings import FINDING_TYPES, SEVERITIES, FindingStatus
 from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
 from vigil.service.api.query import csv_values
-from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store import risk as risk_store
 from vigil.service.store.schema import finding_events, findings
@@ -41,8 +41,8 @@ BATCH = 500
 def event_kind(from_status: str | None, to_status: str) -> str:
     if from_status is None:
         return "opened"
-    if to_status == "open":
-        return "reopened" if from_status != "open" else "severity_changed"
+    if to_status == FindingStatus.OPEN:
+        return "reopened" if from_status != FindingStatus.OPEN else "severity_changed"
     return to_status  # resolved | suppressed
 
 
@@ -86,8 +86,8 @@ async def stream_findings(
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     who: Principal = Depends(reader),
 ) -> StreamingResponse:
-    severities = set(csv_values("severity", severity, finding_store.SEVERITIES))
-    types = set(csv_values("type", type, finding_store.FINDING_TYPES))
+    severities = set(csv_values("severity", severity, SEVERITIES))
+    types = set(csv_values("type", type, FINDING_TYPES))
     engine = request.app.state.engine
     resume = _parse_last_id(last_event_id)
     if resume is None:

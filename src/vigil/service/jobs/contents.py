@@ -16,8 +16,8 @@ One pass (``run_pass``):
    workload stops running the image, or when the vulnerability no longer
    matches the installed version (an advisory was corrected or withdrawn).
 
-Dedup keys: ``content:<cluster>:<image pk>:<namespace>:<kind>/<name>:<type>:
-<package hash>:<advisory id>``, with the package hash over (type, name, the
+A finding's scope is the workload running the image; its subject key is
+``<package hash>:<advisory id>``, with the package hash over (type, name, the
 file it was found in) and the smallest matched advisory id of the alias group
 (it changes only when another advisory about the same vulnerability joins).
 """
@@ -35,6 +35,7 @@ from typing import Protocol
 from sqlalchemy import Engine, select
 
 from vigil.background import PeriodicTask
+from vigil.model.findings import SEVERITIES, Family, FindingStatus, FindingType
 from vigil.intel import AdvisoryIndex, AdvisoryStore
 from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
@@ -43,7 +44,6 @@ from vigil.model.scan import ScanOutcome
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images
-from vigil.service.store.schema import findings
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,16 @@ def _package_hash(v: store.StoredVulnerability) -> str:
     return hashlib.sha256(f"{v.package_type}\0{v.package_name}\0{v.found_in}".encode()).hexdigest()[:16]
 
 
+def _finding_type(v: store.StoredVulnerability) -> FindingType:
+    return FindingType.MALICIOUS_PACKAGE if v.malicious else FindingType.VULNERABLE_PACKAGE
+
+
+def subject_key(v: store.StoredVulnerability) -> str:
+    return f"{_package_hash(v)}:{v.key_id}"
+
+
 def dedup_key(r: RunningImage, v: store.StoredVulnerability) -> str:
-    kind = "malicious_package" if v.malicious else "vulnerable_package"
+    kind = _finding_type(v)
     workload = f"{r.workload_kind}/{r.workload_name}"
     key = f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{workload}:{kind}:{_package_hash(v)}:{v.key_id}"
     if len(key) > 512:  # only absurdly long names get here; keep the key unique and within the column
@@ -100,8 +108,10 @@ def _image_text(r: RunningImage) -> str:
 
 
 def observation(r: RunningImage, v: store.StoredVulnerability) -> finding_store.Observation:
-    kind = "malicious_package" if v.malicious else "vulnerable_package"
-    severity = "critical" if v.malicious else (v.severity if v.severity in finding_store.SEVERITIES else "unknown")
+    kind = _finding_type(v)
+    # A malicious package is critical whatever its advisory says; otherwise the advisory's level.
+    advisory_level = v.severity if v.severity in SEVERITIES else None
+    severity = kind.severity() if v.malicious else (advisory_level or kind.severity())
     verb = "malicious package" if v.malicious else v.vuln_id
     subject = f"{r.namespace}/{r.workload_kind}/{r.workload_name}: {v.package_name} {v.package_version} ({verb})"
     evidence = {
@@ -138,6 +148,7 @@ def observation(r: RunningImage, v: store.StoredVulnerability) -> finding_store.
         workload_kind=r.workload_kind,
         workload_name=r.workload_name,
         image_pk=r.image_pk,
+        subject_key=subject_key(v),
     )
 
 
@@ -286,29 +297,22 @@ class VulnerabilityAnalyzer:
         with self.engine.begin() as conn:
             vulns = store.vulnerabilities_of(conn, {r.digest for r in running if r.digest})
             present: set[str] = set()
-            live_pairs: set[str] = set()
+            live_scopes = {r.scope for r in running}
             for r in running:
-                live_pairs.add(f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{r.workload_kind}/{r.workload_name}:")
                 for v in vulns.get(r.digest, ()):
                     obs = observation(r, v)
                     present.add(obs.dedup_key)
                     _, change = finding_store.observe(conn, obs, actor=ACTOR)
                     opened += change in ("opened", "reopened")
-            open_rows = conn.execute(
-                select(findings.c.id, findings.c.dedup_key).where(
-                    findings.c.status == "open", findings.c.dedup_key.startswith(DEDUP_PREFIX, autoescape=True)
-                )
-            ).all()
-            for fid, key in open_rows:
+            for key, f in finding_store.open_findings(conn, Family.CONTENTS).items():
                 if key in present:
                     continue
-                still_runs = key.rsplit(":", 3)[0] + ":" in live_pairs
                 reason = (
                     "condition ended: the advisories no longer match the installed version"
-                    if still_runs
+                    if f.scope in live_scopes
                     else "the workload no longer runs this image"
                 )
-                finding_store.set_status(conn, fid, "resolved", reason, ACTOR)
+                finding_store.set_status(conn, f.id, FindingStatus.RESOLVED, reason, ACTOR)
                 resolved += 1
         self._fingerprint = fingerprint
         return True, opened, resolved

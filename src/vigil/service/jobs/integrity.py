@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
+from vigil.model.findings import INTEGRITY_TYPES, Family, FindingStatus, FindingType
 from vigil.model.image import ImageRef, digest_error
 from vigil.registry import RegistryClient
 from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
@@ -157,9 +158,9 @@ class IntegrityEvaluator:
             rows.append(self._state_row(p, verdict, state, revision, now))
         with self.engine.begin() as conn:
             store.upsert_states(conn, rows)
-            open_keys = store.open_integrity_findings(conn)
-            report.opened, report.resolved = self._write_findings(conn, due, decisions, verdicts, open_keys)
-            report.resolved += self._resolve_stopped(conn, running, open_keys)
+            open_findings = finding_store.open_findings(conn, Family.INTEGRITY)
+            report.opened, report.resolved = self._write_findings(conn, due, decisions, verdicts, open_findings)
+            report.resolved += self._resolve_stopped(conn, running, open_findings)
         # Provenance after the verdicts are stored: labels are worth having, but not worth
         # delaying a verdict for (they cost a manifest and a config fetch per new digest).
         provenance = self._provenance(due, decisions, verdicts)
@@ -276,7 +277,7 @@ class IntegrityEvaluator:
         wanted: dict[str, ImageRef] = {}
         for p in due:
             v = verdicts[id(p)]
-            present = v.status is Status.VERIFIED or any(f.type == "tag_moved" for f in v.findings)
+            present = v.status is Status.VERIFIED or any(f.type == FindingType.TAG_MOVED for f in v.findings)
             if present and p.digest:
                 wanted.setdefault(p.digest, decisions[id(p)].effective)
         if not wanted:
@@ -308,17 +309,20 @@ class IntegrityEvaluator:
             return [row for row in pool.map(fetch, todo) if row is not None]
 
     def _write_findings(
-        self, conn, due: list[_Pair], decisions: dict, verdicts: dict, open_keys: dict[str, int]
+        self, conn, due: list[_Pair], decisions: dict, verdicts: dict, open_findings: dict[str, finding_store.OpenFinding]
     ) -> tuple[int, int]:
         opened = resolved = 0
+        by_pair: dict[tuple[str | None, int | None], list[finding_store.OpenFinding]] = defaultdict(list)
+        for f in open_findings.values():
+            by_pair[(f.cluster_id, f.image_pk)].append(f)
         for p in due:
             v = verdicts[id(p)]
             decision = decisions[id(p)]
             if v.definite:
-                settled = set(store.INTEGRITY_TYPES)
+                settled = set(INTEGRITY_TYPES)
             elif decision is not None and decision.trusted is not False:
                 # Unknown or pending integrity still settles trust: the registry is trusted now.
-                settled = {"untrusted_registry"}
+                settled = {FindingType.UNTRUSTED_REGISTRY}
             else:
                 continue  # nothing known: what was open stays open, nothing new opens
             present: set[str] = set()
@@ -340,7 +344,6 @@ class IntegrityEvaluator:
                     )
                     _, change = finding_store.observe(conn, obs, actor=ACTOR)
                     opened += change in ("opened", "reopened")
-            prefix = store.pair_prefix(p.cluster_id, p.image_pk)
             if v.status is Status.VERIFIED:
                 reason = "condition ended: the registry confirms the running image"
             elif v.definite:
@@ -348,18 +351,22 @@ class IntegrityEvaluator:
             else:
                 reason = f"condition ended: {decision.rule.describe() if decision.rule else 'trust not checked'}"
 
-            settled_keys = [k for k in open_keys if k.startswith(prefix) and k.rsplit(":", 1)[1] in settled]
-            for key in [k for k in settled_keys if k not in present]:
-                finding_store.set_status(conn, open_keys.pop(key), "resolved", reason, ACTOR)
-                resolved += 1
+            for f in by_pair.get((p.cluster_id, p.image_pk), ()):
+                if f.type in settled and f.dedup_key not in present and f.dedup_key in open_findings:
+                    del open_findings[f.dedup_key]
+                    finding_store.set_status(conn, f.id, FindingStatus.RESOLVED, reason, ACTOR)
+                    resolved += 1
         return opened, resolved
 
-    def _resolve_stopped(self, conn, running: list[store.RunningImage], open_keys: dict[str, int]) -> int:
+    def _resolve_stopped(
+        self, conn, running: list[store.RunningImage], open_findings: dict[str, finding_store.OpenFinding]
+    ) -> int:
         """Resolve open integrity findings whose workload no longer runs their image."""
-        live = {store.dedup_key("", r) for r in running}
+        live = {r.scope for r in running}
         n = 0
-        for key in [k for k in open_keys if k[: k.rfind(":") + 1] not in live]:
-            finding_store.set_status(conn, open_keys.pop(key), "resolved", "the workload no longer runs this image", ACTOR)
+        for f in [f for f in open_findings.values() if f.scope not in live]:
+            del open_findings[f.dedup_key]
+            finding_store.set_status(conn, f.id, FindingStatus.RESOLVED, "the workload no longer runs this image", ACTOR)
             n += 1
         return n
 

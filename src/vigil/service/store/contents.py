@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.model.scan import QueueCounts, ScanJob, ScanResult
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.schema import (
@@ -361,7 +362,7 @@ def scan_status(conn: Connection, digest: str | None) -> dict:
         "matched_revision": r.matched_revision,
         "matched_at": _iso(r.matched_at),
         "match_warnings": r.match_warnings,
-        "vulnerabilities": {s: int(vulns.get(s, 0)) for s in ("critical", "high", "medium", "low", "unknown")},
+        "vulnerabilities": {s.value: int(vulns.get(s, 0)) for s in ADVISORY_SEVERITIES},
     }
 
 

@@ -6,26 +6,25 @@ whole story stays readable after it is resolved.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select, update
 
+from vigil.model.findings import (
+    FINDING_STATUSES,
+    FINDING_TYPES,
+    SEVERITIES,
+    Family,
+    FindingStatus,
+    family_of,
+    severity_rank,
+    workload_scope,
+)
 from vigil.service.store.schema import finding_events, findings
 from vigil.service.store.tokens import utcnow
 
-FINDING_TYPES = (
-    "untrusted_registry",
-    "digest_mismatch",
-    "tag_moved",
-    "artifact_missing",
-    "vulnerable_package",
-    "malicious_package",
-    "running_vulnerability",
-    "runtime_drift",
-    "tampered_binary",
-    "suspicious_exec",
-)
-SEVERITIES = ("critical", "high", "medium", "low", "info", "unknown")
+__all__ = ["FINDING_TYPES", "SEVERITIES", "Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,42 @@ class Observation:
     workload_kind: str | None = None
     workload_name: str | None = None
     image_pk: int | None = None
+    subject_key: str = ""  # what the finding is about inside its scope (see vigil.model.findings)
 
     def __post_init__(self) -> None:
         if self.type not in FINDING_TYPES:
             raise ValueError(f"finding type {self.type!r} is not one of {', '.join(FINDING_TYPES)}")
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity {self.severity!r} is not one of {', '.join(SEVERITIES)}")
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.type)
+
+    @property
+    def scope(self) -> str:
+        return workload_scope(self.cluster_id, self.namespace, self.workload_kind, self.workload_name, self.image_pk)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFinding:
+    """An open finding as a pass settles it: by its image in a cluster, its scope and its type."""
+
+    id: int
+    dedup_key: str
+    type: str
+    cluster_id: str | None
+    image_pk: int | None
+    scope: str
+
+
+def open_findings(conn: Connection, family: Family) -> dict[str, OpenFinding]:
+    """dedup_key -> every open finding of ``family``."""
+    f = findings.c
+    stmt = select(f.id, f.dedup_key, f.type, f.cluster_id, f.image_pk, f.scope).where(
+        f.family == family, f.status == FindingStatus.OPEN
+    )
+    return {r.dedup_key: OpenFinding(*r) for r in conn.execute(stmt)}
 
 
 def _event(conn: Connection, finding_id: int, frm: str | None, to: str, severity: str, reason: str | None, actor: str, at) -> None:
@@ -73,37 +102,41 @@ def observe(conn: Connection, obs: Observation, actor: str = "analysis") -> tupl
         workload_kind=obs.workload_kind,
         workload_name=obs.workload_name,
         image_pk=obs.image_pk,
+        family=obs.family,
+        scope=obs.scope,
+        subject_key=obs.subject_key,
         last_seen_at=now,
     )
     if row is None:
         result = conn.execute(
             findings.insert().values(
-                dedup_key=obs.dedup_key, status="open", first_seen_at=now, status_changed_at=now, **values
+                dedup_key=obs.dedup_key, status=FindingStatus.OPEN, first_seen_at=now, status_changed_at=now, **values
             )
         )
         fid = result.inserted_primary_key[0]
-        _event(conn, fid, None, "open", obs.severity, "observed", actor, now)
+        _event(conn, fid, None, FindingStatus.OPEN, obs.severity, "observed", actor, now)
         return fid, "opened"
-    if row.status == "suppressed":
+    if row.status == FindingStatus.SUPPRESSED:
         # A suppressed finding stays suppressed; keep its evidence current.
         conn.execute(update(findings).where(findings.c.id == row.id).values(**values))
         return row.id, "suppressed"
     change = "unchanged"
-    if row.status == "resolved":
-        values.update(status="open", status_changed_at=now, status_reason=None)
-        _event(conn, row.id, "resolved", "open", obs.severity, "observed again", actor, now)
+    if row.status == FindingStatus.RESOLVED:
+        values.update(status=FindingStatus.OPEN, status_changed_at=now, status_reason=None)
+        _event(conn, row.id, FindingStatus.RESOLVED, FindingStatus.OPEN, obs.severity, "observed again", actor, now)
         change = "reopened"
     elif row.severity != obs.severity:
-        _event(conn, row.id, "open", "open", obs.severity, f"severity {row.severity} -> {obs.severity}", actor, now)
-        change = "escalated" if SEVERITIES.index(obs.severity) < SEVERITIES.index(row.severity) else "changed"
+        reason = f"severity {row.severity} -> {obs.severity}"
+        _event(conn, row.id, FindingStatus.OPEN, FindingStatus.OPEN, obs.severity, reason, actor, now)
+        change = "escalated" if severity_rank(obs.severity) > severity_rank(row.severity) else "changed"
     conn.execute(update(findings).where(findings.c.id == row.id).values(**values))
     return row.id, change
 
 
 def set_status(conn: Connection, finding_id: int, status: str, reason: str, actor: str) -> bool:
     """Resolve, suppress or reopen a finding by hand, with a reason kept in its history."""
-    if status not in ("open", "resolved", "suppressed"):
-        raise ValueError(f"status {status!r} is not one of open, resolved, suppressed")
+    if status not in FINDING_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(FINDING_STATUSES)}")
     row = conn.execute(select(findings.c.status, findings.c.severity).where(findings.c.id == finding_id)).first()
     if row is None:
         return False
@@ -117,16 +150,25 @@ def set_status(conn: Connection, finding_id: int, status: str, reason: str, acto
     return True
 
 
-def resolve_absent(conn: Connection, dedup_prefix: str, still_present: set[str], reason: str, actor: str = "analysis") -> int:
-    """Resolve open findings under ``dedup_prefix`` whose condition was not observed in this pass."""
-    rows = conn.execute(
-        select(findings.c.id, findings.c.dedup_key).where(
-            findings.c.status == "open", findings.c.dedup_key.startswith(dedup_prefix, autoescape=True)
-        )
-    ).all()
+def resolve_absent(
+    conn: Connection,
+    family: Family,
+    still_present: set[str],
+    reason: str,
+    actor: str = "analysis",
+    *,
+    scopes: Collection[str] | None = None,
+) -> int:
+    """Resolve the open findings of ``family`` (in ``scopes``, or all) whose dedup key was not
+    observed in this pass."""
+    stmt = select(findings.c.id, findings.c.dedup_key).where(
+        findings.c.family == family, findings.c.status == FindingStatus.OPEN
+    )
+    if scopes is not None:
+        stmt = stmt.where(findings.c.scope.in_(sorted(scopes)))
     n = 0
-    for r in rows:
+    for r in conn.execute(stmt).all():
         if r.dedup_key not in still_present:
-            set_status(conn, r.id, "resolved", reason, actor)
+            set_status(conn, r.id, FindingStatus.RESOLVED, reason, actor)
             n += 1
     return n

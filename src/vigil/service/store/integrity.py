@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.model.findings import workload_scope
 from vigil.service.analysis.integrity import worst
 from vigil.service.store.schema import (
     clusters,
     containers,
-    findings,
     image_integrity,
     image_provenance,
     images,
@@ -21,7 +21,6 @@ from vigil.service.store.schema import (
 )
 from vigil.service.store.tokens import as_utc
 
-INTEGRITY_TYPES = ("untrusted_registry", "digest_mismatch", "tag_moved", "artifact_missing")
 DEDUP_PREFIX = "integrity:"
 # A container in these states is not running its image any more.
 NOT_RUNNING = ("terminated",)
@@ -43,6 +42,10 @@ class RunningImage:
     workload_kind: str
     workload_name: str
 
+    @property
+    def scope(self) -> str:
+        return workload_scope(self.cluster_id, self.namespace, self.workload_kind, self.workload_name, self.image_pk)
+
 
 @dataclass(frozen=True, slots=True)
 class IntegrityState:
@@ -55,12 +58,8 @@ class IntegrityState:
 
 
 def dedup_key(finding_type: str, r: RunningImage) -> str:
-    # Prefix per (cluster, image) so one evaluation can resolve exactly its own findings.
-    return f"{pair_prefix(r.cluster_id, r.image_pk)}{r.namespace}:{r.workload_kind}/{r.workload_name}:{finding_type}"
-
-
-def pair_prefix(cluster_id: str, image_pk: int) -> str:
-    return f"{DEDUP_PREFIX}{cluster_id}:{image_pk}:"
+    """One finding per (type, cluster, image, workload); the scope and type columns say the same."""
+    return f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{r.workload_kind}/{r.workload_name}:{finding_type}"
 
 
 def running_images(conn: Connection) -> list[RunningImage]:
@@ -111,14 +110,6 @@ def upsert_states(conn: Connection, rows: list[dict]) -> None:
     )
     for start in range(0, len(rows), _CHUNK):
         conn.execute(stmt, rows[start : start + _CHUNK])
-
-
-def open_integrity_findings(conn: Connection) -> dict[str, int]:
-    """dedup_key -> id of every open integrity finding."""
-    stmt = select(findings.c.dedup_key, findings.c.id).where(
-        findings.c.status == "open", findings.c.dedup_key.startswith(DEDUP_PREFIX, autoescape=True)
-    )
-    return {key: fid for key, fid in conn.execute(stmt)}
 
 
 def known_provenance(conn: Connection, digests: Iterable[str]) -> set[str]:

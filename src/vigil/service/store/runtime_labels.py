@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from sqlalchemy import Connection, exists, func, select
 
+from vigil.model.findings import PACKAGE_TYPES, Family, FindingStatus, FindingType
 from vigil.service.store import findings as finding_store
 from vigil.service.store.schema import (
     containers,
@@ -27,8 +28,6 @@ from vigil.service.store.schema import (
 )
 from vigil.service.store.tokens import as_utc, utcnow
 
-PACKAGE_TYPES = ("vulnerable_package", "malicious_package")
-RUNTIME_TYPES = ("runtime_drift", "tampered_binary", "suspicious_exec", "running_vulnerability")
 STATES = ("running", "not_observed_running", "watching", "unwatched")
 NOT_RUNNING = ("terminated",)
 
@@ -83,7 +82,7 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     for r in conn.execute(
         select(findings.c.id, findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name,
                findings.c.image_pk, findings.c.evidence)
-        .where(findings.c.type == "running_vulnerability", findings.c.status == "open")
+        .where(findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
     ):
         ident = (r.id, *package_identity(r.evidence or {}))
         running.setdefault((r.cluster_id, r.namespace, r.workload_kind, r.workload_name, r.image_pk), []).append(ident)
@@ -94,7 +93,7 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     for f in conn.execute(
         select(findings.c.id, findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name,
                findings.c.image_pk, findings.c.evidence)
-        .where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == "open")
+        .where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN)
     ):
         name, version, ids = package_identity(f.evidence or {})
         if f.workload_kind:
@@ -126,7 +125,8 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
 
 
 def resolve_stopped(conn: Connection, actor: str) -> int:
-    """Resolve open runtime findings whose workload no longer runs their image."""
+    """Resolve open runtime findings whose workload no longer runs their image (a finding about
+    no image is left alone: nothing here says when it ends)."""
     still = (
         select(containers.c.pod_uid)
         .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
@@ -141,12 +141,12 @@ def resolve_stopped(conn: Connection, actor: str) -> int:
     )
     ids = conn.execute(
         select(findings.c.id).where(
-            findings.c.status == "open",
-            findings.c.type.in_(RUNTIME_TYPES),
-            findings.c.dedup_key.startswith("rt|"),
+            findings.c.family == Family.RUNTIME,
+            findings.c.status == FindingStatus.OPEN,
+            findings.c.image_pk.is_not(None),
             ~exists(still),
         )
     ).scalars().all()
     for fid in ids:
-        finding_store.set_status(conn, fid, "resolved", "the workload no longer runs this image", actor)
+        finding_store.set_status(conn, fid, FindingStatus.RESOLVED, "the workload no longer runs this image", actor)
     return len(ids)

@@ -165,8 +165,13 @@ findings = Table(
     "findings",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    # What makes two observations the same finding, e.g. type + cluster + workload + image + subject.
+    # What makes two observations the same finding: unique, built by the analysis, never taken apart.
     Column("dedup_key", String(512), nullable=False, unique=True),
+    # The finding's key, as vigil.model.findings defines it: the analysis that owns it, where it
+    # holds (cluster, namespace, workload, image) and what it is about there.
+    Column("family", String(16), nullable=False, server_default=""),
+    Column("scope", String(512), nullable=False, server_default=""),
+    Column("subject_key", Text, nullable=False, server_default=""),
     Column("type", String(32), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("subject", String(1024), nullable=False),
@@ -184,6 +189,8 @@ findings = Table(
     Column("status_changed_at", Timestamp, nullable=False),
     Index("ix_findings_filter", "status", "severity", "type"),
     Index("ix_findings_cluster", "cluster_id", "namespace"),
+    # A pass reads the open findings of its family, and settles those of one scope.
+    Index("ix_findings_family", "family", "status", "scope"),
 )
 
 finding_events = Table(

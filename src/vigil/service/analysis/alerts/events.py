@@ -10,34 +10,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vigil.clock import iso
+from vigil.model.findings import RATED_SEVERITIES, FindingStatus, Severity
+from vigil.model.findings import severity_rank as _rank
 
 # opened: a new finding; reopened: a resolved (or suppressed) finding is open again;
 # escalated: an open finding's severity rose; resolved / suppressed: it closed.
 EVENT_KINDS = ("opened", "reopened", "escalated", "resolved", "suppressed")
 # Suppression is a person's decision, not news about the cluster: opt-in per output.
 DEFAULT_EVENTS = ("opened", "reopened", "escalated", "resolved")
-THRESHOLDS = ("critical", "high", "medium", "low")
-# info and unknown (an advisory without a score) rank with low: a "low" output gets everything.
-_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 3, "unknown": 3}
+THRESHOLDS = tuple(s.value for s in RATED_SEVERITIES)
 
 
 def severity_rank(severity: str) -> int:
-    """0 is the most severe; a severity Vigil does not know ranks lowest rather than being dropped."""
-    return _RANK.get(severity, 3)
+    """0 is the most severe. Info, unknown (an advisory without a score) and a severity Vigil does
+    not know rank with low, so a "low" output gets everything rather than dropping some."""
+    return Severity.CRITICAL.rank - max(_rank(severity), Severity.LOW.rank)
 
 
 def classify(from_status: str | None, to_status: str, severity: str, previous_severity: str | None) -> str | None:
     """The event kind of one history row, or None when it is not alert-worthy (a severity drop)."""
-    if to_status == "open":
+    closed = (FindingStatus.RESOLVED, FindingStatus.SUPPRESSED)
+    if to_status == FindingStatus.OPEN:
         if from_status is None:
             return "opened"
-        if from_status in ("resolved", "suppressed"):
+        if from_status in closed:
             return "reopened"
-        if from_status == "open" and previous_severity is not None:
+        if from_status == FindingStatus.OPEN and previous_severity is not None:
             return "escalated" if severity_rank(severity) < severity_rank(previous_severity) else None
         return None
-    if to_status in ("resolved", "suppressed") and from_status != to_status:
-        return to_status
+    if to_status in closed and from_status != to_status:
+        return FindingStatus(to_status).value
     return None
 
 

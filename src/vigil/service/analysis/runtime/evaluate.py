@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from vigil.model.findings import FindingType, raise_severity
 from vigil.service.analysis.runtime.model import (
     ContainerProcesses,
     Detection,
@@ -29,15 +30,8 @@ from vigil.service.analysis.runtime.model import (
 from vigil.service.analysis.runtime.paths import ImageFileSystem, owned_paths
 from vigil.service.analysis.runtime.rules import RULES, AllowEntry, Rule, allowed_by
 
-# One level up; critical stays critical. "unknown" (no score) is treated as low.
-RAISED = {"info": "low", "low": "medium", "unknown": "medium", "medium": "high", "high": "critical", "critical": "critical"}
-
-
-def raise_severity(level: str) -> str:
-    try:
-        return RAISED[level]
-    except KeyError:
-        raise ValueError(f"severity {level!r} is not one of {', '.join(RAISED)}") from None
+__all__ = ["Evaluation", "ImageView", "dedup_key", "evaluate", "raise_severity"]
+TAMPERED, DRIFT = FindingType.TAMPERED_BINARY, FindingType.RUNTIME_DRIFT
 
 
 @dataclass
@@ -118,7 +112,7 @@ def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[
             "process": process_evidence(r, w),
         }
         subject = f"{r.path} differs from the image ({_short(expected)} in the image, {_short(r.sha256)} ran)"
-        return [Detection("tampered_binary", "critical", subject, f"{r.path}|{r.sha256}", evidence)], None
+        return [Detection(TAMPERED, TAMPERED.severity(), subject, f"{r.path}|{r.sha256}", evidence)], None
     if image.fs.holds_sha256(r.sha256):
         return [], None  # a copy of an image file: its bytes came from the image
     evidence = {
@@ -129,7 +123,7 @@ def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[
         "process": process_evidence(r, w),
     }
     subject = f"{r.path} ({_short(r.sha256)}) is not in the image"
-    return [Detection("runtime_drift", "high", subject, f"{r.path}|{r.sha256}", evidence)], None
+    return [Detection(DRIFT, DRIFT.severity(), subject, f"{r.path}|{r.sha256}", evidence)], None
 
 
 def suspicious_detections(
@@ -156,7 +150,7 @@ def suspicious_detections(
             "image": _image_evidence(w),
         }
         subject = f"{rule.id}: {r.path}"
-        out.append(Detection("suspicious_exec", rule.severity, subject, f"{rule.id}|{r.path}", evidence))
+        out.append(Detection(FindingType.SUSPICIOUS_EXEC, rule.severity, subject, f"{rule.id}|{r.path}", evidence))
     return out, silenced
 
 
@@ -190,7 +184,7 @@ def vulnerability_detections(r: ExecRecord, w: Workload, image: ImageView) -> li
             }
             subject = f"{pkg.name} {pkg.version} ({v.vuln_id}) running"
             key = f"{v.key_id}|{pkg.type}/{pkg.name}@{pkg.version}"
-            out.append(Detection("running_vulnerability", raise_severity(v.severity), subject, key, evidence))
+            out.append(Detection(FindingType.RUNNING_VULNERABILITY, raise_severity(v.severity), subject, key, evidence))
     return out
 
 

@@ -23,9 +23,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-SEVERITY_POINTS = {"critical": 40, "high": 30, "medium": 20, "low": 10, "unknown": 10, "info": 5}
-RUNTIME_TYPES = frozenset({"runtime_drift", "tampered_binary", "suspicious_exec", "running_vulnerability"})
-PACKAGE_TYPES = frozenset({"vulnerable_package", "malicious_package"})
+from vigil.model.findings import PACKAGE_TYPES, RUNTIME_TYPES, Severity
+
+SEVERITY_POINTS: dict[str, int] = {
+    Severity.CRITICAL: 40,
+    Severity.HIGH: 30,
+    Severity.MEDIUM: 20,
+    Severity.LOW: 10,
+    Severity.UNKNOWN: 10,
+    Severity.INFO: 5,
+}
 RUNTIME_OBSERVED = 25
 NOT_OBSERVED_RUNNING = -10
 EXPOSURE_POINTS = {"privileged": 15, "host_pid": 5, "host_network": 5, "root": 5}
@@ -72,7 +79,7 @@ def _part(points: float, detail) -> dict:
 
 def finding_risk(severity: str, type_: str, runtime_state: str | None, exposure: Exposure | None, blast: BlastRadius) -> dict:
     """{score, parts} of one finding. ``runtime_state`` is a package finding's runtime label."""
-    sev = SEVERITY_POINTS.get(severity, SEVERITY_POINTS["unknown"])
+    sev = SEVERITY_POINTS.get(severity, SEVERITY_POINTS[Severity.UNKNOWN])
     if type_ in RUNTIME_TYPES:
         runtime = _part(RUNTIME_OBSERVED, "observed at runtime")
     elif type_ in PACKAGE_TYPES and runtime_state == "running":
