@@ -1,4 +1,5 @@
-"""deploy/controller renders with kubectl kustomize, validates against the Kubernetes schemas, and is least-privilege."""
+"""deploy/manifests/secured-cluster (the controller base folded into the chart's static manifests) renders with
+kubectl kustomize, validates against the Kubernetes schemas, and is least-privilege."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "controller"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "manifests" / "secured-cluster"
 WATCHED = {"": {"nodes", "pods", "replicationcontrollers"},
            "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
            "batch": {"jobs", "cronjobs"}}
@@ -26,7 +27,9 @@ def rendered() -> list[dict]:
 
 def test_validates_against_kubernetes_schemas_offline(rendered):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    assert sorted(d["kind"] for d in rendered) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "ServiceAccount"]
+    assert sorted(d["kind"] for d in rendered) == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Deployment",
+                                                   "Namespace", "Namespace", "NetworkPolicy", "NetworkPolicy",
+                                                   "ServiceAccount", "ServiceAccount"]
     for doc in rendered:
         kubernetes_validate.validate(doc, "1.31.0", strict=True)  # raises ValidationError on any mistake
 
