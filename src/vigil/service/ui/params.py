@@ -6,7 +6,11 @@ parameter and the rule, shown to the user as a 400 page.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode
+
+from vigil.service.store.pagination import BadCursor
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
@@ -81,6 +85,15 @@ def page_size(params) -> int:
 
 def cursor(params) -> str | None:
     return text(params, "after", 512)
+
+
+@contextmanager
+def cursor_checked(name: str = "after") -> Iterator[None]:
+    """A cursor the store refuses (not one it issued for this listing) is a bad ``name`` parameter."""
+    try:
+        yield
+    except BadCursor as exc:
+        raise BadParam(f"{name}: {exc}") from None
 
 
 def link(path: str, params, **changes) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from vigil.service.store import queries
-from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -17,10 +16,8 @@ def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
     q = request.query_params
     limit, after = params.page_size(q), params.cursor(q)
     with request.app.state.engine.connect() as conn:
-        try:
+        with params.cursor_checked():
             page = queries.console_clusters(conn, after, limit)
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         sensors = queries.sensor_summary(conn, [c["id"] for c in page.items])
         counts = {c["id"]: queries.finding_counts(conn, c["id"]) for c in page.items}
     open_by_cluster = {cid: sum(sum(t.values()) for t in c.values()) for cid, c in counts.items()}
@@ -37,10 +34,8 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         found = [c for c in queries.console_clusters(conn, None, 1000).items if c["id"] == cluster_id]
         if not found:
             raise web.Refused(404, f"cluster {cluster_id!r} does not exist")
-        try:
+        with params.cursor_checked():
             nodes = queries.cluster_nodes(conn, cluster_id, status, text, after, limit)
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         summary = queries.sensor_summary(conn, [cluster_id])[cluster_id]
         counts = queries.finding_counts(conn, cluster_id)
     return web.render(

@@ -18,7 +18,6 @@ from vigil.model.findings import (
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store import risk as risk_store
-from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -57,10 +56,8 @@ def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
     f = finding_filter(q)
     sort, desc = params.sort(q, queries.FINDING_SORTS, "severity")
     with request.app.state.engine.connect() as conn:
-        try:
+        with params.cursor_checked():
             page = queries.console_findings(conn, f, queries.finding_sort(sort, desc), params.cursor(q), params.page_size(q))
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
         risk_store.attach_risk(conn, page.items)
     quick = [(label, params.link("/findings", _empty(), **qp), _active(f, qp)) for label, qp in QUICK_FILTERS]

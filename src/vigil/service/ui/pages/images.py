@@ -26,10 +26,8 @@ def images(request: Request, v: web.Viewer = Depends(web.viewer)):
     )
     sort, desc = params.sort(q, queries.IMAGE_SORTS, "ref")
     with request.app.state.engine.connect() as conn:
-        try:
+        with params.cursor_checked():
             page = queries.console_images(conn, f, sort, desc, params.cursor(q), params.page_size(q))
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
         _count_vulnerabilities(conn, page.items)
     return web.render(request, "images.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], FINDING_TYPES=FINDING_TYPES)

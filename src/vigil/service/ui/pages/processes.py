@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from vigil.service.store import queries
-from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -26,9 +25,7 @@ def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
     )
     sort, desc = params.sort(q, queries.PROCESS_SORTS, "-last_seen")
     with request.app.state.engine.connect() as conn:
-        try:
+        with params.cursor_checked():
             page = queries.console_processes(conn, f, sort, desc, params.cursor(q), params.page_size(q))
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
     return web.render(request, "processes.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], KINDS=KINDS)

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Request
 
 from vigil.service.store import queries
 from vigil.service.store import risk as risk_store
-from vigil.service.store.pagination import BadCursor
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -23,10 +22,8 @@ def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
     )
     sort, desc = params.sort(q, queries.WORKLOAD_SORTS, "name")
     with request.app.state.engine.connect() as conn:
-        try:
+        with params.cursor_checked():
             page = queries.console_workloads(conn, f, sort, desc, params.cursor(q), params.page_size(q))
-        except BadCursor as exc:
-            raise params.BadParam(f"after: {exc}") from None
         choices = queries.finding_filter_choices(conn)
     return web.render(request, "workloads.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"])
 
