@@ -78,16 +78,6 @@ class Resource(str, Enum):
     findings = "findings"
 
 
-COLUMNS = {
-    "clusters": ["id", "name", "controller.status", "last_seen_at", "nodes", "pods"],
-    "nodes": ["cluster_id", "name", "kernel_version", "os_image", "container_runtime", "architecture", "sensor_disabled"],
-    "workloads": ["cluster_id", "namespace", "kind", "name", "pods"],
-    "pods": ["cluster_id", "namespace", "name", "node_name", "phase", "workload.kind", "workload.name"],
-    "images": ["id", "ref", "usage.containers", "usage.workloads", "usage.clusters"],
-    "findings": ["id", "severity", "type", "status", "subject", "cluster_id", "namespace", "last_seen_at"],
-}
-
-
 def _print_version(value: bool) -> None:
     # Eager, so `vigil --version` answers before click asks for a sub-command.
     if value:
@@ -146,7 +136,9 @@ def get(
             rows = client.list_all(f"/api/v1/{resource.value}", params, limit)
     except ServiceError as exc:
         raise _error(str(exc), 1)
-    print_rows(rows, COLUMNS[resource.value], output.value, resource.value.capitalize())
+    from vigil.wire.views import LISTINGS  # pydantic only once there is something to print
+
+    print_rows(rows, list(LISTINGS[resource.value].columns), output.value, resource.value.capitalize())
 
 
 def _mounted(args: list[str]) -> str | None:

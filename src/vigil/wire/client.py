@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+
+if TYPE_CHECKING:
+    from vigil.wire.views import View
+
+V = TypeVar("V", bound="View")
 
 
 class ServiceError(RuntimeError):
@@ -62,3 +67,8 @@ class ServiceClient:
             after = body.get("next")
             if not after or (limit and len(items) >= limit):
                 return items
+
+    def list_views(self, model: type[V], path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[V]:
+        """``list_all`` with each item parsed as ``model``, a row model of ``vigil.wire.views``
+        (e.g. ``list_views(Finding, "/api/v1/findings")``)."""
+        return [model.model_validate(item) for item in self.list_all(path, params, limit)]

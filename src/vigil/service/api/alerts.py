@@ -13,10 +13,12 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, alert_dispatcher
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import alerts as store
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import AlertOutput, CreatedAlertOutput, DeadLetterPage, Items, OutputKind, TestDelivery
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=ViewRoute)
 
 EXAMPLE = {
     "name": "soc-webhook",
@@ -56,19 +58,19 @@ def _one(request: Request, output_id: int) -> dict:
         return _view(o, store.positions(conn).get(o.id), store.dead_letter_counts(conn).get(o.id, 0))
 
 
-@router.get("/kinds", summary="The output kinds this service can deliver to (admin)")
+@router.get("/kinds", response_model=Items[OutputKind], summary="The output kinds this service can deliver to (admin)")
 def list_kinds(who: Principal = Depends(admin)) -> dict:
     return {"items": [{"kind": k, "summary": cls.summary} for k, cls in OUTPUTS.items()]}
 
 
-@router.get("/outputs", summary="Alert outputs, secrets masked (admin)")
+@router.get("/outputs", response_model=Items[AlertOutput], summary="Alert outputs, secrets masked (admin)")
 def list_outputs(request: Request, who: Principal = Depends(admin)) -> dict:
     with request.app.state.engine.connect() as conn:
         pos, dead = store.positions(conn), store.dead_letter_counts(conn)
         return {"items": [_view(o, pos.get(o.id), dead.get(o.id, 0)) for o in store.list_outputs(conn)]}
 
 
-@router.get("/outputs/{output_id}", summary="One alert output, secrets masked (admin)")
+@router.get("/outputs/{output_id}", response_model=AlertOutput, summary="One alert output, secrets masked (admin)")
 def get_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
     return _one(request, output_id)
 
@@ -76,6 +78,7 @@ def get_output(output_id: int, request: Request, who: Principal = Depends(admin)
 @router.post(
     "/outputs",
     status_code=201,
+    response_model=CreatedAlertOutput,
     summary="Add an alert output (admin); a generated webhook secret is shown once, in this answer",
     openapi_extra=openapi_body(OUTPUTS["webhook"].Request, EXAMPLE),
 )
@@ -110,7 +113,11 @@ def delete_output(output_id: int, request: Request, who: Principal = Depends(adm
             raise not_found(f"alert output {output_id} does not exist")
 
 
-@router.post("/outputs/{output_id}/test", summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)")
+@router.post(
+    "/outputs/{output_id}/test",
+    response_model=TestDelivery,
+    summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)",
+)
 async def test_output(
     output_id: int, request: Request, who: Principal = Depends(admin), dispatcher: Dispatcher = Depends(alert_dispatcher)
 ) -> dict:
@@ -124,7 +131,11 @@ async def test_output(
     return {"delivered": True, "output": o.name}
 
 
-@router.get("/dead-letters", summary="Alerts that could not be delivered after every retry, newest first (admin)")
+@router.get(
+    "/dead-letters",
+    response_model=DeadLetterPage,
+    summary="Alerts that could not be delivered after every retry, newest first (admin)",
+)
 def list_dead_letters(
     request: Request,
     output: int | None = Query(None, description="Only this output's id"),

@@ -11,12 +11,14 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, require
 from vigil.service.api.errors import not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import queries
 from vigil.service.store.clusters import register_cluster
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal, count_use, issue_token
+from vigil.wire.views import Cluster, IssuedRegistrationToken, Page, Registration
 
-router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"])
+router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], route_class=ViewRoute)
 
 CLUSTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
 
@@ -36,6 +38,7 @@ class RegisterRequest(BaseModel):
 @router.post(
     "/registration-tokens",
     status_code=201,
+    response_model=IssuedRegistrationToken,
     summary="Create a registration token for controllers (admin)",
     openapi_extra=openapi_body(RegistrationTokenRequest),
 )
@@ -54,6 +57,7 @@ async def create_registration_token(request: Request, who: Principal = Depends(a
 
 @router.post(
     "/register",
+    response_model=Registration,
     summary="Register a cluster with a registration token; returns its id and a credential scoped to it",
     openapi_extra=openapi_body(RegisterRequest, {"name": "prod-eu-1"}),
 )
@@ -69,7 +73,7 @@ async def register(request: Request, who: Principal = Depends(require("registrat
     return {"cluster_id": cluster_id, "name": body.name, "credential": cred.secret}
 
 
-@router.get("", summary="Clusters with controller status and counts")
+@router.get("", response_model=Page[Cluster], summary="Clusters with controller status and counts")
 def list_clusters(
     request: Request,
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
@@ -81,7 +85,7 @@ def list_clusters(
     return {"items": p.items, "next": p.next}
 
 
-@router.get("/{cluster_id}", summary="One cluster")
+@router.get("/{cluster_id}", response_model=Cluster, summary="One cluster")
 def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         # Clusters are few; filter the listing rather than keep a second query shape.

@@ -11,12 +11,23 @@ from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import contents as store
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.schema import images
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import (
+    ContentPassReport,
+    ImageFile,
+    IntelReload,
+    Package,
+    Page,
+    ScanOverview,
+    ScanState,
+    VulnerabilityPage,
+)
 
-router = APIRouter(prefix="/api/v1", tags=["contents"])
+router = APIRouter(prefix="/api/v1", tags=["contents"], route_class=ViewRoute)
 
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
 After = Query(None, description="cursor from the previous page's `next`")
@@ -42,13 +53,21 @@ def _scanned_digest(conn, image_id: int) -> str:
     return digest
 
 
-@router.get("/images/{image_id}/scan", summary="One image's scan: pending, scanning, done or failed (with the error)")
+@router.get(
+    "/images/{image_id}/scan",
+    response_model=ScanState,
+    summary="One image's scan: pending, scanning, done or failed (with the error)",
+)
 def image_scan(image_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         return store.scan_status(conn, _digest_of(conn, image_id))
 
 
-@router.get("/images/{image_id}/packages", summary="Packages in an image with the files each owns; paged by package id")
+@router.get(
+    "/images/{image_id}/packages",
+    response_model=Page[Package],
+    summary="Packages in an image with the files each owns; paged by package id",
+)
 def image_packages(
     image_id: int,
     request: Request,
@@ -65,6 +84,7 @@ def image_packages(
 
 @router.get(
     "/images/{image_id}/vulnerabilities",
+    response_model=VulnerabilityPage,
     summary="Known vulnerabilities and malicious packages in an image, with ids, aliases, fixed versions, links",
 )
 def image_vulnerabilities(
@@ -87,7 +107,11 @@ def image_vulnerabilities(
     return {"items": items, "next": nxt, "matched_revision": status["matched_revision"]}
 
 
-@router.get("/images/{image_id}/files", summary="An image's file manifest (path, sha256, size, mode; symlinks with targets); paged by path")
+@router.get(
+    "/images/{image_id}/files",
+    response_model=Page[ImageFile],
+    summary="An image's file manifest (path, sha256, size, mode; symlinks with targets); paged by path",
+)
 def image_files(
     image_id: int,
     request: Request,
@@ -103,7 +127,11 @@ def image_files(
     return {"items": items, "next": nxt}
 
 
-@router.get("/scans", summary="How many images are pending, scanning, done and failed; the advisory database in use")
+@router.get(
+    "/scans",
+    response_model=ScanOverview,
+    summary="How many images are pending, scanning, done and failed; the advisory database in use",
+)
 def scans(
     request: Request, who: Principal = Depends(reader), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)
 ) -> dict:
@@ -112,13 +140,21 @@ def scans(
     return {"scans": counts, "intel": analyzer.intel.status()}
 
 
-@router.post("/scans/run", summary="Queue running images, scan what is queued (in-process scanner), match, update findings (admin)")
+@router.post(
+    "/scans/run",
+    response_model=ContentPassReport,
+    summary="Queue running images, scan what is queued (in-process scanner), match, update findings (admin)",
+)
 async def run_scans(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, scan=True)
     return report.as_dict()
 
 
-@router.post("/intel/reload", summary="Reload the advisory database now and re-match stored packages (admin)")
+@router.post(
+    "/intel/reload",
+    response_model=IntelReload,
+    summary="Reload the advisory database now and re-match stored packages (admin)",
+)
 async def reload_intel(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, force_reload=True)
     return {"intel": analyzer.intel.status(), **report.as_dict()}

@@ -16,15 +16,17 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.query import csv_values
+from vigil.service.api.responses import ViewRoute, event_stream
 from vigil.service.store import findings as finding_store
 from vigil.service.store import queries
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import Finding, FindingDetail, FindingStreamEvent, Page
 
-router = APIRouter(prefix="/api/v1/findings", tags=["findings"])
+router = APIRouter(prefix="/api/v1/findings", tags=["findings"], route_class=ViewRoute)
 
 
-@router.get("", summary="Findings, filtered; comma-separated values for severity, type and status")
+@router.get("", response_model=Page[Finding], summary="Findings, filtered; comma-separated values for severity, type and status")
 def list_findings(
     request: Request,
     cluster: str | None = None,
@@ -56,10 +58,11 @@ router.add_api_route(
     methods=["GET"],
     summary="New and changed findings as server-sent events (resume with Last-Event-ID)",
     response_class=StreamingResponse,
+    **event_stream(FindingStreamEvent, "Finding changes as server-sent events (event: finding)"),
 )
 
 
-@router.get("/{finding_id}", summary="One finding with its history")
+@router.get("/{finding_id}", response_model=FindingDetail, summary="One finding with its history")
 def get_finding(finding_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         f = queries.get_finding(conn, finding_id)
@@ -74,7 +77,10 @@ class StatusChange(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/{finding_id}/status", summary="Resolve, suppress or reopen a finding (admin)", openapi_extra=openapi_body(StatusChange))
+@router.post(
+    "/{finding_id}/status",
+    response_model=FindingDetail,
+    summary="Resolve, suppress or reopen a finding (admin)", openapi_extra=openapi_body(StatusChange))
 async def change_status(finding_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
     body: StatusChange = await parse_body(request, StatusChange)
 

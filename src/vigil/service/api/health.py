@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from vigil import __version__
+from vigil.service.api.responses import ViewRoute, plain_text
 from vigil.service.store.db import current_revision, head_revision
+from vigil.wire.views import Health, Readiness
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=ViewRoute)
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
 def healthz() -> dict:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz", summary="Readiness: the store answers and its schema is current")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "The store does not answer or its schema is not current"}},
+    summary="Readiness: the store answers and its schema is current",
+)
 def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
     try:
@@ -32,6 +39,12 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "schema": rev})
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    include_in_schema=True,
+    response_class=PlainTextResponse,
+    responses=plain_text(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus text exposition format"),
+)
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import cluster_writer, runtime_analyzer
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import forbidden
+from vigil.service.api.responses import ViewRoute
 from vigil.gcpause import paused_gc
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
@@ -19,9 +20,10 @@ from vigil.service.store import runtime_analysis as runtime_analysis_store
 from vigil.service.store.tokens import Principal
 from vigil.wire.inventory import Heartbeat, IngestResult, InventoryBatch, InventorySnapshot
 from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
+from vigil.wire.views import SensorHeartbeatAnswer, Status
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], route_class=ViewRoute)
 
 
 def _same_cluster(who: Principal, cluster_id: str) -> None:
@@ -67,7 +69,7 @@ async def ingest_inventory(
     return result
 
 
-@router.post("/heartbeat", summary="A controller's heartbeat", openapi_extra=openapi_body(Heartbeat))
+@router.post("/heartbeat", response_model=Status, summary="A controller's heartbeat", openapi_extra=openapi_body(Heartbeat))
 async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) -> dict:
     beat: Heartbeat = await parse_body(request, Heartbeat)
     _same_cluster(who, beat.cluster_id)
@@ -117,6 +119,7 @@ async def ingest_runtime(
 
 @router.post(
     "/sensor-heartbeat",
+    response_model=SensorHeartbeatAnswer,
     summary="A sensor's heartbeat; the answer says whether the node is labelled vigil.dev/sensor=disabled",
     openapi_extra=openapi_body(SensorHeartbeat),
 )

@@ -9,16 +9,19 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.deps import admin, reader, integrity_evaluator
 from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import integrity as integrity_store
 from vigil.service.store import queries
 from vigil.service.store.schema import images
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import ImageIntegrity, IntegrityPassReport, IntegrityRow, Page
 
-router = APIRouter(prefix="/api/v1", tags=["integrity"])
+router = APIRouter(prefix="/api/v1", tags=["integrity"], route_class=ViewRoute)
 
 
 @router.get(
     "/images/{image_id}/integrity",
+    response_model=ImageIntegrity,
     summary="One image's trust and integrity verdict (worst over clusters, and per cluster), with provenance",
 )
 def image_integrity(
@@ -35,7 +38,7 @@ def image_integrity(
     return {"image": queries._image_dict(row), "integrity": summary}
 
 
-@router.get("/integrity", summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id")
+@router.get("/integrity", response_model=Page[IntegrityRow], summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id")
 def list_integrity(
     request: Request,
     cluster: str | None = None,
@@ -61,7 +64,11 @@ def list_integrity(
     return {"items": items, "next": page.next}
 
 
-@router.post("/integrity/evaluate", summary="Evaluate running images now (admin); ?all=true re-checks every one against the registry")
+@router.post(
+    "/integrity/evaluate",
+    response_model=IntegrityPassReport,
+    summary="Evaluate running images now (admin); ?all=true re-checks every one against the registry",
+)
 async def evaluate(
     all: bool = Query(False),
     who: Principal = Depends(admin),

@@ -5,17 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from vigil.service.api.deps import reader
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import queries
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import Image, Node, Page, Pod, Process, Workload
 
-router = APIRouter(prefix="/api/v1", tags=["inventory"])
+router = APIRouter(prefix="/api/v1", tags=["inventory"], route_class=ViewRoute)
 
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
 After = Query(None, description="cursor from the previous page's `next`")
 
 
-@router.get("/nodes", summary="Nodes")
+@router.get("/nodes", response_model=Page[Node], summary="Nodes")
 def nodes(
     request: Request,
     cluster: str | None = None,
@@ -28,7 +30,7 @@ def nodes(
     return {"items": p.items, "next": p.next}
 
 
-@router.get("/workloads", summary="Top-level workloads with their pod counts")
+@router.get("/workloads", response_model=Page[Workload], summary="Top-level workloads with their pod counts")
 def workloads(
     request: Request,
     cluster: str | None = None,
@@ -43,7 +45,7 @@ def workloads(
     return {"items": p.items, "next": p.next}
 
 
-@router.get("/pods", summary="Pods with their containers")
+@router.get("/pods", response_model=Page[Pod], summary="Pods with their containers")
 def pods(
     request: Request,
     cluster: str | None = None,
@@ -60,7 +62,11 @@ def pods(
     return {"items": p.items, "next": p.next}
 
 
-@router.get("/images", summary="Images with blast radius (containers, workloads and clusters running each)")
+@router.get(
+    "/images",
+    response_model=Page[Image],
+    summary="Images with blast radius (containers, workloads and clusters running each)",
+)
 def images(
     request: Request,
     cluster: str | None = Query(None, description="only images running in this cluster"),
@@ -76,7 +82,11 @@ def images(
     return {"items": p.items, "next": p.next}
 
 
-@router.get("/processes", summary="What executed: runtime records per container, file sha256 and path (Runtime Impact)")
+@router.get(
+    "/processes",
+    response_model=Page[Process],
+    summary="What executed: runtime records per container, file sha256 and path (Runtime Impact)",
+)
 def processes(
     request: Request,
     cluster: str | None = None,

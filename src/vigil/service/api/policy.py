@@ -8,10 +8,12 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.analysis.policy_doc import PolicyDoc
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store.policy import load_policy, replace_policy
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import TrustPolicy
 
-router = APIRouter(prefix="/api/v1/policy", tags=["policy"])
+router = APIRouter(prefix="/api/v1/policy", tags=["policy"], route_class=ViewRoute)
 
 EXAMPLE = {
     "trusted": ["registry.example.com/team"],
@@ -26,13 +28,14 @@ def _document(request: Request) -> dict:
     return {**PolicyDoc.from_policy(policy).model_dump(), "revision": policy.revision}
 
 
-@router.get("/trust", summary="The trust policy: trusted registry patterns and mirror rules (admin)")
+@router.get("/trust", response_model=TrustPolicy, summary="The trust policy: trusted registry patterns and mirror rules (admin)")
 def get_trust(request: Request, who: Principal = Depends(admin)) -> dict:
     return _document(request)
 
 
 @router.put(
     "/trust",
+    response_model=TrustPolicy,
     summary="Replace the trust policy (admin); running images are re-evaluated under it",
     openapi_extra=openapi_body(PolicyDoc, EXAMPLE),
 )

@@ -12,10 +12,12 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, runtime_analyzer
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store import runtime_analysis as store
 from vigil.service.store.tokens import Principal
+from vigil.wire.views import AllowEntry, Items, Rule, RuntimeStatus
 
-router = APIRouter(prefix="/api/v1/runtime", tags=["runtime"])
+router = APIRouter(prefix="/api/v1/runtime", tags=["runtime"], route_class=ViewRoute)
 
 
 class AllowEntryIn(BaseModel):
@@ -35,18 +37,18 @@ class AllowEntryIn(BaseModel):
         return v
 
 
-@router.get("/rules", summary="The suspicious-execution rules: id, description, severity")
+@router.get("/rules", response_model=Items[Rule], summary="The suspicious-execution rules: id, description, severity")
 def rules(who: Principal = Depends(reader)) -> dict:
     return {"items": [r.as_dict() for r in RULES]}
 
 
-@router.get("/allow", summary="The allow-list: rule silenced per workload (by cluster, namespace, name or labels)")
+@router.get("/allow", response_model=Items[AllowEntry], summary="The allow-list: rule silenced per workload (by cluster, namespace, name or labels)")
 def list_allow(request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         return {"items": store.list_allow(conn)}
 
 
-@router.post("/allow", status_code=201, summary="Silence a rule for matching workloads (admin)", openapi_extra=openapi_body(AllowEntryIn))
+@router.post("/allow", status_code=201, response_model=AllowEntry, summary="Silence a rule for matching workloads (admin)", openapi_extra=openapi_body(AllowEntryIn))
 async def add_allow(request: Request, who: Principal = Depends(admin)) -> dict:
     body: AllowEntryIn = await parse_body(request, AllowEntryIn)
     try:
@@ -69,7 +71,7 @@ def delete_allow(entry_id: int, request: Request, who: Principal = Depends(admin
     return Response(status_code=204)
 
 
-@router.get("/status", summary="Runtime analysis: records waiting (for the inventory, a scan) and the last pass")
+@router.get("/status", response_model=RuntimeStatus, summary="Runtime analysis: records waiting (for the inventory, a scan) and the last pass")
 def status(
     request: Request, who: Principal = Depends(reader), analyzer: RuntimeAnalyzer = Depends(runtime_analyzer)
 ) -> dict:

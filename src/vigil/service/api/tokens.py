@@ -11,9 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
 from vigil.service.api.errors import not_found
+from vigil.service.api.responses import ViewRoute
 from vigil.service.store.tokens import USER_ROLES, Principal, issue_token, list_tokens, revoke_token
+from vigil.wire.views import IssuedUserToken, Items, TokenInfo
 
-router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"], route_class=ViewRoute)
 
 
 class TokenRequest(BaseModel):
@@ -22,7 +24,13 @@ class TokenRequest(BaseModel):
     role: Literal["admin", "viewer"]
 
 
-@router.post("", status_code=201, summary="Create a user token (shown once)", openapi_extra=openapi_body(TokenRequest))
+@router.post(
+    "",
+    status_code=201,
+    response_model=IssuedUserToken,
+    summary="Create a user token (shown once)",
+    openapi_extra=openapi_body(TokenRequest),
+)
 async def create_token(request: Request, who: Principal = Depends(admin)) -> dict:
     body: TokenRequest = await parse_body(request, TokenRequest)
 
@@ -34,7 +42,7 @@ async def create_token(request: Request, who: Principal = Depends(admin)) -> dic
     return {"id": tok.id, "name": tok.name, "role": tok.role, "token": tok.secret}
 
 
-@router.get("", summary="List user tokens (never their secrets)")
+@router.get("", response_model=Items[TokenInfo], summary="List user tokens (never their secrets)")
 def get_tokens(request: Request, who: Principal = Depends(admin)) -> dict:
     with request.app.state.engine.connect() as conn:
         return {"items": list_tokens(conn, USER_ROLES + ("registration",))}

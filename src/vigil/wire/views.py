@@ -1,0 +1,623 @@
+"""What the service's API answers: one model per response body, for the OpenAPI document, for the
+service to validate what it sends, and for clients (`vigil get`) to know each listing's columns.
+
+Only pydantic and the standard library: a client imports this without the service. The models
+describe the bodies as they are: timestamps are ISO 8601 as ``datetime.isoformat`` writes them, a
+key a body leaves out stays out (the routes serialize with ``exclude_unset``), and nested documents
+whose keys vary (evidence, settings, risk parts) are plain JSON objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+# ISO 8601 as the service writes it (``+00:00``, not pydantic's ``Z``); parsed from that text too.
+Timestamp = Annotated[
+    datetime, Field(strict=False), PlainSerializer(lambda v: v.isoformat(), return_type=str, when_used="json")
+]
+Number = int | float  # a whole number stays one: 0, not 0.0
+JSONObject = dict[str, Any]
+
+T = TypeVar("T")
+
+
+class View(BaseModel):
+    # A key the service sends that the model does not name is an error in the service's own
+    # tests, so the document cannot drift from the bodies; strict, so a value is never coerced
+    # (True would become 1) and a body goes out as the service built it.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Listing(View):
+    """A row of a listing that `vigil get` prints: ``columns`` are dotted paths into the row."""
+
+    columns: ClassVar[tuple[str, ...]] = ()
+
+
+class Page(View, Generic[T]):
+    """A page of a listing: ``next`` is the cursor to pass as ``after`` for the following page (null at the end)."""
+
+    items: list[T]
+    next: str | None = None
+
+
+class Items(View, Generic[T]):
+    """A whole (short) list."""
+
+    items: list[T]
+
+
+class Status(View):
+    status: str
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+class Health(View):
+    status: Literal["ok"]
+    version: str
+
+
+class Readiness(View):
+    status: Literal["ready", "not_ready"]
+    schema_: str | None = Field(default=None, alias="schema", description="the store's migration revision")
+    detail: str | None = None
+
+
+# -- tokens and clusters ------------------------------------------------------------------------
+
+
+class IssuedUserToken(View):
+    id: str
+    name: str
+    role: str
+    token: str = Field(description="the secret, shown once")
+
+
+class TokenInfo(View):
+    id: str
+    name: str
+    role: str
+    cluster_id: str | None
+    created_at: Timestamp | None
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    max_uses: int | None
+    uses: int
+
+
+class IssuedRegistrationToken(View):
+    id: str
+    token: str = Field(description="the secret, shown once")
+    expires_at: Timestamp
+    max_uses: int | None
+
+
+class Registration(View):
+    cluster_id: str
+    name: str
+    credential: str = Field(description="the cluster's credential, shown once")
+
+
+class Risk(View):
+    """A risk score (0-100) with what it is made of (docs/risk.md)."""
+
+    score: Number
+    parts: JSONObject
+
+
+class ControllerState(View):
+    status: Literal["running", "stopped", "never_seen"]
+    last_heartbeat_at: Timestamp | None
+    version: str | None
+
+
+class Cluster(Listing):
+    columns: ClassVar[tuple[str, ...]] = ("id", "name", "controller.status", "last_seen_at", "nodes", "pods")
+    id: str
+    name: str
+    created_at: Timestamp | None
+    last_seen_at: Timestamp | None
+    controller: ControllerState
+    nodes: int
+    pods: int
+    risk: Risk | None = None
+
+
+# -- inventory ----------------------------------------------------------------------------------
+
+
+class SensorState(View):
+    status: str
+    reported_status: str | None
+    error: str | None
+    version: str | None
+    kernel: str | None
+    btf: bool | None
+    events_seen: int | None
+    events_lost: int | None
+    batches_spooled: int | None
+    batches_dropped: int | None
+    last_heartbeat_at: Timestamp | None
+
+
+class Node(Listing):
+    columns: ClassVar[tuple[str, ...]] = (
+        "cluster_id", "name", "kernel_version", "os_image", "container_runtime", "architecture", "sensor_disabled",
+    )
+    cluster_id: str
+    name: str
+    labels: dict[str, str]
+    kernel_version: str
+    os_image: str
+    container_runtime: str
+    architecture: str
+    kubelet_version: str
+    conditions: dict[str, str]
+    sensor_disabled: bool
+    updated_at: Timestamp | None
+    sensor: SensorState
+
+
+class WorkloadRef(View):
+    kind: str | None
+    name: str | None
+
+
+class Workload(Listing):
+    columns: ClassVar[tuple[str, ...]] = ("cluster_id", "namespace", "kind", "name", "pods")
+    cluster_id: str
+    namespace: str
+    kind: str
+    name: str
+    owner_chain: list[JSONObject]
+    labels: dict[str, str]
+    updated_at: Timestamp | None
+    pods: int
+    risk: Risk
+
+
+class Container(View):
+    name: str
+    kind: str
+    container_id: str | None
+    image: str
+    image_id: str | None
+    image_digest: str | None
+    image_pk: int
+    state: str | None
+    restart_count: int | None
+
+
+class PodSecurity(View):
+    privileged: bool | None
+    host_pid: bool | None
+    host_network: bool | None
+    host_ipc: bool | None
+    run_as_non_root: bool | None
+    run_as_user: int | None
+    added_capabilities: list[str] | None
+
+
+class Pod(Listing):
+    columns: ClassVar[tuple[str, ...]] = ("cluster_id", "namespace", "name", "node_name", "phase", "workload.kind", "workload.name")
+    cluster_id: str
+    uid: str
+    namespace: str
+    name: str
+    node_name: str | None
+    phase: str | None
+    service_account: str | None
+    workload: WorkloadRef
+    labels: dict[str, str]
+    security: PodSecurity
+    containers: list[Container]
+    updated_at: Timestamp | None
+
+
+class ImageUsage(View):
+    containers: int
+    workloads: int
+    clusters: int
+
+
+class Integrity(View):
+    """An image's trust and integrity verdict: the worst over the clusters running it, and each cluster's."""
+
+    status: str
+    findings: list[str]
+    evidence: JSONObject
+    checked_at: Timestamp | None
+    clusters: list[JSONObject]
+    provenance: JSONObject | None
+
+
+class ImageInfo(View):
+    id: int
+    ref: str
+    registry: str | None
+    repository: str
+    tag: str | None
+    digest: str | None
+    first_seen_at: Timestamp | None
+
+
+class Image(ImageInfo, Listing):
+    columns: ClassVar[tuple[str, ...]] = ("id", "ref", "usage.containers", "usage.workloads", "usage.clusters")
+    usage: ImageUsage
+    integrity: Integrity
+    risk: Risk
+
+
+class PodRef(View):
+    namespace: str
+    name: str
+
+
+class ContainerRef(View):
+    name: str
+    image: str | None
+    image_digest: str | None
+
+
+class Process(View):
+    id: int
+    cluster_id: str
+    node_name: str
+    container_id: str | None
+    pod_uid: str | None
+    kind: str
+    path: str
+    sha256: str | None
+    count: int
+    first_seen_at: Timestamp | None
+    last_seen_at: Timestamp | None
+    samples: list[JSONObject] | None
+    pod: PodRef | None
+    workload: WorkloadRef | None
+    container: ContainerRef | None
+
+
+# -- findings -----------------------------------------------------------------------------------
+
+
+class RuntimeLabel(View):
+    """Whether a package finding's code was seen running (vulnerable and malicious packages only)."""
+
+    state: str
+    watched_since: Timestamp | None
+    running_finding_id: int | None
+
+
+class FindingEvent(View):
+    at: Timestamp | None
+    from_status: str | None
+    to_status: str
+    severity: str | None
+    reason: str | None
+    actor: str | None
+
+
+class Finding(Listing):
+    columns: ClassVar[tuple[str, ...]] = (
+        "id", "severity", "type", "status", "subject", "cluster_id", "namespace", "last_seen_at",
+    )
+    id: int
+    type: str
+    severity: str
+    subject: str
+    cluster_id: str | None
+    namespace: str | None
+    workload: WorkloadRef | None
+    image_pk: int | None
+    evidence: JSONObject | None
+    status: str
+    status_reason: str | None
+    first_seen_at: Timestamp | None
+    last_seen_at: Timestamp | None
+    status_changed_at: Timestamp | None
+    risk: Risk
+    runtime: RuntimeLabel | None = None
+
+
+class FindingDetail(Finding):
+    history: list[FindingEvent]
+
+
+class FindingChange(View):
+    id: int
+    kind: Literal["opened", "reopened", "severity_changed", "resolved", "suppressed"]
+    at: Timestamp
+    from_status: str | None
+    to_status: str
+    severity: str | None
+    reason: str | None
+    actor: str | None
+
+
+class FindingStreamEvent(View):
+    """The data of one ``event: finding`` of the findings stream (text/event-stream)."""
+
+    event: FindingChange
+    finding: Finding | None
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+class SensorHeartbeatAnswer(View):
+    status: Literal["ok"]
+    sensor_disabled: bool
+
+
+# -- policy and integrity -----------------------------------------------------------------------
+
+
+class MirrorRule(View):
+    source: str
+    mirror: str
+
+
+class ClusterTrust(View):
+    trusted: list[str]
+    mirrors: list[MirrorRule]
+
+
+class TrustPolicy(View):
+    trusted: list[str]
+    mirrors: list[MirrorRule]
+    clusters: dict[str, ClusterTrust]
+    revision: str
+
+
+class ImageIntegrity(View):
+    image: ImageInfo
+    integrity: Integrity
+
+
+class IntegrityRow(Image):
+    pass
+
+
+class IntegrityPassReport(View):
+    due: int
+    evaluated: int
+    statuses: dict[str, int]
+    opened: int
+    resolved: int
+    requests: int
+    seconds: Number
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+class OutputKind(View):
+    kind: str
+    summary: str
+
+
+class AlertOutput(View):
+    id: int
+    name: str
+    kind: str
+    threshold: str
+    events: list[str]
+    settings: JSONObject = Field(description="the output's settings, secrets masked")
+    created_at: Timestamp
+    created_by: str | None
+    cursor: int | None = Field(description="the last finding event delivered (or given up)")
+    dead_letters: int
+
+
+class CreatedAlertOutput(AlertOutput):
+    model_config = ConfigDict(extra="allow")  # a generated secret, shown once, under the kind's own key
+
+
+class TestDelivery(View):
+    delivered: bool
+    output: str
+
+
+class DeadLetter(View):
+    id: int
+    output_id: int | None
+    output_name: str
+    event_id: int
+    finding_id: int | None
+    event: str
+    error: str
+    attempts: int
+    failed_at: Timestamp
+    payload: JSONObject
+
+
+class DeadLetterPage(View):
+    """Newest first; ``next`` is the ``before`` of the following page (null at the end)."""
+
+    items: list[DeadLetter]
+    next: int | None
+
+
+# -- contents -----------------------------------------------------------------------------------
+
+
+class ScanState(View):
+    """An image's scan; a digest not queued yet, or an image without a digest, has fewer keys."""
+
+    status: str
+    error: str | None
+    digest: str | None = None
+    platform: str | None = None
+    manifest_digest: str | None = None
+    source: str | None = None
+    os: JSONObject | str | None = None
+    attempts: int | None = None
+    enqueued_at: Timestamp | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    next_attempt_at: Timestamp | None = None
+    files: int | None = None
+    packages: int | None = None
+    warnings: list[Any] | None = None
+    matched_revision: str | None = None
+    matched_at: Timestamp | None = None
+    match_warnings: list[Any] | None = None
+    vulnerabilities: dict[str, int] | None = None
+
+
+class Package(View):
+    id: int
+    type: str
+    name: str
+    version: str | None
+    purl: str | None
+    ecosystem: str | None
+    cataloger: str | None
+    found_in: str | None
+    source_name: str | None
+    source_version: str | None
+    arch: str | None
+    files: list[Any] | None
+    metadata: JSONObject | None
+
+
+class VulnerableSeverity(View):
+    level: str
+    score: Number | None
+    source: str | None
+
+
+class VulnerablePackage(View):
+    id: int
+    type: str
+    name: str
+    version: str | None
+    purl: str | None
+    ecosystem: str | None
+    found_in: str | None
+    source_name: str | None
+    source_version: str | None
+
+
+class Vulnerability(View):
+    id: str
+    advisory_ids: list[str] | None
+    aliases: list[str] | None
+    severity: VulnerableSeverity
+    malicious: bool
+    fixed_versions: list[str] | None
+    summary: str | None
+    links: list[Any] | None
+    package: VulnerablePackage
+
+
+class VulnerabilityPage(Page[Vulnerability]):
+    matched_revision: str | None
+
+
+class ImageFile(View):
+    """A file (sha256, size, mode, executable) or a symlink (target)."""
+
+    path: str
+    kind: Literal["file", "symlink"]
+    sha256: str | None = None
+    size: int | None = None
+    mode: str | None = None
+    executable: bool | None = None
+    target: str | None = None
+
+
+class IntelStatus(View):
+    path: str
+    revision: str
+    advisories: int
+    loaded_at: Number | None = Field(description="Unix time of the last load")
+    error: str | None
+
+
+class ScanOverview(View):
+    scans: dict[str, int]
+    intel: IntelStatus
+
+
+class ScannedImage(View):
+    digest: str
+    status: str
+    error: str | None
+    packages: int | None
+    files: int | None
+
+
+class ContentPassReport(View):
+    queued: dict[str, int]
+    scanned: list[ScannedImage]
+    intel_revision: str
+    intel_reloaded: bool
+    matched: int
+    findings_synced: bool
+    opened: int
+    resolved: int
+    seconds: Number
+
+
+class IntelReload(ContentPassReport):
+    intel: IntelStatus
+
+
+# -- runtime analysis ---------------------------------------------------------------------------
+
+
+class Rule(View):
+    id: str
+    description: str
+    severity: str
+    kinds: list[str]
+
+
+class AllowEntry(View):
+    id: int
+    rule: str
+    cluster: str | None
+    namespace: str | None
+    workload: str | None
+    labels: dict[str, str]
+    reason: str
+    created_at: Timestamp
+    created_by: str | None
+
+
+class PendingRecords(View):
+    waiting_for_inventory: int
+    waiting_for_scan: int
+    scan_failed: int
+    ready: int
+
+
+class RuntimePassReport(View):
+    digests_requeued: int
+    analysed: int
+    unjudged: int
+    silenced: int
+    changes: dict[str, int]
+    seconds: Number
+
+
+class RuntimeStatus(View):
+    pending: PendingRecords
+    last_pass: RuntimePassReport | None
+
+
+# What `vigil get` lists: resource name -> row model (GET /api/v1/<name>, paged).
+LISTINGS: dict[str, type[Listing]] = {
+    "clusters": Cluster,
+    "nodes": Node,
+    "workloads": Workload,
+    "pods": Pod,
+    "images": Image,
+    "findings": Finding,
+}
