@@ -29,6 +29,13 @@ def check(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
+def check_container_id(value: str | None) -> str | None:
+    """None (not started yet) or a runtime-prefixed id such as ``containerd://<64 hex>``."""
+    if value is not None:
+        check(CONTAINER_ID, value, "container id (runtime://id)")
+    return value
+
+
 class WireModel(BaseModel):
     # Unknown fields are refused so that a misspelt field is an error, not a silent drop.
     model_config = ConfigDict(extra="forbid", frozen=True)

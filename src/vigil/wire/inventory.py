@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from vigil.model.image import is_sha256_digest
 from vigil.wire.base import (
-    CONTAINER_ID,
     DNS_LABEL,
     DNS_SUBDOMAIN,
     KIND,
@@ -24,6 +23,7 @@ from vigil.wire.base import (
     ObjectName,
     WireModel,
     check,
+    check_container_id,
     require_unique,
 )
 
@@ -118,9 +118,7 @@ class Container(WireModel):
     @field_validator("container_id")
     @classmethod
     def _cid(cls, v: str | None) -> str | None:
-        if v is not None:
-            check(CONTAINER_ID, v, "container id (runtime://id)")
-        return v
+        return check_container_id(v)
 
 
 class SecurityFacts(WireModel):

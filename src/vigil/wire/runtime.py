@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from vigil.wire.base import CONTAINER_ID, DNS_SUBDOMAIN, Batch, WireModel, check, require_unique
+from vigil.wire.base import DNS_SUBDOMAIN, Batch, WireModel, check, check_container_id, require_unique
 
 RUNTIME_INGEST_PATH = "/api/v1/ingest/runtime"
 SENSOR_HEARTBEAT_PATH = "/api/v1/ingest/sensor-heartbeat"
@@ -74,9 +74,7 @@ class RuntimeRecord(WireModel):
     @field_validator("container_id")
     @classmethod
     def _cid(cls, v: str | None) -> str | None:
-        if v is not None:
-            check(CONTAINER_ID, v, "container id (runtime://id)")
-        return v
+        return check_container_id(v)
 
     @field_validator("pod_uid")
     @classmethod
