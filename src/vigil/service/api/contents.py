@@ -11,6 +11,7 @@ from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.query import csv_values
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store import contents as store
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -96,10 +97,7 @@ def image_vulnerabilities(
     after: str | None = After,
     who: Principal = Depends(reader),
 ) -> dict:
-    wanted = [s.strip() for s in (severity or "").split(",") if s.strip()]
-    bad = [s for s in wanted if s not in SEVERITY_LEVELS]
-    if bad:
-        raise ApiError(422, "invalid_request", f"query.severity: {', '.join(map(repr, bad))} not one of {', '.join(SEVERITY_LEVELS)}")
+    wanted = csv_values("severity", severity, SEVERITY_LEVELS)
     with request.app.state.engine.connect() as conn:
         digest = _scanned_digest(conn, image_id)
         status = store.scan_status(conn, digest)
