@@ -23,12 +23,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
 from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
-from vigil.catalog.model import LayerRecord
 from vigil.catalog.oci import is_oci_layout, resolve_image
+from vigil.catalog.progress_bar import layer_progress_bar
 from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from vigil.intel.store import StoreError
@@ -61,28 +60,6 @@ class FailOn(str, enum.Enum):
     critical = "critical"
 
 
-class _LayerProgress:
-    """Layer-by-layer progress of a pull or an OCI layout read, on stderr."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.tasks: dict[int, int] = {}
-        self.stage = progress.add_task("", total=None, visible=False)
-
-    def layer_started(self, index: int, total: int | None, media_type: str, size: int | None) -> None:
-        label = f"layer {index + 1}" + (f"/{total}" if total else "")
-        self.tasks[index] = self.progress.add_task(label, total=size or None)
-
-    def layer_advanced(self, index: int, read: int) -> None:
-        self.progress.update(self.tasks[index], completed=read)
-
-    def layer_finished(self, record: LayerRecord) -> None:
-        self.progress.update(self.tasks[record.index], completed=record.size, total=record.size)
-
-    def cataloging(self, cataloger: str) -> None:
-        self.progress.update(self.stage, description=f"cataloging: {cataloger}", visible=True)
-
-
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(f"[red]error:[/red] {escape(message)}")
     return typer.Exit(code)
@@ -99,9 +76,7 @@ def _registry_config(path: Path | None, plain_http: list[str]) -> RegistryConfig
 def read_target(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
     """A directory (rootfs or OCI layout) when it exists, else an image reference to pull."""
     path = Path(target)
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  console=err, transient=True) as bar:
-        progress = _LayerProgress(bar)
+    with layer_progress_bar(err) as progress:
         if path.exists():
             contents = catalog_path(path, platform, progress=progress)
             digest = resolve_image(path, platform).manifest_digest if is_oci_layout(path) else None

@@ -7,13 +7,14 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from packageurl import PackageURL
 
 from vigil import __version__
 from vigil.catalog import ImageContents, Package
+from vigil.clock import utcnow
 from vigil.intel.vulnmatch import PackageMatch, finding_severity
 
 OS_TYPES = {"deb", "apk", "rpm"}
@@ -38,7 +39,7 @@ def _ref(i: int, pkg: Package) -> str:
 
 
 def _created() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    return utcnow().replace(microsecond=0)
 
 
 # -- CycloneDX ------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ class ScanWorker:
         errors = []
         for registry, repository in job.sources:
             ref = ImageRef(registry, repository, None, job.digest)
-            source = f"{registry}/{repository}"
+            source = ref.name
             try:
                 pulled = pull_contents(self.client, ref, job.digest, platform)
             except (RegistryError, LayerDigestMismatch, ValueError, OSError) as exc:

@@ -43,7 +43,7 @@ registration tokens (register a cluster). Errors are `{"error": code, "detail": 
 
 
 def create_app(settings: Settings, engine: Engine | None = None, run_migrations: bool = True) -> FastAPI:
-    engine = engine or create_store_engine(settings.database_url)
+    engine = engine or create_store_engine(settings.store_url)
     if run_migrations:
         migrate(engine)
     workers = background.build_workers(settings, engine)

@@ -95,8 +95,12 @@ class Settings:
         self.data_dir = Path(self.data_dir).expanduser()
         if self.intel_db is None:
             self.intel_db = self.data_dir / "intel.db"
-        if self.database_url is None:
-            self.database_url = os.environ.get("VIGIL_DATABASE_URL") or default_database_url(self.data_dir)
+        self.database_url = self.store_url
+
+    @property
+    def store_url(self) -> str:
+        """The database in force: ``database_url``, else $VIGIL_DATABASE_URL, else SQLite under ``data_dir``."""
+        return self.database_url or os.environ.get("VIGIL_DATABASE_URL") or default_database_url(self.data_dir)
 
     def all_in_background(self) -> Settings:
         """These settings with every worker running in the background (what the service commands run)."""

@@ -86,7 +86,8 @@ class PolicyDoc(ScopeDoc):
         for m in sorted(policy.mirrors, key=lambda m: (m.cluster or "", m.source, m.mirror)):
             scopes.setdefault(m.cluster, ScopeDoc()).mirrors.append(MirrorDoc(source=str(m.source), mirror=str(m.mirror)))
         top = scopes.pop(None, ScopeDoc())
-        return cls(trusted=top.trusted, mirrors=top.mirrors, clusters=dict(sorted(scopes.items())))
+        clusters = {cluster: doc for cluster, doc in scopes.items() if cluster is not None}
+        return cls(trusted=top.trusted, mirrors=top.mirrors, clusters=dict(sorted(clusters.items())))
 
 
 class PolicyFileError(ValueError):

@@ -51,9 +51,9 @@ async def parse_body(request: Request, model: Any) -> Any:
     except ValidationError as exc:
         errors = []
         for e in exc.errors(include_url=False):
-            e = dict(e)
-            e["loc"] = ("body", *e.get("loc", ()))
-            errors.append(e)
+            error = dict(e)
+            error["loc"] = ("body", *e.get("loc", ()))
+            errors.append(error)
         raise RequestValidationError(errors) from None
 
 

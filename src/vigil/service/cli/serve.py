@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from vigil.clock import iso
 from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
 from vigil.service.store.db import StoreError, create_store_engine, migrate
@@ -37,7 +38,7 @@ def _prepare(settings: Settings):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     try:
-        engine = create_store_engine(settings.database_url)
+        engine = create_store_engine(settings.store_url)
         migrate(engine)
     except StoreError as exc:
         err.print(f"[red]error:[/] {exc}")
@@ -184,8 +185,11 @@ def _with_serve_options(command: Callable[..., None]) -> Callable[..., None]:
         request = _serve_request(**{name: kwargs.pop(name) for name in shared})
         command(*args, request=request, **kwargs)
 
-    run.__signature__ = inspect.Signature([*own, *shared.values()], return_annotation=None)
-    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+    signature = inspect.Signature([*own, *shared.values()], return_annotation=None)
+    # typer reads the parameters through inspect.signature, which honours __signature__ (typeshed has no such
+    # attribute on functions).
+    run.__signature__ = signature  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
     return run
 
 
@@ -285,5 +289,5 @@ def cluster_token(
     engine = _prepare(_settings(data_dir, database_url))
     with engine.begin() as conn:
         tok = issue_token(conn, role="registration", name=name, ttl=life, max_uses=max_uses)
-    err.print(f"registration token {tok.id}, expires {tok.expires_at.isoformat()}; the secret is shown once:")
+    err.print(f"registration token {tok.id}, expires {iso(tok.expires_at)}; the secret is shown once:")
     console.print(tok.secret, soft_wrap=True, highlight=False)

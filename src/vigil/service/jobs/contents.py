@@ -37,6 +37,7 @@ from sqlalchemy import Engine, select
 from vigil.background import PeriodicTask
 from vigil.model.findings import SEVERITIES, Family, FindingStatus, FindingType
 from vigil.intel import AdvisoryIndex, AdvisoryStore
+from vigil.model.image import image_text
 from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
 from vigil.intel.vulnmatch import key_id, match_packages
@@ -100,13 +101,6 @@ def dedup_key(r: RunningImage, v: store.StoredVulnerability) -> str:
     return key
 
 
-def _image_text(r: RunningImage) -> str:
-    ref = f"{r.registry}/{r.repository}" if r.registry else r.repository
-    if r.tag:
-        ref += f":{r.tag}"
-    return f"{ref}@{r.digest}" if r.digest else ref
-
-
 def observation(r: RunningImage, v: store.StoredVulnerability) -> finding_store.Observation:
     kind = _finding_type(v)
     # A malicious package is critical whatever its advisory says; otherwise the advisory's level.
@@ -115,7 +109,7 @@ def observation(r: RunningImage, v: store.StoredVulnerability) -> finding_store.
     verb = "malicious package" if v.malicious else v.vuln_id
     subject = f"{r.namespace}/{r.workload_kind}/{r.workload_name}: {v.package_name} {v.package_version} ({verb})"
     evidence = {
-        "image": _image_text(r),
+        "image": image_text(r.registry, r.repository, r.tag, r.digest),
         "digest": r.digest,
         "package": {
             "type": v.package_type,

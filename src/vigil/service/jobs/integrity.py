@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
+from vigil.clock import utcnow
 from vigil.model.findings import INTEGRITY_TYPES, Family, FindingStatus, FindingType
 from vigil.model.image import ImageRef, digest_error
 from vigil.registry import RegistryClient
@@ -35,7 +36,6 @@ from vigil.service.analysis.trust import TrustDecision, TrustPolicy
 from vigil.service.store import findings as finding_store
 from vigil.service.store import integrity as store
 from vigil.service.store.policy import load_policy
-from vigil.service.store.tokens import utcnow
 
 log = logging.getLogger(__name__)
 

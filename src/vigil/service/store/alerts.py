@@ -11,6 +11,7 @@ from vigil.clock import as_utc, iso, utcnow
 from vigil.model.image import image_text
 from vigil.service.analysis.alerts.cursor import Cursor
 from vigil.service.analysis.alerts.events import FindingView
+from vigil.service.store.db import inserted_id
 from vigil.service.store.schema import (
     alert_cursors,
     alert_dead_letters,
@@ -73,12 +74,12 @@ def create_output(
         raise DuplicateOutput(f"an alert output named {name!r} already exists")
     now = utcnow()
     # A concurrent insert of the same name fails on the unique key (IntegrityError) instead.
-    oid = conn.execute(
+    oid = inserted_id(conn.execute(
         insert(alert_outputs).values(
             name=name, kind=kind, threshold=threshold, events=list(events), config=config, secrets=secrets,
             created_at=now, created_by=actor,
         )
-    ).inserted_primary_key[0]
+    ))
     conn.execute(insert(alert_cursors).values(output_id=oid, position=max_event_id(conn), done=[], updated_at=now))
     return get_output(conn, oid)  # type: ignore[return-value]
 
@@ -200,12 +201,12 @@ def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryE
 def add_dead_letter(
     conn: Connection, output: OutputRow, event_id: int, finding_id: int | None, event: str, payload: dict, error: str, attempts: int
 ) -> int:
-    return conn.execute(
+    return inserted_id(conn.execute(
         insert(alert_dead_letters).values(
             output_id=output.id, output_name=output.name, event_id=event_id, finding_id=finding_id, event=event,
             payload=payload, error=error, attempts=attempts, failed_at=utcnow(),
         )
-    ).inserted_primary_key[0]
+    ))
 
 
 def list_dead_letters(conn: Connection, output_id: int | None, before: int | None, limit: int) -> tuple[list[dict], int | None]:

@@ -21,8 +21,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.clock import iso, utcnow
 from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.model.scan import QueueCounts, ScanJob, ScanResult
+from vigil.service.store.chunks import chunks
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.schema import (
     containers,
@@ -34,7 +36,6 @@ from vigil.service.store.schema import (
     nodes,
     pods,
 )
-from vigil.service.store.tokens import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,15 @@ def enqueue(
     now = now or utcnow()
     known = set()
     digests = sorted(wanted)
-    for start in range(0, len(digests), _CHUNK):
-        chunk = digests[start : start + _CHUNK]
+    for chunk in chunks(digests):
         known.update(d for (d,) in conn.execute(select(image_scans.c.digest).where(image_scans.c.digest.in_(chunk))))
     rows = [
         dict(digest=d, status="pending", platform=wanted[d], attempts=0, enqueued_at=now, warnings=[], match_warnings=[])
         for d in digests
         if d not in known
     ]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(_insert(conn)(image_scans).on_conflict_do_nothing(), rows[start : start + _CHUNK])
+    for chunk in chunks(rows):
+        conn.execute(_insert(conn)(image_scans).on_conflict_do_nothing(), chunk)
     retried = conn.execute(
         update(image_scans)
         .where(
@@ -186,11 +186,11 @@ def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datet
         files.append(dict(f, digest=job.digest))
     for table in (image_vulnerabilities, image_packages, image_files):
         conn.execute(delete(table).where(table.c.digest == job.digest))
-    for start in range(0, len(files), _CHUNK * 4):
-        conn.execute(image_files.insert(), files[start : start + _CHUNK * 4])
+    for chunk in chunks(files, _CHUNK * 4):
+        conn.execute(image_files.insert(), chunk)
     packages = [dict(p, digest=job.digest) for p in result.packages]
-    for start in range(0, len(packages), _CHUNK):
-        conn.execute(image_packages.insert(), packages[start : start + _CHUNK])
+    for chunk in chunks(packages):
+        conn.execute(image_packages.insert(), chunk)
     shown = warnings[:MAX_WARNINGS]
     if len(warnings) > MAX_WARNINGS:
         shown.append(f"... and {len(warnings) - MAX_WARNINGS} more warnings (in the scanner's log)")
@@ -265,8 +265,8 @@ def replace_vulnerabilities(
 ) -> None:
     conn.execute(delete(image_vulnerabilities).where(image_vulnerabilities.c.digest == digest))
     rows = [dict(r, digest=digest) for r in rows]
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(image_vulnerabilities.insert(), rows[start : start + _CHUNK])
+    for chunk in chunks(rows):
+        conn.execute(image_vulnerabilities.insert(), chunk)
     conn.execute(
         update(image_scans)
         .where(image_scans.c.digest == digest)
@@ -304,7 +304,7 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
     digests = sorted(set(digests))
     out: dict[str, list[StoredVulnerability]] = {}
     v, p = image_vulnerabilities, image_packages
-    for start in range(0, len(digests), _CHUNK):
+    for chunk in chunks(digests):
         stmt = (
             select(
                 v.c.digest, p.c.type, p.c.name, p.c.version, p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name,
@@ -312,7 +312,7 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
                 v.c.severity_source, v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links,
             )
             .join(p, p.c.id == v.c.package_id)
-            .where(v.c.digest.in_(digests[start : start + _CHUNK]))
+            .where(v.c.digest.in_(chunk))
             .order_by(v.c.digest, v.c.id)
         )
         for row in conn.execute(stmt):
@@ -321,11 +321,6 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
 
 
 # -- reading, for the API -------------------------------------------------------------------------
-
-
-def _iso(value) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
 
 
 def scan_status(conn: Connection, digest: str | None) -> dict:
@@ -352,15 +347,15 @@ def scan_status(conn: Connection, digest: str | None) -> dict:
         "source": r.source,
         "os": r.os,
         "attempts": r.attempts,
-        "enqueued_at": _iso(r.enqueued_at),
-        "started_at": _iso(r.started_at),
-        "finished_at": _iso(r.finished_at),
-        "next_attempt_at": _iso(r.next_attempt_at) if r.status == "failed" else None,
+        "enqueued_at": iso(r.enqueued_at),
+        "started_at": iso(r.started_at),
+        "finished_at": iso(r.finished_at),
+        "next_attempt_at": iso(r.next_attempt_at) if r.status == "failed" else None,
         "files": r.file_count,
         "packages": r.package_count,
         "warnings": r.warnings,
         "matched_revision": r.matched_revision,
-        "matched_at": _iso(r.matched_at),
+        "matched_at": iso(r.matched_at),
         "match_warnings": r.match_warnings,
         "vulnerabilities": {s.value: int(vulns.get(s, 0)) for s in ADVISORY_SEVERITIES},
     }

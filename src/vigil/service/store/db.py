@@ -6,12 +6,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,14 @@ SQLITE_FILE = "vigil.db"
 
 class StoreError(RuntimeError):
     """The store cannot be used as configured; the message says why and what to do."""
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the one row an INSERT wrote."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise StoreError("the insert reported no primary key")
+    return int(key[0])
 
 
 def default_database_url(data_dir: Path) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select, update
 
+from vigil.clock import utcnow
 from vigil.model.findings import (
     FINDING_STATUSES,
     FINDING_TYPES,
@@ -22,7 +23,6 @@ from vigil.model.findings import (
     workload_scope,
 )
 from vigil.service.store.schema import finding_events, findings
-from vigil.service.store.tokens import utcnow
 
 __all__ = ["FINDING_TYPES", "SEVERITIES", "Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
 

@@ -9,8 +9,10 @@ from datetime import datetime
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from vigil.clock import as_utc, iso
 from vigil.model.findings import workload_scope
 from vigil.service.analysis.integrity import worst
+from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import (
     clusters,
     containers,
@@ -19,12 +21,10 @@ from vigil.service.store.schema import (
     images,
     pods,
 )
-from vigil.service.store.tokens import as_utc
 
 DEDUP_PREFIX = "integrity:"
 # A container in these states is not running its image any more.
 NOT_RUNNING = ("terminated",)
-_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +108,14 @@ def upsert_states(conn: Connection, rows: list[dict]) -> None:
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys), set_={c: stmt.excluded[c] for c in rows[0] if c not in keys}
     )
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(stmt, rows[start : start + _CHUNK])
+    for chunk in chunks(rows):
+        conn.execute(stmt, chunk)
 
 
 def known_provenance(conn: Connection, digests: Iterable[str]) -> set[str]:
     digests = sorted(set(digests))
     out: set[str] = set()
-    for start in range(0, len(digests), _CHUNK):
-        chunk = digests[start : start + _CHUNK]
+    for chunk in chunks(digests):
         out.update(d for (d,) in conn.execute(select(image_provenance.c.digest).where(image_provenance.c.digest.in_(chunk))))
     return out
 
@@ -131,8 +130,7 @@ def record_provenance(conn: Connection, rows: list[dict]) -> None:
 def provenance_for(conn: Connection, digests: Iterable[str]) -> dict[str, dict]:
     digests = sorted({d for d in digests if d})
     out: dict[str, dict] = {}
-    for start in range(0, len(digests), _CHUNK):
-        chunk = digests[start : start + _CHUNK]
+    for chunk in chunks(digests):
         for r in conn.execute(select(image_provenance).where(image_provenance.c.digest.in_(chunk))):
             out[r.digest] = {
                 "source": r.source,
@@ -145,19 +143,14 @@ def provenance_for(conn: Connection, digests: Iterable[str]) -> dict[str, dict]:
     return out
 
 
-def _iso(value) -> str | None:
-    value = as_utc(value)
-    return value.isoformat() if value else None
-
-
 def _state_dict(r) -> dict:
     return {
         "cluster_id": r.cluster_id,
         "status": r.status,
         "findings": [t for t in r.verdict.split(",") if t],
         "evidence": r.evidence,
-        "checked_at": _iso(r.checked_at),
-        "next_check_at": _iso(r.next_check_at),
+        "checked_at": iso(r.checked_at),
+        "next_check_at": iso(r.next_check_at),
     }
 
 
@@ -167,15 +160,15 @@ def summaries(conn: Connection, image_ids: list[int], cluster: str | None = None
     An image not evaluated yet is ``pending``.
     """
     per_image: dict[int, list[dict]] = {i: [] for i in image_ids}
-    for start in range(0, len(image_ids), _CHUNK):
-        stmt = select(image_integrity).where(image_integrity.c.image_pk.in_(image_ids[start : start + _CHUNK]))
+    for chunk in chunks(image_ids):
+        stmt = select(image_integrity).where(image_integrity.c.image_pk.in_(chunk))
         if cluster:
             stmt = stmt.where(image_integrity.c.cluster_id == cluster)
         for r in conn.execute(stmt.order_by(image_integrity.c.cluster_id)):
             per_image[r.image_pk].append(_state_dict(r))
     digests: dict[int, str] = {}
-    for start in range(0, len(image_ids), _CHUNK):
-        stmt = select(images.c.id, images.c.digest).where(images.c.id.in_(image_ids[start : start + _CHUNK]))
+    for chunk in chunks(image_ids):
+        stmt = select(images.c.id, images.c.digest).where(images.c.id.in_(chunk))
         digests.update({pk: digest for pk, digest in conn.execute(stmt)})
     provenance = provenance_for(conn, digests.values())
     out = {}

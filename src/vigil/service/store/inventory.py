@@ -20,6 +20,7 @@ from vigil.clock import utcnow
 from vigil.model.image import InvalidReference, parse_image_ref
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store.chunks import chunks
+from vigil.service.store.db import StoreError
 from vigil.service.store.schema import containers, images, ingest_batches, nodes, pods, workloads
 from vigil.wire.inventory import InventoryDelta, InventorySnapshot, Node, Pod, Workload
 
@@ -226,6 +227,8 @@ def _copy_into(conn: Connection, table, rows: list[dict]) -> None:
     columns = list(rows[0].keys())
     json_cols = _JSON_COLUMNS.intersection(columns)
     raw = conn.connection.driver_connection
+    if raw is None:  # only once the pool has invalidated the connection
+        raise StoreError("the database connection is closed")
     col_list = ", ".join(f'"{c}"' for c in columns)
     with raw.cursor() as cur:
         with cur.copy(f'COPY "{table.name}" ({col_list}) FROM STDIN') as copy:
@@ -288,13 +291,13 @@ def apply_delta(conn: Connection, d: InventoryDelta) -> dict[str, int]:
     if dl.pods:
         _delete_in(conn, containers, cid, containers.c.pod_uid, dl.pods)
         _delete_in(conn, pods, cid, pods.c.uid, dl.pods)
-    for w in dl.workloads:
+    for key in dl.workloads:
         conn.execute(
             delete(workloads).where(
                 workloads.c.cluster_id == cid,
-                workloads.c.namespace == w.namespace,
-                workloads.c.kind == w.kind,
-                workloads.c.name == w.name,
+                workloads.c.namespace == key.namespace,
+                workloads.c.kind == key.kind,
+                workloads.c.name == key.name,
             )
         )
     if dl.nodes:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Select, tuple_
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+
+R = TypeVar("R")  # a result row
 
 
 class BadCursor(ValueError):
@@ -38,7 +41,7 @@ def page(stmt: Select, key_columns: Sequence, after: str | None, limit: int) -> 
     return stmt.order_by(*key_columns).limit(limit + 1)
 
 
-def split_page(rows: list, key_of, limit: int) -> tuple[list, str | None]:
+def split_page(rows: Sequence[R], key_of: Callable[[R], Sequence[Any]], limit: int) -> tuple[Sequence[R], str | None]:
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, encode_cursor(key_of(rows[-1]))

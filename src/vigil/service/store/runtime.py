@@ -9,8 +9,9 @@ are kept as they come and joined at read time.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Unpack
 
-from sqlalchemy import Connection, select, tuple_, update
+from sqlalchemy import Connection, Row, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
@@ -28,17 +29,18 @@ def _row_key(container_id: str | None, kind: str, sha256: str | None, path: str)
 def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
     cid = batch.cluster_id
     keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
-    existing: dict[tuple, object] = {}
+    existing: dict[tuple[str, str, str, str], Row[Unpack[tuple[Any, ...]]]] = {}
     for chunk in chunks(keys):
         for row in conn.execute(
             select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))
         ):
             existing[(row.container_id, row.kind, row.sha256, row.path)] = row
-    inserts, updated = [], 0
+    inserts: list[dict[str, Any]] = []
+    updated = 0
     for key, r in zip(keys, batch.records):
         samples = [s.model_dump(mode="json") for s in r.samples]
-        row = existing.get(key)
-        if row is None:
+        stored = existing.get(key)
+        if stored is None:
             inserts.append(
                 dict(
                     cluster_id=cid,
@@ -55,17 +57,18 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
                 )
             )
             continue
-        first, last = as_utc(row.first_seen_at), as_utc(row.last_seen_at)
+        first, last = as_utc(stored.first_seen_at), as_utc(stored.last_seen_at)
         conn.execute(
             update(executions)
-            .where(executions.c.id == row.id)
+            .where(executions.c.id == stored.id)
             .values(
-                count=row.count + r.count,
+                # By name: to a type checker, Row.count is the tuple method.
+                count=stored._mapping["count"] + r.count,
                 first_seen_at=min(first, r.first_seen),
                 last_seen_at=max(last, r.last_seen),
-                pod_uid=row.pod_uid or r.pod_uid,
+                pod_uid=stored.pod_uid or r.pod_uid,
                 node_name=batch.node_name,
-                samples=(list(row.samples) + samples)[:MAX_SAMPLES],
+                samples=(list(stored.samples) + samples)[:MAX_SAMPLES],
             )
         )
         updated += 1

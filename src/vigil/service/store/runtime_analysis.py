@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any, Unpack
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, Row, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
 from vigil.service.store.chunks import chunks
+from vigil.service.store.db import inserted_id
 from vigil.service.store.schema import (
     clusters,
     containers,
@@ -86,7 +88,7 @@ def enqueue_digest(conn: Connection, digest: str) -> int:
     return enqueue_ids(conn, ids)
 
 
-def claim_ready(conn: Connection, limit: int) -> list:
+def claim_ready(conn: Connection, limit: int) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
     """Queued records whose container is known and whose image is scanned, with what they join to."""
     # The join below is planned from the inventory side on SQLite; with nothing queued (the
     # usual case when inventory deltas wake the analyzer) it would still walk every container.
@@ -166,7 +168,7 @@ def pending_counts(conn: Connection) -> dict[str, int]:
 # -- digests whose contents or matches changed ----------------------------------------------------
 
 
-def changed_digests(conn: Connection) -> list:
+def changed_digests(conn: Connection) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
     """Scanned digests whose scan or advisory match differs from what the analyzer last used."""
     s, st = image_scans, runtime_digest_state
     stmt = (
@@ -263,7 +265,7 @@ def add_allow(conn: Connection, rule: str, cluster: str, namespace: str, workloa
             created_at=utcnow(), created_by=actor,
         )
     )
-    row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == result.inserted_primary_key[0])).one()
+    row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == inserted_id(result))).one()
     return _allow_dict(row)
 
 
@@ -271,7 +273,7 @@ def delete_allow(conn: Connection, entry_id: int) -> bool:
     return bool(conn.execute(delete(runtime_allow).where(runtime_allow.c.id == entry_id)).rowcount)
 
 
-def allow_rows(conn: Connection) -> list:
+def allow_rows(conn: Connection) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
     return conn.execute(select(runtime_allow).order_by(runtime_allow.c.id)).all()
 
 

@@ -13,10 +13,12 @@ Also resolves runtime findings whose workload no longer runs the image.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, exists, func, select
 
+from vigil.clock import as_utc, utcnow
 from vigil.model.findings import PACKAGE_TYPES, Family, FindingStatus, FindingType
 from vigil.service.store import findings as finding_store
 from vigil.service.store.schema import (
@@ -26,7 +28,6 @@ from vigil.service.store.schema import (
     pods,
     vulnerability_runtime,
 )
-from vigil.service.store.tokens import as_utc, utcnow
 
 STATES = ("running", "not_observed_running", "watching", "unwatched")
 NOT_RUNNING = ("terminated",)
@@ -46,11 +47,13 @@ def package_identity(evidence: dict) -> tuple[str | None, str | None, frozenset[
     Read tolerantly: package findings put the package under ``package`` (name, version) or
     flat (``package_name``/``name``, ``installed_version``/``version``), the ids under
     ``vulnerability`` or flat (``id``, ``vuln_id``, ``advisory_ids``, ``aliases``)."""
-    pkg = evidence.get("package") if isinstance(evidence.get("package"), dict) else {}
-    name = pkg.get("name") or evidence.get("package_name") or (evidence.get("package") if isinstance(evidence.get("package"), str) else None)
+    package = evidence.get("package")
+    pkg: dict[str, Any] = package if isinstance(package, dict) else {}
+    name = pkg.get("name") or evidence.get("package_name") or (package if isinstance(package, str) else None)
     version = pkg.get("version") or evidence.get("installed_version") or evidence.get("version")
     ids: set[str] = set()
-    for holder in (evidence, evidence.get("vulnerability") if isinstance(evidence.get("vulnerability"), dict) else {}):
+    vulnerability = evidence.get("vulnerability")
+    for holder in (evidence, vulnerability if isinstance(vulnerability, dict) else {}):
         for key in ("id", "vuln_id", "key_id", "vulnerability", "advisory_ids", "aliases", "advisories"):
             ids.update(_strings(holder.get(key)))
     return name, version, frozenset(ids)
@@ -61,7 +64,8 @@ def _watched_since(conn: Connection) -> tuple[dict, dict]:
     j = executions.join(
         containers, (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id)
     ).join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
-    per_workload, per_image = {}, {}
+    per_workload: dict[tuple[str, str, str, str, int], datetime] = {}
+    per_image: dict[int, datetime] = {}
     for cid, ns, kind, name, image_pk, first in conn.execute(
         select(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, containers.c.image_pk,
                func.min(executions.c.first_seen_at))

@@ -72,5 +72,5 @@ BUILT_IN_IMAGE = {"provenance": provenance_section, "integrity": integrity_secti
 def register_built_ins() -> None:
     for name, fn in BUILT_IN_POLICY.items():
         sections.POLICY_SECTIONS.setdefault(name, fn)
-    for name, fn in BUILT_IN_IMAGE.items():
-        sections.IMAGE_SECTIONS.setdefault(name, fn)
+    for name, section in BUILT_IN_IMAGE.items():
+        sections.IMAGE_SECTIONS.setdefault(name, section)

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.store.tokens import USER_ROLES, TokenRejected, authenticate
+from vigil.service.store.tokens import USER_ROLES, Principal, TokenRejected, authenticate
 from vigil.service.ui import web
 from vigil.service.ui.session import COOKIE, new_session
 
@@ -31,12 +31,12 @@ async def login(request: Request):
     secret = str(form.get("token") or "").strip()
     next_url = web.safe_next(str(form.get("next") or "/"))
 
-    def check():
+    def check() -> Principal:
         with request.app.state.engine.connect() as conn:
             return authenticate(conn, secret)
 
     error = None
-    who = None
+    who: Principal | None = None
     if not secret:
         error = "Enter an API token."
     else:
@@ -47,12 +47,12 @@ async def login(request: Request):
         else:
             if who.role not in USER_ROLES:
                 error = f"Sign-in refused: a {who.role} token cannot sign in to the console; use an admin or viewer token."
-    if error:
+    if error or who is None:
         log.info("console sign-in refused", extra={"reason": error})
         session = new_session()
-        resp = web.render(request, "login.html", None, status=401, csrf=session.csrf, next=next_url, error=error)
-        web.set_session_cookie(request, resp, session)
-        return resp
+        page = web.render(request, "login.html", None, status=401, csrf=session.csrf, next=next_url, error=error)
+        web.set_session_cookie(request, page, session)
+        return page
     log.info("console sign-in", extra={"token_id": who.token_id, "role": who.role})
     resp = web.redirect(next_url)
     web.set_session_cookie(request, resp, new_session(who.token_id, who.role))

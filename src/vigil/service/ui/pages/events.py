@@ -38,7 +38,8 @@ def _still_valid(engine, token_id: str) -> bool:
 async def events(request: Request):
     session = web.current_session(request)
     engine = request.app.state.engine
-    if session is None or not session.signed_in or not await run_in_threadpool(_still_valid, engine, session.token_id):
+    token_id = session.token_id if session is not None else None  # None: not signed in
+    if token_id is None or not await run_in_threadpool(_still_valid, engine, token_id):
         return PlainTextResponse("sign in first", status_code=401)
     # Taken before the response starts, so a change right after the browser sees the stream open is sent.
     first = await run_in_threadpool(_marker, engine)
@@ -54,7 +55,7 @@ async def events(request: Request):
             now = time.monotonic()
             if now - last_check >= RECHECK_S:
                 last_check = now
-                if not await run_in_threadpool(_still_valid, engine, session.token_id):
+                if not await run_in_threadpool(_still_valid, engine, token_id):
                     yield "event: signed-out\ndata: {}\n\n"
                     return
             marker = await run_in_threadpool(_marker, engine)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
@@ -58,7 +60,7 @@ def _contents(conn, img: dict, q) -> dict:
     """The digest's scan status, a page of its packages (each with its vulnerabilities) and a page of
     its vulnerabilities (each with the runtime state of its findings across workloads)."""
     scan = contents.scan_status(conn, img["digest"])
-    out = {"scan": scan, "packages": [], "packages_next": None, "vulns": [], "vulns_next": None}
+    out: dict[str, Any] = {"scan": scan, "packages": [], "packages_next": None, "vulns": [], "vulns_next": None}
     if scan["status"] != "done":
         return out
     out["packages"], out["packages_next"] = contents.list_packages(conn, img["digest"], None, None, _id_cursor(q, "pkg_after"), CONTENTS_PAGE)

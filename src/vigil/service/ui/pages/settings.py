@@ -151,7 +151,7 @@ async def _change_rule(request: Request, fields, actor: str, adding: bool) -> tu
     def work() -> tuple[bool, str]:
         with request.app.state.engine.begin() as conn:
             kind, pattern, mirror, cluster = _rule_from_form(conn, fields, new=adding)
-            if kind == "trusted":
+            if mirror is None:  # a trusted rule: only a mirror rule has a mirror
                 trusted = policy_store.add_trusted if adding else policy_store.remove_trusted
                 changed = trusted(conn, pattern, cluster, actor)
             else:

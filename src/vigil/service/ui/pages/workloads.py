@@ -44,7 +44,7 @@ def workload(cluster_id: str, namespace: str, kind: str, name: str, request: Req
         w["risk"] = risk_store.workload_risk(conn, [key])[key]
     # Riskiest first: the order triage works in.
     found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
-    severities = {}
+    severities: dict[str, int] = {}
     for f in found.items:
         if f["status"] == "open":
             severities[f["severity"]] = severities.get(f["severity"], 0) + 1

@@ -14,6 +14,8 @@ from vigil.service.analysis.alerts.events import (
     AlertEvent,
 )
 
+# Literals built from the runtime tuples, so the names are spelt once: pydantic validates against them,
+# mypy cannot read a Literal of a variable.
 ThresholdName = Literal[THRESHOLDS]  # type: ignore[valid-type]
 EventName = Literal[EVENT_KINDS]  # type: ignore[valid-type]
 
@@ -33,8 +35,8 @@ class OutputRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     kind: str
-    threshold: ThresholdName = "medium"  # type: ignore[valid-type]
-    events: list[EventName] = Field(default_factory=lambda: list(DEFAULT_EVENTS), min_length=1)  # type: ignore[valid-type]
+    threshold: ThresholdName = "medium"
+    events: list[EventName] = Field(default_factory=lambda: list(DEFAULT_EVENTS), min_length=1)
 
     @field_validator("events")
     @classmethod
