@@ -8,10 +8,11 @@ label of package findings (``vulnerability_runtime``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, Unpack
 
 from vigil.model.findings import PACKAGE_TYPES
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from vigil.clock import iso
 from vigil.service.analysis.runtime.risk import (
@@ -158,7 +159,7 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
 
 def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None = None) -> dict[int, dict]:
     ids = sorted(set(image_ids))
-    rows = []
+    rows: list[Row[Unpack[tuple[Any, ...]]]] = []
     for chunk in chunks(ids):
         stmt = select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.image_pk.in_(chunk))
         if cluster:
@@ -170,7 +171,7 @@ def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None =
 
 def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict]:
     ids = sorted(set(cluster_ids))
-    rows = []
+    rows: list[Row[Unpack[tuple[Any, ...]]]] = []
     for chunk in chunks(ids):
         rows += conn.execute(
             select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.cluster_id.in_(chunk))
