@@ -6,9 +6,10 @@ Public entry points: ``catalog_layers`` (layer streams, e.g. from a registry),
 apart on disk). Each returns an ``ImageContents``.
 """
 
-from vigil.catalog.catalogers import CATALOGERS
+from vigil.catalog.catalogers import CATALOGERS, cataloger_versions
 from vigil.catalog.model import (
-    CatalogWarning, FileManifest, FileRecord, ImageContents, LayerRecord, OSRelease, Package, SymlinkRecord,
+    CatalogerRun, CatalogWarning, FileManifest, FileRecord, ImageContents, LayerRecord, OSRelease, Package,
+    SymlinkRecord,
 )
 from vigil.catalog.oci import LayoutError
 from vigil.catalog.osrelease import os_ecosystem
@@ -17,7 +18,7 @@ from vigil.catalog.scan import (
 )
 
 __all__ = [
-    "CATALOGERS", "CatalogWarning", "FileManifest", "FileRecord", "ImageContents", "LayerBlob",
-    "LayerDigestMismatch", "LayerRecord", "LayoutError", "OSRelease", "Package", "SymlinkRecord",
-    "catalog_layers", "catalog_oci_layout", "catalog_path", "catalog_rootfs", "os_ecosystem",
+    "CATALOGERS", "CatalogerRun", "CatalogWarning", "FileManifest", "FileRecord", "ImageContents",
+    "LayerBlob", "LayerDigestMismatch", "LayerRecord", "LayoutError", "OSRelease", "Package", "SymlinkRecord",
+    "catalog_layers", "catalog_oci_layout", "catalog_path", "catalog_rootfs", "cataloger_versions", "os_ecosystem",
 ]

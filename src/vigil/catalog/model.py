@@ -156,6 +156,16 @@ class LayerRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogerRun:
+    """What one cataloger did in one scan: its version, how many packages it found, whether it
+    failed (its packages are then missing)."""
+
+    version: int
+    packages: int
+    failed: bool = False
+
+
 @dataclass(slots=True)
 class ImageContents:
     os: OSRelease | None
@@ -163,6 +173,7 @@ class ImageContents:
     packages: list[Package]
     warnings: list[CatalogWarning]
     layers: list[LayerRecord] = field(default_factory=list)
+    catalogers: dict[str, CatalogerRun] = field(default_factory=dict)  # by cataloger name
 
     def packages_of(self, type_: str) -> list[Package]:
         return [p for p in self.packages if p.type == type_]

@@ -12,7 +12,7 @@ from typing import BinaryIO, Protocol
 from vigil.catalog.catalogers import CATALOGERS, CatalogContext, Cataloger
 from vigil.catalog.fsview import FileView
 from vigil.catalog.layers import KeepRule, LayerApplier
-from vigil.catalog.model import ImageContents, LayerRecord
+from vigil.catalog.model import CatalogerRun, ImageContents, LayerRecord
 from vigil.catalog.oci import LayoutError, blob_path, is_oci_layout, resolve_image
 from vigil.catalog.osrelease import OS_RELEASE_PATHS, detect_os
 from vigil.catalog.rootfs import walk_rootfs
@@ -61,15 +61,21 @@ def _run_catalogers(view: FileView, warnings: WarningSink, workdir: Path, catalo
     os = detect_os(view, warnings)
     ctx = CatalogContext(os=os, warnings=warnings, workdir=workdir)
     packages = []
+    runs: dict[str, CatalogerRun] = {}
     for cataloger in catalogers:
         if progress is not None:
             progress.cataloging(cataloger.name)
         try:
-            packages.extend(cataloger.catalog(view, ctx))
+            found = cataloger.catalog(view, ctx)
         except Exception as exc:  # one broken cataloger must not lose the others' results
             warnings.warn(f"cataloger {cataloger.name}", None, f"failed, its packages are missing: {exc!r}")
+            runs[cataloger.name] = CatalogerRun(cataloger.version, 0, failed=True)
+            continue
+        packages.extend(found)
+        runs[cataloger.name] = CatalogerRun(cataloger.version, len(found))
     packages.sort(key=lambda p: (p.type, p.name, p.version, p.found_in))
-    return ImageContents(os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers)
+    return ImageContents(os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers,
+                         catalogers=runs)
 
 
 def catalog_layers(layers: Iterable[LayerBlob | LayerTuple], *, catalogers: Iterable[Cataloger] | None = None,

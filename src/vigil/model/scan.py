@@ -3,11 +3,16 @@
 The scanner claims a ``ScanJob``, pulls and catalogs the image, and hands back a ``ScanResult``
 (or an error); the store keeps it under the running digest. ``ScanOutcome`` is what one job came
 to, as the scanner reports it to whoever ran it.
+
+A scan records the version of every cataloger it ran and how many packages each found
+(``ScanResult.catalogers``); ``is_stale`` says, from that record and the catalogers a scanner
+runs now, whether the stored contents must be catalogued again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 
@@ -46,6 +51,37 @@ class PackageRow(TypedDict):
     details: dict[str, Any]
 
 
+class CatalogerRecord(TypedDict):
+    """One cataloger's part in a stored scan."""
+
+    version: int
+    packages: int  # how many it found
+    failed: bool  # it raised; its packages are missing
+
+
+CatalogerVersions = Mapping[str, int]  # cataloger name -> version, as a scanner runs them now
+
+
+def is_stale(recorded: Mapping[str, CatalogerRecord] | None, current: CatalogerVersions) -> bool:
+    """Must a stored scan be catalogued again by a scanner running the ``current`` catalogers?
+
+    Yes when the scan recorded no catalogers (it predates the record), when a current cataloger
+    did not run in it (a new one may find packages in any image), or when a cataloger that took
+    part in it (found packages, or failed) now has another version or is gone. A version change
+    of a cataloger that found nothing in the image leaves the scan alone: it found nothing there
+    to read differently. (A cataloger that learns to read files it never looked at before is a
+    new cataloger, under a new name: every image is then catalogued again.)
+    """
+    if not recorded:
+        return True
+    if any(name not in recorded for name in current):
+        return True
+    return any(
+        (run["packages"] > 0 or run["failed"]) and current.get(name) != run["version"]
+        for name, run in recorded.items()
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     """What a worker read, ready for the store (built from ``vigil.catalog.ImageContents``)."""
@@ -57,6 +93,7 @@ class ScanResult:
     files: list[FileRow]
     packages: list[PackageRow]
     warnings: list[str]
+    catalogers: dict[str, CatalogerRecord] = field(default_factory=dict)  # by cataloger name
 
 
 ScanStatus = Literal["done", "failed", "lost"]  # lost: another worker took the job over
@@ -72,4 +109,4 @@ class ScanOutcome:
     files: int = 0
 
 
-QueueCounts = dict[str, int]  # what one enqueue did: queued, retried, requeued
+QueueCounts = dict[str, int]  # what one enqueue did: queued, retried, requeued (, recatalogued)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from vigil.model.scan import QueueCounts, ScanJob, ScanResult
+from vigil.model.scan import CatalogerVersions, QueueCounts, ScanJob, ScanResult
 
 
 class ScanQueue(Protocol):
-    def enqueue_running(self) -> QueueCounts:
-        """Queue every running digest not scanned yet, retry failed scans whose backoff passed and
-        retake jobs whose worker's lease ran out (idempotent)."""
+    def enqueue_running(self, catalogers: CatalogerVersions) -> QueueCounts:
+        """Queue every running digest not scanned yet, retry failed scans whose backoff passed,
+        retake jobs whose worker's lease ran out, and queue again the done scans of running
+        digests that are stale for ``catalogers`` (``vigil.model.scan.is_stale``). Idempotent."""
         ...
 
     def claim(self, worker: str) -> ScanJob | None:

@@ -17,9 +17,9 @@ import time
 import uuid
 
 from vigil.background import PeriodicTask
-from vigil.catalog import ImageContents, LayerDigestMismatch
+from vigil.catalog import ImageContents, LayerDigestMismatch, cataloger_versions
 from vigil.model.image import ImageRef
-from vigil.model.scan import FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
+from vigil.model.scan import CatalogerRecord, FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
 from vigil.registry import Platform, RegistryClient, RegistryError
 from vigil.scanner.pull import pull_contents
 from vigil.scanner.queue import ScanQueue
@@ -66,6 +66,10 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
         files=files,
         packages=packages,
         warnings=[str(w) for w in contents.warnings],
+        catalogers={
+            name: CatalogerRecord(version=run.version, packages=run.packages, failed=run.failed)
+            for name, run in contents.catalogers.items()
+        },
     )
 
 
@@ -80,8 +84,12 @@ class ScanWorker:
     # -- one job --------------------------------------------------------------------------------
 
     def enqueue_running(self) -> QueueCounts:
-        """Queue every running digest not scanned yet (idempotent; the service does it too)."""
-        return self.queue.enqueue_running()
+        """Queue every running digest not scanned yet (idempotent; the service does it too), and
+        the stored scans of running digests that this scanner's catalogers would read otherwise.
+
+        The scanner judges staleness, not the service: it runs the catalogers, so its versions
+        are the ones a new scan would record (``vigil.model.scan.is_stale``)."""
+        return self.queue.enqueue_running(cataloger_versions())
 
     def run_once(self) -> ScanOutcome | None:
         """Claim one pending job and scan it; None when the queue is empty."""

@@ -1,7 +1,9 @@
 """The package catalogers, registered in one table.
 
-To support a new ecosystem, write a class with ``name``, ``keeps`` and
-``catalog`` (see ``base.Cataloger``) and add it here; nothing else changes.
+To support a new ecosystem, write a class with ``name``, ``version``, ``keeps`` and
+``catalog`` (see ``base.Cataloger``) and add it here; nothing else changes. A scan
+records the version of every cataloger it ran, so stored scans are catalogued again
+when a cataloger that found packages in them changes (``vigil.model.scan.is_stale``).
 """
 
 from __future__ import annotations
@@ -28,4 +30,11 @@ CATALOGERS: dict[str, Cataloger] = {
     )
 }
 
-__all__ = ["CATALOGERS", "CatalogContext", "Cataloger"]
+
+
+def cataloger_versions() -> dict[str, int]:
+    """name -> version of every registered cataloger (read at each call: the table is the truth)."""
+    return {name: c.version for name, c in CATALOGERS.items()}
+
+
+__all__ = ["CATALOGERS", "CatalogContext", "Cataloger", "cataloger_versions"]

@@ -15,6 +15,7 @@ _APK_OS_IDS = {"alpine", "wolfi", "chainguard", "postmarketos"}
 
 class ApkCataloger:
     name = "apk"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return path == INSTALLED

@@ -1,4 +1,4 @@
-"""What every package cataloger is: a name, which files it needs kept while
+"""What every package cataloger is: a name and a version, which files it needs kept while
 layers stream past, and how it turns the final filesystem into packages."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ class CatalogContext:
 
 class Cataloger(Protocol):
     name: str
+    # Raise it whenever the packages read from the same files may differ (what is parsed, how a
+    # field is read): stored images this cataloger found packages in are then catalogued again,
+    # the others are left alone. Reading files it never looked at is a new cataloger (new name).
+    version: int
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         """Does this cataloger need the bytes of this file? Decided from its

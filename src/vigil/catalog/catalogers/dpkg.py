@@ -103,6 +103,7 @@ def _owned_from_md5sums(text: str) -> list[str]:
 
 class DpkgCataloger:
     name = "dpkg"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         if path == STATUS or path.startswith(STATUS_D):

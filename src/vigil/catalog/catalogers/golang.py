@@ -56,6 +56,7 @@ def packages_from_build_info(info: GoBuildInfo, binary: str) -> list[Package]:
 
 class GoBinaryCataloger:
     name = "go-binary"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return bool(mode & _ANY_EXEC) and head.startswith(ELF_MAGIC)

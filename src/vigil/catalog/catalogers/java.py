@@ -56,6 +56,7 @@ def _is_archive(name: str) -> bool:
 
 class JavaArchiveCataloger:
     name = "java-archive"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return _is_archive(path)

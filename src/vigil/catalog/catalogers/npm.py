@@ -17,6 +17,7 @@ _INSTALLED_PACKAGE_JSON = re.compile(r"/node_modules/(?:@[^/]+/)?[^/@.][^/]*/pac
 
 class NpmCataloger:
     name = "npm"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return bool(_INSTALLED_PACKAGE_JSON.search(path))

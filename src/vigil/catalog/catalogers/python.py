@@ -32,6 +32,7 @@ def record_paths(text: str, site_dir: str) -> list[str]:
 
 class PythonCataloger:
     name = "python"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         parent, base = posixpath.split(path)

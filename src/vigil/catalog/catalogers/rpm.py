@@ -22,6 +22,7 @@ _SIDECARS = ("-wal", "-shm")
 
 class RpmCataloger:
     name = "rpm"
+    version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return any(path == p or (path.startswith(p) and path[len(p):] in _SIDECARS) for p in RPMDB_PATHS)

@@ -3,8 +3,9 @@
 One pass (``run_pass``):
 
 1. queue every running digest that has no scan yet (the scanner's job queue);
-2. with ``scan=True`` and an in-process worker, scan what is queued now (tests
-   and ``POST /api/v1/scans/run``; the background worker does it otherwise);
+2. with ``scan=True`` and an in-process worker, let it queue the stored scans its
+   catalogers made stale, then scan what is queued now (tests and
+   ``POST /api/v1/scans/run``; the background worker does both otherwise);
 3. reload the advisory index when the advisory database (``intel.db`` in the
    data dir, written by ``vigil intel import|sync``) has a new revision;
 4. match the stored packages of every scanned digest not matched against that
@@ -41,7 +42,7 @@ from vigil.model.image import image_text
 from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
 from vigil.intel.vulnmatch import key_id, match_packages
-from vigil.model.scan import ScanOutcome
+from vigil.model.scan import QueueCounts, ScanOutcome
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images
@@ -177,6 +178,8 @@ class InProcessScanner(Protocol):
 
     client: RegistryClient
 
+    def enqueue_running(self) -> QueueCounts: ...
+
     def run_pending(self, limit: int | None = None) -> list[ScanOutcome]: ...
 
     def start(self, tick: float = 2.0) -> None: ...
@@ -254,6 +257,7 @@ class VulnerabilityAnalyzer:
             with self.engine.begin() as conn:
                 report.queued = store.enqueue(conn, store.running_digests(conn))
             if scan and self.scanner is not None:
+                self.scanner.enqueue_running()  # the scanner judges which scans its catalogers made stale
                 report.scanned = self.scanner.run_pending()
             report.intel_reloaded = self.intel.refresh(force=force_reload)
             report.intel_revision = self.intel.revision

@@ -7,7 +7,8 @@ a worker claims it (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 several workers never take the same job; SQLite's ``BEGIN IMMEDIATE`` already
 serializes writers), ``scanning`` while a worker holds it (a lease: a worker
 that died is replaced after ``lease`` seconds), then ``done`` or ``failed``
-(retried with backoff up to ``MAX_ATTEMPTS``). ``StoreScanQueue`` is the scanner's
+(retried with backoff up to ``MAX_ATTEMPTS``). A done scan goes back to ``pending`` when
+the scanner's catalogers make it stale (``requeue_stale``). ``StoreScanQueue`` is the scanner's
 ``ScanQueue`` interface over these functions.
 """
 
@@ -23,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
 from vigil.model.findings import ADVISORY_SEVERITIES
-from vigil.model.scan import QueueCounts, ScanJob, ScanResult
+from vigil.model.scan import CatalogerVersions, QueueCounts, ScanJob, ScanResult, is_stale
 from vigil.service.store.chunks import chunks
 from vigil.service.store.pagination import page, split_page
 from vigil.service.store.schema import (
@@ -112,6 +113,34 @@ def enqueue(
     if stale:
         log.warning("scan leases expired; jobs requeued", extra={"jobs": stale})
     return {"queued": len(rows), "retried": retried or 0, "requeued": stale or 0}
+
+
+def requeue_stale(
+    conn: Connection, wanted: Iterable[str], catalogers: CatalogerVersions, now: datetime | None = None
+) -> list[str]:
+    """Queue again the done scans among ``wanted`` that are stale for ``catalogers``; their digests.
+
+    The stored contents stay until the new scan replaces them (findings keep holding meanwhile).
+    """
+    now = now or utcnow()
+    digests = sorted(set(wanted))
+    stale: list[str] = []
+    for chunk in chunks(digests):
+        rows = conn.execute(
+            select(image_scans.c.digest, image_scans.c.catalogers).where(
+                image_scans.c.digest.in_(chunk), image_scans.c.status == "done"
+            )
+        )
+        stale.extend(d for d, recorded in rows if is_stale(recorded, catalogers))
+    for chunk in chunks(stale):
+        conn.execute(
+            update(image_scans)
+            .where(image_scans.c.digest.in_(chunk), image_scans.c.status == "done")
+            .values(status="pending", attempts=0, worker=None, error=None, enqueued_at=now)
+        )
+    if stale:
+        log.info("catalogers changed; stored scans queued again", extra={"jobs": len(stale)})
+    return sorted(stale)
 
 
 def claim(conn: Connection, worker: str, now: datetime | None = None) -> ScanJob | None:
@@ -210,6 +239,7 @@ def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datet
             file_count=len(files),
             package_count=len(packages),
             warnings=shown,
+            catalogers=dict(result.catalogers),
             matched_revision=None,
             matched_at=None,
             match_warnings=[],
@@ -225,9 +255,12 @@ class StoreScanQueue:
         self.engine = engine
         self.lease = lease
 
-    def enqueue_running(self) -> QueueCounts:
+    def enqueue_running(self, catalogers: CatalogerVersions) -> QueueCounts:
         with self.engine.begin() as conn:
-            return enqueue(conn, running_digests(conn), lease=self.lease)
+            wanted = running_digests(conn)
+            counts = enqueue(conn, wanted, lease=self.lease)
+            counts["recatalogued"] = len(requeue_stale(conn, wanted, catalogers))
+            return counts
 
     def claim(self, worker: str) -> ScanJob | None:
         with self.engine.begin() as conn:

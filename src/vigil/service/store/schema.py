@@ -338,6 +338,9 @@ image_scans = Table(
     Column("matched_revision", String(64)),
     Column("matched_at", Timestamp),
     Column("match_warnings", Json, nullable=False),
+    # name -> {version, packages, failed} of every cataloger the scan ran; NULL: scanned before
+    # scans recorded it. A scanner whose catalogers make it stale queues the digest again.
+    Column("catalogers", Json),
     Index("ix_image_scans_status", "status", "enqueued_at"),
 )
 
