@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from vigil.catalog import CATALOGERS, CatalogerRun, cataloger_versions, catalog_rootfs
+from vigil.catalog import CATALOGERS, CatalogerRun, catalog_rootfs, cataloger_versions
 from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.model.scan import CatalogerRecord, is_stale
 from vigil.service.store.schema import image_scans

@@ -89,7 +89,7 @@ class ScanResult:
     manifest_digest: str
     source: str
     platform: str
-    os: dict | None
+    os: dict[str, Any] | None
     files: list[FileRow]
     packages: list[PackageRow]
     warnings: list[str]
