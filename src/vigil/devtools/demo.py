@@ -56,6 +56,7 @@ from vigil.devtools.oci import Image, build_image, delete_manifest, push, tar_la
 from vigil.devtools.registry_server import RegistryServer, find_registry_binary
 from vigil.intel.loader import load_osv
 from vigil.intel.store import AdvisoryStore
+from vigil.model.findings import FindingType
 from vigil.registry.client import RegistryClient
 from vigil.registry.config import RegistryConfig
 from vigil.sensor.loader import BPF_OBJECT, SensorLoadError, preflight
@@ -65,16 +66,20 @@ from vigil.service.store.tokens import has_admin, issue_token
 
 CLUSTER = "demo"
 # What the sample cluster shows, by finding type (see the module docstring for which is which).
-EXPECTED_FINDINGS = {
-    "tag_moved": 1,
-    "digest_mismatch": 1,
-    "artifact_missing": 1,
-    "untrusted_registry": 1,
-    "vulnerable_package": 2,
-    "malicious_package": 1,
+EXPECTED_FINDINGS: dict[str, int] = {
+    FindingType.TAG_MOVED: 1,
+    FindingType.DIGEST_MISMATCH: 1,
+    FindingType.ARTIFACT_MISSING: 1,
+    FindingType.UNTRUSTED_REGISTRY: 1,
+    FindingType.VULNERABLE_PACKAGE: 2,
+    FindingType.MALICIOUS_PACKAGE: 1,
 }
 # ... and what the runtime part adds (each once: findings are deduplicated per workload, image and subject).
-RUNTIME_FINDINGS = {"runtime_drift": 1, "suspicious_exec": 2, "running_vulnerability": 1}
+RUNTIME_FINDINGS: dict[str, int] = {
+    FindingType.RUNTIME_DRIFT: 1,
+    FindingType.SUSPICIOUS_EXEC: 2,
+    FindingType.RUNNING_VULNERABILITY: 1,
+}
 SENSOR_NODE = "node-a"  # where the toolbox pod is scheduled, so the sensor is that node's
 TOOLBOX_APPLETS = (*ctd.APPLETS, "id")
 # A file written into the running container and executed: busybox with other bytes appended,

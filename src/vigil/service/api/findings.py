@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, SEVERITIES
 from vigil.service.store import runtime_labels
 from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
@@ -40,9 +41,9 @@ def list_findings(
     runtime: str | None = Query(None, description="package findings by runtime label: running, not_observed_running, watching, unwatched"),
     who: Principal = Depends(reader),
 ) -> dict:
-    sev = csv_values("severity", severity, finding_store.SEVERITIES)
-    types = csv_values("type", type, finding_store.FINDING_TYPES)
-    statuses = csv_values("status", status, queries.FINDING_STATUSES)
+    sev = csv_values("severity", severity, SEVERITIES)
+    types = csv_values("type", type, FINDING_TYPES)
+    statuses = csv_values("status", status, FINDING_STATUSES)
     runtime_states = csv_values("runtime", runtime, runtime_labels.STATES)
     if since is not None and since.tzinfo is None:
         raise ApiError(422, "invalid_request", f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)")

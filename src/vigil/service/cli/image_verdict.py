@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from vigil.model.findings import FindingType
 from vigil.model.image import ImageRef, InvalidReference, parse_image_ref
 from vigil.registry import (
     NotFound,
@@ -90,7 +91,7 @@ def check(
             return judge(None, decision, RegistryAnswer(error=str(exc), error_kind=error_kind(exc))), None
     verdict = judge(running, decision, probe(client, eff, running))
     provenance = None
-    if verdict.status is Status.VERIFIED or any(f.type == "tag_moved" for f in verdict.findings):
+    if verdict.status is Status.VERIFIED or any(f.type == FindingType.TAG_MOVED for f in verdict.findings):
         prov = fetch_provenance(client, eff, running)
         if prov is not None:
             provenance = dataclasses.asdict(prov)
