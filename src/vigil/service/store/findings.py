@@ -24,7 +24,7 @@ from vigil.model.findings import (
 )
 from vigil.service.store.schema import finding_events, findings
 
-__all__ = ["FINDING_TYPES", "SEVERITIES", "Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
+__all__ = ["Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
 
 
 @dataclass(frozen=True)
