@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Unpack
 
-from vigil.model.findings import PACKAGE_TYPES
+from vigil.model.findings import PACKAGE_TYPES, FindingStatus
 
 from sqlalchemy import Connection, Row, select
 
@@ -149,7 +149,7 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
     for chunk in chunks(names):
         rows += [
             r for r in conn.execute(
-                select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.workload_name.in_(chunk))
+                select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.in_(chunk))
             )
             if (r.cluster_id, r.namespace, r.workload_kind, r.workload_name) in keys
         ]
@@ -161,7 +161,7 @@ def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None =
     ids = sorted(set(image_ids))
     rows: list[Row[Unpack[tuple[Any, ...]]]] = []
     for chunk in chunks(ids):
-        stmt = select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.image_pk.in_(chunk))
+        stmt = select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.image_pk.in_(chunk))
         if cluster:
             stmt = stmt.where(findings.c.cluster_id == cluster)
         rows += conn.execute(stmt).all()
@@ -174,7 +174,7 @@ def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict
     rows: list[Row[Unpack[tuple[Any, ...]]]] = []
     for chunk in chunks(ids):
         rows += conn.execute(
-            select(*_OPEN_COLUMNS).where(findings.c.status == "open", findings.c.cluster_id.in_(chunk))
+            select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.cluster_id.in_(chunk))
         ).all()
     got = _rollups(conn, rows, lambda r: r.cluster_id)
     return {i: got.get(i, rollup([])) for i in ids}
