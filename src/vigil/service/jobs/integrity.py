@@ -221,8 +221,9 @@ class IntegrityEvaluator:
             answer = answers[(eff.registry, eff.repository, eff.tag, p.digest)]
         since = None
         if answer is not None and answer.tag_digest is not None:
-            kept = state is not None and state.registry_digest == answer.tag_digest and state.registry_digest_since
-            since = (state.registry_digest_since if kept else now).isoformat()
+            same = state is not None and state.registry_digest == answer.tag_digest
+            kept = state.registry_digest_since if same and state is not None else None
+            since = (kept or now).isoformat()
         verdict = judge(p.digest, decision, answer, tag_moved_since=since)
         if verdict.status is Status.UNKNOWN:
             log.warning(
@@ -239,8 +240,9 @@ class IntegrityEvaluator:
             wait = self.reverify_interval
         since = None
         if v.registry_digest is not None:
-            kept = state is not None and state.registry_digest == v.registry_digest and state.registry_digest_since
-            since = state.registry_digest_since if kept else now
+            same = state is not None and state.registry_digest == v.registry_digest
+            kept = state.registry_digest_since if same and state is not None else None
+            since = kept or now
         elif v.status is Status.UNKNOWN and state is not None:
             # An unknown verdict says nothing about the tag: keep what we knew.
             return dict(

@@ -22,6 +22,7 @@ from vigil.model.findings import (
     severity_rank,
     workload_scope,
 )
+from vigil.service.store.db import inserted_id
 from vigil.service.store.schema import finding_events, findings
 
 __all__ = ["Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
@@ -113,7 +114,7 @@ def observe(conn: Connection, obs: Observation, actor: str = "analysis") -> tupl
                 dedup_key=obs.dedup_key, status=FindingStatus.OPEN, first_seen_at=now, status_changed_at=now, **values
             )
         )
-        fid = result.inserted_primary_key[0]
+        fid = inserted_id(result)
         _event(conn, fid, None, FindingStatus.OPEN, obs.severity, "observed", actor, now)
         return fid, "opened"
     if row.status == FindingStatus.SUPPRESSED:

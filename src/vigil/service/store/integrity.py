@@ -66,7 +66,7 @@ def running_images(conn: Connection) -> list[RunningImage]:
     stmt = (
         select(
             containers.c.cluster_id,
-            clusters.c.name,
+            clusters.c.name.label("cluster_name"),
             containers.c.image_pk,
             images.c.registry,
             images.c.repository,
@@ -82,7 +82,7 @@ def running_images(conn: Connection) -> list[RunningImage]:
         .where(containers.c.state.not_in(NOT_RUNNING))
         .distinct()
     )
-    return [RunningImage(*row) for row in conn.execute(stmt)]
+    return [RunningImage(**row._mapping) for row in conn.execute(stmt)]
 
 
 def load_states(conn: Connection) -> dict[tuple[int, str], IntegrityState]:
