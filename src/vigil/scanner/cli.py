@@ -178,8 +178,8 @@ def _print_table(report: ScanReport, rows: list[dict]) -> None:
             table.add_row(row["package"]["name"], row["package"]["version"], row["package"]["type"], row["id"], level,
                           ", ".join(row["fixed_versions"]) or "-")
         out.print(table)
-    for warning in report.contents.warnings:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(warning))}")
+    for catalog_warning in report.contents.warnings:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(catalog_warning))}")
     for warning in report.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
@@ -280,7 +280,7 @@ def scanner(
 
     settings = Settings(data_dir=data_dir or default_data_dir(), database_url=database_url)
     try:
-        engine = create_store_engine(settings.database_url)
+        engine = create_store_engine(settings.store_url)
         if current_revision(engine) is None:
             raise _fail("the store has no schema yet: start the service (or `vigil service init`) first")
         config = RegistryConfig.load(registry_config)
