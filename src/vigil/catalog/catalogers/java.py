@@ -98,12 +98,12 @@ class JavaArchiveCataloger:
         return out
 
     def _nested(self, z: zipfile.ZipFile, name: str, location: str, owner: str, ctx: CatalogContext) -> list[Package]:
-        with tempfile.SpooledTemporaryFile(max_size=_NESTED_SPOOL_IN_MEMORY, dir=ctx.workdir) as spool:
+        with tempfile.SpooledTemporaryFile(max_size=_NESTED_SPOOL_IN_MEMORY, dir=str(ctx.workdir)) as spool:
             try:
                 with z.open(name) as src:
                     shutil.copyfileobj(src, spool, 1 << 20)
                 spool.seek(0)
-                return self._archive(spool, location, owner, ctx, nested=False)  # type: ignore[arg-type]
+                return self._archive(spool, location, owner, ctx, nested=False)
             except (OSError, zipfile.BadZipFile, ValueError) as exc:
                 ctx.warnings.warn(location, None, f"nested Java archive skipped: {exc}")
                 return []

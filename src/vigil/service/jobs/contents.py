@@ -31,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine, select
 
@@ -46,6 +46,9 @@ from vigil.model.scan import QueueCounts, ScanOutcome
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images
+
+if TYPE_CHECKING:
+    from vigil.intel.sync import SyncReport
 
 log = logging.getLogger(__name__)
 
@@ -332,10 +335,10 @@ class IntelSyncSchedule:
         self.db_path = db_path
         self.cache_dir = cache_dir
         self.interval = interval
-        self.last_report = None
+        self.last_report: SyncReport | None = None
         self._task = PeriodicTask("vigil-intel-sync", self.run_once, "advisory sync")
 
-    def run_once(self):
+    def run_once(self) -> SyncReport:
         from vigil.intel.sync import sync_feeds
 
         self.last_report = sync_feeds(self.feeds, self.db_path, self.cache_dir)
