@@ -11,7 +11,7 @@ command, output to /dev/null:
 
 Each command runs once untimed first (and its output is checked), then N timed runs; the figures are
 the median and max wall time (spawn to reaped), the median CPU time (user + system, which a busy
-machine inflates less than wall time) and the largest peak RSS (GNU time's %M).
+machine inflates less than wall time) and the largest peak RSS.
 Each line of output is one JSON object. Aim: `vigil get clusters -o json` under 500 ms and 60 MB.
 
     .venv/bin/python bench/cli_startup.py [--runs 11]
@@ -47,18 +47,24 @@ def emit(**fields) -> None:
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds, peak RSS in MB) of one process, from spawn to reaped.
 
-    The process is started by /usr/bin/time, which reports that process's own peak: a child forked
-    from this (large) benchmark process would count the parent's pages until it execs.
+    GNU time starts the process and reports its own peak RSS: a child forked from this (large)
+    benchmark process would count the parent's pages until it execs. The CPU time is what
+    ``os.wait4`` reports for time and the process it waited for (microseconds; time's %U is
+    in hundredths).
     """
     with tempfile.NamedTemporaryFile("r") as report:
-        start = time.perf_counter()
-        done = subprocess.run([TIME, "-f", "%U %S %M", "-o", report.name, *argv], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise RuntimeError(f"{argv} exited {done.returncode}")
-        user, system, rss_kb = report.read().split()[-3:]
-        return wall, float(user) + float(system), int(rss_kb) / 1024
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            quiet = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
+            start = time.perf_counter()
+            pid = os.posix_spawn(TIME, [TIME, "-f", "%M", "-o", report.name, *argv], env, file_actions=quiet)
+            _, status, usage = os.wait4(pid, 0)
+            wall = time.perf_counter() - start
+        finally:
+            os.close(null)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{argv} exited {os.waitstatus_to_exitcode(status)}")
+        return wall, usage.ru_utime + usage.ru_stime, int(report.read().split()[-1]) / 1024  # kB
 
 
 def seed(svc: LiveService) -> None:
