@@ -12,7 +12,7 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, require
 from vigil.service.api.errors import not_found
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store import queries
+from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.clusters import register_cluster
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal, count_use, issue_token
@@ -81,7 +81,7 @@ def list_clusters(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_clusters(conn, after, limit)
+        p = cluster_views.list_clusters(conn, after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -91,7 +91,7 @@ def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(read
         # Clusters are few; filter the listing rather than keep a second query shape.
         after = None
         while True:
-            p = queries.list_clusters(conn, after, 1000)
+            p = cluster_views.list_clusters(conn, after, 1000)
             for c in p.items:
                 if c["id"] == cluster_id:
                     return c

@@ -19,7 +19,7 @@ from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.query import csv_values
 from vigil.service.api.responses import ViewRoute, event_stream
 from vigil.service.store import findings as finding_store
-from vigil.service.store import queries
+from vigil.service.store.views import findings as finding_views
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
 from vigil.wire.views import Finding, FindingDetail, FindingStreamEvent, Page
@@ -48,7 +48,11 @@ def list_findings(
     if since is not None and since.tzinfo is None:
         raise ApiError(422, "invalid_request", f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)")
     with request.app.state.engine.connect() as conn:
-        p = queries.list_findings(conn, cluster, namespace, sev, types, statuses, after, limit, since=since, runtime_states=runtime_states)
+        f = finding_views.FindingFilter(
+            types=tuple(types), severities=tuple(sev), statuses=tuple(statuses), cluster_id=cluster, namespace=namespace,
+            since=since, runtime_states=tuple(runtime_states),
+        )  # fmt: skip
+        p = finding_views.list_findings(conn, f, finding_views.finding_sort("id", False), after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -66,7 +70,7 @@ router.add_api_route(
 @router.get("/{finding_id}", response_model=FindingDetail, summary="One finding with its history")
 def get_finding(finding_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
-        f = queries.get_finding(conn, finding_id)
+        f = finding_views.get_finding(conn, finding_id)
     if f is None:
         raise not_found(f"finding {finding_id} does not exist")
     return f
@@ -89,7 +93,7 @@ async def change_status(finding_id: int, request: Request, who: Principal = Depe
         with request.app.state.engine.begin() as conn:
             if not finding_store.set_status(conn, finding_id, body.status, body.reason, f"token:{who.name}"):
                 return None
-            return queries.get_finding(conn, finding_id)
+            return finding_views.get_finding(conn, finding_id)
 
     f = await run_in_threadpool(work)
     if f is None:

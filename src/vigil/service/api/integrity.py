@@ -11,7 +11,7 @@ from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store import integrity as integrity_store
-from vigil.service.store import queries
+from vigil.service.store.views import images as image_views
 from vigil.service.store.schema import images
 from vigil.service.store.tokens import Principal
 from vigil.wire.views import ImageIntegrity, IntegrityPassReport, IntegrityRow, Page
@@ -35,7 +35,7 @@ def image_integrity(
         if row is None:
             raise not_found(f"image {image_id} does not exist")
         summary = integrity_store.summaries(conn, [image_id], cluster)[image_id]
-    return {"image": queries._image_dict(row), "integrity": summary}
+    return {"image": image_views.image_dict(row), "integrity": summary}
 
 
 @router.get("/integrity", response_model=Page[IntegrityRow], summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id")
@@ -53,7 +53,7 @@ def list_integrity(
     if bad:
         raise ApiError(422, "invalid_request", f"query.status: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
     with request.app.state.engine.connect() as conn:
-        page = queries.list_images(conn, cluster, None, None, True, after, limit)
+        page = image_views.list_images(conn, image_views.ImageFilter(cluster_id=cluster, in_use=True), after, limit)
         ids = [item["id"] for item in page.items]
         summaries = integrity_store.summaries(conn, ids, cluster)
     items = []

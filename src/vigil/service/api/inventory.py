@@ -6,7 +6,11 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from vigil.service.api.deps import reader
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store import queries
+from vigil.service.store.views import images as image_views
+from vigil.service.store.views import nodes as node_views
+from vigil.service.store.views import pods as pod_views
+from vigil.service.store.views import processes as process_views
+from vigil.service.store.views import workloads as workload_views
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
 from vigil.wire.views import Image, Node, Page, Pod, Process, Workload
@@ -26,7 +30,7 @@ def nodes(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_nodes(conn, cluster, after, limit)
+        p = node_views.list_nodes(conn, node_views.NodeFilter(cluster_id=cluster), after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -41,7 +45,7 @@ def workloads(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_workloads(conn, cluster, namespace, kind, after, limit)
+        p = workload_views.list_workloads(conn, workload_views.WorkloadFilter(cluster, namespace, kind), after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -58,7 +62,8 @@ def pods(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_pods(conn, cluster, namespace, node, workload_kind, workload_name, after, limit)
+        f = pod_views.PodFilter(cluster, namespace, node, workload_kind, workload_name)
+        p = pod_views.list_pods(conn, f, after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -78,7 +83,8 @@ def images(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_images(conn, cluster, registry, repository, running, after, limit)
+        f = image_views.ImageFilter(registry=registry, repository=repository, cluster_id=cluster, in_use=running)
+        p = image_views.list_images(conn, f, after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -100,5 +106,8 @@ def processes(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = queries.list_executions(conn, cluster, node, container_id, pod_uid, sha256, kind, after, limit)
+        f = process_views.ProcessFilter(
+            cluster_id=cluster, node=node, container_id=container_id, pod_uid=pod_uid, sha256=sha256, kind=kind
+        )
+        p = process_views.list_executions(conn, f, after, limit)
     return {"items": p.items, "next": p.next}

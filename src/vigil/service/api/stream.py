@@ -26,7 +26,7 @@ from vigil.model.findings import FINDING_TYPES, SEVERITIES, FindingStatus
 from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
 from vigil.service.api.query import csv_values
-from vigil.service.store import queries
+from vigil.service.store.views import findings as finding_views
 from vigil.service.store import risk as risk_store
 from vigil.service.store.schema import finding_events, findings
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
@@ -120,7 +120,7 @@ async def stream_findings(
             items: dict[int, dict] = {}
             ids = sorted({r.finding_id for r in fresh if r.id in wanted})
             if ids:
-                dicts = [queries._finding_dict(f) for f in conn.execute(select(findings).where(findings.c.id.in_(ids)))]
+                dicts = [finding_views.finding_dict(f) for f in conn.execute(select(findings).where(findings.c.id.in_(ids)))]
                 risk_store.attach_risk(conn, dicts)
                 items = {d["id"]: d for d in dicts}
         out = []

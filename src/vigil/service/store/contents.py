@@ -26,7 +26,7 @@ from vigil.clock import iso, utcnow
 from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.model.scan import CatalogerVersions, QueueCounts, ScanJob, ScanResult, is_stale
 from vigil.service.store.chunks import chunks
-from vigil.service.store.pagination import page, split_page
+from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.schema import (
     containers,
     image_files,
@@ -418,7 +418,7 @@ def list_packages(conn: Connection, digest: str, type_: str | None, name: str | 
         stmt = stmt.where(image_packages.c.type == type_)
     if name:
         stmt = stmt.where(image_packages.c.name == name)
-    rows, nxt = split_page(conn.execute(page(stmt, [image_packages.c.id], after, limit)).all(), lambda r: (r.id,), limit)
+    rows, nxt = keyset_rows(conn, stmt, Sort(((image_packages.c.id, "int"),)), after, limit)
     return [_package_dict(r) for r in rows], nxt
 
 
@@ -432,7 +432,7 @@ def list_files(
         stmt = stmt.where(image_files.c.sha256 == sha256)
     if kind:
         stmt = stmt.where(image_files.c.kind == kind)
-    rows, nxt = split_page(conn.execute(page(stmt, [image_files.c.path], after, limit)).all(), lambda r: (r.path,), limit)
+    rows, nxt = keyset_rows(conn, stmt, Sort(((image_files.c.path, "str"),)), after, limit)
     items = []
     for r in rows:
         if r.kind == "symlink":
@@ -464,7 +464,7 @@ def list_vulnerabilities(
         stmt = stmt.where(v.c.severity.in_(list(severities)))
     if malicious is not None:
         stmt = stmt.where(v.c.malicious == malicious)
-    rows, nxt = split_page(conn.execute(page(stmt, [v.c.id], after, limit)).all(), lambda r: (r.id,), limit)
+    rows, nxt = keyset_rows(conn, stmt, Sort(((v.c.id, "int"),)), after, limit)
     items = [
         {
             "id": r.vuln_id,

@@ -8,11 +8,12 @@ label of package findings (``vulnerability_runtime``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Unpack
 
 from vigil.model.findings import PACKAGE_TYPES, FindingStatus
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, distinct, func, select
 
 from vigil.clock import iso
 from vigil.service.analysis.runtime.risk import (
@@ -82,8 +83,6 @@ def runtime_labels(conn: Connection, finding_ids: Iterable[int]) -> dict[int, di
 def score(conn: Connection, rows: Sequence) -> dict[int, dict]:
     """{finding id: {score, parts}} for rows with id, type, severity, cluster_id, namespace,
     workload_kind, workload_name, image_pk."""
-    from vigil.service.store.queries import image_usage  # queries imports this module
-
     wkeys = {(r.cluster_id, r.namespace, r.workload_kind, r.workload_name) for r in rows if r.workload_kind}
     exposures = workload_exposures(conn, wkeys)
     image_ids = sorted({r.image_pk for r in rows if r.image_pk is not None})
@@ -178,3 +177,74 @@ def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict
         ).all()
     got = _rollups(conn, rows, lambda r: r.cluster_id)
     return {i: got.get(i, rollup([])) for i in ids}
+
+
+def image_usage(conn: Connection, image_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Blast radius per image: containers having it, distinct workloads and clusters."""
+    if not image_ids:
+        return {}
+    joined = (
+        select(
+            containers.c.image_pk,
+            containers.c.cluster_id,
+            pods.c.namespace,
+            pods.c.workload_kind,
+            pods.c.workload_name,
+        )
+        .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+        .where(containers.c.image_pk.in_(image_ids))
+    )
+    per_workload = joined.distinct().subquery()
+    usage: dict[int, dict[str, int]] = {i: {"containers": 0, "workloads": 0, "clusters": 0} for i in image_ids}
+    for image_pk, n in conn.execute(
+        select(containers.c.image_pk, func.count()).where(containers.c.image_pk.in_(image_ids)).group_by(containers.c.image_pk)
+    ):
+        usage[image_pk]["containers"] = n
+    for image_pk, n in conn.execute(
+        select(per_workload.c.image_pk, func.count()).group_by(per_workload.c.image_pk)
+    ):
+        usage[image_pk]["workloads"] = n
+    for image_pk, n in conn.execute(
+        select(containers.c.image_pk, func.count(distinct(containers.c.cluster_id)))
+        .where(containers.c.image_pk.in_(image_ids))
+        .group_by(containers.c.image_pk)
+    ):
+        usage[image_pk]["clusters"] = n
+    return usage
+
+
+@dataclass(frozen=True)
+class OpenRisk:
+    """Rolled-up risk of every workload, image and cluster with open findings, scored in one pass."""
+
+    workloads: dict[tuple[str, str, str, str], dict]
+    images: dict[int, dict]
+    clusters: dict[str, dict]
+
+
+def open_risk(conn: Connection) -> OpenRisk:
+    """Each open finding scored once (``score``), rolled up by workload, image and cluster as
+    ``workload_risk`` / ``image_risk`` / ``cluster_risk`` do, without scoring the same findings
+    three times."""
+    cols = (
+        findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
+        findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
+    )
+    rows = conn.execute(select(*cols).where(findings.c.status == FindingStatus.OPEN)).all()
+    scores = score(conn, rows)
+    by_workload: dict[tuple, list] = {}
+    by_image: dict[int, list] = {}
+    by_cluster: dict[str, list] = {}
+    for r in rows:
+        pair = (r.id, scores[r.id]["score"])
+        if r.workload_name is not None:
+            by_workload.setdefault((r.cluster_id, r.namespace, r.workload_kind, r.workload_name), []).append(pair)
+        if r.image_pk is not None:
+            by_image.setdefault(r.image_pk, []).append(pair)
+        if r.cluster_id is not None:
+            by_cluster.setdefault(r.cluster_id, []).append(pair)
+    return OpenRisk(
+        {k: rollup(v) for k, v in by_workload.items()},
+        {k: rollup(v) for k, v in by_image.items()},
+        {k: rollup(v) for k, v in by_cluster.items()},
+    )

@@ -138,3 +138,15 @@ def revoke_token(conn: Connection, token_id: str) -> bool:
         .values(revoked_at=utcnow())
     )
     return result.rowcount == 1
+
+
+def active_user(conn: Connection, token_id: str) -> Principal | None:
+    """The user behind a token id if that token still admits a person (not revoked, not expired):
+    what a console session is checked against on every request."""
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).first()
+    if row is None or row.role not in USER_ROLES or row.revoked_at is not None:
+        return None
+    expires_at = as_utc(row.expires_at)
+    if expires_at is not None and expires_at <= utcnow():
+        return None
+    return Principal(row.id, row.name, row.role, row.cluster_id)

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from vigil.clock import parse_time, utcnow
 from vigil.model.findings import RATED_SEVERITIES
-from vigil.service.store import queries
+from vigil.service.store import tokens
 from vigil.service.store.tokens import Principal
 from vigil.service.ui import params
 from vigil.service.ui.security import csrf_ok
@@ -117,7 +117,7 @@ def viewer(request: Request) -> Viewer:
     if session is None or not session.signed_in:
         raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     with request.app.state.engine.connect() as conn:
-        who = queries.active_user(conn, session.token_id)
+        who = tokens.active_user(conn, session.token_id)
     if who is None:
         raise LoginRequired(request.url.path)
     return Viewer(who, session)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from vigil.service.store import queries
+from vigil.service.store.views import clusters as cluster_views
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import nodes as node_views
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -17,9 +19,9 @@ def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
     limit, after = params.page_size(q), params.cursor(q)
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = queries.console_clusters(conn, after, limit)
-        sensors = queries.sensor_summary(conn, [c["id"] for c in page.items])
-        counts = {c["id"]: queries.finding_counts(conn, c["id"]) for c in page.items}
+            page = cluster_views.list_clusters(conn, after, limit)
+        sensors = node_views.sensor_summary(conn, [c["id"] for c in page.items])
+        counts = {c["id"]: finding_views.finding_counts(conn, c["id"]) for c in page.items}
     open_by_cluster = {cid: sum(sum(t.values()) for t in c.values()) for cid, c in counts.items()}
     return web.render(request, "clusters.html", v, clusters=page.items, next=page.next, sensors=sensors, open_findings=open_by_cluster, NODE_STATUSES=NODE_STATUSES)
 
@@ -31,13 +33,13 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
     text = params.text(q, "q")
     limit, after = params.page_size(q), params.cursor(q)
     with request.app.state.engine.connect() as conn:
-        found = [c for c in queries.console_clusters(conn, None, 1000).items if c["id"] == cluster_id]
+        found = [c for c in cluster_views.list_clusters(conn, None, 1000).items if c["id"] == cluster_id]
         if not found:
             raise web.Refused(404, f"cluster {cluster_id!r} does not exist")
         with params.cursor_checked():
-            nodes = queries.cluster_nodes(conn, cluster_id, status, text, after, limit)
-        summary = queries.sensor_summary(conn, [cluster_id])[cluster_id]
-        counts = queries.finding_counts(conn, cluster_id)
+            nodes = node_views.cluster_nodes(conn, cluster_id, node_views.NodeFilter(status=status, text=text), after, limit)
+        summary = node_views.sensor_summary(conn, [cluster_id])[cluster_id]
+        counts = finding_views.finding_counts(conn, cluster_id)
     return web.render(
         request,
         "cluster.html",

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.store import queries
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store import tokens
 from vigil.service.ui import web
 
 router = APIRouter()
@@ -26,12 +27,12 @@ RECHECK_S = 10.0
 
 def _marker(engine) -> tuple:
     with engine.connect() as conn:
-        return queries.findings_marker(conn)
+        return finding_views.findings_marker(conn)
 
 
 def _still_valid(engine, token_id: str) -> bool:
     with engine.connect() as conn:
-        return queries.active_user(conn, token_id) is not None
+        return tokens.active_user(conn, token_id) is not None
 
 
 @router.get("/ui/events")

@@ -16,8 +16,9 @@ from vigil.model.findings import (
     FindingType,
 )
 from vigil.service.store import findings as finding_store
-from vigil.service.store import queries
-from vigil.service.store import risk as risk_store
+from vigil.service.store.views import common
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import images as image_views
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -34,11 +35,11 @@ STATUS_ANY = "any"
 MAX_REASON = 2000
 
 
-def finding_filter(q) -> queries.FindingFilter:
+def finding_filter(q) -> finding_views.FindingFilter:
     raw_status = params.multi(q, "status", FINDING_STATUSES + (STATUS_ANY,))
     # No status in the URL means the triage view: open findings.
     statuses = () if STATUS_ANY in raw_status else (raw_status or (FindingStatus.OPEN,))
-    return queries.FindingFilter(
+    return finding_views.FindingFilter(
         types=params.multi(q, "type", FINDING_TYPES),
         severities=params.multi(q, "severity", SEVERITIES),
         statuses=statuses,
@@ -54,12 +55,12 @@ def finding_filter(q) -> queries.FindingFilter:
 def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
     q = request.query_params
     f = finding_filter(q)
-    sort, desc = params.sort(q, queries.FINDING_SORTS, "severity")
+    sort, desc = params.sort(q, finding_views.FINDING_SORTS, "severity")
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = queries.console_findings(conn, f, queries.finding_sort(sort, desc), params.cursor(q), params.page_size(q))
-        choices = queries.finding_filter_choices(conn)
-        risk_store.attach_risk(conn, page.items)
+            sorting = finding_views.finding_sort(sort, desc)
+            page = finding_views.list_findings(conn, f, sorting, params.cursor(q), params.page_size(q), names=True)
+        choices = finding_views.finding_filter_choices(conn)
     quick = [(label, params.link("/findings", _empty(), **qp), _active(f, qp)) for label, qp in QUICK_FILTERS]
     return web.render(
         request,
@@ -85,7 +86,7 @@ class _empty:
         return []
 
 
-def _active(f: queries.FindingFilter, qp: dict) -> bool:
+def _active(f: finding_views.FindingFilter, qp: dict) -> bool:
     return ",".join(f.types) == qp["type"]
 
 
@@ -96,11 +97,11 @@ def finding(finding_id: int, request: Request, v: web.Viewer = Depends(web.viewe
 
 def _finding_page(request: Request, v: web.Viewer, finding_id: int, error: str | None = None, status: int = 200):
     with request.app.state.engine.connect() as conn:
-        f = queries.get_finding(conn, finding_id)
+        f = finding_views.get_finding(conn, finding_id)
         if f is None:
             raise web.Refused(404, f"finding {finding_id} does not exist")
-        img = queries.image_detail(conn, f["image_pk"]) if f["image_pk"] else None
-        cluster_name = queries._cluster_names(conn, [f["cluster_id"]]).get(f["cluster_id"]) if f["cluster_id"] else None
+        img = image_views.image_detail(conn, f["image_pk"]) if f["image_pk"] else None
+        cluster_name = common.cluster_names(conn, [f["cluster_id"]]).get(f["cluster_id"]) if f["cluster_id"] else None
     return web.render(request, "finding.html", v, status=status, nav="findings", f=f, img=img, cluster_name=cluster_name, error=error)
 
 

@@ -7,8 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
-from vigil.service.store import contents, queries
-from vigil.service.store import risk as risk_store
+from vigil.service.store import contents
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import images as image_views
+from vigil.service.store.views import processes as process_views
 from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.ui import params, sections, web
 
@@ -19,25 +21,25 @@ CONTENTS_PAGE = 50
 @router.get("/images")
 def images(request: Request, v: web.Viewer = Depends(web.viewer)):
     q = request.query_params
-    f = queries.ImageFilter(
+    f = image_views.ImageFilter(
         registry=params.text(q, "registry"),
         text=params.text(q, "q"),
         cluster_id=params.text(q, "cluster"),
         running_only=params.flag(q, "running"),
         finding_types=params.multi(q, "finding", FINDING_TYPES),
     )
-    sort, desc = params.sort(q, queries.IMAGE_SORTS, "ref")
+    sort, desc = params.sort(q, image_views.IMAGE_SORTS, "ref")
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = queries.console_images(conn, f, sort, desc, params.cursor(q), params.page_size(q))
-        choices = queries.finding_filter_choices(conn)
+            page = image_views.console_images(conn, f, sort, desc, params.cursor(q), params.page_size(q))
+        choices = finding_views.finding_filter_choices(conn)
         _count_vulnerabilities(conn, page.items)
     return web.render(request, "images.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], FINDING_TYPES=FINDING_TYPES)
 
 
 def _count_vulnerabilities(conn, items: list[dict]) -> None:
     """Distinct vulnerabilities of each image's digest (contents), not findings (one per workload)."""
-    counts = queries.image_vulnerability_counts(conn, [i["id"] for i in items])
+    counts = image_views.image_vulnerability_counts(conn, [i["id"] for i in items])
     for i in items:
         i.update(counts[i["id"]])
 
@@ -64,43 +66,41 @@ def _contents(conn, img: dict, q) -> dict:
     if scan["status"] != "done":
         return out
     out["packages"], out["packages_next"] = contents.list_packages(conn, img["digest"], None, None, _id_cursor(q, "pkg_after"), CONTENTS_PAGE)
-    by_package = queries.package_vulnerability_ids(conn, [p["id"] for p in out["packages"]])
+    by_package = image_views.package_vulnerability_ids(conn, [p["id"] for p in out["packages"]])
     for p in out["packages"]:
         p["vulnerabilities"] = by_package.get(p["id"], [])
     out["vulns"], out["vulns_next"] = contents.list_vulnerabilities(conn, img["digest"], (), None, _id_cursor(q, "vuln_after"), CONTENTS_PAGE)
-    states = queries.image_runtime_states(conn, img["id"])
+    states = image_views.image_runtime_states(conn, img["id"])
     for v in out["vulns"]:
         v["runtime"] = states.get((v["package"]["name"], v["package"]["version"], v["id"]), {})
-        v["runtime_state"] = queries.overall_runtime_state(v["runtime"])
+        v["runtime_state"] = image_views.overall_runtime_state(v["runtime"])
     return out
 
 
 @router.get("/images/{image_id}")
 def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
     with request.app.state.engine.connect() as conn:
-        img = queries.image_detail(conn, image_id)
+        img = image_views.image_detail(conn, image_id)
         if img is None:
             raise web.Refused(404, f"image {image_id} does not exist")
-        trust = queries.console_findings(
-            conn, queries.FindingFilter(types=INTEGRITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), queries.finding_sort("severity", False), None, 200
+        trust = finding_views.list_findings(
+            conn, finding_views.FindingFilter(types=INTEGRITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), finding_views.finding_sort("severity", False), None, 200, names=True
         )
-        vulns = queries.console_findings(
-            conn, queries.FindingFilter(types=VULNERABILITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), queries.finding_sort("severity", False), None, 500
+        vulns = finding_views.list_findings(
+            conn, finding_views.FindingFilter(types=VULNERABILITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), finding_views.finding_sort("severity", False), None, 500, names=True
         )
-        other = queries.console_findings(
+        other = finding_views.list_findings(
             conn,
-            queries.FindingFilter(types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES), image_pk=image_id, statuses=FINDING_STATUSES),
-            queries.finding_sort("severity", False),
+            finding_views.FindingFilter(types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES), image_pk=image_id, statuses=FINDING_STATUSES),
+            finding_views.finding_sort("severity", False),
             None,
             200,
+            names=True,
         )
-        processes = queries.console_processes(conn, queries.ProcessFilter(image_pk=image_id), "last_seen", True, None, 200)
+        processes = process_views.console_processes(conn, process_views.ProcessFilter(image_pk=image_id), "last_seen", True, None, 200)
         provenance = sections.image_section("provenance", conn, img)
         integrity = sections.image_section("integrity", conn, img)
-        # Package findings carry their runtime label (running, not_observed_running, watching,
-        # unwatched) and every finding its risk score.
-        risk_store.attach_risk(conn, vulns.items)
-        img.update(queries.image_vulnerability_counts(conn, [image_id])[image_id])
+        img.update(image_views.image_vulnerability_counts(conn, [image_id])[image_id])
         content = _contents(conn, img, request.query_params)
     return web.render(
         request,

@@ -7,7 +7,11 @@ import time
 from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_TYPES, SEVERITIES
-from vigil.service.store import queries
+from vigil.service.store.views import clusters as cluster_views
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import nodes as node_views
+from vigil.service.store.views import overview as overview_views
+from vigil.service.store import risk as risk_store
 from vigil.service.ui import web
 from vigil.service.ui.chart import line_chart
 
@@ -19,13 +23,13 @@ router = APIRouter()
 RISK_MAX_AGE_S = 15.0
 
 
-def _open_risk(request: Request, conn) -> queries.OpenRisk:
-    marker = queries.findings_marker(conn)
+def _open_risk(request: Request, conn) -> risk_store.OpenRisk:
+    marker = finding_views.findings_marker(conn)
     cached = getattr(request.app.state, "console_open_risk", None)
     now = time.monotonic()
     if cached is not None and cached[0] == marker and now - cached[1] < RISK_MAX_AGE_S:
         return cached[2]
-    risk = queries.open_risk(conn)
+    risk = risk_store.open_risk(conn)
     request.app.state.console_open_risk = (marker, now, risk)
     return risk
 
@@ -33,13 +37,13 @@ def _open_risk(request: Request, conn) -> queries.OpenRisk:
 @router.get("/")
 def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
     with request.app.state.engine.connect() as conn:
-        counts = queries.finding_counts(conn)
+        counts = finding_views.finding_counts(conn)
         risk = _open_risk(request, conn)
-        clusters = queries.console_clusters(conn, None, 100, risk)
-        sensors = queries.sensor_summary(conn, [c["id"] for c in clusters.items])
-        workloads = queries.riskiest_workloads(conn, 5, risk)
-        images = queries.riskiest_images(conn, 5, risk)
-        series = queries.open_findings_series(conn, 14)
+        clusters = cluster_views.list_clusters(conn, None, 100, risk)
+        sensors = node_views.sensor_summary(conn, [c["id"] for c in clusters.items])
+        workloads = overview_views.riskiest_workloads(conn, 5, risk)
+        images = overview_views.riskiest_images(conn, 5, risk)
+        series = overview_views.open_findings_series(conn, 14)
     by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in SEVERITIES}
     types = [t for t in FINDING_TYPES if t in counts] + sorted(t for t in counts if t not in FINDING_TYPES)
     return web.render(

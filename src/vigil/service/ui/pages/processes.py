@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from vigil.service.store import queries
+from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import processes as process_views
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -14,7 +15,7 @@ KINDS = ("executable", "script", "library")
 @router.get("/processes")
 def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
     q = request.query_params
-    f = queries.ProcessFilter(
+    f = process_views.ProcessFilter(
         cluster_id=params.text(q, "cluster"),
         namespace=params.text(q, "namespace"),
         kind=params.choice(q, "kind", KINDS),
@@ -23,9 +24,9 @@ def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
         image_pk=params.integer(q, "image"),
         running_only=params.flag(q, "running"),
     )
-    sort, desc = params.sort(q, queries.PROCESS_SORTS, "-last_seen")
+    sort, desc = params.sort(q, process_views.PROCESS_SORTS, "-last_seen")
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = queries.console_processes(conn, f, sort, desc, params.cursor(q), params.page_size(q))
-        choices = queries.finding_filter_choices(conn)
+            page = process_views.console_processes(conn, f, sort, desc, params.cursor(q), params.page_size(q))
+        choices = finding_views.finding_filter_choices(conn)
     return web.render(request, "processes.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], KINDS=KINDS)

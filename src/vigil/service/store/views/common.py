@@ -1,0 +1,40 @@
+"""What every view shares: a page of items, image references and cluster names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+
+from vigil.clock import iso
+from vigil.service.store.schema import clusters
+
+__all__ = ["Page", "cluster_names", "image_ref", "iso"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: ``next`` resumes after its last item; ``total`` counts every match
+    (for the console's "n of m"; None where the listing does not count)."""
+
+    items: list[dict]
+    next: str | None
+    total: int | None = None
+
+
+def image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:
+    if repository is None:
+        return None
+    ref = f"{registry}/{repository}" if registry else repository
+    if tag:
+        ref += f":{tag}"
+    if digest:
+        ref += f"@{digest}"
+    return ref
+
+
+def cluster_names(conn: Connection, ids) -> dict[str, str]:
+    ids = [i for i in ids if i]
+    if not ids:
+        return {}
+    return dict(conn.execute(select(clusters.c.id, clusters.c.name).where(clusters.c.id.in_(ids))).all())
