@@ -58,7 +58,7 @@ def _bind_cursor_value(raw: Any, kind: str, expr: Any) -> Any:
         raise BadCursor(f"cursor value {raw!r} is not one this service issued for this sort")
     if kind == "ts":
         try:
-            raw = datetime.fromisoformat(raw)
+            raw = datetime.fromisoformat(str(raw))
         except ValueError:
             raise BadCursor(f"cursor value {raw!r} is not a timestamp this service issued") from None
     return literal(raw, expr.type)

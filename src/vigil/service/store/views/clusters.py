@@ -28,10 +28,10 @@ def list_clusters(conn: Connection, after: str | None, limit: int, risk: risk_st
     (the overview), else from the page's own clusters."""
     rows, nxt = keyset_rows(conn, select(clusters), BY_NAME, after, limit)
     ids = [r.id for r in rows]
-    node_counts = dict(
+    node_counts: dict[str, int] = dict(
         conn.execute(select(nodes.c.cluster_id, func.count()).where(nodes.c.cluster_id.in_(ids)).group_by(nodes.c.cluster_id)).all()
     )
-    pod_counts = dict(
+    pod_counts: dict[str, int] = dict(
         conn.execute(select(pods.c.cluster_id, func.count()).where(pods.c.cluster_id.in_(ids)).group_by(pods.c.cluster_id)).all()
     )
     if risk is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, case, func, or_, select
 
 from vigil.model.findings import RUNTIME_TYPES, SEVERITIES, FindingStatus
 from vigil.service.store import risk as risk_store
@@ -52,8 +52,8 @@ def finding_dict(r) -> dict:
     }
 
 
-def _conditions(f: FindingFilter) -> list:
-    cond = []
+def _conditions(f: FindingFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if f.since is not None:
         # changed since: any entry in its history (opened, severity, status) at or after `since`
         cond.append(findings.c.id.in_(select(finding_events.c.finding_id).where(finding_events.c.at >= f.since)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Connection, FromClause, Row, case, distinct, func, or_, select
 
 from vigil.model.findings import PACKAGE_TYPES, RATED_SEVERITIES, FindingStatus, FindingType, Severity
 from vigil.service.store import risk as risk_store
@@ -58,8 +58,8 @@ def image_dict(r) -> dict:
     }
 
 
-def _conditions(f: ImageFilter) -> list:
-    cond = []
+def _conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if f.registry:
         cond.append(images.c.registry == f.registry)
     if f.repository:
@@ -131,7 +131,7 @@ def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool
     }[sort]
     cond = _conditions(f)
     # Aggregate over every image only when the order needs it; otherwise count for the page alone.
-    source = images
+    source: FromClause = images
     if sort == "findings":
         source = source.outerjoin(open_counts, open_counts.c.image_pk == images.c.id)
     if sort == "workloads":
@@ -235,8 +235,8 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
     for pk, d in digests.items():
         if d:
             by_digest.setdefault(d, []).append(pk)
-    scans = {}
-    vuln_rows = []
+    scans: dict[str, str] = {}
+    vuln_rows: list[Row] = []
     wanted = sorted(by_digest)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
@@ -247,8 +247,8 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
             .group_by(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious)
         ).all()
     for pk in ids:
-        d = digests.get(pk)
-        out[pk] = _empty_vulnerability_counts(scans.get(d, "pending") if d else "no_digest")
+        digest_of = digests.get(pk)
+        out[pk] = _empty_vulnerability_counts(scans.get(digest_of, "pending") if digest_of else "no_digest")
     for digest, severity, malicious, n in vuln_rows:
         rated = severity if severity in RATED_SEVERITIES else Severity.UNKNOWN.value
         level = Severity.CRITICAL.value if malicious else rated
@@ -296,11 +296,12 @@ def image_runtime_states(conn: Connection, image_pk: int) -> dict[tuple[str, str
         )
     ):
         ev = evidence if isinstance(evidence, dict) else {}
-        pkg = ev.get("package") if isinstance(ev.get("package"), dict) else {}
-        key = (pkg.get("name"), pkg.get("version") or ev.get("installed_version"), ev.get("vulnerability"))
-        if None in key:
+        raw_pkg = ev.get("package")
+        pkg = raw_pkg if isinstance(raw_pkg, dict) else {}
+        name, version, vulnerability = pkg.get("name"), pkg.get("version") or ev.get("installed_version"), ev.get("vulnerability")
+        if name is None or version is None or vulnerability is None:
             continue
-        states = out.setdefault(key, {})
+        states = out.setdefault((name, version, vulnerability), {})
         state = labels.get(fid, "unwatched")
         states[state] = states.get(state, 0) + 1
     return out

@@ -47,10 +47,10 @@ def list_nodes(conn: Connection, f: NodeFilter, after: str | None, limit: int) -
     rows, nxt = keyset_rows(conn, stmt, BY_NAME, after, limit)
     beats = {}
     if rows:
-        for b in conn.execute(
+        for beat in conn.execute(
             select(sensors).where(sensors.c.cluster_id.in_({r.cluster_id for r in rows}), sensors.c.node_name.in_([r.name for r in rows]))
         ):
-            beats[(b.cluster_id, b.node_name)] = b
+            beats[(beat.cluster_id, beat.node_name)] = beat
     items = []
     for r in rows:
         d = {k: v for k, v in r._mapping.items() if not k.startswith("_k")}

@@ -168,7 +168,7 @@ def console_processes(conn: Connection, f: ProcessFilter, sort: str, descending:
                 "image_ref": refs.get(r.image_pk),
                 "first_seen_at": iso(r.first_seen_at),
                 "last_seen_at": iso(r.last_seen_at),
-                "count": int(r.count),
+                "count": int(r._mapping["count"]),
                 "containers": r.containers,
                 "running": bool(r.running),
                 "argv": sample.get("argv") if isinstance(sample, dict) else None,
