@@ -10,7 +10,7 @@ import orjson
 from typer.testing import CliRunner
 
 from vigil import __version__
-from vigil.cli import app
+from vigil.cli import app, get
 from vigil.devtools.inventory import synthetic_snapshot
 
 from .helpers import post_batch
@@ -63,9 +63,61 @@ def test_get_against_a_running_service_loads_only_the_client(live_service):
     assert done.returncode == 0, done.stderr[-2000:]
     rows = orjson.loads(done.stdout)
     assert [(r["id"], r["name"], r["nodes"], r["pods"]) for r in rows] == [(cid, "startup", 2, 3)]
-    # The columns (and so the response models) matter only to a table.
-    assert "vigil.wire.client" in modules and "vigil.wire.views" not in modules
-    assert loaded(modules, SERVICE_SIDE + OTHER_UNITS + ("vigil.service",)) == []
+    # A plain `get` runs without typer (and the pydantic it builds parameters with); the columns,
+    # and so the response models, matter only to a table.
+    assert "vigil.wire.client" in modules and "vigil.cli.root" not in modules
+    client_only = ("vigil.service", "typer", "pydantic", "vigil.wire.views")
+    assert loaded(modules, SERVICE_SIDE + OTHER_UNITS + client_only) == []
+
+
+def test_plain_get_prints_what_the_typer_command_prints(live_service):
+    svc = live_service
+    cid, cred = svc.register("same")
+    post_batch(svc, cred, synthetic_snapshot(cid, nodes=3, pods=4, images=2)).raise_for_status()
+    viewer = svc.token("viewer")
+    env = {"VIGIL_URL": svc.url, "VIGIL_TOKEN": viewer}
+    cases = [
+        ["get", "pods", "-o", "json"],
+        ["get", "--output=json", "nodes", "--limit", "2"],
+        ["get", "workloads", "-n", "default", "--type", "Deployment", "--output", "json", "--cluster", cid],
+        ["get", "findings", "--severity", "critical,high", "--status", "open", "-o", "json"],
+        ["get", "images", "-o", "json", "--url", svc.url, "--token", viewer],
+    ]
+    for args in cases:
+        done, modules = probe(*args, env=env)
+        typed = CliRunner().invoke(app, args, env=env)
+        assert (done.returncode, typed.exit_code) == (0, 0), (args, done.stderr[-500:], typed.output)
+        assert orjson.loads(done.stdout) == orjson.loads(typed.stdout), args
+        assert "typer" not in modules, args
+    assert [n["name"] for n in orjson.loads(probe(*cases[1], env=env)[0].stdout)] == ["node-0000", "node-0001"]
+    assert len(orjson.loads(probe(*cases[0], env=env)[0].stdout)) == 4
+    denied, modules = probe("get", "pods", "-o", "json", env={"VIGIL_URL": svc.url, "VIGIL_TOKEN": "vgl_u_wrong"})
+    assert denied.returncode == 1 and "401 unauthorized: token is not known" in denied.stderr
+    assert "typer" not in modules
+
+
+def test_get_arguments_the_plain_path_leaves_to_typer():
+    env = {"VIGIL_URL": "http://127.0.0.1:1", "VIGIL_TOKEN": "vgl_u_x"}
+    assert get.plain(["pods", "-o", "json", "--limit=3", "-n", "kube-system"], env) == {
+        "resource": get.Resource.pods, "output": get.Output.json, "limit": 3, "namespace": "kube-system",
+        "url": "http://127.0.0.1:1", "token": "vgl_u_x",
+    }
+    assert get.plain(["clusters", "--url", "http://svc:8080", "--token", "vgl_u_y"], {"VIGIL_URL": ""}) == {
+        "resource": get.Resource.clusters, "output": get.Output.table, "url": "http://svc:8080", "token": "vgl_u_y",
+    }
+    assert get.plain(["clusters"], {"VIGIL_URL": "", "VIGIL_TOKEN": "t"})["url"] == "http://127.0.0.1:8080"
+    for args in (
+        ["pods", "--help"], ["pods", "-ojson"], ["pods", "-o", "yaml"], ["pods", "--limit", "0"], ["pods", "--limit"],
+        ["pods", "--cluster", "--namespace", "x"], ["pods", "nodes"], ["pod"], [], ["pods", "--clus", "c"],
+        ["pods", "-n=x"], ["pods", "--", "x"], ["pods", "--token", ""],
+    ):
+        assert get.plain(args, env) is None, args
+    assert get.plain(["pods"], {"VIGIL_TOKEN": ""}) is None
+    # What typer then answers, as before.
+    done, modules = probe("get", "pods", "--limit", "0", env=env)
+    assert done.returncode == 2 and "Invalid value for '--limit'" in done.stderr and "typer" in modules
+    done, _ = probe("get", "--help")
+    assert done.returncode == 0 and "List clusters, nodes, workloads, pods, images or findings" in done.stdout
 
 
 def test_get_without_a_token_says_so_and_loads_no_http_client():
