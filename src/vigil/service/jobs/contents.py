@@ -29,9 +29,10 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine, select
 
@@ -150,8 +151,8 @@ def observation(r: RunningImage, v: store.StoredVulnerability) -> finding_store.
     )
 
 
-def vulnerability_rows(index: AdvisoryIndex, packages: list) -> tuple[list[dict], list[str]]:
-    """image_vulnerabilities rows for stored package rows."""
+def vulnerability_rows(index: AdvisoryIndex, packages: Sequence[Any]) -> tuple[list[dict], list[str]]:
+    """image_vulnerabilities rows for stored package rows (image_packages rows: a PackageLike with an id)."""
     matched, warnings = match_packages(index, packages)
     rows = []
     for pm in matched:

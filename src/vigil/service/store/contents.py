@@ -18,8 +18,9 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Unpack
 
-from sqlalchemy import Connection, Engine, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
@@ -85,7 +86,7 @@ def enqueue(
     """Queue every wanted digest not scanned yet; requeue failed scans whose backoff has
     passed and scans whose worker's lease ran out. Returns counts of each."""
     now = now or utcnow()
-    known = set()
+    known: set[str] = set()
     digests = sorted(wanted)
     for chunk in chunks(digests):
         known.update(d for (d,) in conn.execute(select(image_scans.c.digest).where(image_scans.c.digest.in_(chunk))))
@@ -94,8 +95,8 @@ def enqueue(
         for d in digests
         if d not in known
     ]
-    for chunk in chunks(rows):
-        conn.execute(_insert(conn)(image_scans).on_conflict_do_nothing(), chunk)
+    for batch in chunks(rows):
+        conn.execute(_insert(conn)(image_scans).on_conflict_do_nothing(), batch)
     retried = conn.execute(
         update(image_scans)
         .where(
@@ -287,7 +288,7 @@ def digests_to_match(conn: Connection, revision: str) -> list[str]:
     return sorted(d for (d,) in conn.execute(stmt))
 
 
-def stored_packages(conn: Connection, digest: str) -> list:
+def stored_packages(conn: Connection, digest: str) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
     return conn.execute(
         select(image_packages).where(image_packages.c.digest == digest).order_by(image_packages.c.id)
     ).all()
@@ -340,7 +341,8 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
     for chunk in chunks(digests):
         stmt = (
             select(
-                v.c.digest, p.c.type, p.c.name, p.c.version, p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name,
+                v.c.digest, p.c.type.label("package_type"), p.c.name.label("package_name"),
+                p.c.version.label("package_version"), p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name,
                 p.c.source_version, v.c.vuln_id, v.c.key_id, v.c.advisory_ids, v.c.aliases, v.c.severity, v.c.score,
                 v.c.severity_source, v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links,
             )
@@ -349,7 +351,7 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
             .order_by(v.c.digest, v.c.id)
         )
         for row in conn.execute(stmt):
-            out.setdefault(row[0], []).append(StoredVulnerability(*row))
+            out.setdefault(row.digest, []).append(StoredVulnerability(**row._mapping))
     return out
 
 
@@ -364,7 +366,7 @@ def scan_status(conn: Connection, digest: str | None) -> dict:
     if r is None:
         # Not queued yet: the next scanner pass queues every running digest.
         return {"status": "pending", "error": None, "digest": digest, "enqueued_at": None}
-    vulns = dict(
+    vulns: dict[str, int] = dict(
         conn.execute(
             select(image_vulnerabilities.c.severity, func.count())
             .where(image_vulnerabilities.c.digest == digest)
@@ -493,6 +495,8 @@ def list_vulnerabilities(
 
 
 def scan_counts(conn: Connection) -> dict[str, int]:
-    counts = dict(conn.execute(select(image_scans.c.status, func.count()).group_by(image_scans.c.status)).all())
+    counts: dict[str, int] = dict(
+        conn.execute(select(image_scans.c.status, func.count()).group_by(image_scans.c.status)).all()
+    )
     return {s: int(counts.get(s, 0)) for s in SCAN_STATUSES}
 

@@ -114,7 +114,7 @@ def current_session(request: Request) -> Session | None:
 def viewer(request: Request) -> Viewer:
     """The signed-in user, checked against the store on every request (revocation ends sessions)."""
     session = current_session(request)
-    if session is None or not session.signed_in:
+    if session is None or session.token_id is None:  # not signed in
         raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     with request.app.state.engine.connect() as conn:
         who = tokens.active_user(conn, session.token_id)
@@ -127,7 +127,8 @@ async def checked_form(request: Request) -> tuple[FormData, Session | None]:
     """The posted form if it carries this session's CSRF token; otherwise 403."""
     form = await request.form()
     session = current_session(request)
-    if session is None or not csrf_ok(session.csrf, form.get("csrf")):
+    presented = form.get("csrf")
+    if session is None or not csrf_ok(session.csrf, presented if isinstance(presented, str) else None):
         raise Refused(403, "This form was not sent from this console session (missing or wrong CSRF token). Reload the page and try again.")
     return form, session
 
