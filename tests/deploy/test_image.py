@@ -171,6 +171,12 @@ def test_vigil_scans_its_own_image(vigil_image: Path, build_info: dict, tmp_path
     try:
         dpkg = run([*PODMAN, "run", "--rm", *ULIMITS, "--entrypoint", "dpkg-query", image,
                     "-W", "-f", "${Package}\t${Version}\n"], timeout=300).stdout
+        # One image for every role: each command loads, and the sensor finds libbpf the way its loader does.
+        roles = run([*PODMAN, "run", "--rm", *ULIMITS, "--entrypoint", "sh", image, "-c",
+                     "for role in service controller sensor scanner; do vigil $role --help >/dev/null || exit 1; done;"
+                     " python3 -c 'import ctypes, ctypes.util; n = ctypes.util.find_library(\"bpf\"); ctypes.CDLL(n);"
+                     " print(n)'; id -u"], timeout=300).stdout.split()
+        assert roles == ["libbpf.so.1", "65532"]
     finally:
         subprocess.run([*PODMAN, "rmi", "-f", image], capture_output=True, env=ENV, timeout=120)
     installed = {tuple(line.split("\t")) for line in dpkg.splitlines() if line}
