@@ -57,7 +57,8 @@ def restricted_violations(spec: dict) -> list[str]:
         if (ctx.get("windowsOptions") or {}).get("hostProcess"):
             problems.append(where + "windowsOptions.hostProcess")
         caps = ctx.get("capabilities") or {}
-        problems += [where + f"capabilities.add {c}" for c in caps.get("add", []) if c not in RESTRICTED_ADD_CAPABILITIES]
+        added = [c for c in caps.get("add", []) if c not in RESTRICTED_ADD_CAPABILITIES]
+        problems += [where + f"capabilities.add {c}" for c in added]
         problems += [where + f"hostPort {p['hostPort']}" for p in container.get("ports", []) if p.get("hostPort")]
         if ctx.get("procMount", "Default") != "Default":
             problems.append(where + f"procMount {ctx['procMount']}")

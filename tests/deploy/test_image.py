@@ -8,8 +8,8 @@ import base64
 import json
 import re
 import socket
-import tarfile
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 

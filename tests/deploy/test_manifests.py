@@ -50,7 +50,8 @@ def test_the_old_controller_base_is_folded_in():
     assert tracked.stdout == ""
     [role] = [o for o in objects("secured-cluster") if o["kind"] == "ClusterRole"]
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["nodes", "pods", "replicationcontrollers"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes", "pods", "replicationcontrollers"],
+         "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
          "verbs": ["get", "list", "watch"]},
         {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch"]},
