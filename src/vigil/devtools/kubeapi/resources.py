@@ -53,6 +53,8 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
          "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
     ),
+    # Secrets have no status; ``type`` is their one extra field selector. Not in the "all" category.
+    ResourceType("", "v1", "Secret", "secrets", "secret", True, (), ("type",), has_status=False, categories=()),
     ResourceType("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", True,
                  ("rc",), ("status.replicas",), has_scale=True),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), has_scale=True),

@@ -27,12 +27,15 @@ import orjson
 from . import errors
 from .errors import ApiError
 from .resources import BY_KIND, RESOURCE_TYPES, ResourceType, resource_for
+from .secrets import normalize_secret
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# Kinds whose objects carry no metadata.generation (they have no spec the API server versions).
+_NO_GENERATION = frozenset({"Pod", "Namespace", "Secret"})
 
 
 def clone(obj: Any) -> Any:
@@ -409,8 +412,10 @@ class ApiStore:
                     obj["status"] = {"phase": "Active"}
                 elif rt.has_status:
                     obj.pop("status", None)
-            if rt.kind != "Pod" and rt.kind != "Namespace":
+            if rt.kind not in _NO_GENERATION:
                 meta.setdefault("generation", 1)
+            if rt.kind == "Secret":
+                normalize_secret(obj, None)
             if rt.kind == "Namespace":
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj.setdefault("status", {"phase": "Active"})
@@ -458,9 +463,11 @@ class ApiStore:
             for fixed in ("uid", "creationTimestamp", "namespace"):
                 if fixed in prev["metadata"]:
                     meta[fixed] = prev["metadata"][fixed]
-            if rt.kind not in ("Pod", "Namespace"):
+            if rt.kind not in _NO_GENERATION:
                 gen = prev["metadata"].get("generation", 1)
                 meta["generation"] = gen + 1 if obj.get("spec") != prev.get("spec") else gen
+            if rt.kind == "Secret":
+                normalize_secret(obj, prev)
             if _same_content(obj, prev):
                 return prev  # a no-op update does not take a new resourceVersion
             return self._commit(rt, key, "MODIFIED", obj, prev)
