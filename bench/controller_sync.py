@@ -63,8 +63,14 @@ OWNER_SHAPES = [
     ("CronJob", "Job", "cronjob.json"),
     ("Pod", None, "podstatusrunning.json"),
 ]
-API_VERSION = {"Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
-               "CronJob": "batch/v1", "Job": "batch/v1"}
+API_VERSION = {
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "CronJob": "batch/v1",
+    "Job": "batch/v1",
+}
 
 
 def emit(step: str, workload: dict, **figures) -> None:
@@ -84,14 +90,38 @@ class Cluster:
 
 def _templates(shape: str) -> tuple[dict[str, dict], list[dict]]:
     if shape == "minimal":
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "t", "namespace": "default"},
-               "spec": {"nodeName": "x", "containers": [{"name": "app", "image": "registry.example/app:1"}]},
-               "status": {"phase": "Running", "containerStatuses": [
-                   {"name": "app", "image": "registry.example/app:1", "imageID": "registry.example/app@sha256:" + "0" * 64,
-                    "restartCount": 0, "containerID": "containerd://" + "0" * 64, "state": {"running": {}}}]}}
-        node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "t"},
-                "status": {"nodeInfo": {"kernelVersion": "6.1.0", "osImage": "Debian", "architecture": "amd64",
-                                        "containerRuntimeVersion": "containerd://1.7"}}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "t", "namespace": "default"},
+            "spec": {"nodeName": "x", "containers": [{"name": "app", "image": "registry.example/app:1"}]},
+            "status": {
+                "phase": "Running",
+                "containerStatuses": [
+                    {
+                        "name": "app",
+                        "image": "registry.example/app:1",
+                        "imageID": "registry.example/app@sha256:" + "0" * 64,
+                        "restartCount": 0,
+                        "containerID": "containerd://" + "0" * 64,
+                        "state": {"running": {}},
+                    }
+                ],
+            },
+        }
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "t"},
+            "status": {
+                "nodeInfo": {
+                    "kernelVersion": "6.1.0",
+                    "osImage": "Debian",
+                    "architecture": "amd64",
+                    "containerRuntimeVersion": "containerd://1.7",
+                }
+            },
+        }
         return {t: pod for _, _, t in OWNER_SHAPES}, [node]
     if not (DATA / "pods").is_dir():
         sys.exit(f"real Kubernetes objects not found at {DATA}; use --shape minimal")
@@ -108,12 +138,22 @@ def _owner(kind: str, ns: str, name: str, uid: str, parent: dict | None) -> dict
     meta: dict = {"name": name, "namespace": ns, "uid": uid, "labels": {"app": name}}
     if parent is not None:
         pm = parent["metadata"]
-        meta["ownerReferences"] = [{"apiVersion": parent["apiVersion"], "kind": parent["kind"], "name": pm["name"],
-                                    "uid": pm["uid"], "controller": True, "blockOwnerDeletion": True}]
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": parent["apiVersion"],
+                "kind": parent["kind"],
+                "name": pm["name"],
+                "uid": pm["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     return {"apiVersion": API_VERSION[kind], "kind": kind, "metadata": meta, "spec": {}}
 
 
-def _pod(template: dict, rng: random.Random, ns: str, name: str, node: str, parent: dict | None, digest_hex: str) -> dict:
+def _pod(
+    template: dict, rng: random.Random, ns: str, name: str, node: str, parent: dict | None, digest_hex: str
+) -> dict:
     pod = copy.deepcopy(template)
     meta = pod["metadata"]
     for k in ("resourceVersion", "generateName", "ownerReferences", "managedFields"):
@@ -122,16 +162,34 @@ def _pod(template: dict, rng: random.Random, ns: str, name: str, node: str, pare
     meta["labels"] = dict(meta.get("labels") or {}, app=parent["metadata"]["name"] if parent else name)
     if parent is not None:
         pm = parent["metadata"]
-        meta["ownerReferences"] = [{"apiVersion": parent["apiVersion"], "kind": parent["kind"], "name": pm["name"],
-                                    "uid": pm["uid"], "controller": True, "blockOwnerDeletion": True}]
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": parent["apiVersion"],
+                "kind": parent["kind"],
+                "name": pm["name"],
+                "uid": pm["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     spec, status = pod.setdefault("spec", {}), pod.setdefault("status", {})
     spec["nodeName"] = node
     spec["containers"] = list(spec.get("containers") or []) + [
-        {"name": "sidecar", "image": "registry.example/mesh/proxy:2.1", "resources": {}}]
+        {"name": "sidecar", "image": "registry.example/mesh/proxy:2.1", "resources": {}}
+    ]
     statuses = list(status.get("containerStatuses") or [])
-    statuses.append({"name": "sidecar", "image": "registry.example/mesh/proxy:2.1",
-                     "imageID": "registry.example/mesh/proxy@sha256:" + "ab" * 32, "restartCount": 0,
-                     "containerID": "", "ready": True, "started": True, "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}})
+    statuses.append(
+        {
+            "name": "sidecar",
+            "image": "registry.example/mesh/proxy:2.1",
+            "imageID": "registry.example/mesh/proxy@sha256:" + "ab" * 32,
+            "restartCount": 0,
+            "containerID": "",
+            "ready": True,
+            "started": True,
+            "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+        }
+    )
     status["containerStatuses"] = statuses
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for s in status.get(key) or []:
@@ -143,9 +201,11 @@ def _pod(template: dict, rng: random.Random, ns: str, name: str, node: str, pare
 
 def _containers_expected(pod: dict) -> tuple:
     out = []
-    for kind, spec_key, status_key in (("init", "initContainers", "initContainerStatuses"),
-                                       ("regular", "containers", "containerStatuses"),
-                                       ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses")):
+    for kind, spec_key, status_key in (
+        ("init", "initContainers", "initContainerStatuses"),
+        ("regular", "containers", "containerStatuses"),
+        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses"),
+    ):
         statuses = {s["name"]: s for s in pod.get("status", {}).get(status_key) or []}
         for c in pod["spec"].get(spec_key) or []:
             m = _HEX64.search(statuses.get(c["name"], {}).get("imageID", ""))
@@ -160,8 +220,12 @@ def build_cluster(n_nodes: int, n_pods: int, shape: str, seed: int = 1) -> Clust
     for i in range(n_nodes):
         node = copy.deepcopy(node_templates[i % len(node_templates)])
         name = f"node-{i:05d}"
-        node["metadata"] = dict(node["metadata"], name=name, uid=_uid(rng),
-                                labels=dict(node["metadata"].get("labels") or {}, **{"kubernetes.io/hostname": name}))
+        node["metadata"] = dict(
+            node["metadata"],
+            name=name,
+            uid=_uid(rng),
+            labels=dict(node["metadata"].get("labels") or {}, **{"kubernetes.io/hostname": name}),
+        )
         node["metadata"].pop("resourceVersion", None)
         node["metadata"].pop("ownerReferences", None)
         cluster.objects.append(node)
@@ -183,8 +247,15 @@ def build_cluster(n_nodes: int, n_pods: int, shape: str, seed: int = 1) -> Clust
             if made >= n_pods:
                 break
             name = f"{top_kind.lower()}-{w}-{j}" if top_kind != "Pod" else f"pod-{w}"
-            pod = _pod(pod_templates[template], rng, ns, name, cluster.nodes[made % len(cluster.nodes)] if cluster.nodes
-                       else "none", parent, digest_hex)
+            pod = _pod(
+                pod_templates[template],
+                rng,
+                ns,
+                name,
+                cluster.nodes[made % len(cluster.nodes)] if cluster.nodes else "none",
+                parent,
+                digest_hex,
+            )
             cluster.objects.append(pod)
             wname = name if top_kind == "Pod" else f"{top_kind.lower()}-{w}"
             cluster.expected[(ns, name)] = (top_kind, wname, _containers_expected(pod))
@@ -282,9 +353,14 @@ def main() -> None:
     ap.add_argument("--shape", choices=("real", "minimal"), default="real")
     ap.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--controller-arg", action="append", default=[], help="extra argument for `vigil controller`")
-    ap.add_argument("--controller-src", metavar="DIR",
-                    help="run the controller from this source tree (e.g. `git archive` of an older commit): a baseline")
-    ap.add_argument("--profile", metavar="FILE", help="run the controller under py-spy record, writing collapsed stacks here")
+    ap.add_argument(
+        "--controller-src",
+        metavar="DIR",
+        help="run the controller from this source tree (e.g. `git archive` of an older commit): a baseline",
+    )
+    ap.add_argument(
+        "--profile", metavar="FILE", help="run the controller under py-spy record, writing collapsed stacks here"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="vigil-bench-"))
@@ -293,13 +369,21 @@ def main() -> None:
     (tmp / "objects").mkdir()
     blob = json.dumps({"apiVersion": "v1", "kind": "List", "items": cluster.objects}).encode()
     (tmp / "objects" / "cluster.json").write_bytes(blob)
-    workload = {"nodes": args.nodes, "pods": len(cluster.expected), "namespaces": NAMESPACES,
-                "owners": "Deployment/ReplicaSet, StatefulSet, DaemonSet, CronJob/Job x20 pods; bare pods",
-                "containers": sum(len(e[2]) for e in cluster.expected.values()), "shape": args.shape,
-                "objects_json_mb": round(len(blob) / 2**20, 1), "database": args.database,
-                "processes": "kube-api, service, controller separate", "cpus": os.cpu_count(),
-                "loadavg_1m_at_start": round(os.getloadavg()[0], 2), "rate_per_s": args.rate,
-                "churn_seconds": args.seconds}
+    workload = {
+        "nodes": args.nodes,
+        "pods": len(cluster.expected),
+        "namespaces": NAMESPACES,
+        "owners": "Deployment/ReplicaSet, StatefulSet, DaemonSet, CronJob/Job x20 pods; bare pods",
+        "containers": sum(len(e[2]) for e in cluster.expected.values()),
+        "shape": args.shape,
+        "objects_json_mb": round(len(blob) / 2**20, 1),
+        "database": args.database,
+        "processes": "kube-api, service, controller separate",
+        "cpus": os.cpu_count(),
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+        "rate_per_s": args.rate,
+        "churn_seconds": args.seconds,
+    }
     del blob
     emit("populate", workload, seconds=round(time.monotonic() - t0, 2))
 
@@ -310,10 +394,27 @@ def main() -> None:
         api_port, api_token = _free_port(), uuid.uuid4().hex
         kubeconfig = tmp / "kubeconfig"
         t0 = time.monotonic()
-        api = subprocess.Popen(VIGIL + ["dev", "kube-api", "--port", str(api_port), "--load", str(tmp / "objects"),
-                                        "--token", api_token, "--bookmark-interval", "5", "--history", "5000",
-                                        "--write-kubeconfig", str(kubeconfig)],
-                               stdout=subprocess.DEVNULL, stderr=open(tmp / "kubeapi.log", "wb"))
+        api = subprocess.Popen(
+            VIGIL
+            + [
+                "dev",
+                "kube-api",
+                "--port",
+                str(api_port),
+                "--load",
+                str(tmp / "objects"),
+                "--token",
+                api_token,
+                "--bookmark-interval",
+                "5",
+                "--history",
+                "5000",
+                "--write-kubeconfig",
+                str(kubeconfig),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "kubeapi.log", "wb"),
+        )
         procs.append(api)
         # The service, on its own store.
         data_dir = tmp / "service"
@@ -327,8 +428,11 @@ def main() -> None:
         registration = _cli_secret(["cluster", "token", "--ttl", "1h"] + store_args)
         svc_port = _free_port()
         svc_url = f"http://127.0.0.1:{svc_port}"
-        svc = subprocess.Popen(VIGIL + ["service", "--port", str(svc_port), "--log-level", "warning"] + store_args,
-                               stdout=subprocess.DEVNULL, stderr=open(tmp / "service.log", "wb"))
+        svc = subprocess.Popen(
+            VIGIL + ["service", "--port", str(svc_port), "--log-level", "warning"] + store_args,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "service.log", "wb"),
+        )
         procs.append(svc)
         _wait_for(lambda: kubeconfig.exists() or api.poll() is not None, 300, "the API server to load")
         if api.poll() is not None:
@@ -345,15 +449,46 @@ def main() -> None:
             workload["controller_src"] = str(args.controller_src)
         base_cpu = {"kubeapi": _cpu_seconds(api), "service": _cpu_seconds(svc)}
         start = time.monotonic()
-        spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--rate", "200", "--format", "raw",
-               "--output", args.profile, "--"] if args.profile else []
-        ctl = subprocess.Popen(spy + VIGIL + ["controller", "--service", svc_url, "--credential-file", str(cred),
-                                        "--cluster-name", "bench", "--kubeconfig", str(kubeconfig),
-                                        "--log-level", "WARNING"] + args.controller_arg,
-                               env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "controller.log", "wb"))
+        spy = (
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                args.profile,
+                "--",
+            ]
+            if args.profile
+            else []
+        )
+        ctl = subprocess.Popen(
+            spy
+            + VIGIL
+            + [
+                "controller",
+                "--service",
+                svc_url,
+                "--credential-file",
+                str(cred),
+                "--cluster-name",
+                "bench",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--log-level",
+                "WARNING",
+            ]
+            + args.controller_arg,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(tmp / "controller.log", "wb"),
+        )
         procs.append(ctl)
-        cluster_id = _wait_for(lambda: json.loads(cred.read_text())["cluster_id"] if cred.exists() else None, 60,
-                               "registration")
+        cluster_id = _wait_for(
+            lambda: json.loads(cred.read_text())["cluster_id"] if cred.exists() else None, 60, "registration"
+        )
         registered = time.monotonic() - start
 
         def counts():
@@ -369,16 +504,35 @@ def main() -> None:
                 raise SystemExit("the service did not get every pod within 600 s")
             time.sleep(0.1)
         sync = time.monotonic() - start
-        cpu = {"controller": round(_cpu_seconds(ctl), 2),
-               "kubeapi": round(_cpu_seconds(api) - base_cpu["kubeapi"], 2),
-               "service": round(_cpu_seconds(svc) - base_cpu["service"], 2)}
+        cpu = {
+            "controller": round(_cpu_seconds(ctl), 2),
+            "kubeapi": round(_cpu_seconds(api) - base_cpu["kubeapi"], 2),
+            "service": round(_cpu_seconds(svc) - base_cpu["service"], 2),
+        }
         mismatches = verify(http, cluster_id, cluster)
-        emit("initial_sync", workload, seconds=round(sync, 2), registered_after_s=round(registered, 2),
-             cpu_seconds=cpu, verified=not mismatches, mismatches=mismatches[:5], aim_seconds=10)
+        emit(
+            "initial_sync",
+            workload,
+            seconds=round(sync, 2),
+            registered_after_s=round(registered, 2),
+            cpu_seconds=cpu,
+            verified=not mismatches,
+            mismatches=mismatches[:5],
+            aim_seconds=10,
+        )
 
         before = {"controller": _cpu_seconds(ctl), "service": _cpu_seconds(svc)}
-        churn(args, cluster, http, cluster_id, api_port, api_token, kubeconfig, workload,
-              lambda: {k: round(_cpu_seconds(p) - before[k], 2) for k, p in (("controller", ctl), ("service", svc))})
+        churn(
+            args,
+            cluster,
+            http,
+            cluster_id,
+            api_port,
+            api_token,
+            kubeconfig,
+            workload,
+            lambda: {k: round(_cpu_seconds(p) - before[k], 2) for k, p in (("controller", ctl), ("service", svc))},
+        )
         pid = psutil.Process(ctl.pid).children()[0].pid if args.profile else ctl.pid
         emit("controller_rss", workload, peak_mb=round(_peak_rss_mb(pid), 1), aim_mb=300)
     finally:
@@ -411,8 +565,9 @@ def verify(http: httpx.Client, cluster_id: str, cluster: Cluster) -> list[str]:
         params = {"cluster": cluster_id, "limit": 1000, **({"after": after} if after else {})}
         body = http.get("/api/v1/pods", params=params).json()
         for p in body["items"]:
-            cs = tuple(sorted(((c["kind"], c["name"], c["image_digest"]) for c in p["containers"]),
-                              key=lambda t: (t[0], t[1])))
+            cs = tuple(
+                sorted(((c["kind"], c["name"], c["image_digest"]) for c in p["containers"]), key=lambda t: (t[0], t[1]))
+            )
             got[(p["namespace"], p["name"])] = (p["workload"]["kind"], p["workload"]["name"], cs)
         after = body.get("next")
         if not after:
@@ -423,17 +578,31 @@ def verify(http: httpx.Client, cluster_id: str, cluster: Cluster) -> list[str]:
     return out
 
 
-def churn(args, cluster: Cluster, http: httpx.Client, cluster_id: str, api_port: int, api_token: str,
-          kubeconfig: Path, workload: dict, cpu_used) -> None:
+def churn(
+    args,
+    cluster: Cluster,
+    http: httpx.Client,
+    cluster_id: str,
+    api_port: int,
+    api_token: str,
+    kubeconfig: Path,
+    workload: dict,
+    cpu_used,
+) -> None:
     import base64
 
     import yaml
 
-    ca = base64.b64decode(yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["certificate-authority-data"])
+    ca = base64.b64decode(
+        yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["certificate-authority-data"]
+    )
     (kubeconfig.parent / "ca.pem").write_bytes(ca)
-    kube = httpx.Client(base_url=f"https://127.0.0.1:{api_port}", verify=str(kubeconfig.parent / "ca.pem"),
-                        headers={"Authorization": f"Bearer {api_token}",
-                                 "Content-Type": "application/merge-patch+json"}, timeout=30)
+    kube = httpx.Client(
+        base_url=f"https://127.0.0.1:{api_port}",
+        verify=str(kubeconfig.parent / "ca.pem"),
+        headers={"Authorization": f"Bearer {api_token}", "Content-Type": "application/merge-patch+json"},
+        timeout=30,
+    )
     lag = Lag()
     done = threading.Event()
 
@@ -441,8 +610,16 @@ def churn(args, cluster: Cluster, http: httpx.Client, cluster_id: str, api_port:
         while not done.is_set() or lag.count():
             for wkey in lag.outstanding():
                 ns, kind, name = wkey
-                body = http.get("/api/v1/pods", params={"cluster": cluster_id, "namespace": ns, "workload_kind": kind,
-                                                        "workload_name": name, "limit": 1000}).json()
+                body = http.get(
+                    "/api/v1/pods",
+                    params={
+                        "cluster": cluster_id,
+                        "namespace": ns,
+                        "workload_kind": kind,
+                        "workload_name": name,
+                        "limit": 1000,
+                    },
+                ).json()
                 lag.seen(wkey, body["items"], time.monotonic())
                 lag.polls += 1
             time.sleep(0.1)
@@ -457,8 +634,9 @@ def churn(args, cluster: Cluster, http: httpx.Client, cluster_id: str, api_port:
         ns, name = cluster.order[i % len(cluster.order)]
         kind, wname, _ = cluster.expected[(ns, name)]
         lag.sent((ns, kind, wname), name, i, time.monotonic())
-        resp = kube.patch(f"/api/v1/namespaces/{ns}/pods/{name}",
-                          content=json.dumps({"metadata": {"labels": {"bench-gen": str(i)}}}))
+        resp = kube.patch(
+            f"/api/v1/namespaces/{ns}/pods/{name}", content=json.dumps({"metadata": {"labels": {"bench-gen": str(i)}}})
+        )
         resp.raise_for_status()
         delay = t_start + (i + 1) * interval - time.monotonic()
         if delay > 0:
@@ -470,9 +648,19 @@ def churn(args, cluster: Cluster, http: httpx.Client, cluster_id: str, api_port:
     poller.join(120)
     lags = sorted(lag.lags)
     pick = lambda q: round(lags[min(len(lags) - 1, int(q * len(lags)))], 3) if lags else None  # noqa: E731
-    emit("churn", workload, updates=total, achieved_rate_per_s=round(achieved, 1), observed=len(lags),
-         lag_p50_s=pick(0.5), lag_p99_s=pick(0.99), lag_max_s=round(lags[-1], 3) if lags else None,
-         service_polls=lag.polls, cpu_seconds=cpu_used(), aim_p99_s=2)
+    emit(
+        "churn",
+        workload,
+        updates=total,
+        achieved_rate_per_s=round(achieved, 1),
+        observed=len(lags),
+        lag_p50_s=pick(0.5),
+        lag_p99_s=pick(0.99),
+        lag_max_s=round(lags[-1], 3) if lags else None,
+        service_polls=lag.polls,
+        cpu_seconds=cpu_used(),
+        aim_p99_s=2,
+    )
 
 
 if __name__ == "__main__":

@@ -54,8 +54,13 @@ class StreamWatcher:
     def _run(self, url: str, token: str) -> None:
         import httpx
 
-        with httpx.stream("GET", f"{url}/api/v1/findings/stream", params={"type": "runtime_drift"},
-                          headers={"Authorization": f"Bearer {token}"}, timeout=None) as resp:
+        with httpx.stream(
+            "GET",
+            f"{url}/api/v1/findings/stream",
+            params={"type": "runtime_drift"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=None,
+        ) as resp:
             for line in resp.iter_lines():
                 if self._stop:
                     return
@@ -80,7 +85,9 @@ class StreamWatcher:
             return self.arrived[path]
 
 
-def run_phase(name: str, ctd, cid: str, init: int, watcher: StreamWatcher, events: int, busybox: bytes, workload: str) -> dict:
+def run_phase(
+    name: str, ctd, cid: str, init: int, watcher: StreamWatcher, events: int, busybox: bytes, workload: str
+) -> dict:
     latencies, service = [], []
     for i in range(events):
         path = f"/app/{name}{i}"
@@ -127,7 +134,11 @@ def main() -> None:
             svc = h.runtime_service(tmp / "data", registry)
             cluster_id, credential = svc.register("latency")
             pod, cid = h.new_container_ids()
-            h.post_inventory(svc, credential, h.inventory_snapshot(cluster_id, "node-lat", pods=[h.web_pod(pod, "node-lat", cid, image)]))
+            h.post_inventory(
+                svc,
+                credential,
+                h.inventory_snapshot(cluster_id, "node-lat", pods=[h.web_pod(pod, "node-lat", cid, image)]),
+            )
             h.scan_and_match(svc)
             sensor = h.start_sensor(svc, credential, cluster_id, "node-lat", tmp / "sensor", args.batch_interval)
             init = h.run_container(ctd, image, pod, cid)
@@ -135,18 +146,53 @@ def main() -> None:
             watcher = StreamWatcher(svc.url, svc.token("viewer", "bench"))
             time.sleep(0.5)
             busybox = h.BUSYBOX.read_bytes()
-            base = (f"1 container, sensor --batch-interval {args.batch_interval}s, SQLite service, "
-                    f"{args.events} sequential drift execs via ctr task exec")
-            print(json.dumps(run_phase("idle", ctd, cid, init, watcher, args.events, busybox, base + ", no background load")), flush=True)
+            base = (
+                f"1 container, sensor --batch-interval {args.batch_interval}s, SQLite service, "
+                f"{args.events} sequential drift execs via ctr task exec"
+            )
+            print(
+                json.dumps(
+                    run_phase("idle", ctd, cid, init, watcher, args.events, busybox, base + ", no background load")
+                ),
+                flush=True,
+            )
             load = subprocess.Popen(
-                ["ctr", "--address", str(ctd.socket), "--namespace", ctd.namespace, "task", "exec", "--exec-id", "load",
-                 cid, "/bin/spawnbench", str(args.rate * 3600), str(args.rate), "/bin/true"],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                [
+                    "ctr",
+                    "--address",
+                    str(ctd.socket),
+                    "--namespace",
+                    ctd.namespace,
+                    "task",
+                    "exec",
+                    "--exec-id",
+                    "load",
+                    cid,
+                    "/bin/spawnbench",
+                    str(args.rate * 3600),
+                    str(args.rate),
+                    "/bin/true",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
             )
             time.sleep(2)
             try:
-                print(json.dumps(run_phase("load", ctd, cid, init, watcher, args.events, busybox,
-                                           base + f", {args.rate} execs/s of /bin/true in the same container")), flush=True)
+                print(
+                    json.dumps(
+                        run_phase(
+                            "load",
+                            ctd,
+                            cid,
+                            init,
+                            watcher,
+                            args.events,
+                            busybox,
+                            base + f", {args.rate} execs/s of /bin/true in the same container",
+                        )
+                    ),
+                    flush=True,
+                )
             finally:
                 ctd.ctr("task", "kill", "--exec-id", "load", "-s", "9", cid, check=False)
                 load.wait(30)

@@ -50,7 +50,21 @@ def run_backend(name: str, url: str, args) -> list[dict]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="vigil-bench-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil.cli", "service", "--port", str(port), "--data-dir", data_dir, "--database-url", url, "--log-level", "warning", *args.service_arg],
+        [
+            sys.executable,
+            "-m",
+            "vigil.cli",
+            "service",
+            "--port",
+            str(port),
+            "--data-dir",
+            data_dir,
+            "--database-url",
+            url,
+            "--log-level",
+            "warning",
+            *args.service_arg,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -85,7 +99,12 @@ def run_backend(name: str, url: str, args) -> list[dict]:
                 "bench": "ingest_inventory",
                 "backend": name,
                 "phase": "snapshot",
-                "workload": {"nodes": args.nodes, "pods": args.pods, "containers": counts["containers"], "images": args.images},
+                "workload": {
+                    "nodes": args.nodes,
+                    "pods": args.pods,
+                    "containers": counts["containers"],
+                    "images": args.images,
+                },
                 "body_bytes": len(raw),
                 "gzip_bytes": len(body),
                 "seconds": round(snapshot_s, 3),
@@ -127,12 +146,26 @@ def run_backend(name: str, url: str, args) -> list[dict]:
             params = {"cluster": cid, "limit": 1000}
             if after:
                 params["after"] = after
-            page = client.get("/api/v1/pods", params=params, headers={"Authorization": f"Bearer {reg}"} if False else {"Authorization": f"Bearer {admin_token(url)}"}).json()
+            page = client.get(
+                "/api/v1/pods",
+                params=params,
+                headers={"Authorization": f"Bearer {reg}"}
+                if False
+                else {"Authorization": f"Bearer {admin_token(url)}"},
+            ).json()
             total_pods += len(page["items"])
             after = page["next"]
             if not after:
                 break
-        out.append({"bench": "ingest_inventory", "backend": name, "phase": "check", "pods_in_service": total_pods, "pods_expected": args.pods})
+        out.append(
+            {
+                "bench": "ingest_inventory",
+                "backend": name,
+                "phase": "check",
+                "pods_in_service": total_pods,
+                "pods_expected": args.pods,
+            }
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -158,7 +191,9 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=10000)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--deltas", type=int, default=1000)
-    ap.add_argument("--service-arg", action="append", default=[], help="extra argument for `vigil service` (repeatable)")
+    ap.add_argument(
+        "--service-arg", action="append", default=[], help="extra argument for `vigil service` (repeatable)"
+    )
     args = ap.parse_args()
     for backend in args.backends.split(","):
         if backend == "sqlite":

@@ -48,7 +48,13 @@ def push_images(host: str, config: RegistryConfig, n: int, repos: int) -> list[t
 
     def one(item: tuple[str, int]) -> tuple[str, str]:
         ref, i = item
-        img = build_image([layer], labels={"org.opencontainers.image.version": f"1.0.{i}", "org.opencontainers.image.source": f"https://git.example.com/bench/{i}"})
+        img = build_image(
+            [layer],
+            labels={
+                "org.opencontainers.image.version": f"1.0.{i}",
+                "org.opencontainers.image.source": f"https://git.example.com/bench/{i}",
+            },
+        )
         with_client = clients[i % len(clients)]
         push(with_client, ref, img)
         return ref, img.digest
@@ -75,7 +81,13 @@ def snapshot(cluster_id: str, images: list[tuple[str, str]]) -> InventorySnapsho
                 "phase": "Running",
                 "workload": {"kind": "Deployment", "name": name},
                 "containers": [
-                    {"name": "app", "image": ref, "image_digest": digest, "image_id": f"{ref.rsplit(':', 1)[0]}@{digest}", "state": "running"}
+                    {
+                        "name": "app",
+                        "image": ref,
+                        "image_digest": digest,
+                        "image_id": f"{ref.rsplit(':', 1)[0]}@{digest}",
+                        "state": "running",
+                    }
                 ],
             }
         )
@@ -92,11 +104,20 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp dir")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, RegistryServer(workdir=Path(tmp) / "registry") as registry:
+    with (
+        tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp,
+        RegistryServer(workdir=Path(tmp) / "registry") as registry,
+    ):
         config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
         started = time.perf_counter()
         images = push_images(registry.host, config, args.images, args.repos)
-        emit(bench="integrity_eval", phase="setup", images=len(images), repositories=args.repos, push_seconds=round(time.perf_counter() - started, 2))
+        emit(
+            bench="integrity_eval",
+            phase="setup",
+            images=len(images),
+            repositories=args.repos,
+            push_seconds=round(time.perf_counter() - started, 2),
+        )
 
         svc = LiveService(Path(tmp) / "data", args.database_url).start()
         try:
@@ -106,9 +127,13 @@ def main() -> None:
             import httpx
 
             httpx.put(
-                f"{svc.url}/api/v1/policy/trust", json={"trusted": [registry.host]}, headers={"Authorization": f"Bearer {svc.admin_token}"}
+                f"{svc.url}/api/v1/policy/trust",
+                json={"trusted": [registry.host]},
+                headers={"Authorization": f"Bearer {svc.admin_token}"},
             ).raise_for_status()
-            client = RegistryClient(config, tag_ttl=args.reverify_interval * TAG_TTL_FRACTION, content_cache_entries=65536)
+            client = RegistryClient(
+                config, tag_ttl=args.reverify_interval * TAG_TTL_FRACTION, content_cache_entries=65536
+            )
             evaluator = IntegrityEvaluator(svc.engine, client, reverify_interval=args.reverify_interval)
             store = "postgresql" if args.database_url and args.database_url.startswith("postgres") else "sqlite"
 
@@ -116,7 +141,11 @@ def main() -> None:
                 before = client.stats.snapshot()
                 report = evaluator.run_pass(**kw)
                 after = client.stats.snapshot()
-                by_kind = {k: v - before["by_kind"].get(k, 0) for k, v in after["by_kind"].items() if v - before["by_kind"].get(k, 0)}
+                by_kind = {
+                    k: v - before["by_kind"].get(k, 0)
+                    for k, v in after["by_kind"].items()
+                    if v - before["by_kind"].get(k, 0)
+                }
                 emit(
                     bench="integrity_eval",
                     phase=name,

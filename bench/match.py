@@ -34,9 +34,7 @@ QUERIES = 10_000
 
 
 def peak_rss_mb() -> float:
-    return (
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    )  # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def emit(**fields) -> None:
@@ -48,23 +46,14 @@ def draw_queries(advisories, n: int, seed: int = 5) -> list[tuple[str, str, str]
     pool = []
     for adv in advisories:
         for aff in adv.affected:
-            versions = [
-                e.version
-                for r in aff.ranges
-                if r.type != "GIT"
-                for e in r.events
-                if e.version != "0"
-            ]
+            versions = [e.version for r in aff.ranges if r.type != "GIT" for e in r.events if e.version != "0"]
             versions += list(aff.versions)
             for v in versions:
                 pool.append((aff.ecosystem, aff.name, v))
     pool.sort()
     known = rng.sample(pool, n * 8 // 10)
     ecosystems = sorted({q[0] for q in pool})
-    unknown = [
-        (rng.choice(ecosystems), f"not-an-advised-package-{i}", "1.0.0")
-        for i in range(n - len(known))
-    ]
+    unknown = [(rng.choice(ecosystems), f"not-an-advised-package-{i}", "1.0.0") for i in range(n - len(known))]
     queries = known + unknown
     rng.shuffle(queries)
     return queries
@@ -158,11 +147,7 @@ def main() -> int:
     for eco, name, version in sample:
         single = AdvisoryIndex()
         for a, aff in entries:
-            if (
-                aff.name == name
-                and aff.ecosystem == eco
-                and a.id not in single.advisories
-            ):
+            if aff.name == name and aff.ecosystem == eco and a.id not in single.advisories:
                 single.add(a)
         try:
             single.match(eco, name, version)

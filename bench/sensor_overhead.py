@@ -177,8 +177,11 @@ class Bench:
         self.svc = LiveService(workdir / "service").start()
         self.cluster_id, self.credential = self.svc.register("bench")
         self.pod, self.cid = new_container_ids()
-        post_inventory(self.svc, self.credential,
-                       inventory_snapshot(self.cluster_id, NODE, pods=[web_pod(self.pod, NODE, self.cid, self.image)]))
+        post_inventory(
+            self.svc,
+            self.credential,
+            inventory_snapshot(self.cluster_id, NODE, pods=[web_pod(self.pod, NODE, self.cid, self.image)]),
+        )
         run_container(self.ctd, self.image, self.pod, self.cid, "/bin/sleep", "100000")
         self.sensors = 0
         self.peak_rss_kib = 0
@@ -193,11 +196,22 @@ class Bench:
     def spawn(self, scope: str, count: int, rate: float = 0) -> dict:
         """Run spawnbench on the host or inside the container; its own figures."""
         if scope == "host":
-            out = subprocess.run([str(self.spawnbench), str(count), str(rate), "/bin/true"],
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [str(self.spawnbench), str(count), str(rate), "/bin/true"], capture_output=True, text=True, check=True
+            ).stdout
         else:
-            out = self.ctd.ctr("task", "exec", "--exec-id", f"sb-{uuid.uuid4().hex[:12]}", self.cid,
-                               "/bin/spawnbench", str(count), str(rate), "/bin/true", timeout=600).stdout
+            out = self.ctd.ctr(
+                "task",
+                "exec",
+                "--exec-id",
+                f"sb-{uuid.uuid4().hex[:12]}",
+                self.cid,
+                "/bin/spawnbench",
+                str(count),
+                str(rate),
+                "/bin/true",
+                timeout=600,
+            ).stdout
         doc = json.loads(out)
         if doc["failures"]:
             raise RuntimeError(f"spawnbench in {scope}: {doc['failures']} failed spawns")
@@ -205,20 +219,39 @@ class Bench:
 
     def true_count(self) -> int:
         """The service's count of /bin/true executions in the container."""
-        return sum(p["count"] for p in processes(self.svc, self.cluster_id, container_id=f"containerd://{self.cid}")
-                   if p["kind"] == "executable" and p["path"] == "/bin/true")
+        return sum(
+            p["count"]
+            for p in processes(self.svc, self.cluster_id, container_id=f"containerd://{self.cid}")
+            if p["kind"] == "executable" and p["path"] == "/bin/true"
+        )
 
     # -- the sensor ----------------------------------------------------------------------------
     def start_sensor(self, *extra: str, module: bool = False) -> SensorProcess:
         self.sensors += 1
         before = (node_sensor(self.svc, self.cluster_id, NODE) or {}).get("last_heartbeat_at")
-        sensor = SensorProcess.start(self.svc.url, self.credential, self.cluster_id, NODE,
-                                     self.workdir / f"sensor{self.sensors}", "--batch-interval", "1",
-                                     "--heartbeat-interval", "1", *extra, module=module)
+        sensor = SensorProcess.start(
+            self.svc.url,
+            self.credential,
+            self.cluster_id,
+            NODE,
+            self.workdir / f"sensor{self.sensors}",
+            "--batch-interval",
+            "1",
+            "--heartbeat-interval",
+            "1",
+            *extra,
+            module=module,
+        )
         # Attached once it has sent its first heartbeat (sent right after the programs attach).
-        wait_for("the sensor's first heartbeat",
-                 lambda: sensor.proc.poll() is None and node_sensor(self.svc, self.cluster_id, NODE)["last_heartbeat_at"] != before
-                 or sensor.proc.poll() is not None, timeout=60)
+        wait_for(
+            "the sensor's first heartbeat",
+            lambda: (
+                sensor.proc.poll() is None
+                and node_sensor(self.svc, self.cluster_id, NODE)["last_heartbeat_at"] != before
+                or sensor.proc.poll() is not None
+            ),
+            timeout=60,
+        )
         if sensor.proc.poll() is not None:
             raise RuntimeError(f"sensor exited: {sensor.log()[-2000:]}")
         return sensor
@@ -233,7 +266,9 @@ class Bench:
         counters["vm_hwm_kib"] = hwm
         warnings = [x for x in sensor.log().splitlines() if " WARNING " in x or " ERROR " in x]
         if warnings:  # kept on stderr: the sensor's own account of what went wrong
-            print(f"sensor {self.sensors}: {len(warnings)} warnings, last: " + "\n".join(warnings[-5:]), file=sys.stderr)
+            print(
+                f"sensor {self.sensors}: {len(warnings)} warnings, last: " + "\n".join(warnings[-5:]), file=sys.stderr
+            )
         return counters
 
     # -- measurements --------------------------------------------------------------------------
@@ -249,12 +284,12 @@ class Bench:
         exact: list[dict] = []
         for r in range(rounds):
             names = list(conditions)
-            names = names[r % len(names):] + names[: r % len(names)]  # rotate the order each round
+            names = names[r % len(names) :] + names[: r % len(names)]  # rotate the order each round
             for name in names:
                 sensor = self.start_sensor(*conditions[name]) if conditions[name] is not None else None
                 before = self.true_count()
                 # The order of scopes alternates too.
-                for scope in (("container", "host") if r % 2 == 0 else ("host", "container")):
+                for scope in ("container", "host") if r % 2 == 0 else ("host", "container"):
                     c0 = cpu_ns(sensor.proc.pid) if sensor is not None else None
                     doc = self.spawn(scope, n)
                     if sensor is not None:
@@ -266,12 +301,21 @@ class Bench:
                         sensor_us = 0.0
                     times.setdefault((scope, name), []).append(doc["elapsed_ns"] / n / 1000)
                     spawner_cpu.setdefault((scope, name), []).append(
-                        (doc["self_user_us"] + doc["self_sys_us"] + doc["children_user_us"] + doc["children_sys_us"]) / n)
+                        (doc["self_user_us"] + doc["self_sys_us"] + doc["children_user_us"] + doc["children_sys_us"])
+                        / n
+                    )
                     sensor_cpu.setdefault((scope, name), []).append(sensor_us / n)
                 if sensor is not None:
                     counters = self.stop_sensor(sensor)
-                    exact.append({"condition": name, "round": r, "container_spawns": n,
-                                  "service_count_delta": self.true_count() - before, "events_lost": counters["events_lost"]})
+                    exact.append(
+                        {
+                            "condition": name,
+                            "round": r,
+                            "container_spawns": n,
+                            "service_count_delta": self.true_count() - before,
+                            "events_lost": counters["events_lost"],
+                        }
+                    )
         for scope in ("container", "host"):
             base = times[(scope, "off")]
             for name in ("sensor", "sensor_include_host"):
@@ -281,39 +325,57 @@ class Bench:
                 se_on = sensor_cpu[(scope, name)]
                 tot_off, tot_on = sp_off, [a + b for a, b in zip(sp_on, se_on)]
                 cpu_ratios = [b / a - 1 for a, b in zip(tot_off, tot_on)]
-                emit({
-                    "bench": "sensor_overhead", "metric": "exec_overhead", "scope": scope, "condition": name,
-                    "workload": f"{n} sequential posix_spawn+waitpid of /bin/true "
-                                + ("(busybox-static) inside a containerd container under kubepods/besteffort"
-                                   if scope == "container" else "(coreutils, dynamic) on the host")
-                                + f"; {rounds} rounds, conditions off/sensor/sensor_include_host in rotated order",
-                    "us_per_spawn_off": [round(x, 1) for x in base],
-                    "us_per_spawn_on": [round(x, 1) for x in on],
-                    "overhead_pct_per_round": [round(100 * x, 2) for x in ratios],
-                    "overhead_pct_median": round(100 * statistics.median(ratios), 2),
-                    # Less sensitive to one round disturbed by other load on a shared machine:
-                    "overhead_pct_of_medians": round(100 * (statistics.median(on) / statistics.median(base) - 1), 2),
-                    # CPU time, robust to other load: spawner user+sys (self + children) per spawn,
-                    # plus the sensor's CPU (schedstat / utime+stime) per exec over the same window.
-                    "cpu_us_per_spawn_spawner_off": [round(x, 1) for x in sp_off],
-                    "cpu_us_per_spawn_spawner_on": [round(x, 1) for x in sp_on],
-                    "cpu_us_per_exec_sensor_on": [round(x, 1) for x in se_on],
-                    "cpu_us_per_spawn_total_off": [round(x, 1) for x in tot_off],
-                    "cpu_us_per_spawn_total_on": [round(x, 1) for x in tot_on],
-                    "cpu_overhead_pct_per_round": [round(100 * x, 2) for x in cpu_ratios],
-                    "cpu_overhead_pct_median": round(100 * statistics.median(cpu_ratios), 2),
-                    # The sensor's own share alone, a floor for the overhead that does not rest on
-                    # the difference of two spawner figures (each moves ~10% with co-tenant load):
-                    "sensor_cpu_pct_of_spawn_median": round(
-                        100 * statistics.median([b / a for a, b in zip(sp_off, se_on)]), 2),
-                    "spawner_cpu_overhead_pct_median": round(
-                        100 * statistics.median([b / a - 1 for a, b in zip(sp_off, sp_on)]), 2),
-                    "loadavg_now": os.getloadavg()[0],
-                    "aim_pct": 2.0,
-                })
-        emit({"bench": "sensor_overhead", "metric": "exactness_overhead_runs",
-              "workload": "service's /bin/true count delta per sensor session vs spawns in the container",
-              "sessions": exact, "all_exact": all(e["service_count_delta"] == e["container_spawns"] for e in exact)})
+                emit(
+                    {
+                        "bench": "sensor_overhead",
+                        "metric": "exec_overhead",
+                        "scope": scope,
+                        "condition": name,
+                        "workload": f"{n} sequential posix_spawn+waitpid of /bin/true "
+                        + (
+                            "(busybox-static) inside a containerd container under kubepods/besteffort"
+                            if scope == "container"
+                            else "(coreutils, dynamic) on the host"
+                        )
+                        + f"; {rounds} rounds, conditions off/sensor/sensor_include_host in rotated order",
+                        "us_per_spawn_off": [round(x, 1) for x in base],
+                        "us_per_spawn_on": [round(x, 1) for x in on],
+                        "overhead_pct_per_round": [round(100 * x, 2) for x in ratios],
+                        "overhead_pct_median": round(100 * statistics.median(ratios), 2),
+                        # Less sensitive to one round disturbed by other load on a shared machine:
+                        "overhead_pct_of_medians": round(
+                            100 * (statistics.median(on) / statistics.median(base) - 1), 2
+                        ),
+                        # CPU time, robust to other load: spawner user+sys (self + children) per spawn,
+                        # plus the sensor's CPU (schedstat / utime+stime) per exec over the same window.
+                        "cpu_us_per_spawn_spawner_off": [round(x, 1) for x in sp_off],
+                        "cpu_us_per_spawn_spawner_on": [round(x, 1) for x in sp_on],
+                        "cpu_us_per_exec_sensor_on": [round(x, 1) for x in se_on],
+                        "cpu_us_per_spawn_total_off": [round(x, 1) for x in tot_off],
+                        "cpu_us_per_spawn_total_on": [round(x, 1) for x in tot_on],
+                        "cpu_overhead_pct_per_round": [round(100 * x, 2) for x in cpu_ratios],
+                        "cpu_overhead_pct_median": round(100 * statistics.median(cpu_ratios), 2),
+                        # The sensor's own share alone, a floor for the overhead that does not rest on
+                        # the difference of two spawner figures (each moves ~10% with co-tenant load):
+                        "sensor_cpu_pct_of_spawn_median": round(
+                            100 * statistics.median([b / a for a, b in zip(sp_off, se_on)]), 2
+                        ),
+                        "spawner_cpu_overhead_pct_median": round(
+                            100 * statistics.median([b / a - 1 for a, b in zip(sp_off, sp_on)]), 2
+                        ),
+                        "loadavg_now": os.getloadavg()[0],
+                        "aim_pct": 2.0,
+                    }
+                )
+        emit(
+            {
+                "bench": "sensor_overhead",
+                "metric": "exactness_overhead_runs",
+                "workload": "service's /bin/true count delta per sensor session vs spawns in the container",
+                "sessions": exact,
+                "all_exact": all(e["service_count_delta"] == e["container_spawns"] for e in exact),
+            }
+        )
 
     def cpu(self, module: bool = False) -> None:
         rate, seconds = self.args.cpu_rate, self.args.cpu_seconds
@@ -328,18 +390,22 @@ class Bench:
         got = self.spawn("container", count, rate)
         busy = (cpu_ticks(pid) - c0) / hz / (time.monotonic() - t0)
         counters = self.stop_sensor(sensor)
-        emit({
-            "bench": "sensor_overhead", "metric": "sensor_cpu",
-            "sensor_command": "python -m vigil.sensor" if module else "vigil sensor",
-            "workload": f"{count} posix_spawns of /bin/true paced at {rate}/s inside the container; sensor shipping every 1 s",
-            "achieved_execs_per_s": round(count / (got["elapsed_ns"] / 1e9), 1),
-            "sensor_cpu_pct_of_core_idle": round(100 * idle, 2),
-            "sensor_cpu_pct_of_core": round(100 * busy, 2),
-            "aim_pct": 5.0,
-            "events_lost": counters["events_lost"],
-            "service_count_delta": self.true_count() - before, "spawns": count,
-            "vm_hwm_kib": counters["vm_hwm_kib"],
-        })
+        emit(
+            {
+                "bench": "sensor_overhead",
+                "metric": "sensor_cpu",
+                "sensor_command": "python -m vigil.sensor" if module else "vigil sensor",
+                "workload": f"{count} posix_spawns of /bin/true paced at {rate}/s inside the container; sensor shipping every 1 s",
+                "achieved_execs_per_s": round(count / (got["elapsed_ns"] / 1e9), 1),
+                "sensor_cpu_pct_of_core_idle": round(100 * idle, 2),
+                "sensor_cpu_pct_of_core": round(100 * busy, 2),
+                "aim_pct": 5.0,
+                "events_lost": counters["events_lost"],
+                "service_count_delta": self.true_count() - before,
+                "spawns": count,
+                "vm_hwm_kib": counters["vm_hwm_kib"],
+            }
+        )
 
     def flood(self) -> None:
         k, n = self.args.flood_spawners, self.args.flood_spawns
@@ -374,26 +440,36 @@ class Bench:
         total = k * n
         delta = self.true_count() - before
         rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:]) if b[0] > a[0]]
-        emit({
-            "bench": "sensor_overhead", "metric": "flood",
-            "workload": f"{k} concurrent spawners x {n} posix_spawns of /bin/true at max rate inside the container",
-            "execs": total, "wall_s": round(wall, 2), "execs_per_s": round(total / wall, 1),
-            "events_seen": counters["events_seen"],
-            "events_drained_per_s_peak": round(max(rates), 1) if rates else None,
-            "events_drained_per_s_mean": round(counters["events_seen"] / wall, 1),
-            "events_lost": counters["events_lost"],
-            "service_count_delta": delta, "no_lost_execs": delta == total and counters["events_lost"] == 0,
-            "sensor_cpu_pct_of_core": round(100 * cpu, 1),
-            "vm_hwm_kib": counters["vm_hwm_kib"],
-        })
+        emit(
+            {
+                "bench": "sensor_overhead",
+                "metric": "flood",
+                "workload": f"{k} concurrent spawners x {n} posix_spawns of /bin/true at max rate inside the container",
+                "execs": total,
+                "wall_s": round(wall, 2),
+                "execs_per_s": round(total / wall, 1),
+                "events_seen": counters["events_seen"],
+                "events_drained_per_s_peak": round(max(rates), 1) if rates else None,
+                "events_drained_per_s_mean": round(counters["events_seen"] / wall, 1),
+                "events_lost": counters["events_lost"],
+                "service_count_delta": delta,
+                "no_lost_execs": delta == total and counters["events_lost"] == 0,
+                "sensor_cpu_pct_of_core": round(100 * cpu, 1),
+                "vm_hwm_kib": counters["vm_hwm_kib"],
+            }
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spawns", type=int, default=5000)
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--settle", type=float, default=1.5,
-                    help="seconds to wait after each spawn loop before reading the sensor's CPU (it ships every 1 s)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=1.5,
+        help="seconds to wait after each spawn loop before reading the sensor's CPU (it ships every 1 s)",
+    )
     ap.add_argument("--cpu-rate", type=float, default=500)
     ap.add_argument("--cpu-seconds", type=float, default=10)
     ap.add_argument("--flood-spawners", type=int, default=4)
@@ -406,8 +482,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="vigil-sensor-bench-") as d:
         bench = Bench(args, Path(d))
         try:
-            emit({"bench": "sensor_overhead", "metric": "machine", "cpus": os.cpu_count(), "kernel": os.uname().release,
-                  "loadavg_at_start": os.getloadavg()})
+            emit(
+                {
+                    "bench": "sensor_overhead",
+                    "metric": "machine",
+                    "cpus": os.cpu_count(),
+                    "kernel": os.uname().release,
+                    "loadavg_at_start": os.getloadavg(),
+                }
+            )
             if "overhead" in parts:
                 bench.overhead()
             if "cpu" in parts:
@@ -415,8 +498,14 @@ def main() -> None:
                 bench.cpu(module=True)
             if "flood" in parts:
                 bench.flood()
-            emit({"bench": "sensor_overhead", "metric": "sensor_rss", "peak_vm_hwm_kib": bench.peak_rss_kib,
-                  "sensor_processes": bench.sensors})
+            emit(
+                {
+                    "bench": "sensor_overhead",
+                    "metric": "sensor_rss",
+                    "peak_vm_hwm_kib": bench.peak_rss_kib,
+                    "sensor_processes": bench.sensors,
+                }
+            )
         finally:
             bench.close()
 

@@ -32,7 +32,12 @@ N_FINDINGS, N_IMAGES, REPEAT = 10_000, 2_000, 7
 def seed(svc: LiveService) -> None:
     cid, cred = svc.register("bench")
     snap = synthetic_snapshot(cid, nodes=50, pods=1000, images=N_IMAGES, containers_per_pod=2)
-    r = httpx.post(f"{svc.url}/api/v1/ingest/inventory", json=snap.model_dump(mode="json"), headers={"Authorization": f"Bearer {cred}"}, timeout=120)
+    r = httpx.post(
+        f"{svc.url}/api/v1/ingest/inventory",
+        json=snap.model_dump(mode="json"),
+        headers={"Authorization": f"Bearer {cred}"},
+        timeout=120,
+    )
     r.raise_for_status()
     now = utcnow()
     with svc.engine.begin() as conn:
@@ -53,16 +58,38 @@ def seed(svc: LiveService) -> None:
             ns, kind, name = wls[n % len(wls)]
             rows.append(
                 dict(
-                    dedup_key=f"bench:{n}", type=FINDING_TYPES[n % len(FINDING_TYPES)], severity=SEVERITIES[n % 4], subject=f"subject {n}",
-                    cluster_id=cid, namespace=ns, workload_kind=kind, workload_name=name, image_pk=pks[n % len(pks)],
-                    evidence={"n": n}, status="open" if n % 5 else "resolved", status_reason=None,
-                    first_seen_at=now, last_seen_at=now, status_changed_at=now,
+                    dedup_key=f"bench:{n}",
+                    type=FINDING_TYPES[n % len(FINDING_TYPES)],
+                    severity=SEVERITIES[n % 4],
+                    subject=f"subject {n}",
+                    cluster_id=cid,
+                    namespace=ns,
+                    workload_kind=kind,
+                    workload_name=name,
+                    image_pk=pks[n % len(pks)],
+                    evidence={"n": n},
+                    status="open" if n % 5 else "resolved",
+                    status_reason=None,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                    status_changed_at=now,
                 )
             )
         conn.execute(findings.insert(), rows)
         conn.execute(
             finding_events.insert(),
-            [dict(finding_id=k + 1, at=now, from_status=None, to_status="open", severity=SEVERITIES[k % 4], reason="observed", actor="bench") for k in range(N_FINDINGS)],
+            [
+                dict(
+                    finding_id=k + 1,
+                    at=now,
+                    from_status=None,
+                    to_status="open",
+                    severity=SEVERITIES[k % 4],
+                    reason="observed",
+                    actor="bench",
+                )
+                for k in range(N_FINDINGS)
+            ],
         )
 
 
@@ -98,7 +125,17 @@ def main() -> None:
         try:
             t = time.perf_counter()
             seed(svc)
-            print(json.dumps({"bench": "ui_pages", "phase": "seed", "findings": N_FINDINGS, "images": N_IMAGES, "seconds": round(time.perf_counter() - t, 2)}))
+            print(
+                json.dumps(
+                    {
+                        "bench": "ui_pages",
+                        "phase": "seed",
+                        "findings": N_FINDINGS,
+                        "images": N_IMAGES,
+                        "seconds": round(time.perf_counter() - t, 2),
+                    }
+                )
+            )
             c = sign_in(svc)
             pages = {
                 "findings first": "/findings?status=any&limit=50",
@@ -116,7 +153,19 @@ def main() -> None:
             for name, url in pages.items():
                 times = [timed(c, url)[0] for _ in range(REPEAT)]
                 worst = max(worst, statistics.median(times))
-                print(json.dumps({"bench": "ui_pages", "page": name, "url": url[:120], "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1), "runs": REPEAT, "target_ms": 200}))
+                print(
+                    json.dumps(
+                        {
+                            "bench": "ui_pages",
+                            "page": name,
+                            "url": url[:120],
+                            "median_ms": round(statistics.median(times), 1),
+                            "max_ms": round(max(times), 1),
+                            "runs": REPEAT,
+                            "target_ms": 200,
+                        }
+                    )
+                )
             print(json.dumps({"bench": "ui_pages", "worst_median_ms": round(worst, 1), "within_target": worst < 200}))
         finally:
             svc.stop()

@@ -44,7 +44,9 @@ def syslog_tcp():
 
 
 def api(svc, method: str, path: str, token: str | None = None, **kw) -> httpx.Response:
-    return httpx.request(method, f"{svc.url}{path}", headers={"Authorization": f"Bearer {token or svc.admin_token}"}, timeout=30, **kw)
+    return httpx.request(
+        method, f"{svc.url}{path}", headers={"Authorization": f"Bearer {token or svc.admin_token}"}, timeout=30, **kw
+    )
 
 
 def add_output(svc, **body) -> dict:
@@ -80,11 +82,16 @@ def change_status(svc, finding_id: int, status: str, reason: str) -> None:
 def last_event(svc, finding_id: int):
     with svc.engine.connect() as conn:
         return conn.execute(
-            select(finding_events).where(finding_events.c.finding_id == finding_id).order_by(finding_events.c.id.desc()).limit(1)
+            select(finding_events)
+            .where(finding_events.c.finding_id == finding_id)
+            .order_by(finding_events.c.id.desc())
+            .limit(1)
         ).one()
 
 
 def events_of(svc, finding_id: int) -> list:
     """The finding's history, oldest first."""
     with svc.engine.connect() as conn:
-        return conn.execute(select(finding_events).where(finding_events.c.finding_id == finding_id).order_by(finding_events.c.id)).all()
+        return conn.execute(
+            select(finding_events).where(finding_events.c.finding_id == finding_id).order_by(finding_events.c.id)
+        ).all()

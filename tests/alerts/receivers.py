@@ -31,7 +31,9 @@ class HttpRequest:
 class HttpReceiver:
     """Records every POST and answers with queued statuses, then ``default_status``."""
 
-    def __init__(self, secret: str | None = None, path: str = "/hook", default_status: int = 200, reply: bytes = b"ok") -> None:
+    def __init__(
+        self, secret: str | None = None, path: str = "/hook", default_status: int = 200, reply: bytes = b"ok"
+    ) -> None:
         self.secret = secret
         self.path = path
         self.default_status = default_status
@@ -49,7 +51,14 @@ class HttpReceiver:
                     if self.path.split("?")[0] != receiver.path:
                         status = 404
                     receiver.requests.append(
-                        HttpRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic(), status, receiver._check(self.headers, body))
+                        HttpRequest(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.monotonic(),
+                            status,
+                            receiver._check(self.headers, body),
+                        )
                     )
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")

@@ -10,7 +10,7 @@ _HEADER = re.compile(
     rb"(?P<procid>[!-~]{1,128}) (?P<msgid>[!-~]{1,32}) "
 )
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$")
-_SD_NAME = re.compile(rb'[!-~]{1,32}')
+_SD_NAME = re.compile(rb"[!-~]{1,32}")
 
 
 class Invalid(ValueError):
@@ -63,7 +63,7 @@ def parse(data: bytes) -> Message:
             while data[i : i + 1] == b" ":
                 pname, i = _name(data, i + 1)
                 if data[i : i + 2] != b'="':
-                    raise Invalid(f"param {pname} has no =\"")
+                    raise Invalid(f'param {pname} has no ="')
                 i += 2
                 value = bytearray()
                 while True:

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from vigil.service.cli.alerts import alerts_app
 from vigil.service.app import create_app
+from vigil.service.cli.alerts import alerts_app
 from vigil.service.settings import AlertsSettings, Settings
 from vigil.service.store.tokens import issue_token
 
@@ -35,7 +35,10 @@ def test_viewer_and_anonymous_are_refused(live_service, webhook):
     for method, path, body in calls:
         resp = api(svc, method, path, token=viewer, json=body)
         assert resp.status_code == 403, (method, path)
-        assert resp.json() == {"error": "forbidden", "detail": "a viewer token cannot do this; it needs a token with role admin"}
+        assert resp.json() == {
+            "error": "forbidden",
+            "detail": "a viewer token cannot do this; it needs a token with role admin",
+        }
         anon = api(svc, method, path, token="vgl_u_nope", json=body)
         assert anon.status_code == 401
     assert webhook.requests == []  # the refused test call sent nothing
@@ -45,19 +48,56 @@ def test_viewer_and_anonymous_are_refused(live_service, webhook):
 @pytest.mark.parametrize(
     "body,field,message",
     [
-        ({"name": "h", "kind": "webhook", "url": "ftp://x.example.com/"}, "body.url", "scheme 'ftp' is not allowed; use https (or http to a loopback host)"),
-        ({"name": "h", "kind": "webhook", "url": "http://siem.example.com/in"}, "body.url",
-         "plain http to 'siem.example.com' would send alerts unencrypted; use https, or set allow_insecure_http"),
-        ({"name": "h", "kind": "slack", "url": "https://hooks.slack.com/x", "threshold": "urgent"}, "body.threshold",
-         "Input should be 'critical', 'high', 'medium' or 'low'"),
-        ({"name": "h", "kind": "syslog", "address": "siem.example.com"}, "body.address", "'siem.example.com' is not host:port (or [ipv6]:port)"),
-        ({"name": "h", "kind": "syslog", "address": "siem:99999"}, "body.address", "port 99999 is not between 1 and 65535"),
-        ({"name": "h", "kind": "syslog", "address": "siem:514", "protocol": "tls"}, "body.protocol", "Input should be 'udp' or 'tcp'"),
-        ({"name": "h", "kind": "webhook", "url": "https://x.example.com", "secret": "short"}, "body.secret",
-         "String should have at least 16 characters"),
-        ({"name": "Has Space", "kind": "syslog", "address": "siem:514"}, "body.name", "String should match pattern '^[a-z0-9][a-z0-9._-]*$'"),
-        ({"name": "h", "kind": "syslog", "address": "siem:514", "events": []}, "body.events", "List should have at least 1 item after validation, not 0"),
-        ({"name": "h", "kind": "syslog", "address": "siem:514", "colour": "red"}, "body.colour", "Extra inputs are not permitted"),
+        (
+            {"name": "h", "kind": "webhook", "url": "ftp://x.example.com/"},
+            "body.url",
+            "scheme 'ftp' is not allowed; use https (or http to a loopback host)",
+        ),
+        (
+            {"name": "h", "kind": "webhook", "url": "http://siem.example.com/in"},
+            "body.url",
+            "plain http to 'siem.example.com' would send alerts unencrypted; use https, or set allow_insecure_http",
+        ),
+        (
+            {"name": "h", "kind": "slack", "url": "https://hooks.slack.com/x", "threshold": "urgent"},
+            "body.threshold",
+            "Input should be 'critical', 'high', 'medium' or 'low'",
+        ),
+        (
+            {"name": "h", "kind": "syslog", "address": "siem.example.com"},
+            "body.address",
+            "'siem.example.com' is not host:port (or [ipv6]:port)",
+        ),
+        (
+            {"name": "h", "kind": "syslog", "address": "siem:99999"},
+            "body.address",
+            "port 99999 is not between 1 and 65535",
+        ),
+        (
+            {"name": "h", "kind": "syslog", "address": "siem:514", "protocol": "tls"},
+            "body.protocol",
+            "Input should be 'udp' or 'tcp'",
+        ),
+        (
+            {"name": "h", "kind": "webhook", "url": "https://x.example.com", "secret": "short"},
+            "body.secret",
+            "String should have at least 16 characters",
+        ),
+        (
+            {"name": "Has Space", "kind": "syslog", "address": "siem:514"},
+            "body.name",
+            "String should match pattern '^[a-z0-9][a-z0-9._-]*$'",
+        ),
+        (
+            {"name": "h", "kind": "syslog", "address": "siem:514", "events": []},
+            "body.events",
+            "List should have at least 1 item after validation, not 0",
+        ),
+        (
+            {"name": "h", "kind": "syslog", "address": "siem:514", "colour": "red"},
+            "body.colour",
+            "Extra inputs are not permitted",
+        ),
     ],
 )
 def test_invalid_output_names_the_field(live_service, body, field, message):
@@ -70,16 +110,28 @@ def test_kind_and_name_conflicts(live_service):
     svc = live_service
     resp = api(svc, "POST", "/api/v1/alerts/outputs", json={"name": "m", "kind": "email"})
     assert resp.status_code == 422
-    assert resp.json() == {"error": "invalid_request", "detail": "body.kind: 'email' is not one of webhook, slack, syslog"}
+    assert resp.json() == {
+        "error": "invalid_request",
+        "detail": "body.kind: 'email' is not one of webhook, slack, syslog",
+    }
     missing = api(svc, "POST", "/api/v1/alerts/outputs", json={"name": "m"})
-    assert missing.status_code == 422 and missing.json()["errors"] == [{"field": "body.kind", "message": "Field required"}]
+    assert missing.status_code == 422 and missing.json()["errors"] == [
+        {"field": "body.kind", "message": "Field required"}
+    ]
     add_output(svc, name="siem", kind="syslog", address="127.0.0.1:514")
-    dup = api(svc, "POST", "/api/v1/alerts/outputs", json={"name": "siem", "kind": "syslog", "address": "127.0.0.1:515"})
+    dup = api(
+        svc, "POST", "/api/v1/alerts/outputs", json={"name": "siem", "kind": "syslog", "address": "127.0.0.1:515"}
+    )
     assert dup.status_code == 409
     assert dup.json() == {"error": "conflict", "detail": "body.name: an alert output named 'siem' already exists"}
-    allowed = add_output(svc, name="lan", kind="webhook", url="http://siem.lan:8080/in", allow_insecure_http=True, secret=WEBHOOK_SECRET)
+    allowed = add_output(
+        svc, name="lan", kind="webhook", url="http://siem.lan:8080/in", allow_insecure_http=True, secret=WEBHOOK_SECRET
+    )
     assert allowed["settings"] == {"url": "http://siem.lan:8080/in", "secret": "***", "allow_insecure_http": True}
-    assert api(svc, "DELETE", "/api/v1/alerts/outputs/999").json() == {"error": "not_found", "detail": "alert output 999 does not exist"}
+    assert api(svc, "DELETE", "/api/v1/alerts/outputs/999").json() == {
+        "error": "not_found",
+        "detail": "alert output 999 does not exist",
+    }
 
 
 def test_new_output_starts_at_the_end_of_history(live_service, webhook):
@@ -97,7 +149,9 @@ def test_new_output_starts_at_the_end_of_history(live_service, webhook):
 def test_cli_add_list_test_remove(live_service, webhook, syslog_tcp):
     svc = live_service
     conn = ["--url", svc.url, "--token", svc.admin_token]
-    res = runner.invoke(alerts_app, ["add", "hook", "--kind", "webhook", "--target", webhook.url, "--threshold", "high", *conn])
+    res = runner.invoke(
+        alerts_app, ["add", "hook", "--kind", "webhook", "--target", webhook.url, "--threshold", "high", *conn]
+    )
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[0] == "added alert output 1 (hook, webhook, threshold high)"

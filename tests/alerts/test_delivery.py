@@ -56,7 +56,9 @@ def expected_webhook(svc, finding_id: int, kind: str, severity: str, cluster_id:
     }  # fmt: skip
 
 
-def expected_sd(svc, finding_id, kind, severity, cluster_id, path, workload, previous=None, status="open", nth=-1) -> dict:
+def expected_sd(
+    svc, finding_id, kind, severity, cluster_id, path, workload, previous=None, status="open", nth=-1
+) -> dict:
     ev = events_of(svc, finding_id)[nth]
     sd = {"event": kind, "event_id": str(ev.id), "finding_id": str(finding_id), "type": "runtime_drift", "severity": severity,
           "status": status, "cluster": cluster_id, "cluster_name": "prod-eu", "namespace": "shop",
@@ -66,12 +68,22 @@ def expected_sd(svc, finding_id, kind, severity, cluster_id, path, workload, pre
     return {"vigil@32473": sd}
 
 
-def test_each_output_receives_its_payload_through_open_escalate_resolve(service_on, webhook, slack, syslog_udp, syslog_tcp):
+def test_each_output_receives_its_payload_through_open_escalate_resolve(
+    service_on, webhook, slack, syslog_udp, syslog_tcp
+):
     svc = service_on
     cid, _ = svc.register("prod-eu")
     add_output(svc, name="soc-webhook", kind="webhook", url=webhook.url, secret=WEBHOOK_SECRET, threshold="high")
     add_output(svc, name="chat", kind="slack", url=f"http://127.0.0.1:{slack.port}{SLACK_PATH}", threshold="medium")
-    add_output(svc, name="siem-udp", kind="syslog", address=syslog_udp.address, threshold="low", facility="auth", hostname="vigil-test")
+    add_output(
+        svc,
+        name="siem-udp",
+        kind="syslog",
+        address=syslog_udp.address,
+        threshold="low",
+        facility="auth",
+        hostname="vigil-test",
+    )
     add_output(svc, name="siem-tcp", kind="syslog", address=syslog_tcp.address, protocol="tcp", threshold="high", hostname="vigil-test",
                events=["opened", "escalated", "resolved", "suppressed"])  # fmt: skip
 
@@ -92,7 +104,10 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
         "Vigil finding opened: medium runtime_drift /usr/local/bin/curl2 [cluster=prod-eu namespace=shop workload=Deployment/api]",
     ]
     first = slack.requests[0].json()
-    assert first["blocks"][0] == {"type": "section", "text": {"type": "mrkdwn", "text": ":large_orange_circle: *Finding opened: runtime_drift*\n`/tmp/xmrig`"}}
+    assert first["blocks"][0] == {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": ":large_orange_circle: *Finding opened: runtime_drift*\n`/tmp/xmrig`"},
+    }
     assert [f["text"] for f in first["blocks"][1]["fields"]] == [
         "*Severity*\nhigh", "*Cluster*\nprod-eu", "*Namespace*\nshop", "*Workload*\nDeployment/web", "*Image*\n-", f"*Finding*\n#{a}",
     ]  # fmt: skip
@@ -106,7 +121,10 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
     ]
     assert udp[0].sd == expected_sd(svc, a, "opened", "high", cid, "/tmp/xmrig", "web")
     assert udp[1].sd == expected_sd(svc, b, "opened", "medium", cid, "/usr/local/bin/curl2", "api")
-    assert udp[0].msg == "Vigil finding opened: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    assert (
+        udp[0].msg
+        == "Vigil finding opened: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    )
     ts = last_event(svc, a).at
     assert udp[0].timestamp == as_utc(ts).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -140,11 +158,18 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(service_
     ]
     tcp = [rfc5424.parse(m) for m in syslog_tcp.wait_for(4)]
     assert [m.msgid for m in tcp] == ["finding.opened", "finding.escalated", "finding.resolved", "finding.suppressed"]
-    assert tcp[3].sd == expected_sd(svc, b, "suppressed", "high", cid, "/usr/local/bin/curl2", "api", status="suppressed")
+    assert tcp[3].sd == expected_sd(
+        svc, b, "suppressed", "high", cid, "/usr/local/bin/curl2", "api", status="suppressed"
+    )
 
     # nothing pending: another pass sends nothing
     assert svc.app.state.workers.alerts.dispatch_once().delivered == 0
-    assert (len(webhook.requests), len(slack.requests), len(syslog_udp.messages), len(syslog_tcp.messages)) == (3, 4, 4, 4)
+    assert (len(webhook.requests), len(slack.requests), len(syslog_udp.messages), len(syslog_tcp.messages)) == (
+        3,
+        4,
+        4,
+        4,
+    )
     assert api(svc, "GET", "/api/v1/alerts/dead-letters").json() == {"items": [], "next": None}
 
 
@@ -163,7 +188,10 @@ def test_retries_with_backoff_then_one_delivery(live_service, webhook, caplog):
     gaps = [b.at - a.at for a, b in zip(webhook.requests, webhook.requests[1:])]
     assert 0.2 <= gaps[0] < 0.4 and 0.4 <= gaps[1] < 0.8, gaps  # 0.2 s, then 0.4 s
     failures = [r for r in caplog.records if r.getMessage() == "alert delivery failed"]
-    assert [(r.output, r.attempt, r.error) for r in failures] == [("hook", 1, "HTTP 500: ok"), ("hook", 2, "HTTP 503: ok")]
+    assert [(r.output, r.attempt, r.error) for r in failures] == [
+        ("hook", 1, "HTTP 500: ok"),
+        ("hook", 2, "HTTP 503: ok"),
+    ]
     assert Dispatcher(svc.engine).dispatch_once().delivered == 0
     assert len(webhook.accepted()) == 1
     assert api(svc, "GET", f"/api/v1/alerts/outputs/{out['id']}").json()["dead_letters"] == 0
@@ -172,12 +200,18 @@ def test_retries_with_backoff_then_one_delivery(live_service, webhook, caplog):
 def test_dead_letter_after_persistent_failure(live_service, slack, syslog_udp):
     svc = live_service
     cid, _ = svc.register("prod-eu")
-    failing = add_output(svc, name="flaky", kind="slack", url=f"http://127.0.0.1:{slack.port}{SLACK_PATH}", threshold="low")
-    gone = add_output(svc, name="revoked", kind="slack", url=f"http://127.0.0.1:{slack.port}/services/T/B/old", threshold="low")
+    failing = add_output(
+        svc, name="flaky", kind="slack", url=f"http://127.0.0.1:{slack.port}{SLACK_PATH}", threshold="low"
+    )
+    gone = add_output(
+        svc, name="revoked", kind="slack", url=f"http://127.0.0.1:{slack.port}/services/T/B/old", threshold="low"
+    )
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
-    down = add_output(svc, name="siem-down", kind="syslog", address=f"127.0.0.1:{closed}", protocol="tcp", threshold="low")
+    down = add_output(
+        svc, name="siem-down", kind="syslog", address=f"127.0.0.1:{closed}", protocol="tcp", threshold="low"
+    )
     slack.default_status = 500
     fid = record(svc, drift(cid))
     event_id = last_event(svc, fid).id
@@ -213,7 +247,11 @@ def test_dead_letter_after_persistent_failure(live_service, slack, syslog_udp):
     # removing an output keeps its dead letters
     assert api(svc, "DELETE", f"/api/v1/alerts/outputs/{failing['id']}").status_code == 204
     kept = api(svc, "GET", "/api/v1/alerts/dead-letters").json()["items"]
-    assert {(d["output_name"], d["output_id"]) for d in kept} == {("flaky", None), ("revoked", gone["id"]), ("siem-down", down["id"])}
+    assert {(d["output_name"], d["output_id"]) for d in kept} == {
+        ("flaky", None),
+        ("revoked", gone["id"]),
+        ("siem-down", down["id"]),
+    }
 
 
 def test_restart_neither_resends_nor_loses(live_service, webhook):
@@ -258,18 +296,26 @@ def test_secrets_stay_out_of_logs_and_responses(live_service, webhook, slack, ca
     caplog.set_level(logging.DEBUG)
     cid, _ = svc.register("prod-eu")
     slack_url = f"http://127.0.0.1:{slack.port}{SLACK_PATH}"
-    hook = add_output(svc, name="hook", kind="webhook", url=webhook.url + "?token=querySECRET123", secret=WEBHOOK_SECRET)
+    hook = add_output(
+        svc, name="hook", kind="webhook", url=webhook.url + "?token=querySECRET123", secret=WEBHOOK_SECRET
+    )
     chat = add_output(svc, name="chat", kind="slack", url=slack_url)
     generated = add_output(svc, name="gen", kind="webhook", url=webhook.url)
     assert "secret" not in hook and len(generated["secret"]) >= 32  # generated secrets are shown once
-    assert hook["settings"] == {"url": f"http://127.0.0.1:{webhook.port}/vigil/hook?***", "secret": "***", "allow_insecure_http": False}
+    assert hook["settings"] == {
+        "url": f"http://127.0.0.1:{webhook.port}/vigil/hook?***",
+        "secret": "***",
+        "allow_insecure_http": False,
+    }
     assert chat["settings"] == {"url": f"http://127.0.0.1:{slack.port}/***", "allow_insecure_http": False}
     webhook.default_status = 500
     slack.default_status = 500
     record(svc, drift(cid))
     Dispatcher(svc.engine, RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)).dispatch_once()
     assert len(slack.requests) == 2 and len(webhook.requests) == 4
-    listing = api(svc, "GET", "/api/v1/alerts/outputs").text + api(svc, "GET", f"/api/v1/alerts/outputs/{chat['id']}").text
+    listing = (
+        api(svc, "GET", "/api/v1/alerts/outputs").text + api(svc, "GET", f"/api/v1/alerts/outputs/{chat['id']}").text
+    )
     letters = api(svc, "GET", "/api/v1/alerts/dead-letters").text
     failed_test = api(svc, "POST", f"/api/v1/alerts/outputs/{chat['id']}/test")
     assert failed_test.status_code == 502
@@ -289,7 +335,11 @@ def test_test_endpoint_sends_a_test_event(live_service, webhook, syslog_udp):
     [req] = webhook.requests
     body = req.json()
     assert req.signature_ok and req.headers["x-vigil-event"] == "test" and req.headers["x-vigil-delivery"] == "0"
-    assert (body["event"], body["event_id"], body["finding"]["subject"]) == ("test", 0, "Vigil alert test: this output is configured correctly")
+    assert (body["event"], body["event_id"], body["finding"]["subject"]) == (
+        "test",
+        0,
+        "Vigil alert test: this output is configured correctly",
+    )
     assert api(svc, "POST", f"/api/v1/alerts/outputs/{siem['id']}/test").status_code == 200
     [m] = [rfc5424.parse(x) for x in syslog_udp.wait_for(1)]
     assert (m.msgid, m.severity, m.sd["vigil@32473"]["event"]) == ("finding.test", 6, "test")

@@ -19,13 +19,13 @@ from vigil.service.analysis.alerts.events import (
     event_document,
     meets_threshold,
 )
+from vigil.service.analysis.alerts.redact import mask_url, redact
+from vigil.service.analysis.alerts.validation import check_http_url, parse_address
 from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed
 from vigil.service.jobs.alerts.outputs.slack import slack_message
 from vigil.service.jobs.alerts.outputs.syslog import octet_counted, rfc5424
 from vigil.service.jobs.alerts.outputs.webhook import sign, verify
-from vigil.service.analysis.alerts.redact import mask_url, redact
 from vigil.service.jobs.alerts.retry import RetryPolicy, deliver
-from vigil.service.analysis.alerts.validation import check_http_url, parse_address
 
 from . import rfc5424 as parser
 
@@ -39,7 +39,17 @@ def event(kind="opened", severity="high", previous=None, subject="/tmp/xmrig", *
         "evidence": {"path": subject}, "first_seen_at": AT, "last_seen_at": AT,
     }  # fmt: skip
     f.update(finding)
-    return AlertEvent(42, kind, AT, severity, "resolved" if kind == "resolved" else "open", FindingView(**f), previous, "observed", "analysis")
+    return AlertEvent(
+        42,
+        kind,
+        AT,
+        severity,
+        "resolved" if kind == "resolved" else "open",
+        FindingView(**f),
+        previous,
+        "observed",
+        "analysis",
+    )
 
 
 @pytest.mark.parametrize(
@@ -110,7 +120,11 @@ def test_backoff_is_exponential_capped_and_bounded():
 
 
 def test_permanent_failure_is_not_retried_and_stop_interrupts():
-    out = deliver(lambda: (_ for _ in ()).throw(DeliveryFailed("HTTP 404: no_service", permanent=True)), RetryPolicy(), lambda s: False)
+    out = deliver(
+        lambda: (_ for _ in ()).throw(DeliveryFailed("HTTP 404: no_service", permanent=True)),
+        RetryPolicy(),
+        lambda s: False,
+    )
     assert (out.delivered, out.attempts, out.error) == (False, 1, "HTTP 404: no_service (not retried)")
     out = deliver(lambda: (_ for _ in ()).throw(DeliveryFailed("refused")), RetryPolicy(), lambda s: True)
     assert (out.delivered, out.interrupted, out.attempts) == (False, True, 1)
@@ -121,7 +135,11 @@ def test_permanent_failure_is_not_retried_and_stop_interrupts():
     [
         ("ftp://example.com/x", False, "scheme 'ftp' is not allowed; use https (or http to a loopback host)"),
         ("example.com/hook", False, "scheme '(none)' is not allowed"),
-        ("http://siem.example.com/hook", False, "plain http to 'siem.example.com' would send alerts unencrypted; use https, or set allow_insecure_http"),
+        (
+            "http://siem.example.com/hook",
+            False,
+            "plain http to 'siem.example.com' would send alerts unencrypted; use https, or set allow_insecure_http",
+        ),
         ("https:///nohost", False, "has no host"),
         ("https://exa mple.com/", False, "must not contain whitespace"),
         ("https://example.com:99999/", False, "is not a valid URL"),
@@ -149,7 +167,8 @@ def test_syslog_address_rules():
         ("siem.example.com:0", "port 0 is not between 1 and 65535"),
         ("siem.example.com:70000", "port 70000 is not between 1 and 65535"),
         ("bad_host!:514", "is not a valid host name or IP address"),
-        ("[1::2::3]:514", "is not an IPv6 address"), ("[zz::1]:514", "is not host:port"),
+        ("[1::2::3]:514", "is not an IPv6 address"),
+        ("[zz::1]:514", "is not host:port"),
     ]:
         with pytest.raises(ValueError, match=msg):
             parse_address(bad)
@@ -157,18 +176,25 @@ def test_syslog_address_rules():
 
 def test_request_models_name_the_field():
     with pytest.raises(ValidationError) as exc:
-        OUTPUTS["syslog"].Request.model_validate({"name": "siem", "kind": "syslog", "address": "nope", "threshold": "urgent"})
+        OUTPUTS["syslog"].Request.model_validate(
+            {"name": "siem", "kind": "syslog", "address": "nope", "threshold": "urgent"}
+        )
     locs = {e["loc"][0]: e["msg"] for e in exc.value.errors()}
     assert set(locs) == {"address", "threshold"}
     assert "'nope' is not host:port" in locs["address"]
     with pytest.raises(ValidationError) as exc:
-        OUTPUTS["webhook"].Request.model_validate({"name": "Bad Name", "kind": "webhook", "url": "https://x.example.com", "events": ["opened", "exploded"]})
+        OUTPUTS["webhook"].Request.model_validate(
+            {"name": "Bad Name", "kind": "webhook", "url": "https://x.example.com", "events": ["opened", "exploded"]}
+        )
     assert {e["loc"][0] for e in exc.value.errors()} == {"name", "events"}
 
 
 def test_masking_and_redaction():
     assert mask_url("https://hooks.slack.com/services/T0/B0/secret", keep_path=False) == "https://hooks.slack.com/***"
-    assert mask_url("https://user:pw@siem.example.com:8443/in?token=abc", keep_path=True) == "https://siem.example.com:8443/in?***"
+    assert (
+        mask_url("https://user:pw@siem.example.com:8443/in?token=abc", keep_path=True)
+        == "https://siem.example.com:8443/in?***"
+    )
     assert redact("POST https://h/x%2Fy failed: x/y", ["x/y"]) == "POST https://h/*** failed: ***"
 
 
@@ -210,7 +236,10 @@ def test_syslog_message_is_rfc5424_with_escaped_structured_data():
             "image": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64, "subject": nasty,
         }
     }  # fmt: skip
-    assert m.msg == f"Vigil finding opened: high runtime_drift {nasty} [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    assert (
+        m.msg
+        == f"Vigil finding opened: high runtime_drift {nasty} [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    )
     resolved = parser.parse(rfc5424(event("resolved", "critical"), 4, "n", "vigil", "1"))
     assert (resolved.facility, resolved.severity, resolved.msgid) == (4, 5, "finding.resolved")
     assert octet_counted(b"<1>1 x") == b"6 <1>1 x"
@@ -218,7 +247,10 @@ def test_syslog_message_is_rfc5424_with_escaped_structured_data():
 
 def test_slack_message_escapes_untrusted_text():
     msg = slack_message(event("escalated", "critical", "high", subject="<script>&"))
-    assert msg["text"] == "Vigil finding escalated: critical (was high) runtime_drift &lt;script&gt;&amp; [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    assert (
+        msg["text"]
+        == "Vigil finding escalated: critical (was high) runtime_drift &lt;script&gt;&amp; [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    )
     assert msg["blocks"][0]["text"]["text"] == ":red_circle: *Finding escalated: runtime_drift*\n`&lt;script&gt;&amp;`"
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in msg["blocks"][1]["fields"]}
     assert fields == {"*Severity*": "critical (was high)", "*Cluster*": "prod-eu", "*Namespace*": "shop", "*Workload*": "Deployment/web",

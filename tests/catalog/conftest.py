@@ -54,8 +54,9 @@ def debian_rootfs() -> Path:
     work = cache_dir() / "debian-rootfs.partial"
     shutil.rmtree(work, ignore_errors=True)
     mirror = debian_mirror()
-    proc = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(work), mirror],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(work), mirror], capture_output=True, text=True, timeout=900
+    )
     if proc.returncode != 0:
         shutil.rmtree(work, ignore_errors=True)
         pytest.skip(f"debootstrap could not build bookworm from {mirror}: {proc.stderr.strip()[-300:]}")
@@ -71,8 +72,23 @@ def python_site() -> Path:
         return target
     tmp = target.parent / "partial"
     shutil.rmtree(tmp, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--only-binary=:all:",
-                           "--target", str(tmp), *PIP_REQUIREMENTS], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--only-binary=:all:",
+            "--target",
+            str(tmp),
+            *PIP_REQUIREMENTS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip(f"pip could not install {PIP_REQUIREMENTS} from PyPI: {proc.stderr.strip()[-300:]}")
@@ -113,7 +129,8 @@ def go_module_binary(tmp_path_factory) -> Path:
     (src / "go.mod").write_text("module example.com/vigil/hello\n\ngo 1.19\n\nrequire github.com/pkg/errors v0.9.1\n")
     (src / "main.go").write_text(
         'package main\n\nimport (\n\t"fmt"\n\n\t"github.com/pkg/errors"\n)\n\n'
-        'func main() { fmt.Println(errors.New("hello")) }\n')
+        'func main() { fmt.Println(errors.New("hello")) }\n'
+    )
     vendored = src / "vendor" / "github.com" / "pkg" / "errors"
     vendored.mkdir(parents=True)
     for f in ERRORS_SRC.glob("*.go"):
@@ -122,8 +139,9 @@ def go_module_binary(tmp_path_factory) -> Path:
     (src / "vendor" / "modules.txt").write_text("# github.com/pkg/errors v0.9.1\n## explicit\ngithub.com/pkg/errors\n")
     out = src / "hello"
     env = dict(os.environ, GOFLAGS="-mod=vendor", GOPROXY="off", GOCACHE=str(src / ".cache"), CGO_ENABLED="0")
-    proc = subprocess.run([go, "build", "-o", str(out), "."], cwd=src, env=env, capture_output=True, text=True,
-                          timeout=240)
+    proc = subprocess.run(
+        [go, "build", "-o", str(out), "."], cwd=src, env=env, capture_output=True, text=True, timeout=240
+    )
     if proc.returncode != 0:
         pytest.fail(f"go build failed: {proc.stderr}")
     return out

@@ -17,8 +17,9 @@ def result(debian_rootfs):
 
 
 def dpkg_query(rootfs, *args: str) -> str:
-    return subprocess.run(["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", *args],
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["dpkg-query", f"--admindir={rootfs}/var/lib/dpkg", *args], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_dpkg_packages_equal_dpkg_query(debian_rootfs, result):
@@ -32,8 +33,9 @@ def test_dpkg_packages_equal_dpkg_query(debian_rootfs, result):
 
 def test_sources_equal_dpkg_query(debian_rootfs, result):
     # ${source:Package} / ${source:Version}: dpkg's own parsing of Source:.
-    expected = sorted(dpkg_query(debian_rootfs, "-W", "-f",
-                                 "${Package} ${source:Package} ${source:Version}\n").splitlines())
+    expected = sorted(
+        dpkg_query(debian_rootfs, "-W", "-f", "${Package} ${source:Package} ${source:Version}\n").splitlines()
+    )
     got = sorted(f"{p.name} {p.source_name} {p.source_version}" for p in result.packages_of("deb"))
     assert got == expected
 
@@ -41,8 +43,12 @@ def test_sources_equal_dpkg_query(debian_rootfs, result):
 def test_owned_files_equal_dpkg_listfiles(debian_rootfs, result):
     for name in ("bash", "coreutils", "libc6"):
         listed = dpkg_query(debian_rootfs, "-L", name).splitlines()
-        expected = [p for p in listed if p != "/." and not (
-            os.path.isdir(debian_rootfs / p.lstrip("/")) and not os.path.islink(debian_rootfs / p.lstrip("/")))]
+        expected = [
+            p
+            for p in listed
+            if p != "/."
+            and not (os.path.isdir(debian_rootfs / p.lstrip("/")) and not os.path.islink(debian_rootfs / p.lstrip("/")))
+        ]
         [pkg] = [p for p in result.packages if p.name == name]
         assert pkg.files == expected, name
 
@@ -55,6 +61,10 @@ def test_manifest_hashes_and_modes(debian_rootfs, result):
     assert result.manifest.files["/etc/debian_version"].executable is False
     # usrmerge: /bin is a symlink in bookworm
     assert result.manifest.symlinks["/bin"].target == "usr/bin"
-    n_files = sum(1 for _root, _dirs, files in os.walk(debian_rootfs) for f in files
-                  if os.path.isfile(os.path.join(_root, f)) and not os.path.islink(os.path.join(_root, f)))
+    n_files = sum(
+        1
+        for _root, _dirs, files in os.walk(debian_rootfs)
+        for f in files
+        if os.path.isfile(os.path.join(_root, f)) and not os.path.islink(os.path.join(_root, f))
+    )
     assert len(result.manifest.files) == n_files

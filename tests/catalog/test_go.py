@@ -46,8 +46,12 @@ def test_debian_packaged_go_binary(debian_go_binary, tmp_path):
     assert sorted((p.name, p.version) for p in result.packages) == expected
     assert result.warnings == []
     main = next(p for p in result.packages if p.metadata["role"] == "main")
-    assert (main.name, main.found_in, main.files, main.ecosystem) == ("cmd/gofmt", "/usr/bin/gofmt",
-                                                                       ["/usr/bin/gofmt"], "Go")
+    assert (main.name, main.found_in, main.files, main.ecosystem) == (
+        "cmd/gofmt",
+        "/usr/bin/gofmt",
+        ["/usr/bin/gofmt"],
+        "Go",
+    )
     stdlib = next(p for p in result.packages if p.name == "stdlib")
     assert stdlib.metadata["go_version"] == go_version
     assert stdlib.purl == f"pkg:golang/stdlib@{go_version.removeprefix('go')}"

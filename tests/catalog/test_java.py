@@ -23,8 +23,9 @@ def test_jar_and_nested_jar(commons_lang3_jar, tmp_path):
     with zipfile.ZipFile(root / "opt/app/app.war", "w") as war:
         war.writestr("WEB-INF/web.xml", "<web-app/>")
         war.write(commons_lang3_jar, "WEB-INF/lib/commons-lang3.jar")
-        war.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Title: shop\n"
-                                             "Implementation-Version: 4.2\n\n")
+        war.writestr(
+            "META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nImplementation-Title: shop\nImplementation-Version: 4.2\n\n"
+        )
     result = catalog_rootfs(root)
     assert result.warnings == []
     got = sorted((p.name, p.version, p.found_in, p.files[0]) for p in result.packages)

@@ -26,8 +26,13 @@ def npm_app():
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     (tmp / "package.json").write_text('{"name": "vigil-test-app", "version": "1.0.0", "private": true}')
-    proc = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", *NPM_PACKAGES],
-                          cwd=tmp, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", *NPM_PACKAGES],
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if proc.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
         pytest.skip(f"npm could not install {NPM_PACKAGES} from the registry: {proc.stderr.strip()[-300:]}")
@@ -36,8 +41,9 @@ def npm_app():
 
 
 def npm_ls(app) -> set[tuple[str, str]]:
-    tree = json.loads(subprocess.run(["npm", "ls", "--all", "--json"], cwd=app, capture_output=True, text=True,
-                                     check=True).stdout)
+    tree = json.loads(
+        subprocess.run(["npm", "ls", "--all", "--json"], cwd=app, capture_output=True, text=True, check=True).stdout
+    )
     out = set()
 
     def walk(deps):

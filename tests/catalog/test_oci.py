@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from vigil.catalog import (
-    LayerBlob, LayerDigestMismatch, LayoutError, catalog_layers, catalog_oci_layout, catalog_rootfs,
+    LayerBlob,
+    LayerDigestMismatch,
+    LayoutError,
+    catalog_layers,
+    catalog_oci_layout,
+    catalog_rootfs,
 )
 from vigil.catalog.layout_writer import TarLayer, add_layer, write_image, write_index
 
@@ -68,8 +73,11 @@ def image(tmp_path_factory, debian_rootfs, python_site, go_module_binary, common
     l2.add_hardlink("usr/local/bin/hello-link", "usr/local/bin/hello")
     l2.add_symlink("usr/local/bin/hi", "hello")
     l2.close()
-    written = [add_layer(layout, work / "l0.tar", "gzip"), add_layer(layout, work / "l1.tar", ""),
-               add_layer(layout, work / "l2.tar", "zstd")]
+    written = [
+        add_layer(layout, work / "l0.tar", "gzip"),
+        add_layer(layout, work / "l1.tar", ""),
+        add_layer(layout, work / "l2.tar", "zstd"),
+    ]
     write_index(layout, [write_image(layout, written)])
     result = catalog_oci_layout(layout)
     return {"layout": layout, "written": written, "result": result, "work": work}
@@ -93,8 +101,11 @@ def expected_manifest(debian_rootfs, python_site, go_module_binary, commons_lang
 
     files["/usr/local/bin/hello"] = files["/usr/local/bin/hello-link"] = one(go_module_binary)
     files["/opt/app/lib/commons-lang3.jar"] = one(commons_lang3_jar)
-    for path, data in (("/usr/share/doc/apt/NOTE", b"replaced by an opaque directory\n"),
-                       ("/etc/hostname", b"vigil-test\n"), ("/abs-file", b"absolute member name\n")):
+    for path, data in (
+        ("/usr/share/doc/apt/NOTE", b"replaced by an opaque directory\n"),
+        ("/etc/hostname", b"vigil-test\n"),
+        ("/abs-file", b"absolute member name\n"),
+    ):
         files[path] = (hashlib.sha256(data).hexdigest(), len(data), 0o644)
     links["/usr/local/bin/hi"] = "hello"
     return files, links
@@ -125,26 +136,43 @@ def test_unsafe_member_names_are_warned(image):
 def test_layer_digests(image):
     records = image["result"].layers
     assert [(r.media_type, r.digest, r.diff_id, r.size) for r in records] == [
-        (w.media_type, w.digest, w.diff_id, w.size) for w in image["written"]]
+        (w.media_type, w.digest, w.diff_id, w.size) for w in image["written"]
+    ]
 
 
 def test_packages(image, debian_rootfs, python_site, go_module_binary):
     result = image["result"]
-    deb = subprocess.run(["dpkg-query", f"--admindir={debian_rootfs}/var/lib/dpkg", "-W", "-f",
-                          "${Package} ${Version}\n"], capture_output=True, text=True, check=True).stdout
+    deb = subprocess.run(
+        ["dpkg-query", f"--admindir={debian_rootfs}/var/lib/dpkg", "-W", "-f", "${Package} ${Version}\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert sorted(f"{p.name} {p.version}" for p in result.packages_of("deb")) == sorted(deb.splitlines())
-    pip = json.loads(subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(python_site), "--format",
-                                     "json"], capture_output=True, text=True, check=True).stdout)
+    pip = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pip", "list", "--path", str(python_site), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert sorted((p.name, p.version) for p in result.packages_of("pypi")) == sorted(
-        (d["name"], d["version"]) for d in pip if d["name"] != "urllib3")
+        (d["name"], d["version"]) for d in pip if d["name"] != "urllib3"
+    )
     go_version, lines = go_version_m(go_module_binary)
     mod = next(line for line in lines if line[0] == "mod")
     # the hard link is a second copy of the binary: its packages appear for both paths
     go = sorted((p.name, p.version, p.found_in) for p in result.packages_of("golang"))
     expected_go = sorted(
-        (name, version, where) for where in ("/usr/local/bin/hello", "/usr/local/bin/hello-link")
-        for name, version in ((mod[1], mod[2]), ("github.com/pkg/errors", "v0.9.1"),
-                              ("stdlib", go_version.removeprefix("go"))))
+        (name, version, where)
+        for where in ("/usr/local/bin/hello", "/usr/local/bin/hello-link")
+        for name, version in (
+            (mod[1], mod[2]),
+            ("github.com/pkg/errors", "v0.9.1"),
+            ("stdlib", go_version.removeprefix("go")),
+        )
+    )
     assert go == expected_go
     [jar] = result.packages_of("maven")
     assert jar.found_in == "/opt/app/lib/commons-lang3.jar"
@@ -154,6 +182,7 @@ def test_packages(image, debian_rootfs, python_site, go_module_binary):
 def test_same_packages_as_the_unpacked_rootfs(image, debian_rootfs):
     from_layers = image["result"]
     from_dir = catalog_rootfs(debian_rootfs)
+
     def without_files(pkgs):
         return [{k: v for k, v in p.to_dict().items() if k != "files"} for p in pkgs]
 
@@ -190,7 +219,7 @@ def test_catalog_layers_from_one_way_streams(image):
 
 
 def test_digest_mismatch_is_an_error(image):
-    (w, p), = blobs_of(image)[1:2]
+    ((w, p),) = blobs_of(image)[1:2]
     wrong = "sha256:" + "0" * 64
     with pytest.raises(LayerDigestMismatch) as err:
         catalog_layers([(w.media_type, OneWayStream(p), wrong)])
@@ -198,7 +227,7 @@ def test_digest_mismatch_is_an_error(image):
 
 
 def test_media_type_unknown_is_sniffed(image):
-    (w, p), = blobs_of(image)[2:3]  # zstd
+    ((w, p),) = blobs_of(image)[2:3]  # zstd
     result = catalog_layers([("application/octet-stream", OneWayStream(p))])
     assert result.layers[0].diff_id == w.diff_id
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from vigil.catalog import catalog_rootfs
+
 from .conftest import PKGDB
 
 pytestmark = pytest.mark.skipif(not PKGDB.is_dir(), reason=f"shared test data missing: {PKGDB}")
@@ -106,53 +107,84 @@ def test_dpkg_sources_with_versions_and_epochs(tmp_path):
         "libselinux1": ("3.4-1+b6", "libselinux", "3.4-1"),
     }
     selinux = next(p for p in r.packages if p.name == "libselinux1")
-    assert selinux.purl == ("pkg:deb/debian/libselinux1@3.4-1%2Bb6?arch=arm64&distro=debian-12"
-                            "&upstream=libselinux%403.4-1")
+    assert selinux.purl == (
+        "pkg:deb/debian/libselinux1@3.4-1%2Bb6?arch=arm64&distro=debian-12&upstream=libselinux%403.4-1"
+    )
 
 
 def test_dpkg_distroless_status_d(tmp_path):
-    root = rootfs_with(tmp_path, PKGDB / "debian" / "distroless-status.d-libsqlite3-0",
-                       "/var/lib/dpkg/status.d/libsqlite3-0", DEBIAN_12)
+    root = rootfs_with(
+        tmp_path,
+        PKGDB / "debian" / "distroless-status.d-libsqlite3-0",
+        "/var/lib/dpkg/status.d/libsqlite3-0",
+        DEBIAN_12,
+    )
     (root / "var/lib/dpkg/status.d/libsqlite3-0.md5sums").write_text(
-        "d41d8cd98f00b204e9800998ecf8427e  usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6\n")
+        "d41d8cd98f00b204e9800998ecf8427e  usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6\n"
+    )
     r = catalog_rootfs(root)
     assert r.warnings == []
     [pkg] = r.packages
     assert (pkg.name, pkg.version, pkg.source_name, pkg.source_version, pkg.arch) == (
-        "libsqlite3-0", "3.34.1-3", "sqlite3", "3.34.1-3", "arm64")
+        "libsqlite3-0",
+        "3.34.1-3",
+        "sqlite3",
+        "3.34.1-3",
+        "arm64",
+    )
     assert pkg.found_in == "/var/lib/dpkg/status.d/libsqlite3-0"
     assert pkg.files == ["/usr/lib/aarch64-linux-gnu/libsqlite3.so.0.8.6"]
 
 
 ALPINE_EXPECTED = [
-    ("alpine-baselayout", "3.2.0-r22"), ("alpine-baselayout-data", "3.2.0-r22"), ("alpine-keys", "2.4-r1"),
-    ("apk-tools", "2.12.9-r3"), ("busybox", "1.35.0-r17"), ("ca-certificates-bundle", "20220614-r0"),
-    ("libc-utils", "0.7.2-r3"), ("libcrypto1.1", "1.1.1q-r0"), ("libssl1.1", "1.1.1q-r0"), ("musl", "1.2.3-r0"),
-    ("musl-utils", "1.2.3-r0"), ("scanelf", "1.3.4-r0"), ("ssl_client", "1.35.0-r17"), ("zlib", "1.2.12-r3"),
+    ("alpine-baselayout", "3.2.0-r22"),
+    ("alpine-baselayout-data", "3.2.0-r22"),
+    ("alpine-keys", "2.4-r1"),
+    ("apk-tools", "2.12.9-r3"),
+    ("busybox", "1.35.0-r17"),
+    ("ca-certificates-bundle", "20220614-r0"),
+    ("libc-utils", "0.7.2-r3"),
+    ("libcrypto1.1", "1.1.1q-r0"),
+    ("libssl1.1", "1.1.1q-r0"),
+    ("musl", "1.2.3-r0"),
+    ("musl-utils", "1.2.3-r0"),
+    ("scanelf", "1.3.4-r0"),
+    ("ssl_client", "1.35.0-r17"),
+    ("zlib", "1.2.12-r3"),
 ]
 
 
 def test_apk_installed_multiple(tmp_path):
-    r = catalog_rootfs(rootfs_with(tmp_path, PKGDB / "alpine" / "installed-multiple", "/lib/apk/db/installed",
-                                   ALPINE_316))
+    r = catalog_rootfs(
+        rootfs_with(tmp_path, PKGDB / "alpine" / "installed-multiple", "/lib/apk/db/installed", ALPINE_316)
+    )
     assert r.warnings == []
     assert r.os is not None and (r.os.id, r.os.version_id) == ("alpine", "3.16.2")
     assert nv(r) == ALPINE_EXPECTED
     by = {p.name: p for p in r.packages}
-    assert by["busybox"].files == ["/bin/busybox", "/bin/sh", "/etc/securetty", "/etc/udhcpd.conf",
-                                   "/etc/logrotate.d/acpid", "/etc/network/if-up.d/dad",
-                                   "/usr/share/udhcpc/default.script"]
+    assert by["busybox"].files == [
+        "/bin/busybox",
+        "/bin/sh",
+        "/etc/securetty",
+        "/etc/udhcpd.conf",
+        "/etc/logrotate.d/acpid",
+        "/etc/network/if-up.d/dad",
+        "/usr/share/udhcpc/default.script",
+    ]
     assert by["musl"].files == ["/lib/ld-musl-x86_64.so.1", "/lib/libc.musl-x86_64.so.1"]
     assert by["libc-utils"].files == []
     assert (by["libssl1.1"].source_name, by["libssl1.1"].source_version) == ("openssl", "1.1.1q-r0")
     assert by["libssl1.1"].ecosystem == "Alpine:v3.16"
-    assert by["libssl1.1"].purl == "pkg:apk/alpine/libssl1.1@1.1.1q-r0?arch=x86_64&distro=alpine-3.16.2&upstream=openssl"
+    assert (
+        by["libssl1.1"].purl == "pkg:apk/alpine/libssl1.1@1.1.1q-r0?arch=x86_64&distro=alpine-3.16.2&upstream=openssl"
+    )
     assert len(by["alpine-keys"].files) == 41  # its R: lines
 
 
 def test_apk_installed_corrupt(tmp_path):
-    r = catalog_rootfs(rootfs_with(tmp_path, PKGDB / "alpine" / "installed-corrupt", "/lib/apk/db/installed",
-                                   ALPINE_316))
+    r = catalog_rootfs(
+        rootfs_with(tmp_path, PKGDB / "alpine" / "installed-corrupt", "/lib/apk/db/installed", ALPINE_316)
+    )
     assert nv(r) == [("alpine-baselayout-data", "3.2.0-r22")]
     assert len(r.packages[0].files) == 14 and r.packages[0].files[0] == "/etc/fstab"
     assert [str(w) for w in r.warnings] == [

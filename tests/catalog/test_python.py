@@ -15,10 +15,17 @@ def test_python_packages_equal_pip_list(python_site, tmp_path):
     site = root / "usr/lib/python3/dist-packages"
     shutil.copytree(python_site, site, symlinks=True)
     result = catalog_rootfs(root)
-    pip = json.loads(subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(site), "--format", "json"],
-                                    capture_output=True, text=True, check=True).stdout)
+    pip = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pip", "list", "--path", str(site), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert sorted((p.name, p.version) for p in result.packages_of("pypi")) == sorted(
-        (d["name"], d["version"]) for d in pip)
+        (d["name"], d["version"]) for d in pip
+    )
     assert result.warnings == []
     by = {p.name: p for p in result.packages}
     urllib3 = by["urllib3"]
@@ -43,8 +50,11 @@ def test_egg_info_file_and_dir(tmp_path):
     result = catalog_rootfs(root)
     assert [(p.name, p.version, p.files) for p in result.packages] == [
         ("bar", "2.0", []),
-        ("foo", "0.1", ["/usr/lib/python3/dist-packages/foo/__init__.py",
-                        "/usr/lib/python3/dist-packages/foo.egg-info/PKG-INFO"]),
+        (
+            "foo",
+            "0.1",
+            ["/usr/lib/python3/dist-packages/foo/__init__.py", "/usr/lib/python3/dist-packages/foo.egg-info/PKG-INFO"],
+        ),
     ]
     assert [str(w) for w in result.warnings] == [
         "/usr/lib/python3/dist-packages/broken.egg-info [broken]: distribution skipped: metadata has no Name or "
@@ -55,7 +65,8 @@ def test_egg_info_file_and_dir(tmp_path):
 def test_pip_itself_in_a_venv(tmp_path):
     # the interpreter's own pip: a real dist-info written by a real installer
     import pip
-    dist = next(p for p in (shutil.os.path.dirname(pip.__file__) + "/..",) )
+
+    dist = next(p for p in (shutil.os.path.dirname(pip.__file__) + "/..",))
     root = tmp_path / "root"
     target = root / "usr/lib/python3.11/site-packages"
     target.mkdir(parents=True)

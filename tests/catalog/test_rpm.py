@@ -43,21 +43,27 @@ def rpm_root(tmp_path_factory) -> Path:
     root.mkdir()
     for name, version, release, epoch in PACKAGES:
         spec = work / f"{name}.spec"
-        spec.write_text(SPEC.format(name=name, version=version, release=release,
-                                    epoch=f"Epoch: {epoch}\n" if epoch else ""))
-        subprocess.run(["rpmbuild", "--define", f"_topdir {work}/top", "-bb", str(spec)],
-                       check=True, capture_output=True)
+        spec.write_text(
+            SPEC.format(name=name, version=version, release=release, epoch=f"Epoch: {epoch}\n" if epoch else "")
+        )
+        subprocess.run(
+            ["rpmbuild", "--define", f"_topdir {work}/top", "-bb", str(spec)], check=True, capture_output=True
+        )
     rpms = sorted(str(p) for p in (work / "top/RPMS/noarch").glob("*.rpm"))
-    subprocess.run(["rpm", "--root", str(root), *RPM_DEFINES, "-i", "--nodeps", "--noscripts", *rpms],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["rpm", "--root", str(root), *RPM_DEFINES, "-i", "--nodeps", "--noscripts", *rpms],
+        check=True,
+        capture_output=True,
+    )
     (root / "etc").mkdir(exist_ok=True)
     (root / "etc/os-release").write_text('ID="rocky"\nVERSION_ID="9.3"\n')
     return root
 
 
 def rpm_query(root: Path, *args: str) -> list[str]:
-    return subprocess.run(["rpm", "--root", str(root), *RPM_DEFINES, *args], check=True, capture_output=True,
-                          text=True).stdout.splitlines()
+    return subprocess.run(
+        ["rpm", "--root", str(root), *RPM_DEFINES, *args], check=True, capture_output=True, text=True
+    ).stdout.splitlines()
 
 
 def test_rpm_packages_equal_rpm_qa(rpm_root):
@@ -68,8 +74,9 @@ def test_rpm_packages_equal_rpm_qa(rpm_root):
     by = {p.name: p for p in result.packages}
     hello = by["vigil-hello"]
     assert (hello.version, hello.source_name, hello.source_version) == ("2:1.2.3-4", "vigil-hello", "1.2.3-4")
-    assert hello.purl == ("pkg:rpm/rocky/vigil-hello@1.2.3-4?arch=noarch&distro=rocky-9.3&epoch=2"
-                          "&upstream=vigil-hello-1.2.3-4.src.rpm")
+    assert hello.purl == (
+        "pkg:rpm/rocky/vigil-hello@1.2.3-4?arch=noarch&distro=rocky-9.3&epoch=2&upstream=vigil-hello-1.2.3-4.src.rpm"
+    )
     assert hello.ecosystem == "Rocky Linux:9"
     assert hello.found_in == "/var/lib/rpm/rpmdb.sqlite"
     for p in result.packages:
@@ -89,6 +96,8 @@ def test_corrupt_rpm_header_is_a_warning(rpm_root, tmp_path):
     result = catalog_rootfs(root)
     assert sorted(p.name for p in result.packages) == ["vigil-hello", "vigil-world"]
     assert [(w.file, w.entry) for w in result.warnings] == [
-        ("/var/lib/rpm/rpmdb.sqlite", "Packages row 100"), ("/var/lib/rpm/rpmdb.sqlite", "Packages row 101")]
+        ("/var/lib/rpm/rpmdb.sqlite", "Packages row 100"),
+        ("/var/lib/rpm/rpmdb.sqlite", "Packages row 101"),
+    ]
     assert result.warnings[1].message == "corrupt header skipped: header blob shorter than its 8-byte preamble"
     assert result.warnings[0].message.startswith("corrupt header skipped: header blob of 200 bytes is shorter than")

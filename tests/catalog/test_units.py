@@ -23,16 +23,19 @@ def test_parse_os_release_quotes_and_escapes():
     assert fields == {"ID": "ubuntu", "VERSION_ID": "22.04", "NAME": "Ubuntu", "X": 'a "b" $c'}
 
 
-@pytest.mark.parametrize(("text", "ecosystem"), [
-    ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm', "Debian:12"),
-    ("ID=debian\nVERSION_CODENAME=trixie", "Debian:13"),  # testing has no VERSION_ID
-    ('ID=ubuntu\nVERSION_ID="22.04"', "Ubuntu:22.04:LTS"),
-    ('ID=ubuntu\nVERSION_ID="23.10"', "Ubuntu:23.10"),
-    ("ID=alpine\nVERSION_ID=3.19.1", "Alpine:v3.19"),
-    ("ID=alpine\nVERSION_ID=3.20.0_alpha20240329", "Alpine:v3.20"),
-    ('ID="rocky"\nVERSION_ID="9.3"', "Rocky Linux:9"),
-    ("ID=plan9", None),
-])
+@pytest.mark.parametrize(
+    ("text", "ecosystem"),
+    [
+        ('ID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm', "Debian:12"),
+        ("ID=debian\nVERSION_CODENAME=trixie", "Debian:13"),  # testing has no VERSION_ID
+        ('ID=ubuntu\nVERSION_ID="22.04"', "Ubuntu:22.04:LTS"),
+        ('ID=ubuntu\nVERSION_ID="23.10"', "Ubuntu:23.10"),
+        ("ID=alpine\nVERSION_ID=3.19.1", "Alpine:v3.19"),
+        ("ID=alpine\nVERSION_ID=3.20.0_alpha20240329", "Alpine:v3.20"),
+        ('ID="rocky"\nVERSION_ID="9.3"', "Rocky Linux:9"),
+        ("ID=plan9", None),
+    ],
+)
 def test_ecosystems(text, ecosystem):
     assert os_ecosystem(os_release_from_fields(parse_os_release(text))) == ecosystem
 
@@ -43,12 +46,15 @@ def test_no_os_no_ecosystem():
     assert os_ecosystem(OSRelease(id="debian")) == "Debian"
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("./usr/bin/ls", ("/usr/bin/ls", False)),
-    ("usr//bin/./ls", ("/usr/bin/ls", False)),
-    ("/etc/passwd", ("/etc/passwd", True)),
-    ("./", ("/", False)),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("./usr/bin/ls", ("/usr/bin/ls", False)),
+        ("usr//bin/./ls", ("/usr/bin/ls", False)),
+        ("/etc/passwd", ("/etc/passwd", True)),
+        ("./", ("/", False)),
+    ],
+)
 def test_member_paths(name, expected):
     assert normalize_member_path(name) == expected
 
@@ -82,8 +88,10 @@ def test_whiteouts_hide_lower_layers_only(tmp_path):
         t.add_whiteout("d")  # same layer: d stays
         t.add_whiteout("b/missing")  # nothing to hide: no effect
 
-    layers = [("application/vnd.oci.image.layer.v1.tar", io.BytesIO(tar_bytes(tmp_path, "l0", lower))),
-              ("application/vnd.oci.image.layer.v1.tar", io.BytesIO(tar_bytes(tmp_path, "l1", upper)))]
+    layers = [
+        ("application/vnd.oci.image.layer.v1.tar", io.BytesIO(tar_bytes(tmp_path, "l0", lower))),
+        ("application/vnd.oci.image.layer.v1.tar", io.BytesIO(tar_bytes(tmp_path, "l1", upper))),
+    ]
     result = catalog_layers(layers)
     assert sorted(result.manifest.files) == ["/a/new", "/b/keep", "/c/now-a-dir", "/d"]
     assert result.warnings == []
@@ -95,7 +103,8 @@ def test_hardlink_to_missing_target_is_a_warning(tmp_path):
     assert result.manifest.files == {}
     assert [str(w) for w in result.warnings] == [
         "layer 0 (application/vnd.oci.image.layer.v1.tar) [x]: hard link skipped: target /nowhere is not a "
-        "regular file in the image"]
+        "regular file in the image"
+    ]
 
 
 def test_cli_json_on_a_rootfs(tmp_path):
@@ -109,7 +118,8 @@ def test_cli_json_on_a_rootfs(tmp_path):
     doc = json.loads(res.stdout)
     assert doc["os"]["id"] == "alpine"
     assert [(p["name"], p["version"], p["ecosystem"]) for p in doc["packages"]] == [
-        ("alpine-baselayout-data", "3.2.0-r22", "Alpine:v3.16")]
+        ("alpine-baselayout-data", "3.2.0-r22", "Alpine:v3.16")
+    ]
     assert [w["entry"] for w in doc["warnings"]] == ["record at line 1"]
     assert {f["path"] for f in doc["manifest"]["files"]} == {"/lib/apk/db/installed", "/etc/os-release"}
 

@@ -6,8 +6,9 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -32,8 +33,15 @@ def kubeapi():
 class RunningController:
     """A real controller (kubernetes_asyncio -> the test API server; httpx -> the service) in its own thread."""
 
-    def __init__(self, kubeconfig: Path, service_url: str, credential_file: Path, registration_token: str | None,
-                 cluster_name: str | None, **settings: Any) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        service_url: str,
+        credential_file: Path,
+        registration_token: str | None,
+        cluster_name: str | None,
+        **settings: Any,
+    ) -> None:
         from vigil.controller.runner import ControllerSettings
 
         self.kubeconfig = kubeconfig
@@ -41,7 +49,9 @@ class RunningController:
         self.credential_file = credential_file
         self.registration_token = registration_token
         self.cluster_name = cluster_name
-        self.settings = ControllerSettings(**{"batch_interval": 0.2, "heartbeat_interval": 1.0, "page_size": 3, **settings})
+        self.settings = ControllerSettings(
+            **{"batch_interval": 0.2, "heartbeat_interval": 1.0, "page_size": 3, **settings}
+        )
         self.controller = None
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -56,8 +66,9 @@ class RunningController:
         from vigil.controller.service_client import InventoryService
 
         async def main() -> None:
-            cred = await obtain_credential(self.service_url, self.credential_file, self.registration_token,
-                                           self.cluster_name, True)
+            cred = await obtain_credential(
+                self.service_url, self.credential_file, self.registration_token, self.cluster_name, True
+            )
             api = KubeApi(await load_config(self.kubeconfig))
             svc = InventoryService(self.service_url, cred)
             self.controller = Controller(api, svc, self.settings)
@@ -80,7 +91,7 @@ class RunningController:
             self._started.set()
             self._loop.close()
 
-    def start(self) -> "RunningController":
+    def start(self) -> RunningController:
         self._thread.start()
         self._started.wait(30)
         if self.error:
@@ -102,10 +113,13 @@ class RunningController:
 def start_controller(tmp_path, kubeapi) -> Callable[..., RunningController]:
     running: list[RunningController] = []
 
-    def start(service, name: str = "test-cluster", credential_file: Path | None = None, **settings) -> RunningController:
+    def start(
+        service, name: str = "test-cluster", credential_file: Path | None = None, **settings
+    ) -> RunningController:
         kc = kubeapi.write_kubeconfig(tmp_path / "kubeconfig")
-        rc = RunningController(kc, service.url, credential_file or tmp_path / "cred.json",
-                               service.registration_token(), name, **settings).start()
+        rc = RunningController(
+            kc, service.url, credential_file or tmp_path / "cred.json", service.registration_token(), name, **settings
+        ).start()
         running.append(rc)
         return rc
 

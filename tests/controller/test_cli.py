@@ -18,7 +18,9 @@ def test_no_credential_and_no_registration_token(tmp_path):
 
 
 def test_plain_http_only_on_loopback(tmp_path):
-    result = CliRunner().invoke(app, ["--service", "http://vigil.example.com", "--credential-file", str(tmp_path / "c")], env={})
+    result = CliRunner().invoke(
+        app, ["--service", "http://vigil.example.com", "--credential-file", str(tmp_path / "c")], env={}
+    )
     assert result.exit_code == 2
     assert "service URL 'http://vigil.example.com': plain HTTP is allowed only on loopback; use https" in result.output
 

@@ -32,9 +32,15 @@ def test_every_real_node_converts():
         node = node_to_wire(obj)
         info = obj["status"]["nodeInfo"]
         assert (node.name, node.kernel_version, node.os_image, node.container_runtime, node.architecture) == (
-            obj["metadata"]["name"], info["kernelVersion"], info["osImage"], info["containerRuntimeVersion"],
-            info["architecture"]), name
-        assert [(c.type, c.status) for c in node.conditions] == [(c["type"], c["status"]) for c in obj["status"].get("conditions") or []]
+            obj["metadata"]["name"],
+            info["kernelVersion"],
+            info["osImage"],
+            info["containerRuntimeVersion"],
+            info["architecture"],
+        ), name
+        assert [(c.type, c.status) for c in node.conditions] == [
+            (c["type"], c["status"]) for c in obj["status"].get("conditions") or []
+        ]
 
 
 def test_eks_node_facts():
@@ -55,7 +61,10 @@ def test_deployment_pod_containers_all_kinds_and_docker_pullable_digest():
     assert sorted(by) == [("ephemeral", "abc"), ("init", "bla"), ("regular", "nginx")]
     nginx = by[("regular", "nginx")]
     assert nginx.image == "nginx@sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
-    assert nginx.image_id == "docker-pullable://nginx@sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
+    assert (
+        nginx.image_id
+        == "docker-pullable://nginx@sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
+    )
     assert nginx.image_digest == "sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
     assert nginx.container_id == "docker://f41bb9e0b603517517603bab82762e33a95fb5f8fad62c9152089875e08e0b38"
     assert nginx.state == "running"
@@ -88,7 +97,15 @@ def test_daemonset_pod_security_facts():
     pod = pod_to_wire(_pods()["daemonset.json"], "DaemonSet", "node-agent")
     s = pod.security
     assert s.host_pid is True
-    assert s.added_capabilities == ["SYS_ADMIN", "SYS_PTRACE", "NET_ADMIN", "SYSLOG", "SYS_RESOURCE", "IPC_LOCK", "NET_RAW"]
+    assert s.added_capabilities == [
+        "SYS_ADMIN",
+        "SYS_PTRACE",
+        "NET_ADMIN",
+        "SYSLOG",
+        "SYS_RESOURCE",
+        "IPC_LOCK",
+        "NET_RAW",
+    ]
     assert s.run_as_user == 0 and s.privileged is False
 
 
@@ -99,28 +116,49 @@ def test_pod_without_status_is_reported_as_what_it_is():
     assert (c.image, c.image_id, c.image_digest, c.container_id, c.state) == ("nginx:1.15", "", None, None, "unknown")
 
 
-@pytest.mark.parametrize("image_id,digest", [
-    ("docker-pullable://nginx@sha256:" + "a" * 64, "sha256:" + "a" * 64),
-    ("quay.io/x/y@sha256:" + "b" * 64, "sha256:" + "b" * 64),
-    # A bare image id is the config digest, not a manifest digest: no digest (vigil.model.image).
-    ("sha256:" + "c" * 64, None),
-    ("docker://sha256:" + "d" * 64, None),
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "image_id,digest",
+    [
+        ("docker-pullable://nginx@sha256:" + "a" * 64, "sha256:" + "a" * 64),
+        ("quay.io/x/y@sha256:" + "b" * 64, "sha256:" + "b" * 64),
+        # A bare image id is the config digest, not a manifest digest: no digest (vigil.model.image).
+        ("sha256:" + "c" * 64, None),
+        ("docker://sha256:" + "d" * 64, None),
+        ("", None),
+    ],
+)
 def test_image_id_forms(image_id, digest):
-    obj = {"metadata": {"uid": "u1", "namespace": "ns", "name": "p"},
-           "spec": {"containers": [{"name": "c", "image": "x"}]},
-           "status": {"phase": "Pending", "containerStatuses": [{"name": "c", "imageID": image_id, "image": "x",
-                                                                  "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+    obj = {
+        "metadata": {"uid": "u1", "namespace": "ns", "name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [
+                {"name": "c", "imageID": image_id, "image": "x", "state": {"waiting": {"reason": "ContainerCreating"}}}
+            ],
+        },
+    }
     (c,) = pod_to_wire(obj, "Pod", "p").containers
     assert c.image_digest == digest and c.state == "waiting"
 
 
 def test_security_container_overrides_pod_and_privileged_any_kind():
-    spec = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000}, "hostNetwork": True, "hostIPC": True,
-            "containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "x", "securityContext": {"runAsUser": 2000}}],
-            "initContainers": [{"name": "i", "image": "x", "securityContext": {"privileged": True, "runAsNonRoot": False,
-                                                                                "capabilities": {"add": ["NET_ADMIN"]}}}]}
+    spec = {
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
+        "hostNetwork": True,
+        "hostIPC": True,
+        "containers": [
+            {"name": "a", "image": "x"},
+            {"name": "b", "image": "x", "securityContext": {"runAsUser": 2000}},
+        ],
+        "initContainers": [
+            {
+                "name": "i",
+                "image": "x",
+                "securityContext": {"privileged": True, "runAsNonRoot": False, "capabilities": {"add": ["NET_ADMIN"]}},
+            }
+        ],
+    }
     s = security_facts(spec)
     assert s.privileged is True and s.host_network is True and s.host_ipc is True and s.host_pid is False
     assert s.run_as_non_root is False  # the init container overrides the pod's setting
@@ -139,11 +177,20 @@ def test_odd_objects_never_stop_the_state(caplog):
     state.upsert_pod({"kind": "Pod", "metadata": {"name": "x"}})  # no uid, no namespace
     state.upsert_pod({"kind": "Pod", "metadata": {"uid": "u", "namespace": "Bad_NS", "name": "p"}, "spec": None})
     state.upsert_node({"kind": "Node", "metadata": {}})
-    state.upsert_pod({"kind": "Pod", "metadata": {"uid": "u2", "namespace": "n", "name": "ok"},
-                      "spec": {"containers": [{"name": "c"}]}, "status": {"phase": "Weird"}})
+    state.upsert_pod(
+        {
+            "kind": "Pod",
+            "metadata": {"uid": "u2", "namespace": "n", "name": "ok"},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Weird"},
+        }
+    )
     assert list(state.pods) == ["u2"] and state.pods["u2"].containers == [] and state.pods["u2"].phase == "Unknown"
     text = caplog.text
     assert "pod skipped: it lacks metadata.uid, namespace or name: Pod x (keys: kind, metadata)" in text
-    assert "pod skipped: Pod Bad_NS/p (keys: kind, metadata, spec): namespace: Value error, 'Bad_NS' is not a valid namespace" in text
+    assert (
+        "pod skipped: Pod Bad_NS/p (keys: kind, metadata, spec): namespace: Value error, 'Bad_NS' is not a valid namespace"
+        in text
+    )
     assert "container 'c' skipped: it has no image" in text
     assert "phase 'Weird' is not a known pod phase" in text

@@ -11,8 +11,10 @@ def facts(kind, name, uid, owner=None):
 
 
 def test_pod_replicaset_deployment():
-    lookup = {("ReplicaSet", "web-1"): facts("ReplicaSet", "web-1", "u-rs", Ref("Deployment", "web", "u-d")),
-              ("Deployment", "web"): facts("Deployment", "web", "u-d")}
+    lookup = {
+        ("ReplicaSet", "web-1"): facts("ReplicaSet", "web-1", "u-rs", Ref("Deployment", "web", "u-d")),
+        ("Deployment", "web"): facts("Deployment", "web", "u-d"),
+    }
     r = resolve("Pod", "web-1-x", Ref("ReplicaSet", "web-1", "u-rs"), lookup)
     assert (r.top_kind, r.top_name, r.chain) == ("Deployment", "web", (("ReplicaSet", "web-1"),))
     assert r.depends_on == {("ReplicaSet", "web-1"), ("Deployment", "web")}
@@ -42,22 +44,30 @@ def test_absent_direct_owner_is_named_by_the_reference():
 
 
 def test_recreated_owner_with_other_uid_counts_as_gone():
-    lookup = {("ReplicaSet", "rs"): facts("ReplicaSet", "rs", "new", Ref("Deployment", "d", "ud")),
-              ("Deployment", "d"): facts("Deployment", "d", "ud")}
+    lookup = {
+        ("ReplicaSet", "rs"): facts("ReplicaSet", "rs", "new", Ref("Deployment", "d", "ud")),
+        ("Deployment", "d"): facts("Deployment", "d", "ud"),
+    }
     r = resolve("Pod", "p", Ref("ReplicaSet", "rs", "old"), lookup)
     assert (r.top_kind, r.top_name) == ("ReplicaSet", "rs")
 
 
 def test_cycle_terminates():
-    lookup = {("ReplicaSet", "a"): facts("ReplicaSet", "a", "ua", Ref("ReplicaSet", "b", "ub")),
-              ("ReplicaSet", "b"): facts("ReplicaSet", "b", "ub", Ref("ReplicaSet", "a", "ua"))}
+    lookup = {
+        ("ReplicaSet", "a"): facts("ReplicaSet", "a", "ua", Ref("ReplicaSet", "b", "ub")),
+        ("ReplicaSet", "b"): facts("ReplicaSet", "b", "ub", Ref("ReplicaSet", "a", "ua")),
+    }
     r = resolve("Pod", "p", Ref("ReplicaSet", "a", "ua"), lookup)
     assert r.top_kind == "ReplicaSet" and len(r.chain) <= 16
 
 
 def test_controller_ref_prefers_controller_flag():
-    meta = {"ownerReferences": [{"kind": "ConfigMap", "name": "c", "uid": "1"},
-                                {"kind": "Job", "name": "j", "uid": "2", "controller": True}]}
+    meta = {
+        "ownerReferences": [
+            {"kind": "ConfigMap", "name": "c", "uid": "1"},
+            {"kind": "Job", "name": "j", "uid": "2", "controller": True},
+        ]
+    }
     assert controller_ref(meta) == Ref("Job", "j", "2")
     assert controller_ref({"ownerReferences": [{"kind": "Foo", "name": "f"}]}) == Ref("Foo", "f", "")
     assert controller_ref({}) is None
@@ -71,8 +81,15 @@ def obj(kind, ns, name, uid, owner=None, labels=None, **extra):
 
 
 def pod(name, uid, owner=None, ns="ns"):
-    return obj("Pod", ns, name, uid, owner, spec={"containers": [{"name": "c", "image": "nginx:1"}]},
-               status={"phase": "Running"})
+    return obj(
+        "Pod",
+        ns,
+        name,
+        uid,
+        owner,
+        spec={"containers": [{"name": "c", "image": "nginx:1"}]},
+        status={"phase": "Running"},
+    )
 
 
 def test_owner_arriving_after_pod_resends_the_pod():
@@ -86,7 +103,8 @@ def test_owner_arriving_after_pod_resends_the_pod():
     delta = s.build_delta("c", "b2")
     assert [(p.uid, p.workload.kind, p.workload.name) for p in delta.pods] == [("p1", "Deployment", "web")]
     assert [(w.kind, w.name, [(o.kind, o.name) for o in w.owner_chain], w.labels) for w in delta.workloads] == [
-        ("Deployment", "web", [("ReplicaSet", "web-1")], {"app": "web"})]
+        ("Deployment", "web", [("ReplicaSet", "web-1")], {"app": "web"})
+    ]
     assert [(k.kind, k.name) for k in delta.deletes.workloads] == [("ReplicaSet", "web-1")]
     s.acknowledge(delta)
     assert s.build_delta("c", "b3") is None  # nothing left to say

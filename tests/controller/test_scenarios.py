@@ -22,7 +22,9 @@ def service_inventory(svc, cluster_id: str) -> dict:
     pods = svc.list_all("/api/v1/pods", cluster=cluster_id)
     return {
         "nodes": {n["name"] for n in svc.list_all("/api/v1/nodes", cluster=cluster_id)},
-        "workloads": {(w["namespace"], w["kind"], w["name"]) for w in svc.list_all("/api/v1/workloads", cluster=cluster_id)},
+        "workloads": {
+            (w["namespace"], w["kind"], w["name"]) for w in svc.list_all("/api/v1/workloads", cluster=cluster_id)
+        },
         "pods": {(p["namespace"], p["name"], p["uid"], p["workload"]["kind"], p["workload"]["name"]) for p in pods},
     }
 
@@ -34,38 +36,67 @@ def api_inventory(server: KubeAPIServer, workloads: set, pod_workloads: dict) ->
     return {
         "nodes": {n["metadata"]["name"] for n in store.objects(BY_KIND[("v1", "Node")])},
         "workloads": workloads,
-        "pods": {(p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"],
-                  *pod_workloads[p["metadata"]["name"]]) for p in pods},
+        "pods": {
+            (
+                p["metadata"]["namespace"],
+                p["metadata"]["name"],
+                p["metadata"]["uid"],
+                *pod_workloads[p["metadata"]["name"]],
+            )
+            for p in pods
+        },
     }
 
 
 def converge(svc, rc, server, workloads, pod_workloads, timeout=20):
     want = api_inventory(server, workloads, pod_workloads)
-    wait_until(lambda: service_inventory(svc, rc.cluster_id) == want, timeout,
-               f"the service to hold {json.dumps({k: sorted(map(str, v)) for k, v in want.items()})}")
+    wait_until(
+        lambda: service_inventory(svc, rc.cluster_id) == want,
+        timeout,
+        f"the service to hold {json.dumps({k: sorted(map(str, v)) for k, v in want.items()})}",
+    )
 
 
 def owner(kind, name, api_version, parent=None, ns="default", labels=None, **spec):
     meta = {"name": name, "namespace": ns, "uid": str(uuid.uuid4()), "labels": labels or {}}
     if parent is not None:
-        meta["ownerReferences"] = [{"apiVersion": parent["apiVersion"], "kind": parent["kind"],
-                                    "name": parent["metadata"]["name"], "uid": parent["metadata"]["uid"],
-                                    "controller": True, "blockOwnerDeletion": True}]
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": parent["apiVersion"],
+                "kind": parent["kind"],
+                "name": parent["metadata"]["name"],
+                "uid": parent["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
     return {"apiVersion": api_version, "kind": kind, "metadata": meta, "spec": spec}
 
 
 def pod_of(name, parent=None, ns="default", image="registry.example/app:1", node="n1"):
     p = owner("Pod", name, "v1", parent, ns)
     p["spec"] = {"nodeName": node, "containers": [{"name": "app", "image": image}]}
-    p["status"] = {"phase": "Running", "containerStatuses": [{
-        "name": "app", "image": image, "imageID": f"registry.example/app@sha256:{uuid.uuid4().hex * 2}",
-        "containerID": f"containerd://{uuid.uuid4().hex * 2}", "restartCount": 0, "state": {"running": {}}}]}
+    p["status"] = {
+        "phase": "Running",
+        "containerStatuses": [
+            {
+                "name": "app",
+                "image": image,
+                "imageID": f"registry.example/app@sha256:{uuid.uuid4().hex * 2}",
+                "containerID": f"containerd://{uuid.uuid4().hex * 2}",
+                "restartCount": 0,
+                "state": {"running": {}},
+            }
+        ],
+    }
     return p
 
 
 def real_owner_for(pod: dict, parent: dict | None = None) -> dict:
     ref = pod["metadata"]["ownerReferences"][0]
-    api_version = {"ReplicaSet": "apps/v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1"}[ref["kind"]]
+    api_version = {"ReplicaSet": "apps/v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1"}[
+        ref["kind"]
+    ]
     o = owner(ref["kind"], ref["name"], api_version, parent, pod["metadata"]["namespace"])
     o["metadata"]["uid"] = ref["uid"]
     return o
@@ -87,19 +118,33 @@ def real_cluster(kubeapi):
     for name in ("daemonset.json", "statefulset.json", "jobPod.json"):
         store.apply(real_owner_for(pods[name]))
     store.apply(pods["deploymentWithemptyLabels.json"])
-    for name in ("cronjob.json", "daemonset.json", "deployment.json", "jobPod.json", "podstatusrunning.json", "statefulset.json"):
+    for name in (
+        "cronjob.json",
+        "daemonset.json",
+        "deployment.json",
+        "jobPod.json",
+        "podstatusrunning.json",
+        "statefulset.json",
+    ):
         store.apply(pods[name])
     return pods
 
 
 REAL_WORKLOADS = {
-    ("default", "Deployment", "nginx"), ("default", "Deployment", "my-deployment"), ("default", "Job", "nginx-job"),
-    ("default", "StatefulSet", "web"), ("default", "Pod", "nginx"), ("kubescape", "DaemonSet", "node-agent"),
+    ("default", "Deployment", "nginx"),
+    ("default", "Deployment", "my-deployment"),
+    ("default", "Job", "nginx-job"),
+    ("default", "StatefulSet", "web"),
+    ("default", "Pod", "nginx"),
+    ("kubescape", "DaemonSet", "node-agent"),
     ("kubescape", "CronJob", "kubevuln-scheduler"),
 }
 REAL_POD_WORKLOADS = {
-    "nginx-84f5585d68-42mxd": ("Deployment", "nginx"), "kubevuln-scheduler-28677846-pdblz": ("CronJob", "kubevuln-scheduler"),
-    "node-agent-4l822": ("DaemonSet", "node-agent"), "web-0": ("StatefulSet", "web"), "nginx-job-88b9z": ("Job", "nginx-job"),
+    "nginx-84f5585d68-42mxd": ("Deployment", "nginx"),
+    "kubevuln-scheduler-28677846-pdblz": ("CronJob", "kubevuln-scheduler"),
+    "node-agent-4l822": ("DaemonSet", "node-agent"),
+    "web-0": ("StatefulSet", "web"),
+    "nginx-job-88b9z": ("Job", "nginx-job"),
     "nginx": ("Pod", "nginx"),
 }
 
@@ -110,12 +155,23 @@ def test_real_objects_reach_the_service_exactly(live_service, kubeapi, real_clus
     pods = {p["name"]: p for p in live_service.list_all("/api/v1/pods", cluster=rc.cluster_id)}
     dep = {(c["kind"], c["name"]): c for c in pods["nginx-84f5585d68-42mxd"]["containers"]}
     assert sorted(dep) == [("ephemeral", "abc"), ("init", "bla"), ("regular", "nginx")]
-    assert dep[("regular", "nginx")]["image"] == "nginx@sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
-    assert dep[("regular", "nginx")]["image_digest"] == "sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
-    assert dep[("regular", "nginx")]["container_id"] == "docker://f41bb9e0b603517517603bab82762e33a95fb5f8fad62c9152089875e08e0b38"
+    assert (
+        dep[("regular", "nginx")]["image"]
+        == "nginx@sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
+    )
+    assert (
+        dep[("regular", "nginx")]["image_digest"]
+        == "sha256:f7988fb6c02e0ce69257d9bd9cf37ae20a60f1df7563c3a2a6abe24160306b8d"
+    )
+    assert (
+        dep[("regular", "nginx")]["container_id"]
+        == "docker://f41bb9e0b603517517603bab82762e33a95fb5f8fad62c9152089875e08e0b38"
+    )
     (web,) = pods["web-0"]["containers"]
     assert (web["image"], web["image_digest"]) == (
-        "registry.k8s.io/nginx-slim:0.24", "sha256:0e3657b75574b38c98c9ea0cc5a90a24352515b0237035fa61dadd457fe4b426")
+        "registry.k8s.io/nginx-slim:0.24",
+        "sha256:0e3657b75574b38c98c9ea0cc5a90a24352515b0237035fa61dadd457fe4b426",
+    )
     (agent,) = pods["node-agent-4l822"]["containers"]
     assert agent["image_digest"] == "sha256:09ee5c4e4833807cd63a726707a06cd9d4f69ed9b935b3651f541197df83ff1b"
     assert pods["node-agent-4l822"]["security"]["host_pid"] is True
@@ -133,7 +189,9 @@ def test_real_objects_reach_the_service_exactly(live_service, kubeapi, real_clus
     kubeapi.store.remove("v1", "Pod", "default", "nginx")
     kubeapi.store.apply(real["podstatusnotpresent.json"])
     converge(live_service, rc, kubeapi, REAL_WORKLOADS, REAL_POD_WORKLOADS)
-    (c,) = [p for p in live_service.list_all("/api/v1/pods", cluster=rc.cluster_id) if p["name"] == "nginx"][0]["containers"]
+    (c,) = [p for p in live_service.list_all("/api/v1/pods", cluster=rc.cluster_id) if p["name"] == "nginx"][0][
+        "containers"
+    ]
     assert (c["image"], c["image_digest"], c["state"]) == ("nginx:1.15", None, "unknown")
 
 
@@ -152,7 +210,9 @@ def test_deployments_cronjobs_and_late_owners(live_service, kubeapi, start_contr
         store.create(pod_of(f"web-1-{i}", rs1))
     pw = {f"web-1-{i}": ("Deployment", "web") for i in range(3)}
     converge(live_service, rc, kubeapi, {("default", "Deployment", "web")}, pw)
-    store.patch(BY_KIND[("apps/v1", "Deployment")], "default", "web", "application/merge-patch+json", {"spec": {"replicas": 3}})
+    store.patch(
+        BY_KIND[("apps/v1", "Deployment")], "default", "web", "application/merge-patch+json", {"spec": {"replicas": 3}}
+    )
     store.create(pod_of("web-1-2", rs1))
     converge(live_service, rc, kubeapi, {("default", "Deployment", "web")}, pw)
     w = [w for w in live_service.list_all("/api/v1/workloads", cluster=rc.cluster_id) if w["name"] == "web"][0]
@@ -168,7 +228,11 @@ def test_deployments_cronjobs_and_late_owners(live_service, kubeapi, start_contr
     late_rs = owner("ReplicaSet", "late-1", "apps/v1", late_dep)
     store.create(pod_of("late-1-a", late_rs))
     pw["late-1-a"] = ("ReplicaSet", "late-1")
-    workloads = {("default", "Deployment", "web"), ("default", "CronJob", "nightly"), ("default", "ReplicaSet", "late-1")}
+    workloads = {
+        ("default", "Deployment", "web"),
+        ("default", "CronJob", "nightly"),
+        ("default", "ReplicaSet", "late-1"),
+    }
     converge(live_service, rc, kubeapi, workloads, pw)
     store.create(late_rs)
     store.create(late_dep)
@@ -202,7 +266,9 @@ def test_api_restart_mid_stream(live_service, kubeapi, start_controller):
         store.create(pod_of(f"agent-{i}", ds))
     store.apply({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n2"}})
     converge(live_service, rc, kubeapi, {("default", "DaemonSet", "agent")}, pw)
-    wait_until(lambda: sum(i.lists for i in rc.controller.informers) >= lists_before + 9, 10, "every informer to relist")
+    wait_until(
+        lambda: sum(i.lists for i in rc.controller.informers) >= lists_before + 9, 10, "every informer to relist"
+    )
     assert rc.controller.stats.snapshots >= 2
     assert all(i.relist_reasons for i in rc.controller.informers)
 
@@ -237,5 +303,10 @@ def test_restart_reuses_the_credential_file(live_service, kubeapi, start_control
     store.create(pod_of("b"))
     second = start_controller(live_service, name="keep")
     assert second.cluster_id == first.cluster_id
-    converge(live_service, second, kubeapi, {("default", "Pod", "a"), ("default", "Pod", "b")},
-             {"a": ("Pod", "a"), "b": ("Pod", "b")})
+    converge(
+        live_service,
+        second,
+        kubeapi,
+        {("default", "Pod", "a"), ("default", "Pod", "b")},
+        {"a": ("Pod", "a"), "b": ("Pod", "b")},
+    )

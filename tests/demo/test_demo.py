@@ -42,13 +42,29 @@ STATIC = {
 }
 RUNTIME = {"running_vulnerability": 1, "runtime_drift": 1, "suspicious_exec": 2}
 
-pytestmark = pytest.mark.skipif(find_registry_binary() is None, reason="docker-registry binary missing (apt-get install docker-registry)")
+pytestmark = pytest.mark.skipif(
+    find_registry_binary() is None, reason="docker-registry binary missing (apt-get install docker-registry)"
+)
 
 
 def run_demo(work: Path, env: dict[str, str] | None = None) -> tuple[dict, int]:
     port = free_port()
     proc = subprocess.run(
-        [sys.executable, "-m", "vigil.cli", "demo", "--port", str(port), "--work-dir", str(work), "--exit-when-ready", "--wait", "150", "-o", "json"],
+        [
+            sys.executable,
+            "-m",
+            "vigil.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--work-dir",
+            str(work),
+            "--exit-when-ready",
+            "--wait",
+            "150",
+            "-o",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=240,
@@ -111,6 +127,9 @@ def test_demo_without_the_runtime_part_says_why_and_shows_the_rest(tmp_path):
     summary, _ = run_demo(tmp_path / "demo", env)
     assert summary["runtime"]["ran"] is False
     if os.geteuid() == 0:
-        assert summary["runtime"]["reason"] == "missing containerd, ctr, runc (apt-get install containerd runc busybox-static)"
+        assert (
+            summary["runtime"]["reason"]
+            == "missing containerd, ctr, runc (apt-get install containerd runc busybox-static)"
+        )
     assert summary["findings"] == STATIC
     assert not (tmp_path / "demo" / "runtime").exists()

@@ -55,8 +55,17 @@ def base_image(debian_rootfs: Path) -> str:  # noqa: F811 - pytest injects the i
                 if entry.is_file():
                     entry.unlink()
         run([*BUILDAH, "umount", container])
-        run([*BUILDAH, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "--cmd", "/bin/bash", container])
+        run(
+            [
+                *BUILDAH,
+                "config",
+                "--env",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--cmd",
+                "/bin/bash",
+                container,
+            ]
+        )
         run([*BUILDAH, "commit", "--quiet", "--timestamp", "0", container, BASE_IMAGE])
     finally:
         subprocess.run([*BUILDAH, "rm", container], capture_output=True, env=ENV)

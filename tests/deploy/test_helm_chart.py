@@ -52,8 +52,11 @@ def keys(objects: list[dict]) -> set[tuple[str, str | None, str]]:
 
 def test_values_files_cover_the_install_shapes():
     assert [f.name for f in VALUES_FILES] == [
-        "central-only-values.yaml", "defaults-values.yaml", "postgresql-values.yaml",
-        "secured-cluster-only-values.yaml", "sensors-disabled-values.yaml",
+        "central-only-values.yaml",
+        "defaults-values.yaml",
+        "postgresql-values.yaml",
+        "secured-cluster-only-values.yaml",
+        "sensors-disabled-values.yaml",
     ]
 
 
@@ -101,21 +104,31 @@ SQLITE = {("PersistentVolumeClaim", "vigil-system", "vigil-service-data")}
 REGISTRATION = {("Secret", "vigil-system", "vigil-registration")}
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("defaults", SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR),
-    ("postgresql", SERVICE | {("PodDisruptionBudget", "vigil-system", "vigil-service")} | CONTROLLER | SENSOR),
-    ("sensors-disabled", SERVICE | SQLITE | CONTROLLER | REGISTRATION),
-    ("central-only", SERVICE | SQLITE | {("Ingress", "vigil-system", "vigil-service")}),
-    ("secured-cluster-only", CONTROLLER | SENSOR | {("ConfigMap", "vigil-system", "vigil-service-ca"),
-                                                    ("ConfigMap", "vigil-sensor", "vigil-service-ca")}),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("defaults", SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR),
+        ("postgresql", SERVICE | {("PodDisruptionBudget", "vigil-system", "vigil-service")} | CONTROLLER | SENSOR),
+        ("sensors-disabled", SERVICE | SQLITE | CONTROLLER | REGISTRATION),
+        ("central-only", SERVICE | SQLITE | {("Ingress", "vigil-system", "vigil-service")}),
+        (
+            "secured-cluster-only",
+            CONTROLLER
+            | SENSOR
+            | {("ConfigMap", "vigil-system", "vigil-service-ca"), ("ConfigMap", "vigil-sensor", "vigil-service-ca")},
+        ),
+    ],
+)
 def test_each_install_shape_renders_exactly_its_objects(name: str, expected: set):
     assert keys(render(values_of(name))) == expected
 
 
 def pod_specs(objects: list[dict]) -> dict[str, dict]:
-    return {o["metadata"]["name"]: o["spec"]["template"]["spec"]
-            for o in objects if o["kind"] in ("Deployment", "DaemonSet")}
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in objects
+        if o["kind"] in ("Deployment", "DaemonSet")
+    }
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.name.removesuffix("-values.yaml"))
@@ -128,7 +141,8 @@ def test_service_and_controller_meet_the_restricted_profile(values_file: Path):
     for name, labels in namespaces.items():
         level = "privileged" if name == "vigil-sensor" else "restricted"
         assert {k: v for k, v in labels.items() if k.startswith("pod-security")} == {
-            f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+            f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")
+        }
 
 
 def test_the_profile_check_catches_the_sensor():
@@ -156,16 +170,22 @@ def test_sensor_daemonset():
     assert spec["hostPID"] is True
     assert spec.get("hostNetwork") is None
     assert spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
-        "nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "vigil.dev/sensor", "operator": "NotIn", "values": ["disabled"]}]}]}
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "vigil.dev/sensor", "operator": "NotIn", "values": ["disabled"]}]}
+        ]
+    }
     [container] = spec["containers"]
     ctx = container["securityContext"]
     assert ctx["privileged"] is False and ctx["allowPrivilegeEscalation"] is False
     assert ctx["capabilities"] == {"drop": ["ALL"], "add": NARROW_CAPABILITIES}
     assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
     mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
-    assert mounts == {"/sys/kernel/btf": True, "/sys/fs/cgroup": True, "/var/lib/vigil/sensor-spool": False,
-                      "/var/run/vigil": True}
+    assert mounts == {
+        "/sys/kernel/btf": True,
+        "/sys/fs/cgroup": True,
+        "/var/lib/vigil/sensor-spool": False,
+        "/var/run/vigil": True,
+    }
     host_paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     assert host_paths == {"btf": "/sys/kernel/btf", "cgroup": "/sys/fs/cgroup", "spool": "/var/lib/vigil/sensor-spool"}
     env = {e["name"]: e for e in container["env"]}
@@ -174,8 +194,12 @@ def test_sensor_daemonset():
 
     privileged = pod_specs(render(values_of("secured-cluster-only")))["vigil-sensor"]
     [container] = privileged["containers"]
-    assert container["securityContext"] == {"runAsUser": 0, "runAsGroup": 0, "readOnlyRootFilesystem": True,
-                                            "privileged": True}
+    assert container["securityContext"] == {
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "readOnlyRootFilesystem": True,
+        "privileged": True,
+    }
     assert container["args"] == ["sensor", "--include-host"]
     assert container["image"] == "registry.example.com/security/vigil@sha256:" + "0" * 64
 
@@ -227,7 +251,9 @@ def test_registration_token_from_values_or_existing_secret():
     controller = pod_specs(list(objects.values()))["vigil-controller"]["containers"][0]
     env = {e["name"]: e for e in controller["env"]}
     assert env["VIGIL_REGISTRATION_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "vigil-registration", "key": "registration-token"}
+        "name": "vigil-registration",
+        "key": "registration-token",
+    }
     assert env["VIGIL_CLUSTER_NAME"]["value"] == "prod-eu-1"
     assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil-service.vigil-system.svc:443"
 
@@ -235,15 +261,29 @@ def test_registration_token_from_values_or_existing_secret():
     env = {e["name"]: e for e in remote["env"]}
     assert env["VIGIL_REGISTRATION_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "vigil-registration-token"
     assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil.example.com"
-    assert remote["args"][:5] == ["controller", "--credential-file", "/var/lib/vigil/controller-credential.json",
-                                  "--service-ca", "/etc/vigil/ca/ca.crt"]
+    assert remote["args"][:5] == [
+        "controller",
+        "--credential-file",
+        "/var/lib/vigil/controller-credential.json",
+        "--service-ca",
+        "/etc/vigil/ca/ca.crt",
+    ]
 
 
 def test_service_store_and_tls():
     default = pod_specs(render(values_of("defaults")))["vigil-service"]
     [container] = default["containers"]
-    assert container["args"] == ["service", "--host", "0.0.0.0", "--port", "8443",
-                                 "--tls-cert", "/etc/vigil/tls/tls.crt", "--tls-key", "/etc/vigil/tls/tls.key"]
+    assert container["args"] == [
+        "service",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8443",
+        "--tls-cert",
+        "/etc/vigil/tls/tls.crt",
+        "--tls-key",
+        "/etc/vigil/tls/tls.key",
+    ]
     volumes = {v["name"]: v for v in default["volumes"]}
     assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "vigil-service-data"}}
     assert volumes["tls"]["secret"]["secretName"] == "vigil-service-tls"
@@ -258,29 +298,47 @@ def test_service_store_and_tls():
     assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
 
     ingress_only = pod_specs(render(values_of("central-only")))["vigil-service"]
-    assert ingress_only["containers"][0]["args"] == ["service", "--host", "0.0.0.0", "--port", "8443",
-                                                     "--insecure-http"]
+    assert ingress_only["containers"][0]["args"] == [
+        "service",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8443",
+        "--insecure-http",
+    ]
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"central": {"replicas": 0}}, "/central/replicas"),
-    ({"central": {"databse": {}}}, "databse"),
-    ({"securedCluster": {"sensor": {"privileged": "yes"}}}, "/securedCluster/sensor/privileged"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"central": {"replicas": 0}}, "/central/replicas"),
+        ({"central": {"databse": {}}}, "databse"),
+        ({"securedCluster": {"sensor": {"privileged": "yes"}}}, "/securedCluster/sensor/privileged"),
+    ],
+)
 def test_schema_refuses_bad_values(values: dict, message: str):
     with pytest.raises(helm_python.HelmValuesError, match=message):
         render(values)
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"central": {"tls": {"existingSecret": "t"}}, "securedCluster": {"registrationToken": "x"}},
-     "securedCluster.clusterName is required"),
-    ({"central": {"enabled": False}, "securedCluster": {"clusterName": "c", "registrationToken": "x"}},
-     "securedCluster.serviceUrl is required"),
-    ({"central": {"tls": {"existingSecret": "t"}, "replicas": 2}, "securedCluster": {"enabled": False}},
-     "central.replicas > 1 needs database.type postgresql"),
-    ({"securedCluster": {"enabled": False}}, "central.tls: give existingSecret"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"central": {"tls": {"existingSecret": "t"}}, "securedCluster": {"registrationToken": "x"}},
+            "securedCluster.clusterName is required",
+        ),
+        (
+            {"central": {"enabled": False}, "securedCluster": {"clusterName": "c", "registrationToken": "x"}},
+            "securedCluster.serviceUrl is required",
+        ),
+        (
+            {"central": {"tls": {"existingSecret": "t"}, "replicas": 2}, "securedCluster": {"enabled": False}},
+            "central.replicas > 1 needs database.type postgresql",
+        ),
+        ({"securedCluster": {"enabled": False}}, "central.tls: give existingSecret"),
+    ],
+)
 def test_incomplete_values_fail_with_the_missing_setting(values: dict, message: str):
     with pytest.raises(helm_python.HelmRenderError, match=message):
         render(values)

@@ -72,8 +72,12 @@ def test_build_info_and_labels(vigil_image: Path, build_info: dict):
         names = set(tar.getnames())
     assert mtimes == {build_info["source_date_epoch"]}
     assert {"opt/vigil/bin/vigil", "usr/lib/x86_64-linux-gnu/libbpf.so.1", "var/lib/vigil"} <= names
-    leftovers = [n for n in names if n.startswith(("var/lib/apt/lists/", "var/cache/apt/archives/"))
-                 and n.rsplit("/", 1)[1] not in ("partial", "lock", ".wh.partial", ".wh.lock")]
+    leftovers = [
+        n
+        for n in names
+        if n.startswith(("var/lib/apt/lists/", "var/cache/apt/archives/"))
+        and n.rsplit("/", 1)[1] not in ("partial", "lock", ".wh.partial", ".wh.lock")
+    ]
     assert leftovers == []
 
 
@@ -86,23 +90,53 @@ def test_cached_build_is_reused(vigil_image: Path, base_image: str):
     assert time.monotonic() - started < 60
 
 
-def test_service_runs_from_pushed_image_as_uid_65532(vigil_image: Path, build_info: dict, base_image: str,
-                                                    auth_registry, tmp_path):
+def test_service_runs_from_pushed_image_as_uid_65532(
+    vigil_image: Path, build_info: dict, base_image: str, auth_registry, tmp_path
+):
     need("podman", "skopeo", "runc")
     registry, authfile = auth_registry
     ref = f"{registry.host}/vigil/vigil:{build_info['version']}"
-    run([str(REPO / "scripts" / "build-image"), "--base", base_image, "--push", f"docker://{ref}",
-         "--authfile", str(authfile), "--insecure"], timeout=600)
-    remote = json.loads(run(["skopeo", "inspect", "--authfile", str(authfile), "--tls-verify=false",
-                             f"docker://{ref}"]).stdout)
+    run(
+        [
+            str(REPO / "scripts" / "build-image"),
+            "--base",
+            base_image,
+            "--push",
+            f"docker://{ref}",
+            "--authfile",
+            str(authfile),
+            "--insecure",
+        ],
+        timeout=600,
+    )
+    remote = json.loads(
+        run(["skopeo", "inspect", "--authfile", str(authfile), "--tls-verify=false", f"docker://{ref}"]).stdout
+    )
     assert remote["Digest"] == build_info["digest"]
     assert remote["Labels"]["org.opencontainers.image.revision"] == build_info["revision"]
 
     run([*PODMAN, "pull", "--quiet", "--tls-verify=false", "--authfile", str(authfile), ref], timeout=600)
     port = free_port()
     name = f"vigil-image-test-{port}"
-    run([*PODMAN, "run", "-d", "--name", name, "--network", "host", *ULIMITS, ref,
-         "service", "--host", "127.0.0.1", "--port", str(port)], timeout=300)
+    run(
+        [
+            *PODMAN,
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            *ULIMITS,
+            ref,
+            "service",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        timeout=300,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         health = _wait_healthy(base, name)
@@ -119,11 +153,15 @@ def test_service_runs_from_pushed_image_as_uid_65532(vigil_image: Path, build_in
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as http:
             assert http.get("/api/v1/clusters").status_code == 401
             auth = {"Authorization": f"Bearer {admin}"}
-            issued = http.post("/api/v1/clusters/registration-tokens", json={"ttl_seconds": 600, "max_uses": 1},
-                               headers=auth)
+            issued = http.post(
+                "/api/v1/clusters/registration-tokens", json={"ttl_seconds": 600, "max_uses": 1}, headers=auth
+            )
             assert issued.status_code == 201, issued.text
-            reg = http.post("/api/v1/clusters/register", json={"name": "image-test"},
-                            headers={"Authorization": f"Bearer {issued.json()['token']}"})
+            reg = http.post(
+                "/api/v1/clusters/register",
+                json={"name": "image-test"},
+                headers={"Authorization": f"Bearer {issued.json()['token']}"},
+            )
             assert reg.status_code == 200, reg.text
             listed = http.get("/api/v1/clusters", headers=auth)
             assert listed.status_code == 200
@@ -157,8 +195,9 @@ def test_vigil_scans_its_own_image(vigil_image: Path, build_info: dict, tmp_path
     db = tmp_path / "advisories.db"
     AdvisoryStore(db).close()
     layout = vigil_image / "oci"
-    scanned = run([str(REPO / ".venv" / "bin" / "vigil"), "scan", str(layout), "--output", "json", "--db", str(db)],
-                  timeout=300)
+    scanned = run(
+        [str(REPO / ".venv" / "bin" / "vigil"), "scan", str(layout), "--output", "json", "--db", str(db)], timeout=300
+    )
     report = json.loads(scanned.stdout)
     debs = {(p["name"], p["version"]) for p in report["packages"] if p["type"] == "deb"}
     assert report["digest"] == build_info["digest"]
@@ -166,16 +205,49 @@ def test_vigil_scans_its_own_image(vigil_image: Path, build_info: dict, tmp_path
     # podman 4.3 cannot name an image pulled from a layout under a dot-directory: skopeo copies it in.
     roots = run([*PODMAN, "info", "--format", "{{.Store.GraphRoot}}+{{.Store.RunRoot}}"]).stdout.strip()
     image = f"localhost/vigil-scan-test:{build_info['version']}"
-    run(["skopeo", "copy", "--quiet", f"oci:{layout}:{build_info['version']}",
-         f"containers-storage:[vfs@{roots}]{image}"], timeout=600)
+    run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            f"oci:{layout}:{build_info['version']}",
+            f"containers-storage:[vfs@{roots}]{image}",
+        ],
+        timeout=600,
+    )
     try:
-        dpkg = run([*PODMAN, "run", "--rm", *ULIMITS, "--entrypoint", "dpkg-query", image,
-                    "-W", "-f", "${Package}\t${Version}\n"], timeout=300).stdout
+        dpkg = run(
+            [
+                *PODMAN,
+                "run",
+                "--rm",
+                *ULIMITS,
+                "--entrypoint",
+                "dpkg-query",
+                image,
+                "-W",
+                "-f",
+                "${Package}\t${Version}\n",
+            ],
+            timeout=300,
+        ).stdout
         # One image for every role: each command loads, and the sensor finds libbpf the way its loader does.
-        roles = run([*PODMAN, "run", "--rm", *ULIMITS, "--entrypoint", "sh", image, "-c",
-                     "for role in service controller sensor scanner; do vigil $role --help >/dev/null || exit 1; done;"
-                     " python3 -c 'import ctypes, ctypes.util; n = ctypes.util.find_library(\"bpf\"); ctypes.CDLL(n);"
-                     " print(n)'; id -u"], timeout=300).stdout.split()
+        roles = run(
+            [
+                *PODMAN,
+                "run",
+                "--rm",
+                *ULIMITS,
+                "--entrypoint",
+                "sh",
+                image,
+                "-c",
+                "for role in service controller sensor scanner; do vigil $role --help >/dev/null || exit 1; done;"
+                ' python3 -c \'import ctypes, ctypes.util; n = ctypes.util.find_library("bpf"); ctypes.CDLL(n);'
+                " print(n)'; id -u",
+            ],
+            timeout=300,
+        ).stdout.split()
         assert roles == ["libbpf.so.1", "65532"]
     finally:
         subprocess.run([*PODMAN, "rmi", "-f", image], capture_output=True, env=ENV, timeout=120)

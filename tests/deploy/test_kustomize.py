@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "manifests" / "secured-cluster"
-WATCHED = {"": {"nodes", "pods", "replicationcontrollers"},
-           "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
-           "batch": {"jobs", "cronjobs"}}
+WATCHED = {
+    "": {"nodes", "pods", "replicationcontrollers"},
+    "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
+    "batch": {"jobs", "cronjobs"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +29,18 @@ def rendered() -> list[dict]:
 
 def test_validates_against_kubernetes_schemas_offline(rendered):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    assert sorted(d["kind"] for d in rendered) == ["ClusterRole", "ClusterRoleBinding", "DaemonSet", "Deployment",
-                                                   "Namespace", "Namespace", "NetworkPolicy", "NetworkPolicy",
-                                                   "ServiceAccount", "ServiceAccount"]
+    assert sorted(d["kind"] for d in rendered) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "DaemonSet",
+        "Deployment",
+        "Namespace",
+        "Namespace",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "ServiceAccount",
+    ]
     for doc in rendered:
         kubernetes_validate.validate(doc, "1.31.0", strict=True)  # raises ValidationError on any mistake
 
@@ -60,7 +71,9 @@ def test_deployment_is_hardened_and_reads_its_secret(rendered):
     assert dep["metadata"]["namespace"] == "vigil-system"
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "vigil-controller"
-    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["seccompProfile"] == {
+        "type": "RuntimeDefault"
+    }
     assert not pod.get("hostNetwork") and not pod.get("hostPID")
     (c,) = pod["containers"]
     sc = c["securityContext"]

@@ -14,8 +14,9 @@ MANIFESTS = REPO / "deploy" / "manifests"
 
 def test_manifests_are_rendered_from_the_current_chart():
     pytest.importorskip("helm_python", reason="helm-python-sdk (scripts/setup --test) is missing")
-    proc = subprocess.run([str(REPO / "scripts" / "render-manifests"), "--check"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "render-manifests"), "--check"], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip() == "render-manifests: 11 files up to date"
 
@@ -31,28 +32,49 @@ def objects(shape: str) -> list[dict]:
 def test_each_folder_is_a_kustomization_of_its_objects():
     central = {(o["kind"], o["metadata"]["name"]) for o in objects("central")}
     secured = {(o["kind"], o["metadata"]["name"]) for o in objects("secured-cluster")}
-    assert central == {("Namespace", "vigil-system"), ("PersistentVolumeClaim", "vigil-service-data"),
-                       ("Deployment", "vigil-service"), ("Service", "vigil-service"),
-                       ("NetworkPolicy", "vigil-service")}
-    assert secured == {("Namespace", "vigil-system"), ("Namespace", "vigil-sensor"),
-                       ("ServiceAccount", "vigil-controller"), ("ClusterRole", "vigil-controller"),
-                       ("ClusterRoleBinding", "vigil-controller"), ("Deployment", "vigil-controller"),
-                       ("NetworkPolicy", "vigil-controller"), ("ServiceAccount", "vigil-sensor"),
-                       ("DaemonSet", "vigil-sensor"), ("NetworkPolicy", "vigil-sensor")}
+    assert central == {
+        ("Namespace", "vigil-system"),
+        ("PersistentVolumeClaim", "vigil-service-data"),
+        ("Deployment", "vigil-service"),
+        ("Service", "vigil-service"),
+        ("NetworkPolicy", "vigil-service"),
+    }
+    assert secured == {
+        ("Namespace", "vigil-system"),
+        ("Namespace", "vigil-sensor"),
+        ("ServiceAccount", "vigil-controller"),
+        ("ClusterRole", "vigil-controller"),
+        ("ClusterRoleBinding", "vigil-controller"),
+        ("Deployment", "vigil-controller"),
+        ("NetworkPolicy", "vigil-controller"),
+        ("ServiceAccount", "vigil-sensor"),
+        ("DaemonSet", "vigil-sensor"),
+        ("NetworkPolicy", "vigil-sensor"),
+    }
     # No secret value is rendered: the manifests read every credential from Secrets the user creates.
     assert not [o for o in objects("central") + objects("secured-cluster") if o["kind"] == "Secret"]
 
 
 def test_the_old_controller_base_is_folded_in():
     assert not (REPO / "deploy" / "controller").exists()
-    tracked = subprocess.run(["git", "grep", "-l", "deploy/controller", "--", ":!tests/deploy/test_manifests.py"],
-                             cwd=REPO, capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "grep", "-l", "deploy/controller", "--", ":!tests/deploy/test_manifests.py"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert tracked.stdout == ""
     [role] = [o for o in objects("secured-cluster") if o["kind"] == "ClusterRole"]
     assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["nodes", "pods", "replicationcontrollers"],
-         "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
-         "verbs": ["get", "list", "watch"]},
+        {
+            "apiGroups": [""],
+            "resources": ["nodes", "pods", "replicationcontrollers"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+            "verbs": ["get", "list", "watch"],
+        },
         {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch"]},
     ]

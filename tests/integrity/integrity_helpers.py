@@ -50,11 +50,20 @@ def two_platform(text: str):
     return build_index([image(text, platform="linux/amd64"), image(text, platform="linux/arm64/v8")])
 
 
-def snapshot(cluster_id: str, running: list[tuple[str, str, str | None]], *, namespace: str = "shop") -> InventorySnapshot:
+def snapshot(
+    cluster_id: str, running: list[tuple[str, str, str | None]], *, namespace: str = "shop"
+) -> InventorySnapshot:
     """One Deployment per (workload name, image as written, running digest), one pod each."""
     workloads, pods = [], []
     for i, (name, image_ref, digest) in enumerate(running):
-        workloads.append({"namespace": namespace, "kind": "Deployment", "name": name, "owner_chain": [{"kind": "ReplicaSet", "name": f"{name}-5d8f"}]})
+        workloads.append(
+            {
+                "namespace": namespace,
+                "kind": "Deployment",
+                "name": name,
+                "owner_chain": [{"kind": "ReplicaSet", "name": f"{name}-5d8f"}],
+            }
+        )
         pods.append(
             {
                 "uid": f"00000000-0000-4000-8000-{i:012d}",
@@ -92,7 +101,11 @@ def post(svc, credential: str, batch) -> None:
     r = httpx.post(
         f"{svc.url}/api/v1/ingest/inventory",
         content=gzip.compress(body),
-        headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        headers={
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
         timeout=60,
     )
     assert r.status_code == 200, r.text

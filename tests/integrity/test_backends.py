@@ -36,7 +36,11 @@ def test_tag_moved_resolves_and_stops_on_each_backend(service_on, registry):
         push(pusher, f"{repo}:1", new)
     evaluate(svc)
     [f] = open_findings(svc)
-    assert (f["type"], f["evidence"]["runtime_digest"], f["evidence"]["registry_digest"]) == ("tag_moved", old.digest, new.digest)
+    assert (f["type"], f["evidence"]["runtime_digest"], f["evidence"]["registry_digest"]) == (
+        "tag_moved",
+        old.digest,
+        new.digest,
+    )
     pk = image_pk(svc, cid, "web")
     got = integrity_of(svc, pk)
     assert (got["status"], got["provenance"]["revision"]) == ("violation", LABELS["org.opencontainers.image.revision"])

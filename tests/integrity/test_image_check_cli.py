@@ -67,7 +67,9 @@ def test_digest_mismatch_and_missing_and_untrusted(pushed):
     r = run(f"{host}/cli/app:9.9", "--trusted", host, "--plain-http", host, "-o", "json")
     doc = json.loads(r.output)
     assert (r.exit_code, [f["type"] for f in doc["findings"]]) == (1, ["artifact_missing"])
-    assert doc["findings"][0]["evidence"]["registry_answer"].startswith(f"registry {host}, repository cli/app, reference 9.9: tag_unknown")
+    assert doc["findings"][0]["evidence"]["registry_answer"].startswith(
+        f"registry {host}, repository cli/app, reference 9.9: tag_unknown"
+    )
     r = run(f"{host}/cli/app:1.0", "--trusted", f"{host}/other", "--plain-http", host, "-o", "json")
     doc = json.loads(r.output)
     assert (r.exit_code, [(f["type"], f["severity"]) for f in doc["findings"]]) == (1, [("untrusted_registry", "high")])
@@ -100,6 +102,11 @@ def test_unreachable_exit_3_and_usage_errors_exit_2(pushed):
 def test_runs_as_the_installed_command(pushed):
     host, old, new, _ = pushed
     exe = [sys.executable, "-m", "vigil.cli"]
-    done = subprocess.run([*exe, "image", "check", f"{host}/cli/app:1.0@{old.digest}", "--trusted", host, "--plain-http", host], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*exe, "image", "check", f"{host}/cli/app:1.0@{old.digest}", "--trusted", host, "--plain-http", host],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1, done.stderr
     assert "tag_moved" in done.stdout

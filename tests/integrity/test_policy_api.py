@@ -49,7 +49,10 @@ def test_only_admins(service):
     viewer = service.token("viewer")
     r = put_policy(service, DOC, token=viewer)
     assert r.status_code == 403
-    assert r.json() == {"error": "forbidden", "detail": "a viewer token cannot do this; it needs a token with role admin"}
+    assert r.json() == {
+        "error": "forbidden",
+        "detail": "a viewer token cannot do this; it needs a token with role admin",
+    }
     assert service.get("/api/v1/policy/trust", token=viewer).status_code == 403
     _, credential = service.register("c")
     assert put_policy(service, DOC, token=credential).status_code == 403
@@ -61,9 +64,17 @@ def test_only_admins(service):
     "doc, field, message",
     [
         ({"trusted": ["ok.io", "https://ok.io"]}, "body.trusted[1]", "pattern 'https://ok.io': has a scheme"),
-        ({"mirrors": [{"source": "docker.io", "mirror": "Art/UP"}]}, "body.mirrors[0].mirror", "path component 'UP' must be lowercase"),
+        (
+            {"mirrors": [{"source": "docker.io", "mirror": "Art/UP"}]},
+            "body.mirrors[0].mirror",
+            "path component 'UP' must be lowercase",
+        ),
         ({"mirrors": [{"source": "docker.io"}]}, "body.mirrors[0].mirror", "Field required"),
-        ({"clusters": {"prod": {"trusted": ["x.io:70000"]}}}, "body.clusters.prod.trusted[0]", "port 70000 is out of range 1-65535"),
+        (
+            {"clusters": {"prod": {"trusted": ["x.io:70000"]}}},
+            "body.clusters.prod.trusted[0]",
+            "port 70000 is out of range 1-65535",
+        ),
         ({"trustd": ["ok.io"]}, "body.trustd", "Extra inputs are not permitted"),
         ({"trusted": "ok.io"}, "body.trusted", "Input should be a valid array"),
     ],
@@ -89,8 +100,13 @@ def test_policy_file_loaded_at_start(tmp_path):
     app = create_app(Settings(data_dir=tmp_path / "d", integrity=IntegritySettings(trust_file=path)))
     with app.state.engine.connect() as conn:
         policy = load_policy(conn)
-    assert sorted(r.describe() for r in policy.trusted) == ["trusted ghcr.io/acme (cluster prod)", "trusted registry.example.com/team (global)"]
-    assert [m.describe() for m in policy.mirrors] == ["mirror docker.io -> artifactory.example.com/docker-remote (global)"]
+    assert sorted(r.describe() for r in policy.trusted) == [
+        "trusted ghcr.io/acme (cluster prod)",
+        "trusted registry.example.com/team (global)",
+    ]
+    assert [m.describe() for m in policy.mirrors] == [
+        "mirror docker.io -> artifactory.example.com/docker-remote (global)"
+    ]
     app.state.engine.dispose()
 
 
@@ -101,7 +117,10 @@ def test_trust_cli_add_remove_list(tmp_path):
     assert (r.exit_code, r.output.strip()) == (0, "added: trusted registry.example.com/team (global)")
     r = runner.invoke(vigil_app, ["trust", "add", "registry.example.com/team", *data])
     assert r.output.strip() == "already present: trusted registry.example.com/team (global)"
-    r = runner.invoke(vigil_app, ["trust", "add", "docker.io", "--mirror", "artifactory.example.com/remote", "--cluster", "prod", *data])
+    r = runner.invoke(
+        vigil_app,
+        ["trust", "add", "docker.io", "--mirror", "artifactory.example.com/remote", "--cluster", "prod", *data],
+    )
     assert r.output.strip() == "added: mirror docker.io -> artifactory.example.com/remote (cluster prod)"
     r = runner.invoke(vigil_app, ["trust", "add", "https://bad", *data])
     assert r.exit_code == 2

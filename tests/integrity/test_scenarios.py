@@ -134,7 +134,9 @@ def test_3_digest_never_pushed_is_digest_mismatch(anon):
     assert f["workload"] == {"kind": "Deployment", "name": "web"}
     ev = f["evidence"]
     assert (ev["runtime_digest"], ev["registry_digest"], ev["repository"]) == (rogue.digest, pushed.digest, repo)
-    assert ev["registry_answer"].startswith(f"registry {host}, repository s3/app, reference {rogue.digest}: manifest_unknown")
+    assert ev["registry_answer"].startswith(
+        f"registry {host}, repository s3/app, reference {rogue.digest}: manifest_unknown"
+    )
     assert f["subject"] == f"shop/Deployment/web runs {repo}:2.1@{rogue.digest}"
 
 
@@ -155,7 +157,9 @@ def test_4_manifest_deleted_is_artifact_missing(anon):
     assert ev["missing"] == "tag"
     assert ev["runtime_digest"] == img.digest
     assert ev["runtime_digest_present"] is False
-    assert ev["registry_answer"].startswith(f"registry {host}, repository s4/app, reference 3.0: tag_unknown: registry answered 404")
+    assert ev["registry_answer"].startswith(
+        f"registry {host}, repository s4/app, reference 3.0: tag_unknown: registry answered 404"
+    )
 
     # the image stops running: the finding resolves, with history
     post(svc, cred, snapshot(cid, []))
@@ -175,7 +179,14 @@ def test_5_untrusted_registry(anon, registry):
     post(
         svc,
         cred,
-        snapshot(cid, [("web", "quay.io/evil/miner:1.0", miner.digest), ("job", f"{host}/evil/miner:1.0", miner.digest), ("ok", f"{host}/team/pending:1", None)]),
+        snapshot(
+            cid,
+            [
+                ("web", "quay.io/evil/miner:1.0", miner.digest),
+                ("job", f"{host}/evil/miner:1.0", miner.digest),
+                ("ok", f"{host}/team/pending:1", None),
+            ],
+        ),
     )
     report = evaluate(svc)
     assert report["statuses"] == {"untrusted": 2, "pending": 1}
@@ -224,7 +235,11 @@ def test_6_registry_stopped_is_unknown_then_right_verdict(anon, registry, caplog
     evaluator_for(svc, registry_config(host), retry_base=0.5)
     registry.stop()
     try:
-        post(svc, cred, snapshot(cid, [("moved", f"{repo}:1.0", moved_from.digest), ("rogue", f"{repo}:1.0", rogue.digest)]))
+        post(
+            svc,
+            cred,
+            snapshot(cid, [("moved", f"{repo}:1.0", moved_from.digest), ("rogue", f"{repo}:1.0", rogue.digest)]),
+        )
         with caplog.at_level(logging.WARNING):
             report = evaluate(svc)
         assert report["statuses"] == {"unknown": 2}
@@ -233,7 +248,9 @@ def test_6_registry_stopped_is_unknown_then_right_verdict(anon, registry, caplog
         integrity = integrity_of(svc, image_pk(svc, cid, "rogue"))
         assert integrity["status"] == "unknown"
         assert integrity["evidence"]["error_kind"] == "unreachable"
-        assert integrity["evidence"]["registry_answer"].startswith(f"registry {host}, repository s6/app, reference 1.0: HEAD http://{host}/v2/s6/app/manifests/1.0 connection failed")
+        assert integrity["evidence"]["registry_answer"].startswith(
+            f"registry {host}, repository s6/app, reference 1.0: HEAD http://{host}/v2/s6/app/manifests/1.0 connection failed"
+        )
         # retried with backoff, sooner than the reverify interval
         [state] = integrity["clusters"]
         gap = datetime.fromisoformat(state["next_check_at"]) - datetime.fromisoformat(state["checked_at"])
@@ -260,7 +277,14 @@ def test_7_platform_manifest_of_multi_platform_tag_is_verified(anon):
     post(
         svc,
         cred,
-        snapshot(cid, [("arm", f"{repo}:1.0", arm), ("amd", f"{repo}:1.0", index.images[0].digest), ("idx", f"{repo}:1.0", index.digest)]),
+        snapshot(
+            cid,
+            [
+                ("arm", f"{repo}:1.0", arm),
+                ("amd", f"{repo}:1.0", index.images[0].digest),
+                ("idx", f"{repo}:1.0", index.digest),
+            ],
+        ),
     )
     assert evaluate(svc)["statuses"] == {"verified": 3}
     assert findings(svc) == []
@@ -273,10 +297,19 @@ def test_8_mirror_rule_checks_docker_hub_names_through_the_local_registry(anon):
     svc, host, pusher = anon
     hub = image("s8-nginx")
     push(pusher, f"{host}/hub/library/nginx:1.25", hub)
-    assert put_policy(svc, {"trusted": [f"{host}/hub"], "mirrors": [{"source": "docker.io", "mirror": f"{host}/hub"}]}).status_code == 200
+    assert (
+        put_policy(
+            svc, {"trusted": [f"{host}/hub"], "mirrors": [{"source": "docker.io", "mirror": f"{host}/hub"}]}
+        ).status_code
+        == 200
+    )
     cid, cred = svc.register("c8")
     rogue = image("s8-rogue")
-    post(svc, cred, snapshot(cid, [("web", "nginx:1.25", hub.digest), ("bad", "docker.io/library/nginx:1.25", rogue.digest)]))
+    post(
+        svc,
+        cred,
+        snapshot(cid, [("web", "nginx:1.25", hub.digest), ("bad", "docker.io/library/nginx:1.25", rogue.digest)]),
+    )
     report = evaluate(svc)
     assert report["statuses"] == {"verified": 1, "violation": 1}
     ev = integrity_of(svc, image_pk(svc, cid, "web"))["evidence"]

@@ -7,7 +7,6 @@ import pytest
 from vigil.model.image import parse_image_ref
 from vigil.service.analysis.integrity import RegistryAnswer, Status, judge, worst
 from vigil.service.analysis.policy_doc import PolicyDoc, PolicyFileError
-from vigil.service.jobs.trust_file import load_policy_file
 from vigil.service.analysis.trust import (
     InvalidPattern,
     MirrorRule,
@@ -15,6 +14,7 @@ from vigil.service.analysis.trust import (
     TrustPolicy,
     TrustRule,
 )
+from vigil.service.jobs.trust_file import load_policy_file
 
 R = "sha256:" + "a" * 64
 T = "sha256:" + "b" * 64
@@ -67,7 +67,10 @@ def test_pattern_matches_on_path_boundaries():
 
 def test_policy_scopes_and_mirrors():
     policy = TrustPolicy(
-        trusted=(TrustRule(Pattern.parse("artifactory.example.com/docker-remote")), TrustRule(Pattern.parse("ghcr.io/acme"), "prod")),
+        trusted=(
+            TrustRule(Pattern.parse("artifactory.example.com/docker-remote")),
+            TrustRule(Pattern.parse("ghcr.io/acme"), "prod"),
+        ),
         mirrors=(
             MirrorRule(Pattern.parse("docker.io"), Pattern.parse("artifactory.example.com/docker-remote")),
             MirrorRule(Pattern.parse("docker.io/library"), Pattern.parse("artifactory.example.com/official"), "eu"),
@@ -131,7 +134,11 @@ def _decide(ref: str):
         (RegistryAnswer(tag_digest=R, tag_artifacts=frozenset({R})), Status.VERIFIED, []),
         (RegistryAnswer(tag_digest=T, tag_artifacts=frozenset({T, R})), Status.VERIFIED, []),
         (RegistryAnswer(tag_digest=T, digest_present=True), Status.VIOLATION, ["tag_moved"]),
-        (RegistryAnswer(tag_digest=T, digest_present=False, digest_missing="404"), Status.VIOLATION, ["digest_mismatch"]),
+        (
+            RegistryAnswer(tag_digest=T, digest_present=False, digest_missing="404"),
+            Status.VIOLATION,
+            ["digest_mismatch"],
+        ),
         (RegistryAnswer(tag_missing="tag_unknown", digest_present=True), Status.VIOLATION, ["artifact_missing"]),
         (RegistryAnswer(error="refused", error_kind="auth"), Status.UNKNOWN, []),
     ],
@@ -144,10 +151,18 @@ def test_judge_table(answer, status, types):
 
 
 def test_judge_severities_and_evidence():
-    v = judge(R, _decide(f"reg.example.com/app:1@{R}"), RegistryAnswer(tag_digest=T, digest_present=False, digest_missing="gone"))
+    v = judge(
+        R,
+        _decide(f"reg.example.com/app:1@{R}"),
+        RegistryAnswer(tag_digest=T, digest_present=False, digest_missing="gone"),
+    )
     [f] = v.findings
     assert f.severity == "critical"
-    assert (f.evidence["runtime_digest"], f.evidence["registry_digest"], f.evidence["repository"]) == (R, T, "reg.example.com/app")
+    assert (f.evidence["runtime_digest"], f.evidence["registry_digest"], f.evidence["repository"]) == (
+        R,
+        T,
+        "reg.example.com/app",
+    )
     assert f.evidence["registry_answer"] == "gone"
     v = judge(R, _decide(f"other.example.com/app:1@{R}"), None)
     assert (v.status, v.findings[0].type, v.findings[0].severity) == (Status.UNTRUSTED, "untrusted_registry", "high")

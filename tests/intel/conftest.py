@@ -12,9 +12,7 @@ VERSION_VECTORS = SHARED_DATA / "versions"
 
 def require(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(
-            f"shared test data {path} is missing (expected ../shared/data beside the repository)"
-        )
+        pytest.skip(f"shared test data {path} is missing (expected ../shared/data beside the repository)")
     return path
 
 

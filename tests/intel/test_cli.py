@@ -34,9 +34,7 @@ RECORDS = {
         "modified": "2024-03-02T00:00:00Z",
         "aliases": ["CVE-2024-0001"],
         "summary": "demo-lib path traversal",
-        "severity": [
-            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}
-        ],
+        "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"}],
         "affected": [
             {
                 "package": {"ecosystem": "PyPI", "name": "Demo_Lib"},
@@ -188,10 +186,7 @@ def test_query_errors(tmp_path: Path, records: Path) -> None:
         str(missing),
     )
     assert result.exit_code == 2
-    assert (
-        result.stderr
-        == f"error: advisory database {missing} does not exist; run `vigil intel import` first\n"
-    )
+    assert result.stderr == f"error: advisory database {missing} does not exist; run `vigil intel import` first\n"
     db = tmp_path / "intel.db"
     run("import", str(records), "--db", str(db))
     result = run(

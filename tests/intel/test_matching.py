@@ -98,9 +98,7 @@ def test_real_records(real_index, ecosystem, name, version, expected) -> None:
 def test_withdrawn_real_record_is_not_matched(real_index, all_osv) -> None:
     # pypa/redis PYSEC-2023-73 was withdrawn; it lists redis 2.0.0.
     assert "PYSEC-2023-73" in real_index.withdrawn
-    assert "PYSEC-2023-73" not in {
-        m.id for m in real_index.match("PyPI", "redis", "2.0.0")
-    }
+    assert "PYSEC-2023-73" not in {m.id for m in real_index.match("PyPI", "redis", "2.0.0")}
 
 
 def test_aliases_merge_real_matches(real_index) -> None:
@@ -217,19 +215,13 @@ def test_several_intervals_in_one_range() -> None:
             rtype="SEMVER",
         )
     )
-    assert ids_and_fixed(idx.match("crates.io", "foo-bar", "1.0.0")) == [
-        ("GHSA-4", ("1.0.1", "2.0.3"))
-    ]
+    assert ids_and_fixed(idx.match("crates.io", "foo-bar", "1.0.0")) == [("GHSA-4", ("1.0.1", "2.0.3"))]
     assert idx.match("crates.io", "foo_bar", "1.5.0") == []
-    assert ids_and_fixed(idx.match("crates.io", "Foo_Bar", "2.0.2")) == [
-        ("GHSA-4", ("2.0.3",))
-    ]
+    assert ids_and_fixed(idx.match("crates.io", "Foo_Bar", "2.0.2")) == [("GHSA-4", ("2.0.3",))]
 
 
 def test_withdrawn_and_git_ranges_are_not_matched() -> None:
-    withdrawn = adv(
-        "GHSA-5", "PyPI", "pkg", [{"introduced": "0"}], withdrawn="2024-02-01T00:00:00Z"
-    )
+    withdrawn = adv("GHSA-5", "PyPI", "pkg", [{"introduced": "0"}], withdrawn="2024-02-01T00:00:00Z")
     git_only = adv(
         "OSV-2024-1",
         "PyPI",
@@ -244,9 +236,7 @@ def test_withdrawn_and_git_ranges_are_not_matched() -> None:
 
 def test_explicit_versions_match_exactly_under_the_scheme() -> None:
     idx = index_of(adv("PYSEC-6", "PyPI", "lib", versions=["1.0.0", "2.0"]))
-    assert [(m.id, m.in_versions_list) for m in idx.match("PyPI", "lib", "1.0")] == [
-        ("PYSEC-6", True)
-    ]
+    assert [(m.id, m.in_versions_list) for m in idx.match("PyPI", "lib", "1.0")] == [("PYSEC-6", True)]
     assert [m.id for m in idx.match("PyPI", "lib", "2.0.0")] == ["PYSEC-6"]
     assert idx.match("PyPI", "lib", "1.0.1") == []
 
@@ -308,23 +298,15 @@ def test_release_suffixes() -> None:
         ("DEBIAN-CVE-3", ("3.0.13-1",)),
         ("DSA-2", ("3.0.11-1~deb12u2",)),
     ]
-    assert ids_and_fixed(idx.match("Debian:12", "openssl", "3.0.11-1~deb12u2")) == [
-        ("DEBIAN-CVE-3", ("3.0.13-1",))
-    ]
+    assert ids_and_fixed(idx.match("Debian:12", "openssl", "3.0.11-1~deb12u2")) == [("DEBIAN-CVE-3", ("3.0.13-1",))]
     assert ids_and_fixed(idx.match("Debian:11", "openssl", "1.1.1n-0+deb11u3")) == [
         ("DEBIAN-CVE-3", ("3.0.13-1",)),
         ("DLA-1", ("1.1.1n-0+deb11u4",)),
     ]
     assert [m.id for m in idx.match("Debian", "openssl", "1.0")] == ["DEBIAN-CVE-3"]
-    assert [
-        m.id for m in idx.match("Ubuntu:22.04", "openssl", "3.0.2-0ubuntu1.10")
-    ] == ["UBUNTU-CVE-4"]
-    assert [m.id for m in idx.match("Alpine:v3.19", "openssl", "3.1.4-r0")] == [
-        "ALPINE-CVE-5"
-    ]
-    assert [m.id for m in idx.match("Alpine:3.19", "openssl", "3.1.4-r0")] == [
-        "ALPINE-CVE-5"
-    ]
+    assert [m.id for m in idx.match("Ubuntu:22.04", "openssl", "3.0.2-0ubuntu1.10")] == ["UBUNTU-CVE-4"]
+    assert [m.id for m in idx.match("Alpine:v3.19", "openssl", "3.1.4-r0")] == ["ALPINE-CVE-5"]
+    assert [m.id for m in idx.match("Alpine:3.19", "openssl", "3.1.4-r0")] == ["ALPINE-CVE-5"]
     assert idx.match("Alpine:v3.18", "openssl", "3.1.4-r0") == []
 
 
@@ -337,9 +319,9 @@ def test_ecosystem_ranges_use_the_ecosystem_order() -> None:
             [{"introduced": "5.3.0"}, {"fixed": "5.3.18"}],
         )
     )
-    assert ids_and_fixed(
-        idx.match("Maven", "org.springframework:spring-core", "5.3.9.RELEASE")
-    ) == [("GHSA-7", ("5.3.18",))]
+    assert ids_and_fixed(idx.match("Maven", "org.springframework:spring-core", "5.3.9.RELEASE")) == [
+        ("GHSA-7", ("5.3.18",))
+    ]
     assert idx.match("Maven", "org.springframework:spring-core", "5.3.18.RELEASE") == []
 
 
@@ -353,9 +335,7 @@ def test_errors_name_the_input() -> None:
             rtype="SEMVER",
         )
     )
-    with pytest.raises(
-        InvalidVersionError, match=r"^invalid SemVer version '\(devel\)'"
-    ):
+    with pytest.raises(InvalidVersionError, match=r"^invalid SemVer version '\(devel\)'"):
         idx.match("Go", "example.com/m", "(devel)")
     with pytest.raises(
         UnknownOsvEcosystemError,
@@ -380,18 +360,13 @@ def test_aliases_group_pysec_and_ghsa() -> None:
         aliases=["CVE-2024-0001"],
         database_specific={"severity": "HIGH"},
     )
-    other = adv(
-        "GHSA-dddd-eeee-ffff", "PyPI", "pkg", [{"introduced": "0"}, {"fixed": "2.0"}]
-    )
+    other = adv("GHSA-dddd-eeee-ffff", "PyPI", "pkg", [{"introduced": "0"}, {"fixed": "2.0"}])
     assert [[a.id for a in g] for g in group_by_aliases([pysec, ghsa, other])] == [
         ["GHSA-aaaa-bbbb-cccc", "PYSEC-2024-1"],
         ["GHSA-dddd-eeee-ffff"],
     ]
     vulns = merge_matches(index_of(pysec, ghsa, other).match("PyPI", "pkg", "1.0"))
-    assert [
-        (v.id, v.advisory_ids, v.aliases, v.fixed_versions, v.severity.level)
-        for v in vulns
-    ] == [
+    assert [(v.id, v.advisory_ids, v.aliases, v.fixed_versions, v.severity.level) for v in vulns] == [
         (
             "CVE-2024-0001",
             ("GHSA-aaaa-bbbb-cccc", "PYSEC-2024-1"),

@@ -36,10 +36,7 @@ SHORT_GIT_HASHES = {
 
 def test_all_shared_osv_data_imports(all_osv, osv_data: Path) -> None:
     advisories, report = all_osv
-    rejects = {
-        (str(Path(r.source).relative_to(osv_data)), r.id, r.reason)
-        for r in report.rejected
-    }
+    rejects = {(str(Path(r.source).relative_to(osv_data)), r.id, r.reason) for r in report.rejected}
     assert rejects == EXPECTED_REJECTS
     assert report.skipped == [
         (
@@ -71,9 +68,7 @@ def test_all_shared_osv_data_imports(all_osv, osv_data: Path) -> None:
             per_ecosystem[base] += 1
     assert per_ecosystem == {"Go": 4291, "PyPI": 2661, "crates.io": 1206}
 
-    git_warnings = {
-        w.split(":", 1)[0] for w in report.warnings if "is not a full commit hash" in w
-    }
+    git_warnings = {w.split(":", 1)[0] for w in report.warnings if "is not a full commit hash" in w}
     assert git_warnings == SHORT_GIT_HASHES
     assert sum(a.is_withdrawn for a in advisories) == 40
 
@@ -109,9 +104,7 @@ def test_fields_of_a_real_record(all_osv) -> None:
 
 def test_export_validates_against_osv_schema(all_osv, osv_data: Path) -> None:
     schema = json.loads((osv_data / "schema" / "schema.json").read_text())
-    validator = jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.FormatChecker()
-    )
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
     advisories = sorted(all_osv[0], key=lambda a: a.id)
     # Validating all 8,165 takes ~30 s here; take every record with an unusual
     # feature plus an even spread of the rest.
@@ -123,19 +116,10 @@ def test_export_validates_against_osv_schema(all_osv, osv_data: Path) -> None:
         or a.severity_entries
         or a.id in SHORT_GIT_HASHES
         or not a.id.startswith(("GO-", "PYSEC-", "RUSTSEC-"))
-        or any(
-            e.kind == "last_affected"
-            for x in a.affected
-            for r in x.ranges
-            for e in r.events
-        )
+        or any(e.kind == "last_affected" for x in a.affected for r in x.ranges for e in r.events)
     ]
     assert len(chosen) > 900
-    errors = [
-        f"{a.id}: {e.message}"
-        for a in chosen
-        for e in validator.iter_errors(a.to_osv())
-    ]
+    errors = [f"{a.id}: {e.message}" for a in chosen for e in validator.iter_errors(a.to_osv())]
     assert errors == []
     # And the export reads back to the same advisory.
     for a in chosen[:200]:
@@ -300,9 +284,7 @@ def test_bad_records_are_listed_never_crash(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     advisories, report = load_osv([tmp_path, tmp_path / "missing.json"])
     assert [a.id for a in advisories] == ["PYSEC-0000-1"]
-    reasons = sorted(
-        (Path(r.source).name, r.id, r.reason.split(":")[0]) for r in report.rejected
-    )
+    reasons = sorted((Path(r.source).name, r.id, r.reason.split(":")[0]) for r in report.rejected)
     assert reasons == [
         (
             "bad.yaml",
@@ -312,9 +294,7 @@ def test_bad_records_are_listed_never_crash(tmp_path: Path) -> None:
         ("broken.json", None, "cannot read json"),
         ("missing.json", None, "no such file or directory"),
     ]
-    assert report.skipped == [
-        (str(tmp_path / "notes.txt"), "not a .json, .yaml, .yml or .zip file")
-    ]
+    assert report.skipped == [(str(tmp_path / "notes.txt"), "not a .json, .yaml, .yml or .zip file")]
     assert (report.files, report.records, report.accepted) == (3, 2, 1)
 
 
@@ -345,12 +325,8 @@ def test_zip_export_and_yaml_versions_stay_strings(tmp_path: Path) -> None:
 
 
 def test_duplicate_ids_keep_the_newest(tmp_path: Path) -> None:
-    (tmp_path / "a.json").write_text(
-        json.dumps(record(summary="new", modified="2024-05-01T00:00:00Z"))
-    )
-    (tmp_path / "b.json").write_text(
-        json.dumps(record(summary="old", modified="2024-01-01T00:00:00Z"))
-    )
+    (tmp_path / "a.json").write_text(json.dumps(record(summary="new", modified="2024-05-01T00:00:00Z")))
+    (tmp_path / "b.json").write_text(json.dumps(record(summary="old", modified="2024-01-01T00:00:00Z")))
     advisories, report = load_osv([tmp_path])
     assert [a.summary for a in advisories] == ["new"]
     assert report.warnings == [
@@ -423,9 +399,7 @@ def test_severity(overrides, level, score, source) -> None:
         advisory.severity.source,
     ) == (level, score, source)
     if "AV:Q" in json.dumps(overrides):
-        assert warnings[0].startswith(
-            "PYSEC-0000-1: malformed CVSS_V3 vector 'CVSS:3.1/AV:Q'"
-        )
+        assert warnings[0].startswith("PYSEC-0000-1: malformed CVSS_V3 vector 'CVSS:3.1/AV:Q'")
 
 
 @pytest.mark.parametrize(
@@ -433,11 +407,7 @@ def test_severity(overrides, level, score, source) -> None:
     [
         ({"id": "MAL-2024-1"}, True),
         (
-            {
-                "database_specific": {
-                    "malicious-packages-origins": [{"source": "ghsa-malware"}]
-                }
-            },
+            {"database_specific": {"malicious-packages-origins": [{"source": "ghsa-malware"}]}},
             True,
         ),
         (

@@ -43,20 +43,14 @@ def test_incremental_by_modified(tmp_path: Path) -> None:
         r = store.upsert(
             [
                 rec("PYSEC-1", "2023-12-31T23:59:59Z", "older"),  # older: not replaced
-                rec(
-                    "PYSEC-2", "2024-01-01T00:00:00Z", "same time"
-                ),  # equal: not replaced
+                rec("PYSEC-2", "2024-01-01T00:00:00Z", "same time"),  # equal: not replaced
                 rec("PYSEC-3", "2024-01-01T00:00:00Z", "new"),
             ]
         )
         assert (r.imported, r.updated, r.unchanged) == (1, 0, 2)
-        r = store.upsert(
-            [rec("PYSEC-1", "2024-01-01T00:00:00.5Z", "newer", name="Other_Pkg")]
-        )
+        r = store.upsert([rec("PYSEC-1", "2024-01-01T00:00:00.5Z", "newer", name="Other_Pkg")])
         assert (r.imported, r.updated, r.unchanged) == (0, 1, 0)
-    with AdvisoryStore(
-        tmp_path / "intel.db"
-    ) as store:  # reopened: it was written to disk
+    with AdvisoryStore(tmp_path / "intel.db") as store:  # reopened: it was written to disk
         advisories, report = store.load()
         assert [(a.id, a.summary) for a in advisories] == [
             ("PYSEC-1", "newer"),
@@ -69,9 +63,7 @@ def test_incremental_by_modified(tmp_path: Path) -> None:
             "PYSEC-2",
             "PYSEC-3",
         ]
-        assert [a.id for a in store.load_for_package("PyPI", "other-pkg")[0]] == [
-            "PYSEC-1"
-        ]
+        assert [a.id for a in store.load_for_package("PyPI", "other-pkg")[0]] == ["PYSEC-1"]
 
 
 def test_round_trip_of_real_records(all_osv, tmp_path: Path) -> None:
@@ -85,9 +77,7 @@ def test_round_trip_of_real_records(all_osv, tmp_path: Path) -> None:
     assert len(index) == sum(not a.is_withdrawn for a in advisories)
 
 
-def test_default_path_and_foreign_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_path_and_foreign_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VIGIL_DATA_DIR", str(tmp_path / "data"))
     assert default_db_path() == tmp_path / "data" / "intel.db"
     monkeypatch.delenv("VIGIL_DATA_DIR")

@@ -57,9 +57,7 @@ def test_every_vector_line_holds(name: str) -> None:
                 continue
             got, back = compare(ecosystem, a, b), compare(ecosystem, b, a)
             if got != OPS[op] or back != -OPS[op]:
-                failures.append(
-                    f"{name}:{lineno} [{ecosystem}] {a} {op} {b}: compare gave {got}, reversed {back}"
-                )
+                failures.append(f"{name}:{lineno} [{ecosystem}] {a} {op} {b}: compare gave {got}, reversed {back}")
     assert not failures, "\n".join(failures[:50])
 
 
@@ -140,9 +138,7 @@ def test_unknown_ecosystem_names_it() -> None:
         ("PyPI", "", "invalid PEP 440 version '': a version must be non-empty"),
     ],
 )
-def test_invalid_version_names_version_and_rule(
-    ecosystem: str, version: str, message: str
-) -> None:
+def test_invalid_version_names_version_and_rule(ecosystem: str, version: str, message: str) -> None:
     with pytest.raises(InvalidVersionError) as err:
         compare(ecosystem, version, "1.0")
     assert str(err.value).startswith(message)
@@ -150,9 +146,7 @@ def test_invalid_version_names_version_and_rule(
 
 def test_one_scheme_per_family() -> None:
     assert scheme_for("Debian:12") is scheme_for("Ubuntu")
-    assert scheme_for("Red Hat:rhel_aus:8.4::appstream") is scheme_for(
-        "SUSE:Linux Enterprise Server 15"
-    )
+    assert scheme_for("Red Hat:rhel_aus:8.4::appstream") is scheme_for("SUSE:Linux Enterprise Server 15")
     assert scheme_for("Go") is scheme_for("crates.io") is scheme_for("npm")
 
 

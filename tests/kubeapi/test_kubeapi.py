@@ -35,8 +35,12 @@ def client(server: KubeAPIServer, token: str | None = "s3cret") -> httpx.Client:
 
 
 def pod(name: str, ns: str = "default", node: str = "n1", labels: dict | None = None) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
-            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx:1.27"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": "nginx:1.27"}]},
+    }
 
 
 def watch_lines(c: httpx.Client, path: str, until: int, **params) -> list[dict]:
@@ -55,8 +59,15 @@ def test_auth_required_with_status_401(api):
     for token in (None, "wrong"):
         r = client(api, token).get("/api/v1/pods")
         assert r.status_code == 401
-        assert r.json() == {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                            "message": "Unauthorized", "reason": "Unauthorized", "code": 401}
+        assert r.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": "Unauthorized",
+            "reason": "Unauthorized",
+            "code": 401,
+        }
     assert client(api, None).get("/version").json()["gitVersion"].startswith("v1.31")
 
 
@@ -69,7 +80,16 @@ def test_discovery(api):
     assert {"pods", "nodes", "namespaces", "replicationcontrollers", "pods/status"} <= core
     apps = {r["name"]: r for r in c.get("/apis/apps/v1").json()["resources"]}
     assert {"deployments", "replicasets", "statefulsets", "daemonsets", "deployments/scale"} <= set(apps)
-    assert apps["deployments"]["verbs"] == ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    assert apps["deployments"]["verbs"] == [
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ]
     assert {r["name"] for r in c.get("/apis/batch/v1").json()["resources"]} >= {"jobs", "cronjobs"}
 
 
@@ -108,9 +128,13 @@ def test_continue_after_compaction_is_410_expired(api):
 
 def test_selectors(api):
     c = client(api)
-    c.post("/api/v1/namespaces/default/pods", json=pod("a", node="n1", labels={"app": "web", "tier": "fe"})).raise_for_status()
+    c.post(
+        "/api/v1/namespaces/default/pods", json=pod("a", node="n1", labels={"app": "web", "tier": "fe"})
+    ).raise_for_status()
     c.post("/api/v1/namespaces/default/pods", json=pod("b", node="n2", labels={"app": "db"})).raise_for_status()
-    c.post("/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}).raise_for_status()
+    c.post(
+        "/api/v1/namespaces", json={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "other"}}
+    ).raise_for_status()
     c.post("/api/v1/namespaces/other/pods", json=pod("c", ns="other", node="n1")).raise_for_status()
 
     def names(**params):
@@ -136,32 +160,69 @@ def test_writes_conflicts_patch_and_namespace_checks(api):
     assert c.put("/api/v1/namespaces/default/pods/w", json=stale).status_code == 200
     r = c.put("/api/v1/namespaces/default/pods/w", json=stale)
     assert r.status_code == 409 and "the object has been modified" in r.json()["message"]
-    patched = c.patch("/api/v1/namespaces/default/pods/w", content=json.dumps({"metadata": {"labels": {"y": "2", "x": None}}}),
-                      headers={"Content-Type": "application/merge-patch+json"}).json()
+    patched = c.patch(
+        "/api/v1/namespaces/default/pods/w",
+        content=json.dumps({"metadata": {"labels": {"y": "2", "x": None}}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
     assert patched["metadata"]["labels"] == {"y": "2"}
     r = c.post("/api/v1/namespaces/nope/pods", json=pod("q", ns="nope"))
     assert r.status_code == 404 and r.json()["message"] == 'namespaces "nope" not found'
     r = c.get("/api/v1/namespaces/default/pods/missing")
     assert r.status_code == 404 and r.json()["message"] == 'pods "missing" not found'
-    status = c.put("/api/v1/namespaces/default/pods/w/status", json={"metadata": {"name": "w"}, "status": {"phase": "Running"}})
+    status = c.put(
+        "/api/v1/namespaces/default/pods/w/status", json={"metadata": {"name": "w"}, "status": {"phase": "Running"}}
+    )
     assert status.json()["status"] == {"phase": "Running"} and status.json()["metadata"]["labels"] == {"y": "2"}
 
 
 def test_scale_and_garbage_collection(api):
     c = client(api)
-    d = c.post("/apis/apps/v1/namespaces/default/deployments", json={
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {}}}).json()
-    rs = c.post("/apis/apps/v1/namespaces/default/replicasets", json={
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-1", "ownerReferences": [
-            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "uid": d["metadata"]["uid"], "controller": True}]},
-        "spec": {}}).json()
+    d = c.post(
+        "/apis/apps/v1/namespaces/default/deployments",
+        json={
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+        },
+    ).json()
+    rs = c.post(
+        "/apis/apps/v1/namespaces/default/replicasets",
+        json={
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": "web-1",
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": "web",
+                        "uid": d["metadata"]["uid"],
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": {},
+        },
+    ).json()
     p = pod("web-1-a")
-    p["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1",
-                                          "uid": rs["metadata"]["uid"], "controller": True}]
+    p["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": "web-1",
+            "uid": rs["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
     c.post("/api/v1/namespaces/default/pods", json=p).raise_for_status()
-    scale = c.patch("/apis/apps/v1/namespaces/default/deployments/web/scale", content=json.dumps({"spec": {"replicas": 3}}),
-                    headers={"Content-Type": "application/merge-patch+json"}).json()
+    scale = c.patch(
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        content=json.dumps({"spec": {"replicas": 3}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).json()
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3
     assert c.get("/apis/apps/v1/namespaces/default/deployments/web").json()["metadata"]["generation"] == 2
     c.delete("/apis/apps/v1/namespaces/default/deployments/web").raise_for_status()
@@ -173,13 +234,20 @@ def test_watch_events_bookmarks_and_selector_transitions(api):
     c = client(api)
     rv = c.get("/api/v1/pods").json()["metadata"]["resourceVersion"]
     c.post("/api/v1/namespaces/default/pods", json=pod("a", labels={"app": "web"})).raise_for_status()
-    c.patch("/api/v1/namespaces/default/pods/a", content=json.dumps({"metadata": {"labels": {"app": "other"}}}),
-            headers={"Content-Type": "application/merge-patch+json"}).raise_for_status()
+    c.patch(
+        "/api/v1/namespaces/default/pods/a",
+        content=json.dumps({"metadata": {"labels": {"app": "other"}}}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ).raise_for_status()
     c.post("/api/v1/namespaces/default/pods", json=pod("b")).raise_for_status()
     c.delete("/api/v1/namespaces/default/pods/b").raise_for_status()
     events = watch_lines(c, "/api/v1/pods", 4, resourceVersion=rv)
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
-        ("ADDED", "a"), ("MODIFIED", "a"), ("ADDED", "b"), ("DELETED", "b")]
+        ("ADDED", "a"),
+        ("MODIFIED", "a"),
+        ("ADDED", "b"),
+        ("DELETED", "b"),
+    ]
     assert events[0]["object"]["kind"] == "Pod"
     selected = watch_lines(c, "/api/v1/pods", 2, resourceVersion=rv, labelSelector="app=web")
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in selected] == [("ADDED", "a"), ("DELETED", "a")]
@@ -240,10 +308,16 @@ def _kubectl_env(api: KubeAPIServer, tmp_path: Path) -> dict:
 def test_kubectl_get_and_watch(api, tmp_path):
     env = _kubectl_env(api, tmp_path)
     api.store.create(pod("first"))
-    out = subprocess.run(["kubectl", "get", "pods", "-A", "-o", "json"], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["kubectl", "get", "pods", "-A", "-o", "json"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
-    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in json.loads(out.stdout)["items"]] == [("default", "first")]
-    proc = subprocess.Popen(["kubectl", "get", "pods", "-w"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in json.loads(out.stdout)["items"]] == [
+        ("default", "first")
+    ]
+    proc = subprocess.Popen(
+        ["kubectl", "get", "pods", "-w"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 30
         while api.store.watcher_count == 0 and time.monotonic() < deadline and proc.poll() is None:
@@ -272,18 +346,36 @@ def test_module_serves_a_folder(tmp_path):
     folder = tmp_path / "objs"
     folder.mkdir()
     shutil.copy(DATA / "pods" / "statefulset.json", folder)
-    (folder / "rs.yaml").write_text("apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r, namespace: team}\nspec: {}\n---\n"
-                                    "apiVersion: v1\nkind: Node\nmetadata: {name: n9}\n")
+    (folder / "rs.yaml").write_text(
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: r, namespace: team}\nspec: {}\n---\n"
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n9}\n"
+    )
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vigil.devtools.kubeapi", "--port", str(port), "--load", str(folder),
-                             "--token", "tok", "--plain-http"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vigil.devtools.kubeapi",
+            "--port",
+            str(port),
+            "--load",
+            str(folder),
+            "--token",
+            "tok",
+            "--plain-http",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == f"loaded 3 objects from {folder}"
         assert proc.stdout.readline().strip() == f"serving the Kubernetes API on http://127.0.0.1:{port}"
         h = {"Authorization": "Bearer tok"}
         pods = httpx.get(f"http://127.0.0.1:{port}/api/v1/pods", headers=h).json()["items"]
         assert [(p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["uid"]) for p in pods] == [
-            ("default", "web-0", "58fd3633-e33d-4067-89aa-1ba99aa6e856")]
+            ("default", "web-0", "58fd3633-e33d-4067-89aa-1ba99aa6e856")
+        ]
         rs = httpx.get(f"http://127.0.0.1:{port}/apis/apps/v1/namespaces/team/replicasets", headers=h).json()["items"]
         assert [r["metadata"]["name"] for r in rs] == ["r"]
     finally:
@@ -293,8 +385,12 @@ def test_module_serves_a_folder(tmp_path):
 
 def test_module_refuses_a_bad_folder(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
-    out = subprocess.run([sys.executable, "-m", "vigil.devtools.kubeapi", "--load", str(tmp_path), "--port", "0"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "vigil.devtools.kubeapi", "--load", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 2
     assert f"error: {tmp_path / 'bad.json'}: not valid JSON" in out.stderr
 
@@ -304,10 +400,15 @@ def test_store_clone_is_deep_and_writes_yaml_timestamps_as_the_api_does():
 
     from vigil.devtools.kubeapi.store import clone
 
-    obj = {"metadata": {"creationTimestamp": dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.timezone.utc)},
-           "spec": {"containers": [{"name": "a"}]}}
+    obj = {
+        "metadata": {"creationTimestamp": dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)},
+        "spec": {"containers": [{"name": "a"}]},
+    }
     copied = clone(obj)
-    assert copied == {"metadata": {"creationTimestamp": "2024-05-01T12:00:00Z"}, "spec": {"containers": [{"name": "a"}]}}
+    assert copied == {
+        "metadata": {"creationTimestamp": "2024-05-01T12:00:00Z"},
+        "spec": {"containers": [{"name": "a"}]},
+    }
     copied["spec"]["containers"][0]["name"] = "b"
     assert obj["spec"]["containers"][0]["name"] == "a"
     odd = {1: ["x"]}  # YAML can give integer keys, which JSON cannot carry: still a deep copy

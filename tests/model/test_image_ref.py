@@ -94,7 +94,10 @@ def test_string_forms():
             f"invalid image reference '{'0123456789abcdef' * 4}': a 64-character hexadecimal string is an image id, not a repository name",
         ),
         # uppercase in the repository path
-        ("Nginx", "invalid image reference 'Nginx': invalid reference format: repository name (library/Nginx) must be lowercase"),
+        (
+            "Nginx",
+            "invalid image reference 'Nginx': invalid reference format: repository name (library/Nginx) must be lowercase",
+        ),
         (
             "docker.io/Library/nginx:Tag",
             "invalid image reference 'docker.io/Library/nginx:Tag': invalid reference format: repository name (Library/nginx) must be lowercase",
@@ -104,11 +107,26 @@ def test_string_forms():
             "invalid image reference 'localhost:5000/App': invalid reference format: repository name (App) must be lowercase",
         ),
         # tags
-        ("nginx:", "invalid image reference 'nginx:': tag '' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
-        ("nginx:.hidden", "invalid image reference 'nginx:.hidden': tag '.hidden' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
-        ("nginx:-x", "invalid image reference 'nginx:-x': tag '-x' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
-        ("nginx:a+b", "invalid image reference 'nginx:a+b': tag 'a+b' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
-        ("nginx:é", "invalid image reference 'nginx:é': tag 'é' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"),
+        (
+            "nginx:",
+            "invalid image reference 'nginx:': tag '' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        ),
+        (
+            "nginx:.hidden",
+            "invalid image reference 'nginx:.hidden': tag '.hidden' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        ),
+        (
+            "nginx:-x",
+            "invalid image reference 'nginx:-x': tag '-x' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        ),
+        (
+            "nginx:a+b",
+            "invalid image reference 'nginx:a+b': tag 'a+b' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        ),
+        (
+            "nginx:é",
+            "invalid image reference 'nginx:é': tag 'é' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        ),
         (
             "nginx:" + "t" * 129,
             f"invalid image reference 'nginx:{'t' * 129}': tag '{'t' * 129}' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
@@ -134,11 +152,26 @@ def test_string_forms():
         # path components
         ("a//b", "invalid image reference 'a//b': the repository path has an empty component"),
         ("nginx/", "invalid image reference 'nginx/': the repository path has an empty component"),
-        ("a___b", "invalid image reference 'a___b': path component 'a___b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"),
-        ("a..b", "invalid image reference 'a..b': path component 'a..b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"),
-        ("-a/b", "invalid image reference '-a/b': path component '-a' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"),
-        ("a/b-", "invalid image reference 'a/b-': path component 'b-' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"),
-        (" nginx", "invalid image reference ' nginx': path component ' nginx' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"),
+        (
+            "a___b",
+            "invalid image reference 'a___b': path component 'a___b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+        ),
+        (
+            "a..b",
+            "invalid image reference 'a..b': path component 'a..b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+        ),
+        (
+            "-a/b",
+            "invalid image reference '-a/b': path component '-a' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+        ),
+        (
+            "a/b-",
+            "invalid image reference 'a/b-': path component 'b-' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+        ),
+        (
+            " nginx",
+            "invalid image reference ' nginx': path component ' nginx' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+        ),
         # hosts
         (
             "foo.com:port/app",
@@ -158,7 +191,10 @@ def test_string_forms():
         ),
         # length: "library/" is part of the path once completed
         ("a" * 248, f"invalid image reference '{'a' * 248}': repository name must not be more than 255 characters"),
-        ("x.io/" + "a" * 256, f"invalid image reference 'x.io/{'a' * 256}': repository name must not be more than 255 characters"),
+        (
+            "x.io/" + "a" * 256,
+            f"invalid image reference 'x.io/{'a' * 256}': repository name must not be more than 255 characters",
+        ),
     ],
 )
 def test_invalid_references_name_the_rule(reference, message):

@@ -6,10 +6,9 @@ import http.server
 import threading
 
 import pytest
+from registry_helpers import USERS, Proxy, Seen, make_client
 
 from vigil.devtools.registry_server import RegistryServer
-
-from registry_helpers import USERS, Proxy, Seen, make_client
 
 
 @pytest.fixture(scope="module")

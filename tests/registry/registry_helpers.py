@@ -45,11 +45,15 @@ class Proxy:
     host: str = ""
 
     def forward(self, seen: Seen, body: bytes) -> Answer:
-        headers = {k: v for k, v in seen.headers.items() if k.lower() not in ("host", "content-length", "authorization")}
+        headers = {
+            k: v for k, v in seen.headers.items() if k.lower() not in ("host", "content-length", "authorization")
+        }
         with httpx.Client(trust_env=False) as http:
             response = http.request(seen.method, self.upstream + seen.path, headers=headers, content=body or None)
         out_headers = {
-            k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "transfer-encoding", "connection")
+            k: v
+            for k, v in response.headers.items()
+            if k.lower() not in ("content-length", "transfer-encoding", "connection")
         }
         return response.status_code, out_headers, response.content
 

@@ -10,6 +10,7 @@ import time
 import traceback
 
 import pytest
+from registry_helpers import USERS, basic, json_answer, make_client
 
 from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.devtools.registry_server import RegistryServer
@@ -23,8 +24,6 @@ from vigil.registry import (
     RetryPolicy,
     Unreachable,
 )
-
-from registry_helpers import USERS, basic, json_answer, make_client
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,9 @@ def pushed(registry):
 
 
 def test_tampered_manifest_by_tag_is_refused(proxy, pushed):
-    proxy.rewrite = lambda seen, answer: (answer[0], answer[1], answer[2] + b" ") if "/manifests/" in seen.path else answer
+    proxy.rewrite = lambda seen, answer: (
+        (answer[0], answer[1], answer[2] + b" ") if "/manifests/" in seen.path else answer
+    )
     with make_client(proxy.host) as client:
         with pytest.raises(DigestMismatch) as caught:
             client.get_manifest(f"{proxy.host}/team/app:1")
@@ -101,7 +102,9 @@ def test_retry_after_is_honoured(proxy, pushed, status):
     def flaky(seen):
         if "/manifests/" in seen.path and failures["left"]:
             failures["left"] -= 1
-            return json_answer(status, {"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}, {"Retry-After": "2"})
+            return json_answer(
+                status, {"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]}, {"Retry-After": "2"}
+            )
         return None
 
     proxy.hook = flaky
@@ -132,7 +135,9 @@ def test_retry_after_real_wait(proxy, pushed):
 def test_retries_exhausted_is_unreachable(proxy, pushed):
     proxy.hook = lambda seen: json_answer(503, {"errors": [{"code": "UNAVAILABLE", "message": "down"}]})
     slept: list[float] = []
-    with make_client(proxy.host, retry=RetryPolicy(max_attempts=3, backoff_base=0.5, backoff_max=1.0), sleep=slept.append) as client:
+    with make_client(
+        proxy.host, retry=RetryPolicy(max_attempts=3, backoff_base=0.5, backoff_max=1.0), sleep=slept.append
+    ) as client:
         with pytest.raises(Unreachable) as caught:
             client.resolve(f"{proxy.host}/team/app:1")
     assert str(caught.value) == (
@@ -146,7 +151,10 @@ def test_retry_after_beyond_limit_gives_up_at_once(proxy, pushed):
     proxy.hook = lambda seen: json_answer(429, {}, {"Retry-After": "3600"})
     slept: list[float] = []
     with make_client(proxy.host, sleep=slept.append) as client:
-        with pytest.raises(Unreachable, match=r"answered 429 Too Many Requests with Retry-After 3600s \(over the 30s limit\) \(after 1 attempt\)"):
+        with pytest.raises(
+            Unreachable,
+            match=r"answered 429 Too Many Requests with Retry-After 3600s \(over the 30s limit\) \(after 1 attempt\)",
+        ):
             client.resolve(f"{proxy.host}/team/app:1")
     assert slept == []
 
@@ -241,7 +249,11 @@ def test_bearer_token_flow(proxy, pushed):
         ref = f"{proxy.host}/team/app:1"
         assert client.resolve_tag(ref) == pushed.digest
         assert issued == ["repository:team/app:pull"]
-        assert [s.path.split("?")[0] for s in proxy.seen] == ["/v2/team/app/manifests/1", "/token", "/v2/team/app/manifests/1"]
+        assert [s.path.split("?")[0] for s in proxy.seen] == [
+            "/v2/team/app/manifests/1",
+            "/token",
+            "/v2/team/app/manifests/1",
+        ]
         assert client.stats.by_kind["token"] == 1
 
         # cached per scope: no new token, no 401
@@ -294,18 +306,62 @@ def tls_files(tmp_path_factory):
     def run(*args):
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key",
-        "-out", "ca.pem", "-days", "2", "-subj", "/CN=vigil test CA")
-    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key",
-        "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vigil test CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
     (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
     return d
 
 
 def test_tls_with_custom_ca_bundle(tmp_path, tls_files):
-    with RegistryServer.for_pytest(tmp_path / "r", tls_cert=tls_files / "server.pem", tls_key=tls_files / "server.key") as server:
+    with RegistryServer.for_pytest(
+        tmp_path / "r", tls_cert=tls_files / "server.pem", tls_key=tls_files / "server.key"
+    ) as server:
         assert server.url.startswith("https://")
         trusted = RegistryConfig.from_mapping({server.host: {"ca_bundle": str(tls_files / "ca.pem")}})
         with RegistryClient(trusted) as client:

@@ -7,6 +7,7 @@ import random
 import tarfile
 
 import pytest
+from registry_helpers import json_answer, make_client
 
 from vigil.devtools.oci import LayerFile, build_image, build_index, delete_manifest, push, tar_layer
 from vigil.registry import (
@@ -18,8 +19,6 @@ from vigil.registry import (
     Unreachable,
 )
 from vigil.registry import media_types as mt
-
-from registry_helpers import json_answer, make_client
 
 LABELS = {
     "org.opencontainers.image.source": "https://git.example.com/team/app",
@@ -256,7 +255,9 @@ def test_registry_stopped_is_unreachable_then_recovers(tmp_path):
             with pytest.raises(Unreachable) as caught:
                 client.resolve(ref)
             message = str(caught.value)
-            assert message.startswith(f"registry {server.host}, repository team/app, reference 1: HEAD http://{server.host}/v2/team/app/manifests/1 connection failed")
+            assert message.startswith(
+                f"registry {server.host}, repository team/app, reference 1: HEAD http://{server.host}/v2/team/app/manifests/1 connection failed"
+            )
             assert message.endswith("(after 3 attempts)")
             assert client.stats.retries == 2
             server.start()

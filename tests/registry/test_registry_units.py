@@ -66,9 +66,15 @@ def test_config_file_and_environment(tmp_path):
     [
         ({"r.io": {"username": "u"}}, "registry config: registry r.io: username and password must be given together"),
         ({"r.io": {"username": "u", "password": 123456}}, "registry config: registry r.io: password must be a string"),
-        ({"r.io": {"passwd": "hunter2"}}, "registry config: registry r.io: unknown field(s) passwd; allowed: username, password, token, plain_http, ca_bundle"),
+        (
+            {"r.io": {"passwd": "hunter2"}},
+            "registry config: registry r.io: unknown field(s) passwd; allowed: username, password, token, plain_http, ca_bundle",
+        ),
         ({"r.io": {"plain_http": "maybe"}}, "registry config: registry r.io: plain_http must be true or false"),
-        ({"r.io": {"username": "u", "password": "p", "token": "t"}}, "registry config: registry r.io: give either username/password or token, not both"),
+        (
+            {"r.io": {"username": "u", "password": "p", "token": "t"}},
+            "registry config: registry r.io: give either username/password or token, not both",
+        ),
         (["r.io"], "registry config: expected a mapping of registry host -> settings"),
     ],
 )
@@ -81,7 +87,7 @@ def test_config_errors_name_host_and_field_not_value(data, message):
 
 def test_config_yaml_error_does_not_quote_the_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("r.io:\n  password: \"unterminated-s3cret\n  user: x\n")
+    path.write_text('r.io:\n  password: "unterminated-s3cret\n  user: x\n')
     with pytest.raises(RegistryConfigError) as caught:
         RegistryConfig.from_file(path)
     assert "s3cret" not in str(caught.value)

@@ -58,6 +58,7 @@ __all__ = [
     "web_pod",
 ]
 
+
 def e2e_unavailable() -> str | None:
     """Why the end-to-end runtime tests cannot run here, or None."""
     missing = missing_tools() + ([] if find_registry_binary() else ["docker-registry"])
@@ -103,11 +104,19 @@ def run_container(containerd, image: TestImage, pod_uid: str, container_id: str)
     return ctd.run_container(containerd, image.ref, pod_uid, container_id, exec_shm=True)
 
 
-def start_sensor(svc: LiveService, credential: str, cluster_id: str, node: str, workdir: Path, batch_interval: float = 0.2) -> SensorProcess:
+def start_sensor(
+    svc: LiveService, credential: str, cluster_id: str, node: str, workdir: Path, batch_interval: float = 0.2
+) -> SensorProcess:
     """`vigil sensor` shipping to ``svc``; returns once its programs are attached (its first heartbeat)."""
-    sensor = SensorProcess.start(svc.url, credential, cluster_id, node, workdir, "--batch-interval", str(batch_interval))
+    sensor = SensorProcess.start(
+        svc.url, credential, cluster_id, node, workdir, "--batch-interval", str(batch_interval)
+    )
     try:
-        wait_for("the sensor's first heartbeat", lambda: (node_sensor(svc, cluster_id, node) or {}).get("last_heartbeat_at"), 60)
+        wait_for(
+            "the sensor's first heartbeat",
+            lambda: (node_sensor(svc, cluster_id, node) or {}).get("last_heartbeat_at"),
+            60,
+        )
     except AssertionError:
         sensor.stop()
         raise AssertionError(f"sensor never reported: {sensor.log()[-2000:]}") from None

@@ -83,22 +83,27 @@ def test_drift_tampering_and_suspicious_executions(registry, containerd, tmp_pat
             assert drift["evidence"]["process"]["container"]["id"] == f"containerd://{cid}"
             assert drift["evidence"]["image"] == {"ref": image.ref, "digest": image.digest}
             assert drift["workload"] == {"kind": "Deployment", "name": "web"} and drift["namespace"] == "shop"
-            assert drift["risk"]["parts"]["severity"]["points"] == 30 and drift["risk"]["parts"]["runtime"]["points"] == 25
+            assert (
+                drift["risk"]["parts"]["severity"]["points"] == 30 and drift["risk"]["parts"]["runtime"]["points"] == 25
+            )
 
             # (3) an image binary overwritten and run: tampered_binary with both hashes
             put_file(init, "/opt/bin/true", v2)
             assert exec_in(containerd, cid, "tamper", "/opt/bin/true").returncode == 0
             wait_for_record(svc, cluster_id, "/opt/bin/true")
             tampered = [f for f in runtime_findings(svc, cluster_id) if f["type"] == "tampered_binary"]
-            assert [(f["severity"], f["evidence"]["expected_sha256"], f["evidence"]["actual_sha256"]) for f in tampered] == [
-                ("critical", sha(v1), sha(v2))
-            ]
+            assert [
+                (f["severity"], f["evidence"]["expected_sha256"], f["evidence"]["actual_sha256"]) for f in tampered
+            ] == [("critical", sha(v1), sha(v2))]
 
             # (4) a shell through an exec session: suspicious_exec (medium)
             assert exec_in(containerd, cid, "sh", "/bin/sh", "-c", "/bin/true").returncode == 0
             wait_for(
                 "the exec-session shell analysed",
-                lambda: any(f["type"] == "suspicious_exec" for f in runtime_findings(svc, cluster_id)) and analysis_idle(svc),
+                lambda: (
+                    any(f["type"] == "suspicious_exec" for f in runtime_findings(svc, cluster_id))
+                    and analysis_idle(svc)
+                ),
             )
             (shell,) = [f for f in runtime_findings(svc, cluster_id) if f["type"] == "suspicious_exec"]
             assert (shell["severity"], shell["evidence"]["rule"]["id"]) == ("medium", "shell-in-exec-session")
@@ -117,7 +122,11 @@ def test_drift_tampering_and_suspicious_executions(registry, containerd, tmp_pat
             ("runtime_drift", "high", f"/app/true (sha256:{sha(dropped)[:12]}) is not in the image"),
             ("suspicious_exec", "high", "exec-from-temp-dir: /dev/shm/true"),
             ("suspicious_exec", "medium", "shell-in-exec-session: /bin/sh"),
-            ("tampered_binary", "critical", f"/opt/bin/true differs from the image (sha256:{sha(v1)[:12]} in the image, sha256:{sha(v2)[:12]} ran)"),
+            (
+                "tampered_binary",
+                "critical",
+                f"/opt/bin/true differs from the image (sha256:{sha(v1)[:12]} in the image, sha256:{sha(v2)[:12]} ran)",
+            ),
         ]
         # Each finding once, however often it ran: dedup per (workload, image, subject).
         assert all(f["status"] == "open" for f in runtime_findings(svc, cluster_id))
@@ -169,7 +178,11 @@ def test_running_vulnerability_only_for_packages_whose_code_ran(registry, contai
     image = push_image(
         registry,
         tag="vuln",
-        extra={"/etc/os-release": OS_RELEASE, "/lib/apk/db/installed": APK_DB, "/lib/libz.so.1": b"\x7fELF not really zlib"},
+        extra={
+            "/etc/os-release": OS_RELEASE,
+            "/lib/apk/db/installed": APK_DB,
+            "/lib/libz.so.1": b"\x7fELF not really zlib",
+        },
     )
     pull(containerd, image)
     svc = runtime_service(tmp_path / "data", registry, watch_period=2.0)
@@ -177,7 +190,9 @@ def test_running_vulnerability_only_for_packages_whose_code_ran(registry, contai
         import_advisories(
             svc,
             [
-                osv("ALPINE-TEST-0001", "busybox", "1.36.1-r16", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"),  # 7.5 high
+                osv(
+                    "ALPINE-TEST-0001", "busybox", "1.36.1-r16", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"
+                ),  # 7.5 high
                 osv("ALPINE-TEST-0002", "zlib", "1.3.1-r0", "CVSS:3.1/AV:N/AC:H/PR:L/UI:N/S:U/C:L/I:L/A:N"),  # medium
             ],
             tmp_path / "osv",
@@ -190,7 +205,10 @@ def test_running_vulnerability_only_for_packages_whose_code_ran(registry, contai
             init = run_container(containerd, image, pod, cid)
             wait_for_cmdline(init, ["/bin/sleep", "300"])
             # The records arrive before the image is scanned: they wait, nothing is guessed.
-            wait_for("the entry point's records", lambda: svc.get("/api/v1/runtime/status").json()["pending"]["waiting_for_scan"] >= 4)
+            wait_for(
+                "the entry point's records",
+                lambda: svc.get("/api/v1/runtime/status").json()["pending"]["waiting_for_scan"] >= 4,
+            )
             assert runtime_findings(svc, cluster_id) == []
             scan_and_match(svc)
             wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id) and analysis_idle(svc))
@@ -200,7 +218,9 @@ def test_running_vulnerability_only_for_packages_whose_code_ran(registry, contai
         assert rc == 0, sensor.log()[-3000:]
         (running,) = runtime_findings(svc, cluster_id)
         assert (running["type"], running["severity"], running["subject"]) == (
-            "running_vulnerability", "critical", "busybox 1.36.1-r15 (ALPINE-TEST-0001) running"
+            "running_vulnerability",
+            "critical",
+            "busybox 1.36.1-r15 (ALPINE-TEST-0001) running",
         )
         ev = running["evidence"]
         assert ev["severity_raised_from"] == "high" and ev["vulnerability"]["fixed_versions"] == ["1.36.1-r16"]
@@ -210,9 +230,13 @@ def test_running_vulnerability_only_for_packages_whose_code_ran(registry, contai
         # zlib's code never ran: once the workload was watched for the period, it is labelled so.
         wait_for(
             "runtime labels",
-            lambda: {f["evidence"]["package"]["name"]: f["runtime"]["state"]
-                     for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")}
-            == {"busybox": "running", "zlib": "not_observed_running"},
+            lambda: (
+                {
+                    f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                    for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                }
+                == {"busybox": "running", "zlib": "not_observed_running"}
+            ),
             timeout=15,
         )
         quiet = svc.list_all("/api/v1/findings", cluster=cluster_id, runtime="not_observed_running")

@@ -33,7 +33,9 @@ NODE = "node-a"
 DROPPED = hashlib.sha256(b"downloaded payload").hexdigest()
 
 
-def runtime_batch(cluster_id: str, container_id: str, pod_uid: str, path: str, sha: str, pid: int = 50, ppid: int = 10) -> dict:
+def runtime_batch(
+    cluster_id: str, container_id: str, pod_uid: str, path: str, sha: str, pid: int = 50, ppid: int = 10
+) -> dict:
     now = datetime.now(UTC).isoformat()
     return {
         "batch_id": f"rt-{uuid.uuid4().hex[:16]}",
@@ -53,14 +55,18 @@ def runtime_batch(cluster_id: str, container_id: str, pod_uid: str, path: str, s
                 "first_seen": now,
                 "last_seen": now,
                 "count": 1,
-                "samples": [{"time": now, "pid": pid, "ppid": ppid, "uid": 0, "gid": 0, "filename": path, "argv": [path, "-x"]}],
+                "samples": [
+                    {"time": now, "pid": pid, "ppid": ppid, "uid": 0, "gid": 0, "filename": path, "argv": [path, "-x"]}
+                ],
             }
         ],
     }
 
 
 def post_runtime(svc, credential: str, batch: dict) -> None:
-    resp = httpx.post(f"{svc.url}/api/v1/ingest/runtime", json=batch, headers={"Authorization": f"Bearer {credential}"}, timeout=30)
+    resp = httpx.post(
+        f"{svc.url}/api/v1/ingest/runtime", json=batch, headers={"Authorization": f"Bearer {credential}"}, timeout=30
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -68,7 +74,9 @@ def post_runtime(svc, credential: str, batch: dict) -> None:
 def scanned(service_on, registry):
     """The service on each backend, a cluster with one Deployment running a scanned image."""
     svc = service_on
-    svc.app.state.workers.contents.scanner = scan_worker(svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}})))
+    svc.app.state.workers.contents.scanner = scan_worker(
+        svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}}))
+    )
     image = push_image(registry, tag="svc")
     cluster_id, credential = svc.register("rt-svc")
     pod, cid = str(uuid.uuid4()), uuid.uuid4().hex * 2
@@ -80,12 +88,18 @@ def test_records_wait_for_inventory_then_reach_stream_and_since(scanned) -> None
     before = datetime.now(UTC) - timedelta(seconds=1)
     got: list[dict] = []
     reader = svc.token("viewer", "stream-reader")
-    t = threading.Thread(target=lambda: got.extend(sse_events(f"{svc.url}/api/v1/findings/stream", reader, 1, timeout=30, type="runtime_drift")))
+    t = threading.Thread(
+        target=lambda: got.extend(
+            sse_events(f"{svc.url}/api/v1/findings/stream", reader, 1, timeout=30, type="runtime_drift")
+        )
+    )
     t.start()
     time.sleep(0.5)  # the stream starts at "now"
     # The sensor is faster than the controller: the record waits, nothing is guessed.
     post_runtime(svc, credential, runtime_batch(cluster_id, cid, pod, "/usr/local/bin/miner", DROPPED))
-    wait_for("the record queued", lambda: svc.get("/api/v1/runtime/status").json()["pending"]["waiting_for_inventory"] == 1)
+    wait_for(
+        "the record queued", lambda: svc.get("/api/v1/runtime/status").json()["pending"]["waiting_for_inventory"] == 1
+    )
     assert svc.list_all("/api/v1/findings", cluster=cluster_id) == []
     post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
     wait_for("the scan wait", lambda: svc.get("/api/v1/runtime/status").json()["pending"]["waiting_for_scan"] == 1)
@@ -96,16 +110,30 @@ def test_records_wait_for_inventory_then_reach_stream_and_since(scanned) -> None
     assert time.monotonic() - started < 5
     assert event["event"]["kind"] == "opened" and event["event"]["to_status"] == "open"
     f = event["finding"]
-    assert (f["type"], f["severity"], f["subject"]) == ("runtime_drift", "high", f"/usr/local/bin/miner (sha256:{DROPPED[:12]}) is not in the image")
-    assert f["evidence"]["process"]["argv"] == ["/usr/local/bin/miner", "-x"] and f["risk"]["score"] == 30 + 25 + 5  # root pod
-    assert svc.get("/api/v1/runtime/status").json()["pending"] == {"waiting_for_inventory": 0, "waiting_for_scan": 0, "scan_failed": 0, "ready": 0}
+    assert (f["type"], f["severity"], f["subject"]) == (
+        "runtime_drift",
+        "high",
+        f"/usr/local/bin/miner (sha256:{DROPPED[:12]}) is not in the image",
+    )
+    assert (
+        f["evidence"]["process"]["argv"] == ["/usr/local/bin/miner", "-x"] and f["risk"]["score"] == 30 + 25 + 5
+    )  # root pod
+    assert svc.get("/api/v1/runtime/status").json()["pending"] == {
+        "waiting_for_inventory": 0,
+        "waiting_for_scan": 0,
+        "scan_failed": 0,
+        "ready": 0,
+    }
 
     since = [x["id"] for x in svc.list_all("/api/v1/findings", since=before.isoformat())]
     assert since == [f["id"]]
     assert svc.list_all("/api/v1/findings", since=(datetime.now(UTC) + timedelta(seconds=5)).isoformat()) == []
     bad = svc.get("/api/v1/findings", since="2026-01-01T00:00:00")
     assert bad.status_code == 422
-    assert bad.json()["detail"] == "query.since: '2026-01-01T00:00:00' has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)"
+    assert (
+        bad.json()["detail"]
+        == "query.since: '2026-01-01T00:00:00' has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)"
+    )
 
     # Resume with Last-Event-ID: the same event again, from the id before it.
     again = sse_events(f"{svc.url}/api/v1/findings/stream", reader, 1, timeout=10, after=event["event"]["id"] - 1)
@@ -126,30 +154,50 @@ def test_allow_list_api_silences_a_rule_for_a_workload(scanned) -> None:
     scan_and_match(svc)
     rules = svc.get("/api/v1/runtime/rules").json()["items"]
     assert [(r["id"], r["severity"]) for r in rules] == [
-        ("shell-in-exec-session", "medium"), ("exec-from-temp-dir", "high"), ("exec-from-memfd-or-deleted", "high")
+        ("shell-in-exec-session", "medium"),
+        ("exec-from-temp-dir", "high"),
+        ("exec-from-memfd-or-deleted", "high"),
     ]
-    entry = {"rule": "exec-from-temp-dir", "workload": "web", "namespace": "shop", "reason": "the app unpacks its plugins to /tmp"}
+    entry = {
+        "rule": "exec-from-temp-dir",
+        "workload": "web",
+        "namespace": "shop",
+        "reason": "the app unpacks its plugins to /tmp",
+    }
     viewer = svc.token("viewer", "v")
     denied = httpx.post(f"{svc.url}/api/v1/runtime/allow", json=entry, headers={"Authorization": f"Bearer {viewer}"})
     assert denied.status_code == 403
     admin = {"Authorization": f"Bearer {svc.admin_token}"}
     typo = httpx.post(f"{svc.url}/api/v1/runtime/allow", json={**entry, "rule": "exec-from-tmp"}, headers=admin)
     assert typo.status_code == 422
-    assert typo.json()["detail"] == "body.rule: rule 'exec-from-tmp' is not one of *, shell-in-exec-session, exec-from-temp-dir, exec-from-memfd-or-deleted"
+    assert (
+        typo.json()["detail"]
+        == "body.rule: rule 'exec-from-tmp' is not one of *, shell-in-exec-session, exec-from-temp-dir, exec-from-memfd-or-deleted"
+    )
     created = httpx.post(f"{svc.url}/api/v1/runtime/allow", json=entry, headers=admin)
     assert created.status_code == 201 and created.json()["created_by"] == "token:test-admin"
 
     busybox = image.sha256("/bin/busybox")
     post_runtime(svc, credential, runtime_batch(cluster_id, cid, pod, "/tmp/plugin", busybox))
     post_runtime(svc, credential, runtime_batch(cluster_id, cid, pod, "/dev/fd/3", DROPPED))
-    wait_for("both analysed", lambda: svc.get("/api/v1/runtime/status").json()["last_pass"] and
-             svc.get("/api/v1/runtime/status").json()["pending"]["ready"] == 0 and
-             len(svc.list_all("/api/v1/findings", cluster=cluster_id)) == 2)
-    found = sorted((f["type"], f["severity"], f["subject"]) for f in svc.list_all("/api/v1/findings", cluster=cluster_id))
-    assert found == [  # /tmp/plugin is allowed for web; the fexecve'd memfd is not
-        ("runtime_drift", "high", f"/dev/fd/3 (sha256:{DROPPED[:12]}) is not in the image"),
-        ("suspicious_exec", "high", "exec-from-memfd-or-deleted: /dev/fd/3"),
-    ]
+    wait_for(
+        "both analysed",
+        lambda: (
+            svc.get("/api/v1/runtime/status").json()["last_pass"]
+            and svc.get("/api/v1/runtime/status").json()["pending"]["ready"] == 0
+            and len(svc.list_all("/api/v1/findings", cluster=cluster_id)) == 2
+        ),
+    )
+    found = sorted(
+        (f["type"], f["severity"], f["subject"]) for f in svc.list_all("/api/v1/findings", cluster=cluster_id)
+    )
+    assert (
+        found
+        == [  # /tmp/plugin is allowed for web; the fexecve'd memfd is not
+            ("runtime_drift", "high", f"/dev/fd/3 (sha256:{DROPPED[:12]}) is not in the image"),
+            ("suspicious_exec", "high", "exec-from-memfd-or-deleted: /dev/fd/3"),
+        ]
+    )
     entry_id = created.json()["id"]
     assert httpx.delete(f"{svc.url}/api/v1/runtime/allow/{entry_id}", headers=admin).status_code == 204
     gone = httpx.delete(f"{svc.url}/api/v1/runtime/allow/{entry_id}", headers=admin)

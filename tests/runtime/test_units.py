@@ -12,7 +12,6 @@ from vigil.service.analysis.runtime.evaluate import (
     evaluate,
     raise_severity,
 )
-from vigil.service.store.runtime_labels import package_identity
 from vigil.service.analysis.runtime.model import (
     ContainerProcesses,
     ExecRecord,
@@ -30,6 +29,7 @@ from vigil.service.analysis.runtime.risk import (
     rollup,
 )
 from vigil.service.analysis.runtime.rules import RULES, AllowEntry, check_allow_entry
+from vigil.service.store.runtime_labels import package_identity
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LS, BB, NEW = "a" * 64, "b" * 64, "c" * 64
@@ -47,7 +47,9 @@ FS = ImageFileSystem(
         "/usr/bin/up": "../bin/ls",
     },
 )
-WL = Workload("c1", "prod", "shop", "Deployment", "web", "web-1", "app", 7, "reg/web:1", "sha256:" + "f" * 64, {"team": "a"})
+WL = Workload(
+    "c1", "prod", "shop", "Deployment", "web", "web-1", "app", 7, "reg/web:1", "sha256:" + "f" * 64, {"team": "a"}
+)
 
 
 def sample(pid=100, ppid=1, argv=("/bin/ls",), filename="/bin/ls", t=0) -> Sample:
@@ -55,10 +57,25 @@ def sample(pid=100, ppid=1, argv=("/bin/ls",), filename="/bin/ls", t=0) -> Sampl
 
 
 def record(path, sha, kind="executable", samples=None) -> ExecRecord:
-    return ExecRecord(1, "c1", "n1", "containerd://x", None, kind, path, sha, T0, T0, 1, tuple(samples or [sample(filename=path, argv=(path,))]))
+    return ExecRecord(
+        1,
+        "c1",
+        "n1",
+        "containerd://x",
+        None,
+        kind,
+        path,
+        sha,
+        T0,
+        T0,
+        1,
+        tuple(samples or [sample(filename=path, argv=(path,))]),
+    )
 
 
-INIT = ContainerProcesses.from_samples([sample(pid=10, ppid=5, argv=("/bin/sh", "/app/run.sh"), filename="/app/run.sh", t=0)])
+INIT = ContainerProcesses.from_samples(
+    [sample(pid=10, ppid=5, argv=("/bin/sh", "/app/run.sh"), filename="/app/run.sh", t=0)]
+)
 
 
 @pytest.mark.parametrize(
@@ -82,14 +99,25 @@ def test_resolve_follows_symlinks_in_every_component(path, real) -> None:
 
 def test_package_files_are_owned_at_their_real_paths() -> None:
     assert owned_paths(FS, ["/bin/ls", "bin/sh", "/lib/libz.so.1", "/opt/gone"]) == {
-        "/usr/bin/ls", "/usr/bin/busybox", "/usr/lib/libz.so.1.3", "/opt/gone"
+        "/usr/bin/ls",
+        "/usr/bin/busybox",
+        "/usr/lib/libz.so.1.3",
+        "/opt/gone",
     }
 
 
 def test_image_binary_with_its_bytes_yields_nothing() -> None:
     view = ImageView.build(WL.digest, FS)
     assert evaluate(record("/bin/ls", LS), WL, view, INIT).detections == []
-    assert evaluate(record("/bin/sh", BB, samples=[sample(pid=10, ppid=5, argv=("/bin/sh",), filename="/bin/sh")]), WL, view, INIT).detections == []
+    assert (
+        evaluate(
+            record("/bin/sh", BB, samples=[sample(pid=10, ppid=5, argv=("/bin/sh",), filename="/bin/sh")]),
+            WL,
+            view,
+            INIT,
+        ).detections
+        == []
+    )
 
 
 def test_new_file_is_runtime_drift_with_its_hash() -> None:
@@ -107,13 +135,20 @@ def test_copy_of_an_image_file_elsewhere_is_not_drift() -> None:
 def test_image_path_with_other_bytes_is_tampered_with_both_hashes() -> None:
     (d,) = evaluate(record("/bin/ls", NEW), WL, ImageView.build(WL.digest, FS), INIT).detections
     assert (d.type, d.severity) == ("tampered_binary", "critical")
-    assert (d.evidence["expected_sha256"], d.evidence["actual_sha256"], d.evidence["image_path"]) == (LS, NEW, "/usr/bin/ls")
+    assert (d.evidence["expected_sha256"], d.evidence["actual_sha256"], d.evidence["image_path"]) == (
+        LS,
+        NEW,
+        "/usr/bin/ls",
+    )
 
 
 def test_unhashed_file_is_reported_unjudged_not_guessed() -> None:
     result = evaluate(record("/app/tool", None), WL, ImageView.build(WL.digest, FS), INIT)
     assert result.detections == []
-    assert result.unjudged == "executable /app/tool: the sensor could not read the file, so it cannot be compared with the image"
+    assert (
+        result.unjudged
+        == "executable /app/tool: the sensor could not read the file, so it cannot be compared with the image"
+    )
 
 
 def test_rule_table_ids_and_severities() -> None:
@@ -127,7 +162,9 @@ def test_rule_table_ids_and_severities() -> None:
 
 def test_shell_whose_parent_is_outside_the_container_is_an_exec_session() -> None:
     procs = ContainerProcesses.from_samples([sample(pid=10, ppid=5, t=0), sample(pid=11, ppid=10, t=1)])
-    exec_sh = record("/bin/sh", BB, samples=[sample(pid=50, ppid=49, argv=("/bin/sh", "-c", "id"), filename="/bin/sh", t=2)])
+    exec_sh = record(
+        "/bin/sh", BB, samples=[sample(pid=50, ppid=49, argv=("/bin/sh", "-c", "id"), filename="/bin/sh", t=2)]
+    )
     (d,) = evaluate(exec_sh, WL, ImageView.build(WL.digest, FS), procs).detections
     assert (d.type, d.severity, d.evidence["rule"]["id"]) == ("suspicious_exec", "medium", "shell-in-exec-session")
     assert d.evidence["trigger"]["ppid"] == 49 and d.evidence["trigger"]["argv"] == ["/bin/sh", "-c", "id"]
@@ -147,28 +184,43 @@ def test_shells_started_inside_the_container_are_not_exec_sessions(s) -> None:
 
 def test_non_shell_from_an_exec_session_is_not_suspicious() -> None:
     procs = ContainerProcesses.from_samples([sample(pid=10, ppid=5, t=0)])
-    assert evaluate(record("/bin/ls", LS, samples=[sample(pid=70, ppid=69)]), WL, ImageView.build(WL.digest, FS), procs).detections == []
+    assert (
+        evaluate(
+            record("/bin/ls", LS, samples=[sample(pid=70, ppid=69)]), WL, ImageView.build(WL.digest, FS), procs
+        ).detections
+        == []
+    )
 
 
 @pytest.mark.parametrize("argv", [("-sh",), ("busybox", "sh"), ("/bin/bash", "-i")])
 def test_shells_are_recognised_by_argv_too(argv) -> None:
     procs = ContainerProcesses.from_samples([sample(pid=10, ppid=5, t=0)])
     r = record("/usr/bin/busybox", BB, samples=[sample(pid=80, ppid=79, argv=argv, filename="/usr/bin/busybox")])
-    assert [d.evidence["rule"]["id"] for d in evaluate(r, WL, ImageView.build(WL.digest, FS), procs).detections] == ["shell-in-exec-session"]
+    assert [d.evidence["rule"]["id"] for d in evaluate(r, WL, ImageView.build(WL.digest, FS), procs).detections] == [
+        "shell-in-exec-session"
+    ]
 
 
 @pytest.mark.parametrize("path", ["/tmp/x", "/var/tmp/a/b", "/dev/shm/busybox", "/run/shm/y"])
 def test_code_from_scratch_dirs_is_high(path) -> None:
-    found = evaluate(record(path, BB), WL, ImageView.build(WL.digest, FS), INIT).detections  # a copy of busybox: no drift
-    assert [(d.type, d.severity, d.evidence["rule"]["id"]) for d in found] == [("suspicious_exec", "high", "exec-from-temp-dir")]
+    found = evaluate(
+        record(path, BB), WL, ImageView.build(WL.digest, FS), INIT
+    ).detections  # a copy of busybox: no drift
+    assert [(d.type, d.severity, d.evidence["rule"]["id"]) for d in found] == [
+        ("suspicious_exec", "high", "exec-from-temp-dir")
+    ]
 
 
 def test_library_from_scratch_dir_is_flagged_and_drift_too() -> None:
-    found = evaluate(record("/dev/shm/evil.so", NEW, kind="library"), WL, ImageView.build(WL.digest, FS), INIT).detections
+    found = evaluate(
+        record("/dev/shm/evil.so", NEW, kind="library"), WL, ImageView.build(WL.digest, FS), INIT
+    ).detections
     assert sorted((d.type, d.severity) for d in found) == [("runtime_drift", "high"), ("suspicious_exec", "high")]
 
 
-@pytest.mark.parametrize("path", ["/memfd:payload (deleted)", "/dev/fd/3", "/proc/self/fd/7", "/proc/1234/fd/4", "/app/gone (deleted)"])
+@pytest.mark.parametrize(
+    "path", ["/memfd:payload (deleted)", "/dev/fd/3", "/proc/self/fd/7", "/proc/1234/fd/4", "/app/gone (deleted)"]
+)
 def test_memfd_and_deleted_files_are_high(path) -> None:
     found = evaluate(record(path, NEW), WL, ImageView.build(WL.digest, FS), INIT).detections
     assert ("suspicious_exec", "high", "exec-from-memfd-or-deleted") in [
@@ -210,14 +262,21 @@ def vuln(pkg, vid, sev) -> VulnerabilityRef:
 
 
 def test_executed_package_file_makes_its_vulnerabilities_running_raised_one_level() -> None:
-    view = ImageView.build(WL.digest, FS, PKGS, [vuln(1, "DSA-1", "high"), vuln(1, "DSA-2", "critical"), vuln(2, "DSA-3", "medium")])
+    view = ImageView.build(
+        WL.digest, FS, PKGS, [vuln(1, "DSA-1", "high"), vuln(1, "DSA-2", "critical"), vuln(2, "DSA-3", "medium")]
+    )
     found = evaluate(record("/bin/ls", LS, samples=[sample(pid=70, ppid=10)]), WL, view, INIT).detections
     assert [(d.type, d.severity, d.subject) for d in found] == [
         ("running_vulnerability", "critical", "coreutils 9.1-1 (DSA-1) running"),
         ("running_vulnerability", "critical", "coreutils 9.1-1 (DSA-2) running"),
     ]
     ev = found[0].evidence
-    assert ev["severity_raised_from"] == "high" and ev["file"] == {"path": "/bin/ls", "image_path": "/usr/bin/ls", "sha256": LS, "kind": "executable"}
+    assert ev["severity_raised_from"] == "high" and ev["file"] == {
+        "path": "/bin/ls",
+        "image_path": "/usr/bin/ls",
+        "sha256": LS,
+        "kind": "executable",
+    }
     assert ev["process"]["pid"] == 70 and ev["package"]["name"] == "coreutils"
     assert package_identity(ev) == ("coreutils", "9.1-1", frozenset({"DSA-1", "CVE-DSA-1"}))
 
@@ -226,11 +285,16 @@ def test_mapped_library_makes_its_package_running_and_tampered_files_do_not() ->
     view = ImageView.build(WL.digest, FS, PKGS, [vuln(2, "DSA-3", "medium")])
     found = evaluate(record("/usr/lib/libz.so.1.3", "d" * 64, kind="library"), WL, view, INIT).detections
     assert [(d.type, d.severity) for d in found] == [("running_vulnerability", "high")]
-    tampered = evaluate(record("/bin/ls", NEW), WL, ImageView.build(WL.digest, FS, PKGS, [vuln(1, "DSA-1", "low")]), INIT).detections
+    tampered = evaluate(
+        record("/bin/ls", NEW), WL, ImageView.build(WL.digest, FS, PKGS, [vuln(1, "DSA-1", "low")]), INIT
+    ).detections
     assert [d.type for d in tampered] == ["tampered_binary"]
 
 
-@pytest.mark.parametrize("level,raised", [("low", "medium"), ("medium", "high"), ("high", "critical"), ("critical", "critical"), ("unknown", "medium")])
+@pytest.mark.parametrize(
+    "level,raised",
+    [("low", "medium"), ("medium", "high"), ("high", "critical"), ("critical", "critical"), ("unknown", "medium")],
+)
 def test_severity_raised_one_level(level, raised) -> None:
     assert raise_severity(level) == raised
 
@@ -253,7 +317,10 @@ def test_risk_parts_add_up_and_are_shown() -> None:
     assert p["severity"] == {"points": 30, "detail": "high"}
     assert p["runtime"] == {"points": 25, "detail": "observed at runtime"}
     # 15 privileged + 5 hostPID + 5 root + 2 per capability = 29, capped at 25
-    assert p["exposure"] == {"points": 25, "detail": ["privileged", "host_pid", "root", "cap:NET_ADMIN", "cap:SYS_PTRACE"]}
+    assert p["exposure"] == {
+        "points": 25,
+        "detail": ["privileged", "host_pid", "root", "cap:NET_ADMIN", "cap:SYS_PTRACE"],
+    }
     # 2 per workload beyond the first + 5 per cluster beyond the first
     assert p["blast_radius"] == {"points": 9, "detail": {"workloads": 3, "clusters": 2}}
     assert risk["score"] == 30 + 25 + 25 + 9

@@ -7,7 +7,6 @@ import pytest
 
 # The catalog tests build and cache these real parts; reuse them rather than build twice.
 from catalog.conftest import debian_go_binary, debian_rootfs, python_site  # noqa: F401
-
 from vigil.devtools.registry_server import RegistryServer
 
 

@@ -25,7 +25,7 @@ def _in_events(version, events, parse) -> bool:
     """The OSV evaluation: sorted events, introduced opens, fixed closes, last_affected closes after."""
     points = []
     for e in events:
-        (kind, value), = e.items()
+        ((kind, value),) = e.items()
         if kind == "limit":
             continue
         points.append((kind, None if (kind == "introduced" and value == "0") else parse(value)))

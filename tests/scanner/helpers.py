@@ -49,39 +49,55 @@ def snapshot(cluster_id: str, running: list[tuple[str, str, str, str]], *, arch:
     """One Deployment and pod per (namespace, workload, image as written, running digest)."""
     workloads, pods = [], []
     for i, (namespace, name, image_ref, digest) in enumerate(running):
-        workloads.append({"namespace": namespace, "kind": "Deployment", "name": name,
-                          "owner_chain": [{"kind": "ReplicaSet", "name": f"{name}-5d8f"}]})
-        pods.append({
-            "uid": f"00000000-0000-4000-8000-{i:012d}",
-            "namespace": namespace,
-            "name": f"{name}-5d8f-x{i}",
-            "node_name": "node-1",
-            "phase": "Running",
-            "workload": {"kind": "Deployment", "name": name},
-            "containers": [{
-                "name": "app",
-                "image": image_ref,
-                "image_id": f"{image_ref.rsplit(':', 1)[0]}@{digest}",
-                "image_digest": digest,
-                "container_id": "containerd://" + f"{i:064x}",
-                "state": "running",
-            }],
-        })
-    return InventorySnapshot.model_validate({
-        "kind": "snapshot",
-        "batch_id": f"scan-snap-{next(_batches)}",
-        "cluster_id": cluster_id,
-        "nodes": [{"name": "node-1", "architecture": arch}],
-        "workloads": workloads,
-        "pods": pods,
-    })
+        workloads.append(
+            {
+                "namespace": namespace,
+                "kind": "Deployment",
+                "name": name,
+                "owner_chain": [{"kind": "ReplicaSet", "name": f"{name}-5d8f"}],
+            }
+        )
+        pods.append(
+            {
+                "uid": f"00000000-0000-4000-8000-{i:012d}",
+                "namespace": namespace,
+                "name": f"{name}-5d8f-x{i}",
+                "node_name": "node-1",
+                "phase": "Running",
+                "workload": {"kind": "Deployment", "name": name},
+                "containers": [
+                    {
+                        "name": "app",
+                        "image": image_ref,
+                        "image_id": f"{image_ref.rsplit(':', 1)[0]}@{digest}",
+                        "image_digest": digest,
+                        "container_id": "containerd://" + f"{i:064x}",
+                        "state": "running",
+                    }
+                ],
+            }
+        )
+    return InventorySnapshot.model_validate(
+        {
+            "kind": "snapshot",
+            "batch_id": f"scan-snap-{next(_batches)}",
+            "cluster_id": cluster_id,
+            "nodes": [{"name": "node-1", "architecture": arch}],
+            "workloads": workloads,
+            "pods": pods,
+        }
+    )
 
 
 def post(svc, credential: str, batch) -> None:
     r = httpx.post(
         f"{svc.url}/api/v1/ingest/inventory",
         content=gzip.compress(orjson.dumps(batch.model_dump(mode="json"))),
-        headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        headers={
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
         timeout=60,
     )
     assert r.status_code == 200, r.text

@@ -56,7 +56,9 @@ def test_scan_json_lists_the_records_advisories(rootfs, db, expected):
     for v in doc["vulnerabilities"]:
         assert set(v["aliases"]) >= {alias for a in v["advisory_ids"] for alias in expected[a][1]}
     assert {(p["name"], p["version"]) for p in doc["packages"] if p["type"] == "pypi"} >= set(PACKAGES.items())
-    assert doc["summary"]["vulnerabilities"]["high"] == sum(1 for v in doc["vulnerabilities"] if v["severity"]["level"] == "high")
+    assert doc["summary"]["vulnerabilities"]["high"] == sum(
+        1 for v in doc["vulnerabilities"] if v["severity"]["level"] == "high"
+    )
 
 
 def test_table_and_fail_on(rootfs, db):
@@ -72,8 +74,12 @@ def test_table_and_fail_on(rootfs, db):
 def test_malicious_package_fails_on_critical(rootfs, db, tmp_path):
     mal_db = tmp_path / "intel.db"
     shutil.copy(db, mal_db)
-    record = {"id": "MAL-2025-0002", "modified": "2025-01-01T00:00:00Z", "summary": "Malicious code in idna",
-              "affected": [{"package": {"ecosystem": "PyPI", "name": "idna"}, "versions": ["2.8"]}]}
+    record = {
+        "id": "MAL-2025-0002",
+        "modified": "2025-01-01T00:00:00Z",
+        "summary": "Malicious code in idna",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "idna"}, "versions": ["2.8"]}],
+    }
     (tmp_path / "mal").mkdir()
     (tmp_path / "mal" / "MAL-2025-0002.json").write_text(json.dumps(record))
     import_advisories(mal_db, tmp_path / "mal")
@@ -135,4 +141,6 @@ def test_errors_name_the_input(rootfs, db, tmp_path):
     assert missing.exit_code == 2
     assert f"advisory database {tmp_path / 'none.db'} does not exist" in missing.stderr
     bad = run("scan", "Not A Valid/ref::x", "--db", str(db))
-    assert bad.exit_code == 2 and "Not A Valid/ref::x: not a directory, an OCI layout or an image reference" in bad.stderr
+    assert (
+        bad.exit_code == 2 and "Not A Valid/ref::x: not a directory, an OCI layout or an image reference" in bad.stderr
+    )

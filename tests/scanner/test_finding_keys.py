@@ -10,7 +10,17 @@ from sqlalchemy import select
 from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.service.store.schema import findings
 
-from .helpers import client_for, content_findings, import_advisories, image_pk, post, run_scans, snapshot, use_registry, write_record
+from .helpers import (
+    client_for,
+    content_findings,
+    image_pk,
+    import_advisories,
+    post,
+    run_scans,
+    snapshot,
+    use_registry,
+    write_record,
+)
 
 ADVISORY = {
     "id": "RHSA-2024:1234",
@@ -36,7 +46,10 @@ def test_finding_of_an_advisory_id_with_a_colon_resolves_when_the_advisory_is_wi
 
     [opened] = content_findings(svc, status="open")
     assert (opened["type"], opened["evidence"]["vulnerability"], opened["evidence"]["advisory_ids"]) == (
-        "vulnerable_package", "RHSA-2024:1234", ["RHSA-2024:1234"])
+        "vulnerable_package",
+        "RHSA-2024:1234",
+        ["RHSA-2024:1234"],
+    )
     pk = image_pk(svc, cid, "web")
     package = opened["evidence"]["package"]
     package_hash = hashlib.sha256(f"{package['type']}\0demo\0{package['found_in']}".encode()).hexdigest()[:16]

@@ -49,13 +49,20 @@ class FeedServer:
                 pass
 
             def do_GET(self) -> None:
-                server.requests.append({"path": self.path, "if_none_match": self.headers.get("If-None-Match"),
-                                        "if_modified_since": self.headers.get("If-Modified-Since")})
+                server.requests.append(
+                    {
+                        "path": self.path,
+                        "if_none_match": self.headers.get("If-None-Match"),
+                        "if_modified_since": self.headers.get("If-Modified-Since"),
+                    }
+                )
                 if self.path != "/PyPI/all.zip":
                     self.send_error(404)
                     return
                 inm, ims = self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")
-                if (server.etag and inm == server.etag) or (not server.etag and server.last_modified and ims == server.last_modified):
+                if (server.etag and inm == server.etag) or (
+                    not server.etag and server.last_modified and ims == server.last_modified
+                ):
                     self.send_response(304)
                     self.end_headers()
                     return
@@ -144,9 +151,13 @@ def test_broken_download_keeps_the_previous_copy(feed, tmp_path):
 def test_urls_must_be_https_except_loopback(tmp_path):
     check_url("https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip")
     check_url("http://127.0.0.1:8000/x.zip")
-    with pytest.raises(FeedError, match=r"feed http://example.org/all.zip: plain http is only allowed to a loopback host; use https"):
+    with pytest.raises(
+        FeedError, match=r"feed http://example.org/all.zip: plain http is only allowed to a loopback host; use https"
+    ):
         check_url("http://example.org/all.zip")
-    with pytest.raises(FeedError, match=r"feed ftp://example.org/all.zip: not an https URL, a local directory or a file"):
+    with pytest.raises(
+        FeedError, match=r"feed ftp://example.org/all.zip: not an https URL, a local directory or a file"
+    ):
         check_url("ftp://example.org/all.zip")
     assert default_feeds()[0].startswith("https://osv-vulnerabilities.storage.googleapis.com/")
     assert "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip" in default_feeds()
@@ -158,7 +169,9 @@ def test_cli_sync_url_and_directory(feed, tmp_path):
     result = CliRunner().invoke(intel_app, ["sync", feed.url, str(PYPA / "idna"), "--db", str(db)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"{feed.url}: downloaded, ") and lines[0].endswith("imported 5, updated 0, unchanged 0, rejected 0")
+    assert lines[0].startswith(f"{feed.url}: downloaded, ") and lines[0].endswith(
+        "imported 5, updated 0, unchanged 0, rejected 0"
+    )
     assert lines[1] == f"{PYPA / 'idna'}: local, imported 1, updated 0, unchanged 0, rejected 0"
     again = CliRunner().invoke(intel_app, ["sync", feed.url, "--db", str(db)])
     assert again.stdout.strip() == f"{feed.url}: not modified since the last download"

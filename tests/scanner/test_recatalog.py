@@ -47,11 +47,12 @@ def test_a_catalog_records_every_cataloger_it_ran(tmp_path: Path):
     site.mkdir(parents=True)
     (site / "METADATA").write_bytes(PY_METADATA)
     contents = catalog_rootfs(tmp_path)
-    assert set(cataloger_versions()) == set(CATALOGERS) == {
-        "dpkg", "apk", "rpm", "python", "npm", "go-binary", "java-archive"}
-    assert contents.catalogers == {
-        name: CatalogerRun(1, 1 if name == "python" else 0) for name in CATALOGERS
-    }
+    assert (
+        set(cataloger_versions())
+        == set(CATALOGERS)
+        == {"dpkg", "apk", "rpm", "python", "npm", "go-binary", "java-archive"}
+    )
+    assert contents.catalogers == {name: CatalogerRun(1, 1 if name == "python" else 0) for name in CATALOGERS}
 
 
 # -- against a real registry ------------------------------------------------------------------------
@@ -106,8 +107,11 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
         for key, img in images.items():
             push(pusher, f"{registry.host}/{repos[key]}:1", img)
     cid, cred = svc.register("recat")
-    post(svc, cred, snapshot(cid, [("team", key, f"{registry.host}/{repos[key]}:1", img.digest)
-                                   for key, img in images.items()]))
+    post(
+        svc,
+        cred,
+        snapshot(cid, [("team", key, f"{registry.host}/{repos[key]}:1", img.digest) for key, img in images.items()]),
+    )
     contents = svc.app.state.workers.contents
 
     def scan_pass() -> list[str]:
@@ -139,7 +143,8 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     assert first[images["python"].digest][0]["python"] == {"version": 1, "packages": 1, "failed": False}
     assert first[images["npm"].digest][0]["npm"] == {"version": 1, "packages": 1, "failed": False}
     assert first[images["plain"].digest][0] == {
-        name: {"version": 1, "packages": 0, "failed": False} for name in CATALOGERS}
+        name: {"version": 1, "packages": 0, "failed": False} for name in CATALOGERS
+    }
 
     # Nothing changed: nothing is queued, nothing pulled.
     offset = log_size(registry)
@@ -174,7 +179,10 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     assert scan_pass() == sorted(img.digest for img in images.values())
     assert pulled_again(offset) == layers_of("python") | layers_of("npm") | layers_of("plain")
     assert stored_catalogers(svc)[images["plain"].digest][0][NewCataloger.name] == {
-        "version": 1, "packages": 0, "failed": False}
+        "version": 1,
+        "packages": 0,
+        "failed": False,
+    }
     offset = log_size(registry)
     assert scan_pass() == []
     assert pulled(offset) == set()

@@ -44,8 +44,13 @@ def layout(debian_rootfs, python_site, debian_go_binary) -> Path:
     """The image as an OCI layout, built once and cached beside the real parts it is made of
     (keyed by them: a rebuilt rootfs or another Go binary makes a new one)."""
     key = hashlib.sha256(
-        "\0".join([str((debian_rootfs / "var/lib/dpkg/status").stat().st_mtime_ns), python_site.parent.name,
-                   hashlib.sha256(debian_go_binary.read_bytes()).hexdigest()]).encode()
+        "\0".join(
+            [
+                str((debian_rootfs / "var/lib/dpkg/status").stat().st_mtime_ns),
+                python_site.parent.name,
+                hashlib.sha256(debian_go_binary.read_bytes()).hexdigest(),
+            ]
+        ).encode()
     ).hexdigest()[:16]
     out = cache_dir() / f"scanner-image-{key}"
     if (out / "index.json").is_file():
@@ -83,8 +88,17 @@ def world(tmp_path_factory, registry, layout):
         cid, cred = svc.register("prod")
         post(svc, cred, snapshot(cid, [("shop", "web", f"{repo}:1.0", digest)]))
         report = run_scans(svc)
-        yield {"svc": svc, "worker": worker, "digest": digest, "repo": repo, "cid": cid, "cred": cred,
-               "report": report, "pk": image_pk(svc, cid, "web"), "data": data}
+        yield {
+            "svc": svc,
+            "worker": worker,
+            "digest": digest,
+            "repo": repo,
+            "cid": cid,
+            "cred": cred,
+            "report": report,
+            "pk": image_pk(svc, cid, "web"),
+            "data": data,
+        }
     finally:
         svc.stop()
 
@@ -118,13 +132,24 @@ def test_packages_equal_the_distributions_own_tools(world, debian_rootfs, python
     svc = world["svc"]
     packages = all_pages(svc, f"/api/v1/images/{world['pk']}/packages", limit=100)
     deb = sorted(f"{p['name']} {p['version']}" for p in packages if p["type"] == "deb")
-    dpkg = subprocess.run(["dpkg-query", f"--admindir={debian_rootfs}/var/lib/dpkg", "-W", "-f", "${Package} ${Version}\n"],
-                          capture_output=True, text=True, check=True).stdout
+    dpkg = subprocess.run(
+        ["dpkg-query", f"--admindir={debian_rootfs}/var/lib/dpkg", "-W", "-f", "${Package} ${Version}\n"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert deb == sorted(dpkg.splitlines())
-    pip = json.loads(subprocess.run([sys.executable, "-m", "pip", "list", "--path", str(python_site), "--format", "json"],
-                                    capture_output=True, text=True, check=True).stdout)
+    pip = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pip", "list", "--path", str(python_site), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert sorted((p["name"], p["version"]) for p in packages if p["type"] == "pypi") == sorted(
-        (d["name"], d["version"]) for d in pip)
+        (d["name"], d["version"]) for d in pip
+    )
     go, _ = go_expected_packages(debian_go_binary)
     assert sorted((p["name"], p["version"]) for p in packages if p["type"] == "golang") == go
     assert {p["type"] for p in packages} == {"deb", "pypi", "golang"}
@@ -147,7 +172,11 @@ def test_file_manifest_paginated(world, debian_rootfs, debian_go_binary):
     bash = by_path["/usr/bin/bash"]
     real = (debian_rootfs / "usr/bin/bash").read_bytes()
     assert (bash["sha256"], bash["size"], bash["mode"], bash["executable"]) == (
-        hashlib.sha256(real).hexdigest(), len(real), "0755", True)
+        hashlib.sha256(real).hexdigest(),
+        len(real),
+        "0755",
+        True,
+    )
     gofmt = by_path[f"/{GOFMT}"]
     assert gofmt["sha256"] == hashlib.sha256(debian_go_binary.read_bytes()).hexdigest()
     assert by_path["/bin"] == {"path": "/bin", "kind": "symlink", "target": "usr/bin"}
@@ -178,8 +207,11 @@ def test_pypi_findings_equal_the_records(world, name, version):
 
 
 def test_urllib3_details(world):
-    [f] = [f for f in content_findings(world["svc"], status="open")
-           if f["evidence"]["package"]["name"] == "urllib3" and "PYSEC-2023-192" in f["evidence"]["advisory_ids"]]
+    [f] = [
+        f
+        for f in content_findings(world["svc"], status="open")
+        if f["evidence"]["package"]["name"] == "urllib3" and "PYSEC-2023-192" in f["evidence"]["advisory_ids"]
+    ]
     ev = f["evidence"]
     assert ev["vulnerability"] == "CVE-2023-43804"
     assert ev["fixed_versions"] == ["1.26.17", "2.0.6"]
@@ -199,7 +231,8 @@ def test_vulnerabilities_api_matches_findings(world):
     vulns = all_pages(svc, f"/api/v1/images/{world['pk']}/vulnerabilities", limit=20)
     findings = content_findings(svc, status="open")
     assert sorted((v["package"]["name"], v["id"]) for v in vulns) == sorted(
-        (f["evidence"]["package"]["name"], f["evidence"]["vulnerability"]) for f in findings)
+        (f["evidence"]["package"]["name"], f["evidence"]["vulnerability"]) for f in findings
+    )
     high = svc.get(f"/api/v1/images/{world['pk']}/vulnerabilities", severity="high").json()["items"]
     assert high and all(v["severity"]["level"] == "high" for v in high)
     bad = svc.get(f"/api/v1/images/{world['pk']}/vulnerabilities", severity="severe")
@@ -222,22 +255,36 @@ def test_malicious_record_and_new_advisory_rematch_without_pulling(world, tmp_pa
         "modified": "2025-01-02T00:00:00Z",
         "aliases": ["CVE-2099-0001"],
         "summary": "A test advisory for Jinja2",
-        "affected": [{"package": {"ecosystem": "PyPI", "name": "jinja2"},
-                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.5"}]}]}],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "jinja2"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "3.1.5"}]}],
+            }
+        ],
         "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
         "references": [{"type": "ADVISORY", "url": "https://example.org/GHSA-vigl-test-0001"}],
     }
     import_advisories(svc.settings.intel_db, write_record(tmp_path, mal), write_record(tmp_path, new))
-    r = httpx.post(f"{svc.url}/api/v1/intel/reload", headers={"Authorization": f"Bearer {svc.admin_token}"}, timeout=120)
+    r = httpx.post(
+        f"{svc.url}/api/v1/intel/reload", headers={"Authorization": f"Bearer {svc.admin_token}"}, timeout=120
+    )
     assert r.status_code == 200, r.text
     assert r.json()["matched"] == 1 and r.json()["intel_reloaded"] is True
     assert (worker.client.stats.requests, worker.scans) == (requests_before, scans_before)  # nothing pulled again
     open_now = content_findings(svc, status="open")
     [m] = [f for f in open_now if f["type"] == "malicious_package"]
-    assert (m["severity"], m["evidence"]["package"]["name"], m["evidence"]["advisory_ids"]) == ("critical", "idna", ["MAL-2025-0001"])
+    assert (m["severity"], m["evidence"]["package"]["name"], m["evidence"]["advisory_ids"]) == (
+        "critical",
+        "idna",
+        ["MAL-2025-0001"],
+    )
     assert m["evidence"]["malicious"] is True
     [g] = [f for f in open_now if "GHSA-vigl-test-0001" in f["evidence"]["advisory_ids"]]
-    assert (g["severity"], g["evidence"]["vulnerability"], g["evidence"]["fixed_versions"]) == ("critical", "CVE-2099-0001", ["3.1.5"])
+    assert (g["severity"], g["evidence"]["vulnerability"], g["evidence"]["fixed_versions"]) == (
+        "critical",
+        "CVE-2099-0001",
+        ["3.1.5"],
+    )
     malicious = svc.get(f"/api/v1/images/{world['pk']}/vulnerabilities", malicious="true").json()["items"]
     assert [(v["id"], v["package"]["name"]) for v in malicious] == [("MAL-2025-0001", "idna")]
 
@@ -246,12 +293,22 @@ def test_second_container_same_digest_is_not_scanned_again(world):
     svc, worker, digest = world["svc"], world["worker"], world["digest"]
     requests_before, scans_before = worker.client.stats.requests, worker.scans
     image = f"{world['repo']}:1.0"
-    post(svc, world["cred"], snapshot(world["cid"], [("shop", "web", image, digest), ("shop", "worker", image, digest)]))
+    post(
+        svc, world["cred"], snapshot(world["cid"], [("shop", "web", image, digest), ("shop", "worker", image, digest)])
+    )
     report = run_scans(svc)
     assert report["scanned"] == [] and report["queued"]["queued"] == 0
     assert (worker.client.stats.requests, worker.scans) == (requests_before, scans_before)
-    web = {f["evidence"]["vulnerability"] for f in content_findings(svc, status="open", namespace="shop") if f["workload"]["name"] == "web"}
-    other = {f["evidence"]["vulnerability"] for f in content_findings(svc, status="open", namespace="shop") if f["workload"]["name"] == "worker"}
+    web = {
+        f["evidence"]["vulnerability"]
+        for f in content_findings(svc, status="open", namespace="shop")
+        if f["workload"]["name"] == "web"
+    }
+    other = {
+        f["evidence"]["vulnerability"]
+        for f in content_findings(svc, status="open", namespace="shop")
+        if f["workload"]["name"] == "worker"
+    }
     assert web and web == other  # each workload running the image gets the findings
     assert svc.get(f"/api/v1/images/{world['pk']}/scan").json()["attempts"] == 1
 

@@ -26,5 +26,7 @@ def own_cgroup_id() -> int:
 
     root = unified_mount(Path("/proc/self/mountinfo").read_text())
     assert root is not None, "no cgroup2 mount"
-    rel = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+    rel = next(
+        line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")
+    )
     return os.stat(str(root) + rel).st_ino

@@ -64,9 +64,17 @@ def write_busybox_image(dest: Path) -> Path:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": _sha(config), "size": len(config)},
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _sha(config),
+                "size": len(config),
+            },
             "layers": [
-                {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": _sha(layer_gz), "size": len(layer_gz)}
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": _sha(layer_gz),
+                    "size": len(layer_gz),
+                }
             ],
         }
     ).encode()
@@ -78,7 +86,10 @@ def write_busybox_image(dest: Path) -> Path:
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     "digest": _sha(manifest),
                     "size": len(manifest),
-                    "annotations": {"io.containerd.image.name": IMAGE_NAME, "org.opencontainers.image.ref.name": "test"},
+                    "annotations": {
+                        "io.containerd.image.name": IMAGE_NAME,
+                        "org.opencontainers.image.ref.name": "test",
+                    },
                 }
             ],
         }
@@ -112,8 +123,18 @@ if __name__ == "__main__":  # manual smoke run
             print(c.ctr("images", "import", str(write_busybox_image(Path(d)))).stdout)
             cid = "a" * 64
             pod = str(uuid.uuid4())
-            r = c.ctr("run", "--rm", "--cgroup", f"kubepods/besteffort/pod{pod}/{cid}", IMAGE_NAME, cid,
-                      "/bin/sh", "-c", "cat /proc/self/cgroup", check=False)
+            r = c.ctr(
+                "run",
+                "--rm",
+                "--cgroup",
+                f"kubepods/besteffort/pod{pod}/{cid}",
+                IMAGE_NAME,
+                cid,
+                "/bin/sh",
+                "-c",
+                "cat /proc/self/cgroup",
+                check=False,
+            )
             print(r.returncode, r.stdout, r.stderr, os.getpid())
         finally:
             c.stop()

@@ -109,13 +109,26 @@ def inventory_snapshot(
     batch_id: str | None = None,
 ) -> dict:
     """An inventory snapshot, as the controller sends it: one node, a Deployment, its pods."""
-    workloads = [{"namespace": "shop", "kind": "Deployment", "name": "web", "owner_chain": [{"kind": "ReplicaSet", "name": "web-7d4b9c"}]}]
+    workloads = [
+        {
+            "namespace": "shop",
+            "kind": "Deployment",
+            "name": "web",
+            "owner_chain": [{"kind": "ReplicaSet", "name": "web-7d4b9c"}],
+        }
+    ]
     return {
         "kind": "snapshot",
         "batch_id": batch_id or f"snap-{uuid.uuid4().hex[:12]}",
         "cluster_id": cluster_id,
-        "nodes": [{"name": node_name, "labels": {"kubernetes.io/hostname": node_name, **(node_labels or {})},
-                   "kernel_version": os.uname().release, "container_runtime": "containerd://1.6"}],
+        "nodes": [
+            {
+                "name": node_name,
+                "labels": {"kubernetes.io/hostname": node_name, **(node_labels or {})},
+                "kernel_version": os.uname().release,
+                "container_runtime": "containerd://1.6",
+            }
+        ],
         "workloads": workloads,
         "pods": pods or [],
     }
@@ -146,7 +159,11 @@ def post_inventory(svc: LiveService, credential: str, snapshot: dict) -> None:
     resp = httpx.post(
         f"{svc.url}/api/v1/ingest/inventory",
         content=gzip.compress(json.dumps(snapshot).encode()),
-        headers={"Authorization": f"Bearer {credential}", "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        headers={
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
         timeout=30,
     )
     assert resp.status_code == 200, resp.text
@@ -192,11 +209,16 @@ class SensorProcess:
         stderr_path = workdir / "sensor.log"
         cmd = [
             *([sys.executable, "-m", "vigil.sensor"] if module else [str(VIGIL), "sensor"]),
-            "--service", svc_url,
-            "--credential-file", str(cred),
-            "--cluster-id", cluster_id,
-            "--node-name", node_name,
-            "--spool-dir", str(workdir / "spool"),
+            "--service",
+            svc_url,
+            "--credential-file",
+            str(cred),
+            "--cluster-id",
+            cluster_id,
+            "--node-name",
+            node_name,
+            "--spool-dir",
+            str(workdir / "spool"),
             *extra,
         ]
         with open(stderr_path, "wb") as err:

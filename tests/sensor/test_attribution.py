@@ -67,7 +67,10 @@ UID_ = UID.replace("-", "_")
         (f"/system.slice/docker-{CID}.scope", Attribution("systemd-scope", "docker", CID)),
         # Podman
         (f"/machine.slice/libpod-{CID}.scope", Attribution("systemd-scope", "podman", CID)),
-        (f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CID}.scope", Attribution("systemd-scope", "podman", CID)),
+        (
+            f"/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CID}.scope",
+            Attribution("systemd-scope", "podman", CID),
+        ),
         # containerd without Kubernetes (ctr run: /<namespace>/<id>)
         (f"/default/{CID2}", Attribution("containerd-namespace", "containerd", CID2)),
         # the host

@@ -30,17 +30,24 @@ def test_manifest_matches_committed_sources_and_object() -> None:
         assert actual == digest, f"{name} changed since the object was built: run scripts/build-bpf"
 
 
-@pytest.mark.skipif(shutil.which("clang") is None or shutil.which("llvm-strip") is None, reason="clang/llvm missing (apt-get install clang llvm)")
-@pytest.mark.skipif(not Path("/usr/include/bpf/bpf_helpers.h").exists(), reason="libbpf-dev headers missing (apt-get install libbpf-dev)")
+@pytest.mark.skipif(
+    shutil.which("clang") is None or shutil.which("llvm-strip") is None,
+    reason="clang/llvm missing (apt-get install clang llvm)",
+)
+@pytest.mark.skipif(
+    not Path("/usr/include/bpf/bpf_helpers.h").exists(),
+    reason="libbpf-dev headers missing (apt-get install libbpf-dev)",
+)
 def test_rebuild_is_byte_identical(tmp_path: Path) -> None:
     subprocess.run([str(REPO / "scripts" / "build-bpf"), "--out", str(tmp_path)], check=True, capture_output=True)
     assert (tmp_path / "vigil.bpf.o").read_bytes() == (BPF_DIR / "vigil.bpf.o").read_bytes(), (
         "committed vigil.bpf.o is stale: run scripts/build-bpf"
     )
     assert (tmp_path / "vigil.bpf.manifest").read_text() == (BPF_DIR / "vigil.bpf.manifest").read_text()
-    assert b"/work" not in (tmp_path / "vigil.bpf.o").read_bytes() and str(tmp_path).encode() not in (
-        tmp_path / "vigil.bpf.o"
-    ).read_bytes()
+    assert (
+        b"/work" not in (tmp_path / "vigil.bpf.o").read_bytes()
+        and str(tmp_path).encode() not in (tmp_path / "vigil.bpf.o").read_bytes()
+    )
 
 
 def test_build_script_refuses_unknown_arguments() -> None:

@@ -64,7 +64,11 @@ def test_container_execs_attributed_hashed_and_shipped(containerd, tmp_path: Pat
         lines: list[str] = []
         agent = SensorAgent(
             AgentSettings(cluster_id="c1", node_name="node-a", batch_interval_s=60, poll_timeout_ms=50),
-            tracer, pipeline, spool=spool, shipper=shipper, emit=lines.append,
+            tracer,
+            pipeline,
+            spool=spool,
+            shipper=shipper,
+            emit=lines.append,
         )
         stop = threading.Event()
         runner = threading.Thread(target=agent.run, args=(stop,))
@@ -72,8 +76,9 @@ def test_container_execs_attributed_hashed_and_shipped(containerd, tmp_path: Pat
         try:
             # Host activity while host tracing is off: must not reach the service.
             os.system("/bin/true host-noise")
-            containerd.ctr("run", "-d", "--cgroup", f"kubepods/besteffort/pod{pod}/{cid}", IMAGE_NAME, cid,
-                           "/bin/sleep", "30")
+            containerd.ctr(
+                "run", "-d", "--cgroup", f"kubepods/besteffort/pod{pod}/{cid}", IMAGE_NAME, cid, "/bin/sleep", "30"
+            )
             time.sleep(0.3)
             out = containerd.ctr("task", "exec", "--exec-id", "e1", cid, "/bin/ls", "/bin")
             assert "busybox" in out.stdout
@@ -100,7 +105,11 @@ def test_container_execs_attributed_hashed_and_shipped(containerd, tmp_path: Pat
         (ref, pod, "executable", "/bin/sleep", sha, 1),
     ]
     argv = {r["path"]: r["samples"][0]["argv"] for r in records}
-    assert argv == {"/bin/cat": ["/bin/cat", "/proc/self/cgroup"], "/bin/ls": ["/bin/ls", "/bin"], "/bin/sleep": ["/bin/sleep", "30"]}
+    assert argv == {
+        "/bin/cat": ["/bin/cat", "/proc/self/cgroup"],
+        "/bin/ls": ["/bin/ls", "/bin"],
+        "/bin/sleep": ["/bin/sleep", "30"],
+    }
     assert all(r["samples"][0]["pid"] > 0 and r["samples"][0]["uid"] == 0 for r in records)
     assert len(spool) == 0 and agent.events_seen > 0
     assert tracer_counters_ok(lines)
@@ -121,8 +130,9 @@ def test_sensor_stops_when_service_says_node_is_disabled(tmp_path: Path) -> None
     try:
         with ProcessTracer() as tracer:
             pipeline = EventPipeline(CgroupResolver(), FileHasher(), skip_cgroup=tracer.skip_cgroup)
-            agent = SensorAgent(AgentSettings(cluster_id="c1", node_name="node-a"), tracer, pipeline,
-                                spool=spool, shipper=shipper)
+            agent = SensorAgent(
+                AgentSettings(cluster_id="c1", node_name="node-a"), tracer, pipeline, spool=spool, shipper=shipper
+            )
             t0 = time.monotonic()
             agent.run(duration_s=20)
             assert time.monotonic() - t0 < 5

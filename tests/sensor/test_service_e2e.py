@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import e2e_unavailable
 from sensor_e2e import (
     SensorProcess,
     inventory_snapshot,
@@ -28,6 +27,8 @@ from sensor_e2e import (
     web_pod,
 )
 
+from conftest import e2e_unavailable
+
 _skip = e2e_unavailable()
 pytestmark = pytest.mark.skipif(_skip is not None, reason=str(_skip))
 NODE = "node-e2e-1"
@@ -39,18 +40,28 @@ def test_service_holds_exactly_the_container_executions_with_pod_and_workload(
     ctd, image = containerd_pulled, pushed_image
     cluster_id, credential = live_service.register("e2e")
     pod, cid = new_container_ids()
-    post_inventory(live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)])
+    )
 
-    sensor = SensorProcess.start(live_service.url, credential, cluster_id, NODE, tmp_path / "sensor", "--batch-interval", "60")
+    sensor = SensorProcess.start(
+        live_service.url, credential, cluster_id, NODE, tmp_path / "sensor", "--batch-interval", "60"
+    )
     try:
-        beat = wait_for("the sensor's first heartbeat", lambda: (node_sensor(live_service, cluster_id, NODE) or {}).get("last_heartbeat_at"))
+        beat = wait_for(
+            "the sensor's first heartbeat",
+            lambda: (node_sensor(live_service, cluster_id, NODE) or {}).get("last_heartbeat_at"),
+        )
         assert beat, sensor.log()
         # Host processes while host tracing is off: the service must never hear of them.
         subprocess.run(["/bin/true", "host-noise"], check=True)
         init_pid = run_container(ctd, image, pod, cid)
         wait_for_cmdline(init_pid, ["/bin/sleep", "300"])
         assert "run.sh" in ctd.ctr("task", "exec", "--exec-id", "ls", cid, "/bin/ls", "/app").stdout
-        assert ctd.ctr("task", "exec", "--exec-id", "cat", cid, "/bin/cat", "/proc/1/cmdline").stdout == "/bin/sleep\x00300\x00"
+        assert (
+            ctd.ctr("task", "exec", "--exec-id", "cat", cid, "/bin/cat", "/proc/1/cmdline").stdout
+            == "/bin/sleep\x00300\x00"
+        )
         ctd.ctr("task", "exec", "--exec-id", "sh", cid, "/bin/sh", "-c", "/bin/true")
         subprocess.run(["/bin/sh", "-c", "/bin/true more-host-noise"], check=True)
     finally:
@@ -109,8 +120,12 @@ def test_service_holds_exactly_the_container_executions_with_pod_and_workload(
 def test_cli_sensor_stops_itself_on_a_node_labelled_disabled(live_service, tmp_path: Path) -> None:
     cluster_id, credential = live_service.register("e2e-disabled")
     node = "node-off"
-    post_inventory(live_service, credential, inventory_snapshot(cluster_id, node, node_labels={"vigil.dev/sensor": "disabled"}))
-    sensor = SensorProcess.start(live_service.url, credential, cluster_id, node, tmp_path / "sensor", "--duration", "60")
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, node, node_labels={"vigil.dev/sensor": "disabled"})
+    )
+    sensor = SensorProcess.start(
+        live_service.url, credential, cluster_id, node, tmp_path / "sensor", "--duration", "60"
+    )
     try:
         rc = sensor.proc.wait(timeout=30)
     finally:

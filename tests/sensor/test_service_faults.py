@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import e2e_unavailable
 from sensor_e2e import (
     inventory_snapshot,
     new_container_ids,
@@ -28,6 +27,7 @@ from sensor_e2e import (
     web_pod,
 )
 
+from conftest import e2e_unavailable
 from vigil.sensor.agent import AgentSettings, SensorAgent
 from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.hashing import FileHasher
@@ -46,11 +46,15 @@ def _counts(svc, cluster_id: str, cid: str) -> dict[tuple[str, str], int]:
     return {(p["kind"], p["path"]): p["count"] for p in processes(svc, cluster_id, container_id=f"containerd://{cid}")}
 
 
-def test_outage_then_restart_delivers_every_record_once(live_service, containerd_pulled, pushed_image, tmp_path: Path) -> None:
+def test_outage_then_restart_delivers_every_record_once(
+    live_service, containerd_pulled, pushed_image, tmp_path: Path
+) -> None:
     ctd, image = containerd_pulled, pushed_image
     cluster_id, credential = live_service.register("faults-outage")
     pod, cid = new_container_ids()
-    post_inventory(live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)])
+    )
     spool = Spool(tmp_path / "spool")
     shipper = Shipper(live_service.url, credential, spool, backoff_max_s=0.5)
     restarted = None
@@ -58,8 +62,13 @@ def test_outage_then_restart_delivers_every_record_once(live_service, containerd
     with ProcessTracer() as tracer:
         pipeline = EventPipeline(CgroupResolver(), FileHasher(), skip_cgroup=tracer.skip_cgroup)
         agent = SensorAgent(
-            AgentSettings(cluster_id=cluster_id, node_name=NODE, batch_interval_s=0.4, heartbeat_interval_s=1, poll_timeout_ms=50),
-            tracer, pipeline, spool=spool, shipper=shipper,
+            AgentSettings(
+                cluster_id=cluster_id, node_name=NODE, batch_interval_s=0.4, heartbeat_interval_s=1, poll_timeout_ms=50
+            ),
+            tracer,
+            pipeline,
+            spool=spool,
+            shipper=shipper,
         )
         runner = threading.Thread(target=agent.run, args=(stop,))
         runner.start()
@@ -67,7 +76,10 @@ def test_outage_then_restart_delivers_every_record_once(live_service, containerd
             init_pid = run_container(ctd, image, pod, cid)
             wait_for_cmdline(init_pid, ["/bin/sleep", "300"])
             ctd.ctr("task", "exec", "--exec-id", "before", cid, "/bin/true")
-            wait_for("the first records at the service", lambda: _counts(live_service, cluster_id, cid).get(("executable", "/bin/true")) == 1)
+            wait_for(
+                "the first records at the service",
+                lambda: _counts(live_service, cluster_id, cid).get(("executable", "/bin/true")) == 1,
+            )
 
             live_service.stop()
             for i in range(6):
@@ -100,8 +112,12 @@ def test_outage_then_restart_delivers_every_record_once(live_service, containerd
         assert _counts(svc, cluster_id, cid) == want
         # A batch retried after the service had applied it (a lost acknowledgement) is applied once.
         body = json.loads(replay.read_text())
-        resp = httpx.post(f"{svc.url}/api/v1/ingest/runtime", json=body, headers={"Authorization": f"Bearer {credential}"})
-        assert resp.status_code == 200 and resp.json()["applied"] is False and resp.json()["batch_id"] == body["batch_id"]
+        resp = httpx.post(
+            f"{svc.url}/api/v1/ingest/runtime", json=body, headers={"Authorization": f"Bearer {credential}"}
+        )
+        assert (
+            resp.status_code == 200 and resp.json()["applied"] is False and resp.json()["batch_id"] == body["batch_id"]
+        )
         assert _counts(svc, cluster_id, cid) == want
         beat = node_sensor(svc, cluster_id, NODE)
         assert beat["batches_dropped"] == 0 and beat["events_lost"] == 0
@@ -117,7 +133,9 @@ def test_spool_bound_exceeded_drops_oldest_and_the_service_is_told(
     ctd, image = containerd_pulled, pushed_image
     cluster_id, credential = live_service.register("faults-bound")
     pod, cid = new_container_ids()
-    post_inventory(live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)])
+    )
     spool = Spool(tmp_path / "spool", max_batches=2)
     shipper = Shipper(live_service.url, credential, spool, backoff_max_s=0.2)
     lines: list[str] = []
@@ -129,15 +147,24 @@ def test_spool_bound_exceeded_drops_oldest_and_the_service_is_told(
         Returns the batch's record count (other containers on the node may add records)."""
         before = len(lines)
         ctd.ctr("task", "exec", "--exec-id", exec_id, cid, *argv)
-        wait_for(f"exec {argv}", lambda: agent.step(50) >= 0 and any(json.loads(x)["argv"] == list(argv) for x in lines[before:]))
+        wait_for(
+            f"exec {argv}",
+            lambda: agent.step(50) >= 0 and any(json.loads(x)["argv"] == list(argv) for x in lines[before:]),
+        )
         batch = agent.flush_batch()
         assert batch is not None
         return len(batch.records)
 
     with ProcessTracer() as tracer:
         pipeline = EventPipeline(CgroupResolver(), FileHasher(), skip_cgroup=tracer.skip_cgroup)
-        agent = SensorAgent(AgentSettings(cluster_id=cluster_id, node_name=NODE), tracer, pipeline,
-                            spool=spool, shipper=shipper, emit=lambda line: lines.append(line) if '"exec"' in line else None)
+        agent = SensorAgent(
+            AgentSettings(cluster_id=cluster_id, node_name=NODE),
+            tracer,
+            pipeline,
+            spool=spool,
+            shipper=shipper,
+            emit=lambda line: lines.append(line) if '"exec"' in line else None,
+        )
         try:
             init_pid = run_container(ctd, image, pod, cid, "/bin/sleep", "300")
             wait_for("the container's sleep", lambda: agent.step(50) >= 0 and any('"/bin/sleep"' in x for x in lines))
@@ -175,9 +202,14 @@ def test_spool_bound_exceeded_drops_oldest_and_the_service_is_told(
         assert sensor["batches_dropped"] == 3 and sensor["batches_spooled"] == 0
         assert sensor["status"] == "monitored_with_sensor"
         items = {(p["kind"], p["path"]): p for p in processes(svc, cluster_id, container_id=f"containerd://{cid}")}
-        assert {k: v["count"] for k, v in items.items()} == {("executable", "/bin/sleep"): 1, ("executable", "/bin/true"): 3}
+        assert {k: v["count"] for k, v in items.items()} == {
+            ("executable", "/bin/sleep"): 1,
+            ("executable", "/bin/true"): 3,
+        }
         assert [s["argv"] for s in items[("executable", "/bin/true")]["samples"]] == [
-            ["/bin/true", "window-3"], ["/bin/true", "window-4"], ["/bin/true", "after"],
+            ["/bin/true", "window-3"],
+            ["/bin/true", "window-4"],
+            ["/bin/true", "after"],
         ]
     finally:
         if restarted is not None:

@@ -67,7 +67,12 @@ def test_exec_fork_exit_of_a_host_process(tracer: ProcessTracer) -> None:
     assert ex.proc.mnt_ns == os.stat("/proc/self/ns/mnt").st_ino
     assert ex.proc.pid_ns == os.stat("/proc/self/ns/pid").st_ino
     st = os.stat("/bin/true")
-    assert (ex.file.st_dev, ex.file.ino, ex.file.size, ex.file.mtime_ns) == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    assert (ex.file.st_dev, ex.file.ino, ex.file.size, ex.file.mtime_ns) == (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+    )
     assert exit_.exit_status == 0 and exit_.exit_signal is None
     assert fork.proc.start_boottime_ns == ex.proc.start_boottime_ns == exit_.proc.start_boottime_ns
     after = tracer.counters()
@@ -161,7 +166,9 @@ def test_in_kernel_host_filter() -> None:
 
 
 def test_preflight_names_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(SensorLoadError, match=r"kernel BTF not found at .*/nope: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y"):
+    with pytest.raises(
+        SensorLoadError, match=r"kernel BTF not found at .*/nope: the kernel must be built with CONFIG_DEBUG_INFO_BTF=y"
+    ):
         preflight(btf_path=tmp_path / "nope")
     status = tmp_path / "status"
     status.write_text("Name:\tx\nCapEff:\t0000000000000000\n")

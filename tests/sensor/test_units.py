@@ -15,7 +15,15 @@ from vigil.sensor.aggregate import Aggregator, Execution
 from vigil.sensor.attribution import HOST, attribute_cgroup_path
 from vigil.sensor.cgroups import CgroupResolver, unified_mount
 from vigil.sensor.cli import app
-from vigil.sensor.events import EXEC_SIZE, EventDecodeError, ExecEvent, FileIdentity, ProcessHeader, decode_event, kernel_dev_to_st_dev
+from vigil.sensor.events import (
+    EXEC_SIZE,
+    EventDecodeError,
+    ExecEvent,
+    FileIdentity,
+    ProcessHeader,
+    decode_event,
+    kernel_dev_to_st_dev,
+)
 from vigil.sensor.hashing import HashedFile
 from vigil.wire.runtime import RuntimeBatch, RuntimeRecord
 
@@ -72,15 +80,22 @@ def _execution(path: str, sha: str | None, when: datetime, pid: int, script: str
     hdr = ProcessHeader(pid, pid, 1, 0, 0, 7, 0, 0, 1, 2, path.rsplit("/", 1)[-1][:15])
     ev = ExecEvent(hdr, path, path, [path, "-x"], 2, False, False, FileIdentity(1, 2, 3, 4))
     return Execution(
-        ev, attribute_cgroup_path(f"/kubepods/pod{UID}/{CID}"), when, sha,
-        script, "ef" * 32 if script else None, [HashedFile("/lib/libc.so.6", "cd" * 32)],
+        ev,
+        attribute_cgroup_path(f"/kubepods/pod{UID}/{CID}"),
+        when,
+        sha,
+        script,
+        "ef" * 32 if script else None,
+        [HashedFile("/lib/libc.so.6", "cd" * 32)],
     )
 
 
 def test_aggregator_counts_first_last_and_samples() -> None:
     agg = Aggregator(samples_per_record=2)
     for i in range(4):
-        agg.add(_execution("/bin/sh", "ab" * 32, T0 + timedelta(seconds=i), 100 + i, script="/tmp/s.sh" if i == 0 else None))
+        agg.add(
+            _execution("/bin/sh", "ab" * 32, T0 + timedelta(seconds=i), 100 + i, script="/tmp/s.sh" if i == 0 else None)
+        )
     agg.add(_execution("/bin/sh", None, T0, 200))
     recs = {(r.kind, r.path, r.sha256): r for r in agg.flush()}
     assert set(recs) == {
@@ -105,7 +120,9 @@ def test_aggregator_bound_counts_overflow() -> None:
 
 
 def test_wire_rules_name_the_input() -> None:
-    ok = dict(container_id=f"containerd://{CID}", path="/bin/sh", sha256="ab" * 32, first_seen=T0, last_seen=T0, count=1)
+    ok = dict(
+        container_id=f"containerd://{CID}", path="/bin/sh", sha256="ab" * 32, first_seen=T0, last_seen=T0, count=1
+    )
     RuntimeRecord(**ok)
     with pytest.raises(ValidationError, match="'XYZ' is not a file sha256"):
         RuntimeRecord(**{**ok, "sha256": "XYZ"})
@@ -115,8 +132,16 @@ def test_wire_rules_name_the_input() -> None:
         RuntimeRecord(**{**ok, "last_seen": T0 - timedelta(seconds=1)})
     rec = RuntimeRecord(**ok)
     with pytest.raises(ValidationError, match="appears twice in the batch"):
-        RuntimeBatch(batch_id="s-1", cluster_id="c", node_name="n", sensor_id="s", seq=1,
-                     window_start=T0, window_end=T0, records=[rec, rec])
+        RuntimeBatch(
+            batch_id="s-1",
+            cluster_id="c",
+            node_name="n",
+            sensor_id="s",
+            seq=1,
+            window_start=T0,
+            window_end=T0,
+            records=[rec, rec],
+        )
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         RuntimeRecord(**ok, bogus=1)
 
@@ -128,7 +153,9 @@ def test_cli_refuses_bad_option_combinations(tmp_path: Path) -> None:
         return " ".join(r.output.replace("│", " ").split())
 
     r = runner.invoke(app, [])
-    assert r.exit_code == 2 and "give --service URL (with --credential-file) to ship, or --output json to print" in text(r)
+    assert (
+        r.exit_code == 2 and "give --service URL (with --credential-file) to ship, or --output json to print" in text(r)
+    )
     r = runner.invoke(app, ["--service", "http://10.0.0.5:8080", "--credential-file", str(tmp_path / "c")])
     assert r.exit_code == 2 and "plain HTTP is allowed only on loopback" in text(r)
     r = runner.invoke(app, ["--output", "yaml"])

@@ -90,7 +90,10 @@ class ClusterModel:
         )
 
     def expected_workloads(self) -> list[tuple]:
-        return sorted((w["namespace"], w["kind"], w["name"], tuple((o["kind"], o["name"]) for o in w["owner_chain"])) for w in self.workloads.values())
+        return sorted(
+            (w["namespace"], w["kind"], w["name"], tuple((o["kind"], o["name"]) for o in w["owner_chain"]))
+            for w in self.workloads.values()
+        )
 
 
 def actual_pods(svc, cluster_id: str) -> list[dict]:

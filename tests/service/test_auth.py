@@ -60,7 +60,10 @@ def test_viewer_reads_but_cannot_create_tokens(live_service):
     assert live_service.get("/api/v1/clusters", token=viewer).status_code == 200
     resp = httpx.post(f"{live_service.url}/api/v1/tokens", json={"name": "eve", "role": "admin"}, headers=_h(viewer))
     assert resp.status_code == 403
-    assert resp.json() == {"error": "forbidden", "detail": "a viewer token cannot do this; it needs a token with role admin"}
+    assert resp.json() == {
+        "error": "forbidden",
+        "detail": "a viewer token cannot do this; it needs a token with role admin",
+    }
     resp = httpx.post(f"{live_service.url}/api/v1/clusters/registration-tokens", json={}, headers=_h(viewer))
     assert resp.status_code == 403
     names = [t["name"] for t in live_service.get("/api/v1/tokens").json()["items"]]
@@ -69,7 +72,9 @@ def test_viewer_reads_but_cannot_create_tokens(live_service):
 
 def test_admin_creates_and_revokes_tokens(live_service):
     resp = httpx.post(
-        f"{live_service.url}/api/v1/tokens", json={"name": "ci-bot", "role": "viewer"}, headers=_h(live_service.admin_token)
+        f"{live_service.url}/api/v1/tokens",
+        json={"name": "ci-bot", "role": "viewer"},
+        headers=_h(live_service.admin_token),
     )
     assert resp.status_code == 201
     created = resp.json()
@@ -116,7 +121,9 @@ def test_cluster_credential_writes_only_its_own_cluster(live_service):
 def test_registration_tokens_expire_and_count_uses(live_service):
     svc = live_service
     resp = httpx.post(
-        f"{svc.url}/api/v1/clusters/registration-tokens", json={"max_uses": 1, "ttl_seconds": 600}, headers=_h(svc.admin_token)
+        f"{svc.url}/api/v1/clusters/registration-tokens",
+        json={"max_uses": 1, "ttl_seconds": 600},
+        headers=_h(svc.admin_token),
     )
     assert resp.status_code == 201
     reg = resp.json()
@@ -135,7 +142,9 @@ def test_heartbeat_marks_controller_running(live_service):
     cid, cred = svc.register("beats")
     assert svc.list_all("/api/v1/clusters")[0]["controller"]["status"] == "never_seen"
     resp = httpx.post(
-        f"{svc.url}/api/v1/ingest/heartbeat", json={"cluster_id": cid, "version": "0.1.0", "interval_seconds": 15}, headers=_h(cred)
+        f"{svc.url}/api/v1/ingest/heartbeat",
+        json={"cluster_id": cid, "version": "0.1.0", "interval_seconds": 15},
+        headers=_h(cred),
     )
     assert resp.status_code == 200
     c = svc.get(f"/api/v1/clusters/{cid}").json()

@@ -47,7 +47,12 @@ def test_up_on_fresh_data_dir_serves_health_and_refuses_anonymous_api(tmp_path):
     assert token not in errs
     # A second start finds the admin and prints no token.
     port2 = free_port()
-    proc = subprocess.Popen(VIGIL + ["up", "--port", str(port2), "--data-dir", str(data)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        VIGIL + ["up", "--port", str(port2), "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_port(port2, timeout=30)
         ok = httpx.get(f"http://127.0.0.1:{port2}/api/v1/clusters", headers={"Authorization": f"Bearer {token}"})

@@ -29,8 +29,9 @@ OTHER_UNITS = ("vigil.controller", "vigil.sensor", "vigil.scanner", "vigil.catal
 
 def probe(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], env={**clean, **(env or {})}, capture_output=True, text=True, timeout=60
+    )
     return done, set(done.stderr.splitlines())
 
 
@@ -99,17 +100,34 @@ def test_plain_get_prints_what_the_typer_command_prints(live_service):
 def test_get_arguments_the_plain_path_leaves_to_typer():
     env = {"VIGIL_URL": "http://127.0.0.1:1", "VIGIL_TOKEN": "vgl_u_x"}
     assert get.plain(["pods", "-o", "json", "--limit=3", "-n", "kube-system"], env) == {
-        "resource": get.Resource.pods, "output": get.Output.json, "limit": 3, "namespace": "kube-system",
-        "url": "http://127.0.0.1:1", "token": "vgl_u_x",
+        "resource": get.Resource.pods,
+        "output": get.Output.json,
+        "limit": 3,
+        "namespace": "kube-system",
+        "url": "http://127.0.0.1:1",
+        "token": "vgl_u_x",
     }
     assert get.plain(["clusters", "--url", "http://svc:8080", "--token", "vgl_u_y"], {"VIGIL_URL": ""}) == {
-        "resource": get.Resource.clusters, "output": get.Output.table, "url": "http://svc:8080", "token": "vgl_u_y",
+        "resource": get.Resource.clusters,
+        "output": get.Output.table,
+        "url": "http://svc:8080",
+        "token": "vgl_u_y",
     }
     assert get.plain(["clusters"], {"VIGIL_URL": "", "VIGIL_TOKEN": "t"})["url"] == "http://127.0.0.1:8080"
     for args in (
-        ["pods", "--help"], ["pods", "-ojson"], ["pods", "-o", "yaml"], ["pods", "--limit", "0"], ["pods", "--limit"],
-        ["pods", "--cluster", "--namespace", "x"], ["pods", "nodes"], ["pod"], [], ["pods", "--clus", "c"],
-        ["pods", "-n=x"], ["pods", "--", "x"], ["pods", "--token", ""],
+        ["pods", "--help"],
+        ["pods", "-ojson"],
+        ["pods", "-o", "yaml"],
+        ["pods", "--limit", "0"],
+        ["pods", "--limit"],
+        ["pods", "--cluster", "--namespace", "x"],
+        ["pods", "nodes"],
+        ["pod"],
+        [],
+        ["pods", "--clus", "c"],
+        ["pods", "-n=x"],
+        ["pods", "--", "x"],
+        ["pods", "--token", ""],
     ):
         assert get.plain(args, env) is None, args
     assert get.plain(["pods"], {"VIGIL_TOKEN": ""}) is None

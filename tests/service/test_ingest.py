@@ -37,7 +37,13 @@ def test_snapshot_then_deltas_read_back_exactly(service_on):
             "cluster_id": cluster_id,
             "deletes": {
                 "nodes": ["node-0003"],
-                "workloads": [{"namespace": snap.workloads[0].namespace, "kind": snap.workloads[0].kind, "name": snap.workloads[0].name}],
+                "workloads": [
+                    {
+                        "namespace": snap.workloads[0].namespace,
+                        "kind": snap.workloads[0].kind,
+                        "name": snap.workloads[0].name,
+                    }
+                ],
             },
         }
     )

@@ -50,7 +50,9 @@ def test_every_success_response_has_a_content_schema(live_service):
                     if media_type == "application/json":
                         # A named model, not an untyped object.
                         assert "$ref" in schema, f"{where}: {schema}"
-                        assert _resolve(doc, schema["$ref"]).get("properties"), f"{where}: {schema['$ref']} has no fields"
+                        assert _resolve(doc, schema["$ref"]).get("properties"), (
+                            f"{where}: {schema['$ref']} has no fields"
+                        )
                     else:
                         assert schema.get("type") == "string", f"{where} {media_type}: {schema}"
                 seen += 1
@@ -67,7 +69,14 @@ def test_listing_and_stream_schemas_name_their_models(live_service):
     assert page["required"] == ["items"]
     assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/Cluster"}
     assert set(_resolve(doc, "#/components/schemas/Cluster")["properties"]) == {
-        "id", "name", "created_at", "last_seen_at", "controller", "nodes", "pods", "risk",
+        "id",
+        "name",
+        "created_at",
+        "last_seen_at",
+        "controller",
+        "nodes",
+        "pods",
+        "risk",
     }
     stream = doc["paths"]["/api/v1/findings/stream"]["get"]["responses"]["200"]["content"]
     assert list(stream) == ["text/event-stream"]

@@ -74,7 +74,15 @@ def test_findings_filters_history_and_admin_status_changes(service_on):
         workload_name="web",
     )
     assert change == "opened"
-    _observe(svc, dedup_key="untrusted/x", type="untrusted_registry", severity="high", subject="docker.io/library/nginx:latest", cluster_id=cid, namespace="edge")
+    _observe(
+        svc,
+        dedup_key="untrusted/x",
+        type="untrusted_registry",
+        severity="high",
+        subject="docker.io/library/nginx:latest",
+        cluster_id=cid,
+        namespace="edge",
+    )
     again = _observe(
         svc,
         dedup_key=f"tag_moved/{cid}/shop/Deployment/web/registry.example.com/shop/web:1.0",
@@ -95,7 +103,9 @@ def test_findings_filters_history_and_admin_status_changes(service_on):
 
     viewer = svc.token("viewer")
     denied = httpx.post(
-        f"{svc.url}/api/v1/findings/{fid}/status", json={"status": "suppressed", "reason": "known"}, headers={"Authorization": f"Bearer {viewer}"}
+        f"{svc.url}/api/v1/findings/{fid}/status",
+        json={"status": "suppressed", "reason": "known"},
+        headers={"Authorization": f"Bearer {viewer}"},
     )
     assert denied.status_code == 403
     ok = httpx.post(
@@ -105,7 +115,10 @@ def test_findings_filters_history_and_admin_status_changes(service_on):
     )
     assert ok.status_code == 200 and ok.json()["status"] == "suppressed"
     # A suppressed finding stays suppressed when observed again.
-    assert _observe(svc, dedup_key="untrusted/x", type="untrusted_registry", severity="high", subject="s")[1] == "unchanged"
+    assert (
+        _observe(svc, dedup_key="untrusted/x", type="untrusted_registry", severity="high", subject="s")[1]
+        == "unchanged"
+    )
     with svc.engine.begin() as conn:
         assert resolve_absent(conn, Family.INTEGRITY, set(), "image stopped running") == 1
     detail = svc.get(f"/api/v1/findings/{fid}").json()
@@ -116,7 +129,9 @@ def test_findings_filters_history_and_admin_status_changes(service_on):
     ]
     assert detail["history"][-1]["actor"] == "token:test-admin"
     resolved = svc.get("/api/v1/findings", status="resolved").json()["items"]
-    assert [f["type"] for f in resolved] == ["untrusted_registry"] and resolved[0]["status_reason"] == "image stopped running"
+    assert [f["type"] for f in resolved] == ["untrusted_registry"] and resolved[0][
+        "status_reason"
+    ] == "image stopped running"
     assert svc.get("/api/v1/findings/999999").status_code == 404
 
 

@@ -12,7 +12,9 @@ from .helpers import post_batch
 SHA = "ab" * 32
 
 
-def _record(container_id, pod_uid, path="/bin/sh", count=1, first="2026-11-27T10:00:00Z", last="2026-11-27T10:00:01Z", argv=None):
+def _record(
+    container_id, pod_uid, path="/bin/sh", count=1, first="2026-11-27T10:00:00Z", last="2026-11-27T10:00:01Z", argv=None
+):
     return {
         "container_id": container_id,
         "pod_uid": pod_uid,
@@ -23,7 +25,16 @@ def _record(container_id, pod_uid, path="/bin/sh", count=1, first="2026-11-27T10
         "last_seen": last,
         "count": count,
         "samples": [
-            {"time": first, "pid": 42, "ppid": 1, "uid": 0, "gid": 0, "comm": "sh", "filename": path, "argv": argv or [path]}
+            {
+                "time": first,
+                "pid": 42,
+                "ppid": 1,
+                "uid": 0,
+                "gid": 0,
+                "comm": "sh",
+                "filename": path,
+                "argv": argv or [path],
+            }
         ],
     }
 
@@ -52,12 +63,26 @@ def test_runtime_records_merge_and_join_to_pods(service_on):
     post_batch(svc, cred, snap)
     pod = snap.pods[0]
     container = pod.containers[0]
-    first = _post(svc, cred, "runtime", _batch(cid, "s-1-0", 0, [_record(container.container_id, pod.uid, argv=["sh", "-c", "id"])]))
+    first = _post(
+        svc,
+        cred,
+        "runtime",
+        _batch(cid, "s-1-0", 0, [_record(container.container_id, pod.uid, argv=["sh", "-c", "id"])]),
+    )
     assert first.status_code == 200 and first.json()["counts"] == {"records": 1, "new": 1, "merged": 0}
     # The same batch again is not counted twice.
-    assert _post(svc, cred, "runtime", _batch(cid, "s-1-0", 0, [_record(container.container_id, pod.uid)])).json()["applied"] is False
+    assert (
+        _post(svc, cred, "runtime", _batch(cid, "s-1-0", 0, [_record(container.container_id, pod.uid)])).json()[
+            "applied"
+        ]
+        is False
+    )
     later = _record(container.container_id, pod.uid, count=3, first="2026-11-27T10:05:00Z", last="2026-11-27T10:06:00Z")
-    assert _post(svc, cred, "runtime", _batch(cid, "s-1-1", 1, [later])).json()["counts"] == {"records": 1, "new": 0, "merged": 1}
+    assert _post(svc, cred, "runtime", _batch(cid, "s-1-1", 1, [later])).json()["counts"] == {
+        "records": 1,
+        "new": 0,
+        "merged": 1,
+    }
     # A host process (no container) is kept too, apart from the container's.
     host = _record(None, None, path="/usr/bin/true")
     assert _post(svc, cred, "runtime", _batch(cid, "s-1-2", 2, [host])).status_code == 200
@@ -66,10 +91,16 @@ def test_runtime_records_merge_and_join_to_pods(service_on):
     assert len(items) == 2
     rec = next(i for i in items if i["container_id"] == container.container_id)
     assert rec["count"] == 4
-    assert rec["first_seen_at"].startswith("2026-11-27T10:00:00") and rec["last_seen_at"].startswith("2026-11-27T10:06:00")
+    assert rec["first_seen_at"].startswith("2026-11-27T10:00:00") and rec["last_seen_at"].startswith(
+        "2026-11-27T10:06:00"
+    )
     assert rec["pod"] == {"namespace": pod.namespace, "name": pod.name}
     assert rec["workload"] == {"kind": pod.workload.kind, "name": pod.workload.name}
-    assert rec["container"] == {"name": container.name, "image": container.image, "image_digest": container.image_digest}
+    assert rec["container"] == {
+        "name": container.name,
+        "image": container.image,
+        "image_digest": container.image_digest,
+    }
     assert [s["argv"] for s in rec["samples"]] == [["sh", "-c", "id"], ["/bin/sh"]]
     host_rec = next(i for i in items if i["container_id"] is None)
     assert host_rec["path"] == "/usr/bin/true" and host_rec["pod"] is None
@@ -108,7 +139,14 @@ def test_sensor_heartbeat_sets_node_status_and_relays_disable_label(live_service
         }
     )
     post_batch(svc, cred, label)
-    beat = {"cluster_id": cid, "node_name": "node-0000", "version": "0.1.0", "kernel": "6.1.0", "btf": True, "events_seen": 10}
+    beat = {
+        "cluster_id": cid,
+        "node_name": "node-0000",
+        "version": "0.1.0",
+        "kernel": "6.1.0",
+        "btf": True,
+        "events_seen": 10,
+    }
     assert _post(svc, cred, "sensor-heartbeat", beat).json() == {"status": "ok", "sensor_disabled": False}
     failed = dict(beat, node_name="node-0001", status="failed", error="BTF missing")
     _post(svc, cred, "sensor-heartbeat", failed)

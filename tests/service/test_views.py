@@ -20,8 +20,13 @@ def _seed(svc) -> tuple[str, list[int]]:
     with svc.engine.begin() as conn:
         for i, severity in enumerate(("high", "low", "critical")):
             obs = Observation(
-                dedup_key=f"views:{i}", type="tag_moved", severity=severity, subject=f"image {i}", evidence={"i": i},
-                cluster_id=cid, subject_key=f"image-{i}",
+                dedup_key=f"views:{i}",
+                type="tag_moved",
+                severity=severity,
+                subject=f"image {i}",
+                evidence={"i": i},
+                cluster_id=cid,
+                subject_key=f"image-{i}",
             )
             ids.append(observe(conn, obs)[0])
     return cid, ids
@@ -34,7 +39,9 @@ def test_findings_listing_is_the_apis_and_the_consoles(live_service):
     with svc.engine.connect() as conn:
         f = finding_views.FindingFilter(cluster_id=cid)
         by_id = finding_views.list_findings(conn, f, finding_views.finding_sort("id", False), None, 2)
-        console = finding_views.list_findings(conn, f, finding_views.finding_sort("severity", False), None, 10, names=True)
+        console = finding_views.list_findings(
+            conn, f, finding_views.finding_sort("severity", False), None, 10, names=True
+        )
     # The API's page is the listing by id; its cursor is the last id.
     assert api["items"] == by_id.items and [i["id"] for i in api["items"]] == ids[:2]
     assert api["next"] == by_id.next == encode_cursor([ids[1]])
@@ -52,7 +59,9 @@ def test_cluster_listing_takes_risk_from_a_scored_pass_or_scores_its_page(live_s
         own = cluster_views.list_clusters(conn, None, 10)
         shared = cluster_views.list_clusters(conn, None, 10, risk_store.open_risk(conn))
     assert own.items == shared.items
-    assert [(c["id"], c["nodes"], c["pods"], c["risk"]["parts"]["open_findings"]) for c in own.items] == [(cid, 2, 6, 3)]
+    assert [(c["id"], c["nodes"], c["pods"], c["risk"]["parts"]["open_findings"]) for c in own.items] == [
+        (cid, 2, 6, 3)
+    ]
 
 
 def test_pods_page_by_key_with_the_apis_cursor(live_service):

@@ -15,7 +15,15 @@ from .seed import WATCH_PERIOD_S, seed
 
 CHROMIUM = "/usr/bin/chromium"
 OUTPUT = Path(os.environ.get("VIGIL_UI_OUTPUT", Path(__file__).with_name("output")))
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +40,9 @@ def console(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright for Python is not installed (pip install playwright)"
+    )
     if not shutil.which(CHROMIUM):
         pytest.skip(f"Debian chromium is not installed at {CHROMIUM} (apt-get install -y chromium)")
     pw = sync_api.sync_playwright().start()

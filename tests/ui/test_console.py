@@ -57,10 +57,19 @@ def test_overview_shows_counts_chart_risky_and_clusters(admin_page, console, out
     svc, w = console
     page = admin_page
     assert page.locator("#open-total").inner_text() == "9"
-    sev = {s: page.locator(f"#severity-cards [data-severity={s}]").inner_text() for s in ("critical", "high", "medium", "low")}
+    sev = {
+        s: page.locator(f"#severity-cards [data-severity={s}]").inner_text()
+        for s in ("critical", "high", "medium", "low")
+    }
     assert sev == {"critical": "2", "high": "4", "medium": "2", "low": "1"}
     assert texts(page, "#findings-matrix tbody tr td:first-child") == [
-        "untrusted_registry", "digest_mismatch", "tag_moved", "vulnerable_package", "malicious_package", "running_vulnerability", "suspicious_exec"
+        "untrusted_registry",
+        "digest_mismatch",
+        "tag_moved",
+        "vulnerable_package",
+        "malicious_package",
+        "running_vulnerability",
+        "suspicious_exec",
     ]
     # The chart's last point is today's open count, from the findings' history.
     assert page.locator("#open-chart circle").last.get_attribute("data-count") == "9"
@@ -95,7 +104,10 @@ def test_clusters_and_nodes_with_sensor_status(admin_page, console):
     row = page.locator("#clusters-table tr[data-cluster=prod]").inner_text()
     assert "never_seen" in row  # no controller heartbeat was sent, only inventory
     page.click("#clusters-table tr[data-cluster=prod] a >> nth=0")
-    status = {r.get_attribute("data-node"): r.locator("td").nth(1).inner_text().split("\n")[0] for r in page.locator("#nodes-table tbody tr").all()}
+    status = {
+        r.get_attribute("data-node"): r.locator("td").nth(1).inner_text().split("\n")[0]
+        for r in page.locator("#nodes-table tbody tr").all()
+    }
     assert status == {"node-0000": "monitored_with_sensor", "node-0001": "sensor_failed", "node-0002": "monitored"}
     page.select_option("select[name=sensor]", "sensor_failed")
     page.wait_for_url(re.compile(r"sensor=sensor_failed"))
@@ -107,7 +119,9 @@ def test_images_list_filters_and_sorts(admin_page, console, output_dir):
     svc, w = console
     page = admin_page
     page.goto(f"{svc.url}/images")
-    shown = {int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")}
+    shown = {
+        int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")
+    }
     assert shown == set(w.image_pk.values())
     assert page.locator(".pager .total").inner_text() == f"{len(w.image_pk)} images"
     page.screenshot(path=str(output_dir / "images.png"), full_page=True)
@@ -115,12 +129,14 @@ def test_images_list_filters_and_sorts(admin_page, console, output_dir):
     row = page.locator(f"#images-table tr[data-image-id='{app0}']").inner_text()
     assert "digest_mismatch" in row
     page.goto(f"{svc.url}/images?finding=untrusted_registry")
-    assert [int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")] == [
-        w.image_pk["registry.example.com/team1/app1:1.1"]
-    ]
+    assert [
+        int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")
+    ] == [w.image_pk["registry.example.com/team1/app1:1.1"]]
     page.goto(f"{svc.url}/images?cluster={w.staging}")
     staging_refs = {c.image for p in w.staging_snapshot.pods for c in p.containers}
-    shown = {int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")}
+    shown = {
+        int(x) for x in page.locator("#images-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.imageId)")
+    }
     assert shown == {w.image_pk[r] for r in staging_refs}
 
 
@@ -136,7 +152,9 @@ def test_workloads_list_and_detail(admin_page, console):
     page.goto(f"{svc.url}/workloads/{w.prod}/ns-0/Deployment/deployment-0")
     pods = {p.name for p in w.snapshot.pods if p.workload.name == "deployment-0"}
     assert {r.get_attribute("data-pod") for r in page.locator("#workload-pods tbody tr").all()} == pods
-    assert ids_in(page, "#workload-findings tbody tr") == {w.findings[k] for k in ("digest_mismatch", "untrusted", "malicious", "running_vuln", "vuln_d0", "resolved")}
+    assert ids_in(page, "#workload-findings tbody tr") == {
+        w.findings[k] for k in ("digest_mismatch", "untrusted", "malicious", "running_vuln", "vuln_d0", "resolved")
+    }
     assert "/usr/bin/curl" in page.locator(".processes").inner_text()
 
 
@@ -145,10 +163,16 @@ def test_processes_grouped_by_executable(admin_page, console):
     page = admin_page
     page.goto(f"{svc.url}/processes")
     # Newest first: curl was last seen a minute ago, sshd two.
-    assert [r.get_attribute("data-path") for r in page.locator("#processes-table tbody tr").all()] == ["/usr/bin/curl", "/usr/sbin/sshd"]
+    assert [r.get_attribute("data-path") for r in page.locator("#processes-table tbody tr").all()] == [
+        "/usr/bin/curl",
+        "/usr/sbin/sshd",
+    ]
     rows = {r.get_attribute("data-path"): r.inner_text() for r in page.locator("#processes-table tbody tr").all()}
     assert set(rows) == {"/usr/bin/curl", "/usr/sbin/sshd"}
-    assert "curl -s http://example.com" in rows["/usr/bin/curl"] and "ns-0/Deployment/deployment-0" in rows["/usr/bin/curl"]
+    assert (
+        "curl -s http://example.com" in rows["/usr/bin/curl"]
+        and "ns-0/Deployment/deployment-0" in rows["/usr/bin/curl"]
+    )
     assert "running" in rows["/usr/bin/curl"] and "prod host" in rows["/usr/sbin/sshd"]
     page.goto(f"{svc.url}/processes?q=curl")
     assert [r.get_attribute("data-path") for r in page.locator("#processes-table tbody tr").all()] == ["/usr/bin/curl"]
@@ -157,7 +181,20 @@ def test_processes_grouped_by_executable(admin_page, console):
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", {"digest_mismatch", "untrusted", "tag_moved", "malicious", "running_vuln", "vuln_d0", "vuln_s1", "staging_vuln", "staging_exec"}),
+        (
+            "",
+            {
+                "digest_mismatch",
+                "untrusted",
+                "tag_moved",
+                "malicious",
+                "running_vuln",
+                "vuln_d0",
+                "vuln_s1",
+                "staging_vuln",
+                "staging_exec",
+            },
+        ),
         ("severity=critical", {"digest_mismatch", "malicious"}),
         ("status=resolved", {"resolved"}),
         ("status=any&type=runtime_drift", {"resolved"}),
@@ -175,8 +212,14 @@ def test_running_only_keeps_findings_whose_image_runs_now(admin_page, console):
     svc, w = console
     running_refs = {c.image for p in w.snapshot.pods for c in p.containers if c.state == "running"}
     running_pks = {w.image_pk[r] for r in running_refs}
-    image_of = {"digest_mismatch": "registry.example.com/team0/app0:1.0", "untrusted": "registry.example.com/team1/app1:1.1", "tag_moved": "registry.example.com/team2/app2:1.2"}
-    expected = {"running_vuln", "malicious", "vuln_d0", "vuln_s1", "staging_exec"} | {k for k, ref in image_of.items() if w.image_pk[ref] in running_pks}
+    image_of = {
+        "digest_mismatch": "registry.example.com/team0/app0:1.0",
+        "untrusted": "registry.example.com/team1/app1:1.1",
+        "tag_moved": "registry.example.com/team2/app2:1.2",
+    }
+    expected = {"running_vuln", "malicious", "vuln_d0", "vuln_s1", "staging_exec"} | {
+        k for k, ref in image_of.items() if w.image_pk[ref] in running_pks
+    }
     admin_page.goto(f"{svc.url}/findings?running=1")
     assert ids_in(admin_page) == {w.findings[k] for k in expected}
     # Terminated init containers do not count as running.
@@ -229,11 +272,21 @@ def test_new_finding_appears_live(admin_page, console):
     with svc.engine.begin() as conn:
         fid, change = observe(
             conn,
-            Observation(dedup_key="live-1", type="suspicious_exec", severity="high", subject="sh attached via kubectl exec", evidence={"argv": ["sh"]}, cluster_id=w.prod),
+            Observation(
+                dedup_key="live-1",
+                type="suspicious_exec",
+                severity="high",
+                subject="sh attached via kubectl exec",
+                evidence={"argv": ["sh"]},
+                cluster_id=w.prod,
+            ),
         )
     assert change == "opened"
     page.wait_for_selector(f"#findings-table tr[data-finding-id='{fid}']", timeout=10_000)
-    assert page.locator(f"#findings-table tr[data-finding-id='{fid}'] td.subject").inner_text() == "sh attached via kubectl exec"
+    assert (
+        page.locator(f"#findings-table tr[data-finding-id='{fid}'] td.subject").inner_text()
+        == "sh attached via kubectl exec"
+    )
     assert page.url.endswith("/findings?type=suspicious_exec&q=kubectl")
 
 
@@ -260,7 +313,9 @@ def test_viewer_has_no_status_form_and_a_forged_post_is_refused(viewer_page, con
     page.goto(f"{svc.url}/findings/{fid}")
     assert page.locator("#change-status").count() == 0
     csrf = page.locator("header form input[name=csrf]").get_attribute("value")
-    resp = page.request.post(f"{svc.url}/findings/{fid}/status", form={"csrf": csrf, "status": "suppressed", "reason": "x"}, max_redirects=0)
+    resp = page.request.post(
+        f"{svc.url}/findings/{fid}/status", form={"csrf": csrf, "status": "suppressed", "reason": "x"}, max_redirects=0
+    )
     assert resp.status == 403
     assert "this needs an admin token" in resp.text()
     page.goto(f"{svc.url}/findings/{fid}")
@@ -273,9 +328,15 @@ def test_forged_post_without_csrf_token_is_refused(admin_page, console):
     svc, w = console
     page = admin_page
     fid = w.findings["staging_vuln"]
-    resp = page.request.post(f"{svc.url}/findings/{fid}/status", form={"status": "resolved", "reason": "forged"}, max_redirects=0)
+    resp = page.request.post(
+        f"{svc.url}/findings/{fid}/status", form={"status": "resolved", "reason": "forged"}, max_redirects=0
+    )
     assert resp.status == 403 and "CSRF" in resp.text()
-    resp = page.request.post(f"{svc.url}/findings/{fid}/status", form={"csrf": "guess", "status": "resolved", "reason": "forged"}, max_redirects=0)
+    resp = page.request.post(
+        f"{svc.url}/findings/{fid}/status",
+        form={"csrf": "guess", "status": "resolved", "reason": "forged"},
+        max_redirects=0,
+    )
     assert resp.status == 403
     resp = page.request.post(f"{svc.url}/settings/tokens", form={"name": "evil", "role": "admin"}, max_redirects=0)
     assert resp.status == 403
@@ -283,7 +344,9 @@ def test_forged_post_without_csrf_token_is_refused(admin_page, console):
     assert page.locator("#finding-status").inner_text() == "open"
 
 
-def test_admin_creates_a_viewer_token_that_signs_in_and_revocation_ends_its_session(browser, admin_page, console, output_dir):
+def test_admin_creates_a_viewer_token_that_signs_in_and_revocation_ends_its_session(
+    browser, admin_page, console, output_dir
+):
     svc, _ = console
     page = admin_page
     page.goto(f"{svc.url}/settings")
@@ -295,7 +358,11 @@ def test_admin_creates_a_viewer_token_that_signs_in_and_revocation_ends_its_sess
     page.screenshot(path=str(output_dir / "settings.png"), full_page=True)
     ctx, vpage = sign_in(browser, svc.url, secret)
     assert vpage.locator("#whoami").inner_text().startswith("auditor")
-    token_id = next(r.get_attribute("data-token-id") for r in page.locator("#tokens-table tbody tr").all() if "auditor" in r.inner_text())
+    token_id = next(
+        r.get_attribute("data-token-id")
+        for r in page.locator("#tokens-table tbody tr").all()
+        if "auditor" in r.inner_text()
+    )
     with svc.engine.begin() as conn:
         assert revoke_token(conn, token_id)
     vpage.goto(f"{svc.url}/findings")
@@ -309,7 +376,10 @@ def test_security_headers_and_escaping(console):
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["referrer-policy"] == "same-origin"
-    assert "script-src 'self'" in r.headers["content-security-policy"] and "unsafe-inline" not in r.headers["content-security-policy"]
+    assert (
+        "script-src 'self'" in r.headers["content-security-policy"]
+        and "unsafe-inline" not in r.headers["content-security-policy"]
+    )
     assert "<script>" not in r.text and 'src="/static/htmx.min.js"' in r.text
     assert httpx.get(f"{svc.url}/static/htmx.min.js").text.startswith("/*! htmx 2.0.11")
     # API responses keep their own headers.

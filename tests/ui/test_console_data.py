@@ -45,7 +45,9 @@ SEEDED_DOC = {
 }
 
 
-def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_runtime_states(admin_page, console, output_dir):
+def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_runtime_states(
+    admin_page, console, output_dir
+):
     svc, w = console
     page = admin_page
     app0 = w.image_pk[APP0]
@@ -53,7 +55,9 @@ def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_run
     # Two vulnerable_package findings (one per workload) for CVE-2022-3602 are one vulnerability of
     # the digest; the digest also has CVE-2023-0286 and the malicious event-stream.
     assert page.locator("#image-vulnerabilities").inner_text() == "1C 1H 1M 1 malicious 1 running"
-    assert {k: page.locator(f"#provenance-fields [data-field={k}]").inner_text() for k in ("source", "revision", "version")} == {
+    assert {
+        k: page.locator(f"#provenance-fields [data-field={k}]").inner_text() for k in ("source", "revision", "version")
+    } == {
         "source": "https://git.example.com/team0/app0",
         "revision": "9f1c2e7",
         "version": "1.0",
@@ -63,7 +67,10 @@ def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_run
         ["org.opencontainers.image.source", "https://git.example.com/team0/app0"],
     ]
     # Each package finding shows its own runtime label; the running one links its evidence.
-    runtime = {int(r.get_attribute("data-finding-id")): r.get_attribute("data-runtime") for r in page.locator("#vulnerability-findings tbody tr").all()}
+    runtime = {
+        int(r.get_attribute("data-finding-id")): r.get_attribute("data-runtime")
+        for r in page.locator("#vulnerability-findings tbody tr").all()
+    }
     assert runtime == {
         w.findings["vuln_d0"]: "running",
         w.findings["vuln_s1"]: "unwatched",
@@ -80,7 +87,11 @@ def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_run
         ["CVE-2023-0286", "medium", "openssl deb", "3.0.2", "3.0.8", "no open finding"],
         ["MAL-2018-1 malicious", "critical", "event-stream npm", "3.3.6", "—", "not_observed_running×1"],
     ]
-    assert [r.get_attribute("data-runtime") for r in page.locator("#image-vulns tbody tr").all()] == ["running", "", "not_observed_running"]
+    assert [r.get_attribute("data-runtime") for r in page.locator("#image-vulns tbody tr").all()] == [
+        "running",
+        "",
+        "not_observed_running",
+    ]
     # Packages, 50 a page, each with its vulnerabilities.
     names = [r.get_attribute("data-package") for r in page.locator("#image-packages tbody tr").all()]
     assert names == ["openssl", "zlib1g", "event-stream"] + [f"libfill{i:02d}" for i in range(47)]
@@ -88,13 +99,20 @@ def test_image_detail_shows_distinct_vulnerabilities_contents_provenance_and_run
     page.screenshot(path=str(output_dir / "image-contents.png"), full_page=True)
     page.click("#packages-next")
     page.wait_for_url(lambda url: "pkg_after=" in url)
-    assert [r.get_attribute("data-package") for r in page.locator("#image-packages tbody tr").all()] == ["libfill47", "libfill48", "libfill49"]
+    assert [r.get_attribute("data-package") for r in page.locator("#image-packages tbody tr").all()] == [
+        "libfill47",
+        "libfill48",
+        "libfill49",
+    ]
     assert page.locator("#packages-next").count() == 0
     # "N running" leads to the running vulnerabilities of this image.
     page.goto(f"{svc.url}/images/{app0}")
     page.click("#image-vulnerabilities a")
     page.wait_for_url(lambda url: "type=running_vulnerability" in url)
-    assert {int(x) for x in page.locator("#findings-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.findingId)")} == {w.findings["running_vuln"]}
+    assert {
+        int(x)
+        for x in page.locator("#findings-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.findingId)")
+    } == {w.findings["running_vuln"]}
 
 
 def test_scan_status_of_images_not_scanned(admin_page, console):
@@ -110,14 +128,19 @@ def test_scan_status_of_images_not_scanned(admin_page, console):
     page.goto(f"{svc.url}/images/{w.image_pk['registry.example.com/team3/app3:1.3']}")
     assert page.locator("#scan-status").inner_text() == "scan pending queued on the next scanner pass"
     page.goto(f"{svc.url}/images/{w.image_pk[APP0]}?pkg_after=not-a-cursor")
-    assert page.locator("#error-message").inner_text() == "pkg_after: cursor 'not-a-cursor' is not one this service issued"
+    assert (
+        page.locator("#error-message").inner_text() == "pkg_after: cursor 'not-a-cursor' is not one this service issued"
+    )
 
 
 def test_images_list_counts_distinct_vulnerabilities_not_findings(admin_page, console):
     svc, w = console
     page = admin_page
     page.goto(f"{svc.url}/images")
-    vulns = {int(r.get_attribute("data-image-id")): r.locator("td.vulns").inner_text() for r in page.locator("#images-table tbody tr").all()}
+    vulns = {
+        int(r.get_attribute("data-image-id")): r.locator("td.vulns").inner_text()
+        for r in page.locator("#images-table tbody tr").all()
+    }
     assert vulns == {
         w.image_pk[APP0]: "1C 1H 1M 1 malicious",
         w.image_pk["registry.example.com/team1/app1:1.1"]: "scan pending",
@@ -130,7 +153,10 @@ def test_findings_list_shows_the_risk_and_runtime_state_the_api_serves(admin_pag
     svc, w = console
     page = admin_page
     page.goto(f"{svc.url}/findings?type=vulnerable_package,malicious_package,running_vulnerability")
-    shown = {int(r.get_attribute("data-finding-id")): r.locator("td").nth(3).inner_text() for r in page.locator("#findings-table tbody tr").all()}
+    shown = {
+        int(r.get_attribute("data-finding-id")): r.locator("td").nth(3).inner_text()
+        for r in page.locator("#findings-table tbody tr").all()
+    }
     assert shown == {
         w.findings["vuln_d0"]: "89 running",
         w.findings["vuln_s1"]: "44 unwatched",
@@ -138,7 +164,10 @@ def test_findings_list_shows_the_risk_and_runtime_state_the_api_serves(admin_pag
         w.findings["running_vuln"]: "89",
         w.findings["staging_vuln"]: "10 unwatched",
     }
-    served = {f["id"]: (f["risk"]["score"], f.get("runtime", {}).get("state")) for f in api(svc, "/api/v1/findings?limit=100")["items"]}
+    served = {
+        f["id"]: (f["risk"]["score"], f.get("runtime", {}).get("state"))
+        for f in api(svc, "/api/v1/findings?limit=100")["items"]
+    }
     for fid, text in shown.items():
         score, state = served[fid]
         assert text == " ".join(x for x in (str(score), state) if x)
@@ -146,7 +175,9 @@ def test_findings_list_shows_the_risk_and_runtime_state_the_api_serves(admin_pag
     page.goto(f"{svc.url}/findings")
     page.click("#quick-filters a:text-is('Running vulnerabilities')")
     page.wait_for_url(lambda url: "type=running_vulnerability" in url)
-    assert [int(r.get_attribute("data-finding-id")) for r in page.locator("#findings-table tbody tr").all()] == [w.findings["running_vuln"]]
+    assert [int(r.get_attribute("data-finding-id")) for r in page.locator("#findings-table tbody tr").all()] == [
+        w.findings["running_vuln"]
+    ]
 
 
 def test_workload_page_shows_risk_with_its_parts_riskiest_first(admin_page, console, output_dir):
@@ -154,9 +185,14 @@ def test_workload_page_shows_risk_with_its_parts_riskiest_first(admin_page, cons
     page = admin_page
     page.goto(f"{svc.url}/workloads/{w.prod}/ns-0/Deployment/deployment-0")
     assert page.locator("#workload-risk-score").inner_text() == "100.0"
-    assert page.locator("#workload-risk").inner_text() == f"100.0 = top finding #{w.findings['running_vuln']} (89) + 0.1 × the other 4 open (29.1)"
+    assert (
+        page.locator("#workload-risk").inner_text()
+        == f"100.0 = top finding #{w.findings['running_vuln']} (89) + 0.1 × the other 4 open (29.1)"
+    )
     order = [int(r.get_attribute("data-finding-id")) for r in page.locator("#workload-findings tbody tr").all()]
-    assert order == [w.findings[k] for k in ("running_vuln", "vuln_d0", "digest_mismatch", "untrusted", "malicious", "resolved")]
+    assert order == [
+        w.findings[k] for k in ("running_vuln", "vuln_d0", "digest_mismatch", "untrusted", "malicious", "resolved")
+    ]
     row = cells(page, f"#workload-findings tr[data-finding-id='{w.findings['vuln_d0']}']")[0]
     assert row[:2] == ["89", "severity 30 runtime +25 exposure +25 blast radius +9"] and row[5] == "running"
     served = next(x for x in api(svc, f"/api/v1/workloads?cluster={w.prod}")["items"] if x["name"] == "deployment-0")
@@ -175,7 +211,10 @@ def test_admin_changes_the_trust_policy_with_field_named_errors(admin_page, cons
 
     page.fill(f"{form} input[name=pattern]", "https://harbor.internal")
     submit(page, f"{form} button[type=submit]")
-    assert page.locator("#settings-error").inner_text() == f"pattern: pattern 'https://harbor.internal': has a scheme; it {PATTERN_RULE}"
+    assert (
+        page.locator("#settings-error").inner_text()
+        == f"pattern: pattern 'https://harbor.internal': has a scheme; it {PATTERN_RULE}"
+    )
     assert page.locator(f"{form} input[name=pattern]").input_value() == "https://harbor.internal"
 
     page.select_option(f"{form} select[name=kind]", "mirror")
@@ -202,7 +241,10 @@ def test_admin_changes_the_trust_policy_with_field_named_errors(admin_page, cons
     page.select_option(f"{form} select[name=cluster]", "prod")
     page.fill(f"{form} input[name=pattern]", "registry.example.com/team1")
     submit(page, f"{form} button[type=submit]")
-    assert page.locator("#settings-notice").inner_text() == "already in the policy: trusted registry.example.com/team1 (cluster prod)"
+    assert (
+        page.locator("#settings-notice").inner_text()
+        == "already in the policy: trusted registry.example.com/team1 (cluster prod)"
+    )
 
     page.select_option(f"{form} select[name=kind]", "mirror")
     page.fill(f"{form} input[name=pattern]", "quay.io")
@@ -210,7 +252,9 @@ def test_admin_changes_the_trust_policy_with_field_named_errors(admin_page, cons
     page.select_option(f"{form} select[name=cluster]", "")
     submit(page, f"{form} button[type=submit]")
     assert page.url == f"{svc.url}/settings#trust"
-    assert api(svc, "/api/v1/policy/trust")["mirrors"] == SEEDED_DOC["mirrors"] + [{"source": "quay.io", "mirror": "mirror.example.com/quay"}]
+    assert api(svc, "/api/v1/policy/trust")["mirrors"] == SEEDED_DOC["mirrors"] + [
+        {"source": "quay.io", "mirror": "mirror.example.com/quay"}
+    ]
     page.screenshot(path=str(output_dir / "settings-policy.png"), full_page=True)
 
     # Each row's button removes its own rule: a mirror and a trusted pattern.
@@ -250,18 +294,30 @@ def test_viewer_sees_the_trust_policy_but_cannot_change_it(viewer_page, console)
     assert trust_rows(page) == SEEDED_RULES
     assert page.locator("#add-trust-rule").count() == 0 and page.locator("#trust-rules button").count() == 0
     assert page.locator("#alert-outputs").count() == 0
-    assert page.locator("#alerts").inner_text().endswith("Alert outputs are shown to admins: they hold delivery settings, as in the admin-only alerts API.")
+    assert (
+        page.locator("#alerts")
+        .inner_text()
+        .endswith("Alert outputs are shown to admins: they hold delivery settings, as in the admin-only alerts API.")
+    )
     csrf = page.locator("header form input[name=csrf]").get_attribute("value")
     for path, form in (
-        ("/settings/trust", {"csrf": csrf, "kind": "trusted", "pattern": "evil.example.com", "mirror": "", "cluster": ""}),
-        ("/settings/trust/remove", {"csrf": csrf, "kind": "trusted", "pattern": "registry.example.com/team0", "mirror": "", "cluster": ""}),
+        (
+            "/settings/trust",
+            {"csrf": csrf, "kind": "trusted", "pattern": "evil.example.com", "mirror": "", "cluster": ""},
+        ),
+        (
+            "/settings/trust/remove",
+            {"csrf": csrf, "kind": "trusted", "pattern": "registry.example.com/team0", "mirror": "", "cluster": ""},
+        ),
         (f"/settings/alerts/{w.alert_outputs['soc-webhook']}/remove", {"csrf": csrf}),
     ):
         resp = page.request.post(f"{svc.url}{path}", form=form, max_redirects=0)
         assert resp.status == 403, path
         assert "this needs an admin token" in resp.text()
     # A forged post without this session's CSRF token is refused before anything is read.
-    resp = page.request.post(f"{svc.url}/settings/trust", form={"kind": "trusted", "pattern": "evil.example.com"}, max_redirects=0)
+    resp = page.request.post(
+        f"{svc.url}/settings/trust", form={"kind": "trusted", "pattern": "evil.example.com"}, max_redirects=0
+    )
     assert resp.status == 403 and "CSRF" in resp.text()
     assert {k: v for k, v in api(svc, "/api/v1/policy/trust").items() if k != "revision"} == SEEDED_DOC
     assert "soc-webhook" in [o["name"] for o in api(svc, "/api/v1/alerts/outputs")["items"]]

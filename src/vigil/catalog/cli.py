@@ -25,12 +25,17 @@ class Output(str, Enum):
 
 def _table(console: Console, result: ImageContents) -> None:
     os_name = result.os.pretty_name or result.os.id if result.os else "unknown"
-    console.print(f"OS: {os_name}    files: {len(result.manifest.files)}    "
-                  f"symlinks: {len(result.manifest.symlinks)}    packages: {len(result.packages)}")
+    console.print(
+        f"OS: {os_name}    files: {len(result.manifest.files)}    "
+        f"symlinks: {len(result.manifest.symlinks)}    packages: {len(result.packages)}"
+    )
     table = Table("type", "name", "version", "source", "ecosystem", "found in")
     for p in result.packages:
-        source = f"{p.source_name} {p.source_version}" if p.source_name and (
-            p.source_name != p.name or p.source_version != p.version) else ""
+        source = (
+            f"{p.source_name} {p.source_version}"
+            if p.source_name and (p.source_name != p.name or p.source_version != p.version)
+            else ""
+        )
         table.add_row(p.type, p.name, p.version, source, p.ecosystem or "", p.found_in)
     console.print(table)
     for w in result.warnings:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import posixpath
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from vigil.catalog.model import EntryKind, FileManifest, FileRecord, SymlinkRecord
 

@@ -34,7 +34,7 @@ class GoModule:
     path: str
     version: str
     sum: str | None = None
-    replaced_by: "GoModule | None" = None
+    replaced_by: GoModule | None = None
 
 
 @dataclass(slots=True)
@@ -63,7 +63,7 @@ def _inline_string(data: Data, pos: int) -> tuple[bytes, int]:
     n, pos = _uvarint(data, pos)
     if n > _MAX_STRING or pos + n > len(data):
         raise BuildInfoError("inline build info string runs past the end of the file")
-    return bytes(data[pos:pos + n]), pos + n
+    return bytes(data[pos : pos + n]), pos + n
 
 
 class _Elf:
@@ -77,10 +77,10 @@ class _Elf:
         self.endian = "<" if enc == 1 else ">"
         e = self.endian
         if self.is64:
-            phoff, = struct.unpack_from(e + "Q", data, 0x20)
+            (phoff,) = struct.unpack_from(e + "Q", data, 0x20)
             phentsize, phnum = struct.unpack_from(e + "HH", data, 0x36)
         else:
-            phoff, = struct.unpack_from(e + "I", data, 0x1C)
+            (phoff,) = struct.unpack_from(e + "I", data, 0x1C)
             phentsize, phnum = struct.unpack_from(e + "HH", data, 0x2A)
         self.loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
         for i in range(phnum):
@@ -96,7 +96,7 @@ class _Elf:
         for base, offset, filesz in self.loads:
             if base <= vaddr and vaddr + size <= base + filesz:
                 start = offset + (vaddr - base)
-                return bytes(data[start:start + size])
+                return bytes(data[start : start + size])
         raise BuildInfoError(f"address {vaddr:#x} is not in a loaded segment")
 
 
@@ -135,8 +135,8 @@ def parse_build_info(data: Data) -> GoBuildInfo | None:
                 raise BuildInfoError("build info string length is implausible")
             return elf.read(data, str_ptr, str_len)
 
-        version_addr, = struct.unpack_from(fmt, data, pos + 16)
-        modinfo_addr, = struct.unpack_from(fmt, data, pos + 16 + ptr_size)
+        (version_addr,) = struct.unpack_from(fmt, data, pos + 16)
+        (modinfo_addr,) = struct.unpack_from(fmt, data, pos + 16 + ptr_size)
         version = read_go_string(version_addr)
         modinfo = read_go_string(modinfo_addr)
     if len(modinfo) >= 33 and modinfo[-17] == ord("\n"):

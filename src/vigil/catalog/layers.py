@@ -14,8 +14,9 @@ import hashlib
 import posixpath
 import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from vigil.catalog.compression import HashingReader, open_decompressed
 from vigil.catalog.fsview import Entry, FileView, Tree, parent_of
@@ -121,7 +122,7 @@ class LayerApplier:
             self.tree.remove_children(directory, below_layer=layer)
             return
         if base.startswith(WHITEOUT_PREFIX):
-            hidden = posixpath.join(directory, base[len(WHITEOUT_PREFIX):])
+            hidden = posixpath.join(directory, base[len(WHITEOUT_PREFIX) :])
             self.tree.remove(hidden, below_layer=layer)
             return
 
@@ -188,7 +189,9 @@ class LayerApplier:
             return
         src = self.tree.get(target)
         if src is None or src.kind is not EntryKind.FILE:
-            self.warnings.warn(layer_name, m.name, f"hard link skipped: target {target} is not a regular file in the image")
+            self.warnings.warn(
+                layer_name, m.name, f"hard link skipped: target {target} is not a regular file in the image"
+            )
             return
         stored = None
         if src.stored is not None:

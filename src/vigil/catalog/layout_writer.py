@@ -119,13 +119,18 @@ def add_layer(layout: Path, tar_path: Path, compression: str) -> WrittenLayer:
     return WrittenLayer(_MEDIA[compression], digest, diff_id, size)
 
 
-def write_image(layout: Path, layers: list[WrittenLayer], *, os_name: str = "linux", arch: str = "amd64",
-                ref: str | None = None) -> dict[str, Any]:
+def write_image(
+    layout: Path, layers: list[WrittenLayer], *, os_name: str = "linux", arch: str = "amd64", ref: str | None = None
+) -> dict[str, Any]:
     """Config + manifest for ``layers``; returns the manifest descriptor
     (with platform) without touching index.json (see ``write_index``)."""
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-    config = {"architecture": arch, "os": os_name,
-              "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]}, "config": {}}
+    config = {
+        "architecture": arch,
+        "os": os_name,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+        "config": {},
+    }
     cdigest, csize = _write_blob(layout, json.dumps(config, sort_keys=True).encode())
     manifest = {
         "schemaVersion": 2,
@@ -134,8 +139,12 @@ def write_image(layout: Path, layers: list[WrittenLayer], *, os_name: str = "lin
         "layers": [{"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size} for layer in layers],
     }
     mdigest, msize = _write_blob(layout, json.dumps(manifest, sort_keys=True).encode())
-    desc = {"mediaType": manifest["mediaType"], "digest": mdigest, "size": msize,
-            "platform": {"os": os_name, "architecture": arch}}
+    desc = {
+        "mediaType": manifest["mediaType"],
+        "digest": mdigest,
+        "size": msize,
+        "platform": {"os": os_name, "architecture": arch},
+    }
     if ref:
         desc["annotations"] = {"org.opencontainers.image.ref.name": ref}
     return desc

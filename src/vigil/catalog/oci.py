@@ -89,7 +89,9 @@ def _matches(platform: str, candidate: str | None) -> bool:
     return want == have
 
 
-def _flatten(layout: Path, descriptors: list[dict[str, Any]], depth: int = 0) -> list[tuple[dict[str, Any], str | None]]:
+def _flatten(
+    layout: Path, descriptors: list[dict[str, Any]], depth: int = 0
+) -> list[tuple[dict[str, Any], str | None]]:
     """(image manifest descriptor, platform) pairs reachable from an index."""
     if depth > 4:
         raise LayoutError(f"{layout}: image indexes nested more than 4 deep")

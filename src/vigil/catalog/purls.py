@@ -12,11 +12,21 @@ def _qualifiers(**items: str | None) -> dict[str, str]:
 
 
 def os_package_purl(
-    type_: str, namespace: str, name: str, version: str, *, arch: str | None, distro: str | None,
-    upstream: str | None = None, epoch: str | None = None,
+    type_: str,
+    namespace: str,
+    name: str,
+    version: str,
+    *,
+    arch: str | None,
+    distro: str | None,
+    upstream: str | None = None,
+    epoch: str | None = None,
 ) -> str:
     return PackageURL(
-        type=type_, namespace=namespace, name=name, version=version,
+        type=type_,
+        namespace=namespace,
+        name=name,
+        version=version,
         qualifiers=_qualifiers(arch=arch, epoch=epoch, upstream=upstream, distro=distro),
     ).to_string()
 

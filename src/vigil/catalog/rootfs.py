@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from vigil.catalog.fsview import Entry, FileView, Tree
 from vigil.catalog.model import EntryKind
@@ -53,7 +54,9 @@ def walk_rootfs(root: Path, warnings: WarningSink, on_file: Callable[[int], None
         try:
             scanner = os.scandir(local_dir)
         except OSError as exc:
-            warnings.warn(image_dir, None, f"directory not readable, its contents are missing from the manifest: {exc.strerror}")
+            warnings.warn(
+                image_dir, None, f"directory not readable, its contents are missing from the manifest: {exc.strerror}"
+            )
             continue
         with scanner:
             for de in scanner:

@@ -78,8 +78,21 @@ def _cstring(data: bytes, start: int) -> tuple[str, int]:
     return data[start:end].decode("utf-8", "replace"), end + 1
 
 
-_WANTED = {TAG_NAME, TAG_VERSION, TAG_RELEASE, TAG_EPOCH, TAG_VENDOR, TAG_LICENSE, TAG_ARCH,
-           TAG_OLDFILENAMES, TAG_FILEMODES, TAG_SOURCERPM, TAG_DIRINDEXES, TAG_BASENAMES, TAG_DIRNAMES}
+_WANTED = {
+    TAG_NAME,
+    TAG_VERSION,
+    TAG_RELEASE,
+    TAG_EPOCH,
+    TAG_VENDOR,
+    TAG_LICENSE,
+    TAG_ARCH,
+    TAG_OLDFILENAMES,
+    TAG_FILEMODES,
+    TAG_SOURCERPM,
+    TAG_DIRINDEXES,
+    TAG_BASENAMES,
+    TAG_DIRNAMES,
+}
 
 
 def parse_header_blob(blob: bytes) -> RpmHeader:
@@ -91,7 +104,7 @@ def parse_header_blob(blob: bytes) -> RpmHeader:
     data_start = 8 + 16 * il
     if data_start + dl > len(blob):
         raise HeaderError(f"header blob of {len(blob)} bytes is shorter than its {il} entries + {dl} data bytes")
-    data = blob[data_start:data_start + dl]
+    data = blob[data_start : data_start + dl]
     header = RpmHeader()
     for i in range(il):
         tag, typ, offset, count = struct.unpack_from(">iIiI", blob, 8 + 16 * i)
@@ -116,7 +129,7 @@ def parse_header_blob(blob: bytes) -> RpmHeader:
 
 
 def split_source_rpm(source_rpm: str) -> tuple[str, str] | None:
-    """"bash-5.1.8-6.el9.src.rpm" -> ("bash", "5.1.8-6.el9")."""
+    """ "bash-5.1.8-6.el9.src.rpm" -> ("bash", "5.1.8-6.el9")."""
     stem = source_rpm
     for suffix in (".src.rpm", ".nosrc.rpm"):
         if stem.endswith(suffix):

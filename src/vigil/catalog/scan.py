@@ -4,9 +4,9 @@ in, ``ImageContents`` (OS, file manifest, packages, warnings) out."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Protocol
 
 from vigil.catalog.catalogers import CATALOGERS, CatalogContext, Cataloger
@@ -56,8 +56,14 @@ def _keep_rule(catalogers: Iterable[Cataloger]) -> KeepRule:
     return keep
 
 
-def _run_catalogers(view: FileView, warnings: WarningSink, workdir: Path, catalogers: Iterable[Cataloger],
-                    layers: list[LayerRecord], progress: Progress | None) -> ImageContents:
+def _run_catalogers(
+    view: FileView,
+    warnings: WarningSink,
+    workdir: Path,
+    catalogers: Iterable[Cataloger],
+    layers: list[LayerRecord],
+    progress: Progress | None,
+) -> ImageContents:
     os = detect_os(view, warnings)
     ctx = CatalogContext(os=os, warnings=warnings, workdir=workdir)
     packages = []
@@ -74,12 +80,18 @@ def _run_catalogers(view: FileView, warnings: WarningSink, workdir: Path, catalo
         packages.extend(found)
         runs[cataloger.name] = CatalogerRun(cataloger.version, len(found))
     packages.sort(key=lambda p: (p.type, p.name, p.version, p.found_in))
-    return ImageContents(os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers,
-                         catalogers=runs)
+    return ImageContents(
+        os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers, catalogers=runs
+    )
 
 
-def catalog_layers(layers: Iterable[LayerBlob | LayerTuple], *, catalogers: Iterable[Cataloger] | None = None,
-                   progress: Progress | None = None, total: int | None = None) -> ImageContents:
+def catalog_layers(
+    layers: Iterable[LayerBlob | LayerTuple],
+    *,
+    catalogers: Iterable[Cataloger] | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> ImageContents:
     """Apply layer blobs in order (lowest first) and catalog the result.
 
     Each item is a ``LayerBlob`` or a ``(media_type, stream[, digest])`` tuple.
@@ -100,16 +112,20 @@ def catalog_layers(layers: Iterable[LayerBlob | LayerTuple], *, catalogers: Iter
             hook = (lambda read, n=n: progress.layer_advanced(n, read)) if progress is not None else None
             record = applier.apply(blob.media_type, blob.stream, hook)
             if blob.digest is not None and blob.digest != record.digest:
-                raise LayerDigestMismatch(
-                    f"layer {n}: blob read has digest {record.digest}, expected {blob.digest}")
+                raise LayerDigestMismatch(f"layer {n}: blob read has digest {record.digest}, expected {blob.digest}")
             if progress is not None:
                 progress.layer_finished(record)
         return _run_catalogers(applier.view(), warnings, work / "scratch", chosen, applier.layers, progress)
 
 
-def catalog_oci_layout(path: str | Path, platform: str | None = None, *, ref: str | None = None,
-                       catalogers: Iterable[Cataloger] | None = None,
-                       progress: Progress | None = None) -> ImageContents:
+def catalog_oci_layout(
+    path: str | Path,
+    platform: str | None = None,
+    *,
+    ref: str | None = None,
+    catalogers: Iterable[Cataloger] | None = None,
+    progress: Progress | None = None,
+) -> ImageContents:
     """Catalog the image of an OCI image layout directory (``platform`` like
     ``linux/amd64`` chooses in a multi-platform index)."""
     layout = Path(path)
@@ -128,8 +144,9 @@ def catalog_oci_layout(path: str | Path, platform: str | None = None, *, ref: st
     return catalog_layers(blobs(), catalogers=catalogers, progress=progress, total=len(image.layers))
 
 
-def catalog_rootfs(path: str | Path, *, catalogers: Iterable[Cataloger] | None = None,
-                   progress: Progress | None = None) -> ImageContents:
+def catalog_rootfs(
+    path: str | Path, *, catalogers: Iterable[Cataloger] | None = None, progress: Progress | None = None
+) -> ImageContents:
     """Catalog an unpacked root filesystem directory, read in place."""
     chosen = list(catalogers if catalogers is not None else CATALOGERS.values())
     warnings = WarningSink()
@@ -138,8 +155,7 @@ def catalog_rootfs(path: str | Path, *, catalogers: Iterable[Cataloger] | None =
         return _run_catalogers(view, warnings, Path(tmp), chosen, [], progress)
 
 
-def catalog_path(path: str | Path, platform: str | None = None, *,
-                 progress: Progress | None = None) -> ImageContents:
+def catalog_path(path: str | Path, platform: str | None = None, *, progress: Progress | None = None) -> ImageContents:
     """An OCI layout directory or a rootfs directory, told apart by ``oci-layout``."""
     p = Path(path)
     if is_oci_layout(p):

@@ -98,4 +98,3 @@ def __getattr__(name: str):
     if name == "app":
         return build_app()
     raise AttributeError(name)
-

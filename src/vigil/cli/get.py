@@ -39,7 +39,11 @@ class ListingError(Exception):
 
 
 def filters(
-    resource: Resource, cluster: str | None, namespace: str | None, severity: str | None, type_: str | None,
+    resource: Resource,
+    cluster: str | None,
+    namespace: str | None,
+    severity: str | None,
+    type_: str | None,
     status: str | None,
 ) -> dict[str, str | None]:
     """The query parameters the resource's listing takes (None: not given)."""
@@ -66,9 +70,17 @@ def columns(resource: Resource, output: Output) -> list[str]:
 
 
 def run(
-    resource: Resource, *, cluster: str | None = None, namespace: str | None = None, severity: str | None = None,
-    type_: str | None = None, status: str | None = None, limit: int | None = None, output: Output = Output.table,
-    url: str = DEFAULT_URL, token: str | None = None,
+    resource: Resource,
+    *,
+    cluster: str | None = None,
+    namespace: str | None = None,
+    severity: str | None = None,
+    type_: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    output: Output = Output.table,
+    url: str = DEFAULT_URL,
+    token: str | None = None,
 ) -> None:
     """Print every row of the listing (at most ``limit``)."""
     if not token:
@@ -94,9 +106,17 @@ def report(error: ListingError) -> None:
 
 # Each option of the typer command, by every name it answers to, and `run`'s keyword for it.
 OPTIONS = {
-    "--cluster": "cluster", "--namespace": "namespace", "-n": "namespace", "--severity": "severity",
-    "--type": "type_", "--status": "status", "--limit": "limit", "--output": "output", "-o": "output",
-    "--url": "url", "--token": "token",
+    "--cluster": "cluster",
+    "--namespace": "namespace",
+    "-n": "namespace",
+    "--severity": "severity",
+    "--type": "type_",
+    "--status": "status",
+    "--limit": "limit",
+    "--output": "output",
+    "-o": "output",
+    "--url": "url",
+    "--token": "token",
 }
 
 

@@ -43,8 +43,18 @@ def get(
 ) -> None:
     """List clusters, nodes, workloads, pods, images or findings from a running service."""
     try:
-        run(resource, cluster=cluster, namespace=namespace, severity=severity, type_=type_, status=status, limit=limit,
-            output=output, url=url, token=token)
+        run(
+            resource,
+            cluster=cluster,
+            namespace=namespace,
+            severity=severity,
+            type_=type_,
+            status=status,
+            limit=limit,
+            output=output,
+            url=url,
+            token=token,
+        )
     except ListingError as exc:
         report(exc)
         raise typer.Exit(exc.code)

@@ -62,8 +62,9 @@ def node_to_wire(obj: Mapping[str, Any]) -> Node:
         if isinstance(cond, dict) and cond.get("type") and cond.get("status") in _CONDITION_STATUSES:
             conditions.append(NodeCondition(type=str(cond["type"]), status=cond["status"]))
         else:
-            log.warning("node %s: condition %r skipped: needs a type and a True/False/Unknown status",
-                        meta.get("name"), cond)
+            log.warning(
+                "node %s: condition %r skipped: needs a type and a True/False/Unknown status", meta.get("name"), cond
+            )
     try:
         return Node(
             name=str(meta.get("name") or ""),
@@ -91,8 +92,9 @@ def _container(pod_name: str, kind: str, spec: Mapping[str, Any], status: Mappin
     name = str(spec.get("name") or status.get("name") or "")
     image = str(spec.get("image") or status.get("image") or "")
     if not name or not image:
-        log.warning("pod %s: %s container %r skipped: it has no %s", pod_name, kind, name,
-                    "name" if not name else "image")
+        log.warning(
+            "pod %s: %s container %r skipped: it has no %s", pod_name, kind, name, "name" if not name else "image"
+        )
         return None
     image_id = str(status.get("imageID") or "")
     container_id = status.get("containerID") or None
@@ -115,7 +117,9 @@ def _container(pod_name: str, kind: str, spec: Mapping[str, Any], status: Mappin
 
 def containers(pod: Mapping[str, Any]) -> list[Container]:
     spec, status = _dict(pod.get("spec")), _dict(pod.get("status"))
-    pod_name = "/".join(str(x) for x in (_dict(pod.get("metadata")).get("namespace"), _dict(pod.get("metadata")).get("name")))
+    pod_name = "/".join(
+        str(x) for x in (_dict(pod.get("metadata")).get("namespace"), _dict(pod.get("metadata")).get("name"))
+    )
     out: list[Container] = []
     for kind, spec_key, status_key in _CONTAINER_LISTS:
         statuses = {s.get("name"): s for s in _list(status.get(status_key)) if isinstance(s, dict)}
@@ -129,7 +133,9 @@ def containers(pod: Mapping[str, Any]) -> list[Container]:
                 out.append(made)
         for sname, s in statuses.items():
             if sname not in named:
-                log.warning("pod %s: %s container status %r has no spec; reported from its status", pod_name, kind, sname)
+                log.warning(
+                    "pod %s: %s container status %r has no spec; reported from its status", pod_name, kind, sname
+                )
                 made = _container(pod_name, kind, {}, s)
                 if made is not None:
                     out.append(made)
@@ -156,8 +162,13 @@ def security_facts(spec: Mapping[str, Any]) -> SecurityFacts:
         for cap in _list(_dict(sc.get("capabilities")).get("add")):
             if isinstance(cap, str) and cap not in caps:
                 caps.append(cap)
-        non_root.append(sc["runAsNonRoot"] if isinstance(sc.get("runAsNonRoot"), bool) else pod_sc.get("runAsNonRoot")
-                        if isinstance(pod_sc.get("runAsNonRoot"), bool) else None)
+        non_root.append(
+            sc["runAsNonRoot"]
+            if isinstance(sc.get("runAsNonRoot"), bool)
+            else pod_sc.get("runAsNonRoot")
+            if isinstance(pod_sc.get("runAsNonRoot"), bool)
+            else None
+        )
         user = sc.get("runAsUser", pod_sc.get("runAsUser"))
         users.append(user if isinstance(user, int) and not isinstance(user, bool) else None)
     if not non_root:

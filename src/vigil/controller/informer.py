@@ -35,8 +35,16 @@ class InformerSink(Protocol):
 
 
 class Informer:
-    def __init__(self, kind: WatchedKind, api: KubeApi, sink: InformerSink, *, page_size: int = 500,
-                 watch_timeout: int = 300, retry_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        kind: WatchedKind,
+        api: KubeApi,
+        sink: InformerSink,
+        *,
+        page_size: int = 500,
+        watch_timeout: int = 300,
+        retry_delay: float = 1.0,
+    ) -> None:
         self.kind = kind
         self.api = api
         self.sink = sink
@@ -91,13 +99,21 @@ class Informer:
             elif etype == "ERROR":
                 code, message = obj.get("code"), obj.get("message")
                 if code == 410:
-                    log.info("%s: watch from resourceVersion %s expired (%s); relisting", self.kind.kind,
-                             self.resource_version, message)
+                    log.info(
+                        "%s: watch from resourceVersion %s expired (%s); relisting",
+                        self.kind.kind,
+                        self.resource_version,
+                        message,
+                    )
                     return "gone"
-                log.warning("%s: watch ERROR event %s %s: %s; relisting", self.kind.kind, code, obj.get("reason"), message)
+                log.warning(
+                    "%s: watch ERROR event %s %s: %s; relisting", self.kind.kind, code, obj.get("reason"), message
+                )
                 return "error"
             else:
-                log.warning("%s: watch event of unknown type %r ignored; keys: %s", self.kind.kind, etype, sorted(event))
+                log.warning(
+                    "%s: watch event of unknown type %r ignored; keys: %s", self.kind.kind, etype, sorted(event)
+                )
         if time.monotonic() - started >= self.watch_timeout - 1:
             return "timeout"
         log.info("%s: watch stream ended early (after %.1fs); relisting", self.kind.kind, time.monotonic() - started)
@@ -116,7 +132,7 @@ class Informer:
                 self.relist_reasons.append(why)
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, KubeError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, KubeError) as exc:
                 self.relist_reasons.append(type(exc).__name__)
                 log.warning("%s: %s: %s; relisting in %.1fs", self.kind.kind, type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)

@@ -21,8 +21,9 @@ owners appears, changes or goes, exactly the affected subjects are resolved agai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .kinds import OWNER_KINDS
 
@@ -68,7 +69,7 @@ def resolve(
     subject_kind: str,
     subject_name: str,
     first: Ref | None,
-    lookup: "Mapping[tuple[str, str], OwnerFacts]",
+    lookup: Mapping[tuple[str, str], OwnerFacts],
 ) -> Resolution:
     """Resolve a subject (a pod, or an owner object itself) whose controller reference is ``first``.
 

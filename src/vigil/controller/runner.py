@@ -92,7 +92,7 @@ class Controller:
         while True:
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             wait = self.stats.last_batch_at + self.settings.batch_interval - time.monotonic()
             if wait > 0:
@@ -116,7 +116,9 @@ class Controller:
                 continue
             except ServiceRejected as exc:
                 self.stats.rejected += 1
-                log.error("batch %s (%s) refused by the service: %s; a snapshot follows", pending.batch_id, pending.kind, exc)
+                log.error(
+                    "batch %s (%s) refused by the service: %s; a snapshot follows", pending.batch_id, pending.kind, exc
+                )
                 self.state.reject(pending)
                 pending = None
                 await asyncio.sleep(retry)
@@ -131,15 +133,24 @@ class Controller:
                 self.stats.deltas += 1
             self.stats.batch_ids.append(pending.batch_id)
             del self.stats.batch_ids[:-100]
-            log.info("batch %s (%s) %s in %.2fs: %s", pending.batch_id, pending.kind,
-                     "applied" if result.applied else "already applied", time.monotonic() - sent_at, result.counts)
+            log.info(
+                "batch %s (%s) %s in %.2fs: %s",
+                pending.batch_id,
+                pending.kind,
+                "applied" if result.applied else "already applied",
+                time.monotonic() - sent_at,
+                result.counts,
+            )
             pending = None
             if self.state.has_changes or self.state.snapshot_needed:
                 self._changed.set()
 
     async def _heartbeat_loop(self) -> None:
-        beat = Heartbeat(cluster_id=self.cluster_id, version=getattr(vigil, "__version__", "")[:64],
-                         interval_seconds=max(1, round(self.settings.heartbeat_interval)))
+        beat = Heartbeat(
+            cluster_id=self.cluster_id,
+            version=getattr(vigil, "__version__", "")[:64],
+            interval_seconds=max(1, round(self.settings.heartbeat_interval)),
+        )
         while True:
             try:
                 await self.service.heartbeat(beat)

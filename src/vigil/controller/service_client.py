@@ -47,13 +47,17 @@ async def register(url: str, registration_token: str, name: str, verify: bool | 
     url = check_service_url(url)
     async with httpx.AsyncClient(verify=verify, timeout=30) as http:
         try:
-            resp = await http.post(f"{url}/api/v1/clusters/register", json={"name": name},
-                                   headers={"Authorization": f"Bearer {registration_token}"})
+            resp = await http.post(
+                f"{url}/api/v1/clusters/register",
+                json={"name": name},
+                headers={"Authorization": f"Bearer {registration_token}"},
+            )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"registering cluster {name!r} at {url}: {type(exc).__name__}: {exc}") from None
     if resp.status_code != 200:
         raise (ServiceUnavailable if resp.status_code >= 500 else ServiceRejected)(
-            f"registering cluster {name!r} at {url}: {_error_text(resp)}")
+            f"registering cluster {name!r} at {url}: {_error_text(resp)}"
+        )
     body = resp.json()
     return ClusterCredential(str(body["cluster_id"]), str(body["credential"]), str(body.get("name", name)), url)
 
@@ -63,7 +67,9 @@ class InventoryService:
         self.url = check_service_url(url)
         self.credential = credential
         self._http = httpx.AsyncClient(
-            base_url=self.url, verify=verify, timeout=timeout,
+            base_url=self.url,
+            verify=verify,
+            timeout=timeout,
             headers={"Authorization": f"Bearer {credential.credential}", "User-Agent": "vigil-controller"},
         )
 

@@ -10,8 +10,8 @@ exact cluster state: nothing is an event that could be lost, everything is state
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from vigil.wire.inventory import (
@@ -239,8 +239,12 @@ class ClusterState:
             for uid in [u for u in self._pod_refs if u not in keep]:
                 self.delete_pod({"metadata": {"uid": uid}})
         else:
-            stale = [(ns, name) for ns, owners in self._owners.items() for (k, name) in owners
-                     if k == kind and (ns, name) not in keep]
+            stale = [
+                (ns, name)
+                for ns, owners in self._owners.items()
+                for (k, name) in owners
+                if k == kind and (ns, name) not in keep
+            ]
             for ns, name in stale:
                 self.delete_owner(kind, {"metadata": {"namespace": ns, "name": name}})
         self.snapshot_needed = True
@@ -282,8 +286,14 @@ class ClusterState:
                 ranked[link] = max(ranked.get(link, 0), depth)
         ordered = sorted(ranked, key=lambda link: (-ranked[link], link))
         if len(ordered) > MAX_DEPTH:
-            log.warning("workload %s/%s/%s: %d owners between it and its pods; the wire carries the %d nearest the pods",
-                        ns, kind, name, len(ordered), MAX_DEPTH)
+            log.warning(
+                "workload %s/%s/%s: %d owners between it and its pods; the wire carries the %d nearest the pods",
+                ns,
+                kind,
+                name,
+                len(ordered),
+                MAX_DEPTH,
+            )
             ordered = ordered[:MAX_DEPTH]
         labels: dict[str, str] = {}
         owner = self._owners.get(ns, {}).get((kind, name))
@@ -294,8 +304,13 @@ class ClusterState:
                 if sid[0] == "pod" and sid[1] in self.pods and self.pods[sid[1]].name == name:
                     labels = dict(self.pods[sid[1]].labels)
         try:
-            return Workload(namespace=ns, kind=kind, name=name, labels=labels,
-                            owner_chain=[OwnerRef(kind=k, name=n) for k, n in ordered])
+            return Workload(
+                namespace=ns,
+                kind=kind,
+                name=name,
+                labels=labels,
+                owner_chain=[OwnerRef(kind=k, name=n) for k, n in ordered],
+            )
         except Exception as exc:  # a name or kind the wire refuses: say which
             log.warning("workload %s/%s/%s skipped: %s", ns, kind, name, exc)
             return None
@@ -321,10 +336,17 @@ class ClusterState:
             if (p.namespace, p.workload.kind, p.workload.name) in known:
                 pods.append(p)
             else:  # only when the wire refused the workload's name or kind, logged above
-                log.warning("pod %s/%s left out of the snapshot: its workload %s/%s is not reportable",
-                            p.namespace, p.name, p.workload.kind, p.workload.name)
+                log.warning(
+                    "pod %s/%s left out of the snapshot: its workload %s/%s is not reportable",
+                    p.namespace,
+                    p.name,
+                    p.workload.kind,
+                    p.workload.name,
+                )
         return InventorySnapshot(
-            kind="snapshot", batch_id=batch_id, cluster_id=cluster_id,
+            kind="snapshot",
+            batch_id=batch_id,
+            cluster_id=cluster_id,
             nodes=sorted(self.nodes.values(), key=lambda n: n.name),
             workloads=sorted(self.workloads.values(), key=lambda w: (w.namespace, w.kind, w.name)),
             pods=sorted(pods, key=lambda p: (p.namespace, p.name, p.uid)),
@@ -334,21 +356,34 @@ class ClusterState:
         """The changes since the last acknowledged batch, or None when there are none."""
         self._materialize_workloads()
         sent = self.sent
-        nodes = [self.nodes[n] for n in sorted(self._dirty_nodes) if n in self.nodes and sent.nodes.get(n) != self.nodes[n]]
+        nodes = [
+            self.nodes[n] for n in sorted(self._dirty_nodes) if n in self.nodes and sent.nodes.get(n) != self.nodes[n]
+        ]
         gone_nodes = sorted(n for n in self._dirty_nodes if n not in self.nodes and n in sent.nodes)
         pods = [self.pods[u] for u in sorted(self._dirty_pods) if u in self.pods and sent.pods.get(u) != self.pods[u]]
         gone_pods = sorted(u for u in self._dirty_pods if u not in self.pods and u in sent.pods)
-        workloads = [self.workloads[k] for k in sorted(self._dirty_workloads)
-                     if k in self.workloads and sent.workloads.get(k) != self.workloads[k]]
-        gone_workloads = [WorkloadKey(namespace=k[0], kind=k[1], name=k[2]) for k in sorted(self._dirty_workloads)
-                          if k not in self.workloads and k in sent.workloads]
+        workloads = [
+            self.workloads[k]
+            for k in sorted(self._dirty_workloads)
+            if k in self.workloads and sent.workloads.get(k) != self.workloads[k]
+        ]
+        gone_workloads = [
+            WorkloadKey(namespace=k[0], kind=k[1], name=k[2])
+            for k in sorted(self._dirty_workloads)
+            if k not in self.workloads and k in sent.workloads
+        ]
         self._dirty_nodes.clear()
         self._dirty_pods.clear()
         self._dirty_workloads.clear()
         if not (nodes or gone_nodes or pods or gone_pods or workloads or gone_workloads):
             return None
         return InventoryDelta(
-            kind="delta", batch_id=batch_id, cluster_id=cluster_id, nodes=nodes, workloads=workloads, pods=pods,
+            kind="delta",
+            batch_id=batch_id,
+            cluster_id=cluster_id,
+            nodes=nodes,
+            workloads=workloads,
+            pods=pods,
             deletes=InventoryDeletes(nodes=gone_nodes, workloads=gone_workloads, pods=gone_pods),
         )
 

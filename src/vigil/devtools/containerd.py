@@ -35,7 +35,9 @@ class ContainerdError(RuntimeError):
 
 def missing_tools() -> list[str]:
     """What of containerd, ctr, runc and busybox-static this machine lacks (empty: nothing)."""
-    return [t for t in TOOLS if shutil.which(t) is None] + ([] if BUSYBOX.exists() else ["busybox-static (/bin/busybox)"])
+    return [t for t in TOOLS if shutil.which(t) is None] + (
+        [] if BUSYBOX.exists() else ["busybox-static (/bin/busybox)"]
+    )
 
 
 @dataclass
@@ -121,7 +123,11 @@ def busybox_image(
     """A one-layer image: busybox-static (``busybox``: other bytes in its place) with applet
     symlinks, /app/run.sh as its command, and ``extra`` files (mode 0755). Returns the image and
     its regular files by absolute path."""
-    regular = {"/bin/busybox": BUSYBOX.read_bytes() if busybox is None else busybox, "/app/run.sh": RUN_SCRIPT, **(extra or {})}
+    regular = {
+        "/bin/busybox": BUSYBOX.read_bytes() if busybox is None else busybox,
+        "/app/run.sh": RUN_SCRIPT,
+        **(extra or {}),
+    }
     entries: dict[str, LayerFile] = {p.lstrip("/"): LayerFile(data, mode=0o755) for p, data in regular.items()}
     for applet in applets:
         entries[f"bin/{applet}"] = LayerFile(kind="symlink", linkname="busybox", mode=0o777)

@@ -190,9 +190,15 @@ def _toolbox_image() -> Image:
     findings stay the same, and the runtime part, which needs the real one, is off anyway."""
     busybox = None if ctd.BUSYBOX.exists() else b"#!/bin/sh\n# stand-in: busybox-static was not installed\n"
     image, _ = ctd.busybox_image(
-        {"/etc/os-release": b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.17.7\n', "/lib/apk/db/installed": APK_INSTALLED},
+        {
+            "/etc/os-release": b'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.17.7\n',
+            "/lib/apk/db/installed": APK_INSTALLED,
+        },
         applets=TOOLBOX_APPLETS,
-        labels={"org.opencontainers.image.source": "https://git.example.com/shop/toolbox", "org.opencontainers.image.version": "1.0"},
+        labels={
+            "org.opencontainers.image.source": "https://git.example.com/shop/toolbox",
+            "org.opencontainers.image.version": "1.0",
+        },
         busybox=busybox,
     )
     return image
@@ -278,13 +284,22 @@ class RuntimePart:
         cred.write_text(credential + "\n")
         self.sensor = subprocess.Popen(
             [
-                sys.executable, "-m", "vigil.cli", "sensor",
-                "--service", self.service_url,
-                "--credential-file", str(cred),
-                "--cluster-id", cluster_id,
-                "--node-name", SENSOR_NODE,
-                "--spool-dir", str(self.work / "sensor-spool"),
-                "--batch-interval", "1",
+                sys.executable,
+                "-m",
+                "vigil.cli",
+                "sensor",
+                "--service",
+                self.service_url,
+                "--credential-file",
+                str(cred),
+                "--cluster-id",
+                cluster_id,
+                "--node-name",
+                SENSOR_NODE,
+                "--spool-dir",
+                str(self.work / "sensor-spool"),
+                "--batch-interval",
+                "1",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -304,7 +319,9 @@ class RuntimePart:
         while time.monotonic() < deadline:
             if sensor.poll() is not None:
                 raise DemoError(f"the sensor exited ({sensor.returncode}): {self.sensor_log_tail()}")
-            resp = httpx.get(f"{self.service_url}/api/v1/nodes", params={"cluster": cluster_id}, headers=headers, timeout=10)
+            resp = httpx.get(
+                f"{self.service_url}/api/v1/nodes", params={"cluster": cluster_id}, headers=headers, timeout=10
+            )
             if resp.status_code == 200:
                 node = next((n for n in resp.json()["items"] if n["name"] == SENSOR_NODE), None)
                 if node is not None and (node.get("sensor") or {}).get("last_heartbeat_at"):
@@ -316,7 +333,10 @@ class RuntimePart:
         """The service holds the last step's record and has analysed every record it holds."""
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         procs = httpx.get(
-            f"{self.service_url}/api/v1/processes", params={"cluster": self.cluster_id, "limit": 1000}, headers=headers, timeout=10
+            f"{self.service_url}/api/v1/processes",
+            params={"cluster": self.cluster_id, "limit": 1000},
+            headers=headers,
+            timeout=10,
         )
         procs.raise_for_status()
         if not any(p["path"] == MARKER_PATH for p in procs.json()["items"]):
@@ -349,7 +369,9 @@ class RuntimePart:
                 ctd.put_file(init, *drop)
             done = ctd.exec_in(c, cid, exec_id, *argv)
             if done.returncode != 0:
-                raise DemoError(f"ctr task exec {' '.join(argv)} in the toolbox container failed ({done.returncode}): {done.stderr.strip()}")
+                raise DemoError(
+                    f"ctr task exec {' '.join(argv)} in the toolbox container failed ({done.returncode}): {done.stderr.strip()}"
+                )
 
     def stop(self) -> None:
         if self.sensor is not None and self.sensor.poll() is None:
@@ -425,7 +447,9 @@ class Demo:
             if not has_admin(conn):
                 self.admin_token = issue_token(conn, role="admin", name="demo-admin").secret
             registration = issue_token(conn, role="registration", name="demo-controller").secret
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
+        )
         t = threading.Thread(target=self.server.run, name="vigil-demo-service", daemon=True)
         t.start()
         self.threads.append(t)
@@ -448,13 +472,22 @@ class Demo:
         say("starting the controller")
         self.controller = subprocess.Popen(
             [
-                sys.executable, "-m", "vigil.cli", "controller",
-                "--service", self.url,
-                "--registration-token", registration,
-                "--cluster-name", CLUSTER,
-                "--credential-file", str(self.work / "controller-credential.json"),
-                "--kubeconfig", str(kubeconfig),
-                "--log-level", "WARNING",
+                sys.executable,
+                "-m",
+                "vigil.cli",
+                "controller",
+                "--service",
+                self.url,
+                "--registration-token",
+                registration,
+                "--cluster-name",
+                CLUSTER,
+                "--credential-file",
+                str(self.work / "controller-credential.json"),
+                "--kubeconfig",
+                str(kubeconfig),
+                "--log-level",
+                "WARNING",
             ],
             stdout=subprocess.DEVNULL,
             stderr=open(self.work / "controller.log", "wb"),  # noqa: SIM115 - lives as long as the process
@@ -472,11 +505,15 @@ class Demo:
             timeout=30,
         )
         if resp.status_code != 200:
-            raise DemoError(f"registering cluster {CLUSTER!r} for the sensor: HTTP {resp.status_code}: {resp.text[:300]}")
+            raise DemoError(
+                f"registering cluster {CLUSTER!r} for the sensor: HTTP {resp.status_code}: {resp.text[:300]}"
+            )
         body = resp.json()
         return body["cluster_id"], body["credential"]
 
-    def _start_runtime(self, host: str, digest: str, cluster_id: str, credential: str, say: Callable[[str], None]) -> None:
+    def _start_runtime(
+        self, host: str, digest: str, cluster_id: str, credential: str, say: Callable[[str], None]
+    ) -> None:
         """Run the runtime part; if a part of it fails here, say why and go on without it."""
         self.runtime = RuntimePart(
             work=self.work / "runtime",
@@ -490,7 +527,14 @@ class Demo:
         self.runtime.work.mkdir(parents=True, exist_ok=True)
         try:
             self.runtime.start(cluster_id, credential, say)
-        except (DemoError, ctd.ContainerdError, TimeoutError, OSError, subprocess.SubprocessError, httpx.HTTPError) as exc:
+        except (
+            DemoError,
+            ctd.ContainerdError,
+            TimeoutError,
+            OSError,
+            subprocess.SubprocessError,
+            httpx.HTTPError,
+        ) as exc:
             detail = exc.stderr.strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else ""
             self.runtime_off = f"{exc}{': ' + detail if detail else ''}".strip()
             say(f"runtime part failed: {self.runtime_off}; continuing without runtime findings")
@@ -545,11 +589,24 @@ class Demo:
             store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "uid": str(uuid.uuid4())}})
 
         def deployment(ns: str, name: str, image: str, repo_digest: str | None, replicas: int = 2) -> list[dict]:
-            dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, ns), "spec": {"replicas": replicas}}
-            rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": _meta(f"{name}-5d8f7c", ns, dep), "spec": {"replicas": replicas}}
+            dep = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": _meta(name, ns),
+                "spec": {"replicas": replicas},
+            }
+            rs = {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": _meta(f"{name}-5d8f7c", ns, dep),
+                "spec": {"replicas": replicas},
+            }
             store.create(dep)
             store.create(rs)
-            pods = [_pod(f"{name}-5d8f7c-{i}", ns, rs, ("node-a", "node-b")[i % 2], image, repo_digest) for i in range(replicas)]
+            pods = [
+                _pod(f"{name}-5d8f7c-{i}", ns, rs, ("node-a", "node-b")[i % 2], image, repo_digest)
+                for i in range(replicas)
+            ]
             for pod in pods:
                 store.create(pod)
             return pods
@@ -557,22 +614,48 @@ class Demo:
         deployment("shop", "web", f"{host}/shop/web:1.0", f"{host}/shop/web@{d['web']}")
         deployment("shop", "api", f"{host}/shop/api:2.1", f"{host}/shop/api@{d['api']}")
         deployment("shop", "worker", f"{host}/shop/worker:3.0", f"{host}/shop/worker@{d['worker']}", replicas=1)
-        (toolbox,) = deployment("shop", "toolbox", f"{host}/shop/toolbox:1.0", f"{host}/shop/toolbox@{d['toolbox']}", replicas=1)
+        (toolbox,) = deployment(
+            "shop", "toolbox", f"{host}/shop/toolbox:1.0", f"{host}/shop/toolbox@{d['toolbox']}", replicas=1
+        )
         self.toolbox = {
             "pod_uid": toolbox["metadata"]["uid"],
             "container_id": toolbox["status"]["containerStatuses"][0]["containerID"].removeprefix("containerd://"),
         }
-        deployment("edge", "miner", "quay.io/cryptominer/xmrig:6.21", "quay.io/cryptominer/xmrig@sha256:" + "e" * 64, replicas=1)
-        cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": _meta("report", "batch"), "spec": {"schedule": "0 * * * *"}}
+        deployment(
+            "edge",
+            "miner",
+            "quay.io/cryptominer/xmrig:6.21",
+            "quay.io/cryptominer/xmrig@sha256:" + "e" * 64,
+            replicas=1,
+        )
+        cron = {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": _meta("report", "batch"),
+            "spec": {"schedule": "0 * * * *"},
+        }
         job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": _meta("report-29001", "batch", cron), "spec": {}}
         store.create(cron)
         store.create(job)
-        store.create(_pod("report-29001-x7k2p", "batch", job, "node-a", f"{host}/batch/report:0.9", f"{host}/batch/report@{d['report']}"))
+        store.create(
+            _pod(
+                "report-29001-x7k2p",
+                "batch",
+                job,
+                "node-a",
+                f"{host}/batch/report:0.9",
+                f"{host}/batch/report@{d['report']}",
+            )
+        )
 
     # -- running ------------------------------------------------------------------------------
 
     def findings_by_type(self, token: str) -> dict[str, int]:
-        resp = httpx.get(f"{self.url}/api/v1/findings", params={"status": "open", "limit": 1000}, headers={"Authorization": f"Bearer {token}"})
+        resp = httpx.get(
+            f"{self.url}/api/v1/findings",
+            params={"status": "open", "limit": 1000},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         resp.raise_for_status()
         out: dict[str, int] = {}
         for f in resp.json()["items"]:
@@ -585,10 +668,14 @@ class Demo:
         expected = self.expected_findings()
         while time.monotonic() < deadline:
             seen = self.findings_by_type(token)
-            if all(seen.get(t, 0) >= n for t, n in expected.items()) and (self.runtime is None or self.runtime.settled()):
+            if all(seen.get(t, 0) >= n for t, n in expected.items()) and (
+                self.runtime is None or self.runtime.settled()
+            ):
                 return seen
             if self.controller is not None and self.controller.poll() is not None:
-                raise DemoError(f"the controller exited ({self.controller.returncode}); see {self.work / 'controller.log'}")
+                raise DemoError(
+                    f"the controller exited ({self.controller.returncode}); see {self.work / 'controller.log'}"
+                )
             runtime = self.runtime
             if runtime is not None and runtime.sensor is not None and runtime.sensor.poll() is not None:
                 raise DemoError(f"the sensor exited ({runtime.sensor.returncode}): {runtime.sensor_log_tail()}")

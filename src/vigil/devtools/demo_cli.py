@@ -21,9 +21,15 @@ out = Console()
 
 def demo(
     port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port for the service and console"),
-    work_dir: Path = typer.Option(None, "--work-dir", help="Where the demo keeps its registry, store and files [default: a new temp dir]"),
+    work_dir: Path = typer.Option(
+        None, "--work-dir", help="Where the demo keeps its registry, store and files [default: a new temp dir]"
+    ),
     wait: float = typer.Option(180.0, "--wait", min=1, help="Seconds to wait for every demo finding to appear"),
-    exit_when_ready: bool = typer.Option(False, "--exit-when-ready", help="Stop once every expected finding has appeared, runtime ones too when that part runs (for scripts)"),
+    exit_when_ready: bool = typer.Option(
+        False,
+        "--exit-when-ready",
+        help="Stop once every expected finding has appeared, runtime ones too when that part runs (for scripts)",
+    ),
     output: str = typer.Option("text", "--output", "-o", help="text or json (json: one summary object, for scripts)"),
 ) -> None:
     """Run registry, test Kubernetes API, service, scanner and controller here (and containerd with the sensor
@@ -49,7 +55,11 @@ def demo(
         if d.runtime is not None:
             runtime |= {"pod_uid": d.runtime.pod_uid, "container_id": f"containerd://{d.runtime.container_id}"}
         if output == "json":
-            print(orjson.dumps({"url": d.url, "token": token, "findings": found, "runtime": runtime, "work_dir": str(work)}).decode())
+            print(
+                orjson.dumps(
+                    {"url": d.url, "token": token, "findings": found, "runtime": runtime, "work_dir": str(work)}
+                ).decode()
+            )
         else:
             out.print("Findings: " + ", ".join(f"{k} {v}" for k, v in sorted(found.items())))
             if d.runtime is not None:

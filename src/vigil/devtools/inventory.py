@@ -88,7 +88,11 @@ def synthetic_snapshot(
                 "service_account": "default",
                 "workload": {"kind": w["kind"], "name": w["name"]},
                 "labels": {"app": w["name"]},
-                "security": {"privileged": p % 97 == 0, "host_network": p % 53 == 0, "added_capabilities": ["NET_ADMIN"] if p % 41 == 0 else []},
+                "security": {
+                    "privileged": p % 97 == 0,
+                    "host_network": p % 53 == 0,
+                    "added_capabilities": ["NET_ADMIN"] if p % 41 == 0 else [],
+                },
                 "containers": containers,
             }
         )
@@ -114,7 +118,9 @@ def synthetic_deltas(snapshot: InventorySnapshot, count: int, seed: int = 2) -> 
         delta: dict[str, Any]
         if i % 2 == 0:
             changed = p.model_copy(
-                update={"containers": [c.model_copy(update={"restart_count": c.restart_count + 1}) for c in p.containers]}
+                update={
+                    "containers": [c.model_copy(update={"restart_count": c.restart_count + 1}) for c in p.containers]
+                }
             )
             delta = {"pods": [changed.model_dump()]}
             pods[pods.index(p)] = changed

@@ -46,14 +46,16 @@ class ThrowawayPostgres:
         if proc.returncode != 0:
             raise PostgresUnavailable(f"{' '.join(args[:2])} failed: {proc.stderr.strip()[-800:]}")
 
-    def start(self) -> "ThrowawayPostgres":
+    def start(self) -> ThrowawayPostgres:
         initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
         data = self.dir / "data"
         if os.geteuid() == 0:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
-                raise PostgresUnavailable("running as root and there is no 'postgres' user to own the cluster") from None
+                raise PostgresUnavailable(
+                    "running as root and there is no 'postgres' user to own the cluster"
+                ) from None
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
             self._as_user = ["runuser", "-u", "postgres", "--"]
         self._run(initdb, "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-sync")

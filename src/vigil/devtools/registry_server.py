@@ -148,7 +148,7 @@ class RegistryServer:
             config["auth"] = {"htpasswd": {"realm": "vigil-test-registry", "path": str(htpasswd)}}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    def start(self) -> "RegistryServer":
+    def start(self) -> RegistryServer:
         if self.running:
             return self
         log = open(self.log_path, "ab")
@@ -194,7 +194,7 @@ class RegistryServer:
             process.kill()
             process.wait(timeout=10)
 
-    def restart(self) -> "RegistryServer":
+    def restart(self) -> RegistryServer:
         self.stop()
         return self.start()
 
@@ -210,14 +210,14 @@ class RegistryServer:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "RegistryServer":
+    def __enter__(self) -> RegistryServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     @classmethod
-    def for_pytest(cls, workdir: str | os.PathLike, **options) -> "RegistryServer":
+    def for_pytest(cls, workdir: str | os.PathLike, **options) -> RegistryServer:
         """A server in pytest's ``tmp_path``; skips the test, naming the package, if the binary is missing."""
         if find_registry_binary() is None and options.get("binary") is None:
             import pytest

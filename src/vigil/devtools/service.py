@@ -25,7 +25,7 @@ class LiveService:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "LiveService":
+    def start(self) -> LiveService:
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.settings.port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="vigil-live-service", daemon=True)
@@ -60,7 +60,10 @@ class LiveService:
 
     def get(self, path: str, token: str | None = None, **params) -> httpx.Response:
         return httpx.get(
-            f"{self.url}{path}", params=params, headers={"Authorization": f"Bearer {token or self.admin_token}"}, timeout=30
+            f"{self.url}{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {token or self.admin_token}"},
+            timeout=30,
         )
 
     def list_all(self, path: str, **params) -> list[dict]:

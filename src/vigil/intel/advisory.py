@@ -60,9 +60,7 @@ class Affected:
     database_specific: dict[str, Any] | None = field(default=None, compare=False)
 
     def fixed_versions(self) -> tuple[str, ...]:
-        return tuple(
-            v for r in self.ranges if r.type != "GIT" for v in r.versions_of("fixed")
-        )
+        return tuple(v for r in self.ranges if r.type != "GIT" for v in r.versions_of("fixed"))
 
     def to_osv(self) -> dict[str, Any]:
         package: dict[str, Any] = {"ecosystem": self.ecosystem, "name": self.name}
@@ -145,9 +143,7 @@ class Advisory:
             out["severity"] = [dict(s) for s in self.severity_entries]
         out["affected"] = [a.to_osv() for a in self.affected]
         if self.references:
-            out["references"] = [
-                {"type": r.type, "url": r.url} for r in self.references
-            ]
+            out["references"] = [{"type": r.type, "url": r.url} for r in self.references]
         if self.credits:
             out["credits"] = [dict(c) for c in self.credits]
         if self.database_specific is not None:

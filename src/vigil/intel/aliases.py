@@ -81,9 +81,7 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
         all_ids = sorted({i for a in group for i in a.all_ids()})
         scheme = ECOSYSTEM_SCHEMES.get(group_matches[0].affected.key.base) or SEMVER
         fixed = sort_versions(scheme, {v for m in group_matches for v in m.fixed_versions})
-        worst = max(
-            (a.severity for a in group), key=lambda s: (s.rank(), s.score or 0.0)
-        )
+        worst = max((a.severity for a in group), key=lambda s: (s.rank(), s.score or 0.0))
         out.append(
             Vulnerability(
                 id=primary_id(all_ids),

@@ -116,33 +116,23 @@ def _vulnerability_json(v: Vulnerability) -> dict[str, Any]:
 
 @app.command("query")
 def query_command(
-    ecosystem: str = typer.Option(
-        ..., "--ecosystem", help="OSV ecosystem, e.g. PyPI, Go, Debian:12, Alpine:v3.19"
-    ),
-    package: str = typer.Option(
-        ..., "--package", help="package name (Debian/Ubuntu: the source package)"
-    ),
+    ecosystem: str = typer.Option(..., "--ecosystem", help="OSV ecosystem, e.g. PyPI, Go, Debian:12, Alpine:v3.19"),
+    package: str = typer.Option(..., "--package", help="package name (Debian/Ubuntu: the source package)"),
     version: str = typer.Option(..., "--version", help="installed version"),
     db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
-    output: Annotated[
-        OutputFormat, typer.Option("--output", help="table or json")
-    ] = OutputFormat.table,
+    output: Annotated[OutputFormat, typer.Option("--output", help="table or json")] = OutputFormat.table,
 ) -> None:
     """List the vulnerabilities (advisories merged by alias) affecting one package version."""
     path = db or default_db_path()
     if not path.exists():
-        raise _fail(
-            f"advisory database {path} does not exist; run `vigil intel import` first"
-        )
+        raise _fail(f"advisory database {path} does not exist; run `vigil intel import` first")
     try:
         key = parse_ecosystem(ecosystem)
         with AdvisoryStore(path) as store:
-            advisories, _ = store.load_for_package(
-                key.base, normalize_name(key.base, package)
-            )
-        matches = AdvisoryIndex.from_advisories(
-            a for a in advisories if not a.is_withdrawn
-        ).match(ecosystem, package, version)
+            advisories, _ = store.load_for_package(key.base, normalize_name(key.base, package))
+        matches = AdvisoryIndex.from_advisories(a for a in advisories if not a.is_withdrawn).match(
+            ecosystem, package, version
+        )
     except (UnknownOsvEcosystemError, InvalidVersionError, StoreError) as exc:
         raise _fail(str(exc)) from exc
     vulns = merge_matches(matches)
@@ -195,13 +185,18 @@ def query_command(
 def sync_command(
     feeds: Annotated[
         list[str] | None,
-        typer.Argument(help="feed URLs (https; http only to loopback), directories or files (default: OSV's per-ecosystem all.zip exports)"),
+        typer.Argument(
+            help="feed URLs (https; http only to loopback), directories or files (default: OSV's per-ecosystem all.zip exports)"
+        ),
     ] = None,
     db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
     cache_dir: Annotated[
-        Path | None, typer.Option("--cache-dir", help="where downloads are kept between runs [default: feeds/ beside the database]")
+        Path | None,
+        typer.Option("--cache-dir", help="where downloads are kept between runs [default: feeds/ beside the database]"),
     ] = None,
-    timeout: Annotated[float, typer.Option("--timeout", min=1.0, help="seconds without progress before a download fails")] = 300.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1.0, help="seconds without progress before a download fails")
+    ] = 300.0,
 ) -> None:
     """Download advisory feeds (only what changed since the last run) and import them."""
     from .sync import FeedError, default_feeds, sync_feeds

@@ -91,18 +91,14 @@ def _zip_sources(path: Path, report: ImportReport) -> Iterator[Source]:
             )
             continue
 
-        def read(
-            archive: zipfile.ZipFile = archive, info: zipfile.ZipInfo = info
-        ) -> bytes:
+        def read(archive: zipfile.ZipFile = archive, info: zipfile.ZipInfo = info) -> bytes:
             with archive.open(info) as fh:
                 return fh.read(MAX_RECORD_BYTES + 1)
 
         yield Source(name, kind, read)
 
 
-def collect_sources(
-    paths: Iterable[str | os.PathLike[str]], report: ImportReport
-) -> list[Source]:
+def collect_sources(paths: Iterable[str | os.PathLike[str]], report: ImportReport) -> list[Source]:
     """Every record file under the given paths, in a stable order."""
     sources: list[Source] = []
     for raw in paths:
@@ -111,9 +107,7 @@ def collect_sources(
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for fname in sorted(files):
-                    sources.extend(
-                        _one_path(Path(root) / fname, report, explicit=False)
-                    )
+                    sources.extend(_one_path(Path(root) / fname, report, explicit=False))
         elif path.exists():
             sources.extend(_one_path(path, report, explicit=True))
         else:
@@ -198,9 +192,7 @@ def load_osv(
         for advisory in read_source(source, report):
             seen = by_id.get(advisory.id)
             if seen is not None:
-                _, newer = sorted(
-                    (seen, (advisory, source.name)), key=lambda p: p[0].modified
-                )
+                _, newer = sorted((seen, (advisory, source.name)), key=lambda p: p[0].modified)
                 report.warnings.append(
                     f"{advisory.id}: in both {seen[1]} and {source.name}; kept {newer[1]} (modified later or read last)"
                 )

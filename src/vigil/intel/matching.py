@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from functools import cmp_to_key, lru_cache
 from typing import Any
 
+from vigil.gcpause import paused_gc
+
 from .advisory import Advisory, Affected, Range
 from .ecosystems import normalize_name, parse_ecosystem
-from vigil.gcpause import paused_gc
 from .severity import Severity
 from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
 
@@ -44,13 +45,9 @@ _EVENT_ORDER = {"introduced": 0, "fixed": 1, "last_affected": 2, "limit": 3}
 class Match:
     advisory: Advisory
     affected: Affected  # the package entry that matched
-    ranges: tuple[
-        Range, ...
-    ]  # the ranges the version is in (empty if matched by the versions list)
+    ranges: tuple[Range, ...]  # the ranges the version is in (empty if matched by the versions list)
     in_versions_list: bool  # the version is listed explicitly
-    fixed_versions: tuple[
-        str, ...
-    ]  # fixed events above the installed version, oldest first
+    fixed_versions: tuple[str, ...]  # fixed events above the installed version, oldest first
 
     @property
     def id(self) -> str:
@@ -113,11 +110,7 @@ class _Entry:
                 events, limits = _sorted_events(rng, rscheme)
                 # The fixed versions with their keys, parsed once here rather than
                 # again for every cell of the package table that needs them.
-                fixed = tuple(
-                    (rscheme.key(e.version), e.version)
-                    for e in rng.events
-                    if e.kind == "fixed"
-                )
+                fixed = tuple((rscheme.key(e.version), e.version) for e in rng.events if e.kind == "fixed")
                 compiled.append((rng, rscheme, events, limits, fixed))
             self._ranges = tuple(compiled)
         return self._ranges
@@ -133,9 +126,7 @@ class _Entry:
         return self._versions
 
 
-def _sorted_events(
-    rng: Range, scheme: VersionScheme
-) -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
+def _sorted_events(rng: Range, scheme: VersionScheme) -> tuple[tuple[tuple[str, Any], ...], tuple[Any, ...]]:
     """(kind, version sort key) in walking order, and the limits' sort keys.
 
     Sort keys (VersionScheme.key) compare with plain operators, in C for the
@@ -150,11 +141,7 @@ def _sorted_events(
                 limits.append(scheme.key(e.version))
             continue
         # "introduced 0" means "from the first version": it sorts before all.
-        key = (
-            None
-            if (e.kind == "introduced" and e.version == "0")
-            else scheme.key(e.version)
-        )
+        key = None if (e.kind == "introduced" and e.version == "0") else scheme.key(e.version)
         events.append((e.kind, key))
 
     def cmp(x: tuple[str, Any], y: tuple[str, Any]) -> int:
@@ -167,9 +154,7 @@ def _sorted_events(
     return tuple(sorted(events, key=cmp_to_key(cmp))), tuple(limits)
 
 
-def _in_range(
-    version: Any, events: tuple[tuple[str, Any], ...], limits: tuple[Any, ...]
-) -> bool:
+def _in_range(version: Any, events: tuple[tuple[str, Any], ...], limits: tuple[Any, ...]) -> bool:
     for limit in limits:
         if version >= limit:
             return False
@@ -230,9 +215,7 @@ class AdvisoryIndex:
         """Every (ecosystem base, release, normalized name) with advisories."""
         return self._entries.keys()
 
-    def match_many(
-        self, queries: Iterable[tuple[str, str, str]]
-    ) -> list[list[Match] | ValueError]:
+    def match_many(self, queries: Iterable[tuple[str, str, str]]) -> list[list[Match] | ValueError]:
         """``match`` for each (ecosystem, name, version), in order, with the
         cyclic garbage collector paused for the batch (see ``gcpause``). A
         query that ``match`` would raise for yields its error in its place."""
@@ -306,9 +289,7 @@ class _PackageTable:
         groups: dict[str, tuple[VersionScheme, list[tuple[int, _CompiledRange]]]] = {}
         for i, entry in enumerate(entries):
             for compiled in entry.ranges:
-                groups.setdefault(compiled[1].name, (compiled[1], []))[1].append(
-                    (i, compiled)
-                )
+                groups.setdefault(compiled[1].name, (compiled[1], []))[1].append((i, compiled))
         self._groups: list[_Group] = []
         for scheme, members in groups.values():
             bounds: list[Any] = []
@@ -327,9 +308,7 @@ class _PackageTable:
             self._groups.append((scheme, distinct, spans, {}))
         self._listed: dict[str, tuple[int, ...]] | None = None
         self._has_lists = any(e.affected.versions for e in entries)
-        self._results: dict[
-            tuple[tuple[int, ...], frozenset[int]], tuple[Match, ...]
-        ] = {}
+        self._results: dict[tuple[tuple[int, ...], frozenset[int]], tuple[Match, ...]] = {}
 
     def _listed_index(self) -> dict[str, tuple[int, ...]]:
         if self._listed is None:
@@ -391,9 +370,7 @@ class _PackageTable:
                 fixed_sorted = tuple(v for _, v in hit_fixed)
             elif hit_schemes == {order.name}:
                 # Cells of one group are in its scheme's order: no version compares needed.
-                fixed_sorted = tuple(
-                    dict.fromkeys(v for _, v in sorted(set(hit_fixed)))
-                )
+                fixed_sorted = tuple(dict.fromkeys(v for _, v in sorted(set(hit_fixed))))
             else:
                 fixed_sorted = sort_versions(order, {v for _, v in hit_fixed})
             m = Match(

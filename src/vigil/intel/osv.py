@@ -28,9 +28,7 @@ from .advisory import (
 from .ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from .versions import ECOSYSTEM_SCHEMES, SEMVER, InvalidVersionError, VersionScheme
 
-_TIMESTAMP = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})"
-)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 _GIT_COMMIT = re.compile(r"0|[0-9a-f]{40}|[0-9a-f]{64}")
 # CWE-506 "Embedded Malicious Code": how GitHub's advisories mark malware.
 _MALWARE_CWE = "CWE-506"
@@ -51,9 +49,7 @@ def _timestamp(rid: str, name: str, value: Any) -> datetime:
     elif isinstance(value, str) and _TIMESTAMP.fullmatch(value):
         ts = datetime.fromisoformat(value)
     else:
-        raise RecordError(
-            rid, f"{name} {value!r} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SSZ)"
-        )
+        raise RecordError(rid, f"{name} {value!r} is not an RFC 3339 timestamp (YYYY-MM-DDTHH:MM:SSZ)")
     return as_utc(ts).astimezone(UTC)
 
 
@@ -93,9 +89,7 @@ def _severity_entries(rid: str, where: str, value: Any) -> tuple[dict[str, str],
             or not isinstance(entry.get("type"), str)
             or not isinstance(entry.get("score"), str)
         ):
-            raise RecordError(
-                rid, f"{where}severity[{i}] must have string 'type' and 'score'"
-            )
+            raise RecordError(rid, f"{where}severity[{i}] must have string 'type' and 'score'")
         out.append({"type": entry["type"], "score": entry["score"]})
     return tuple(out)
 
@@ -107,16 +101,12 @@ def _check_version(rid: str, where: str, scheme: VersionScheme, version: str) ->
         raise RecordError(rid, f"{where}: {exc}") from exc
 
 
-def _range(
-    rid: str, where: str, value: Any, base: str, warnings: list[str]
-) -> Range | None:
+def _range(rid: str, where: str, value: Any, base: str, warnings: list[str]) -> Range | None:
     if not isinstance(value, Mapping):
         raise RecordError(rid, f"{where} must be an object")
     rtype = value.get("type")
     if rtype not in RANGE_TYPES:
-        raise RecordError(
-            rid, f"{where}.type {rtype!r} is not one of {', '.join(RANGE_TYPES)}"
-        )
+        raise RecordError(rid, f"{where}.type {rtype!r} is not one of {', '.join(RANGE_TYPES)}")
     repo = value.get("repo")
     if rtype == "GIT" and not isinstance(repo, str):
         raise RecordError(rid, f"{where}: GIT ranges require a repo")
@@ -139,17 +129,13 @@ def _range(
                 f"{where}.events[{j}]: {kind!r} is not one of {', '.join(EVENT_KINDS)}",
             )
         if not isinstance(version, str) or not version:
-            raise RecordError(
-                rid, f"{where}.events[{j}].{kind} must be a non-empty string"
-            )
+            raise RecordError(rid, f"{where}.events[{j}].{kind} must be a non-empty string")
         events.append(Event(kind, version))
     kinds = {e.kind for e in events}
     if "introduced" not in kinds:
         raise RecordError(rid, f"{where}: events must contain an introduced event")
     if "fixed" in kinds and "last_affected" in kinds:
-        raise RecordError(
-            rid, f"{where}: last_affected and fixed events are mutually exclusive"
-        )
+        raise RecordError(rid, f"{where}: last_affected and fixed events are mutually exclusive")
     if rtype == "GIT":
         for e in events:
             if not _GIT_COMMIT.fullmatch(e.version):
@@ -185,17 +171,13 @@ def _affected(rid: str, i: int, value: Any, warnings: list[str]) -> Affected | N
         raise RecordError(rid, f"{where} must be an object")
     package = value.get("package")
     if package is None:
-        warnings.append(
-            f"{rid}: {where} names no package; it cannot be matched and is left out"
-        )
+        warnings.append(f"{rid}: {where} names no package; it cannot be matched and is left out")
         return None
     if not isinstance(package, Mapping):
         raise RecordError(rid, f"{where}.package must be an object")
     ecosystem, name = package.get("ecosystem"), package.get("name")
     if not isinstance(ecosystem, str) or not isinstance(name, str) or not name.strip():
-        raise RecordError(
-            rid, f"{where}.package needs a string ecosystem and a non-empty name"
-        )
+        raise RecordError(rid, f"{where}.package needs a string ecosystem and a non-empty name")
     try:
         key = parse_ecosystem(ecosystem)
     except UnknownOsvEcosystemError as exc:
@@ -209,14 +191,11 @@ def _affected(rid: str, i: int, value: Any, warnings: list[str]) -> Affected | N
     ranges = tuple(
         r
         for j, raw in enumerate(raw_ranges)
-        if (r := _range(rid, f"{where}.ranges[{j}]", raw, key.base, warnings))
-        is not None
+        if (r := _range(rid, f"{where}.ranges[{j}]", raw, key.base, warnings)) is not None
     )
     versions = _strings(rid, f"{where}.versions", value.get("versions"))
     if not ranges and not versions:
-        warnings.append(
-            f"{rid}: {where} ({ecosystem}/{name}) lists no ranges and no versions; it matches nothing"
-        )
+        warnings.append(f"{rid}: {where} ({ecosystem}/{name}) lists no ranges and no versions; it matches nothing")
     return Affected(
         ecosystem=ecosystem,
         name=name,
@@ -226,12 +205,8 @@ def _affected(rid: str, i: int, value: Any, warnings: list[str]) -> Affected | N
         ranges=ranges,
         versions=versions,
         severity_entries=_severity_entries(rid, f"{where}.", value.get("severity")),
-        ecosystem_specific=_object(
-            rid, f"{where}.ecosystem_specific", value.get("ecosystem_specific")
-        ),
-        database_specific=_object(
-            rid, f"{where}.database_specific", value.get("database_specific")
-        ),
+        ecosystem_specific=_object(rid, f"{where}.ecosystem_specific", value.get("ecosystem_specific")),
+        database_specific=_object(rid, f"{where}.database_specific", value.get("database_specific")),
     )
 
 
@@ -242,11 +217,7 @@ def _references(rid: str, value: Any) -> tuple[Reference, ...]:
         raise RecordError(rid, "references must be a list")
     out = []
     for i, ref in enumerate(value):
-        if (
-            not isinstance(ref, Mapping)
-            or not isinstance(ref.get("type"), str)
-            or not isinstance(ref.get("url"), str)
-        ):
+        if not isinstance(ref, Mapping) or not isinstance(ref.get("type"), str) or not isinstance(ref.get("url"), str):
             raise RecordError(rid, f"references[{i}] must have string 'type' and 'url'")
         out.append(Reference(ref["type"], ref["url"]))
     return tuple(out)
@@ -267,9 +238,7 @@ def _pick_severity(
         vectors.extend((e["type"], e["score"]) for e in a.severity_entries)
         cvss = (a.database_specific or {}).get("cvss")
         if isinstance(cvss, str) and cvss.startswith("CVSS:"):
-            vectors.append(
-                ("CVSS_V4" if cvss.startswith("CVSS:4") else "CVSS_V3", cvss)
-            )
+            vectors.append(("CVSS_V4" if cvss.startswith("CVSS:4") else "CVSS_V3", cvss))
     for kind in sev.CVSS_PREFERENCE:
         best = None
         for vkind, vector in vectors:
@@ -295,9 +264,7 @@ def _pick_severity(
     return sev.UNKNOWN
 
 
-def _is_malicious(
-    rid: str, aliases: tuple[str, ...], database_specific: dict[str, Any] | None
-) -> bool:
+def _is_malicious(rid: str, aliases: tuple[str, ...], database_specific: dict[str, Any] | None) -> bool:
     if rid.startswith("MAL-") or any(a.startswith("MAL-") for a in aliases):
         return True
     db = database_specific or {}
@@ -311,9 +278,7 @@ def _is_malicious(
 def parse_record(data: Any) -> tuple[Advisory, list[str]]:
     """Advisory from one decoded OSV record, and warnings about fields left out."""
     if not isinstance(data, Mapping):
-        raise RecordError(
-            None, f"a record must be an object, not {type(data).__name__}"
-        )
+        raise RecordError(None, f"a record must be an object, not {type(data).__name__}")
     rid = data.get("id")
     if not isinstance(rid, str) or not rid.strip():
         raise RecordError(None, "the record has no string id")
@@ -321,30 +286,16 @@ def parse_record(data: Any) -> tuple[Advisory, list[str]]:
         raise RecordError(rid, "modified is required")
     warnings: list[str] = []
     modified = _timestamp(rid, "modified", data["modified"])
-    published = (
-        _timestamp(rid, "published", data["published"])
-        if data.get("published") is not None
-        else None
-    )
-    withdrawn = (
-        _timestamp(rid, "withdrawn", data["withdrawn"])
-        if data.get("withdrawn") is not None
-        else None
-    )
+    published = _timestamp(rid, "published", data["published"]) if data.get("published") is not None else None
+    withdrawn = _timestamp(rid, "withdrawn", data["withdrawn"]) if data.get("withdrawn") is not None else None
     aliases = _strings(rid, "aliases", data.get("aliases"))
     raw_affected = data.get("affected") or []
     if not isinstance(raw_affected, list):
         raise RecordError(rid, "affected must be a list")
-    affected = tuple(
-        a
-        for i, raw in enumerate(raw_affected)
-        if (a := _affected(rid, i, raw, warnings)) is not None
-    )
+    affected = tuple(a for i, raw in enumerate(raw_affected) if (a := _affected(rid, i, raw, warnings)) is not None)
     entries = _severity_entries(rid, "", data.get("severity"))
     if entries and any(a.severity_entries for a in affected):
-        raise RecordError(
-            rid, "severity may be given for the record or for its packages, not both"
-        )
+        raise RecordError(rid, "severity may be given for the record or for its packages, not both")
     database_specific = _object(rid, "database_specific", data.get("database_specific"))
     schema_version = data.get("schema_version")
     if schema_version is not None and not isinstance(schema_version, str):

@@ -21,9 +21,7 @@ class ImportReport:
     records: int = 0  # records found in them
     accepted: int = 0  # records that parsed
     rejected: list[Rejection] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(
-        default_factory=list
-    )  # (path, reason): not OSV files
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): not OSV files
     warnings: list[str] = field(default_factory=list)
     # Filled when the advisories are written to a store:
     imported: int = 0  # new ids

@@ -72,11 +72,7 @@ def read_revision(path: str | os.PathLike[str]) -> str | None:
 
 
 def _modified_key(advisory: Advisory) -> str:
-    return (
-        advisory.modified.astimezone(UTC)
-        .replace(tzinfo=None)
-        .isoformat(timespec="microseconds")
-    )
+    return advisory.modified.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 class StoreError(RuntimeError):
@@ -90,13 +86,9 @@ class AdvisoryStore:
         try:
             self._db = sqlite3.connect(self.path)
             self._db.executescript(_DDL)
-            row = self._db.execute(
-                "SELECT value FROM meta WHERE key = 'schema_version'"
-            ).fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"{self.path} is not a Vigil advisory database: {exc}"
-            ) from exc
+            raise StoreError(f"{self.path} is not a Vigil advisory database: {exc}") from exc
         if row is None:
             with self._db:
                 self._db.execute(
@@ -104,9 +96,7 @@ class AdvisoryStore:
                     (str(SCHEMA_VERSION),),
                 )
         elif row[0] != str(SCHEMA_VERSION):
-            raise StoreError(
-                f"{self.path} has advisory database schema {row[0]}, this Vigil reads {SCHEMA_VERSION}"
-            )
+            raise StoreError(f"{self.path} has advisory database schema {row[0]}, this Vigil reads {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -126,9 +116,7 @@ class AdvisoryStore:
         count: int = self._db.execute("SELECT COUNT(*) FROM advisories").fetchone()[0]
         return count
 
-    def upsert(
-        self, advisories: Iterable[Advisory], report: ImportReport | None = None
-    ) -> ImportReport:
+    def upsert(self, advisories: Iterable[Advisory], report: ImportReport | None = None) -> ImportReport:
         """Write advisories newer than what is stored, in one transaction; count
         imported (new id), updated (modified later) and unchanged in the report."""
         report = report if report is not None else ImportReport()
@@ -146,15 +134,8 @@ class AdvisoryStore:
                 report.unchanged += 1
                 continue
             stored[adv.id] = modified
-            rows.append(
-                (adv.id, modified, int(adv.is_withdrawn), orjson.dumps(adv.to_osv()))
-            )
-            packages.extend(
-                {
-                    (adv.id, a.key.base, a.key.release, a.normalized_name)
-                    for a in adv.affected
-                }
-            )
+            rows.append((adv.id, modified, int(adv.is_withdrawn), orjson.dumps(adv.to_osv())))
+            packages.extend({(adv.id, a.key.base, a.key.release, a.normalized_name) for a in adv.affected})
         with self._db:
             if rows:
                 # A new revision marker in the same transaction: readers (the
@@ -163,20 +144,12 @@ class AdvisoryStore:
                     "INSERT OR REPLACE INTO meta VALUES ('revision', ?)",
                     (uuid.uuid4().hex,),
                 )
-            self._db.executemany(
-                "DELETE FROM affected_packages WHERE id = ?", [(r[0],) for r in rows]
-            )
-            self._db.executemany(
-                "INSERT OR REPLACE INTO advisories VALUES (?, ?, ?, ?)", rows
-            )
-            self._db.executemany(
-                "INSERT OR IGNORE INTO affected_packages VALUES (?, ?, ?, ?)", packages
-            )
+            self._db.executemany("DELETE FROM affected_packages WHERE id = ?", [(r[0],) for r in rows])
+            self._db.executemany("INSERT OR REPLACE INTO advisories VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR IGNORE INTO affected_packages VALUES (?, ?, ?, ?)", packages)
         return report
 
-    def load(
-        self, include_withdrawn: bool = True
-    ) -> tuple[list[Advisory], ImportReport]:
+    def load(self, include_withdrawn: bool = True) -> tuple[list[Advisory], ImportReport]:
         """Every stored advisory; a stored record that no longer parses (say,
         after a rule was tightened) is listed in the report, not raised."""
         query = "SELECT id, record FROM advisories"
@@ -184,9 +157,7 @@ class AdvisoryStore:
             query += " WHERE withdrawn = 0"
         return self._parse_rows(self._db.execute(query + " ORDER BY id"))
 
-    def load_for_package(
-        self, ecosystem: str, name: str
-    ) -> tuple[list[Advisory], ImportReport]:
+    def load_for_package(self, ecosystem: str, name: str) -> tuple[list[Advisory], ImportReport]:
         """The advisories naming one package in any release of ``ecosystem``
         (a base name such as ``Debian``; ``name`` normalized for it)."""
         rows = self._db.execute(
@@ -196,9 +167,7 @@ class AdvisoryStore:
         )
         return self._parse_rows(rows)
 
-    def _parse_rows(
-        self, rows: Iterable[tuple[str, bytes]]
-    ) -> tuple[list[Advisory], ImportReport]:
+    def _parse_rows(self, rows: Iterable[tuple[str, bytes]]) -> tuple[list[Advisory], ImportReport]:
         report = ImportReport()
         out = []
         for rid, blob in rows:
@@ -214,9 +183,7 @@ class AdvisoryStore:
         return out, report
 
     def get(self, advisory_id: str) -> Advisory | None:
-        row = self._db.execute(
-            "SELECT record FROM advisories WHERE id = ?", (advisory_id,)
-        ).fetchone()
+        row = self._db.execute("SELECT record FROM advisories WHERE id = ?", (advisory_id,)).fetchone()
         return parse_record(orjson.loads(row[0]))[0] if row else None
 
     def load_index(self) -> tuple[AdvisoryIndex, ImportReport]:

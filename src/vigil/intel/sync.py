@@ -41,7 +41,18 @@ log = logging.getLogger(__name__)
 OSV_EXPORT_URL = "https://osv-vulnerabilities.storage.googleapis.com/{ecosystem}/all.zip"
 # What images hold: OS packages of the common base images, and language packages.
 DEFAULT_ECOSYSTEMS = (
-    "Debian", "Ubuntu", "Alpine", "Red Hat", "PyPI", "npm", "Go", "Maven", "crates.io", "RubyGems", "NuGet", "Packagist",
+    "Debian",
+    "Ubuntu",
+    "Alpine",
+    "Red Hat",
+    "PyPI",
+    "npm",
+    "Go",
+    "Maven",
+    "crates.io",
+    "RubyGems",
+    "NuGet",
+    "Packagist",
 )
 DEFAULT_MAX_BYTES = 4 << 30
 _CHUNK = 1 << 20
@@ -218,7 +229,9 @@ class FeedSyncer:
                     for chunk in response.iter_bytes(_CHUNK):
                         size += len(chunk)
                         if size > self.max_bytes:
-                            raise FeedError(f"feed {feed}: larger than the {self.max_bytes}-byte limit; download abandoned")
+                            raise FeedError(
+                                f"feed {feed}: larger than the {self.max_bytes}-byte limit; download abandoned"
+                            )
                         digest.update(chunk)
                         out.write(chunk)
                 if cached.suffix == ".zip":
@@ -248,7 +261,9 @@ class FeedSyncer:
             with zipfile.ZipFile(path) as archive:
                 archive.infolist()
         except (zipfile.BadZipFile, OSError) as exc:
-            raise FeedError(f"feed {feed}: the download is not a readable zip archive ({exc}); the previous copy is kept") from None
+            raise FeedError(
+                f"feed {feed}: the download is not a readable zip archive ({exc}); the previous copy is kept"
+            ) from None
 
     @staticmethod
     def _read_state(path: Path) -> dict[str, Any]:

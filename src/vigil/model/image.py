@@ -52,9 +52,7 @@ _SHA256_RE = re.compile(r"sha256:[a-f0-9]{64}")
 SUPPORTED_DIGEST_ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
 _TAG_RULE = "must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'"
-_COMPONENT_RULE = (
-    "must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"
-)
+_COMPONENT_RULE = "must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s"
 
 
 class InvalidReference(ValueError):
@@ -120,7 +118,7 @@ class ImageRef:
         """The manifest reference a runtime fetches: the digest if any, else the tag."""
         return self.digest or self.tag or DEFAULT_TAG
 
-    def with_digest(self, digest: str) -> "ImageRef":
+    def with_digest(self, digest: str) -> ImageRef:
         return ImageRef(self.registry, self.repository, self.tag, validate_digest(str(self), digest))
 
     def __str__(self) -> str:
@@ -132,7 +130,7 @@ class ImageRef:
         return out
 
     @classmethod
-    def parse(cls, reference: str) -> "ImageRef":
+    def parse(cls, reference: str) -> ImageRef:
         return parse_image_ref(reference)
 
 
@@ -184,9 +182,7 @@ def parse_image_ref(reference: str) -> ImageRef:
     if not isinstance(reference, str) or not reference:
         raise InvalidReference(str(reference), "an image reference cannot be empty")
     if _IDENTIFIER_RE.fullmatch(reference):
-        raise InvalidReference(
-            reference, "a 64-character hexadecimal string is an image id, not a repository name"
-        )
+        raise InvalidReference(reference, "a 64-character hexadecimal string is an image id, not a repository name")
 
     registry, remainder = _split_registry(reference)
     # As runtimes do: the repository part is what precedes the first ':' of the
@@ -209,9 +205,7 @@ def parse_image_ref(reference: str) -> ImageRef:
             reference, f"registry host {registry!r} is not a valid host[:port] (DNS name, IPv4, or [IPv6])"
         )
     if len(path) > REPOSITORY_PATH_MAX:
-        raise InvalidReference(
-            reference, f"repository name must not be more than {REPOSITORY_PATH_MAX} characters"
-        )
+        raise InvalidReference(reference, f"repository name must not be more than {REPOSITORY_PATH_MAX} characters")
     if digest is not None:
         validate_digest(reference, digest)
     if tag is None and digest is None:

@@ -77,8 +77,7 @@ def is_stale(recorded: Mapping[str, CatalogerRecord] | None, current: CatalogerV
     if any(name not in recorded for name in current):
         return True
     return any(
-        (run["packages"] > 0 or run["failed"]) and current.get(name) != run["version"]
-        for name, run in recorded.items()
+        (run["packages"] > 0 or run["failed"]) and current.get(name) != run["version"] for name, run in recorded.items()
     )
 
 

@@ -15,7 +15,16 @@ from .cache import LRUCache, TTLCache
 from .client import BlobReader, RegistryClient, Resolved, content_digest
 from .config import RegistryConfig, RegistryConfigError, RegistrySettings, Secret, env_key
 from .errors import AuthError, DigestMismatch, NotFound, NotFoundKind, RegistryError, Unreachable
-from .manifest import Descriptor, ImageIndex, ImageManifest, InvalidManifest, Manifest, Platform, parse_manifest, same_artifact
+from .manifest import (
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    InvalidManifest,
+    Manifest,
+    Platform,
+    parse_manifest,
+    same_artifact,
+)
 from .provenance import ImageConfig, Provenance
 from .transport import RequestStats, RetryPolicy
 from .upload import RegistryWriter

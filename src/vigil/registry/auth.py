@@ -143,11 +143,7 @@ class HostAuth:
         """An Authorization value that needs no token exchange, if one applies."""
         if self.settings.token is not None:
             return "Bearer " + self.settings.token.reveal()
-        if (
-            self.challenge is not None
-            and self.challenge.scheme == "basic"
-            and self.settings.has_basic_credentials
-        ):
+        if self.challenge is not None and self.challenge.scheme == "basic" and self.settings.has_basic_credentials:
             assert self.settings.username is not None and self.settings.password is not None
             return basic_header(self.settings.username, self.settings.password.reveal())
         return None

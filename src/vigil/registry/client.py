@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from vigil.model.image import ImageRef, SUPPORTED_DIGEST_ALGORITHMS, digest_error, parse_image_ref
+from vigil.model.image import SUPPORTED_DIGEST_ALGORITHMS, ImageRef, digest_error, parse_image_ref
 
 from . import media_types as mt
 from .cache import LRUCache, TTLCache
@@ -107,7 +107,7 @@ class RegistryClient:
     def close(self) -> None:
         self.transport.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +137,11 @@ class RegistryClient:
             if _is_digest(reference) and announced != reference:
                 raise DigestMismatch(ref.registry, ref.repository, reference, reference, announced)
             media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
-            size = int(response.headers["Content-Length"]) if response.headers.get("Content-Length", "").isdigit() else None
+            size = (
+                int(response.headers["Content-Length"])
+                if response.headers.get("Content-Length", "").isdigit()
+                else None
+            )
             resolved = Resolved(ref.registry, ref.repository, reference, announced, media_type, size)
         elif response.status_code in (200, 404, 405):
             # No digest announced (some proxies strip it), HEAD not allowed, or a
@@ -169,8 +173,9 @@ class RegistryClient:
         """Forget every cached tag of the repository that resolved to ``digest``."""
         ref = _as_ref(image)
         self.tag_cache.invalidate_where(
-            lambda key, resolved: isinstance(key, tuple) and key[:2] == (ref.registry, ref.repository)
-            and resolved.digest == digest
+            lambda key, resolved: (
+                isinstance(key, tuple) and key[:2] == (ref.registry, ref.repository) and resolved.digest == digest
+            )
         )
 
     # -- manifests ----------------------------------------------------------------------------
@@ -211,7 +216,9 @@ class RegistryClient:
         raise_for_unexpected(response, target, "manifest GET")
         body = response.content
         if len(body) > MAX_MANIFEST_BYTES:
-            raise RegistryError(ref.registry, ref.repository, reference, f"manifest of {len(body)} bytes exceeds {MAX_MANIFEST_BYTES}")
+            raise RegistryError(
+                ref.registry, ref.repository, reference, f"manifest of {len(body)} bytes exceeds {MAX_MANIFEST_BYTES}"
+            )
         announced = response.headers.get("Docker-Content-Digest")
         expected = reference if by_digest else announced
         if expected is not None and digest_error(expected) is None:
@@ -256,8 +263,11 @@ class RegistryClient:
     def _repository_unknown(self, target: Target) -> bool:
         try:
             response = self.transport.request(
-                "GET", Target(target.registry, target.repository, None), f"/v2/{target.repository}/tags/list",
-                kind="tags", params={"n": "1"},
+                "GET",
+                Target(target.registry, target.repository, None),
+                f"/v2/{target.repository}/tags/list",
+                kind="tags",
+                params={"n": "1"},
             )
         except RegistryError:
             return False
@@ -285,7 +295,9 @@ class RegistryClient:
             )
         child = self.get_manifest(ref, descriptor.digest)
         if not isinstance(child, ImageManifest):
-            raise RegistryError(ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index")
+            raise RegistryError(
+                ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index"
+            )
         return child
 
     def same_artifact(self, image: ImageRef | str, running_digest: str, tag_digest: str | None = None) -> bool:
@@ -328,7 +340,7 @@ class RegistryClient:
 
     # -- blobs and configs --------------------------------------------------------------------
 
-    def open_blob(self, image: ImageRef | str, digest: str, size: int | None = None) -> "BlobReader":
+    def open_blob(self, image: ImageRef | str, digest: str, size: int | None = None) -> BlobReader:
         """A streaming, verifying reader of one blob; the caller closes it (or uses ``with``)."""
         ref = _as_ref(image)
         problem = digest_error(digest)

@@ -117,7 +117,9 @@ class RegistryConfig:
         return settings
 
     @classmethod
-    def from_mapping(cls, data: Any, *, source: str = "registry config", environ: Mapping[str, str] | None = None) -> "RegistryConfig":
+    def from_mapping(
+        cls, data: Any, *, source: str = "registry config", environ: Mapping[str, str] | None = None
+    ) -> RegistryConfig:
         if data is None:
             data = {}
         if not isinstance(data, Mapping):
@@ -130,7 +132,7 @@ class RegistryConfig:
         return cls(registries, environ)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
+    def from_file(cls, path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> RegistryConfig:
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text())
@@ -141,7 +143,9 @@ class RegistryConfig:
         return cls.from_mapping(data, source=f"registry config {path}", environ=environ)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> "RegistryConfig":
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+    ) -> RegistryConfig:
         """The file at ``path`` (or ``$VIGIL_REGISTRY_CONFIG``), overridden by the environment."""
         environ = os.environ if environ is None else environ
         path = path or environ.get(CONFIG_ENV)

@@ -28,14 +28,14 @@ class Platform:
     os_version: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "Platform":
+    def parse(cls, text: str) -> Platform:
         """``os/arch[/variant]``, e.g. ``linux/arm64/v8``."""
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
         return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
-    def matches(self, wanted: "Platform") -> bool:
+    def matches(self, wanted: Platform) -> bool:
         """True when this platform satisfies ``wanted`` (a wanted variant must match)."""
         if (self.os, self.architecture) != (wanted.os, wanted.architecture):
             return False
@@ -127,8 +127,10 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     platform = None
     raw_platform = raw.get("platform")
     if raw_platform is not None:
-        if not isinstance(raw_platform, dict) or not isinstance(raw_platform.get("os"), str) or not isinstance(
-            raw_platform.get("architecture"), str
+        if (
+            not isinstance(raw_platform, dict)
+            or not isinstance(raw_platform.get("os"), str)
+            or not isinstance(raw_platform.get("architecture"), str)
         ):
             raise InvalidManifest(f"{where}.platform needs string os and architecture")
         platform = Platform(

@@ -214,7 +214,12 @@ class RegistryTransport:
                     response.close()
                 challenges = parse_challenges(response.headers.get("WWW-Authenticate", ""))
                 if not challenges:
-                    raise AuthError(target.registry, target.repository, target.reference, "401 Unauthorized without a WWW-Authenticate challenge")
+                    raise AuthError(
+                        target.registry,
+                        target.repository,
+                        target.reference,
+                        "401 Unauthorized without a WWW-Authenticate challenge",
+                    )
                 had = authorization
                 auth.learn(challenges[0])
                 if had is not None and had.startswith("Bearer ") and settings.token is None:
@@ -223,7 +228,9 @@ class RegistryTransport:
                     if key is not None:
                         auth.tokens.drop(key)
                 if auth_attempt == 0:
-                    authorization = self._authorization(auth, client, target, scope, challenge_scope=challenges[0].scope)
+                    authorization = self._authorization(
+                        auth, client, target, scope, challenge_scope=challenges[0].scope
+                    )
                     if authorization and authorization != had:
                         continue
                 raise AuthError(target.registry, target.repository, target.reference, self._refusal(auth, had))
@@ -270,7 +277,9 @@ class RegistryTransport:
             auth.tokens.put(key, token, lifetime)
         return "Bearer " + token
 
-    def _fetch_token(self, auth: HostAuth, client: httpx.Client, target: Target, scope: str | None) -> tuple[str, float]:
+    def _fetch_token(
+        self, auth: HostAuth, client: httpx.Client, target: Target, scope: str | None
+    ) -> tuple[str, float]:
         challenge = auth.challenge
         assert challenge is not None and challenge.realm
         params = {}
@@ -283,7 +292,9 @@ class RegistryTransport:
         if settings.has_basic_credentials:
             assert settings.username is not None and settings.password is not None
             headers["Authorization"] = basic_header(settings.username, settings.password.reveal())
-        response = self._send_with_retries(client, target, "token", "GET", challenge.realm, headers, params, None, False, True)
+        response = self._send_with_retries(
+            client, target, "token", "GET", challenge.realm, headers, params, None, False, True
+        )
         if response.status_code in (401, 403):
             who = f"user {settings.username!r}" if settings.username else "anonymous access"
             raise AuthError(
@@ -308,7 +319,10 @@ class RegistryTransport:
             lifetime = 0.0
         if not isinstance(token, str) or not token:
             raise AuthError(
-                target.registry, target.repository, target.reference, f"token service {challenge.realm} returned no token"
+                target.registry,
+                target.repository,
+                target.reference,
+                f"token service {challenge.realm} returned no token",
             )
         return token, lifetime
 

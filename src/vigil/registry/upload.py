@@ -46,7 +46,9 @@ class RegistryWriter:
         started = self.transport.request("POST", target, f"/v2/{ref.repository}/blobs/uploads/", kind="blob_upload")
         if started.status_code != 202 or "Location" not in started.headers:
             raise RegistryError(
-                ref.registry, ref.repository, digest,
+                ref.registry,
+                ref.repository,
+                digest,
                 f"blob upload not started: HTTP {started.status_code}{registry_error_text(started)}",
             )
         location = started.headers["Location"]
@@ -63,7 +65,9 @@ class RegistryWriter:
         )
         if finished.status_code != 201:
             raise RegistryError(
-                ref.registry, ref.repository, digest,
+                ref.registry,
+                ref.repository,
+                digest,
                 f"blob upload refused: HTTP {finished.status_code}{registry_error_text(finished)}",
             )
         return digest
@@ -82,7 +86,9 @@ class RegistryWriter:
         )
         if response.status_code != 201:
             raise RegistryError(
-                ref.registry, ref.repository, reference,
+                ref.registry,
+                ref.repository,
+                reference,
                 f"manifest refused: HTTP {response.status_code}{registry_error_text(response)}",
             )
         digest = response.headers.get("Docker-Content-Digest") or content_digest(body)
@@ -96,15 +102,22 @@ class RegistryWriter:
         if problem:
             raise ValueError(f"manifest deletes need a digest; {digest!r}: {problem}")
         target = Target(ref.registry, ref.repository, digest, DELETE)
-        response = self.transport.request("DELETE", target, f"/v2/{ref.repository}/manifests/{digest}", kind="manifest_delete")
+        response = self.transport.request(
+            "DELETE", target, f"/v2/{ref.repository}/manifests/{digest}", kind="manifest_delete"
+        )
         if response.status_code == 404:
             raise NotFound(
-                ref.registry, ref.repository, digest,
-                registry_error_text(response).strip(" ()") or "HTTP 404", NotFoundKind.MANIFEST_UNKNOWN,
+                ref.registry,
+                ref.repository,
+                digest,
+                registry_error_text(response).strip(" ()") or "HTTP 404",
+                NotFoundKind.MANIFEST_UNKNOWN,
             )
         if response.status_code != 202:
             raise_for_unexpected(response, target, "manifest DELETE")
-            raise RegistryError(ref.registry, ref.repository, digest, f"manifest DELETE answered {response.status_code}")
+            raise RegistryError(
+                ref.registry, ref.repository, digest, f"manifest DELETE answered {response.status_code}"
+            )
         self.client.invalidate(ref, digest)
         # Tags that pointed here are gone too; drop every cached tag of this repository resolving to it.
         self.client.forget_digest(ref, digest)

@@ -128,13 +128,27 @@ def _vulnerability_rows(report: ScanReport) -> list[dict]:
         for v in pm.vulnerabilities:
             rows.append(
                 {
-                    "package": {"type": pkg.type, "name": pkg.name, "version": pkg.version, "purl": pkg.purl,
-                                "found_in": pkg.found_in, "ecosystem": pkg.ecosystem,
-                                "matched_as": {"ecosystem": pm.lookup.ecosystem, "name": pm.lookup.name, "version": pm.lookup.version}},
+                    "package": {
+                        "type": pkg.type,
+                        "name": pkg.name,
+                        "version": pkg.version,
+                        "purl": pkg.purl,
+                        "found_in": pkg.found_in,
+                        "ecosystem": pkg.ecosystem,
+                        "matched_as": {
+                            "ecosystem": pm.lookup.ecosystem,
+                            "name": pm.lookup.name,
+                            "version": pm.lookup.version,
+                        },
+                    },
                     "id": v.id,
                     "advisory_ids": list(v.advisory_ids),
                     "aliases": list(v.aliases),
-                    "severity": {"level": v.severity.level, "score": v.severity.score, "source": v.severity.source or None},
+                    "severity": {
+                        "level": v.severity.level,
+                        "score": v.severity.score,
+                        "source": v.severity.source or None,
+                    },
                     "malicious": v.malicious,
                     "fixed_versions": list(v.fixed_versions),
                     "summary": v.summary,
@@ -175,8 +189,14 @@ def _print_table(report: ScanReport, rows: list[dict]) -> None:
             level = ("MALICIOUS " if row["malicious"] else "") + row["severity"]["level"]
             if row["severity"]["score"] is not None:
                 level += f" {row['severity']['score']:.1f}"
-            table.add_row(row["package"]["name"], row["package"]["version"], row["package"]["type"], row["id"], level,
-                          ", ".join(row["fixed_versions"]) or "-")
+            table.add_row(
+                row["package"]["name"],
+                row["package"]["version"],
+                row["package"]["type"],
+                row["id"],
+                level,
+                ", ".join(row["fixed_versions"]) or "-",
+            )
         out.print(table)
     for catalog_warning in report.contents.warnings:
         err.print(f"[yellow]warning:[/yellow] {escape(str(catalog_warning))}")
@@ -184,16 +204,37 @@ def _print_table(report: ScanReport, rows: list[dict]) -> None:
         err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
 
 
-DbOption = Annotated[Path | None, typer.Option("--db", help="advisory database (default: $VIGIL_DATA_DIR/intel.db or ~/.local/share/vigil/intel.db)")]
-PlainHttp = Annotated[list[str], typer.Option("--plain-http", help="talk plain HTTP to this registry host (repeatable), e.g. localhost:5000")]
-PlatformOption = Annotated[str | None, typer.Option("--platform", help="os/arch[/variant] to pick in a multi-platform image [default: linux/amd64]")]
-RegistryConfigOption = Annotated[Path | None, typer.Option("--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="per-registry credentials and TLS (YAML)")]
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="advisory database (default: $VIGIL_DATA_DIR/intel.db or ~/.local/share/vigil/intel.db)"),
+]
+PlainHttp = Annotated[
+    list[str],
+    typer.Option("--plain-http", help="talk plain HTTP to this registry host (repeatable), e.g. localhost:5000"),
+]
+PlatformOption = Annotated[
+    str | None,
+    typer.Option("--platform", help="os/arch[/variant] to pick in a multi-platform image [default: linux/amd64]"),
+]
+RegistryConfigOption = Annotated[
+    Path | None,
+    typer.Option("--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="per-registry credentials and TLS (YAML)"),
+]
 
 
 def scan(
-    target: Annotated[str, typer.Argument(help="an image reference (pulled from its registry), a rootfs directory or an OCI layout")],
-    output: Annotated[ScanOutput, typer.Option("--output", "-o", help="table, json, cyclonedx or spdx")] = ScanOutput.table,
-    fail_on: Annotated[FailOn | None, typer.Option("--fail-on", help="exit 1 if a vulnerability is at least this severe (malicious packages count as critical)")] = None,
+    target: Annotated[
+        str, typer.Argument(help="an image reference (pulled from its registry), a rootfs directory or an OCI layout")
+    ],
+    output: Annotated[
+        ScanOutput, typer.Option("--output", "-o", help="table, json, cyclonedx or spdx")
+    ] = ScanOutput.table,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--fail-on", help="exit 1 if a vulnerability is at least this severe (malicious packages count as critical)"
+        ),
+    ] = None,
     db: DbOption = None,
     plain_http: PlainHttp = [],  # noqa: B006 - typer reads the default, never mutates it
     platform: PlatformOption = None,
@@ -202,7 +243,9 @@ def scan(
     """Scan an image: its packages and their known vulnerabilities and malicious packages."""
     path = db or default_db_path()
     if not path.is_file():
-        raise _fail(f"advisory database {path} does not exist; run `vigil intel sync` or `vigil intel import PATH` first")
+        raise _fail(
+            f"advisory database {path} does not exist; run `vigil intel sync` or `vigil intel import PATH` first"
+        )
     report = _load(target, platform, registry_config, plain_http)
     try:
         index = advisories_for(report, path)
@@ -220,7 +263,8 @@ def scan(
             "os": report.contents.os.to_dict() if report.contents.os else None,
             "summary": {"packages": len(report.contents.packages), "vulnerabilities": _summary(rows)},
             "packages": [
-                {k: v for k, v in p.to_dict().items() if k not in ("files", "metadata")} for p in report.contents.packages
+                {k: v for k, v in p.to_dict().items() if k not in ("files", "metadata")}
+                for p in report.contents.packages
             ],
             "vulnerabilities": rows,
             "warnings": [str(w) for w in report.contents.warnings] + report.warnings,
@@ -231,13 +275,19 @@ def scan(
     if fail_on is not None:
         tripped = [r for r in rows if at_least(_effective_level(r), fail_on.value)]
         if tripped:
-            err.print(f"{len(tripped)} vulnerabilities at or above {fail_on.value}: failing (--fail-on {fail_on.value})")
+            err.print(
+                f"{len(tripped)} vulnerabilities at or above {fail_on.value}: failing (--fail-on {fail_on.value})"
+            )
             raise typer.Exit(1)
 
 
 def sbom(
-    target: Annotated[str, typer.Argument(help="an image reference (pulled from its registry), a rootfs directory or an OCI layout")],
-    format: Annotated[SbomFormat, typer.Option("--format", "-f", help="cyclonedx (1.6 JSON) or spdx (2.3 JSON)")] = SbomFormat.cyclonedx,
+    target: Annotated[
+        str, typer.Argument(help="an image reference (pulled from its registry), a rootfs directory or an OCI layout")
+    ],
+    format: Annotated[
+        SbomFormat, typer.Option("--format", "-f", help="cyclonedx (1.6 JSON) or spdx (2.3 JSON)")
+    ] = SbomFormat.cyclonedx,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
     plain_http: PlainHttp = [],  # noqa: B006
     platform: PlatformOption = None,
@@ -255,14 +305,23 @@ def sbom(
 
 # -- the worker -----------------------------------------------------------------------------------
 
-scanner_app = typer.Typer(help="A scan worker: take jobs from the service's store, pull, catalog, store contents.",
-                          invoke_without_command=True, no_args_is_help=False)
+scanner_app = typer.Typer(
+    help="A scan worker: take jobs from the service's store, pull, catalog, store contents.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
 
 
 @scanner_app.callback()
 def scanner(
-    data_dir: Annotated[Path | None, typer.Option("--data-dir", envvar="VIGIL_DATA_DIR", help="the service's data dir (for its SQLite store)")] = None,
-    database_url: Annotated[str | None, typer.Option("--database-url", envvar="VIGIL_DATABASE_URL", help="the service's store, e.g. postgresql://...")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", envvar="VIGIL_DATA_DIR", help="the service's data dir (for its SQLite store)"),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="VIGIL_DATABASE_URL", help="the service's store, e.g. postgresql://..."),
+    ] = None,
     registry_config: RegistryConfigOption = None,
     tick: Annotated[float, typer.Option("--tick", min=0.1, help="seconds to wait when the queue is empty")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="scan what is queued now, then exit")] = False,

@@ -26,7 +26,9 @@ class PulledImage:
     platform: str  # the platform chosen in an index, or the manifest's own ("" if unknown)
 
 
-def platform_manifest(client: RegistryClient, ref: ImageRef, reference: str, platform: Platform) -> tuple[ImageManifest, str]:
+def platform_manifest(
+    client: RegistryClient, ref: ImageRef, reference: str, platform: Platform
+) -> tuple[ImageManifest, str]:
     """The image manifest for ``reference`` (a tag or digest); in an index, the one for ``platform``."""
     manifest = client.get_manifest(ref, reference)
     if isinstance(manifest, ImageManifest):
@@ -36,13 +38,17 @@ def platform_manifest(client: RegistryClient, ref: ImageRef, reference: str, pla
     if descriptor is None:
         available = ", ".join(str(p) for p in manifest.platforms) or "none"
         raise NotFound(
-            ref.registry, ref.repository, reference,
+            ref.registry,
+            ref.repository,
+            reference,
             f"index {manifest.digest} has no manifest for {platform} (has: {available})",
             NotFoundKind.MANIFEST_UNKNOWN,
         )
     child = client.get_manifest(ref, descriptor.digest)
     if not isinstance(child, ImageManifest):
-        raise RegistryError(ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index")
+        raise RegistryError(
+            ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index"
+        )
     return child, str(descriptor.platform)
 
 

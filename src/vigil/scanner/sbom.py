@@ -69,8 +69,13 @@ def cyclonedx_json(report: ScanReport) -> str:
     if report.contents.os is not None:
         os = report.contents.os
         bom.components.add(
-            Component(name=os.id, version=os.version_id, type=ComponentType.OPERATING_SYSTEM, bom_ref="os",
-                      description=os.pretty_name)
+            Component(
+                name=os.id,
+                version=os.version_id,
+                type=ComponentType.OPERATING_SYSTEM,
+                bom_ref="os",
+                description=os.pretty_name,
+            )
         )
     refs: dict[int, str] = {}
     for i, pkg in enumerate(report.contents.packages):
@@ -93,8 +98,11 @@ def cyclonedx_json(report: ScanReport) -> str:
         )
     # The image contains every component: the dependency graph's one level.
     bom.register_dependency(bom.metadata.component, list(bom.components))
-    methods = {"CVSS_V4": VulnerabilityScoreSource.CVSS_V4, "CVSS_V3": VulnerabilityScoreSource.CVSS_V3_1,
-               "CVSS_V2": VulnerabilityScoreSource.CVSS_V2}
+    methods = {
+        "CVSS_V4": VulnerabilityScoreSource.CVSS_V4,
+        "CVSS_V3": VulnerabilityScoreSource.CVSS_V3_1,
+        "CVSS_V2": VulnerabilityScoreSource.CVSS_V2,
+    }
     osv = VulnerabilitySource(name="OSV")
     for pm in report.matches:
         for v in pm.vulnerabilities:
@@ -147,7 +155,9 @@ def spdx_json(report: ScanReport) -> str:
             "primaryPackagePurpose": "CONTAINER",
         }
     ]
-    relationships = [{"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}]
+    relationships = [
+        {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id}
+    ]
     for i, pkg in enumerate(report.contents.packages):
         spdx_id = _spdx_id(_ref(i, pkg))
         entry = {
@@ -161,7 +171,9 @@ def spdx_json(report: ScanReport) -> str:
             "copyrightText": "NOASSERTION",
             "sourceInfo": f"{pkg.cataloger} cataloger, found in {pkg.found_in}",
             "primaryPackagePurpose": "LIBRARY" if pkg.type not in OS_TYPES else "APPLICATION",
-            "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": pkg.purl}],
+            "externalRefs": [
+                {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": pkg.purl}
+            ],
         }
         packages.append(entry)
         relationships.append({"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": spdx_id})

@@ -116,7 +116,9 @@ class ScanWorker:
         except ValueError as exc:
             return self._fail(job, f"platform {job.platform!r}: {exc}", started)
         if not job.sources:
-            return self._fail(job, "no image reference with a registry names this digest; nothing to pull from", started)
+            return self._fail(
+                job, "no image reference with a registry names this digest; nothing to pull from", started
+            )
         errors = []
         for registry, repository in job.sources:
             ref = ImageRef(registry, repository, None, job.digest)
@@ -133,9 +135,17 @@ class ScanWorker:
             seconds = time.perf_counter() - started
             log.info(
                 "image scanned",
-                extra={"digest": job.digest, "source": source, "packages": len(result.packages), "files": len(result.files), "seconds": round(seconds, 3)},
+                extra={
+                    "digest": job.digest,
+                    "source": source,
+                    "packages": len(result.packages),
+                    "files": len(result.files),
+                    "seconds": round(seconds, 3),
+                },
             )
-            return ScanOutcome(job.digest, "done" if kept else "lost", None, seconds, len(result.packages), len(result.files))
+            return ScanOutcome(
+                job.digest, "done" if kept else "lost", None, seconds, len(result.packages), len(result.files)
+            )
         return self._fail(job, "; ".join(errors), started)
 
     def _fail(self, job: ScanJob, error: str, started: float) -> ScanOutcome:

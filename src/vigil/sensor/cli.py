@@ -7,7 +7,6 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -30,17 +29,21 @@ app = typer.Typer(help="eBPF sensor: what really executes in every container on 
 
 @app.callback(invoke_without_command=True)
 def sensor(
-    service: Optional[str] = typer.Option(None, envvar="VIGIL_SERVICE", help="Service base URL, e.g. https://vigil:8443"),
-    credential_file: Optional[Path] = typer.Option(
+    service: str | None = typer.Option(
+        None, envvar="VIGIL_SERVICE", help="Service base URL, e.g. https://vigil:8443"
+    ),
+    credential_file: Path | None = typer.Option(
         None, envvar="VIGIL_CREDENTIAL_FILE", help="File holding the cluster credential (bearer token)"
     ),
     cluster_id: str = typer.Option("local", envvar="VIGIL_CLUSTER_ID", help="Cluster id issued at registration"),
     node_name: str = typer.Option(None, envvar="NODE_NAME", help="This node's Kubernetes name [default: hostname]"),
-    spool_dir: Path = typer.Option(None, envvar="VIGIL_SPOOL_DIR", help="Spool directory [default: /var/lib/vigil/sensor-spool]"),
+    spool_dir: Path = typer.Option(
+        None, envvar="VIGIL_SPOOL_DIR", help="Spool directory [default: /var/lib/vigil/sensor-spool]"
+    ),
     spool_max_batches: int = typer.Option(1000, help="Spool bound in batches; the oldest are dropped past it"),
     include_host: bool = typer.Option(False, help="Also trace processes that are in no container"),
-    output: Optional[str] = typer.Option(None, help="'json': print attributed exec events as JSON lines to stdout"),
-    duration: Optional[float] = typer.Option(None, help="Stop after this many seconds"),
+    output: str | None = typer.Option(None, help="'json': print attributed exec events as JSON lines to stdout"),
+    duration: float | None = typer.Option(None, help="Stop after this many seconds"),
     batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
     heartbeat_interval: float = typer.Option(15.0, help="Seconds between heartbeats to the service"),
     default_runtime: str = typer.Option("containerd", help="Runtime of bare container ids in kubelet cgroupfs paths"),

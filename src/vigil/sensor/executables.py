@@ -14,6 +14,7 @@ _INLINE = {"shell": "c", "python": "cm", "other": "eE"}
 _TAKES_VALUE = {"shell": "oO", "python": "WXQ", "other": "IrCx"}
 _LONG_TAKES_VALUE = {"--rcfile", "--init-file", "--require"}
 
+
 def interpreter_family(exe_path: str, argv0: str | None = None) -> str | None:
     """'shell', 'python' or 'other' when the executable is a script interpreter, else None.
 
@@ -62,6 +63,7 @@ def script_from_argv(exe_path: str, argv: list[str]) -> str | None:
         return arg
     return None
 
+
 @dataclass(frozen=True)
 class Mapping:
     start: int
@@ -84,7 +86,9 @@ def parse_maps(text: str) -> list[Mapping]:
         if len(parts) < 5:
             continue
         lo, _, hi = parts[0].partition("-")
-        out.append(Mapping(int(lo, 16), int(hi, 16), parts[1], parts[3], int(parts[4]), parts[5] if len(parts) > 5 else ""))
+        out.append(
+            Mapping(int(lo, 16), int(hi, 16), parts[1], parts[3], int(parts[4]), parts[5] if len(parts) > 5 else "")
+        )
     return out
 
 

@@ -47,8 +47,9 @@ def open_in_root(root: Path, path: str) -> int:
     dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT)
-        fd: int = _libc.syscall(_SYS_OPENAT2, dirfd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how),
-                                ctypes.sizeof(how))
+        fd: int = _libc.syscall(
+            _SYS_OPENAT2, dirfd, path.encode("utf-8", "surrogateescape"), ctypes.byref(how), ctypes.sizeof(how)
+        )
         if fd < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err), path)
@@ -74,7 +75,7 @@ def is_static_elf(head: bytes) -> bool:
     """
     if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
         return False
-    phoff, = struct.unpack_from("<Q", head, 32)
+    (phoff,) = struct.unpack_from("<Q", head, 32)
     phentsize, phnum = struct.unpack_from("<HH", head, 54)
     if phentsize < 4 or phoff + phentsize * phnum > len(head):
         return False
@@ -211,7 +212,9 @@ class FileHasher:
                 return digest
         log.warning(
             "cannot read executed file %s of pid %d (mnt ns %d): process and namespace gone",
-            event.interp, pid, event.proc.mnt_ns,
+            event.interp,
+            pid,
+            event.proc.mnt_ns,
         )
         return None
 
@@ -241,4 +244,3 @@ class FileHasher:
             if digest is not None:
                 out.append(HashedFile(m.path, digest))
         return out
-

@@ -45,6 +45,7 @@ def effective_capabilities(status_text: str) -> int:
 
 def missing_capabilities(cap_eff: int) -> list[str]:
     """What this process lacks to load tracing BPF programs (empty when nothing)."""
+
     def has(cap: int) -> bool:
         return bool(cap_eff >> cap & 1)
 
@@ -270,7 +271,7 @@ class ProcessTracer:
             self._lib.bpf_object__close(self._obj)
             self._obj = None
 
-    def __enter__(self) -> "ProcessTracer":
+    def __enter__(self) -> ProcessTracer:
         return self
 
     def __exit__(self, *exc: object) -> None:

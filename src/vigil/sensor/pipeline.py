@@ -118,8 +118,12 @@ class EventPipeline:
                 # `ctr task exec`/`kubectl exec`), not the container's workload.
                 helper = decode_as(raw, ExecEvent)
                 out.runtime_helpers += 1
-                log.info("not reporting runtime helper exec %s (pid %d) entering %s", helper.filename, tgid,
-                         attribution.container_ref)
+                log.info(
+                    "not reporting runtime helper exec %s (pid %d) entering %s",
+                    helper.filename,
+                    tgid,
+                    attribution.container_ref,
+                )
                 continue
             if kind == EVENT_EXEC:
                 self._exec(decode_as(raw, ExecEvent), attribution, offset, out)

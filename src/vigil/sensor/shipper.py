@@ -102,8 +102,13 @@ class Shipper:
                 rejected.mkdir(exist_ok=True, mode=0o700)
                 entry.path.rename(rejected / entry.path.name)
                 result.rejected += 1
-                log.error("service refused batch seq %d with %d: %s (kept in %s)",
-                          entry.seq, resp.status_code, resp.text[:500], rejected)
+                log.error(
+                    "service refused batch seq %d with %d: %s (kept in %s)",
+                    entry.seq,
+                    resp.status_code,
+                    resp.text[:500],
+                    rejected,
+                )
             else:
                 result.error = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 break
@@ -111,8 +116,9 @@ class Shipper:
             self._failures += 1
             delay = min(self.backoff_max_s, 0.5 * 2 ** min(self._failures, 10))
             self._next_try = time.monotonic() + delay
-            log.warning("service unavailable (%s); %d batches spooled, retrying in %.1fs",
-                        result.error, len(self.spool), delay)
+            log.warning(
+                "service unavailable (%s); %d batches spooled, retrying in %.1fs", result.error, len(self.spool), delay
+            )
         else:
             self._failures = 0
             self._next_try = 0.0

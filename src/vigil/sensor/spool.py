@@ -87,7 +87,9 @@ class Spool:
         if len(data) > self.max_bytes:
             self.dropped_batches += 1
             self.dropped_records += len(batch.records)
-            log.warning("batch %s of %d bytes exceeds the spool bound %d: dropped", batch.batch_id, len(data), self.max_bytes)
+            log.warning(
+                "batch %s of %d bytes exceeds the spool bound %d: dropped", batch.batch_id, len(data), self.max_bytes
+            )
             return
         tmp = self.dir / f"{batch.seq:012d}.json.tmp"
         with open(tmp, "wb") as f:
@@ -111,8 +113,13 @@ class Spool:
             total -= sizes[oldest.seq]
             self.dropped_batches += 1
             self.dropped_records += n
-            log.warning("spool bound reached (%d batches, %d bytes): dropped batch seq %d with %d records",
-                        self.max_batches, self.max_bytes, oldest.seq, n)
+            log.warning(
+                "spool bound reached (%d batches, %d bytes): dropped batch seq %d with %d records",
+                self.max_batches,
+                self.max_bytes,
+                oldest.seq,
+                n,
+            )
 
     def remove(self, entry: SpoolEntry) -> None:
         entry.path.unlink(missing_ok=True)

@@ -25,8 +25,8 @@ from vigil.service.api import (
     runtime,
     tokens,
 )
-from vigil.service.jobs import workers as background
 from vigil.service.http import AccessLogMiddleware, RequestBodyMiddleware
+from vigil.service.jobs import workers as background
 from vigil.service.metrics import Metrics
 from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine, migrate

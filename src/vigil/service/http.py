@@ -38,7 +38,9 @@ class RequestBodyMiddleware:
         headers = dict(scope["headers"])
         encoding = headers.get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
         if encoding not in ("identity", "gzip"):
-            return await _send_error(send, 415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not accepted; use gzip or none")
+            return await _send_error(
+                send, 415, "unsupported_media_type", f"Content-Encoding {encoding!r} is not accepted; use gzip or none"
+            )
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -104,7 +106,11 @@ class AccessLogMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(scope["method"], template).observe(elapsed)
-            principal = getattr(scope.get("state", {}).get("principal"), "token_id", None) if isinstance(scope.get("state"), dict) else None
+            principal = (
+                getattr(scope.get("state", {}).get("principal"), "token_id", None)
+                if isinstance(scope.get("state"), dict)
+                else None
+            )
             log.info(
                 "request",
                 extra={

@@ -40,15 +40,19 @@ class WireModel(BaseModel):
     # Unknown fields are refused so that a misspelt field is an error, not a silent drop.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+
 class Batch(WireModel):
     wire_version: Literal[1] = WIRE_VERSION
-    batch_id: str = Field(description="Sender-chosen id; a batch id already applied is acknowledged and not applied again")
+    batch_id: str = Field(
+        description="Sender-chosen id; a batch id already applied is acknowledged and not applied again"
+    )
     cluster_id: str = Field(min_length=1, max_length=64)
 
     @field_validator("batch_id")
     @classmethod
     def _bid(cls, v: str) -> str:
         return check(BATCH_ID, v, "batch id (1-128 of [A-Za-z0-9_.:-])")
+
 
 T = TypeVar("T")
 

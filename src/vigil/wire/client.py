@@ -32,7 +32,7 @@ class ServiceClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "ServiceClient":
+    def __enter__(self) -> ServiceClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -42,7 +42,9 @@ class ServiceClient:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ServiceError(0, "unreachable", f"{self._http.base_url}{path}: {exc.__class__.__name__}: {exc}") from None
+            raise ServiceError(
+                0, "unreachable", f"{self._http.base_url}{path}: {exc.__class__.__name__}: {exc}"
+            ) from None
         if resp.status_code >= 400:
             try:
                 body = resp.json()
@@ -53,7 +55,9 @@ class ServiceClient:
             return None
         return resp.json()
 
-    def list_all(self, path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def list_all(
+        self, path: str, params: dict[str, Any] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         """Follow `next` cursors until the listing ends or ``limit`` items are gathered."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         items: list[dict[str, Any]] = []
@@ -68,7 +72,9 @@ class ServiceClient:
             if not after or (limit and len(items) >= limit):
                 return items
 
-    def list_views(self, model: type[V], path: str, params: dict[str, Any] | None = None, limit: int | None = None) -> list[V]:
+    def list_views(
+        self, model: type[V], path: str, params: dict[str, Any] | None = None, limit: int | None = None
+    ) -> list[V]:
         """``list_all`` with each item parsed as ``model``, a row model of ``vigil.wire.views``
         (e.g. ``list_views(Finding, "/api/v1/findings")``)."""
         return [model.model_validate(item) for item in self.list_all(path, params, limit)]

@@ -27,6 +27,7 @@ from vigil.wire.base import (
     require_unique,
 )
 
+
 class NodeCondition(WireModel):
     type: str = Field(min_length=1, max_length=128)
     status: Literal["True", "False", "Unknown"]
@@ -149,7 +150,7 @@ class Pod(WireModel):
         return check(DNS_LABEL, v, "namespace (DNS label)")
 
     @model_validator(mode="after")
-    def _unique_containers(self) -> "Pod":
+    def _unique_containers(self) -> Pod:
         seen: set[tuple[str, str]] = set()
         for c in self.containers:
             key = (c.kind, c.name)
@@ -168,7 +169,7 @@ class InventorySnapshot(Batch):
     pods: list[Pod] = Field(default_factory=list, max_length=MAX_ITEMS)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "InventorySnapshot":
+    def _consistent(self) -> InventorySnapshot:
         require_unique(self.nodes, lambda n: n.name, "node")
         require_unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
         require_unique(self.pods, lambda p: p.uid, "pod uid")
@@ -198,7 +199,7 @@ class InventoryDelta(Batch):
     deletes: InventoryDeletes = Field(default_factory=InventoryDeletes)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "InventoryDelta":
+    def _consistent(self) -> InventoryDelta:
         require_unique(self.nodes, lambda n: n.name, "node")
         require_unique(self.workloads, lambda w: f"{w.namespace}/{w.kind}/{w.name}", "workload")
         require_unique(self.pods, lambda p: p.uid, "pod uid")

@@ -49,7 +49,9 @@ class ExecSample(WireModel):
     filename: str = Field(max_length=MAX_PATH, description="The path given to execve")
     argv: list[str] = Field(default_factory=list, max_length=MAX_ARGV_ITEMS)
     argv_truncated: bool = False
-    interpreter: str | None = Field(default=None, max_length=MAX_PATH, description="For #! scripts: the interpreter loaded")
+    interpreter: str | None = Field(
+        default=None, max_length=MAX_PATH, description="For #! scripts: the interpreter loaded"
+    )
     cgroup_id: int = Field(default=0, ge=0)
     mnt_ns: int = Field(default=0, ge=0)
     pid_ns: int = Field(default=0, ge=0)
@@ -89,7 +91,7 @@ class RuntimeRecord(WireModel):
         return _sha(v)
 
     @model_validator(mode="after")
-    def _order(self) -> "RuntimeRecord":
+    def _order(self) -> RuntimeRecord:
         if self.last_seen < self.first_seen:
             raise ValueError(f"record {self.path}: last_seen {self.last_seen} is before first_seen {self.first_seen}")
         return self
@@ -103,7 +105,9 @@ class RuntimeBatch(Batch):
     """Records of one node for one window; ``seq`` orders a sensor's batches."""
 
     node_name: str = Field(min_length=1, max_length=253)
-    sensor_id: str = Field(min_length=1, max_length=64, description="Stable per sensor process; with seq, orders batches")
+    sensor_id: str = Field(
+        min_length=1, max_length=64, description="Stable per sensor process; with seq, orders batches"
+    )
     seq: int = Field(ge=0)
     window_start: datetime
     window_end: datetime
@@ -115,7 +119,7 @@ class RuntimeBatch(Batch):
         return check(DNS_SUBDOMAIN, v, "node name (DNS subdomain)")
 
     @model_validator(mode="after")
-    def _consistent(self) -> "RuntimeBatch":
+    def _consistent(self) -> RuntimeBatch:
         require_unique(self.records, lambda r: r.key, "record")
         return self
 

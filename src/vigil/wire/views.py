@@ -147,7 +147,13 @@ class SensorState(View):
 
 class Node(Listing):
     columns: ClassVar[tuple[str, ...]] = (
-        "cluster_id", "name", "kernel_version", "os_image", "container_runtime", "architecture", "sensor_disabled",
+        "cluster_id",
+        "name",
+        "kernel_version",
+        "os_image",
+        "container_runtime",
+        "architecture",
+        "sensor_disabled",
     )
     cluster_id: str
     name: str
@@ -204,7 +210,15 @@ class PodSecurity(View):
 
 
 class Pod(Listing):
-    columns: ClassVar[tuple[str, ...]] = ("cluster_id", "namespace", "name", "node_name", "phase", "workload.kind", "workload.name")
+    columns: ClassVar[tuple[str, ...]] = (
+        "cluster_id",
+        "namespace",
+        "name",
+        "node_name",
+        "phase",
+        "workload.kind",
+        "workload.name",
+    )
     cluster_id: str
     uid: str
     namespace: str
@@ -304,7 +318,14 @@ class FindingEvent(View):
 
 class Finding(Listing):
     columns: ClassVar[tuple[str, ...]] = (
-        "id", "severity", "type", "status", "subject", "cluster_id", "namespace", "last_seen_at",
+        "id",
+        "severity",
+        "type",
+        "status",
+        "subject",
+        "cluster_id",
+        "namespace",
+        "last_seen_at",
     )
     id: int
     type: str

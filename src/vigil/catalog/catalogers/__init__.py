@@ -31,7 +31,6 @@ CATALOGERS: dict[str, Cataloger] = {
 }
 
 
-
 def cataloger_versions() -> dict[str, int]:
     """name -> version of every registered cataloger (read at each call: the table is the truth)."""
     return {name: c.version for name, c in CATALOGERS.items()}

@@ -47,19 +47,28 @@ def packages_from_apk_db(text: str, file: str, ctx: CatalogContext) -> list[Pack
             continue
         name, version, arch = f["P"], f["V"], f.get("A") or None
         origin = f.get("o") or name
-        out.append(Package(
-            type="apk",
-            name=name,
-            version=version,
-            purl=os_package_purl("apk", namespace, name, version, arch=arch, distro=purl_distro(os),
-                                 upstream=origin if origin != name else None),
-            ecosystem=ecosystem,
-            cataloger="apk",
-            found_in=file,
-            source_name=origin,
-            source_version=version,
-            arch=arch,
-            files=rec.files,
-            metadata={k: f[v] for k, v in (("commit", "c"), ("license", "L")) if v in f},
-        ))
+        out.append(
+            Package(
+                type="apk",
+                name=name,
+                version=version,
+                purl=os_package_purl(
+                    "apk",
+                    namespace,
+                    name,
+                    version,
+                    arch=arch,
+                    distro=purl_distro(os),
+                    upstream=origin if origin != name else None,
+                ),
+                ecosystem=ecosystem,
+                cataloger="apk",
+                found_in=file,
+                source_name=origin,
+                source_version=version,
+                arch=arch,
+                files=rec.files,
+                metadata={k: f[v] for k, v in (("commit", "c"), ("license", "L")) if v in f},
+            )
+        )
     return out

@@ -16,7 +16,7 @@ _ANY_EXEC = 0o111
 
 
 def stdlib_version(go_version: str) -> str:
-    """"go1.19.8" -> "1.19.8": the Go vulnerability database versions the
+    """ "go1.19.8" -> "1.19.8": the Go vulnerability database versions the
     standard library (package "stdlib") without the prefix."""
     return go_version[2:] if go_version.startswith("go") else go_version
 
@@ -32,11 +32,19 @@ def packages_from_build_info(info: GoBuildInfo, binary: str) -> list[Package]:
             meta["replaces"] = f"{mod.path}@{mod.version}"
         if effective.sum:
             meta["h1"] = effective.sum
-        out.append(Package(
-            type="golang", name=effective.path, version=effective.version,
-            purl=golang_purl(effective.path, effective.version), ecosystem="Go",
-            cataloger="go-binary", found_in=binary, files=[binary], metadata=meta,
-        ))
+        out.append(
+            Package(
+                type="golang",
+                name=effective.path,
+                version=effective.version,
+                purl=golang_purl(effective.path, effective.version),
+                ecosystem="Go",
+                cataloger="go-binary",
+                found_in=binary,
+                files=[binary],
+                metadata=meta,
+            )
+        )
 
     if info.main is not None:
         add(info.main, "main")
@@ -47,10 +55,19 @@ def packages_from_build_info(info: GoBuildInfo, binary: str) -> list[Package]:
         add(dep, "dependency")
     if info.go_version:
         v = stdlib_version(info.go_version)
-        out.append(Package(
-            type="golang", name="stdlib", version=v, purl=golang_purl("stdlib", v), ecosystem="Go",
-            cataloger="go-binary", found_in=binary, files=[binary], metadata=dict(common, role="toolchain"),
-        ))
+        out.append(
+            Package(
+                type="golang",
+                name="stdlib",
+                version=v,
+                purl=golang_purl("stdlib", v),
+                ecosystem="Go",
+                cataloger="go-binary",
+                found_in=binary,
+                files=[binary],
+                metadata=dict(common, role="toolchain"),
+            )
+        )
     return out
 
 

@@ -108,17 +108,25 @@ class JavaArchiveCataloger:
                 ctx.warnings.warn(location, None, f"nested Java archive skipped: {exc}")
                 return []
 
-    def _from_manifest(self, z: zipfile.ZipFile, names: list[str], location: str, owner: str,
-                       ctx: CatalogContext) -> Package | None:
+    def _from_manifest(
+        self, z: zipfile.ZipFile, names: list[str], location: str, owner: str, ctx: CatalogContext
+    ) -> Package | None:
         manifest = {}
         if "META-INF/MANIFEST.MF" in names:
             manifest = parse_manifest(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
         stem = location.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
         from_name = _NAME_VERSION.match(stem)
-        artifact = (from_name.group("name") if from_name else None) or manifest.get("Implementation-Title") \
-            or manifest.get("Bundle-SymbolicName", "").split(";")[0] or stem
-        version = manifest.get("Implementation-Version") or manifest.get("Bundle-Version") \
+        artifact = (
+            (from_name.group("name") if from_name else None)
+            or manifest.get("Implementation-Title")
+            or manifest.get("Bundle-SymbolicName", "").split(";")[0]
+            or stem
+        )
+        version = (
+            manifest.get("Implementation-Version")
+            or manifest.get("Bundle-Version")
             or (from_name.group("version") if from_name else None)
+        )
         if not version:
             ctx.warnings.warn(location, None, "Java archive has no Maven coordinates and no version; skipped")
             return None

@@ -37,26 +37,31 @@ class NpmCataloger:
                 continue
             name, version = doc.get("name"), doc.get("version")
             if not isinstance(name, str) or not name or not isinstance(version, str) or not version:
-                ctx.warnings.warn(path, name if isinstance(name, str) else None,
-                                  "package.json skipped: no string 'name' and 'version'")
+                ctx.warnings.warn(
+                    path,
+                    name if isinstance(name, str) else None,
+                    "package.json skipped: no string 'name' and 'version'",
+                )
                 continue
-            out.append(Package(
-                type="npm",
-                name=name,
-                version=version,
-                purl=npm_purl(name, version),
-                ecosystem="npm",
-                cataloger="npm",
-                found_in=path,
-                files=_package_files(view, posixpath.dirname(path)),
-            ))
+            out.append(
+                Package(
+                    type="npm",
+                    name=name,
+                    version=version,
+                    purl=npm_purl(name, version),
+                    ecosystem="npm",
+                    cataloger="npm",
+                    found_in=path,
+                    files=_package_files(view, posixpath.dirname(path)),
+                )
+            )
         return out
 
 
 def _package_files(view: FileView, package_dir: str) -> list[str]:
     out = []
     for p in view.tree.iter_subtree(package_dir):
-        if "/node_modules/" in p[len(package_dir):] + "/":
+        if "/node_modules/" in p[len(package_dir) :] + "/":
             continue  # nested dependencies own their own files
         e = view.tree.get(p)
         if e is not None and e.kind in (EntryKind.FILE, EntryKind.SYMLINK):

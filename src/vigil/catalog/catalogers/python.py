@@ -58,8 +58,9 @@ class PythonCataloger:
                 out.append(pkg)
         return out
 
-    def _package(self, view: FileView, ctx: CatalogContext, meta_path: str, files_path: str | None,
-                 csv_record: bool) -> Package | None:
+    def _package(
+        self, view: FileView, ctx: CatalogContext, meta_path: str, files_path: str | None, csv_record: bool
+    ) -> Package | None:
         try:
             name, version = parse_metadata(view.read_bytes(meta_path, limit=16 << 20).decode("utf-8", "replace"))
         except (OSError, ValueError) as exc:
@@ -79,8 +80,11 @@ class PythonCataloger:
                     files = record_paths(text, posixpath.dirname(posixpath.dirname(meta_path)))
                 else:
                     base = posixpath.dirname(meta_path)
-                    files = [posixpath.normpath(posixpath.join(base, line.strip()))
-                             for line in text.splitlines() if line.strip()]
+                    files = [
+                        posixpath.normpath(posixpath.join(base, line.strip()))
+                        for line in text.splitlines()
+                        if line.strip()
+                    ]
         return Package(
             type="pypi",
             name=name,

@@ -12,8 +12,18 @@ from vigil.catalog.model import Package
 from vigil.catalog.osrelease import os_ecosystem, purl_distro
 from vigil.catalog.purls import os_package_purl
 from vigil.catalog.rpmheader import (
-    TAG_ARCH, TAG_EPOCH, TAG_FILEMODES, TAG_LICENSE, TAG_NAME, TAG_RELEASE, TAG_SOURCERPM, TAG_VENDOR, TAG_VERSION,
-    HeaderError, parse_header_blob, split_source_rpm,
+    TAG_ARCH,
+    TAG_EPOCH,
+    TAG_FILEMODES,
+    TAG_LICENSE,
+    TAG_NAME,
+    TAG_RELEASE,
+    TAG_SOURCERPM,
+    TAG_VENDOR,
+    TAG_VERSION,
+    HeaderError,
+    parse_header_blob,
+    split_source_rpm,
 )
 
 RPMDB_PATHS = ("/var/lib/rpm/rpmdb.sqlite", "/usr/lib/sysimage/rpm/rpmdb.sqlite")
@@ -25,7 +35,7 @@ class RpmCataloger:
     version = 1
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
-        return any(path == p or (path.startswith(p) and path[len(p):] in _SIDECARS) for p in RPMDB_PATHS)
+        return any(path == p or (path.startswith(p) and path[len(p) :] in _SIDECARS) for p in RPMDB_PATHS)
 
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
         out: list[Package] = []
@@ -74,20 +84,31 @@ class RpmCataloger:
             evr = f"{version}-{release}" if epoch is None else f"{epoch}:{version}-{release}"
             arch = h.string(TAG_ARCH)
             source = split_source_rpm(h.string(TAG_SOURCERPM) or "")
-            out.append(Package(
-                type="rpm",
-                name=name,
-                version=evr,
-                purl=os_package_purl("rpm", namespace, name, f"{version}-{release}", arch=arch,
-                                     distro=purl_distro(os), epoch=str(epoch) if epoch is not None else None,
-                                     upstream=h.string(TAG_SOURCERPM)),
-                ecosystem=os_ecosystem(os),
-                cataloger="rpm",
-                found_in=db_path,
-                source_name=source[0] if source else None,
-                source_version=source[1] if source else None,
-                arch=arch,
-                files=files,
-                metadata={k: v for k, v in (("vendor", h.string(TAG_VENDOR)), ("license", h.string(TAG_LICENSE))) if v},
-            ))
+            out.append(
+                Package(
+                    type="rpm",
+                    name=name,
+                    version=evr,
+                    purl=os_package_purl(
+                        "rpm",
+                        namespace,
+                        name,
+                        f"{version}-{release}",
+                        arch=arch,
+                        distro=purl_distro(os),
+                        epoch=str(epoch) if epoch is not None else None,
+                        upstream=h.string(TAG_SOURCERPM),
+                    ),
+                    ecosystem=os_ecosystem(os),
+                    cataloger="rpm",
+                    found_in=db_path,
+                    source_name=source[0] if source else None,
+                    source_version=source[1] if source else None,
+                    arch=arch,
+                    files=files,
+                    metadata={
+                        k: v for k, v in (("vendor", h.string(TAG_VENDOR)), ("license", h.string(TAG_LICENSE))) if v
+                    },
+                )
+            )
         return out

@@ -108,15 +108,19 @@ def _int(request: web.Request, name: str) -> int:
 
 def _scale(obj: dict) -> dict:
     meta = obj["metadata"]
-    sel = ((obj.get("spec") or {}).get("selector") or {})
+    sel = (obj.get("spec") or {}).get("selector") or {}
     labels = sel.get("matchLabels", sel) if isinstance(sel, dict) else {}
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta
+        },
         "spec": {"replicas": int((obj.get("spec") or {}).get("replicas", 1) or 0)},
-        "status": {"replicas": int((obj.get("status") or {}).get("replicas", 0) or 0),
-                   "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if isinstance(v, str))},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas", 0) or 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if isinstance(v, str)),
+        },
     }
 
 
@@ -137,7 +141,9 @@ class KubeApiApp:
         if request.path not in _PUBLIC:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self.settings.token.encode()):
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                token.strip().encode(), self.settings.token.encode()
+            ):
                 return _status_response(ApiError(401, "Unauthorized"))
         try:
             return await handler(request)
@@ -166,7 +172,9 @@ class KubeApiApp:
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise ApiError(405, "the server does not allow this method on the requested resource")
-        if target.subresource not in (None, "status", "scale") or (target.subresource == "scale" and not target.rt.has_scale):
+        if target.subresource not in (None, "status", "scale") or (
+            target.subresource == "scale" and not target.rt.has_scale
+        ):
             raise ApiError(404, "the server could not find the requested resource")
         if method == "GET":
             obj = self.store.get(target.rt, target.namespace, target.name)
@@ -239,20 +247,26 @@ class KubeApiApp:
         rt = target.rt
         labels, fields = self._selectors(request, rt)
         if target.name is not None:  # watch/namespaces/ns/pods/name
-            fields = fields + parse_field_selector(f"metadata.name={target.name}", rt.field_selectors, rt.kind, rt.api_version)
+            fields = fields + parse_field_selector(
+                f"metadata.name={target.name}", rt.field_selectors, rt.kind, rt.api_version
+            )
         bookmarks = _bool(request.query.get("allowWatchBookmarks"))
         initial_events = _bool(request.query.get("sendInitialEvents"))
         if initial_events and not (bookmarks and request.query.get("resourceVersionMatch") == "NotOlderThan"):
-            raise ApiError(422, "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless "
-                                "resourceVersionMatch is NotOlderThan and allowWatchBookmarks is true")
+            raise ApiError(
+                422,
+                "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless "
+                "resourceVersionMatch is NotOlderThan and allowWatchBookmarks is true",
+            )
         timeout = float(_int(request, "timeoutSeconds") or self.settings.watch_timeout)
         as_table = wants_table(request.headers.get("Accept"))
         loop = asyncio.get_running_loop()
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON, "Cache-Control": "no-cache, private"})
         response.enable_chunked_encoding()
         try:
-            watcher, initial = self.store.watch(rt, loop, target.namespace, labels, fields,
-                                                request.query.get("resourceVersion"), initial_events)
+            watcher, initial = self.store.watch(
+                rt, loop, target.namespace, labels, fields, request.query.get("resourceVersion"), initial_events
+            )
         except ApiError as exc:
             # As the API server does for a watch: a 200 stream carrying one ERROR event.
             await response.prepare(request)
@@ -269,8 +283,12 @@ class KubeApiApp:
             meta: dict[str, Any] = {"resourceVersion": str(rv)}
             if extra:
                 meta["annotations"] = extra
-            return orjson.dumps({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version,
-                                                                 "metadata": meta}}) + b"\n"
+            return (
+                orjson.dumps(
+                    {"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}
+                )
+                + b"\n"
+            )
 
         try:
             await response.prepare(request)
@@ -286,7 +304,7 @@ class KubeApiApp:
                     break
                 try:
                     item = await asyncio.wait_for(watcher.queue.get(), min(self.settings.bookmark_interval, remaining))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     if bookmarks and time.monotonic() < deadline:
                         await response.write(bookmark(last_rv))
                     continue
@@ -321,17 +339,24 @@ class KubeApiApp:
             return self._set_scale(target, name, (body.get("spec") or {}).get("replicas"))
         meta = body.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
-            raise ApiError(400, f'the name of the object ({meta.get("name")}) does not match the name on the URL ({name})')
+            raise ApiError(
+                400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
         meta["name"] = name
-        obj = self.store.update(body, subresource=target.subresource, namespace=target.namespace,
-                                api_semantics=True, rt=target.rt)
+        obj = self.store.update(
+            body, subresource=target.subresource, namespace=target.namespace, api_semantics=True, rt=target.rt
+        )
         return self._object_response(request, target.rt, obj)
 
     def _set_scale(self, target: Target, name: str, replicas: Any) -> web.Response:
         if not isinstance(replicas, int) or replicas < 0:
-            raise ApiError(422, f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0')
-        self.store.patch(target.rt, target.namespace, name, "application/merge-patch+json",
-                         {"spec": {"replicas": replicas}})
+            raise ApiError(
+                422,
+                f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0',
+            )
+        self.store.patch(
+            target.rt, target.namespace, name, "application/merge-patch+json", {"spec": {"replicas": replicas}}
+        )
         return _json(_scale(self.store.get(target.rt, target.namespace, name)))
 
     async def _patch(self, request: web.Request, target: Target, name: str) -> web.Response:
@@ -368,8 +393,14 @@ class KubeApiApp:
             except ApiError as exc:
                 if exc.code != 404:  # deleted by the garbage collector meanwhile
                     raise
-        return _json({"kind": target.rt.list_kind, "apiVersion": target.rt.api_version,
-                      "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": gone})
+        return _json(
+            {
+                "kind": target.rt.list_kind,
+                "apiVersion": target.rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": gone,
+            }
+        )
 
 
 def _bool_dry_run(request: web.Request) -> bool:

@@ -58,11 +58,27 @@ def _entry(rt: ResourceType) -> list[dict]:
         main["categories"] = list(rt.categories)
     out = [main]
     if rt.has_status:
-        out.append({"name": f"{rt.plural}/status", "singularName": "", "namespaced": rt.namespaced,
-                    "kind": rt.kind, "verbs": ["get", "patch", "update"]})
+        out.append(
+            {
+                "name": f"{rt.plural}/status",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     if rt.has_scale:
-        out.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": rt.namespaced,
-                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+        out.append(
+            {
+                "name": f"{rt.plural}/scale",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     return out
 
 

@@ -22,8 +22,14 @@ REASONS = {
 class ApiError(Exception):
     """A request the API server refuses; becomes a ``Status`` object with ``code``."""
 
-    def __init__(self, code: int, message: str, reason: str | None = None, details: dict | None = None,
-                 continue_token: str | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        reason: str | None = None,
+        details: dict | None = None,
+        continue_token: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -35,8 +41,9 @@ class ApiError(Exception):
         return failure_status(self.code, self.message, self.reason, self.details, self.continue_token)
 
 
-def failure_status(code: int, message: str, reason: str, details: dict | None = None,
-                   continue_token: str | None = None) -> dict[str, Any]:
+def failure_status(
+    code: int, message: str, reason: str, details: dict | None = None, continue_token: str | None = None
+) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     if continue_token:
         meta["continue"] = continue_token
@@ -61,8 +68,9 @@ def not_found(plural: str, name: str, group: str = "") -> ApiError:
 
 def already_exists(plural: str, name: str, group: str = "") -> ApiError:
     what = f"{plural}.{group}" if group else plural
-    return ApiError(409, f'{what} "{name}" already exists', "AlreadyExists",
-                    details={"name": name, "group": group, "kind": plural})
+    return ApiError(
+        409, f'{what} "{name}" already exists', "AlreadyExists", details={"name": name, "group": group, "kind": plural}
+    )
 
 
 def conflict(plural: str, name: str, group: str = "") -> ApiError:

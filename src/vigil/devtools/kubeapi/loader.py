@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -52,6 +53,8 @@ def load_directory(store: ApiStore, folder: Path) -> int:
             try:
                 store.apply(obj)
             except Exception as exc:
-                raise LoadError(f"{path}: {obj.get('kind')} {(obj.get('metadata') or {}).get('name')!r}: {exc}") from None
+                raise LoadError(
+                    f"{path}: {obj.get('kind')} {(obj.get('metadata') or {}).get('name')!r}: {exc}"
+                ) from None
             count += 1
     return count

@@ -33,7 +33,13 @@ def _merge(target: Any, patch: Any, strategic: bool) -> Any:
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
-        elif strategic and isinstance(value, list) and isinstance(out.get(key), list) and _named(value) and _named(out[key]):
+        elif (
+            strategic
+            and isinstance(value, list)
+            and isinstance(out.get(key), list)
+            and _named(value)
+            and _named(out[key])
+        ):
             out[key] = _merge_named(out[key], value)
         else:
             out[key] = _merge(out.get(key), value, strategic)

@@ -9,12 +9,15 @@ escape in values.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ApiError
 
-_LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z")
+_LABEL_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?\Z"
+)
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?\Z")
 
 Predicate = Callable[[dict[str, str]], bool]
@@ -67,21 +70,29 @@ def _split_top(text: str) -> list[str]:
 
 
 def _bad_label(selector: str, why: str) -> ApiError:
-    return ApiError(400, f"unable to parse requirement: {why}" if why else f"couldn't parse the selector string {selector!r}")
+    return ApiError(
+        400, f"unable to parse requirement: {why}" if why else f"couldn't parse the selector string {selector!r}"
+    )
 
 
 def _check_key(key: str) -> str:
     if not _LABEL_KEY.match(key) or len(key) > 317:
-        raise ApiError(400, f'unable to parse requirement: <nil>: Invalid value: "{key}": name part must consist of '
-                            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")
+        raise ApiError(
+            400,
+            f'unable to parse requirement: <nil>: Invalid value: "{key}": name part must consist of '
+            "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        )
     return key
 
 
 def _check_value(value: str) -> str:
     if not _LABEL_VALUE.match(value):
-        raise ApiError(400, f'unable to parse requirement: values[0][{value}]: Invalid value: "{value}": a valid label '
-                            "must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
-                            "start and end with an alphanumeric character")
+        raise ApiError(
+            400,
+            f'unable to parse requirement: values[0][{value}]: Invalid value: "{value}": a valid label '
+            "must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+            "start and end with an alphanumeric character",
+        )
     return value
 
 
@@ -161,7 +172,9 @@ def _unescape(value: str) -> str:
     return re.sub(r"\\(.)", r"\1", value)
 
 
-def parse_field_selector(selector: str | None, allowed: tuple[str, ...], kind: str, api_version: str) -> list[FieldRequirement]:
+def parse_field_selector(
+    selector: str | None, allowed: tuple[str, ...], kind: str, api_version: str
+) -> list[FieldRequirement]:
     if selector is None or not selector.strip():
         return []
     reqs = []
@@ -173,7 +186,7 @@ def parse_field_selector(selector: str | None, allowed: tuple[str, ...], kind: s
             raise ApiError(400, f"invalid selector: '{selector}'; can't understand '{part}'")
         name, op, value = m.group(1).strip(), m.group(2), _unescape(m.group(3))
         if name not in allowed:
-            raise ApiError(400, f'field label not supported: {name}')
+            raise ApiError(400, f"field label not supported: {name}")
         reqs.append(FieldRequirement(name, op == "!=", value))
     return reqs
 

@@ -24,9 +24,17 @@ class KubeAPIServer:
     ``drop_watches()`` simulates an API server restart, ``compact()`` forgets history.
     """
 
-    def __init__(self, token: str | None = None, host: str = "127.0.0.1", port: int = 0,
-                 history_size: int = 1000, bookmark_interval: float = 60.0, watch_timeout: float = 1800.0,
-                 store: ApiStore | None = None, tls: bool = True) -> None:
+    def __init__(
+        self,
+        token: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        history_size: int = 1000,
+        bookmark_interval: float = 60.0,
+        watch_timeout: float = 1800.0,
+        store: ApiStore | None = None,
+        tls: bool = True,
+    ) -> None:
         self.token = token or secrets.token_urlsafe(24)
         self.host = host
         self.port = port
@@ -48,8 +56,13 @@ class KubeAPIServer:
     async def start_async(self) -> None:
         self._runner = web.AppRunner(self.app.build(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True,
-                           ssl_context=self.cert.server_context() if self.cert else None)
+        site = web.TCPSite(
+            self._runner,
+            self.host,
+            self.port,
+            reuse_address=True,
+            ssl_context=self.cert.server_context() if self.cert else None,
+        )
         await site.start()
         sockets = site._server.sockets  # type: ignore[union-attr]
         self.port = sockets[0].getsockname()[1]
@@ -60,7 +73,7 @@ class KubeAPIServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self) -> "KubeAPIServer":
+    def start(self) -> KubeAPIServer:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
@@ -89,7 +102,7 @@ class KubeAPIServer:
             self._thread.join(10)
             self._loop = None
 
-    def __enter__(self) -> "KubeAPIServer":
+    def __enter__(self) -> KubeAPIServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -110,8 +123,12 @@ class KubeAPIServer:
             "kind": "Config",
             "clusters": [{"name": "vigil-test", "cluster": cluster}],
             "users": [{"name": "vigil-test", "user": {"token": self.token}}],
-            "contexts": [{"name": "vigil-test", "context": {"cluster": "vigil-test", "user": "vigil-test",
-                                                             "namespace": namespace}}],
+            "contexts": [
+                {
+                    "name": "vigil-test",
+                    "context": {"cluster": "vigil-test", "user": "vigil-test", "namespace": namespace},
+                }
+            ],
             "current-context": "vigil-test",
         }
 

@@ -25,9 +25,7 @@ from .base import VersionScheme
 
 # Token kinds, in apk's order: when two versions differ in the kind of token
 # that comes next, the one whose next kind is *later* in this order is older.
-DIGIT_OR_ZERO, DIGIT, LETTER, SUFFIX, SUFFIX_NO, REVISION_NO, END, EMPTY, INVALID = (
-    range(9)
-)
+DIGIT_OR_ZERO, DIGIT, LETTER, SUFFIX, SUFFIX_NO, REVISION_NO, END, EMPTY, INVALID = range(9)
 
 _PRE_SUFFIXES = ("alpha", "beta", "pre", "rc")
 _POST_SUFFIXES = ("cvs", "svn", "git", "hg", "p")
@@ -135,9 +133,7 @@ class ApkScheme(VersionScheme):
     def parse(self, version: str) -> tuple[tuple[int, int], ...]:
         return tuple(tokens(version))
 
-    def compare_parsed(
-        self, a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]
-    ) -> int:
+    def compare_parsed(self, a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> int:
         # Walk both token streams while they agree in kind and value. Each
         # stream ends with its terminator (END or INVALID).
         k = 0

@@ -63,9 +63,7 @@ class VersionScheme(ABC):
 
     def _checked_parse(self, version: str) -> Any:
         if not isinstance(version, str):
-            raise InvalidVersionError(
-                self.name, repr(version), "a version must be a string"
-            )
+            raise InvalidVersionError(self.name, repr(version), "a version must be a string")
         if version == "" or version.strip() != version:
             raise InvalidVersionError(
                 self.name,
@@ -118,9 +116,6 @@ class _CompareKey:
         return self.scheme.compare_parsed(self.parsed, other.parsed) >= 0
 
     def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, _CompareKey)
-            and self.scheme.compare_parsed(self.parsed, other.parsed) == 0
-        )
+        return isinstance(other, _CompareKey) and self.scheme.compare_parsed(self.parsed, other.parsed) == 0
 
     __hash__ = None  # type: ignore[assignment]

@@ -74,9 +74,7 @@ def _part_key(part: str) -> _PartKey:
         k = j
         while k < n and part[k].isdigit():
             k += 1
-        out.append(
-            (tuple(_order(c) for c in part[i:j]) + (0,), int(part[j:k]) if k > j else 0)
-        )
+        out.append((tuple(_order(c) for c in part[i:j]) + (0,), int(part[j:k]) if k > j else 0))
         i = k
     # A leading "0" (no letters, number 0) weighs the same as nothing at all.
     while out and out[-1] == ((0,), 0):
@@ -100,17 +98,13 @@ class DpkgScheme(VersionScheme):
         if ":" in version:
             epoch_text, rest = version.split(":", 1)
             if not epoch_text.isdigit() or not epoch_text.isascii():
-                raise InvalidVersionError(
-                    self.name, version, "the epoch before ':' must be a number"
-                )
+                raise InvalidVersionError(self.name, version, "the epoch before ':' must be a number")
             epoch = int(epoch_text)
         upstream, sep, revision = rest.rpartition("-")
         if not sep:
             upstream, revision = rest, ""
         if not upstream:
-            raise InvalidVersionError(
-                self.name, version, "the upstream version must not be empty"
-            )
+            raise InvalidVersionError(self.name, version, "the upstream version must not be empty")
         return DpkgVersion(epoch, upstream, revision)
 
     def sort_key(self, parsed: DpkgVersion) -> tuple[int, _PartKey, _PartKey]:

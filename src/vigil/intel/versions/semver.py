@@ -69,11 +69,7 @@ class SemverScheme(VersionScheme):
 
     def compare_parsed(self, a: SemVer, b: SemVer) -> int:
         if a.release != b.release:
-            return (
-                -1
-                if _padded(a.release, b.release) < _padded(b.release, a.release)
-                else 1
-            )
+            return -1 if _padded(a.release, b.release) < _padded(b.release, a.release) else 1
         if a.pre == b.pre:
             return 0
         if a.pre is None:

@@ -37,6 +37,7 @@ class Status(str, Enum):
 # Worst first: an image's summary over clusters shows the worst of its verdicts.
 STATUS_ORDER = (Status.VIOLATION, Status.UNTRUSTED, Status.UNKNOWN, Status.PENDING, Status.VERIFIED)
 
+
 @dataclass(frozen=True, slots=True)
 class RegistryAnswer:
     """What the registry said about one running image, gathered by ``probe``.
@@ -101,14 +102,26 @@ def judge(
         spec = FindingSpec(FindingType.UNTRUSTED_REGISTRY, base)
         return Verdict(Status.UNTRUSTED, (spec,), base)
     if answer is not None and answer.error is not None:
-        unknown = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": running_digest,
-                   "registry_answer": answer.error, "error_kind": answer.error_kind}
+        unknown = {
+            **base,
+            "repository": _repository(effective),
+            "tag": effective.tag,
+            "runtime_digest": running_digest,
+            "registry_answer": answer.error,
+            "error_kind": answer.error_kind,
+        }
         return Verdict(Status.UNKNOWN, (), unknown)
     if running_digest is None:
         if answer is not None and answer.tag_missing is not None:
             # Nothing to compare, but the tag itself is absent: that is an answer.
-            missing = {**base, "repository": _repository(effective), "tag": effective.tag, "runtime_digest": None,
-                       "missing": "tag", "registry_answer": answer.tag_missing}
+            missing = {
+                **base,
+                "repository": _repository(effective),
+                "tag": effective.tag,
+                "runtime_digest": None,
+                "missing": "tag",
+                "registry_answer": answer.tag_missing,
+            }
             spec = FindingSpec(FindingType.ARTIFACT_MISSING, missing)
             return Verdict(Status.VIOLATION, (spec,), missing)
         return Verdict(Status.PENDING, (), {**base, "reason": "the runtime has not reported the pulled digest yet"})
@@ -124,7 +137,9 @@ def judge(
         # Pinned by digest: the only question is whether the registry holds it.
         if answer.digest_present:
             return Verdict(Status.VERIFIED, (), {**evidence, "registry_digest": running_digest}, running_digest)
-        spec = FindingSpec(FindingType.ARTIFACT_MISSING, {**evidence, "missing": "digest", "registry_answer": answer.digest_missing})
+        spec = FindingSpec(
+            FindingType.ARTIFACT_MISSING, {**evidence, "missing": "digest", "registry_answer": answer.digest_missing}
+        )
         return Verdict(Status.VIOLATION, (spec,), spec.evidence)
     if answer.tag_missing is not None:
         missing = {

@@ -60,7 +60,9 @@ class ScopeDoc(BaseModel):
 
 
 class PolicyDoc(ScopeDoc):
-    clusters: dict[str, ScopeDoc] = Field(default_factory=dict, description="rules for one cluster, by cluster id or name")
+    clusters: dict[str, ScopeDoc] = Field(
+        default_factory=dict, description="rules for one cluster, by cluster id or name"
+    )
 
     @field_validator("clusters")
     @classmethod
@@ -84,7 +86,9 @@ class PolicyDoc(ScopeDoc):
         for rule in sorted(policy.trusted, key=lambda r: (r.cluster or "", r.pattern)):
             scopes.setdefault(rule.cluster, ScopeDoc()).trusted.append(str(rule.pattern))
         for m in sorted(policy.mirrors, key=lambda m: (m.cluster or "", m.source, m.mirror)):
-            scopes.setdefault(m.cluster, ScopeDoc()).mirrors.append(MirrorDoc(source=str(m.source), mirror=str(m.mirror)))
+            scopes.setdefault(m.cluster, ScopeDoc()).mirrors.append(
+                MirrorDoc(source=str(m.source), mirror=str(m.mirror))
+            )
         top = scopes.pop(None, ScopeDoc())
         clusters = {cluster: doc for cluster, doc in scopes.items() if cluster is not None}
         return cls(trusted=top.trusted, mirrors=top.mirrors, clusters=dict(sorted(clusters.items())))
@@ -113,6 +117,7 @@ def parse_policy_text(text: str, source: str) -> TrustPolicy:
         return PolicyDoc.model_validate(data).to_policy()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_field(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors(include_url=False)[:5]
+            f"{_field(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_url=False)[:5]
         )
         raise PolicyFileError(f"trust policy file {source}: {problems}") from None

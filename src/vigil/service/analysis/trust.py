@@ -162,7 +162,9 @@ class TrustPolicy:
 
     def mirror_for(self, ref: ImageRef, cluster_keys: tuple[str, ...] = ()) -> MirrorRule | None:
         candidates = [
-            m for m in self.mirrors if self._applies(m.cluster, cluster_keys) and m.source.matches(ref.registry, ref.repository)
+            m
+            for m in self.mirrors
+            if self._applies(m.cluster, cluster_keys) and m.source.matches(ref.registry, ref.repository)
         ]
         if not candidates:
             return None

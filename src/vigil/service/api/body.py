@@ -63,4 +63,7 @@ def openapi_body(model: Any, example: dict | None = None) -> dict:
     content: dict = {"schema": {k: v for k, v in schema.items() if k != "$defs"}}
     if example:
         content["example"] = example
-    return {"requestBody": {"required": True, "content": {"application/json": content}}, "x-vigil-defs": schema.get("$defs", {})}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": content}},
+        "x-vigil-defs": schema.get("$defs", {}),
+    }

@@ -12,10 +12,10 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, require
 from vigil.service.api.errors import not_found
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.clusters import register_cluster
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal, count_use, issue_token
+from vigil.service.store.views import clusters as cluster_views
 from vigil.wire.views import Cluster, IssuedRegistrationToken, Page, Registration
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], route_class=ViewRoute)
@@ -48,7 +48,11 @@ async def create_registration_token(request: Request, who: Principal = Depends(a
     def work():
         with request.app.state.engine.begin() as conn:
             return issue_token(
-                conn, role="registration", name=body.name, ttl=timedelta(seconds=body.ttl_seconds), max_uses=body.max_uses
+                conn,
+                role="registration",
+                name=body.name,
+                ttl=timedelta(seconds=body.ttl_seconds),
+                max_uses=body.max_uses,
             )
 
     tok = await run_in_threadpool(work)

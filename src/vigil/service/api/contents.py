@@ -9,10 +9,10 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
-from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.query import csv_values
 from vigil.service.api.responses import ViewRoute
+from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.store import contents as store
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.schema import images
@@ -143,7 +143,9 @@ def scans(
     response_model=ContentPassReport,
     summary="Queue running images, scan what is queued (in-process scanner), match, update findings (admin)",
 )
-async def run_scans(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
+async def run_scans(
+    who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)
+) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, scan=True)
     return report.as_dict()
 
@@ -153,6 +155,8 @@ async def run_scans(who: Principal = Depends(admin), analyzer: VulnerabilityAnal
     response_model=IntelReload,
     summary="Reload the advisory database now and re-match stored packages (admin)",
 )
-async def reload_intel(who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)) -> dict:
+async def reload_intel(
+    who: Principal = Depends(admin), analyzer: VulnerabilityAnalyzer = Depends(contents_analyzer)
+) -> dict:
     report = await run_in_threadpool(analyzer.run_pass, force_reload=True)
     return {"intel": analyzer.intel.status(), **report.as_dict()}

@@ -11,7 +11,6 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, SEVERITIES
-from vigil.service.store import runtime_labels
 from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
@@ -19,15 +18,18 @@ from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.query import csv_values
 from vigil.service.api.responses import ViewRoute, event_stream
 from vigil.service.store import findings as finding_store
-from vigil.service.store.views import findings as finding_views
+from vigil.service.store import runtime_labels
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
+from vigil.service.store.views import findings as finding_views
 from vigil.wire.views import Finding, FindingDetail, FindingStreamEvent, Page
 
 router = APIRouter(prefix="/api/v1/findings", tags=["findings"], route_class=ViewRoute)
 
 
-@router.get("", response_model=Page[Finding], summary="Findings, filtered; comma-separated values for severity, type and status")
+@router.get(
+    "", response_model=Page[Finding], summary="Findings, filtered; comma-separated values for severity, type and status"
+)
 def list_findings(
     request: Request,
     cluster: str | None = None,
@@ -37,8 +39,12 @@ def list_findings(
     status: str | None = Query(None, description="open, resolved, suppressed"),
     limit: int = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
     after: str | None = Query(None),
-    since: datetime | None = Query(None, description="only findings changed (opened, severity or status) at or after this ISO 8601 time"),
-    runtime: str | None = Query(None, description="package findings by runtime label: running, not_observed_running, watching, unwatched"),
+    since: datetime | None = Query(
+        None, description="only findings changed (opened, severity or status) at or after this ISO 8601 time"
+    ),
+    runtime: str | None = Query(
+        None, description="package findings by runtime label: running, not_observed_running, watching, unwatched"
+    ),
     who: Principal = Depends(reader),
 ) -> dict:
     sev = csv_values("severity", severity, SEVERITIES)
@@ -46,7 +52,11 @@ def list_findings(
     statuses = csv_values("status", status, FINDING_STATUSES)
     runtime_states = csv_values("runtime", runtime, runtime_labels.STATES)
     if since is not None and since.tzinfo is None:
-        raise ApiError(422, "invalid_request", f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"query.since: {since.isoformat()!r} has no time zone; add Z or an offset (e.g. 2026-01-01T00:00:00Z)",
+        )
     with request.app.state.engine.connect() as conn:
         f = finding_views.FindingFilter(
             types=tuple(types), severities=tuple(sev), statuses=tuple(statuses), cluster_id=cluster, namespace=namespace,
@@ -85,7 +95,9 @@ class StatusChange(BaseModel):
 @router.post(
     "/{finding_id}/status",
     response_model=FindingDetail,
-    summary="Resolve, suppress or reopen a finding (admin)", openapi_extra=openapi_body(StatusChange))
+    summary="Resolve, suppress or reopen a finding (admin)",
+    openapi_extra=openapi_body(StatusChange),
+)
 async def change_status(finding_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
     body: StatusChange = await parse_body(request, StatusChange)
 

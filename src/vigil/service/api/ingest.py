@@ -7,12 +7,12 @@ import logging
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from vigil.gcpause import paused_gc
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import cluster_writer, runtime_analyzer
-from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import forbidden
 from vigil.service.api.responses import ViewRoute
-from vigil.gcpause import paused_gc
+from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
 from vigil.service.store import runtime as runtime_store
@@ -64,12 +64,20 @@ async def ingest_inventory(
         metrics.ingest_objects.labels(key).inc(n)
     log.info(
         "inventory batch",
-        extra={"cluster_id": batch.cluster_id, "batch_id": batch.batch_id, "kind": batch.kind, "applied": result.applied, **result.counts},
+        extra={
+            "cluster_id": batch.cluster_id,
+            "batch_id": batch.batch_id,
+            "kind": batch.kind,
+            "applied": result.applied,
+            **result.counts,
+        },
     )
     return result
 
 
-@router.post("/heartbeat", response_model=Status, summary="A controller's heartbeat", openapi_extra=openapi_body(Heartbeat))
+@router.post(
+    "/heartbeat", response_model=Status, summary="A controller's heartbeat", openapi_extra=openapi_body(Heartbeat)
+)
 async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) -> dict:
     beat: Heartbeat = await parse_body(request, Heartbeat)
     _same_cluster(who, beat.cluster_id)
@@ -112,7 +120,14 @@ async def ingest_runtime(
     metrics.ingest_batches.labels("runtime", "applied" if result.applied else "duplicate").inc()
     log.info(
         "runtime batch",
-        extra={"cluster_id": batch.cluster_id, "node": batch.node_name, "batch_id": batch.batch_id, "seq": batch.seq, "applied": result.applied, **result.counts},
+        extra={
+            "cluster_id": batch.cluster_id,
+            "node": batch.node_name,
+            "batch_id": batch.batch_id,
+            "seq": batch.seq,
+            "applied": result.applied,
+            **result.counts,
+        },
     )
     return result
 

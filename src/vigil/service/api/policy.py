@@ -28,7 +28,9 @@ def _document(request: Request) -> dict:
     return {**PolicyDoc.from_policy(policy).model_dump(), "revision": policy.revision}
 
 
-@router.get("/trust", response_model=TrustPolicy, summary="The trust policy: trusted registry patterns and mirror rules (admin)")
+@router.get(
+    "/trust", response_model=TrustPolicy, summary="The trust policy: trusted registry patterns and mirror rules (admin)"
+)
 def get_trust(request: Request, who: Principal = Depends(admin)) -> dict:
     return _document(request)
 

@@ -12,5 +12,7 @@ def csv_values(name: str, value: str | None, allowed: tuple[str, ...]) -> list[s
     items = [v.strip() for v in value.split(",") if v.strip()]
     bad = [v for v in items if v not in allowed]
     if bad:
-        raise ApiError(422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
+        raise ApiError(
+            422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}"
+        )
     return items

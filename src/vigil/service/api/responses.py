@@ -37,7 +37,10 @@ def event_stream(data: type[BaseModel], description: str) -> dict[str, Any]:
             }
         }
     }
-    return {"responses": {200: {"description": description, "content": content}}, "openapi_extra": {"x-vigil-defs": defs}}
+    return {
+        "responses": {200: {"description": description, "content": content}},
+        "openapi_extra": {"x-vigil-defs": defs},
+    }
 
 
 def plain_text(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:

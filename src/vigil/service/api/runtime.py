@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.analysis.runtime.rules import RULES, check_allow_entry
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, runtime_analyzer
-from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.responses import ViewRoute
+from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.store import runtime_analysis as store
 from vigil.service.store.tokens import Principal
 from vigil.wire.views import AllowEntry, Items, Rule, RuntimeStatus
@@ -22,12 +22,18 @@ router = APIRouter(prefix="/api/v1/runtime", tags=["runtime"], route_class=ViewR
 
 class AllowEntryIn(BaseModel):
     model_config = {"extra": "forbid"}
-    rule: str = Field(min_length=1, max_length=64, description="a rule id from GET /api/v1/runtime/rules, or * for every rule")
+    rule: str = Field(
+        min_length=1, max_length=64, description="a rule id from GET /api/v1/runtime/rules, or * for every rule"
+    )
     cluster: str = Field("", max_length=253, description="cluster id or name; empty: any")
     namespace: str = Field("", max_length=63, description="empty: any")
     workload: str = Field("", max_length=253, description="workload name; empty: any")
-    labels: dict[str, str] = Field(default_factory=dict, description="every pair must be a label of the pod or its workload")
-    reason: str = Field(min_length=1, max_length=2000, description="why this behaviour is expected (kept with the entry)")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="every pair must be a label of the pod or its workload"
+    )
+    reason: str = Field(
+        min_length=1, max_length=2000, description="why this behaviour is expected (kept with the entry)"
+    )
 
     @field_validator("labels")
     @classmethod
@@ -42,23 +48,44 @@ def rules(who: Principal = Depends(reader)) -> dict:
     return {"items": [r.as_dict() for r in RULES]}
 
 
-@router.get("/allow", response_model=Items[AllowEntry], summary="The allow-list: rule silenced per workload (by cluster, namespace, name or labels)")
+@router.get(
+    "/allow",
+    response_model=Items[AllowEntry],
+    summary="The allow-list: rule silenced per workload (by cluster, namespace, name or labels)",
+)
 def list_allow(request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         return {"items": store.list_allow(conn)}
 
 
-@router.post("/allow", status_code=201, response_model=AllowEntry, summary="Silence a rule for matching workloads (admin)", openapi_extra=openapi_body(AllowEntryIn))
+@router.post(
+    "/allow",
+    status_code=201,
+    response_model=AllowEntry,
+    summary="Silence a rule for matching workloads (admin)",
+    openapi_extra=openapi_body(AllowEntryIn),
+)
 async def add_allow(request: Request, who: Principal = Depends(admin)) -> dict:
     body: AllowEntryIn = await parse_body(request, AllowEntryIn)
     try:
         check_allow_entry(body.rule, body.labels)
     except ValueError as exc:
-        raise ApiError(422, "invalid_request", f"body.rule: {exc}" if "rule" in str(exc)[:6] else f"body.labels: {exc}") from None
+        raise ApiError(
+            422, "invalid_request", f"body.rule: {exc}" if "rule" in str(exc)[:6] else f"body.labels: {exc}"
+        ) from None
 
     def work() -> dict:
         with request.app.state.engine.begin() as conn:
-            return store.add_allow(conn, body.rule, body.cluster, body.namespace, body.workload, body.labels, body.reason, f"token:{who.name}")
+            return store.add_allow(
+                conn,
+                body.rule,
+                body.cluster,
+                body.namespace,
+                body.workload,
+                body.labels,
+                body.reason,
+                f"token:{who.name}",
+            )
 
     return await run_in_threadpool(work)
 
@@ -71,7 +98,11 @@ def delete_allow(entry_id: int, request: Request, who: Principal = Depends(admin
     return Response(status_code=204)
 
 
-@router.get("/status", response_model=RuntimeStatus, summary="Runtime analysis: records waiting (for the inventory, a scan) and the last pass")
+@router.get(
+    "/status",
+    response_model=RuntimeStatus,
+    summary="Runtime analysis: records waiting (for the inventory, a scan) and the last pass",
+)
 def status(
     request: Request, who: Principal = Depends(reader), analyzer: RuntimeAnalyzer = Depends(runtime_analyzer)
 ) -> dict:

@@ -26,10 +26,10 @@ from vigil.model.findings import FINDING_TYPES, SEVERITIES, FindingStatus
 from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
 from vigil.service.api.query import csv_values
-from vigil.service.store.views import findings as finding_views
 from vigil.service.store import risk as risk_store
 from vigil.service.store.schema import finding_events, findings
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
+from vigil.service.store.views import findings as finding_views
 
 POLL_SECONDS = 0.05
 KEEPALIVE_SECONDS = 15.0
@@ -73,7 +73,11 @@ def _parse_last_id(value: str | None) -> int | None:
     if value is None or value == "":
         return None
     if not value.isdigit():
-        raise ApiError(422, "invalid_request", f"Last-Event-ID {value[:40]!r} is not an event id this stream sent (a non-negative integer)")
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"Last-Event-ID {value[:40]!r} is not an event id this stream sent (a non-negative integer)",
+        )
     return int(value)
 
 
@@ -102,8 +106,16 @@ async def stream_findings(
         with engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    e.c.id, e.c.finding_id, e.c.at, e.c.from_status, e.c.to_status, e.c.severity, e.c.reason, e.c.actor,
-                    findings.c.cluster_id, findings.c.type,
+                    e.c.id,
+                    e.c.finding_id,
+                    e.c.at,
+                    e.c.from_status,
+                    e.c.to_status,
+                    e.c.severity,
+                    e.c.reason,
+                    e.c.actor,
+                    findings.c.cluster_id,
+                    findings.c.type,
                 )
                 .join(findings, findings.c.id == e.c.finding_id)
                 .where(e.c.id > upto)
@@ -112,7 +124,8 @@ async def stream_findings(
             ).all()
             fresh = [r for r in rows if r.id not in sent]
             wanted = {
-                r.id for r in fresh
+                r.id
+                for r in fresh
                 if (not cluster or r.cluster_id == cluster)
                 and (not severities or r.severity in severities)
                 and (not types or r.type in types)
@@ -120,7 +133,9 @@ async def stream_findings(
             items: dict[int, dict] = {}
             ids = sorted({r.finding_id for r in fresh if r.id in wanted})
             if ids:
-                dicts = [finding_views.finding_dict(f) for f in conn.execute(select(findings).where(findings.c.id.in_(ids)))]
+                dicts = [
+                    finding_views.finding_dict(f) for f in conn.execute(select(findings).where(findings.c.id.in_(ids)))
+                ]
                 risk_store.attach_risk(conn, dicts)
                 items = {d["id"]: d for d in dicts}
         out = []
@@ -163,7 +178,7 @@ async def stream_findings(
             if now - last_auth >= REAUTH_SECONDS:
                 last_auth = now
                 if not await run_in_threadpool(still_allowed):
-                    yield b"event: end\ndata: {\"reason\": \"token no longer valid\"}\n\n"
+                    yield b'event: end\ndata: {"reason": "token no longer valid"}\n\n'
                     return
             batch = await run_in_threadpool(fetch, position.upto, position.sent)
             for eid, chunk in batch:
@@ -183,4 +198,3 @@ async def stream_findings(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
-

@@ -75,22 +75,39 @@ def add(
     name: str = typer.Argument(..., help="A name for the output: lower-case letters, digits, . _ -"),
     kind: Kind = typer.Option(..., "--kind", help="webhook, slack or syslog"),
     target: str = typer.Option(
-        None, "--target", envvar="VIGIL_ALERT_TARGET", help="webhook/slack: the URL to POST to (env keeps it out of `ps`)"
+        None,
+        "--target",
+        envvar="VIGIL_ALERT_TARGET",
+        help="webhook/slack: the URL to POST to (env keeps it out of `ps`)",
     ),
     secret: str = typer.Option(
-        None, "--secret", envvar="VIGIL_ALERT_SECRET", help="webhook: HMAC signing secret (16+ chars) [default: generated, shown once]"
+        None,
+        "--secret",
+        envvar="VIGIL_ALERT_SECRET",
+        help="webhook: HMAC signing secret (16+ chars) [default: generated, shown once]",
     ),
     address: str = typer.Option(None, "--address", help="syslog: host:port of the receiver"),
     protocol: str = typer.Option("udp", "--protocol", help="syslog: udp or tcp"),
     facility: str = typer.Option("local0", "--facility", help="syslog: facility name, e.g. local0, auth"),
-    threshold: str = typer.Option("medium", "--threshold", help="Least severe finding sent: critical, high, medium or low"),
-    events: str = typer.Option(",".join(DEFAULT_EVENTS), "--events", help=f"Comma-separated, of: {', '.join(EVENT_KINDS)}"),
-    allow_insecure_http: bool = typer.Option(False, "--allow-insecure-http", help="Permit plain http to a non-loopback host"),
+    threshold: str = typer.Option(
+        "medium", "--threshold", help="Least severe finding sent: critical, high, medium or low"
+    ),
+    events: str = typer.Option(
+        ",".join(DEFAULT_EVENTS), "--events", help=f"Comma-separated, of: {', '.join(EVENT_KINDS)}"
+    ),
+    allow_insecure_http: bool = typer.Option(
+        False, "--allow-insecure-http", help="Permit plain http to a non-loopback host"
+    ),
     url: str = Url,
     token: str = Token,
 ) -> None:
     """Add an alert output; the service validates it and names any bad field."""
-    body: dict = {"name": name, "kind": kind.value, "threshold": threshold, "events": [e.strip() for e in events.split(",") if e.strip()]}
+    body: dict = {
+        "name": name,
+        "kind": kind.value,
+        "threshold": threshold,
+        "events": [e.strip() for e in events.split(",") if e.strip()],
+    }
     if kind is Kind.syslog:
         body.update(address=address, protocol=protocol, facility=facility)
     else:
@@ -100,14 +117,18 @@ def add(
     body = {k: v for k, v in body.items() if v is not None}
     with _service(url, token) as client:
         created = client.request("POST", "/api/v1/alerts/outputs", json=body)
-    typer.echo(f"added alert output {created['id']} ({created['name']}, {created['kind']}, threshold {created['threshold']})")
+    typer.echo(
+        f"added alert output {created['id']} ({created['name']}, {created['kind']}, threshold {created['threshold']})"
+    )
     if created.get("secret"):
         err.print("Signing secret (shown once; configure it in the receiver):")
         typer.echo(created["secret"])
 
 
 @alerts_app.command("list")
-def list_outputs(output: Output = typer.Option(Output.table, "--output", "-o"), url: str = Url, token: str = Token) -> None:
+def list_outputs(
+    output: Output = typer.Option(Output.table, "--output", "-o"), url: str = Url, token: str = Token
+) -> None:
     """List alert outputs (secrets masked)."""
     with _service(url, token) as client:
         items = client.request("GET", "/api/v1/alerts/outputs")["items"]
@@ -115,14 +136,18 @@ def list_outputs(output: Output = typer.Option(Output.table, "--output", "-o"), 
 
 
 @alerts_app.command("remove")
-def remove(ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token) -> None:
+def remove(
+    ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token
+) -> None:
     """Remove an alert output (its dead letters stay)."""
     o = _on_output(url, token, ref, "DELETE", "")
     typer.echo(f"removed alert output {o['id']} ({o['name']})")
 
 
 @alerts_app.command("test")
-def test(ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token) -> None:
+def test(
+    ref: str = typer.Argument(..., metavar="OUTPUT", help="Id or name"), url: str = Url, token: str = Token
+) -> None:
     """Send a test alert (event 'test', event_id 0) to an output now."""
     o = _on_output(url, token, ref, "POST", "/test")
     typer.echo(f"test alert delivered to {o['name']}")

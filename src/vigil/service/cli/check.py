@@ -23,11 +23,17 @@ def _fail(message: str) -> None:
 @image_app.command("check")
 def image_check(
     reference: str = typer.Argument(..., metavar="REF[@DIGEST]", help="The image; with @digest, the digest that runs"),
-    trusted: list[str] = typer.Option([], "--trusted", help="Trusted pattern: host, host:port, or host/path-prefix; repeatable"),
-    plain_http: list[str] = typer.Option([], "--plain-http", help="Talk to this registry (host or host:port) without TLS; repeatable"),
+    trusted: list[str] = typer.Option(
+        [], "--trusted", help="Trusted pattern: host, host:port, or host/path-prefix; repeatable"
+    ),
+    plain_http: list[str] = typer.Option(
+        [], "--plain-http", help="Talk to this registry (host or host:port) without TLS; repeatable"
+    ),
     policy_file: Path = typer.Option(None, "--policy", help="YAML trust policy (trusted, mirrors, clusters)"),
     cluster: str = typer.Option(None, "--cluster", help="Apply this cluster's rules of the policy file too"),
-    registry_config: Path = typer.Option(None, "--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="Registry credentials and TLS (YAML)"),
+    registry_config: Path = typer.Option(
+        None, "--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="Registry credentials and TLS (YAML)"
+    ),
     output: str = typer.Option("text", "--output", "-o", help="text or json"),
 ) -> None:
     """Print the trust and integrity verdict of one image; exit 0 clean, 1 violation, 3 unknown."""

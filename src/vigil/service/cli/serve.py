@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -19,11 +20,18 @@ from vigil.service.settings import ContentsSettings, IntegritySettings, Settings
 from vigil.service.store.db import StoreError, create_store_engine, migrate
 from vigil.service.store.tokens import has_admin, issue_token, list_tokens, revoke_token
 
+if TYPE_CHECKING:
+    import uvicorn
+    from sqlalchemy import Engine
+
 console = Console()
 err = Console(stderr=True)
 
 DataDir = typer.Option(
-    None, "--data-dir", envvar="VIGIL_DATA_DIR", help="Where the SQLite store and state live [default: ~/.local/share/vigil]"
+    None,
+    "--data-dir",
+    envvar="VIGIL_DATA_DIR",
+    help="Where the SQLite store and state live [default: ~/.local/share/vigil]",
 )
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="VIGIL_DATABASE_URL", help="postgresql://... to use PostgreSQL instead of SQLite"
@@ -56,6 +64,16 @@ def _first_admin(engine) -> str | None:
 def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool) -> None:
     import uvicorn
 
+    config, _ = service_config(settings, tls_cert, tls_key, insecure_http)
+    uvicorn.Server(config).run()
+
+
+def service_config(
+    settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool
+) -> tuple[uvicorn.Config, Engine]:
+    """The service ready to serve (store migrated, first admin token printed) and its store's engine."""
+    import uvicorn
+
     from vigil.service.app import create_app
     from vigil.service.logs import configure_logging
 
@@ -74,7 +92,7 @@ def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insec
         console.print(token, soft_wrap=True, highlight=False)
     configure_logging(settings.log_level)
     app = create_app(settings, engine=engine, run_migrations=False)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -83,6 +101,7 @@ def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insec
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
     )
+    return config, engine
 
 
 Host = typer.Option("127.0.0.1", "--host", envvar="VIGIL_HOST", help="Address to listen on")
@@ -92,13 +111,23 @@ TlsKey = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert")
 Insecure = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address")
 LogLevel = typer.Option("info", "--log-level", envvar="VIGIL_LOG_LEVEL")
 ReverifyInterval = typer.Option(
-    300.0, "--reverify-interval", envvar="VIGIL_REVERIFY_INTERVAL", min=1.0, help="Seconds between re-checks of each running image's tag"
+    300.0,
+    "--reverify-interval",
+    envvar="VIGIL_REVERIFY_INTERVAL",
+    min=1.0,
+    help="Seconds between re-checks of each running image's tag",
 )
 TrustFile = typer.Option(
-    None, "--trust-file", envvar="VIGIL_TRUST_FILE", help="YAML trust policy loaded into the store at start (replaces the stored one)"
+    None,
+    "--trust-file",
+    envvar="VIGIL_TRUST_FILE",
+    help="YAML trust policy loaded into the store at start (replaces the stored one)",
 )
 RegistryConfigFile = typer.Option(
-    None, "--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="YAML of per-registry credentials, CA bundles, plain_http"
+    None,
+    "--registry-config",
+    envvar="VIGIL_REGISTRY_CONFIG",
+    help="YAML of per-registry credentials, CA bundles, plain_http",
 )
 
 
@@ -120,14 +149,23 @@ def _integrity(reverify_interval: float, trust_file: Path | None, registry_confi
 
 
 NoScanner = typer.Option(
-    False, "--no-scanner", envvar="VIGIL_NO_SCANNER", help="Do not pull and catalog images in this process (run `vigil scanner` workers instead)"
+    False,
+    "--no-scanner",
+    envvar="VIGIL_NO_SCANNER",
+    help="Do not pull and catalog images in this process (run `vigil scanner` workers instead)",
 )
 IntelSyncInterval = typer.Option(
-    21600.0, "--intel-sync-interval", envvar="VIGIL_INTEL_SYNC_INTERVAL", min=0.0,
+    21600.0,
+    "--intel-sync-interval",
+    envvar="VIGIL_INTEL_SYNC_INTERVAL",
+    min=0.0,
     help="Seconds between advisory feed syncs (0: never; import with `vigil intel import|sync` yourself)",
 )
 IntelFeed = typer.Option(
-    None, "--intel-feed", envvar="VIGIL_INTEL_FEEDS", help="An advisory feed to sync (URL, directory or file; repeatable) [default: OSV exports]"
+    None,
+    "--intel-feed",
+    envvar="VIGIL_INTEL_FEEDS",
+    help="An advisory feed to sync (URL, directory or file; repeatable) [default: OSV exports]",
 )
 
 
@@ -168,8 +206,14 @@ def _serve_request(
     integrity = _integrity(reverify_interval, trust_file, registry_config)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed)
     settings = _settings(
-        data_dir, database_url, host=host, port=port, log_level=log_level,
-        registry_config=registry_config, integrity=integrity, contents=contents,
+        data_dir,
+        database_url,
+        host=host,
+        port=port,
+        log_level=log_level,
+        registry_config=registry_config,
+        integrity=integrity,
+        contents=contents,
     ).all_in_background()
     return ServeRequest(settings, tls_cert, tls_key, insecure_http)
 
@@ -194,12 +238,40 @@ def _with_serve_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @_with_serve_options
-def up(request: ServeRequest) -> None:
-    """Run everything on this machine with embedded defaults: the service on SQLite at 127.0.0.1:8080."""
-    serve(request.settings, request.tls_cert, request.tls_key, request.insecure_http)
+def up(
+    request: ServeRequest,
+    no_sensor: bool = typer.Option(False, "--no-sensor", help="Do not start a sensor for this host"),
+    include_host: bool = typer.Option(
+        False, "--include-host", help="The sensor also reports processes that are in no container"
+    ),
+    sensor_cluster: str = typer.Option(
+        None, "--sensor-cluster", help="Cluster this host's sensor reports into [default: this host's name]"
+    ),
+    kubeconfig: str = typer.Option(
+        None, "--kubeconfig", envvar="KUBECONFIG", help="Start a controller for this kubeconfig's current context"
+    ),
+    cluster_name: str = typer.Option(
+        None, "--cluster-name", help="Name the controller's cluster registers under [default: the context's name]"
+    ),
+) -> None:
+    """Run everything on this machine: the service (SQLite at 127.0.0.1:8080) with its scanner; as root with
+    kernel BTF, a sensor for this host; with a reachable kubeconfig, a controller for that cluster."""
+    from vigil.service.cli.up import LocalParts, run_here
+
+    parts = LocalParts(not no_sensor, include_host, sensor_cluster, kubeconfig, cluster_name)
+    config, engine = service_config(request.settings, request.tls_cert, request.tls_key, request.insecure_http)
+    status = run_here(config, engine, request.settings, parts, _say)
+    if status:
+        raise typer.Exit(status)
 
 
-service_app = typer.Typer(help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False)
+def _say(line: str) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+service_app = typer.Typer(
+    help="Run or prepare the Runtime Service.", invoke_without_command=True, no_args_is_help=False
+)
 
 
 @service_app.callback()
@@ -279,7 +351,9 @@ def _duration(text: str) -> timedelta:
 @cluster_app.command("token")
 def cluster_token(
     ttl: str = typer.Option("24h", "--ttl", help="Lifetime, e.g. 30m, 24h, 7d"),
-    max_uses: int = typer.Option(None, "--max-uses", min=1, help="How many registrations it allows [default: unlimited]"),
+    max_uses: int = typer.Option(
+        None, "--max-uses", min=1, help="How many registrations it allows [default: unlimited]"
+    ),
     name: str = typer.Option("registration", "--name"),
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,

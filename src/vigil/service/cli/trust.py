@@ -16,7 +16,9 @@ from vigil.service.store import policy as policy_store
 
 trust_app = typer.Typer(help="Trusted registries and mirror rules (works on the store directly).", no_args_is_help=True)
 
-PatternArg = typer.Argument(..., metavar="PATTERN", help="host, host:port or host/path-prefix, e.g. registry.example.com/team")
+PatternArg = typer.Argument(
+    ..., metavar="PATTERN", help="host, host:port or host/path-prefix, e.g. registry.example.com/team"
+)
 ClusterOpt = typer.Option(None, "--cluster", help="Only for this cluster (id or name) [default: every cluster]")
 MirrorOpt = typer.Option(
     None, "--mirror", metavar="MIRROR", help="Make it a mirror rule: images named PATTERN are pulled through MIRROR"
@@ -43,7 +45,10 @@ def _scope(cluster: str | None) -> str:
 
 
 def _change_rules(
-    pattern: str, mirror: str | None, data_dir: Path | None, database_url: str | None,
+    pattern: str,
+    mirror: str | None,
+    data_dir: Path | None,
+    database_url: str | None,
     change: Callable[[Connection, Pattern, Pattern | None], tuple[bool, str]],
 ) -> tuple[bool, str]:
     """Parse PATTERN and --mirror (exit 2 naming a bad one), then run ``change`` in one transaction."""
@@ -76,7 +81,9 @@ def trust_add(
 def trust_remove(
     pattern: str = PatternArg,
     cluster: str = ClusterOpt,
-    mirror: str = typer.Option(None, "--mirror", help="Remove the mirror rule(s) of PATTERN (only the one to MIRROR if given)"),
+    mirror: str = typer.Option(
+        None, "--mirror", help="Remove the mirror rule(s) of PATTERN (only the one to MIRROR if given)"
+    ),
     mirror_rule: bool = typer.Option(False, "--mirror-rule", help="Remove every mirror rule of PATTERN"),
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,

@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Engine, select
 
 from vigil.background import PeriodicTask
-from vigil.model.findings import SEVERITIES, Family, FindingStatus, FindingType
 from vigil.intel import AdvisoryIndex, AdvisoryStore
-from vigil.model.image import image_text
-from vigil.registry import RegistryClient
 from vigil.intel.store import StoreError, read_revision
 from vigil.intel.vulnmatch import key_id, match_packages
+from vigil.model.findings import SEVERITIES, Family, FindingStatus, FindingType
+from vigil.model.image import image_text
 from vigil.model.scan import QueueCounts, ScanOutcome
+from vigil.registry import RegistryClient
 from vigil.service.store import contents as store
 from vigil.service.store import findings as finding_store
 from vigil.service.store.integrity import RunningImage, running_images
@@ -73,7 +73,10 @@ class ContentPassReport:
     def as_dict(self) -> dict:
         return {
             "queued": self.queued,
-            "scanned": [{"digest": s.digest, "status": s.status, "error": s.error, "packages": s.packages, "files": s.files} for s in self.scanned],
+            "scanned": [
+                {"digest": s.digest, "status": s.status, "error": s.error, "packages": s.packages, "files": s.files}
+                for s in self.scanned
+            ],
             "intel_revision": self.intel_revision,
             "intel_reloaded": self.intel_reloaded,
             "matched": self.matched,
@@ -102,7 +105,11 @@ def dedup_key(r: RunningImage, v: store.StoredVulnerability) -> str:
     key = f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{workload}:{kind}:{_package_hash(v)}:{v.key_id}"
     if len(key) > 512:  # only absurdly long names get here; keep the key unique and within the column
         workload = hashlib.sha256(workload.encode()).hexdigest()[:24]
-        key = f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{workload}:{kind}:{_package_hash(v)}:{v.key_id}"[:512]
+        key = (
+            f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{workload}:{kind}:{_package_hash(v)}:{v.key_id}"[
+                :512
+            ]
+        )
     return key
 
 
@@ -210,7 +217,10 @@ class IntelHolder:
                 current = read_revision(self.path)
             except StoreError as exc:
                 if self.error != str(exc):
-                    log.error("advisory database unreadable; keeping the loaded index", extra={"path": str(self.path), "error": str(exc)})
+                    log.error(
+                        "advisory database unreadable; keeping the loaded index",
+                        extra={"path": str(self.path), "error": str(exc)},
+                    )
                 self.error = str(exc)
                 return False
             current = current if current is not None else NO_DATABASE
@@ -230,7 +240,12 @@ class IntelHolder:
             self.loaded_at, self.error = time.time(), None
             log.info(
                 "advisory index loaded",
-                extra={"path": str(self.path), "revision": current, "advisories": advisories, "seconds": round(time.perf_counter() - started, 3)},
+                extra={
+                    "path": str(self.path),
+                    "revision": current,
+                    "advisories": advisories,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
             )
             return True
 
@@ -291,8 +306,12 @@ class VulnerabilityAnalyzer:
             matched = {
                 d: r for d, r in conn.execute(select(store.image_scans.c.digest, store.image_scans.c.matched_revision))
             }
-        fingerprint = (tuple(sorted(running, key=lambda r: (r.cluster_id, r.image_pk, r.namespace, r.workload_kind, r.workload_name))),
-                       tuple(sorted(matched.items(), key=lambda kv: kv[0])))
+        fingerprint = (
+            tuple(
+                sorted(running, key=lambda r: (r.cluster_id, r.image_pk, r.namespace, r.workload_kind, r.workload_name))
+            ),
+            tuple(sorted(matched.items(), key=lambda kv: kv[0])),
+        )
         if not force and fingerprint == self._fingerprint:
             return False, 0, 0
         opened = resolved = 0

@@ -31,8 +31,8 @@ from vigil.model.findings import INTEGRITY_TYPES, Family, FindingStatus, Finding
 from vigil.model.image import ImageRef, digest_error
 from vigil.registry import RegistryClient
 from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
-from vigil.service.jobs.probe import fetch_provenance, probe
 from vigil.service.analysis.trust import TrustDecision, TrustPolicy
+from vigil.service.jobs.probe import fetch_provenance, probe
 from vigil.service.store import findings as finding_store
 from vigil.service.store import integrity as store
 from vigil.service.store.policy import load_policy
@@ -214,7 +214,9 @@ class IntegrityEvaluator:
     ) -> Verdict:
         if decision is None:
             image = p.workloads[0].repository
-            return Verdict(Status.UNKNOWN, (), {"image": image, "reason": "not a valid image reference; cannot be checked"})
+            return Verdict(
+                Status.UNKNOWN, (), {"image": image, "reason": "not a valid image reference; cannot be checked"}
+            )
         answer = None
         if decision.trusted is not False and p.digest is not None:
             eff = decision.effective
@@ -228,11 +230,17 @@ class IntegrityEvaluator:
         if verdict.status is Status.UNKNOWN:
             log.warning(
                 "registry could not answer; integrity unknown",
-                extra={"image": str(decision.effective), "cluster_id": p.cluster_id, "error": verdict.evidence.get("registry_answer")},
+                extra={
+                    "image": str(decision.effective),
+                    "cluster_id": p.cluster_id,
+                    "error": verdict.evidence.get("registry_answer"),
+                },
             )
         return verdict
 
-    def _state_row(self, p: _Pair, v: Verdict, state: store.IntegrityState | None, revision: str, now: datetime) -> dict:
+    def _state_row(
+        self, p: _Pair, v: Verdict, state: store.IntegrityState | None, revision: str, now: datetime
+    ) -> dict:
         failures = (state.failures + 1 if state else 1) if v.status is Status.UNKNOWN else 0
         if v.status is Status.UNKNOWN:
             wait = min(self.retry_base * 2 ** (failures - 1), self.reverify_interval)
@@ -311,7 +319,12 @@ class IntegrityEvaluator:
             return [row for row in pool.map(fetch, todo) if row is not None]
 
     def _write_findings(
-        self, conn, due: list[_Pair], decisions: dict, verdicts: dict, open_findings: dict[str, finding_store.OpenFinding]
+        self,
+        conn,
+        due: list[_Pair],
+        decisions: dict,
+        verdicts: dict,
+        open_findings: dict[str, finding_store.OpenFinding],
     ) -> tuple[int, int]:
         opened = resolved = 0
         by_pair: dict[tuple[str | None, int | None], list[finding_store.OpenFinding]] = defaultdict(list)
@@ -336,7 +349,9 @@ class IntegrityEvaluator:
                         dedup_key=key,
                         type=spec.type,
                         severity=spec.severity,
-                        subject=f"{w.namespace}/{w.workload_kind}/{w.workload_name} runs {spec.evidence.get('image')}"[:1024],
+                        subject=f"{w.namespace}/{w.workload_kind}/{w.workload_name} runs {spec.evidence.get('image')}"[
+                            :1024
+                        ],
                         evidence=spec.evidence,
                         cluster_id=p.cluster_id,
                         namespace=w.namespace,
@@ -368,7 +383,9 @@ class IntegrityEvaluator:
         n = 0
         for f in [f for f in open_findings.values() if f.scope not in live]:
             del open_findings[f.dedup_key]
-            finding_store.set_status(conn, f.id, FindingStatus.RESOLVED, "the workload no longer runs this image", ACTOR)
+            finding_store.set_status(
+                conn, f.id, FindingStatus.RESOLVED, "the workload no longer runs this image", ACTOR
+            )
             n += 1
         return n
 

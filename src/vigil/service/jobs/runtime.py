@@ -21,7 +21,6 @@ from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
 from vigil.clock import as_utc
-from vigil.service.store import runtime_labels as labels
 from vigil.service.analysis.runtime.evaluate import ImageView, dedup_key, evaluate
 from vigil.service.analysis.runtime.model import (
     ContainerProcesses,
@@ -35,6 +34,7 @@ from vigil.service.analysis.runtime.paths import ImageFileSystem
 from vigil.service.analysis.runtime.rules import AllowEntry
 from vigil.service.store import findings as finding_store
 from vigil.service.store import runtime_analysis as store
+from vigil.service.store import runtime_labels as labels
 
 log = logging.getLogger(__name__)
 ACTOR = "runtime"
@@ -169,8 +169,17 @@ class RuntimeAnalyzer:
             [(PackageRef(p.id, p.type, p.name, p.version, p.purl), p.files or []) for p in packages],
             [
                 VulnerabilityRef(
-                    v.package_id, v.vuln_id, v.key_id, tuple(v.advisory_ids or ()), tuple(v.aliases or ()), v.severity,
-                    v.score, tuple(v.fixed_versions or ()), bool(v.malicious), v.summary or "", tuple(v.links or ()),
+                    v.package_id,
+                    v.vuln_id,
+                    v.key_id,
+                    tuple(v.advisory_ids or ()),
+                    tuple(v.aliases or ()),
+                    v.severity,
+                    v.score,
+                    tuple(v.fixed_versions or ()),
+                    bool(v.malicious),
+                    v.summary or "",
+                    tuple(v.links or ()),
                 )
                 for v in vulns
             ],
@@ -199,8 +208,13 @@ class RuntimeAnalyzer:
                 if record.id not in self._unjudged_logged and len(self._unjudged_logged) < 100_000:
                     self._unjudged_logged.add(record.id)
                     log.warning(
-                        "runtime record not judged against its image: %s", result.unjudged,
-                        extra={"cluster_id": record.cluster_id, "container_id": record.container_id, "path": record.path},
+                        "runtime record not judged against its image: %s",
+                        result.unjudged,
+                        extra={
+                            "cluster_id": record.cluster_id,
+                            "container_id": record.container_id,
+                            "path": record.path,
+                        },
                     )
             report.silenced += len(result.silenced)
             for d in result.detections:

@@ -69,7 +69,10 @@ def make_intel_sync(settings: Settings) -> IntelSyncSchedule:
     assert settings.intel_db is not None
     db = Path(settings.intel_db)
     return IntelSyncSchedule(
-        list(settings.contents.intel_feeds or default_feeds()), db, db.parent / "feeds", settings.contents.intel_sync_interval
+        list(settings.contents.intel_feeds or default_feeds()),
+        db,
+        db.parent / "feeds",
+        settings.contents.intel_sync_interval,
     )
 
 

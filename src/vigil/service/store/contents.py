@@ -91,7 +91,9 @@ def enqueue(
     for chunk in chunks(digests):
         known.update(d for (d,) in conn.execute(select(image_scans.c.digest).where(image_scans.c.digest.in_(chunk))))
     rows = [
-        dict(digest=d, status="pending", platform=wanted[d], attempts=0, enqueued_at=now, warnings=[], match_warnings=[])
+        dict(
+            digest=d, status="pending", platform=wanted[d], attempts=0, enqueued_at=now, warnings=[], match_warnings=[]
+        )
         for d in digests
         if d not in known
     ]
@@ -184,7 +186,10 @@ def _still_mine(conn: Connection, job: ScanJob) -> bool:
         select(image_scans.c.status, image_scans.c.worker).where(image_scans.c.digest == job.digest).with_for_update()
     ).first()
     if row is None or row.status != "scanning" or row.worker != job.worker:
-        log.warning("scan result discarded: the job is no longer held by this worker", extra={"digest": job.digest, "worker": job.worker})
+        log.warning(
+            "scan result discarded: the job is no longer held by this worker",
+            extra={"digest": job.digest, "worker": job.worker},
+        )
         return False
     return True
 
@@ -197,7 +202,13 @@ def record_failure(conn: Connection, job: ScanJob, error: str, now: datetime | N
     conn.execute(
         update(image_scans)
         .where(image_scans.c.digest == job.digest)
-        .values(status="failed", error=error[:4000], finished_at=now, next_attempt_at=now + timedelta(seconds=wait), worker=None)
+        .values(
+            status="failed",
+            error=error[:4000],
+            finished_at=now,
+            next_attempt_at=now + timedelta(seconds=wait),
+            worker=None,
+        )
     )
     return True
 
@@ -211,7 +222,9 @@ def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datet
     files = []
     for f in result.files:
         if len(f["path"]) > MAX_PATH:
-            warnings.append(f"{f['path'][:120]}...: path longer than {MAX_PATH} characters, left out of the stored manifest")
+            warnings.append(
+                f"{f['path'][:120]}...: path longer than {MAX_PATH} characters, left out of the stored manifest"
+            )
             continue
         files.append(dict(f, digest=job.digest))
     for table in (image_vulnerabilities, image_packages, image_files):
@@ -341,10 +354,26 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
     for chunk in chunks(digests):
         stmt = (
             select(
-                v.c.digest, p.c.type.label("package_type"), p.c.name.label("package_name"),
-                p.c.version.label("package_version"), p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name,
-                p.c.source_version, v.c.vuln_id, v.c.key_id, v.c.advisory_ids, v.c.aliases, v.c.severity, v.c.score,
-                v.c.severity_source, v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links,
+                v.c.digest,
+                p.c.type.label("package_type"),
+                p.c.name.label("package_name"),
+                p.c.version.label("package_version"),
+                p.c.purl,
+                p.c.ecosystem,
+                p.c.found_in,
+                p.c.source_name,
+                p.c.source_version,
+                v.c.vuln_id,
+                v.c.key_id,
+                v.c.advisory_ids,
+                v.c.aliases,
+                v.c.severity,
+                v.c.score,
+                v.c.severity_source,
+                v.c.fixed_versions,
+                v.c.malicious,
+                v.c.summary,
+                v.c.links,
             )
             .join(p, p.c.id == v.c.package_id)
             .where(v.c.digest.in_(chunk))
@@ -361,7 +390,10 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
 def scan_status(conn: Connection, digest: str | None) -> dict:
     """The scan of a digest for the API; an image without a digest cannot be scanned."""
     if not digest:
-        return {"status": "failed", "error": "the runtime reported no image digest for this image; nothing can be pulled"}
+        return {
+            "status": "failed",
+            "error": "the runtime reported no image digest for this image; nothing can be pulled",
+        }
     r = conn.execute(select(image_scans).where(image_scans.c.digest == digest)).first()
     if r is None:
         # Not queued yet: the next scanner pass queues every running digest.
@@ -425,7 +457,13 @@ def list_packages(conn: Connection, digest: str, type_: str | None, name: str | 
 
 
 def list_files(
-    conn: Connection, digest: str, prefix: str | None, sha256: str | None, kind: str | None, after: str | None, limit: int
+    conn: Connection,
+    digest: str,
+    prefix: str | None,
+    sha256: str | None,
+    kind: str | None,
+    after: str | None,
+    limit: int,
 ):
     stmt = select(image_files).where(image_files.c.digest == digest)
     if prefix:
@@ -458,7 +496,17 @@ def list_vulnerabilities(
 ):
     v, p = image_vulnerabilities, image_packages
     stmt = (
-        select(v, p.c.type, p.c.name, p.c.version, p.c.purl, p.c.ecosystem, p.c.found_in, p.c.source_name, p.c.source_version)
+        select(
+            v,
+            p.c.type,
+            p.c.name,
+            p.c.version,
+            p.c.purl,
+            p.c.ecosystem,
+            p.c.found_in,
+            p.c.source_name,
+            p.c.source_version,
+        )
         .join(p, p.c.id == v.c.package_id)
         .where(v.c.digest == digest)
     )
@@ -499,4 +547,3 @@ def scan_counts(conn: Connection) -> dict[str, int]:
         conn.execute(select(image_scans.c.status, func.count()).group_by(image_scans.c.status)).all()
     )
     return {s: int(counts.get(s, 0)) for s in SCAN_STATUSES}
-

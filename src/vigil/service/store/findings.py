@@ -80,7 +80,9 @@ def open_findings(conn: Connection, family: Family) -> dict[str, OpenFinding]:
     return {r.dedup_key: OpenFinding(*r) for r in conn.execute(stmt)}
 
 
-def _event(conn: Connection, finding_id: int, frm: str | None, to: str, severity: str, reason: str | None, actor: str, at) -> None:
+def _event(
+    conn: Connection, finding_id: int, frm: str | None, to: str, severity: str, reason: str | None, actor: str, at
+) -> None:
     conn.execute(
         finding_events.insert().values(
             finding_id=finding_id, at=at, from_status=frm, to_status=to, severity=severity, reason=reason, actor=actor
@@ -145,7 +147,9 @@ def set_status(conn: Connection, finding_id: int, status: str, reason: str, acto
         return True
     now = utcnow()
     conn.execute(
-        update(findings).where(findings.c.id == finding_id).values(status=status, status_reason=reason, status_changed_at=now)
+        update(findings)
+        .where(findings.c.id == finding_id)
+        .values(status=status, status_reason=reason, status_changed_at=now)
     )
     _event(conn, finding_id, row.status, status, row.severity, reason, actor, now)
     return True

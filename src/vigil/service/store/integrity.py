@@ -116,7 +116,9 @@ def known_provenance(conn: Connection, digests: Iterable[str]) -> set[str]:
     digests = sorted(set(digests))
     out: set[str] = set()
     for chunk in chunks(digests):
-        out.update(d for (d,) in conn.execute(select(image_provenance.c.digest).where(image_provenance.c.digest.in_(chunk))))
+        out.update(
+            d for (d,) in conn.execute(select(image_provenance.c.digest).where(image_provenance.c.digest.in_(chunk)))
+        )
     return out
 
 
@@ -184,4 +186,3 @@ def summaries(conn: Connection, image_ids: list[int], cluster: str | None = None
             "provenance": provenance.get(digests.get(pk) or ""),
         }
     return out
-

@@ -7,10 +7,10 @@ so that a retried batch is a no-op and a failed one leaves nothing behind.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
-from operator import itemgetter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 
 import orjson
 from sqlalchemy import Connection, delete, select, tuple_
@@ -49,7 +49,9 @@ def claim_batch(conn: Connection, cluster_id: str, batch_id: str, kind: str) -> 
     ).first()
     if seen is not None:
         return False
-    conn.execute(ingest_batches.insert().values(cluster_id=cluster_id, batch_id=batch_id, kind=kind, received_at=utcnow()))
+    conn.execute(
+        ingest_batches.insert().values(cluster_id=cluster_id, batch_id=batch_id, kind=kind, received_at=utcnow())
+    )
     return True
 
 

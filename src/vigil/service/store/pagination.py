@@ -64,7 +64,9 @@ def _bind_cursor_value(raw: Any, kind: str, expr: Any) -> Any:
     return literal(raw, expr.type)
 
 
-def keyset_rows(conn: Connection, stmt: Select, sort: Sort, after: str | None, limit: int) -> tuple[list[Row], str | None]:
+def keyset_rows(
+    conn: Connection, stmt: Select, sort: Sort, after: str | None, limit: int
+) -> tuple[list[Row], str | None]:
     """A page of ``stmt`` in ``sort`` order after the cursor ``after`` (the last row's keys, from
     the previous page's ``next``), and the cursor of the page that follows (None at the end).
     Each row also carries its keys as ``_k0``, ``_k1``, ..."""

@@ -30,11 +30,20 @@ def load_policy(conn: Connection) -> TrustPolicy:
 def _rows(policy: TrustPolicy, actor: str) -> list[dict]:
     now = utcnow()
     rows = [
-        dict(kind="trusted", pattern=str(r.pattern), mirror="", cluster=r.cluster or "", created_at=now, created_by=actor)
+        dict(
+            kind="trusted", pattern=str(r.pattern), mirror="", cluster=r.cluster or "", created_at=now, created_by=actor
+        )
         for r in policy.trusted
     ]
     rows += [
-        dict(kind="mirror", pattern=str(m.source), mirror=str(m.mirror), cluster=m.cluster or "", created_at=now, created_by=actor)
+        dict(
+            kind="mirror",
+            pattern=str(m.source),
+            mirror=str(m.mirror),
+            cluster=m.cluster or "",
+            created_at=now,
+            created_by=actor,
+        )
         for m in policy.mirrors
     ]
     return rows
@@ -73,7 +82,10 @@ def _add(conn: Connection, kind: str, pattern: str, mirror: str, cluster: str | 
             kind=kind, pattern=pattern, mirror=mirror, cluster=cluster or "", created_at=utcnow(), created_by=actor
         )
     )
-    log.info("trust rule added", extra={"actor": actor, "kind": kind, "pattern": pattern, "mirror": mirror, "cluster": cluster})
+    log.info(
+        "trust rule added",
+        extra={"actor": actor, "kind": kind, "pattern": pattern, "mirror": mirror, "cluster": cluster},
+    )
     return True
 
 
@@ -103,5 +115,7 @@ def list_rules(conn: Connection) -> list[dict]:
             "created_at": r.created_at,
             "created_by": r.created_by,
         }
-        for r in conn.execute(select(trust_rules).order_by(trust_rules.c.cluster, trust_rules.c.kind, trust_rules.c.pattern))
+        for r in conn.execute(
+            select(trust_rules).order_by(trust_rules.c.cluster, trust_rules.c.kind, trust_rules.c.pattern)
+        )
     ]

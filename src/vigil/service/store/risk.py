@@ -11,11 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
 
-from vigil.model.findings import PACKAGE_TYPES, FindingStatus
-
 from sqlalchemy import Connection, Row, distinct, func, select
 
 from vigil.clock import iso
+from vigil.model.findings import PACKAGE_TYPES, FindingStatus
 from vigil.service.analysis.runtime.risk import (
     BlastRadius,
     Exposure,
@@ -30,7 +29,9 @@ WorkloadKey = tuple[str, str, str, str]  # cluster id, namespace, kind, name
 
 
 def _pod_exposure(r) -> Exposure:
-    return pod_exposure(r.privileged, r.host_pid, r.host_network, r.run_as_non_root, r.run_as_user, r.added_capabilities or ())
+    return pod_exposure(
+        r.privileged, r.host_pid, r.host_network, r.run_as_non_root, r.run_as_user, r.added_capabilities or ()
+    )
 
 
 def workload_exposures(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[WorkloadKey, Exposure]:
@@ -42,9 +43,7 @@ def workload_exposures(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Wo
     clusters = sorted({k[0] for k in keys})
     names = sorted({k[3] for k in keys})
     for chunk in chunks(names):
-        for r in conn.execute(
-            select(pods).where(pods.c.cluster_id.in_(clusters), pods.c.workload_name.in_(chunk))
-        ):
+        for r in conn.execute(select(pods).where(pods.c.cluster_id.in_(clusters), pods.c.workload_name.in_(chunk))):
             key = (r.cluster_id, r.namespace, r.workload_kind, r.workload_name)
             if key in keys:
                 e = _pod_exposure(r)
@@ -122,12 +121,20 @@ def attach_risk(conn: Connection, items: list[dict]) -> None:
     for d in items:
         d["risk"] = scores[d["id"]]
         if d["type"] in PACKAGE_TYPES:
-            d["runtime"] = labels.get(d["id"], {"state": "unwatched", "watched_since": None, "running_finding_id": None})
+            d["runtime"] = labels.get(
+                d["id"], {"state": "unwatched", "watched_since": None, "running_finding_id": None}
+            )
 
 
 _OPEN_COLUMNS = (
-    findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
-    findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
+    findings.c.id,
+    findings.c.type,
+    findings.c.severity,
+    findings.c.cluster_id,
+    findings.c.namespace,
+    findings.c.workload_kind,
+    findings.c.workload_name,
+    findings.c.image_pk,
 )
 
 
@@ -147,8 +154,11 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
     rows = []
     for chunk in chunks(names):
         rows += [
-            r for r in conn.execute(
-                select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.in_(chunk))
+            r
+            for r in conn.execute(
+                select(*_OPEN_COLUMNS).where(
+                    findings.c.status == FindingStatus.OPEN, findings.c.workload_name.in_(chunk)
+                )
             )
             if (r.cluster_id, r.namespace, r.workload_kind, r.workload_name) in keys
         ]
@@ -197,12 +207,12 @@ def image_usage(conn: Connection, image_ids: list[int]) -> dict[int, dict[str, i
     per_workload = joined.distinct().subquery()
     usage: dict[int, dict[str, int]] = {i: {"containers": 0, "workloads": 0, "clusters": 0} for i in image_ids}
     for image_pk, n in conn.execute(
-        select(containers.c.image_pk, func.count()).where(containers.c.image_pk.in_(image_ids)).group_by(containers.c.image_pk)
+        select(containers.c.image_pk, func.count())
+        .where(containers.c.image_pk.in_(image_ids))
+        .group_by(containers.c.image_pk)
     ):
         usage[image_pk]["containers"] = n
-    for image_pk, n in conn.execute(
-        select(per_workload.c.image_pk, func.count()).group_by(per_workload.c.image_pk)
-    ):
+    for image_pk, n in conn.execute(select(per_workload.c.image_pk, func.count()).group_by(per_workload.c.image_pk)):
         usage[image_pk]["workloads"] = n
     for image_pk, n in conn.execute(
         select(containers.c.image_pk, func.count(distinct(containers.c.cluster_id)))
@@ -227,8 +237,14 @@ def open_risk(conn: Connection) -> OpenRisk:
     ``workload_risk`` / ``image_risk`` / ``cluster_risk`` do, without scoring the same findings
     three times."""
     cols = (
-        findings.c.id, findings.c.type, findings.c.severity, findings.c.cluster_id, findings.c.namespace,
-        findings.c.workload_kind, findings.c.workload_name, findings.c.image_pk,
+        findings.c.id,
+        findings.c.type,
+        findings.c.severity,
+        findings.c.cluster_id,
+        findings.c.namespace,
+        findings.c.workload_kind,
+        findings.c.workload_name,
+        findings.c.image_pk,
     )
     rows = conn.execute(select(*cols).where(findings.c.status == FindingStatus.OPEN)).all()
     scores = score(conn, rows)

@@ -31,9 +31,7 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
     keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
     existing: dict[tuple[str, str, str, str], Row[Unpack[tuple[Any, ...]]]] = {}
     for chunk in chunks(keys):
-        for row in conn.execute(
-            select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))
-        ):
+        for row in conn.execute(select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))):
             existing[(row.container_id, row.kind, row.sha256, row.path)] = row
     inserts: list[dict[str, Any]] = []
     updated = 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any, Unpack
 from datetime import datetime
+from typing import Any, Unpack
 
 from sqlalchemy import Connection, Row, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,7 +81,11 @@ def enqueue_digest(conn: Connection, digest: str) -> int:
     """Queue every record of every container that runs ``digest``."""
     ids = conn.execute(
         select(executions.c.id)
-        .join(containers, (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id))
+        .join(
+            containers,
+            (containers.c.cluster_id == executions.c.cluster_id)
+            & (containers.c.container_id == executions.c.container_id),
+        )
         .join(images, images.c.id == containers.c.image_pk)
         .where(images.c.digest == digest, executions.c.container_id != "")
     ).scalars()
@@ -99,11 +103,28 @@ def claim_ready(conn: Connection, limit: int) -> Sequence[Row[Unpack[tuple[Any, 
         select(
             runtime_pending.c.execution_id,
             runtime_pending.c.generation,
-            e.c.cluster_id, e.c.node_name, e.c.container_id, e.c.pod_uid, e.c.kind, e.c.path, e.c.sha256,
-            e.c.first_seen_at, e.c.last_seen_at, e.c.count, e.c.samples,
-            c.c.name.label("container_name"), c.c.image_pk, c.c.image.label("image_ref"),
-            i.c.digest, s.c.finished_at.label("scan_finished_at"), s.c.matched_revision,
-            p.c.namespace, p.c.name.label("pod_name"), p.c.workload_kind, p.c.workload_name, p.c.labels.label("pod_labels"),
+            e.c.cluster_id,
+            e.c.node_name,
+            e.c.container_id,
+            e.c.pod_uid,
+            e.c.kind,
+            e.c.path,
+            e.c.sha256,
+            e.c.first_seen_at,
+            e.c.last_seen_at,
+            e.c.count,
+            e.c.samples,
+            c.c.name.label("container_name"),
+            c.c.image_pk,
+            c.c.image.label("image_ref"),
+            i.c.digest,
+            s.c.finished_at.label("scan_finished_at"),
+            s.c.matched_revision,
+            p.c.namespace,
+            p.c.name.label("pod_name"),
+            p.c.workload_kind,
+            p.c.workload_name,
+            p.c.labels.label("pod_labels"),
             w.c.labels.label("workload_labels"),
             clusters.c.name.label("cluster_name"),
         )
@@ -116,8 +137,10 @@ def claim_ready(conn: Connection, limit: int) -> Sequence[Row[Unpack[tuple[Any, 
             .join(clusters, clusters.c.id == e.c.cluster_id)
             .outerjoin(
                 w,
-                (w.c.cluster_id == p.c.cluster_id) & (w.c.namespace == p.c.namespace)
-                & (w.c.kind == p.c.workload_kind) & (w.c.name == p.c.workload_name),
+                (w.c.cluster_id == p.c.cluster_id)
+                & (w.c.namespace == p.c.namespace)
+                & (w.c.kind == p.c.workload_kind)
+                & (w.c.name == p.c.workload_name),
             )
         )
         .order_by(runtime_pending.c.queued_at, runtime_pending.c.execution_id)
@@ -215,22 +238,41 @@ def image_contents(conn: Connection, digest: str):
     files: dict[str, str | None] = {}
     symlinks: dict[str, str] = {}
     for path, kind, sha, target in conn.execute(
-        select(image_files.c.path, image_files.c.kind, image_files.c.sha256, image_files.c.target).where(image_files.c.digest == digest)
+        select(image_files.c.path, image_files.c.kind, image_files.c.sha256, image_files.c.target).where(
+            image_files.c.digest == digest
+        )
     ):
         if kind == "symlink":
             symlinks[path] = target or ""
         else:
             files[path] = sha
     packages = conn.execute(
-        select(image_packages.c.id, image_packages.c.type, image_packages.c.name, image_packages.c.version,
-               image_packages.c.purl, image_packages.c.files)
+        select(
+            image_packages.c.id,
+            image_packages.c.type,
+            image_packages.c.name,
+            image_packages.c.version,
+            image_packages.c.purl,
+            image_packages.c.files,
+        )
         .where(image_packages.c.digest == digest)
         .order_by(image_packages.c.id)
     ).all()
     v = image_vulnerabilities
     vulns = conn.execute(
-        select(v.c.package_id, v.c.vuln_id, v.c.key_id, v.c.advisory_ids, v.c.aliases, v.c.severity, v.c.score,
-               v.c.fixed_versions, v.c.malicious, v.c.summary, v.c.links)
+        select(
+            v.c.package_id,
+            v.c.vuln_id,
+            v.c.key_id,
+            v.c.advisory_ids,
+            v.c.aliases,
+            v.c.severity,
+            v.c.score,
+            v.c.fixed_versions,
+            v.c.malicious,
+            v.c.summary,
+            v.c.links,
+        )
         .where(v.c.digest == digest)
         .order_by(v.c.id)
     ).all()
@@ -258,11 +300,19 @@ def list_allow(conn: Connection) -> list[dict]:
     return [_allow_dict(r) for r in conn.execute(select(runtime_allow).order_by(runtime_allow.c.id))]
 
 
-def add_allow(conn: Connection, rule: str, cluster: str, namespace: str, workload: str, labels: dict, reason: str, actor: str) -> dict:
+def add_allow(
+    conn: Connection, rule: str, cluster: str, namespace: str, workload: str, labels: dict, reason: str, actor: str
+) -> dict:
     result = conn.execute(
         runtime_allow.insert().values(
-            rule=rule, cluster=cluster, namespace=namespace, workload=workload, labels=labels, reason=reason,
-            created_at=utcnow(), created_by=actor,
+            rule=rule,
+            cluster=cluster,
+            namespace=namespace,
+            workload=workload,
+            labels=labels,
+            reason=reason,
+            created_at=utcnow(),
+            created_by=actor,
         )
     )
     row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == inserted_id(result))).one()
@@ -278,6 +328,18 @@ def allow_rows(conn: Connection) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
 
 
 __all__ = [
-    "add_allow", "allow_rows", "changed_digests", "claim_ready", "container_samples", "delete_allow", "enqueue_batch",
-    "enqueue_digest", "enqueue_ids", "finish", "image_contents", "list_allow", "mark_digest", "pending_counts",
+    "add_allow",
+    "allow_rows",
+    "changed_digests",
+    "claim_ready",
+    "container_samples",
+    "delete_allow",
+    "enqueue_batch",
+    "enqueue_digest",
+    "enqueue_ids",
+    "finish",
+    "image_contents",
+    "list_allow",
+    "mark_digest",
+    "pending_counts",
 ]

@@ -62,16 +62,25 @@ def package_identity(evidence: dict) -> tuple[str | None, str | None, frozenset[
 def _watched_since(conn: Connection) -> tuple[dict, dict]:
     """First runtime record per (cluster, namespace, workload kind, name, image) and per image."""
     j = executions.join(
-        containers, (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id)
+        containers,
+        (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id),
     ).join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
     per_workload: dict[tuple[str, str, str, str, int], datetime] = {}
     per_image: dict[int, datetime] = {}
     for cid, ns, kind, name, image_pk, first in conn.execute(
-        select(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, containers.c.image_pk,
-               func.min(executions.c.first_seen_at))
+        select(
+            pods.c.cluster_id,
+            pods.c.namespace,
+            pods.c.workload_kind,
+            pods.c.workload_name,
+            containers.c.image_pk,
+            func.min(executions.c.first_seen_at),
+        )
         .select_from(j)
         .where(executions.c.container_id != "")
-        .group_by(pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, containers.c.image_pk)
+        .group_by(
+            pods.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name, containers.c.image_pk
+        )
     ):
         first = as_utc(first)
         per_workload[(cid, ns, kind, name, image_pk)] = first
@@ -84,9 +93,15 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     running: dict[tuple, list] = {}
     running_by_image: dict[int, list] = {}
     for r in conn.execute(
-        select(findings.c.id, findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name,
-               findings.c.image_pk, findings.c.evidence)
-        .where(findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
+        select(
+            findings.c.id,
+            findings.c.cluster_id,
+            findings.c.namespace,
+            findings.c.workload_kind,
+            findings.c.workload_name,
+            findings.c.image_pk,
+            findings.c.evidence,
+        ).where(findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
     ):
         ident = (r.id, *package_identity(r.evidence or {}))
         running.setdefault((r.cluster_id, r.namespace, r.workload_kind, r.workload_name, r.image_pk), []).append(ident)
@@ -95,9 +110,15 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     previous = dict(conn.execute(select(vulnerability_runtime.c.finding_id, vulnerability_runtime.c.state)).all())
     counts = {s: 0 for s in STATES} | {"changed": 0}
     for f in conn.execute(
-        select(findings.c.id, findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name,
-               findings.c.image_pk, findings.c.evidence)
-        .where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN)
+        select(
+            findings.c.id,
+            findings.c.cluster_id,
+            findings.c.namespace,
+            findings.c.workload_kind,
+            findings.c.workload_name,
+            findings.c.image_pk,
+            findings.c.evidence,
+        ).where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN)
     ):
         name, version, ids = package_identity(f.evidence or {})
         if f.workload_kind:
@@ -107,7 +128,12 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
             candidates = running_by_image.get(f.image_pk, [])
             since = per_image.get(f.image_pk)
         match = next(
-            (rid for rid, rname, rversion, rids in candidates if rname == name and rversion == version and (rids & ids)), None
+            (
+                rid
+                for rid, rname, rversion, rids in candidates
+                if rname == name and rversion == version and (rids & ids)
+            ),
+            None,
         )
         if match is not None:
             state = "running"
@@ -123,7 +149,9 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
             conn.execute(vulnerability_runtime.insert().values(finding_id=f.id, **values))
             counts["changed"] += 1
         elif previous[f.id] != state:
-            conn.execute(vulnerability_runtime.update().where(vulnerability_runtime.c.finding_id == f.id).values(**values))
+            conn.execute(
+                vulnerability_runtime.update().where(vulnerability_runtime.c.finding_id == f.id).values(**values)
+            )
             counts["changed"] += 1
     return counts
 
@@ -143,14 +171,18 @@ def resolve_stopped(conn: Connection, actor: str) -> int:
             pods.c.workload_name == findings.c.workload_name,
         )
     )
-    ids = conn.execute(
-        select(findings.c.id).where(
-            findings.c.family == Family.RUNTIME,
-            findings.c.status == FindingStatus.OPEN,
-            findings.c.image_pk.is_not(None),
-            ~exists(still),
+    ids = (
+        conn.execute(
+            select(findings.c.id).where(
+                findings.c.family == Family.RUNTIME,
+                findings.c.status == FindingStatus.OPEN,
+                findings.c.image_pk.is_not(None),
+                ~exists(still),
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     for fid in ids:
         finding_store.set_status(conn, fid, FindingStatus.RESOLVED, "the workload no longer runs this image", actor)
     return len(ids)

@@ -36,7 +36,10 @@ def load_or_create_key(data_dir: Path | None) -> bytes:
         except FileExistsError:
             mode = path.stat().st_mode & 0o777
             if mode & 0o077:
-                log.warning("console session key is readable by others; tightening to 0600", extra={"path": str(path), "mode": oct(mode)})
+                log.warning(
+                    "console session key is readable by others; tightening to 0600",
+                    extra={"path": str(path), "mode": oct(mode)},
+                )
                 path.chmod(0o600)
             key = path.read_bytes()
             if len(key) < 32:
@@ -47,7 +50,10 @@ def load_or_create_key(data_dir: Path | None) -> bytes:
             fh.write(key)
         return key
     except OSError as exc:
-        log.warning("cannot keep the console session key in the data directory; sessions end on restart", extra={"path": str(path), "error": str(exc)})
+        log.warning(
+            "cannot keep the console session key in the data directory; sessions end on restart",
+            extra={"path": str(path), "error": str(exc)},
+        )
         return secrets.token_bytes(32)
 
 
@@ -73,7 +79,9 @@ class SessionCodec:
         self.max_age_s = max_age_s
 
     def dumps(self, session: Session) -> str:
-        return self._serializer.dumps({"c": session.csrf, "t": session.token_id, "r": session.role, "i": int(time.time())})
+        return self._serializer.dumps(
+            {"c": session.csrf, "t": session.token_id, "r": session.role, "i": int(time.time())}
+        )
 
     def loads(self, value: str | None) -> Session | None:
         if not value:

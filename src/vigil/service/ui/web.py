@@ -68,7 +68,9 @@ def _json(value) -> str:
 
 
 def _is_digest(value) -> bool:
-    return isinstance(value, str) and (value.startswith("sha256:") or (len(value) == 64 and all(c in "0123456789abcdef" for c in value)))
+    return isinstance(value, str) and (
+        value.startswith("sha256:") or (len(value) == 64 and all(c in "0123456789abcdef" for c in value))
+    )
 
 
 def _workload_url(cluster_id: str, namespace: str, kind: str, name: str) -> str:
@@ -129,7 +131,10 @@ async def checked_form(request: Request) -> tuple[FormData, Session | None]:
     session = current_session(request)
     presented = form.get("csrf")
     if session is None or not csrf_ok(session.csrf, presented if isinstance(presented, str) else None):
-        raise Refused(403, "This form was not sent from this console session (missing or wrong CSRF token). Reload the page and try again.")
+        raise Refused(
+            403,
+            "This form was not sent from this console session (missing or wrong CSRF token). Reload the page and try again.",
+        )
     return form, session
 
 
@@ -175,4 +180,3 @@ def safe_next(url: str | None) -> str:
     if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
         return "/"
     return url
-

@@ -119,7 +119,13 @@ def headline(ev: AlertEvent) -> str:
     """One line for humans (Slack text, syslog MSG)."""
     f = ev.finding
     where = " ".join(
-        p for p in (f"cluster={f.cluster_name or f.cluster_id}" if f.cluster_id else "", f"namespace={f.namespace}" if f.namespace else "", f"workload={f.workload}" if f.workload else "") if p
+        p
+        for p in (
+            f"cluster={f.cluster_name or f.cluster_id}" if f.cluster_id else "",
+            f"namespace={f.namespace}" if f.namespace else "",
+            f"workload={f.workload}" if f.workload else "",
+        )
+        if p
     )
     change = f" (was {ev.previous_severity})" if ev.kind == "escalated" and ev.previous_severity else ""
     text = f"Vigil finding {ev.kind}: {ev.severity}{change} {f.type} {f.subject}"

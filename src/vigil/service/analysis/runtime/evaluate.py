@@ -42,7 +42,9 @@ class ImageView:
     fs: ImageFileSystem
     packages: dict[int, PackageRef] = field(default_factory=dict)
     owners: dict[str, list[int]] = field(default_factory=dict)  # real path -> owning package ids
-    vulnerabilities: dict[int, list[VulnerabilityRef]] = field(default_factory=dict)  # package id -> its vulnerabilities
+    vulnerabilities: dict[int, list[VulnerabilityRef]] = field(
+        default_factory=dict
+    )  # package id -> its vulnerabilities
 
     @classmethod
     def build(
@@ -87,7 +89,13 @@ def process_evidence(r: ExecRecord, w: Workload) -> dict:
         "parent_pid": s.ppid if s else None,
         "uid": s.uid if s else None,
         "samples": [x.as_evidence() for x in r.samples],
-        "container": {"id": r.container_id, "name": w.container_name, "pod": w.pod_name, "pod_uid": r.pod_uid, "node": r.node_name},
+        "container": {
+            "id": r.container_id,
+            "name": w.container_name,
+            "pod": w.pod_name,
+            "pod_uid": r.pod_uid,
+            "node": r.node_name,
+        },
     }
 
 

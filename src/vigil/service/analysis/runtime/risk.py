@@ -61,8 +61,14 @@ class Exposure:
         )
 
 
-def pod_exposure(privileged: bool, host_pid: bool, host_network: bool, run_as_non_root: bool | None,
-                 run_as_user: int | None, capabilities: Iterable[str]) -> Exposure:
+def pod_exposure(
+    privileged: bool,
+    host_pid: bool,
+    host_network: bool,
+    run_as_non_root: bool | None,
+    run_as_user: int | None,
+    capabilities: Iterable[str],
+) -> Exposure:
     root = not run_as_non_root and not run_as_user
     return Exposure(bool(privileged), bool(host_pid), bool(host_network), root, tuple(sorted(set(capabilities or ()))))
 
@@ -77,7 +83,9 @@ def _part(points: float, detail) -> dict:
     return {"points": points, "detail": detail}
 
 
-def finding_risk(severity: str, type_: str, runtime_state: str | None, exposure: Exposure | None, blast: BlastRadius) -> dict:
+def finding_risk(
+    severity: str, type_: str, runtime_state: str | None, exposure: Exposure | None, blast: BlastRadius
+) -> dict:
     """{score, parts} of one finding. ``runtime_state`` is a package finding's runtime label."""
     sev = SEVERITY_POINTS.get(severity, SEVERITY_POINTS[Severity.UNKNOWN])
     if type_ in RUNTIME_TYPES:

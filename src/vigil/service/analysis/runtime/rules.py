@@ -60,14 +60,19 @@ def _is_shell(record: ExecRecord, s: Sample) -> bool:
 def shell_from_exec_session(record: ExecRecord, procs: ContainerProcesses) -> Hit | None:
     for s in record.samples:
         if _is_shell(record, s) and procs.entered_from_outside(s):
-            return Hit(f"shell {record.path} started by pid {s.ppid}, which is not a process of the container (an exec session)", s)
+            return Hit(
+                f"shell {record.path} started by pid {s.ppid}, which is not a process of the container (an exec session)",
+                s,
+            )
     return None
 
 
 def in_temp_dir(record: ExecRecord, procs: ContainerProcesses) -> Hit | None:
     for d in TEMP_DIRS:
         if record.path.startswith(d):
-            return Hit(f"{record.path} is in {d.rstrip('/')}, a world-writable scratch directory", record.first_sample())
+            return Hit(
+                f"{record.path} is in {d.rstrip('/')}, a world-writable scratch directory", record.first_sample()
+            )
     return None
 
 

@@ -30,10 +30,10 @@ from vigil.service.analysis.alerts.events import (
     event_document,
     meets_threshold,
 )
-from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed, Output
-from vigil.service.settings import AlertsSettings
 from vigil.service.analysis.alerts.redact import redact
+from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed, Output
 from vigil.service.jobs.alerts.retry import Outcome, RetryPolicy, deliver
+from vigil.service.settings import AlertsSettings
 from vigil.service.store import alerts as store
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,16 @@ class Report:
 def make_test_event() -> AlertEvent:
     """What `POST /alerts/outputs/{id}/test` sends: event_id 0, kind "test", so receivers can tell it apart."""
     now = utcnow()
-    finding = FindingView(id=0, type="test", subject="Vigil alert test: this output is configured correctly", first_seen_at=now, last_seen_at=now)
-    return AlertEvent(event_id=0, kind="test", at=now, severity="low", status="open", finding=finding, reason="test", actor="vigil")
+    finding = FindingView(
+        id=0,
+        type="test",
+        subject="Vigil alert test: this output is configured correctly",
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    return AlertEvent(
+        event_id=0, kind="test", at=now, severity="low", status="open", finding=finding, reason="test", actor="vigil"
+    )
 
 
 class Dispatcher:
@@ -107,7 +115,9 @@ class Dispatcher:
                 reports = [self._drain(o) for o in outputs]
             else:
                 # One slow or dead receiver must not hold the others back.
-                with ThreadPoolExecutor(min(MAX_PARALLEL_OUTPUTS, len(outputs)), thread_name_prefix="vigil-alert") as pool:
+                with ThreadPoolExecutor(
+                    min(MAX_PARALLEL_OUTPUTS, len(outputs)), thread_name_prefix="vigil-alert"
+                ) as pool:
                     reports = list(pool.map(self._drain, outputs))
             for r in reports:
                 total.add(r)
@@ -119,7 +129,9 @@ class Dispatcher:
             while not self._stop.is_set() and self._pass(out, report) >= self.batch:
                 pass
         except Exception:
-            log.exception("alert dispatch failed; will retry on the next pass", extra={"output": out.name, "output_id": out.id})
+            log.exception(
+                "alert dispatch failed; will retry on the next pass", extra={"output": out.name, "output_id": out.id}
+            )
         return report
 
     def _until(self):
@@ -147,7 +159,17 @@ class Dispatcher:
                     report.handled += 1
                     continue
                 previous = entry.previous_severity if kind == "escalated" else None
-                event = AlertEvent(entry.id, kind, entry.at, entry.severity, entry.to_status, entry.finding, previous, entry.reason, entry.actor)
+                event = AlertEvent(
+                    entry.id,
+                    kind,
+                    entry.at,
+                    entry.severity,
+                    entry.to_status,
+                    entry.finding,
+                    previous,
+                    entry.reason,
+                    entry.actor,
+                )
                 outcome = self._deliver(out, sender, event)
                 if outcome.interrupted:
                     break  # shutting down: this event stays pending and goes out after the restart
@@ -189,7 +211,9 @@ class Dispatcher:
         if outcome.delivered:
             log.info("alert delivered", extra={**keys, "attempts": outcome.attempts})
             return outcome
-        outcome = Outcome(outcome.delivered, outcome.attempts, redact(outcome.error or "", secrets), outcome.interrupted)
+        outcome = Outcome(
+            outcome.delivered, outcome.attempts, redact(outcome.error or "", secrets), outcome.interrupted
+        )
         if not outcome.interrupted:
             log.error("alert dead-lettered", extra={**keys, "attempts": outcome.attempts, "error": outcome.error})
         return outcome
@@ -202,7 +226,10 @@ class Dispatcher:
             first = seen.setdefault(lo, now)
             if now - first >= self.gap_grace:
                 cursor.mark_range(lo, hi)
-                log.info("alert cursor passed event ids that were never committed", extra={"output": out.name, "from_id": lo, "to_id": hi})
+                log.info(
+                    "alert cursor passed event ids that were never committed",
+                    extra={"output": out.name, "from_id": lo, "to_id": hi},
+                )
         for lo in set(seen) - {lo for lo, _ in current}:
             del seen[lo]
 

@@ -29,10 +29,14 @@ def list_clusters(conn: Connection, after: str | None, limit: int, risk: risk_st
     rows, nxt = keyset_rows(conn, select(clusters), BY_NAME, after, limit)
     ids = [r.id for r in rows]
     node_counts: dict[str, int] = dict(
-        conn.execute(select(nodes.c.cluster_id, func.count()).where(nodes.c.cluster_id.in_(ids)).group_by(nodes.c.cluster_id)).all()
+        conn.execute(
+            select(nodes.c.cluster_id, func.count()).where(nodes.c.cluster_id.in_(ids)).group_by(nodes.c.cluster_id)
+        ).all()
     )
     pod_counts: dict[str, int] = dict(
-        conn.execute(select(pods.c.cluster_id, func.count()).where(pods.c.cluster_id.in_(ids)).group_by(pods.c.cluster_id)).all()
+        conn.execute(
+            select(pods.c.cluster_id, func.count()).where(pods.c.cluster_id.in_(ids)).group_by(pods.c.cluster_id)
+        ).all()
     )
     if risk is None:
         risks = risk_store.cluster_risk(conn, ids)

@@ -59,7 +59,9 @@ def _conditions(f: FindingFilter) -> list[ColumnElement[bool]]:
         cond.append(findings.c.id.in_(select(finding_events.c.finding_id).where(finding_events.c.at >= f.since)))
     if f.runtime_states:
         cond.append(
-            findings.c.id.in_(select(vulnerability_runtime.c.finding_id).where(vulnerability_runtime.c.state.in_(f.runtime_states)))
+            findings.c.id.in_(
+                select(vulnerability_runtime.c.finding_id).where(vulnerability_runtime.c.state.in_(f.runtime_states))
+            )
         )
     if f.types:
         cond.append(findings.c.type.in_(f.types))
@@ -109,7 +111,9 @@ def finding_sort(name: str, descending: bool) -> Sort:
     return Sort(keys, descending)
 
 
-def list_findings(conn: Connection, f: FindingFilter, sort: Sort, after: str | None, limit: int, *, names: bool = False) -> Page:
+def list_findings(
+    conn: Connection, f: FindingFilter, sort: Sort, after: str | None, limit: int, *, names: bool = False
+) -> Page:
     """Findings matching ``f`` in ``sort`` order, counted, each with its risk (and a package
     finding's runtime label); with ``names``, also its cluster's name and image's reference, as
     the console shows them."""
@@ -124,7 +128,9 @@ def list_findings(conn: Connection, f: FindingFilter, sort: Sort, after: str | N
             images.c.digest.label("image_digest"),
         )
         .select_from(
-            findings.outerjoin(clusters, clusters.c.id == findings.c.cluster_id).outerjoin(images, images.c.id == findings.c.image_pk)
+            findings.outerjoin(clusters, clusters.c.id == findings.c.cluster_id).outerjoin(
+                images, images.c.id == findings.c.image_pk
+            )
         )
         .where(*cond)
     )
@@ -178,7 +184,12 @@ def findings_marker(conn: Connection) -> tuple:
     """Changes whenever a finding is added, seen again or changes status: what live views poll."""
     return tuple(
         conn.execute(
-            select(func.count(), func.max(findings.c.id), func.max(findings.c.last_seen_at), func.max(findings.c.status_changed_at))
+            select(
+                func.count(),
+                func.max(findings.c.id),
+                func.max(findings.c.last_seen_at),
+                func.max(findings.c.status_changed_at),
+            )
         ).one()
     )
 
@@ -187,10 +198,15 @@ def finding_filter_choices(conn: Connection) -> dict[str, list]:
     """Values the findings filters offer: clusters and namespaces that have findings."""
     return {
         "clusters": [
-            (r.id, r.name)
-            for r in conn.execute(select(clusters.c.id, clusters.c.name).order_by(clusters.c.name))
+            (r.id, r.name) for r in conn.execute(select(clusters.c.id, clusters.c.name).order_by(clusters.c.name))
         ],
         "namespaces": [
-            n for (n,) in conn.execute(select(findings.c.namespace).where(findings.c.namespace.is_not(None)).distinct().order_by(findings.c.namespace))
+            n
+            for (n,) in conn.execute(
+                select(findings.c.namespace)
+                .where(findings.c.namespace.is_not(None))
+                .distinct()
+                .order_by(findings.c.namespace)
+            )
         ],
     }

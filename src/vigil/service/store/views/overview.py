@@ -20,7 +20,9 @@ def open_findings_series(conn: Connection, days: int = 14, today: date | None = 
     ev = finding_events.c
     delta = case(
         (
-            and_(ev.to_status == FindingStatus.OPEN, or_(ev.from_status.is_(None), ev.from_status != FindingStatus.OPEN)),
+            and_(
+                ev.to_status == FindingStatus.OPEN, or_(ev.from_status.is_(None), ev.from_status != FindingStatus.OPEN)
+            ),
             1,
         ),
         (and_(ev.from_status == FindingStatus.OPEN, ev.to_status != FindingStatus.OPEN), -1),
@@ -50,9 +52,22 @@ def riskiest_workloads(conn: Connection, limit: int = 5, risk: OpenRisk | None =
     sev: dict[tuple, dict[str, int]] = {}
     if top:
         for cid, ns, kind, name, s, n in conn.execute(
-            select(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity, func.count())
+            select(
+                findings.c.cluster_id,
+                findings.c.namespace,
+                findings.c.workload_kind,
+                findings.c.workload_name,
+                findings.c.severity,
+                func.count(),
+            )
             .where(findings.c.status == FindingStatus.OPEN, findings.c.workload_name.in_({k[3] for k, _ in top}))
-            .group_by(findings.c.cluster_id, findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.severity)
+            .group_by(
+                findings.c.cluster_id,
+                findings.c.namespace,
+                findings.c.workload_kind,
+                findings.c.workload_name,
+                findings.c.severity,
+            )
         ):
             sev.setdefault((cid, ns, kind, name), {})[s] = n
     return [

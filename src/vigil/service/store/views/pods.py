@@ -39,7 +39,10 @@ def list_pods(conn: Connection, f: PodFilter, after: str | None, limit: int) -> 
         cq = (
             select(containers, images.c.registry, images.c.repository, images.c.tag, images.c.digest)
             .join(images, images.c.id == containers.c.image_pk)
-            .where(containers.c.cluster_id.in_({r.cluster_id for r in rows}), containers.c.pod_uid.in_([r.uid for r in rows]))
+            .where(
+                containers.c.cluster_id.in_({r.cluster_id for r in rows}),
+                containers.c.pod_uid.in_([r.uid for r in rows]),
+            )
             .order_by(containers.c.pod_uid, containers.c.kind, containers.c.name)
         )
         for c in conn.execute(cq):

@@ -2,4 +2,14 @@
 
 from vigil.service.ui.pages import auth, clusters, events, findings, images, overview, processes, settings, workloads
 
-ROUTERS = [auth.router, overview.router, clusters.router, images.router, workloads.router, processes.router, findings.router, settings.router, events.router]
+ROUTERS = [
+    auth.router,
+    overview.router,
+    clusters.router,
+    images.router,
+    workloads.router,
+    processes.router,
+    findings.router,
+    settings.router,
+    events.router,
+]

@@ -46,7 +46,9 @@ async def login(request: Request):
             error = f"Sign-in refused: {exc}."
         else:
             if who.role not in USER_ROLES:
-                error = f"Sign-in refused: a {who.role} token cannot sign in to the console; use an admin or viewer token."
+                error = (
+                    f"Sign-in refused: a {who.role} token cannot sign in to the console; use an admin or viewer token."
+                )
     if error or who is None:
         log.info("console sign-in refused", extra={"reason": error})
         session = new_session()

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.store.views import findings as finding_views
 from vigil.service.store import tokens
+from vigil.service.store.views import findings as finding_views
 from vigil.service.ui import web
 
 router = APIRouter()

@@ -102,7 +102,9 @@ def _finding_page(request: Request, v: web.Viewer, finding_id: int, error: str |
             raise web.Refused(404, f"finding {finding_id} does not exist")
         img = image_views.image_detail(conn, f["image_pk"]) if f["image_pk"] else None
         cluster_name = common.cluster_names(conn, [f["cluster_id"]]).get(f["cluster_id"]) if f["cluster_id"] else None
-    return web.render(request, "finding.html", v, status=status, nav="findings", f=f, img=img, cluster_name=cluster_name, error=error)
+    return web.render(
+        request, "finding.html", v, status=status, nav="findings", f=f, img=img, cluster_name=cluster_name, error=error
+    )
 
 
 @router.post("/findings/{finding_id}/status")
@@ -112,7 +114,9 @@ async def change_status(finding_id: int, request: Request, v: web.Viewer = Depen
     status = str(form.get("status") or "")
     reason = str(form.get("reason") or "").strip()
     if status not in FINDING_STATUSES:
-        return _finding_page(request, v, finding_id, f"status {status!r} is not one of {', '.join(FINDING_STATUSES)}", 400)
+        return _finding_page(
+            request, v, finding_id, f"status {status!r} is not one of {', '.join(FINDING_STATUSES)}", 400
+        )
     if not reason or len(reason) > MAX_REASON:
         return _finding_page(request, v, finding_id, f"a reason of 1 to {MAX_REASON} characters is required", 400)
 
@@ -122,5 +126,8 @@ async def change_status(finding_id: int, request: Request, v: web.Viewer = Depen
 
     if not await run_in_threadpool(work):
         raise web.Refused(404, f"finding {finding_id} does not exist")
-    log.info("finding status changed in console", extra={"finding_id": finding_id, "status": status, "token_id": v.principal.token_id})
+    log.info(
+        "finding status changed in console",
+        extra={"finding_id": finding_id, "status": status, "token_id": v.principal.token_id},
+    )
     return web.redirect(f"/findings/{finding_id}")

@@ -7,11 +7,11 @@ import time
 from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_TYPES, SEVERITIES
+from vigil.service.store import risk as risk_store
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import nodes as node_views
 from vigil.service.store.views import overview as overview_views
-from vigil.service.store import risk as risk_store
 from vigil.service.ui import web
 from vigil.service.ui.chart import line_chart
 

@@ -10,9 +10,9 @@ from typing import Literal
 import orjson
 
 from vigil.service.analysis.alerts.events import AlertEvent, headline
+from vigil.service.analysis.alerts.redact import mask_url
 from vigil.service.jobs.alerts.outputs import http
 from vigil.service.jobs.alerts.outputs.base import Output
-from vigil.service.analysis.alerts.redact import mask_url
 
 EMOJI = {"critical": ":red_circle:", "high": ":large_orange_circle:", "medium": ":large_yellow_circle:"}
 RESOLVED_EMOJI = ":white_check_mark:"
@@ -30,12 +30,20 @@ def _field(label: str, value: str | None) -> dict:
 def slack_message(ev: AlertEvent) -> dict:
     f = ev.finding
     mark = RESOLVED_EMOJI if ev.kind in ("resolved", "suppressed") else EMOJI.get(ev.severity, ":white_circle:")
-    severity = ev.severity + (f" (was {ev.previous_severity})" if ev.kind == "escalated" and ev.previous_severity else "")
+    severity = ev.severity + (
+        f" (was {ev.previous_severity})" if ev.kind == "escalated" and ev.previous_severity else ""
+    )
     subject = f.subject if len(f.subject) <= 2000 else f.subject[:2000] + "…"
     return {
         "text": escape(headline(ev)),
         "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{mark} *Finding {ev.kind}: {escape(f.type)}*\n`{escape(subject)}`"}},
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"{mark} *Finding {ev.kind}: {escape(f.type)}*\n`{escape(subject)}`",
+                },
+            },
             {
                 "type": "section",
                 "fields": [
@@ -47,7 +55,15 @@ def slack_message(ev: AlertEvent) -> dict:
                     _field("Finding", f"#{f.id}"),
                 ],
             },
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(f"event {ev.event_id} · {ev.reason or ev.kind} · by {ev.actor or 'vigil'}")}]},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": escape(f"event {ev.event_id} · {ev.reason or ev.kind} · by {ev.actor or 'vigil'}"),
+                    }
+                ],
+            },
         ],
     }
 

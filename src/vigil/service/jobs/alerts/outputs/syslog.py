@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from vigil.service.analysis.alerts.events import AlertEvent, headline
-from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
 from vigil.service.analysis.alerts.validation import check_host, parse_address
+from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8, "cron": 9,
@@ -129,7 +129,9 @@ class SyslogOutput(Output):
                     sock.shutdown(socket.SHUT_WR)
             else:
                 if len(payload) > MAX_UDP_BYTES:
-                    raise DeliveryFailed(f"{where}: message of {len(payload)} bytes exceeds {MAX_UDP_BYTES}; use tcp", permanent=True)
+                    raise DeliveryFailed(
+                        f"{where}: message of {len(payload)} bytes exceeds {MAX_UDP_BYTES}; use tcp", permanent=True
+                    )
                 family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
                 with socket.socket(family, socket.SOCK_DGRAM) as sock:
                     sock.settimeout(self.timeout)

@@ -17,9 +17,9 @@ import orjson
 from pydantic import Field
 
 from vigil.service.analysis.alerts.events import AlertEvent, event_document
+from vigil.service.analysis.alerts.redact import mask_url
 from vigil.service.jobs.alerts.outputs import http
 from vigil.service.jobs.alerts.outputs.base import Output, OutputRequest
-from vigil.service.analysis.alerts.redact import mask_url
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
 TIMESTAMP_HEADER = "X-Vigil-Timestamp"
@@ -32,7 +32,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, now: float | None = None, tolerance: float = 300.0) -> bool:
+def verify(
+    secret: str, timestamp: str, body: bytes, signature: str, now: float | None = None, tolerance: float = 300.0
+) -> bool:
     """For receivers written in Python: the signature matches and the timestamp is recent."""
     try:
         age = abs((now if now is not None else time.time()) - int(timestamp))
