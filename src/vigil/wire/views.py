@@ -122,6 +122,10 @@ class Cluster(Listing):
     name: str
     created_at: Timestamp | None
     last_seen_at: Timestamp | None
+    status: Literal["pending", "connected", "disconnected"] = Field(
+        description="pending until the cluster's controller first reports, connected while it reports, "
+        "disconnected once it stopped"
+    )
     controller: ControllerState
     nodes: int
     pods: int
