@@ -95,10 +95,6 @@ class IssuedRegistrationToken(View):
     token: str = Field(description="the secret, shown once")
     expires_at: Timestamp
     max_uses: int | None
-    cluster_id: str | None = Field(
-        default=None, description="the cluster made for it (pending until its controller reports), the one it registers"
-    )
-    cluster_name: str | None = None
 
 
 class Registration(View):
@@ -126,10 +122,6 @@ class Cluster(Listing):
     name: str
     created_at: Timestamp | None
     last_seen_at: Timestamp | None
-    status: Literal["pending", "connected", "disconnected"] = Field(
-        description="pending until the cluster's controller first reports, connected while it reports, "
-        "disconnected once it stopped"
-    )
     controller: ControllerState
     nodes: int
     pods: int
@@ -499,18 +491,13 @@ class ScanState(View):
     vulnerabilities: dict[str, int] | None = None
 
 
-class PackageIdentity(View):
-    """What names a stored package: its row id, purl type, name, version, purl and OSV ecosystem."""
-
+class Package(View):
     id: int
     type: str
     name: str
     version: str | None
     purl: str | None
     ecosystem: str | None
-
-
-class Package(PackageIdentity):
     cataloger: str | None
     found_in: str | None
     source_name: str | None
@@ -526,7 +513,13 @@ class VulnerableSeverity(View):
     source: str | None
 
 
-class VulnerablePackage(PackageIdentity):
+class VulnerablePackage(View):
+    id: int
+    type: str
+    name: str
+    version: str | None
+    purl: str | None
+    ecosystem: str | None
     found_in: str | None
     source_name: str | None
     source_version: str | None

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from vigil.clock import iso
-from vigil.model.image import image_text
 from vigil.service.store.schema import clusters
 
 __all__ = ["Page", "cluster_names", "image_ref", "iso"]
@@ -24,8 +23,14 @@ class Page:
 
 
 def image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:
-    """An image's stored columns as one reference; None for a row without an image (an outer join's)."""
-    return None if repository is None else image_text(registry, repository, tag, digest)
+    if repository is None:
+        return None
+    ref = f"{registry}/{repository}" if registry else repository
+    if tag:
+        ref += f":{tag}"
+    if digest:
+        ref += f"@{digest}"
+    return ref
 
 
 def cluster_names(conn: Connection, ids) -> dict[str, str]:

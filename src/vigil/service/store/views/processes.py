@@ -32,9 +32,8 @@ class ProcessFilter:
 PROCESS_SORTS = ("last_seen", "path", "count")
 
 
-def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
-    """Runtime records (one per container, kind, sha256 and path), each with the pod and workload it ran
-    in when the inventory knows the container; by id."""
+def list_executions(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
+    """Runtime records with the pod and workload they ran in, when the inventory knows the container."""
     stmt = select(
         executions,
         pods.c.namespace,
@@ -84,9 +83,8 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
     return Page(items, nxt)
 
 
-def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
-    """Executables: executions grouped by (path, sha256) per image and workload, with first/last seen
-    and a sample."""
+def console_processes(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
+    """Executions grouped by executable (path, sha256) per image and workload, with first/last seen and a sample."""
     e = executions.c
     namespace = func.coalesce(pods.c.namespace, "").label("namespace")
     wkind = func.coalesce(pods.c.workload_kind, "").label("workload_kind")
