@@ -193,7 +193,7 @@ def _pod(
     status["containerStatuses"] = statuses
     for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
         for s in status.get(key) or []:
-            s["containerID"] = "containerd://" + "%064x" % rng.getrandbits(256)
+            s["containerID"] = "containerd://" + f"{rng.getrandbits(256):064x}"
             if s["name"] != "sidecar" and s.get("imageID"):
                 s["imageID"] = _HEX64.sub(digest_hex, s["imageID"])
     return pod
@@ -242,7 +242,7 @@ def build_cluster(n_nodes: int, n_pods: int, shape: str, seed: int = 1) -> Clust
             if mid_kind:
                 parent = _owner(mid_kind, ns, f"{top_kind.lower()}-{w}-{rng.getrandbits(32):08x}", _uid(rng), top)
                 cluster.objects.append(parent)
-        digest_hex = "%064x" % rng.getrandbits(256)
+        digest_hex = f"{rng.getrandbits(256):064x}"
         for j in range(1 if top_kind == "Pod" else PODS_PER_WORKLOAD):
             if made >= n_pods:
                 break

@@ -27,13 +27,15 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+# The runtime tests' harness and the sensor bench are plain modules in their folders, not packages:
+# they are importable only once those folders are on the path.
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 sys.path.insert(0, str(REPO / "bench"))
 
-import runtime_e2e as h
-from containerd_harness import start_containerd
-from sensor_overhead import build_spawnbench
+import runtime_e2e as h  # noqa: E402
+from containerd_harness import start_containerd  # noqa: E402
+from sensor_overhead import build_spawnbench  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:

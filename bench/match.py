@@ -8,9 +8,9 @@ the versions their records mention, 2,000 names that no advisory names. The
 first matching pass compiles each package's ranges on first use (cold); the
 second pass is warm; the same two passes run first through ``match_many`` (one
 batch, the cyclic GC paused) on another fresh index. Wall and CPU seconds are both
-printed: on a shared machine wall time includes waiting for a core. Baseline, same run: a linear scan over every advisory for
-200 of the same queries (what matching costs without the per-package index),
-scaled to 10,000.
+printed: on a shared machine wall time includes waiting for a core. Baseline, same
+run: a linear scan over every advisory for 200 of the same queries (what matching
+costs without the per-package index), scaled to 10,000.
 
 Prints JSON lines {"bench": "match", ...}. Run: .venv/bin/python bench/match.py
 """

@@ -39,11 +39,15 @@ import time
 import uuid
 from pathlib import Path
 
+from vigil.devtools.registry_server import RegistryServer
+from vigil.devtools.service import LiveService
+
+# The sensor's test harness is not a package: it is importable only once its folder is on the path.
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "sensor"))
 
-from containerd_harness import start_containerd
-from sensor_e2e import (
+from containerd_harness import start_containerd  # noqa: E402
+from sensor_e2e import (  # noqa: E402
     SensorProcess,
     inventory_snapshot,
     new_container_ids,
@@ -57,9 +61,6 @@ from sensor_e2e import (
     wait_for,
     web_pod,
 )
-
-from vigil.devtools.registry_server import RegistryServer
-from vigil.devtools.service import LiveService
 
 NODE = "bench-node"
 SPAWNBENCH_C = r"""
@@ -106,7 +107,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_CHILDREN, &kids);
     printf("{\"spawns\":%ld,\"failures\":%lld,\"elapsed_ns\":%lld,"
            "\"self_user_us\":%lld,\"self_sys_us\":%lld,\"children_user_us\":%lld,\"children_sys_us\":%lld}\n",
-           n, failures, elapsed, tv_us(self.ru_utime), tv_us(self.ru_stime), tv_us(kids.ru_utime), tv_us(kids.ru_stime));
+           n, failures, elapsed, tv_us(self.ru_utime), tv_us(self.ru_stime),
+           tv_us(kids.ru_utime), tv_us(kids.ru_stime));
     return failures ? 1 : 0;
 }
 """
@@ -320,11 +322,11 @@ class Bench:
             base = times[(scope, "off")]
             for name in ("sensor", "sensor_include_host"):
                 on = times[(scope, name)]
-                ratios = [b / a - 1 for a, b in zip(base, on)]
+                ratios = [b / a - 1 for a, b in zip(base, on, strict=True)]
                 sp_off, sp_on = spawner_cpu[(scope, "off")], spawner_cpu[(scope, name)]
                 se_on = sensor_cpu[(scope, name)]
-                tot_off, tot_on = sp_off, [a + b for a, b in zip(sp_on, se_on)]
-                cpu_ratios = [b / a - 1 for a, b in zip(tot_off, tot_on)]
+                tot_off, tot_on = sp_off, [a + b for a, b in zip(sp_on, se_on, strict=True)]
+                cpu_ratios = [b / a - 1 for a, b in zip(tot_off, tot_on, strict=True)]
                 emit(
                     {
                         "bench": "sensor_overhead",
@@ -358,10 +360,10 @@ class Bench:
                         # The sensor's own share alone, a floor for the overhead that does not rest on
                         # the difference of two spawner figures (each moves ~10% with co-tenant load):
                         "sensor_cpu_pct_of_spawn_median": round(
-                            100 * statistics.median([b / a for a, b in zip(sp_off, se_on)]), 2
+                            100 * statistics.median([b / a for a, b in zip(sp_off, se_on, strict=True)]), 2
                         ),
                         "spawner_cpu_overhead_pct_median": round(
-                            100 * statistics.median([b / a - 1 for a, b in zip(sp_off, sp_on)]), 2
+                            100 * statistics.median([b / a - 1 for a, b in zip(sp_off, sp_on, strict=True)]), 2
                         ),
                         "loadavg_now": os.getloadavg()[0],
                         "aim_pct": 2.0,
@@ -395,7 +397,8 @@ class Bench:
                 "bench": "sensor_overhead",
                 "metric": "sensor_cpu",
                 "sensor_command": "python -m vigil.sensor" if module else "vigil sensor",
-                "workload": f"{count} posix_spawns of /bin/true paced at {rate}/s inside the container; sensor shipping every 1 s",
+                "workload": f"{count} posix_spawns of /bin/true paced at {rate}/s inside the container; "
+                "sensor shipping every 1 s",
                 "achieved_execs_per_s": round(count / (got["elapsed_ns"] / 1e9), 1),
                 "sensor_cpu_pct_of_core_idle": round(100 * idle, 2),
                 "sensor_cpu_pct_of_core": round(100 * busy, 2),
@@ -439,7 +442,7 @@ class Bench:
         counters = self.stop_sensor(sensor)
         total = k * n
         delta = self.true_count() - before
-        rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:]) if b[0] > a[0]]
+        rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:], strict=False) if b[0] > a[0]]
         emit(
             {
                 "bench": "sensor_overhead",

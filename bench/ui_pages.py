@@ -140,7 +140,9 @@ def main() -> None:
             pages = {
                 "findings first": "/findings?status=any&limit=50",
                 "findings middle (cursor)": middle_cursor(c, "/findings?status=any&limit=50&sort=-last_seen", 100),
-                "findings filtered": "/findings?type=digest_mismatch,tag_moved,artifact_missing&severity=critical&limit=50",
+                "findings filtered": (
+                    "/findings?type=digest_mismatch,tag_moved,artifact_missing&severity=critical&limit=50"
+                ),
                 "findings sorted by severity, middle": middle_cursor(c, "/findings?status=any&limit=50", 60),
                 "images first": "/images?limit=50",
                 "images middle (cursor)": middle_cursor(c, "/images?limit=50", 20),

@@ -330,7 +330,7 @@ def test_kubectl_get_and_watch(api, tmp_path):
         stdout, stderr = proc.communicate(timeout=10)
     lines = [line.split() for line in stdout.splitlines()]
     assert lines[0][:3] == ["NAME", "READY", "STATUS"], stderr
-    assert [l[0] for l in lines[1:]] == ["first", "appeared"]
+    assert [columns[0] for columns in lines[1:]] == ["first", "appeared"]
     assert lines[2][2] == "Running"
 
 

@@ -91,20 +91,24 @@ def test_string_forms():
         ("", "invalid image reference '': an image reference cannot be empty"),
         (
             "0123456789abcdef" * 4,
-            f"invalid image reference '{'0123456789abcdef' * 4}': a 64-character hexadecimal string is an image id, not a repository name",
+            f"invalid image reference '{'0123456789abcdef' * 4}': "
+            "a 64-character hexadecimal string is an image id, not a repository name",
         ),
         # uppercase in the repository path
         (
             "Nginx",
-            "invalid image reference 'Nginx': invalid reference format: repository name (library/Nginx) must be lowercase",
+            "invalid image reference 'Nginx': "
+            "invalid reference format: repository name (library/Nginx) must be lowercase",
         ),
         (
             "docker.io/Library/nginx:Tag",
-            "invalid image reference 'docker.io/Library/nginx:Tag': invalid reference format: repository name (Library/nginx) must be lowercase",
+            "invalid image reference 'docker.io/Library/nginx:Tag': "
+            "invalid reference format: repository name (Library/nginx) must be lowercase",
         ),
         (
             "localhost:5000/App",
-            "invalid image reference 'localhost:5000/App': invalid reference format: repository name (App) must be lowercase",
+            "invalid image reference 'localhost:5000/App': "
+            "invalid reference format: repository name (App) must be lowercase",
         ),
         # tags
         (
@@ -113,15 +117,18 @@ def test_string_forms():
         ),
         (
             "nginx:.hidden",
-            "invalid image reference 'nginx:.hidden': tag '.hidden' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            "invalid image reference 'nginx:.hidden': "
+            "tag '.hidden' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
         ),
         (
             "nginx:-x",
-            "invalid image reference 'nginx:-x': tag '-x' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            "invalid image reference 'nginx:-x': "
+            "tag '-x' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
         ),
         (
             "nginx:a+b",
-            "invalid image reference 'nginx:a+b': tag 'a+b' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            "invalid image reference 'nginx:a+b': "
+            "tag 'a+b' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
         ),
         (
             "nginx:é",
@@ -129,13 +136,15 @@ def test_string_forms():
         ),
         (
             "nginx:" + "t" * 129,
-            f"invalid image reference 'nginx:{'t' * 129}': tag '{'t' * 129}' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+            f"invalid image reference 'nginx:{'t' * 129}': "
+            f"tag '{'t' * 129}' must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
         ),
         # digests
         ("nginx@", "invalid image reference 'nginx@': digest '' is not algorithm:hex with at least 32 hex characters"),
         (
             "nginx@sha256:" + "a" * 63,
-            f"invalid image reference 'nginx@sha256:{'a' * 63}': invalid checksum digest length: sha256 is 64 hex characters, got 63",
+            f"invalid image reference 'nginx@sha256:{'a' * 63}': "
+            "invalid checksum digest length: sha256 is 64 hex characters, got 63",
         ),
         (
             "nginx@sha256:" + "A" * 64,
@@ -143,51 +152,64 @@ def test_string_forms():
         ),
         (
             "nginx@md5:" + "a" * 32,
-            f"invalid image reference 'nginx@md5:{'a' * 32}': unsupported digest algorithm 'md5' (supported: sha256, sha384, sha512)",
+            f"invalid image reference 'nginx@md5:{'a' * 32}': "
+            "unsupported digest algorithm 'md5' (supported: sha256, sha384, sha512)",
         ),
         (
             "nginx@sha256:xyz",
-            "invalid image reference 'nginx@sha256:xyz': digest 'sha256:xyz' is not algorithm:hex with at least 32 hex characters",
+            "invalid image reference 'nginx@sha256:xyz': "
+            "digest 'sha256:xyz' is not algorithm:hex with at least 32 hex characters",
         ),
         # path components
         ("a//b", "invalid image reference 'a//b': the repository path has an empty component"),
         ("nginx/", "invalid image reference 'nginx/': the repository path has an empty component"),
         (
             "a___b",
-            "invalid image reference 'a___b': path component 'a___b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+            "invalid image reference 'a___b': "
+            "path component 'a___b' must be lowercase letters and digits, separated by one '.', one or two '_', "
+            "or '-'s",
         ),
         (
             "a..b",
-            "invalid image reference 'a..b': path component 'a..b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+            "invalid image reference 'a..b': "
+            "path component 'a..b' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
         ),
         (
             "-a/b",
-            "invalid image reference '-a/b': path component '-a' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+            "invalid image reference '-a/b': "
+            "path component '-a' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
         ),
         (
             "a/b-",
-            "invalid image reference 'a/b-': path component 'b-' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+            "invalid image reference 'a/b-': "
+            "path component 'b-' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
         ),
         (
             " nginx",
-            "invalid image reference ' nginx': path component ' nginx' must be lowercase letters and digits, separated by one '.', one or two '_', or '-'s",
+            "invalid image reference ' nginx': "
+            "path component ' nginx' must be lowercase letters and digits, separated by one '.', one or two '_', "
+            "or '-'s",
         ),
         # hosts
         (
             "foo.com:port/app",
-            "invalid image reference 'foo.com:port/app': registry host 'foo.com:port' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
+            "invalid image reference 'foo.com:port/app': "
+            "registry host 'foo.com:port' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
         ),
         (
             "-bad.example.com/app",
-            "invalid image reference '-bad.example.com/app': registry host '-bad.example.com' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
+            "invalid image reference '-bad.example.com/app': "
+            "registry host '-bad.example.com' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
         ),
         (
             "foo_bar.com/app",
-            "invalid image reference 'foo_bar.com/app': registry host 'foo_bar.com' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
+            "invalid image reference 'foo_bar.com/app': "
+            "registry host 'foo_bar.com' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
         ),
         (
             "[fe80::1%eth0]:5000/app",
-            "invalid image reference '[fe80::1%eth0]:5000/app': registry host '[fe80::1%eth0]:5000' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
+            "invalid image reference '[fe80::1%eth0]:5000/app': "
+            "registry host '[fe80::1%eth0]:5000' is not a valid host[:port] (DNS name, IPv4, or [IPv6])",
         ),
         # length: "library/" is part of the path once completed
         ("a" * 248, f"invalid image reference '{'a' * 248}': repository name must not be more than 255 characters"),

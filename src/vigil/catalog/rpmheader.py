@@ -67,7 +67,7 @@ class RpmHeader:
             dirnames, indexes = self.strings(TAG_DIRNAMES), self.ints(TAG_DIRINDEXES)
             if len(indexes) != len(basenames) or any(i < 0 or i >= len(dirnames) for i in indexes):
                 raise HeaderError("file dirindexes do not match basenames and dirnames")
-            return [dirnames[i] + b for i, b in zip(indexes, basenames)]
+            return [dirnames[i] + b for i, b in zip(indexes, basenames, strict=True)]
         return self.strings(TAG_OLDFILENAMES)
 
 

@@ -57,4 +57,4 @@ def get(
         )
     except ListingError as exc:
         report(exc)
-        raise typer.Exit(exc.code)
+        raise typer.Exit(exc.code) from None

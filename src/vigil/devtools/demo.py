@@ -172,7 +172,9 @@ ADVISORIES: list[dict[str, Any]] = [
         "modified": "2026-01-01T00:00:00Z",
         "published": "2026-01-01T00:00:00Z",
         "summary": "busybox denial of service (demo record)",
-        "details": "A record written by `vigil demo`, so that the toolbox image's busybox is vulnerable and running it shows.",
+        "details": (
+            "A record written by `vigil demo`, so that the toolbox image's busybox is vulnerable and running it shows."
+        ),
         "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"}],
         "affected": [
             {
@@ -370,7 +372,8 @@ class RuntimePart:
             done = ctd.exec_in(c, cid, exec_id, *argv)
             if done.returncode != 0:
                 raise DemoError(
-                    f"ctr task exec {' '.join(argv)} in the toolbox container failed ({done.returncode}): {done.stderr.strip()}"
+                    f"ctr task exec {' '.join(argv)} in the toolbox container failed ({done.returncode}): "
+                    f"{done.stderr.strip()}"
                 )
 
     def stop(self) -> None:

@@ -79,6 +79,6 @@ def demo(
             pass
     except DemoError as exc:
         err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     finally:
         d.stop()

@@ -72,7 +72,7 @@ class RpmCataloger:
                 files = h.file_paths()
                 modes = h.ints(TAG_FILEMODES)
                 if len(modes) == len(files):  # owned files, as dpkg's: directories left out
-                    files = [f for f, m in zip(files, modes) if not stat.S_ISDIR(m)]
+                    files = [f for f, m in zip(files, modes, strict=True) if not stat.S_ISDIR(m)]
             except HeaderError as exc:
                 ctx.warnings.warn(db_path, entry, f"corrupt header skipped: {exc}")
                 continue

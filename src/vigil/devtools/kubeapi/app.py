@@ -352,7 +352,8 @@ class KubeApiApp:
         if not isinstance(replicas, int) or replicas < 0:
             raise ApiError(
                 422,
-                f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: must be greater than or equal to 0',
+                f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: '
+                "must be greater than or equal to 0",
             )
         self.store.patch(
             target.rt, target.namespace, name, "application/merge-patch+json", {"spec": {"replicas": replicas}}

@@ -34,9 +34,7 @@ def serve(
     history: int = typer.Option(1000, "--history", help="Events kept for watches/continue; older is 410 Gone"),
     bookmark_interval: float = typer.Option(60.0, "--bookmark-interval", help="Seconds between watch BOOKMARKs"),
     plain_http: bool = typer.Option(False, "--plain-http", help="Serve plain HTTP (kubectl then sends no token)"),
-    kubeconfig: Path | None = typer.Option(
-        None, "--write-kubeconfig", help="Write a kubeconfig for this server here"
-    ),
+    kubeconfig: Path | None = typer.Option(None, "--write-kubeconfig", help="Write a kubeconfig for this server here"),
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Loading and serving tens of thousands of objects allocates millions of dicts; with the
@@ -56,7 +54,7 @@ def serve(
             count = load_directory(server.store, load)
         except LoadError as exc:
             typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         typer.echo(f"loaded {count} objects from {load}")
 
     async def main() -> None:

@@ -50,7 +50,7 @@ def clone(obj: Any) -> Any:
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def object_key(rt: ResourceType, namespace: str | None, name: str) -> str:
@@ -204,9 +204,16 @@ class ApiStore:
         if continue_token and resource_version not in (None, ""):
             raise ApiError(400, "specifying resource version is not allowed when using continue")
         if resource_version_match and resource_version in (None, ""):
-            raise ApiError(422, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
+            raise ApiError(
+                422,
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+            )
         if resource_version_match not in (None, "", "Exact", "NotOlderThan"):
-            raise ApiError(422, f'resourceVersionMatch: Unsupported value: "{resource_version_match}": supported values: "Exact", "NotOlderThan"')
+            raise ApiError(
+                422,
+                f'resourceVersionMatch: Unsupported value: "{resource_version_match}": '
+                'supported values: "Exact", "NotOlderThan"',
+            )
         requested = _parse_rv(resource_version) if resource_version not in (None, "") else None
         with self._lock:
             start = ""
@@ -359,8 +366,9 @@ class ApiStore:
         except KeyError as exc:
             raise ApiError(400, str(exc.args[0])) from None
 
-    def create(self, obj: dict, *, namespace: str | None = None, api_semantics: bool = False,
-               rt: ResourceType | None = None) -> dict:
+    def create(
+        self, obj: dict, *, namespace: str | None = None, api_semantics: bool = False, rt: ResourceType | None = None
+    ) -> dict:
         """Store a new object.
 
         ``api_semantics`` applies what a POST to the real API server does: a fresh uid and
@@ -375,11 +383,15 @@ class ApiStore:
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("kind", rt.kind)
         if (obj["apiVersion"], obj["kind"]) != (rt.api_version, rt.kind):
-            raise ApiError(400, f"the body's {obj['apiVersion']}/{obj['kind']} does not match the URL's {rt.api_version}/{rt.kind}")
+            raise ApiError(
+                400, f"the body's {obj['apiVersion']}/{obj['kind']} does not match the URL's {rt.api_version}/{rt.kind}"
+            )
         if rt.namespaced:
             ns = meta.get("namespace") or namespace or "default"
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:
-                raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the request")
+                raise ApiError(
+                    400, "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
@@ -394,7 +406,10 @@ class ApiStore:
             name = _validate_name(rt, meta.get("name"))
             if ns is not None:
                 _validate_namespace_name(ns)
-                if object_key(BY_KIND[("v1", "Namespace")], None, ns) not in self._objects[BY_KIND[("v1", "Namespace")]]:
+                if (
+                    object_key(BY_KIND[("v1", "Namespace")], None, ns)
+                    not in self._objects[BY_KIND[("v1", "Namespace")]]
+                ):
                     raise errors.not_found("namespaces", ns)
             key = object_key(rt, ns, name)
             if key in self._objects[rt]:
@@ -422,8 +437,15 @@ class ApiStore:
                 meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
             return self._commit(rt, key, "ADDED", obj, None)
 
-    def update(self, obj: dict, *, subresource: str | None = None, namespace: str | None = None,
-               api_semantics: bool = False, rt: ResourceType | None = None) -> dict:
+    def update(
+        self,
+        obj: dict,
+        *,
+        subresource: str | None = None,
+        namespace: str | None = None,
+        api_semantics: bool = False,
+        rt: ResourceType | None = None,
+    ) -> dict:
         """Replace an object (PUT). A stale metadata.resourceVersion is a 409 Conflict.
 
         With ``api_semantics`` the main resource keeps its stored status and ``/status``
@@ -446,7 +468,12 @@ class ApiStore:
             if want_rv not in (None, "") and want_rv != prev["metadata"]["resourceVersion"]:
                 raise errors.conflict(rt.plural, name, rt.group)
             if meta.get("uid") and meta["uid"] != prev["metadata"]["uid"]:
-                raise ApiError(409, f'Precondition failed: UID in precondition: {meta["uid"]}, UID in object meta: {prev["metadata"]["uid"]}', "Conflict")
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {meta['uid']}, "
+                    f"UID in object meta: {prev['metadata']['uid']}",
+                    "Conflict",
+                )
             if api_semantics and rt.has_status:
                 if subresource == "status":
                     new_status = obj.get("status")
@@ -472,8 +499,16 @@ class ApiStore:
                 return prev  # a no-op update does not take a new resourceVersion
             return self._commit(rt, key, "MODIFIED", obj, prev)
 
-    def patch(self, rt: ResourceType, namespace: str | None, name: str, content_type: str, body: Any,
-              subresource: str | None = None, api_semantics: bool = True) -> dict:
+    def patch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        body: Any,
+        subresource: str | None = None,
+        api_semantics: bool = True,
+    ) -> dict:
         from .patch import apply_patch
 
         with self._lock:
@@ -485,13 +520,24 @@ class ApiStore:
             patched["metadata"]["name"] = name
             if rt.namespaced:
                 patched["metadata"]["namespace"] = namespace
-            return self.update(patched, subresource=subresource, namespace=namespace,
-                               api_semantics=api_semantics, rt=rt)
+            return self.update(
+                patched, subresource=subresource, namespace=namespace, api_semantics=api_semantics, rt=rt
+            )
 
-    def delete(self, rt: ResourceType, namespace: str | None, name: str, propagation: str = "Background",
-               preconditions: dict | None = None) -> dict:
+    def delete(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        propagation: str = "Background",
+        preconditions: dict | None = None,
+    ) -> dict:
         if propagation not in ("Background", "Foreground", "Orphan"):
-            raise ApiError(422, f'propagationPolicy: Unsupported value: "{propagation}": supported values: "Background", "Foreground", "Orphan"')
+            raise ApiError(
+                422,
+                f'propagationPolicy: Unsupported value: "{propagation}": '
+                'supported values: "Background", "Foreground", "Orphan"',
+            )
         with self._lock:
             key = object_key(rt, namespace, name)
             prev = self._objects[rt].get(key)
@@ -499,8 +545,16 @@ class ApiStore:
                 raise errors.not_found(rt.plural, name, rt.group)
             if preconditions:
                 if preconditions.get("uid") and preconditions["uid"] != prev["metadata"]["uid"]:
-                    raise ApiError(409, f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: {prev["metadata"]["uid"]}', "Conflict")
-                if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != prev["metadata"]["resourceVersion"]:
+                    raise ApiError(
+                        409,
+                        f"Precondition failed: UID in precondition: {preconditions['uid']}, "
+                        f"UID in object meta: {prev['metadata']['uid']}",
+                        "Conflict",
+                    )
+                if (
+                    preconditions.get("resourceVersion")
+                    and preconditions["resourceVersion"] != prev["metadata"]["resourceVersion"]
+                ):
                     raise errors.conflict(rt.plural, name, rt.group)
             if rt.kind == "Namespace":
                 for other in RESOURCE_TYPES:
@@ -557,7 +611,9 @@ class ApiStore:
             if name not in self._objects[nsrt]:
                 self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
-    def remove(self, api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background") -> dict:
+    def remove(
+        self, api_version: str, kind: str, namespace: str | None, name: str, propagation: str = "Background"
+    ) -> dict:
         rt = resource_for(api_version, kind)
         return self.delete(rt, namespace if rt.namespaced else None, name, propagation)
 
@@ -574,7 +630,9 @@ def _list_item(obj: dict) -> dict:
 def _same_content(a: dict, b: dict) -> bool:
     ma = {k: v for k, v in a["metadata"].items() if k != "resourceVersion"}
     mb = {k: v for k, v in b["metadata"].items() if k != "resourceVersion"}
-    return ma == mb and {k: v for k, v in a.items() if k != "metadata"} == {k: v for k, v in b.items() if k != "metadata"}
+    return ma == mb and {k: v for k, v in a.items() if k != "metadata"} == {
+        k: v for k, v in b.items() if k != "metadata"
+    }
 
 
 def _parse_rv(value: str | None) -> int:
@@ -590,7 +648,7 @@ def _parse_rv(value: str | None) -> int:
 def _validate_name(rt: ResourceType, name: Any) -> str:
     """``name`` when it is a valid name for ``rt``; otherwise the API server's 422."""
     if not name or not isinstance(name, str):
-        raise ApiError(422, f"{rt.kind} \"\" is invalid: metadata.name: Required value: name or generateName is required")
+        raise ApiError(422, f'{rt.kind} "" is invalid: metadata.name: Required value: name or generateName is required')
     pattern = _DNS_LABEL if rt.kind == "Namespace" else _DNS_SUBDOMAIN
     limit = 63 if rt.kind == "Namespace" else 253
     if rt.kind == "Node":  # node names come from providers as written
@@ -607,5 +665,8 @@ def _validate_name(rt: ResourceType, name: Any) -> str:
 
 def _validate_namespace_name(ns: str) -> None:
     if not _DNS_LABEL.match(ns) or len(ns) > 63:
-        raise ApiError(422, f'metadata.namespace: Invalid value: "{ns}": a lowercase RFC 1123 label must consist of '
-                            "lower case alphanumeric characters or '-'")
+        raise ApiError(
+            422,
+            f'metadata.namespace: Invalid value: "{ns}": a lowercase RFC 1123 label must consist of '
+            "lower case alphanumeric characters or '-'",
+        )
