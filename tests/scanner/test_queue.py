@@ -13,12 +13,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
+from vigil.clock import utcnow
 from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.service.jobs.workers import scan_worker
 from vigil.service.store import contents as store
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.store.schema import image_scans
-from vigil.service.store.tokens import utcnow
 
 from .helpers import client_for, content_findings, post, run_scans, snapshot, use_registry
 

@@ -41,6 +41,8 @@ from .transport import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+    from .manifest import Descriptor, ImageIndex
+
 DEFAULT_TAG_TTL = 60.0
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 # Manifests and configs are small; a body this large is refused rather than buffered.
@@ -283,14 +285,20 @@ class RegistryClient:
         manifest = self.get_manifest(ref, reference)
         if isinstance(manifest, ImageManifest):
             return manifest
-        descriptor = manifest.manifest_for(platform)
+        return self.index_entry(ref, manifest, platform, reference)[0]
+
+    def index_entry(
+        self, ref: ImageRef, index: ImageIndex, platform: Platform, reference: str | None = None
+    ) -> tuple[ImageManifest, Descriptor]:
+        """The image manifest ``index`` (fetched for ``reference``) lists for ``platform``, with its entry."""
+        descriptor = index.manifest_for(platform)
         if descriptor is None:
-            available = ", ".join(str(p) for p in manifest.platforms) or "none"
+            available = ", ".join(str(p) for p in index.platforms) or "none"
             raise NotFound(
                 ref.registry,
                 ref.repository,
                 reference or ref.pull_reference,
-                f"index {manifest.digest} has no manifest for {platform} (has: {available})",
+                f"index {index.digest} has no manifest for {platform} (has: {available})",
                 NotFoundKind.MANIFEST_UNKNOWN,
             )
         child = self.get_manifest(ref, descriptor.digest)
@@ -298,7 +306,7 @@ class RegistryClient:
             raise RegistryError(
                 ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index"
             )
-        return child
+        return child, descriptor
 
     def same_artifact(self, image: ImageRef | str, running_digest: str, tag_digest: str | None = None) -> bool:
         """Whether ``running_digest`` is what the tag points at: the same digest, or, when

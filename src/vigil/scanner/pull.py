@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from vigil.catalog import ImageContents, LayerBlob, catalog_layers
 from vigil.catalog.scan import Progress
 from vigil.model.image import ImageRef
-from vigil.registry import ImageIndex, ImageManifest, NotFound, NotFoundKind, Platform, RegistryClient, RegistryError
+from vigil.registry import ImageIndex, ImageManifest, Platform, RegistryClient
 
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 
@@ -34,22 +34,8 @@ def platform_manifest(
     if isinstance(manifest, ImageManifest):
         return manifest, ""
     assert isinstance(manifest, ImageIndex)
-    descriptor = manifest.manifest_for(platform)
-    if descriptor is None:
-        available = ", ".join(str(p) for p in manifest.platforms) or "none"
-        raise NotFound(
-            ref.registry,
-            ref.repository,
-            reference,
-            f"index {manifest.digest} has no manifest for {platform} (has: {available})",
-            NotFoundKind.MANIFEST_UNKNOWN,
-        )
-    child = client.get_manifest(ref, descriptor.digest)
-    if not isinstance(child, ImageManifest):
-        raise RegistryError(
-            ref.registry, ref.repository, descriptor.digest, "platform entry of an index is itself an index"
-        )
-    return child, str(descriptor.platform)
+    child, entry = client.index_entry(ref, manifest, platform, reference)
+    return child, str(entry.platform)
 
 
 def pull_contents(

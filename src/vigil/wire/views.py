@@ -491,13 +491,18 @@ class ScanState(View):
     vulnerabilities: dict[str, int] | None = None
 
 
-class Package(View):
+class PackageIdentity(View):
+    """What names a stored package: its row id, purl type, name, version, purl and OSV ecosystem."""
+
     id: int
     type: str
     name: str
     version: str | None
     purl: str | None
     ecosystem: str | None
+
+
+class Package(PackageIdentity):
     cataloger: str | None
     found_in: str | None
     source_name: str | None
@@ -513,13 +518,7 @@ class VulnerableSeverity(View):
     source: str | None
 
 
-class VulnerablePackage(View):
-    id: int
-    type: str
-    name: str
-    version: str | None
-    purl: str | None
-    ecosystem: str | None
+class VulnerablePackage(PackageIdentity):
     found_in: str | None
     source_name: str | None
     source_version: str | None

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.jobs.alerts.outputs import OUTPUTS
+from vigil.service.jobs.alerts.outputs.listing import get_output_view, list_output_views
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, alert_dispatcher
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
@@ -34,28 +35,12 @@ class _Kind(BaseModel):
     kind: str
 
 
-def _view(o: store.OutputRow, position: int | None, dead_letters: int) -> dict:
-    cls = OUTPUTS.get(o.kind)
-    return {
-        "id": o.id,
-        "name": o.name,
-        "kind": o.kind,
-        "threshold": o.threshold,
-        "events": list(o.events),
-        "settings": cls(o.config, o.secrets).describe() if cls else {},
-        "created_at": o.created_at.isoformat(),
-        "created_by": o.created_by,
-        "cursor": position,
-        "dead_letters": dead_letters,
-    }
-
-
 def _one(request: Request, output_id: int) -> dict:
     with request.app.state.engine.connect() as conn:
-        o = store.get_output(conn, output_id)
-        if o is None:
-            raise not_found(f"alert output {output_id} does not exist")
-        return _view(o, store.positions(conn).get(o.id), store.dead_letter_counts(conn).get(o.id, 0))
+        view = get_output_view(conn, output_id)
+    if view is None:
+        raise not_found(f"alert output {output_id} does not exist")
+    return view
 
 
 @router.get("/kinds", response_model=Items[OutputKind], summary="The output kinds this service can deliver to (admin)")
@@ -66,8 +51,7 @@ def list_kinds(who: Principal = Depends(admin)) -> dict:
 @router.get("/outputs", response_model=Items[AlertOutput], summary="Alert outputs, secrets masked (admin)")
 def list_outputs(request: Request, who: Principal = Depends(admin)) -> dict:
     with request.app.state.engine.connect() as conn:
-        pos, dead = store.positions(conn), store.dead_letter_counts(conn)
-        return {"items": [_view(o, pos.get(o.id), dead.get(o.id, 0)) for o in store.list_outputs(conn)]}
+        return {"items": list_output_views(conn)}
 
 
 @router.get("/outputs/{output_id}", response_model=AlertOutput, summary="One alert output, secrets masked (admin)")

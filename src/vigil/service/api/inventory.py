@@ -45,7 +45,8 @@ def workloads(
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
-        p = workload_views.list_workloads(conn, workload_views.WorkloadFilter(cluster, namespace, kind), after, limit)
+        f = workload_views.WorkloadFilter(cluster, namespace, kind)
+        p = workload_views.list_workloads(conn, f, "name", False, after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -84,7 +85,7 @@ def images(
 ) -> dict:
     with request.app.state.engine.connect() as conn:
         f = image_views.ImageFilter(registry=registry, repository=repository, cluster_id=cluster, in_use=running)
-        p = image_views.list_images(conn, f, after, limit)
+        p = image_views.list_images(conn, f, "id", False, after, limit)
     return {"items": p.items, "next": p.next}
 
 
@@ -109,5 +110,5 @@ def processes(
         f = process_views.ProcessFilter(
             cluster_id=cluster, node=node, container_id=container_id, pod_uid=pod_uid, sha256=sha256, kind=kind
         )
-        p = process_views.list_executions(conn, f, after, limit)
+        p = process_views.list_execution_records(conn, f, after, limit)
     return {"items": p.items, "next": p.next}

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select, update
 
 from vigil.clock import as_utc, iso, utcnow
-from vigil.model.image import image_text
 from vigil.service.analysis.alerts.cursor import Cursor
 from vigil.service.analysis.alerts.events import FindingView
 from vigil.service.store.db import inserted_id
@@ -21,6 +20,7 @@ from vigil.service.store.schema import (
     findings,
     images,
 )
+from vigil.service.store.views.common import image_ref
 
 
 class DuplicateOutput(ValueError):
@@ -149,10 +149,6 @@ def release(conn: Connection, output_id: int, owner: str) -> None:
     )
 
 
-def _image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:
-    return image_text(registry, repository, tag, digest) if repository else None
-
-
 def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryEntry]:
     """The next ``limit`` history rows the cursor has not handled, oldest first."""
     fe, prev = finding_events, finding_events.alias("prev")
@@ -186,7 +182,7 @@ def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryE
         view = FindingView(
             id=r.finding_id, type=r.type, subject=r.subject, cluster_id=r.cluster_id, cluster_name=r.cluster_name,
             namespace=r.namespace, workload_kind=r.workload_kind, workload_name=r.workload_name,
-            image=_image_ref(r.registry, r.repository, r.tag, r.digest), evidence=r.evidence or {},
+            image=image_ref(r.registry, r.repository, r.tag, r.digest), evidence=r.evidence or {},
             first_seen_at=as_utc(r.first_seen_at), last_seen_at=as_utc(r.last_seen_at),
         )
         out.append(

@@ -53,6 +53,28 @@ MAX_PATH = 2048
 MAX_WARNINGS = 200
 _CHUNK = 500
 NOT_RUNNING = ("terminated",)
+# What a stored vulnerability of a package says (the advisory's side), without its package and digest.
+VULNERABILITY_COLUMNS = (
+    image_vulnerabilities.c.vuln_id,
+    image_vulnerabilities.c.key_id,
+    image_vulnerabilities.c.advisory_ids,
+    image_vulnerabilities.c.aliases,
+    image_vulnerabilities.c.severity,
+    image_vulnerabilities.c.score,
+    image_vulnerabilities.c.severity_source,
+    image_vulnerabilities.c.fixed_versions,
+    image_vulnerabilities.c.malicious,
+    image_vulnerabilities.c.summary,
+    image_vulnerabilities.c.links,
+)
+# Where a package comes from, as a vulnerability of it is shown.
+_PACKAGE_ORIGIN = (
+    image_packages.c.purl,
+    image_packages.c.ecosystem,
+    image_packages.c.found_in,
+    image_packages.c.source_name,
+    image_packages.c.source_version,
+)
 
 
 def _insert(conn: Connection):
@@ -358,22 +380,8 @@ def vulnerabilities_of(conn: Connection, digests: Iterable[str]) -> dict[str, li
                 p.c.type.label("package_type"),
                 p.c.name.label("package_name"),
                 p.c.version.label("package_version"),
-                p.c.purl,
-                p.c.ecosystem,
-                p.c.found_in,
-                p.c.source_name,
-                p.c.source_version,
-                v.c.vuln_id,
-                v.c.key_id,
-                v.c.advisory_ids,
-                v.c.aliases,
-                v.c.severity,
-                v.c.score,
-                v.c.severity_source,
-                v.c.fixed_versions,
-                v.c.malicious,
-                v.c.summary,
-                v.c.links,
+                *_PACKAGE_ORIGIN,
+                *VULNERABILITY_COLUMNS,
             )
             .join(p, p.c.id == v.c.package_id)
             .where(v.c.digest.in_(chunk))
@@ -501,11 +509,7 @@ def list_vulnerabilities(
             p.c.type,
             p.c.name,
             p.c.version,
-            p.c.purl,
-            p.c.ecosystem,
-            p.c.found_in,
-            p.c.source_name,
-            p.c.source_version,
+            *_PACKAGE_ORIGIN,
         )
         .join(p, p.c.id == v.c.package_id)
         .where(v.c.digest == digest)

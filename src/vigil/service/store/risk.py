@@ -236,17 +236,7 @@ def open_risk(conn: Connection) -> OpenRisk:
     """Each open finding scored once (``score``), rolled up by workload, image and cluster as
     ``workload_risk`` / ``image_risk`` / ``cluster_risk`` do, without scoring the same findings
     three times."""
-    cols = (
-        findings.c.id,
-        findings.c.type,
-        findings.c.severity,
-        findings.c.cluster_id,
-        findings.c.namespace,
-        findings.c.workload_kind,
-        findings.c.workload_name,
-        findings.c.image_pk,
-    )
-    rows = conn.execute(select(*cols).where(findings.c.status == FindingStatus.OPEN)).all()
+    rows = conn.execute(select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN)).all()
     scores = score(conn, rows)
     by_workload: dict[tuple, list] = {}
     by_image: dict[int, list] = {}

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
 from vigil.service.store.chunks import chunks
+from vigil.service.store.contents import VULNERABILITY_COLUMNS
 from vigil.service.store.db import inserted_id
 from vigil.service.store.schema import (
     clusters,
@@ -260,19 +261,7 @@ def image_contents(conn: Connection, digest: str):
     ).all()
     v = image_vulnerabilities
     vulns = conn.execute(
-        select(
-            v.c.package_id,
-            v.c.vuln_id,
-            v.c.key_id,
-            v.c.advisory_ids,
-            v.c.aliases,
-            v.c.severity,
-            v.c.score,
-            v.c.fixed_versions,
-            v.c.malicious,
-            v.c.summary,
-            v.c.links,
-        )
+        select(v.c.package_id, *VULNERABILITY_COLUMNS)
         .where(v.c.digest == digest)
         .order_by(v.c.id)
     ).all()

@@ -31,6 +31,16 @@ from vigil.service.store.schema import (
 
 STATES = ("running", "not_observed_running", "watching", "unwatched")
 NOT_RUNNING = ("terminated",)
+# What labelling reads of a finding: where it is (cluster, namespace, workload, image) and its evidence.
+_FINDING_COLUMNS = (
+    findings.c.id,
+    findings.c.cluster_id,
+    findings.c.namespace,
+    findings.c.workload_kind,
+    findings.c.workload_name,
+    findings.c.image_pk,
+    findings.c.evidence,
+)
 
 
 def _strings(value) -> Iterable[str]:
@@ -93,15 +103,9 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     running: dict[tuple, list] = {}
     running_by_image: dict[int, list] = {}
     for r in conn.execute(
-        select(
-            findings.c.id,
-            findings.c.cluster_id,
-            findings.c.namespace,
-            findings.c.workload_kind,
-            findings.c.workload_name,
-            findings.c.image_pk,
-            findings.c.evidence,
-        ).where(findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
+        select(*_FINDING_COLUMNS).where(
+            findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN
+        )
     ):
         ident = (r.id, *package_identity(r.evidence or {}))
         running.setdefault((r.cluster_id, r.namespace, r.workload_kind, r.workload_name, r.image_pk), []).append(ident)
@@ -110,15 +114,7 @@ def refresh(conn: Connection, watch_period: float, now=None) -> dict[str, int]:
     previous = dict(conn.execute(select(vulnerability_runtime.c.finding_id, vulnerability_runtime.c.state)).all())
     counts = {s: 0 for s in STATES} | {"changed": 0}
     for f in conn.execute(
-        select(
-            findings.c.id,
-            findings.c.cluster_id,
-            findings.c.namespace,
-            findings.c.workload_kind,
-            findings.c.workload_name,
-            findings.c.image_pk,
-            findings.c.evidence,
-        ).where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN)
+        select(*_FINDING_COLUMNS).where(findings.c.type.in_(PACKAGE_TYPES), findings.c.status == FindingStatus.OPEN)
     ):
         name, version, ids = package_identity(f.evidence or {})
         if f.workload_kind:

@@ -21,9 +21,6 @@ STATIC = Path(__file__).with_name("static")
 
 def install(app: FastAPI) -> None:
     from vigil.service.ui.pages import ROUTERS
-    from vigil.service.ui.providers import register_built_ins
-
-    register_built_ins()
     settings = app.state.settings
     app.state.console_codec = SessionCodec(load_or_create_key(getattr(settings, "data_dir", None)))
     for router in ROUTERS:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 
 from vigil.clock import iso
+from vigil.model.image import image_text
 from vigil.service.store.schema import clusters
 
 __all__ = ["Page", "cluster_names", "image_ref", "iso"]
@@ -23,14 +24,8 @@ class Page:
 
 
 def image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:
-    if repository is None:
-        return None
-    ref = f"{registry}/{repository}" if registry else repository
-    if tag:
-        ref += f":{tag}"
-    if digest:
-        ref += f"@{digest}"
-    return ref
+    """An image's stored columns as one reference; None for a row without an image (an outer join's)."""
+    return None if repository is None else image_text(registry, repository, tag, digest)
 
 
 def cluster_names(conn: Connection, ids) -> dict[str, str]:

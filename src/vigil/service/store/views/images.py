@@ -1,4 +1,5 @@
-"""Images: the API's rows (blast radius, integrity, risk), the console's list and page, and the
+"""Images: one sortable listing for the API and the console (blast radius, integrity, risk; with
+``with_findings``, also the open findings the console lists), an image's page, and the
 vulnerability counts and runtime states the image page shows.
 
 Vulnerability counts come from the image's contents (one row per package and vulnerability of the
@@ -13,6 +14,7 @@ from sqlalchemy import ColumnElement, Connection, FromClause, Row, case, distinc
 
 from vigil.model.findings import PACKAGE_TYPES, RATED_SEVERITIES, FindingStatus, FindingType, Severity
 from vigil.service.store import risk as risk_store
+from vigil.service.store.chunks import chunks
 from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.schema import (
@@ -26,8 +28,6 @@ from vigil.service.store.schema import (
     vulnerability_runtime,
 )
 from vigil.service.store.views.common import Page, image_ref, iso
-
-BY_ID = Sort(((images.c.id, "int"),))
 
 
 @dataclass(frozen=True)
@@ -84,40 +84,22 @@ def _conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
     return cond
 
 
-def list_images(conn: Connection, f: ImageFilter, after: str | None, limit: int) -> Page:
-    """Images by id with blast radius, integrity (in ``f.cluster_id`` when given) and risk."""
-    rows, nxt = keyset_rows(conn, select(images).where(*_conditions(f)), BY_ID, after, limit)
-    ids = [r.id for r in rows]
-    usage = risk_store.image_usage(conn, ids)
-    verdicts = integrity_summaries(conn, ids, f.cluster_id)
-    risks = risk_store.image_risk(conn, ids, f.cluster_id)
-    items = []
-    for r in rows:
-        d = image_dict(r)
-        d["usage"] = usage[r.id]
-        d["integrity"] = verdicts[r.id]
-        d["risk"] = risks[r.id]
-        items.append(d)
-    return Page(items, nxt)
-
-
-def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
-    open_counts = (
-        select(findings.c.image_pk, func.count().label("n"))
-        .where(findings.c.status == FindingStatus.OPEN, findings.c.image_pk.is_not(None))
-        .group_by(findings.c.image_pk)
-        .subquery()
-    )
-    per_workload = (
-        select(containers.c.image_pk, containers.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
-        .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
-        .distinct()
-        .subquery()
-    )
-    blast = select(per_workload.c.image_pk, func.count().label("n")).group_by(per_workload.c.image_pk).subquery()
-    n_findings = func.coalesce(open_counts.c.n, 0)
-    n_workloads = func.coalesce(blast.c.n, 0)
-    keys = {
+def list_images(
+    conn: Connection,
+    f: ImageFilter,
+    sort: str,
+    descending: bool,
+    after: str | None,
+    limit: int,
+    *,
+    with_findings: bool = False,
+) -> Page:
+    """Images matching ``f`` in ``sort`` order (``IMAGE_SORTS`` or "id"), counted; each with its
+    blast radius, integrity (in ``f.cluster_id`` when given) and risk. With ``with_findings``, also
+    its other stored columns (``extra``) and its open findings (vulnerabilities by severity, running
+    vulnerabilities, types, total), as the console lists them."""
+    keys: tuple | None = {
+        "id": ((images.c.id, "int"),),
         "ref": (
             (images.c.registry, "str"),
             (images.c.repository, "str"),
@@ -126,29 +108,52 @@ def console_images(conn: Connection, f: ImageFilter, sort: str, descending: bool
             (images.c.id, "int"),
         ),
         "first_seen": ((images.c.first_seen_at, "ts"), (images.c.id, "int")),
-        "findings": ((n_findings, "int"), (images.c.id, "int")),
-        "workloads": ((n_workloads, "int"), (images.c.id, "int")),
-    }[sort]
+    }.get(sort)
     cond = _conditions(f)
     # Aggregate over every image only when the order needs it; otherwise count for the page alone.
     source: FromClause = images
     if sort == "findings":
+        open_counts = (
+            select(findings.c.image_pk, func.count().label("n"))
+            .where(findings.c.status == FindingStatus.OPEN, findings.c.image_pk.is_not(None))
+            .group_by(findings.c.image_pk)
+            .subquery()
+        )
         source = source.outerjoin(open_counts, open_counts.c.image_pk == images.c.id)
-    if sort == "workloads":
+        keys = ((func.coalesce(open_counts.c.n, 0), "int"), (images.c.id, "int"))
+    elif sort == "workloads":
+        per_workload = (
+            select(
+                containers.c.image_pk, containers.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name
+            )
+            .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+            .distinct()
+            .subquery()
+        )
+        blast = select(per_workload.c.image_pk, func.count().label("n")).group_by(per_workload.c.image_pk).subquery()
         source = source.outerjoin(blast, blast.c.image_pk == images.c.id)
-    stmt = select(images).select_from(source).where(*cond)
-    rows, nxt = keyset_rows(conn, stmt, Sort(keys, descending), after, limit)
+        keys = ((func.coalesce(blast.c.n, 0), "int"), (images.c.id, "int"))
+    if keys is None:
+        raise ValueError(f"sort {sort!r} is not one of id, {', '.join(IMAGE_SORTS)}")
+    rows, nxt = keyset_rows(conn, select(images).select_from(source).where(*cond), Sort(keys, descending), after, limit)
     total = conn.execute(select(func.count()).select_from(images).where(*cond)).scalar_one()
     ids = [r.id for r in rows]
     usage = risk_store.image_usage(conn, ids)
-    by_image = image_finding_summary(conn, ids)
+    verdicts = integrity_summaries(conn, ids, f.cluster_id)
+    risks = risk_store.image_risk(conn, ids, f.cluster_id)
+    by_image = image_finding_summary(conn, ids) if with_findings else {}
     items = []
     for r in rows:
         d = image_dict(r)
-        d["extra"] = {k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k")}
         d["usage"] = usage[r.id]
-        d.update(by_image.get(r.id, _empty_image_summary()))
-        d["open_findings"] = d.pop("open_total", 0)
+        d["integrity"] = verdicts[r.id]
+        d["risk"] = risks[r.id]
+        if with_findings:
+            d["extra"] = {
+                k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k")
+            }
+            d.update(by_image.get(r.id, _empty_image_summary()))
+            d["open_findings"] = d.pop("open_total", 0)
         items.append(d)
     return Page(items, nxt, total)
 
@@ -229,8 +234,8 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
     if not ids:
         return out
     digests: dict[int, str] = {}
-    for start in range(0, len(ids), 500):
-        digests.update(dict(conn.execute(select(images.c.id, images.c.digest).where(images.c.id.in_(ids[start : start + 500]))).all()))
+    for part in chunks(ids):
+        digests.update(dict(conn.execute(select(images.c.id, images.c.digest).where(images.c.id.in_(part))).all()))
     by_digest: dict[str, list[int]] = {}
     for pk, d in digests.items():
         if d:
@@ -238,8 +243,7 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
     scans: dict[str, str] = {}
     vuln_rows: list[Row] = []
     wanted = sorted(by_digest)
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in chunks(wanted):
         scans.update(dict(conn.execute(select(image_scans.c.digest, image_scans.c.status).where(image_scans.c.digest.in_(chunk))).all()))
         vuln_rows += conn.execute(
             select(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious, func.count())
@@ -256,10 +260,14 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
             out[pk]["vulnerabilities"][level] += n
             if malicious:
                 out[pk]["malicious"] += n
-    for start in range(0, len(ids), 500):
+    for part in chunks(ids):
         for pk, n in conn.execute(
             select(findings.c.image_pk, func.count(distinct(findings.c.subject)))
-            .where(findings.c.image_pk.in_(ids[start : start + 500]), findings.c.type == FindingType.RUNNING_VULNERABILITY, findings.c.status == FindingStatus.OPEN)
+            .where(
+                findings.c.image_pk.in_(part),
+                findings.c.type == FindingType.RUNNING_VULNERABILITY,
+                findings.c.status == FindingStatus.OPEN,
+            )
             .group_by(findings.c.image_pk)
         ):
             out[pk]["running_vulnerabilities"] = n
@@ -270,9 +278,10 @@ def package_vulnerability_ids(conn: Connection, package_ids: list[int]) -> dict[
     """package id -> its vulnerabilities (id, severity, malicious), for a page of packages."""
     out: dict[int, list[dict]] = {}
     ids = sorted(set(package_ids))
-    for start in range(0, len(ids), 500):
-        v = image_vulnerabilities.c
-        for r in conn.execute(select(v.package_id, v.vuln_id, v.severity, v.malicious).where(v.package_id.in_(ids[start : start + 500])).order_by(v.package_id, v.id)):
+    v = image_vulnerabilities.c
+    for part in chunks(ids):
+        stmt = select(v.package_id, v.vuln_id, v.severity, v.malicious).where(v.package_id.in_(part))
+        for r in conn.execute(stmt.order_by(v.package_id, v.id)):
             out.setdefault(r.package_id, []).append({"id": r.vuln_id, "severity": Severity.CRITICAL.value if r.malicious else r.severity, "malicious": r.malicious})
     return out
 

@@ -1,13 +1,16 @@
-"""Nodes with their sensor's status, for the API (every column) and a cluster's page in the console."""
+"""Nodes with their sensor's status: one listing for the API and a cluster's page in the console."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Row, false, func, select, tuple_
 
 from vigil.clock import utcnow
-from vigil.service.store.pagination import Sort, decode_cursor, encode_cursor, keyset_rows
+from vigil.service.store.chunks import chunks
+from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.runtime import sensor_status
 from vigil.service.store.schema import nodes, sensors
 from vigil.service.store.views.common import Page, iso
@@ -18,11 +21,11 @@ BY_NAME = Sort(((nodes.c.cluster_id, "str"), (nodes.c.name, "str")))
 @dataclass(frozen=True)
 class NodeFilter:
     cluster_id: str | None = None
-    status: str | None = None  # a sensor status (store.runtime.sensor_status); computed, so filtered here
+    status: str | None = None  # a sensor status (store.runtime.sensor_status); computed, so matched in Python
     text: str | None = None  # part of the name
 
 
-def _sensor(status: str, b) -> dict:
+def _sensor(status: str, b: Row | None) -> dict:
     """A node's sensor as its last heartbeat reported it (``b`` is None when none came)."""
     return {
         "status": status,
@@ -39,67 +42,65 @@ def _sensor(status: str, b) -> dict:
     }
 
 
-def list_nodes(conn: Connection, f: NodeFilter, after: str | None, limit: int) -> Page:
-    """Every column of each node, with its sensor; by cluster and name."""
-    stmt = select(nodes)
+def _conditions(f: NodeFilter) -> list[ColumnElement[bool]]:
+    cond: list[ColumnElement[bool]] = []
     if f.cluster_id:
-        stmt = stmt.where(nodes.c.cluster_id == f.cluster_id)
-    rows, nxt = keyset_rows(conn, stmt, BY_NAME, after, limit)
-    beats = {}
-    if rows:
-        for beat in conn.execute(
-            select(sensors).where(sensors.c.cluster_id.in_({r.cluster_id for r in rows}), sensors.c.node_name.in_([r.name for r in rows]))
-        ):
-            beats[(beat.cluster_id, beat.node_name)] = beat
+        cond.append(nodes.c.cluster_id == f.cluster_id)
+    if f.text:
+        cond.append(func.lower(nodes.c.name).contains(f.text.lower(), autoescape=True))
+    return cond
+
+
+def _beats(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+    """The last heartbeat of each (cluster id, node name) that has one."""
+    out: dict[tuple[str, str], Row] = {}
+    for part in chunks(sorted(set(keys))):
+        stmt = select(sensors).where(tuple_(sensors.c.cluster_id, sensors.c.node_name).in_(list(part)))
+        out.update({(b.cluster_id, b.node_name): b for b in conn.execute(stmt)})
+    return out
+
+
+def _with_status(
+    conn: Connection, cond: list[ColumnElement[bool]], status: str, now: datetime
+) -> list[tuple[str, str]]:
+    """The keys of every node matching ``cond`` whose sensor status, computed at ``now``, is ``status``."""
+    candidates = [
+        (cid, name, disabled)
+        for cid, name, disabled in conn.execute(
+            select(nodes.c.cluster_id, nodes.c.name, nodes.c.sensor_disabled).where(*cond)
+        )
+    ]
+    beats = _beats(conn, [(cid, name) for cid, name, _ in candidates])
+    return [
+        (cid, name)
+        for cid, name, disabled in candidates
+        if sensor_status(disabled, beats.get((cid, name)), now) == status
+    ]
+
+
+def list_nodes(conn: Connection, f: NodeFilter, after: str | None, limit: int) -> Page:
+    """Every column of each node matching ``f`` with its sensor, by cluster and name, counted.
+
+    The sensor status is computed from the last heartbeat, so a status filter first finds the
+    matching nodes' keys; the page is then cut by the same keyset as without it."""
+    now = utcnow()
+    cond = _conditions(f)
+    if f.status:
+        keys = _with_status(conn, cond, f.status, now)
+        total = len(keys)
+        cond.append(tuple_(nodes.c.cluster_id, nodes.c.name).in_(keys) if keys else false())
+    else:
+        total = conn.execute(select(func.count()).select_from(nodes).where(*cond)).scalar_one()
+    rows, nxt = keyset_rows(conn, select(nodes).where(*cond), BY_NAME, after, limit)
+    beats = _beats(conn, [(r.cluster_id, r.name) for r in rows])
     items = []
     for r in rows:
-        d = {k: v for k, v in r._mapping.items() if not k.startswith("_k")}
+        d: dict[str, Any] = {k: v for k, v in r._mapping.items() if not k.startswith("_k")}
         d["updated_at"] = iso(d["updated_at"])
         b = beats.get((r.cluster_id, r.name))
-        d["sensor"] = _sensor(sensor_status(r.sensor_disabled, b), b)
+        d["sensor"] = _sensor(sensor_status(r.sensor_disabled, b, now), b)
         items.append(d)
-    return Page(items, nxt)
-
-
-def cluster_nodes(conn: Connection, cluster_id: str, f: NodeFilter, after: str | None, limit: int) -> Page:
-    """A cluster's nodes with their monitoring status, by name, counted; the status filter is
-    computed, so the page is cut here (with the same cursor, the last name)."""
-    beats = {b.node_name: b for b in conn.execute(select(sensors).where(sensors.c.cluster_id == cluster_id))}
-    now = utcnow()
-    stmt = select(nodes).where(nodes.c.cluster_id == cluster_id)
-    if f.text:
-        stmt = stmt.where(func.lower(nodes.c.name).contains(f.text.lower(), autoescape=True))
-    matched = []
-    for r in conn.execute(stmt.order_by(nodes.c.name)):
-        b = beats.get(r.name)
-        s = sensor_status(r.sensor_disabled, b, now)
-        if f.status and s != f.status:
-            continue
-        matched.append((r, b, s))
-    start = 0
-    if after:
-        (last_name,) = decode_cursor(after, 1)
-        start = next((i for i, (r, _, _) in enumerate(matched) if r.name > last_name), len(matched))
-    chunk = matched[start : start + limit]
-    nxt = encode_cursor([chunk[-1][0].name]) if start + limit < len(matched) and chunk else None
-    items = []
-    for r, b, s in chunk:
-        items.append(
-            {
-                "name": r.name,
-                "labels": r.labels,
-                "kubelet_version": r.kubelet_version,
-                "kernel_version": r.kernel_version,
-                "os_image": r.os_image,
-                "container_runtime": r.container_runtime,
-                "architecture": r.architecture,
-                "ready": next((c.get("status") for c in (r.conditions or []) if isinstance(c, dict) and c.get("type") == "Ready"), None)
-                if isinstance(r.conditions, list)
-                else (r.conditions or {}).get("Ready"),
-                "sensor": _sensor(s, b),
-            }
-        )
-    return Page(items, nxt, len(matched))
+    return Page(items, nxt, total)
 
 
 def sensor_summary(conn: Connection, cluster_ids: list[str]) -> dict[str, dict[str, int]]:
@@ -107,7 +108,10 @@ def sensor_summary(conn: Connection, cluster_ids: list[str]) -> dict[str, dict[s
     out: dict[str, dict[str, int]] = {cid: {} for cid in cluster_ids}
     if not cluster_ids:
         return out
-    beats = {(b.cluster_id, b.node_name): b for b in conn.execute(select(sensors).where(sensors.c.cluster_id.in_(cluster_ids)))}
+    beats = {
+        (b.cluster_id, b.node_name): b
+        for b in conn.execute(select(sensors).where(sensors.c.cluster_id.in_(cluster_ids)))
+    }
     now = utcnow()
     for cid, name, disabled in conn.execute(
         select(nodes.c.cluster_id, nodes.c.name, nodes.c.sensor_disabled).where(nodes.c.cluster_id.in_(cluster_ids))

@@ -32,8 +32,9 @@ class ProcessFilter:
 PROCESS_SORTS = ("last_seen", "path", "count")
 
 
-def list_executions(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
-    """Runtime records with the pod and workload they ran in, when the inventory knows the container."""
+def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
+    """Runtime records (one per container, kind, sha256 and path), each with the pod and workload it ran
+    in when the inventory knows the container; by id."""
     stmt = select(
         executions,
         pods.c.namespace,
@@ -83,8 +84,9 @@ def list_executions(conn: Connection, f: ProcessFilter, after: str | None, limit
     return Page(items, nxt)
 
 
-def console_processes(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
-    """Executions grouped by executable (path, sha256) per image and workload, with first/last seen and a sample."""
+def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
+    """Executables: executions grouped by (path, sha256) per image and workload, with first/last seen
+    and a sample."""
     e = executions.c
     namespace = func.coalesce(pods.c.namespace, "").label("namespace")
     wkind = func.coalesce(pods.c.workload_kind, "").label("workload_kind")

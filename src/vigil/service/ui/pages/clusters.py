@@ -37,7 +37,7 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         if not found:
             raise web.Refused(404, f"cluster {cluster_id!r} does not exist")
         with params.cursor_checked():
-            nodes = node_views.cluster_nodes(conn, cluster_id, node_views.NodeFilter(status=status, text=text), after, limit)
+            nodes = node_views.list_nodes(conn, node_views.NodeFilter(cluster_id, status, text), after, limit)
         summary = node_views.sensor_summary(conn, [cluster_id])[cluster_id]
         counts = finding_views.finding_counts(conn, cluster_id)
     return web.render(

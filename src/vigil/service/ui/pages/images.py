@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
 from vigil.service.store import contents
+from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.pagination import BadCursor, decode_cursor
-from vigil.service.ui import params, sections, web
+from vigil.service.ui import params, web
 
 router = APIRouter()
 CONTENTS_PAGE = 50
@@ -31,7 +32,9 @@ def images(request: Request, v: web.Viewer = Depends(web.viewer)):
     sort, desc = params.sort(q, image_views.IMAGE_SORTS, "ref")
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = image_views.console_images(conn, f, sort, desc, params.cursor(q), params.page_size(q))
+            page = image_views.list_images(
+                conn, f, sort, desc, params.cursor(q), params.page_size(q), with_findings=True
+            )
         choices = finding_views.finding_filter_choices(conn)
         _count_vulnerabilities(conn, page.items)
     return web.render(request, "images.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], FINDING_TYPES=FINDING_TYPES)
@@ -97,9 +100,10 @@ def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
             200,
             names=True,
         )
-        processes = process_views.console_processes(conn, process_views.ProcessFilter(image_pk=image_id), "last_seen", True, None, 200)
-        provenance = sections.image_section("provenance", conn, img)
-        integrity = sections.image_section("integrity", conn, img)
+        by_image = process_views.ProcessFilter(image_pk=image_id)
+        processes = process_views.list_executables(conn, by_image, "last_seen", True, None, 200)
+        integrity = integrity_summaries(conn, [image_id]).get(image_id)
+        provenance = (integrity or {}).get("provenance")
         img.update(image_views.image_vulnerability_counts(conn, [image_id])[image_id])
         content = _contents(conn, img, request.query_params)
     return web.render(

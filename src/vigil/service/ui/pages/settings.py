@@ -13,10 +13,12 @@ from datetime import timedelta
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 
+from vigil.clock import as_utc
 from vigil.service.analysis.trust import InvalidPattern, Pattern
+from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
 from vigil.service.store import policy as policy_store
 from vigil.service.store.schema import clusters
@@ -26,7 +28,7 @@ from vigil.service.store.tokens import (
     list_tokens,
     revoke_token,
 )
-from vigil.service.ui import sections, web
+from vigil.service.ui import web
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -36,11 +38,27 @@ RULE_KINDS = ("trusted", "mirror")
 MAX_PATTERN = 512
 
 
+def _trust(conn: Connection) -> dict:
+    """The stored trust policy: its rules (global first, then per cluster), its revision, and the
+    clusters a new rule can be scoped to."""
+    rules = policy_store.list_rules(conn)
+    for r in rules:
+        r["created_at"] = as_utc(r["created_at"]).isoformat() if r["created_at"] else None
+    rules.sort(
+        key=lambda r: (r["cluster"] is not None, r["cluster"] or "", r["kind"] != "trusted", r["pattern"], r["mirror"] or "")
+    )
+    return {
+        "rules": rules,
+        "revision": policy_store.load_policy(conn).revision,
+        "clusters": [name for (name,) in conn.execute(select(clusters.c.name).order_by(clusters.c.name))],
+    }
+
+
 def _page(request: Request, v: web.Viewer, issued=None, error: str | None = None, status: int = 200, notice: str | None = None, form=None):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
-        trust = sections.policy_section("trust", conn)
-        alerts = sections.policy_section("alerts", conn) if v.is_admin else None
+        trust = _trust(conn)
+        alerts = list_output_views(conn) if v.is_admin else None
     return web.render(
         request,
         "settings.html",

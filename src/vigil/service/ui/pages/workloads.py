@@ -26,7 +26,9 @@ def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
     sort, desc = params.sort(q, workload_views.WORKLOAD_SORTS, "name")
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
-            page = workload_views.console_workloads(conn, f, sort, desc, params.cursor(q), params.page_size(q))
+            page = workload_views.list_workloads(
+                conn, f, sort, desc, params.cursor(q), params.page_size(q), with_findings=True
+            )
         choices = finding_views.finding_filter_choices(conn)
     return web.render(request, "workloads.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"])
 
@@ -47,7 +49,8 @@ def workload(cluster_id: str, namespace: str, kind: str, name: str, request: Req
             500,
             names=True,
         )
-        processes = process_views.console_processes(conn, process_views.ProcessFilter(workload=key), "last_seen", True, None, 200)
+        in_workload = process_views.ProcessFilter(workload=key)
+        processes = process_views.list_executables(conn, in_workload, "last_seen", True, None, 200)
         w["risk"] = risk_store.workload_risk(conn, [key])[key]
     # Riskiest first: the order triage works in.
     found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
