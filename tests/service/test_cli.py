@@ -23,8 +23,10 @@ VIGIL = [sys.executable, "-m", "vigil.cli"]
 def test_up_on_fresh_data_dir_serves_health_and_refuses_anonymous_api(tmp_path):
     port = free_port()
     data = tmp_path / "fresh" / "vigil"
+    # --no-sensor: as root with BTF, `vigil up` registers this host's cluster, and the store is to stay empty here
+    # (tests/service/test_up.py runs the sensor).
     proc = subprocess.Popen(
-        VIGIL + ["up", "--port", str(port), "--data-dir", str(data)],
+        VIGIL + ["up", "--port", str(port), "--data-dir", str(data), "--no-sensor"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -48,7 +50,7 @@ def test_up_on_fresh_data_dir_serves_health_and_refuses_anonymous_api(tmp_path):
     # A second start finds the admin and prints no token.
     port2 = free_port()
     proc = subprocess.Popen(
-        VIGIL + ["up", "--port", str(port2), "--data-dir", str(data)],
+        VIGIL + ["up", "--port", str(port2), "--data-dir", str(data), "--no-sensor"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

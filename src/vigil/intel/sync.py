@@ -62,8 +62,19 @@ def default_feeds() -> list[str]:
     return [OSV_EXPORT_URL.format(ecosystem=e.replace(" ", "%20")) for e in DEFAULT_ECOSYSTEMS]
 
 
+UNREACHABLE_HINT = (
+    "advisory feeds unreachable: without network access, load OSV advisories with "
+    "`vigil intel import DIR|ZIP...` (or give --intel-feed a reachable mirror, directory or file)"
+)
+
+
 class FeedError(ValueError):
     """A feed that cannot be used as given; names the feed and the rule."""
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """The feed's host never answered (name, route, refusal, connect timeout), as when offline."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError))
 
 
 @dataclass
@@ -73,6 +84,7 @@ class FeedResult:
     bytes: int = 0
     error: str | None = None
     report: ImportReport | None = None
+    unreachable: bool = False  # failed before any answer: no route, no name, connection refused or timed out
 
     def describe(self) -> str:
         if self.status == "failed":
@@ -108,6 +120,10 @@ class SyncReport:
     @property
     def failed(self) -> list[FeedResult]:
         return [f for f in self.feeds if f.status == "failed"]
+
+    @property
+    def unreachable(self) -> list[FeedResult]:
+        return [f for f in self.feeds if f.unreachable]
 
     def as_dict(self) -> dict[str, Any]:
         return {"feeds": [f.as_dict() for f in self.feeds], "seconds": round(self.seconds, 3)}
@@ -187,13 +203,23 @@ class FeedSyncer:
             try:
                 result = self.sync_one(feed)
             except (FeedError, httpx.HTTPError, OSError) as exc:
-                result = FeedResult(feed, "failed", error=str(exc) or exc.__class__.__name__)
-            if result.status == "failed":
+                result = FeedResult(
+                    feed, "failed", error=str(exc) or exc.__class__.__name__, unreachable=_is_unreachable(exc)
+                )
+            if result.unreachable:  # said once for all of them, below: offline, every feed fails alike
+                log.debug("advisory feed unreachable", extra={"feed": feed, "error": result.error})
+            elif result.status == "failed":
                 log.warning("advisory feed failed", extra={"feed": feed, "error": result.error})
             else:
                 log.info("advisory feed synced", extra=result.as_dict())
             report.feeds.append(result)
         report.seconds = time.perf_counter() - started
+        if report.unreachable:
+            first = report.unreachable[0]
+            log.warning(
+                UNREACHABLE_HINT,
+                extra={"unreachable": len(report.unreachable), "feeds": len(feeds), "first": first.describe()},
+            )
         return report
 
     def sync_one(self, feed: str) -> FeedResult:
