@@ -92,5 +92,5 @@ def parse(data: bytes) -> Message:
             raise Invalid(f"expected SP before MSG at {i}")
         msg = data[i + 1 :]
     bom = msg.startswith(b"\xef\xbb\xbf")
-    return Message(pri // 8, pri % 8, ts, m["host"].decode(), m["app"].decode(), m["procid"].decode(), m["msgid"].decode(), sd,
-                   msg[3:].decode("utf-8") if bom else msg.decode("utf-8"), bom)  # fmt: skip
+    return Message(pri // 8, pri % 8, ts, m["host"].decode(), m["app"].decode(), m["procid"].decode(),
+                   m["msgid"].decode(), sd, msg[3:].decode("utf-8") if bom else msg.decode("utf-8"), bom)  # fmt: skip

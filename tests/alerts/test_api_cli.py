@@ -157,8 +157,8 @@ def test_cli_add_list_test_remove(live_service, webhook, syslog_tcp):
     assert lines[0] == "added alert output 1 (hook, webhook, threshold high)"
     secret = lines[1]
     assert len(secret) >= 32
-    res = runner.invoke(alerts_app, ["add", "siem", "--kind", "syslog", "--address", syslog_tcp.address, "--protocol", "tcp",
-                                     "--events", "opened,resolved", *conn])  # fmt: skip
+    res = runner.invoke(alerts_app, ["add", "siem", "--kind", "syslog", "--address", syslog_tcp.address,
+                                     "--protocol", "tcp", "--events", "opened,resolved", *conn])  # fmt: skip
     assert res.exit_code == 0 and res.stdout == "added alert output 2 (siem, syslog, threshold medium)\n"
     from vigil.cli import app as vigil_app  # mounted as `vigil alerts`
 
@@ -196,7 +196,8 @@ def test_lifespan_runs_the_dispatcher_when_configured(tmp_path, webhook):
         dispatcher = app.state.workers.alerts
         assert dispatcher.running
         resp = client.post("/api/v1/alerts/outputs", headers={"Authorization": f"Bearer {token}"},
-                           json={"name": "hook", "kind": "webhook", "url": webhook.url, "secret": WEBHOOK_SECRET, "threshold": "low"})  # fmt: skip
+                           json={"name": "hook", "kind": "webhook", "url": webhook.url, "secret": WEBHOOK_SECRET,
+                                 "threshold": "low"})  # fmt: skip
         assert resp.status_code == 201
         from vigil.service.store.findings import Observation, observe
 

@@ -50,7 +50,8 @@ def expected_webhook(svc, finding_id: int, kind: str, severity: str, cluster_id:
         "finding": {
             "id": finding_id, "type": "runtime_drift", "status": status, "severity": severity, "subject": path,
             "cluster": {"id": cluster_id, "name": "prod-eu"}, "namespace": "shop",
-            "workload": {"kind": "Deployment", "name": workload}, "image": None, "evidence": {"path": path, "sha256": SHA},
+            "workload": {"kind": "Deployment", "name": workload}, "image": None,
+            "evidence": {"path": path, "sha256": SHA},
             "first_seen_at": iso(f.first_seen_at), "last_seen_at": iso(f.last_seen_at),
         },
     }  # fmt: skip
@@ -60,8 +61,8 @@ def expected_sd(
     svc, finding_id, kind, severity, cluster_id, path, workload, previous=None, status="open", nth=-1
 ) -> dict:
     ev = events_of(svc, finding_id)[nth]
-    sd = {"event": kind, "event_id": str(ev.id), "finding_id": str(finding_id), "type": "runtime_drift", "severity": severity,
-          "status": status, "cluster": cluster_id, "cluster_name": "prod-eu", "namespace": "shop",
+    sd = {"event": kind, "event_id": str(ev.id), "finding_id": str(finding_id), "type": "runtime_drift",
+          "severity": severity, "status": status, "cluster": cluster_id, "cluster_name": "prod-eu", "namespace": "shop",
           "workload": f"Deployment/{workload}", "subject": path}  # fmt: skip
     if previous:
         sd["previous_severity"] = previous
@@ -84,8 +85,8 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(
         facility="auth",
         hostname="vigil-test",
     )
-    add_output(svc, name="siem-tcp", kind="syslog", address=syslog_tcp.address, protocol="tcp", threshold="high", hostname="vigil-test",
-               events=["opened", "escalated", "resolved", "suppressed"])  # fmt: skip
+    add_output(svc, name="siem-tcp", kind="syslog", address=syslog_tcp.address, protocol="tcp", threshold="high",
+               hostname="vigil-test", events=["opened", "escalated", "resolved", "suppressed"])  # fmt: skip
 
     a = record(svc, drift(cid, "/tmp/xmrig", "high", "web"))
     b = record(svc, drift(cid, "/usr/local/bin/curl2", "medium", "api"))
@@ -101,7 +102,8 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(
 
     assert [r.json()["text"] for r in slack.requests] == [
         "Vigil finding opened: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]",
-        "Vigil finding opened: medium runtime_drift /usr/local/bin/curl2 [cluster=prod-eu namespace=shop workload=Deployment/api]",
+        "Vigil finding opened: medium runtime_drift /usr/local/bin/curl2 "
+        "[cluster=prod-eu namespace=shop workload=Deployment/api]",
     ]
     first = slack.requests[0].json()
     assert first["blocks"][0] == {
@@ -109,7 +111,8 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(
         "text": {"type": "mrkdwn", "text": ":large_orange_circle: *Finding opened: runtime_drift*\n`/tmp/xmrig`"},
     }
     assert [f["text"] for f in first["blocks"][1]["fields"]] == [
-        "*Severity*\nhigh", "*Cluster*\nprod-eu", "*Namespace*\nshop", "*Workload*\nDeployment/web", "*Image*\n-", f"*Finding*\n#{a}",
+        "*Severity*\nhigh", "*Cluster*\nprod-eu", "*Namespace*\nshop", "*Workload*\nDeployment/web", "*Image*\n-",
+        f"*Finding*\n#{a}",
     ]  # fmt: skip
     assert first["blocks"][2]["elements"][0]["text"] == f"event {last_event(svc, a).id} · observed · by analysis"
 
@@ -121,9 +124,8 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(
     ]
     assert udp[0].sd == expected_sd(svc, a, "opened", "high", cid, "/tmp/xmrig", "web")
     assert udp[1].sd == expected_sd(svc, b, "opened", "medium", cid, "/usr/local/bin/curl2", "api")
-    assert (
-        udp[0].msg
-        == "Vigil finding opened: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    assert udp[0].msg == (
+        "Vigil finding opened: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]"
     )
     ts = last_event(svc, a).at
     assert udp[0].timestamp == as_utc(ts).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -142,13 +144,17 @@ def test_each_output_receives_its_payload_through_open_escalate_resolve(
     assert (report.delivered, report.dead_lettered) == (9, 0)
 
     assert [r.json() for r in webhook.requests[1:]] == [
-        expected_webhook(svc, b, "escalated", "high", cid, "/usr/local/bin/curl2", "api", previous="medium", reason="severity medium -> high", nth=1),
-        expected_webhook(svc, a, "resolved", "high", cid, "/tmp/xmrig", "web", status="resolved", reason="binary removed from the image", actor="token:test"),
+        expected_webhook(svc, b, "escalated", "high", cid, "/usr/local/bin/curl2", "api", previous="medium",
+                         reason="severity medium -> high", nth=1),
+        expected_webhook(svc, a, "resolved", "high", cid, "/tmp/xmrig", "web", status="resolved",
+                         reason="binary removed from the image", actor="token:test"),
     ]  # fmt: skip
     assert all(r.signature_ok for r in webhook.requests)
     assert [r.json()["text"] for r in slack.requests[2:]] == [
-        "Vigil finding escalated: high (was medium) runtime_drift /usr/local/bin/curl2 [cluster=prod-eu namespace=shop workload=Deployment/api]",
-        "Vigil finding resolved: high runtime_drift /tmp/xmrig [cluster=prod-eu namespace=shop workload=Deployment/web]",
+        "Vigil finding escalated: high (was medium) runtime_drift /usr/local/bin/curl2 "
+        "[cluster=prod-eu namespace=shop workload=Deployment/api]",
+        "Vigil finding resolved: high runtime_drift /tmp/xmrig "
+        "[cluster=prod-eu namespace=shop workload=Deployment/web]",
     ]
     assert slack.requests[3].json()["blocks"][0]["text"]["text"].startswith(":white_check_mark: *Finding resolved")
     udp = [rfc5424.parse(m) for m in syslog_udp.wait_for(4)]
@@ -185,7 +191,7 @@ def test_retries_with_backoff_then_one_delivery(live_service, webhook, caplog):
     assert [r.status for r in webhook.requests] == [500, 503, 200]
     assert len({r.body for r in webhook.requests}) == 1  # the same alert each time
     assert len({r.headers["x-vigil-delivery"] for r in webhook.requests}) == 1
-    gaps = [b.at - a.at for a, b in zip(webhook.requests, webhook.requests[1:])]
+    gaps = [b.at - a.at for a, b in zip(webhook.requests, webhook.requests[1:], strict=False)]
     assert 0.2 <= gaps[0] < 0.4 and 0.4 <= gaps[1] < 0.8, gaps  # 0.2 s, then 0.4 s
     failures = [r for r in caplog.records if r.getMessage() == "alert delivery failed"]
     assert [(r.output, r.attempt, r.error) for r in failures] == [

@@ -34,8 +34,9 @@ AT = datetime(2026, 12, 1, 10, 30, 5, 123456, tzinfo=UTC)
 
 def event(kind="opened", severity="high", previous=None, subject="/tmp/xmrig", **finding) -> AlertEvent:
     f = {
-        "id": 7, "type": "runtime_drift", "subject": subject, "cluster_id": "c-1", "cluster_name": "prod-eu", "namespace": "shop",
-        "workload_kind": "Deployment", "workload_name": "web", "image": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64,
+        "id": 7, "type": "runtime_drift", "subject": subject, "cluster_id": "c-1", "cluster_name": "prod-eu",
+        "namespace": "shop", "workload_kind": "Deployment", "workload_name": "web",
+        "image": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64,
         "evidence": {"path": subject}, "first_seen_at": AT, "last_seen_at": AT,
     }  # fmt: skip
     f.update(finding)
@@ -215,7 +216,8 @@ def test_event_document():
         "severity": "critical", "previous_severity": "high", "reason": "observed", "actor": "analysis",
         "finding": {
             "id": 7, "type": "runtime_drift", "status": "open", "severity": "critical", "subject": "/tmp/xmrig",
-            "cluster": {"id": "c-1", "name": "prod-eu"}, "namespace": "shop", "workload": {"kind": "Deployment", "name": "web"},
+            "cluster": {"id": "c-1", "name": "prod-eu"}, "namespace": "shop",
+            "workload": {"kind": "Deployment", "name": "web"},
             "image": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64, "evidence": {"path": "/tmp/xmrig"},
             "first_seen_at": "2026-12-01T10:30:05.123456+00:00", "last_seen_at": "2026-12-01T10:30:05.123456+00:00",
         },
@@ -232,7 +234,8 @@ def test_syslog_message_is_rfc5424_with_escaped_structured_data():
     assert m.sd == {
         "vigil@32473": {
             "event": "opened", "event_id": "42", "finding_id": "7", "type": "runtime_drift", "severity": "high",
-            "status": "open", "cluster": "c-1", "cluster_name": "prod-eu", "namespace": "shop", "workload": "Deployment/web",
+            "status": "open", "cluster": "c-1", "cluster_name": "prod-eu", "namespace": "shop",
+            "workload": "Deployment/web",
             "image": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64, "subject": nasty,
         }
     }  # fmt: skip
@@ -247,12 +250,13 @@ def test_syslog_message_is_rfc5424_with_escaped_structured_data():
 
 def test_slack_message_escapes_untrusted_text():
     msg = slack_message(event("escalated", "critical", "high", subject="<script>&"))
-    assert (
-        msg["text"]
-        == "Vigil finding escalated: critical (was high) runtime_drift &lt;script&gt;&amp; [cluster=prod-eu namespace=shop workload=Deployment/web]"
+    assert msg["text"] == (
+        "Vigil finding escalated: critical (was high) runtime_drift &lt;script&gt;&amp; "
+        "[cluster=prod-eu namespace=shop workload=Deployment/web]"
     )
     assert msg["blocks"][0]["text"]["text"] == ":red_circle: *Finding escalated: runtime_drift*\n`&lt;script&gt;&amp;`"
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in msg["blocks"][1]["fields"]}
-    assert fields == {"*Severity*": "critical (was high)", "*Cluster*": "prod-eu", "*Namespace*": "shop", "*Workload*": "Deployment/web",
-                      "*Image*": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64, "*Finding*": "#7"}  # fmt: skip
+    assert fields == {"*Severity*": "critical (was high)", "*Cluster*": "prod-eu", "*Namespace*": "shop",
+                      "*Workload*": "Deployment/web", "*Image*": "registry.example.com/shop/web:1.4@sha256:" + "c" * 64,
+                      "*Finding*": "#7"}  # fmt: skip
     assert orjson.loads(OUTPUTS["slack"]({}, {"url": "https://h"}).render(event())) == slack_message(event())

@@ -190,7 +190,7 @@ def test_same_packages_as_the_unpacked_rootfs(image, debian_rootfs):
     # Owned files differ only where the upper layers removed directories dpkg
     # lists: a listed directory is left out, a listed path that is gone is not.
     diff = set()
-    for a, b in zip(from_layers.packages_of("deb"), from_dir.packages_of("deb")):
+    for a, b in zip(from_layers.packages_of("deb"), from_dir.packages_of("deb"), strict=True):
         diff |= set(a.files) ^ set(b.files)
     assert diff == {"/usr/share/doc/apt/examples", "/usr/share/doc/bash"}
 

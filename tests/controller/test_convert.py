@@ -189,8 +189,8 @@ def test_odd_objects_never_stop_the_state(caplog):
     text = caplog.text
     assert "pod skipped: it lacks metadata.uid, namespace or name: Pod x (keys: kind, metadata)" in text
     assert (
-        "pod skipped: Pod Bad_NS/p (keys: kind, metadata, spec): namespace: Value error, 'Bad_NS' is not a valid namespace"
-        in text
+        "pod skipped: Pod Bad_NS/p (keys: kind, metadata, spec): "
+        "namespace: Value error, 'Bad_NS' is not a valid namespace" in text
     )
     assert "container 'c' skipped: it has no image" in text
     assert "phase 'Weird' is not a known pod phase" in text

@@ -249,7 +249,8 @@ def test_6_registry_stopped_is_unknown_then_right_verdict(anon, registry, caplog
         assert integrity["status"] == "unknown"
         assert integrity["evidence"]["error_kind"] == "unreachable"
         assert integrity["evidence"]["registry_answer"].startswith(
-            f"registry {host}, repository s6/app, reference 1.0: HEAD http://{host}/v2/s6/app/manifests/1.0 connection failed"
+            f"registry {host}, repository s6/app, reference 1.0: "
+            f"HEAD http://{host}/v2/s6/app/manifests/1.0 connection failed"
         )
         # retried with backoff, sooner than the reverify interval
         [state] = integrity["clusters"]

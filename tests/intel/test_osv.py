@@ -182,7 +182,9 @@ def record(**overrides):
                 ]
             ),
             "PYSEC-0000-1",
-            "affected[0].ranges[0] fixed: invalid SemVer version 'one': expected [v]MAJOR[.MINOR[.PATCH...]][-PRERELEASE][+BUILD] with ASCII letters, digits, '.' and '-' in PRERELEASE and BUILD",
+            "affected[0].ranges[0] fixed: invalid SemVer version 'one': "
+            "expected [v]MAJOR[.MINOR[.PATCH...]][-PRERELEASE][+BUILD] "
+            "with ASCII letters, digits, '.' and '-' in PRERELEASE and BUILD",
         ),
         (
             record(
@@ -211,7 +213,8 @@ def record(**overrides):
                 ]
             ),
             "PYSEC-0000-1",
-            "affected[0].ranges[0].events[0] must be an object with exactly one of introduced, fixed, last_affected, limit",
+            "affected[0].ranges[0].events[0] must be an object "
+            "with exactly one of introduced, fixed, last_affected, limit",
         ),
         (
             record(
@@ -330,7 +333,8 @@ def test_duplicate_ids_keep_the_newest(tmp_path: Path) -> None:
     advisories, report = load_osv([tmp_path])
     assert [a.summary for a in advisories] == ["new"]
     assert report.warnings == [
-        f"PYSEC-0000-1: in both {tmp_path / 'a.json'} and {tmp_path / 'b.json'}; kept {tmp_path / 'a.json'} (modified later or read last)"
+        f"PYSEC-0000-1: in both {tmp_path / 'a.json'} and {tmp_path / 'b.json'}; "
+        f"kept {tmp_path / 'a.json'} (modified later or read last)"
     ]
 
 

@@ -256,7 +256,8 @@ def test_registry_stopped_is_unreachable_then_recovers(tmp_path):
                 client.resolve(ref)
             message = str(caught.value)
             assert message.startswith(
-                f"registry {server.host}, repository team/app, reference 1: HEAD http://{server.host}/v2/team/app/manifests/1 connection failed"
+                f"registry {server.host}, repository team/app, reference 1: "
+                f"HEAD http://{server.host}/v2/team/app/manifests/1 connection failed"
             )
             assert message.endswith("(after 3 attempts)")
             assert client.stats.retries == 2

@@ -68,7 +68,8 @@ def test_config_file_and_environment(tmp_path):
         ({"r.io": {"username": "u", "password": 123456}}, "registry config: registry r.io: password must be a string"),
         (
             {"r.io": {"passwd": "hunter2"}},
-            "registry config: registry r.io: unknown field(s) passwd; allowed: username, password, token, plain_http, ca_bundle",
+            "registry config: registry r.io: unknown field(s) passwd; "
+            "allowed: username, password, token, plain_http, ca_bundle",
         ),
         ({"r.io": {"plain_http": "maybe"}}, "registry config: registry r.io: plain_http must be true or false"),
         (

@@ -12,11 +12,20 @@ from pathlib import Path
 
 import httpx
 
+from vigil.devtools import containerd as ctd
+from vigil.devtools.containerd import exec_in, missing_tools, put_file
+from vigil.devtools.registry_server import RegistryServer, find_registry_binary
+from vigil.devtools.service import LiveService
+from vigil.intel import AdvisoryStore, load_osv
+from vigil.registry import RegistryClient, RegistryConfig
+from vigil.service.jobs.workers import scan_worker
+
+# The sensor's harness lives beside its tests, not in a package: it is importable only once its folder is on the path.
 SENSOR_TESTS = Path(__file__).resolve().parents[1] / "sensor"
 sys.path.insert(0, str(SENSOR_TESTS))
 
-from bpf_support import bpf_unavailable
-from sensor_e2e import (
+from bpf_support import bpf_unavailable  # noqa: E402
+from sensor_e2e import (  # noqa: E402
     BUSYBOX,
     SensorProcess,
     TestImage,
@@ -30,14 +39,6 @@ from sensor_e2e import (
     wait_for_cmdline,
     web_pod,
 )
-
-from vigil.devtools import containerd as ctd
-from vigil.devtools.containerd import exec_in, missing_tools, put_file
-from vigil.devtools.registry_server import RegistryServer, find_registry_binary
-from vigil.devtools.service import LiveService
-from vigil.intel import AdvisoryStore, load_osv
-from vigil.registry import RegistryClient, RegistryConfig
-from vigil.service.jobs.workers import scan_worker
 
 __all__ = [
     "BUSYBOX",

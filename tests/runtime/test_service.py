@@ -170,9 +170,9 @@ def test_allow_list_api_silences_a_rule_for_a_workload(scanned) -> None:
     admin = {"Authorization": f"Bearer {svc.admin_token}"}
     typo = httpx.post(f"{svc.url}/api/v1/runtime/allow", json={**entry, "rule": "exec-from-tmp"}, headers=admin)
     assert typo.status_code == 422
-    assert (
-        typo.json()["detail"]
-        == "body.rule: rule 'exec-from-tmp' is not one of *, shell-in-exec-session, exec-from-temp-dir, exec-from-memfd-or-deleted"
+    assert typo.json()["detail"] == (
+        "body.rule: rule 'exec-from-tmp' is not one of "
+        "*, shell-in-exec-session, exec-from-temp-dir, exec-from-memfd-or-deleted"
     )
     created = httpx.post(f"{svc.url}/api/v1/runtime/allow", json=entry, headers=admin)
     assert created.status_code == 201 and created.json()["created_by"] == "token:test-admin"

@@ -236,4 +236,6 @@ class SensorProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"vigil sensor did not stop on SIGTERM within {timeout}s: {self.log()[-2000:]}")
+            raise AssertionError(
+                f"vigil sensor did not stop on SIGTERM within {timeout}s: {self.log()[-2000:]}"
+            ) from None

@@ -222,7 +222,8 @@ def test_admin_changes_the_trust_policy_with_field_named_errors(admin_page, cons
     page.fill(f"{form} input[name=mirror]", "mirror.example.com/Quay")
     submit(page, f"{form} button[type=submit]")
     assert page.locator("#settings-error").inner_text() == (
-        "mirror: pattern 'mirror.example.com/Quay': path component 'Quay' must be lowercase letters and digits separated by '.', '_', '__' or '-'"
+        "mirror: pattern 'mirror.example.com/Quay': "
+        "path component 'Quay' must be lowercase letters and digits separated by '.', '_', '__' or '-'"
     )
     page.screenshot(path=str(output_dir / "settings-trust-error.png"), full_page=True)
     assert trust_rows(page) == SEEDED_RULES

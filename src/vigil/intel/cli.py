@@ -186,7 +186,10 @@ def sync_command(
     feeds: Annotated[
         list[str] | None,
         typer.Argument(
-            help="feed URLs (https; http only to loopback), directories or files (default: OSV's per-ecosystem all.zip exports)"
+            help=(
+                "feed URLs (https; http only to loopback), directories or files "
+                "(default: OSV's per-ecosystem all.zip exports)"
+            )
         ),
     ] = None,
     db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,

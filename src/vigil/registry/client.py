@@ -29,6 +29,8 @@ from .errors import DigestMismatch, NotFound, NotFoundKind, RegistryError
 from .manifest import ImageManifest, InvalidManifest, Manifest, Platform, parse_manifest, same_artifact
 from .provenance import ImageConfig, Provenance, parse_image_config, provenance_from_labels
 from .transport import (
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
     RegistryTransport,
     RequestStats,
     RetryPolicy,
@@ -93,8 +95,8 @@ class RegistryClient:
         tag_ttl: float = DEFAULT_TAG_TTL,
         content_cache_entries: int = 4096,
         content_cache_bytes: int = 64 * 1024 * 1024,
-        timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=5.0),
-        retry: RetryPolicy = RetryPolicy(),
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
         transport: RegistryTransport | None = None,
         **transport_options: Any,
     ) -> None:

@@ -49,6 +49,11 @@ class RetryPolicy:
         return random.uniform(0, min(self.backoff_max, self.backoff_base * (2**attempt)))
 
 
+# One shared instance each: both are never mutated, so every client may start from the same ones.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+DEFAULT_RETRY = RetryPolicy()
+
+
 @dataclass
 class RequestStats:
     """Counters of requests sent (retries and token fetches included), per kind and per host."""
@@ -120,8 +125,8 @@ class RegistryTransport:
         self,
         config: RegistryConfig | None = None,
         *,
-        timeout: httpx.Timeout | float = httpx.Timeout(30.0, connect=5.0),
-        retry: RetryPolicy = RetryPolicy(),
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = DEFAULT_RETRY,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import admin, reader, require
+from vigil.service.api.deps import admin, reader, registrant
 from vigil.service.api.errors import not_found
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store.clusters import register_cluster
@@ -65,7 +65,7 @@ async def create_registration_token(request: Request, who: Principal = Depends(a
     summary="Register a cluster with a registration token; returns its id and a credential scoped to it",
     openapi_extra=openapi_body(RegisterRequest, {"name": "prod-eu-1"}),
 )
-async def register(request: Request, who: Principal = Depends(require("registration"))) -> dict:
+async def register(request: Request, who: Principal = Depends(registrant)) -> dict:
     body: RegisterRequest = await parse_body(request, RegisterRequest)
 
     def work():

@@ -59,8 +59,8 @@ def list_findings(
         )
     with request.app.state.engine.connect() as conn:
         f = finding_views.FindingFilter(
-            types=tuple(types), severities=tuple(sev), statuses=tuple(statuses), cluster_id=cluster, namespace=namespace,
-            since=since, runtime_states=tuple(runtime_states),
+            types=tuple(types), severities=tuple(sev), statuses=tuple(statuses),
+            cluster_id=cluster, namespace=namespace, since=since, runtime_states=tuple(runtime_states),
         )  # fmt: skip
         p = finding_views.list_findings(conn, f, finding_views.finding_sort("id", False), after, limit)
     return {"items": p.items, "next": p.next}

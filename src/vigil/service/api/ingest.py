@@ -34,7 +34,9 @@ def _same_cluster(who: Principal, cluster_id: str) -> None:
 @router.post(
     "/inventory",
     response_model=IngestResult,
-    summary="Apply an inventory snapshot (replaces the cluster's state) or delta; gzip accepted; idempotent per batch_id",
+    summary=(
+        "Apply an inventory snapshot (replaces the cluster's state) or delta; gzip accepted; idempotent per batch_id"
+    ),
     openapi_extra=openapi_body(InventoryBatch),
 )
 async def ingest_inventory(

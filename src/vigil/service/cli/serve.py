@@ -50,7 +50,7 @@ def _prepare(settings: Settings):
         migrate(engine)
     except StoreError as exc:
         err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     return engine
 
 
@@ -144,7 +144,7 @@ def _integrity(reverify_interval: float, trust_file: Path | None, registry_confi
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     return IntegritySettings(reverify_interval=reverify_interval, trust_file=trust_file)
 
 

@@ -30,7 +30,7 @@ def _pattern(text: str, option: str) -> Pattern:
         return Pattern.parse(text)
     except InvalidPattern as exc:
         typer.echo(f"error: {option}: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def _actor() -> str:

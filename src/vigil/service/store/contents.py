@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -323,7 +323,7 @@ def digests_to_match(conn: Connection, revision: str) -> list[str]:
     return sorted(d for (d,) in conn.execute(stmt))
 
 
-def stored_packages(conn: Connection, digest: str) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
+def stored_packages(conn: Connection, digest: str) -> Sequence[Row[*tuple[Any, ...]]]:
     return conn.execute(
         select(image_packages).where(image_packages.c.digest == digest).order_by(image_packages.c.id)
     ).all()

@@ -74,7 +74,7 @@ def keyset_rows(
     stmt = stmt.add_columns(*[e.label(f"_k{i}") for i, e in enumerate(exprs)])
     if after:
         raw = decode_cursor(after, len(exprs))
-        values = [_bind_cursor_value(v, k, e) for v, (e, k) in zip(raw, sort.keys)]
+        values = [_bind_cursor_value(v, k, e) for v, (e, k) in zip(raw, sort.keys, strict=True)]
         lhs, rhs = tuple_(*exprs), tuple_(*values)
         stmt = stmt.where(lhs < rhs if sort.descending else lhs > rhs)
     stmt = stmt.order_by(*[e.desc() if sort.descending else e.asc() for e in exprs]).limit(limit + 1)

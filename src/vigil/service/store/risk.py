@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Row, distinct, func, select
 
@@ -168,7 +168,7 @@ def workload_risk(conn: Connection, keys: Iterable[WorkloadKey]) -> dict[Workloa
 
 def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None = None) -> dict[int, dict]:
     ids = sorted(set(image_ids))
-    rows: list[Row[Unpack[tuple[Any, ...]]]] = []
+    rows: list[Row[*tuple[Any, ...]]] = []
     for chunk in chunks(ids):
         stmt = select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.image_pk.in_(chunk))
         if cluster:
@@ -180,7 +180,7 @@ def image_risk(conn: Connection, image_ids: Iterable[int], cluster: str | None =
 
 def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict]:
     ids = sorted(set(cluster_ids))
-    rows: list[Row[Unpack[tuple[Any, ...]]]] = []
+    rows: list[Row[*tuple[Any, ...]]] = []
     for chunk in chunks(ids):
         rows += conn.execute(
             select(*_OPEN_COLUMNS).where(findings.c.status == FindingStatus.OPEN, findings.c.cluster_id.in_(chunk))

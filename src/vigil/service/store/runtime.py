@@ -9,7 +9,7 @@ are kept as they come and joined at read time.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Row, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,13 +29,13 @@ def _row_key(container_id: str | None, kind: str, sha256: str | None, path: str)
 def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
     cid = batch.cluster_id
     keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
-    existing: dict[tuple[str, str, str, str], Row[Unpack[tuple[Any, ...]]]] = {}
+    existing: dict[tuple[str, str, str, str], Row[*tuple[Any, ...]]] = {}
     for chunk in chunks(keys):
         for row in conn.execute(select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))):
             existing[(row.container_id, row.kind, row.sha256, row.path)] = row
     inserts: list[dict[str, Any]] = []
     updated = 0
-    for key, r in zip(keys, batch.records):
+    for key, r in zip(keys, batch.records, strict=True):
         samples = [s.model_dump(mode="json") for s in r.samples]
         stored = existing.get(key)
         if stored is None:

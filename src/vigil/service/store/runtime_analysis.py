@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -93,7 +93,7 @@ def enqueue_digest(conn: Connection, digest: str) -> int:
     return enqueue_ids(conn, ids)
 
 
-def claim_ready(conn: Connection, limit: int) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
+def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
     """Queued records whose container is known and whose image is scanned, with what they join to."""
     # The join below is planned from the inventory side on SQLite; with nothing queued (the
     # usual case when inventory deltas wake the analyzer) it would still walk every container.
@@ -192,7 +192,7 @@ def pending_counts(conn: Connection) -> dict[str, int]:
 # -- digests whose contents or matches changed ----------------------------------------------------
 
 
-def changed_digests(conn: Connection) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
+def changed_digests(conn: Connection) -> Sequence[Row[*tuple[Any, ...]]]:
     """Scanned digests whose scan or advisory match differs from what the analyzer last used."""
     s, st = image_scans, runtime_digest_state
     stmt = (
@@ -312,7 +312,7 @@ def delete_allow(conn: Connection, entry_id: int) -> bool:
     return bool(conn.execute(delete(runtime_allow).where(runtime_allow.c.id == entry_id)).rowcount)
 
 
-def allow_rows(conn: Connection) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
+def allow_rows(conn: Connection) -> Sequence[Row[*tuple[Any, ...]]]:
     return conn.execute(select(runtime_allow).order_by(runtime_allow.c.id)).all()
 
 

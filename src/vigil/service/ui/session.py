@@ -43,7 +43,7 @@ def load_or_create_key(data_dir: Path | None) -> bytes:
                 path.chmod(0o600)
             key = path.read_bytes()
             if len(key) < 32:
-                raise ValueError(f"{path} holds {len(key)} bytes; a session key needs at least 32")
+                raise ValueError(f"{path} holds {len(key)} bytes; a session key needs at least 32") from None
             return key
         key = secrets.token_bytes(32)
         with os.fdopen(fd, "wb") as fh:

@@ -133,7 +133,8 @@ async def checked_form(request: Request) -> tuple[FormData, Session | None]:
     if session is None or not csrf_ok(session.csrf, presented if isinstance(presented, str) else None):
         raise Refused(
             403,
-            "This form was not sent from this console session (missing or wrong CSRF token). Reload the page and try again.",
+            "This form was not sent from this console session (missing or wrong CSRF token). "
+            "Reload the page and try again.",
         )
     return form, session
 

@@ -61,7 +61,8 @@ def shell_from_exec_session(record: ExecRecord, procs: ContainerProcesses) -> Hi
     for s in record.samples:
         if _is_shell(record, s) and procs.entered_from_outside(s):
             return Hit(
-                f"shell {record.path} started by pid {s.ppid}, which is not a process of the container (an exec session)",
+                f"shell {record.path} started by pid {s.ppid}, "
+                "which is not a process of the container (an exec session)",
                 s,
             )
     return None
@@ -101,7 +102,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "exec-from-temp-dir",
-        "Code ran from /tmp, /var/tmp or /dev/shm: files there are written at run time, a common drop point for payloads",
+        "Code ran from /tmp, /var/tmp or /dev/shm: "
+        "files there are written at run time, a common drop point for payloads",
         "high",
         ANY_CODE,
         in_temp_dir,

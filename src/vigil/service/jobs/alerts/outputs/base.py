@@ -79,5 +79,6 @@ class Output(ABC):
     def describe(self) -> dict:
         """The settings as the API shows them, secrets masked."""
 
-    def close(self) -> None:
+    # An optional hook, not abstract: only outputs that hold a connection have something to release.
+    def close(self) -> None:  # noqa: B027
         pass

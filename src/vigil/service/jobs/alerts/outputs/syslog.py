@@ -75,7 +75,10 @@ def rfc5424(ev: AlertEvent, facility: int, hostname: str, app_name: str, procid:
     at = ev.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     msgid = _header_field(f"finding.{ev.kind}", 32)
     sd = "[" + SD_ID + "".join(f' {k}="{_param_value(v)}"' for k, v in structured_data(ev)) + "]"
-    header = f"<{pri}>1 {at} {_header_field(hostname, 255)} {_header_field(app_name, 48)} {_header_field(procid, 128)} {msgid}"
+    header = (
+        f"<{pri}>1 {at} {_header_field(hostname, 255)} {_header_field(app_name, 48)} "
+        f"{_header_field(procid, 128)} {msgid}"
+    )
     text = headline(ev)
     return f"{header} {sd} {BOM}{_cap(text)}".encode()
 
