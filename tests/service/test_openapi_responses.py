@@ -73,6 +73,7 @@ def test_listing_and_stream_schemas_name_their_models(live_service):
         "name",
         "created_at",
         "last_seen_at",
+        "status",
         "controller",
         "nodes",
         "pods",

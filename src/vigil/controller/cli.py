@@ -5,48 +5,98 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 
-from .credentials import ClusterCredential, CredentialError, load_credential, save_credential
+from .credentials import (
+    DEFAULT_SECRET_NAME,
+    ClusterCredential,
+    CredentialError,
+    CredentialStore,
+    FileCredentialStore,
+)
 from .runner import Controller, ControllerSettings
 
-app = typer.Typer(help="Watch a Kubernetes cluster and send its inventory to the Vigil service.",
-                  invoke_without_command=True)
+if TYPE_CHECKING:
+    from .kube import KubeApi
+
+app = typer.Typer(
+    help="Watch a Kubernetes cluster and send its inventory to the Vigil service.", invoke_without_command=True
+)
 log = logging.getLogger("vigil.controller")
+DEFAULT_CREDENTIAL_FILE = Path("/var/lib/vigil/controller-credential.json")
 
 
 @app.callback(invoke_without_command=True)
 def run(
     service: str = typer.Option(..., "--service", envvar="VIGIL_SERVICE_URL", help="The service's base URL"),
-    credential_file: Path = typer.Option(Path("/var/lib/vigil/controller-credential.json"), "--credential-file",
-                                         envvar="VIGIL_CREDENTIAL_FILE",
-                                         help="Holds cluster_id + credential; written (0600) on first registration"),
-    registration_token: Optional[str] = typer.Option(None, "--registration-token", envvar="VIGIL_REGISTRATION_TOKEN",
-                                                     help="Registers the cluster when the credential file is absent"),
-    cluster_name: Optional[str] = typer.Option(None, "--cluster-name", envvar="VIGIL_CLUSTER_NAME"),
-    kubeconfig: Optional[Path] = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG",
-                                              help="Kubeconfig file (default: in-cluster service account, then ~/.kube/config)"),
-    context: Optional[str] = typer.Option(None, "--context", help="Kubeconfig context"),
-    service_ca: Optional[Path] = typer.Option(None, "--service-ca", envvar="VIGIL_SERVICE_CA",
-                                              help="CA bundle for the service's TLS certificate"),
+    credential_file: Path | None = typer.Option(
+        None,
+        "--credential-file",
+        envvar="VIGIL_CREDENTIAL_FILE",
+        help=f"Keep the credential (cluster id + secret) in this file, written 0600 on first registration "
+        f"[default outside a cluster: {DEFAULT_CREDENTIAL_FILE}]",
+    ),
+    credential_secret: str | None = typer.Option(
+        None,
+        "--credential-secret",
+        envvar="VIGIL_CREDENTIAL_SECRET",
+        help=f"Keep the credential in this Secret [default in a pod: {DEFAULT_SECRET_NAME}]",
+    ),
+    credential_namespace: str | None = typer.Option(
+        None,
+        "--credential-namespace",
+        envvar="VIGIL_CREDENTIAL_NAMESPACE",
+        help="The credential Secret's namespace [default: the pod's, else the kubeconfig context's]",
+    ),
+    registration_token: str | None = typer.Option(
+        None,
+        "--registration-token",
+        envvar="VIGIL_REGISTRATION_TOKEN",
+        help="Registers the cluster when the credential file is absent",
+    ),
+    cluster_name: str | None = typer.Option(None, "--cluster-name", envvar="VIGIL_CLUSTER_NAME"),
+    kubeconfig: Path | None = typer.Option(
+        None,
+        "--kubeconfig",
+        envvar="KUBECONFIG",
+        help="Kubeconfig file (default: in-cluster service account, then ~/.kube/config)",
+    ),
+    context: str | None = typer.Option(None, "--context", help="Kubeconfig context"),
+    service_ca: Path | None = typer.Option(
+        None, "--service-ca", envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate"
+    ),
     heartbeat_interval: float = typer.Option(15.0, "--heartbeat-interval", min=1.0),
-    batch_interval: float = typer.Option(1.0, "--batch-interval", min=0.05, help="At most one batch per this many seconds"),
+    batch_interval: float = typer.Option(
+        1.0, "--batch-interval", min=0.05, help="At most one batch per this many seconds"
+    ),
     page_size: int = typer.Option(500, "--page-size", min=1, max=10000),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tune_gc()
     try:
-        asyncio.run(_main(service, credential_file, registration_token, cluster_name, kubeconfig, context,
-                          str(service_ca) if service_ca else True,
-                          ControllerSettings(batch_interval=batch_interval, heartbeat_interval=heartbeat_interval,
-                                             page_size=page_size)))
+        place = credential_place(credential_file, credential_secret, credential_namespace, kubeconfig, context)
+        asyncio.run(
+            _main(
+                service,
+                place,
+                registration_token,
+                cluster_name,
+                kubeconfig,
+                context,
+                str(service_ca) if service_ca else True,
+                ControllerSettings(
+                    batch_interval=batch_interval, heartbeat_interval=heartbeat_interval, page_size=page_size
+                ),
+            )
+        )
     except (CredentialError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
 
@@ -62,17 +112,61 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-async def obtain_credential(service: str, credential_file: Path, registration_token: str | None,
-                            cluster_name: str | None, verify: bool | str) -> ClusterCredential:
+@dataclass(frozen=True)
+class CredentialPlace:
+    """Where the credential is kept: a file, or a Secret (namespace, name)."""
+
+    file: Path | None = None
+    secret: tuple[str, str] | None = None
+
+
+def credential_place(
+    credential_file: Path | None,
+    credential_secret: str | None,
+    credential_namespace: str | None,
+    kubeconfig: Path | None,
+    context: str | None = None,
+) -> CredentialPlace:
+    """A Secret when one is named or the controller runs in a pod; a file when one is named or outside a cluster."""
+    from .kube import default_namespace, runs_in_cluster
+
+    if credential_file is not None and credential_secret is not None:
+        raise CredentialError("give --credential-file or --credential-secret, not both")
+    if credential_file is not None:
+        return CredentialPlace(file=credential_file)
+    if credential_secret is not None or credential_namespace is not None or runs_in_cluster(kubeconfig):
+        namespace = credential_namespace or default_namespace(kubeconfig, context)
+        return CredentialPlace(secret=(namespace, credential_secret or DEFAULT_SECRET_NAME))
+    return CredentialPlace(file=DEFAULT_CREDENTIAL_FILE)
+
+
+def credential_store(place: CredentialPlace, api: KubeApi | None) -> CredentialStore:
+    if place.secret is not None:
+        from .credential_secret import SecretCredentialStore
+
+        assert api is not None, "a Secret is kept through the Kubernetes API"
+        return SecretCredentialStore(api, *place.secret)
+    assert place.file is not None
+    return FileCredentialStore(place.file)
+
+
+async def obtain_credential(
+    service: str,
+    store: CredentialStore | Path,
+    registration_token: str | None,
+    cluster_name: str | None,
+    verify: bool | str,
+) -> ClusterCredential:
     from .service_client import register
 
-    cred = load_credential(credential_file)
+    if isinstance(store, Path):
+        store = FileCredentialStore(store)
+    cred = await store.load()
     if cred is not None:
-        log.info("using cluster %s from %s", cred.cluster_id, credential_file)
+        log.info("using cluster %s from %s", cred.cluster_id, store.where)
         return cred
     if not registration_token or not cluster_name:
-        raise CredentialError(f"no credential file at {credential_file}: pass --registration-token and --cluster-name "
-                              "to register this cluster")
+        raise CredentialError(f"{store.absent}: pass --registration-token and --cluster-name to register this cluster")
     delay = 1.0
     while True:
         try:
@@ -86,22 +180,36 @@ async def obtain_credential(service: str, credential_file: Path, registration_to
             log.warning("%s; retrying in %.0fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
-    save_credential(credential_file, cred)
-    log.info("registered cluster %r as %s; credential kept in %s", cluster_name, cred.cluster_id, credential_file)
+    cred = await store.save(cred)
+    log.info("registered cluster %r as %s; credential kept in %s", cluster_name, cred.cluster_id, store.where)
     return cred
 
 
-async def _main(service: str, credential_file: Path, registration_token: str | None, cluster_name: str | None,
-                kubeconfig: Path | None, context: str | None, verify: bool | str, settings: ControllerSettings) -> None:
+async def _main(
+    service: str,
+    place: CredentialPlace,
+    registration_token: str | None,
+    cluster_name: str | None,
+    kubeconfig: Path | None,
+    context: str | None,
+    verify: bool | str,
+    settings: ControllerSettings,
+) -> None:
     from .kube import KubeApi, load_config
     from .service_client import InventoryService, check_service_url
 
     check_service_url(service)
-    cred = await obtain_credential(service, credential_file, registration_token, cluster_name, verify)
-    api = KubeApi(await load_config(kubeconfig, context))
-    svc = InventoryService(service, cred, verify=verify)
+    # A credential file needs no Kubernetes API, so a missing one is reported before the kubeconfig is read.
+    api = KubeApi(await load_config(kubeconfig, context)) if place.secret is not None else None
     try:
-        await Controller(api, svc, settings).run()
+        cred = await obtain_credential(service, credential_store(place, api), registration_token, cluster_name, verify)
+        if api is None:
+            api = KubeApi(await load_config(kubeconfig, context))
+        svc = InventoryService(service, cred, verify=verify)
+        try:
+            await Controller(api, svc, settings).run()
+        finally:
+            await svc.close()
     finally:
-        await api.close()
-        await svc.close()
+        if api is not None:
+            await api.close()

@@ -1,4 +1,5 @@
-"""The cluster credential: read from a file, or obtained by registering and kept in one (mode 0600)."""
+"""The cluster credential: obtained by registering, then kept in a file (mode 0600) or, in a cluster, in a
+Secret (``credential_secret.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import os
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger(__name__)
+# The Secret a controller in a pod keeps its credential in (deploy/helm/vigil gives it RBAC on this name).
+DEFAULT_SECRET_NAME = "vigil-controller-credential"
 
 
 class CredentialError(RuntimeError):
@@ -38,9 +42,13 @@ def load_credential(path: Path) -> ClusterCredential | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CredentialError(f"credential file {path}: not readable JSON ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data.get(k) for k in ("cluster_id", "credential")):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) and data.get(k) for k in ("cluster_id", "credential")
+    ):
         raise CredentialError(f"credential file {path}: needs non-empty string fields cluster_id and credential")
-    return ClusterCredential(data["cluster_id"], data["credential"], str(data.get("name", "")), str(data.get("service", "")))
+    return ClusterCredential(
+        data["cluster_id"], data["credential"], str(data.get("name", "")), str(data.get("service", ""))
+    )
 
 
 def save_credential(path: Path, cred: ClusterCredential) -> None:
@@ -58,3 +66,43 @@ def save_credential(path: Path, cred: ClusterCredential) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class CredentialStore(Protocol):
+    """Where the cluster credential is kept between starts."""
+
+    @property
+    def where(self) -> str: ...
+
+    @property
+    def absent(self) -> str:
+        """What a start without a credential (and no way to register) is told."""
+        ...
+
+    async def load(self) -> ClusterCredential | None: ...
+
+    async def save(self, cred: ClusterCredential) -> ClusterCredential:
+        """Keep ``cred``; returns the credential now kept (another writer's, if it got there first)."""
+        ...
+
+
+class FileCredentialStore:
+    """A JSON file (mode 0600): for a controller run outside the cluster."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    @property
+    def absent(self) -> str:
+        return f"no credential file at {self.path}"
+
+    async def load(self) -> ClusterCredential | None:
+        return load_credential(self.path)
+
+    async def save(self, cred: ClusterCredential) -> ClusterCredential:
+        save_credential(self.path, cred)
+        return cred

@@ -95,6 +95,10 @@ class IssuedRegistrationToken(View):
     token: str = Field(description="the secret, shown once")
     expires_at: Timestamp
     max_uses: int | None
+    cluster_id: str | None = Field(
+        default=None, description="the cluster made for it (pending until its controller reports), the one it registers"
+    )
+    cluster_name: str | None = None
 
 
 class Registration(View):
@@ -122,6 +126,10 @@ class Cluster(Listing):
     name: str
     created_at: Timestamp | None
     last_seen_at: Timestamp | None
+    status: Literal["pending", "connected", "disconnected"] = Field(
+        description="pending until the cluster's controller first reports, connected while it reports, "
+        "disconnected once it stopped"
+    )
     controller: ControllerState
     nodes: int
     pods: int

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, registrant
-from vigil.service.api.errors import not_found
+from vigil.service.api.errors import forbidden, not_found
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store.clusters import register_cluster
+from vigil.service.store.clusters import CLUSTER_NAME, cluster_for_registration, cluster_name, register_cluster
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal, count_use, issue_token
 from vigil.service.store.views import clusters as cluster_views
@@ -20,14 +20,19 @@ from vigil.wire.views import Cluster, IssuedRegistrationToken, Page, Registratio
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], route_class=ViewRoute)
 
-CLUSTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
-
 
 class RegistrationTokenRequest(BaseModel):
     model_config = {"extra": "forbid"}
     name: str = Field(default="registration", min_length=1, max_length=128)
     ttl_seconds: int = Field(default=86400, ge=60, le=30 * 86400)
     max_uses: int | None = Field(default=None, ge=1)
+    cluster_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=CLUSTER_NAME,
+        description="make this cluster now (pending until its controller reports) and bind the token to it",
+    )
 
 
 class RegisterRequest(BaseModel):
@@ -45,18 +50,24 @@ class RegisterRequest(BaseModel):
 async def create_registration_token(request: Request, who: Principal = Depends(admin)) -> dict:
     body: RegistrationTokenRequest = await parse_body(request, RegistrationTokenRequest)
 
+    ttl = timedelta(seconds=body.ttl_seconds)
+
     def work():
         with request.app.state.engine.begin() as conn:
-            return issue_token(
-                conn,
-                role="registration",
-                name=body.name,
-                ttl=timedelta(seconds=body.ttl_seconds),
-                max_uses=body.max_uses,
-            )
+            if body.cluster_name is not None:
+                named = body.name if "name" in body.model_fields_set else None
+                return cluster_for_registration(conn, body.cluster_name, ttl, body.max_uses, named)
+            return None, issue_token(conn, role="registration", name=body.name, ttl=ttl, max_uses=body.max_uses)
 
-    tok = await run_in_threadpool(work)
-    return {"id": tok.id, "token": tok.secret, "expires_at": tok.expires_at.isoformat(), "max_uses": body.max_uses}
+    cluster_id, tok = await run_in_threadpool(work)
+    return {
+        "id": tok.id,
+        "token": tok.secret,
+        "expires_at": tok.expires_at.isoformat(),
+        "max_uses": body.max_uses,
+        "cluster_id": cluster_id,
+        "cluster_name": body.cluster_name,
+    }
 
 
 @router.post(
@@ -70,6 +81,10 @@ async def register(request: Request, who: Principal = Depends(registrant)) -> di
 
     def work():
         with request.app.state.engine.begin() as conn:
+            if who.cluster_id is not None:
+                bound = cluster_name(conn, who.cluster_id)
+                if bound != body.name:
+                    raise forbidden(f"this registration token registers cluster {bound!r} only, not {body.name!r}")
             count_use(conn, who.token_id)
             return register_cluster(conn, body.name)
 

@@ -365,3 +365,28 @@ def cluster_token(
         tok = issue_token(conn, role="registration", name=name, ttl=life, max_uses=max_uses)
     err.print(f"registration token {tok.id}, expires {iso(tok.expires_at)}; the secret is shown once:")
     console.print(tok.secret, soft_wrap=True, highlight=False)
+
+
+@cluster_app.command("install")
+def cluster_install(
+    name: str = typer.Option(..., "--name", help="The cluster's name: what its controller registers as"),
+    ttl: str = typer.Option("24h", "--ttl", help="The registration token's lifetime, e.g. 30m, 24h, 7d"),
+    max_uses: int = typer.Option(None, "--max-uses", min=1, help="Registrations it allows [default: unlimited]"),
+    service_url: str = typer.Option(
+        None, "--service-url", help="The URL the cluster reaches the service at [default: --url]"
+    ),
+    token_file: Path = typer.Option(
+        None, "--token-file", help="Where the token is written, mode 0600 [default: ./vigil-registration-NAME.token]"
+    ),
+    service_ca: Path = typer.Option(None, "--service-ca", help="PEM CA of the service's certificate, for the chart"),
+    manifest: bool = typer.Option(
+        False, "--manifest", help="Print a manifest (a Secret with the token) for deploy/manifests instead"
+    ),
+    url: str = typer.Option("http://127.0.0.1:8080", "--url", envvar="VIGIL_URL", help="The service's URL"),
+    token: str = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin API token"),
+) -> None:
+    """Connect a cluster: make it (pending until its controller reports), write a registration token bound
+    to it to a private file, and print the `helm upgrade --install` command that reads it."""
+    from vigil.service.cli.connect import connect_cluster
+
+    connect_cluster(url, token, name, _duration(ttl), max_uses, service_url, token_file, service_ca, manifest)

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select, update
 
 from vigil.clock import utcnow
 from vigil.service.store.schema import clusters
 from vigil.service.store.tokens import IssuedToken, issue_token
+
+# A cluster's name: what its controller registers as (also a Helm value and part of file names).
+CLUSTER_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$"
+
+
+def ensure_cluster(conn: Connection, name: str) -> str:
+    """The id of the cluster named ``name``, made now if there is none (it is pending until its
+    controller's first heartbeat)."""
+    row = conn.execute(select(clusters.c.id).where(clusters.c.name == name)).first()
+    if row is not None:
+        return str(row.id)
+    cluster_id = str(uuid.uuid4())
+    conn.execute(clusters.insert().values(id=cluster_id, name=name, created_at=utcnow()))
+    return cluster_id
 
 
 def register_cluster(conn: Connection, name: str) -> tuple[str, IssuedToken]:
@@ -18,14 +32,24 @@ def register_cluster(conn: Connection, name: str) -> tuple[str, IssuedToken]:
     Re-registering a name keeps its id, so a controller that lost its credential file
     reports into the same inventory rather than a duplicate cluster.
     """
-    row = conn.execute(select(clusters.c.id).where(clusters.c.name == name)).first()
-    if row is None:
-        cluster_id = str(uuid.uuid4())
-        conn.execute(clusters.insert().values(id=cluster_id, name=name, created_at=utcnow()))
-    else:
-        cluster_id = row.id
+    cluster_id = ensure_cluster(conn, name)
     credential = issue_token(conn, role="cluster", name=f"cluster:{name}", cluster_id=cluster_id)
     return cluster_id, credential
+
+
+def cluster_for_registration(
+    conn: Connection, name: str, ttl: timedelta, max_uses: int | None, token_name: str | None = None
+) -> tuple[str, IssuedToken]:
+    """Make the cluster ``name`` ahead of its registration and a registration token bound to it
+    (it registers that cluster only): what "connect a cluster" hands to the installer."""
+    cluster_id = ensure_cluster(conn, name)
+    token_name = token_name or f"connect:{name}"
+    token = issue_token(conn, role="registration", name=token_name, cluster_id=cluster_id, ttl=ttl, max_uses=max_uses)
+    return cluster_id, token
+
+
+def cluster_name(conn: Connection, cluster_id: str) -> str | None:
+    return conn.execute(select(clusters.c.name).where(clusters.c.id == cluster_id)).scalar_one_or_none()
 
 
 def cluster_exists(conn: Connection, cluster_id: str) -> bool:

@@ -23,6 +23,11 @@ def controller_status(heartbeat_at: datetime | None, interval_s: int | None) -> 
     return "running" if utcnow() <= deadline else "stopped"
 
 
+# The cluster's connection as a person reads it, from its controller's heartbeats: a cluster made for a
+# registration, or just registered, is pending until its controller's first heartbeat.
+CONNECTION = {"never_seen": "pending", "running": "connected", "stopped": "disconnected"}
+
+
 def list_clusters(conn: Connection, after: str | None, limit: int, risk: risk_store.OpenRisk | None = None) -> Page:
     """Clusters by name. Risk comes from ``risk`` when the caller scored every open finding already
     (the overview), else from the page's own clusters."""
@@ -42,14 +47,16 @@ def list_clusters(conn: Connection, after: str | None, limit: int, risk: risk_st
         risks = risk_store.cluster_risk(conn, ids)
     else:
         risks = {i: risk.clusters.get(i) or risk_store.rollup([]) for i in ids}
+    states = {r.id: controller_status(r.controller_heartbeat_at, r.controller_interval_s) for r in rows}
     items = [
         {
             "id": r.id,
             "name": r.name,
             "created_at": iso(r.created_at),
             "last_seen_at": iso(r.last_seen_at),
+            "status": CONNECTION[states[r.id]],
             "controller": {
-                "status": controller_status(r.controller_heartbeat_at, r.controller_interval_s),
+                "status": states[r.id],
                 "last_heartbeat_at": iso(r.controller_heartbeat_at),
                 "version": r.controller_version,
             },

@@ -1,6 +1,17 @@
 """One module per console page; ROUTERS is the table the console mounts."""
 
-from vigil.service.ui.pages import auth, clusters, events, findings, images, overview, processes, settings, workloads
+from vigil.service.ui.pages import (
+    auth,
+    clusters,
+    connect,
+    events,
+    findings,
+    images,
+    overview,
+    processes,
+    settings,
+    workloads,
+)
 
 ROUTERS = [
     auth.router,
@@ -11,5 +22,6 @@ ROUTERS = [
     processes.router,
     findings.router,
     settings.router,
+    connect.router,
     events.router,
 ]
