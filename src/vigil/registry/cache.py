@@ -25,11 +25,10 @@ class LRUCache(Generic[V]):
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
-            item = self._items.get(key)
-            if item is None:
+            if key not in self._items:
                 return None
-            self._items.move_to_end(key)
-            return item[0]
+            self._items.move_to_end(key)  # recently used: last to be evicted
+            return self._items[key][0]
 
     def put(self, key: Hashable, value: V, size: int = 1) -> None:
         if size > self.max_bytes:
