@@ -67,6 +67,7 @@ def clusters(svc) -> list[dict]:
 
 def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_service, kubeapi, tmp_path):
     kubeapi.store.ensure_namespace(NAMESPACE)
+    kubeapi.store.ensure_namespace("vigil-sensor")
     kubeapi.store.create(pod("a"))
     with live_service.engine.begin() as conn:
         token = issue_token(conn, role="registration", name="short-lived", ttl=timedelta(seconds=4))
@@ -78,6 +79,7 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
         "VIGIL_CLUSTER_NAME": "prod-eu-1",
         "VIGIL_REGISTRATION_TOKEN": token.secret,  # from the environment, as the chart passes it: never in argv
         "VIGIL_CREDENTIAL_SECRET": SECRET,
+        "VIGIL_SENSOR_NAMESPACE": "vigil-sensor",  # as the chart sets it: the controller writes the sensors' Secret
     }
     env.pop("VIGIL_CREDENTIAL_FILE", None)
     log = tmp_path / "controller.log"
@@ -101,6 +103,12 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
         "app.kubernetes.io/component": "controller",
     }
     assert f"credential kept in Secret {NAMESPACE}/{SECRET}" in log.read_text()
+    sensors = kubeapi.store.find("v1", "Secret", "vigil-sensor", "vigil-sensor-credential")
+    assert decoded(sensors) == {
+        "cluster-id": cluster_id,
+        "credential": kept["credential"],
+        "service-url": live_service.url,
+    }
 
     # The registration token is now expired: registering with it is refused.
     wait_until(lambda: time.time() > token.expires_at.timestamp() + 0.5, 10, "the token's expiry")

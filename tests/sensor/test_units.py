@@ -160,3 +160,28 @@ def test_cli_refuses_bad_option_combinations(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "plain HTTP is allowed only on loopback" in text(r)
     r = runner.invoke(app, ["--output", "yaml"])
     assert r.exit_code == 2 and "only 'json' is supported" in text(r)
+
+
+def test_cli_reads_the_service_url_from_its_setting_and_the_deprecated_name(tmp_path: Path) -> None:
+    credential = tmp_path / "credential"
+    credential.write_text("vgl_c_token\n")
+    args = ["--credential-file", str(credential), "--spool-dir", str(tmp_path / "spool")]
+    for name in ("VIGIL_SERVICE_URL", "VIGIL_SERVICE"):
+        r = CliRunner().invoke(app, args, env={name: "http://10.0.0.5:8080"})
+        assert r.exit_code == 2, name
+        assert "--service http://10.0.0.5:8080: plain HTTP is allowed only on loopback" in " ".join(
+            r.output.replace("│", " ").split()
+        )
+
+
+def test_cli_refuses_a_service_ca_that_is_no_pem_bundle(tmp_path: Path) -> None:
+    credential = tmp_path / "credential"
+    credential.write_text("vgl_c_token\n")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not a certificate\n")
+    args = ["--credential-file", str(credential), "--spool-dir", str(tmp_path / "spool")]
+    r = CliRunner().invoke(
+        app, args, env={"VIGIL_SERVICE_URL": "https://vigil.example.com", "VIGIL_SERVICE_CA": str(ca)}
+    )
+    assert r.exit_code == 2
+    assert f"--service-ca {ca}: not a readable PEM CA bundle" in " ".join(r.output.replace("│", " ").split())

@@ -13,6 +13,7 @@ import typer
 
 from .credentials import (
     DEFAULT_SECRET_NAME,
+    DEFAULT_SENSOR_SECRET,
     ClusterCredential,
     CredentialError,
     CredentialStore,
@@ -69,6 +70,18 @@ def run(
     service_ca: Path | None = typer.Option(
         None, "--service-ca", envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate"
     ),
+    sensor_namespace: str | None = typer.Option(
+        None,
+        "--sensor-namespace",
+        envvar="VIGIL_SENSOR_NAMESPACE",
+        help="Write the sensors' credential Secret (cluster id, credential, service URL) in this namespace",
+    ),
+    sensor_secret: str = typer.Option(
+        DEFAULT_SENSOR_SECRET,
+        "--sensor-secret",
+        envvar="VIGIL_SENSOR_SECRET",
+        help="The sensors' credential Secret (with --sensor-namespace)",
+    ),
     heartbeat_interval: float = typer.Option(15.0, "--heartbeat-interval", min=1.0),
     batch_interval: float = typer.Option(
         1.0, "--batch-interval", min=0.05, help="At most one batch per this many seconds"
@@ -92,6 +105,7 @@ def run(
                 ControllerSettings(
                     batch_interval=batch_interval, heartbeat_interval=heartbeat_interval, page_size=page_size
                 ),
+                (sensor_namespace, sensor_secret) if sensor_namespace else None,
             )
         )
     except (CredentialError, ValueError) as exc:
@@ -194,6 +208,7 @@ async def _main(
     context: str | None,
     verify: bool | str,
     settings: ControllerSettings,
+    sensor_secret: tuple[str, str] | None = None,
 ) -> None:
     from .kube import KubeApi, load_config
     from .service_client import InventoryService, check_service_url
@@ -205,6 +220,10 @@ async def _main(
         cred = await obtain_credential(service, credential_store(place, api), registration_token, cluster_name, verify)
         if api is None:
             api = KubeApi(await load_config(kubeconfig, context))
+        if sensor_secret is not None:
+            from .sensor_secret import publish_sensor_secret
+
+            await publish_sensor_secret(api, *sensor_secret, cred, service)
         svc = InventoryService(service, cred, verify=verify)
         try:
             await Controller(api, svc, settings).run()

@@ -14,6 +14,8 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 # The Secret a controller in a pod keeps its credential in (deploy/helm/vigil gives it RBAC on this name).
 DEFAULT_SECRET_NAME = "vigil-controller-credential"
+# The Secret it writes for the sensors (``sensor_secret.py``), in the sensors' namespace.
+DEFAULT_SENSOR_SECRET = "vigil-sensor-credential"
 
 
 class CredentialError(RuntimeError):

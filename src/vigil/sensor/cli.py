@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -30,10 +31,16 @@ app = typer.Typer(help="eBPF sensor: what really executes in every container on 
 @app.callback(invoke_without_command=True)
 def sensor(
     service: str | None = typer.Option(
-        None, envvar="VIGIL_SERVICE", help="Service base URL, e.g. https://vigil:8443"
+        None,
+        # VIGIL_SERVICE is the old name, still read (deprecated; docs/settings.md).
+        envvar=["VIGIL_SERVICE_URL", "VIGIL_SERVICE"],
+        help="Service base URL, e.g. https://vigil:8443",
     ),
     credential_file: Path | None = typer.Option(
         None, envvar="VIGIL_CREDENTIAL_FILE", help="File holding the cluster credential (bearer token)"
+    ),
+    service_ca: Path | None = typer.Option(
+        None, envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate [default: system CAs]"
     ),
     cluster_id: str = typer.Option("local", envvar="VIGIL_CLUSTER_ID", help="Cluster id issued at registration"),
     node_name: str = typer.Option(None, envvar="NODE_NAME", help="This node's Kubernetes name [default: hostname]"),
@@ -68,7 +75,7 @@ def sensor(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
-        shipper = Shipper(service, credential, spool)
+        shipper = Shipper(service, credential, spool, verify=_trust(service_ca))
     try:
         # Exits are only printed (--output json); shipping needs execs alone.
         tracer = ProcessTracer(include_host=include_host, exec_only=output != "json")
@@ -107,3 +114,13 @@ def sensor(
         shipper.close()
     if agent.stop_reason:
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
+
+
+def _trust(service_ca: Path | None) -> ssl.SSLContext | bool:
+    """The service's CA bundle as a TLS context; without one the system's CAs (True)."""
+    if service_ca is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(service_ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise typer.BadParameter(f"--service-ca {service_ca}: not a readable PEM CA bundle ({exc})") from None

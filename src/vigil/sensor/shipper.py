@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ class Shipper:
         timeout_s: float = 10.0,
         backoff_max_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        verify: bool | ssl.SSLContext = True,
     ):
         self.spool = spool
         self.compress = compress
@@ -68,6 +70,7 @@ class Shipper:
             headers={"Authorization": f"Bearer {credential}", "User-Agent": "vigil-sensor"},
             timeout=timeout_s,
             transport=transport,
+            verify=verify,
         )
         self.backoff_max_s = backoff_max_s
         self._failures = 0
