@@ -91,8 +91,15 @@ CONTROLLER = {
     ("ServiceAccount", "vigil-system", "vigil-controller"),
     ("ClusterRole", None, "vigil-controller"),
     ("ClusterRoleBinding", None, "vigil-controller"),
+    ("Role", "vigil-system", "vigil-controller-credential"),
+    ("RoleBinding", "vigil-system", "vigil-controller-credential"),
     ("Deployment", "vigil-system", "vigil-controller"),
     ("NetworkPolicy", "vigil-system", "vigil-controller"),
+}
+# With both the controller and the sensor: the controller writes the sensors' Secret.
+SENSOR_CREDENTIAL = {
+    ("Role", "vigil-sensor", "vigil-controller-sensor-credential"),
+    ("RoleBinding", "vigil-sensor", "vigil-controller-sensor-credential"),
 }
 SENSOR = {
     ("Namespace", None, "vigil-sensor"),
@@ -107,14 +114,22 @@ REGISTRATION = {("Secret", "vigil-system", "vigil-registration")}
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("defaults", SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR),
-        ("postgresql", SERVICE | {("PodDisruptionBudget", "vigil-system", "vigil-service")} | CONTROLLER | SENSOR),
+        ("defaults", SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR | SENSOR_CREDENTIAL),
+        (
+            "postgresql",
+            SERVICE
+            | {("PodDisruptionBudget", "vigil-system", "vigil-service")}
+            | CONTROLLER
+            | SENSOR
+            | SENSOR_CREDENTIAL,
+        ),
         ("sensors-disabled", SERVICE | SQLITE | CONTROLLER | REGISTRATION),
         ("central-only", SERVICE | SQLITE | {("Ingress", "vigil-system", "vigil-service")}),
         (
             "secured-cluster-only",
             CONTROLLER
             | SENSOR
+            | SENSOR_CREDENTIAL
             | {("ConfigMap", "vigil-system", "vigil-service-ca"), ("ConfigMap", "vigil-sensor", "vigil-service-ca")},
         ),
     ],
@@ -189,7 +204,8 @@ def test_sensor_daemonset():
     host_paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
     assert host_paths == {"btf": "/sys/kernel/btf", "cgroup": "/sys/fs/cgroup", "spool": "/var/lib/vigil/sensor-spool"}
     env = {e["name"]: e for e in container["env"]}
-    assert env["VIGIL_SERVICE"]["value"] == "https://vigil-service.vigil-system.svc:443"
+    assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil-service.vigil-system.svc:443"
+    assert "VIGIL_SERVICE" not in env
     assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
 
     privileged = pod_specs(render(values_of("secured-cluster-only")))["vigil-sensor"]
@@ -212,16 +228,58 @@ def test_controller_rbac_is_read_only():
     assert "secrets" not in resources and not any("/" in r for r in resources)
 
 
+# Exactly the calls credential_secret.py and sensor_secret.py make: get and patch on the one Secret, and
+# create (which resourceNames cannot limit).
+def credential_rules(secret: str) -> list[dict]:
+    return [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
+
+
+def test_controller_credential_roles_are_namespaced_and_exact():
+    objects = by_kind(render(values_of("defaults")))
+    own = objects[("Role", "vigil-controller-credential")]
+    assert own["metadata"]["namespace"] == "vigil-system"
+    assert own["rules"] == credential_rules("vigil-controller-credential")
+    sensors = objects[("Role", "vigil-controller-sensor-credential")]
+    assert sensors["metadata"]["namespace"] == "vigil-sensor"
+    assert sensors["rules"] == credential_rules("vigil-sensor-credential")
+    for name in ("vigil-controller-credential", "vigil-controller-sensor-credential"):
+        binding = objects[("RoleBinding", name)]
+        assert binding["metadata"]["namespace"] == objects[("Role", name)]["metadata"]["namespace"]
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}
+        ]
+    # The chart never holds the credentials: an upgrade would replace what the controller wrote.
+    assert not [key for key in objects if key[0] == "Secret" and key[1].endswith("-credential")]
+
+
+@pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.name.removesuffix("-values.yaml"))
+def test_controller_keeps_its_credential_in_the_secret_not_a_file(values_file: Path):
+    values = yaml.safe_load(values_file.read_text())
+    spec = pod_specs(render(values)).get("vigil-controller")
+    if spec is None:
+        return
+    [container] = spec["containers"]
+    assert "--credential-file" not in container["args"]
+    assert "VIGIL_CREDENTIAL_FILE" not in {e["name"] for e in container["env"]}
+    assert [v["name"] for v in spec["volumes"] if "emptyDir" in v] == ["tmp"]
+    assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "tmp"] == ["/tmp"]
+    sensors = values.get("securedCluster", {}).get("sensor", {}).get("enabled", True)
+    written = ["--sensor-namespace", "vigil-sensor", "--sensor-secret", "vigil-sensor-credential"]
+    assert (container["args"][1:5] == written) is sensors
+
+
 def _command_params(name: str) -> tuple[set[str], set[str]]:
     """The flags and environment variables `vigil <name>` really accepts."""
     command = typer.main.get_command(build_app(only=name)).commands[name]
     flags = {opt for p in command.params for opt in (*p.opts, *getattr(p, "secondary_opts", []))}
-    envvars = {p.envvar for p in command.params if p.envvar}
+    envvars = set()
+    for p in command.params:
+        envvars.update([p.envvar] if isinstance(p.envvar, str) else p.envvar or [])
     return flags, envvars
-
-
-# Read by a library the command uses, not by an option of its own.
-LIBRARY_ENV = {"SSL_CERT_FILE"}
 
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.name.removesuffix("-values.yaml"))
@@ -233,7 +291,7 @@ def test_containers_use_only_real_flags_and_variables(values_file: Path):
             role, *args = container["args"]
             flags, envvars = _command_params(role)
             assert {a for a in args if a.startswith("--")} <= flags, role
-            assert {e["name"] for e in container["env"]} - LIBRARY_ENV <= envvars, role
+            assert {e["name"] for e in container["env"]} <= envvars, role
             # No credential on a command line: tokens come from Secrets as variables or files.
             assert not any(secret in arg for arg in container["args"] for secret in secrets)
             assert "command" not in container
@@ -261,13 +319,19 @@ def test_registration_token_from_values_or_existing_secret():
     env = {e["name"]: e for e in remote["env"]}
     assert env["VIGIL_REGISTRATION_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "vigil-registration-token"
     assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil.example.com"
-    assert remote["args"][:5] == [
+    assert remote["args"][:7] == [
         "controller",
-        "--credential-file",
-        "/var/lib/vigil/controller-credential.json",
+        "--sensor-namespace",
+        "vigil-sensor",
+        "--sensor-secret",
+        "vigil-sensor-credential",
         "--service-ca",
         "/etc/vigil/ca/ca.crt",
     ]
+    sensor = pod_specs(render(values_of("secured-cluster-only")))["vigil-sensor"]["containers"][0]
+    env = {e["name"]: e for e in sensor["env"]}
+    assert env["VIGIL_SERVICE_CA"] == {"name": "VIGIL_SERVICE_CA", "value": "/etc/vigil/ca/ca.crt"}
+    assert "SSL_CERT_FILE" not in env
 
 
 def test_service_store_and_tls():

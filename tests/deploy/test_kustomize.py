@@ -38,6 +38,10 @@ def test_validates_against_kubernetes_schemas_offline(rendered):
         "Namespace",
         "NetworkPolicy",
         "NetworkPolicy",
+        "Role",
+        "Role",
+        "RoleBinding",
+        "RoleBinding",
         "ServiceAccount",
         "ServiceAccount",
     ]
@@ -64,6 +68,23 @@ def test_rbac_is_read_only_and_minimal(rendered):
     assert "secrets" not in flat and "nodes/proxy" not in flat and "*" not in flat
     (binding,) = [d for d in rendered if d["kind"] == "ClusterRoleBinding"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}]
+
+
+def test_secret_roles_name_the_two_credential_secrets_and_nothing_more(rendered):
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in rendered if d["kind"] == "Role"}
+
+    def rules(secret: str) -> list[dict]:
+        return [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+        ]
+
+    assert roles == {
+        ("vigil-system", "vigil-controller-credential"): rules("vigil-controller-credential"),
+        ("vigil-sensor", "vigil-controller-sensor-credential"): rules("vigil-sensor-credential"),
+    }
+    subjects = [d["subjects"] for d in rendered if d["kind"] == "RoleBinding"]
+    assert subjects == [[{"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}]] * 2
 
 
 def test_deployment_is_hardened_and_reads_its_secret(rendered):

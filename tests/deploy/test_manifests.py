@@ -45,13 +45,18 @@ def test_each_folder_is_a_kustomization_of_its_objects():
         ("ServiceAccount", "vigil-controller"),
         ("ClusterRole", "vigil-controller"),
         ("ClusterRoleBinding", "vigil-controller"),
+        ("Role", "vigil-controller-credential"),
+        ("RoleBinding", "vigil-controller-credential"),
+        ("Role", "vigil-controller-sensor-credential"),
+        ("RoleBinding", "vigil-controller-sensor-credential"),
         ("Deployment", "vigil-controller"),
         ("NetworkPolicy", "vigil-controller"),
         ("ServiceAccount", "vigil-sensor"),
         ("DaemonSet", "vigil-sensor"),
         ("NetworkPolicy", "vigil-sensor"),
     }
-    # No secret value is rendered: the manifests read every credential from Secrets the user creates.
+    # No secret value is rendered: the manifests read every credential from Secrets the user creates or the
+    # controller writes.
     assert not [o for o in objects("central") + objects("secured-cluster") if o["kind"] == "Secret"]
 
 

@@ -76,6 +76,8 @@ def test_manifest_holds_the_token_in_a_secret(live_service, cwd):
     assert result.exit_code == 0, result.output
     assert list(cwd.iterdir()) == []  # nothing written: the manifest goes to stdout
     assert "kubectl apply -k deploy/manifests/secured-cluster" in result.stdout
+    # Nothing to make by hand for the sensors: the controller writes their Secret once registered.
+    assert "# The controller then writes the sensors' credential Secret in vigil-sensor.\n" in result.stdout
     secret = yaml.safe_load(result.stdout)
     assert secret["kind"] == "Secret"
     assert (secret["metadata"]["name"], secret["metadata"]["namespace"]) == ("vigil-controller", "vigil-system")
@@ -136,3 +138,8 @@ def test_the_printed_command_installs_the_chart_with_the_token(live_service, cwd
     assert env["VIGIL_CLUSTER_NAME"]["value"] == "prod-eu-1"
     assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil.example.com"
     assert env["VIGIL_REGISTRATION_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "vigil-registration"
+    controller = kinds[("Deployment", "vigil-controller")]["spec"]["template"]["spec"]["containers"][0]
+    assert controller["args"][1:3] == ["--sensor-namespace", "vigil-sensor"]
+    assert kinds[("Role", "vigil-controller-sensor-credential")]["rules"][0]["resourceNames"] == [
+        "vigil-sensor-credential"
+    ]

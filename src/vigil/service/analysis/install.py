@@ -66,7 +66,7 @@ def manifest(cluster_name: str, service_url: str, token: str) -> str:
         f"#   kubectl create namespace {NAMESPACE}\n"
         "#   kubectl apply -f THIS-FILE\n"
         f"#   kubectl apply -k {STATIC_MANIFESTS}\n"
-        "# The sensors also need their credential Secret (docs/install.md, static manifests).\n"
+        "# The controller then writes the sensors' credential Secret in vigil-sensor.\n"
     )
     return header + yaml.safe_dump(secret, sort_keys=False)
 
