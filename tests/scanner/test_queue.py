@@ -62,7 +62,9 @@ def test_concurrent_claims_take_each_job_once(engine):
     assert sorted(claimed) == sorted(wanted)
     assert all(len(names) == 1 for names in claimed.values()), {d: n for d, n in claimed.items() if len(n) > 1}
     with engine.connect() as conn:
-        rows = conn.execute(select(image_scans.c.digest, image_scans.c.status, image_scans.c.worker, image_scans.c.attempts)).all()
+        rows = conn.execute(
+            select(image_scans.c.digest, image_scans.c.status, image_scans.c.worker, image_scans.c.attempts)
+        ).all()
     assert {(r.status, r.attempts) for r in rows} == {("scanning", 1)}
     assert {r.digest: r.worker for r in rows} == {d: names[0] for d, names in claimed.items()}
 
@@ -100,8 +102,18 @@ def test_failure_backoff_retry_and_expired_lease(engine):
 
 
 def small_image(text: str):
-    return build_image([tar_layer({f"app/{text}.txt": text.encode(), "usr/lib/python3/dist-packages/demo-1.0.dist-info/METADATA":
-                                   b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"})])
+    return build_image(
+        [
+            tar_layer(
+                {
+                    f"app/{text}.txt": text.encode(),
+                    "usr/lib/python3/dist-packages/demo-1.0.dist-info/METADATA": (
+                        b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n"
+                    ),
+                }
+            )
+        ]
+    )
 
 
 def test_several_workers_scan_each_image_once(service_on, registry):
@@ -154,9 +166,17 @@ def test_findings_on_both_backends(service_on, registry, tmp_path):
 
     svc = service_on
     use_registry(svc, registry.host)
-    record = {"id": "PYSEC-9999-1", "modified": "2025-01-01T00:00:00Z", "aliases": ["CVE-2099-0002"],
-              "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"},
-                            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}]}]}
+    record = {
+        "id": "PYSEC-9999-1",
+        "modified": "2025-01-01T00:00:00Z",
+        "aliases": ["CVE-2099-0002"],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "demo"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1"}]}],
+            }
+        ],
+    }
     import_advisories(svc.settings.intel_db, write_record(tmp_path, record))
     img = small_image("vuln")
     with client_for(registry.host) as pusher:
@@ -166,7 +186,11 @@ def test_findings_on_both_backends(service_on, registry, tmp_path):
     run_scans(svc)
     [f] = content_findings(svc, status="open", cluster=cid)
     assert (f["type"], f["severity"], f["evidence"]["vulnerability"], f["evidence"]["fixed_versions"]) == (
-        "vulnerable_package", "unknown", "CVE-2099-0002", ["1.1"])
+        "vulnerable_package",
+        "unknown",
+        "CVE-2099-0002",
+        ["1.1"],
+    )
     post(svc, cred, snapshot(cid, []))
     run_scans(svc)
     assert content_findings(svc, status="open", cluster=cid) == []
@@ -182,7 +206,9 @@ def test_scanner_command_as_a_separate_process(service_on, registry, tmp_path):
     config = tmp_path / "registries.yaml"
     config.write_text(f"'{registry.host}':\n  plain_http: true\n")
     env = dict(os.environ, VIGIL_DATABASE_URL=svc.settings.database_url, VIGIL_REGISTRY_CONFIG=str(config))
-    proc = subprocess.run([sys.executable, "-m", "vigil.cli", "scanner", "--once"], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "scanner", "--once"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "scanned 1 images, 0 failed" in proc.stderr
     with svc.engine.connect() as conn:
@@ -201,8 +227,11 @@ def test_background_scanner_started_by_the_service(tmp_path, registry):
     svc = LiveService(tmp_path / "data")
     svc.settings.contents.background, svc.settings.contents.tick = True, 0.2
     worker = use_registry(svc, registry.host)
-    record = {"id": "PYSEC-9999-2", "modified": "2025-01-01T00:00:00Z",
-              "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}]}
+    record = {
+        "id": "PYSEC-9999-2",
+        "modified": "2025-01-01T00:00:00Z",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "demo"}, "versions": ["1.0"]}],
+    }
     import_advisories(svc.settings.intel_db, write_record(tmp_path / "rec", record))
     svc.start()
     try:

@@ -8,13 +8,13 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.jobs.alerts.outputs import OUTPUTS
-from vigil.service.jobs.alerts.outputs.listing import get_output_view, list_output_views
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, alert_dispatcher
-from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.responses import ViewRoute
+from vigil.service.jobs.alerts.dispatcher import Dispatcher
+from vigil.service.jobs.alerts.outputs import OUTPUTS
+from vigil.service.jobs.alerts.outputs.listing import get_output_view, list_output_views
 from vigil.service.store import alerts as store
 from vigil.service.store.tokens import Principal
 from vigil.wire.views import AlertOutput, CreatedAlertOutput, DeadLetterPage, Items, OutputKind, TestDelivery
@@ -103,7 +103,10 @@ def delete_output(output_id: int, request: Request, who: Principal = Depends(adm
     summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)",
 )
 async def test_output(
-    output_id: int, request: Request, who: Principal = Depends(admin), dispatcher: Dispatcher = Depends(alert_dispatcher)
+    output_id: int,
+    request: Request,
+    who: Principal = Depends(admin),
+    dispatcher: Dispatcher = Depends(alert_dispatcher),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
         o = store.get_output(conn, output_id)

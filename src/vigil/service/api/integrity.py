@@ -6,14 +6,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.api.deps import admin, reader, integrity_evaluator
-from vigil.service.jobs.integrity import IntegrityEvaluator
+from vigil.service.api.deps import admin, integrity_evaluator, reader
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.responses import ViewRoute
+from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.store import integrity as integrity_store
-from vigil.service.store.views import images as image_views
 from vigil.service.store.schema import images
 from vigil.service.store.tokens import Principal
+from vigil.service.store.views import images as image_views
 from vigil.wire.views import ImageIntegrity, IntegrityPassReport, IntegrityRow, Page
 
 router = APIRouter(prefix="/api/v1", tags=["integrity"], route_class=ViewRoute)
@@ -38,7 +38,11 @@ def image_integrity(
     return {"image": image_views.image_dict(row), "integrity": summary}
 
 
-@router.get("/integrity", response_model=Page[IntegrityRow], summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id")
+@router.get(
+    "/integrity",
+    response_model=Page[IntegrityRow],
+    summary="Integrity of images, e.g. ?status=violation,unknown; paged by image id",
+)
 def list_integrity(
     request: Request,
     cluster: str | None = None,
@@ -51,7 +55,9 @@ def list_integrity(
     allowed = ("verified", "violation", "unknown", "untrusted", "pending")
     bad = [s for s in wanted if s not in allowed]
     if bad:
-        raise ApiError(422, "invalid_request", f"query.status: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}")
+        raise ApiError(
+            422, "invalid_request", f"query.status: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}"
+        )
     with request.app.state.engine.connect() as conn:
         running = image_views.ImageFilter(cluster_id=cluster, in_use=True)
         page = image_views.list_images(conn, running, "id", False, after, limit)

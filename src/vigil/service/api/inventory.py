@@ -6,13 +6,13 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from vigil.service.api.deps import reader
 from vigil.service.api.responses import ViewRoute
+from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from vigil.service.store.tokens import Principal
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import nodes as node_views
 from vigil.service.store.views import pods as pod_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import workloads as workload_views
-from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vigil.service.store.tokens import Principal
 from vigil.wire.views import Image, Node, Page, Pod, Process, Workload
 
 router = APIRouter(prefix="/api/v1", tags=["inventory"], route_class=ViewRoute)

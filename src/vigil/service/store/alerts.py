@@ -57,8 +57,15 @@ class HistoryEntry:
 
 def _output(row) -> OutputRow:
     return OutputRow(
-        row.id, row.name, row.kind, row.threshold, tuple(row.events), dict(row.config), dict(row.secrets),
-        as_utc(row.created_at), row.created_by,
+        row.id,
+        row.name,
+        row.kind,
+        row.threshold,
+        tuple(row.events),
+        dict(row.config),
+        dict(row.secrets),
+        as_utc(row.created_at),
+        row.created_by,
     )
 
 
@@ -67,19 +74,35 @@ def max_event_id(conn: Connection) -> int:
 
 
 def create_output(
-    conn: Connection, *, name: str, kind: str, threshold: str, events: list[str], config: dict, secrets: dict, actor: str
+    conn: Connection,
+    *,
+    name: str,
+    kind: str,
+    threshold: str,
+    events: list[str],
+    config: dict,
+    secrets: dict,
+    actor: str,
 ) -> OutputRow:
     """A new output starts at the end of the history: it receives changes made after it was added."""
     if conn.execute(select(alert_outputs.c.id).where(alert_outputs.c.name == name)).first():
         raise DuplicateOutput(f"an alert output named {name!r} already exists")
     now = utcnow()
     # A concurrent insert of the same name fails on the unique key (IntegrityError) instead.
-    oid = inserted_id(conn.execute(
-        insert(alert_outputs).values(
-            name=name, kind=kind, threshold=threshold, events=list(events), config=config, secrets=secrets,
-            created_at=now, created_by=actor,
+    oid = inserted_id(
+        conn.execute(
+            insert(alert_outputs).values(
+                name=name,
+                kind=kind,
+                threshold=threshold,
+                events=list(events),
+                config=config,
+                secrets=secrets,
+                created_at=now,
+                created_by=actor,
+            )
         )
-    ))
+    )
     conn.execute(insert(alert_cursors).values(output_id=oid, position=max_event_id(conn), done=[], updated_at=now))
     return get_output(conn, oid)  # type: ignore[return-value]
 
@@ -103,7 +126,9 @@ def positions(conn: Connection) -> dict[int, int]:
 
 def dead_letter_counts(conn: Connection) -> dict[int, int]:
     rows = conn.execute(
-        select(alert_dead_letters.c.output_id, func.count()).where(alert_dead_letters.c.output_id.is_not(None)).group_by(alert_dead_letters.c.output_id)
+        select(alert_dead_letters.c.output_id, func.count())
+        .where(alert_dead_letters.c.output_id.is_not(None))
+        .group_by(alert_dead_letters.c.output_id)
     )
     return dict(rows.all())
 
@@ -119,13 +144,19 @@ def claim(conn: Connection, output_id: int, owner: str, until: datetime) -> Curs
         update(alert_cursors)
         .where(
             alert_cursors.c.output_id == output_id,
-            or_(alert_cursors.c.lease_owner.is_(None), alert_cursors.c.lease_owner == owner, alert_cursors.c.lease_until < now),
+            or_(
+                alert_cursors.c.lease_owner.is_(None),
+                alert_cursors.c.lease_owner == owner,
+                alert_cursors.c.lease_until < now,
+            ),
         )
         .values(lease_owner=owner, lease_until=until)
     ).rowcount
     if not taken:
         return None
-    row = conn.execute(select(alert_cursors.c.position, alert_cursors.c.done).where(alert_cursors.c.output_id == output_id)).one()
+    row = conn.execute(
+        select(alert_cursors.c.position, alert_cursors.c.done).where(alert_cursors.c.output_id == output_id)
+    ).one()
     return Cursor.from_store(row.position, row.done)
 
 
@@ -161,12 +192,29 @@ def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryE
     )
     stmt = (
         select(
-            fe.c.id, fe.c.at, fe.c.from_status, fe.c.to_status, fe.c.severity, fe.c.reason, fe.c.actor,
+            fe.c.id,
+            fe.c.at,
+            fe.c.from_status,
+            fe.c.to_status,
+            fe.c.severity,
+            fe.c.reason,
+            fe.c.actor,
             previous_severity.label("previous_severity"),
-            findings.c.id.label("finding_id"), findings.c.type, findings.c.subject, findings.c.cluster_id,
-            findings.c.namespace, findings.c.workload_kind, findings.c.workload_name, findings.c.evidence,
-            findings.c.first_seen_at, findings.c.last_seen_at, clusters.c.name.label("cluster_name"),
-            images.c.registry, images.c.repository, images.c.tag, images.c.digest,
+            findings.c.id.label("finding_id"),
+            findings.c.type,
+            findings.c.subject,
+            findings.c.cluster_id,
+            findings.c.namespace,
+            findings.c.workload_kind,
+            findings.c.workload_name,
+            findings.c.evidence,
+            findings.c.first_seen_at,
+            findings.c.last_seen_at,
+            clusters.c.name.label("cluster_name"),
+            images.c.registry,
+            images.c.repository,
+            images.c.tag,
+            images.c.digest,
         )
         .select_from(
             fe.join(findings, findings.c.id == fe.c.finding_id)
@@ -180,13 +228,23 @@ def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryE
     out = []
     for r in conn.execute(stmt):
         view = FindingView(
-            id=r.finding_id, type=r.type, subject=r.subject, cluster_id=r.cluster_id, cluster_name=r.cluster_name,
-            namespace=r.namespace, workload_kind=r.workload_kind, workload_name=r.workload_name,
-            image=image_ref(r.registry, r.repository, r.tag, r.digest), evidence=r.evidence or {},
-            first_seen_at=as_utc(r.first_seen_at), last_seen_at=as_utc(r.last_seen_at),
+            id=r.finding_id,
+            type=r.type,
+            subject=r.subject,
+            cluster_id=r.cluster_id,
+            cluster_name=r.cluster_name,
+            namespace=r.namespace,
+            workload_kind=r.workload_kind,
+            workload_name=r.workload_name,
+            image=image_ref(r.registry, r.repository, r.tag, r.digest),
+            evidence=r.evidence or {},
+            first_seen_at=as_utc(r.first_seen_at),
+            last_seen_at=as_utc(r.last_seen_at),
         )
         out.append(
-            HistoryEntry(r.id, as_utc(r.at), r.from_status, r.to_status, r.severity, r.previous_severity, r.reason, r.actor, view)
+            HistoryEntry(
+                r.id, as_utc(r.at), r.from_status, r.to_status, r.severity, r.previous_severity, r.reason, r.actor, view
+            )
         )
     return out
 
@@ -195,17 +253,35 @@ def history_after(conn: Connection, cursor: Cursor, limit: int) -> list[HistoryE
 
 
 def add_dead_letter(
-    conn: Connection, output: OutputRow, event_id: int, finding_id: int | None, event: str, payload: dict, error: str, attempts: int
+    conn: Connection,
+    output: OutputRow,
+    event_id: int,
+    finding_id: int | None,
+    event: str,
+    payload: dict,
+    error: str,
+    attempts: int,
 ) -> int:
-    return inserted_id(conn.execute(
-        insert(alert_dead_letters).values(
-            output_id=output.id, output_name=output.name, event_id=event_id, finding_id=finding_id, event=event,
-            payload=payload, error=error, attempts=attempts, failed_at=utcnow(),
+    return inserted_id(
+        conn.execute(
+            insert(alert_dead_letters).values(
+                output_id=output.id,
+                output_name=output.name,
+                event_id=event_id,
+                finding_id=finding_id,
+                event=event,
+                payload=payload,
+                error=error,
+                attempts=attempts,
+                failed_at=utcnow(),
+            )
         )
-    ))
+    )
 
 
-def list_dead_letters(conn: Connection, output_id: int | None, before: int | None, limit: int) -> tuple[list[dict], int | None]:
+def list_dead_letters(
+    conn: Connection, output_id: int | None, before: int | None, limit: int
+) -> tuple[list[dict], int | None]:
     """Newest first; the second value is the ``before`` of the next page (None at the end)."""
     dl = alert_dead_letters
     stmt = select(dl).order_by(dl.c.id.desc()).limit(limit + 1)
@@ -216,9 +292,16 @@ def list_dead_letters(conn: Connection, output_id: int | None, before: int | Non
     rows = conn.execute(stmt).all()
     items = [
         {
-            "id": r.id, "output_id": r.output_id, "output_name": r.output_name, "event_id": r.event_id,
-            "finding_id": r.finding_id, "event": r.event, "error": r.error, "attempts": r.attempts,
-            "failed_at": iso(r.failed_at), "payload": r.payload,
+            "id": r.id,
+            "output_id": r.output_id,
+            "output_name": r.output_name,
+            "event_id": r.event_id,
+            "finding_id": r.finding_id,
+            "event": r.event,
+            "error": r.error,
+            "attempts": r.attempts,
+            "failed_at": iso(r.failed_at),
+            "payload": r.payload,
         }
         for r in rows[:limit]
     ]

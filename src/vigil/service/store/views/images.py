@@ -66,7 +66,13 @@ def _conditions(f: ImageFilter) -> list[ColumnElement[bool]]:
         cond.append(images.c.repository == f.repository)
     if f.text:
         t = f.text.lower()
-        cond.append(or_(func.lower(images.c.repository).contains(t, autoescape=True), func.lower(images.c.tag).contains(t, autoescape=True), images.c.digest.contains(t, autoescape=True)))
+        cond.append(
+            or_(
+                func.lower(images.c.repository).contains(t, autoescape=True),
+                func.lower(images.c.tag).contains(t, autoescape=True),
+                images.c.digest.contains(t, autoescape=True),
+            )
+        )
     if f.cluster_id:
         cond.append(images.c.id.in_(select(containers.c.image_pk).where(containers.c.cluster_id == f.cluster_id)))
     elif f.in_use:
@@ -124,7 +130,11 @@ def list_images(
     elif sort == "workloads":
         per_workload = (
             select(
-                containers.c.image_pk, containers.c.cluster_id, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name
+                containers.c.image_pk,
+                containers.c.cluster_id,
+                pods.c.namespace,
+                pods.c.workload_kind,
+                pods.c.workload_name,
             )
             .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
             .distinct()
@@ -197,7 +207,15 @@ def image_detail(conn: Connection, image_pk: int) -> dict | None:
     d.update(image_finding_summary(conn, [image_pk]).get(image_pk, _empty_image_summary()))
     running = func.sum(case((containers.c.state == "running", 1), else_=0))
     d["workloads"] = [
-        {"cluster_id": r.cluster_id, "cluster_name": r.cluster_name, "namespace": r.namespace, "kind": r.workload_kind, "name": r.workload_name, "containers": r.n, "running": r.running}
+        {
+            "cluster_id": r.cluster_id,
+            "cluster_name": r.cluster_name,
+            "namespace": r.namespace,
+            "kind": r.workload_kind,
+            "name": r.workload_name,
+            "containers": r.n,
+            "running": r.running,
+        }
         for r in conn.execute(
             select(
                 containers.c.cluster_id,
@@ -211,7 +229,9 @@ def image_detail(conn: Connection, image_pk: int) -> dict | None:
             .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
             .join(clusters, clusters.c.id == containers.c.cluster_id)
             .where(containers.c.image_pk == image_pk)
-            .group_by(containers.c.cluster_id, clusters.c.name, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
+            .group_by(
+                containers.c.cluster_id, clusters.c.name, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name
+            )
             .order_by(clusters.c.name, pods.c.namespace, pods.c.workload_kind, pods.c.workload_name)
             .limit(500)
         )
@@ -220,7 +240,12 @@ def image_detail(conn: Connection, image_pk: int) -> dict | None:
 
 
 def _empty_vulnerability_counts(scan: str) -> dict:
-    return {"vulnerabilities": {s.value: 0 for s in RATED_SEVERITIES} | {Severity.UNKNOWN.value: 0}, "malicious": 0, "running_vulnerabilities": 0, "scan_status": scan}
+    return {
+        "vulnerabilities": {s.value: 0 for s in RATED_SEVERITIES} | {Severity.UNKNOWN.value: 0},
+        "malicious": 0,
+        "running_vulnerabilities": 0,
+        "scan_status": scan,
+    }
 
 
 def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[int, dict]:
@@ -244,11 +269,24 @@ def image_vulnerability_counts(conn: Connection, image_ids: list[int]) -> dict[i
     vuln_rows: list[Row] = []
     wanted = sorted(by_digest)
     for chunk in chunks(wanted):
-        scans.update(dict(conn.execute(select(image_scans.c.digest, image_scans.c.status).where(image_scans.c.digest.in_(chunk))).all()))
+        scans.update(
+            dict(
+                conn.execute(
+                    select(image_scans.c.digest, image_scans.c.status).where(image_scans.c.digest.in_(chunk))
+                ).all()
+            )
+        )
         vuln_rows += conn.execute(
-            select(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious, func.count())
+            select(
+                image_vulnerabilities.c.digest,
+                image_vulnerabilities.c.severity,
+                image_vulnerabilities.c.malicious,
+                func.count(),
+            )
             .where(image_vulnerabilities.c.digest.in_(chunk))
-            .group_by(image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious)
+            .group_by(
+                image_vulnerabilities.c.digest, image_vulnerabilities.c.severity, image_vulnerabilities.c.malicious
+            )
         ).all()
     for pk in ids:
         digest_of = digests.get(pk)
@@ -282,7 +320,13 @@ def package_vulnerability_ids(conn: Connection, package_ids: list[int]) -> dict[
     for part in chunks(ids):
         stmt = select(v.package_id, v.vuln_id, v.severity, v.malicious).where(v.package_id.in_(part))
         for r in conn.execute(stmt.order_by(v.package_id, v.id)):
-            out.setdefault(r.package_id, []).append({"id": r.vuln_id, "severity": Severity.CRITICAL.value if r.malicious else r.severity, "malicious": r.malicious})
+            out.setdefault(r.package_id, []).append(
+                {
+                    "id": r.vuln_id,
+                    "severity": Severity.CRITICAL.value if r.malicious else r.severity,
+                    "malicious": r.malicious,
+                }
+            )
     return out
 
 
@@ -307,7 +351,11 @@ def image_runtime_states(conn: Connection, image_pk: int) -> dict[tuple[str, str
         ev = evidence if isinstance(evidence, dict) else {}
         raw_pkg = ev.get("package")
         pkg = raw_pkg if isinstance(raw_pkg, dict) else {}
-        name, version, vulnerability = pkg.get("name"), pkg.get("version") or ev.get("installed_version"), ev.get("vulnerability")
+        name, version, vulnerability = (
+            pkg.get("name"),
+            pkg.get("version") or ev.get("installed_version"),
+            ev.get("vulnerability"),
+        )
         if name is None or version is None or vulnerability is None:
             continue
         states = out.setdefault((name, version, vulnerability), {})

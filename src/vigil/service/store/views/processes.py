@@ -47,7 +47,9 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
     ).select_from(
         executions.outerjoin(
             containers,
-            (containers.c.cluster_id == executions.c.cluster_id) & (containers.c.container_id == executions.c.container_id) & (executions.c.container_id != ""),
+            (containers.c.cluster_id == executions.c.cluster_id)
+            & (containers.c.container_id == executions.c.container_id)
+            & (executions.c.container_id != ""),
         ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
     )
     for col, value in (
@@ -77,14 +79,18 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
             "samples": r.samples,
             "pod": {"namespace": r.namespace, "name": r.pod_name} if r.pod_name else None,
             "workload": {"kind": r.workload_kind, "name": r.workload_name} if r.workload_kind else None,
-            "container": {"name": r.container_name, "image": r.image, "image_digest": r.image_digest} if r.container_name else None,
+            "container": {"name": r.container_name, "image": r.image, "image_digest": r.image_digest}
+            if r.container_name
+            else None,
         }
         for r in rows
     ]
     return Page(items, nxt)
 
 
-def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int) -> Page:
+def list_executables(
+    conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int
+) -> Page:
     """Executables: executions grouped by (path, sha256) per image and workload, with first/last seen
     and a sample."""
     e = executions.c
@@ -93,14 +99,24 @@ def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: 
     wname = func.coalesce(pods.c.workload_name, "").label("workload_name")
     image_pk = func.coalesce(containers.c.image_pk, -1).label("image_pk")
     cond = []
-    for col, value in ((e.cluster_id, f.cluster_id), (pods.c.namespace, f.namespace), (e.kind, f.kind), (e.sha256, f.sha256)):
+    for col, value in (
+        (e.cluster_id, f.cluster_id),
+        (pods.c.namespace, f.namespace),
+        (e.kind, f.kind),
+        (e.sha256, f.sha256),
+    ):
         if value:
             cond.append(col == value)
     if f.image_pk is not None:
         cond.append(containers.c.image_pk == f.image_pk)
     if f.workload:
         cid, ns, kind, name = f.workload
-        cond += [e.cluster_id == cid, pods.c.namespace == ns, pods.c.workload_kind == kind, pods.c.workload_name == name]
+        cond += [
+            e.cluster_id == cid,
+            pods.c.namespace == ns,
+            pods.c.workload_kind == kind,
+            pods.c.workload_name == name,
+        ]
     if f.text:
         cond.append(func.lower(e.path).contains(f.text.lower(), autoescape=True))
     running = func.max(case((containers.c.state == "running", 1), else_=0))
@@ -124,7 +140,9 @@ def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: 
         .select_from(
             executions.outerjoin(
                 containers,
-                (containers.c.cluster_id == e.cluster_id) & (containers.c.container_id == e.container_id) & (e.container_id != ""),
+                (containers.c.cluster_id == e.cluster_id)
+                & (containers.c.container_id == e.container_id)
+                & (e.container_id != ""),
             ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
         )
         .where(*cond)
@@ -143,7 +161,11 @@ def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: 
         (g.c.workload_name, "str"),
         (g.c.image_pk, "int"),
     )
-    keys = {"last_seen": ((g.c.last_seen_at, "ts"),) + identity, "path": identity, "count": ((g.c["count"], "int"),) + identity}[sort]
+    keys = {
+        "last_seen": ((g.c.last_seen_at, "ts"),) + identity,
+        "path": identity,
+        "count": ((g.c["count"], "int"),) + identity,
+    }[sort]
     rows, nxt = keyset_rows(conn, select(g), Sort(keys, descending), after, limit)
     total = conn.execute(select(func.count()).select_from(g)).scalar_one()
     samples = {}
@@ -152,7 +174,10 @@ def list_executables(conn: Connection, f: ProcessFilter, sort: str, descending: 
     refs = {}
     image_ids = [r.image_pk for r in rows if r.image_pk != -1]
     if image_ids:
-        refs = {i.id: image_ref(i.registry, i.repository, i.tag, i.digest) for i in conn.execute(select(images).where(images.c.id.in_(image_ids)))}
+        refs = {
+            i.id: image_ref(i.registry, i.repository, i.tag, i.digest)
+            for i in conn.execute(select(images).where(images.c.id.in_(image_ids)))
+        }
     names = cluster_names(conn, {r.cluster_id for r in rows})
     items = []
     for r in rows:

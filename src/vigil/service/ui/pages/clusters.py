@@ -23,7 +23,16 @@ def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
         sensors = node_views.sensor_summary(conn, [c["id"] for c in page.items])
         counts = {c["id"]: finding_views.finding_counts(conn, c["id"]) for c in page.items}
     open_by_cluster = {cid: sum(sum(t.values()) for t in c.values()) for cid, c in counts.items()}
-    return web.render(request, "clusters.html", v, clusters=page.items, next=page.next, sensors=sensors, open_findings=open_by_cluster, NODE_STATUSES=NODE_STATUSES)
+    return web.render(
+        request,
+        "clusters.html",
+        v,
+        clusters=page.items,
+        next=page.next,
+        sensors=sensors,
+        open_findings=open_by_cluster,
+        NODE_STATUSES=NODE_STATUSES,
+    )
 
 
 @router.get("/clusters/{cluster_id}")

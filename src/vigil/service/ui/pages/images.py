@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Request
 from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
 from vigil.service.store import contents
 from vigil.service.store.integrity import summaries as integrity_summaries
+from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import processes as process_views
-from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -37,7 +37,17 @@ def images(request: Request, v: web.Viewer = Depends(web.viewer)):
             )
         choices = finding_views.finding_filter_choices(conn)
         _count_vulnerabilities(conn, page.items)
-    return web.render(request, "images.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], FINDING_TYPES=FINDING_TYPES)
+    return web.render(
+        request,
+        "images.html",
+        v,
+        page=page,
+        f=f,
+        sort=sort,
+        desc=desc,
+        clusters=choices["clusters"],
+        FINDING_TYPES=FINDING_TYPES,
+    )
 
 
 def _count_vulnerabilities(conn, items: list[dict]) -> None:
@@ -68,11 +78,15 @@ def _contents(conn, img: dict, q) -> dict:
     out: dict[str, Any] = {"scan": scan, "packages": [], "packages_next": None, "vulns": [], "vulns_next": None}
     if scan["status"] != "done":
         return out
-    out["packages"], out["packages_next"] = contents.list_packages(conn, img["digest"], None, None, _id_cursor(q, "pkg_after"), CONTENTS_PAGE)
+    out["packages"], out["packages_next"] = contents.list_packages(
+        conn, img["digest"], None, None, _id_cursor(q, "pkg_after"), CONTENTS_PAGE
+    )
     by_package = image_views.package_vulnerability_ids(conn, [p["id"] for p in out["packages"]])
     for p in out["packages"]:
         p["vulnerabilities"] = by_package.get(p["id"], [])
-    out["vulns"], out["vulns_next"] = contents.list_vulnerabilities(conn, img["digest"], (), None, _id_cursor(q, "vuln_after"), CONTENTS_PAGE)
+    out["vulns"], out["vulns_next"] = contents.list_vulnerabilities(
+        conn, img["digest"], (), None, _id_cursor(q, "vuln_after"), CONTENTS_PAGE
+    )
     states = image_views.image_runtime_states(conn, img["id"])
     for v in out["vulns"]:
         v["runtime"] = states.get((v["package"]["name"], v["package"]["version"], v["id"]), {})
@@ -87,14 +101,28 @@ def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
         if img is None:
             raise web.Refused(404, f"image {image_id} does not exist")
         trust = finding_views.list_findings(
-            conn, finding_views.FindingFilter(types=INTEGRITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), finding_views.finding_sort("severity", False), None, 200, names=True
+            conn,
+            finding_views.FindingFilter(types=INTEGRITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES),
+            finding_views.finding_sort("severity", False),
+            None,
+            200,
+            names=True,
         )
         vulns = finding_views.list_findings(
-            conn, finding_views.FindingFilter(types=VULNERABILITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES), finding_views.finding_sort("severity", False), None, 500, names=True
+            conn,
+            finding_views.FindingFilter(types=VULNERABILITY_TYPES, image_pk=image_id, statuses=FINDING_STATUSES),
+            finding_views.finding_sort("severity", False),
+            None,
+            500,
+            names=True,
         )
         other = finding_views.list_findings(
             conn,
-            finding_views.FindingFilter(types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES), image_pk=image_id, statuses=FINDING_STATUSES),
+            finding_views.FindingFilter(
+                types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES),
+                image_pk=image_id,
+                statuses=FINDING_STATUSES,
+            ),
             finding_views.finding_sort("severity", False),
             None,
             200,

@@ -29,4 +29,6 @@ def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
         with params.cursor_checked():
             page = process_views.list_executables(conn, f, sort, desc, params.cursor(q), params.page_size(q))
         choices = finding_views.finding_filter_choices(conn)
-    return web.render(request, "processes.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], KINDS=KINDS)
+    return web.render(
+        request, "processes.html", v, page=page, f=f, sort=sort, desc=desc, clusters=choices["clusters"], KINDS=KINDS
+    )

@@ -45,7 +45,13 @@ def _trust(conn: Connection) -> dict:
     for r in rules:
         r["created_at"] = as_utc(r["created_at"]).isoformat() if r["created_at"] else None
     rules.sort(
-        key=lambda r: (r["cluster"] is not None, r["cluster"] or "", r["kind"] != "trusted", r["pattern"], r["mirror"] or "")
+        key=lambda r: (
+            r["cluster"] is not None,
+            r["cluster"] or "",
+            r["kind"] != "trusted",
+            r["pattern"],
+            r["mirror"] or "",
+        )
     )
     return {
         "rules": rules,
@@ -54,7 +60,15 @@ def _trust(conn: Connection) -> dict:
     }
 
 
-def _page(request: Request, v: web.Viewer, issued=None, error: str | None = None, status: int = 200, notice: str | None = None, form=None):
+def _page(
+    request: Request,
+    v: web.Viewer,
+    issued=None,
+    error: str | None = None,
+    status: int = 200,
+    notice: str | None = None,
+    form=None,
+):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
         trust = _trust(conn)
@@ -90,7 +104,13 @@ async def create_token(request: Request, v: web.Viewer = Depends(web.viewer)):
     if role not in USER_ROLES + ("registration",):
         return _page(request, v, error=f"role {role!r} is not one of admin, viewer, registration", status=400)
     if not TOKEN_NAME.match(name):
-        return _page(request, v, error="name must be 1-128 characters: letters, digits, space and _ . @ : - (starting with a letter or digit)", status=400)
+        return _page(
+            request,
+            v,
+            error="name must be 1-128 characters: letters, digits, space and _ . @ : - "
+            "(starting with a letter or digit)",
+            status=400,
+        )
     ttl = max_uses = None
     if role == "registration":
         try:
@@ -154,7 +174,9 @@ def _rule_from_form(conn, form, new: bool) -> tuple[str, Pattern, Pattern | None
     if new and cluster is not None:
         known = set(conn.execute(select(clusters.c.name)).scalars())
         if cluster not in known:
-            raise RuleError(f"cluster: {cluster!r} is not a registered cluster's name (leave it empty for every cluster)")
+            raise RuleError(
+                f"cluster: {cluster!r} is not a registered cluster's name (leave it empty for every cluster)"
+            )
     return kind, pattern, mirror, cluster
 
 
@@ -204,7 +226,9 @@ def _posted_rule(form) -> dict:
         rule = orjson.loads(str(raw))
     except orjson.JSONDecodeError:
         rule = None
-    if not isinstance(rule, dict) or not all(isinstance(rule.get(k, ""), str) for k in ("kind", "pattern", "mirror", "cluster")):
+    if not isinstance(rule, dict) or not all(
+        isinstance(rule.get(k, ""), str) for k in ("kind", "pattern", "mirror", "cluster")
+    ):
         raise RuleError("rule: must be an object of kind, pattern, mirror and cluster strings")
     return rule
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from vigil.service.store import risk as risk_store
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import pods as pod_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import workloads as workload_views
-from vigil.service.store import risk as risk_store
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -34,12 +34,16 @@ def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
 
 
 @router.get("/workloads/{cluster_id}/{namespace}/{kind}/{name}")
-def workload(cluster_id: str, namespace: str, kind: str, name: str, request: Request, v: web.Viewer = Depends(web.viewer)):
+def workload(
+    cluster_id: str, namespace: str, kind: str, name: str, request: Request, v: web.Viewer = Depends(web.viewer)
+):
     key = (cluster_id, namespace, kind, name)
     with request.app.state.engine.connect() as conn:
         w = workload_views.get_workload(conn, *key)
         if w is None:
-            raise web.Refused(404, f"workload {kind}/{name} in namespace {namespace} of cluster {cluster_id} does not exist")
+            raise web.Refused(
+                404, f"workload {kind}/{name} in namespace {namespace} of cluster {cluster_id} does not exist"
+            )
         pods = pod_views.list_pods(conn, pod_views.PodFilter(cluster_id, namespace, None, kind, name), None, 500)
         found = finding_views.list_findings(
             conn,
@@ -58,4 +62,15 @@ def workload(cluster_id: str, namespace: str, kind: str, name: str, request: Req
     for f in found.items:
         if f["status"] == "open":
             severities[f["severity"]] = severities.get(f["severity"], 0) + 1
-    return web.render(request, "workload.html", v, nav="workloads", w=w, pods=pods.items, more_pods=pods.next is not None, findings=found.items, severities=severities, processes=processes)
+    return web.render(
+        request,
+        "workload.html",
+        v,
+        nav="workloads",
+        w=w,
+        pods=pods.items,
+        more_pods=pods.next is not None,
+        findings=found.items,
+        severities=severities,
+        processes=processes,
+    )
