@@ -341,3 +341,21 @@ def test_cluster_names_from_contexts() -> None:
     )
     assert cluster_name("kind-dev") == "kind-dev"
     assert cluster_name("--", fallback="kubernetes") == "kubernetes"
+
+
+def test_the_sensor_trusts_the_services_certificate_through_its_own_option(tmp_path: Path) -> None:
+    from vigil.service.cli.up import LocalParts, plan_sensor
+    from vigil.service.settings import Settings
+    from vigil.service.store.db import create_store_engine, default_database_url, migrate
+
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir()
+    engine = create_store_engine(default_database_url(settings.data_dir))
+    migrate(engine)
+    try:
+        cert = tmp_path / "tls.crt"
+        child = plan_sensor(engine, settings, "https://127.0.0.1:8443", LocalParts(), cert)
+    finally:
+        engine.dispose()
+    assert child.argv[child.argv.index("--service-ca") + 1] == str(cert)
+    assert child.env.get("SSL_CERT_FILE") == os.environ.get("SSL_CERT_FILE")  # not the service's certificate

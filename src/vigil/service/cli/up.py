@@ -253,10 +253,12 @@ def plan_sensor(engine: Engine, settings: Settings, url: str, parts: LocalParts,
         "--node-name": node,
         "--spool-dir": str(settings.data_dir / "sensor-spool"),
     }
+    if tls_cert:
+        options["--service-ca"] = str(tls_cert)
     argv = [sys.executable, "-m", "vigil.sensor", *_flat(options)]
     if parts.include_host:
         argv.append("--include-host")
-    env = _child_env({"SSL_CERT_FILE": str(tls_cert)} if tls_cert else {})
+    env = _child_env({})
     what = f"for node {node} in cluster {name}" + (" (host processes too)" if parts.include_host else "")
     return Child("sensor", what, argv, env, settings.data_dir / "logs" / "sensor.log", SENSOR_STOP_S)
 
