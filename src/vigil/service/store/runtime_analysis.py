@@ -261,9 +261,7 @@ def image_contents(conn: Connection, digest: str):
     ).all()
     v = image_vulnerabilities
     vulns = conn.execute(
-        select(v.c.package_id, *VULNERABILITY_COLUMNS)
-        .where(v.c.digest == digest)
-        .order_by(v.c.id)
+        select(v.c.package_id, *VULNERABILITY_COLUMNS).where(v.c.digest == digest).order_by(v.c.id)
     ).all()
     return files, symlinks, packages, vulns
 
