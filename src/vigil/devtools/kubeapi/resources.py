@@ -45,30 +45,51 @@ class ResourceType:
 
 
 RESOURCE_TYPES: tuple[ResourceType, ...] = (
-    ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
-                 ("status.phase",), categories=()),
+    ResourceType("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",), ("status.phase",), categories=()),
     ResourceType("", "v1", "Node", "nodes", "node", False, ("no",), ("spec.unschedulable",), categories=()),
     ResourceType(
-        "", "v1", "Pod", "pods", "pod", True, ("po",),
-        ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-         "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        True,
+        ("po",),
+        (
+            "spec.nodeName",
+            "spec.restartPolicy",
+            "spec.schedulerName",
+            "spec.serviceAccountName",
+            "spec.hostNetwork",
+            "status.phase",
+            "status.podIP",
+            "status.nominatedNodeName",
+        ),
     ),
     # Secrets have no status; ``type`` is their one extra field selector. Not in the "all" category.
     ResourceType("", "v1", "Secret", "secrets", "secret", True, (), ("type",), has_status=False, categories=()),
-    ResourceType("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", True,
-                 ("rc",), ("status.replicas",), has_scale=True),
+    ResourceType(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        True,
+        ("rc",),
+        ("status.replicas",),
+        has_scale=True,
+    ),
     ResourceType("apps", "v1", "Deployment", "deployments", "deployment", True, ("deploy",), has_scale=True),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("status.replicas",),
-                 has_scale=True),
+    ResourceType(
+        "apps", "v1", "ReplicaSet", "replicasets", "replicaset", True, ("rs",), ("status.replicas",), has_scale=True
+    ),
     ResourceType("apps", "v1", "StatefulSet", "statefulsets", "statefulset", True, ("sts",), has_scale=True),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",)),
     ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("status.successful",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",)),
 )
 
-BY_PATH: dict[tuple[str, str, str], ResourceType] = {
-    (r.group, r.version, r.plural): r for r in RESOURCE_TYPES
-}
+BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCE_TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCE_TYPES}
 GROUP_VERSIONS: dict[str, list[ResourceType]] = {}
 for _r in RESOURCE_TYPES:

@@ -21,6 +21,7 @@ STATIC = Path(__file__).with_name("static")
 
 def install(app: FastAPI) -> None:
     from vigil.service.ui.pages import ROUTERS
+
     settings = app.state.settings
     app.state.console_codec = SessionCodec(load_or_create_key(getattr(settings, "data_dir", None)))
     for router in ROUTERS:
