@@ -1,25 +1,54 @@
 """Vigil's image from deploy/image/Containerfile: built by scripts/build-image with buildah (cached),
 pushed with skopeo to a loopback docker-registry behind htpasswd, pulled and run with podman as uid
-65532, and scanned by Vigil itself."""
+65532, and scanned by Vigil itself. Each role runs from it as its chart runs it: the service; the
+controller syncing the test Kubernetes API server into a service; the sensor with host PID and five
+capabilities, tracing a containerd container and shipping to a service."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import socket
 import subprocess
+import sys
 import tarfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from vigil.devtools.registry_server import RegistryServer
+from vigil.devtools.containerd import missing_tools, start_containerd
+from vigil.devtools.kubeapi import KubeAPIServer
+from vigil.devtools.kubeapi.resources import BY_KIND
+from vigil.devtools.registry_server import RegistryServer, find_registry_binary
+from vigil.devtools.service import LiveService
 from vigil.intel import AdvisoryStore
 
 from .conftest import ENV, REPO, need, run
+
+# The sensor's harness lives beside its tests, not in a package: it is importable only once its folder is on the path.
+sys.path.insert(0, str(REPO / "tests" / "sensor"))
+
+from sensor_e2e import (  # noqa: E402
+    inventory_snapshot,
+    new_container_ids,
+    node_sensor,
+    post_inventory,
+    processes,
+    pull,
+    push_image,
+    remove_container,
+    run_container,
+    wait_for,
+    wait_for_cmdline,
+    web_pod,
+)
 
 PODMAN = ["podman", "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 # podman's default rlimits exceed this machine's hard limits.
@@ -265,3 +294,302 @@ def test_vigil_scans_its_own_image(vigil_image: Path, build_info: dict, tmp_path
     sbom = json.loads((vigil_image / "sbom.cdx.json").read_text())
     sbom_debs = {(c["name"], c["version"]) for c in sbom["components"] if c.get("purl", "").startswith("pkg:deb/")}
     assert sbom_debs == installed
+
+
+# -- the controller and the sensor, each from the image, as the chart runs them -------------------
+
+# The sensor DaemonSet's capabilities (deploy/helm/vigil/templates/sensor.yaml), by number (linux/capability.h).
+SENSOR_CAPS = {"DAC_READ_SEARCH": 2, "SYS_PTRACE": 19, "SYS_RESOURCE": 24, "PERFMON": 38, "BPF": 39}
+
+
+@pytest.fixture(scope="module")
+def podman_image(vigil_image: Path, build_info: dict) -> Iterator[str]:
+    """The built image in podman's storage under a name of its own (same digest as the build)."""
+    need("podman", "skopeo", "runc")
+    roots = run([*PODMAN, "info", "--format", "{{.Store.GraphRoot}}+{{.Store.RunRoot}}"]).stdout.strip()
+    ref = f"localhost/vigil-roles-test:{build_info['version']}"
+    run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            f"oci:{vigil_image / 'oci'}:{build_info['version']}",
+            f"containers-storage:[vfs@{roots}]{ref}",
+        ],
+        timeout=600,
+    )
+    try:
+        assert run([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", ref]).stdout.strip() == build_info["digest"]
+        yield ref
+    finally:
+        subprocess.run([*PODMAN, "rmi", "-f", ref], capture_output=True, env=ENV, timeout=120)
+
+
+@contextmanager
+def podman_container(name: str, args: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """`podman run -d` (``env``: variables podman passes on by name, so no value is on a command line)."""
+    proc = subprocess.run(
+        [*PODMAN, "run", "-d", "--name", name, *ULIMITS, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**ENV, **(env or {})},
+    )
+    try:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        yield name
+    finally:
+        subprocess.run([*PODMAN, "rm", "-f", "-t", "2", name], capture_output=True, env=ENV, timeout=120)
+
+
+def container_pid(name: str) -> int:
+    return int(run([*PODMAN, "inspect", "--format", "{{.State.Pid}}", name]).stdout.strip())
+
+
+def container_logs(name: str) -> str:
+    logs = subprocess.run([*PODMAN, "logs", name], capture_output=True, text=True, env=ENV, timeout=60)
+    return logs.stdout + logs.stderr
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def test_controller_from_the_image_syncs_the_test_api_server(podman_image: str, shared_data: Path, tmp_path):
+    """`vigil controller` in a container as uid 65532 (read-only root, no capabilities) lists and watches
+    the test API server and keeps the service's pods equal to the API server's, through a change."""
+    pods = {
+        p.name: obj
+        for p in sorted((shared_data / "k8s" / "pods").glob("*.json"))
+        if (obj := json.loads(p.read_text()))["kind"] == "Pod"
+    }
+    nodes = [json.loads(p.read_text()) for p in sorted((shared_data / "k8s" / "nodes").glob("*.json"))]
+    state = tmp_path / "state"  # the chart's emptyDir at /var/lib/vigil
+    state.mkdir(mode=0o700)
+    os.chown(state, 65532, 65532)
+    service = LiveService(tmp_path / "service").start()
+    try:
+        with KubeAPIServer(bookmark_interval=0.5) as kubeapi:
+            for node in nodes:
+                kubeapi.store.apply(node)
+            # mockPod.json and podstatusnotpresent.json are later versions of podstatusrunning.json's pod.
+            for name, pod in pods.items():
+                if name not in ("mockPod.json", "podstatusnotpresent.json"):
+                    kubeapi.store.apply(pod)
+            kubeconfig = kubeapi.write_kubeconfig(tmp_path / "kubeconfig")
+            os.chown(kubeconfig, 65532, 65532)
+            token = service.registration_token()
+            name = f"vigil-controller-test-{uuid.uuid4().hex[:8]}"
+            args = [
+                "--network",
+                "host",
+                "--read-only",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+                "-v",
+                f"{state}:/var/lib/vigil",
+                "-v",
+                f"{kubeconfig}:/etc/vigil/kubeconfig:ro",
+                "-e",
+                "VIGIL_REGISTRATION_TOKEN",
+                "-e",
+                "VIGIL_CLUSTER_NAME=image-controller",
+                podman_image,
+                "controller",
+                "--service",
+                service.url,
+                "--kubeconfig",
+                "/etc/vigil/kubeconfig",
+                "--credential-file",
+                "/var/lib/vigil/controller-credential.json",
+                "--heartbeat-interval",
+                "1",
+                "--batch-interval",
+                "0.2",
+            ]
+            assert token not in " ".join(args)
+            with podman_container(name, args, env={"VIGIL_REGISTRATION_TOKEN": token}):
+
+                def registered() -> str | None:
+                    clusters = service.list_all("/api/v1/clusters")
+                    return next((c["id"] for c in clusters if c["name"] == "image-controller"), None)
+
+                try:
+                    cluster_id = wait_for("the controller's registration", registered, timeout=120)
+                    pid = container_pid(name)
+                    status = proc_status(pid)
+                    assert status["Uid"].split() == ["65532"] * 4 and status["CapEff"] == "0000000000000000"
+                    assert token not in Path(f"/proc/{pid}/cmdline").read_text()
+
+                    def api_pods() -> set[tuple[str, str, str, str]]:
+                        return {
+                            (m["namespace"], m["name"], m["uid"], p["spec"].get("nodeName", ""))
+                            for p in kubeapi.store.objects(BY_KIND[("v1", "Pod")])
+                            for m in [p["metadata"]]
+                        }
+
+                    def service_pods() -> set[tuple[str, str, str, str]]:
+                        return {
+                            (p["namespace"], p["name"], p["uid"], p["node_name"] or "")
+                            for p in service.list_all("/api/v1/pods", cluster=cluster_id)
+                        }
+
+                    want = api_pods()
+                    assert len(want) == 6
+                    wait_for("the service to hold the API server's pods", lambda: service_pods() == want, 60)
+                    assert {n["name"] for n in service.list_all("/api/v1/nodes", cluster=cluster_id)} == {
+                        n["metadata"]["name"] for n in nodes
+                    }
+                    # Watched, not only listed: a pod replaced under its name (new uid) and one deleted.
+                    kubeapi.store.remove("v1", "Pod", "default", "nginx")
+                    kubeapi.store.apply(pods["mockPod.json"])
+                    kubeapi.store.remove("v1", "Pod", "default", "web-0")
+                    changed = api_pods()
+                    assert changed != want and len(changed) == 5
+                    wait_for("the service to follow the API server", lambda: service_pods() == changed, 60)
+                except BaseException:
+                    print(container_logs(name)[-4000:])
+                    raise
+                assert "Traceback" not in container_logs(name)
+        # The credential the controller obtained stays in its state volume, the service user's alone.
+        cred = state / "controller-credential.json"
+        st = cred.stat()
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (65532, 65532, 0o600)
+        assert json.loads(cred.read_text())["cluster_id"] == cluster_id
+    finally:
+        service.stop()
+
+
+def test_sensor_from_the_image_traces_a_containerd_container(podman_image: str, tmp_path):
+    """`vigil sensor` in a container as the DaemonSet runs it (host PID, root with exactly the five
+    capabilities, read-only root and host mounts, the credential in a mounted file) traces what runs in
+    a container of another runtime (containerd + runc) and ships it, with sha256, to the service."""
+    missing = missing_tools() + ([] if find_registry_binary() else ["docker-registry"])
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)}")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("kernel BTF (/sys/kernel/btf/vmlinux) missing: the sensor cannot load")
+    node = "node-image-1"
+    service = LiveService(tmp_path / "service").start()
+    registry = RegistryServer(workdir=tmp_path / "registry").start()
+    ctd = start_containerd(tmp_path / "ctd")
+    try:
+        image = push_image(registry)
+        pull(ctd, image)
+        cluster_id, credential = service.register("image-sensor")
+        pod, cid = new_container_ids()
+        post_inventory(service, credential, inventory_snapshot(cluster_id, node, pods=[web_pod(pod, node, cid, image)]))
+        secret = tmp_path / "credential"  # the chart's Secret volume: key `credential`, mode 0400
+        secret.mkdir()
+        (secret / "credential").write_text(credential + "\n")
+        (secret / "credential").chmod(0o400)
+        spool = tmp_path / "spool"
+        spool.mkdir()
+        name = f"vigil-sensor-test-{uuid.uuid4().hex[:8]}"
+        args = [
+            "--network",
+            "host",
+            "--pid",
+            "host",
+            "--user",
+            "0:0",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            ",".join(SENSOR_CAPS),
+            "--security-opt",
+            "no-new-privileges",
+            # The chart's seccompProfile Unconfined: podman's default profile refuses bpf() without CAP_SYS_ADMIN.
+            "--security-opt",
+            "seccomp=unconfined",
+            "--read-only",
+            "-v",
+            "/sys/kernel/btf:/sys/kernel/btf:ro",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "-v",
+            f"{spool}:/var/lib/vigil/sensor-spool",
+            "-v",
+            f"{secret}:/var/run/vigil:ro",
+            "-e",
+            "VIGIL_CREDENTIAL_FILE=/var/run/vigil/credential",
+            "-e",
+            f"VIGIL_CLUSTER_ID={cluster_id}",
+            "-e",
+            f"NODE_NAME={node}",
+            "-e",
+            "VIGIL_SPOOL_DIR=/var/lib/vigil/sensor-spool",
+            podman_image,
+            "sensor",
+            "--service",
+            service.url,
+            "--batch-interval",
+            "1",
+        ]
+        ref = f"containerd://{cid}"
+        with podman_container(name, args):
+            try:
+                wait_for(
+                    "the sensor's first heartbeat",
+                    lambda: (node_sensor(service, cluster_id, node) or {}).get("last_heartbeat_at"),
+                    timeout=120,
+                )
+                pid = container_pid(name)
+                status = proc_status(pid)
+                # A container gets no capability its host lacks: this machine's bounding set has no
+                # SYS_RESOURCE, which kernels from 5.11 do not need (BPF memory is charged to the memory
+                # cgroup, not to RLIMIT_MEMLOCK). The other four are needed: BPF and PERFMON to load and
+                # attach, SYS_PTRACE to open /proc/<pid>/exe (no sha256 without it), DAC_READ_SEARCH to
+                # reach the spool inside the image's /var/lib/vigil (mode 0700, uid 65532).
+                caps = sum(1 << n for n in SENSOR_CAPS.values()) & int(proc_status(os.getpid())["CapBnd"], 16)
+                assert caps | 1 << SENSOR_CAPS["SYS_RESOURCE"] == sum(1 << n for n in SENSOR_CAPS.values())
+                assert status["Uid"].split() == ["0"] * 4
+                assert (int(status["CapEff"], 16), int(status["CapBnd"], 16)) == (caps, caps)
+                assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "0")
+                assert credential not in Path(f"/proc/{pid}/cmdline").read_text()
+
+                init_pid = run_container(ctd, image, pod, cid)
+                wait_for_cmdline(init_pid, ["/bin/sleep", "300"])
+                assert "run.sh" in ctd.ctr("task", "exec", "--exec-id", "ls", cid, "/bin/ls", "/app").stdout
+                wait_for(
+                    "the exec in the service",
+                    lambda: any(p["path"] == "/bin/ls" for p in processes(service, cluster_id, container_id=ref)),
+                    timeout=60,
+                )
+            except BaseException:
+                print(container_logs(name)[-4000:])
+                raise
+            finally:
+                remove_container(ctd, cid, pod)
+            # SIGTERM: the sensor drains, ships and leaves.
+            run([*PODMAN, "stop", "-t", "30", name], timeout=120)
+            assert run([*PODMAN, "inspect", "--format", "{{.State.ExitCode}}", name]).stdout.strip() == "0"
+            logs = container_logs(name)
+        assert "Traceback" not in logs, logs[-4000:]
+
+        everything = processes(service, cluster_id)
+        # Other containers on this machine are reported too, rightly; host processes never (host tracing is off).
+        assert [p for p in everything if p["container_id"] is None] == []
+        items = processes(service, cluster_id, container_id=ref)
+        busybox, script = image.sha256("/bin/busybox"), image.sha256("/app/run.sh")
+        got = sorted((p["kind"], p["path"], p["sha256"], p["count"]) for p in items)
+        assert got == [
+            ("executable", "/bin/echo", busybox, 1),
+            ("executable", "/bin/ls", busybox, 1),
+            ("executable", "/bin/sh", busybox, 1),  # the #! interpreter of run.sh
+            ("executable", "/bin/sleep", busybox, 1),
+            ("script", "/app/run.sh", script, 1),
+        ]
+        (ls,) = [p for p in items if p["path"] == "/bin/ls"]
+        assert [s["argv"] for s in ls["samples"]] == [["/bin/ls", "/app"]]
+        assert (ls["pod_uid"], ls["node_name"]) == (pod, node)
+        assert ls["pod"] == {"namespace": "shop", "name": "web-7d4b9c-x2v8q"}
+        sensor = node_sensor(service, cluster_id, node)
+        assert (sensor["status"], sensor["events_lost"], sensor["btf"]) == ("monitored_with_sensor", 0, True)
+    finally:
+        ctd.stop()
+        registry.close()
+        service.stop()
