@@ -481,8 +481,6 @@ class Demo:
                 "controller",
                 "--service",
                 self.url,
-                "--registration-token",
-                registration,
                 "--cluster-name",
                 CLUSTER,
                 "--credential-file",
@@ -492,6 +490,8 @@ class Demo:
                 "--log-level",
                 "WARNING",
             ],
+            # The token goes by environment: a command line is readable by every user through ps.
+            env={**os.environ, "VIGIL_REGISTRATION_TOKEN": registration},
             stdout=subprocess.DEVNULL,
             stderr=open(self.work / "controller.log", "wb"),  # noqa: SIM115 - lives as long as the process
         )
