@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 from vigil.devtools.inventory import synthetic_deltas, synthetic_snapshot
 from vigil.wire.inventory import InventoryDelta
 
@@ -80,6 +83,30 @@ def test_retried_batch_is_applied_once(service_on):
     assert post_batch(svc, cred, snap).json()["applied"] is False
     pod_after = next(p for p in actual_pods(svc, cluster_id) if p["uid"] == delta.pods[0].uid)
     assert pod_after == pod
+
+
+def test_concurrent_copies_of_a_batch_apply_once_and_all_succeed(service_on):
+    """Copies of one batch racing in (a controller retrying on a timeout) each get 200; one of them applies it."""
+    svc = service_on
+    cluster_id, cred = svc.register("race")
+    snap = synthetic_snapshot(cluster_id, nodes=2, pods=400, images=2, batch_id="snap-race")
+    start = threading.Barrier(8)
+
+    def post(_: int):
+        start.wait()
+        return post_batch(svc, cred, snap)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(8)))
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    results = sorted((r.json() for r in responses), key=lambda body: not body["applied"])
+    assert results[0] == {
+        "batch_id": "snap-race",
+        "applied": True,
+        "counts": {"nodes": 2, "workloads": 80, "pods": 400, "containers": 800},
+    }
+    assert results[1:] == [{"batch_id": "snap-race", "applied": False, "counts": {}}] * 7
+    assert len(actual_pods(svc, cluster_id)) == 400
 
 
 def test_images_carry_blast_radius_across_clusters(live_service):

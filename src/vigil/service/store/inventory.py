@@ -41,18 +41,21 @@ def _insert_ignoring_conflicts(conn: Connection, table, rows: list[dict]) -> Non
 
 
 def claim_batch(conn: Connection, cluster_id: str, batch_id: str, kind: str) -> bool:
-    """Record the batch id; False when it had already been applied."""
-    seen = conn.execute(
-        select(ingest_batches.c.batch_id).where(
-            ingest_batches.c.cluster_id == cluster_id, ingest_batches.c.batch_id == batch_id
-        )
+    """Record the batch id; False when it had already been applied.
+
+    One conditional insert rather than a read then a write: two concurrent batches with the same
+    id both pass a read, and the second insert would then violate the key. With ON CONFLICT the
+    second waits for the first's transaction and, once it commits, claims nothing.
+    """
+    dialect = conn.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    claimed = conn.execute(
+        insert(ingest_batches)
+        .values(cluster_id=cluster_id, batch_id=batch_id, kind=kind, received_at=utcnow())
+        .on_conflict_do_nothing()
+        .returning(ingest_batches.c.batch_id)
     ).first()
-    if seen is not None:
-        return False
-    conn.execute(
-        ingest_batches.insert().values(cluster_id=cluster_id, batch_id=batch_id, kind=kind, received_at=utcnow())
-    )
-    return True
+    return claimed is not None
 
 
 @lru_cache(maxsize=65536)
