@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, alert_dispatcher
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.query import RowId, row_id_query
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.alerts.outputs import OUTPUTS
@@ -55,7 +56,7 @@ def list_outputs(request: Request, who: Principal = Depends(admin)) -> dict:
 
 
 @router.get("/outputs/{output_id}", response_model=AlertOutput, summary="One alert output, secrets masked (admin)")
-def get_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+def get_output(output_id: RowId, request: Request, who: Principal = Depends(admin)) -> dict:
     return _one(request, output_id)
 
 
@@ -91,7 +92,7 @@ async def create_output(request: Request, who: Principal = Depends(admin)) -> JS
 
 
 @router.delete("/outputs/{output_id}", status_code=204, summary="Remove an alert output (admin); its dead letters stay")
-def delete_output(output_id: int, request: Request, who: Principal = Depends(admin)) -> None:
+def delete_output(output_id: RowId, request: Request, who: Principal = Depends(admin)) -> None:
     with request.app.state.engine.begin() as conn:
         if not store.delete_output(conn, output_id):
             raise not_found(f"alert output {output_id} does not exist")
@@ -103,7 +104,7 @@ def delete_output(output_id: int, request: Request, who: Principal = Depends(adm
     summary="Send a test alert (event 'test', event_id 0) now, one attempt (admin)",
 )
 async def test_output(
-    output_id: int,
+    output_id: RowId,
     request: Request,
     who: Principal = Depends(admin),
     dispatcher: Dispatcher = Depends(alert_dispatcher),
@@ -125,8 +126,8 @@ async def test_output(
 )
 def list_dead_letters(
     request: Request,
-    output: int | None = Query(None, description="Only this output's id"),
-    before: int | None = Query(None, description="Page: the `next` of the previous answer"),
+    output: int | None = row_id_query("Only this output's id"),
+    before: int | None = row_id_query("Page: the `next` of the previous answer"),
     limit: int = Query(100, ge=1, le=1000),
     who: Principal = Depends(admin),
 ) -> dict:

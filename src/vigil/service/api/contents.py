@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
 from vigil.service.api.errors import ApiError, not_found
-from vigil.service.api.query import csv_values
+from vigil.service.api.query import RowId, csv_values
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.store import contents as store
@@ -59,7 +59,7 @@ def _scanned_digest(conn, image_id: int) -> str:
     response_model=ScanState,
     summary="One image's scan: pending, scanning, done or failed (with the error)",
 )
-def image_scan(image_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
+def image_scan(image_id: RowId, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         return store.scan_status(conn, _digest_of(conn, image_id))
 
@@ -70,7 +70,7 @@ def image_scan(image_id: int, request: Request, who: Principal = Depends(reader)
     summary="Packages in an image with the files each owns; paged by package id",
 )
 def image_packages(
-    image_id: int,
+    image_id: RowId,
     request: Request,
     type: str | None = Query(None, description="purl type: deb, apk, rpm, pypi, npm, golang, maven"),
     name: str | None = None,
@@ -89,7 +89,7 @@ def image_packages(
     summary="Known vulnerabilities and malicious packages in an image, with ids, aliases, fixed versions, links",
 )
 def image_vulnerabilities(
-    image_id: int,
+    image_id: RowId,
     request: Request,
     severity: str | None = Query(None, description="e.g. critical,high"),
     malicious: bool | None = Query(None, description="only malicious packages (true) or only the others (false)"),
@@ -111,7 +111,7 @@ def image_vulnerabilities(
     summary="An image's file manifest (path, sha256, size, mode; symlinks with targets); paged by path",
 )
 def image_files(
-    image_id: int,
+    image_id: RowId,
     request: Request,
     prefix: str | None = Query(None, description="only paths starting with this, e.g. /usr/bin/"),
     sha256: str | None = Query(None, pattern="^[0-9a-f]{64}$", description="only files with this content"),

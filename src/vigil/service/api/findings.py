@@ -15,7 +15,7 @@ from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
 from vigil.service.api.errors import ApiError, not_found
-from vigil.service.api.query import csv_values
+from vigil.service.api.query import RowId, csv_values
 from vigil.service.api.responses import ViewRoute, event_stream
 from vigil.service.store import findings as finding_store
 from vigil.service.store import runtime_labels
@@ -78,7 +78,7 @@ router.add_api_route(
 
 
 @router.get("/{finding_id}", response_model=FindingDetail, summary="One finding with its history")
-def get_finding(finding_id: int, request: Request, who: Principal = Depends(reader)) -> dict:
+def get_finding(finding_id: RowId, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         f = finding_views.get_finding(conn, finding_id)
     if f is None:
@@ -98,7 +98,7 @@ class StatusChange(BaseModel):
     summary="Resolve, suppress or reopen a finding (admin)",
     openapi_extra=openapi_body(StatusChange),
 )
-async def change_status(finding_id: int, request: Request, who: Principal = Depends(admin)) -> dict:
+async def change_status(finding_id: RowId, request: Request, who: Principal = Depends(admin)) -> dict:
     body: StatusChange = await parse_body(request, StatusChange)
 
     def work() -> dict | None:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.deps import admin, integrity_evaluator, reader
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.query import RowId
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.store import integrity as integrity_store
@@ -25,7 +26,7 @@ router = APIRouter(prefix="/api/v1", tags=["integrity"], route_class=ViewRoute)
     summary="One image's trust and integrity verdict (worst over clusters, and per cluster), with provenance",
 )
 def image_integrity(
-    image_id: int,
+    image_id: RowId,
     request: Request,
     cluster: str | None = Query(None, description="only this cluster's verdict"),
     who: Principal = Depends(reader),

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path, Query
+
 from vigil.service.api.errors import ApiError
+from vigil.service.store.ids import MAX_ROW_ID, MIN_ROW_ID
+
+# Every id in a path or query is bounded to the store's id range: beyond it the database
+# driver cannot bind the value, and the answer would be a 500 instead of a 422 naming the parameter.
+RowId = Annotated[int, Path(ge=MIN_ROW_ID, le=MAX_ROW_ID)]
+
+
+def row_id_query(description: str) -> int | None:
+    """An optional id in the query string, bounded like ``RowId``."""
+    return Query(None, ge=MIN_ROW_ID, le=MAX_ROW_ID, description=description)
 
 
 def csv_values(name: str, value: str | None, allowed: tuple[str, ...]) -> list[str]:

@@ -11,6 +11,7 @@ from vigil.service.analysis.runtime.rules import RULES, check_allow_entry
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, runtime_analyzer
 from vigil.service.api.errors import ApiError, not_found
+from vigil.service.api.query import RowId
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.store import runtime_analysis as store
@@ -91,7 +92,7 @@ async def add_allow(request: Request, who: Principal = Depends(admin)) -> dict:
 
 
 @router.delete("/allow/{entry_id}", status_code=204, summary="Remove an allow-list entry (admin)")
-def delete_allow(entry_id: int, request: Request, who: Principal = Depends(admin)) -> Response:
+def delete_allow(entry_id: RowId, request: Request, who: Principal = Depends(admin)) -> Response:
     with request.app.state.engine.begin() as conn:
         if not store.delete_allow(conn, entry_id):
             raise not_found(f"allow-list entry {entry_id} does not exist")

@@ -27,6 +27,7 @@ from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
 from vigil.service.api.query import csv_values
 from vigil.service.store import risk as risk_store
+from vigil.service.store.ids import MAX_ROW_ID
 from vigil.service.store.schema import finding_events, findings
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
 from vigil.service.store.views import findings as finding_views
@@ -72,11 +73,11 @@ class _Position:
 def _parse_last_id(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > len(str(MAX_ROW_ID)) or int(value) > MAX_ROW_ID:
         raise ApiError(
             422,
             "invalid_request",
-            f"Last-Event-ID {value[:40]!r} is not an event id this stream sent (a non-negative integer)",
+            f"Last-Event-ID {value[:40]!r} is not an event id this stream sent (an integer from 0 to {MAX_ROW_ID})",
         )
     return int(value)
 
@@ -86,7 +87,9 @@ async def stream_findings(
     cluster: str | None = None,
     severity: str | None = Query(None, description="only these severities, e.g. critical,high"),
     type: str | None = Query(None, description="only these finding types"),
-    after: int | None = Query(None, ge=0, description="start after this event id (default: now; Last-Event-ID wins)"),
+    after: int | None = Query(
+        None, ge=0, le=MAX_ROW_ID, description="start after this event id (default: now; Last-Event-ID wins)"
+    ),
     last_event_id: str | None = Header(None, alias="Last-Event-ID"),
     who: Principal = Depends(reader),
 ) -> StreamingResponse:

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 from urllib.parse import urlencode
 
+from fastapi import Path
+
+from vigil.service.store.ids import MAX_ROW_ID, MIN_ROW_ID
 from vigil.service.store.pagination import BadCursor
 
 PAGE_SIZES = (25, 50, 100, 200)
 DEFAULT_PAGE_SIZE = 50
 MAX_TEXT = 200
+
+
+# An id in a page's path, bounded to the store's id range (beyond it the store cannot even look it up).
+RowId = Annotated[int, Path(ge=MIN_ROW_ID, le=MAX_ROW_ID)]
 
 
 class BadParam(ValueError):

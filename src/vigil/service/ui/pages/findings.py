@@ -91,7 +91,7 @@ def _active(f: finding_views.FindingFilter, qp: dict) -> bool:
 
 
 @router.get("/findings/{finding_id}")
-def finding(finding_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+def finding(finding_id: params.RowId, request: Request, v: web.Viewer = Depends(web.viewer)):
     return _finding_page(request, v, finding_id)
 
 
@@ -108,7 +108,7 @@ def _finding_page(request: Request, v: web.Viewer, finding_id: int, error: str |
 
 
 @router.post("/findings/{finding_id}/status")
-async def change_status(finding_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+async def change_status(finding_id: params.RowId, request: Request, v: web.Viewer = Depends(web.viewer)):
     form, _ = await web.checked_form(request)
     web.require_admin(v)
     status = str(form.get("status") or "")

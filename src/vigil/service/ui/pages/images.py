@@ -95,7 +95,7 @@ def _contents(conn, img: dict, q) -> dict:
 
 
 @router.get("/images/{image_id}")
-def image(image_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.viewer)):
     with request.app.state.engine.connect() as conn:
         img = image_views.image_detail(conn, image_id)
         if img is None:

@@ -28,7 +28,7 @@ from vigil.service.store.tokens import (
     list_tokens,
     revoke_token,
 )
-from vigil.service.ui import web
+from vigil.service.ui import params, web
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -252,7 +252,7 @@ async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
 
 
 @router.post("/settings/alerts/{output_id}/remove")
-async def remove_output(output_id: int, request: Request, v: web.Viewer = Depends(web.viewer)):
+async def remove_output(output_id: params.RowId, request: Request, v: web.Viewer = Depends(web.viewer)):
     await web.checked_form(request)
     web.require_admin(v)
 
