@@ -25,7 +25,7 @@ from vigil.service.api import (
     runtime,
     tokens,
 )
-from vigil.service.http import AccessLogMiddleware, RequestBodyMiddleware
+from vigil.service.http import AccessLogMiddleware, BodyLimits, RequestBodyMiddleware
 from vigil.service.jobs import workers as background
 from vigil.service.metrics import Metrics
 from vigil.service.settings import Settings
@@ -76,7 +76,13 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     for module in ROUTERS:
         app.include_router(module.router)
     install_console(app)  # the web console at /
-    app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.max_body_bytes)
+    limits = BodyLimits(
+        ingest_bytes=settings.max_body_bytes,
+        other_bytes=settings.max_other_body_bytes,
+        preauth_bytes=settings.max_preauth_body_bytes,
+        large_bodies=settings.max_large_bodies,
+    )
+    app.add_middleware(RequestBodyMiddleware, limits=limits)
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
 
     def openapi() -> dict:
