@@ -12,6 +12,7 @@ from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
 from vigil.service.api.errors import not_found
 from vigil.service.api.responses import ViewRoute
+from vigil.service.store.sessions import end_token_sessions
 from vigil.service.store.tokens import USER_ROLES, Principal, issue_token, list_tokens, revoke_token
 from vigil.wire.views import IssuedUserToken, Items, TokenInfo
 
@@ -53,3 +54,4 @@ def delete_token(token_id: str, request: Request, who: Principal = Depends(admin
     with request.app.state.engine.begin() as conn:
         if not revoke_token(conn, token_id):
             raise not_found(f"token {token_id!r} does not exist or is already revoked")
+        end_token_sessions(conn, token_id)

@@ -18,6 +18,7 @@ from vigil.clock import iso
 from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
 from vigil.service.store.db import StoreError, create_store_engine, migrate
+from vigil.service.store.sessions import end_token_sessions
 from vigil.service.store.tokens import has_admin, issue_token, list_tokens, revoke_token
 
 if TYPE_CHECKING:
@@ -39,7 +40,11 @@ DatabaseUrl = typer.Option(
 
 
 def _settings(data_dir: Path | None, database_url: str | None, **kw) -> Settings:
-    return Settings(data_dir=data_dir or default_data_dir(), database_url=database_url, **kw)
+    try:
+        return Settings(data_dir=data_dir or default_data_dir(), database_url=database_url, **kw)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _prepare(settings: Settings):
@@ -109,6 +114,12 @@ Port = typer.Option(8080, "--port", envvar="VIGIL_PORT", min=1, max=65535, help=
 TlsCert = typer.Option(None, "--tls-cert", help="PEM certificate to serve HTTPS")
 TlsKey = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert")
 Insecure = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address")
+ExternalUrl = typer.Option(
+    None,
+    "--external-url",
+    envvar="VIGIL_EXTERNAL_URL",
+    help="The URL people reach the service at (an https URL behind a TLS proxy keeps the console cookie Secure)",
+)
 LogLevel = typer.Option("info", "--log-level", envvar="VIGIL_LOG_LEVEL")
 ReverifyInterval = typer.Option(
     300.0,
@@ -195,6 +206,7 @@ def _serve_request(
     tls_cert: Path = TlsCert,
     tls_key: Path = TlsKey,
     insecure_http: bool = Insecure,
+    external_url: str = ExternalUrl,
     log_level: str = LogLevel,
     reverify_interval: float = ReverifyInterval,
     trust_file: Path = TrustFile,
@@ -210,6 +222,7 @@ def _serve_request(
         database_url,
         host=host,
         port=port,
+        external_url=external_url,
         log_level=log_level,
         registry_config=registry_config,
         integrity=integrity,
@@ -335,6 +348,7 @@ def token_revoke(token_id: str, data_dir: Path = DataDir, database_url: str = Da
         if not revoke_token(conn, token_id):
             err.print(f"[red]error:[/] token {token_id!r} does not exist or is already revoked")
             raise typer.Exit(1)
+        end_token_sessions(conn, token_id)
     console.print(f"revoked {token_id}")
 
 

@@ -67,6 +67,17 @@ api_tokens = Table(
     Column("uses", Integer, nullable=False, default=0),
 )
 
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    # sha256 of the session id the browser holds: a leaked table does not yield live cookies.
+    Column("id_hash", String(64), primary_key=True),
+    # The API token a person signed in with; revoking or deleting it ends its sessions.
+    Column("token_id", String(32), ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)
+
 ingest_batches = Table(
     "ingest_batches",
     metadata,

@@ -1,7 +1,9 @@
-"""The console's session: a signed cookie naming the API token a person signed in with.
+"""The console's session: a signed cookie naming a server-side session and the token behind it.
 
-The cookie carries the token's id and role and a per-session CSRF secret, never the
-token itself; every request looks the token up again, so revoking it ends the session.
+The cookie carries a random session id, the token's id and role and a per-session CSRF secret,
+never the token itself. Every request looks the session row up (``store/sessions.py``) and the
+token behind it, so signing out, revoking the token or the row's expiry ends the session even
+for a copy of the cookie kept elsewhere.
 The signing key lives in the data directory (mode 0600) so sessions survive restarts
 and every replica sharing the directory accepts them; without a writable data
 directory a key is drawn per start.
@@ -62,15 +64,17 @@ class Session:
     csrf: str
     token_id: str | None = None
     role: str | None = None
+    # The server-side session's id; None before sign-in.
+    session_id: str | None = None
 
     @property
     def signed_in(self) -> bool:
-        return self.token_id is not None
+        return self.token_id is not None and self.session_id is not None
 
 
-def new_session(token_id: str | None = None, role: str | None = None) -> Session:
+def new_session(token_id: str | None = None, role: str | None = None, session_id: str | None = None) -> Session:
     # A fresh CSRF secret at every sign-in, so a secret seen before sign-in is useless after it.
-    return Session(csrf=secrets.token_urlsafe(32), token_id=token_id, role=role)
+    return Session(csrf=secrets.token_urlsafe(32), token_id=token_id, role=role, session_id=session_id)
 
 
 class SessionCodec:
@@ -80,7 +84,13 @@ class SessionCodec:
 
     def dumps(self, session: Session) -> str:
         return self._serializer.dumps(
-            {"c": session.csrf, "t": session.token_id, "r": session.role, "i": int(time.time())}
+            {
+                "c": session.csrf,
+                "t": session.token_id,
+                "r": session.role,
+                "s": session.session_id,
+                "i": int(time.time()),
+            }
         )
 
     def loads(self, value: str | None) -> Session | None:
@@ -92,7 +102,7 @@ class SessionCodec:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             return None
-        tid, role = data.get("t"), data.get("r")
-        if tid is not None and not isinstance(tid, str):
+        tid, role, sid = data.get("t"), data.get("r"), data.get("s")
+        if (tid is not None and not isinstance(tid, str)) or (sid is not None and not isinstance(sid, str)):
             return None
-        return Session(csrf=data["c"], token_id=tid, role=role if isinstance(role, str) else None)
+        return Session(csrf=data["c"], token_id=tid, role=role if isinstance(role, str) else None, session_id=sid)

@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 
 from vigil.clock import parse_time, utcnow
 from vigil.model.findings import RATED_SEVERITIES
-from vigil.service.store import tokens
+from vigil.service.store import sessions
 from vigil.service.store.tokens import Principal
 from vigil.service.ui import params
 from vigil.service.ui.security import csrf_ok
@@ -114,13 +114,14 @@ def current_session(request: Request) -> Session | None:
 
 
 def viewer(request: Request) -> Viewer:
-    """The signed-in user, checked against the store on every request (revocation ends sessions)."""
+    """The signed-in user, checked against the session's row and its token on every request, so sign-out,
+    revocation and expiry end the session for every copy of the cookie."""
     session = current_session(request)
-    if session is None or session.token_id is None:  # not signed in
+    if session is None or session.token_id is None or session.session_id is None:  # not signed in
         raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
     with request.app.state.engine.connect() as conn:
-        who = tokens.active_user(conn, session.token_id)
-    if who is None:
+        who = sessions.session_user(conn, session.session_id)
+    if who is None or who.token_id != session.token_id:
         raise LoginRequired(request.url.path)
     return Viewer(who, session)
 
@@ -144,6 +145,13 @@ def require_admin(v: Viewer) -> None:
         raise Refused(403, f"Signed in as {v.principal.name} with role {v.principal.role}: this needs an admin token.")
 
 
+def cookie_secure(request: Request) -> bool:
+    """Whether browsers may send the session cookie only over HTTPS: the request came over HTTPS, or the
+    configured external URL is HTTPS (a TLS-terminating proxy in front of ``--insecure-http``)."""
+    external = getattr(request.app.state.settings, "external_url", None)
+    return request.url.scheme == "https" or bool(external and external.lower().startswith("https://"))
+
+
 def set_session_cookie(request: Request, response, session: Session) -> None:
     response.set_cookie(
         COOKIE,
@@ -152,8 +160,12 @@ def set_session_cookie(request: Request, response, session: Session) -> None:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=cookie_secure(request),
     )
+
+
+def delete_session_cookie(request: Request, response) -> None:
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=cookie_secure(request))
 
 
 def render(request: Request, template: str, v: Viewer | None, status: int = 200, **context) -> HTMLResponse:

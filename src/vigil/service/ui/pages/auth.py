@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from vigil.service.store.sessions import end_session, open_session
 from vigil.service.store.tokens import USER_ROLES, Principal, TokenRejected, authenticate
 from vigil.service.ui import web
-from vigil.service.ui.session import COOKIE, new_session
+from vigil.service.ui.session import MAX_AGE_S, new_session
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -55,15 +57,31 @@ async def login(request: Request):
         page = web.render(request, "login.html", None, status=401, csrf=session.csrf, next=next_url, error=error)
         web.set_session_cookie(request, page, session)
         return page
+    token_id = who.token_id
+
+    def open_row() -> str:
+        with request.app.state.engine.begin() as conn:
+            return open_session(conn, token_id, timedelta(seconds=MAX_AGE_S))
+
+    session_id = await run_in_threadpool(open_row)
     log.info("console sign-in", extra={"token_id": who.token_id, "role": who.role})
     resp = web.redirect(next_url)
-    web.set_session_cookie(request, resp, new_session(who.token_id, who.role))
+    web.set_session_cookie(request, resp, new_session(who.token_id, who.role, session_id))
     return resp
 
 
 @router.post("/logout")
 async def logout(request: Request):
-    await web.checked_form(request)
+    _, session = await web.checked_form(request)
+    session_id = session.session_id if session else None
+    if session_id is not None:
+
+        def end_row() -> bool:
+            with request.app.state.engine.begin() as conn:
+                return end_session(conn, session_id)
+
+        if await run_in_threadpool(end_row):
+            log.info("console sign-out", extra={"token_id": session.token_id if session else None})
     resp = web.redirect("/login")
-    resp.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    web.delete_session_cookie(request, resp)
     return resp

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.store import tokens
+from vigil.service.store import sessions
 from vigil.service.store.views import findings as finding_views
 from vigil.service.ui import web
 
@@ -30,17 +30,20 @@ def _marker(engine) -> tuple:
         return finding_views.findings_marker(conn)
 
 
-def _still_valid(engine, token_id: str) -> bool:
+def _still_valid(engine, session_id: str, token_id: str) -> bool:
     with engine.connect() as conn:
-        return tokens.active_user(conn, token_id) is not None
+        who = sessions.session_user(conn, session_id)
+    return who is not None and who.token_id == token_id
 
 
 @router.get("/ui/events")
 async def events(request: Request):
     session = web.current_session(request)
     engine = request.app.state.engine
-    token_id = session.token_id if session is not None else None  # None: not signed in
-    if token_id is None or not await run_in_threadpool(_still_valid, engine, token_id):
+    if session is None or session.token_id is None or session.session_id is None:  # not signed in
+        return PlainTextResponse("sign in first", status_code=401)
+    token_id, session_id = session.token_id, session.session_id
+    if not await run_in_threadpool(_still_valid, engine, session_id, token_id):
         return PlainTextResponse("sign in first", status_code=401)
     # Taken before the response starts, so a change right after the browser sees the stream open is sent.
     first = await run_in_threadpool(_marker, engine)
@@ -56,7 +59,7 @@ async def events(request: Request):
             now = time.monotonic()
             if now - last_check >= RECHECK_S:
                 last_check = now
-                if not await run_in_threadpool(_still_valid, engine, token_id):
+                if not await run_in_threadpool(_still_valid, engine, session_id, token_id):
                     yield "event: signed-out\ndata: {}\n\n"
                     return
             marker = await run_in_threadpool(_marker, engine)

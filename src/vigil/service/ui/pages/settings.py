@@ -22,6 +22,7 @@ from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
 from vigil.service.store import policy as policy_store
 from vigil.service.store.schema import clusters
+from vigil.service.store.sessions import end_token_sessions
 from vigil.service.store.tokens import (
     USER_ROLES,
     issue_token,
@@ -139,7 +140,10 @@ async def revoke(token_id: str, request: Request, v: web.Viewer = Depends(web.vi
 
     def work() -> bool:
         with request.app.state.engine.begin() as conn:
-            return revoke_token(conn, token_id)
+            if not revoke_token(conn, token_id):
+                return False
+            end_token_sessions(conn, token_id)
+            return True
 
     if not await run_in_threadpool(work):
         return _page(request, v, error=f"token {token_id!r} does not exist or is already revoked", status=404)
