@@ -22,6 +22,20 @@ def default_data_dir() -> Path:
     return Path(base) / "vigil"
 
 
+def env_int(name: str, default: int) -> int:
+    """A positive integer from the environment, else ``default``."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{name}={raw!r} must be a positive integer")
+    return value
+
+
 @dataclass
 class IntegritySettings:
     """Registry trust and image integrity (docs/integrity.md)."""
@@ -81,8 +95,15 @@ class Settings:
     # The URL people reach the service at, when a proxy terminates TLS in front of it: an https URL
     # marks the console's cookie Secure even though requests arrive here over plain HTTP.
     external_url: str | None = None
-    # Bodies larger than this (after gzip decoding) are refused with 413.
-    max_body_bytes: int = 256 * 1024 * 1024
+    # Request body limits after gzip decoding (413 beyond them); docs/security.md says why each.
+    # The ingest routes, authenticated:
+    max_body_bytes: int = field(default_factory=lambda: env_int("VIGIL_MAX_INGEST_BODY_BYTES", 256 * 1024 * 1024))
+    # Every other route, authenticated:
+    max_other_body_bytes: int = field(default_factory=lambda: env_int("VIGIL_MAX_BODY_BYTES", 1024 * 1024))
+    # Any route before the caller is known:
+    max_preauth_body_bytes: int = field(default_factory=lambda: env_int("VIGIL_MAX_PREAUTH_BODY_BYTES", 64 * 1024))
+    # Bodies over max_other_body_bytes read at once; one more gets 503 with Retry-After:
+    max_large_bodies: int = field(default_factory=lambda: env_int("VIGIL_MAX_LARGE_BODIES", 4))
     log_level: str = "info"
     # Per-registry credentials and TLS (vigil.registry.RegistryConfig); else $VIGIL_REGISTRY_CONFIG.
     # Shared by the integrity evaluator and the in-process scanner.
