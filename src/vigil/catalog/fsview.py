@@ -66,17 +66,19 @@ class Tree:
     def remove(self, path: str, below_layer: int | None = None) -> bool:
         """Remove ``path`` and everything under it; with ``below_layer``, only
         what lower layers wrote. Returns True when ``path`` itself is gone."""
-        entry = self.entries.get(path)
-        if entry is None:
+        if path not in self.entries:
             return True
-        kept_any = False
-        for child in list(self.children.get(path, ())):
-            if not self.remove(child, below_layer):
-                kept_any = True
-        if below_layer is not None and (entry.layer >= below_layer or kept_any):
-            return False
-        self._drop(path, entry)
-        return True
+        # Iterative, children before parents: a hostile layer can nest directories thousands deep.
+        kept: set[str] = set()  # directories that stay because something under them stays
+        for p in reversed(list(self.iter_subtree(path))):
+            entry = self.entries.get(p)
+            if entry is None:
+                continue
+            if p in kept or (below_layer is not None and entry.layer >= below_layer):
+                kept.add(parent_of(p))
+                continue
+            self._drop(p, entry)
+        return path not in self.entries
 
     def remove_children(self, path: str, below_layer: int | None = None) -> None:
         for child in list(self.children.get(path, ())):

@@ -16,7 +16,7 @@ import shutil
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Self
 
 from vigil.catalog.compression import HashingReader, open_decompressed
 from vigil.catalog.fsview import Entry, FileView, Tree, parent_of
@@ -35,6 +35,34 @@ ProgressHook = Callable[[int], None]  # compressed bytes read so far
 
 class UnsafePath(ValueError):
     pass
+
+
+class _CorruptHeader(Exception):
+    """A tar header past the first that does not parse. tarfile itself stops there and reports a
+    normal end of archive, so the rest of the layer would vanish without a word."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(f"offset {offset}: {reason}")
+        self.offset = offset
+        self.reason = reason
+
+
+# Not in typeshed, but part of tarfile since Python 3.2.
+_END_OF_ARCHIVE = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ignore[attr-defined]
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    @classmethod
+    def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
+        offset = tarfile_.offset  # where this header starts in the uncompressed tar
+        try:
+            return super().fromtarfile(tarfile_)
+        except _END_OF_ARCHIVE:
+            raise  # the end-of-archive blocks, or the stream's end: a real end
+        except tarfile.HeaderError as exc:
+            if offset == 0:
+                raise  # not a tar at all: the layer fails as before
+            raise _CorruptHeader(offset, str(exc) or type(exc).__name__) from None
 
 
 def normalize_member_path(name: str) -> tuple[str, bool]:
@@ -85,12 +113,28 @@ class LayerApplier:
         uncompressed = HashingReader(open_decompressed(media_type, compressed))
         layer_name = f"layer {index} ({media_type})"
         count = 0
-        with tarfile.open(fileobj=uncompressed, mode="r|") as tar:
-            for member in tar:
-                count += 1
-                self._apply_member(tar, member, index, layer_name)
-        uncompressed.drain()  # tar padding after the end-of-archive blocks
+        broken: tuple[int, str] | None = None  # (offset, reason) where reading the tar stopped early
+        with tarfile.open(fileobj=uncompressed, mode="r|", tarinfo=_CheckedTarInfo) as tar:
+            member_at = 0  # header offset of the member read last: the one whose data ran short
+            try:
+                for member in tar:
+                    count += 1
+                    member_at = member.offset
+                    self._apply_member(tar, member, index, layer_name)
+            except _CorruptHeader as exc:
+                broken = (exc.offset, f"corrupt tar header ({exc.reason})")
+            except tarfile.ReadError as exc:
+                broken = (member_at, f"unreadable tar member ({exc})")
+        uncompressed.drain()  # tar padding after the end-of-archive blocks (or what was not read)
         compressed.drain()
+        if broken is not None:
+            offset, reason = broken
+            self.warnings.warn_incomplete(
+                f"layer {index} ({compressed.digest})",
+                None,
+                f"{reason} at offset {offset} of the uncompressed tar; the rest of the layer was not read, "
+                "so the scan is incomplete",
+            )
         record = LayerRecord(
             index=index,
             media_type=media_type,
@@ -122,7 +166,12 @@ class LayerApplier:
             self.tree.remove_children(directory, below_layer=layer)
             return
         if base.startswith(WHITEOUT_PREFIX):
-            hidden = posixpath.join(directory, base[len(WHITEOUT_PREFIX) :])
+            name = base[len(WHITEOUT_PREFIX) :]
+            if name in ("", ".", ".."):
+                # ".wh." would hide the directory holding it, at the top the image root itself.
+                self.warnings.warn(layer_name, m.name, f"whiteout skipped: it names no entry of {directory}")
+                return
+            hidden = posixpath.join(directory, name)
             self.tree.remove(hidden, below_layer=layer)
             return
 

@@ -174,6 +174,7 @@ class ImageContents:
     warnings: list[CatalogWarning]
     layers: list[LayerRecord] = field(default_factory=list)
     catalogers: dict[str, CatalogerRun] = field(default_factory=dict)  # by cataloger name
+    incomplete: bool = False  # part of a layer could not be read (the warnings say where)
 
     def packages_of(self, type_: str) -> list[Package]:
         return [p for p in self.packages if p.type == type_]
@@ -185,4 +186,5 @@ class ImageContents:
             "packages": [p.to_dict() for p in self.packages],
             "manifest": self.manifest.to_dict(),
             "warnings": [w.to_dict() for w in self.warnings],
+            "incomplete": self.incomplete,
         }

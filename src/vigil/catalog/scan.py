@@ -81,7 +81,13 @@ def _run_catalogers(
         runs[cataloger.name] = CatalogerRun(cataloger.version, len(found))
     packages.sort(key=lambda p: (p.type, p.name, p.version, p.found_in))
     return ImageContents(
-        os=os, manifest=view.manifest(), packages=packages, warnings=warnings.items, layers=layers, catalogers=runs
+        os=os,
+        manifest=view.manifest(),
+        packages=packages,
+        warnings=warnings.items,
+        layers=layers,
+        catalogers=runs,
+        incomplete=warnings.incomplete,
     )
 
 

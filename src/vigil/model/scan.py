@@ -93,6 +93,7 @@ class ScanResult:
     packages: list[PackageRow]
     warnings: list[str]
     catalogers: dict[str, CatalogerRecord] = field(default_factory=dict)  # by cataloger name
+    incomplete: bool = False  # part of the image could not be read (the warnings say where)
 
 
 ScanStatus = Literal["done", "failed", "lost"]  # lost: another worker took the job over

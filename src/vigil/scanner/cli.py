@@ -325,6 +325,15 @@ def scanner(
     registry_config: RegistryConfigOption = None,
     tick: Annotated[float, typer.Option("--tick", min=0.1, help="seconds to wait when the queue is empty")] = 2.0,
     once: Annotated[bool, typer.Option("--once", help="scan what is queued now, then exit")] = False,
+    scan_attempts: Annotated[
+        int,
+        typer.Option(
+            "--scan-attempts",
+            envvar="VIGIL_SCAN_ATTEMPTS",
+            min=1,
+            help="attempts of one image's scan (a scanner that died counts as one) before it stays failed",
+        ),
+    ] = 3,
 ) -> None:
     """Run a scan worker (several can share one PostgreSQL store)."""
     import signal
@@ -346,7 +355,7 @@ def scanner(
     except (DbStoreError, RegistryConfigError) as exc:
         raise _fail(str(exc)) from None
     configure_logging("info")
-    worker = ScanWorker(StoreScanQueue(engine), RegistryClient(config))
+    worker = ScanWorker(StoreScanQueue(engine, max_attempts=scan_attempts), RegistryClient(config))
     err.print(f"scanner {worker.name} on {engine.url.render_as_string(hide_password=True)}")
     try:
         if once:

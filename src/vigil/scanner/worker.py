@@ -70,6 +70,7 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
             name: CatalogerRecord(version=run.version, packages=run.packages, failed=run.failed)
             for name, run in contents.catalogers.items()
         },
+        incomplete=contents.incomplete,
     )
 
 
@@ -97,7 +98,12 @@ class ScanWorker:
         if job is None:
             return None
         self.scans += 1
-        return self.scan(job)
+        started = time.perf_counter()
+        try:
+            return self.scan(job)
+        except Exception as exc:  # a job is failed with its reason, never left `scanning` for the lease
+            log.exception("scan crashed", extra={"digest": job.digest})
+            return self._fail(job, f"the scanner failed: {type(exc).__name__}: {exc}"[:1000], started)
 
     def run_pending(self, limit: int | None = None) -> list[ScanOutcome]:
         """Scan pending jobs until the queue is empty (or ``limit`` jobs were taken)."""

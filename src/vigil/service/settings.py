@@ -56,6 +56,8 @@ class ContentsSettings:
     tick: float = 2.0  # seconds between passes of the matcher and of an idle in-process scanner
     # Pull and catalog in this process (one worker); False when `vigil scanner` workers do it.
     scanner_inprocess: bool = True
+    # Claims of one scan job (a worker's lease running out counts as one) before it stays failed.
+    scan_attempts: int = 3
     # Seconds between `vigil intel sync` runs inside the service; 0 turns the schedule off.
     intel_sync_interval: float = 0.0
     # Feeds for the scheduled sync (URLs, directories, files); None: OSV's per-ecosystem exports.

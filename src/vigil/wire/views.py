@@ -493,6 +493,7 @@ class ScanState(View):
     files: int | None = None
     packages: int | None = None
     warnings: list[Any] | None = None
+    incomplete: bool | None = None  # part of the image could not be read; the warnings say where
     matched_revision: str | None = None
     matched_at: Timestamp | None = None
     match_warnings: list[Any] | None = None

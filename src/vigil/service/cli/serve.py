@@ -165,6 +165,13 @@ NoScanner = typer.Option(
     envvar="VIGIL_NO_SCANNER",
     help="Do not pull and catalog images in this process (run `vigil scanner` workers instead)",
 )
+ScanAttempts = typer.Option(
+    3,
+    "--scan-attempts",
+    envvar="VIGIL_SCAN_ATTEMPTS",
+    min=1,
+    help="Attempts of one image's scan (a scanner that died counts as one) before it stays failed",
+)
 IntelSyncInterval = typer.Option(
     21600.0,
     "--intel-sync-interval",
@@ -180,9 +187,12 @@ IntelFeed = typer.Option(
 )
 
 
-def _contents(no_scanner: bool, intel_sync_interval: float, intel_feeds: list[str] | None) -> ContentsSettings:
+def _contents(
+    no_scanner: bool, intel_sync_interval: float, intel_feeds: list[str] | None, scan_attempts: int = 3
+) -> ContentsSettings:
     return ContentsSettings(
         scanner_inprocess=not no_scanner,
+        scan_attempts=scan_attempts,
         intel_sync_interval=intel_sync_interval,
         intel_feeds=list(intel_feeds) if intel_feeds else None,
     )
@@ -212,11 +222,12 @@ def _serve_request(
     trust_file: Path = TrustFile,
     registry_config: Path = RegistryConfigFile,
     no_scanner: bool = NoScanner,
+    scan_attempts: int = ScanAttempts,
     intel_sync_interval: float = IntelSyncInterval,
     intel_feed: list[str] = IntelFeed,
 ) -> ServeRequest:
     integrity = _integrity(reverify_interval, trust_file, registry_config)
-    contents = _contents(no_scanner, intel_sync_interval, intel_feed)
+    contents = _contents(no_scanner, intel_sync_interval, intel_feed, scan_attempts)
     settings = _settings(
         data_dir,
         database_url,

@@ -260,10 +260,18 @@ class IntelHolder:
 
 
 class VulnerabilityAnalyzer:
-    def __init__(self, engine: Engine, intel: IntelHolder, scanner: InProcessScanner | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        intel: IntelHolder,
+        scanner: InProcessScanner | None = None,
+        *,
+        max_attempts: int = store.MAX_ATTEMPTS,
+    ) -> None:
         self.engine = engine
         self.intel = intel
         self.scanner = scanner
+        self.max_attempts = max_attempts  # of a scan job, judged when this pass queues the running digests
         self._lock = threading.Lock()  # one pass at a time
         self._fingerprint: tuple | None = None
         self._task = PeriodicTask("vigil-contents", self.run_pass, "contents pass")
@@ -274,7 +282,7 @@ class VulnerabilityAnalyzer:
             started = time.perf_counter()
             report = ContentPassReport()
             with self.engine.begin() as conn:
-                report.queued = store.enqueue(conn, store.running_digests(conn))
+                report.queued = store.enqueue(conn, store.running_digests(conn), max_attempts=self.max_attempts)
             if scan and self.scanner is not None:
                 self.scanner.enqueue_running()  # the scanner judges which scans its catalogers made stale
                 report.scanned = self.scanner.run_pending()

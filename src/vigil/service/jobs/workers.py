@@ -25,7 +25,7 @@ from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.jobs.trust_file import apply_policy_file
 from vigil.service.settings import Settings
-from vigil.service.store.contents import StoreScanQueue
+from vigil.service.store.contents import MAX_ATTEMPTS, StoreScanQueue
 
 # Tag answers expire a little before the next reverify, so each reverify sees the registry
 # as it is, while images evaluated in between share the answers (one request per tag per interval).
@@ -50,17 +50,20 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
     return IntegrityEvaluator(engine, client, reverify_interval=reverify)
 
 
-def scan_worker(engine: Engine, client: RegistryClient) -> ScanWorker:
+def scan_worker(engine: Engine, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS) -> ScanWorker:
     """A scanner taking its jobs from this store's queue."""
-    return ScanWorker(StoreScanQueue(engine), client)
+    return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client)
 
 
 def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
     scanner = None
     if settings.contents.scanner_inprocess:
-        scanner = scan_worker(engine, RegistryClient(RegistryConfig.load(settings.registry_config)))
+        client = RegistryClient(RegistryConfig.load(settings.registry_config))
+        scanner = scan_worker(engine, client, settings.contents.scan_attempts)
     assert settings.intel_db is not None  # Settings fills it in
-    return VulnerabilityAnalyzer(engine, IntelHolder(settings.intel_db), scanner)
+    return VulnerabilityAnalyzer(
+        engine, IntelHolder(settings.intel_db), scanner, max_attempts=settings.contents.scan_attempts
+    )
 
 
 def make_intel_sync(settings: Settings) -> IntelSyncSchedule:

@@ -7,9 +7,10 @@ a worker claims it (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
 several workers never take the same job; SQLite's ``BEGIN IMMEDIATE`` already
 serializes writers), ``scanning`` while a worker holds it (a lease: a worker
 that died is replaced after ``lease`` seconds), then ``done`` or ``failed``
-(retried with backoff up to ``MAX_ATTEMPTS``). A done scan goes back to ``pending`` when
-the scanner's catalogers make it stale (``requeue_stale``). ``StoreScanQueue`` is the scanner's
-``ScanQueue`` interface over these functions.
+(retried with backoff up to ``MAX_ATTEMPTS``; each claim is an attempt, and a lease that runs out
+counts as a failed one, so an image that kills its scanner ends ``failed`` with the reason). A done
+scan goes back to ``pending`` when the scanner's catalogers make it stale (``requeue_stale``).
+``StoreScanQueue`` is the scanner's ``ScanQueue`` interface over these functions.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SCAN_STATUSES = ("pending", "scanning", "done", "failed")
 DEFAULT_PLATFORM = "linux/amd64"
-MAX_ATTEMPTS = 5
+MAX_ATTEMPTS = 3  # claims of one job before it stays failed (ContentsSettings.scan_attempts)
 RETRY_BASE_S = 60.0
 RETRY_MAX_S = 3600.0
 DEFAULT_LEASE_S = 900.0
@@ -102,11 +103,22 @@ def running_digests(conn: Connection) -> dict[str, str]:
     return {digest: f"linux/{arch}" if arch else DEFAULT_PLATFORM for digest, arch in conn.execute(stmt)}
 
 
+def stopped_while_scanning(attempt: int, max_attempts: int) -> str:
+    """The error of a job whose worker's lease ran out (it died, or the image killed it)."""
+    return f"the scanner stopped while scanning (attempt {attempt} of {max_attempts})"
+
+
 def enqueue(
-    conn: Connection, wanted: dict[str, str], *, lease: float = DEFAULT_LEASE_S, now: datetime | None = None
+    conn: Connection,
+    wanted: dict[str, str],
+    *,
+    lease: float = DEFAULT_LEASE_S,
+    max_attempts: int = MAX_ATTEMPTS,
+    now: datetime | None = None,
 ) -> QueueCounts:
     """Queue every wanted digest not scanned yet; requeue failed scans whose backoff has
-    passed and scans whose worker's lease ran out. Returns counts of each."""
+    passed and scans whose worker's lease ran out (``failed`` instead once the lease-out was
+    its ``max_attempts``-th attempt). Returns counts of each."""
     now = now or utcnow()
     known: set[str] = set()
     digests = sorted(wanted)
@@ -125,19 +137,44 @@ def enqueue(
         update(image_scans)
         .where(
             image_scans.c.status == "failed",
-            image_scans.c.attempts < MAX_ATTEMPTS,
+            image_scans.c.attempts < max_attempts,
             image_scans.c.next_attempt_at <= now,
         )
         .values(status="pending", enqueued_at=now)
     ).rowcount
-    stale = conn.execute(
-        update(image_scans)
-        .where(image_scans.c.status == "scanning", image_scans.c.started_at < now - timedelta(seconds=lease))
-        .values(status="pending", worker=None, enqueued_at=now)
-    ).rowcount
+    expired = conn.execute(
+        select(image_scans.c.digest, image_scans.c.worker, image_scans.c.started_at, image_scans.c.attempts).where(
+            image_scans.c.status == "scanning", image_scans.c.started_at < now - timedelta(seconds=lease)
+        )
+    ).all()
+    stale = given_up = 0
+    for row in expired:
+        error = stopped_while_scanning(row.attempts, max_attempts)
+        final = row.attempts >= max_attempts
+        values: dict[str, Any] = (
+            dict(status="failed", error=error, finished_at=now, next_attempt_at=None)
+            if final
+            else dict(status="pending", error=error, enqueued_at=now)
+        )
+        changed = conn.execute(
+            update(image_scans)
+            .where(  # unchanged since read: another enqueue or the worker itself may have moved it
+                image_scans.c.digest == row.digest,
+                image_scans.c.status == "scanning",
+                image_scans.c.worker == row.worker,
+                image_scans.c.started_at == row.started_at,
+            )
+            .values(worker=None, **values)
+        ).rowcount
+        if changed and final:
+            given_up += 1
+        elif changed:
+            stale += 1
     if stale:
         log.warning("scan leases expired; jobs requeued", extra={"jobs": stale})
-    return {"queued": len(rows), "retried": retried or 0, "requeued": stale or 0}
+    if given_up:
+        log.warning("scan leases expired on their last attempt; jobs failed", extra={"jobs": given_up})
+    return {"queued": len(rows), "retried": retried or 0, "requeued": stale}
 
 
 def requeue_stale(
@@ -216,11 +253,15 @@ def _still_mine(conn: Connection, job: ScanJob) -> bool:
     return True
 
 
-def record_failure(conn: Connection, job: ScanJob, error: str, now: datetime | None = None) -> bool:
+def record_failure(
+    conn: Connection, job: ScanJob, error: str, now: datetime | None = None, *, max_attempts: int = MAX_ATTEMPTS
+) -> bool:
+    """Mark the scan failed with ``error``: retried after a backoff, or never after ``max_attempts``."""
     now = now or utcnow()
     if not _still_mine(conn, job):
         return False
     wait = min(RETRY_BASE_S * 2 ** (job.attempts - 1), RETRY_MAX_S)
+    next_attempt = now + timedelta(seconds=wait) if job.attempts < max_attempts else None
     conn.execute(
         update(image_scans)
         .where(image_scans.c.digest == job.digest)
@@ -228,7 +269,7 @@ def record_failure(conn: Connection, job: ScanJob, error: str, now: datetime | N
             status="failed",
             error=error[:4000],
             finished_at=now,
-            next_attempt_at=now + timedelta(seconds=wait),
+            next_attempt_at=next_attempt,
             worker=None,
         )
     )
@@ -275,6 +316,7 @@ def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datet
             file_count=len(files),
             package_count=len(packages),
             warnings=shown,
+            incomplete=result.incomplete,
             catalogers=dict(result.catalogers),
             matched_revision=None,
             matched_at=None,
@@ -287,14 +329,15 @@ def record_result(conn: Connection, job: ScanJob, result: ScanResult, now: datet
 class StoreScanQueue:
     """The scanner's ``ScanQueue`` on this store: each call is one short transaction."""
 
-    def __init__(self, engine: Engine, *, lease: float = DEFAULT_LEASE_S) -> None:
+    def __init__(self, engine: Engine, *, lease: float = DEFAULT_LEASE_S, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.engine = engine
         self.lease = lease
+        self.max_attempts = max_attempts
 
     def enqueue_running(self, catalogers: CatalogerVersions) -> QueueCounts:
         with self.engine.begin() as conn:
             wanted = running_digests(conn)
-            counts = enqueue(conn, wanted, lease=self.lease)
+            counts = enqueue(conn, wanted, lease=self.lease, max_attempts=self.max_attempts)
             counts["recatalogued"] = len(requeue_stale(conn, wanted, catalogers))
             return counts
 
@@ -308,7 +351,7 @@ class StoreScanQueue:
 
     def fail(self, job: ScanJob, error: str) -> bool:
         with self.engine.begin() as conn:
-            return record_failure(conn, job, error)
+            return record_failure(conn, job, error, max_attempts=self.max_attempts)
 
 
 # -- matching -------------------------------------------------------------------------------------
@@ -429,6 +472,7 @@ def scan_status(conn: Connection, digest: str | None) -> dict:
         "files": r.file_count,
         "packages": r.package_count,
         "warnings": r.warnings,
+        "incomplete": r.incomplete,
         "matched_revision": r.matched_revision,
         "matched_at": iso(r.matched_at),
         "match_warnings": r.match_warnings,

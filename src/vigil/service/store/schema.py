@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -345,6 +346,8 @@ image_scans = Table(
     Column("file_count", Integer),
     Column("package_count", Integer),
     Column("warnings", Json, nullable=False),
+    # part of the image was not read (a corrupt layer): the contents may be short; warnings say where
+    Column("incomplete", Boolean, nullable=False, default=False, server_default=false()),
     # the advisory database revision the packages were last matched against; NULL: not yet
     Column("matched_revision", String(64)),
     Column("matched_at", Timestamp),
