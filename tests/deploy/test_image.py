@@ -176,9 +176,11 @@ def test_service_runs_from_pushed_image_as_uid_65532(
         gids = re.search(r"^Gid:\s+(.*)$", status, re.M).group(1).split()
         assert uids == ["65532"] * 4 and gids == ["65532"] * 4
 
-        # The admin token the service prints once on first start, as a user reads it from the log.
+        # The admin token the service writes on first start to a 0600 file in its data dir, never to its log.
         logs = run([*PODMAN, "logs", name]).stdout
-        [admin] = TOKEN_LINE.findall(logs)
+        assert TOKEN_LINE.findall(logs) == []
+        admin = run([*PODMAN, "exec", name, "cat", "/var/lib/vigil/admin-token"]).stdout.strip()
+        assert admin.startswith("vgl_u_")
         with httpx.Client(base_url=base, timeout=10, trust_env=False) as http:
             assert http.get("/api/v1/clusters").status_code == 401
             auth = {"Authorization": f"Bearer {admin}"}

@@ -14,11 +14,33 @@ def _h(token: str | None) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def test_health_and_metrics_need_no_token(live_service):
+def test_health_needs_no_token(live_service):
     assert httpx.get(f"{live_service.url}/healthz").json()["status"] == "ok"
     assert httpx.get(f"{live_service.url}/readyz").json() == {"status": "ready", "schema": head_revision()}
-    metrics = httpx.get(f"{live_service.url}/metrics")
-    assert metrics.status_code == 200 and "vigil_http_requests_total" in metrics.text
+
+
+def test_metrics_need_a_metrics_viewer_or_admin_token(live_service):
+    svc = live_service
+    anon = httpx.get(f"{svc.url}/metrics")
+    assert anon.status_code == 401 and anon.json() == {
+        "error": "unauthorized",
+        "detail": "missing Authorization header; send 'Authorization: Bearer <token>'",
+    }
+    scraper = svc.token("metrics", "prometheus")
+    assert scraper.startswith("vgl_m_")
+    for token in (scraper, svc.token("viewer"), svc.admin_token):
+        metrics = httpx.get(f"{svc.url}/metrics", headers=_h(token))
+        assert metrics.status_code == 200 and "vigil_http_requests_total" in metrics.text
+    _, credential = svc.register("metrics-test")
+    refused = httpx.get(f"{svc.url}/metrics", headers=_h(credential))
+    assert refused.status_code == 403 and refused.json()["detail"] == (
+        "a cluster token cannot do this; it needs a token with role metrics or admin or viewer"
+    )
+    # A scraper's token reads nothing else.
+    data = httpx.get(f"{svc.url}/api/v1/clusters", headers=_h(scraper))
+    assert data.status_code == 403 and data.json()["detail"] == (
+        "a metrics token cannot do this; it needs a token with role admin or viewer"
+    )
 
 
 def test_every_api_endpoint_refuses_missing_and_wrong_tokens(live_service):

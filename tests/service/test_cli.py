@@ -42,8 +42,14 @@ def test_up_on_fresh_data_dir_serves_health_and_refuses_anonymous_api(tmp_path):
         out, errs = proc.communicate(timeout=15)
     lines = out.splitlines()
     assert lines[0].startswith(f"Vigil service on http://127.0.0.1:{port}")
-    token = lines[lines.index("First start: admin token (shown once, store it now):") + 1].strip()
-    assert token.startswith("vgl_u_")
+    token_file = data / "admin-token"
+    assert (
+        f"First start: admin token written to {token_file} (mode 0600); store it elsewhere, then delete the file."
+    ) in lines
+    token = token_file.read_text().strip()
+    assert token.startswith("vgl_u_") and oct(token_file.stat().st_mode & 0o777) == "0o600"
+    # Stdout is a pipe (a log, as under systemd or a container runtime): the secret is not in it.
+    assert token not in out
     assert (data / "vigil.db").is_file() and oct(data.stat().st_mode & 0o777) == "0o700"
     # The secret is printed once to the terminal, never into the logs.
     assert token not in errs
@@ -74,7 +80,9 @@ def test_up_refuses_plain_http_off_loopback(tmp_path):
 def test_token_and_cluster_commands_work_on_the_store(tmp_path):
     data = str(tmp_path / "d")
     init = runner.invoke(app, ["service", "init", "--data-dir", data])
-    assert init.exit_code == 0 and "vgl_u_" in init.output
+    assert init.exit_code == 0 and "vgl_u_" not in init.output
+    assert f"admin token written to {data}/admin-token (mode 0600)" in init.output
+    assert (tmp_path / "d" / "admin-token").read_text().startswith("vgl_u_")
     made = runner.invoke(app, ["token", "create", "--role", "viewer", "--name", "auditor", "--data-dir", data])
     assert made.exit_code == 0
     bad = runner.invoke(app, ["token", "create", "--role", "root", "--name", "x", "--data-dir", data])
@@ -102,3 +110,33 @@ def test_get_lists_resources_as_json_and_tables(live_service):
     assert denied.exit_code == 1 and "401 unauthorized: token is not known" in denied.output
     no_token = runner.invoke(app, ["get", "pods"], env={"VIGIL_URL": svc.url, "VIGIL_TOKEN": ""})
     assert no_token.exit_code == 2 and "no API token" in no_token.output
+
+
+def test_first_admin_token_is_shown_on_a_terminal_and_kept_in_a_0600_file(tmp_path):
+    """On a terminal the person who started the service sees the token; the file holds the same one."""
+    import pty
+
+    data = tmp_path / "d"
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        VIGIL + ["service", "init", "--data-dir", str(data)],
+        stdout=secondary,
+        stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")},
+    )
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    token = (data / "admin-token").read_text().strip()
+    assert oct((data / "admin-token").stat().st_mode & 0o777) == "0o600"
+    lines = [line.strip() for line in shown.decode().splitlines()]
+    assert lines[lines.index("Admin token (shown once):") + 1] == token

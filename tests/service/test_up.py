@@ -94,9 +94,9 @@ class Up:
                 return False
 
         wait_for("vigil up to answer /healthz", answering, timeout)
-        lines = self.stdout_lines()
-        tokens = [line for line in lines if line.startswith("vgl_u_")]
-        self.token = tokens[0] if tokens else ""
+        # The first start writes the admin token to a 0600 file in the data dir; stdout is no terminal here.
+        token_file = self.data / "admin-token"
+        self.token = token_file.read_text().strip() if token_file.is_file() else ""
         return self
 
     def get(self, path: str, **params: Any) -> Any:

@@ -36,9 +36,10 @@ ROUTERS = (health, tokens, clusters, ingest, inventory, findings, policy, integr
 
 DESCRIPTION = """Vigil checks what runs in Kubernetes against the artifact registry it should come from.
 
-Every endpoint except `/healthz`, `/readyz` and `/metrics` needs `Authorization: Bearer <token>`:
-user tokens (roles `admin`, `viewer`), cluster credentials (write their own cluster's inventory),
-registration tokens (register a cluster). Errors are `{"error": code, "detail": why}`.
+Every endpoint except `/healthz` and `/readyz` needs `Authorization: Bearer <token>`:
+user tokens (roles `admin`, `viewer`), metrics tokens (read `/metrics` only), cluster credentials
+(write their own cluster's inventory), registration tokens (register a cluster).
+Errors are `{"error": code, "detail": why}`.
 """
 
 

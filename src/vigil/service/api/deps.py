@@ -79,6 +79,7 @@ def require(*roles: str):
 
 ReaderRoles = ("admin", "viewer")
 reader = require(*ReaderRoles)
+metrics_reader = require("metrics", *ReaderRoles)
 admin = require("admin")
 cluster_writer = require("cluster")
 registrant = require("registration")

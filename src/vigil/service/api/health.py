@@ -1,13 +1,17 @@
-"""Liveness, readiness and metrics: the only endpoints that need no token."""
+"""Liveness and readiness (the only endpoints that need no token) and metrics (a metrics, viewer or admin token).
+
+Metrics name clusters, routes and rates of work: enough to map a deployment, so not for anyone who can connect.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from vigil import __version__
+from vigil.service.api.deps import metrics_reader
 from vigil.service.api.responses import ViewRoute, plain_text
 from vigil.service.store.db import current_revision, head_revision
 from vigil.wire.views import Health, Readiness
@@ -41,7 +45,8 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics; needs a token with role metrics, viewer or admin",
+    dependencies=[Depends(metrics_reader)],
     include_in_schema=True,
     response_class=PlainTextResponse,
     responses=plain_text(CONTENT_TYPE_LATEST.split(";")[0], "Prometheus text exposition format"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,11 +60,36 @@ def _prepare(settings: Settings):
     return engine
 
 
+ADMIN_TOKEN_FILE = "admin-token"
+
+
 def _first_admin(engine) -> str | None:
     with engine.begin() as conn:
         if has_admin(conn):
             return None
         return issue_token(conn, role="admin", name="initial-admin").secret
+
+
+def _hand_over_first_admin(settings: Settings, token: str) -> None:
+    """Give the first admin token to whoever started the service, and to no log.
+
+    The token goes to a 0600 file in the data dir (0700); stdout shows it only when it is a terminal,
+    because under systemd, a container runtime or CI stdout is a log that other people read.
+    """
+    path = settings.data_dir / ADMIN_TOKEN_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        f.write(token + "\n")
+    console.print(
+        f"First start: admin token written to {path} (mode 0600); store it elsewhere, then delete the file.",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    if sys.stdout.isatty():
+        console.print("Admin token (shown once):", highlight=False)
+        console.print(token, soft_wrap=True, highlight=False)
 
 
 def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool) -> None:
@@ -93,8 +119,7 @@ def service_config(
     scheme = "https" if tls_cert else "http"
     console.print(f"Vigil service on [bold]{scheme}://{settings.host}:{settings.port}[/]  (data: {settings.data_dir})")
     if token:
-        console.print("First start: admin token (shown once, store it now):")
-        console.print(token, soft_wrap=True, highlight=False)
+        _hand_over_first_admin(settings, token)
     configure_logging(settings.log_level)
     app = create_app(settings, engine=engine, run_migrations=False)
     config = uvicorn.Config(
@@ -309,12 +334,12 @@ def service(ctx: typer.Context, request: ServeRequest) -> None:
 
 @service_app.command("init")
 def service_init(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
-    """Create the store, apply migrations, and print the first admin token if there is none yet."""
-    engine = _prepare(_settings(data_dir, database_url))
+    """Create the store, apply migrations, and write the first admin token to a file if there is none yet."""
+    settings = _settings(data_dir, database_url)
+    engine = _prepare(settings)
     token = _first_admin(engine)
     if token:
-        console.print("Admin token (shown once, store it now):")
-        console.print(token, soft_wrap=True, highlight=False)
+        _hand_over_first_admin(settings, token)
     else:
         console.print("Store is ready; an admin token already exists (create more with `vigil token create`).")
 
@@ -324,14 +349,14 @@ token_app = typer.Typer(help="Users' API tokens (works on the store directly).",
 
 @token_app.command("create")
 def token_create(
-    role: str = typer.Option(..., "--role", help="admin or viewer"),
+    role: str = typer.Option(..., "--role", help="admin or viewer (users), or metrics (reads /metrics only)"),
     name: str = typer.Option(..., "--name", help="Who or what the token is for"),
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,
 ) -> None:
     """Create a token and print it once."""
-    if role not in ("admin", "viewer"):
-        err.print(f"[red]error:[/] --role {role!r} must be admin or viewer")
+    if role not in ("admin", "viewer", "metrics"):
+        err.print(f"[red]error:[/] --role {role!r} must be admin or viewer (users) or metrics (a scraper)")
         raise typer.Exit(2)
     engine = _prepare(_settings(data_dir, database_url))
     with engine.begin() as conn:

@@ -1,4 +1,4 @@
-"""API tokens: users' (admin, viewer), clusters' credentials, and registration tokens.
+"""API tokens: users' (admin, viewer), metrics scrapers', clusters' credentials, and registration tokens.
 
 Only a sha256 of each secret is stored; the secret itself is shown once, when made.
 """
@@ -16,8 +16,9 @@ from vigil.clock import as_utc, utcnow
 from vigil.service.store.schema import api_tokens
 
 USER_ROLES = ("admin", "viewer")
-ROLES = USER_ROLES + ("cluster", "registration")
-_PREFIX = {"admin": "vgl_u_", "viewer": "vgl_u_", "cluster": "vgl_c_", "registration": "vgl_r_"}
+# A metrics token reads /metrics and nothing else: a scraper's credential is no wider than its job.
+ROLES = USER_ROLES + ("metrics", "cluster", "registration")
+_PREFIX = {"admin": "vgl_u_", "viewer": "vgl_u_", "metrics": "vgl_m_", "cluster": "vgl_c_", "registration": "vgl_r_"}
 
 
 def hash_secret(secret: str) -> str:
