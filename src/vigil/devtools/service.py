@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import uvicorn
 from vigil.devtools.net import free_port, wait_for_port
 from vigil.service.app import create_app
 from vigil.service.settings import Settings
+from vigil.service.store.clusters import cluster_for_registration
 from vigil.service.store.tokens import issue_token
 
 
@@ -48,11 +50,14 @@ class LiveService:
         return self.token("registration", "test-registration")
 
     def register(self, name: str) -> tuple[str, str]:
-        """(cluster_id, credential) for a new or existing cluster name."""
+        """(cluster_id, credential) for a new or existing cluster name: registered with a token bound to
+        that name, as an admin issues one (an unbound token creates new clusters only)."""
+        with self.engine.begin() as conn:
+            token = cluster_for_registration(conn, name, timedelta(hours=1), 1)[1].secret
         resp = httpx.post(
             f"{self.url}/api/v1/clusters/register",
             json={"name": name},
-            headers={"Authorization": f"Bearer {self.registration_token()}"},
+            headers={"Authorization": f"Bearer {token}"},
         )
         resp.raise_for_status()
         body = resp.json()

@@ -107,6 +107,26 @@ class Registration(View):
     credential: str = Field(description="the cluster's credential, shown once")
 
 
+class CredentialInfo(View):
+    """One of a cluster's credentials (never its secret): ``expiring`` is one replaced by a rotation,
+    working until ``expires_at``."""
+
+    id: str
+    name: str
+    cluster_id: str
+    created_at: Timestamp
+    expires_at: Timestamp | None
+    revoked_at: Timestamp | None
+    state: Literal["active", "expiring", "expired", "revoked"]
+
+
+class RotatedCredential(View):
+    cluster_id: str
+    id: str
+    credential: str = Field(description="the cluster's new credential, shown once")
+    previous_valid_until: Timestamp = Field(description="when the cluster's earlier credentials stop working")
+
+
 class Risk(View):
     """A risk score (0-100) with what it is made of (docs/risk.md)."""
 

@@ -6,17 +6,34 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, registrant
-from vigil.service.api.errors import forbidden, not_found
+from vigil.service.api.errors import ApiError, forbidden, not_found, unauthorized
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store.clusters import CLUSTER_NAME, cluster_for_registration, cluster_name, register_cluster
+from vigil.service.store.clusters import CLUSTER_NAME, cluster_exists, cluster_for_registration
+from vigil.service.store.credentials import (
+    DEFAULT_OVERLAP,
+    RegistrationRefused,
+    list_credentials,
+    register_with_token,
+    revoke_credential,
+    rotate_credentials,
+)
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from vigil.service.store.tokens import Principal, count_use, issue_token
+from vigil.service.store.tokens import Principal, issue_token
 from vigil.service.store.views import clusters as cluster_views
-from vigil.wire.views import Cluster, IssuedRegistrationToken, Page, Registration
+from vigil.wire.views import (
+    Cluster,
+    CredentialInfo,
+    IssuedRegistrationToken,
+    Items,
+    Page,
+    Registration,
+    RotatedCredential,
+)
 
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], route_class=ViewRoute)
 
@@ -32,6 +49,16 @@ class RegistrationTokenRequest(BaseModel):
         max_length=253,
         pattern=CLUSTER_NAME,
         description="make this cluster now (pending until its controller reports) and bind the token to it",
+    )
+
+
+class RotateRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    overlap_seconds: int = Field(
+        default=int(DEFAULT_OVERLAP.total_seconds()),
+        ge=0,
+        le=86400,
+        description="how long the cluster's earlier credentials keep working, so its controller and sensors roll over",
     )
 
 
@@ -81,12 +108,14 @@ async def register(request: Request, who: Principal = Depends(registrant)) -> di
 
     def work():
         with request.app.state.engine.begin() as conn:
-            if who.cluster_id is not None:
-                bound = cluster_name(conn, who.cluster_id)
-                if bound != body.name:
-                    raise forbidden(f"this registration token registers cluster {bound!r} only, not {body.name!r}")
-            count_use(conn, who.token_id)
-            return register_cluster(conn, body.name)
+            try:
+                return register_with_token(conn, who, body.name)
+            except RegistrationRefused as exc:
+                if exc.status == 401:
+                    raise unauthorized(str(exc)) from None
+                if exc.status == 403:
+                    raise forbidden(str(exc)) from None
+                raise ApiError(exc.status, "conflict", str(exc)) from None
 
     cluster_id, cred = await run_in_threadpool(work)
     return {"cluster_id": cluster_id, "name": body.name, "credential": cred.secret}
@@ -118,3 +147,51 @@ def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(read
                 break
             after = p.next
     raise not_found(f"cluster {cluster_id!r} is not registered")
+
+
+def _known(conn: Connection, cluster_id: str) -> None:
+    if not cluster_exists(conn, cluster_id):
+        raise not_found(f"cluster {cluster_id!r} is not registered")
+
+
+@router.get(
+    "/{cluster_id}/credentials",
+    response_model=Items[CredentialInfo],
+    summary="A cluster's credentials, never their secrets (admin)",
+)
+def get_credentials(cluster_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+    with request.app.state.engine.connect() as conn:
+        _known(conn, cluster_id)
+        return {"items": list_credentials(conn, cluster_id)}
+
+
+@router.post(
+    "/{cluster_id}/credentials/rotate",
+    response_model=RotatedCredential,
+    summary="A new credential for the cluster; the earlier ones work for a short overlap, then are refused (admin)",
+    openapi_extra=openapi_body(RotateRequest, {"overlap_seconds": 600}),
+)
+async def rotate(cluster_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+    body: RotateRequest = await parse_body(request, RotateRequest)
+    overlap = timedelta(seconds=body.overlap_seconds)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            _known(conn, cluster_id)
+            return rotate_credentials(conn, cluster_id, overlap)
+
+    cred, until = await run_in_threadpool(work)
+    return {"cluster_id": cluster_id, "id": cred.id, "credential": cred.secret, "previous_valid_until": until}
+
+
+@router.post(
+    "/{cluster_id}/credentials/{credential_id}/revoke",
+    response_model=CredentialInfo,
+    summary="Revoke one of the cluster's credentials now (admin)",
+)
+def revoke(cluster_id: str, credential_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+    with request.app.state.engine.begin() as conn:
+        _known(conn, cluster_id)
+        if not revoke_credential(conn, cluster_id, credential_id):
+            raise not_found(f"cluster {cluster_id!r} has no live credential {credential_id!r}")
+        return next(c for c in list_credentials(conn, cluster_id) if c["id"] == credential_id)

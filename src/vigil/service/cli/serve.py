@@ -440,3 +440,41 @@ def cluster_install(
     from vigil.service.cli.connect import connect_cluster
 
     connect_cluster(url, token, name, _duration(ttl), max_uses, service_url, token_file, service_ca, manifest)
+
+
+ServiceUrl = typer.Option("http://127.0.0.1:8080", "--url", envvar="VIGIL_URL", help="The service's URL")
+AdminToken = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin API token")
+
+
+@cluster_app.command("credentials")
+def cluster_credentials(
+    cluster_id: str,
+    output: str = typer.Option("table", "-o", "--output", help="table or json"),
+    url: str = ServiceUrl,
+    token: str = AdminToken,
+) -> None:
+    """List a cluster's credentials (never their secrets) and whether each still works."""
+    from vigil.service.cli.credentials import show_credentials
+
+    show_credentials(url, token, cluster_id, output)
+
+
+@cluster_app.command("rotate")
+def cluster_rotate(
+    cluster_id: str,
+    overlap: str = typer.Option("10m", "--overlap", help="How long the earlier credentials keep working, e.g. 10m"),
+    url: str = ServiceUrl,
+    token: str = AdminToken,
+) -> None:
+    """Issue a new credential for a cluster; the earlier ones are refused after the overlap."""
+    from vigil.service.cli.credentials import rotate
+
+    rotate(url, token, cluster_id, int(_duration(overlap).total_seconds()))
+
+
+@cluster_app.command("revoke")
+def cluster_revoke(cluster_id: str, credential_id: str, url: str = ServiceUrl, token: str = AdminToken) -> None:
+    """Revoke one of a cluster's credentials now."""
+    from vigil.service.cli.credentials import revoke
+
+    revoke(url, token, cluster_id, credential_id)

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from vigil.clock import as_utc, utcnow
 from vigil.service.store.schema import api_tokens
@@ -94,8 +94,24 @@ def authenticate(conn: Connection, secret: str) -> Principal:
     return Principal(row.id, row.name, row.role, row.cluster_id)
 
 
-def count_use(conn: Connection, token_id: str) -> None:
-    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(uses=api_tokens.c.uses + 1))
+def count_use(conn: Connection, token_id: str) -> bool:
+    """Count one use of a token if it still admits one (not revoked, not expired, under its limit).
+
+    One conditional UPDATE: the database checks and counts under the row's write lock, so concurrent
+    requests that all passed `authenticate` cannot together exceed the limit. False if it admits none.
+    """
+    t = api_tokens.c
+    result = conn.execute(
+        update(api_tokens)
+        .where(
+            t.id == token_id,
+            t.revoked_at.is_(None),
+            or_(t.expires_at.is_(None), t.expires_at > utcnow()),
+            or_(t.max_uses.is_(None), t.uses < t.max_uses),
+        )
+        .values(uses=t.uses + 1)
+    )
+    return result.rowcount == 1
 
 
 def has_admin(conn: Connection) -> bool:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
 
+from vigil.service.store.credentials import list_credentials, revoke_credential
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import nodes as node_views
@@ -49,6 +51,7 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
             nodes = node_views.list_nodes(conn, node_views.NodeFilter(cluster_id, status, text), after, limit)
         summary = node_views.sensor_summary(conn, [cluster_id])[cluster_id]
         counts = finding_views.finding_counts(conn, cluster_id)
+        credentials = list_credentials(conn, cluster_id) if v.is_admin else []
     return web.render(
         request,
         "cluster.html",
@@ -61,4 +64,19 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         NODE_STATUSES=NODE_STATUSES,
         sensor_filter=status,
         text=text,
+        credentials=credentials,
     )
+
+
+@router.post("/clusters/{cluster_id}/credentials/{credential_id}/revoke")
+async def revoke(cluster_id: str, credential_id: str, request: Request, v: web.Viewer = Depends(web.viewer)):
+    await web.checked_form(request)
+    web.require_admin(v)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return revoke_credential(conn, cluster_id, credential_id)
+
+    if not await run_in_threadpool(work):
+        raise web.Refused(404, f"cluster {cluster_id!r} has no live credential {credential_id!r}")
+    return web.redirect(f"/clusters/{cluster_id}#credentials")
