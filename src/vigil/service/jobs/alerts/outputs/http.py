@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from http import HTTPStatus
 
 import httpx
 from pydantic import field_validator
@@ -70,6 +71,18 @@ def _secret_parts(url: str) -> list[str]:
     return [url, parts.raw_path.decode("ascii", "replace"), parts.path, parts.query.decode("ascii", "replace")]
 
 
+def _status_text(code: int) -> str:
+    """``HTTP 500 Internal Server Error``: the status and its standard phrase, never the receiver's body.
+
+    The text is stored and shown to admins (dead letters, `/test`); echoing what the far end answered
+    would let an output aimed at an internal service read that service's responses through Vigil.
+    """
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
     _REDACT.add(*(p for p in _secret_parts(url) if p not in ("", "/")))
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
@@ -82,8 +95,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None
         raise DeliveryFailed(f"{exc.__class__.__name__}: {exc}") from None
     if resp.status_code < 300:
         return
-    snippet = resp.text[:200].strip()
-    detail = f"HTTP {resp.status_code}" + (f": {snippet}" if snippet else "")
+    detail = _status_text(resp.status_code)
     if 300 <= resp.status_code < 400:
         raise DeliveryFailed(f"{detail} (redirects are not followed)", permanent=True)
     if 400 <= resp.status_code < 500 and resp.status_code not in _RETRYABLE_4XX:
