@@ -76,25 +76,6 @@ def test_resolver_follows_cgroups_coming_and_going(tmp_path: Path) -> None:
     assert r.path_of(cid, 0) is None
 
 
-def test_container_found_by_its_v1_paths_does_not_claim_its_host_cgroup(tmp_path: Path) -> None:
-    # A runtime that joined only the v1 hierarchies: the container's process sits in a host cgroup of
-    # the unified hierarchy, and only its /proc/<pid>/cgroup names the container.
-    (tmp_path / "cg" / "user.slice").mkdir(parents=True)
-    host_id = os.stat(tmp_path / "cg" / "user.slice").st_ino
-    proc = tmp_path / "proc"
-    (proc / "100").mkdir(parents=True)
-    (proc / "100" / "cgroup").write_text(f"4:memory:/kubepods/besteffort/pod{UID}/{CID}\n0::/user.slice\n")
-    (proc / "200").mkdir()
-    (proc / "200" / "cgroup").write_text("4:memory:/user.slice\n0::/user.slice\n")
-    r = CgroupResolver(root=tmp_path / "cg", proc=proc, retire_after_s=0)
-    found = r.attribute(host_id, pid=100, seen_boot_ns=0)
-    assert found.container_ref == f"containerd://{CID}" and found.pod_uid == UID
-    # Another process of the same unified cgroup is the host's, not the container's.
-    assert r.attribute(host_id, pid=200, seen_boot_ns=0) == HOST
-    assert r.attribute(host_id, pid=100, seen_boot_ns=0) == found
-    assert not r.is_known_host(host_id)  # never filtered out in the kernel as the host's
-
-
 def _execution(path: str, sha: str | None, when: datetime, pid: int, script: str | None = None) -> Execution:
     hdr = ProcessHeader(pid, pid, 1, 0, 0, 7, 0, 0, 1, 2, path.rsplit("/", 1)[-1][:15])
     ev = ExecEvent(hdr, path, path, [path, "-x"], 2, False, False, FileIdentity(1, 2, 3, 4))

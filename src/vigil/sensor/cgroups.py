@@ -64,8 +64,6 @@ class CgroupResolver:
         # cgroup ids are never reused while the system runs, so an id's attribution never changes.
         self._attributions: OrderedDict[int, Attribution] = OrderedDict()
         self._max = max_attributions
-        # Host cgroups of the unified hierarchy that also hold processes of v1-only containers.
-        self._mixed: set[int] = set()
         self.rescans = 0
         if self.root is not None:
             self._scan()
@@ -106,8 +104,6 @@ class CgroupResolver:
 
     def attribute(self, cgroup_id: int, pid: int | None = None, seen_boot_ns: int | None = None) -> Attribution:
         """The container (or HOST) of a process, from its cgroup id, else from /proc/<pid>/cgroup."""
-        if cgroup_id in self._mixed and pid is not None:
-            return self._from_proc(pid) or HOST
         cached = self._attributions.get(cgroup_id)
         if cached is not None:
             return cached
@@ -117,14 +113,8 @@ class CgroupResolver:
             found = attribute_cgroup_path(path, default_runtime=self.default_runtime)
             if found.is_host and pid is not None:
                 # A runtime that joined only the v1 hierarchies leaves the process in a
-                # unified-hierarchy parent; its v1 paths still name the container. That answer
-                # belongs to this process, not to the shared host cgroup: from now on the cgroup
-                # is mixed, and each of its processes is attributed from its own /proc entry.
-                from_proc = self._from_proc(pid)
-                if from_proc is not None:
-                    self._mixed.add(cgroup_id)
-                    self._attributions.pop(cgroup_id, None)
-                    return from_proc
+                # unified-hierarchy parent; its v1 paths still name the container.
+                found = self._from_proc(pid) or found
         elif pid is not None:
             found = self._from_proc(pid)
         if found is None:
@@ -146,4 +136,4 @@ class CgroupResolver:
     def is_known_host(self, cgroup_id: int) -> bool:
         """True when the cgroup exists and its path is a host path: safe to filter in the kernel."""
         found = self._attributions.get(cgroup_id)
-        return cgroup_id in self._paths and cgroup_id not in self._mixed and found is not None and found.is_host
+        return cgroup_id in self._paths and found is not None and found.is_host
