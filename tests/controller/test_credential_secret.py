@@ -70,7 +70,8 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
     kubeapi.store.ensure_namespace("vigil-sensor")
     kubeapi.store.create(pod("a"))
     with live_service.engine.begin() as conn:
-        token = issue_token(conn, role="registration", name="short-lived", ttl=timedelta(seconds=4))
+        # Long enough for a controller to start and register on a loaded machine, short enough to wait out.
+        token = issue_token(conn, role="registration", name="short-lived", ttl=timedelta(seconds=20))
     kubeconfig = kubeapi.write_kubeconfig(tmp_path / "kubeconfig", namespace=NAMESPACE)
     env = {
         **os.environ,
@@ -111,7 +112,7 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
     }
 
     # The registration token is now expired: registering with it is refused.
-    wait_until(lambda: time.time() > token.expires_at.timestamp() + 0.5, 10, "the token's expiry")
+    wait_until(lambda: time.time() > token.expires_at.timestamp() + 0.5, 30, "the token's expiry")
     refused = httpx.post(f"{live_service.url}/api/v1/clusters/register", json={"name": "prod-eu-1"},
                          headers={"Authorization": f"Bearer {token.secret}"})  # fmt: skip
     assert refused.status_code == 401
