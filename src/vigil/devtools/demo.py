@@ -49,6 +49,7 @@ import httpx
 import uvicorn
 import yaml
 
+from vigil.controller.credentials import load_credential
 from vigil.devtools import containerd as ctd
 from vigil.devtools.kubeapi import KubeAPIServer
 from vigil.devtools.net import wait_for_port
@@ -465,14 +466,11 @@ class Demo:
         kubeconfig = self.kube.write_kubeconfig(self.work / "kubeconfig")
 
         self.runtime_off = runtime_unavailable()
-        sensor_credential = None
-        if self.runtime_off is None:
-            # Registered before the controller is, under the same name: one cluster, two credentials.
-            sensor_credential = self._register(registration)
-        else:
+        if self.runtime_off is not None:
             say(f"runtime part off: {self.runtime_off}; continuing without runtime findings")
 
         say("starting the controller")
+        credential_file = self.work / "controller-credential.json"
         self.controller = subprocess.Popen(
             [
                 sys.executable,
@@ -484,7 +482,7 @@ class Demo:
                 "--cluster-name",
                 CLUSTER,
                 "--credential-file",
-                str(self.work / "controller-credential.json"),
+                str(credential_file),
                 "--kubeconfig",
                 str(kubeconfig),
                 "--log-level",
@@ -495,24 +493,26 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=open(self.work / "controller.log", "wb"),  # noqa: SIM115 - lives as long as the process
         )
-        if sensor_credential is not None:
-            self._start_runtime(host, digests["toolbox"], *sensor_credential, say)
+        if self.runtime_off is None:
+            # The sensor reports with the cluster's credential, as the controller hands it to sensors in
+            # a cluster (an unbound registration token registers a cluster once).
+            self._start_runtime(host, digests["toolbox"], *self._controller_credential(credential_file), say)
         return self
 
-    def _register(self, registration: str) -> tuple[str, str]:
-        """(cluster id, credential) through the registration endpoint the controller uses."""
-        resp = httpx.post(
-            f"{self.url}/api/v1/clusters/register",
-            json={"name": CLUSTER},
-            headers={"Authorization": f"Bearer {registration}"},
-            timeout=30,
+    def _controller_credential(self, path: Path) -> tuple[str, str]:
+        """(cluster id, credential) from the file the controller writes once it has registered."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            cred = load_credential(path) if path.exists() else None
+            if cred is not None:
+                return cred.cluster_id, cred.credential
+            if self.controller is not None and self.controller.poll() is not None:
+                break
+            time.sleep(0.2)
+        log = (self.work / "controller.log").read_text(errors="replace")[-500:]
+        raise DemoError(
+            f"the controller did not register cluster {CLUSTER!r} (see {self.work / 'controller.log'}): {log}"
         )
-        if resp.status_code != 200:
-            raise DemoError(
-                f"registering cluster {CLUSTER!r} for the sensor: HTTP {resp.status_code}: {resp.text[:300]}"
-            )
-        body = resp.json()
-        return body["cluster_id"], body["credential"]
 
     def _start_runtime(
         self, host: str, digest: str, cluster_id: str, credential: str, say: Callable[[str], None]
