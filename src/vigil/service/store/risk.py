@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, distinct, func, select
+from sqlalchemy import Connection, Row, Select, distinct, func, select
 
 from vigil.clock import iso
 from vigil.model.findings import PACKAGE_TYPES, FindingStatus
@@ -189,22 +189,22 @@ def cluster_risk(conn: Connection, cluster_ids: Iterable[str]) -> dict[str, dict
     return {i: got.get(i, rollup([])) for i in ids}
 
 
+def image_workloads() -> Select:
+    """Each container's image with the workload its pod belongs to: what a blast radius counts."""
+    return select(
+        containers.c.image_pk,
+        containers.c.cluster_id,
+        pods.c.namespace,
+        pods.c.workload_kind,
+        pods.c.workload_name,
+    ).join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
+
+
 def image_usage(conn: Connection, image_ids: list[int]) -> dict[int, dict[str, int]]:
     """Blast radius per image: containers having it, distinct workloads and clusters."""
     if not image_ids:
         return {}
-    joined = (
-        select(
-            containers.c.image_pk,
-            containers.c.cluster_id,
-            pods.c.namespace,
-            pods.c.workload_kind,
-            pods.c.workload_name,
-        )
-        .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
-        .where(containers.c.image_pk.in_(image_ids))
-    )
-    per_workload = joined.distinct().subquery()
+    per_workload = image_workloads().where(containers.c.image_pk.in_(image_ids)).distinct().subquery()
     usage: dict[int, dict[str, int]] = {i: {"containers": 0, "workloads": 0, "clusters": 0} for i in image_ids}
     for image_pk, n in conn.execute(
         select(containers.c.image_pk, func.count())

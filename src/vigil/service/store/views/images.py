@@ -128,18 +128,7 @@ def list_images(
         source = source.outerjoin(open_counts, open_counts.c.image_pk == images.c.id)
         keys = ((func.coalesce(open_counts.c.n, 0), "int"), (images.c.id, "int"))
     elif sort == "workloads":
-        per_workload = (
-            select(
-                containers.c.image_pk,
-                containers.c.cluster_id,
-                pods.c.namespace,
-                pods.c.workload_kind,
-                pods.c.workload_name,
-            )
-            .join(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
-            .distinct()
-            .subquery()
-        )
+        per_workload = risk_store.image_workloads().distinct().subquery()
         blast = select(per_workload.c.image_pk, func.count().label("n")).group_by(per_workload.c.image_pk).subquery()
         source = source.outerjoin(blast, blast.c.image_pk == images.c.id)
         keys = ((func.coalesce(blast.c.n, 0), "int"), (images.c.id, "int"))
