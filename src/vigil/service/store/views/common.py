@@ -1,16 +1,18 @@
-"""What every view shares: a page of items, image references and cluster names."""
+"""What every view shares: a page of items, equality filters, image references and cluster names."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 
 from vigil.clock import iso
 from vigil.model.image import image_text
 from vigil.service.store.schema import clusters
 
-__all__ = ["Page", "cluster_names", "image_ref", "iso"]
+__all__ = ["Page", "cluster_names", "image_ref", "iso", "where_equal"]
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,14 @@ class Page:
     items: list[dict]
     next: str | None
     total: int | None = None
+
+
+def where_equal(stmt: Select, filters: Iterable[tuple[ColumnElement[Any], object]]) -> Select:
+    """``stmt`` narrowed to rows whose column equals each given value; a filter left empty narrows nothing."""
+    for column, value in filters:
+        if value:
+            stmt = stmt.where(column == value)
+    return stmt
 
 
 def image_ref(registry: str | None, repository: str | None, tag: str | None, digest: str | None) -> str | None:

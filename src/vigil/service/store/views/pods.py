@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 
 from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.schema import containers, images, pods
-from vigil.service.store.views.common import Page, iso
+from vigil.service.store.views.common import Page, iso, where_equal
 
 BY_KEY = Sort(((pods.c.cluster_id, "str"), (pods.c.namespace, "str"), (pods.c.name, "str"), (pods.c.uid, "str")))
 
@@ -23,16 +23,16 @@ class PodFilter:
 
 
 def list_pods(conn: Connection, f: PodFilter, after: str | None, limit: int) -> Page:
-    stmt = select(pods)
-    for col, value in (
-        (pods.c.cluster_id, f.cluster_id),
-        (pods.c.namespace, f.namespace),
-        (pods.c.node_name, f.node),
-        (pods.c.workload_kind, f.workload_kind),
-        (pods.c.workload_name, f.workload_name),
-    ):
-        if value:
-            stmt = stmt.where(col == value)
+    stmt = where_equal(
+        select(pods),
+        (
+            (pods.c.cluster_id, f.cluster_id),
+            (pods.c.namespace, f.namespace),
+            (pods.c.node_name, f.node),
+            (pods.c.workload_kind, f.workload_kind),
+            (pods.c.workload_name, f.workload_name),
+        ),
+    )
     rows, nxt = keyset_rows(conn, stmt, BY_KEY, after, limit)
     by_pod: dict[tuple[str, str], list[dict]] = {}
     if rows:

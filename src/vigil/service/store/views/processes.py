@@ -9,7 +9,7 @@ from sqlalchemy import Connection, case, distinct, func, select
 
 from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.schema import containers, executions, images, pods
-from vigil.service.store.views.common import Page, cluster_names, image_ref, iso
+from vigil.service.store.views.common import Page, cluster_names, image_ref, iso, where_equal
 
 BY_ID = Sort(((executions.c.id, "int"),))
 
@@ -52,16 +52,17 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
             & (executions.c.container_id != ""),
         ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
     )
-    for col, value in (
-        (executions.c.cluster_id, f.cluster_id),
-        (executions.c.node_name, f.node),
-        (executions.c.container_id, f.container_id),
-        (executions.c.pod_uid, f.pod_uid),
-        (executions.c.sha256, f.sha256),
-        (executions.c.kind, f.kind),
-    ):
-        if value:
-            stmt = stmt.where(col == value)
+    stmt = where_equal(
+        stmt,
+        (
+            (executions.c.cluster_id, f.cluster_id),
+            (executions.c.node_name, f.node),
+            (executions.c.container_id, f.container_id),
+            (executions.c.pod_uid, f.pod_uid),
+            (executions.c.sha256, f.sha256),
+            (executions.c.kind, f.kind),
+        ),
+    )
     rows, nxt = keyset_rows(conn, stmt, BY_ID, after, limit)
     items = [
         {
