@@ -41,7 +41,14 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_backend(name: str, url: str, args) -> list[dict]:
+# Starts the service with SQLite's synchronous mode overridden, for the NORMAL-vs-FULL comparison.
+_SERVICE_WITH_SYNCHRONOUS = (
+    "import sys, vigil.service.store.db as db; db.SQLITE_SYNCHRONOUS = sys.argv.pop(1); "
+    "from vigil.cli import main; sys.argv[0] = 'vigil'; main()"
+)
+
+
+def run_backend(name: str, url: str, args, synchronous: str | None = None) -> list[dict]:
     engine = create_store_engine(url)
     migrate(engine)
     with engine.begin() as conn:
@@ -49,11 +56,11 @@ def run_backend(name: str, url: str, args) -> list[dict]:
     engine.dispose()
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="vigil-bench-")
+    launcher = ["-c", _SERVICE_WITH_SYNCHRONOUS, synchronous] if synchronous else ["-m", "vigil.cli"]
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "vigil.cli",
+            *launcher,
             "service",
             "--port",
             str(port),
@@ -99,6 +106,7 @@ def run_backend(name: str, url: str, args) -> list[dict]:
                 "bench": "ingest_inventory",
                 "backend": name,
                 "phase": "snapshot",
+                "sqlite_synchronous": synchronous,
                 "workload": {
                     "nodes": args.nodes,
                     "pods": args.pods,
@@ -130,6 +138,7 @@ def run_backend(name: str, url: str, args) -> list[dict]:
                 "bench": "ingest_inventory",
                 "backend": name,
                 "phase": "deltas",
+                "sqlite_synchronous": synchronous,
                 "workload": {"deltas": args.deltas, "pods_per_delta": 1},
                 "service_args": args.service_arg,
                 "seconds": round(total, 3),
@@ -172,6 +181,25 @@ def run_backend(name: str, url: str, args) -> list[dict]:
     return out
 
 
+def sqlite_synchronous_cost(by_mode: dict[str, list[dict]], sqlite_dir: str | None) -> dict:
+    def phase(mode: str, name: str) -> dict:
+        return next(r for r in by_mode[mode] if r["phase"] == name)
+
+    full_d, normal_d = phase("FULL", "deltas"), phase("NORMAL", "deltas")
+    full_s, normal_s = phase("FULL", "snapshot"), phase("NORMAL", "snapshot")
+    return {
+        "bench": "ingest_inventory",
+        "backend": "sqlite",
+        "phase": "synchronous_cost",
+        "database_dir": sqlite_dir or tempfile.gettempdir(),
+        "snapshot_seconds_full_over_normal": round(full_s["seconds"] / normal_s["seconds"], 2),
+        "delta_p50_full_over_normal": round(full_d["latency_ms_p50"] / normal_d["latency_ms_p50"], 2),
+        "deltas_per_second_full": full_d["deltas_per_second"],
+        "deltas_per_second_normal": normal_d["deltas_per_second"],
+        "deltas_per_second_full_over_normal": round(full_d["deltas_per_second"] / normal_d["deltas_per_second"], 2),
+    }
+
+
 _ADMIN: dict[str, str] = {}
 
 
@@ -192,13 +220,22 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--deltas", type=int, default=1000)
     ap.add_argument(
+        "--sqlite-dir",
+        default=None,
+        help="where the SQLite databases live (default: the temp dir; fsync cost is the disk's)",
+    )
+    ap.add_argument(
         "--service-arg", action="append", default=[], help="extra argument for `vigil service` (repeatable)"
     )
     args = ap.parse_args()
     for backend in args.backends.split(","):
         if backend == "sqlite":
-            tmp = tempfile.mkdtemp(prefix="vigil-bench-sqlite-")
-            rows = run_backend("sqlite", f"sqlite:///{tmp}/vigil.db", args)
+            # The shipped mode (FULL: every acknowledged commit synced) against NORMAL, same workload, same run.
+            by_mode = {}
+            for mode in ("FULL", "NORMAL"):
+                tmp = tempfile.mkdtemp(prefix="vigil-bench-sqlite-", dir=args.sqlite_dir)
+                by_mode[mode] = run_backend("sqlite", f"sqlite:///{tmp}/vigil.db", args, mode)
+            rows = by_mode["FULL"] + by_mode["NORMAL"] + [sqlite_synchronous_cost(by_mode, args.sqlite_dir)]
         elif backend == "postgresql":
             pg = ThrowawayPostgres().start()
             try:
