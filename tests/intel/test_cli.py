@@ -150,7 +150,7 @@ def test_query_table_and_json(records: Path, tmp_path: Path) -> None:
                 "id": "CVE-2024-0001",
                 "advisories": ["PYSEC-2024-1"],
                 "aliases": ["CVE-2024-0001", "GHSA-aaaa-bbbb-cccc", "PYSEC-2024-1"],
-                "severity": {"level": "unknown", "score": None, "source": None},
+                "severity": {"level": "unknown", "score": None, "source": None, "from": None},
                 "fixed_versions": ["1.4.2"],
                 "malicious": False,
                 "summary": "Path traversal in demo-lib",
@@ -202,5 +202,32 @@ def test_query_errors(tmp_path: Path, records: Path) -> None:
     )
     assert (result.exit_code, result.stderr) == (
         2,
-        "error: unknown ecosystem 'Pypi': 'Pypi' is not an OSV ecosystem name\n",
+        "error: unknown ecosystem 'Pypi'; did you mean PyPI?\n",
     )
+
+
+@pytest.fixture
+def jinja_db(tmp_path, osv_data):
+    db = tmp_path / "intel.db"
+    assert run("import", str(osv_data / "pypa" / "jinja2"), "--db", str(db)).exit_code == 0
+    return db
+
+
+def test_query_refuses_a_version_the_scheme_cannot_parse(jinja_db):
+    # Five real jinja2 advisories have "introduced: 0"; "zzz" must not be ordered below them.
+    result = run("query", "--ecosystem", "PyPI", "--package", "jinja2", "--version", "zzz", "--db", str(jinja_db))
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        2,
+        "",
+        "error: version 'zzz' is not a valid PEP 440 version (the version scheme of ecosystem PyPI): "
+        "neither PEP 440 nor a legacy version (legacy versions begin with a digit)\n",
+    )
+    legacy = run("query", "--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.10", "--db", str(jinja_db))
+    assert legacy.stdout.startswith("PyPI jinja2 2.10: 2 vulnerabilities\n")
+
+
+def test_query_suggests_the_ecosystems_spelling(jinja_db):
+    result = run("query", "--ecosystem", "pypi", "--package", "jinja2", "--version", "2.10", "--db", str(jinja_db))
+    assert (result.exit_code, result.stderr) == (2, "error: unknown ecosystem 'pypi'; did you mean PyPI?\n")
+    release = run("query", "--ecosystem", "debian:12", "--package", "x", "--version", "1", "--db", str(jinja_db))
+    assert release.stderr == "error: unknown ecosystem 'debian:12'; did you mean Debian:12?\n"

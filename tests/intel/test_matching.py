@@ -335,7 +335,10 @@ def test_errors_name_the_input() -> None:
             rtype="SEMVER",
         )
     )
-    with pytest.raises(InvalidVersionError, match=r"^invalid SemVer version '\(devel\)'"):
+    with pytest.raises(
+        InvalidVersionError,
+        match=r"^version '\(devel\)' is not a valid SemVer version \(the version scheme of ecosystem Go\): ",
+    ):
         idx.match("Go", "example.com/m", "(devel)")
     with pytest.raises(
         UnknownOsvEcosystemError,

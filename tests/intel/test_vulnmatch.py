@@ -75,7 +75,10 @@ def test_unmatchable_packages_are_warnings_naming_them():
     assert matched == []
     assert warnings[0] == "deb/bash 5.2: not matched: no advisory ecosystem (the image's OS is unknown to Vigil)"
     assert warnings[1] == "golang/cmd/gofmt (no version): not matched: no version recorded"
-    assert warnings[2].startswith("npm/left-pad not a version!: not matched: invalid SemVer version 'not a version!'")
+    assert warnings[2].startswith(
+        "npm/left-pad not a version!: not matched: version 'not a version!' is not a valid SemVer version "
+        "(the version scheme of ecosystem npm): "
+    )
 
 
 def test_key_id_and_severity_order():

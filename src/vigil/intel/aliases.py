@@ -66,6 +66,7 @@ class Vulnerability:
     matches: tuple[Match, ...]
     fixed_versions: tuple[str, ...]
     severity: Severity
+    severity_from: str  # the advisory whose rating this is ("" when none is rated)
     malicious: bool
     summary: str
     links: tuple[str, ...]
@@ -81,7 +82,11 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
         all_ids = sorted({i for a in group for i in a.all_ids()})
         scheme = ECOSYSTEM_SCHEMES.get(group_matches[0].affected.key.base) or SEMVER
         fixed = sort_versions(scheme, {v for m in group_matches for v in m.fixed_versions})
-        worst = max((a.severity for a in group), key=lambda s: (s.rank(), s.score or 0.0))
+        # Each record's own best rating (CVSS vector, else its database's word) is
+        # picked at import; across the aliases (PYSEC without a score, its GHSA with
+        # one) the worst of the rated ones stands for the vulnerability.
+        rated = max(group, key=lambda a: (a.severity.rank(), a.severity.score or 0.0))
+        worst = rated.severity
         out.append(
             Vulnerability(
                 id=primary_id(all_ids),
@@ -90,6 +95,7 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
                 matches=group_matches,
                 fixed_versions=tuple(fixed),
                 severity=worst,
+                severity_from=rated.id if worst.source else "",
                 malicious=any(a.malicious for a in group),
                 summary=next(
                     (a.summary for a in group if a.summary),

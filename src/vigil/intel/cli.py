@@ -106,6 +106,7 @@ def _vulnerability_json(v: Vulnerability) -> dict[str, Any]:
             "level": v.severity.level,
             "score": v.severity.score,
             "source": v.severity.source or None,
+            "from": v.severity_from or None,
         },
         "fixed_versions": list(v.fixed_versions),
         "malicious": v.malicious,

@@ -67,12 +67,26 @@ OSV_ECOSYSTEMS = frozenset(
 )
 
 
+_BY_FOLDED_NAME = {name.casefold(): name for name in OSV_ECOSYSTEMS}
+
+
+def suggest_ecosystem(ecosystem: str) -> str | None:
+    """The OSV spelling of a name written in another case (``pypi`` -> ``PyPI``,
+    ``debian:12`` -> ``Debian:12``), or None."""
+    base, sep, release = ecosystem.strip().partition(":")
+    known = _BY_FOLDED_NAME.get(base.casefold())
+    return known + sep + release if known and known != base else None
+
+
 class UnknownOsvEcosystemError(ValueError):
     def __init__(self, ecosystem: str) -> None:
         self.ecosystem = ecosystem
-        super().__init__(
-            f"unknown ecosystem {ecosystem!r}: {ecosystem.split(':', 1)[0]!r} is not an OSV ecosystem name"
-        )
+        self.suggestion = suggest_ecosystem(ecosystem)
+        if self.suggestion:
+            message = f"unknown ecosystem {ecosystem!r}; did you mean {self.suggestion}?"
+        else:
+            message = f"unknown ecosystem {ecosystem!r}: {ecosystem.split(':', 1)[0]!r} is not an OSV ecosystem name"
+        super().__init__(message)
 
 
 class EcosystemKey(NamedTuple):

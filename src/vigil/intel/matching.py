@@ -34,7 +34,7 @@ from vigil.gcpause import paused_gc
 from .advisory import Advisory, Affected, Range
 from .ecosystems import normalize_name, parse_ecosystem
 from .severity import Severity
-from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme
+from .versions import ECOSYSTEM_SCHEMES, SEMVER, VersionScheme, check_version
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,9 @@ class AdvisoryIndex:
         here, only SEMVER ranges and explicit versions lists are matched.
         """
         key = parse_ecosystem(ecosystem)
+        # Checked even when no advisory names the package: a version the scheme
+        # cannot order must be reported, never ordered as something else.
+        check_version(ecosystem, version)
         norm = normalize_name(key.base, name)
         keys = [(key.base, key.release, norm)]
         if key.release:

@@ -15,13 +15,15 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
 
 import orjson
 
 from .advisory import Advisory
+from .coverage import Coverage, EcosystemCoverage
+from .ecosystems import parse_ecosystem
 from .matching import AdvisoryIndex
 from .osv import RecordError, parse_record
 from .report import ImportReport, Rejection
@@ -181,6 +183,23 @@ class AdvisoryStore:
             report.warnings.extend(warnings)
             out.append(advisory)
         return out, report
+
+    def ecosystem_records(self, ecosystem: str) -> tuple[int, datetime | None]:
+        """How many advisories (not withdrawn) a package of ``ecosystem`` is matched
+        against (``Debian:12``: Debian 12's and release-less Debian ones), and the
+        newest one's modified time."""
+        key = parse_ecosystem(ecosystem)
+        count, newest = self._db.execute(
+            "SELECT COUNT(DISTINCT a.id), MAX(a.modified) FROM advisories a "
+            "JOIN affected_packages p ON p.id = a.id "
+            "WHERE a.withdrawn = 0 AND p.ecosystem = ? AND p.release IN (?, '')",
+            (key.base, key.release),
+        ).fetchone()
+        return count, datetime.fromisoformat(newest).replace(tzinfo=UTC) if newest else None
+
+    def coverage(self, needed: dict[str, int]) -> Coverage:
+        """The coverage of a scan that looked ``needed`` (ecosystem -> packages) up."""
+        return Coverage(tuple(EcosystemCoverage(e, n, *self.ecosystem_records(e)) for e, n in sorted(needed.items())))
 
     def get(self, advisory_id: str) -> Advisory | None:
         row = self._db.execute("SELECT record FROM advisories WHERE id = ?", (advisory_id,)).fetchone()

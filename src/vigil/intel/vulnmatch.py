@@ -106,3 +106,14 @@ SEVERITY_ORDER = tuple(s.value for s in reversed(ADVISORY_SEVERITIES))
 
 def at_least(level: str, threshold: str) -> bool:
     return severity_rank(level) >= severity_rank(threshold)
+
+
+def trips_gate(level: str, threshold: str, *, ignore_unknown: bool = False) -> bool:
+    """Whether a vulnerability at ``level`` fails a ``--fail-on threshold`` gate.
+
+    An unrated vulnerability (``unknown``) might be critical, so it fails every
+    threshold unless the caller chose to ignore unrated ones; ``unknown`` as the
+    threshold fails on any vulnerability."""
+    if level == "unknown":
+        return not ignore_unknown or threshold == "unknown"
+    return at_least(level, threshold)

@@ -29,9 +29,10 @@ from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
 from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.catalog.progress_bar import layer_progress_bar
 from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
+from vigil.intel.coverage import Coverage, needed_ecosystems
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from vigil.intel.store import StoreError
-from vigil.intel.vulnmatch import SEVERITY_ORDER, at_least, lookup_for, match_packages
+from vigil.intel.vulnmatch import SEVERITY_ORDER, lookup_for, match_packages, trips_gate
 from vigil.model.findings import FindingType
 from vigil.model.image import InvalidReference, parse_image_ref
 from vigil.registry import Platform, RegistryClient, RegistryConfig, RegistryConfigError, RegistryError
@@ -54,6 +55,7 @@ class SbomFormat(str, enum.Enum):
 
 
 class FailOn(str, enum.Enum):
+    unknown = "unknown"
     low = "low"
     medium = "medium"
     high = "high"
@@ -88,8 +90,9 @@ def read_target(target: str, platform: str | None, registry_config: Path | None,
         return ScanReport(str(ref), pulled.contents, pulled.manifest_digest)
 
 
-def advisories_for(report: ScanReport, db: Path) -> AdvisoryIndex:
-    """An index of just the advisories naming the image's packages, read from the database."""
+def advisories_for(report: ScanReport, db: Path) -> tuple[AdvisoryIndex, Coverage]:
+    """An index of just the advisories naming the image's packages, read from the
+    database, and the coverage of each ecosystem the packages need."""
     names: set[tuple[str, str]] = set()
     for pkg in report.contents.packages:
         target = lookup_for(pkg)
@@ -107,7 +110,8 @@ def advisories_for(report: ScanReport, db: Path) -> AdvisoryIndex:
             for a in advisories:
                 if not a.is_withdrawn:
                     seen.setdefault(a.id, a)
-    return AdvisoryIndex.from_advisories(seen.values())  # type: ignore[arg-type]
+        coverage = store.coverage(needed_ecosystems(report.contents.packages))
+    return AdvisoryIndex.from_advisories(seen.values()), coverage  # type: ignore[arg-type]
 
 
 def _load(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
@@ -148,6 +152,7 @@ def _vulnerability_rows(report: ScanReport) -> list[dict]:
                         "level": v.severity.level,
                         "score": v.severity.score,
                         "source": v.severity.source or None,
+                        "from": v.severity_from or None,
                     },
                     "malicious": v.malicious,
                     "fixed_versions": list(v.fixed_versions),
@@ -180,6 +185,10 @@ def _print_table(report: ScanReport, rows: list[dict]) -> None:
         f"OS: {(os.pretty_name or os.id) if os else 'unknown'}    packages: {len(report.contents.packages)}    "
         f"vulnerabilities: {len(rows)}" + (f" ({shown})" if shown else "")
     )
+    if report.coverage is not None:
+        out.print(f"advisory coverage: {report.coverage.status}")
+        for eco in report.coverage.ecosystems:
+            out.print(f"  {escape(eco.describe())}")
     if rows:
         table = Table(box=None, pad_edge=False, show_edge=False)
         for column in ("PACKAGE", "VERSION", "TYPE", "VULNERABILITY", "SEVERITY", "FIXED IN"):
@@ -189,6 +198,7 @@ def _print_table(report: ScanReport, rows: list[dict]) -> None:
             level = ("MALICIOUS " if row["malicious"] else "") + row["severity"]["level"]
             if row["severity"]["score"] is not None:
                 level += f" {row['severity']['score']:.1f}"
+            level += f" ({row['severity']['source']})" if row["severity"]["source"] else " (unrated)"
             table.add_row(
                 row["package"]["name"],
                 row["package"]["version"],
@@ -232,9 +242,22 @@ def scan(
     fail_on: Annotated[
         FailOn | None,
         typer.Option(
-            "--fail-on", help="exit 1 if a vulnerability is at least this severe (malicious packages count as critical)"
+            "--fail-on",
+            help=(
+                "exit 1 if a vulnerability is at least this severe (malicious packages count as critical); "
+                "an unrated (unknown) one fails every threshold unless --ignore-unknown"
+            ),
         ),
     ] = None,
+    ignore_unknown: Annotated[
+        bool, typer.Option("--ignore-unknown", help="--fail-on does not count unrated (unknown severity) ones")
+    ] = False,
+    fail_on_incomplete: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-incomplete", help="exit 1 if an ecosystem the packages need has no advisories in the database"
+        ),
+    ] = False,
     db: DbOption = None,
     plain_http: PlainHttp = [],  # noqa: B006 - typer reads the default, never mutates it
     platform: PlatformOption = None,
@@ -248,7 +271,7 @@ def scan(
         )
     report = _load(target, platform, registry_config, plain_http)
     try:
-        index = advisories_for(report, path)
+        index, report.coverage = advisories_for(report, path)
     except StoreError as exc:
         raise _fail(str(exc)) from None
     report.matches, report.warnings = match_packages(index, report.contents.packages)
@@ -262,6 +285,7 @@ def scan(
             "digest": report.digest,
             "os": report.contents.os.to_dict() if report.contents.os else None,
             "summary": {"packages": len(report.contents.packages), "vulnerabilities": _summary(rows)},
+            "coverage": report.coverage.to_dict(),
             "packages": [
                 {k: v for k, v in p.to_dict().items() if k not in ("files", "metadata")}
                 for p in report.contents.packages
@@ -272,13 +296,25 @@ def scan(
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(FORMATS[output.value](report))
+    failed = False
     if fail_on is not None:
-        tripped = [r for r in rows if at_least(_effective_level(r), fail_on.value)]
+        tripped = [r for r in rows if trips_gate(_effective_level(r), fail_on.value, ignore_unknown=ignore_unknown)]
         if tripped:
+            unrated = sum(1 for r in tripped if _effective_level(r) == "unknown")
             err.print(
-                f"{len(tripped)} vulnerabilities at or above {fail_on.value}: failing (--fail-on {fail_on.value})"
+                f"{len(tripped)} vulnerabilities at or above {fail_on.value}"
+                + (f" or unrated ({unrated} unknown)" if unrated else "")
+                + f": failing (--fail-on {fail_on.value})"
             )
-            raise typer.Exit(1)
+            failed = True
+    if fail_on_incomplete and not report.coverage.complete:
+        err.print(
+            f"advisory coverage incomplete: no advisories for {', '.join(report.coverage.missing)}: "
+            "failing (--fail-on-incomplete)"
+        )
+        failed = True
+    if failed:
+        raise typer.Exit(1)
 
 
 def sbom(

@@ -15,6 +15,7 @@ from packageurl import PackageURL
 from vigil import __version__
 from vigil.catalog import ImageContents, Package
 from vigil.clock import utcnow
+from vigil.intel.coverage import Coverage
 from vigil.intel.vulnmatch import PackageMatch, finding_severity
 
 OS_TYPES = {"deb", "apk", "rpm"}
@@ -30,6 +31,7 @@ class ScanReport:
     matches: list[PackageMatch] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # packages not matched, and why
     advisory_db: str | None = None
+    coverage: Coverage | None = None  # None when no advisories were consulted (`vigil sbom`)
 
 
 def _ref(i: int, pkg: Package) -> str:
@@ -40,6 +42,10 @@ def _ref(i: int, pkg: Package) -> str:
 
 def _created() -> datetime:
     return utcnow().replace(microsecond=0)
+
+
+def _severity_source(source: str, advisory_id: str) -> str:
+    return f"{source} of {advisory_id}" if source else "none (no advisory rates it)"
 
 
 # -- CycloneDX ------------------------------------------------------------------------------------
@@ -66,6 +72,11 @@ def cyclonedx_json(report: ScanReport) -> str:
     bom.metadata.component = Component(
         name=report.target, type=ComponentType.CONTAINER, version=report.digest, bom_ref="image"
     )
+    if report.coverage is not None:
+        # The vulnerability section is only as complete as the advisories behind it.
+        bom.metadata.properties.add(Property(name="vigil:advisory-coverage", value=report.coverage.status))
+        for eco in report.coverage.ecosystems:
+            bom.metadata.properties.add(Property(name=f"vigil:advisory-coverage:{eco.ecosystem}", value=eco.describe()))
     if report.contents.os is not None:
         os = report.contents.os
         bom.components.add(
@@ -125,7 +136,12 @@ def cyclonedx_json(report: ScanReport) -> str:
                     description=v.summary or None,
                     recommendation=f"Upgrade to {fixed}" if fixed else None,
                     affects=[BomTarget(ref=refs[pm.index])],
-                    properties=[Property(name="vigil:malicious", value="true")] if v.malicious else None,
+                    properties=[
+                        Property(
+                            name="vigil:severity-source", value=_severity_source(v.severity.source, v.severity_from)
+                        ),
+                        *([Property(name="vigil:malicious", value="true")] if v.malicious else []),
+                    ],
                 )
             )
     return JsonV1Dot6(bom).output_as_string(indent=2)
@@ -191,6 +207,11 @@ def spdx_json(report: ScanReport) -> str:
         "packages": packages,
         "relationships": relationships,
     }
+    if report.coverage is not None:
+        doc["creationInfo"]["comment"] = (  # type: ignore[index]
+            f"advisory coverage {report.coverage.status}: "
+            + "; ".join(e.describe() for e in report.coverage.ecosystems)
+        )
     return json.dumps(doc, indent=2)
 
 

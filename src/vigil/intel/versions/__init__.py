@@ -11,7 +11,7 @@ scheme is chosen by the base name.
 from __future__ import annotations
 
 from .apk import ApkScheme
-from .base import InvalidVersionError, UnknownEcosystemError, VersionScheme
+from .base import EcosystemVersionError, InvalidVersionError, UnknownEcosystemError, VersionScheme
 from .dpkg import DpkgScheme
 from .maven import MavenScheme
 from .pep440 import Pep440Scheme
@@ -64,6 +64,18 @@ def scheme_for(ecosystem: str) -> VersionScheme:
     return scheme
 
 
+def check_version(ecosystem: str, version: str) -> None:
+    """Raise EcosystemVersionError naming the scheme if ``ecosystem`` has a scheme
+    and it refuses ``version``; an ecosystem without one accepts any version."""
+    scheme = ECOSYSTEM_SCHEMES.get(base_ecosystem(ecosystem))
+    if scheme is None:
+        return
+    try:
+        scheme.validate_installed(version)
+    except InvalidVersionError as exc:
+        raise EcosystemVersionError(ecosystem, exc) from None
+
+
 def compare(ecosystem: str, a: str, b: str) -> int:
     """-1, 0 or 1 as version ``a`` is older than, equal to or newer than ``b``.
 
@@ -81,10 +93,12 @@ __all__ = [
     "PEP440",
     "RPM",
     "SEMVER",
+    "EcosystemVersionError",
     "InvalidVersionError",
     "UnknownEcosystemError",
     "VersionScheme",
     "base_ecosystem",
+    "check_version",
     "compare",
     "scheme_for",
 ]

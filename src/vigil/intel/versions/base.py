@@ -28,6 +28,21 @@ class InvalidVersionError(ValueError):
         super().__init__(f"invalid {scheme} version {version!r}: {rule}")
 
 
+class EcosystemVersionError(InvalidVersionError):
+    """An installed version that its ecosystem's scheme refuses: names both."""
+
+    def __init__(self, ecosystem: str, error: InvalidVersionError) -> None:
+        ValueError.__init__(
+            self,
+            f"version {error.version!r} is not a valid {error.scheme} version "
+            f"(the version scheme of ecosystem {ecosystem}): {error.rule}",
+        )
+        self.scheme = error.scheme
+        self.version = error.version
+        self.rule = error.rule
+        self.ecosystem = ecosystem
+
+
 def sign(n: int) -> int:
     return (n > 0) - (n < 0)
 
@@ -88,6 +103,11 @@ class VersionScheme(ABC):
 
     def validate(self, version: str) -> None:
         self.parsed(version)
+
+    def validate_installed(self, version: str) -> None:
+        """Refuse a version no release of a package could have (stricter than
+        ordering, which also has to place odd bounds written in advisories)."""
+        self.validate(version)
 
     def canonical(self, version: str) -> str:
         """A spelling shared by versions this scheme treats as the same release

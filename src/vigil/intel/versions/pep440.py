@@ -4,7 +4,10 @@ Valid versions are parsed and ordered by ``packaging``. Old releases on PyPI
 and in advisories (``0.1-bulbasaur``, ``2013-01-21T20:33:09+0100``) are not
 PEP 440; pip ordered them with setuptools' legacy rules before ``packaging``
 dropped them, always below every PEP 440 version. We keep that order so such
-releases can still be matched against advisory bounds.
+releases can still be matched against advisory bounds. An *installed* version
+that does not begin with a digit (``zzz``, ``latest``) is neither, and is
+refused: ordered as legacy it would sort below every release and match every
+"introduced: 0" range.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .base import VersionScheme
+from .base import InvalidVersionError, VersionScheme
 
 _LEGACY_PART = re.compile(r"(\d+|[a-z]+|\.|-)")
 # A bare release ("1.2.10"): most versions in advisories' lists. Its canonical
@@ -60,6 +63,13 @@ class Pep440Scheme(VersionScheme):
             return (1, Version(version))
         except InvalidVersion:
             return (0, legacy_key(version))
+
+    def validate_installed(self, version: str) -> None:
+        kind, _ = self.parsed(version)
+        if kind == 0 and not version[:1].isdigit():
+            raise InvalidVersionError(
+                self.name, version, "neither PEP 440 nor a legacy version (legacy versions begin with a digit)"
+            )
 
     def canonical(self, version: str) -> str:
         if _PLAIN_RELEASE.fullmatch(version):  # no leading zeros: only trailing ".0"s to drop
