@@ -20,6 +20,7 @@ from typing import BinaryIO, Self
 
 from vigil.catalog.compression import HashingReader, open_decompressed
 from vigil.catalog.fsview import Entry, FileView, Tree, parent_of
+from vigil.catalog.limits import LimitExceeded, ScanBudget, limit_text
 from vigil.catalog.model import EntryKind, LayerRecord
 from vigil.catalog.warnings import WarningSink
 
@@ -52,6 +53,22 @@ _END_OF_ARCHIVE = (tarfile.EOFHeaderError, tarfile.EmptyHeaderError)  # type: ig
 
 
 class _CheckedTarInfo(tarfile.TarInfo):
+    max_header = 1 << 20  # set per scan (a subclass per layer): tarfile reads a whole extended header at once
+
+    def _check_header_size(self) -> None:
+        if self.size > self.max_header:
+            raise LimitExceeded(
+                "max_header_bytes", self.max_header, f"a {self.size}-byte extended tar header at offset {self.offset}"
+            )
+
+    def _proc_pax(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        self._check_header_size()
+        return super()._proc_pax(tarfile_)  # type: ignore[misc, no-any-return]
+
+    def _proc_gnulong(self, tarfile_: tarfile.TarFile) -> tarfile.TarInfo:
+        self._check_header_size()
+        return super()._proc_gnulong(tarfile_)  # type: ignore[misc, no-any-return]
+
     @classmethod
     def fromtarfile(cls, tarfile_: tarfile.TarFile) -> Self:
         offset = tarfile_.offset  # where this header starts in the uncompressed tar
@@ -96,10 +113,13 @@ class LayeredView(FileView):
 
 
 class LayerApplier:
-    def __init__(self, keep: KeepRule, workdir: Path, warnings: WarningSink) -> None:
+    def __init__(self, keep: KeepRule, workdir: Path, warnings: WarningSink, budget: ScanBudget | None = None) -> None:
         self.keep = keep
         self.workdir = workdir
         self.warnings = warnings
+        self.budget = budget or ScanBudget()
+        self.stopped: LimitExceeded | None = None  # a limit for the whole scan: no more layers are read
+        self.truncated = False  # the last layer was cut short by a limit
         self.tree = Tree()
         self._stored = 0
         self.layers: list[LayerRecord] = []
@@ -114,19 +134,32 @@ class LayerApplier:
         layer_name = f"layer {index} ({media_type})"
         count = 0
         broken: tuple[int, str] | None = None  # (offset, reason) where reading the tar stopped early
-        with tarfile.open(fileobj=uncompressed, mode="r|", tarinfo=_CheckedTarInfo) as tar:
-            member_at = 0  # header offset of the member read last: the one whose data ran short
-            try:
-                for member in tar:
-                    count += 1
-                    member_at = member.offset
-                    self._apply_member(tar, member, index, layer_name)
-            except _CorruptHeader as exc:
-                broken = (exc.offset, f"corrupt tar header ({exc.reason})")
-            except tarfile.ReadError as exc:
-                broken = (member_at, f"unreadable tar member ({exc})")
-        uncompressed.drain()  # tar padding after the end-of-archive blocks (or what was not read)
-        compressed.drain()
+        limited: LimitExceeded | None = None
+        tarinfo = type("_LimitedTarInfo", (_CheckedTarInfo,), {"max_header": self.budget.limits.max_header_bytes})
+        try:
+            with tarfile.open(fileobj=uncompressed, mode="r|", tarinfo=tarinfo) as tar:
+                member_at = 0  # header offset of the member read last: the one whose data ran short
+                try:
+                    for member in tar:
+                        count += 1
+                        member_at = member.offset
+                        self._apply_member(tar, member, index, layer_name)
+                except _CorruptHeader as exc:
+                    broken = (exc.offset, f"corrupt tar header ({exc.reason})")
+                except tarfile.ReadError as exc:
+                    broken = (member_at, f"unreadable tar member ({exc})")
+        except LimitExceeded as exc:
+            limited = exc
+        if limited is not None:
+            # Not drained: the rest of a hostile layer is what the limit keeps from being read.
+            self.warnings.warn_incomplete(
+                f"layer {index} ({media_type})", None, f"{limited}; the rest of the layer was not read"
+            )
+            if limited.name != "max_header_bytes":
+                self.stopped = limited
+        else:
+            uncompressed.drain()  # tar padding after the end-of-archive blocks (or what was not read)
+            compressed.drain()
         if broken is not None:
             offset, reason = broken
             self.warnings.warn_incomplete(
@@ -143,12 +176,14 @@ class LayerApplier:
             size=compressed.count,
             entries=count,
         )
+        self.truncated = limited is not None  # the digests cover only what was read
         self.layers.append(record)
         return record
 
     # -- one tar member -------------------------------------------------------
 
     def _apply_member(self, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: int, layer_name: str) -> None:
+        self.budget.count_file(m.name)
         try:
             path, was_absolute = normalize_member_path(m.name)
         except UnsafePath as exc:
@@ -211,6 +246,19 @@ class LayerApplier:
             self._replace(d, Entry(EntryKind.DIRECTORY, 0o755, layer=layer))
 
     def _regular(self, tar: tarfile.TarFile, m: tarfile.TarInfo, path: str, layer: int) -> None:
+        limit = self.budget.limits.max_file_bytes
+        if m.size > limit:
+            # A sparse member is counted by its real size: a few KiB of tar can claim gigabytes.
+            self.budget.read_bytes(_stored_size(m), path)  # tarfile still reads past its data
+            self.warnings.warn_incomplete(
+                f"layer {layer}",
+                m.name,
+                f"file of {m.size} bytes skipped: over the limit {limit_text('max_file_bytes', limit)}",
+            )
+            if path in self.tree.entries:
+                self.tree.remove(path)
+            return
+        self.budget.read_bytes(m.size, path)
         src = tar.extractfile(m)
         assert src is not None
         digest = hashlib.sha256()
@@ -218,6 +266,7 @@ class LayerApplier:
         digest.update(head)
         stored: Path | None = None
         if self.keep(path, m.mode, head):
+            self.budget.store_bytes(m.size, path)
             self._stored += 1
             stored = self.workdir / f"{self._stored:08d}"
             with stored.open("wb") as out:
@@ -242,9 +291,19 @@ class LayerApplier:
                 layer_name, m.name, f"hard link skipped: target {target} is not a regular file in the image"
             )
             return
+        self.budget.read_bytes(src.size, path)  # each link is one more file to read: they count each
         stored = None
         if src.stored is not None:
+            self.budget.store_bytes(src.size, path)
             self._stored += 1
             stored = self.workdir / f"{self._stored:08d}"
             shutil.copyfile(src.stored, stored)  # a link would die with its source on a later whiteout
         self._replace(path, Entry(EntryKind.FILE, src.mode, src.size, src.sha256, layer=layer, stored=stored))
+
+
+def _stored_size(m: tarfile.TarInfo) -> int:
+    """Bytes a member takes in the tar: a sparse member's data blocks only."""
+    sparse = getattr(m, "sparse", None)
+    if sparse:
+        return sum(length for _offset, length in sparse)
+    return m.size

@@ -12,6 +12,7 @@ from typing import BinaryIO, Protocol
 from vigil.catalog.catalogers import CATALOGERS, CatalogContext, Cataloger
 from vigil.catalog.fsview import FileView
 from vigil.catalog.layers import KeepRule, LayerApplier
+from vigil.catalog.limits import LimitExceeded, ScanBudget, ScanLimits
 from vigil.catalog.model import CatalogerRun, ImageContents, LayerRecord
 from vigil.catalog.oci import LayoutError, blob_path, is_oci_layout, resolve_image
 from vigil.catalog.osrelease import OS_RELEASE_PATHS, detect_os
@@ -63,16 +64,22 @@ def _run_catalogers(
     catalogers: Iterable[Cataloger],
     layers: list[LayerRecord],
     progress: Progress | None,
+    budget: ScanBudget,
 ) -> ImageContents:
     os = detect_os(view, warnings)
-    ctx = CatalogContext(os=os, warnings=warnings, workdir=workdir)
+    ctx = CatalogContext(os=os, warnings=warnings, workdir=workdir, budget=budget)
     packages = []
     runs: dict[str, CatalogerRun] = {}
     for cataloger in catalogers:
         if progress is not None:
             progress.cataloging(cataloger.name)
         try:
+            budget.check_deadline()
             found = cataloger.catalog(view, ctx)
+        except LimitExceeded as exc:
+            warnings.warn_incomplete(f"cataloger {cataloger.name}", None, f"{exc}; its packages may be missing")
+            runs[cataloger.name] = CatalogerRun(cataloger.version, 0, failed=True)
+            continue
         except Exception as exc:  # one broken cataloger must not lose the others' results
             warnings.warn(f"cataloger {cataloger.name}", None, f"failed, its packages are missing: {exc!r}")
             runs[cataloger.name] = CatalogerRun(cataloger.version, 0, failed=True)
@@ -97,6 +104,7 @@ def catalog_layers(
     catalogers: Iterable[Cataloger] | None = None,
     progress: Progress | None = None,
     total: int | None = None,
+    limits: ScanLimits | None = None,
 ) -> ImageContents:
     """Apply layer blobs in order (lowest first) and catalog the result.
 
@@ -106,22 +114,25 @@ def catalog_layers(
     """
     chosen = list(catalogers if catalogers is not None else CATALOGERS.values())
     warnings = WarningSink()
+    budget = ScanBudget(limits or ScanLimits())
     with tempfile.TemporaryDirectory(prefix="vigil-catalog-") as tmp:
         work = Path(tmp)
         (work / "files").mkdir()
         (work / "scratch").mkdir()
-        applier = LayerApplier(_keep_rule(chosen), work / "files", warnings)
+        applier = LayerApplier(_keep_rule(chosen), work / "files", warnings, budget)
         for n, item in enumerate(layers):
+            if applier.stopped is not None:
+                break  # a limit for the whole scan was reached: the warning says which
             blob = item if isinstance(item, LayerBlob) else LayerBlob(*item)
             if progress is not None:
                 progress.layer_started(n, total, blob.media_type, blob.size)
             hook = (lambda read, n=n: progress.layer_advanced(n, read)) if progress is not None else None
             record = applier.apply(blob.media_type, blob.stream, hook)
-            if blob.digest is not None and blob.digest != record.digest:
+            if blob.digest is not None and blob.digest != record.digest and not applier.truncated:
                 raise LayerDigestMismatch(f"layer {n}: blob read has digest {record.digest}, expected {blob.digest}")
             if progress is not None:
                 progress.layer_finished(record)
-        return _run_catalogers(applier.view(), warnings, work / "scratch", chosen, applier.layers, progress)
+        return _run_catalogers(applier.view(), warnings, work / "scratch", chosen, applier.layers, progress, budget)
 
 
 def catalog_oci_layout(
@@ -131,6 +142,7 @@ def catalog_oci_layout(
     ref: str | None = None,
     catalogers: Iterable[Cataloger] | None = None,
     progress: Progress | None = None,
+    limits: ScanLimits | None = None,
 ) -> ImageContents:
     """Catalog the image of an OCI image layout directory (``platform`` like
     ``linux/amd64`` chooses in a multi-platform index)."""
@@ -147,18 +159,22 @@ def catalog_oci_layout(
             with p.open("rb") as f:
                 yield LayerBlob(d.media_type, f, d.digest, d.size)
 
-    return catalog_layers(blobs(), catalogers=catalogers, progress=progress, total=len(image.layers))
+    return catalog_layers(blobs(), catalogers=catalogers, progress=progress, total=len(image.layers), limits=limits)
 
 
 def catalog_rootfs(
-    path: str | Path, *, catalogers: Iterable[Cataloger] | None = None, progress: Progress | None = None
+    path: str | Path,
+    *,
+    catalogers: Iterable[Cataloger] | None = None,
+    progress: Progress | None = None,
+    limits: ScanLimits | None = None,
 ) -> ImageContents:
     """Catalog an unpacked root filesystem directory, read in place."""
     chosen = list(catalogers if catalogers is not None else CATALOGERS.values())
     warnings = WarningSink()
     view = walk_rootfs(Path(path), warnings)
     with tempfile.TemporaryDirectory(prefix="vigil-catalog-") as tmp:
-        return _run_catalogers(view, warnings, Path(tmp), chosen, [], progress)
+        return _run_catalogers(view, warnings, Path(tmp), chosen, [], progress, ScanBudget(limits or ScanLimits()))
 
 
 def catalog_path(path: str | Path, platform: str | None = None, *, progress: Progress | None = None) -> ImageContents:

@@ -48,7 +48,21 @@ if TYPE_CHECKING:
 DEFAULT_TAG_TTL = 60.0
 DEFAULT_PLATFORM = Platform("linux", "amd64")
 # Manifests and configs are small; a body this large is refused rather than buffered.
-MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # manifests, indexes and image configs: read streaming, never past it
+
+
+def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """A streamed body, or None once it grows past ``limit`` (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 _CODE_KINDS = {
     "MANIFEST_UNKNOWN": NotFoundKind.MANIFEST_UNKNOWN,
     "NAME_UNKNOWN": NotFoundKind.NAME_UNKNOWN,
@@ -214,14 +228,25 @@ class RegistryClient:
             if cached is not None:
                 self.stats.hit("content")
                 return cached
-        target, response = self._manifest_request("GET", ref, reference, "manifest_get")
-        if response.status_code == 404:
-            raise self._not_found(response, target, "manifest")
-        raise_for_unexpected(response, target, "manifest GET")
-        body = response.content
-        if len(body) > MAX_MANIFEST_BYTES:
+        target, response = self._manifest_request("GET", ref, reference, "manifest_get", stream=True)
+        try:
+            body = _read_capped(response, MAX_MANIFEST_BYTES)
+        finally:
+            response.close()
+        if response.status_code != 200:
+            # The error's text, for the message: read as capped as a manifest.
+            answer = httpx.Response(
+                response.status_code, headers=response.headers, content=body or b"", request=response.request
+            )
+            if answer.status_code == 404:
+                raise self._not_found(answer, target, "manifest")
+            raise_for_unexpected(answer, target, "manifest GET")
+        if body is None:
             raise RegistryError(
-                ref.registry, ref.repository, reference, f"manifest of {len(body)} bytes exceeds {MAX_MANIFEST_BYTES}"
+                ref.registry,
+                ref.repository,
+                reference,
+                f"manifest larger than the limit max_manifest_bytes ({MAX_MANIFEST_BYTES} bytes); not read further",
             )
         announced = response.headers.get("Docker-Content-Digest")
         expected = reference if by_digest else announced
@@ -244,10 +269,15 @@ class RegistryClient:
             )
         return result
 
-    def _manifest_request(self, method: str, ref: ImageRef, reference: str, kind: str) -> tuple[Target, httpx.Response]:
+    def _manifest_request(
+        self, method: str, ref: ImageRef, reference: str, kind: str, stream: bool = False
+    ) -> tuple[Target, httpx.Response]:
         target = Target(ref.registry, ref.repository, reference)
         path = f"/v2/{ref.repository}/manifests/{reference}"
-        return target, self.transport.request(method, target, path, kind=kind, headers={"Accept": mt.MANIFEST_ACCEPT})
+        response = self.transport.request(
+            method, target, path, kind=kind, headers={"Accept": mt.MANIFEST_ACCEPT}, stream=stream
+        )
+        return target, response
 
     def _not_found(self, response: httpx.Response, target: Target, what: str) -> NotFound:
         codes = [str(e.get("code", "")) for e in registry_errors(response)]
@@ -381,7 +411,14 @@ class RegistryClient:
             self.stats.hit("content")
             return cached
         if manifest.config.size > MAX_MANIFEST_BYTES:
-            raise RegistryError(ref.registry, ref.repository, manifest.config.digest, "image config too large")
+            raise RegistryError(
+                ref.registry,
+                ref.repository,
+                manifest.config.digest,
+                f"image config of {manifest.config.size} bytes is over the limit max_manifest_bytes "
+                f"({MAX_MANIFEST_BYTES} bytes)",
+            )
+        # The size in the manifest binds the read: the blob reader stops past it (DigestMismatch).
         body = self.fetch_blob(ref, manifest.config.digest, manifest.config.size)
         try:
             config = parse_image_config(body, manifest.config.digest)

@@ -3,11 +3,12 @@ layers stream past, and how it turns the final filesystem into packages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from vigil.catalog.fsview import FileView
+from vigil.catalog.limits import ScanBudget
 from vigil.catalog.model import OSRelease, Package
 from vigil.catalog.warnings import WarningSink
 
@@ -17,6 +18,7 @@ class CatalogContext:
     os: OSRelease | None
     warnings: WarningSink
     workdir: Path  # scratch space (nested archives), removed after the scan
+    budget: ScanBudget = field(default_factory=ScanBudget)  # the scan's limits and what it used of them
 
 
 class Cataloger(Protocol):

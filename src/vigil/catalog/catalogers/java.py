@@ -1,6 +1,8 @@
 """Java archives (.jar, .war, .ear): Maven coordinates from
 ``META-INF/maven/**/pom.properties``, else from ``META-INF/MANIFEST.MF``;
-archives nested one level deep (WEB-INF/lib, BOOT-INF/lib) too."""
+archives nested in them (WEB-INF/lib, BOOT-INF/lib) too, down to ``max_archive_depth``.
+Every entry is judged on its claimed sizes before it is inflated (``max_archive_entry_bytes``,
+``max_expansion_ratio``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import IO
 
 from vigil.catalog.catalogers.base import CatalogContext
 from vigil.catalog.fsview import FileView
+from vigil.catalog.limits import limit_text
 from vigil.catalog.model import Package
 from vigil.catalog.purls import maven_purl
 
@@ -68,19 +71,19 @@ class JavaArchiveCataloger:
                 continue
             try:
                 with view.open(path) as f:
-                    out.extend(self._archive(f, path, path, ctx, nested=True))
+                    out.extend(self._archive(f, path, path, ctx, depth=1))
             except FileNotFoundError:
                 continue
             except (OSError, zipfile.BadZipFile, ValueError) as exc:
                 ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
         return out
 
-    def _archive(self, f: IO[bytes], location: str, owner: str, ctx: CatalogContext, nested: bool) -> list[Package]:
+    def _archive(self, f: IO[bytes], location: str, owner: str, ctx: CatalogContext, depth: int) -> list[Package]:
         out: list[Package] = []
         with zipfile.ZipFile(f) as z:
             names = z.namelist()
             for name in names:
-                if _POM_PROPERTIES.match(name):
+                if _POM_PROPERTIES.match(name) and self._within_limits(z, name, location, ctx):
                     props = parse_properties(z.read(name).decode("utf-8", "replace"))
                     group, artifact, version = props.get("groupId"), props.get("artifactId"), props.get("version")
                     if not artifact or not version:
@@ -91,19 +94,55 @@ class JavaArchiveCataloger:
                 pkg = self._from_manifest(z, names, location, owner, ctx)
                 if pkg is not None:
                     out.append(pkg)
-            if nested:
-                for name in names:
-                    if _is_archive(name) and not name.endswith("/"):
-                        out.extend(self._nested(z, name, f"{location}:{name}", owner, ctx))
+            limit = ctx.budget.limits.max_archive_depth
+            for name in names:
+                if not _is_archive(name) or name.endswith("/"):
+                    continue
+                if depth >= limit:
+                    ctx.warnings.warn_incomplete(
+                        location,
+                        name,
+                        f"nested Java archive skipped: deeper than the limit {limit_text('max_archive_depth', limit)}",
+                    )
+                elif self._within_limits(z, name, location, ctx):
+                    out.extend(self._nested(z, name, f"{location}:{name}", owner, ctx, depth + 1))
         return out
 
-    def _nested(self, z: zipfile.ZipFile, name: str, location: str, owner: str, ctx: CatalogContext) -> list[Package]:
+    @staticmethod
+    def _within_limits(z: zipfile.ZipFile, name: str, location: str, ctx: CatalogContext) -> bool:
+        """May this entry be inflated? Judged on its sizes before one byte is: a zip bomb claims them truly,
+        and zipfile never inflates past the size an entry claims."""
+        info = z.getinfo(name)
+        limits = ctx.budget.limits
+        if info.file_size > limits.max_archive_entry_bytes:
+            ctx.warnings.warn_incomplete(
+                location,
+                name,
+                f"archive entry of {info.file_size} bytes skipped: over the limit "
+                f"{limit_text('max_archive_entry_bytes', limits.max_archive_entry_bytes)}",
+            )
+            return False
+        ratio = limits.max_expansion_ratio
+        if info.file_size > 1 << 20 and info.file_size > ratio * max(info.compress_size, 1):
+            ctx.warnings.warn_incomplete(
+                location,
+                name,
+                f"archive entry skipped: {info.compress_size} bytes inflate to {info.file_size}, over the limit "
+                f"{limit_text('max_expansion_ratio', ratio)}",
+            )
+            return False
+        ctx.budget.read_bytes(info.file_size, f"{location}:{name}")
+        return True
+
+    def _nested(
+        self, z: zipfile.ZipFile, name: str, location: str, owner: str, ctx: CatalogContext, depth: int
+    ) -> list[Package]:
         with tempfile.SpooledTemporaryFile(max_size=_NESTED_SPOOL_IN_MEMORY, dir=str(ctx.workdir)) as spool:
             try:
                 with z.open(name) as src:
                     shutil.copyfileobj(src, spool, 1 << 20)
                 spool.seek(0)
-                return self._archive(spool, location, owner, ctx, nested=False)
+                return self._archive(spool, location, owner, ctx, depth)
             except (OSError, zipfile.BadZipFile, ValueError) as exc:
                 ctx.warnings.warn(location, None, f"nested Java archive skipped: {exc}")
                 return []
@@ -112,7 +151,7 @@ class JavaArchiveCataloger:
         self, z: zipfile.ZipFile, names: list[str], location: str, owner: str, ctx: CatalogContext
     ) -> Package | None:
         manifest = {}
-        if "META-INF/MANIFEST.MF" in names:
+        if "META-INF/MANIFEST.MF" in names and self._within_limits(z, "META-INF/MANIFEST.MF", location, ctx):
             manifest = parse_manifest(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
         stem = location.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
         from_name = _NAME_VERSION.match(stem)

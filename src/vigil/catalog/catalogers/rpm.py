@@ -5,9 +5,11 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import stat
+import time
 
 from vigil.catalog.catalogers.base import CatalogContext
 from vigil.catalog.fsview import FileView
+from vigil.catalog.limits import LimitExceeded
 from vigil.catalog.model import Package
 from vigil.catalog.osrelease import os_ecosystem, purl_distro
 from vigil.catalog.purls import os_package_purl
@@ -52,6 +54,8 @@ class RpmCataloger:
                     if view.regular_file(db_path + suffix) == db_path + suffix:
                         shutil.copyfile(view.local_path(db_path + suffix), copy_dir / f"rpmdb.sqlite{suffix}")
                 out.extend(self._read_db(str(copy_dir / "rpmdb.sqlite"), db_path, ctx))
+            except LimitExceeded as exc:
+                ctx.warnings.warn_incomplete(db_path, None, f"rpm database not read to its end: {exc}")
             except (OSError, sqlite3.Error) as exc:
                 ctx.warnings.warn(db_path, None, f"rpm database not readable, skipped: {exc}")
         return out
@@ -61,8 +65,26 @@ class RpmCataloger:
         os = ctx.os
         namespace = os.id if os is not None else "redhat"
         conn = sqlite3.connect(local)
+        budget = ctx.budget
+        interrupted = False
+
+        def over_deadline() -> int:
+            # A hostile database can make a query run forever (a view that recurses): sqlite
+            # calls this every few thousand steps, and a non-zero answer interrupts the query.
+            nonlocal interrupted
+            interrupted = time.monotonic() - budget.started > budget.limits.deadline_seconds
+            return 1 if interrupted else 0
+
+        conn.set_progress_handler(over_deadline, 10_000)
         try:
+            kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
+            if kind is None or kind[0] != "table":
+                raise sqlite3.DatabaseError("Packages is not a table")
             rows = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+        except sqlite3.OperationalError:
+            if interrupted:
+                budget.check_deadline()  # raises LimitExceeded, naming the deadline
+            raise
         finally:
             conn.close()
         for hnum, blob in rows:
