@@ -17,7 +17,7 @@ from vigil.clock import parse_time, utcnow
 from vigil.model.findings import RATED_SEVERITIES
 from vigil.service.store import sessions
 from vigil.service.store.tokens import Principal
-from vigil.service.ui import params
+from vigil.service.ui import evidence, params
 from vigil.service.ui.security import csrf_ok
 from vigil.service.ui.session import COOKIE, MAX_AGE_S, Session, SessionCodec
 
@@ -88,6 +88,7 @@ env.filters.update(ago=_ago, when=_when, short=_short, json=_json)
 env.tests["digest"] = _is_digest
 env.globals.update(
     workload_url=_workload_url,
+    evidence_rows=evidence.rows,
     SEVERITIES=RATED_SEVERITIES,
     PAGE_SIZES=params.PAGE_SIZES,
 )

@@ -1,0 +1,152 @@
+"""A finding's evidence as rows a person reads: one renderer per finding type, the raw JSON kept apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from vigil.model.findings import FindingType
+
+OSV_URL = "https://osv.dev/vulnerability/"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    href: str | None = None
+    mono: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    label: str
+    cells: tuple[Cell, ...]
+
+
+def _map(v) -> Mapping:
+    return v if isinstance(v, Mapping) else {}
+
+
+def _text(v) -> str:
+    return "" if v is None else str(v)
+
+
+def _row(label: str, value, mono: bool = False) -> list[Row]:
+    return [Row(label, (Cell(_text(value), mono=mono),))] if value not in (None, "", [], {}) else []
+
+
+def advisory_url(advisory_id: str) -> str:
+    # The console has no advisory page; OSV serves every id the intel feeds carry.
+    return OSV_URL + quote(advisory_id, safe="")
+
+
+def _advisories(ev: Mapping) -> tuple[str, ...]:
+    vuln = ev.get("vulnerability")
+    holder = vuln if isinstance(vuln, Mapping) else ev
+    ids = [vuln.get("id") if isinstance(vuln, Mapping) else vuln]
+    ids += list(holder.get("advisory_ids") or ()) + list(holder.get("aliases") or ())
+    return tuple(dict.fromkeys(str(i) for i in ids if i))
+
+
+def vulnerability(ev: Mapping, finding: Mapping) -> list[Row]:
+    pkg = _map(ev.get("package"))
+    vuln = _map(ev.get("vulnerability"))
+    installed = ev.get("installed_version") or pkg.get("version")
+    fixed = list(ev.get("fixed_versions") or vuln.get("fixed_versions") or ())
+    rows = _row("package", pkg.get("name"), mono=True) + _row("ecosystem", pkg.get("ecosystem") or pkg.get("type"))
+    rows += _row("installed version", installed, mono=True)
+    rows += _row("fixed versions", ", ".join(fixed) if fixed else "no fixed version published")
+    remediation = f"upgrade to {fixed[0]}" if fixed else "no fix published: remove the package or accept the risk"
+    rows.append(Row("remediation", (Cell(remediation),)))
+    ids = _advisories(ev)
+    if ids:
+        rows.append(Row("advisories", tuple(Cell(i, advisory_url(i), mono=True) for i in ids)))
+    rows += _row("summary", ev.get("summary") or vuln.get("summary"))
+    return rows + _process_rows(ev, finding) if ev.get("process") else rows
+
+
+def _parent_chain(process: Mapping) -> tuple[str, ...]:
+    """Names up the parent chain, as far as the recorded samples reach (pid -> ppid by command name)."""
+    samples = [s for s in process.get("samples") or () if isinstance(s, Mapping)]
+    by_pid = {s.get("pid"): s for s in samples}
+    first = samples[0] if samples else {}
+    names, seen, ppid = [], set(), first.get("ppid", process.get("parent_pid"))
+    while ppid in by_pid and ppid not in seen:
+        seen.add(ppid)
+        names.append(str(by_pid[ppid].get("comm") or by_pid[ppid].get("filename") or ppid))
+        ppid = by_pid[ppid].get("ppid")
+    if ppid not in (None, 0) and ppid not in seen:
+        names.append(f"pid {ppid}")
+    return tuple(names)
+
+
+def _process_rows(ev: Mapping, finding: Mapping) -> list[Row]:
+    proc = _map(ev.get("process"))
+    container = _map(proc.get("container"))
+    rows = _row("process", proc.get("path") or ev.get("path"), mono=True)
+    argv = proc.get("argv")
+    rows += _row("command line", " ".join(argv) if isinstance(argv, list) else argv, mono=True)
+    chain = _parent_chain(proc)
+    if chain:
+        rows.append(Row("parent chain", tuple(Cell(n, mono=True) for n in chain)))
+    pod = container.get("pod")
+    if pod:
+        w = finding.get("workload")
+        href = None
+        if isinstance(w, Mapping) and finding.get("cluster_id") and finding.get("namespace"):
+            parts = (finding["cluster_id"], finding["namespace"], w.get("kind", ""), w.get("name", ""))
+            href = "/workloads/" + "/".join(quote(str(p), safe="") for p in parts)
+        rows.append(Row("pod", (Cell(str(pod), href, mono=True),)))
+    rows += _row("container", container.get("name"), mono=True) + _row("node", container.get("node"), mono=True)
+    return rows
+
+
+def runtime(ev: Mapping, finding: Mapping) -> list[Row]:
+    rows = _process_rows(ev, finding)
+    rule = ev.get("rule")
+    if isinstance(rule, Mapping):
+        rows += _row("rule", rule.get("id"), mono=True)
+    rows += _row("reason", ev.get("reason"))
+    rows += _row("expected sha256", ev.get("expected_sha256"), mono=True)
+    rows += _row("actual sha256", ev.get("actual_sha256") or ev.get("sha256"), mono=True)
+    image = ev.get("image")
+    if isinstance(image, Mapping):
+        rows += _row("image", image.get("ref"), mono=True) + _row("image digest", image.get("digest"), mono=True)
+    return rows
+
+
+def integrity(ev: Mapping, finding: Mapping) -> list[Row]:
+    rows = _row("image", ev.get("image"), mono=True) + _row("registry", ev.get("registry"), mono=True)
+    rows += _row("checked against", ev.get("checked_against"), mono=True) + _row("tag", ev.get("tag"), mono=True)
+    rows += _row("rule", ev.get("rule"))
+    patterns = ev.get("trusted_patterns")
+    if patterns:
+        rows.append(Row("trusted patterns", tuple(Cell(str(p), mono=True) for p in patterns)))
+    rows += _row("missing", ev.get("missing")) + _row("since", ev.get("since"))
+    return rows + _row("registry answer", ev.get("registry_answer"))
+
+
+Renderer = Callable[[Mapping, Mapping], list[Row]]
+RENDERERS: dict[FindingType, Renderer] = {
+    FindingType.UNTRUSTED_REGISTRY: integrity,
+    FindingType.DIGEST_MISMATCH: integrity,
+    FindingType.TAG_MOVED: integrity,
+    FindingType.ARTIFACT_MISSING: integrity,
+    FindingType.VULNERABLE_PACKAGE: vulnerability,
+    FindingType.MALICIOUS_PACKAGE: vulnerability,
+    FindingType.RUNNING_VULNERABILITY: vulnerability,
+    FindingType.RUNTIME_DRIFT: runtime,
+    FindingType.TAMPERED_BINARY: runtime,
+    FindingType.SUSPICIOUS_EXEC: runtime,
+}
+
+
+def rows(finding: Mapping) -> list[Row]:
+    """The evidence rows for a finding of a known type; none for an unknown type or non-mapping evidence."""
+    ev = finding.get("evidence")
+    try:
+        render = RENDERERS[FindingType(str(finding.get("type")))]
+    except ValueError:
+        return []
+    return render(ev, finding) if isinstance(ev, Mapping) else []

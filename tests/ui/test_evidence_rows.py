@@ -1,0 +1,73 @@
+"""Each finding type's evidence reads as rows: package and fix, process and pod, image and registry."""
+
+from vigil.model.findings import FINDING_TYPES
+from vigil.service.ui import evidence
+
+
+def _flat(rows):
+    return {r.label: [(c.text, c.href) for c in r.cells] for r in rows}
+
+
+def test_every_finding_type_has_a_renderer():
+    assert set(evidence.RENDERERS) == set(FINDING_TYPES)
+
+
+def test_vulnerability_names_package_versions_fix_and_advisory_links():
+    f = {
+        "type": "vulnerable_package",
+        "evidence": {
+            "package": {"name": "jinja2", "version": "2.10", "ecosystem": "PyPI"},
+            "installed_version": "2.10",
+            "fixed_versions": ["2.11.3"],
+            "vulnerability": "GHSA-462w-v97r-4m45",
+            "advisory_ids": ["GHSA-462w-v97r-4m45"],
+            "aliases": ["CVE-2020-28493"],
+        },
+    }
+    rows = _flat(evidence.rows(f))
+    assert rows["package"] == [("jinja2", None)]
+    assert rows["installed version"] == [("2.10", None)]
+    assert rows["remediation"] == [("upgrade to 2.11.3", None)]
+    assert rows["advisories"] == [
+        ("GHSA-462w-v97r-4m45", "https://osv.dev/vulnerability/GHSA-462w-v97r-4m45"),
+        ("CVE-2020-28493", "https://osv.dev/vulnerability/CVE-2020-28493"),
+    ]
+
+
+def test_runtime_names_process_parent_chain_pod_link_and_node():
+    samples = [
+        {"pid": 30, "ppid": 20, "comm": "curl"},
+        {"pid": 20, "ppid": 10, "comm": "sh"},
+        {"pid": 10, "ppid": 1, "comm": "python3"},
+    ]
+    f = {
+        "type": "runtime_drift",
+        "cluster_id": "c1",
+        "namespace": "team0",
+        "workload": {"kind": "Deployment", "name": "app0"},
+        "evidence": {
+            "path": "/tmp/x",
+            "process": {
+                "path": "/tmp/x",
+                "argv": ["/tmp/x", "-v"],
+                "samples": samples,
+                "container": {"pod": "app0-abc", "node": "node-1", "name": "app"},
+            },
+        },
+    }
+    rows = _flat(evidence.rows(f))
+    assert rows["process"] == [("/tmp/x", None)]
+    assert rows["parent chain"] == [("sh", None), ("python3", None), ("pid 1", None)]
+    assert rows["pod"] == [("app0-abc", "/workloads/c1/team0/Deployment/app0")]
+    assert rows["node"] == [("node-1", None)]
+
+
+def test_untrusted_registry_names_image_and_registry():
+    f = {
+        "type": "untrusted_registry",
+        "evidence": {"image": "evil.io/app:1", "registry": "evil.io", "trusted_patterns": ["registry.local/*"]},
+    }
+    rows = _flat(evidence.rows(f))
+    assert rows["image"] == [("evil.io/app:1", None)]
+    assert rows["registry"] == [("evil.io", None)]
+    assert rows["trusted patterns"] == [("registry.local/*", None)]
