@@ -69,7 +69,7 @@ def test_config_file_and_environment(tmp_path):
         (
             {"r.io": {"passwd": "hunter2"}},
             "registry config: registry r.io: unknown field(s) passwd; "
-            "allowed: username, password, token, plain_http, ca_bundle",
+            "allowed: username, password, token, plain_http, ca_bundle, auth_hosts",
         ),
         ({"r.io": {"plain_http": "maybe"}}, "registry config: registry r.io: plain_http must be true or false"),
         (

@@ -38,7 +38,7 @@ def engine(database_url):
 def test_concurrent_claims_take_each_job_once(engine):
     wanted = {digest(i): "linux/amd64" for i in range(40)}
     with engine.begin() as conn:
-        assert store.enqueue(conn, wanted) == {"queued": 40, "retried": 0, "requeued": 0}
+        assert store.enqueue(conn, wanted) == {"queued": 40, "retried": 0, "requeued": 0, "untrusted": 0}
         assert store.enqueue(conn, wanted)["queued"] == 0  # idempotent
     claimed: dict[str, list[str]] = {}
     lock = threading.Lock()
@@ -137,7 +137,7 @@ def test_several_workers_scan_each_image_once(service_on, registry):
     assert sorted(o.digest for o in outcomes) == sorted(img.digest for img in images)
     assert {o.status for o in outcomes} == {"done"} and sum(w.scans for w in workers) == 6
     with svc.engine.connect() as conn:
-        assert store.scan_counts(conn) == {"pending": 0, "scanning": 0, "done": 6, "failed": 0}
+        assert store.scan_counts(conn) == {"pending": 0, "scanning": 0, "done": 6, "failed": 0, "not_scanned": 0}
     blobs = sum(w.client.stats.by_kind.get("blob", 0) for w in workers)
     assert blobs == 6  # one layer per image, each pulled once
 

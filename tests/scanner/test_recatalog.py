@@ -154,7 +154,7 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     # The Python cataloger changes: only the image it found a package in is pulled again.
     monkeypatch.setattr(CATALOGERS["python"], "version", 2)
     offset = log_size(registry)
-    assert worker.enqueue_running() == {"queued": 0, "retried": 0, "requeued": 0, "recatalogued": 1}
+    assert worker.enqueue_running() == {"queued": 0, "retried": 0, "requeued": 0, "untrusted": 0, "recatalogued": 1}
     assert scan_pass() == [images["python"].digest]
     assert pulled_again(offset) == layers_of("python")
     second = stored_catalogers(svc)

@@ -39,15 +39,15 @@ def test_a_scanner_dying_three_times_fails_the_job_with_the_reason(engine):
             s = store.scan_status(conn, DIGEST)
         reason = f"the scanner stopped while scanning (attempt {attempt} of 3)"
         if attempt < 3:
-            assert counts == {"queued": 0, "retried": 0, "requeued": 1}
+            assert counts == {"queued": 0, "retried": 0, "requeued": 1, "untrusted": 0}
             assert (s["status"], s["error"], s["attempts"]) == ("pending", reason, attempt)
-    assert counts == {"queued": 0, "retried": 0, "requeued": 0}
+    assert counts == {"queued": 0, "retried": 0, "requeued": 0, "untrusted": 0}
     assert (s["status"], s["error"], s["attempts"], s["next_attempt_at"]) == ("failed", reason, 3, None)
     with engine.begin() as conn:
         # never retried, never claimed again
         assert store.enqueue(conn, {DIGEST: "linux/amd64"}, lease=LEASE, now=t + timedelta(days=7))["retried"] == 0
         assert store.claim(conn, "w4", now=t + timedelta(days=7)) is None
-        assert store.scan_counts(conn) == {"pending": 0, "scanning": 0, "done": 0, "failed": 1}
+        assert store.scan_counts(conn) == {"pending": 0, "scanning": 0, "done": 0, "failed": 1, "not_scanned": 0}
 
 
 def test_the_last_error_stays_and_the_bound_is_a_setting(engine):

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .config import RegistrySettings
 
@@ -69,6 +70,53 @@ def parse_challenges(header: str) -> list[Challenge]:
         challenges.append(Challenge(scheme, params))
         rest = rest.lstrip(", ")
     return challenges
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _authority(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute http(s) URL, the port filled in; None when it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def realm_problem(settings: RegistrySettings, realm: str) -> str | None:
+    """Why the service must not fetch a token from ``realm`` for this registry; None when it may.
+
+    A registry names its token service, so a hostile one could aim the service at any internal
+    URL: the realm must be HTTPS on the registry's own host and port or on one of its
+    ``token_hosts``; plain HTTP only for a ``plain_http`` registry, on its own host and port.
+    """
+    where = _authority(realm)
+    own = _authority(settings.base_url)
+    assert own is not None
+    if where is None:
+        return "is not an absolute http(s) URL"
+    scheme, host, port = where
+    same_host = (host, port) == own[1:]
+    if scheme == "http":
+        if settings.plain_http and same_host:
+            return None
+        if settings.plain_http:
+            return f"is plain HTTP on {host}:{port}, not on the registry's own host {own[1]}:{own[2]}"
+        return "is plain HTTP and the registry is not configured plain_http"
+    allowed = {
+        (h.rpartition(":")[0], int(h.rpartition(":")[2])) if ":" in h else (h, 443) for h in settings.token_hosts
+    }
+    if same_host or (host, port) in allowed:
+        return None
+    return (
+        f"is on {host}:{port}, neither the registry's own host {own[1]}:{own[2]} nor one of its auth_hosts"
+        f" ({', '.join(settings.token_hosts) or 'none configured'})"
+    )
 
 
 def repository_scope(repository: str, actions: tuple[str, ...]) -> str:

@@ -9,6 +9,8 @@ registry host exactly as it appears in image references::
       username: ci-reader
       password: <API token>       # basic auth: Artifactory and Harbor users with tokens
       ca_bundle: /etc/ssl/corp-ca.pem
+    registry.gitlab.com:
+      auth_hosts: [gitlab.com]    # hosts its token service (WWW-Authenticate realm) may live on
     registry.example.org:
       token: <static bearer token> # sent as "Authorization: Bearer", never exchanged
 
@@ -18,7 +20,12 @@ character other than A-Z and 0-9 replaced by ``_`` (``localhost:5000`` ->
 
     VIGIL_REGISTRY_<HOST>_USERNAME, VIGIL_REGISTRY_<HOST>_PASSWORD,
     VIGIL_REGISTRY_<HOST>_TOKEN, VIGIL_REGISTRY_<HOST>_PLAIN_HTTP (true/false),
-    VIGIL_REGISTRY_<HOST>_CA_BUNDLE
+    VIGIL_REGISTRY_<HOST>_CA_BUNDLE, VIGIL_REGISTRY_<HOST>_AUTH_HOSTS (comma-separated host[:port])
+
+A registry's token service (the realm of its ``Bearer`` challenge) is fetched only over HTTPS on
+the registry's own host and port, or on one of its ``auth_hosts`` (``AUTH_HOSTS`` holds the
+well-known pairs, e.g. Docker Hub's ``auth.docker.io``); over plain HTTP only for a
+``plain_http`` registry whose realm is on its own host and port (``vigil.registry.auth.realm_problem``).
 
 Secrets are held in ``Secret`` so no repr, log line or error message shows them.
 Validation errors name the host and the field, never a value.
@@ -39,12 +46,15 @@ from vigil.yaml_errors import yaml_error_message
 
 CONFIG_ENV = "VIGIL_REGISTRY_CONFIG"
 ENV_PREFIX = "VIGIL_REGISTRY_"
-_FIELDS = ("username", "password", "token", "plain_http", "ca_bundle")
+_FIELDS = ("username", "password", "token", "plain_http", "ca_bundle", "auth_hosts")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 # The Hub's API lives on another host than the name in references.
 API_HOSTS = {"docker.io": "registry-1.docker.io"}
+# Token services that live on another host than their registry's API, known without configuration.
+AUTH_HOSTS: dict[str, tuple[str, ...]] = {"docker.io": ("auth.docker.io",)}
+_AUTH_HOST_RE = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?")
 
 
 class RegistryConfigError(ValueError):
@@ -85,6 +95,7 @@ class RegistrySettings:
     token: Secret | None = None
     plain_http: bool = False
     ca_bundle: Path | None = None
+    auth_hosts: tuple[str, ...] = ()  # host[:port] (lowercase) its token service may live on besides its own
 
     @property
     def scheme(self) -> str:
@@ -97,6 +108,11 @@ class RegistrySettings:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.api_host}"
+
+    @property
+    def token_hosts(self) -> tuple[str, ...]:
+        """Where a token service of this registry may live besides its own host: configured and well-known."""
+        return tuple(dict.fromkeys(self.auth_hosts + AUTH_HOSTS.get(self.host, ())))
 
     @property
     def has_basic_credentials(self) -> bool:
@@ -185,9 +201,29 @@ def _settings_from_mapping(host: str, entry: Any, source: str) -> RegistrySettin
         token=Secret(entry["token"]) if entry.get("token") is not None else None,
         plain_http=_parse_bool(entry.get("plain_http", False), f"{where}: plain_http"),
         ca_bundle=Path(entry["ca_bundle"]) if entry.get("ca_bundle") else None,
+        auth_hosts=parse_auth_hosts(entry.get("auth_hosts"), f"{where}: auth_hosts"),
     )
     _check(settings, where)
     return settings
+
+
+def parse_auth_hosts(value: Any, where: str) -> tuple[str, ...]:
+    """``auth_hosts`` as a list or a comma-separated string of host[:port]; lowercased."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise RegistryConfigError(f"{where} must be a list of host[:port] strings")
+    hosts = []
+    for item in (i.strip().lower() for i in items):
+        if not item:
+            continue
+        if not _AUTH_HOST_RE.fullmatch(item) or not 0 < int(item.rpartition(":")[2] if ":" in item else 443) < 65536:
+            raise RegistryConfigError(
+                f"{where}: {item!r} is not a host[:port] (no scheme or path), e.g. auth.example.com:8443"
+            )
+        hosts.append(item)
+    return tuple(dict.fromkeys(hosts))
 
 
 def _check(settings: RegistrySettings, where: str) -> None:
@@ -212,6 +248,8 @@ def _apply_env(settings: RegistrySettings, environ: Mapping[str, str]) -> Regist
         changes["plain_http"] = _parse_bool(value, f"{stem}_PLAIN_HTTP")
     if (value := environ.get(f"{stem}_CA_BUNDLE")) is not None:
         changes["ca_bundle"] = Path(value) if value else None
+    if (value := environ.get(f"{stem}_AUTH_HOSTS")) is not None:
+        changes["auth_hosts"] = parse_auth_hosts(value, f"{stem}_AUTH_HOSTS")
     if not changes:
         return settings
     updated = replace(settings, **changes)

@@ -16,11 +16,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import httpx
 
-from .auth import DEFAULT_TOKEN_LIFETIME, HostAuth, basic_header, parse_challenges, repository_scope
+from .auth import DEFAULT_TOKEN_LIFETIME, HostAuth, basic_header, parse_challenges, realm_problem, repository_scope
 from .config import RegistryConfig, RegistrySettings
 from .errors import AuthError, RegistryError, Unreachable
 
@@ -287,18 +288,37 @@ class RegistryTransport:
     ) -> tuple[str, float]:
         challenge = auth.challenge
         assert challenge is not None and challenge.realm
+        settings = auth.settings
+        problem = realm_problem(settings, challenge.realm)
+        if problem is not None:
+            raise AuthError(
+                target.registry,
+                target.repository,
+                target.reference,
+                f"token service {_strip_query(challenge.realm)!r} not contacted: it {problem}; a token service must"
+                " be HTTPS on the registry's host or on an allowed auth host (auth_hosts in the registry config)",
+            )
         params = {}
         if challenge.service:
             params["service"] = challenge.service
         if scope:
             params["scope"] = scope
         headers = {}
-        settings = auth.settings
         if settings.has_basic_credentials:
             assert settings.username is not None and settings.password is not None
             headers["Authorization"] = basic_header(settings.username, settings.password.reveal())
         response = self._send_with_retries(
-            client, target, "token", "GET", challenge.realm, headers, params, None, False, True
+            # No redirects: the realm rule above would not hold for where a redirect leads.
+            client,
+            target,
+            "token",
+            "GET",
+            challenge.realm,
+            headers,
+            params,
+            None,
+            False,
+            False,
         )
         if response.status_code in (401, 403):
             who = f"user {settings.username!r}" if settings.username else "anonymous access"
@@ -366,7 +386,7 @@ class RegistryTransport:
             if response.status_code not in policy.retry_statuses:
                 return response
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            last_problem = f"answered {response.status_code} {response.reason_phrase}".rstrip()
+            last_problem = f"answered {status_text(response.status_code)}"
             if stream:
                 response.close()
             if attempt + 1 >= policy.max_attempts:
@@ -407,6 +427,34 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def status_text(status: int) -> str:
+    """``503 Service Unavailable``: the standard phrase, never the one the server sent (remote text)."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+# The error codes of the distribution spec with the spec's own descriptions: messages quote these,
+# never the registry's words (a hostile registry would otherwise write into what viewers read).
+ERROR_CODES = {
+    "BLOB_UNKNOWN": "blob unknown to registry",
+    "BLOB_UPLOAD_INVALID": "blob upload invalid",
+    "BLOB_UPLOAD_UNKNOWN": "blob upload unknown to registry",
+    "DIGEST_INVALID": "provided digest did not match uploaded content",
+    "MANIFEST_BLOB_UNKNOWN": "manifest references a manifest or blob unknown to registry",
+    "MANIFEST_INVALID": "manifest invalid",
+    "MANIFEST_UNKNOWN": "manifest unknown",
+    "NAME_INVALID": "invalid repository name",
+    "NAME_UNKNOWN": "repository name not known to registry",
+    "SIZE_INVALID": "provided length did not match content length",
+    "UNAUTHORIZED": "authentication required",
+    "DENIED": "requested access to the resource is denied",
+    "UNSUPPORTED": "the operation is unsupported",
+    "TOOMANYREQUESTS": "too many requests",
+}
+
+
 def raise_for_unexpected(response: httpx.Response, target: Target, what: str) -> None:
     """A non-success answer that is neither auth nor not-found: RegistryError with the registry's words."""
     if response.is_success:
@@ -428,7 +476,12 @@ def registry_errors(response: httpx.Response) -> list[dict[str, Any]]:
 
 
 def registry_error_text(response: httpx.Response) -> str:
-    errors = registry_errors(response)
-    if not errors:
+    """The error codes of a registry error body with the spec's descriptions; an unknown code is not quoted."""
+    codes = [str(e.get("code", "")) for e in registry_errors(response)]
+    if not codes:
         return ""
-    return " (" + "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors) + ")"
+    known = [f"{c}: {ERROR_CODES[c]}" for c in dict.fromkeys(codes) if c in ERROR_CODES]
+    unknown = sum(c not in ERROR_CODES for c in codes)
+    if unknown:
+        known.append(f"{unknown} error{'s' if unknown > 1 else ''} with a code outside the distribution spec")
+    return " (" + "; ".join(known) + ")"

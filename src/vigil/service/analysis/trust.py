@@ -183,3 +183,40 @@ class TrustPolicy:
         # The most specific rule is the one worth showing: cluster-scoped, then longest prefix.
         best = max(matching, key=lambda r: (r.cluster is not None, len(r.pattern.prefix)))
         return TrustDecision(ref, effective, True, best, mirror)
+
+
+@dataclass(frozen=True, slots=True)
+class PullPlan:
+    """Where the scanner may pull one digest from: the places trust allows, and the registries it refuses.
+
+    ``sources`` are (registry, repository) after the mirror rule that applies, trusted (or trust not
+    checked, with no policy); ``refused`` are the registries the policy does not trust, which the
+    service never contacts.
+    """
+
+    sources: tuple[tuple[str, str], ...] = ()
+    refused: tuple[str, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        """Every registry naming the digest is refused: nothing may be pulled, for a policy reason."""
+        return not self.sources and bool(self.refused)
+
+    def refusal(self) -> str:
+        hosts = ", ".join(self.refused)
+        if len(self.refused) == 1:
+            return f"not scanned: registry {hosts} is not trusted by the trust policy"
+        return f"not scanned: registries {hosts} are not trusted by the trust policy"
+
+
+def pull_plan(policy: TrustPolicy, named: list[tuple[ImageRef, tuple[str, ...]]]) -> PullPlan:
+    """The pull plan of a digest from the references naming it, each with the keys (id, name) of its cluster."""
+    sources: set[tuple[str, str]] = set()
+    refused: set[str] = set()
+    for ref, cluster_keys in named:
+        decision = policy.decide(ref, cluster_keys)
+        if decision.trusted is False:
+            refused.add(decision.effective.registry)
+        else:
+            sources.add((decision.effective.registry, decision.effective.repository))
+    return PullPlan(tuple(sorted(sources)), tuple(sorted(refused)))

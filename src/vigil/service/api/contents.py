@@ -57,7 +57,7 @@ def _scanned_digest(conn, image_id: int) -> str:
 @router.get(
     "/images/{image_id}/scan",
     response_model=ScanState,
-    summary="One image's scan: pending, scanning, done or failed (with the error)",
+    summary="One image's scan: pending, scanning, done, failed or not_scanned (by policy; the error says why)",
 )
 def image_scan(image_id: RowId, request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:

@@ -10,6 +10,11 @@ that died is replaced after ``lease`` seconds), then ``done`` or ``failed``
 (retried with backoff up to ``MAX_ATTEMPTS``; each claim is an attempt, and a lease that runs out
 counts as a failed one, so an image that kills its scanner ends ``failed`` with the reason). A done
 scan goes back to ``pending`` when the scanner's catalogers make it stale (``requeue_stale``).
+
+The trust policy decides where a digest is pulled from (``analysis.trust.pull_plan``): through the
+mirror rule that applies, and never from a registry the policy does not trust. A digest that only
+untrusted registries name is ``not_scanned`` with the reason, both when it is queued and when a job
+is claimed (the policy may have changed in between); it is queued again once the policy trusts one.
 ``StoreScanQueue`` is the scanner's ``ScanQueue`` interface over these functions.
 """
 
@@ -26,10 +31,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
 from vigil.model.findings import ADVISORY_SEVERITIES
+from vigil.model.image import ImageRef
 from vigil.model.scan import CatalogerVersions, QueueCounts, ScanJob, ScanResult, is_stale
+from vigil.service.analysis.trust import PullPlan, TrustPolicy, pull_plan
 from vigil.service.store.chunks import chunks
 from vigil.service.store.pagination import Sort, keyset_rows
+from vigil.service.store.policy import load_policy
 from vigil.service.store.schema import (
+    clusters,
     containers,
     image_files,
     image_packages,
@@ -42,7 +51,8 @@ from vigil.service.store.schema import (
 
 log = logging.getLogger(__name__)
 
-SCAN_STATUSES = ("pending", "scanning", "done", "failed")
+SCAN_STATUSES = ("pending", "scanning", "done", "failed", "not_scanned")
+NOT_SCANNED = "not_scanned"  # for a policy reason (the error says which): never pulled, never retried by itself
 DEFAULT_PLATFORM = "linux/amd64"
 MAX_ATTEMPTS = 3  # claims of one job before it stays failed (ContentsSettings.scan_attempts)
 RETRY_BASE_S = 60.0
@@ -103,6 +113,55 @@ def running_digests(conn: Connection) -> dict[str, str]:
     return {digest: f"linux/{arch}" if arch else DEFAULT_PLATFORM for digest, arch in conn.execute(stmt)}
 
 
+def pull_plans(conn: Connection, policy: TrustPolicy, digests: Iterable[str]) -> dict[str, PullPlan]:
+    """The pull plan of each digest, from every reference a container in some cluster ran it under.
+
+    A digest no container names any more (its pods are gone) is judged by its image rows under the
+    global rules alone.
+    """
+    named: dict[str, list[tuple[ImageRef, tuple[str, ...]]]] = {}
+    wanted = sorted(set(digests))
+    for chunk in chunks(wanted):
+        rows = conn.execute(
+            select(
+                images.c.digest, images.c.registry, images.c.repository, images.c.tag, clusters.c.id, clusters.c.name
+            )
+            .select_from(images)
+            .outerjoin(containers, containers.c.image_pk == images.c.id)
+            .outerjoin(clusters, clusters.c.id == containers.c.cluster_id)
+            .where(images.c.digest.in_(chunk), images.c.registry != "")
+            .distinct()
+        )
+        for digest, registry, repository, tag, cluster_id, cluster_name in rows:
+            keys = (cluster_id, cluster_name) if cluster_id is not None else ()
+            named.setdefault(digest, []).append((ImageRef(registry, repository, tag or None, digest), keys))
+    return {d: pull_plan(policy, sorted(named.get(d, []), key=str)) for d in wanted}
+
+
+def _hold_untrusted(conn: Connection, plans: dict[str, PullPlan], now: datetime) -> tuple[set[str], int]:
+    """Mark the digests only untrusted registries name ``not_scanned`` (unless scanned or scanning), and
+    queue again the ``not_scanned`` ones the policy now lets us pull. (held digests, requeued count)"""
+    held = {d for d, plan in plans.items() if plan.blocked}
+    for digest in sorted(held):
+        conn.execute(
+            update(image_scans)
+            .where(image_scans.c.digest == digest, image_scans.c.status.in_(("pending", "failed", NOT_SCANNED)))
+            .values(status=NOT_SCANNED, error=plans[digest].refusal(), worker=None, next_attempt_at=None)
+        )
+    allowed = sorted(d for d in plans if d not in held)
+    released = 0
+    for chunk in chunks(allowed):
+        released += (
+            conn.execute(
+                update(image_scans)
+                .where(image_scans.c.digest.in_(chunk), image_scans.c.status == NOT_SCANNED)
+                .values(status="pending", attempts=0, error=None, enqueued_at=now)
+            ).rowcount
+            or 0
+        )
+    return held, released
+
+
 def stopped_while_scanning(attempt: int, max_attempts: int) -> str:
     """The error of a job whose worker's lease ran out (it died, or the image killed it)."""
     return f"the scanner stopped while scanning (attempt {attempt} of {max_attempts})"
@@ -118,15 +177,24 @@ def enqueue(
 ) -> QueueCounts:
     """Queue every wanted digest not scanned yet; requeue failed scans whose backoff has
     passed and scans whose worker's lease ran out (``failed`` instead once the lease-out was
-    its ``max_attempts``-th attempt). Returns counts of each."""
+    its ``max_attempts``-th attempt). A digest the trust policy lets nobody pull is ``not_scanned``
+    instead (``untrusted`` counts them). Returns counts of each."""
     now = now or utcnow()
     known: set[str] = set()
     digests = sorted(wanted)
     for chunk in chunks(digests):
         known.update(d for (d,) in conn.execute(select(image_scans.c.digest).where(image_scans.c.digest.in_(chunk))))
-    rows = [
+    plans = pull_plans(conn, load_policy(conn), digests)
+    held, released = _hold_untrusted(conn, plans, now)
+    rows: list[dict[str, Any]] = [
         dict(
-            digest=d, status="pending", platform=wanted[d], attempts=0, enqueued_at=now, warnings=[], match_warnings=[]
+            digest=d,
+            platform=wanted[d],
+            attempts=0,
+            enqueued_at=now,
+            warnings=[],
+            match_warnings=[],
+            **(dict(status=NOT_SCANNED, error=plans[d].refusal()) if d in held else dict(status="pending", error=None)),
         )
         for d in digests
         if d not in known
@@ -174,7 +242,12 @@ def enqueue(
         log.warning("scan leases expired; jobs requeued", extra={"jobs": stale})
     if given_up:
         log.warning("scan leases expired on their last attempt; jobs failed", extra={"jobs": given_up})
-    return {"queued": len(rows), "retried": retried or 0, "requeued": stale}
+    return {
+        "queued": sum(r["status"] == "pending" for r in rows) + released,
+        "retried": retried or 0,
+        "requeued": stale,
+        "untrusted": len(held),
+    }
 
 
 def requeue_stale(
@@ -210,7 +283,9 @@ def claim(conn: Connection, worker: str, now: datetime | None = None) -> ScanJob
 
     Run it in its own short transaction: on PostgreSQL the row lock taken by
     ``FOR UPDATE SKIP LOCKED`` makes concurrent workers skip it; on SQLite the
-    transaction began with BEGIN IMMEDIATE, so claims are serialized.
+    transaction began with BEGIN IMMEDIATE, so claims are serialized. The job's
+    sources are where the trust policy lets the scanner pull from, as it stands now;
+    a pending digest it lets nobody pull becomes ``not_scanned`` and is skipped.
     """
     now = now or utcnow()
     stmt = (
@@ -220,24 +295,25 @@ def claim(conn: Connection, worker: str, now: datetime | None = None) -> ScanJob
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    row = conn.execute(stmt).first()
-    if row is None:
-        return None
+    policy = load_policy(conn)
+    while True:
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        plan = pull_plans(conn, policy, [row.digest])[row.digest]
+        if not plan.blocked:
+            break
+        conn.execute(
+            update(image_scans)
+            .where(image_scans.c.digest == row.digest)
+            .values(status=NOT_SCANNED, error=plan.refusal(), next_attempt_at=None)
+        )
     conn.execute(
         update(image_scans)
         .where(image_scans.c.digest == row.digest)
         .values(status="scanning", worker=worker, started_at=now, attempts=row.attempts + 1, error=None)
     )
-    sources = tuple(
-        (r.registry, r.repository)
-        for r in conn.execute(
-            select(images.c.registry, images.c.repository)
-            .where(images.c.digest == row.digest, images.c.registry != "")
-            .distinct()
-            .order_by(images.c.registry, images.c.repository)
-        )
-    )
-    return ScanJob(row.digest, row.platform, row.attempts + 1, worker, sources)
+    return ScanJob(row.digest, row.platform, row.attempts + 1, worker, plan.sources)
 
 
 def _still_mine(conn: Connection, job: ScanJob) -> bool:
