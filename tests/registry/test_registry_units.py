@@ -188,3 +188,35 @@ def test_ttl_cache_expiry():
     now[0] = 5.0
     assert cache.get("k") is None
     assert TTLCache(ttl=0).get("k") is None
+
+
+def test_token_realm_rules():
+    from vigil.registry.auth import realm_problem
+    from vigil.registry.config import RegistrySettings
+
+    tls = RegistrySettings("registry.example.com:5000", auth_hosts=("auth.example.com",))
+    assert realm_problem(tls, "https://registry.example.com:5000/token") is None
+    assert realm_problem(tls, "https://auth.example.com/token") is None
+    assert realm_problem(tls, "https://auth.example.com:8443/token") == (
+        "is on auth.example.com:8443, neither the registry's own host registry.example.com:5000 nor one of its "
+        "auth_hosts (auth.example.com)"
+    )
+    assert realm_problem(tls, "http://registry.example.com:5000/token") == (
+        "is plain HTTP and the registry is not configured plain_http"
+    )
+    assert realm_problem(tls, "/token") == "is not an absolute http(s) URL"
+    assert realm_problem(RegistrySettings("docker.io"), "https://auth.docker.io/token") is None
+    plain = RegistrySettings("127.0.0.1:5000", plain_http=True)
+    assert realm_problem(plain, "http://127.0.0.1:5000/token") is None
+    assert realm_problem(plain, "http://127.0.0.1:6000/token") == (
+        "is plain HTTP on 127.0.0.1:6000, not on the registry's own host 127.0.0.1:5000"
+    )
+    assert RegistryConfig.from_mapping({"r.example": {"auth_hosts": ["Auth.Example:8443"]}}).for_host(
+        "r.example"
+    ).auth_hosts == ("auth.example:8443",)
+    with pytest.raises(RegistryConfigError) as bad:
+        RegistryConfig.from_mapping({"r.example": {"auth_hosts": ["https://auth.example"]}})
+    assert str(bad.value) == (
+        "registry config: registry r.example: auth_hosts: 'https://auth.example' is not a host[:port] "
+        "(no scheme or path), e.g. auth.example.com:8443"
+    )
