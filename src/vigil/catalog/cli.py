@@ -46,7 +46,7 @@ def _table(console: Console, result: ImageContents) -> None:
 def catalog_command(
     path: Path = typer.Argument(..., help="A rootfs directory or an OCI image layout directory."),
     output: Output = typer.Option(Output.table, "--output", "-o", help="table or json"),
-    platform: str = typer.Option(None, "--platform", help="os/arch[/variant] in a multi-platform OCI layout"),
+    platform: str = typer.Option(None, "--platform", help="os/arch\\[/variant] in a multi-platform OCI layout"),
 ) -> None:
     """Catalog PATH: OS, packages with their files, file manifest, warnings."""
     err = Console(stderr=True)

@@ -224,7 +224,7 @@ PlainHttp = Annotated[
 ]
 PlatformOption = Annotated[
     str | None,
-    typer.Option("--platform", help="os/arch[/variant] to pick in a multi-platform image [default: linux/amd64]"),
+    typer.Option("--platform", help="os/arch\\[/variant] to pick in a multi-platform image [default: linux/amd64]"),
 ]
 RegistryConfigOption = Annotated[
     Path | None,
