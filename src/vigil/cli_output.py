@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# The width a table gets when stdout is no terminal: wide enough that no value is ever cut, because a
+# pipe's reader (a script, `| cat`, `| grep`) copies ids from it.
+UNBOUNDED_WIDTH = 100_000
+
+
+class Output(str, Enum):
+    """``--output`` of a listing command."""
+
+    table = "table"
+    json = "json"
 
 
 def _cell(value: Any) -> str:
@@ -25,17 +41,27 @@ def _get(row: dict, path: str) -> Any:
     return value
 
 
-def print_rows(rows: list[dict], columns: list[str], output: str, title: str | None = None) -> None:
-    if output == "json":
-        print(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode())
+def table_console() -> Console:
+    """The console tables print to: fitted (cells cut or wrapped) on a terminal, every value whole otherwise."""
+    from rich.console import Console
+
+    if sys.stdout.isatty():
+        return Console(highlight=False)
+    return Console(width=UNBOUNDED_WIDTH, highlight=False)
+
+
+def print_rows(rows: list[dict], columns: list[str], output: str | Output, title: str | None = None) -> None:
+    if output == Output.json:
+        # Store rows name their columns with str subclasses (SQLAlchemy's quoted names).
+        print(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
         return
     # rich only for tables: `-o json` is what scripts call, and they should not pay for it.
-    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title)
     for c in columns:
         table.add_column(c.split(".")[-1] if "." in c and not c.endswith("status") else c)
     for r in rows:
-        table.add_row(*(_cell(_get(r, c)) for c in columns))
-    Console().print(table)
+        table.add_row(*(escape(_cell(_get(r, c))) for c in columns))
+    table_console().print(table)

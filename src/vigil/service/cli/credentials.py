@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vigil.cli_output import print_rows
+from vigil.cli_output import Output, print_rows
 from vigil.wire.client import ServiceClient, ServiceError
 from vigil.wire.views import CredentialInfo, RotatedCredential
 
@@ -32,7 +32,7 @@ def _call(url: str, token: str | None, work: Callable[[ServiceClient], T]) -> T:
         raise typer.Exit(1) from None
 
 
-def show_credentials(url: str, token: str | None, cluster_id: str, output: str) -> None:
+def show_credentials(url: str, token: str | None, cluster_id: str, output: Output) -> None:
     body = _call(url, token, lambda c: c.request("GET", f"/api/v1/clusters/{cluster_id}/credentials"))
     rows = [CredentialInfo.model_validate(item).model_dump(mode="json") for item in body["items"]]
     print_rows(rows, COLUMNS, output, f"Credentials of cluster {cluster_id}")

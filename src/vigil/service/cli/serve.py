@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from vigil.cli_output import Output
 from vigil.clock import iso
 from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
@@ -366,14 +367,18 @@ def token_create(
 
 
 @token_app.command("list")
-def token_list(data_dir: Path = DataDir, database_url: str = DatabaseUrl) -> None:
+def token_list(
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json"),
+    data_dir: Path = DataDir,
+    database_url: str = DatabaseUrl,
+) -> None:
     """List tokens (never their secrets)."""
     from vigil.cli_output import print_rows
 
     engine = _prepare(_settings(data_dir, database_url))
     with engine.connect() as conn:
         rows = list_tokens(conn)
-    print_rows(rows, ["id", "name", "role", "cluster_id", "created_at", "expires_at", "revoked_at"], "table", "Tokens")
+    print_rows(rows, ["id", "name", "role", "cluster_id", "created_at", "expires_at", "revoked_at"], output, "Tokens")
 
 
 @token_app.command("revoke")
@@ -449,7 +454,7 @@ AdminToken = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin 
 @cluster_app.command("credentials")
 def cluster_credentials(
     cluster_id: str,
-    output: str = typer.Option("table", "-o", "--output", help="table or json"),
+    output: Output = typer.Option(Output.table, "-o", "--output", help="table or json"),
     url: str = ServiceUrl,
     token: str = AdminToken,
 ) -> None:

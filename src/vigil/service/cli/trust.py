@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import Connection
 
-from vigil.cli_output import print_rows
+from vigil.cli_output import Output, print_rows
 from vigil.service.analysis.trust import InvalidPattern, Pattern
 from vigil.service.cli.serve import DatabaseUrl, DataDir, _prepare, _settings
 from vigil.service.store import policy as policy_store
@@ -105,7 +105,7 @@ def trust_remove(
 
 @trust_app.command("list")
 def trust_list(
-    output: str = typer.Option("table", "--output", "-o", help="table or json"),
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json"),
     data_dir: Path = DataDir,
     database_url: str = DatabaseUrl,
 ) -> None:
