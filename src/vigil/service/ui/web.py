@@ -185,6 +185,30 @@ def render(request: Request, template: str, v: Viewer | None, status: int = 200,
     return HTMLResponse(html, status_code=status)
 
 
+ERROR_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+
+
+def optional_viewer(request: Request) -> Viewer | None:
+    """The signed-in user when there is one, for pages any visitor may reach (errors)."""
+    try:
+        return viewer(request)
+    except LoginRequired:
+        return None
+
+
+def error_page(request: Request, status: int, message: str, title: str | None = None) -> HTMLResponse:
+    """The console's error page, inside its navigation when someone is signed in."""
+    return render(
+        request,
+        "error.html",
+        optional_viewer(request),
+        status=status,
+        nav="",
+        title=title or ERROR_TITLES.get(status, "Refused"),
+        message=message,
+    )
+
+
 def redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 

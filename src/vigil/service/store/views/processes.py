@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, case, distinct, func, select
 
 from vigil.service.store.pagination import Sort, keyset_rows
-from vigil.service.store.schema import containers, executions, images, pods
+from vigil.service.store.schema import containers, executions, images, pods, sensors
 from vigil.service.store.views.common import Page, cluster_names, image_ref, iso, where_equal
 
 BY_ID = Sort(((executions.c.id, "int"),))
@@ -92,8 +92,10 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
 def list_executables(
     conn: Connection, f: ProcessFilter, sort: str, descending: bool, after: str | None, limit: int
 ) -> Page:
-    """Executables: executions grouped by (path, sha256) per image and workload, with first/last seen
-    and a sample."""
+    """Executables: executions grouped by (path, sha256) per image and workload, with first/last seen,
+    a sample, whether a container of the group runs now (``running``) and the process ``state``
+    (``exited`` once the inventory's containers of the group all stopped; else ``last_seen``, its last
+    exec's time)."""
     e = executions.c
     namespace = func.coalesce(pods.c.namespace, "").label("namespace")
     wkind = func.coalesce(pods.c.workload_kind, "").label("workload_kind")
@@ -199,7 +201,36 @@ def list_executables(
                 "count": int(r._mapping["count"]),
                 "containers": r.containers,
                 "running": bool(r.running),
+                # Sensors report execs, not exits: a stopped container's processes have all exited; in a
+                # running one (or on the host) only the last exec is known, so none is claimed to run still.
+                "state": "exited" if r.image_pk != -1 and not r.running else "last_seen",
                 "argv": sample.get("argv") if isinstance(sample, dict) else None,
             }
         )
     return Page(items, nxt, total)
+
+
+def sensor_reach(conn: Connection, nodes: set[tuple[str, str]]) -> dict[str, list[str]]:
+    """Of the (cluster id, node name) pairs: the nodes a sensor has reported from (a heartbeat, whatever
+    its status since) and the nodes none ever has, each sorted by name."""
+    pairs = sorted(n for n in nodes if n[1])
+    heard: set[tuple[str, str]] = set()
+    for cid in sorted({c for c, _ in pairs}):
+        names = [n for c, n in pairs if c == cid]
+        stmt = select(sensors.c.node_name).where(sensors.c.cluster_id == cid, sensors.c.node_name.in_(names))
+        heard |= {(cid, n) for (n,) in conn.execute(stmt)}
+    return {
+        "reporting": sorted({n for c, n in pairs if (c, n) in heard}),
+        "silent": sorted({n for c, n in pairs if (c, n) not in heard}),
+    }
+
+
+def image_nodes(conn: Connection, image_pk: int) -> set[tuple[str, str]]:
+    """The (cluster id, node name) pairs whose pods have a container of this image."""
+    stmt = (
+        select(pods.c.cluster_id, pods.c.node_name)
+        .join(containers, (containers.c.cluster_id == pods.c.cluster_id) & (containers.c.pod_uid == pods.c.uid))
+        .where(containers.c.image_pk == image_pk, pods.c.node_name.is_not(None))
+        .distinct()
+    )
+    return {(c, n) for c, n in conn.execute(stmt)}

@@ -13,6 +13,7 @@ from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import processes as process_views
+from vigil.service.store.views.common import cluster_names
 from vigil.service.ui import params, web
 
 router = APIRouter()
@@ -130,8 +131,12 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         )
         by_image = process_views.ProcessFilter(image_pk=image_id)
         processes = process_views.list_executables(conn, by_image, "last_seen", True, None, 200)
-        integrity = integrity_summaries(conn, [image_id]).get(image_id)
-        provenance = (integrity or {}).get("provenance")
+        reach = process_views.sensor_reach(conn, process_views.image_nodes(conn, image_id))
+        integrity = integrity_summaries(conn, [image_id])[image_id]
+        names = cluster_names(conn, {c["cluster_id"] for c in integrity["clusters"]})
+        for c in integrity["clusters"]:
+            c["cluster_name"] = names.get(c["cluster_id"], c["cluster_id"])
+        provenance = integrity.get("provenance")
         img.update(image_views.image_vulnerability_counts(conn, [image_id])[image_id])
         content = _contents(conn, img, request.query_params)
     return web.render(
@@ -144,7 +149,10 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         vulns=vulns.items,
         other=other.items,
         processes=processes,
+        sensor_reach=reach,
         provenance=provenance,
         integrity=integrity,
+        # One source for the verdict and the "not reported" note: the registry check's stored verdicts.
+        checked=any(c["status"] != "pending" for c in integrity["clusters"]),
         content=content,
     )

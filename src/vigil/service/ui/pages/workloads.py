@@ -55,6 +55,7 @@ def workload(
         )
         in_workload = process_views.ProcessFilter(workload=key)
         processes = process_views.list_executables(conn, in_workload, "last_seen", True, None, 200)
+        reach = process_views.sensor_reach(conn, {(p["cluster_id"], p["node_name"]) for p in pods.items})
         w["risk"] = risk_store.workload_risk(conn, [key])[key]
     # Riskiest first: the order triage works in.
     found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
@@ -73,4 +74,5 @@ def workload(
         findings=found.items,
         severities=severities,
         processes=processes,
+        sensor_reach=reach,
     )
