@@ -113,11 +113,30 @@ class CredentialInfo(View):
 
     id: str
     name: str
+    kind: Literal["cluster", "enrolment", "sensor"] = Field(
+        description="cluster: the controller's; enrolment: enrols sensors; sensor: one node's sensor"
+    )
+    node: str | None = Field(description="the node a sensor credential speaks for")
     cluster_id: str
     created_at: Timestamp
     expires_at: Timestamp | None
     revoked_at: Timestamp | None
     state: Literal["active", "expiring", "expired", "revoked"]
+
+
+class SensorEnrolment(View):
+    cluster_id: str
+    id: str
+    credential: str = Field(description="the cluster's new enrolment credential, shown once")
+    previous_valid_until: Timestamp = Field(description="when the cluster's earlier enrolment credentials stop working")
+
+
+class EnrolledSensor(View):
+    cluster_id: str
+    node: str
+    id: str
+    credential: str = Field(description="the node's sensor credential, shown once")
+    previous_valid_until: Timestamp = Field(description="when the node's earlier sensor credentials stop working")
 
 
 class RotatedCredential(View):
@@ -659,6 +678,88 @@ class RuntimePassReport(View):
 class RuntimeStatus(View):
     pending: PendingRecords
     last_pass: RuntimePassReport | None
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+class SearchImage(View):
+    id: int
+    ref: str
+    digest: str | None
+    url: str  # the console page
+
+
+class SearchWorkload(View):
+    cluster_id: str
+    cluster_name: str
+    namespace: str
+    kind: str
+    name: str
+    url: str
+
+
+class SearchPod(View):
+    cluster_id: str
+    cluster_name: str
+    namespace: str
+    name: str
+    uid: str
+    phase: str
+    workload: WorkloadRef
+    url: str  # the workload's page, which lists its pods
+
+
+class SearchPackageRef(View):
+    type: str
+    name: str
+    version: str
+
+
+class SearchPackage(View):
+    package: SearchPackageRef
+    image: SearchImage
+    url: str
+
+
+class SearchAdvisory(View):
+    advisory: str
+    severity: str
+    package: SearchPackageRef
+    image: SearchImage
+    url: str
+
+
+class SearchFinding(View):
+    id: int
+    type: str
+    severity: str
+    status: str
+    subject: str
+    cluster_id: str | None
+    cluster_name: str | None
+    url: str
+
+
+class SearchGroup(View, Generic[T]):
+    """The first matches of one kind; ``total`` counts them all, ``more`` those not listed."""
+
+    items: list[T]
+    total: int
+    more: int
+
+
+class SearchResults(View):
+    """``GET /api/v1/search``: each kind's matches, every item with its console ``url``."""
+
+    query: str
+    total: int
+    images: SearchGroup[SearchImage]
+    workloads: SearchGroup[SearchWorkload]
+    pods: SearchGroup[SearchPod]
+    packages: SearchGroup[SearchPackage]
+    advisories: SearchGroup[SearchAdvisory]
+    findings: SearchGroup[SearchFinding]
 
 
 # What `vigil get` lists: resource name -> row model (GET /api/v1/<name>, paged).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,13 +11,15 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import admin, reader, registrant
+from vigil.service.api.deps import admin, enroller, enrolment_issuer, reader, registrant
 from vigil.service.api.errors import ApiError, forbidden, not_found, unauthorized
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store.clusters import CLUSTER_NAME, cluster_exists, cluster_for_registration
 from vigil.service.store.credentials import (
     DEFAULT_OVERLAP,
     RegistrationRefused,
+    enrol_sensor,
+    issue_enrolment,
     list_credentials,
     register_with_token,
     revoke_credential,
@@ -28,13 +31,16 @@ from vigil.service.store.views import clusters as cluster_views
 from vigil.wire.views import (
     Cluster,
     CredentialInfo,
+    EnrolledSensor,
     IssuedRegistrationToken,
     Items,
     Page,
     Registration,
     RotatedCredential,
+    SensorEnrolment,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/clusters", tags=["clusters"], route_class=ViewRoute)
 
 
@@ -60,6 +66,12 @@ class RotateRequest(BaseModel):
         le=86400,
         description="how long the cluster's earlier credentials keep working, so its controller and sensors roll over",
     )
+
+
+class SensorEnrolRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    # The node name as runtime batches and heartbeats carry it (a DNS subdomain, as wire models check it).
+    node: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$")
 
 
 class RegisterRequest(BaseModel):
@@ -195,3 +207,59 @@ def revoke(cluster_id: str, credential_id: str, request: Request, who: Principal
         if not revoke_credential(conn, cluster_id, credential_id):
             raise not_found(f"cluster {cluster_id!r} has no live credential {credential_id!r}")
         return next(c for c in list_credentials(conn, cluster_id) if c["id"] == credential_id)
+
+
+def _own_cluster(who: Principal, cluster_id: str) -> None:
+    if who.role != "admin" and who.cluster_id != cluster_id:
+        raise forbidden(
+            f"this credential is scoped to cluster {who.cluster_id}; it cannot act for cluster {cluster_id}"
+        )
+
+
+@router.post(
+    "/{cluster_id}/sensor-enrolment",
+    response_model=SensorEnrolment,
+    summary="A new enrolment credential for the cluster's sensors; the earlier ones work for a short overlap "
+    "(admin, or the cluster's own credential)",
+    openapi_extra=openapi_body(RotateRequest, {"overlap_seconds": 600}),
+)
+async def sensor_enrolment(cluster_id: str, request: Request, who: Principal = Depends(enrolment_issuer)) -> dict:
+    _own_cluster(who, cluster_id)
+    body: RotateRequest = await parse_body(request, RotateRequest)
+    overlap = timedelta(seconds=body.overlap_seconds)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            try:
+                return issue_enrolment(conn, cluster_id, overlap)
+            except LookupError as exc:
+                raise not_found(str(exc)) from None
+
+    cred, until = await run_in_threadpool(work)
+    return {"cluster_id": cluster_id, "id": cred.id, "credential": cred.secret, "previous_valid_until": until}
+
+
+@router.post(
+    "/{cluster_id}/sensors",
+    response_model=EnrolledSensor,
+    summary="Enrol a node's sensor with the cluster's enrolment credential: a credential for that node's runtime "
+    "records and heartbeats only; re-enrolling a node replaces its earlier one after a short overlap",
+    openapi_extra=openapi_body(SensorEnrolRequest, {"node": "worker-1"}),
+)
+async def enrol(cluster_id: str, request: Request, who: Principal = Depends(enroller)) -> dict:
+    _own_cluster(who, cluster_id)
+    body: SensorEnrolRequest = await parse_body(request, SensorEnrolRequest)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            return enrol_sensor(conn, cluster_id, body.node)
+
+    cred, until = await run_in_threadpool(work)
+    log.info("sensor enrolled", extra={"cluster_id": cluster_id, "node": body.node, "credential_id": cred.id})
+    return {
+        "cluster_id": cluster_id,
+        "node": body.node,
+        "id": cred.id,
+        "credential": cred.secret,
+        "previous_valid_until": until,
+    }

@@ -1,4 +1,5 @@
-"""Ingest from controllers: inventory batches and heartbeats, each scoped to the caller's cluster."""
+"""Ingest from controllers and sensors: inventory batches and heartbeats, each scoped to the caller's
+cluster; runtime records and sensor heartbeats under a sensor credential also to its node."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.gcpause import paused_gc
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import cluster_writer, runtime_analyzer
+from vigil.service.api.deps import cluster_writer, runtime_analyzer, sensor_writer
 from vigil.service.api.errors import forbidden
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.runtime import RuntimeAnalyzer
@@ -29,6 +30,14 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], route_class=ViewRou
 def _same_cluster(who: Principal, cluster_id: str) -> None:
     if who.cluster_id != cluster_id:
         raise forbidden(f"this credential is scoped to cluster {who.cluster_id}; it cannot write cluster {cluster_id}")
+
+
+def _same_node(who: Principal, node_name: str) -> None:
+    if who.role == "sensor" and who.node_name != node_name:
+        raise forbidden(
+            f"this sensor credential is scoped to node {who.node_name}; it cannot write node {node_name} "
+            "(a sensor writes its own node's runtime records and heartbeats only)"
+        )
 
 
 @router.post(
@@ -100,11 +109,12 @@ async def heartbeat(request: Request, who: Principal = Depends(cluster_writer)) 
 )
 async def ingest_runtime(
     request: Request,
-    who: Principal = Depends(cluster_writer),
+    who: Principal = Depends(sensor_writer),
     analyzer: RuntimeAnalyzer = Depends(runtime_analyzer),
 ) -> IngestResult:
     batch: RuntimeBatch = await parse_body(request, RuntimeBatch)
     _same_cluster(who, batch.cluster_id)
+    _same_node(who, batch.node_name)
     metrics = request.app.state.metrics
 
     def work() -> IngestResult:
@@ -140,9 +150,10 @@ async def ingest_runtime(
     summary="A sensor's heartbeat; the answer says whether the node is labelled vigil.dev/sensor=disabled",
     openapi_extra=openapi_body(SensorHeartbeat),
 )
-async def sensor_heartbeat(request: Request, who: Principal = Depends(cluster_writer)) -> dict:
+async def sensor_heartbeat(request: Request, who: Principal = Depends(sensor_writer)) -> dict:
     beat: SensorHeartbeat = await parse_body(request, SensorHeartbeat)
     _same_cluster(who, beat.cluster_id)
+    _same_node(who, beat.node_name)
 
     def work() -> bool:
         with request.app.state.engine.begin() as conn:

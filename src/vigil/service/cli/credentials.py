@@ -17,7 +17,7 @@ from vigil.wire.views import CredentialInfo, RotatedCredential
 err = Console(stderr=True)
 T = TypeVar("T")
 
-COLUMNS = ["id", "name", "state", "created_at", "expires_at", "revoked_at"]
+COLUMNS = ["id", "name", "kind", "node", "state", "created_at", "expires_at", "revoked_at"]
 
 
 def _call(url: str, token: str | None, work: Callable[[ServiceClient], T]) -> T:

@@ -2,6 +2,10 @@
 
 A registration token either creates a new cluster (unbound) or registers the one cluster it was made
 for (bound, which only an admin can issue); it never hands out a credential for another existing cluster.
+
+A cluster's sensors do not share its (controller's) credential: an enrolment credential, issued to an
+admin or the cluster's controller, enrols a node's sensor, which gets a sensor credential bound to that
+node. Each kind is rotated with the same overlap as the cluster credential.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from sqlalchemy import Connection, or_, select, update
 from vigil.clock import as_utc, utcnow
 from vigil.service.store.clusters import cluster_name, register_cluster
 from vigil.service.store.schema import api_tokens, clusters
-from vigil.service.store.tokens import IssuedToken, Principal, count_use
+from vigil.service.store.tokens import CLUSTER_ROLES, IssuedToken, Principal, count_use, issue_token
 
 # How long a replaced credential still works, so running controllers and sensors roll over without loss.
 DEFAULT_OVERLAP = timedelta(minutes=10)
@@ -57,31 +61,52 @@ def _cluster_id_of(conn: Connection, name: str) -> str | None:
     return conn.execute(select(clusters.c.id).where(clusters.c.name == name)).scalar_one_or_none()
 
 
-def _expire_active(conn: Connection, cluster_id: str | None, overlap: timedelta) -> datetime:
-    """Let the cluster's live credentials run for ``overlap`` more at most (never extend one); until when."""
+def _expire_active(
+    conn: Connection, cluster_id: str | None, overlap: timedelta, role: str = "cluster", node_name: str | None = None
+) -> datetime:
+    """Let the cluster's live credentials of ``role`` (for ``node_name``, if given) run for ``overlap``
+    more at most (never extend one); until when."""
     until = utcnow() + overlap
     if cluster_id is None:
         return until
     t = api_tokens.c
-    conn.execute(
-        update(api_tokens)
-        .where(
-            t.role == "cluster",
-            t.cluster_id == cluster_id,
-            t.revoked_at.is_(None),
-            or_(t.expires_at.is_(None), t.expires_at > until),
-        )
-        .values(expires_at=until)
-    )
+    where = [
+        t.role == role,
+        t.cluster_id == cluster_id,
+        t.revoked_at.is_(None),
+        or_(t.expires_at.is_(None), t.expires_at > until),
+    ]
+    if node_name is not None:
+        where.append(t.node_name == node_name)
+    conn.execute(update(api_tokens).where(*where).values(expires_at=until))
     return until
 
 
+def issue_enrolment(
+    conn: Connection, cluster_id: str, overlap: timedelta = DEFAULT_OVERLAP
+) -> tuple[IssuedToken, datetime]:
+    """A new enrolment credential for the cluster's sensors, and when its earlier ones stop working."""
+    if cluster_name(conn, cluster_id) is None:
+        raise LookupError(f"cluster {cluster_id!r} is not registered")
+    until = _expire_active(conn, cluster_id, overlap, "enrolment")
+    return issue_token(conn, role="enrolment", name="sensor-enrolment", cluster_id=cluster_id), until
+
+
+def enrol_sensor(
+    conn: Connection, cluster_id: str, node_name: str, overlap: timedelta = DEFAULT_OVERLAP
+) -> tuple[IssuedToken, datetime]:
+    """A sensor credential for ``node_name`` of the cluster; the node's earlier ones work for ``overlap``."""
+    until = _expire_active(conn, cluster_id, overlap, "sensor", node_name)
+    return issue_token(conn, role="sensor", name="sensor", cluster_id=cluster_id, node_name=node_name), until
+
+
 def list_credentials(conn: Connection, cluster_id: str) -> list[dict]:
-    """The cluster's credentials, oldest first, with whether each still works (never their secrets)."""
+    """The cluster's credentials (controller, enrolment and sensors'), oldest first, with whether each
+    still works (never their secrets)."""
     t = api_tokens.c
     rows = conn.execute(
-        select(t.id, t.name, t.cluster_id, t.created_at, t.expires_at, t.revoked_at)
-        .where(t.role == "cluster", t.cluster_id == cluster_id)
+        select(t.id, t.name, t.role, t.node_name, t.cluster_id, t.created_at, t.expires_at, t.revoked_at)
+        .where(t.role.in_(CLUSTER_ROLES), t.cluster_id == cluster_id)
         .order_by(t.created_at, t.id)
     ).all()
     now = utcnow()
@@ -100,6 +125,8 @@ def list_credentials(conn: Connection, cluster_id: str) -> list[dict]:
             {
                 "id": r.id,
                 "name": r.name,
+                "kind": r.role,
+                "node": r.node_name,
                 "cluster_id": r.cluster_id,
                 "created_at": as_utc(r.created_at),
                 "expires_at": expires_at,
@@ -122,11 +149,11 @@ def rotate_credentials(
 
 
 def revoke_credential(conn: Connection, cluster_id: str, token_id: str) -> bool:
-    """Revoke one of the cluster's credentials now; False if it has no such live credential."""
+    """Revoke one of the cluster's credentials (of any kind) now; False if it has no such live credential."""
     t = api_tokens.c
     result = conn.execute(
         update(api_tokens)
-        .where(t.id == token_id, t.role == "cluster", t.cluster_id == cluster_id, t.revoked_at.is_(None))
+        .where(t.id == token_id, t.role.in_(CLUSTER_ROLES), t.cluster_id == cluster_id, t.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
     return result.rowcount == 1

@@ -55,7 +55,7 @@ api_tokens = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("name", String(128), nullable=False),
-    # admin | viewer | cluster | registration
+    # admin | viewer | metrics | cluster | registration | enrolment | sensor
     Column("role", String(16), nullable=False),
     # sha256 of the secret: tokens are 256-bit random, so a fast hash is enough and
     # lets every request look its token up by index.
@@ -66,6 +66,8 @@ api_tokens = Table(
     Column("revoked_at", Timestamp),
     Column("max_uses", Integer),
     Column("uses", Integer, nullable=False, default=0),
+    # A sensor credential speaks for this one node of its cluster only.
+    Column("node_name", String(253)),
 )
 
 console_sessions = Table(
@@ -77,6 +79,18 @@ console_sessions = Table(
     Column("token_id", String(32), ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("created_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
+)
+
+client_certificates = Table(
+    "client_certificates",
+    metadata,
+    # sha256 of the certificate's DER.
+    Column("fingerprint", String(64), primary_key=True),
+    # The credential the certificate is bound to (its URI SAN); deleting the credential deletes the record.
+    Column("token_id", String(32), ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("serial", String(40), nullable=False),
+    Column("issued_at", Timestamp, nullable=False),
+    Column("not_after", Timestamp, nullable=False),
 )
 
 ingest_batches = Table(

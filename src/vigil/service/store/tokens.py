@@ -1,4 +1,5 @@
-"""API tokens: users' (admin, viewer), metrics scrapers', clusters' credentials, and registration tokens.
+"""API tokens: users' (admin, viewer), metrics scrapers', clusters' credentials, registration tokens,
+and sensors' (an enrolment credential per cluster, and one sensor credential per node).
 
 Only a sha256 of each secret is stored; the secret itself is shown once, when made.
 """
@@ -17,8 +18,19 @@ from vigil.service.store.schema import api_tokens
 
 USER_ROLES = ("admin", "viewer")
 # A metrics token reads /metrics and nothing else: a scraper's credential is no wider than its job.
-ROLES = USER_ROLES + ("metrics", "cluster", "registration")
-_PREFIX = {"admin": "vgl_u_", "viewer": "vgl_u_", "metrics": "vgl_m_", "cluster": "vgl_c_", "registration": "vgl_r_"}
+# An enrolment credential only enrols its cluster's sensors; a sensor credential only writes its own
+# node's runtime records and heartbeats: a compromised node holds nothing that rewrites the inventory.
+CLUSTER_ROLES = ("cluster", "enrolment", "sensor")
+ROLES = USER_ROLES + ("metrics", "registration") + CLUSTER_ROLES
+_PREFIX = {
+    "admin": "vgl_u_",
+    "viewer": "vgl_u_",
+    "metrics": "vgl_m_",
+    "cluster": "vgl_c_",
+    "registration": "vgl_r_",
+    "enrolment": "vgl_e_",
+    "sensor": "vgl_s_",
+}
 
 
 def hash_secret(secret: str) -> str:
@@ -33,6 +45,7 @@ class IssuedToken:
     secret: str
     cluster_id: str | None = None
     expires_at: datetime | None = None
+    node_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,7 @@ class Principal:
     name: str
     role: str
     cluster_id: str | None = None
+    node_name: str | None = None
 
 
 def issue_token(
@@ -51,11 +65,14 @@ def issue_token(
     cluster_id: str | None = None,
     ttl: timedelta | None = None,
     max_uses: int | None = None,
+    node_name: str | None = None,
 ) -> IssuedToken:
     if role not in ROLES:
         raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if role == "cluster" and not cluster_id:
-        raise ValueError("a cluster credential needs a cluster id")
+    if role in CLUSTER_ROLES and not cluster_id:
+        raise ValueError(f"a {role} credential needs a cluster id")
+    if (role == "sensor") != (node_name is not None):
+        raise ValueError("a sensor credential, and only a sensor credential, is bound to a node")
     secret = _PREFIX[role] + secrets.token_urlsafe(32)
     token_id = "tok_" + secrets.token_hex(8)
     now = utcnow()
@@ -71,9 +88,10 @@ def issue_token(
             expires_at=expires_at,
             max_uses=max_uses,
             uses=0,
+            node_name=node_name,
         )
     )
-    return IssuedToken(token_id, name, role, secret, cluster_id, expires_at)
+    return IssuedToken(token_id, name, role, secret, cluster_id, expires_at, node_name)
 
 
 class TokenRejected(Exception):
@@ -91,7 +109,7 @@ def authenticate(conn: Connection, secret: str) -> Principal:
         raise TokenRejected(f"token {row.id} expired at {expires_at.isoformat()}")
     if row.max_uses is not None and row.uses >= row.max_uses:
         raise TokenRejected(f"token {row.id} has been used its {row.max_uses} allowed times")
-    return Principal(row.id, row.name, row.role, row.cluster_id)
+    return Principal(row.id, row.name, row.role, row.cluster_id, row.node_name)
 
 
 def count_use(conn: Connection, token_id: str) -> bool:
