@@ -49,7 +49,11 @@ def test_filters_narrow_listings(live_service):
     assert len(deployments) == sum(1 for w in snap.workloads if w.kind == "Deployment")
     wl = deployments[0]
     assert wl["pods"] == sum(1 for p in snap.pods if p.workload.name == wl["name"] and p.namespace == wl["namespace"])
-    assert svc.list_all("/api/v1/pods", cluster="no-such-cluster") == []
+    assert svc.list_all("/api/v1/pods", cluster="filters", namespace=ns) == pods
+    # An unknown cluster is refused, not an empty listing that looks like an empty cluster.
+    unknown = svc.get("/api/v1/pods", cluster="no-such-cluster")
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"] == "query.cluster: cluster 'no-such-cluster' is not registered (known: filters)"
 
 
 def _observe(svc, **kw):

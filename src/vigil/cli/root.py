@@ -31,7 +31,7 @@ def version() -> None:
 
 def get(
     resource: Resource = typer.Argument(..., help="What to list"),
-    cluster: str = typer.Option(None, "--cluster", help="Cluster id"),
+    cluster: str = typer.Option(None, "--cluster", help="Cluster id or name"),
     namespace: str = typer.Option(None, "--namespace", "-n"),
     severity: str = typer.Option(None, "--severity", help="findings: e.g. critical,high"),
     type_: str = typer.Option(None, "--type", help="findings: e.g. tag_moved; workloads: kind"),

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, enroller, enrolment_issuer, reader, registrant
 from vigil.service.api.errors import ApiError, forbidden, not_found, unauthorized
+from vigil.service.api.query import cluster_path
 from vigil.service.api.responses import ViewRoute
-from vigil.service.store.clusters import CLUSTER_NAME, cluster_exists, cluster_for_registration
+from vigil.service.store.clusters import CLUSTER_NAME, cluster_for_registration
 from vigil.service.store.credentials import (
     DEFAULT_OVERLAP,
     RegistrationRefused,
@@ -146,7 +146,7 @@ def list_clusters(
 
 
 @router.get("/{cluster_id}", response_model=Cluster, summary="One cluster")
-def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(reader)) -> dict:
+def get_cluster(request: Request, cluster_id: str = Depends(cluster_path), who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
         # Clusters are few; filter the listing rather than keep a second query shape.
         after = None
@@ -161,19 +161,13 @@ def get_cluster(cluster_id: str, request: Request, who: Principal = Depends(read
     raise not_found(f"cluster {cluster_id!r} is not registered")
 
 
-def _known(conn: Connection, cluster_id: str) -> None:
-    if not cluster_exists(conn, cluster_id):
-        raise not_found(f"cluster {cluster_id!r} is not registered")
-
-
 @router.get(
     "/{cluster_id}/credentials",
     response_model=Items[CredentialInfo],
     summary="A cluster's credentials, never their secrets (admin)",
 )
-def get_credentials(cluster_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+def get_credentials(request: Request, cluster_id: str = Depends(cluster_path), who: Principal = Depends(admin)) -> dict:
     with request.app.state.engine.connect() as conn:
-        _known(conn, cluster_id)
         return {"items": list_credentials(conn, cluster_id)}
 
 
@@ -183,13 +177,12 @@ def get_credentials(cluster_id: str, request: Request, who: Principal = Depends(
     summary="A new credential for the cluster; the earlier ones work for a short overlap, then are refused (admin)",
     openapi_extra=openapi_body(RotateRequest, {"overlap_seconds": 600}),
 )
-async def rotate(cluster_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+async def rotate(request: Request, cluster_id: str = Depends(cluster_path), who: Principal = Depends(admin)) -> dict:
     body: RotateRequest = await parse_body(request, RotateRequest)
     overlap = timedelta(seconds=body.overlap_seconds)
 
     def work():
         with request.app.state.engine.begin() as conn:
-            _known(conn, cluster_id)
             return rotate_credentials(conn, cluster_id, overlap)
 
     cred, until = await run_in_threadpool(work)
@@ -201,9 +194,10 @@ async def rotate(cluster_id: str, request: Request, who: Principal = Depends(adm
     response_model=CredentialInfo,
     summary="Revoke one of the cluster's credentials now (admin)",
 )
-def revoke(cluster_id: str, credential_id: str, request: Request, who: Principal = Depends(admin)) -> dict:
+def revoke(
+    credential_id: str, request: Request, cluster_id: str = Depends(cluster_path), who: Principal = Depends(admin)
+) -> dict:
     with request.app.state.engine.begin() as conn:
-        _known(conn, cluster_id)
         if not revoke_credential(conn, cluster_id, credential_id):
             raise not_found(f"cluster {cluster_id!r} has no live credential {credential_id!r}")
         return next(c for c in list_credentials(conn, cluster_id) if c["id"] == credential_id)

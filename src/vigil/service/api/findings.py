@@ -15,7 +15,7 @@ from vigil.service.api import stream
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader
 from vigil.service.api.errors import ApiError, not_found
-from vigil.service.api.query import RowId, csv_values
+from vigil.service.api.query import RowId, cluster_query, csv_values
 from vigil.service.api.responses import ViewRoute, event_stream
 from vigil.service.store import findings as finding_store
 from vigil.service.store import runtime_labels
@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/findings", tags=["findings"], route_class=Vie
 )
 def list_findings(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     namespace: str | None = None,
     severity: str | None = Query(None, description="e.g. critical,high"),
     type: str | None = Query(None, description="e.g. digest_mismatch,tag_moved"),

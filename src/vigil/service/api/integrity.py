@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.deps import admin, integrity_evaluator, reader
 from vigil.service.api.errors import ApiError, not_found
-from vigil.service.api.query import RowId
+from vigil.service.api.query import RowId, cluster_query
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.store import integrity as integrity_store
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/api/v1", tags=["integrity"], route_class=ViewRoute)
 def image_integrity(
     image_id: RowId,
     request: Request,
-    cluster: str | None = Query(None, description="only this cluster's verdict"),
+    cluster: str | None = Depends(cluster_query),
     who: Principal = Depends(reader),
 ) -> dict:
     with request.app.state.engine.connect() as conn:
@@ -46,7 +46,7 @@ def image_integrity(
 )
 def list_integrity(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     status: str | None = Query(None, description="verified, violation, unknown, untrusted, pending"),
     limit: int = Query(100, ge=1, le=1000),
     after: str | None = None,

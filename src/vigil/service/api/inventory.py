@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from vigil.service.api.deps import reader
+from vigil.service.api.query import cluster_query
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal
@@ -24,7 +25,7 @@ After = Query(None, description="cursor from the previous page's `next`")
 @router.get("/nodes", response_model=Page[Node], summary="Nodes")
 def nodes(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     limit: int = Limit,
     after: str | None = After,
     who: Principal = Depends(reader),
@@ -37,7 +38,7 @@ def nodes(
 @router.get("/workloads", response_model=Page[Workload], summary="Top-level workloads with their pod counts")
 def workloads(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     namespace: str | None = None,
     kind: str | None = None,
     limit: int = Limit,
@@ -53,7 +54,7 @@ def workloads(
 @router.get("/pods", response_model=Page[Pod], summary="Pods with their containers")
 def pods(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     namespace: str | None = None,
     node: str | None = None,
     workload_kind: str | None = None,
@@ -75,7 +76,7 @@ def pods(
 )
 def images(
     request: Request,
-    cluster: str | None = Query(None, description="only images running in this cluster"),
+    cluster: str | None = Depends(cluster_query),
     registry: str | None = None,
     repository: str | None = None,
     running: bool = Query(False, description="only images some container runs now"),
@@ -96,7 +97,7 @@ def images(
 )
 def processes(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     node: str | None = None,
     container_id: str | None = None,
     pod_uid: str | None = None,

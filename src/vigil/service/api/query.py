@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query, Request
 
-from vigil.service.api.errors import ApiError
+from vigil.service.api.deps import reader
+from vigil.service.api.errors import ApiError, not_found
+from vigil.service.store.clusters import UnknownCluster, resolve_cluster
 from vigil.service.store.ids import MAX_ROW_ID, MIN_ROW_ID
+from vigil.service.store.tokens import Principal
 
 # Every id in a path or query is bounded to the store's id range: beyond it the database
 # driver cannot bind the value, and the answer would be a 500 instead of a 422 naming the parameter.
@@ -30,3 +33,33 @@ def csv_values(name: str, value: str | None, allowed: tuple[str, ...]) -> list[s
             422, "invalid_request", f"query.{name}: {', '.join(map(repr, bad))} not one of {', '.join(allowed)}"
         )
     return items
+
+
+def cluster_query(
+    request: Request,
+    cluster: str | None = Query(None, max_length=253, description="cluster id or name"),
+    who: Principal = Depends(reader),
+) -> str | None:
+    """The ``cluster`` filter as a cluster id, given either; an unknown one is a 422 naming it (a filter
+    that matches nothing would look like an empty cluster). It needs a reader, as the known names it
+    lists are what a reader may list anyway; the check runs before the lookup."""
+    if not cluster:
+        return None
+    with request.app.state.engine.connect() as conn:
+        try:
+            return resolve_cluster(conn, cluster)
+        except UnknownCluster as exc:
+            raise ApiError(422, "invalid_request", f"query.cluster: {exc}") from None
+
+
+def cluster_path(
+    request: Request,
+    cluster_id: str = Path(max_length=253, description="cluster id or name"),
+    who: Principal = Depends(reader),
+) -> str:
+    """The ``{cluster_id}`` of a path as a cluster id, given either; an unknown one is a 404 naming it."""
+    with request.app.state.engine.connect() as conn:
+        try:
+            return resolve_cluster(conn, cluster_id)
+        except UnknownCluster as exc:
+            raise not_found(str(exc)) from None

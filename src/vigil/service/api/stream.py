@@ -25,7 +25,7 @@ from vigil.clock import iso
 from vigil.model.findings import FINDING_TYPES, SEVERITIES, FindingStatus
 from vigil.service.api.deps import reader
 from vigil.service.api.errors import ApiError
-from vigil.service.api.query import csv_values
+from vigil.service.api.query import cluster_query, csv_values
 from vigil.service.store import risk as risk_store
 from vigil.service.store.ids import MAX_ROW_ID
 from vigil.service.store.schema import finding_events, findings
@@ -84,7 +84,7 @@ def _parse_last_id(value: str | None) -> int | None:
 
 async def stream_findings(
     request: Request,
-    cluster: str | None = None,
+    cluster: str | None = Depends(cluster_query),
     severity: str | None = Query(None, description="only these severities, e.g. critical,high"),
     type: str | None = Query(None, description="only these finding types"),
     after: int | None = Query(

@@ -46,6 +46,8 @@ def image_check(
     try:
         ref = image_verdict.reference(reference)
         policy = image_verdict.policy(policy_file, trusted)
+        if cluster:
+            image_verdict.known_cluster(policy, cluster)
         config = image_verdict.registry_config(registry_config, plain_http)
     except image_verdict.UsageError as exc:
         _fail(str(exc))

@@ -61,6 +61,16 @@ def policy(policy_file: Path | None, trusted: list[str]) -> TrustPolicy:
     return TrustPolicy(tuple(dict.fromkeys(base.trusted + tuple(extra))), base.mirrors)
 
 
+def known_cluster(policy: TrustPolicy, cluster: str) -> str:
+    """``cluster`` if the policy has rules for it; otherwise a usage error naming the clusters it has (a cluster
+    the file does not name would silently get only the global rules)."""
+    named = sorted({r.cluster for r in policy.trusted if r.cluster} | {m.cluster for m in policy.mirrors if m.cluster})
+    if cluster not in named:
+        where = f"the policy's clusters: {', '.join(named)}" if named else "the policy names no cluster"
+        raise UsageError(f"--cluster {cluster!r} has no rules in the policy ({where})")
+    return cluster
+
+
 def registry_config(path: Path | None, plain_http: list[str]) -> RegistryConfig:
     """The registry configuration file (if any), with ``--plain-http`` hosts talked to without TLS."""
     try:

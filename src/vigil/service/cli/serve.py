@@ -449,11 +449,12 @@ def cluster_install(
 
 ServiceUrl = typer.Option("http://127.0.0.1:8080", "--url", envvar="VIGIL_URL", help="The service's URL")
 AdminToken = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin API token")
+ClusterArg = typer.Argument(..., metavar="CLUSTER", help="The cluster's id or name")
 
 
 @cluster_app.command("credentials")
 def cluster_credentials(
-    cluster_id: str,
+    cluster_id: str = ClusterArg,
     output: Output = typer.Option(Output.table, "-o", "--output", help="table or json"),
     url: str = ServiceUrl,
     token: str = AdminToken,
@@ -466,7 +467,7 @@ def cluster_credentials(
 
 @cluster_app.command("rotate")
 def cluster_rotate(
-    cluster_id: str,
+    cluster_id: str = ClusterArg,
     overlap: str = typer.Option("10m", "--overlap", help="How long the earlier credentials keep working, e.g. 10m"),
     url: str = ServiceUrl,
     token: str = AdminToken,
@@ -478,7 +479,12 @@ def cluster_rotate(
 
 
 @cluster_app.command("revoke")
-def cluster_revoke(cluster_id: str, credential_id: str, url: str = ServiceUrl, token: str = AdminToken) -> None:
+def cluster_revoke(
+    cluster_id: str = ClusterArg,
+    credential_id: str = typer.Argument(...),
+    url: str = ServiceUrl,
+    token: str = AdminToken,
+) -> None:
     """Revoke one of a cluster's credentials now."""
     from vigil.service.cli.credentials import revoke
 

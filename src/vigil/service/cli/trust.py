@@ -13,6 +13,7 @@ from vigil.cli_output import Output, print_rows
 from vigil.service.analysis.trust import InvalidPattern, Pattern
 from vigil.service.cli.serve import DatabaseUrl, DataDir, _prepare, _settings
 from vigil.service.store import policy as policy_store
+from vigil.service.store.clusters import UnknownCluster, resolve_cluster
 
 trust_app = typer.Typer(help="Trusted registries and mirror rules (works on the store directly).", no_args_is_help=True)
 
@@ -44,17 +45,30 @@ def _scope(cluster: str | None) -> str:
     return f"cluster {cluster}" if cluster else "global"
 
 
+def _known_cluster(conn: Connection, cluster: str) -> None:
+    # A rule for a cluster no one registered would silently apply nowhere (a typo, most often).
+    try:
+        resolve_cluster(conn, cluster)
+    except UnknownCluster as exc:
+        typer.echo(f"error: --cluster: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 def _change_rules(
     pattern: str,
     mirror: str | None,
+    cluster: str | None,
     data_dir: Path | None,
     database_url: str | None,
     change: Callable[[Connection, Pattern, Pattern | None], tuple[bool, str]],
 ) -> tuple[bool, str]:
-    """Parse PATTERN and --mirror (exit 2 naming a bad one), then run ``change`` in one transaction."""
+    """Parse PATTERN and --mirror and look up --cluster (exit 2 naming a bad one), then run ``change`` in one
+    transaction."""
     source = _pattern(pattern, "PATTERN")
     target = _pattern(mirror, "--mirror") if mirror else None
     with _prepare(_settings(data_dir, database_url)).begin() as conn:
+        if cluster:
+            _known_cluster(conn, cluster)
         return change(conn, source, target)
 
 
@@ -73,7 +87,7 @@ def trust_add(
             return policy_store.add_trusted(conn, source, cluster, _actor()), f"trusted {source}"
         return policy_store.add_mirror(conn, source, target, cluster, _actor()), f"mirror {source} -> {target}"
 
-    added, what = _change_rules(pattern, mirror, data_dir, database_url, change)
+    added, what = _change_rules(pattern, mirror, cluster, data_dir, database_url, change)
     typer.echo(f"{'added' if added else 'already present'}: {what} ({_scope(cluster)})")
 
 
@@ -92,11 +106,16 @@ def trust_remove(
 
     def change(conn: Connection, source: Pattern, target: Pattern | None) -> tuple[bool, str]:
         if target is None and not mirror_rule:
-            return policy_store.remove_trusted(conn, source, cluster, _actor()), f"trusted {source}"
-        what = f"mirror rule for {source}" + (f" -> {target}" if target else "")
-        return policy_store.remove_mirror(conn, source, target, cluster, _actor()), what
+            removed, what = policy_store.remove_trusted(conn, source, cluster, _actor()), f"trusted {source}"
+        else:
+            what = f"mirror rule for {source}" + (f" -> {target}" if target else "")
+            removed = policy_store.remove_mirror(conn, source, target, cluster, _actor())
+        # Only when nothing matched: a rule kept for a cluster no longer registered can still be removed.
+        if not removed and cluster:
+            _known_cluster(conn, cluster)
+        return removed, what
 
-    removed, what = _change_rules(pattern, mirror, data_dir, database_url, change)
+    removed, what = _change_rules(pattern, mirror, None, data_dir, database_url, change)
     if not removed:
         typer.echo(f"error: no {what} ({_scope(cluster)}) in the policy", err=True)
         raise typer.Exit(1)

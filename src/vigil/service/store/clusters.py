@@ -52,6 +52,33 @@ def cluster_name(conn: Connection, cluster_id: str) -> str | None:
     return conn.execute(select(clusters.c.name).where(clusters.c.id == cluster_id)).scalar_one_or_none()
 
 
+# How many known names an unknown-cluster error lists: enough to spot a typo, bounded for big fleets.
+KNOWN_NAMES_SHOWN = 20
+
+
+class UnknownCluster(LookupError):
+    """A cluster id or name that no registered cluster has; the message lists the known names."""
+
+    def __init__(self, key: str, known: list[str]) -> None:
+        shown = ", ".join(known[:KNOWN_NAMES_SHOWN]) + (", …" if len(known) > KNOWN_NAMES_SHOWN else "")
+        known_text = f"known: {shown}" if known else "no cluster is"
+        super().__init__(f"cluster {key!r} is not registered ({known_text})")
+        self.key = key
+        self.known = known
+
+
+def resolve_cluster(conn: Connection, key: str) -> str:
+    """The id of the cluster whose id or name is ``key``; an id wins over another cluster's equal name."""
+    by_id = conn.execute(select(clusters.c.id).where(clusters.c.id == key)).scalar_one_or_none()
+    if by_id is not None:
+        return str(by_id)
+    by_name = conn.execute(select(clusters.c.id).where(clusters.c.name == key)).scalar_one_or_none()
+    if by_name is not None:
+        return str(by_name)
+    known = conn.execute(select(clusters.c.name).order_by(clusters.c.name).limit(KNOWN_NAMES_SHOWN + 1)).scalars()
+    raise UnknownCluster(key, [str(n) for n in known])
+
+
 def cluster_exists(conn: Connection, cluster_id: str) -> bool:
     return conn.execute(select(clusters.c.id).where(clusters.c.id == cluster_id)).first() is not None
 
