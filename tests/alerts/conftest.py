@@ -6,6 +6,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.store.findings import Observation, observe, set_status
 from vigil.service.store.schema import finding_events
 
@@ -13,6 +14,17 @@ from .receivers import HttpReceiver, SyslogTcpReceiver, SyslogUdpReceiver
 
 WEBHOOK_SECRET = "whsec-7f3c9a1e5b2d4c6e8a0b"
 SLACK_PATH = "/services/T0VIGIL/B0ALERTS/xoxSLACKtokenPART"
+
+
+# The dispatchers tests build themselves take their policy as an argument, not from the environment.
+LOOPBACK = DestinationPolicy.parse("127.0.0.1,::1,localhost")
+
+
+@pytest.fixture(autouse=True)
+def loopback_receivers_allowed(monkeypatch):
+    """The receivers here listen on loopback, which the default destination policy refuses; the
+    operator's allow-list is how a deployment opts in, so these tests opt in the same way."""
+    monkeypatch.setenv("VIGIL_ALERT_DESTINATIONS", "127.0.0.1,::1,localhost")
 
 
 @pytest.fixture

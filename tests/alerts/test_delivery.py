@@ -14,6 +14,7 @@ from vigil.service.jobs.alerts.retry import RetryPolicy
 
 from . import rfc5424
 from .conftest import (
+    LOOPBACK,
     SLACK_PATH,
     WEBHOOK_SECRET,
     add_output,
@@ -186,7 +187,9 @@ def test_retries_with_backoff_then_one_delivery(live_service, webhook, caplog):
     webhook.respond(500, 503)
     caplog.set_level(logging.DEBUG)
     record(svc, drift(cid))
-    report = Dispatcher(svc.engine, RetryPolicy(attempts=4, base_delay=0.2, max_delay=2.0)).dispatch_once()
+    report = Dispatcher(
+        svc.engine, RetryPolicy(attempts=4, base_delay=0.2, max_delay=2.0), destinations=LOOPBACK
+    ).dispatch_once()
     assert (report.delivered, report.dead_lettered) == (1, 0)
     assert [r.status for r in webhook.requests] == [500, 503, 200]
     assert len({r.body for r in webhook.requests}) == 1  # the same alert each time
@@ -198,7 +201,7 @@ def test_retries_with_backoff_then_one_delivery(live_service, webhook, caplog):
         ("hook", 1, "HTTP 500 Internal Server Error"),
         ("hook", 2, "HTTP 503 Service Unavailable"),
     ]
-    assert Dispatcher(svc.engine).dispatch_once().delivered == 0
+    assert Dispatcher(svc.engine, destinations=LOOPBACK).dispatch_once().delivered == 0
     assert len(webhook.accepted()) == 1
     assert api(svc, "GET", f"/api/v1/alerts/outputs/{out['id']}").json()["dead_letters"] == 0
 
@@ -221,7 +224,9 @@ def test_dead_letter_after_persistent_failure(live_service, slack, syslog_udp):
     slack.default_status = 500
     fid = record(svc, drift(cid))
     event_id = last_event(svc, fid).id
-    report = Dispatcher(svc.engine, RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1)).dispatch_once()
+    report = Dispatcher(
+        svc.engine, RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.1), destinations=LOOPBACK
+    ).dispatch_once()
     assert (report.delivered, report.dead_lettered) == (0, 3)
     by_path = {}
     for r in slack.requests:
@@ -250,7 +255,7 @@ def test_dead_letter_after_persistent_failure(live_service, slack, syslog_udp):
     assert len(page["items"]) == 2 and len(rest["items"]) == 1 and rest["next"] is None
     # the cursor moved on: the dead event is not retried forever
     slack.default_status = 200
-    assert Dispatcher(svc.engine).dispatch_once().delivered == 0
+    assert Dispatcher(svc.engine, destinations=LOOPBACK).dispatch_once().delivered == 0
     outputs = {o["name"]: o for o in api(svc, "GET", "/api/v1/alerts/outputs").json()["items"]}
     assert outputs["flaky"]["dead_letters"] == 1 and outputs["flaky"]["cursor"] == event_id
     # removing an output keeps its dead letters
@@ -267,12 +272,12 @@ def test_restart_neither_resends_nor_loses(live_service, webhook):
     svc = live_service
     cid, _ = svc.register("prod-eu")
     add_output(svc, name="hook", kind="webhook", url=webhook.url, secret=WEBHOOK_SECRET, threshold="low")
-    first = Dispatcher(svc.engine)
+    first = Dispatcher(svc.engine, destinations=LOOPBACK)
     record(svc, drift(cid, "/tmp/a"))
     assert first.dispatch_once().delivered == 1
     first.stop()
     record(svc, drift(cid, "/tmp/b"))  # while no dispatcher runs
-    second = Dispatcher(svc.engine)
+    second = Dispatcher(svc.engine, destinations=LOOPBACK)
     assert second.dispatch_once().delivered == 1
     assert second.dispatch_once().delivered == 0
     assert [r.json()["finding"]["subject"] for r in webhook.requests] == ["/tmp/a", "/tmp/b"]
@@ -287,7 +292,10 @@ def test_two_replicas_deliver_each_alert_once(live_service, webhook):
     add_output(svc, name="hook", kind="webhook", url=webhook.url, secret=WEBHOOK_SECRET, threshold="low")
     for i in range(20):
         record(svc, drift(cid, f"/tmp/bin{i}"))
-    replicas = [Dispatcher(svc.engine, batch=5), Dispatcher(svc.engine, batch=5)]
+    replicas = [
+        Dispatcher(svc.engine, batch=5, destinations=LOOPBACK),
+        Dispatcher(svc.engine, batch=5, destinations=LOOPBACK),
+    ]
     reports = []
     threads = [threading.Thread(target=lambda d=d: reports.append(d.dispatch_once())) for d in replicas]
     for t in threads:
@@ -320,7 +328,9 @@ def test_secrets_stay_out_of_logs_and_responses(live_service, webhook, slack, ca
     webhook.default_status = 500
     slack.default_status = 500
     record(svc, drift(cid))
-    Dispatcher(svc.engine, RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01)).dispatch_once()
+    Dispatcher(
+        svc.engine, RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.01), destinations=LOOPBACK
+    ).dispatch_once()
     assert len(slack.requests) == 2 and len(webhook.requests) == 4
     listing = (
         api(svc, "GET", "/api/v1/alerts/outputs").text + api(svc, "GET", f"/api/v1/alerts/outputs/{chat['id']}").text

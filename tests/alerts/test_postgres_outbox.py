@@ -9,7 +9,7 @@ from vigil.devtools.service import LiveService
 from vigil.service.jobs.alerts import Dispatcher
 from vigil.service.store.findings import observe
 
-from .conftest import WEBHOOK_SECRET, add_output, api, drift, last_event, record
+from .conftest import LOOPBACK, WEBHOOK_SECRET, add_output, api, drift, last_event, record
 
 
 def test_out_of_order_commits_are_delivered_and_rollback_holes_passed(postgres, tmp_path, webhook):
@@ -18,7 +18,7 @@ def test_out_of_order_commits_are_delivered_and_rollback_holes_passed(postgres, 
     try:
         cid, _ = svc.register("prod-eu")
         out = add_output(svc, name="hook", kind="webhook", url=webhook.url, secret=WEBHOOK_SECRET, threshold="low")
-        dispatcher = Dispatcher(svc.engine, gap_grace=0.5)
+        dispatcher = Dispatcher(svc.engine, gap_grace=0.5, destinations=LOOPBACK)
 
         slow = svc.engine.connect()
         tx = slow.begin()

@@ -172,7 +172,7 @@ def seed_alert_outputs(svc, w: World) -> None:
             "secret": WEBHOOK_SECRET,
             "threshold": "high",
         },
-        {"name": "siem", "kind": "syslog", "address": "127.0.0.1:5514", "protocol": "udp"},
+        {"name": "siem", "kind": "syslog", "address": "siem.example.com:5514", "protocol": "udp"},
     ):
         r = httpx.post(f"{svc.url}/api/v1/alerts/outputs", json=body, headers=auth, timeout=60)
         assert r.status_code == 201, r.text

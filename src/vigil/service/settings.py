@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vigil.service.analysis.alerts.destinations import SETTING as DESTINATIONS_SETTING
+from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.store.db import default_database_url
 
 
@@ -86,6 +88,11 @@ class AlertsSettings:
     retry_base: float = 1.0  # backoff: base, 2*base, 4*base ... capped at retry_max
     retry_max: float = 60.0
     timeout: float = 10.0  # per attempt (HTTP request, TCP connect and send)
+    # Where outputs may send (comma-separated host names, *.domains, addresses and ranges, each with an
+    # optional :port); empty: public addresses only (docs/alerts.md).
+    destinations: DestinationPolicy = field(
+        default_factory=lambda: DestinationPolicy.parse(os.environ.get(DESTINATIONS_SETTING))
+    )
 
 
 @dataclass
@@ -107,6 +114,12 @@ class Settings:
     # Bodies over max_other_body_bytes read at once; one more gets 503 with Retry-After:
     max_large_bodies: int = field(default_factory=lambda: env_int("VIGIL_MAX_LARGE_BODIES", 4))
     log_level: str = "info"
+    # Mutual TLS for controllers and sensors (docs/security.md): off, optional (a client certificate,
+    # when presented, must be the service CA's and bound to the request's credential) or required
+    # (cluster and sensor credentials are refused without one). Needs the service to serve TLS itself.
+    client_certs: str = "off"
+    # Lifetime of the client certificates the service's CA issues, in days.
+    client_cert_days: int = field(default_factory=lambda: env_int("VIGIL_CLIENT_CERT_DAYS", 30))
     # Per-registry credentials and TLS (vigil.registry.RegistryConfig); else $VIGIL_REGISTRY_CONFIG.
     # Shared by the integrity evaluator and the in-process scanner.
     registry_config: Path | None = None
@@ -123,6 +136,8 @@ class Settings:
             raise ValueError(
                 f"external URL {self.external_url!r} must start with https:// (or http:// with no TLS in front)"
             )
+        if self.client_certs not in ("off", "optional", "required"):
+            raise ValueError(f"client certificates {self.client_certs!r} must be off, optional or required")
         if self.intel_db is None:
             self.intel_db = self.data_dir / "intel.db"
         self.database_url = self.store_url

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from vigil.service.analysis.alerts.destinations import DestinationRefused
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, alert_dispatcher
 from vigil.service.api.errors import ApiError, not_found
@@ -67,7 +68,9 @@ def get_output(output_id: RowId, request: Request, who: Principal = Depends(admi
     summary="Add an alert output (admin); a generated webhook secret is shown once, in this answer",
     openapi_extra=openapi_body(OUTPUTS["webhook"].Request, EXAMPLE),
 )
-async def create_output(request: Request, who: Principal = Depends(admin)) -> JSONResponse:
+async def create_output(
+    request: Request, who: Principal = Depends(admin), dispatcher: Dispatcher = Depends(alert_dispatcher)
+) -> JSONResponse:
     kind = (await parse_body(request, _Kind)).kind
     cls = OUTPUTS.get(kind)
     if cls is None:
@@ -75,6 +78,10 @@ async def create_output(request: Request, who: Principal = Depends(admin)) -> JS
         raise ApiError(422, "invalid_request", detail)
     body = await parse_body(request, cls.Request)
     config, secrets, shown_once = cls.split(body)
+    try:
+        dispatcher.destinations.check_name(*cls.destination(config, secrets))
+    except DestinationRefused as exc:
+        raise ApiError(422, "invalid_request", f"body.{cls.destination_field}: {exc}") from None
 
     def work() -> dict:
         try:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from vigil.background import PeriodicTask
 from vigil.clock import utcnow
 from vigil.service.analysis.alerts.cursor import Cursor
+from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.analysis.alerts.events import (
     AlertEvent,
     FindingView,
@@ -80,8 +81,10 @@ class Dispatcher:
         batch: int = 200,
         gap_grace: float = 300.0,
         owner: str | None = None,
+        destinations: DestinationPolicy | None = None,
     ) -> None:
         self.engine = engine
+        self.destinations = destinations or DestinationPolicy()
         self.policy = policy
         self.timeout = timeout
         self.batch = batch
@@ -101,7 +104,7 @@ class Dispatcher:
     @classmethod
     def from_settings(cls, engine: Engine, settings: AlertsSettings) -> Dispatcher:
         policy = RetryPolicy(settings.attempts, settings.retry_base, settings.retry_max)
-        return cls(engine, policy=policy, timeout=settings.timeout)
+        return cls(engine, policy=policy, timeout=settings.timeout, destinations=settings.destinations)
 
     # -- passes -------------------------------------------------------------------------------
 
@@ -150,7 +153,7 @@ class Dispatcher:
             # Kept, not skipped: its events wait until a Vigil that knows the kind runs.
             log.error("alert output has an unknown kind; nothing sent", extra={"output": out.name, "kind": out.kind})
             return 0
-        sender = kind_cls(out.config, out.secrets, self.timeout)
+        sender = kind_cls(out.config, out.secrets, self.timeout, self.destinations)
         try:
             for entry in rows:
                 kind = classify(entry.from_status, entry.to_status, entry.severity, entry.previous_severity)
@@ -240,7 +243,7 @@ class Dispatcher:
         kind_cls = OUTPUTS.get(out.kind)
         if kind_cls is None:
             return Outcome(False, 0, f"unknown output kind {out.kind!r}")
-        sender = kind_cls(out.config, out.secrets, self.timeout)
+        sender = kind_cls(out.config, out.secrets, self.timeout, self.destinations)
         event = make_test_event()
         try:
             payload = sender.render(event)

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.analysis.alerts.events import (
     DEFAULT_EVENTS,
     EVENT_KINDS,
@@ -50,11 +51,25 @@ class Output(ABC):
     Request: ClassVar[type[OutputRequest]]
     # Settings kept apart from the rest: never logged, never shown by the API.
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # The request field naming where it sends, for errors about the destination.
+    destination_field: ClassVar[str] = "url"
 
-    def __init__(self, config: dict[str, Any], secrets: dict[str, Any], timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        secrets: dict[str, Any],
+        timeout: float = 10.0,
+        destinations: DestinationPolicy | None = None,
+    ) -> None:
         self.config = config
         self.secrets = secrets
         self.timeout = timeout
+        self.destinations = destinations or DestinationPolicy()
+
+    @classmethod
+    @abstractmethod
+    def destination(cls, config: dict[str, Any], secrets: dict[str, Any]) -> tuple[str, int]:
+        """(host, port) this output sends to, for the destination policy."""
 
     @classmethod
     def split(cls, request: OutputRequest) -> tuple[dict, dict, dict]:

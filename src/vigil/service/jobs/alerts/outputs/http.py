@@ -11,9 +11,11 @@ from pydantic import field_validator
 from pydantic_core.core_schema import ValidationInfo
 
 from vigil import __version__
+from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.analysis.alerts.redact import redact
 from vigil.service.analysis.alerts.validation import check_http_url
 from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, OutputRequest
+from vigil.service.jobs.alerts.outputs.destination import resolve_allowed
 
 # Retrying these cannot succeed: the request itself, the URL or the credentials are wrong.
 _RETRYABLE_4XX = {408, 425, 429}
@@ -83,12 +85,32 @@ def _status_text(code: int) -> str:
         return f"HTTP {code}"
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> None:
+def url_destination(url: str) -> tuple[str, int]:
+    parts = httpx.URL(url)
+    return parts.host, parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float, policy: DestinationPolicy) -> None:
     _REDACT.add(*(p for p in _secret_parts(url) if p not in ("", "/")))
-    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+    target = httpx.URL(url)
+    host, port = url_destination(url)
+    _, sockaddr = resolve_allowed(policy, host, port)[0]
+    # The request goes to the address just checked; the name still travels in Host and in TLS (SNI and
+    # certificate check), so the receiver sees exactly what it would have without the pinning.
+    pinned = target.copy_with(host=sockaddr[0])
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "Host": target.netloc.decode("ascii"),
+        **headers,
+    }
+    extensions = {"sni_hostname": host} if target.scheme == "https" else {}
     try:
         # Redirects are not followed: a signed alert goes only where it was configured to.
-        resp = httpx.post(url, content=body, headers=headers, timeout=timeout, follow_redirects=False)
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            resp = client.send(
+                client.build_request("POST", pinned, content=body, headers=headers, extensions=extensions)
+            )
     except httpx.TimeoutException as exc:
         raise DeliveryFailed(f"timed out after {timeout}s ({exc.__class__.__name__})") from None
     except httpx.HTTPError as exc:

@@ -82,7 +82,11 @@ class SlackOutput(Output):
         return orjson.dumps(slack_message(event))
 
     def send(self, payload: bytes, event: AlertEvent) -> None:
-        http.post(self.secrets["url"], payload, {}, self.timeout)
+        http.post(self.secrets["url"], payload, {}, self.timeout, self.destinations)
+
+    @classmethod
+    def destination(cls, config: dict, secrets: dict) -> tuple[str, int]:
+        return http.url_destination(secrets["url"])
 
     def describe(self) -> dict:
         return {"url": mask_url(self.secrets["url"], keep_path=False), **self.config}

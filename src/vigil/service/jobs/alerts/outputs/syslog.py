@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 from vigil.service.analysis.alerts.events import AlertEvent, headline
 from vigil.service.analysis.alerts.validation import check_host, parse_address
 from vigil.service.jobs.alerts.outputs.base import DeliveryFailed, Output, OutputRequest
+from vigil.service.jobs.alerts.outputs.destination import resolve_allowed
 
 FACILITIES = {
     "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8, "cron": 9,
@@ -111,6 +112,7 @@ class SyslogOutput(Output):
     kind = "syslog"
     summary = "RFC 5424 syslog over UDP or TCP (octet-counting), finding in structured data"
     Request = SyslogRequest
+    destination_field = "address"
 
     def render(self, event: AlertEvent) -> bytes:
         return rfc5424(
@@ -127,7 +129,8 @@ class SyslogOutput(Output):
         where = f"syslog {proto} {self.config['address']}"
         try:
             if proto == "tcp":
-                with socket.create_connection((host, port), timeout=self.timeout) as sock:
+                _, sockaddr = resolve_allowed(self.destinations, host, port)[0]
+                with socket.create_connection(sockaddr[:2], timeout=self.timeout) as sock:
                     sock.sendall(octet_counted(payload))
                     sock.shutdown(socket.SHUT_WR)
             else:
@@ -135,7 +138,7 @@ class SyslogOutput(Output):
                     raise DeliveryFailed(
                         f"{where}: message of {len(payload)} bytes exceeds {MAX_UDP_BYTES}; use tcp", permanent=True
                     )
-                family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+                family, addr = resolve_allowed(self.destinations, host, port, socket.SOCK_DGRAM)[0]
                 with socket.socket(family, socket.SOCK_DGRAM) as sock:
                     sock.settimeout(self.timeout)
                     # UDP confirms nothing; a closed port may still surface as ECONNREFUSED here.
@@ -144,6 +147,10 @@ class SyslogOutput(Output):
             raise
         except OSError as exc:
             raise DeliveryFailed(f"{where}: {exc.__class__.__name__}: {exc}") from None
+
+    @classmethod
+    def destination(cls, config: dict, secrets: dict) -> tuple[str, int]:
+        return parse_address(config["address"])
 
     def describe(self) -> dict:
         return dict(self.config)

@@ -74,7 +74,11 @@ class WebhookOutput(Output):
             TIMESTAMP_HEADER: timestamp,
             SIGNATURE_HEADER: sign(self.secrets["secret"], timestamp, payload),
         }
-        http.post(self.secrets["url"], payload, headers, self.timeout)
+        http.post(self.secrets["url"], payload, headers, self.timeout, self.destinations)
+
+    @classmethod
+    def destination(cls, config: dict, secrets: dict) -> tuple[str, int]:
+        return http.url_destination(secrets["url"])
 
     def describe(self) -> dict:
         return {"url": mask_url(self.secrets["url"], keep_path=True), "secret": "***", **self.config}
