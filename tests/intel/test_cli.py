@@ -150,7 +150,8 @@ def test_query_table_and_json(records: Path, tmp_path: Path) -> None:
                 "id": "CVE-2024-0001",
                 "advisories": ["PYSEC-2024-1"],
                 "aliases": ["CVE-2024-0001", "GHSA-aaaa-bbbb-cccc", "PYSEC-2024-1"],
-                "severity": {"level": "unknown", "score": None, "source": None, "from": None},
+                # PYSEC-2024-1 has no rating; GHSA-aaaa-bbbb-cccc, its alias (for other versions), has.
+                "severity": {"level": "high", "score": 7.5, "source": "CVSS_V3", "from": "GHSA-aaaa-bbbb-cccc"},
                 "fixed_versions": ["1.4.2"],
                 "malicious": False,
                 "summary": "Path traversal in demo-lib",

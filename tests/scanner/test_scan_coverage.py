@@ -175,3 +175,32 @@ def test_a_version_the_scheme_refuses_is_a_warning_not_a_match(tmp_path, pypa_db
         "(the version scheme of ecosystem PyPI): neither PEP 440 nor a legacy version "
         "(legacy versions begin with a digit)"
     ) in doc["warnings"]
+
+
+def test_severity_comes_from_an_alias_record_that_names_no_package(jinja_rootfs, tmp_path):
+    """A CVE record with a CVSS vector and no affected packages rates the PyPA records that alias it,
+    in `vigil scan` and in `vigil intel query` alike."""
+    feed = tmp_path / "feed"
+    feed.mkdir()
+    write_record(
+        feed,
+        {
+            "id": "CVE-2019-10906",
+            "modified": "2024-01-01T00:00:00Z",
+            "severity": [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:N/A:N"}],
+        },
+    )
+    db = tmp_path / "intel.db"
+    import_advisories(db, PYPA / "jinja2", feed)
+    doc = json.loads(run("scan", str(jinja_rootfs), "--db", str(db), "-o", "json").stdout)
+    got = {v["id"]: v["severity"] for v in doc["vulnerabilities"]}
+    assert got == {
+        "CVE-2019-10906": {"level": "high", "score": 8.6, "source": "CVSS_V3", "from": "CVE-2019-10906"},
+        "CVE-2020-28493": {"level": "unknown", "score": None, "source": None, "from": None},
+    }
+    query = run(
+        "intel", "query", "--db", str(db), "--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.10",
+        "--output", "json",
+    )  # fmt: skip
+    rated = {v["id"]: v["severity"] for v in json.loads(query.stdout)["vulnerabilities"]}
+    assert rated["CVE-2019-10906"] == got["CVE-2019-10906"]

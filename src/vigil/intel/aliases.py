@@ -7,7 +7,7 @@ transitive closure of "shares an id or alias" (``related`` is not an alias).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .advisory import Advisory
@@ -72,8 +72,15 @@ class Vulnerability:
     links: tuple[str, ...]
 
 
-def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
-    """One Vulnerability per alias group among the matches of one package."""
+def merge_matches(
+    matches: Iterable[Match], alias_record: Callable[[str], Advisory | None] | None = None
+) -> list[Vulnerability]:
+    """One Vulnerability per alias group among the matches of one package.
+
+    ``alias_record`` finds a record by id among those loaded, so that a rating held only by an
+    alias that did not match this package (a CVE record with no packages, a GHSA filed under
+    another ecosystem) still rates the vulnerability.
+    """
     matches = list(matches)
     by_id = {m.id: m for m in matches}
     out = []
@@ -83,9 +90,12 @@ def merge_matches(matches: Iterable[Match]) -> list[Vulnerability]:
         scheme = ECOSYSTEM_SCHEMES.get(group_matches[0].affected.key.base) or SEMVER
         fixed = sort_versions(scheme, {v for m in group_matches for v in m.fixed_versions})
         # Each record's own best rating (CVSS vector, else its database's word) is
-        # picked at import; across the aliases (PYSEC without a score, its GHSA with
-        # one) the worst of the rated ones stands for the vulnerability.
-        rated = max(group, key=lambda a: (a.severity.rank(), a.severity.score or 0.0))
+        # picked at import; across the aliases (PYSEC without a score, its GHSA or CVE
+        # record with one, matched or not) the worst of the rated ones stands for the
+        # vulnerability. Ties keep the matched record.
+        in_group = {a.id for a in group}
+        aliased = [r for i in all_ids if i not in in_group and alias_record and (r := alias_record(i)) is not None]
+        rated = max([*group, *aliased], key=lambda a: (a.severity.rank(), a.severity.score or 0.0))
         worst = rated.severity
         out.append(
             Vulnerability(

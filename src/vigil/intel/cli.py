@@ -131,12 +131,12 @@ def query_command(
         key = parse_ecosystem(ecosystem)
         with AdvisoryStore(path) as store:
             advisories, _ = store.load_for_package(key.base, normalize_name(key.base, package))
-        matches = AdvisoryIndex.from_advisories(a for a in advisories if not a.is_withdrawn).match(
-            ecosystem, package, version
-        )
+            matches = AdvisoryIndex.from_advisories(a for a in advisories if not a.is_withdrawn).match(
+                ecosystem, package, version
+            )
+            vulns = merge_matches(matches, store.get)
     except (UnknownOsvEcosystemError, InvalidVersionError, StoreError) as exc:
         raise _fail(str(exc)) from exc
-    vulns = merge_matches(matches)
     if output is OutputFormat.json:
         doc = {
             "ecosystem": ecosystem,

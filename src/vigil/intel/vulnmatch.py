@@ -78,7 +78,7 @@ def match_packages(index: AdvisoryIndex, packages: Sequence[PackageLike]) -> tup
         if isinstance(result, ValueError):
             warnings.append(f"{pkg.type}/{pkg.name} {pkg.version}: not matched: {result}")
         elif result:
-            out.append(PackageMatch(i, target, tuple(merge_matches(result))))
+            out.append(PackageMatch(i, target, tuple(merge_matches(result, index.advisories.get))))
     return out, warnings
 
 

@@ -110,6 +110,12 @@ def advisories_for(report: ScanReport, db: Path) -> tuple[AdvisoryIndex, Coverag
             for a in advisories:
                 if not a.is_withdrawn:
                     seen.setdefault(a.id, a)
+        # Aliases that name none of these packages (a CVE record, a GHSA of another ecosystem) may
+        # still hold the only rating of a vulnerability that matched under another id.
+        for alias in sorted({i for a in list(seen.values()) for i in a.aliases} - seen.keys()):  # type: ignore[attr-defined]
+            record = store.get(alias)
+            if record is not None and not record.is_withdrawn:
+                seen[alias] = record
         coverage = store.coverage(needed_ecosystems(report.contents.packages))
     return AdvisoryIndex.from_advisories(seen.values()), coverage  # type: ignore[arg-type]
 
