@@ -23,6 +23,7 @@ from vigil.service.api import (
     inventory,
     policy,
     runtime,
+    search,
     tokens,
 )
 from vigil.service.http import AccessLogMiddleware, BodyLimits, RequestBodyMiddleware
@@ -32,7 +33,7 @@ from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.ui import install as install_console
 
-ROUTERS = (health, tokens, clusters, ingest, inventory, findings, policy, integrity, alerts, contents, runtime)
+ROUTERS = (health, tokens, clusters, ingest, inventory, findings, policy, integrity, alerts, contents, runtime, search)
 
 DESCRIPTION = """Vigil checks what runs in Kubernetes against the artifact registry it should come from.
 

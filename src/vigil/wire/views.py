@@ -680,6 +680,88 @@ class RuntimeStatus(View):
     last_pass: RuntimePassReport | None
 
 
+# -- search -------------------------------------------------------------------------------------
+
+
+class SearchImage(View):
+    id: int
+    ref: str
+    digest: str | None
+    url: str  # the console page
+
+
+class SearchWorkload(View):
+    cluster_id: str
+    cluster_name: str
+    namespace: str
+    kind: str
+    name: str
+    url: str
+
+
+class SearchPod(View):
+    cluster_id: str
+    cluster_name: str
+    namespace: str
+    name: str
+    uid: str
+    phase: str
+    workload: WorkloadRef
+    url: str  # the workload's page, which lists its pods
+
+
+class SearchPackageRef(View):
+    type: str
+    name: str
+    version: str
+
+
+class SearchPackage(View):
+    package: SearchPackageRef
+    image: SearchImage
+    url: str
+
+
+class SearchAdvisory(View):
+    advisory: str
+    severity: str
+    package: SearchPackageRef
+    image: SearchImage
+    url: str
+
+
+class SearchFinding(View):
+    id: int
+    type: str
+    severity: str
+    status: str
+    subject: str
+    cluster_id: str | None
+    cluster_name: str | None
+    url: str
+
+
+class SearchGroup(View, Generic[T]):
+    """The first matches of one kind; ``total`` counts them all, ``more`` those not listed."""
+
+    items: list[T]
+    total: int
+    more: int
+
+
+class SearchResults(View):
+    """``GET /api/v1/search``: each kind's matches, every item with its console ``url``."""
+
+    query: str
+    total: int
+    images: SearchGroup[SearchImage]
+    workloads: SearchGroup[SearchWorkload]
+    pods: SearchGroup[SearchPod]
+    packages: SearchGroup[SearchPackage]
+    advisories: SearchGroup[SearchAdvisory]
+    findings: SearchGroup[SearchFinding]
+
+
 # What `vigil get` lists: resource name -> row model (GET /api/v1/<name>, paged).
 LISTINGS: dict[str, type[Listing]] = {
     "clusters": Cluster,
