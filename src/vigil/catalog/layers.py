@@ -11,6 +11,7 @@ OCI image spec: never what the same layer wrote.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import shutil
 import tarfile
@@ -291,13 +292,18 @@ class LayerApplier:
                 layer_name, m.name, f"hard link skipped: target {target} is not a regular file in the image"
             )
             return
-        self.budget.read_bytes(src.size, path)  # each link is one more file to read: they count each
+        # A link reads no bytes from the layer and writes none: its kept copy is a hard link in the
+        # work dir too (a name of its own, so a later whiteout of the source leaves it), and neither
+        # counts against the byte limits. Fifty links to one large file cost its bytes once.
         stored = None
         if src.stored is not None:
-            self.budget.store_bytes(src.size, path)
             self._stored += 1
             stored = self.workdir / f"{self._stored:08d}"
-            shutil.copyfile(src.stored, stored)  # a link would die with its source on a later whiteout
+            try:
+                os.link(src.stored, stored)
+            except OSError:  # a work dir on a file system without hard links: a copy, counted as one
+                self.budget.store_bytes(src.size, path)
+                shutil.copyfile(src.stored, stored)
         self._replace(path, Entry(EntryKind.FILE, src.mode, src.size, src.sha256, layer=layer, stored=stored))
 
 

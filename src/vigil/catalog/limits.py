@@ -19,7 +19,7 @@ GiB = 1 << 30
 
 @dataclass(frozen=True, slots=True)
 class ScanLimits:
-    max_total_bytes: int = 16 * GiB  # file bytes read from all layers (hard links count again)
+    max_total_bytes: int = 16 * GiB  # file bytes read from all layers (a hard link reads none)
     max_stored_bytes: int = 4 * GiB  # bytes spooled to the work dir for the catalogers
     max_files: int = 1_000_000  # tar members over all layers
     max_file_bytes: int = 4 * GiB  # one file's real size (a sparse member's too)

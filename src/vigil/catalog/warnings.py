@@ -14,12 +14,24 @@ from vigil.catalog.model import CatalogWarning
 log = logging.getLogger("vigil.catalog")
 
 
+# A hostile file can be wrong in every one of its entries (a million tar members, an rpm database
+# of corrupt rows): past this many warnings about one file, one more says the rest are not listed.
+MAX_WARNINGS_PER_FILE = 1000
+
+
 class WarningSink:
     def __init__(self) -> None:
         self.items: list[CatalogWarning] = []
         self.incomplete = False  # part of the image was not read: what the scan lists may be short
+        self._per_file: dict[str, int] = {}
 
     def warn(self, file: str, entry: str | None, message: str) -> None:
+        seen = self._per_file.get(file, 0) + 1
+        self._per_file[file] = seen
+        if seen > MAX_WARNINGS_PER_FILE + 1:
+            return
+        if seen == MAX_WARNINGS_PER_FILE + 1:
+            entry, message = None, f"more than {MAX_WARNINGS_PER_FILE} warnings; the rest are not listed"
         item = CatalogWarning(file=file, entry=entry, message=message)
         log.warning("%s", item)
         self.items.append(item)

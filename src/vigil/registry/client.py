@@ -112,11 +112,17 @@ class RegistryClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: RetryPolicy = DEFAULT_RETRY,
         transport: RegistryTransport | None = None,
+        max_manifest_bytes: int = MAX_MANIFEST_BYTES,
         **transport_options: Any,
     ) -> None:
+        self.max_manifest_bytes = max_manifest_bytes
         self.transport = transport or RegistryTransport(config, timeout=timeout, retry=retry, **transport_options)
         self.tag_cache: TTLCache[Resolved] = TTLCache(tag_ttl, clock=self.transport._clock)
         self.content_cache: LRUCache[Any] = LRUCache(content_cache_entries, content_cache_bytes)
+
+    def _manifest_limit(self) -> str:
+        # Named as the scan limit that sets it (vigil.catalog.limits), so the message says what to change.
+        return f"max_manifest_bytes (VIGIL_SCAN_MAX_MANIFEST_BYTES={self.max_manifest_bytes})"
 
     @property
     def stats(self) -> RequestStats:
@@ -230,7 +236,7 @@ class RegistryClient:
                 return cached
         target, response = self._manifest_request("GET", ref, reference, "manifest_get", stream=True)
         try:
-            body = _read_capped(response, MAX_MANIFEST_BYTES)
+            body = _read_capped(response, self.max_manifest_bytes)
         finally:
             response.close()
         if response.status_code != 200:
@@ -246,7 +252,7 @@ class RegistryClient:
                 ref.registry,
                 ref.repository,
                 reference,
-                f"manifest larger than the limit max_manifest_bytes ({MAX_MANIFEST_BYTES} bytes); not read further",
+                f"manifest larger than the limit {self._manifest_limit()}; not read further",
             )
         announced = response.headers.get("Docker-Content-Digest")
         expected = reference if by_digest else announced
@@ -410,13 +416,12 @@ class RegistryClient:
         if cached is not None:
             self.stats.hit("content")
             return cached
-        if manifest.config.size > MAX_MANIFEST_BYTES:
+        if manifest.config.size > self.max_manifest_bytes:
             raise RegistryError(
                 ref.registry,
                 ref.repository,
                 manifest.config.digest,
-                f"image config of {manifest.config.size} bytes is over the limit max_manifest_bytes "
-                f"({MAX_MANIFEST_BYTES} bytes)",
+                f"image config of {manifest.config.size} bytes is over the limit {self._manifest_limit()}",
             )
         # The size in the manifest binds the read: the blob reader stops past it (DigestMismatch).
         body = self.fetch_blob(ref, manifest.config.digest, manifest.config.size)

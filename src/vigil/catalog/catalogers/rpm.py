@@ -57,80 +57,94 @@ class RpmCataloger:
             except LimitExceeded as exc:
                 ctx.warnings.warn_incomplete(db_path, None, f"rpm database not read to its end: {exc}")
             except (OSError, sqlite3.Error) as exc:
-                ctx.warnings.warn(db_path, None, f"rpm database not readable, skipped: {exc}")
+                ctx.warnings.warn_incomplete(db_path, None, f"rpm database not readable, skipped: {exc}")
         return out
 
     def _read_db(self, local: str, db_path: str, ctx: CatalogContext) -> list[Package]:
         out: list[Package] = []
-        os = ctx.os
-        namespace = os.id if os is not None else "redhat"
-        conn = sqlite3.connect(local)
         budget = ctx.budget
+        row_limit = budget.limits.max_archive_entry_bytes
         interrupted = False
 
         def over_deadline() -> int:
-            # A hostile database can make a query run forever (a view that recurses): sqlite
-            # calls this every few thousand steps, and a non-zero answer interrupts the query.
+            # A hostile database can make a query run forever (a view that recurses, a generated
+            # column that computes): sqlite calls this every few thousand steps, and a non-zero
+            # answer interrupts the query.
             nonlocal interrupted
             interrupted = time.monotonic() - budget.started > budget.limits.deadline_seconds
             return 1 if interrupted else 0
 
-        conn.set_progress_handler(over_deadline, 10_000)
+        conn = sqlite3.connect(local)
+        # A 40 KB database can declare a column of gigabytes (a generated zeroblob): no value may
+        # be larger than one archive entry, so a row is refused before it is made.
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(row_limit, 1_000_000_000))
+        conn.set_progress_handler(over_deadline, 1_000)
         try:
             kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'Packages'").fetchone()
             if kind is None or kind[0] != "table":
                 raise sqlite3.DatabaseError("Packages is not a table")
-            rows = conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum").fetchall()
+            # Row by row, never all at once: the rows' sizes add up to the database's.
+            for hnum, blob in conn.execute("SELECT hnum, blob FROM Packages ORDER BY hnum"):
+                budget.check_deadline()
+                pkg = self._package(hnum, blob, db_path, ctx)
+                if pkg is not None:
+                    out.append(pkg)
+        except sqlite3.DataError as exc:
+            if "too big" not in str(exc):
+                raise
+            raise LimitExceeded("max_archive_entry_bytes", row_limit, "a Packages row larger than that") from None
         except sqlite3.OperationalError:
             if interrupted:
                 budget.check_deadline()  # raises LimitExceeded, naming the deadline
             raise
         finally:
             conn.close()
-        for hnum, blob in rows:
-            entry = f"Packages row {hnum}"
-            try:
-                h = parse_header_blob(bytes(blob))
-                files = h.file_paths()
-                modes = h.ints(TAG_FILEMODES)
-                if len(modes) == len(files):  # owned files, as dpkg's: directories left out
-                    files = [f for f, m in zip(files, modes, strict=True) if not stat.S_ISDIR(m)]
-            except HeaderError as exc:
-                ctx.warnings.warn(db_path, entry, f"corrupt header skipped: {exc}")
-                continue
-            name, version, release = h.string(TAG_NAME), h.string(TAG_VERSION), h.string(TAG_RELEASE)
-            if not name or not version or release is None:
-                ctx.warnings.warn(db_path, entry, "header skipped: no name, version or release")
-                continue
-            epoch = h.int(TAG_EPOCH)
-            evr = f"{version}-{release}" if epoch is None else f"{epoch}:{version}-{release}"
-            arch = h.string(TAG_ARCH)
-            source = split_source_rpm(h.string(TAG_SOURCERPM) or "")
-            out.append(
-                Package(
-                    type="rpm",
-                    name=name,
-                    version=evr,
-                    purl=os_package_purl(
-                        "rpm",
-                        namespace,
-                        name,
-                        f"{version}-{release}",
-                        arch=arch,
-                        distro=purl_distro(os),
-                        epoch=str(epoch) if epoch is not None else None,
-                        upstream=h.string(TAG_SOURCERPM),
-                    ),
-                    ecosystem=os_ecosystem(os),
-                    cataloger="rpm",
-                    found_in=db_path,
-                    source_name=source[0] if source else None,
-                    source_version=source[1] if source else None,
-                    arch=arch,
-                    files=files,
-                    metadata={
-                        k: v for k, v in (("vendor", h.string(TAG_VENDOR)), ("license", h.string(TAG_LICENSE))) if v
-                    },
-                )
-            )
         return out
+
+    def _package(self, hnum: object, blob: object, db_path: str, ctx: CatalogContext) -> Package | None:
+        os = ctx.os
+        namespace = os.id if os is not None else "redhat"
+        entry = f"Packages row {hnum}"
+        if not isinstance(blob, bytes):
+            ctx.warnings.warn(db_path, entry, f"corrupt header skipped: a {type(blob).__name__}, not a blob")
+            return None
+        try:
+            h = parse_header_blob(blob)
+            files = h.file_paths()
+            modes = h.ints(TAG_FILEMODES)
+            if len(modes) == len(files):  # owned files, as dpkg's: directories left out
+                files = [f for f, m in zip(files, modes, strict=True) if not stat.S_ISDIR(m)]
+        except HeaderError as exc:
+            ctx.warnings.warn(db_path, entry, f"corrupt header skipped: {exc}")
+            return None
+        name, version, release = h.string(TAG_NAME), h.string(TAG_VERSION), h.string(TAG_RELEASE)
+        if not name or not version or release is None:
+            ctx.warnings.warn(db_path, entry, "header skipped: no name, version or release")
+            return None
+        epoch = h.int(TAG_EPOCH)
+        evr = f"{version}-{release}" if epoch is None else f"{epoch}:{version}-{release}"
+        arch = h.string(TAG_ARCH)
+        source = split_source_rpm(h.string(TAG_SOURCERPM) or "")
+        return Package(
+            type="rpm",
+            name=name,
+            version=evr,
+            purl=os_package_purl(
+                "rpm",
+                namespace,
+                name,
+                f"{version}-{release}",
+                arch=arch,
+                distro=purl_distro(os),
+                epoch=str(epoch) if epoch is not None else None,
+                upstream=h.string(TAG_SOURCERPM),
+            ),
+            ecosystem=os_ecosystem(os),
+            cataloger="rpm",
+            found_in=db_path,
+            source_name=source[0] if source else None,
+            source_version=source[1] if source else None,
+            arch=arch,
+            files=files,
+            metadata={k: v for k, v in (("vendor", h.string(TAG_VENDOR)), ("license", h.string(TAG_LICENSE))) if v},
+        )
