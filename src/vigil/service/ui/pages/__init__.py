@@ -9,6 +9,7 @@ from vigil.service.ui.pages import (
     images,
     overview,
     processes,
+    search,
     settings,
     workloads,
 )
@@ -24,4 +25,5 @@ ROUTERS = [
     settings.router,
     connect.router,
     events.router,
+    search.router,
 ]
