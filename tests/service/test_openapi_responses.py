@@ -128,3 +128,60 @@ def test_client_parses_listings_into_the_models(live_service):
     assert [(c.id, c.name, c.nodes, c.pods) for c in clusters] == [(cid, "typed", 2, 4)]
     assert clusters[0].last_seen_at is not None and clusters[0].last_seen_at.tzinfo is not None
     assert len(pods) == 3 and all(len(p.containers) >= 1 for p in pods)
+
+
+def test_request_and_response_models_of_one_name_keep_their_own_schemas(live_service):
+    # The inventory's Node (what a controller sends) and the listing's Node (what the service
+    # answers) are different models of one name; each operation must point at its own.
+    doc = httpx.get(f"{live_service.url}/api/openapi.json").json()
+    page = doc["paths"]["/api/v1/nodes"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    listed = _resolve(doc, _resolve(doc, page["$ref"])["properties"]["items"]["items"]["$ref"])
+    assert {"cluster_id", "updated_at", "sensor", "sensor_disabled"} <= set(listed["properties"])
+    snapshot = _resolve(doc, "#/components/schemas/InventorySnapshot")
+    assert snapshot["properties"]["nodes"]["items"] == {"$ref": "#/components/schemas/NodeInput"}
+    sent = _resolve(doc, "#/components/schemas/NodeInput")
+    assert "cluster_id" not in sent["properties"] and sent["additionalProperties"] is False
+    pod = _resolve(doc, "#/components/schemas/PodInput")
+    assert pod["properties"]["containers"]["items"] == {"$ref": "#/components/schemas/ContainerInput"}
+    assert sorted(k for k in doc["components"]["schemas"] if k.endswith("Input")) == [
+        "ContainerInput",
+        "NodeInput",
+        "PodInput",
+        "WorkloadInput",
+    ]
+    # The findings stream's events describe the Finding the listing answers, not a second variant.
+    event = _resolve(doc, "#/components/schemas/FindingStreamEvent")
+    assert event["properties"]["finding"]["anyOf"] == [{"$ref": "#/components/schemas/Finding"}, {"type": "null"}]
+
+
+def test_error_answers_are_declared_with_the_body_the_service_sends(live_service):
+    svc = live_service
+    doc = httpx.get(f"{svc.url}/api/openapi.json").json()
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    body = _resolve(doc, error_ref["$ref"])
+    assert body["required"] == ["error", "detail"]
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+
+    def declared(path: str, method: str) -> dict[str, dict]:
+        responses = doc["paths"][path][method]["responses"]
+        errors = {code: r for code, r in responses.items() if code[0] in "45"}
+        for code, r in errors.items():
+            assert r["content"]["application/json"]["schema"] == error_ref, (path, method, code)
+        return errors
+
+    assert sorted(declared("/api/v1/clusters/{cluster_id}", "get")) == ["401", "403", "404", "422"]
+    assert sorted(declared("/api/v1/clusters", "get")) == ["400", "401", "403", "422"]
+    assert sorted(declared("/api/v1/ingest/inventory", "post")) == ["400", "401", "403", "413", "415", "422", "503"]
+    assert sorted(declared("/api/v1/images/{image_id}/packages", "get")) == ["400", "401", "403", "404", "409", "422"]
+    # Probes need no token, and the document says so.
+    assert doc["paths"]["/healthz"]["get"]["security"] == []
+    assert sorted(doc["paths"]["/healthz"]["get"]["responses"]) == ["200"]
+    # What the service answers matches what the document declares.
+    missing = svc.get("/api/v1/clusters/no-such-cluster", svc.token("viewer"))
+    assert missing.status_code == 404
+    assert set(missing.json()) == {"error", "detail"} and missing.json()["error"] == "not_found"
+    invalid = svc.get("/api/v1/clusters", svc.token("viewer"), limit="many")
+    assert invalid.status_code == 422
+    assert invalid.json()["errors"] == [
+        {"field": "query.limit", "message": "Input should be a valid integer, unable to parse string as an integer"}
+    ]

@@ -26,6 +26,7 @@ from vigil.service.api import (
     search,
     tokens,
 )
+from vigil.service.api.responses import declare_errors, merge_defs
 from vigil.service.http import AccessLogMiddleware, BodyLimits, RequestBodyMiddleware
 from vigil.service.jobs import workers as background
 from vigil.service.metrics import Metrics
@@ -91,12 +92,10 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for path in schema.get("paths", {}).values():
-            for op in path.values():
-                components.update(op.pop("x-vigil-defs", {}) or {})
+        merge_defs(schema)
         schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         schema["security"] = [{"bearer": []}]
+        declare_errors(schema)
         app.openapi_schema = schema
         return schema
 

@@ -3,6 +3,8 @@ the advisory database's status and an on-demand reload; an on-demand scanner pas
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -11,7 +13,7 @@ from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.service.api.deps import admin, contents_analyzer, reader
 from vigil.service.api.errors import ApiError, not_found
 from vigil.service.api.query import RowId, csv_values
-from vigil.service.api.responses import ViewRoute
+from vigil.service.api.responses import ViewRoute, error_response
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.store import contents as store
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
@@ -33,6 +35,11 @@ router = APIRouter(prefix="/api/v1", tags=["contents"], route_class=ViewRoute)
 Limit = Query(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="page size")
 After = Query(None, description="cursor from the previous page's `next`")
 SEVERITY_LEVELS = tuple(s.value for s in ADVISORY_SEVERITIES)
+
+
+NOT_SCANNED: dict[int | str, dict[str, Any]] = {
+    409: error_response("The image is not scanned yet (or its scan failed); `detail` says which")
+}
 
 
 def _digest_of(conn, image_id: int) -> str:
@@ -67,6 +74,7 @@ def image_scan(image_id: RowId, request: Request, who: Principal = Depends(reade
 @router.get(
     "/images/{image_id}/packages",
     response_model=Page[Package],
+    responses=NOT_SCANNED,
     summary="Packages in an image with the files each owns; paged by package id",
 )
 def image_packages(
@@ -86,6 +94,7 @@ def image_packages(
 @router.get(
     "/images/{image_id}/vulnerabilities",
     response_model=VulnerabilityPage,
+    responses=NOT_SCANNED,
     summary="Known vulnerabilities and malicious packages in an image, with ids, aliases, fixed versions, links",
 )
 def image_vulnerabilities(
@@ -108,6 +117,7 @@ def image_vulnerabilities(
 @router.get(
     "/images/{image_id}/files",
     response_model=Page[ImageFile],
+    responses=NOT_SCANNED,
     summary="An image's file manifest (path, sha256, size, mode; symlinks with targets); paged by path",
 )
 def image_files(

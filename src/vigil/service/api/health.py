@@ -19,7 +19,11 @@ from vigil.wire.views import Health, Readiness
 router = APIRouter(tags=["health"], route_class=ViewRoute)
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
+# Probes call these without a token; the document's global bearer requirement does not apply.
+NO_TOKEN: dict = {"security": []}
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers", openapi_extra=NO_TOKEN)
 def healthz() -> dict:
     return {"status": "ok", "version": __version__}
 
@@ -29,6 +33,7 @@ def healthz() -> dict:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "The store does not answer or its schema is not current"}},
     summary="Readiness: the store answers and its schema is current",
+    openapi_extra=NO_TOKEN,
 )
 def readyz(request: Request) -> JSONResponse:
     engine = request.app.state.engine
