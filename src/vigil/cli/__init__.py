@@ -32,6 +32,7 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("trust", "vigil.service.cli.trust", "trust_app", "group"),
     ("image", "vigil.service.cli.check", "image_app", "group"),
     ("alerts", "vigil.service.cli.alerts", "alerts_app", "group"),
+    ("credential", "vigil.cli.credential", "credential_app", "group"),
     ("demo", "vigil.devtools.demo_cli", "demo", "command"),
     ("dev", "vigil.devtools.kubeapi.cli", "app", "dev-group"),
 )

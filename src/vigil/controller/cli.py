@@ -7,9 +7,12 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from ssl import SSLContext
 from typing import TYPE_CHECKING
 
 import typer
+
+from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
 
 from .credentials import (
     DEFAULT_SECRET_NAME,
@@ -70,6 +73,15 @@ def run(
     service_ca: Path | None = typer.Option(
         None, "--service-ca", envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate"
     ),
+    client_cert: Path | None = typer.Option(
+        None,
+        "--client-cert",
+        envvar="VIGIL_CLIENT_CERT",
+        help="Client certificate for mutual TLS (from `vigil credential certificate`)",
+    ),
+    client_key: Path | None = typer.Option(
+        None, "--client-key", envvar="VIGIL_CLIENT_KEY", help="The private key of --client-cert"
+    ),
     sensor_namespace: str | None = typer.Option(
         None,
         "--sensor-namespace",
@@ -93,6 +105,7 @@ def run(
     tune_gc()
     try:
         place = credential_place(credential_file, credential_secret, credential_namespace, kubeconfig, context)
+        verify = service_trust(service_ca, client_cert, client_key)
         asyncio.run(
             _main(
                 service,
@@ -101,18 +114,29 @@ def run(
                 cluster_name,
                 kubeconfig,
                 context,
-                str(service_ca) if service_ca else True,
+                verify,
                 ControllerSettings(
                     batch_interval=batch_interval, heartbeat_interval=heartbeat_interval, page_size=page_size
                 ),
                 (sensor_namespace, sensor_secret) if sensor_namespace else None,
             )
         )
-    except (CredentialError, ValueError) as exc:
+    except (CredentialError, ClientCertificateError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
+
+
+def service_trust(
+    service_ca: Path | None, client_cert: Path | None, client_key: Path | None
+) -> bool | str | SSLContext:
+    """How httpx checks the service (its CA bundle, else the system's) and, with a client certificate,
+    the TLS context that also presents it."""
+    identity = client_identity(client_cert, client_key)
+    if identity is None:
+        return str(service_ca) if service_ca else True
+    return tls_context(service_ca, identity)
 
 
 def tune_gc() -> None:
@@ -169,7 +193,7 @@ async def obtain_credential(
     store: CredentialStore | Path,
     registration_token: str | None,
     cluster_name: str | None,
-    verify: bool | str,
+    verify: bool | str | SSLContext,
 ) -> ClusterCredential:
     from .service_client import register
 
@@ -206,7 +230,7 @@ async def _main(
     cluster_name: str | None,
     kubeconfig: Path | None,
     context: str | None,
-    verify: bool | str,
+    verify: bool | str | SSLContext,
     settings: ControllerSettings,
     sensor_secret: tuple[str, str] | None = None,
 ) -> None:

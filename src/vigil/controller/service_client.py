@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import ssl
 from urllib.parse import urlsplit
 
 import httpx
@@ -43,7 +44,9 @@ def _error_text(resp: httpx.Response) -> str:
         return f"{resp.status_code}: {resp.text[:300]}"
 
 
-async def register(url: str, registration_token: str, name: str, verify: bool | str = True) -> ClusterCredential:
+async def register(
+    url: str, registration_token: str, name: str, verify: bool | str | ssl.SSLContext = True
+) -> ClusterCredential:
     url = check_service_url(url)
     async with httpx.AsyncClient(verify=verify, timeout=30) as http:
         try:
@@ -63,7 +66,9 @@ async def register(url: str, registration_token: str, name: str, verify: bool | 
 
 
 class InventoryService:
-    def __init__(self, url: str, credential: ClusterCredential, verify: bool | str = True, timeout: float = 60) -> None:
+    def __init__(
+        self, url: str, credential: ClusterCredential, verify: bool | str | ssl.SSLContext = True, timeout: float = 60
+    ) -> None:
         self.url = check_service_url(url)
         self.credential = credential
         self._http = httpx.AsyncClient(

@@ -24,6 +24,7 @@ from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
 from vigil.sensor.shipper import Shipper, read_credential
 from vigil.sensor.spool import Spool
+from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
 
 app = typer.Typer(help="eBPF sensor: what really executes in every container on this node.", add_completion=False)
 
@@ -41,6 +42,15 @@ def sensor(
     ),
     service_ca: Path | None = typer.Option(
         None, envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate [default: system CAs]"
+    ),
+    client_cert: Path | None = typer.Option(
+        None,
+        "--client-cert",
+        envvar="VIGIL_CLIENT_CERT",
+        help="Client certificate for mutual TLS (from `vigil credential certificate`)",
+    ),
+    client_key: Path | None = typer.Option(
+        None, "--client-key", envvar="VIGIL_CLIENT_KEY", help="The private key of --client-cert"
     ),
     cluster_id: str = typer.Option("local", envvar="VIGIL_CLUSTER_ID", help="Cluster id issued at registration"),
     node_name: str = typer.Option(None, envvar="NODE_NAME", help="This node's Kubernetes name [default: hostname]"),
@@ -75,7 +85,7 @@ def sensor(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
-        shipper = Shipper(service, credential, spool, verify=_trust(service_ca))
+        shipper = Shipper(service, credential, spool, verify=_trust(service_ca, client_cert, client_key))
     try:
         # Exits are only printed (--output json); shipping needs execs alone.
         tracer = ProcessTracer(include_host=include_host, exec_only=output != "json")
@@ -116,11 +126,15 @@ def sensor(
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
 
 
-def _trust(service_ca: Path | None) -> ssl.SSLContext | bool:
-    """The service's CA bundle as a TLS context; without one the system's CAs (True)."""
-    if service_ca is None:
-        return True
+def _trust(
+    service_ca: Path | None, client_cert: Path | None = None, client_key: Path | None = None
+) -> ssl.SSLContext | bool:
+    """The service's CA bundle as a TLS context (presenting the client certificate, if given); with
+    neither, the system's CAs (True)."""
     try:
-        return ssl.create_default_context(cafile=str(service_ca))
-    except (OSError, ssl.SSLError) as exc:
-        raise typer.BadParameter(f"--service-ca {service_ca}: not a readable PEM CA bundle ({exc})") from None
+        identity = client_identity(client_cert, client_key)
+        if service_ca is None and identity is None:
+            return True
+        return tls_context(service_ca, identity)
+    except ClientCertificateError as exc:
+        raise typer.BadParameter(str(exc)) from None

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil import __version__
 from vigil.service.api import (
     alerts,
+    client_certificates,
     clusters,
     contents,
     errors,
@@ -27,6 +28,7 @@ from vigil.service.api import (
     tokens,
 )
 from vigil.service.api.responses import declare_errors, merge_defs
+from vigil.service.client_ca import ClientCA
 from vigil.service.http import AccessLogMiddleware, BodyLimits, RequestBodyMiddleware
 from vigil.service.jobs import workers as background
 from vigil.service.metrics import Metrics
@@ -34,7 +36,21 @@ from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.ui import install as install_console
 
-ROUTERS = (health, tokens, clusters, ingest, inventory, findings, policy, integrity, alerts, contents, runtime, search)
+ROUTERS = (
+    health,
+    tokens,
+    clusters,
+    client_certificates,
+    ingest,
+    inventory,
+    findings,
+    policy,
+    integrity,
+    alerts,
+    contents,
+    runtime,
+    search,
+)
 
 DESCRIPTION = """Vigil checks what runs in Kubernetes against the artifact registry it should come from.
 
@@ -74,6 +90,8 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.workers = workers
+    # The CA that signs controllers' and sensors' client certificates, kept in the data dir across starts.
+    app.state.client_ca = ClientCA.load_or_create(settings.data_dir) if settings.client_certs != "off" else None
     errors.install(app)
     errors.install_store_errors(app)
     for module in ROUTERS:

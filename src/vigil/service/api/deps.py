@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
 from vigil.service.api.errors import forbidden, unauthorized
+from vigil.service.client_ca import bound_credential
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.jobs.integrity import IntegrityEvaluator
@@ -55,15 +56,54 @@ def _bearer(request: Request) -> str:
     return secret.strip()
 
 
-def principal(request: Request) -> Principal:
+# The credential kinds that get client certificates, and that `--client-certs required` refuses without
+# one: those that write a cluster's inventory and runtime records. People (admin, viewer) keep bearer
+# tokens alone, so the console and the CLI work from any browser or shell.
+CERTIFIED_KINDS = ("cluster", "sensor")
+
+
+def presented_certificate(request: Request) -> str | None:
+    """The PEM client certificate of the request's TLS connection, which the handshake verified against
+    the service's client CA; None when the client presented none (or the service serves no TLS)."""
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    return chain[0] if chain else None
+
+
+def _identify(request: Request, first_certificate: bool) -> Principal:
     secret = _bearer(request)
     with request.app.state.engine.connect() as conn:
         try:
             who = authenticate(conn, secret)
         except TokenRejected as exc:
             raise unauthorized(str(exc)) from None
+    mode = request.app.state.settings.client_certs
+    if mode != "off":
+        cert = presented_certificate(request)
+        if cert is not None:
+            bound = bound_credential(cert)
+            if bound != who.token_id:
+                raise unauthorized(
+                    f"the client certificate is bound to credential {bound or '(none)'}, not to {who.token_id}: "
+                    "send the credential the certificate was issued to"
+                )
+        elif mode == "required" and who.role in CERTIFIED_KINDS and not first_certificate:
+            raise unauthorized(
+                f"a {who.role} credential needs a client certificate on this service (--client-certs required); "
+                "get one with `vigil credential certificate`"
+            )
     request.state.principal = who
     return who
+
+
+def principal(request: Request) -> Principal:
+    return _identify(request, first_certificate=False)
+
+
+def certificate_applicant(request: Request) -> Principal:
+    """The caller of the certificate endpoint: with `required`, a credential without a certificate yet
+    still gets in, to ask for its first one."""
+    return _identify(request, first_certificate=True)
 
 
 def require(*roles: str):

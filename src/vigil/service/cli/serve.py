@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import uvicorn
     from sqlalchemy import Engine
 
+    from vigil.service.client_ca import ClientCA
+
 console = Console()
 err = Console(stderr=True)
 
@@ -115,6 +117,13 @@ def service_config(
             "tokens on the network. Give --tls-cert and --tls-key, or --insecure-http if TLS ends in front of Vigil."
         )
         raise typer.Exit(2)
+    if settings.client_certs != "off" and not (tls_cert and tls_key):
+        err.print(
+            f"[red]error:[/] --client-certs {settings.client_certs} needs --tls-cert and --tls-key: client "
+            "certificates are checked in this service's own TLS handshake, which a proxy ending TLS in front "
+            "would take away."
+        )
+        raise typer.Exit(2)
     engine = _prepare(settings)
     token = _first_admin(engine)
     scheme = "https" if tls_cert else "http"
@@ -122,7 +131,11 @@ def service_config(
     if token:
         _hand_over_first_admin(settings, token)
     configure_logging(settings.log_level)
-    app = create_app(settings, engine=engine, run_migrations=False)
+    try:
+        app = create_app(settings, engine=engine, run_migrations=False)
+    except ValueError as exc:  # an unreadable client CA in the data dir
+        err.print(f"[red]error:[/] {exc}", markup=False)
+        raise typer.Exit(2) from None
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -131,8 +144,28 @@ def service_config(
         access_log=False,
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        **_client_certificate_options(settings, tls_cert, tls_key, app.state.client_ca),
     )
     return config, engine
+
+
+def _client_certificate_options(
+    settings: Settings, tls_cert: Path | None, tls_key: Path | None, ca: ClientCA | None
+) -> dict:
+    """uvicorn options that verify client certificates in the handshake and pass them to the app."""
+    if settings.client_certs == "off" or ca is None or tls_cert is None or tls_key is None:
+        return {}
+    from vigil.service.cli.tls import ClientCertificateProtocol
+    from vigil.service.client_ca import server_context
+
+    context = server_context(tls_cert, tls_key, settings.client_certs, ca)
+    console.print(
+        f"Client certificates {settings.client_certs}: the client CA is {ca.cert_path}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    return {"ssl_context_factory": lambda _config, _default: context, "http": ClientCertificateProtocol}
 
 
 Host = typer.Option("127.0.0.1", "--host", envvar="VIGIL_HOST", help="Address to listen on")
@@ -140,6 +173,13 @@ Port = typer.Option(8080, "--port", envvar="VIGIL_PORT", min=1, max=65535, help=
 TlsCert = typer.Option(None, "--tls-cert", help="PEM certificate to serve HTTPS")
 TlsKey = typer.Option(None, "--tls-key", help="PEM private key for --tls-cert")
 Insecure = typer.Option(False, "--insecure-http", help="Allow plain HTTP on a non-loopback address")
+ClientCerts = typer.Option(
+    "off",
+    "--client-certs",
+    envvar="VIGIL_CLIENT_CERTS",
+    help="Mutual TLS for controllers and sensors: off, optional (a presented certificate must be the service "
+    "CA's and bound to the credential) or required (cluster and sensor credentials need one); needs --tls-cert",
+)
 ExternalUrl = typer.Option(
     None,
     "--external-url",
@@ -242,6 +282,7 @@ def _serve_request(
     tls_cert: Path = TlsCert,
     tls_key: Path = TlsKey,
     insecure_http: bool = Insecure,
+    client_certs: str = ClientCerts,
     external_url: str = ExternalUrl,
     log_level: str = LogLevel,
     reverify_interval: float = ReverifyInterval,
@@ -260,6 +301,7 @@ def _serve_request(
         host=host,
         port=port,
         external_url=external_url,
+        client_certs=client_certs,
         log_level=log_level,
         registry_config=registry_config,
         integrity=integrity,

@@ -81,6 +81,18 @@ console_sessions = Table(
     Column("expires_at", Timestamp, nullable=False),
 )
 
+client_certificates = Table(
+    "client_certificates",
+    metadata,
+    # sha256 of the certificate's DER.
+    Column("fingerprint", String(64), primary_key=True),
+    # The credential the certificate is bound to (its URI SAN); deleting the credential deletes the record.
+    Column("token_id", String(32), ForeignKey("api_tokens.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("serial", String(40), nullable=False),
+    Column("issued_at", Timestamp, nullable=False),
+    Column("not_after", Timestamp, nullable=False),
+)
+
 ingest_batches = Table(
     "ingest_batches",
     metadata,
