@@ -138,8 +138,6 @@ class Settings:
             )
         if self.client_certs not in ("off", "optional", "required"):
             raise ValueError(f"client certificates {self.client_certs!r} must be off, optional or required")
-        if self.client_certs not in ("off", "optional", "required"):
-            raise ValueError(f"client certificates {self.client_certs!r} must be off, optional or required")
         if self.intel_db is None:
             self.intel_db = self.data_dir / "intel.db"
         self.database_url = self.store_url
