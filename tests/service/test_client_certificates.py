@@ -235,7 +235,7 @@ def test_certificate_requests_are_checked(tls_service, tmp_path):
         resp = c.post(CERTIFICATE_PATH, json={"csr": csr}, headers=bearer(svc.admin_token))
         assert (resp.status_code, resp.json()["detail"]) == (
             403,
-            "a admin token gets no client certificate; only cluster and sensor credentials do",
+            "admin tokens get no client certificate; only cluster and sensor credentials do",
         )
         resp = c.post(CERTIFICATE_PATH, json={"csr": "x" * 20000}, headers=bearer(credential))
         assert resp.status_code == 422
@@ -384,3 +384,56 @@ def test_a_sensor_ships_over_mutual_tls(tls_service, tmp_path):
         assert shipper.ship(force=True).delivered == 1
     finally:
         shipper.close()
+
+
+def test_a_sensor_credential_is_bound_to_its_own_certificate(tls_service, tmp_path):
+    svc = tls_service("required")
+    cluster_id, cluster_credential = svc.register("prod")
+    with svc.client() as c:
+        # The enrolment credential is shared by the cluster's sensors: it needs no certificate, gets none.
+        enrolment = c.post(
+            f"/api/v1/clusters/{cluster_id}/sensor-enrolment", json={}, headers=bearer(svc.admin_token)
+        ).json()["credential"]
+        sensor = c.post(f"/api/v1/clusters/{cluster_id}/sensors", json={"node": "node-a"}, headers=bearer(enrolment))
+        assert sensor.status_code == 200, sensor.text
+        sensor_credential = sensor.json()["credential"]
+        _, csr = new_key_and_csr()
+        resp = c.post(CERTIFICATE_PATH, json={"csr": csr}, headers=bearer(enrolment))
+        assert (resp.status_code, resp.json()["detail"]) == (
+            403,
+            "enrolment tokens get no client certificate; only cluster and sensor credentials do",
+        )
+        beat_a = {"cluster_id": cluster_id, "node_name": "node-a"}
+        resp = c.post("/api/v1/ingest/sensor-heartbeat", json=beat_a, headers=bearer(sensor_credential))
+        assert resp.status_code == 401
+        assert resp.json()["detail"].startswith("a sensor credential needs a client certificate on this service")
+
+    identity = ClientIdentity(tmp_path / "sensor.crt", tmp_path / "sensor.key")
+    issued = obtain_certificate(svc.url, sensor_credential, identity, svc.ca_file)
+    assert issued.credential_id == svc.credential_id(sensor_credential)
+    with svc.client(identity) as c:
+        resp = c.post("/api/v1/ingest/sensor-heartbeat", json=beat_a, headers=bearer(sensor_credential))
+        assert resp.status_code == 200, resp.text
+        # The node's certificate lends nothing to the cluster's own credential.
+        resp = c.post("/api/v1/ingest/heartbeat", json=beat(cluster_id), headers=bearer(cluster_credential))
+        assert resp.status_code == 401
+
+
+def test_concurrent_first_certificates_issue_one(tls_service):
+    svc = tls_service("optional")
+    _, credential = svc.register("prod")
+    csrs = [new_key_and_csr()[1] for _ in range(6)]
+    answers: list[int] = []
+    gate = threading.Barrier(len(csrs))
+
+    def ask(csr: str) -> None:
+        with svc.client() as c:
+            gate.wait()
+            answers.append(c.post(CERTIFICATE_PATH, json={"csr": csr}, headers=bearer(credential)).status_code)
+
+    threads = [threading.Thread(target=ask, args=(csr,)) for csr in csrs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(answers) == [201] + [403] * (len(csrs) - 1)

@@ -41,7 +41,7 @@ async def issue_client_certificate(request: Request, who: Principal = Depends(ce
             409, "client_certificates_off", "this service issues no client certificates (--client-certs is off)"
         )
     if who.role not in CERTIFIED_KINDS:
-        raise forbidden(f"a {who.role} token gets no client certificate; only cluster and sensor credentials do")
+        raise forbidden(f"{who.role} tokens get no client certificate; only cluster and sensor credentials do")
     body: ClientCertificateRequest = await parse_body(request, ClientCertificateRequest)
     renewing = presented_certificate(request) is not None  # deps checked it is bound to ``who``
     lifetime = timedelta(days=request.app.state.settings.client_cert_days)
