@@ -5,6 +5,7 @@ from vigil.service.ui.pages import (
     clusters,
     connect,
     events,
+    export,
     findings,
     images,
     overview,
@@ -26,4 +27,5 @@ ROUTERS = [
     connect.router,
     events.router,
     search.router,
+    export.router,
 ]

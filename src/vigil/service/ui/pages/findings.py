@@ -51,11 +51,15 @@ def finding_filter(q) -> finding_views.FindingFilter:
     )
 
 
+def finding_sort(q) -> tuple[str, bool]:
+    return params.sort(q, finding_views.FINDING_SORTS, "severity")
+
+
 @router.get("/findings")
 def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
     q = request.query_params
     f = finding_filter(q)
-    sort, desc = params.sort(q, finding_views.FINDING_SORTS, "severity")
+    sort, desc = finding_sort(q)
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
             sorting = finding_views.finding_sort(sort, desc)

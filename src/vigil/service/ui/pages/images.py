@@ -20,17 +20,26 @@ router = APIRouter()
 CONTENTS_PAGE = 50
 
 
-@router.get("/images")
-def images(request: Request, v: web.Viewer = Depends(web.viewer)):
-    q = request.query_params
-    f = image_views.ImageFilter(
+def image_filter(q) -> image_views.ImageFilter:
+    """The images list's filters, from its query parameters (the page and its CSV export)."""
+    return image_views.ImageFilter(
         registry=params.text(q, "registry"),
         text=params.text(q, "q"),
         cluster_id=params.text(q, "cluster"),
         running_only=params.flag(q, "running"),
         finding_types=params.multi(q, "finding", FINDING_TYPES),
     )
-    sort, desc = params.sort(q, image_views.IMAGE_SORTS, "ref")
+
+
+def image_sort(q) -> tuple[str, bool]:
+    return params.sort(q, image_views.IMAGE_SORTS, "ref")
+
+
+@router.get("/images")
+def images(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    f = image_filter(q)
+    sort, desc = image_sort(q)
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
             page = image_views.list_images(

@@ -12,10 +12,9 @@ router = APIRouter()
 KINDS = ("executable", "script", "library")
 
 
-@router.get("/processes")
-def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
-    q = request.query_params
-    f = process_views.ProcessFilter(
+def process_filter(q) -> process_views.ProcessFilter:
+    """The processes list's filters, from its query parameters (the page and its CSV export)."""
+    return process_views.ProcessFilter(
         cluster_id=params.text(q, "cluster"),
         namespace=params.text(q, "namespace"),
         kind=params.choice(q, "kind", KINDS),
@@ -24,7 +23,17 @@ def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
         image_pk=params.integer(q, "image"),
         running_only=params.flag(q, "running"),
     )
-    sort, desc = params.sort(q, process_views.PROCESS_SORTS, "-last_seen")
+
+
+def process_sort(q) -> tuple[str, bool]:
+    return params.sort(q, process_views.PROCESS_SORTS, "-last_seen")
+
+
+@router.get("/processes")
+def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    f = process_filter(q)
+    sort, desc = process_sort(q)
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
             page = process_views.list_executables(conn, f, sort, desc, params.cursor(q), params.page_size(q))

@@ -14,16 +14,25 @@ from vigil.service.ui import params, web
 router = APIRouter()
 
 
-@router.get("/workloads")
-def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
-    q = request.query_params
-    f = workload_views.WorkloadFilter(
+def workload_filter(q) -> workload_views.WorkloadFilter:
+    """The workloads list's filters, from its query parameters (the page and its CSV export)."""
+    return workload_views.WorkloadFilter(
         cluster_id=params.text(q, "cluster"),
         namespace=params.text(q, "namespace"),
         kind=params.text(q, "kind"),
         text=params.text(q, "q"),
     )
-    sort, desc = params.sort(q, workload_views.WORKLOAD_SORTS, "name")
+
+
+def workload_sort(q) -> tuple[str, bool]:
+    return params.sort(q, workload_views.WORKLOAD_SORTS, "name")
+
+
+@router.get("/workloads")
+def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
+    q = request.query_params
+    f = workload_filter(q)
+    sort, desc = workload_sort(q)
     with request.app.state.engine.connect() as conn:
         with params.cursor_checked():
             page = workload_views.list_workloads(
