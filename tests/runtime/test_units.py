@@ -355,3 +355,30 @@ def test_rollup_is_top_plus_a_tenth_of_the_rest() -> None:
         "parts": {"top": {"finding_id": 2, "points": 90}, "others": {"count": 2, "points": 10.0}, "open_findings": 3},
     }
     assert rollup([(5, 30), (6, 20)])["score"] == 32.0
+
+
+def test_a_finding_names_the_process_parents_by_what_they_executed() -> None:
+    # python3 (the entry point, started by the runtime's shim, pid 5) ran sh, which ran the dropped file.
+    procs = ContainerProcesses.from_samples(
+        [
+            sample(pid=10, ppid=5, argv=("/usr/bin/python3", "app.py"), filename="/usr/bin/python3", t=0),
+            sample(pid=20, ppid=10, argv=("/bin/sh", "-c", "/tmp/x"), filename="/bin/sh", t=1),
+            sample(pid=30, ppid=20, argv=("/tmp/x",), filename="/tmp/x", t=2),
+        ]
+    )
+    dropped = record("/tmp/x", NEW, samples=[sample(pid=30, ppid=20, argv=("/tmp/x",), filename="/tmp/x", t=2)])
+    detections = evaluate(dropped, WL, ImageView.build(WL.digest, FS), procs).detections
+    assert {d.type for d in detections} == {"runtime_drift", "suspicious_exec"}
+    for d in detections:
+        assert d.evidence["process"]["parent_chain"] == [
+            {"pid": 20, "name": "sh"},
+            {"pid": 10, "name": "python3"},
+            {"pid": 5, "name": None},
+        ]
+
+
+def test_a_parent_chain_stops_at_a_pid_loop_and_at_its_limit() -> None:
+    looped = ContainerProcesses.from_samples([sample(pid=2, ppid=3, t=0), sample(pid=3, ppid=2, t=1)])
+    assert looped.parent_chain(sample(pid=9, ppid=2)) == [{"pid": 2, "name": "ls"}, {"pid": 3, "name": "ls"}]
+    deep = ContainerProcesses.from_samples([sample(pid=p, ppid=p - 1, t=p) for p in range(2, 40)])
+    assert len(deep.parent_chain(sample(pid=40, ppid=39))) == 16

@@ -67,7 +67,12 @@ def vulnerability(ev: Mapping, finding: Mapping) -> list[Row]:
 
 
 def _parent_chain(process: Mapping) -> tuple[str, ...]:
-    """Names up the parent chain, as far as the recorded samples reach (pid -> ppid by command name)."""
+    """Names up the parent chain: the one runtime analysis resolved over the container's execs, else as
+    far as this record's own samples reach (pid -> ppid by command name). A parent no exec shows is
+    its pid."""
+    resolved = process.get("parent_chain")
+    if isinstance(resolved, list) and resolved:
+        return tuple(str(p.get("name") or f"pid {p.get('pid')}") for p in resolved if isinstance(p, Mapping))
     samples = [s for s in process.get("samples") or () if isinstance(s, Mapping)]
     by_pid = {s.get("pid"): s for s in samples}
     first = samples[0] if samples else {}

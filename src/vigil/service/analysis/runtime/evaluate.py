@@ -75,7 +75,7 @@ def _short(sha: str) -> str:
     return f"sha256:{sha[:12]}"
 
 
-def process_evidence(r: ExecRecord, w: Workload) -> dict:
+def process_evidence(r: ExecRecord, w: Workload, procs: ContainerProcesses | None = None) -> dict:
     s = r.first_sample()
     return {
         "path": r.path,
@@ -89,6 +89,7 @@ def process_evidence(r: ExecRecord, w: Workload) -> dict:
         "parent_pid": s.ppid if s else None,
         "uid": s.uid if s else None,
         "samples": [x.as_evidence() for x in r.samples],
+        "parent_chain": procs.parent_chain(s) if procs is not None and s is not None else [],
         "container": {
             "id": r.container_id,
             "name": w.container_name,
@@ -103,7 +104,9 @@ def _image_evidence(w: Workload) -> dict:
     return {"ref": w.image_ref, "digest": w.digest}
 
 
-def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[Detection], str | None]:
+def file_detections(
+    r: ExecRecord, w: Workload, image: ImageView, procs: ContainerProcesses | None = None
+) -> tuple[list[Detection], str | None]:
     if not r.sha256:
         return [], f"{r.kind} {r.path}: the sensor could not read the file, so it cannot be compared with the image"
     real = image.fs.resolve(r.path)
@@ -117,7 +120,7 @@ def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[
             "expected_sha256": expected,
             "actual_sha256": r.sha256,
             "image": _image_evidence(w),
-            "process": process_evidence(r, w),
+            "process": process_evidence(r, w, procs),
         }
         subject = f"{r.path} differs from the image ({_short(expected)} in the image, {_short(r.sha256)} ran)"
         return [Detection(TAMPERED, TAMPERED.severity(), subject, f"{r.path}|{r.sha256}", evidence)], None
@@ -128,7 +131,7 @@ def file_detections(r: ExecRecord, w: Workload, image: ImageView) -> tuple[list[
         "sha256": r.sha256,
         "in_image": {"path": False, "sha256": False},
         "image": _image_evidence(w),
-        "process": process_evidence(r, w),
+        "process": process_evidence(r, w, procs),
     }
     subject = f"{r.path} ({_short(r.sha256)}) is not in the image"
     return [Detection(DRIFT, DRIFT.severity(), subject, f"{r.path}|{r.sha256}", evidence)], None
@@ -153,7 +156,7 @@ def suspicious_detections(
             "reason": hit.reason,
             "path": r.path,
             "sha256": r.sha256,
-            "process": process_evidence(r, w),
+            "process": process_evidence(r, w, procs),
             "trigger": hit.sample.as_evidence() if hit.sample else None,
             "image": _image_evidence(w),
         }
@@ -162,7 +165,9 @@ def suspicious_detections(
     return out, silenced
 
 
-def vulnerability_detections(r: ExecRecord, w: Workload, image: ImageView) -> list[Detection]:
+def vulnerability_detections(
+    r: ExecRecord, w: Workload, image: ImageView, procs: ContainerProcesses | None = None
+) -> list[Detection]:
     if not r.sha256:
         return []
     real = image.fs.resolve(r.path)
@@ -188,7 +193,7 @@ def vulnerability_detections(r: ExecRecord, w: Workload, image: ImageView) -> li
                 "file": {"path": r.path, "image_path": real, "sha256": r.sha256, "kind": r.kind},
                 "severity_raised_from": v.severity,
                 "image": _image_evidence(w),
-                "process": process_evidence(r, w),
+                "process": process_evidence(r, w, procs),
             }
             subject = f"{pkg.name} {pkg.version} ({v.vuln_id}) running"
             key = f"{v.key_id}|{pkg.type}/{pkg.name}@{pkg.version}"
@@ -200,11 +205,11 @@ def evaluate(
     r: ExecRecord, w: Workload, image: ImageView, procs: ContainerProcesses, allow: Sequence[AllowEntry] = ()
 ) -> Evaluation:
     result = Evaluation()
-    found, result.unjudged = file_detections(r, w, image)
+    found, result.unjudged = file_detections(r, w, image, procs)
     result.detections += found
     suspicious, result.silenced = suspicious_detections(r, w, procs, allow)
     result.detections += suspicious
-    result.detections += vulnerability_detections(r, w, image)
+    result.detections += vulnerability_detections(r, w, image, procs)
     return result
 
 

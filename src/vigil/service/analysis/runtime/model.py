@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+MAX_PARENT_CHAIN = 16  # parents named in a finding's evidence
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -19,6 +21,11 @@ class Sample:
     filename: str
     argv: tuple[str, ...]
     interpreter: str | None = None
+
+    @property
+    def name(self) -> str:
+        """What a person calls the process: its command name, else the executed file's name."""
+        return self.comm or self.filename.rsplit("/", 1)[-1] or str(self.pid)
 
     @classmethod
     def from_wire(cls, d: Mapping) -> Sample:
@@ -100,12 +107,33 @@ class ContainerProcesses:
 
     init_pid: int | None
     pids: frozenset[int]
+    # pid -> the newest exec seen with it: what the process became, to name a child's parents
+    execs: Mapping[int, Sample] = field(default_factory=dict)
 
     @classmethod
     def from_samples(cls, samples: list[Sample]) -> ContainerProcesses:
         timed = [s for s in samples if s.time is not None]
         init = min(timed, key=lambda s: (s.time, s.pid)).pid if timed else None
-        return cls(init, frozenset(s.pid for s in samples))
+        execs: dict[int, Sample] = {}
+        for s in sorted(samples, key=lambda s: (s.time is not None, s.time or datetime.min)):
+            execs[s.pid] = s
+        return cls(init, frozenset(s.pid for s in samples), execs)
+
+    def parent_chain(self, s: Sample, limit: int = MAX_PARENT_CHAIN) -> list[dict]:
+        """The exec's parents, nearest first, each by the name of what it executed (``name`` None for a
+        parent no sample shows: one started outside what the sensor saw, such as the runtime's shim)."""
+        chain: list[dict] = []
+        seen = {s.pid}
+        ppid = s.ppid
+        while ppid and ppid not in seen and len(chain) < limit:
+            seen.add(ppid)
+            parent = self.execs.get(ppid)
+            if parent is None:
+                chain.append({"pid": ppid, "name": None})
+                break
+            chain.append({"pid": ppid, "name": parent.name})
+            ppid = parent.ppid
+        return chain
 
     def entered_from_outside(self, s: Sample) -> bool:
         return s.pid != self.init_pid and s.ppid not in self.pids
