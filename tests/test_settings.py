@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 import click
 import typer
 
+from vigil.catalog.limits import ScanLimits
+from vigil.catalog.limits import env_name as scan_limit_env
 from vigil.cli import build_app
 
 SETTINGS_DOC = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
@@ -20,8 +23,10 @@ SERVICE_SETTINGS = Path(__file__).resolve().parents[1] / "src" / "vigil" / "serv
 
 
 def environment_only() -> set[str]:
-    """Variables the service's settings read themselves, with no flag (limits an operator rarely changes)."""
-    return set(re.findall(r'env_int\("([A-Z][A-Z0-9_]+)"', SERVICE_SETTINGS.read_text()))
+    """Variables read with no flag (limits an operator rarely changes): the service's settings' own,
+    and the limits per image scan every scanning command reads (``ScanLimits.from_env``)."""
+    service = set(re.findall(r'env_int\("([A-Z][A-Z0-9_]+)"', SERVICE_SETTINGS.read_text()))
+    return service | {scan_limit_env(f.name) for f in fields(ScanLimits)}
 
 
 def options() -> list[tuple[str, str, list[str]]]:

@@ -21,9 +21,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from vigil.catalog.limits import ScanLimits
+from vigil.cli import app
 from vigil.devtools.oci import Blob, Layer, build_image, write_oci_layout
 from vigil.registry import media_types as mt
+from vigil.service.jobs.workers import make_contents
+from vigil.service.settings import Settings
+from vigil.service.store.db import create_store_engine
+
+from .helpers import import_advisories
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -444,3 +452,45 @@ def test_warnings_about_one_file_stop_at_a_thousand(tmp_path):
     assert result["warnings"][999] == f"{LAYER0} [../escape999]: tar member skipped: a '..' component in its path"
     assert result["warnings"][1000] == f"{LAYER0}: more than 1000 warnings; the rest are not listed"
     assert result["files"] == ["/etc/ok"]
+
+
+# -- the limits as the commands and the service read them ------------------------------------------
+
+
+def three_files_layout(tmp_path: Path) -> Path:
+    blob = tar_of(regular("a", b"1"), regular("b", b"2"), regular("c", b"3"))
+    layer = Layer(Blob(mt.OCI_LAYER, blob), "sha256:" + hashlib.sha256(blob).hexdigest(), ())
+    return write_oci_layout(tmp_path / "layout", build_image([layer]))
+
+
+def test_vigil_scan_reads_the_limits_from_the_environment(tmp_path):
+    layout = three_files_layout(tmp_path)
+    db = tmp_path / "intel.db"
+    import_advisories(db)
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["scan", str(layout), "--db", str(db), "--output", "json"], env={"VIGIL_SCAN_MAX_FILES": "2"}
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["warnings"] == [
+        f"{LAYER0}: limit max_files (VIGIL_SCAN_MAX_FILES=2) reached: at c; the rest of the layer was not read"
+    ]
+    bad = runner.invoke(app, ["sbom", str(layout)], env={"VIGIL_SCAN_MAX_FILES": "two"})
+    assert bad.exit_code == 2
+    assert "error: VIGIL_SCAN_MAX_FILES='two': must be a whole number above 0" in bad.output
+
+
+def test_the_service_scanner_reads_the_limits_when_it_starts(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path)
+    engine = create_store_engine(settings.store_url)
+    monkeypatch.setenv("VIGIL_SCAN_MAX_FILES", "7")
+    monkeypatch.setenv("VIGIL_SCAN_MAX_MANIFEST_BYTES", "65536")
+    scanner = make_contents(settings, engine).scanner
+    assert scanner is not None
+    assert scanner.limits == ScanLimits(max_files=7, max_manifest_bytes=65536)
+    assert scanner.client.max_manifest_bytes == 65536
+    monkeypatch.setenv("VIGIL_SCAN_DEADLINE_SECONDS", "forever")
+    with pytest.raises(
+        ValueError, match=r"^VIGIL_SCAN_DEADLINE_SECONDS='forever': must be a number of seconds above 0$"
+    ):
+        make_contents(settings, engine)

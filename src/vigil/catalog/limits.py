@@ -3,7 +3,7 @@
 An image is untrusted input. Every limit hit ends in a scan warning that names the limit and its
 value, and marks the scan incomplete (what it lists may be short): never a crash, never a stall.
 Defaults fit real images (the largest public images stay well inside them); operators change them
-with ``VIGIL_SCAN_*`` environment variables (docs/settings.md).
+with ``VIGIL_SCAN_*`` environment variables (docs/settings.md, docs/security.md).
 """
 
 from __future__ import annotations
@@ -39,13 +39,14 @@ class ScanLimits:
             raw = env.get(env_name(f.name))
             if raw is None or raw == "":
                 continue
-            kind = float if f.name == "deadline_seconds" else int
+            seconds = f.name == "deadline_seconds"
+            rule = "a number of seconds above 0" if seconds else "a whole number above 0"
             try:
-                value = kind(raw)
+                value = float(raw) if seconds else int(raw)
             except ValueError:
-                raise ValueError(f"{env_name(f.name)}={raw!r}: not a number") from None
-            if value <= 0:
-                raise ValueError(f"{env_name(f.name)}={raw!r}: must be above 0")
+                raise ValueError(f"{env_name(f.name)}={raw!r}: must be {rule}") from None
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{env_name(f.name)}={raw!r}: must be {rule}")
             values[f.name] = value
         return cls(**values)  # type: ignore[arg-type]
 

@@ -177,11 +177,17 @@ def catalog_rootfs(
         return _run_catalogers(view, warnings, Path(tmp), chosen, [], progress, ScanBudget(limits or ScanLimits()))
 
 
-def catalog_path(path: str | Path, platform: str | None = None, *, progress: Progress | None = None) -> ImageContents:
+def catalog_path(
+    path: str | Path,
+    platform: str | None = None,
+    *,
+    progress: Progress | None = None,
+    limits: ScanLimits | None = None,
+) -> ImageContents:
     """An OCI layout directory or a rootfs directory, told apart by ``oci-layout``."""
     p = Path(path)
     if is_oci_layout(p):
-        return catalog_oci_layout(p, platform, progress=progress)
+        return catalog_oci_layout(p, platform, progress=progress, limits=limits)
     if p.is_dir():
-        return catalog_rootfs(p, progress=progress)
+        return catalog_rootfs(p, progress=progress, limits=limits)
     raise NotADirectoryError(f"{p}: neither an OCI image layout nor a rootfs directory")

@@ -26,6 +26,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
+from vigil.catalog.limits import ScanLimits
 from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.catalog.progress_bar import layer_progress_bar
 from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
@@ -75,18 +76,28 @@ def _registry_config(path: Path | None, plain_http: list[str]) -> RegistryConfig
     return replace(config, registries=hosts)
 
 
+def scan_limits() -> ScanLimits:
+    """What one image may cost, from ``VIGIL_SCAN_*``; a bad value is a usage error naming the variable."""
+    try:
+        return ScanLimits.from_env()
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
 def read_target(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
     """A directory (rootfs or OCI layout) when it exists, else an image reference to pull."""
+    limits = scan_limits()
     path = Path(target)
     with layer_progress_bar(err) as progress:
         if path.exists():
-            contents = catalog_path(path, platform, progress=progress)
+            contents = catalog_path(path, platform, progress=progress, limits=limits)
             digest = resolve_image(path, platform).manifest_digest if is_oci_layout(path) else None
             return ScanReport(str(path), contents, digest)
         ref = parse_image_ref(target)
         wanted = Platform.parse(platform) if platform else DEFAULT_PLATFORM
-        with RegistryClient(_registry_config(registry_config, plain_http)) as client:
-            pulled = pull_contents(client, ref, ref.pull_reference, wanted, progress=progress)
+        config = _registry_config(registry_config, plain_http)
+        with RegistryClient(config, max_manifest_bytes=limits.max_manifest_bytes) as client:
+            pulled = pull_contents(client, ref, ref.pull_reference, wanted, progress=progress, limits=limits)
         return ScanReport(str(ref), pulled.contents, pulled.manifest_digest)
 
 
@@ -396,8 +407,10 @@ def scanner(
         config = RegistryConfig.load(registry_config)
     except (DbStoreError, RegistryConfigError) as exc:
         raise _fail(str(exc)) from None
+    limits = scan_limits()
     configure_logging("info")
-    worker = ScanWorker(StoreScanQueue(engine, max_attempts=scan_attempts), RegistryClient(config))
+    client = RegistryClient(config, max_manifest_bytes=limits.max_manifest_bytes)
+    worker = ScanWorker(StoreScanQueue(engine, max_attempts=scan_attempts), client, limits=limits)
     err.print(f"scanner {worker.name} on {engine.url.render_as_string(hide_password=True)}")
     try:
         if once:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vigil.catalog import ImageContents, LayerBlob, catalog_layers
+from vigil.catalog.limits import ScanLimits
 from vigil.catalog.scan import Progress
 from vigil.model.image import ImageRef
 from vigil.registry import ImageIndex, ImageManifest, Platform, RegistryClient
@@ -44,6 +45,7 @@ def pull_contents(
     reference: str,
     platform: Platform = DEFAULT_PLATFORM,
     progress: Progress | None = None,
+    limits: ScanLimits | None = None,
 ) -> PulledImage:
     """Catalog ``ref`` at ``reference`` (a digest, or a tag for people on the CLI)."""
     manifest, chosen = platform_manifest(client, ref, reference, platform)
@@ -53,5 +55,5 @@ def pull_contents(
             with client.open_blob(ref, layer.digest, layer.size) as reader:
                 yield LayerBlob(layer.media_type, reader, layer.digest, layer.size)  # type: ignore[arg-type]
 
-    contents = catalog_layers(blobs(), progress=progress, total=len(manifest.layers))
+    contents = catalog_layers(blobs(), progress=progress, total=len(manifest.layers), limits=limits)
     return PulledImage(contents, manifest.digest, chosen)

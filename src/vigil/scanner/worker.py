@@ -18,6 +18,7 @@ import uuid
 
 from vigil.background import PeriodicTask
 from vigil.catalog import ImageContents, LayerDigestMismatch, cataloger_versions
+from vigil.catalog.limits import ScanLimits
 from vigil.model.image import ImageRef
 from vigil.model.scan import CatalogerRecord, FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
 from vigil.registry import Platform, RegistryClient, RegistryError
@@ -75,9 +76,12 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
 
 
 class ScanWorker:
-    def __init__(self, queue: ScanQueue, client: RegistryClient, *, name: str | None = None) -> None:
+    def __init__(
+        self, queue: ScanQueue, client: RegistryClient, *, name: str | None = None, limits: ScanLimits | None = None
+    ) -> None:
         self.queue = queue
         self.client = client
+        self.limits = limits or ScanLimits()  # what one image may cost (VIGIL_SCAN_*)
         self.name = name or worker_name()
         self.scans = 0  # jobs taken by this worker (each is one pull)
         self._task = PeriodicTask("vigil-scanner", lambda: self._pass(self._task.stop_event), "scanner pass")
@@ -130,7 +134,7 @@ class ScanWorker:
             ref = ImageRef(registry, repository, None, job.digest)
             source = ref.name
             try:
-                pulled = pull_contents(self.client, ref, job.digest, platform)
+                pulled = pull_contents(self.client, ref, job.digest, platform, limits=self.limits)
             except (RegistryError, LayerDigestMismatch, ValueError, OSError) as exc:
                 # ValueError/OSError: a layer the catalog cannot read (unknown compression, corrupt tar).
                 log.warning("scan pull failed", extra={"digest": job.digest, "source": source, "error": str(exc)})

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from vigil.catalog.limits import ScanLimits
 from vigil.registry import RegistryClient, RegistryConfig
 from vigil.scanner.worker import ScanWorker
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
@@ -50,16 +51,22 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
     return IntegrityEvaluator(engine, client, reverify_interval=reverify)
 
 
-def scan_worker(engine: Engine, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS) -> ScanWorker:
+def scan_worker(
+    engine: Engine, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS, limits: ScanLimits | None = None
+) -> ScanWorker:
     """A scanner taking its jobs from this store's queue."""
-    return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client)
+    return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client, limits=limits)
 
 
 def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
     scanner = None
     if settings.contents.scanner_inprocess:
-        client = RegistryClient(RegistryConfig.load(settings.registry_config))
-        scanner = scan_worker(engine, client, settings.contents.scan_attempts)
+        # VIGIL_SCAN_* read here, when the service starts: a bad value stops it with the rule.
+        limits = ScanLimits.from_env()
+        client = RegistryClient(
+            RegistryConfig.load(settings.registry_config), max_manifest_bytes=limits.max_manifest_bytes
+        )
+        scanner = scan_worker(engine, client, settings.contents.scan_attempts, limits)
     assert settings.intel_db is not None  # Settings fills it in
     return VulnerabilityAnalyzer(
         engine, IntelHolder(settings.intel_db), scanner, max_attempts=settings.contents.scan_attempts
