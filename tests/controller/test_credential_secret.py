@@ -104,12 +104,15 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
         "app.kubernetes.io/component": "controller",
     }
     assert f"credential kept in Secret {NAMESPACE}/{SECRET}" in log.read_text()
-    sensors = kubeapi.store.find("v1", "Secret", "vigil-sensor", "vigil-sensor-credential")
-    assert decoded(sensors) == {
-        "cluster-id": cluster_id,
-        "credential": kept["credential"],
-        "service-url": live_service.url,
-    }
+    sensors = decoded(kubeapi.store.find("v1", "Secret", "vigil-sensor", "vigil-sensor-credential"))
+    # The sensors get the cluster's enrolment credential, never the controller's own.
+    assert sorted(sensors) == ["cluster-id", "enrolment-credential", "service-url"]
+    assert (sensors["cluster-id"], sensors["service-url"]) == (cluster_id, live_service.url)
+    assert sensors["enrolment-credential"].startswith("vgl_e_")
+    enrolled = httpx.post(f"{live_service.url}/api/v1/clusters/{cluster_id}/sensors", json={"node": "node-a"},
+                          headers={"Authorization": f"Bearer {sensors['enrolment-credential']}"})  # fmt: skip
+    assert enrolled.status_code == 200, enrolled.text
+    assert enrolled.json()["credential"].startswith("vgl_s_")
 
     # The registration token is now expired: registering with it is refused.
     wait_until(lambda: time.time() > token.expires_at.timestamp() + 0.5, 30, "the token's expiry")
@@ -131,7 +134,13 @@ def test_restart_after_the_registration_token_expired_keeps_the_cluster_id(live_
     assert [c["id"] for c in after] == [cluster_id]
     assert after[0]["name"] == "prod-eu-1"
     assert f"using cluster {cluster_id} from Secret {NAMESPACE}/{SECRET}" in log.read_text()
-    # The restart read the Secret and did not write it again.
+    # The restarted controller gave the sensors a new enrolment credential; the earlier one has the overlap.
+    restarted = decoded(kubeapi.store.find("v1", "Secret", "vigil-sensor", "vigil-sensor-credential"))
+    assert restarted["enrolment-credential"] != sensors["enrolment-credential"]
+    enrolment = [c for c in live_service.get(f"/api/v1/clusters/{cluster_id}/credentials").json()["items"]
+                 if c["kind"] == "enrolment"]  # fmt: skip
+    assert [c["state"] for c in enrolment] == ["expiring", "active"]
+    # The restart read its own Secret and did not write it again.
     assert (
         kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)["metadata"]["resourceVersion"]
         == (secret["metadata"]["resourceVersion"])

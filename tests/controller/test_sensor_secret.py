@@ -1,29 +1,29 @@
-"""The controller writes the sensors' credential Secret (the test API server, real KubeApi calls)."""
+"""The controller writes the sensors' Secret (the test API server, real KubeApi calls): the enrolment
+credential, never the cluster's own."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 
-from vigil.controller.credentials import ClusterCredential
 from vigil.controller.sensor_secret import publish_sensor_secret
 
 NAMESPACE = "vigil-sensor"
 SECRET = "vigil-sensor-credential"
-CRED = ClusterCredential("c-1", "vgl_c_secret", "prod", "https://registered.example.com")
+ENROLMENT = "vgl_e_secret"
 
 
 def decoded(secret: dict) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
-def publish(kubeapi, tmp_path, cred: ClusterCredential, service_url: str = "https://vigil.example.com") -> bool:
+def publish(kubeapi, tmp_path, enrolment: str = ENROLMENT, service_url: str = "https://vigil.example.com") -> bool:
     from vigil.controller.kube import KubeApi, load_config
 
     async def main() -> bool:
         api = KubeApi(await load_config(kubeapi.write_kubeconfig(tmp_path / "kc")))
         try:
-            return await publish_sensor_secret(api, NAMESPACE, SECRET, cred, service_url)
+            return await publish_sensor_secret(api, NAMESPACE, SECRET, "c-1", enrolment, service_url)
         finally:
             await api.close()
 
@@ -32,20 +32,23 @@ def publish(kubeapi, tmp_path, cred: ClusterCredential, service_url: str = "http
 
 def test_the_sensor_secret_is_created_with_exactly_what_sensors_read(kubeapi, tmp_path):
     kubeapi.store.ensure_namespace(NAMESPACE)
-    assert publish(kubeapi, tmp_path, CRED) is True
+    assert publish(kubeapi, tmp_path) is True
     secret = kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)
     assert decoded(secret) == {
         "cluster-id": "c-1",
-        "credential": "vgl_c_secret",
+        "enrolment-credential": ENROLMENT,
         "service-url": "https://vigil.example.com",
     }
     assert secret["type"] == "Opaque"
     assert secret["metadata"]["labels"] == {"app.kubernetes.io/name": "vigil", "app.kubernetes.io/component": "sensor"}
 
-    # A restart with the same credential reads the Secret and leaves it alone.
+    # The same values again: the Secret is read and left alone.
     version = secret["metadata"]["resourceVersion"]
-    assert publish(kubeapi, tmp_path, CRED) is False
+    assert publish(kubeapi, tmp_path) is False
     assert kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)["metadata"]["resourceVersion"] == version
+    # A new enrolment credential replaces the earlier one.
+    assert publish(kubeapi, tmp_path, "vgl_e_next") is True
+    assert decoded(kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET))["enrolment-credential"] == "vgl_e_next"
 
 
 def test_a_differing_secret_is_patched_keeping_other_keys_and_metadata(kubeapi, tmp_path):
@@ -54,12 +57,38 @@ def test_a_differing_secret_is_patched_keeping_other_keys_and_metadata(kubeapi, 
                           "metadata": {"name": SECRET, "namespace": NAMESPACE, "labels": {"owner": "ops"}},
                           "data": {"cluster-id": base64.b64encode(b"old").decode(),
                                    "other": base64.b64encode(b"x").decode()}})  # fmt: skip
-    assert publish(kubeapi, tmp_path, CRED, "https://other.example.com") is True
+    assert publish(kubeapi, tmp_path, service_url="https://other.example.com") is True
     secret = kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)
     assert decoded(secret) == {
         "cluster-id": "c-1",
-        "credential": "vgl_c_secret",
+        "enrolment-credential": ENROLMENT,
         "service-url": "https://other.example.com",
         "other": "x",
     }
     assert secret["metadata"]["labels"] == {"owner": "ops"}
+
+
+def test_the_cluster_credential_an_earlier_version_gave_the_sensors_is_removed(kubeapi, tmp_path):
+    kubeapi.store.ensure_namespace(NAMESPACE)
+    earlier = {"cluster-id": "c-1", "credential": "vgl_c_cluster", "service-url": "https://vigil.example.com"}
+    kubeapi.store.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                          "metadata": {"name": SECRET, "namespace": NAMESPACE},
+                          "data": {k: base64.b64encode(v.encode()).decode() for k, v in earlier.items()}})  # fmt: skip
+    assert publish(kubeapi, tmp_path) is True
+    assert decoded(kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)) == {
+        "cluster-id": "c-1",
+        "enrolment-credential": ENROLMENT,
+        "service-url": "https://vigil.example.com",
+    }
+
+
+def test_the_cluster_credential_is_removed_even_when_every_other_value_matches(kubeapi, tmp_path):
+    kubeapi.store.ensure_namespace(NAMESPACE)
+    values = {"cluster-id": "c-1", "enrolment-credential": ENROLMENT, "service-url": "https://vigil.example.com"}
+    kubeapi.store.create({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                          "metadata": {"name": SECRET, "namespace": NAMESPACE},
+                          "data": {k: base64.b64encode(v.encode()).decode()
+                                   for k, v in {**values, "credential": "vgl_c_cluster"}.items()}})  # fmt: skip
+    assert publish(kubeapi, tmp_path) is True
+    assert decoded(kubeapi.store.find("v1", "Secret", NAMESPACE, SECRET)) == values
+    assert publish(kubeapi, tmp_path) is False

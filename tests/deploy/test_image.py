@@ -484,10 +484,15 @@ def test_sensor_from_the_image_traces_a_containerd_container(podman_image: str, 
         cluster_id, credential = service.register("image-sensor")
         pod, cid = new_container_ids()
         post_inventory(service, credential, inventory_snapshot(cluster_id, node, pods=[web_pod(pod, node, cid, image)]))
-        secret = tmp_path / "credential"  # the chart's Secret volume: key `credential`, mode 0400
+        enrolment = httpx.post(
+            f"{service.url}/api/v1/clusters/{cluster_id}/sensor-enrolment",
+            json={},
+            headers={"Authorization": f"Bearer {service.admin_token}"},
+        ).json()["credential"]
+        secret = tmp_path / "credential"  # the chart's Secret volume: key `enrolment-credential`, mode 0400
         secret.mkdir()
-        (secret / "credential").write_text(credential + "\n")
-        (secret / "credential").chmod(0o400)
+        (secret / "enrolment-credential").write_text(enrolment + "\n")
+        (secret / "enrolment-credential").chmod(0o400)
         spool = tmp_path / "spool"
         spool.mkdir()
         name = f"vigil-sensor-test-{uuid.uuid4().hex[:8]}"
@@ -517,7 +522,7 @@ def test_sensor_from_the_image_traces_a_containerd_container(podman_image: str, 
             "-v",
             f"{secret}:/var/run/vigil:ro",
             "-e",
-            "VIGIL_CREDENTIAL_FILE=/var/run/vigil/credential",
+            "VIGIL_ENROLMENT_CREDENTIAL_FILE=/var/run/vigil/enrolment-credential",
             "-e",
             f"VIGIL_CLUSTER_ID={cluster_id}",
             "-e",
@@ -551,7 +556,8 @@ def test_sensor_from_the_image_traces_a_containerd_container(podman_image: str, 
                 assert status["Uid"].split() == ["0"] * 4
                 assert (int(status["CapEff"], 16), int(status["CapBnd"], 16)) == (caps, caps)
                 assert (status["NoNewPrivs"], status["Seccomp"]) == ("1", "0")
-                assert credential not in Path(f"/proc/{pid}/cmdline").read_text()
+                cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+                assert credential not in cmdline and enrolment not in cmdline
 
                 init_pid = run_container(ctd, image, pod, cid)
                 wait_for_cmdline(init_pid, ["/bin/sleep", "300"])
@@ -591,6 +597,14 @@ def test_sensor_from_the_image_traces_a_containerd_container(podman_image: str, 
         assert ls["pod"] == {"namespace": "shop", "name": "web-7d4b9c-x2v8q"}
         sensor = node_sensor(service, cluster_id, node)
         assert (sensor["status"], sensor["events_lost"], sensor["btf"]) == ("monitored_with_sensor", 0, True)
+        # It shipped under its node's own credential, enrolled once and kept 0600 in the spool hostPath.
+        kept = spool / "sensor-credential.json"
+        assert oct(kept.stat().st_mode & 0o777) == "0o600"
+        assert json.loads(kept.read_text())["node"] == node
+        listed = service.get(f"/api/v1/clusters/{cluster_id}/credentials").json()["items"]
+        assert [(c["kind"], c["node"], c["state"]) for c in listed if c["kind"] == "sensor"] == [
+            ("sensor", node, "active")
+        ]
     finally:
         ctd.stop()
         registry.close()

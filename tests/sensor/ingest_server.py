@@ -9,8 +9,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class IngestServer:
-    def __init__(self, port: int = 0, token: str = "s3cret-token", heartbeat_answer: dict | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        token: str = "s3cret-token",
+        heartbeat_answer: dict | None = None,
+        refuse_batches: int | None = None,
+    ):
+        """``refuse_batches``: answer every runtime batch with this status (and a detail) instead."""
         self.token = token
+        self.refuse_batches = refuse_batches
         self.batches: list[dict] = []
         self.heartbeats: list[dict] = []
         self.heartbeat_answer = heartbeat_answer or {}
@@ -29,7 +37,9 @@ class IngestServer:
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 doc = json.loads(body)
-                if self.path == "/api/v1/ingest/runtime":
+                if self.path == "/api/v1/ingest/runtime" and server.refuse_batches:
+                    self._reply(server.refuse_batches, {"detail": "refused"})
+                elif self.path == "/api/v1/ingest/runtime":
                     applied = doc["batch_id"] not in server.applied
                     if applied:
                         server.applied.add(doc["batch_id"])

@@ -200,8 +200,10 @@ class SensorProcess:
         workdir: Path,
         *extra: str,
         module: bool = False,
+        credential_flag: str = "--credential-file",
     ) -> SensorProcess:
-        """``module``: run `python -m vigil.sensor` instead of the full `vigil sensor` command."""
+        """``module``: run `python -m vigil.sensor` instead of the full `vigil sensor` command;
+        ``credential_flag``: how ``credential`` is given (``--enrolment-credential-file`` for an enrolment one)."""
         workdir.mkdir(parents=True, exist_ok=True)
         cred = workdir / "credential"
         cred.write_text(credential + "\n")
@@ -211,7 +213,7 @@ class SensorProcess:
             *([sys.executable, "-m", "vigil.sensor"] if module else [str(VIGIL), "sensor"]),
             "--service",
             svc_url,
-            "--credential-file",
+            credential_flag,
             str(cred),
             "--cluster-id",
             cluster_id,

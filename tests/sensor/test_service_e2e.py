@@ -5,10 +5,13 @@ nothing from the host."""
 
 from __future__ import annotations
 
+import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -136,3 +139,44 @@ def test_cli_sensor_stops_itself_on_a_node_labelled_disabled(live_service, tmp_p
     assert status["status"] == "disabled"
     assert status["reported_status"] == "disabled"
     assert processes(live_service, cluster_id) == []
+
+
+def test_cli_sensor_enrols_its_node_once_and_keeps_the_credential_0600(live_service, tmp_path: Path) -> None:
+    cluster_id, credential = live_service.register("e2e-enrol")
+    node = "node-enrol"
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, node, node_labels={"vigil.dev/sensor": "disabled"})
+    )
+    resp = httpx.post(
+        f"{live_service.url}/api/v1/clusters/{cluster_id}/sensor-enrolment",
+        json={},
+        headers={"Authorization": f"Bearer {live_service.admin_token}"},
+    )
+    assert resp.status_code == 200, resp.text
+    enrolment = resp.json()["credential"]
+    # Run twice on the same spool: the second run reuses the kept credential instead of enrolling again.
+    for _ in range(2):
+        sensor = SensorProcess.start(
+            live_service.url,
+            enrolment,
+            cluster_id,
+            node,
+            tmp_path / "sensor",
+            "--duration",
+            "60",
+            credential_flag="--enrolment-credential-file",
+        )
+        try:
+            rc = sensor.proc.wait(timeout=30)
+        finally:
+            sensor.stop()
+        assert rc == 0, sensor.log()
+        assert "vigil sensor: stopped: node is labelled vigil.dev/sensor=disabled" in sensor.log()
+    kept = tmp_path / "sensor" / "spool" / "sensor-credential.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    doc = json.loads(kept.read_text())
+    assert (doc["cluster_id"], doc["node"]) == (cluster_id, node) and doc["credential"].startswith("vgl_s_")
+    listed = live_service.get(f"/api/v1/clusters/{cluster_id}/credentials").json()["items"]
+    assert [(c["id"], c["node"], c["state"]) for c in listed if c["kind"] == "sensor"] == [(doc["id"], node, "active")]
+    assert doc["credential"] not in sensor.log() and enrolment not in sensor.log()
+    assert node_sensor(live_service, cluster_id, node)["reported_status"] == "disabled"

@@ -87,7 +87,7 @@ def test_spool_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
 
 def test_refused_batch_is_set_aside_not_retried(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool")
-    server = IngestServer(token="another-token")
+    server = IngestServer(refuse_batches=422)
     shipper = Shipper(server.url, TOKEN, spool)
     try:
         spool.put(_batch(spool, 1))
@@ -95,6 +95,21 @@ def test_refused_batch_is_set_aside_not_retried(tmp_path: Path) -> None:
         assert (result.delivered, result.rejected) == (0, 1)
         assert len(spool) == 0
         assert [p.name for p in (tmp_path / "spool-rejected").iterdir()] == ["000000000000.json"]
+    finally:
+        server.stop()
+        shipper.close()
+
+
+def test_a_refused_credential_keeps_the_batches_spooled(tmp_path: Path) -> None:
+    """A 401 is about the credential (revoked, or replaced by a re-enrolment), not the batch."""
+    spool = Spool(tmp_path / "spool")
+    server = IngestServer(token="another-token")
+    shipper = Shipper(server.url, TOKEN, spool)
+    try:
+        spool.put(_batch(spool, 1))
+        result = shipper.ship(force=True)
+        assert (result.delivered, result.rejected, result.error) == (0, 0, 'HTTP 401: {"detail": "bad credential"}')
+        assert len(spool) == 1 and not (tmp_path / "spool-rejected").exists()
     finally:
         server.stop()
         shipper.close()

@@ -154,8 +154,15 @@ def test_cli_refuses_bad_option_combinations(tmp_path: Path) -> None:
 
     r = runner.invoke(app, [])
     assert (
-        r.exit_code == 2 and "give --service URL (with --credential-file) to ship, or --output json to print" in text(r)
+        r.exit_code == 2
+        and "give --service URL (with --enrolment-credential-file) to ship, or --output json to print" in text(r)
     )
+    one_of = "--service needs --enrolment-credential-file or --credential-file (one of them)"
+    r = runner.invoke(app, ["--service", "https://vigil.example.com"])
+    assert r.exit_code == 2 and one_of in text(r)
+    both = ["--credential-file", str(tmp_path / "c"), "--enrolment-credential-file", str(tmp_path / "e")]
+    r = runner.invoke(app, ["--service", "https://vigil.example.com", *both])
+    assert r.exit_code == 2 and one_of in text(r)
     r = runner.invoke(app, ["--service", "http://10.0.0.5:8080", "--credential-file", str(tmp_path / "c")])
     assert r.exit_code == 2 and "plain HTTP is allowed only on loopback" in text(r)
     r = runner.invoke(app, ["--output", "yaml"])

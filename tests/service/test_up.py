@@ -160,7 +160,10 @@ def test_up_as_root_runs_service_scanner_and_sensor_and_sees_a_host_exec(tmp_pat
         assert argv[1:3] == ["-m", "vigil.sensor"] and "--include-host" in argv
         assert not [word for word in argv if word.startswith("vgl_")], "a credential on the sensor's command line"
         credential = up.data / "parts" / "sensor-credential"
-        assert credential.stat().st_mode & 0o777 == 0o600 and credential.read_text().startswith("vgl_c_")
+        assert credential.stat().st_mode & 0o777 == 0o600 and credential.read_text().startswith("vgl_s_")
+        # The node's own credential, not the cluster's.
+        kinds = [(c["kind"], c["node"]) for c in up.get(f"/api/v1/clusters/{cluster_id}/credentials")["items"]]
+        assert kinds == [("sensor", node)]
 
         # A host command under a path no other process uses: its exec must reach the API with its sha256.
         probe = tmp_path / f"true-{uuid.uuid4().hex[:12]}"

@@ -86,7 +86,7 @@ def run(
         None,
         "--sensor-namespace",
         envvar="VIGIL_SENSOR_NAMESPACE",
-        help="Write the sensors' credential Secret (cluster id, credential, service URL) in this namespace",
+        help="Write the sensors' Secret (cluster id, enrolment credential, service URL) in this namespace",
     ),
     sensor_secret: str = typer.Option(
         DEFAULT_SENSOR_SECRET,
@@ -223,6 +223,22 @@ async def obtain_credential(
     return cred
 
 
+async def _sensor_enrolment(service: str, cred: ClusterCredential, verify: bool | str | SSLContext) -> str:
+    """A fresh enrolment credential for the sensors' Secret, retried while the service is unavailable."""
+    from .service_client import ServiceRejected, ServiceUnavailable, sensor_enrolment
+
+    delay = 1.0
+    while True:
+        try:
+            return await sensor_enrolment(service, cred, verify)
+        except ServiceRejected as exc:
+            raise CredentialError(f"getting the sensors' enrolment credential: {exc}") from None
+        except ServiceUnavailable as exc:
+            log.warning("%s; retrying in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
 async def _main(
     service: str,
     place: CredentialPlace,
@@ -247,7 +263,8 @@ async def _main(
         if sensor_secret is not None:
             from .sensor_secret import publish_sensor_secret
 
-            await publish_sensor_secret(api, *sensor_secret, cred, service)
+            enrolment = await _sensor_enrolment(service, cred, verify)
+            await publish_sensor_secret(api, *sensor_secret, cred.cluster_id, enrolment, service)
         svc = InventoryService(service, cred, verify=verify)
         try:
             await Controller(api, svc, settings).run()

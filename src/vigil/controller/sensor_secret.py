@@ -1,10 +1,13 @@
-"""The sensors' Secret, written by the controller: the sensors of a cluster ship under the cluster's credential,
-and the controller is the one part in the cluster that holds it, so nobody copies it by hand.
+"""The sensors' Secret, written by the controller: what a cluster's sensors need to enrol, so nobody copies a
+credential by hand.
 
-The Secret has the keys the sensor DaemonSet reads (deploy/helm/vigil): ``cluster-id``, ``credential`` and
-``service-url``. The API calls, and so the RBAC the controller needs in the sensors' namespace: ``get`` and
-``patch`` on that one Secret and ``create`` on secrets (``create`` cannot be limited by name). Keys or
-metadata others put on the Secret are kept; it is patched only when a value differs.
+The Secret has the keys the sensor DaemonSet reads (deploy/helm/vigil): ``cluster-id``,
+``enrolment-credential`` and ``service-url``. The enrolment credential only enrols sensors, each of which
+gets a credential for its own node: the cluster's (controller's) credential is not given to the nodes, and
+a ``credential`` key an earlier version wrote there is removed. The API calls, and so the RBAC the
+controller needs in the sensors' namespace: ``get`` and ``patch`` on that one Secret and ``create`` on
+secrets (``create`` cannot be limited by name). Keys or metadata others put on the Secret are kept; it is
+patched only when a value differs.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import base64
 import binascii
 import logging
 
-from .credentials import ClusterCredential, CredentialError
+from .credentials import CredentialError
 from .kube import KubeApi, KubeError
 
 log = logging.getLogger(__name__)
 _MERGE_PATCH = "application/merge-patch+json"
 _ATTEMPTS = 5
+# The cluster credential, which sensors were once given: a node must not hold it.
+_WITHDRAWN = "credential"
 
 
-def sensor_values(cred: ClusterCredential, service_url: str) -> dict[str, str]:
-    """What the sensors read: the cluster id, its credential, and the service URL the controller uses."""
-    return {"cluster-id": cred.cluster_id, "credential": cred.credential, "service-url": service_url}
+def sensor_values(cluster_id: str, enrolment_credential: str, service_url: str) -> dict[str, str]:
+    """What the sensors read: the cluster id, its enrolment credential, and the service URL the controller uses."""
+    return {"cluster-id": cluster_id, "enrolment-credential": enrolment_credential, "service-url": service_url}
 
 
 def _decoded(data: dict[str, object]) -> dict[str, str]:
@@ -37,12 +42,12 @@ def _decoded(data: dict[str, object]) -> dict[str, str]:
 
 
 async def publish_sensor_secret(
-    api: KubeApi, namespace: str, name: str, cred: ClusterCredential, service_url: str
+    api: KubeApi, namespace: str, name: str, cluster_id: str, enrolment_credential: str, service_url: str
 ) -> bool:
     """Make Secret ``namespace/name`` hold the sensors' values; True when it was created or changed."""
     where = f"Secret {namespace}/{name}"
     collection = f"/api/v1/namespaces/{namespace}/secrets"
-    wanted = sensor_values(cred, service_url)
+    wanted = sensor_values(cluster_id, enrolment_credential, service_url)
     data = {key: base64.b64encode(value.encode()).decode() for key, value in wanted.items()}
     for _ in range(_ATTEMPTS):
         try:
@@ -66,14 +71,17 @@ async def publish_sensor_secret(
                         "data": data,
                     },
                 )
-                log.info("sensor credential for cluster %s written to %s", cred.cluster_id, where)
+                log.info("sensor enrolment credential for cluster %s written to %s", cluster_id, where)
                 return True
             current = _decoded(secret.get("data") or {})
-            if all(current.get(key) == value for key, value in wanted.items()):
+            if _WITHDRAWN not in current and all(current.get(key) == value for key, value in wanted.items()):
                 return False
-            patch = {"metadata": {"resourceVersion": str(secret["metadata"]["resourceVersion"])}, "data": data}
+            changes: dict[str, str | None] = dict(data)
+            if _WITHDRAWN in current:
+                changes[_WITHDRAWN] = None  # a merge patch's null removes the key
+            patch = {"metadata": {"resourceVersion": str(secret["metadata"]["resourceVersion"])}, "data": changes}
             await api.request_object("PATCH", f"{collection}/{name}", patch, _MERGE_PATCH)
-            log.info("sensor credential for cluster %s updated in %s", cred.cluster_id, where)
+            log.info("sensor enrolment credential for cluster %s updated in %s", cluster_id, where)
             return True
         except KubeError as exc:
             if exc.code == 409:

@@ -65,6 +65,27 @@ async def register(
     return ClusterCredential(str(body["cluster_id"]), str(body["credential"]), str(body.get("name", name)), url)
 
 
+async def sensor_enrolment(url: str, cred: ClusterCredential, verify: bool | str | ssl.SSLContext = True) -> str:
+    """A new enrolment credential for the cluster's sensors (the earlier one keeps working for the service's
+    overlap, so sensors reading the Secret as it changes still enrol)."""
+    url = check_service_url(url)
+    path = f"/api/v1/clusters/{cred.cluster_id}/sensor-enrolment"
+    async with httpx.AsyncClient(verify=verify, timeout=30) as http:
+        try:
+            resp = await http.post(
+                f"{url}{path}",
+                json={},
+                headers={"Authorization": f"Bearer {cred.credential}", "User-Agent": "vigil-controller"},
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"POST {url}{path}: {type(exc).__name__}: {exc}") from None
+    if resp.status_code != 200:
+        raise (ServiceUnavailable if resp.status_code >= 500 or resp.status_code == 429 else ServiceRejected)(
+            f"POST {url}{path}: {_error_text(resp)}"
+        )
+    return str(resp.json()["credential"])
+
+
 class InventoryService:
     def __init__(
         self, url: str, credential: ClusterCredential, verify: bool | str | ssl.SSLContext = True, timeout: float = 60

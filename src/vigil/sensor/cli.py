@@ -19,6 +19,7 @@ from vigil.sensor.agent import (
     spool_default,
 )
 from vigil.sensor.cgroups import CgroupResolver
+from vigil.sensor.enrolment import EnrolmentError, enrol
 from vigil.sensor.hashing import FileHasher
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
@@ -38,7 +39,16 @@ def sensor(
         help="Service base URL, e.g. https://vigil:8443",
     ),
     credential_file: Path | None = typer.Option(
-        None, envvar="VIGIL_CREDENTIAL_FILE", help="File holding the cluster credential (bearer token)"
+        None,
+        envvar="VIGIL_CREDENTIAL_FILE",
+        help="File holding the cluster credential (bearer token); prefer --enrolment-credential-file, "
+        "which gives this node a credential of its own",
+    ),
+    enrolment_credential_file: Path | None = typer.Option(
+        None,
+        envvar="VIGIL_ENROLMENT_CREDENTIAL_FILE",
+        help="File holding the cluster's enrolment credential: enrols this node once and keeps its own "
+        "sensor credential (0600) in the spool directory",
     ),
     service_ca: Path | None = typer.Option(
         None, envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate [default: system CAs]"
@@ -73,28 +83,41 @@ def sensor(
     if output not in (None, "json"):
         raise typer.BadParameter(f"--output {output!r}: only 'json' is supported")
     if service is None and output is None:
-        raise typer.BadParameter("give --service URL (with --credential-file) to ship, or --output json to print")
+        raise typer.BadParameter(
+            "give --service URL (with --enrolment-credential-file) to ship, or --output json to print"
+        )
+    node = node_name or default_node_name()
+    stop = threading.Event()
     shipper = spool = None
     if service is not None:
-        if credential_file is None:
-            raise typer.BadParameter("--service needs --credential-file")
+        if (credential_file is None) == (enrolment_credential_file is None):
+            raise typer.BadParameter("--service needs --enrolment-credential-file or --credential-file (one of them)")
         if service.startswith("http://") and not is_loopback_url(service):
             raise typer.BadParameter(f"--service {service}: plain HTTP is allowed only on loopback; use https://")
+        source = enrolment_credential_file or credential_file
+        assert source is not None
         try:
-            credential = read_credential(credential_file)
+            given = read_credential(source)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
         spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
-        shipper = Shipper(service, credential, spool, verify=_trust(service_ca, client_cert, client_key))
+        verify = _trust(service_ca, client_cert, client_key)
+        credential = given
+        if enrolment_credential_file is not None:
+            _stop_on_signals(stop)  # enrolment retries while the service is unreachable
+            try:
+                credential = enrol(service, given, cluster_id, node, spool.dir, verify=verify, stop=stop).credential
+            except EnrolmentError as exc:
+                typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
+                raise typer.Exit(1) from exc
+        shipper = Shipper(service, credential, spool, verify=verify)
     try:
         # Exits are only printed (--output json); shipping needs execs alone.
         tracer = ProcessTracer(include_host=include_host, exec_only=output != "json")
     except SensorLoadError as exc:
         typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    _stop_on_signals(stop)
     with tracer:
         pipeline = EventPipeline(
             CgroupResolver(default_runtime=default_runtime),
@@ -107,7 +130,7 @@ def sensor(
         agent = SensorAgent(
             AgentSettings(
                 cluster_id=cluster_id,
-                node_name=node_name or default_node_name(),
+                node_name=node,
                 batch_interval_s=batch_interval,
                 heartbeat_interval_s=heartbeat_interval,
             ),
@@ -124,6 +147,11 @@ def sensor(
         shipper.close()
     if agent.stop_reason:
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
 
 
 def _trust(

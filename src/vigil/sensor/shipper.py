@@ -3,9 +3,10 @@
 Batches leave the spool in sequence order and are removed only once the
 service acknowledged them (2xx). A 5xx or a transport error stops the round:
 the same batch is retried next round, so order is kept and nothing is skipped.
-A 4xx other than 408/429 means the service refuses that batch for good; it is
+A 4xx other than 401/408/429 means the service refuses that batch for good; it is
 moved to ``rejected/`` beside the spool (kept for inspection, counted), never
-retried forever.
+retried forever. A 401 is about the credential (revoked, or replaced when this
+node was enrolled again), not the batch: batches stay spooled until it is replaced.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from vigil.wire.runtime import (
 
 log = logging.getLogger(__name__)
 
-_RETRYABLE_4XX = {408, 429}
+_RETRYABLE_4XX = {401, 408, 429}
 
 
 def read_credential(path: Path) -> str:
-    """The cluster credential from a file (a mounted Secret); the value is never logged."""
+    """A credential from a file (a mounted Secret); the value is never logged."""
     try:
         value = path.read_text().strip()
     except OSError as exc:

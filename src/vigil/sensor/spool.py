@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.sensor.enrolment import CREDENTIAL_FILE
 from vigil.wire.runtime import RuntimeBatch
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Spool:
             m = _NAME.match(p.name)
             if m:
                 out.append(SpoolEntry(int(m.group(1)), p))
-            elif p.name not in ("sensor-id", "next-seq") and not p.name.endswith(".tmp"):
+            elif p.name not in ("sensor-id", "next-seq", CREDENTIAL_FILE) and not p.name.endswith(".tmp"):
                 log.warning("ignoring unexpected file in spool: %s", p)
         return sorted(out, key=lambda e: e.seq)
 

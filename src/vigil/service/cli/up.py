@@ -43,7 +43,9 @@ from vigil.service.cli.local_parts import (
     sensor_blocker,
 )
 from vigil.service.settings import Settings
-from vigil.service.store.clusters import register_cluster
+from vigil.service.store.clusters import cluster_name as stored_cluster_name
+from vigil.service.store.clusters import ensure_cluster
+from vigil.service.store.credentials import enrol_sensor
 from vigil.service.store.inventory import apply_snapshot
 from vigil.service.store.tokens import TokenRejected, authenticate, issue_token
 from vigil.wire.inventory import InventorySnapshot, Node
@@ -158,14 +160,29 @@ def _still_valid(engine: Engine, secret: str, name: str) -> str | None:
     return who.cluster_id if who.role == "cluster" and who.name == f"cluster:{name}" else None
 
 
-def sensor_credential(engine: Engine, name: str, path: Path) -> str:
-    """Register cluster ``name`` for this host's sensor (or keep the credential kept in ``path``); its id."""
+def _kept_sensor(engine: Engine, secret: str, name: str, node: str) -> str | None:
+    """The cluster id of ``secret`` when it is still the sensor credential of ``node`` in cluster ``name``."""
+    with engine.connect() as conn:
+        try:
+            who = authenticate(conn, secret)
+        except TokenRejected:
+            return None
+        if who.role != "sensor" or who.node_name != node or who.cluster_id is None:
+            return None
+        return who.cluster_id if stored_cluster_name(conn, who.cluster_id) == name else None
+
+
+def sensor_credential(engine: Engine, name: str, node: str, path: Path) -> str:
+    """A sensor credential for this host as node ``node`` of cluster ``name`` (the one kept in ``path``
+    while the store accepts it, else a new one), written to ``path``; the cluster's id. The sensor gets
+    its node's credential, not the cluster's: it writes its node's runtime records and heartbeats only."""
     if path.is_file():
-        kept = _still_valid(engine, path.read_text().strip(), name)
+        kept = _kept_sensor(engine, path.read_text().strip(), name, node)
         if kept is not None:
             return kept
     with engine.begin() as conn:
-        cluster_id, credential = register_cluster(conn, name)
+        cluster_id = ensure_cluster(conn, name)
+        credential, _ = enrol_sensor(conn, cluster_id, node)
     _write_secret(path, credential.secret + "\n")
     return cluster_id
 
@@ -244,7 +261,7 @@ def plan_sensor(engine: Engine, settings: Settings, url: str, parts: LocalParts,
     name = cluster_name(parts.sensor_cluster or node)
     parts_dir = settings.data_dir / "parts"
     credential = parts_dir / "sensor-credential"
-    cluster_id = sensor_credential(engine, name, credential)
+    cluster_id = sensor_credential(engine, name, node, credential)
     record_host_node(engine, cluster_id, node)
     options = {
         "--service": url,
