@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,12 +27,17 @@ from typer.testing import CliRunner
 from vigil.catalog.limits import ScanLimits
 from vigil.cli import app
 from vigil.devtools.oci import Blob, Layer, build_image, write_oci_layout
+from vigil.model.image import ImageRef
+from vigil.registry import RegistryClient, RegistryConfig
 from vigil.registry import media_types as mt
+from vigil.scanner import isolated
+from vigil.scanner.isolated import pull_isolated
+from vigil.scanner.pull import DEFAULT_PLATFORM, pull_contents
 from vigil.service.jobs.workers import make_contents
 from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine
 
-from .helpers import import_advisories
+from .helpers import client_for, import_advisories, push_layout
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -489,8 +495,74 @@ def test_the_service_scanner_reads_the_limits_when_it_starts(tmp_path, monkeypat
     assert scanner is not None
     assert scanner.limits == ScanLimits(max_files=7, max_manifest_bytes=65536)
     assert scanner.client.max_manifest_bytes == 65536
+    assert scanner.isolated is True  # each image in a child process with its own memory limit
     monkeypatch.setenv("VIGIL_SCAN_DEADLINE_SECONDS", "forever")
     with pytest.raises(
         ValueError, match=r"^VIGIL_SCAN_DEADLINE_SECONDS='forever': must be a number of seconds above 0$"
     ):
         make_contents(settings, engine)
+
+
+# -- the service's scans in a child process with its own memory limit ------------------------------
+
+
+def push_layers(registry_host: str, tmp_path: Path, name: str, blobs: list[bytes]) -> tuple[ImageRef, str]:
+    layers = [Layer(Blob(mt.OCI_LAYER, b), "sha256:" + hashlib.sha256(b).hexdigest(), ()) for b in blobs]
+    layout = write_oci_layout(tmp_path / name, build_image(layers))
+    with client_for(registry_host) as client:
+        digest = push_layout(client, f"{registry_host}/hostile/{name}:1", layout)
+    return ImageRef(registry_host, f"hostile/{name}", None, digest), digest
+
+
+def own_peak_rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_an_isolated_scan_returns_what_an_in_process_one_does(registry, tmp_path):
+    ref, digest = push_layers(registry.host, tmp_path, "plain", [tar_of(regular("etc/hostname", b"box\n"))])
+    with client_for(registry.host) as client:
+        pulled = pull_isolated(client, ref, digest, DEFAULT_PLATFORM, ScanLimits(max_memory_bytes=1 * GiB))
+        direct = pull_contents(client, ref, digest, DEFAULT_PLATFORM)
+    assert pulled.manifest_digest == digest
+    assert pulled.contents.to_dict() == direct.contents.to_dict()
+
+
+def test_memory_a_hostile_image_takes_is_the_childs_not_the_services(registry, tmp_path):
+    db = rpmdb(
+        tmp_path / "swell.sqlite",
+        "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, raw BLOB, blob BLOB AS (zeroblob(900000000)))",
+        "INSERT INTO Packages (hnum, raw) VALUES (1, x'00')",
+    )
+    ref, digest = push_layers(registry.host, tmp_path, "swell", [tar_of(regular(RPMDB, db))])
+    # The row limit raised past the row: only the child's address space stands in the way.
+    limits = ScanLimits(max_archive_entry_bytes=1_000_000_000, max_memory_bytes=768 * MiB)
+    before = own_peak_rss()
+    with client_for(registry.host) as client:
+        pulled = pull_isolated(client, ref, digest, DEFAULT_PLATFORM, limits)
+    assert [str(w) for w in pulled.contents.warnings] == [
+        "cataloger rpm: failed, its packages are missing: MemoryError()"
+    ]
+    assert own_peak_rss() - before < 50 * MiB
+
+
+def test_an_isolated_scan_past_its_deadline_is_stopped_and_names_the_limit(monkeypatch):
+    monkeypatch.setattr(isolated, "_GRACE_SECONDS", 1.0)
+    with socket.socket() as silent:  # a registry that takes the connection and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        host = f"127.0.0.1:{silent.getsockname()[1]}"
+        ref = ImageRef(host, "hostile/app", None, "sha256:" + "b" * 64)
+        config = RegistryConfig.from_mapping({host: {"plain_http": True}})
+        with RegistryClient(config, timeout=120.0) as client:
+            started = time.monotonic()
+            with pytest.raises(isolated.IsolatedScanError) as caught:
+                pull_isolated(client, ref, ref.digest or "", DEFAULT_PLATFORM, ScanLimits(deadline_seconds=1.0))
+            took = time.monotonic() - started
+    assert str(caught.value) == (
+        "the scan did not finish within deadline_seconds (VIGIL_SCAN_DEADLINE_SECONDS=1) and 1 s more; "
+        "its process was stopped"
+    )
+    assert took < 10

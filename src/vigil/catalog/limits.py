@@ -29,6 +29,7 @@ class ScanLimits:
     max_archive_entry_bytes: int = 256 * MiB  # one entry of an archive, inflated
     max_manifest_bytes: int = 4 * MiB  # a manifest, an index or an image config from a registry
     deadline_seconds: float = 900.0  # wall clock for one scan
+    max_memory_bytes: int = 2 * GiB  # address space of the service's scan process (RLIMIT_AS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScanLimits:

@@ -22,6 +22,7 @@ from vigil.catalog.limits import ScanLimits
 from vigil.model.image import ImageRef
 from vigil.model.scan import CatalogerRecord, FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
 from vigil.registry import Platform, RegistryClient, RegistryError
+from vigil.scanner.isolated import IsolatedScanError, pull_isolated
 from vigil.scanner.pull import pull_contents
 from vigil.scanner.queue import ScanQueue
 
@@ -77,11 +78,20 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
 
 class ScanWorker:
     def __init__(
-        self, queue: ScanQueue, client: RegistryClient, *, name: str | None = None, limits: ScanLimits | None = None
+        self,
+        queue: ScanQueue,
+        client: RegistryClient,
+        *,
+        name: str | None = None,
+        limits: ScanLimits | None = None,
+        isolated: bool = False,
     ) -> None:
         self.queue = queue
         self.client = client
         self.limits = limits or ScanLimits()  # what one image may cost (VIGIL_SCAN_*)
+        # Each image in a child process within limits.max_memory_bytes (the service's own scanner):
+        # a hostile image can end that process, never the one holding the worker.
+        self.isolated = isolated
         self.name = name or worker_name()
         self.scans = 0  # jobs taken by this worker (each is one pull)
         self._task = PeriodicTask("vigil-scanner", lambda: self._pass(self._task.stop_event), "scanner pass")
@@ -134,8 +144,11 @@ class ScanWorker:
             ref = ImageRef(registry, repository, None, job.digest)
             source = ref.name
             try:
-                pulled = pull_contents(self.client, ref, job.digest, platform, limits=self.limits)
-            except (RegistryError, LayerDigestMismatch, ValueError, OSError) as exc:
+                if self.isolated:
+                    pulled = pull_isolated(self.client, ref, job.digest, platform, self.limits)
+                else:
+                    pulled = pull_contents(self.client, ref, job.digest, platform, limits=self.limits)
+            except (RegistryError, LayerDigestMismatch, IsolatedScanError, ValueError, OSError) as exc:
                 # ValueError/OSError: a layer the catalog cannot read (unknown compression, corrupt tar).
                 log.warning("scan pull failed", extra={"digest": job.digest, "source": source, "error": str(exc)})
                 errors.append(f"{source}: {exc}")

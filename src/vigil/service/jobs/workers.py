@@ -52,10 +52,15 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
 
 
 def scan_worker(
-    engine: Engine, client: RegistryClient, max_attempts: int = MAX_ATTEMPTS, limits: ScanLimits | None = None
+    engine: Engine,
+    client: RegistryClient,
+    max_attempts: int = MAX_ATTEMPTS,
+    limits: ScanLimits | None = None,
+    *,
+    isolated: bool = False,
 ) -> ScanWorker:
-    """A scanner taking its jobs from this store's queue."""
-    return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client, limits=limits)
+    """A scanner taking its jobs from this store's queue (``isolated``: each image in a child process)."""
+    return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client, limits=limits, isolated=isolated)
 
 
 def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
@@ -66,7 +71,8 @@ def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
         client = RegistryClient(
             RegistryConfig.load(settings.registry_config), max_manifest_bytes=limits.max_manifest_bytes
         )
-        scanner = scan_worker(engine, client, settings.contents.scan_attempts, limits)
+        # In the service's process, each image is pulled and cataloged in a child with its own memory limit.
+        scanner = scan_worker(engine, client, settings.contents.scan_attempts, limits, isolated=True)
     assert settings.intel_db is not None  # Settings fills it in
     return VulnerabilityAnalyzer(
         engine, IntelHolder(settings.intel_db), scanner, max_attempts=settings.contents.scan_attempts
