@@ -126,6 +126,13 @@ def seed_contents(conn, digest: dict[str, str]) -> None:
         ],
         "seed-revision",
         [],
+        coverage={
+            "status": "complete",
+            "ecosystems": [
+                {"ecosystem": e, "packages": n, "loaded": True, "records": r, "as_of": "2024-05-01T00:00:00Z"}
+                for e, n, r in (("Debian:12", 2 + FILLER_PACKAGES, 2), ("npm", 1, 1))
+            ],
+        },
     )
     app2 = digest["registry.example.com/team2/app2:1.2"]
     contents.enqueue(conn, {app2: "linux/amd64"})

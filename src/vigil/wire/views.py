@@ -312,6 +312,9 @@ class Image(ImageInfo, Listing):
     usage: ImageUsage
     integrity: Integrity
     risk: Risk
+    coverage: AdvisoryCoverage | None = Field(
+        description="advisory coverage of the digest's last match; null until it is scanned and matched"
+    )
 
 
 class PodRef(View):
@@ -514,6 +517,24 @@ class DeadLetterPage(View):
 # -- contents -----------------------------------------------------------------------------------
 
 
+class EcosystemCoverage(View):
+    """One ecosystem a digest's packages needed, as the last match found the advisory database."""
+
+    ecosystem: str = Field(description='as the packages were looked up, e.g. "Debian:12", "PyPI"')
+    packages: int = Field(description="packages of the digest looked up in it")
+    loaded: bool = Field(description="whether the database holds any advisory for it")
+    records: int = Field(description="advisories (not withdrawn) for it")
+    as_of: Timestamp | None = Field(description="the newest of those advisories' modified times")
+
+
+class AdvisoryCoverage(View):
+    """Whether "0 vulnerabilities" means checked: ``incomplete`` when an ecosystem the packages need has
+    no advisories loaded."""
+
+    status: Literal["complete", "incomplete"]
+    ecosystems: list[EcosystemCoverage]
+
+
 class ScanState(View):
     """An image's scan; a digest not queued yet, or an image without a digest, has fewer keys."""
 
@@ -536,6 +557,7 @@ class ScanState(View):
     matched_revision: str | None = None
     matched_at: Timestamp | None = None
     match_warnings: list[Any] | None = None
+    coverage: AdvisoryCoverage | None = None  # of the last match; null until one recorded it
     vulnerabilities: dict[str, int] | None = None
 
 

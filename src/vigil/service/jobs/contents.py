@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,6 +39,7 @@ from sqlalchemy import Engine, select
 
 from vigil.background import PeriodicTask
 from vigil.intel import AdvisoryIndex, AdvisoryStore
+from vigil.intel.coverage import Coverage, EcosystemCoverage, needed_ecosystems
 from vigil.intel.store import StoreError, read_revision
 from vigil.intel.vulnmatch import key_id, match_packages
 from vigil.model.findings import SEVERITIES, Family, FindingStatus, FindingType
@@ -209,6 +211,8 @@ class IntelHolder:
         self.loaded_at: float | None = None
         self.error: str | None = None
         self._lock = threading.Lock()
+        self._records: dict[str, tuple[int, datetime | None]] = {}
+        self._records_revision = NO_DATABASE
 
     def refresh(self, force: bool = False) -> bool:
         """Load the index if the database changed (or with ``force``). True when reloaded."""
@@ -248,6 +252,24 @@ class IntelHolder:
                 },
             )
             return True
+
+    def coverage(self, needed: dict[str, int]) -> Coverage:
+        """The coverage of a match that looked ``needed`` (ecosystem -> packages) up in the loaded
+        database: per ecosystem its advisories and the newest one's time, counted once per revision."""
+        with self._lock:
+            if self._records_revision != self.revision:
+                self._records, self._records_revision = {}, self.revision
+            missing = [e for e in needed if e not in self._records]
+            if missing and self.revision != NO_DATABASE:
+                try:
+                    with AdvisoryStore(self.path) as db:
+                        for e in missing:
+                            self._records[e] = db.ecosystem_records(e)
+                except StoreError as exc:
+                    log.error("advisory database unreadable for coverage", extra={"error": str(exc)})
+            return Coverage(
+                tuple(EcosystemCoverage(e, n, *self._records.get(e, (0, None))) for e, n in sorted(needed.items()))
+            )
 
     def status(self) -> dict:
         return {
@@ -303,8 +325,9 @@ class VulnerabilityAnalyzer:
             with self.engine.connect() as conn:
                 packages = store.stored_packages(conn, digest)
             rows, warnings = vulnerability_rows(index, packages)
+            coverage = self.intel.coverage(needed_ecosystems(packages))
             with self.engine.begin() as conn:
-                store.replace_vulnerabilities(conn, digest, rows, revision, warnings)
+                store.replace_vulnerabilities(conn, digest, rows, revision, warnings, coverage=coverage.to_dict())
         return len(todo)
 
     def _sync_findings(self, force: bool) -> tuple[bool, int, int]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, null, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
@@ -434,10 +434,15 @@ class StoreScanQueue:
 
 
 def digests_to_match(conn: Connection, revision: str) -> list[str]:
-    """Scanned digests whose packages were not matched against advisory revision ``revision``."""
+    """Scanned digests whose packages were not matched against advisory revision ``revision``, or were
+    matched before their advisory coverage was recorded."""
     stmt = select(image_scans.c.digest).where(
         image_scans.c.status == "done",
-        or_(image_scans.c.matched_revision.is_(None), image_scans.c.matched_revision != revision),
+        or_(
+            image_scans.c.matched_revision.is_(None),
+            image_scans.c.matched_revision != revision,
+            image_scans.c.coverage.is_(None),
+        ),
     )
     return sorted(d for (d,) in conn.execute(stmt))
 
@@ -449,8 +454,16 @@ def stored_packages(conn: Connection, digest: str) -> Sequence[Row[*tuple[Any, .
 
 
 def replace_vulnerabilities(
-    conn: Connection, digest: str, rows: list[dict], revision: str, warnings: list[str], now: datetime | None = None
+    conn: Connection,
+    digest: str,
+    rows: list[dict],
+    revision: str,
+    warnings: list[str],
+    now: datetime | None = None,
+    coverage: dict | None = None,
 ) -> None:
+    """The digest's vulnerabilities as matched against ``revision``, with that match's advisory
+    ``coverage`` (``Coverage.to_dict()``)."""
     conn.execute(delete(image_vulnerabilities).where(image_vulnerabilities.c.digest == digest))
     rows = [dict(r, digest=digest) for r in rows]
     for chunk in chunks(rows):
@@ -458,7 +471,13 @@ def replace_vulnerabilities(
     conn.execute(
         update(image_scans)
         .where(image_scans.c.digest == digest)
-        .values(matched_revision=revision, matched_at=now or utcnow(), match_warnings=warnings[:MAX_WARNINGS])
+        .values(
+            matched_revision=revision,
+            matched_at=now or utcnow(),
+            match_warnings=warnings[:MAX_WARNINGS],
+            # SQL NULL (not JSON null), so the digest is matched again for its coverage
+            coverage=coverage if coverage is not None else null(),
+        )
     )
 
 
@@ -552,6 +571,7 @@ def scan_status(conn: Connection, digest: str | None) -> dict:
         "matched_revision": r.matched_revision,
         "matched_at": iso(r.matched_at),
         "match_warnings": r.match_warnings,
+        "coverage": r.coverage,
         "vulnerabilities": {s.value: int(vulns.get(s, 0)) for s in ADVISORY_SEVERITIES},
     }
 
@@ -671,3 +691,12 @@ def scan_counts(conn: Connection) -> dict[str, int]:
         conn.execute(select(image_scans.c.status, func.count()).group_by(image_scans.c.status)).all()
     )
     return {s: int(counts.get(s, 0)) for s in SCAN_STATUSES}
+
+
+def scan_coverage(conn: Connection, digests: Iterable[str]) -> dict[str, dict | None]:
+    """digest -> the advisory coverage of its last match (None: not matched since it was recorded)."""
+    out: dict[str, dict | None] = {}
+    for chunk in chunks(sorted({d for d in digests if d})):
+        stmt = select(image_scans.c.digest, image_scans.c.coverage).where(image_scans.c.digest.in_(chunk))
+        out.update({d: c for d, c in conn.execute(stmt)})
+    return out

@@ -366,6 +366,8 @@ image_scans = Table(
     Column("matched_revision", String(64)),
     Column("matched_at", Timestamp),
     Column("match_warnings", Json, nullable=False),
+    # the advisory coverage of that match, per ecosystem the packages needed; NULL: not matched since
+    Column("coverage", Json),
     # name -> {version, packages, failed} of every cataloger the scan ran; NULL: scanned before
     # scans recorded it. A scanner whose catalogers make it stale queues the digest again.
     Column("catalogers", Json),

@@ -73,6 +73,14 @@ def _is_digest(value) -> bool:
     )
 
 
+def _coverage_note(coverage) -> str:
+    """Why a scan's "0 vulnerabilities" is not a clean bill: the ecosystems nothing was checked in."""
+    if not coverage:
+        return "not matched against the advisory database yet"
+    missing = [e["ecosystem"] for e in coverage.get("ecosystems", ()) if not e.get("loaded")]
+    return "no advisories loaded for " + ", ".join(missing) + ": their packages were not checked"
+
+
 def _workload_url(cluster_id: str, namespace: str, kind: str, name: str) -> str:
     return "/workloads/" + "/".join(quote(p, safe="") for p in (cluster_id, namespace, kind, name))
 
@@ -88,6 +96,7 @@ env.filters.update(ago=_ago, when=_when, short=_short, json=_json)
 env.tests["digest"] = _is_digest
 env.globals.update(
     workload_url=_workload_url,
+    coverage_note=_coverage_note,
     evidence_rows=evidence.rows,
     SEVERITIES=RATED_SEVERITIES,
     PAGE_SIZES=params.PAGE_SIZES,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, FromClause, Row, case, distinct, func, or_, select
 
 from vigil.model.findings import PACKAGE_TYPES, RATED_SEVERITIES, FindingStatus, FindingType, Severity
+from vigil.service.store import contents as contents_store
 from vigil.service.store import risk as risk_store
 from vigil.service.store.chunks import chunks
 from vigil.service.store.integrity import summaries as integrity_summaries
@@ -140,6 +141,7 @@ def list_images(
     usage = risk_store.image_usage(conn, ids)
     verdicts = integrity_summaries(conn, ids, f.cluster_id)
     risks = risk_store.image_risk(conn, ids, f.cluster_id)
+    coverage = contents_store.scan_coverage(conn, [r.digest for r in rows])
     by_image = image_finding_summary(conn, ids) if with_findings else {}
     items = []
     for r in rows:
@@ -147,6 +149,7 @@ def list_images(
         d["usage"] = usage[r.id]
         d["integrity"] = verdicts[r.id]
         d["risk"] = risks[r.id]
+        d["coverage"] = coverage.get(r.digest)
         if with_findings:
             d["extra"] = {
                 k: v for k, v in r._mapping.items() if k not in _IMAGE_BASE_COLUMNS and not k.startswith("_k")
@@ -357,3 +360,31 @@ def overall_runtime_state(states: dict[str, int]) -> str | None:
     """One state for a vulnerability over its workloads: running anywhere wins; it is
     not_observed_running only when every workload was watched long enough without it running."""
     return next((s for s in RUNTIME_STATE_ORDER if states.get(s)), None)
+
+
+SCAN_VERDICTS = ("vulnerable", "incomplete", "clean", "not_scanned")
+
+
+def scan_verdict(scan_status: str, vulnerabilities: int, coverage: dict | None) -> str:
+    """What an image's scan says: ``vulnerable`` (some known vulnerability), ``incomplete`` (none known,
+    but an ecosystem its packages need had no advisories, or no match recorded its coverage yet: nothing
+    was checked there), ``clean`` (none known, every ecosystem checked), or ``not_scanned`` (yet)."""
+    if scan_status != "done":
+        return "not_scanned"
+    if vulnerabilities:
+        return "vulnerable"
+    if coverage is None or coverage.get("status") != "complete":
+        return "incomplete"
+    return "clean"
+
+
+def scan_verdict_counts(conn: Connection) -> dict[str, int]:
+    """How many images some container has, by ``scan_verdict``."""
+    in_use = select(images.c.id, images.c.digest).where(images.c.id.in_(select(containers.c.image_pk)))
+    digests: dict[int, str] = dict(conn.execute(in_use).all())
+    counts = image_vulnerability_counts(conn, list(digests))
+    coverage = contents_store.scan_coverage(conn, digests.values())
+    out = dict.fromkeys(SCAN_VERDICTS, 0)
+    for pk, c in counts.items():
+        out[scan_verdict(c["scan_status"], sum(c["vulnerabilities"].values()), coverage.get(digests.get(pk, "")))] += 1
+    return out

@@ -65,6 +65,9 @@ def _count_vulnerabilities(conn, items: list[dict]) -> None:
     counts = image_views.image_vulnerability_counts(conn, [i["id"] for i in items])
     for i in items:
         i.update(counts[i["id"]])
+        i["scan_verdict"] = image_views.scan_verdict(
+            i["scan_status"], sum(i["vulnerabilities"].values()), i.get("coverage")
+        )
 
 
 def _id_cursor(q, name: str) -> str | None:

@@ -10,6 +10,7 @@ from vigil.model.findings import FINDING_TYPES, SEVERITIES
 from vigil.service.store import risk as risk_store
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import images as image_views
 from vigil.service.store.views import nodes as node_views
 from vigil.service.store.views import overview as overview_views
 from vigil.service.ui import web
@@ -44,6 +45,7 @@ def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
         workloads = overview_views.riskiest_workloads(conn, 5, risk)
         images = overview_views.riskiest_images(conn, 5, risk)
         series = overview_views.open_findings_series(conn, 14)
+        scans = image_views.scan_verdict_counts(conn)
     by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in SEVERITIES}
     types = [t for t in FINDING_TYPES if t in counts] + sorted(t for t in counts if t not in FINDING_TYPES)
     return web.render(
@@ -60,4 +62,5 @@ def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
         risky_workloads=workloads,
         risky_images=images,
         chart=line_chart(series),
+        scans=scans,
     )
