@@ -27,8 +27,8 @@ from typer.testing import CliRunner
 from vigil.catalog.limits import ScanLimits
 from vigil.cli import app
 from vigil.devtools.oci import Blob, Layer, build_image, write_oci_layout
+from vigil.devtools.service import LiveService
 from vigil.model.image import ImageRef
-from vigil.registry import RegistryClient, RegistryConfig
 from vigil.registry import media_types as mt
 from vigil.scanner import isolated
 from vigil.scanner.isolated import pull_isolated
@@ -37,7 +37,7 @@ from vigil.service.jobs.workers import make_contents
 from vigil.service.settings import Settings
 from vigil.service.store.db import create_store_engine
 
-from .helpers import client_for, import_advisories, push_layout
+from .helpers import client_for, image_pk, import_advisories, post, push_layout, run_scans, snapshot
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -495,7 +495,8 @@ def test_the_service_scanner_reads_the_limits_when_it_starts(tmp_path, monkeypat
     assert scanner is not None
     assert scanner.limits == ScanLimits(max_files=7, max_manifest_bytes=65536)
     assert scanner.client.max_manifest_bytes == 65536
-    assert scanner.isolated is True  # each image in a child process with its own memory limit
+    # each image in a child process with its own memory limit, reading the same registry settings
+    assert scanner.isolated == isolated.ClientSource(None, max_manifest_bytes=65536)
     monkeypatch.setenv("VIGIL_SCAN_DEADLINE_SECONDS", "forever")
     with pytest.raises(
         ValueError, match=r"^VIGIL_SCAN_DEADLINE_SECONDS='forever': must be a number of seconds above 0$"
@@ -521,10 +522,18 @@ def own_peak_rss() -> int:
     raise AssertionError("no VmHWM")
 
 
+def plain_http_source(tmp_path: Path, host: str, **options) -> isolated.ClientSource:
+    """Where the child reads its registry settings: a file naming the test registry plain HTTP."""
+    path = tmp_path / "registries.yaml"
+    path.write_text(json.dumps({host: {"plain_http": True}}))
+    return isolated.ClientSource(path, **options)
+
+
 def test_an_isolated_scan_returns_what_an_in_process_one_does(registry, tmp_path):
     ref, digest = push_layers(registry.host, tmp_path, "plain", [tar_of(regular("etc/hostname", b"box\n"))])
+    source = plain_http_source(tmp_path, registry.host)
+    pulled = pull_isolated(source, ref, digest, DEFAULT_PLATFORM, ScanLimits(max_memory_bytes=1 * GiB))
     with client_for(registry.host) as client:
-        pulled = pull_isolated(client, ref, digest, DEFAULT_PLATFORM, ScanLimits(max_memory_bytes=1 * GiB))
         direct = pull_contents(client, ref, digest, DEFAULT_PLATFORM)
     assert pulled.manifest_digest == digest
     assert pulled.contents.to_dict() == direct.contents.to_dict()
@@ -540,29 +549,52 @@ def test_memory_a_hostile_image_takes_is_the_childs_not_the_services(registry, t
     # The row limit raised past the row: only the child's address space stands in the way.
     limits = ScanLimits(max_archive_entry_bytes=1_000_000_000, max_memory_bytes=768 * MiB)
     before = own_peak_rss()
-    with client_for(registry.host) as client:
-        pulled = pull_isolated(client, ref, digest, DEFAULT_PLATFORM, limits)
+    pulled = pull_isolated(plain_http_source(tmp_path, registry.host), ref, digest, DEFAULT_PLATFORM, limits)
     assert [str(w) for w in pulled.contents.warnings] == [
         "cataloger rpm: failed, its packages are missing: MemoryError()"
     ]
     assert own_peak_rss() - before < 50 * MiB
 
 
-def test_an_isolated_scan_past_its_deadline_is_stopped_and_names_the_limit(monkeypatch):
+def test_an_isolated_scan_past_its_deadline_is_stopped_and_names_the_limit(monkeypatch, tmp_path):
     monkeypatch.setattr(isolated, "_GRACE_SECONDS", 1.0)
     with socket.socket() as silent:  # a registry that takes the connection and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         host = f"127.0.0.1:{silent.getsockname()[1]}"
         ref = ImageRef(host, "hostile/app", None, "sha256:" + "b" * 64)
-        config = RegistryConfig.from_mapping({host: {"plain_http": True}})
-        with RegistryClient(config, timeout=120.0) as client:
-            started = time.monotonic()
-            with pytest.raises(isolated.IsolatedScanError) as caught:
-                pull_isolated(client, ref, ref.digest or "", DEFAULT_PLATFORM, ScanLimits(deadline_seconds=1.0))
-            took = time.monotonic() - started
+        source = plain_http_source(tmp_path, host, timeout=120.0)
+        started = time.monotonic()
+        with pytest.raises(isolated.IsolatedScanError) as caught:
+            pull_isolated(source, ref, ref.digest or "", DEFAULT_PLATFORM, ScanLimits(deadline_seconds=1.0))
+        took = time.monotonic() - started
     assert str(caught.value) == (
         "the scan did not finish within deadline_seconds (VIGIL_SCAN_DEADLINE_SECONDS=1) and 1 s more; "
         "its process was stopped"
     )
     assert took < 10
+
+
+def test_the_service_scans_a_hostile_image_in_its_child_and_shows_the_limit(registry, tmp_path, monkeypatch):
+    host_setting = registry.host.upper().replace(".", "_").replace(":", "_")
+    monkeypatch.setenv(f"VIGIL_REGISTRY_{host_setting}_PLAIN_HTTP", "true")
+    monkeypatch.setenv("VIGIL_SCAN_MAX_FILES", "2")
+    monkeypatch.setenv("VIGIL_SCAN_MAX_MEMORY_BYTES", str(1 * GiB))
+    blob = tar_of(regular("a", b"1"), regular("b", b"2"), regular("c", b"3"))
+    ref, digest = push_layers(registry.host, tmp_path, "three", [blob])
+    svc = LiveService(tmp_path / "data").start()
+    try:
+        scanner = svc.app.state.workers.contents.scanner
+        assert scanner.isolated is not None and scanner.limits.max_files == 2
+        svc.trust_registry(registry.host)
+        cid, cred = svc.register("prod")
+        post(svc, cred, snapshot(cid, [("shop", "web", f"{registry.host}/hostile/three:1", digest)]))
+        report = run_scans(svc)
+        assert [(s["digest"], s["status"]) for s in report["scanned"]] == [(digest, "done")], report
+        scan = svc.get(f"/api/v1/images/{image_pk(svc, cid, 'web')}/scan").json()
+        assert scan["status"] == "done" and scan["incomplete"] is True
+        assert [w if isinstance(w, str) else f"{w['file']}: {w['message']}" for w in scan["warnings"]] == [
+            f"{LAYER0}: limit max_files (VIGIL_SCAN_MAX_FILES=2) reached: at c; the rest of the layer was not read"
+        ]
+    finally:
+        svc.stop()

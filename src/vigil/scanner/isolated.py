@@ -4,7 +4,7 @@ The service runs its scanner in process; an image is untrusted input, and whatev
 makes the catalog allocate must never take the service down. The child is spawned (never forked:
 the service's threads may hold locks a fork would copy held), sets ``RLIMIT_AS`` to
 ``max_memory_bytes`` before it reads a byte of the image, builds its own registry client from the
-parent's settings, and sends back the image's contents or the error's text. Whatever ends the
+parent's settings (``ClientSource``), and sends back the image's contents or the error's text. Whatever ends the
 child (a memory limit, a signal, a crash) is an ``IsolatedScanError`` naming it: the job fails
 with that reason, and the service goes on.
 """
@@ -14,8 +14,9 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import httpx
 
@@ -23,6 +24,8 @@ from vigil.catalog import LayerDigestMismatch
 from vigil.catalog.limits import ScanLimits, limit_text
 from vigil.model.image import ImageRef
 from vigil.registry import Platform, RegistryClient, RegistryConfig, RegistryError, RetryPolicy
+from vigil.registry.client import MAX_MANIFEST_BYTES
+from vigil.registry.transport import DEFAULT_RETRY, DEFAULT_TIMEOUT
 from vigil.scanner.pull import PulledImage, pull_contents
 
 # Time the child may take beyond the scan's own deadline (start, registry round trips, sending back).
@@ -34,23 +37,27 @@ class IsolatedScanError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class ClientSettings:
-    """What the child needs to build the same registry client as the parent's."""
+class ClientSource:
+    """Where the child reads its registry settings: the same file and environment as the parent's.
 
-    config: RegistryConfig
-    retry: RetryPolicy
-    timeout: httpx.Timeout | float
-    max_manifest_bytes: int
+    Credentials never cross the pipe (a ``Secret`` refuses pickling): the child reads them itself,
+    from the file and the ``VIGIL_REGISTRY_*`` variables it inherits."""
 
-    @classmethod
-    def of(cls, client: RegistryClient) -> ClientSettings:
-        t = client.transport
-        return cls(t.config, t.retry, t.timeout, client.max_manifest_bytes)
+    config_path: Path | None = None
+    max_manifest_bytes: int = MAX_MANIFEST_BYTES
+    retry: RetryPolicy = DEFAULT_RETRY
+    timeout: httpx.Timeout | float = field(default_factory=lambda: DEFAULT_TIMEOUT)
+
+    def client(self) -> RegistryClient:
+        config = RegistryConfig.load(self.config_path)
+        return RegistryClient(
+            config, retry=self.retry, timeout=self.timeout, max_manifest_bytes=self.max_manifest_bytes
+        )
 
 
 def _child(
     out: Connection,
-    client: ClientSettings,
+    source: ClientSource,
     ref: ImageRef,
     reference: str,
     platform: Platform,
@@ -59,9 +66,7 @@ def _child(
 ) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     try:
-        with RegistryClient(
-            client.config, retry=client.retry, timeout=client.timeout, max_manifest_bytes=client.max_manifest_bytes
-        ) as registry:
+        with source.client() as registry:
             pulled = pull_contents(registry, ref, reference, platform, limits=limits)
         out.send(("ok", pulled))
     except MemoryError:
@@ -75,7 +80,7 @@ def _child(
 
 
 def pull_isolated(
-    client: RegistryClient,
+    source: ClientSource,
     ref: ImageRef,
     reference: str,
     platform: Platform,
@@ -87,7 +92,7 @@ def pull_isolated(
     memory = limits.max_memory_bytes
     child = context.Process(
         target=_child,
-        args=(send, ClientSettings.of(client), ref, reference, platform, limits, memory),
+        args=(send, source, ref, reference, platform, limits, memory),
         name="vigil-scan",
         daemon=True,
     )

@@ -22,7 +22,7 @@ from vigil.catalog.limits import ScanLimits
 from vigil.model.image import ImageRef
 from vigil.model.scan import CatalogerRecord, FileRow, PackageRow, QueueCounts, ScanJob, ScanOutcome, ScanResult
 from vigil.registry import Platform, RegistryClient, RegistryError
-from vigil.scanner.isolated import IsolatedScanError, pull_isolated
+from vigil.scanner.isolated import ClientSource, IsolatedScanError, pull_isolated
 from vigil.scanner.pull import pull_contents
 from vigil.scanner.queue import ScanQueue
 
@@ -84,13 +84,14 @@ class ScanWorker:
         *,
         name: str | None = None,
         limits: ScanLimits | None = None,
-        isolated: bool = False,
+        isolated: ClientSource | None = None,
     ) -> None:
         self.queue = queue
         self.client = client
         self.limits = limits or ScanLimits()  # what one image may cost (VIGIL_SCAN_*)
-        # Each image in a child process within limits.max_memory_bytes (the service's own scanner):
-        # a hostile image can end that process, never the one holding the worker.
+        # With a source for the child's registry client, each image is scanned in a child process
+        # within limits.max_memory_bytes (the service's own scanner): a hostile image can end that
+        # process, never the one holding the worker.
         self.isolated = isolated
         self.name = name or worker_name()
         self.scans = 0  # jobs taken by this worker (each is one pull)
@@ -144,8 +145,8 @@ class ScanWorker:
             ref = ImageRef(registry, repository, None, job.digest)
             source = ref.name
             try:
-                if self.isolated:
-                    pulled = pull_isolated(self.client, ref, job.digest, platform, self.limits)
+                if self.isolated is not None:
+                    pulled = pull_isolated(self.isolated, ref, job.digest, platform, self.limits)
                 else:
                     pulled = pull_contents(self.client, ref, job.digest, platform, limits=self.limits)
             except (RegistryError, LayerDigestMismatch, IsolatedScanError, ValueError, OSError) as exc:

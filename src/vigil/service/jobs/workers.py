@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 
 from vigil.catalog.limits import ScanLimits
 from vigil.registry import RegistryClient, RegistryConfig
+from vigil.scanner.isolated import ClientSource
 from vigil.scanner.worker import ScanWorker
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.contents import IntelHolder, IntelSyncSchedule, VulnerabilityAnalyzer
@@ -57,7 +58,7 @@ def scan_worker(
     max_attempts: int = MAX_ATTEMPTS,
     limits: ScanLimits | None = None,
     *,
-    isolated: bool = False,
+    isolated: ClientSource | None = None,
 ) -> ScanWorker:
     """A scanner taking its jobs from this store's queue (``isolated``: each image in a child process)."""
     return ScanWorker(StoreScanQueue(engine, max_attempts=max_attempts), client, limits=limits, isolated=isolated)
@@ -72,7 +73,8 @@ def make_contents(settings: Settings, engine: Engine) -> VulnerabilityAnalyzer:
             RegistryConfig.load(settings.registry_config), max_manifest_bytes=limits.max_manifest_bytes
         )
         # In the service's process, each image is pulled and cataloged in a child with its own memory limit.
-        scanner = scan_worker(engine, client, settings.contents.scan_attempts, limits, isolated=True)
+        source = ClientSource(settings.registry_config, max_manifest_bytes=limits.max_manifest_bytes)
+        scanner = scan_worker(engine, client, settings.contents.scan_attempts, limits, isolated=source)
     assert settings.intel_db is not None  # Settings fills it in
     return VulnerabilityAnalyzer(
         engine, IntelHolder(settings.intel_db), scanner, max_attempts=settings.contents.scan_attempts
