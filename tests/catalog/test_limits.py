@@ -22,6 +22,7 @@ def test_defaults_without_variables():
         max_manifest_bytes=4 << 20,
         deadline_seconds=900.0,
         max_memory_bytes=2 * GiB,
+        max_archive_entries=250_000,
     )
 
 
@@ -38,9 +39,10 @@ def test_every_limit_has_its_variable():
         "VIGIL_SCAN_MAX_MANIFEST_BYTES": "600",
         "VIGIL_SCAN_DEADLINE_SECONDS": "2.5",
         "VIGIL_SCAN_MAX_MEMORY_BYTES": "500000000",
+        "VIGIL_SCAN_MAX_ARCHIVE_ENTRIES": "40",
         "VIGIL_SCAN_ATTEMPTS": "9",  # another setting (vigil service --scan-attempts), not a limit
     }
-    assert ScanLimits.from_env(env) == ScanLimits(1000, 900, 7, 800, 512, 3, 50, 700, 600, 2.5, 500000000)
+    assert ScanLimits.from_env(env) == ScanLimits(1000, 900, 7, 800, 512, 3, 50, 700, 600, 2.5, 500000000, 40)
     assert ScanLimits.from_env({"VIGIL_SCAN_MAX_FILES": ""}) == ScanLimits()  # empty: the default
 
 

@@ -297,6 +297,20 @@ def test_jars_nested_deeper_than_the_limit_are_skipped(tmp_path):
     ]
 
 
+def test_a_jar_of_more_entries_than_the_limit_is_skipped_before_its_directory_is_parsed(tmp_path):
+    many = jar({**pom("many"), **{f"a/{i:05d}.class": b"" for i in range(3000)}}, compression=zipfile.ZIP_STORED)
+    few = jar(pom("few"))
+    result = scan_layers(
+        tmp_path, [tar_of(regular("app/many.jar", many), regular("app/few.jar", few))], max_archive_entries=1000
+    )
+    assert result["warnings"] == [
+        "/app/many.jar: Java archive skipped: more entries than the limit max_archive_entries "
+        "(VIGIL_SCAN_MAX_ARCHIVE_ENTRIES=1000)"
+    ]
+    assert result["incomplete"] is True
+    assert result["packages"] == ["org.example:few@1.0 /app/few.jar"]
+
+
 # -- (e) rpm databases that loop or swell ----------------------------------------------------------
 
 RPMDB = "var/lib/rpm/rpmdb.sqlite"

@@ -30,6 +30,7 @@ class ScanLimits:
     max_manifest_bytes: int = 4 * MiB  # a manifest, an index or an image config from a registry
     deadline_seconds: float = 900.0  # wall clock for one scan
     max_memory_bytes: int = 2 * GiB  # address space of the service's scan process (RLIMIT_AS)
+    max_archive_entries: int = 250_000  # entries of one archive: each costs memory before any is read
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScanLimits:
