@@ -82,7 +82,8 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
         title="Vigil Runtime Service",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/api/docs",
+        # /api/docs is the console's page (vigil.service.ui.api_docs): Swagger UI from the package, not a CDN.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

@@ -1,7 +1,7 @@
 """The web console: server-rendered pages (Jinja2 + htmx) served by the service at ``/``.
 
-``install(app)`` mounts the pages, the static files, the live-update stream and the
-browser security headers onto the service's app.
+``install(app)`` mounts the pages, the static files, the live-update stream, the API's
+reference page (``/api/docs``) and the browser security headers onto the service's app.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
-from vigil.service.ui import web
+from vigil.service.ui import api_docs, web
 from vigil.service.ui.params import BadParam
 from vigil.service.ui.security import SecurityHeadersMiddleware
 from vigil.service.ui.session import SessionCodec, load_or_create_key
@@ -29,6 +29,7 @@ def install(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)
     console_endpoints = {getattr(r, "endpoint", None) for router in ROUTERS for r in router.routes}
+    app.include_router(api_docs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeadersMiddleware)
 
