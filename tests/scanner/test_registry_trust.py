@@ -107,6 +107,7 @@ def test_untrusted_and_hostile_registries_are_never_contacted(tmp_path, database
         config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}, hostile.host: {"plain_http": True}})
         client = RegistryClient(config, retry=FAST_RETRY, timeout=5.0)
         svc.app.state.workers.contents.scanner.client = client
+        svc.app.state.workers.contents.scanner.isolated = None  # scan in process, with the client set here
         svc.app.state.workers.integrity.client = client
         policy = {
             "trusted": [registry.host, hostile.host],
@@ -168,6 +169,7 @@ def test_a_policy_that_comes_to_trust_the_registry_queues_the_scan_again(tmp_pat
         with client_for(registry.host) as pusher:
             push(pusher, f"{registry.host}/late/app:1", image)
         svc.app.state.workers.contents.scanner.client = client_for(registry.host)
+        svc.app.state.workers.contents.scanner.isolated = None  # scan in process, with the client set here
         admin = {"Authorization": f"Bearer {svc.admin_token}"}
         put = lambda trusted: httpx.put(f"{svc.url}/api/v1/policy/trust", json={"trusted": trusted}, headers=admin)  # noqa: E731
         assert put(["registry.example.com"]).status_code == 200
