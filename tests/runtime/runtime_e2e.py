@@ -74,6 +74,7 @@ RUNTIME_TYPES = "runtime_drift,tampered_binary,suspicious_exec,running_vulnerabi
 def runtime_service(data_dir: Path, registry: RegistryServer, *, watch_period: float = 24 * 3600.0) -> LiveService:
     """A started service whose in-process scanner pulls from the loopback registry over plain HTTP."""
     svc = LiveService(data_dir)
+    svc.trust_registry(registry.host)
     config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
     svc.app.state.workers.contents.scanner = scan_worker(svc.engine, RegistryClient(config))
     svc.app.state.workers.runtime.watch_period = watch_period

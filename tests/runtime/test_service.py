@@ -74,6 +74,7 @@ def post_runtime(svc, credential: str, batch: dict) -> None:
 def scanned(service_on, registry):
     """The service on each backend, a cluster with one Deployment running a scanned image."""
     svc = service_on
+    svc.trust_registry(registry.host)
     svc.app.state.workers.contents.scanner = scan_worker(
         svc.engine, RegistryClient(RegistryConfig.from_mapping({registry.host: {"plain_http": True}}))
     )

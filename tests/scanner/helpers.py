@@ -26,7 +26,8 @@ def client_for(host: str) -> RegistryClient:
 
 
 def use_registry(svc, host: str) -> ScanWorker:
-    """The service's in-process scanner, talking plain HTTP to the test registry."""
+    """The service's in-process scanner, talking plain HTTP to the test registry, which it trusts."""
+    svc.trust_registry(host)
     worker = scan_worker(svc.engine, client_for(host))
     svc.app.state.workers.contents.scanner = worker
     return worker

@@ -126,6 +126,7 @@ def test_several_workers_scan_each_image_once(service_on, registry):
             running.append(("team", f"app{i}", f"{registry.host}/queue/app{i}:1", img.digest))
     cid, cred = svc.register("queue")
     post(svc, cred, snapshot(cid, running))
+    svc.trust_registry(registry.host)
     workers = [scan_worker(svc.engine, client_for(registry.host)) for _ in range(3)]
     workers[0].enqueue_running()
     outcomes: list = []
@@ -201,6 +202,7 @@ def test_scanner_command_as_a_separate_process(service_on, registry, tmp_path):
     img = small_image("proc")
     with client_for(registry.host) as pusher:
         push(pusher, f"{registry.host}/queue/proc:1", img)
+    svc.trust_registry(registry.host)
     cid, cred = svc.register("proc")
     post(svc, cred, snapshot(cid, [("team", "proc", f"{registry.host}/queue/proc:1", img.digest)]))
     config = tmp_path / "registries.yaml"

@@ -194,3 +194,27 @@ def test_a_policy_that_comes_to_trust_the_registry_queues_the_scan_again(tmp_pat
         assert svc.get(f"/api/v1/images/{pk}/scan").json()["status"] == "done"
     finally:
         svc.stop()
+
+
+def test_with_no_trust_policy_no_registry_is_contacted_and_the_image_says_why(tmp_path, database_url, listeners):
+    """A fresh service has no policy: what a cluster reports running is its word, so pulling from the
+    registries it names would let any cluster credential aim the service at any host."""
+    image_port, _ = listeners
+    svc = LiveService(tmp_path / "data", database_url).start()
+    try:
+        svc.app.state.workers.contents.scanner.client = RegistryClient(
+            RegistryConfig.from_mapping({image_port.host: {"plain_http": True}}), retry=FAST_RETRY, timeout=2.0
+        )
+        cid, cred = svc.register("fresh")
+        post(svc, cred, snapshot(cid, [("shop", "web", f"{image_port.host}/x/app:1", digest(7))]))
+        assert run_scans(svc)["scanned"] == []
+        [pod] = svc.list_all("/api/v1/pods", cluster=cid)
+        scan = svc.get(f"/api/v1/images/{pod['containers'][0]['image_pk']}/scan").json()
+        assert (scan["status"], scan["error"]) == (
+            "not_scanned",
+            f"not scanned: no trust policy is set, so the service contacts no registry (this image names "
+            f"{image_port.host}); add the registries you trust (vigil trust add, or --trust-file)",
+        )
+    finally:
+        svc.stop()
+    assert image_port.connections == 0

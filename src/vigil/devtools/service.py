@@ -10,9 +10,11 @@ import httpx
 import uvicorn
 
 from vigil.devtools.net import free_port, wait_for_port
+from vigil.service.analysis.trust import Pattern
 from vigil.service.app import create_app
 from vigil.service.settings import Settings
 from vigil.service.store.clusters import cluster_for_registration
+from vigil.service.store.policy import add_trusted
 from vigil.service.store.tokens import issue_token
 
 
@@ -45,6 +47,11 @@ class LiveService:
     def token(self, role: str, name: str = "test") -> str:
         with self.engine.begin() as conn:
             return issue_token(conn, role=role, name=name).secret
+
+    def trust_registry(self, host: str) -> None:
+        """Trust ``host`` in the trust policy: with none, the service pulls from no registry."""
+        with self.engine.begin() as conn:
+            add_trusted(conn, Pattern.parse(host), None, "token:test-admin")
 
     def registration_token(self) -> str:
         return self.token("registration", "test-registration")

@@ -414,10 +414,11 @@ def scanner(
     err.print(f"scanner {worker.name} on {engine.url.render_as_string(hide_password=True)}")
     try:
         if once:
-            worker.enqueue_running()
+            held = worker.enqueue_running().get("untrusted", 0)
             outcomes = worker.run_pending()
             failed = [o for o in outcomes if o.status == "failed"]
-            err.print(f"scanned {len(outcomes)} images, {len(failed)} failed")
+            untrusted = f", {held} not scanned: no registry naming them is trusted (vigil trust list)" if held else ""
+            err.print(f"scanned {len(outcomes)} images, {len(failed)} failed{untrusted}")
             if failed:
                 raise typer.Exit(1)
             return

@@ -11,7 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vigil.service.analysis.alerts.destinations import SETTING as DESTINATIONS_SETTING
 from vigil.service.analysis.alerts.destinations import DestinationPolicy
 from vigil.service.store.db import default_database_url
 
@@ -91,7 +90,7 @@ class AlertsSettings:
     # Where outputs may send (comma-separated host names, *.domains, addresses and ranges, each with an
     # optional :port); empty: public addresses only (docs/alerts.md).
     destinations: DestinationPolicy = field(
-        default_factory=lambda: DestinationPolicy.parse(os.environ.get(DESTINATIONS_SETTING))
+        default_factory=lambda: DestinationPolicy.parse(os.environ.get("VIGIL_ALERT_DESTINATIONS"))
     )
 
 

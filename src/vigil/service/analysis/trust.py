@@ -189,13 +189,16 @@ class TrustPolicy:
 class PullPlan:
     """Where the scanner may pull one digest from: the places trust allows, and the registries it refuses.
 
-    ``sources`` are (registry, repository) after the mirror rule that applies, trusted (or trust not
-    checked, with no policy); ``refused`` are the registries the policy does not trust, which the
-    service never contacts.
+    ``sources`` are (registry, repository) after the mirror rule that applies, all trusted;
+    ``refused`` are the registries the policy does not trust, which the service never contacts.
+    With no trust policy at all nothing is trusted yet, so nothing is pulled: the registries a
+    cluster names are the cluster's word, and pulling from them would let a cluster credential
+    aim the service at any host (``unconfigured`` says so, apart from a refusal by a rule).
     """
 
     sources: tuple[tuple[str, str], ...] = ()
     refused: tuple[str, ...] = ()
+    unconfigured: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -204,6 +207,11 @@ class PullPlan:
 
     def refusal(self) -> str:
         hosts = ", ".join(self.refused)
+        if self.unconfigured:
+            return (
+                f"not scanned: no trust policy is set, so the service contacts no registry (this image names {hosts});"
+                " add the registries you trust (vigil trust add, or --trust-file)"
+            )
         if len(self.refused) == 1:
             return f"not scanned: registry {hosts} is not trusted by the trust policy"
         return f"not scanned: registries {hosts} are not trusted by the trust policy"
@@ -215,8 +223,8 @@ def pull_plan(policy: TrustPolicy, named: list[tuple[ImageRef, tuple[str, ...]]]
     refused: set[str] = set()
     for ref, cluster_keys in named:
         decision = policy.decide(ref, cluster_keys)
-        if decision.trusted is False:
-            refused.add(decision.effective.registry)
-        else:
+        if decision.trusted:
             sources.add((decision.effective.registry, decision.effective.repository))
-    return PullPlan(tuple(sorted(sources)), tuple(sorted(refused)))
+        else:
+            refused.add(decision.effective.registry)
+    return PullPlan(tuple(sorted(sources)), tuple(sorted(refused)), unconfigured=not policy.configured)
