@@ -77,7 +77,7 @@ def test_an_image_with_no_advisories_for_its_os_is_incomplete_in_the_console(mat
     }
 
 
-def test_zero_vulnerabilities_with_incomplete_coverage_is_never_clean(matched, admin_page):
+def test_zero_vulnerabilities_with_incomplete_coverage_is_never_clean(matched, admin_page, output_dir):
     svc, w = matched
     pk = w.image_pk[APP0]
     # With the npm record withdrawn, nothing is found: 0 vulnerabilities, and still incomplete, not clean.
@@ -99,6 +99,10 @@ def test_zero_vulnerabilities_with_incomplete_coverage_is_never_clean(matched, a
         "No vulnerability found, but the check is incomplete: no advisories loaded for Debian:12, npm: "
         "their packages were not checked."
     )
+    page.screenshot(path=str(output_dir / "image-incomplete.png"), full_page=True)
     page.goto(f"{svc.url}/")
     counts = {s.get_attribute("data-scan"): s.inner_text() for s in page.locator("#image-scans [data-scan]").all()}
     assert re.fullmatch(r"1 incomplete .*", counts["incomplete"]) and counts["clean"] == "0 clean"
+    riskiest = page.locator(f'tr[data-image-id="{pk}"] td.vulns')
+    assert (riskiest.get_attribute("data-verdict"), riskiest.inner_text().strip()) == ("incomplete", "incomplete")
+    page.screenshot(path=str(output_dir / "overview-incomplete.png"), full_page=True)

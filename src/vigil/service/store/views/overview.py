@@ -8,11 +8,12 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 
 from vigil.clock import utcnow
 from vigil.model.findings import FindingStatus
+from vigil.service.store import contents as contents_store
 from vigil.service.store import risk as risk_store
 from vigil.service.store.risk import OpenRisk, open_risk
 from vigil.service.store.schema import finding_events, findings, images
 from vigil.service.store.views.common import cluster_names, image_ref
-from vigil.service.store.views.images import image_vulnerability_counts
+from vigil.service.store.views.images import image_vulnerability_counts, scan_verdict
 
 
 def open_findings_series(conn: Connection, days: int = 14, today: date | None = None) -> list[tuple[date, int]]:
@@ -93,6 +94,7 @@ def riskiest_images(conn: Connection, limit: int = 5, risk: OpenRisk | None = No
     rows = {r.id: r for r in conn.execute(select(images).where(images.c.id.in_(pks)))} if pks else {}
     usage = risk_store.image_usage(conn, pks)
     counts = image_vulnerability_counts(conn, pks)
+    coverage = contents_store.scan_coverage(conn, [rows[pk].digest for pk in pks if pk in rows])
     return [
         {
             "id": pk,
@@ -101,6 +103,11 @@ def riskiest_images(conn: Connection, limit: int = 5, risk: OpenRisk | None = No
             "total": risk["parts"]["open_findings"],
             "usage": usage[pk],
             **counts[pk],
+            "scan_verdict": scan_verdict(
+                counts[pk]["scan_status"],
+                sum(counts[pk]["vulnerabilities"].values()),
+                coverage.get(rows[pk].digest),
+            ),
         }
         for pk, risk in top
         if pk in rows
