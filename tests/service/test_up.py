@@ -144,6 +144,10 @@ def test_up_as_root_runs_service_scanner_and_sensor_and_sees_a_host_exec(tmp_pat
         lines = up.stdout_lines()
         assert "scanner: in this process" in lines
         assert (
+            "scanner: no trust policy yet, so no registry is contacted and no image scanned: "
+            "`vigil trust add REGISTRY` (or --trust-file)"
+        ) in lines
+        assert (
             f"sensor: started for node {node} in cluster up-host (host processes too); "
             f"log: {up.data / 'logs' / 'sensor.log'}"
         ) in lines

@@ -47,6 +47,7 @@ from vigil.service.store.clusters import cluster_name as stored_cluster_name
 from vigil.service.store.clusters import ensure_cluster
 from vigil.service.store.credentials import enrol_sensor
 from vigil.service.store.inventory import apply_snapshot
+from vigil.service.store.policy import load_policy
 from vigil.service.store.tokens import TokenRejected, authenticate, issue_token
 from vigil.wire.inventory import InventorySnapshot, Node
 
@@ -315,6 +316,14 @@ def start_parts(
         if settings.contents.scanner_inprocess
         else "scanner: not in this process (--no-scanner; run `vigil scanner` workers)"
     )
+    if settings.integrity.trust_file is None:
+        with engine.connect() as conn:
+            unset = not load_policy(conn).configured
+        if unset:
+            say(
+                "scanner: no trust policy yet, so no registry is contacted and no image scanned: "
+                "`vigil trust add REGISTRY` (or --trust-file)"
+            )
 
     def start(child: Child) -> None:
         child.start()
