@@ -47,8 +47,10 @@ def build_app(only: str | None = None) -> typer.Typer:
     import typer
 
     from vigil.cli import root
+    from vigil.cli.errors import CommandGroup
 
     app = typer.Typer(
+        cls=CommandGroup,
         help="Vigil: runtime security for Kubernetes, with your artifact registry as the source of truth.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vigil.cli_paths import ca_file, output_file
 from vigil.service.analysis.install import connect_plan, token_file_name
 from vigil.wire.client import ServiceClient, ServiceError
 from vigil.wire.views import IssuedRegistrationToken
@@ -56,12 +57,18 @@ def connect_cluster(
     if not token:
         err.print("[red]error:[/] no API token: pass --token or set VIGIL_TOKEN (an admin token)")
         raise typer.Exit(2)
+    path = token_file or Path(token_file_name(name))
+    # Before the service makes the cluster: a token that cannot be written, or a CA the chart cannot read,
+    # would leave a pending cluster and a token shown nowhere.
+    if not manifest:
+        output_file(path, "--token-file")
+    if service_ca is not None:
+        ca_file(service_ca, "--service-ca")
     try:
         issued = issue(url, token, name, ttl, max_uses)
     except ServiceError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    path = token_file or Path(token_file_name(name))
     shown = str(path) if path.is_absolute() or str(path).startswith(".") else f"./{path}"
     plan = connect_plan(name, (service_url or url).rstrip("/"), issued.token, shown,
                         str(service_ca) if service_ca else None)  # fmt: skip

@@ -1,0 +1,157 @@
+"""No command ends in a traceback on bad input: file, directory and output options of the commands (found by
+walking the command tree, as test_help does) are given a missing file, an unwritable output and a malformed
+value, and each answer is a non-zero exit with one `error:` line naming what was given."""
+
+from __future__ import annotations
+
+import pathlib
+import typing
+from dataclasses import dataclass
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from vigil.cli import build_app
+
+runner = CliRunner()
+
+# What an option holds, which decides the bad values it gets:
+#   input:  a file the command reads (missing: absent; "unwritable": a directory; malformed: garbage bytes)
+#   indir:  a directory the command reads (missing: absent; "unwritable": under a file; malformed: a file)
+#   output: a file the command writes (missing: its directory absent; unwritable: in /proc; malformed: a dir)
+#   dir:    a directory the command makes or writes into (missing: under a file; unwritable: in /proc;
+#           malformed: a regular file)
+#   format: an --output that names a format, not a path (malformed: an unknown format)
+Role = typing.Literal["input", "indir", "output", "dir", "format"]
+
+
+@dataclass(frozen=True)
+class Case:
+    role: Role
+    args: tuple[str, ...] = ()  # what else the command needs to get as far as the option
+
+
+SERVICE = ("--url", "http://127.0.0.1:9", "--token", "vgl_u_x")
+CONTROLLER = ("--service", "http://127.0.0.1:9", "--registration-token", "vgl_r_x", "--cluster-name", "demo")
+SENSOR = ("--service", "http://127.0.0.1:9", "--duration", "1")
+CERT = ("--credential-file", "{cred}", "--client-cert", "{tmp}/c.pem", "--client-key", "{tmp}/c.key")
+
+CASES: dict[tuple[str, str], Case] = {
+    ("get", "--output"): Case("format", ("findings",) + SERVICE),
+    ("scan", "--output"): Case("format", ("{tmp}",)),
+    ("scan", "--db"): Case("input", ("{tmp}",)),
+    ("sbom", "--output"): Case("output", ("{rootfs}",)),
+    ("token list", "--output"): Case("format", ("--data-dir", "{tmp}/d")),
+    ("cluster install", "--token-file"): Case("output", ("--name", "demo") + SERVICE),
+    ("cluster install", "--service-ca"): Case("input", ("--name", "demo") + SERVICE),
+    ("cluster credentials", "--output"): Case("format", ("demo",) + SERVICE),
+    ("controller", "--credential-file"): Case("output", CONTROLLER),
+    ("controller", "--kubeconfig"): Case("input", CONTROLLER + ("--credential-file", "{tmp}/c.json")),
+    ("controller", "--service-ca"): Case("input", CONTROLLER + ("--credential-file", "{tmp}/c.json")),
+    ("controller", "--client-cert"): Case("input", CONTROLLER + ("--client-key", "{pem}")),
+    ("controller", "--client-key"): Case("input", CONTROLLER + ("--client-cert", "{pem}")),
+    ("sensor", "--service-ca"): Case("input", SENSOR + ("--credential-file", "{cred}")),
+    ("sensor", "--client-cert"): Case("input", SENSOR + ("--credential-file", "{cred}", "--client-key", "{pem}")),
+    ("sensor", "--client-key"): Case("input", SENSOR + ("--credential-file", "{cred}", "--client-cert", "{pem}")),
+    ("sensor", "--output"): Case("format", ("--duration", "1")),
+    ("catalog", "PATH"): Case("indir"),
+    ("catalog", "--output"): Case("format", ("{rootfs}",)),
+    ("intel query", "--db"): Case("input", ("--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.0")),
+    ("intel query", "--output"): Case(
+        "format", ("--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.0", "--db", "{db}")
+    ),
+    ("trust list", "--output"): Case("format", ("--data-dir", "{tmp}/d")),
+    ("image check", "--output"): Case("format", ("registry.example.com/x:1",)),
+    ("alerts list", "--output"): Case("format", SERVICE),
+    ("alerts dead-letters", "--output"): Case("format", SERVICE),
+    ("dev kube-api", "--load"): Case("indir", ("--port", "0")),
+    ("dev kube-api", "--write-kubeconfig"): Case("output", ("--port", "0")),
+}
+
+
+def _is_path(annotation: object) -> bool:
+    return annotation is pathlib.Path or any(_is_path(a) for a in typing.get_args(annotation))
+
+
+def _path_options() -> set[tuple[str, str]]:
+    """(command, option) for every option or argument that names a file or directory, or the output."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(command, prefix: tuple[str, ...]) -> None:
+        for param in command.params if prefix else ():
+            name = max(param.opts, key=len) if param.opts and param.opts[0].startswith("-") else param.name.upper()
+            if _is_path(param.type_descriptor.annotation) or "--output" in param.opts:
+                found.add((" ".join(prefix), name))
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*prefix, sub_name))
+
+    walk(typer.main.get_command(build_app()), ())
+    return found
+
+
+def test_the_cases_name_options_the_walk_finds():
+    # Guards the table against renamed options; the walk finds more options than the table covers so far.
+    assert set(CASES) <= _path_options()
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, str]:
+    (tmp_path / "afile").write_text("a regular file\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "garbage").write_bytes(b"\x00\xff\xfe: [unclosed\n-----BEGIN nonsense\n{{{")
+    (tmp_path / "rootfs" / "etc").mkdir(parents=True)
+    (tmp_path / "osv").mkdir()
+    (tmp_path / "cred").write_text("vgl_c_notarealone\n")
+    pem = tmp_path / "pem"
+    pem.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    return {
+        "tmp": str(tmp_path),
+        "rootfs": str(tmp_path / "rootfs"),
+        "osv": str(tmp_path / "osv"),
+        "cred": str(tmp_path / "cred"),
+        "pem": str(pem),
+        "db": str(tmp_path / "intel.db"),
+    }
+
+
+def _bad_values(role: Role, tmp: str) -> dict[str, str]:
+    """The value each kind of bad input gives an option of this role."""
+    # /proc takes no new files, not even from root (which the tests may run as).
+    missing, unmakeable, under_a_file = f"{tmp}/missing/x.yaml", "/proc/vigil-test/x.json", f"{tmp}/afile/x"
+    if role == "input":
+        return {"missing": missing, "unwritable": f"{tmp}/adir", "malformed": f"{tmp}/garbage"}
+    if role == "indir":
+        return {"missing": missing, "unwritable": under_a_file, "malformed": f"{tmp}/afile"}
+    if role == "output":
+        return {"missing": f"{tmp}/missing/x.json", "unwritable": unmakeable, "malformed": f"{tmp}/adir"}
+    if role == "dir":
+        return {"missing": under_a_file, "unwritable": unmakeable, "malformed": f"{tmp}/afile"}
+    return {"malformed": "yaml"}
+
+
+def _runs() -> list[tuple[tuple[str, str], str]]:
+    kinds = {"format": ("malformed",)}
+    return [(w, k) for w in sorted(CASES) for k in kinds.get(CASES[w].role, ("missing", "unwritable", "malformed"))]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("where", "kind"), _runs(), ids=lambda v: " ".join(v) if isinstance(v, tuple) else v)
+def test_bad_input_is_one_error_line_naming_it(where, kind, files):
+    command, option = where
+    case = CASES[where]
+    value = _bad_values(case.role, files["tmp"])[kind]
+    args = [a.format(**files) for a in case.args]
+    given = [value] if option.isupper() else [option, value]
+    result = runner.invoke(build_app(), [*command.split(), *given, *args], terminal_width=200)
+    text = result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{type(result.exception).__name__}: {result.exception}\n{text}"
+    )
+    assert result.exit_code != 0, text
+    assert "Traceback" not in text
+    errors = [line for line in text.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, text
+    assert value in errors[0], text
+    if case.role == "format":
+        assert option in errors[0], text
