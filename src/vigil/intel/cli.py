@@ -47,6 +47,15 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
+# A table's summary: the advisory's first words, enough to tell advisories apart (whole in -o json).
+SUMMARY_WIDTH = 60
+
+
+def _table_summary(summary: str) -> str:
+    text = " ".join(summary.split())
+    return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1].rstrip() + "…"
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -121,7 +130,7 @@ def query_command(
     package: str = typer.Option(..., "--package", help="package name (Debian/Ubuntu: the source package)"),
     version: str = typer.Option(..., "--version", help="installed version"),
     db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
-    output: Annotated[OutputFormat, typer.Option("--output", help="table or json")] = OutputFormat.table,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")] = OutputFormat.table,
 ) -> None:
     """List the vulnerabilities (advisories merged by alias) affecting one package version."""
     path = db or default_db_path()
@@ -163,7 +172,7 @@ def query_command(
                 level,
                 ", ".join(v.fixed_versions) or "-",
                 ", ".join(others) or "-",
-                v.summary,
+                _table_summary(v.summary),
             )
         )
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -176,7 +185,8 @@ def query_command(
                 min_width=max(len(column), *(len(r[i]) for r in rows)),
             )
         else:
-            table.add_column(column, overflow="fold")
+            # One line per row: what does not fit ends in "…" (the whole text is in -o json).
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -69,7 +69,9 @@ def sensor(
     ),
     spool_max_batches: int = typer.Option(1000, help="Spool bound in batches; the oldest are dropped past it"),
     include_host: bool = typer.Option(False, help="Also trace processes that are in no container"),
-    output: str | None = typer.Option(None, help="'json': print attributed exec events as JSON lines to stdout"),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="'json': print attributed exec events as JSON lines to stdout"
+    ),
     duration: float | None = typer.Option(None, help="Stop after this many seconds"),
     batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
     heartbeat_interval: float = typer.Option(15.0, help="Seconds between heartbeats to the service"),
