@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,6 +72,11 @@ def import_command(
 ) -> None:
     """Import OSV advisories; a record replaces a stored one only if modified later."""
     console = _console()
+    # The loader logs what it skips, rejects and warns about, for the service's log; here the report below
+    # says each once, so the log records must not reach stderr as well.
+    loader_log = logging.getLogger("vigil.intel")
+    if not any(isinstance(h, logging.NullHandler) for h in loader_log.handlers):
+        loader_log.addHandler(logging.NullHandler())
     with Progress(
         TextColumn("reading OSV records"),
         BarColumn(),
@@ -101,7 +107,7 @@ def import_command(
     for path, reason in report.skipped:
         console.print(f"skipped: {path}: {reason}")
     for warning in report.warnings:
-        console.print(f"warning: {warning}")
+        typer.echo(f"warning: {warning}", err=True)
     if report.rejected:
         raise typer.Exit(1)
 

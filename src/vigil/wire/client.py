@@ -22,8 +22,28 @@ class ServiceError(RuntimeError):
         self.detail = detail
 
 
+class InvalidServiceUrl(ServiceError, ValueError):
+    """A service URL that could never be reached: no http(s) scheme or no host (a ValueError too, so a command
+    that builds its client outside its own error handling still ends in one error line)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(0, "invalid_url", url)
+
+    def __str__(self) -> str:
+        return f"--url {self.detail!r}: a service URL needs the scheme http or https and a host, e.g. http://127.0.0.1:8080"
+
+
+def check_service_url(url: str) -> str:
+    """``url`` if it has an http(s) scheme and a host; else ``InvalidServiceUrl``."""
+    parsed = httpx.URL(url) if "://" in url else None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidServiceUrl(url)
+    return url
+
+
 class ServiceClient:
     def __init__(self, url: str, token: str | None, *, timeout: float = 30.0, verify: bool | str = True) -> None:
+        check_service_url(url)
         headers = {"User-Agent": "vigil-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"

@@ -119,6 +119,19 @@ def document(ref: ImageRef, verdict: Verdict, provenance: dict | None) -> dict:
     }
 
 
+def _shown(detail: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+
+
+def _reason(evidence: dict) -> str:
+    """Why a finding without digests was raised (an untrusted registry: the rule, and what is trusted)."""
+    reason = str(evidence.get("rule") or "no reason recorded")
+    patterns = evidence.get("trusted_patterns")
+    if patterns is not None:
+        reason += f" (consulted: {'; '.join(map(str, patterns)) or 'no trusted pattern'})"
+    return reason
+
+
 def print_text(ref: ImageRef, verdict: Verdict, provenance: dict | None) -> None:
     ev = verdict.evidence
     typer.echo(f"image      {ref}")
@@ -129,8 +142,7 @@ def print_text(ref: ImageRef, verdict: Verdict, provenance: dict | None) -> None
     typer.echo(f"status     {verdict.status.value}")
     for f in verdict.findings:
         detail = {k: v for k, v in f.evidence.items() if k in TEXT_EVIDENCE}
-        shown = ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
-        typer.echo(f"finding    {f.type} ({f.severity}): " + shown)
+        typer.echo(f"finding    {f.type} ({f.severity}): " + (_shown(detail) or _reason(f.evidence)))
     if verdict.status is Status.UNKNOWN:
         typer.echo(f"registry   {ev.get('registry_answer')}")
     if verdict.status is Status.VERIFIED:
