@@ -80,3 +80,16 @@ def test_intel_import_prints_each_warning_once_on_stderr(tmp_path: Path):
     assert "warning" not in done.stdout
     warnings = [line for line in done.stderr.splitlines() if "PYSEC-2024-99" in line]
     assert len(warnings) == 1 and warnings[0].startswith("warning: "), done.stderr
+
+
+def test_a_plain_http_registry_spoken_to_over_tls_gets_the_plain_http_hint(tmp_path):
+    from vigil.devtools.registry_server import RegistryServer
+
+    with RegistryServer.for_pytest(tmp_path / "registry") as registry:
+        result = runner.invoke(
+            build_app(), ["image", "check", f"{registry.host}/shop/web:1.0", "--trusted", registry.host]
+        )
+    assert result.exit_code == 3, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("registry "))
+    assert "WRONG_VERSION_NUMBER" in line
+    assert f"; the registry may speak plain HTTP: use --plain-http {registry.host} (or plain_http: true)" in line

@@ -375,7 +375,7 @@ class RegistryTransport:
             try:
                 response = client.send(request, stream=stream, follow_redirects=follow_redirects)
             except httpx.TransportError as exc:
-                last_problem = _describe_transport_error(exc)
+                last_problem = _describe_transport_error(exc, target.registry)
                 log.debug("registry %s: %s %s failed: %s", target.registry, method, request.url, last_problem)
                 if _is_tls_failure(exc):
                     break  # a certificate problem will not fix itself on retry
@@ -412,9 +412,18 @@ def _is_tls_failure(exc: httpx.TransportError) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
-def _describe_transport_error(exc: httpx.TransportError) -> str:
+def _speaks_plain_http(exc: httpx.TransportError) -> bool:
+    # What OpenSSL reports when the server's first bytes are an HTTP response rather than a TLS record.
+    text = str(exc)
+    return "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "http request" in text.lower()
+
+
+def _describe_transport_error(exc: httpx.TransportError, registry: str = "") -> str:
     if _is_tls_failure(exc):
-        return f"TLS failure: {exc}"
+        hint = ""
+        if _speaks_plain_http(exc):
+            hint = f"; the registry may speak plain HTTP: use --plain-http {registry or 'HOST'} (or plain_http: true)"
+        return f"TLS failure: {exc}{hint}"
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
     if isinstance(exc, httpx.ConnectError):
