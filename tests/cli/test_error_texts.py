@@ -93,3 +93,16 @@ def test_a_plain_http_registry_spoken_to_over_tls_gets_the_plain_http_hint(tmp_p
     line = next(line for line in result.stdout.splitlines() if line.startswith("registry "))
     assert "WRONG_VERSION_NUMBER" in line
     assert f"; the registry may speak plain HTTP: use --plain-http {registry.host} (or plain_http: true)" in line
+
+
+def test_kube_api_load_names_both_files_of_a_duplicate_object(tmp_path):
+    objects = tmp_path / "k8s"
+    objects.mkdir()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"}, "spec": {}}
+    (objects / "a.json").write_text(json.dumps(pod))
+    (objects / "b.json").write_text(json.dumps(dict(pod, spec={"nodeName": "n1"})))
+    result = runner.invoke(build_app(), ["dev", "kube-api", "--load", str(objects), "--port", "0"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: Pod shop/web is defined twice: in {objects / 'a.json'} and in {objects / 'b.json'}\n"
+    )

@@ -48,8 +48,18 @@ def load_directory(store: ApiStore, folder: Path) -> int:
     if not folder.is_dir():
         raise LoadError(f"{folder}: not a directory")
     count = 0
+    # Where each object was first defined: a second definition would be an update of the first, and the
+    # store's answer (a UID precondition failure) would not say which files collide.
+    defined: dict[tuple[str, str, str, str], Path] = {}
     for path in sorted(p for p in folder.rglob("*") if p.suffix in _SUFFIXES and p.is_file()):
         for obj in documents(path):
+            meta = obj.get("metadata") or {}
+            key = (str(obj.get("apiVersion", "")), str(obj.get("kind")), str(meta.get("namespace") or ""),
+                   str(meta.get("name")))  # fmt: skip
+            if key in defined:
+                where = f"{key[2]}/{key[3]}" if key[2] else key[3]
+                raise LoadError(f"{key[1]} {where} is defined twice: in {defined[key]} and in {path}")
+            defined[key] = path
             try:
                 store.apply(obj)
             except Exception as exc:
