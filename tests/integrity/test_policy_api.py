@@ -13,6 +13,8 @@ from vigil.devtools.oci import push
 from vigil.devtools.service import LiveService
 from vigil.service.app import create_app
 from vigil.service.settings import IntegritySettings, Settings
+from vigil.service.store.clusters import ensure_cluster
+from vigil.service.store.db import create_store_engine
 from vigil.service.store.policy import load_policy
 
 from .integrity_helpers import (
@@ -117,6 +119,15 @@ def test_trust_cli_add_remove_list(tmp_path):
     assert (r.exit_code, r.output.strip()) == (0, "added: trusted registry.example.com/team (global)")
     r = runner.invoke(vigil_app, ["trust", "add", "registry.example.com/team", *data])
     assert r.output.strip() == "already present: trusted registry.example.com/team (global)"
+    r = runner.invoke(
+        vigil_app,
+        ["trust", "add", "docker.io", "--mirror", "artifactory.example.com/remote", "--cluster", "prod", *data],
+    )
+    assert (r.exit_code, r.output.strip()) == (2, "error: --cluster: cluster 'prod' is not registered (no cluster is)")
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'd' / 'vigil.db'}")
+    with engine.begin() as conn:
+        ensure_cluster(conn, "prod")
+    engine.dispose()
     r = runner.invoke(
         vigil_app,
         ["trust", "add", "docker.io", "--mirror", "artifactory.example.com/remote", "--cluster", "prod", *data],
