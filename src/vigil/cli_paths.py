@@ -56,14 +56,16 @@ def output_file(path: Path, option: str) -> Path:
 
 
 def output_dir(path: Path, option: str) -> Path:
-    """``path`` if it is a directory, or one could be made there (every existing ancestor a directory)."""
+    """``path`` as a directory, made (with its parents) if missing."""
     if path.exists() and not path.is_dir():
         raise BadPath(f"{option} {path}: not a directory")
     existing = _nearest_existing(path)
     if not existing.is_dir():
         raise BadPath(f"{option} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK):
-        raise BadPath(f"{option} {path}: {existing} is not writable")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadPath(f"{option} {path}: cannot be made: {exc.strerror}") from None
     return path
 
 

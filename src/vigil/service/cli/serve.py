@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from vigil.cli_output import Output
+from vigil.cli_paths import output_dir
 from vigil.clock import iso
 from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
@@ -45,9 +47,11 @@ DatabaseUrl = typer.Option(
 
 def _settings(data_dir: Path | None, database_url: str | None, **kw) -> Settings:
     try:
+        if data_dir is not None:
+            output_dir(data_dir, "--data-dir")
         return Settings(data_dir=data_dir or default_data_dir(), database_url=database_url, **kw)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
 
