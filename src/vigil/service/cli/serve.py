@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vigil.cli_output import Output
-from vigil.cli_paths import output_dir
+from vigil.cli_paths import BadPath, input_file, output_dir
 from vigil.clock import iso
 from vigil.loopback import is_loopback_host
 from vigil.service.settings import ContentsSettings, IntegritySettings, Settings, default_data_dir
@@ -106,6 +106,33 @@ def serve(settings: Settings, tls_cert: Path | None, tls_key: Path | None, insec
     uvicorn.Server(config).run()
 
 
+def _check_tls_pair(tls_cert: Path | None, tls_key: Path | None) -> None:
+    """Both or neither, readable, and a certificate with its key: found before serving, not by the server
+    thread that would fail on them after the store was prepared."""
+    import ssl
+
+    if (tls_cert is None) != (tls_key is None):
+        err.print("[red]error:[/] --tls-cert and --tls-key go together: give both (or neither)")
+        raise typer.Exit(2)
+    if tls_cert is None or tls_key is None:
+        return
+    try:
+        input_file(tls_cert, "--tls-cert")
+        input_file(tls_key, "--tls-key")
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(tls_cert, tls_key)
+    except BadPath as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    except ssl.SSLError as exc:
+        err.print(
+            f"[red]error:[/] --tls-cert {escape(str(tls_cert))} --tls-key {escape(str(tls_key))}: not a PEM "
+            f"certificate and its private key ({escape(exc.reason or str(exc))})",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(2) from None
+
+
 def service_config(
     settings: Settings, tls_cert: Path | None, tls_key: Path | None, insecure_http: bool
 ) -> tuple[uvicorn.Config, Engine]:
@@ -128,6 +155,7 @@ def service_config(
             "would take away."
         )
         raise typer.Exit(2)
+    _check_tls_pair(tls_cert, tls_key)
     engine = _prepare(settings)
     token = _first_admin(engine)
     scheme = "https" if tls_cert else "http"
