@@ -21,6 +21,12 @@ KIND = re.compile(r"[A-Z][A-Za-z0-9]{0,62}\Z")
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
 MAX_ITEMS = 200_000
+# Every integer is stored as a signed 64-bit column (SQLite INTEGER, PostgreSQL BIGINT): a larger
+# one is refused here (422) rather than failing in the store.
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+# Kubernetes' own int32 fields (restartCount; runAsUser, which its API validates to 0..2^31-1).
+INT32_MAX: Final = 2**31 - 1
 
 
 def check(pattern: re.Pattern[str], value: str, what: str) -> str:

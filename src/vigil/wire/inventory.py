@@ -17,6 +17,7 @@ from vigil.model.image import is_sha256_digest
 from vigil.wire.base import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
+    INT32_MAX,
     KIND,
     MAX_ITEMS,
     Batch,
@@ -107,7 +108,7 @@ class Container(WireModel):
         default=None, description="Runtime-prefixed id, e.g. containerd://<64 hex>; absent until started"
     )
     state: ContainerState = "unknown"
-    restart_count: int = Field(default=0, ge=0)
+    restart_count: int = Field(default=0, ge=0, le=INT32_MAX)
 
     @field_validator("image_digest")
     @classmethod
@@ -128,7 +129,7 @@ class SecurityFacts(WireModel):
     host_network: bool = False
     host_ipc: bool = False
     run_as_non_root: bool | None = None
-    run_as_user: int | None = None
+    run_as_user: int | None = Field(default=None, ge=0, le=INT32_MAX)
     added_capabilities: list[str] = Field(default_factory=list, max_length=64)
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from vigil.wire.base import DNS_SUBDOMAIN, Batch, WireModel, check, check_container_id, require_unique
+from vigil.wire.base import DNS_SUBDOMAIN, INT64_MAX, Batch, WireModel, check, check_container_id, require_unique
 
 RUNTIME_INGEST_PATH = "/api/v1/ingest/runtime"
 SENSOR_HEARTBEAT_PATH = "/api/v1/ingest/sensor-heartbeat"
@@ -41,10 +41,10 @@ class ExecSample(WireModel):
     """One exec as the kernel reported it."""
 
     time: datetime
-    pid: int = Field(ge=1)
-    ppid: int = Field(ge=0)
-    uid: int = Field(ge=0)
-    gid: int = Field(ge=0)
+    pid: int = Field(ge=1, le=INT64_MAX)
+    ppid: int = Field(ge=0, le=INT64_MAX)
+    uid: int = Field(ge=0, le=INT64_MAX)
+    gid: int = Field(ge=0, le=INT64_MAX)
     comm: str = Field(default="", max_length=16)
     filename: str = Field(max_length=MAX_PATH, description="The path given to execve")
     argv: list[str] = Field(default_factory=list, max_length=MAX_ARGV_ITEMS)
@@ -52,9 +52,9 @@ class ExecSample(WireModel):
     interpreter: str | None = Field(
         default=None, max_length=MAX_PATH, description="For #! scripts: the interpreter loaded"
     )
-    cgroup_id: int = Field(default=0, ge=0)
-    mnt_ns: int = Field(default=0, ge=0)
-    pid_ns: int = Field(default=0, ge=0)
+    cgroup_id: int = Field(default=0, ge=0, le=INT64_MAX)
+    mnt_ns: int = Field(default=0, ge=0, le=INT64_MAX)
+    pid_ns: int = Field(default=0, ge=0, le=INT64_MAX)
     libraries: list[str] = Field(
         default_factory=list, max_length=512, description="Paths of shared libraries mapped shortly after exec"
     )
@@ -70,7 +70,7 @@ class RuntimeRecord(WireModel):
     sha256: str | None = Field(description="sha256 of the file's bytes; null when the file could not be read")
     first_seen: datetime
     last_seen: datetime
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=INT64_MAX)
     samples: list[ExecSample] = Field(default_factory=list, max_length=MAX_SAMPLES)
 
     @field_validator("container_id")
@@ -108,7 +108,7 @@ class RuntimeBatch(Batch):
     sensor_id: str = Field(
         min_length=1, max_length=64, description="Stable per sensor process; with seq, orders batches"
     )
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=INT64_MAX)
     window_start: datetime
     window_end: datetime
     records: list[RuntimeRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
@@ -138,12 +138,16 @@ class SensorHeartbeat(WireModel):
     version: str = Field(default="", max_length=64)
     kernel: str = Field(default="", max_length=256)
     btf: bool = False
-    events_seen: int = Field(default=0, ge=0, description="Events read from the kernel since start")
-    events_lost: int = Field(default=0, ge=0, description="Events the kernel could not queue (ring buffer full)")
-    events_filtered: int = Field(default=0, ge=0, description="Host events skipped in the kernel")
-    batches_spooled: int = Field(default=0, ge=0, description="Batches waiting in the on-disk spool now")
-    batches_dropped: int = Field(default=0, ge=0, description="Batches dropped past the spool bound since start")
-    records_dropped: int = Field(default=0, ge=0)
+    events_seen: int = Field(default=0, ge=0, le=INT64_MAX, description="Events read from the kernel since start")
+    events_lost: int = Field(
+        default=0, ge=0, le=INT64_MAX, description="Events the kernel could not queue (ring buffer full)"
+    )
+    events_filtered: int = Field(default=0, ge=0, le=INT64_MAX, description="Host events skipped in the kernel")
+    batches_spooled: int = Field(default=0, ge=0, le=INT64_MAX, description="Batches waiting in the on-disk spool now")
+    batches_dropped: int = Field(
+        default=0, ge=0, le=INT64_MAX, description="Batches dropped past the spool bound since start"
+    )
+    records_dropped: int = Field(default=0, ge=0, le=INT64_MAX)
     interval_seconds: int = Field(default=15, ge=1, le=3600)
 
     @field_validator("node_name")

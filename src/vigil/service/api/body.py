@@ -6,6 +6,7 @@ take the raw request, authenticate, then validate with pydantic's JSON parser.
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -17,6 +18,9 @@ from vigil.gcpause import paused_gc
 
 T = TypeVar("T")
 _INLINE_LIMIT = 256 * 1024
+# A JSON string holds NUL only as the escape \u0000 after an even run of backslashes; PostgreSQL
+# text cannot store it, so such a body is refused before it reaches the store.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _ADAPTERS: dict[Any, TypeAdapter] = {}
 
 
@@ -42,6 +46,10 @@ async def parse_body(request: Request, model: Any) -> Any:
         from vigil.service.api.errors import bad_request
 
         raise bad_request("request body is empty; a JSON object is required")
+    if _NUL_ESCAPE.search(raw):
+        from vigil.service.api.errors import ApiError
+
+        raise ApiError(422, "invalid_request", "body: a string holds a NUL character (\\u0000), which no field may")
     try:
         if len(raw) < _INLINE_LIMIT:
             return adapter(model).validate_json(raw)

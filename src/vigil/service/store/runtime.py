@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from vigil.clock import as_utc, utcnow
 from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import executions, nodes, sensors
+from vigil.wire.base import INT64_MAX
 from vigil.wire.runtime import MAX_SAMPLES, RuntimeBatch, SensorHeartbeat
 
 _KEY = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
@@ -61,7 +62,8 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
             .where(executions.c.id == stored.id)
             .values(
                 # By name: to a type checker, Row.count is the tuple method.
-                count=stored._mapping["count"] + r.count,
+                # Saturates: the column is a signed 64-bit integer.
+                count=min(stored._mapping["count"] + r.count, INT64_MAX),
                 first_seen_at=min(first, r.first_seen),
                 last_seen_at=max(last, r.last_seen),
                 pod_uid=stored.pod_uid or r.pod_uid,
