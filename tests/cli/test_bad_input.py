@@ -48,6 +48,14 @@ CASES: dict[tuple[str, str], Case] = {
     ("service", "--tls-cert"): Case("input", ("--tls-key", "{pem}", "--data-dir", "{tmp}/d")),
     ("service", "--tls-key"): Case("input", ("--tls-cert", "{pem}", "--data-dir", "{tmp}/d")),
     ("service", "--data-dir"): Case("dir"),
+    ("up", "--trust-file"): Case("input", ("--no-sensor", "--data-dir", "{tmp}/d")),
+    ("up", "--registry-config"): Case("input", ("--no-sensor", "--data-dir", "{tmp}/d")),
+    ("service", "--trust-file"): Case("input", ("--data-dir", "{tmp}/d")),
+    ("service", "--registry-config"): Case("input", ("--data-dir", "{tmp}/d")),
+    ("image check", "--policy"): Case("input", ("registry.example.com/x:1",)),
+    ("image check", "--registry-config"): Case(
+        "input", ("registry.example.com/x:1", "--trusted", "registry.example.com")
+    ),
     ("service init", "--data-dir"): Case("dir"),
     ("token create", "--data-dir"): Case("dir", ("--role", "viewer", "--name", "x")),
     ("token list", "--data-dir"): Case("dir"),

@@ -154,6 +154,8 @@ class RegistryConfig:
             data = yaml.safe_load(path.read_text())
         except OSError as exc:
             raise RegistryConfigError(f"registry config {path}: cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise RegistryConfigError(f"registry config {path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise RegistryConfigError(yaml_error_message(f"registry config {path}", exc)) from None
         return cls.from_mapping(data, source=f"registry config {path}", environ=environ)

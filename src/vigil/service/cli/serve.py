@@ -252,7 +252,7 @@ def _integrity(reverify_interval: float, trust_file: Path | None, registry_confi
     except (PolicyFileError, RegistryConfigError) as exc:
         from rich.markup import escape
 
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     return IntegritySettings(reverify_interval=reverify_interval, trust_file=trust_file)
 

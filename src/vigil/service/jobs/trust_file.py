@@ -19,6 +19,8 @@ def load_policy_file(path: str | Path) -> TrustPolicy:
         text = path.read_text()
     except OSError as exc:
         raise PolicyFileError(f"trust policy file {path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(f"trust policy file {path}: not UTF-8 text (byte {exc.start})") from None
     return parse_policy_text(text, str(path))
 
 
