@@ -29,7 +29,7 @@ from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
 from vigil.catalog.limits import ScanLimits
 from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.catalog.progress_bar import layer_progress_bar
-from vigil.intel import AdvisoryIndex, AdvisoryStore, default_db_path
+from vigil.intel import Advisory, AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.coverage import Coverage, needed_ecosystems
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
 from vigil.intel.store import StoreError
@@ -114,7 +114,7 @@ def advisories_for(report: ScanReport, db: Path) -> tuple[AdvisoryIndex, Coverag
         except UnknownOsvEcosystemError:
             continue  # reported by match_packages for that package
         names.add((base, normalize_name(base, target.name)))
-    seen: dict[str, object] = {}
+    seen: dict[str, Advisory] = {}
     with AdvisoryStore(db) as store:
         for base, name in sorted(names):
             advisories, _ = store.load_for_package(base, name)
@@ -123,12 +123,12 @@ def advisories_for(report: ScanReport, db: Path) -> tuple[AdvisoryIndex, Coverag
                     seen.setdefault(a.id, a)
         # Aliases that name none of these packages (a CVE record, a GHSA of another ecosystem) may
         # still hold the only rating of a vulnerability that matched under another id.
-        for alias in sorted({i for a in list(seen.values()) for i in a.aliases} - seen.keys()):  # type: ignore[attr-defined]
+        for alias in sorted({i for a in seen.values() for i in a.aliases} - seen.keys()):
             record = store.get(alias)
             if record is not None and not record.is_withdrawn:
                 seen[alias] = record
         coverage = store.coverage(needed_ecosystems(report.contents.packages))
-    return AdvisoryIndex.from_advisories(seen.values()), coverage  # type: ignore[arg-type]
+    return AdvisoryIndex.from_advisories(seen.values()), coverage
 
 
 def _load(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
