@@ -5,15 +5,16 @@ from __future__ import annotations
 import pytest
 
 from vigil.model.image import parse_image_ref
-from vigil.service.analysis.integrity import RegistryAnswer, Status, judge, worst
-from vigil.service.analysis.policy_doc import PolicyDoc, PolicyFileError
-from vigil.service.analysis.trust import (
+from vigil.policy.integrity import Status, judge, worst
+from vigil.policy.trust import (
     InvalidPattern,
     MirrorRule,
     Pattern,
     TrustPolicy,
     TrustRule,
 )
+from vigil.policy.trust_doc import PolicyDoc, PolicyFileError
+from vigil.registry.probe import RegistryAnswer
 from vigil.service.jobs.trust_file import load_policy_file
 
 R = "sha256:" + "a" * 64

@@ -9,7 +9,7 @@ import pytest
 
 from vigil.devtools.service import LiveService
 from vigil.model.scan import ScanResult
-from vigil.service.analysis.trust import Pattern
+from vigil.policy.trust import Pattern
 from vigil.service.store import contents, policy
 from vigil.service.store.findings import Observation, observe
 from vigil.service.store.schema import images

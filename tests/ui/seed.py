@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from vigil.devtools.inventory import synthetic_snapshot
-from vigil.service.analysis.trust import Pattern
+from vigil.policy.trust import Pattern
 from vigil.service.store import contents, policy
 from vigil.service.store.findings import Observation, observe, set_status
 from vigil.service.store.integrity import record_provenance

@@ -10,7 +10,7 @@ import httpx
 import uvicorn
 
 from vigil.devtools.net import free_port, wait_for_port
-from vigil.service.analysis.trust import Pattern
+from vigil.policy.trust import Pattern
 from vigil.service.app import create_app
 from vigil.service.settings import Settings
 from vigil.service.store.clusters import cluster_for_registration

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.analysis.policy_doc import PolicyDoc
+from vigil.policy.trust_doc import PolicyDoc
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
 from vigil.service.api.responses import ViewRoute

@@ -13,6 +13,9 @@ import typer
 
 from vigil.model.findings import FindingType
 from vigil.model.image import ImageRef, InvalidReference, parse_image_ref
+from vigil.policy.integrity import Status, Verdict, judge
+from vigil.policy.trust import InvalidPattern, Pattern, TrustPolicy, TrustRule
+from vigil.policy.trust_doc import PolicyFileError
 from vigil.registry import (
     NotFound,
     RegistryClient,
@@ -21,10 +24,7 @@ from vigil.registry import (
     RegistryError,
     RegistrySettings,
 )
-from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
-from vigil.service.analysis.policy_doc import PolicyFileError
-from vigil.service.analysis.trust import InvalidPattern, Pattern, TrustPolicy, TrustRule
-from vigil.service.jobs.probe import error_kind, fetch_provenance, probe
+from vigil.registry.probe import RegistryAnswer, error_kind, fetch_provenance, probe
 from vigil.service.jobs.trust_file import load_policy_file
 
 # The evidence a finding's text line shows, in the evidence's own order.

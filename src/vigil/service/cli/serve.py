@@ -241,8 +241,8 @@ RegistryConfigFile = typer.Option(
 
 
 def _integrity(reverify_interval: float, trust_file: Path | None, registry_config: Path | None) -> IntegritySettings:
+    from vigil.policy.trust_doc import PolicyFileError
     from vigil.registry import RegistryConfig, RegistryConfigError
-    from vigil.service.analysis.policy_doc import PolicyFileError
     from vigil.service.jobs.trust_file import load_policy_file
 
     try:  # refuse a bad file before starting, naming the file and the field

@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import Connection
 
 from vigil.cli_output import Output, print_rows
-from vigil.service.analysis.trust import InvalidPattern, Pattern
+from vigil.policy.trust import InvalidPattern, Pattern
 from vigil.service.cli.serve import DatabaseUrl, DataDir, _prepare, _settings
 from vigil.service.store import policy as policy_store
 from vigil.service.store.clusters import UnknownCluster, resolve_cluster

@@ -29,10 +29,10 @@ from vigil.background import PeriodicTask
 from vigil.clock import utcnow
 from vigil.model.findings import INTEGRITY_TYPES, Family, FindingStatus, FindingType
 from vigil.model.image import ImageRef, digest_error
+from vigil.policy.integrity import Status, Verdict, judge
+from vigil.policy.trust import TrustDecision, TrustPolicy
 from vigil.registry import RegistryClient
-from vigil.service.analysis.integrity import RegistryAnswer, Status, Verdict, judge
-from vigil.service.analysis.trust import TrustDecision, TrustPolicy
-from vigil.service.jobs.probe import fetch_provenance, probe
+from vigil.registry.probe import RegistryAnswer, fetch_provenance, probe
 from vigil.service.store import findings as finding_store
 from vigil.service.store import integrity as store
 from vigil.service.store.policy import load_policy

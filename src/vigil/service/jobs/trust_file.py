@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vigil.service.analysis.policy_doc import PolicyFileError, parse_policy_text
-from vigil.service.analysis.trust import TrustPolicy
+from vigil.policy.trust import TrustPolicy
+from vigil.policy.trust_doc import PolicyFileError, parse_policy_text
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine

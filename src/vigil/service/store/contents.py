@@ -33,7 +33,7 @@ from vigil.clock import iso, utcnow
 from vigil.model.findings import ADVISORY_SEVERITIES
 from vigil.model.image import ImageRef
 from vigil.model.scan import CatalogerVersions, QueueCounts, ScanJob, ScanResult, is_stale
-from vigil.service.analysis.trust import PullPlan, TrustPolicy, pull_plan
+from vigil.policy.trust import PullPlan, TrustPolicy, pull_plan
 from vigil.service.store.chunks import chunks
 from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.policy import load_policy

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, iso
 from vigil.model.findings import workload_scope
-from vigil.service.analysis.integrity import worst
+from vigil.policy.integrity import worst
 from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import (
     clusters,

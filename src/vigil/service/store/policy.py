@@ -7,7 +7,7 @@ import logging
 from sqlalchemy import Connection, delete, select
 
 from vigil.clock import utcnow
-from vigil.service.analysis.trust import MirrorRule, Pattern, TrustPolicy, TrustRule
+from vigil.policy.trust import MirrorRule, Pattern, TrustPolicy, TrustRule
 from vigil.service.store.schema import trust_rules
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 
 from vigil.clock import as_utc
-from vigil.service.analysis.trust import InvalidPattern, Pattern
+from vigil.policy.trust import InvalidPattern, Pattern
 from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
 from vigil.service.store import policy as policy_store

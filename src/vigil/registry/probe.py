@@ -9,6 +9,7 @@ running digest looked up as well.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from vigil.model.image import ImageRef
 from vigil.registry import (
@@ -20,9 +21,26 @@ from vigil.registry import (
     RegistryError,
     Unreachable,
 )
-from vigil.service.analysis.integrity import RegistryAnswer
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryAnswer:
+    """What the registry said about one running image, gathered by ``probe``.
+
+    ``error`` set means the registry could not tell (the verdict is unknown);
+    otherwise each field is the registry's answer to one question, None when the
+    question was not asked (it was not needed).
+    """
+
+    tag_digest: str | None = None
+    tag_artifacts: frozenset[str] = frozenset()  # every digest that names what the tag points at
+    tag_missing: str | None = None  # the registry's words when the tag (or repository) is absent
+    digest_present: bool | None = None
+    digest_missing: str | None = None
+    error: str | None = None
+    error_kind: str | None = None  # auth | unreachable | registry
 
 
 def error_kind(exc: RegistryError) -> str:

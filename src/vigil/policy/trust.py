@@ -22,6 +22,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from vigil.model.image import DEFAULT_REGISTRY, LEGACY_DEFAULT_REGISTRY, ImageRef
 
@@ -123,8 +124,8 @@ class TrustDecision:
     mirror: MirrorRule | None = None
     consulted: tuple[str, ...] = ()
 
-    def evidence(self) -> dict:
-        out: dict = {
+    def evidence(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "image": str(self.image),
             "registry": self.image.registry,
             "checked_against": self.effective.name,

@@ -21,7 +21,7 @@ from typing import Annotated
 import yaml
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator
 
-from vigil.service.analysis.trust import (
+from vigil.policy.trust import (
     InvalidPattern,
     MirrorRule,
     Pattern,
@@ -98,7 +98,7 @@ class PolicyFileError(ValueError):
     """A policy file that cannot be read or breaks a rule; names the file and the field."""
 
 
-def _field(loc: tuple) -> str:
+def _field(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

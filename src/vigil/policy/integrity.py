@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from vigil.model.findings import FindingType, Severity
 from vigil.model.image import ImageRef
-from vigil.service.analysis.trust import TrustDecision
+from vigil.policy.trust import TrustDecision
+from vigil.registry.probe import RegistryAnswer
 
 
 class Status(str, Enum):
@@ -39,27 +41,9 @@ STATUS_ORDER = (Status.VIOLATION, Status.UNTRUSTED, Status.UNKNOWN, Status.PENDI
 
 
 @dataclass(frozen=True, slots=True)
-class RegistryAnswer:
-    """What the registry said about one running image, gathered by ``probe``.
-
-    ``error`` set means the registry could not tell (the verdict is unknown);
-    otherwise each field is the registry's answer to one question, None when the
-    question was not asked (it was not needed).
-    """
-
-    tag_digest: str | None = None
-    tag_artifacts: frozenset[str] = frozenset()  # every digest that names what the tag points at
-    tag_missing: str | None = None  # the registry's words when the tag (or repository) is absent
-    digest_present: bool | None = None
-    digest_missing: str | None = None
-    error: str | None = None
-    error_kind: str | None = None  # auth | unreachable | registry
-
-
-@dataclass(frozen=True, slots=True)
 class FindingSpec:
     type: FindingType
-    evidence: dict
+    evidence: dict[str, Any]
 
     @property
     def severity(self) -> Severity:
@@ -70,7 +54,7 @@ class FindingSpec:
 class Verdict:
     status: Status
     findings: tuple[FindingSpec, ...] = ()
-    evidence: dict = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)
     registry_digest: str | None = None
 
     @property
