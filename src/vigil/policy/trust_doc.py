@@ -98,7 +98,7 @@ class PolicyFileError(ValueError):
     """A policy file that cannot be read or breaks a rule; names the file and the field."""
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -117,7 +117,7 @@ def parse_policy_text(text: str, source: str) -> TrustPolicy:
         return PolicyDoc.model_validate(data).to_policy()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_field(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+            f"{field_path(tuple(e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors(include_url=False)[:5]
         )
         raise PolicyFileError(f"trust policy file {source}: {problems}") from None
