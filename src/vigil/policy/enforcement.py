@@ -265,8 +265,9 @@ class Decision:
         return "; ".join(v.message for v in self.violations if v.mode is Mode.ENFORCE)
 
 
-def _short(digest: str | None) -> str:
-    return digest[:19] + "…" if digest else "none"
+def _digest_text(digest: str | None) -> str:
+    # In full: whoever reads a denial compares it with their registry's digest character by character.
+    return digest or "none"
 
 
 def _integrity_violation(facts: ImageFacts) -> tuple[str, dict[str, Any]] | None:
@@ -279,11 +280,11 @@ def _integrity_violation(facts: ImageFacts) -> tuple[str, dict[str, Any]] | None
     kind = str(finding.type)
     if kind == "digest_mismatch":
         text = (
-            f"digest {_short(running)} is not in the trusted registry {ev.get('checked_against')}, "
-            f"whose tag {ev.get('tag')} is {_short(registry)}"
+            f"digest {_digest_text(running)} is not in the trusted registry {ev.get('checked_against')}, "
+            f"whose tag {ev.get('tag')} is {_digest_text(registry)}"
         )
     elif kind == "tag_moved":
-        text = f"tag {ev.get('tag')} moved: the image runs {_short(running)}, the registry's tag is {_short(registry)}"
+        text = f"tag {ev.get('tag')} moved: the image runs {_digest_text(running)}, the registry's tag is {_digest_text(registry)}"
     else:
         missing = ev.get("missing") or "artifact"
         text = f"the trusted registry {ev.get('checked_against')} has no such {missing}"
