@@ -75,9 +75,13 @@ def test_discovery(api):
     c = client(api)
     assert c.get("/api").json()["versions"] == ["v1"]
     groups = {g["name"]: g["preferredVersion"]["groupVersion"] for g in c.get("/apis").json()["groups"]}
-    assert groups == {"apps": "apps/v1", "batch": "batch/v1"}
+    assert groups == {
+        "apps": "apps/v1",
+        "batch": "batch/v1",
+        "admissionregistration.k8s.io": "admissionregistration.k8s.io/v1",
+    }
     core = {r["name"] for r in c.get("/api/v1").json()["resources"]}
-    assert {"pods", "nodes", "namespaces", "replicationcontrollers", "pods/status"} <= core
+    assert {"pods", "nodes", "namespaces", "replicationcontrollers", "pods/status", "pods/ephemeralcontainers"} <= core
     apps = {r["name"]: r for r in c.get("/apis/apps/v1").json()["resources"]}
     assert {"deployments", "replicasets", "statefulsets", "daemonsets", "deployments/scale"} <= set(apps)
     assert apps["deployments"]["verbs"] == [

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -14,11 +14,12 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import discovery
+from . import admission, discovery
+from .admission import Attributes, Warnings
 from .errors import ApiError
 from .resources import BY_PATH, ResourceType
 from .selectors import parse_field_selector, parse_label_selector
-from .store import CLOSE, ApiStore
+from .store import CLOSE, ApiStore, clone
 from .tables import table, wants_table
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class ServerSettings:
     token: str
     bookmark_interval: float = 60.0
     watch_timeout: float = 1800.0
+    # Where admission webhooks named by clientConfig.service are reached: "namespace/name" ->
+    # "https://HOST:PORT" (TLS is verified for the DNS name name.namespace.svc, as in a cluster).
+    service_endpoints: dict[str, str] = field(default_factory=dict)
+    admission_user: dict[str, Any] = field(default_factory=lambda: dict(admission.DEFAULT_USER))
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -145,10 +150,15 @@ class KubeApiApp:
                 token.strip().encode(), self.settings.token.encode()
             ):
                 return _status_response(ApiError(401, "Unauthorized"))
+        warnings = request["warnings"] = Warnings()
         try:
-            return await handler(request)
+            response = await handler(request)
         except ApiError as exc:
-            return _status_response(exc)
+            response = _status_response(exc)
+        if not response.prepared:
+            for header in warnings.headers():
+                response.headers.add("Warning", header)
+        return response
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
@@ -172,7 +182,7 @@ class KubeApiApp:
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise ApiError(405, "the server does not allow this method on the requested resource")
-        if target.subresource not in (None, "status", "scale") or (
+        if target.subresource not in (None, "status", "scale", *target.rt.subresources) or (
             target.subresource == "scale" and not target.rt.has_scale
         ):
             raise ApiError(404, "the server could not find the requested resource")
@@ -324,12 +334,93 @@ class KubeApiApp:
             self.store.stop_watching(watcher)
         return response
 
+    def _attributes(
+        self, request: web.Request, rt: ResourceType, operation: str, namespace: str | None, name: str, **kw: Any
+    ) -> Attributes:
+        dry_run = kw.pop("dry_run")
+        options_kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}[operation]
+        options: dict[str, Any] = {"kind": options_kind, "apiVersion": "meta.k8s.io/v1"}
+        if dry_run:
+            options["dryRun"] = ["All"]
+        if request.query.get("fieldManager") and operation != "DELETE":
+            options["fieldManager"] = request.query["fieldManager"]
+        options.update(kw.pop("options", {}))
+        if rt.kind == "Namespace":
+            namespace = name  # as kube-apiserver's admission attributes carry it for a Namespace
+        return Attributes(
+            rt=rt,
+            operation=operation,
+            namespace=namespace or "",
+            name=name,
+            dry_run=dry_run,
+            options=options,
+            user=dict(self.settings.admission_user),
+            **kw,
+        )
+
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         body = await _body(request)
-        if _bool_dry_run(request):
-            raise ApiError(400, "dryRun is not supported by this test API server")
-        obj = self.store.create(body, namespace=target.namespace, api_semantics=True, rt=target.rt)
-        return self._object_response(request, target.rt, obj, 201)
+        dry_run = _dry_run(request, "CreateOptions")
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body is not a JSON object")
+        rt = target.rt
+        obj = clone(body)
+        obj.setdefault("apiVersion", rt.api_version)
+        obj.setdefault("kind", rt.kind)
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(400, "metadata must be an object")
+        ns = None
+        if rt.namespaced:
+            ns = meta.get("namespace") or target.namespace or "default"
+            if target.namespace and meta.get("namespace") not in (None, target.namespace):
+                raise ApiError(
+                    400, "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = ns
+            self.store.require_namespace(ns)
+        attrs = self._attributes(
+            request, rt, "CREATE", ns, str(meta.get("name") or ""), subresource="", obj=obj, old=None, dry_run=dry_run
+        )
+        warnings = request["warnings"]
+        endpoints = self.settings.service_endpoints
+        obj = await admission.mutate(self.store, attrs, endpoints, warnings)
+        prepared = self.store.create(obj or {}, namespace=ns, api_semantics=True, rt=rt, dry_run=True)
+        attrs.obj, attrs.name = prepared, prepared["metadata"]["name"]
+        await admission.validate(self.store, attrs, endpoints, warnings)
+        if dry_run:
+            return self._object_response(request, rt, prepared, 201)
+        stored = self.store.create(prepared, namespace=ns, rt=rt)
+        return self._object_response(request, rt, stored, 201)
+
+    async def _admitted_update(
+        self, request: web.Request, target: Target, name: str, old: dict, candidate: dict, dry_run: bool
+    ) -> web.Response:
+        """Admission of an update (PUT or PATCH) whose result would be ``candidate``, then the write."""
+        rt, subresource = target.rt, target.subresource
+        candidate = clone(candidate)
+        attrs = self._attributes(
+            request, rt, "UPDATE", target.namespace, name, subresource=subresource or "", obj=candidate, old=old,
+            dry_run=dry_run,
+        )  # fmt: skip
+        warnings, endpoints = request["warnings"], self.settings.service_endpoints
+        old_rv = old["metadata"]["resourceVersion"]
+        mutated = await admission.mutate(self.store, attrs, endpoints, warnings)
+        if mutated != candidate and mutated is not None:
+            mutated.setdefault("metadata", {})["resourceVersion"] = old_rv
+            candidate = self.store.update(
+                mutated, subresource=subresource, namespace=target.namespace, api_semantics=True, rt=rt, dry_run=True
+            )
+            attrs.obj = candidate
+        await admission.validate(self.store, attrs, endpoints, warnings)
+        if dry_run:
+            return self._object_response(request, rt, candidate)
+        candidate = clone(candidate)
+        candidate["metadata"]["resourceVersion"] = old_rv
+        stored = self.store.update(
+            candidate, subresource=subresource, namespace=target.namespace, api_semantics=True, rt=rt
+        )
+        return self._object_response(request, rt, stored)
 
     async def _replace(self, request: web.Request, target: Target, name: str) -> web.Response:
         body = await _body(request)
@@ -337,16 +428,23 @@ class KubeApiApp:
             raise ApiError(400, "the request body is not a JSON object")
         if target.subresource == "scale":
             return self._set_scale(target, name, (body.get("spec") or {}).get("replicas"))
+        dry_run = _dry_run(request, "UpdateOptions")
         meta = body.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
             raise ApiError(
                 400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
             )
         meta["name"] = name
-        obj = self.store.update(
-            body, subresource=target.subresource, namespace=target.namespace, api_semantics=True, rt=target.rt
+        old = self.store.get(target.rt, target.namespace, name)
+        candidate = self.store.update(
+            body,
+            subresource=target.subresource,
+            namespace=target.namespace,
+            api_semantics=True,
+            rt=target.rt,
+            dry_run=True,
         )
-        return self._object_response(request, target.rt, obj)
+        return await self._admitted_update(request, target, name, old, candidate, dry_run)
 
     def _set_scale(self, target: Target, name: str, replicas: Any) -> web.Response:
         if not isinstance(replicas, int) or replicas < 0:
@@ -372,15 +470,30 @@ class KubeApiApp:
 
             scale = apply_patch(ctype, _scale(self.store.get(target.rt, target.namespace, name)), body)
             return self._set_scale(target, name, (scale.get("spec") or {}).get("replicas"))
-        obj = self.store.patch(target.rt, target.namespace, name, ctype, body, subresource=target.subresource)
-        return self._object_response(request, target.rt, obj)
+        dry_run = _dry_run(request, "PatchOptions")
+        old = self.store.get(target.rt, target.namespace, name)
+        candidate = self.store.patch(
+            target.rt, target.namespace, name, ctype, body, subresource=target.subresource, dry_run=True
+        )
+        return await self._admitted_update(request, target, name, old, candidate, dry_run)
 
     async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
         body = await _body(request) or {}
+        dry_run = _dry_run(request, "DeleteOptions")
         propagation = request.query.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
         if body.get("orphanDependents") is True:
             propagation = "Orphan"
-        obj = self.store.delete(target.rt, target.namespace, name, propagation, body.get("preconditions"))
+        old = self.store.get(target.rt, target.namespace, name)
+        attrs = self._attributes(
+            request, target.rt, "DELETE", target.namespace, name, subresource="", obj=None, old=old,
+            dry_run=dry_run, options={"propagationPolicy": propagation},
+        )  # fmt: skip
+        warnings, endpoints = request["warnings"], self.settings.service_endpoints
+        await admission.mutate(self.store, attrs, endpoints, warnings)
+        await admission.validate(self.store, attrs, endpoints, warnings)
+        obj = self.store.delete(
+            target.rt, target.namespace, name, propagation, body.get("preconditions"), dry_run=dry_run
+        )
         return self._object_response(request, target.rt, obj)
 
     def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
@@ -404,5 +517,16 @@ class KubeApiApp:
         )
 
 
-def _bool_dry_run(request: web.Request) -> bool:
-    return bool(request.query.get("dryRun"))
+def _dry_run(request: web.Request, options_kind: str) -> bool:
+    """``dryRun=All`` (the one value the API accepts), in the API server's words otherwise."""
+    values = request.query.getall("dryRun", [])
+    if not values:
+        return False
+    if any(v != "All" for v in values):
+        shown = ", ".join(f'"{v}"' for v in values)
+        raise ApiError(
+            422,
+            f'{options_kind}.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{{{shown}}}: '
+            'supported values: "All"',
+        )
+    return True

@@ -35,12 +35,25 @@ def serve(
     bookmark_interval: float = typer.Option(60.0, "--bookmark-interval", help="Seconds between watch BOOKMARKs"),
     plain_http: bool = typer.Option(False, "--plain-http", help="Serve plain HTTP (kubectl then sends no token)"),
     kubeconfig: Path | None = typer.Option(None, "--write-kubeconfig", help="Write a kubeconfig for this server here"),
+    service_endpoint: list[str] = typer.Option(
+        [],
+        "--service-endpoint",
+        help="NAMESPACE/NAME=https://HOST:PORT: where admission webhooks with clientConfig.service NAMESPACE/NAME "
+        "are reached (their certificate must be valid for NAME.NAMESPACE.svc); repeatable",
+    ),
 ) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Loading and serving tens of thousands of objects allocates millions of dicts; with the
     # default threshold (700) the cyclic collector's passes over them took most of the time.
     gc.set_threshold(100_000, 50, 100)
     generated = token is None
+    endpoints: dict[str, str] = {}
+    for item in service_endpoint:
+        key, sep, url = item.partition("=")
+        if not sep or key.count("/") != 1 or not url.startswith("https://"):
+            typer.echo(f"error: --service-endpoint {item!r}: expected NAMESPACE/NAME=https://HOST:PORT", err=True)
+            raise typer.Exit(2)
+        endpoints[key] = url
     server = KubeAPIServer(
         token=token or secrets.token_urlsafe(24),
         host=host,
@@ -48,6 +61,7 @@ def serve(
         history_size=history,
         bookmark_interval=bookmark_interval,
         tls=not plain_http,
+        service_endpoints=endpoints,
     )
     if load is not None:
         try:

@@ -67,6 +67,16 @@ def _entry(rt: ResourceType) -> list[dict]:
                 "verbs": ["get", "patch", "update"],
             }
         )
+    for sub in rt.subresources:
+        out.append(
+            {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": rt.kind,
+                "verbs": ["get", "patch", "update"],
+            }
+        )
     if rt.has_scale:
         out.append(
             {

@@ -36,8 +36,11 @@ class ApiError(Exception):
         self.reason = reason or REASONS.get(code, "Unknown")
         self.details = details
         self.continue_token = continue_token
+        self.body: dict[str, Any] | None = None  # a Status to send as it is (an admission webhook's)
 
     def status(self) -> dict[str, Any]:
+        if self.body is not None:
+            return self.body
         return failure_status(self.code, self.message, self.reason, self.details, self.continue_token)
 
 

@@ -26,6 +26,8 @@ class ResourceType:
     has_status: bool = True
     has_scale: bool = False
     categories: tuple[str, ...] = ("all",)
+    # Subresources beyond status and scale that take the whole object (pods/ephemeralcontainers).
+    subresources: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -65,6 +67,7 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
             "status.podIP",
             "status.nominatedNodeName",
         ),
+        subresources=("ephemeralcontainers",),
     ),
     # Secrets have no status; ``type`` is their one extra field selector. Not in the "all" category.
     ResourceType("", "v1", "Secret", "secrets", "secret", True, (), ("type",), has_status=False, categories=()),
@@ -87,7 +90,28 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", "daemonset", True, ("ds",)),
     ResourceType("batch", "v1", "Job", "jobs", "job", True, (), ("status.successful",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", "cronjob", True, ("cj",)),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        False,
+        has_status=False,
+        categories=("api-extensions",),
+    ),
+    ResourceType(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        "mutatingwebhookconfiguration",
+        False,
+        has_status=False,
+        categories=("api-extensions",),
+    ),
 )
+WEBHOOK_KINDS = frozenset({"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"})
 
 BY_PATH: dict[tuple[str, str, str], ResourceType] = {(r.group, r.version, r.plural): r for r in RESOURCE_TYPES}
 BY_KIND: dict[tuple[str, str], ResourceType] = {(r.api_version, r.kind): r for r in RESOURCE_TYPES}

@@ -34,12 +34,13 @@ class KubeAPIServer:
         watch_timeout: float = 1800.0,
         store: ApiStore | None = None,
         tls: bool = True,
+        service_endpoints: dict[str, str] | None = None,
     ) -> None:
         self.token = token or secrets.token_urlsafe(24)
         self.host = host
         self.port = port
         self.store = store or ApiStore(history_size)
-        self.settings = ServerSettings(self.token, bookmark_interval, watch_timeout)
+        self.settings = ServerSettings(self.token, bookmark_interval, watch_timeout, dict(service_endpoints or {}))
         self.app = KubeApiApp(self.store, self.settings)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -107,6 +108,11 @@ class KubeAPIServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+    def map_service(self, namespace: str, name: str, url: str) -> None:
+        """Reach admission webhooks whose ``clientConfig.service`` is ``namespace/name`` at ``url``
+        (``https://HOST:PORT``); their certificate must still be valid for ``name.namespace.svc``."""
+        self.settings.service_endpoints[f"{namespace}/{name}"] = url
 
     def drop_watches(self, abort: bool = True) -> int:
         return self.store.drop_watches(abort)

@@ -26,9 +26,10 @@ import orjson
 
 from . import errors
 from .errors import ApiError
-from .resources import BY_KIND, RESOURCE_TYPES, ResourceType, resource_for
+from .resources import BY_KIND, RESOURCE_TYPES, WEBHOOK_KINDS, ResourceType, resource_for
 from .secrets import normalize_secret
 from .selectors import FieldRequirement, Requirement, fields_match, labels_match
+from .webhookconfig import normalize_webhook_configuration
 
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
@@ -366,14 +367,30 @@ class ApiStore:
         except KeyError as exc:
             raise ApiError(400, str(exc.args[0])) from None
 
+    def require_namespace(self, namespace: str) -> None:
+        """The API server's answer to a write into a namespace that does not exist (before admission)."""
+        _validate_namespace_name(namespace)
+        nsrt = BY_KIND[("v1", "Namespace")]
+        with self._lock:
+            if namespace not in self._objects[nsrt]:
+                raise errors.not_found("namespaces", namespace)
+
     def create(
-        self, obj: dict, *, namespace: str | None = None, api_semantics: bool = False, rt: ResourceType | None = None
+        self,
+        obj: dict,
+        *,
+        namespace: str | None = None,
+        api_semantics: bool = False,
+        rt: ResourceType | None = None,
+        dry_run: bool = False,
     ) -> dict:
         """Store a new object.
 
         ``api_semantics`` applies what a POST to the real API server does: a fresh uid and
         creationTimestamp and a reset status. Without it (loading fixtures, tests) the
         object keeps its uid, timestamps and status, as if it had been in etcd.
+        ``dry_run`` checks and prepares the object as for storing it, and returns it unstored
+        (without a resourceVersion), as ``dryRun=All`` does.
         """
         rt = rt or self._resource_of(obj)
         obj = clone(obj)
@@ -429,12 +446,12 @@ class ApiStore:
                     obj.pop("status", None)
             if rt.kind not in _NO_GENERATION:
                 meta.setdefault("generation", 1)
-            if rt.kind == "Secret":
-                normalize_secret(obj, None)
             if rt.kind == "Namespace":
                 obj.setdefault("spec", {"finalizers": ["kubernetes"]})
                 obj.setdefault("status", {"phase": "Active"})
-                meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+            _normalize(rt, obj, None)
+            if dry_run:
+                return obj
             return self._commit(rt, key, "ADDED", obj, None)
 
     def update(
@@ -445,11 +462,13 @@ class ApiStore:
         namespace: str | None = None,
         api_semantics: bool = False,
         rt: ResourceType | None = None,
+        dry_run: bool = False,
     ) -> dict:
         """Replace an object (PUT). A stale metadata.resourceVersion is a 409 Conflict.
 
         With ``api_semantics`` the main resource keeps its stored status and ``/status``
-        changes only the status, as on the real API server.
+        changes only the status, as on the real API server; ``/ephemeralcontainers`` changes
+        only ``spec.ephemeralContainers``. ``dry_run`` returns the object as it would be stored.
         """
         rt = rt or self._resource_of(obj)
         obj = clone(obj)
@@ -474,7 +493,15 @@ class ApiStore:
                     f"UID in object meta: {prev['metadata']['uid']}",
                     "Conflict",
                 )
-            if api_semantics and rt.has_status:
+            if api_semantics and subresource == "ephemeralcontainers":
+                containers = (obj.get("spec") or {}).get("ephemeralContainers")
+                obj = clone(prev)
+                if containers is None:
+                    obj["spec"].pop("ephemeralContainers", None)
+                else:
+                    obj.setdefault("spec", {})["ephemeralContainers"] = containers
+                meta = obj["metadata"]
+            elif api_semantics and rt.has_status:
                 if subresource == "status":
                     new_status = obj.get("status")
                     obj = clone(prev)
@@ -493,10 +520,12 @@ class ApiStore:
             if rt.kind not in _NO_GENERATION:
                 gen = prev["metadata"].get("generation", 1)
                 meta["generation"] = gen + 1 if obj.get("spec") != prev.get("spec") else gen
-            if rt.kind == "Secret":
-                normalize_secret(obj, prev)
+            _normalize(rt, obj, prev)
             if _same_content(obj, prev):
                 return prev  # a no-op update does not take a new resourceVersion
+            if dry_run:
+                meta["resourceVersion"] = prev["metadata"]["resourceVersion"]
+                return obj
             return self._commit(rt, key, "MODIFIED", obj, prev)
 
     def patch(
@@ -508,6 +537,7 @@ class ApiStore:
         body: Any,
         subresource: str | None = None,
         api_semantics: bool = True,
+        dry_run: bool = False,
     ) -> dict:
         from .patch import apply_patch
 
@@ -521,7 +551,12 @@ class ApiStore:
             if rt.namespaced:
                 patched["metadata"]["namespace"] = namespace
             return self.update(
-                patched, subresource=subresource, namespace=namespace, api_semantics=api_semantics, rt=rt
+                patched,
+                subresource=subresource,
+                namespace=namespace,
+                api_semantics=api_semantics,
+                rt=rt,
+                dry_run=dry_run,
             )
 
     def delete(
@@ -531,6 +566,7 @@ class ApiStore:
         name: str,
         propagation: str = "Background",
         preconditions: dict | None = None,
+        dry_run: bool = False,
     ) -> dict:
         if propagation not in ("Background", "Foreground", "Orphan"):
             raise ApiError(
@@ -556,6 +592,8 @@ class ApiStore:
                     and preconditions["resourceVersion"] != prev["metadata"]["resourceVersion"]
                 ):
                     raise errors.conflict(rt.plural, name, rt.group)
+            if dry_run:
+                return prev
             if rt.kind == "Namespace":
                 for other in RESOURCE_TYPES:
                     if other.namespaced:
@@ -620,6 +658,19 @@ class ApiStore:
     def find(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict:
         rt = resource_for(api_version, kind)
         return self.get(rt, namespace if rt.namespaced else None, name)
+
+
+def _normalize(rt: ResourceType, obj: dict, prev: dict | None) -> None:
+    """The per-kind part of every write: what the API server's strategies default and refuse."""
+    if rt.kind == "Secret":
+        normalize_secret(obj, prev)
+    elif rt.kind == "Namespace":
+        # Set by the API server on every write, so namespaceSelectors can select by name.
+        labels = obj["metadata"].get("labels") or {}
+        labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        obj["metadata"]["labels"] = labels
+    elif rt.kind in WEBHOOK_KINDS:
+        normalize_webhook_configuration(obj)
 
 
 def _list_item(obj: dict) -> dict:
