@@ -219,11 +219,15 @@ def _ssl_context(hook: dict) -> ssl.SSLContext:
         raise CallFailure(hook["name"], f"could not get REST client: unable to load root certificates: {exc}") from None
 
 
-def _transport_error(exc: BaseException) -> str:
+def _transport_error(exc: BaseException, hostname: str) -> str:
+    """Go's wording for what failed, so messages read as kube-apiserver's."""
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert_error = exc.certificate_error
-        if isinstance(cert_error, ssl.SSLCertVerificationError) and "hostname" in str(cert_error.verify_message):
-            return f"tls: failed to verify certificate: x509: {cert_error.verify_message}"
+        if (
+            isinstance(cert_error, ssl.SSLCertVerificationError)
+            and "hostname" in str(cert_error.verify_message).lower()
+        ):
+            return f"tls: failed to verify certificate: x509: certificate is not valid for {hostname}"
         return "tls: failed to verify certificate: x509: certificate signed by unknown authority"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return f"dial tcp {exc.host}:{exc.port}: connect: connection refused"
@@ -274,7 +278,8 @@ async def _call(hook: dict, review: dict, service_endpoints: Mapping[str, str]) 
     except TimeoutError:
         raise CallFailure(name, f'failed to call webhook: Post "{target.url}": context deadline exceeded') from None
     except aiohttp.ClientError as exc:
-        raise CallFailure(name, f'failed to call webhook: Post "{target.url}": {_transport_error(exc)}') from None
+        why = _transport_error(exc, target.server_hostname or str(urlsplit(target.url).hostname))
+        raise CallFailure(name, f'failed to call webhook: Post "{target.url}": {why}') from None
     if len(body) > MAX_RESPONSE_BYTES:
         raise CallFailure(name, f"failed to call webhook: the response is larger than {MAX_RESPONSE_BYTES} bytes")
     if not 200 <= status < 300:

@@ -14,7 +14,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import admission, discovery
+from . import admission, discovery, openapi
 from .admission import Attributes, Warnings
 from .errors import ApiError
 from .resources import BY_PATH, ResourceType
@@ -25,6 +25,7 @@ from .tables import table, wants_table
 log = logging.getLogger(__name__)
 _PUBLIC = {"/version", "/healthz", "/livez", "/readyz"}
 JSON = "application/json"
+WARNINGS = web.RequestKey("warnings", Warnings)
 
 
 @dataclass
@@ -150,7 +151,7 @@ class KubeApiApp:
                 token.strip().encode(), self.settings.token.encode()
             ):
                 return _status_response(ApiError(401, "Unauthorized"))
-        warnings = request["warnings"] = Warnings()
+        warnings = request[WARNINGS] = Warnings()
         try:
             response = await handler(request)
         except ApiError as exc:
@@ -164,6 +165,8 @@ class KubeApiApp:
         path = "/" + request.match_info["tail"]
         if path.rstrip("/") in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
+        if request.method == "GET" and (path == "/openapi" or path.startswith("/openapi/")):
+            return self._openapi(path, request)
         if request.method == "GET":
             doc = self._discovery(path, request)
             if doc is not None:
@@ -198,6 +201,42 @@ class KubeApiApp:
         if method == "DELETE":
             return await self._delete(request, target, target.name)
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _openapi(self, path: str, request: web.Request) -> web.Response:
+        path = path.rstrip("/")
+        accept = request.headers.get("Accept", "")
+        if accept and not any(t in accept for t in ("application/json", "*/*")):
+            # Only JSON here: client-go then does without the protobuf form it asked for.
+            raise ApiError(406, f"only application/json is served here, not {accept}")
+        if path == "/openapi/v2":
+            body = openapi.v2_document()
+        elif path == "/openapi/v3":
+            index = openapi.v3_index()
+            body = orjson.dumps(index) if index is not None else None
+        else:
+            body = (openapi.v3_documents() or {}).get(path.removeprefix("/openapi/v3/"))
+        if body is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return web.Response(body=body, content_type=JSON)
+
+    def _field_validation(self, request: web.Request, rt: ResourceType, obj: Any, patch: bool = False) -> None:
+        """``fieldValidation``: Strict refuses unknown fields, Warn (the default) and Ignore drop them."""
+        mode = request.query.get("fieldValidation") or "Warn"
+        if mode not in ("Ignore", "Strict", "Warn"):
+            raise ApiError(
+                400, f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
+            )
+        if not isinstance(obj, dict):
+            return
+        unknown = openapi.unknown_fields(rt, obj, drop=mode != "Strict")
+        if unknown and mode == "Strict":
+            detail = "strict decoding error: " + ", ".join(unknown)
+            if not patch:
+                detail = f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: {detail}'
+            raise ApiError(400, detail)
+        if mode == "Warn":
+            for text in unknown:
+                request[WARNINGS].add(text)
 
     def _discovery(self, path: str, request: web.Request) -> dict | None:
         path = path.rstrip("/") or "/"
@@ -365,6 +404,7 @@ class KubeApiApp:
             raise ApiError(400, "the request body is not a JSON object")
         rt = target.rt
         obj = clone(body)
+        self._field_validation(request, rt, obj)
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("kind", rt.kind)
         meta = obj.setdefault("metadata", {})
@@ -382,7 +422,7 @@ class KubeApiApp:
         attrs = self._attributes(
             request, rt, "CREATE", ns, str(meta.get("name") or ""), subresource="", obj=obj, old=None, dry_run=dry_run
         )
-        warnings = request["warnings"]
+        warnings = request[WARNINGS]
         endpoints = self.settings.service_endpoints
         obj = await admission.mutate(self.store, attrs, endpoints, warnings)
         prepared = self.store.create(obj or {}, namespace=ns, api_semantics=True, rt=rt, dry_run=True)
@@ -403,7 +443,7 @@ class KubeApiApp:
             request, rt, "UPDATE", target.namespace, name, subresource=subresource or "", obj=candidate, old=old,
             dry_run=dry_run,
         )  # fmt: skip
-        warnings, endpoints = request["warnings"], self.settings.service_endpoints
+        warnings, endpoints = request[WARNINGS], self.settings.service_endpoints
         old_rv = old["metadata"]["resourceVersion"]
         mutated = await admission.mutate(self.store, attrs, endpoints, warnings)
         if mutated != candidate and mutated is not None:
@@ -435,6 +475,7 @@ class KubeApiApp:
                 400, f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
             )
         meta["name"] = name
+        self._field_validation(request, target.rt, body)
         old = self.store.get(target.rt, target.namespace, name)
         candidate = self.store.update(
             body,
@@ -472,9 +513,12 @@ class KubeApiApp:
             return self._set_scale(target, name, (scale.get("spec") or {}).get("replicas"))
         dry_run = _dry_run(request, "PatchOptions")
         old = self.store.get(target.rt, target.namespace, name)
-        candidate = self.store.patch(
-            target.rt, target.namespace, name, ctype, body, subresource=target.subresource, dry_run=True
+        candidate = clone(
+            self.store.patch(
+                target.rt, target.namespace, name, ctype, body, subresource=target.subresource, dry_run=True
+            )
         )
+        self._field_validation(request, target.rt, candidate, patch=True)
         return await self._admitted_update(request, target, name, old, candidate, dry_run)
 
     async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
@@ -488,7 +532,7 @@ class KubeApiApp:
             request, target.rt, "DELETE", target.namespace, name, subresource="", obj=None, old=old,
             dry_run=dry_run, options={"propagationPolicy": propagation},
         )  # fmt: skip
-        warnings, endpoints = request["warnings"], self.settings.service_endpoints
+        warnings, endpoints = request[WARNINGS], self.settings.service_endpoints
         await admission.mutate(self.store, attrs, endpoints, warnings)
         await admission.validate(self.store, attrs, endpoints, warnings)
         obj = self.store.delete(
