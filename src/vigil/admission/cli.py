@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from vigil.cli_paths import BadPath, ca_file, input_file
+from vigil.cli_paths import BadPath, ca_file, input_file, kubeconfig_file
 
 if TYPE_CHECKING:
     from vigil.admission.certs import FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig
 
-app = typer.Typer(help="Serve the cluster's admission webhooks (validating, and opt-in mutating).")
 log = logging.getLogger("vigil.admission")
 
 
@@ -28,8 +27,7 @@ def _host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-@app.callback(invoke_without_command=True)
-def run(
+def admission(
     service: str = typer.Option(..., "--service", envvar="VIGIL_SERVICE_URL", help="The service's base URL"),
     cluster_id: str = typer.Option(..., "--cluster-id", envvar="VIGIL_CLUSTER_ID", help="This cluster's id"),
     credential_file: Path = typer.Option(
@@ -75,18 +73,21 @@ def run(
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
-    """Serve /validate, /validate/fail-closed and /mutate over HTTPS, deciding from the service's feed."""
+    """Serve the cluster's admission webhooks over HTTPS: /validate, /validate/fail-closed and /mutate,
+    deciding from the service's feed."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from vigil.admission.certs import CertificateError, FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig, RegistryConfigError
-    from vigil.wire.client_certificate import ClientCertificateError, tls_context
+    from vigil.wire.client_certificate import ClientCertificateError, read_bearer, tls_context
 
     try:
         host, port = _host_port(listen)
+        # Read again at each use (a rotated Secret); here only so that a bad file is refused before serving.
+        read_bearer(input_file(credential_file, "--credential-file"))
         if service_ca is not None:
             ca_file(service_ca, "--service-ca")
         if kubeconfig is not None:
-            input_file(kubeconfig, "--kubeconfig")
+            kubeconfig_file(kubeconfig)
         if registry_config is not None:
             input_file(registry_config, "--registry-config")
         registries = RegistryConfig.load(registry_config)

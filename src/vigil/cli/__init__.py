@@ -24,7 +24,7 @@ COMMANDS: tuple[tuple[str, str, str, str], ...] = (
     ("cluster", "vigil.service.cli.serve", "cluster_app", "group"),
     ("controller", "vigil.controller.cli", "app", "group"),
     ("sensor", "vigil.sensor.cli", "app", "group"),
-    ("admission", "vigil.admission.cli", "app", "group"),
+    ("admission", "vigil.admission.cli", "admission", "command"),
     ("scanner", "vigil.scanner.cli", "scanner_app", "group"),
     ("catalog", "vigil.catalog.cli", "app", "unnamed-group"),
     ("scan", "vigil.scanner.cli", "scan", "command"),
