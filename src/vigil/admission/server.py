@@ -39,6 +39,7 @@ from vigil.wire.admission import AdmissionDecisionRecord, ViolationRecord
 log = logging.getLogger(__name__)
 
 JSON = "application/json"
+MAX_CACHED_DECISIONS = 4096
 RECORDED = (Outcome.DENIED, Outcome.WARNED, Outcome.AUDITED, Outcome.BREAK_GLASS)
 
 
@@ -59,6 +60,8 @@ class Webhook:
     namespaces: NamespaceLabels | None = None
     cold_budget: float = 0.8
     counts: dict[str, int] = field(default_factory=dict)
+    _decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict)
+    _decisions_generation: int = -1
 
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -69,10 +72,13 @@ class Webhook:
             return {"kubernetes.io/metadata.name": namespace}
         return await self.namespaces.labels(namespace)
 
-    async def _cold(self, parts: PodParts) -> dict[AnswerKey, RegistryAnswer]:
+    async def _cold(self, parts: PodParts) -> dict[AnswerKey, RegistryAnswer] | None:
+        """The registry's answers for what the feed does not cover; None when the feed covers everything."""
         refs = [c.image for c in parts.images]
         asked = questions(self.knowledge, refs, self.cluster)
-        if not asked or self.resolver is None:
+        if not asked:
+            return None
+        if self.resolver is None:
             return {}
         return await self.resolver.answers(asked, self.cold_budget)
 
@@ -80,8 +86,29 @@ class Webhook:
         policy = self.knowledge.enforcement[failure]
         labels = await self._namespace_labels(review.namespace, failure)
         who = subject(review, parts, self.cluster, labels)
-        cold = await self._cold(parts) if policy.policies and who.namespace not in policy.exempt_namespaces else {}
-        decision = decide(self.knowledge, policy, who, parts, cold)
+        # Decisions made from the feed alone depend on nothing else: the same inputs under the same
+        # knowledge get the same decision, so the next identical pod (a ReplicaSet's) is a lookup.
+        key = (
+            self.knowledge.generation,
+            failure,
+            review.kind,
+            who.namespace,
+            tuple(sorted(labels.items())),
+            tuple(sorted(parts.labels.items())),
+            parts.annotations.get(policy.break_glass_annotation),
+            tuple(c.image for c in parts.images),
+        )
+        decision = self._decisions.get(key)
+        if decision is None:
+            cold = (
+                await self._cold(parts) if policy.policies and who.namespace not in policy.exempt_namespaces else None
+            )
+            decision = decide(self.knowledge, policy, who, parts, cold or {})
+            if cold is None:
+                if len(self._decisions) >= MAX_CACHED_DECISIONS or self._decisions_generation != key[0]:
+                    self._decisions.clear()
+                    self._decisions_generation = key[0]
+                self._decisions[key] = decision
         self._count(decision.outcome.value)
         if decision.outcome in RECORDED and not review.dry_run and self._worth_recording(review, decision):
             self.link.report(self._record(review, parts, decision))
@@ -133,7 +160,7 @@ class Webhook:
         if review.kind != "Pod" or review.operation != "CREATE":
             return review_response(review.uid, allowed=True)
         cold = await self._cold(parts)
-        ops, pinned = pin_patch(self.knowledge, parts, self.cluster, cold)
+        ops, pinned = pin_patch(self.knowledge, parts, self.cluster, cold or {})
         if pinned:
             self._count("pinned")
         return review_response(review.uid, allowed=True, patch=ops)
