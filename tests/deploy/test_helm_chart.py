@@ -52,6 +52,7 @@ def keys(objects: list[dict]) -> set[tuple[str, str | None, str]]:
 
 def test_values_files_cover_the_install_shapes():
     assert [f.name for f in VALUES_FILES] == [
+        "admission-values.yaml",
         "central-only-values.yaml",
         "defaults-values.yaml",
         "postgresql-values.yaml",
@@ -107,6 +108,18 @@ SENSOR = {
     ("DaemonSet", "vigil-sensor", "vigil-sensor"),
     ("NetworkPolicy", "vigil-sensor", "vigil-sensor"),
 }
+# The admission webhook, on by default with a certificate the chart makes.
+ADMISSION = {
+    ("ServiceAccount", "vigil-system", "vigil-admission"),
+    ("ClusterRole", None, "vigil-admission"),
+    ("ClusterRoleBinding", None, "vigil-admission"),
+    ("Deployment", "vigil-system", "vigil-admission"),
+    ("Service", "vigil-system", "vigil-admission"),
+    ("PodDisruptionBudget", "vigil-system", "vigil-admission"),
+    ("NetworkPolicy", "vigil-system", "vigil-admission"),
+    ("ValidatingWebhookConfiguration", None, "vigil-admission"),
+}
+GENERATED_TLS = {("Secret", "vigil-system", "vigil-admission-tls")}
 SQLITE = {("PersistentVolumeClaim", "vigil-system", "vigil-service-data")}
 REGISTRATION = {("Secret", "vigil-system", "vigil-registration")}
 
@@ -114,22 +127,43 @@ REGISTRATION = {("Secret", "vigil-system", "vigil-registration")}
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("defaults", SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR | SENSOR_CREDENTIAL),
+        (
+            "defaults",
+            SERVICE | SQLITE | CONTROLLER | REGISTRATION | SENSOR | SENSOR_CREDENTIAL | ADMISSION | GENERATED_TLS,
+        ),
+        (
+            "admission",
+            SERVICE
+            | SQLITE
+            | CONTROLLER
+            | REGISTRATION
+            | SENSOR
+            | SENSOR_CREDENTIAL
+            | ADMISSION
+            | {
+                ("ValidatingWebhookConfiguration", None, "vigil-admission-fail-closed"),
+                ("MutatingWebhookConfiguration", None, "vigil-admission"),
+            },
+        ),
         (
             "postgresql",
             SERVICE
             | {("PodDisruptionBudget", "vigil-system", "vigil-service")}
             | CONTROLLER
             | SENSOR
-            | SENSOR_CREDENTIAL,
+            | SENSOR_CREDENTIAL
+            | ADMISSION
+            | GENERATED_TLS,
         ),
-        ("sensors-disabled", SERVICE | SQLITE | CONTROLLER | REGISTRATION),
+        ("sensors-disabled", SERVICE | SQLITE | CONTROLLER | REGISTRATION | ADMISSION | GENERATED_TLS),
         ("central-only", SERVICE | SQLITE | {("Ingress", "vigil-system", "vigil-service")}),
         (
             "secured-cluster-only",
             CONTROLLER
             | SENSOR
             | SENSOR_CREDENTIAL
+            | ADMISSION
+            | GENERATED_TLS
             | {("ConfigMap", "vigil-system", "vigil-service-ca"), ("ConfigMap", "vigil-sensor", "vigil-service-ca")},
         ),
     ],
@@ -228,11 +262,11 @@ def test_controller_rbac_is_read_only():
     assert "secrets" not in resources and not any("/" in r for r in resources)
 
 
-# Exactly the calls credential_secret.py and sensor_secret.py make: get and patch on the one Secret, and
+# Exactly the calls credential_secret.py and sensor_secret.py make: get and patch on the named Secrets, and
 # create (which resourceNames cannot limit).
-def credential_rules(secret: str) -> list[dict]:
+def credential_rules(*secrets: str) -> list[dict]:
     return [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(secrets), "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
     ]
 
@@ -241,7 +275,8 @@ def test_controller_credential_roles_are_namespaced_and_exact():
     objects = by_kind(render(values_of("defaults")))
     own = objects[("Role", "vigil-controller-credential")]
     assert own["metadata"]["namespace"] == "vigil-system"
-    assert own["rules"] == credential_rules("vigil-controller-credential")
+    # With the admission webhook (the default) the controller also writes the webhook's credential.
+    assert own["rules"] == credential_rules("vigil-controller-credential", "vigil-admission-credential")
     sensors = objects[("Role", "vigil-controller-sensor-credential")]
     assert sensors["metadata"]["namespace"] == "vigil-sensor"
     assert sensors["rules"] == credential_rules("vigil-sensor-credential")

@@ -1,5 +1,6 @@
 """deploy/manifests/secured-cluster (the controller base folded into the chart's static manifests) renders with
-kubectl kustomize, validates against the Kubernetes schemas, and is least-privilege."""
+kubectl kustomize, validates against the Kubernetes schemas (cert-manager's objects against the fields cert-manager
+v1 defines), and is least-privilege."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ import pytest
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "manifests" / "secured-cluster"
+# The spec fields cert-manager.io/v1 defines for the kinds the manifests use (the CRDs are not in
+# kubernetes-validate's schemas).
+CERT_MANAGER_SPEC = {
+    "Issuer": {"selfSigned", "ca", "acme", "vault", "venafi"},
+    "Certificate": {
+        "isCA",
+        "commonName",
+        "secretName",
+        "duration",
+        "renewBefore",
+        "privateKey",
+        "issuerRef",
+        "dnsNames",
+        "ipAddresses",
+        "usages",
+        "subject",
+    },
+}
 WATCHED = {
     "": {"nodes", "pods", "replicationcontrollers"},
     "apps": {"deployments", "replicasets", "statefulsets", "daemonsets"},
@@ -30,22 +49,38 @@ def rendered() -> list[dict]:
 def test_validates_against_kubernetes_schemas_offline(rendered):
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     assert sorted(d["kind"] for d in rendered) == [
+        "Certificate",
+        "Certificate",
         "ClusterRole",
+        "ClusterRole",
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "DaemonSet",
         "Deployment",
+        "Deployment",
+        "Issuer",
+        "Issuer",
         "Namespace",
         "Namespace",
         "NetworkPolicy",
         "NetworkPolicy",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
         "Role",
         "Role",
         "RoleBinding",
         "RoleBinding",
+        "Service",
         "ServiceAccount",
         "ServiceAccount",
+        "ServiceAccount",
+        "ValidatingWebhookConfiguration",
     ]
     for doc in rendered:
+        if doc["apiVersion"] == "cert-manager.io/v1":
+            assert set(doc["spec"]) <= CERT_MANAGER_SPEC[doc["kind"]], doc
+            assert doc["metadata"]["namespace"] == "vigil-system"
+            continue
         kubernetes_validate.validate(doc, "1.31.0", strict=True)  # raises ValidationError on any mistake
 
 
@@ -57,7 +92,7 @@ def test_validator_catches_a_mistake():
 
 
 def test_rbac_is_read_only_and_minimal(rendered):
-    (role,) = [d for d in rendered if d["kind"] == "ClusterRole"]
+    (role,) = [d for d in rendered if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "vigil-controller"]
     granted: dict[str, set[str]] = {}
     for rule in role["rules"]:
         assert set(rule["verbs"]) == {"get", "list", "watch"}, rule
@@ -66,21 +101,30 @@ def test_rbac_is_read_only_and_minimal(rendered):
     assert granted == WATCHED
     flat = {r for rs in granted.values() for r in rs}
     assert "secrets" not in flat and "nodes/proxy" not in flat and "*" not in flat
-    (binding,) = [d for d in rendered if d["kind"] == "ClusterRoleBinding"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}]
+    bindings = {d["metadata"]["name"]: d["subjects"] for d in rendered if d["kind"] == "ClusterRoleBinding"}
+    assert bindings == {
+        "vigil-controller": [{"kind": "ServiceAccount", "name": "vigil-controller", "namespace": "vigil-system"}],
+        "vigil-admission": [{"kind": "ServiceAccount", "name": "vigil-admission", "namespace": "vigil-system"}],
+    }
+    (webhook_role,) = [d for d in rendered if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "vigil-admission"]
+    assert webhook_role["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
+    ]
 
 
-def test_secret_roles_name_the_two_credential_secrets_and_nothing_more(rendered):
+def test_secret_roles_name_the_three_credential_secrets_and_nothing_more(rendered):
     roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["rules"] for d in rendered if d["kind"] == "Role"}
 
-    def rules(secret: str) -> list[dict]:
+    def rules(*secrets: str) -> list[dict]:
         return [
-            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": list(secrets), "verbs": ["get", "patch"]},
             {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
         ]
 
     assert roles == {
-        ("vigil-system", "vigil-controller-credential"): rules("vigil-controller-credential"),
+        ("vigil-system", "vigil-controller-credential"): rules(
+            "vigil-controller-credential", "vigil-admission-credential"
+        ),
         ("vigil-sensor", "vigil-controller-sensor-credential"): rules("vigil-sensor-credential"),
     }
     subjects = [d["subjects"] for d in rendered if d["kind"] == "RoleBinding"]
@@ -88,7 +132,7 @@ def test_secret_roles_name_the_two_credential_secrets_and_nothing_more(rendered)
 
 
 def test_deployment_is_hardened_and_reads_its_secret(rendered):
-    (dep,) = [d for d in rendered if d["kind"] == "Deployment"]
+    (dep,) = [d for d in rendered if d["kind"] == "Deployment" and d["metadata"]["name"] == "vigil-controller"]
     assert dep["metadata"]["namespace"] == "vigil-system"
     pod = dep["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "vigil-controller"

@@ -18,7 +18,7 @@ def test_manifests_are_rendered_from_the_current_chart():
         [str(REPO / "scripts" / "render-manifests"), "--check"], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == "render-manifests: 11 files up to date"
+    assert proc.stdout.strip() == "render-manifests: 12 files up to date"
 
 
 def objects(shape: str) -> list[dict]:
@@ -54,10 +54,28 @@ def test_each_folder_is_a_kustomization_of_its_objects():
         ("ServiceAccount", "vigil-sensor"),
         ("DaemonSet", "vigil-sensor"),
         ("NetworkPolicy", "vigil-sensor"),
+        ("ServiceAccount", "vigil-admission"),
+        ("ClusterRole", "vigil-admission"),
+        ("ClusterRoleBinding", "vigil-admission"),
+        ("Issuer", "vigil-admission-selfsigned"),
+        ("Certificate", "vigil-admission-ca"),
+        ("Issuer", "vigil-admission-ca"),
+        ("Certificate", "vigil-admission"),
+        ("Deployment", "vigil-admission"),
+        ("Service", "vigil-admission"),
+        ("PodDisruptionBudget", "vigil-admission"),
+        ("NetworkPolicy", "vigil-admission"),
+        ("ValidatingWebhookConfiguration", "vigil-admission"),
     }
     # No secret value is rendered: the manifests read every credential from Secrets the user creates or the
     # controller writes.
     assert not [o for o in objects("central") + objects("secured-cluster") if o["kind"] == "Secret"]
+    # The webhook's CA is cert-manager's, injected into the configuration: none is rendered into the files.
+    [webhooks] = [o for o in objects("secured-cluster") if o["kind"] == "ValidatingWebhookConfiguration"]
+    assert webhooks["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": "vigil-system/vigil-admission"}
+    assert [w["clientConfig"] for w in webhooks["webhooks"]] == [
+        {"service": {"name": "vigil-admission", "namespace": "vigil-system", "path": "/validate", "port": 443}}
+    ]
 
 
 def test_the_old_controller_base_is_folded_in():
@@ -69,7 +87,11 @@ def test_the_old_controller_base_is_folded_in():
         text=True,
     )
     assert tracked.stdout == ""
-    [role] = [o for o in objects("secured-cluster") if o["kind"] == "ClusterRole"]
+    [role] = [
+        o
+        for o in objects("secured-cluster")
+        if o["kind"] == "ClusterRole" and o["metadata"]["name"] == "vigil-controller"
+    ]
     assert role["rules"] == [
         {
             "apiGroups": [""],

@@ -59,3 +59,67 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The admission webhook's TLS Secret (tls.crt, tls.key, ca.crt). */}}
+{{- define "vigil.admissionTlsSecret" -}}
+{{ default "vigil-admission-tls" .Values.securedCluster.admission.tls.secretName }}
+{{- end -}}
+
+{{/* Namespaces whose requests never reach the webhook: Kubernetes' own and the ones Vigil runs in, so
+     neither a slow webhook nor a policy can keep the control plane or Vigil itself from starting pods.
+     The release's namespace is not among them: the chart puts no pod there, and it is often "default". */}}
+{{- define "vigil.admissionExempt" -}}
+{{- $names := list "kube-system" "kube-public" "kube-node-lease" .Values.namespaces.main -}}
+{{- if .Values.securedCluster.sensor.enabled }}{{ $names = append $names .Values.namespaces.sensor }}{{ end -}}
+{{ toJson (uniq $names) }}
+{{- end -}}
+
+{{/* cert-manager's CA injection, in mode certManager. */}}
+{{- define "vigil.admissionInjectCA" -}}
+{{- if eq .Values.securedCluster.admission.tls.mode "certManager" -}}
+annotations:
+  cert-manager.io/inject-ca-from: {{ printf "%s/vigil-admission" .Values.namespaces.main }}
+{{- end -}}
+{{- end -}}
+
+{{/* What every webhook of the chart shares: the Service, the time-out, the exempt namespaces. */}}
+{{- define "vigil.admissionWebhook" -}}
+{{- $a := .root.Values.securedCluster.admission -}}
+sideEffects: None
+admissionReviewVersions: ["v1"]
+matchPolicy: Equivalent
+timeoutSeconds: {{ $a.timeoutSeconds }}
+namespaceSelector:
+  matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ include "vigil.admissionExempt" .root }}
+clientConfig:
+  service:
+    name: vigil-admission
+    namespace: {{ .root.Values.namespaces.main }}
+    path: {{ .path }}
+    port: 443
+  {{- if .caBundle }}
+  caBundle: {{ .caBundle }}
+  {{- end }}
+{{- end -}}
+
+{{/* Pods (and ephemeral containers added to them) and the pod templates of the workload kinds. */}}
+{{- define "vigil.admissionRules" -}}
+- apiGroups: [""]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["pods", "pods/ephemeralcontainers"]
+  scope: Namespaced
+- apiGroups: ["apps"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  scope: Namespaced
+- apiGroups: ["batch"]
+  apiVersions: ["v1"]
+  operations: ["CREATE", "UPDATE"]
+  resources: ["jobs", "cronjobs"]
+  scope: Namespaced
+{{- end -}}
