@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from .discovery import SERVER_VERSION
+from .patch import Schema
 from .resources import GROUP_VERSIONS, ResourceType
 
 SCHEMA_VERSION = "v1.31.0"  # the Kubernetes version this server says it is
@@ -321,6 +322,15 @@ def _unknown(defs: dict[str, Any], schema: dict[str, Any], value: Any, path: str
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for i, item in enumerate(value):
             _unknown(defs, schema["items"], item, f"{path}[{i}]", out, drop)
+
+
+def kind_schema(rt: ResourceType) -> Schema | None:
+    """The kind's schema for strategic merge patches (None without the definitions)."""
+    defs = raw_definitions()
+    name = kind_definition(rt)
+    if defs is None or name is None:
+        return None
+    return Schema(defs, defs[name])
 
 
 def unknown_fields(rt: ResourceType, obj: dict[str, Any], drop: bool) -> list[str]:

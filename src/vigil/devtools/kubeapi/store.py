@@ -539,11 +539,12 @@ class ApiStore:
         api_semantics: bool = True,
         dry_run: bool = False,
     ) -> dict:
+        from .openapi import kind_schema
         from .patch import apply_patch
 
         with self._lock:
             current = self.get(rt, namespace, name)
-            patched = apply_patch(content_type, current, body)
+            patched = apply_patch(content_type, current, body, kind_schema(rt))
             patched.setdefault("metadata", {})["resourceVersion"] = (
                 (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
             ) or current["metadata"]["resourceVersion"]
