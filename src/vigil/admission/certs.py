@@ -66,29 +66,40 @@ class FileCertificate:
     cert: Path
     key: Path
     context: ssl.SSLContext
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     @classmethod
     def open(cls, cert: Path, key: Path) -> FileCertificate:
         ctx = new_context()
         _load(ctx, cert, key)
-        return cls(cert, key, ctx)
+        made = cls(cert, key, ctx)
+        made.stamp = made._stamp()
+        return made
 
-    def _stamp(self) -> tuple[float, float]:
-        return (os.stat(self.cert).st_mtime, os.stat(self.key).st_mtime)
+    def _stamp(self) -> tuple[int, int, int, int]:
+        # Inode too: a mounted Secret is updated by swapping a symlink, not by writing the file.
+        c, k = os.stat(self.cert), os.stat(self.key)
+        return (c.st_mtime_ns, c.st_ino, k.st_mtime_ns, k.st_ino)
 
-    async def keep_current(self) -> None:
-        stamp = self._stamp()
+    def reload_if_changed(self) -> bool:
+        """Load the files again if either changed since the last load; False when nothing changed or they
+        cannot be used yet (a Secret being rewritten is briefly half there: the old one keeps serving)."""
+        try:
+            now = self._stamp()
+            if now == self.stamp:
+                return False
+            _load(self.context, self.cert, self.key)
+        except (OSError, CertificateError) as exc:
+            log.warning("serving certificate not reloaded", extra={"error": str(exc)})
+            return False
+        self.stamp = now
+        log.info("serving certificate reloaded", extra={"cert": str(self.cert)})
+        return True
+
+    async def keep_current(self, interval: float = FILE_CHECK_INTERVAL) -> None:
         while True:
-            await asyncio.sleep(FILE_CHECK_INTERVAL)
-            try:
-                now = self._stamp()
-                if now != stamp:
-                    _load(self.context, self.cert, self.key)
-                    stamp = now
-                    log.info("serving certificate reloaded", extra={"cert": str(self.cert)})
-            except (OSError, CertificateError) as exc:
-                # A Secret being rewritten is briefly half there: keep serving the old one.
-                log.warning("serving certificate not reloaded", extra={"error": str(exc)})
+            await asyncio.sleep(interval)
+            self.reload_if_changed()
 
 
 def _sans(hosts: list[str]) -> list[x509.GeneralName]:
@@ -110,6 +121,7 @@ class IssuedCertificate:
     hosts: list[str]
     context: ssl.SSLContext
     lifetime: _dt.timedelta = ISSUED_LIFETIME
+    issued_at: _dt.datetime | None = None
     not_after: _dt.datetime | None = None
 
     @classmethod
@@ -153,16 +165,21 @@ class IssuedCertificate:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
         _load_pem(cert.public_bytes(serialization.Encoding.PEM), key_pem, self.context)
-        self.not_after = not_after
+        self.issued_at, self.not_after = now, not_after
         log.info("serving certificate issued", extra={"not_after": not_after.isoformat()})
 
     def renew_at(self) -> _dt.datetime:
-        assert self.not_after is not None
-        start = self.not_after - self.lifetime
-        return start + self.lifetime * 2 / 3
+        """Two thirds into the certificate's life: a failed renewal has a third left to be retried."""
+        if self.issued_at is None or self.not_after is None:
+            raise RuntimeError("no certificate issued yet")
+        return self.issued_at + (self.not_after - self.issued_at) * 2 / 3
 
     async def keep_current(self) -> None:
         while True:
             wait = (self.renew_at() - _dt.datetime.now(_dt.UTC)).total_seconds()
             await asyncio.sleep(max(wait, 1.0))
-            self.renew()
+            try:
+                self.renew()
+            except (ValueError, ssl.SSLError, OSError) as exc:
+                log.error("serving certificate not renewed; retrying in a minute", extra={"error": str(exc)})
+                await asyncio.sleep(60.0)
