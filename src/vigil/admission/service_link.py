@@ -73,6 +73,7 @@ class ServiceLink:
         self.dropped = 0
         self.feed_error: str | None = "the feed has not connected yet"
         self._wake = asyncio.Event()
+        self._inflight: AdmissionDecisionBatch | None = None
 
     def _headers(self) -> dict[str, str] | None:
         secret = self.credential.secret()
@@ -138,28 +139,31 @@ class ServiceLink:
             except TimeoutError:
                 pass
             self._wake.clear()
-            while self._queue:
+            while self._queue or self._inflight is not None:
                 if not await self._send_batch():
                     break
 
     async def _send_batch(self) -> bool:
-        decisions = [self._queue[i] for i in range(min(BATCH, len(self._queue)))]
         headers = self._headers()
         if headers is None:
             return False
-        batch = AdmissionDecisionBatch(
-            batch_id=f"adm-{secrets.token_hex(12)}", cluster_id=self.cluster_id, decisions=decisions
-        )
+        if self._inflight is None:
+            # The batch keeps its id until the service acknowledges it: a resend after a lost answer
+            # is recognised as the same batch and not recorded twice.
+            decisions = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+            self._inflight = AdmissionDecisionBatch(
+                batch_id=f"adm-{secrets.token_hex(12)}", cluster_id=self.cluster_id, decisions=decisions
+            )
         try:
             response = await self._client.post(
                 f"{self.url}/api/v1/clusters/{self.cluster_id}/admission/decisions",
-                content=batch.model_dump_json(),
+                content=self._inflight.model_dump_json(),
                 headers={**headers, "Content-Type": "application/json"},
             )
         except (httpx.HTTPError, OSError) as exc:
             log.warning("admission decisions not sent", extra={"error": str(exc)})
             return False
-        if response.status_code >= 500 or response.status_code == 429 or response.status_code == 401:
+        if response.status_code >= 500 or response.status_code in (401, 429):
             log.warning("admission decisions not taken", extra={"status": response.status_code})
             return False
         if response.status_code >= 400:
@@ -167,8 +171,7 @@ class ServiceLink:
             log.error(
                 "admission decisions refused", extra={"status": response.status_code, "body": response.text[:300]}
             )
-        for _ in decisions:
-            self._queue.popleft()
+        self._inflight = None
         return True
 
     async def close(self) -> None:
