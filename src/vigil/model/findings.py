@@ -9,7 +9,8 @@ A finding is identified by (family, type, scope, subject key):
   (``workload_scope``). A pass that evaluates one workload running one image settles the
   findings of that scope.
 - the subject key is what it is about inside its scope and type: nothing more for integrity
-  (the type says it), the package and advisory for contents, the detection for runtime.
+  (the type says it), the package and advisory for contents, the detection for runtime, the
+  object and its set of violations for admission.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Family(StrEnum):
     INTEGRITY = "integrity"  # the trusted registry's answer about a running image
     CONTENTS = "contents"  # an image's packages against the advisories
     RUNTIME = "runtime"  # what ran, judged against its image
-    ADMISSION = "admission"  # reserved for the admission webhook's decisions
+    ADMISSION = "admission"  # what the admission webhook refused, warned about, recorded or let through
 
 
 class Severity(StrEnum):
@@ -98,6 +99,10 @@ class FindingType(StrEnum):
     RUNTIME_DRIFT = "runtime_drift"
     TAMPERED_BINARY = "tampered_binary"
     SUSPICIOUS_EXEC = "suspicious_exec"
+    ADMISSION_DENIED = "admission_denied"
+    ADMISSION_WARNED = "admission_warned"
+    ADMISSION_AUDITED = "admission_audited"
+    BREAK_GLASS_USED = "break_glass_used"
 
     @property
     def family(self) -> Family:
@@ -135,6 +140,12 @@ _TYPES = {
     FindingType.RUNTIME_DRIFT: TypeInfo(Family.RUNTIME, Severity.HIGH),
     FindingType.TAMPERED_BINARY: TypeInfo(Family.RUNTIME, Severity.CRITICAL),
     FindingType.SUSPICIOUS_EXEC: TypeInfo(Family.RUNTIME, None),
+    # What the webhook decided from the enforcement policy: a denial means someone tried to run what
+    # the policy refuses; an audit is what enforce mode would have refused.
+    FindingType.ADMISSION_DENIED: TypeInfo(Family.ADMISSION, Severity.HIGH),
+    FindingType.ADMISSION_WARNED: TypeInfo(Family.ADMISSION, Severity.MEDIUM),
+    FindingType.ADMISSION_AUDITED: TypeInfo(Family.ADMISSION, Severity.LOW),
+    FindingType.BREAK_GLASS_USED: TypeInfo(Family.ADMISSION, Severity.HIGH),
 }
 
 FINDING_TYPES: tuple[FindingType, ...] = tuple(FindingType)
@@ -147,6 +158,7 @@ def types_of(family: Family) -> tuple[FindingType, ...]:
 INTEGRITY_TYPES = types_of(Family.INTEGRITY)
 PACKAGE_TYPES = types_of(Family.CONTENTS)
 RUNTIME_TYPES = types_of(Family.RUNTIME)
+ADMISSION_TYPES = types_of(Family.ADMISSION)
 # What the registry's answer can contradict; an untrusted registry is decided before it is asked.
 REGISTRY_VIOLATION_TYPES = (FindingType.DIGEST_MISMATCH, FindingType.TAG_MOVED, FindingType.ARTIFACT_MISSING)
 # Findings about a package's advisories: in the image, or observed running.

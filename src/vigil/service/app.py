@@ -12,10 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil import __version__
 from vigil.service.api import (
+    admission,
     alerts,
     client_certificates,
     clusters,
     contents,
+    enforcement,
     errors,
     findings,
     health,
@@ -45,6 +47,8 @@ ROUTERS = (
     inventory,
     findings,
     policy,
+    enforcement,
+    admission,
     integrity,
     alerts,
     contents,
@@ -56,7 +60,8 @@ DESCRIPTION = """Vigil checks what runs in Kubernetes against the artifact regis
 
 Every endpoint except `/healthz` and `/readyz` needs `Authorization: Bearer <token>`:
 user tokens (roles `admin`, `viewer`), metrics tokens (read `/metrics` only), cluster credentials
-(write their own cluster's inventory), registration tokens (register a cluster).
+(write their own cluster's inventory), registration tokens (register a cluster), admission credentials
+(read their own cluster's admission feed, record its webhooks' decisions).
 Errors are `{"error": code, "detail": why}`.
 """
 
@@ -91,6 +96,7 @@ def create_app(settings: Settings, engine: Engine | None = None, run_migrations:
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.workers = workers
+    app.state.admission_changes = admission.PolicyChanges()  # wakes admission feeds when a policy is replaced
     # The CA that signs controllers' and sensors' client certificates, kept in the data dir across starts.
     app.state.client_ca = ClientCA.load_or_create(settings.data_dir) if settings.client_certs != "off" else None
     errors.install(app)

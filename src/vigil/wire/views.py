@@ -113,8 +113,9 @@ class CredentialInfo(View):
 
     id: str
     name: str
-    kind: Literal["cluster", "enrolment", "sensor"] = Field(
-        description="cluster: the controller's; enrolment: enrols sensors; sensor: one node's sensor"
+    kind: Literal["cluster", "enrolment", "sensor", "admission"] = Field(
+        description="cluster: the controller's; enrolment: enrols sensors; sensor: one node's sensor; "
+        "admission: the admission webhooks'"
     )
     node: str | None = Field(description="the node a sensor credential speaks for")
     cluster_id: str
@@ -129,6 +130,13 @@ class SensorEnrolment(View):
     id: str
     credential: str = Field(description="the cluster's new enrolment credential, shown once")
     previous_valid_until: Timestamp = Field(description="when the cluster's earlier enrolment credentials stop working")
+
+
+class AdmissionCredential(View):
+    cluster_id: str
+    id: str
+    credential: str = Field(description="the cluster's new admission credential, shown once")
+    previous_valid_until: Timestamp = Field(description="when the cluster's earlier admission credentials stop working")
 
 
 class EnrolledSensor(View):

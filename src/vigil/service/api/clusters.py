@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.api.body import openapi_body, parse_body
-from vigil.service.api.deps import admin, enroller, enrolment_issuer, reader, registrant
+from vigil.service.api.deps import admin, enroller, enrolment_issuer, own_cluster, reader, registrant
 from vigil.service.api.errors import ApiError, forbidden, not_found, unauthorized
 from vigil.service.api.query import cluster_path
 from vigil.service.api.responses import ViewRoute
@@ -19,6 +19,7 @@ from vigil.service.store.credentials import (
     DEFAULT_OVERLAP,
     RegistrationRefused,
     enrol_sensor,
+    issue_admission,
     issue_enrolment,
     list_credentials,
     register_with_token,
@@ -29,6 +30,7 @@ from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from vigil.service.store.tokens import Principal, issue_token
 from vigil.service.store.views import clusters as cluster_views
 from vigil.wire.views import (
+    AdmissionCredential,
     Cluster,
     CredentialInfo,
     EnrolledSensor,
@@ -203,11 +205,20 @@ def revoke(
         return next(c for c in list_credentials(conn, cluster_id) if c["id"] == credential_id)
 
 
-def _own_cluster(who: Principal, cluster_id: str) -> None:
-    if who.role != "admin" and who.cluster_id != cluster_id:
-        raise forbidden(
-            f"this credential is scoped to cluster {who.cluster_id}; it cannot act for cluster {cluster_id}"
-        )
+async def _issue(request: Request, cluster_id: str, who: Principal, issue) -> dict:
+    own_cluster(who, cluster_id)
+    body: RotateRequest = await parse_body(request, RotateRequest)
+    overlap = timedelta(seconds=body.overlap_seconds)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            try:
+                return issue(conn, cluster_id, overlap)
+            except LookupError as exc:
+                raise not_found(str(exc)) from None
+
+    cred, until = await run_in_threadpool(work)
+    return {"cluster_id": cluster_id, "id": cred.id, "credential": cred.secret, "previous_valid_until": until}
 
 
 @router.post(
@@ -218,19 +229,18 @@ def _own_cluster(who: Principal, cluster_id: str) -> None:
     openapi_extra=openapi_body(RotateRequest, {"overlap_seconds": 600}),
 )
 async def sensor_enrolment(cluster_id: str, request: Request, who: Principal = Depends(enrolment_issuer)) -> dict:
-    _own_cluster(who, cluster_id)
-    body: RotateRequest = await parse_body(request, RotateRequest)
-    overlap = timedelta(seconds=body.overlap_seconds)
+    return await _issue(request, cluster_id, who, issue_enrolment)
 
-    def work():
-        with request.app.state.engine.begin() as conn:
-            try:
-                return issue_enrolment(conn, cluster_id, overlap)
-            except LookupError as exc:
-                raise not_found(str(exc)) from None
 
-    cred, until = await run_in_threadpool(work)
-    return {"cluster_id": cluster_id, "id": cred.id, "credential": cred.secret, "previous_valid_until": until}
+@router.post(
+    "/{cluster_id}/admission-credential",
+    response_model=AdmissionCredential,
+    summary="A new credential for the cluster's admission webhooks (its feed and its decisions only); the earlier "
+    "ones work for a short overlap (admin, or the cluster's own credential)",
+    openapi_extra=openapi_body(RotateRequest, {"overlap_seconds": 600}),
+)
+async def admission_credential(cluster_id: str, request: Request, who: Principal = Depends(enrolment_issuer)) -> dict:
+    return await _issue(request, cluster_id, who, issue_admission)
 
 
 @router.post(
@@ -241,7 +251,7 @@ async def sensor_enrolment(cluster_id: str, request: Request, who: Principal = D
     openapi_extra=openapi_body(SensorEnrolRequest, {"node": "worker-1"}),
 )
 async def enrol(cluster_id: str, request: Request, who: Principal = Depends(enroller)) -> dict:
-    _own_cluster(who, cluster_id)
+    own_cluster(who, cluster_id)
     body: SensorEnrolRequest = await parse_body(request, SensorEnrolRequest)
 
     def work():

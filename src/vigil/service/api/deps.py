@@ -96,6 +96,16 @@ def _identify(request: Request, first_certificate: bool) -> Principal:
     return who
 
 
+def still_valid(engine: Engine, secret: str) -> bool:
+    """Whether a token a long-lived stream was opened with still admits its holder (not revoked or expired)."""
+    with engine.connect() as conn:
+        try:
+            authenticate(conn, secret)
+        except TokenRejected:
+            return False
+    return True
+
+
 def principal(request: Request) -> Principal:
     return _identify(request, first_certificate=False)
 
@@ -127,4 +137,15 @@ cluster_writer = require("cluster")
 sensor_writer = require("sensor", "cluster")
 enrolment_issuer = require("admin", "cluster")
 enroller = require("enrolment")
+admission_client = require("admission")
+
+
+def own_cluster(who: Principal, cluster_id: str) -> None:
+    """A cluster-bound credential acts for its own cluster only (an admin for any)."""
+    if who.role != "admin" and who.cluster_id != cluster_id:
+        raise forbidden(
+            f"this credential is scoped to cluster {who.cluster_id}; it cannot act for cluster {cluster_id}"
+        )
+
+
 registrant = require("registration")

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from vigil.policy.trust_doc import PolicyDoc
+from vigil.service.api.admission import policy_changed
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
 from vigil.service.api.responses import ViewRoute
@@ -50,4 +51,6 @@ async def put_trust(request: Request, who: Principal = Depends(admin)) -> dict:
             replace_policy(conn, policy, actor=f"token:{who.name}")
         return _document(request)
 
-    return await run_in_threadpool(work)
+    answer = await run_in_threadpool(work)
+    policy_changed(request.app)  # admission webhooks decide under the new trust policy within a second
+    return answer

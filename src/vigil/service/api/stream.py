@@ -23,13 +23,13 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.clock import iso
 from vigil.model.findings import FINDING_TYPES, SEVERITIES, FindingStatus
-from vigil.service.api.deps import reader
+from vigil.service.api.deps import reader, still_valid
 from vigil.service.api.errors import ApiError
 from vigil.service.api.query import cluster_query, csv_values
 from vigil.service.store import risk as risk_store
 from vigil.service.store.ids import MAX_ROW_ID
 from vigil.service.store.schema import finding_events, findings
-from vigil.service.store.tokens import Principal, TokenRejected, authenticate
+from vigil.service.store.tokens import Principal
 from vigil.service.store.views import findings as finding_views
 
 POLL_SECONDS = 0.05
@@ -162,14 +162,6 @@ async def stream_findings(
             out.append((r.id, b"id: %d\nevent: finding\ndata: %s\n\n" % (r.id, orjson.dumps(payload))))
         return out
 
-    def still_allowed() -> bool:
-        with engine.connect() as conn:
-            try:
-                authenticate(conn, secret)
-            except TokenRejected:
-                return False
-        return True
-
     async def events():
         position = _Position(resume)
         yield b"retry: 1000\n: stream of finding changes\n\n"
@@ -180,7 +172,7 @@ async def stream_findings(
             now = time.monotonic()
             if now - last_auth >= REAUTH_SECONDS:
                 last_auth = now
-                if not await run_in_threadpool(still_allowed):
+                if not await run_in_threadpool(still_valid, engine, secret):
                     yield b'event: end\ndata: {"reason": "token no longer valid"}\n\n'
                     return
             batch = await run_in_threadpool(fetch, position.upto, position.sent)

@@ -82,14 +82,27 @@ def _expire_active(
     return until
 
 
+def _issue_cluster_bound(
+    conn: Connection, cluster_id: str, role: str, name: str, overlap: timedelta
+) -> tuple[IssuedToken, datetime]:
+    if cluster_name(conn, cluster_id) is None:
+        raise LookupError(f"cluster {cluster_id!r} is not registered")
+    until = _expire_active(conn, cluster_id, overlap, role)
+    return issue_token(conn, role=role, name=name, cluster_id=cluster_id), until
+
+
 def issue_enrolment(
     conn: Connection, cluster_id: str, overlap: timedelta = DEFAULT_OVERLAP
 ) -> tuple[IssuedToken, datetime]:
     """A new enrolment credential for the cluster's sensors, and when its earlier ones stop working."""
-    if cluster_name(conn, cluster_id) is None:
-        raise LookupError(f"cluster {cluster_id!r} is not registered")
-    until = _expire_active(conn, cluster_id, overlap, "enrolment")
-    return issue_token(conn, role="enrolment", name="sensor-enrolment", cluster_id=cluster_id), until
+    return _issue_cluster_bound(conn, cluster_id, "enrolment", "sensor-enrolment", overlap)
+
+
+def issue_admission(
+    conn: Connection, cluster_id: str, overlap: timedelta = DEFAULT_OVERLAP
+) -> tuple[IssuedToken, datetime]:
+    """A new credential for the cluster's admission webhooks, and when its earlier ones stop working."""
+    return _issue_cluster_bound(conn, cluster_id, "admission", "admission", overlap)
 
 
 def enrol_sensor(
@@ -101,8 +114,8 @@ def enrol_sensor(
 
 
 def list_credentials(conn: Connection, cluster_id: str) -> list[dict]:
-    """The cluster's credentials (controller, enrolment and sensors'), oldest first, with whether each
-    still works (never their secrets)."""
+    """The cluster's credentials (controller, enrolment, sensors' and admission webhooks'), oldest first, with
+    whether each still works (never their secrets)."""
     t = api_tokens.c
     rows = conn.execute(
         select(t.id, t.name, t.role, t.node_name, t.cluster_id, t.created_at, t.expires_at, t.revoked_at)

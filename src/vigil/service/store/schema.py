@@ -55,7 +55,7 @@ api_tokens = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("name", String(128), nullable=False),
-    # admin | viewer | metrics | cluster | registration | enrolment | sensor
+    # admin | viewer | metrics | cluster | registration | enrolment | sensor | admission
     Column("role", String(16), nullable=False),
     # sha256 of the secret: tokens are 256-bit random, so a fast hash is enough and
     # lets every request look its token up by index.
@@ -536,6 +536,43 @@ vulnerability_runtime = Table(
     Column("running_finding_id", Integer),
     Column("updated_at", Timestamp, nullable=False),
     Index("ix_vulnerability_runtime_state", "state"),
+)
+
+# -- admission control ----------------------------------------------------------------------------
+
+enforcement_policy_revisions = Table(
+    "enforcement_policy_revisions",
+    metadata,
+    # Every stored enforcement policy, kept as history; the newest row is the policy in force.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # the document's own hash (EnforcementPolicy.revision), which decisions carry
+    Column("revision", String(64), nullable=False),
+    Column("document", Json, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    sqlite_autoincrement=True,
+)
+
+admission_decisions = Table(
+    "admission_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    # the AdmissionReview's request uid: a decision sent twice (a retried batch) is kept once
+    Column("uid", String(128), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("operation", String(16), nullable=False),
+    Column("kind", String(63), nullable=False),
+    Column("namespace", String(63), nullable=False),
+    Column("name", String(253), nullable=False),
+    Column("user", String(253), nullable=False),
+    # allowed | denied | warned | audited | break_glass | exempt
+    Column("outcome", String(16), nullable=False),
+    Column("record", Json, nullable=False),  # the whole AdmissionDecisionRecord as the webhook sent it
+    Column("received_at", Timestamp, nullable=False),
+    UniqueConstraint("cluster_id", "uid"),
+    Index("ix_admission_decisions_filter", "cluster_id", "namespace", "outcome"),
+    sqlite_autoincrement=True,
 )
 
 # "changed since" and the findings stream read the history by time and by id.

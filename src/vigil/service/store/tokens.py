@@ -1,5 +1,5 @@
 """API tokens: users' (admin, viewer), metrics scrapers', clusters' credentials, registration tokens,
-and sensors' (an enrolment credential per cluster, and one sensor credential per node).
+sensors' (an enrolment credential per cluster, and one sensor credential per node) and admission webhooks'.
 
 Only a sha256 of each secret is stored; the secret itself is shown once, when made.
 """
@@ -20,7 +20,8 @@ USER_ROLES = ("admin", "viewer")
 # A metrics token reads /metrics and nothing else: a scraper's credential is no wider than its job.
 # An enrolment credential only enrols its cluster's sensors; a sensor credential only writes its own
 # node's runtime records and heartbeats: a compromised node holds nothing that rewrites the inventory.
-CLUSTER_ROLES = ("cluster", "enrolment", "sensor")
+# An admission credential reads its cluster's admission feed and records its webhooks' decisions, no more.
+CLUSTER_ROLES = ("cluster", "enrolment", "sensor", "admission")
 ROLES = USER_ROLES + ("metrics", "registration") + CLUSTER_ROLES
 _PREFIX = {
     "admin": "vgl_u_",
@@ -30,6 +31,7 @@ _PREFIX = {
     "registration": "vgl_r_",
     "enrolment": "vgl_e_",
     "sensor": "vgl_s_",
+    "admission": "vgl_a_",
 }
 
 

@@ -132,6 +132,22 @@ def integrity(ev: Mapping, finding: Mapping) -> list[Row]:
     return rows + _row("registry answer", ev.get("registry_answer"))
 
 
+def admission(ev: Mapping, finding: Mapping) -> list[Row]:
+    obj = "/".join(_text(ev.get(k)) for k in ("namespace", "kind", "name"))
+    rows = _row("outcome", ev.get("outcome")) + _row("object", obj, mono=True)
+    rows += _row("operation", ev.get("operation")) + _row("requested by", ev.get("user"), mono=True)
+    rows += _row("break-glass reason", ev.get("break_glass")) + _row("policy revision", ev.get("enforcement_revision"))
+    violations = [v for v in ev.get("violations") or () if isinstance(v, Mapping)]
+    if violations:
+        rows.append(
+            Row("violations", tuple(Cell(f"[{_text(v.get('mode'))}] {_text(v.get('message'))}") for v in violations))
+        )
+    images = ev.get("images") or ()
+    if images:
+        rows.append(Row("images", tuple(Cell(str(i), mono=True) for i in images)))
+    return rows + _row("dry run", "yes" if ev.get("dry_run") else None)
+
+
 Renderer = Callable[[Mapping, Mapping], list[Row]]
 RENDERERS: dict[FindingType, Renderer] = {
     FindingType.UNTRUSTED_REGISTRY: integrity,
@@ -144,6 +160,10 @@ RENDERERS: dict[FindingType, Renderer] = {
     FindingType.RUNTIME_DRIFT: runtime,
     FindingType.TAMPERED_BINARY: runtime,
     FindingType.SUSPICIOUS_EXEC: runtime,
+    FindingType.ADMISSION_DENIED: admission,
+    FindingType.ADMISSION_WARNED: admission,
+    FindingType.ADMISSION_AUDITED: admission,
+    FindingType.BREAK_GLASS_USED: admission,
 }
 
 
