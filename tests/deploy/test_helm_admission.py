@@ -628,3 +628,89 @@ def test_notes_name_the_webhook_and_its_exemptions():
         "vigil-sensor;\nit reads Secret vigil-system/vigil-admission-credential (the controller writes it). "
         "TLS: generate.\n"
     ) in notes
+
+
+# The upgrade path: `lookup` answers only against a live cluster, so the chart's own helper is driven here with
+# the Secret an earlier release made (as lookup returns it) and the time of the upgrade.
+PROBE = """{{ include "vigil.admissionGeneratedTls" (dict "old" .Values.old "now" .Values.now "rotation"
+  .Values.rotation "host" "vigil-admission.vigil-system.svc" "dnsNames" (list "vigil-admission.vigil-system.svc")) }}
+"""
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def probe_chart(tmp_path_factory) -> Path:
+    chart = tmp_path_factory.mktemp("probe")
+    (chart / "templates").mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: probe\nversion: 0.1.0\n")
+    (chart / "templates" / "_helpers.tpl").write_text((CHART / "templates" / "_helpers.tpl").read_text())
+    (chart / "templates" / "probe.yaml").write_text(PROBE)
+    return chart
+
+
+def generate(probe_chart: Path, old: dict, now: int, rotation: str = "") -> dict:
+    """The Secret the chart would apply: as lookup would return it on the next upgrade."""
+    chart = helm_python.Chart.load(str(probe_chart))
+    try:
+        out = chart.render({"old": old, "now": now, "rotation": rotation}, name="vigil", namespace="vigil-system")
+    finally:
+        chart.close()
+    made = yaml.safe_load(out["probe/templates/probe.yaml"])
+    return {"metadata": {"annotations": made["annotations"]}, "data": made["data"]}
+
+
+def certificate(secret: dict, key: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(base64.b64decode(secret["data"][key]))
+
+
+def test_upgrade_keeps_the_ca_and_renews_the_certificate_in_its_last_30_days(probe_chart: Path):
+    installed_at = 1_800_000_000
+    first = generate(probe_chart, {}, installed_at)
+    assert first["metadata"]["annotations"] == {
+        "vigil.dev/rotation": "",
+        "vigil.dev/renew-after": str(installed_at + 335 * DAY),
+        "vigil.dev/ca-renew-after": str(installed_at + 3620 * DAY),
+    }
+
+    # A later upgrade within the certificate's first 335 days changes nothing: same caBundle, no rollout.
+    assert generate(probe_chart, first, installed_at + 334 * DAY) == first
+
+    # Past that, a new certificate from the same CA (so caBundle, and the API server's trust, stay).
+    renewed_at = installed_at + 336 * DAY
+    renewed = generate(probe_chart, first, renewed_at)
+    assert {k: renewed["data"][k] for k in ("ca.crt", "ca.key")} == {k: first["data"][k] for k in ("ca.crt", "ca.key")}
+    assert renewed["data"]["tls.crt"] != first["data"]["tls.crt"]
+    assert renewed["data"]["tls.key"] != first["data"]["tls.key"]
+    ca, leaf = certificate(renewed, "ca.crt"), certificate(renewed, "tls.crt")
+    ca.public_key().verify(
+        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm
+    )
+    assert leaf.subject.rfc4514_string() == "CN=vigil-admission.vigil-system.svc"
+    assert renewed["metadata"]["annotations"] == {
+        "vigil.dev/rotation": "",
+        "vigil.dev/renew-after": str(renewed_at + 335 * DAY),
+        "vigil.dev/ca-renew-after": str(installed_at + 3620 * DAY),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "rotation", "later"),
+    [
+        ("a new rotation value", "2027-01", 1),
+        ("the CA in its last 30 days", "", 3621),
+        ("a Secret without the CA key", "", 1),
+    ],
+)
+def test_a_new_ca_on(probe_chart: Path, change: str, rotation: str, later: int):
+    installed_at = 1_800_000_000
+    first = generate(probe_chart, {}, installed_at)
+    old = copy.deepcopy(first)
+    if change == "a Secret without the CA key":
+        del old["data"]["ca.key"]
+    again = generate(probe_chart, old, installed_at + later * DAY, rotation)
+    assert again["data"]["ca.crt"] != first["data"]["ca.crt"]
+    assert again["metadata"]["annotations"] == {
+        "vigil.dev/rotation": rotation,
+        "vigil.dev/renew-after": str(installed_at + (later + 335) * DAY),
+        "vigil.dev/ca-renew-after": str(installed_at + (later + 3620) * DAY),
+    }

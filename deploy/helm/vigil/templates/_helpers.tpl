@@ -123,3 +123,38 @@ clientConfig:
   resources: ["jobs", "cronjobs"]
   scope: Namespaced
 {{- end -}}
+
+{{/* mode generate: the webhook's Secret data and annotations (JSON) from the Secret an earlier release made
+     (old: {} when there is none) at time now (Unix seconds). The CA is kept while rotation is unchanged and
+     it has more than 30 days left, so caBundle stays; the certificate is kept while it has more than 30
+     days left and otherwise issued anew from the same CA. */}}
+{{- define "vigil.admissionGeneratedTls" -}}
+{{- $day := 86400 -}}
+{{- $now := .now | int64 -}}
+{{- $data := dig "data" (dict) .old -}}
+{{- $was := dig "metadata" "annotations" (dict) .old -}}
+{{- $complete := and (hasKey $data "ca.crt") (hasKey $data "ca.key") (hasKey $data "tls.crt") (hasKey $data "tls.key") -}}
+{{- $caRenewAfter := get $was "vigil.dev/ca-renew-after" | default "0" | int64 -}}
+{{- $renewAfter := get $was "vigil.dev/renew-after" | default "0" | int64 -}}
+{{- $tls := dict -}}
+{{- $annotations := dict "vigil.dev/rotation" .rotation -}}
+{{- if and $complete (eq (get $was "vigil.dev/rotation") .rotation) (lt $now $caRenewAfter) -}}
+{{- $_ := set $annotations "vigil.dev/ca-renew-after" (toString $caRenewAfter) -}}
+{{- if lt $now $renewAfter -}}
+{{- $tls = pick $data "ca.crt" "ca.key" "tls.crt" "tls.key" -}}
+{{- $_ := set $annotations "vigil.dev/renew-after" (toString $renewAfter) -}}
+{{- else -}}
+{{- $ca := buildCustomCert (get $data "ca.crt") (get $data "ca.key") -}}
+{{- $cert := genSignedCert .host nil .dnsNames 365 $ca -}}
+{{- $tls = dict "ca.crt" (get $data "ca.crt") "ca.key" (get $data "ca.key") "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
+{{- $_ := set $annotations "vigil.dev/renew-after" (toString (add $now (mul 335 $day))) -}}
+{{- end -}}
+{{- else -}}
+{{- $ca := genCA "vigil-admission-ca" 3650 -}}
+{{- $cert := genSignedCert .host nil .dnsNames 365 $ca -}}
+{{- $tls = dict "ca.crt" ($ca.Cert | b64enc) "ca.key" ($ca.Key | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
+{{- $_ := set $annotations "vigil.dev/renew-after" (toString (add $now (mul 335 $day))) -}}
+{{- $_ := set $annotations "vigil.dev/ca-renew-after" (toString (add $now (mul 3620 $day))) -}}
+{{- end -}}
+{{ toJson (dict "data" $tls "annotations" $annotations) }}
+{{- end -}}
