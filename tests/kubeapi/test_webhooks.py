@@ -304,7 +304,7 @@ def test_selectors_and_rules_decide_which_requests_a_webhook_sees(api, webhook):
     assert sorted(req["name"] for _, req in webhook.reviews) == ["labelled", "t", "web"]
 
 
-def test_subresource_rules_and_ephemeral_containers(api, webhook):  # noqa: F811
+def test_subresource_rules_and_ephemeral_containers(api, webhook, tmp_path):  # noqa: F811
     c = client(api)
     c.post(PODS, json=pod("web")).raise_for_status()
     webhook.answers["/sub"] = lambda req: {"allowed": False, "status": {"message": f"no {req['subResource']}"}}
@@ -314,27 +314,36 @@ def test_subresource_rules_and_ephemeral_containers(api, webhook):  # noqa: F811
     register(
         api, "ValidatingWebhookConfiguration", "sub", hook("sub.vigil.test", url_client(webhook, "/sub"), rules=rules)
     )
-    ephemeral = {"spec": {"ephemeralContainers": [{"name": "debug", "image": "busybox"}]}}
-    r = c.patch(
-        f"{PODS}/web/ephemeralcontainers",
-        content=json.dumps(ephemeral),
-        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    out = kubectl(api, tmp_path, "debug", "web", "--image=busybox:1.36", "-c", "debug")
+    assert (out.returncode, out.stderr) == (
+        1,
+        'Error from server: admission webhook "sub.vigil.test" denied the request: no ephemeralcontainers\n',
     )
-    assert r.json()["message"] == 'admission webhook "sub.vigil.test" denied the request: no ephemeralcontainers'
     ((_, req),) = webhook.reviews
-    assert (req["kind"], req["subResource"], req["requestSubResource"]) == (
+    assert (req["kind"], req["resource"], req["subResource"], req["requestSubResource"], req["operation"]) == (
         {"group": "", "version": "v1", "kind": "Pod"},
+        {"group": "", "version": "v1", "resource": "pods"},
         "ephemeralcontainers",
         "ephemeralcontainers",
+        "UPDATE",
     )
-    assert req["object"]["spec"]["ephemeralContainers"] == [{"name": "debug", "image": "busybox"}]
+    assert [(e["name"], e["image"]) for e in req["object"]["spec"]["ephemeralContainers"]] == [
+        ("debug", "busybox:1.36")
+    ]
+    assert "ephemeralContainers" not in req["oldObject"]["spec"]
+    assert "ephemeralContainers" not in c.get(f"{PODS}/web").json()["spec"]
+    webhook.answers["/sub"] = lambda req: {"allowed": True}
+    out = kubectl(api, tmp_path, "debug", "web", "--image=busybox:1.36", "-c", "debug")
+    assert out.returncode == 0, out.stderr
+    assert [e["name"] for e in c.get(f"{PODS}/web").json()["spec"]["ephemeralContainers"]] == ["debug"]
+    webhook.reviews.clear()
     # "pods" alone names no subresource: the main resource's updates pass this webhook by.
     r = c.patch(
         f"{PODS}/web",
         content=json.dumps({"metadata": {"labels": {"a": "b"}}}),
         headers={"Content-Type": "application/merge-patch+json"},
     )
-    assert r.status_code == 200 and len(webhook.reviews) == 1
+    assert r.status_code == 200 and webhook.reviews == []
 
 
 def test_dry_run_admits_and_persists_nothing(api, webhook, tmp_path):  # noqa: F811
