@@ -20,10 +20,16 @@ runner = CliRunner()
 #   input:  a file the command reads (missing: absent; "unwritable": a directory; malformed: garbage bytes)
 #   indir:  a directory the command reads (missing: absent; "unwritable": under a file; malformed: a file)
 #   output: a file the command writes (missing: its directory absent; unwritable: in /proc; malformed: a dir)
+#   made:   a file the command writes, made with its directory (missing: under a file; unwritable: in /proc;
+#           malformed: a dir)
 #   dir:    a directory the command makes or writes into (missing: under a file; unwritable: in /proc;
 #           malformed: a regular file)
+#   source: a file or a directory the command reads (missing: absent; "unwritable": under a file;
+#           malformed: garbage bytes)
+#   store:  a database file the command reads and writes, made with its directory (missing: under a file;
+#           unwritable: in /proc; malformed: garbage bytes; directory: a directory)
 #   format: an --output that names a format, not a path (malformed: an unknown format)
-Role = typing.Literal["input", "indir", "output", "dir", "format"]
+Role = typing.Literal["input", "indir", "output", "made", "dir", "source", "store", "format"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,28 @@ class Case:
 SERVICE = ("--url", "http://127.0.0.1:9", "--token", "vgl_u_x")
 CONTROLLER = ("--service", "http://127.0.0.1:9", "--registration-token", "vgl_r_x", "--cluster-name", "demo")
 SENSOR = ("--service", "http://127.0.0.1:9", "--duration", "1")
-CERT = ("--credential-file", "{cred}", "--client-cert", "{tmp}/c.pem", "--client-key", "{tmp}/c.key")
+CERT = (
+    "--service",
+    "https://127.0.0.1:9",
+    "--credential-file",
+    "{cred}",
+    "--client-cert",
+    "{tmp}/c.pem",
+    "--client-key",
+    "{tmp}/c.key",
+)
+IMAGE = "registry.example.com/x:1"
+ADMISSION = ("--service", "http://127.0.0.1:9", "--cluster-id", "c1", "--listen", "127.0.0.1:9")
+ADMISSION_TLS = ("--tls-cert", "{pem}", "--tls-key", "{pem}")
+ADMISSION_CA = ("--tls-ca-cert", "{ca_cert}", "--tls-ca-key", "{ca_key}")
+ADMISSION_CRED = ("--credential-file", "{cred}")
+
+
+def _but(args: tuple[str, ...], option: str) -> tuple[str, ...]:
+    """``args`` without ``option`` and its value (the case gives the option its bad value)."""
+    at = args.index(option)
+    return args[:at] + args[at + 2 :]
+
 
 CASES: dict[tuple[str, str], Case] = {
     ("get", "--output"): Case("format", ("findings",) + SERVICE),
@@ -89,6 +116,34 @@ CASES: dict[tuple[str, str], Case] = {
     ("alerts dead-letters", "--output"): Case("format", SERVICE),
     ("dev kube-api", "--load"): Case("indir", ("--port", "0")),
     ("dev kube-api", "--write-kubeconfig"): Case("output", ("--port", "0")),
+    ("intel import", "PATHS"): Case("source", ("--db", "{db}")),
+    ("intel import", "--db"): Case("store", ("{osv}",)),
+    ("intel sync", "--db"): Case("store", ("{osv}",)),
+    ("intel sync", "--cache-dir"): Case("dir", ("{osv}", "--db", "{db}")),
+    ("credential certificate", "--credential-file"): Case("input", _but(CERT, "--credential-file")),
+    ("credential certificate", "--client-cert"): Case("made", _but(CERT, "--client-cert")),
+    ("credential certificate", "--client-key"): Case("made", _but(CERT, "--client-key")),
+    ("credential certificate", "--service-ca"): Case("input", CERT),
+    ("demo", "--work-dir"): Case("dir", ("--port", "1")),
+    ("demo", "--output"): Case("format", ("--work-dir", "{tmp}/d", "--port", "1")),
+    ("sensor", "--credential-file"): Case("input", SENSOR),
+    ("sensor", "--enrolment-credential-file"): Case("input", SENSOR),
+    ("sensor", "--spool-dir"): Case("dir", SENSOR + ("--credential-file", "{cred}")),
+    ("scanner", "--data-dir"): Case("indir", ("--once",)),
+    ("scanner", "--registry-config"): Case("input", ("--once", "--data-dir", "{tmp}/d")),
+    ("scan", "--registry-config"): Case("input", (IMAGE, "--db", "{db}")),
+    ("sbom", "--registry-config"): Case("input", (IMAGE,)),
+    ("policy enforcement apply", "--file"): Case("input", SERVICE),
+    ("policy enforcement history", "--output"): Case("format", SERVICE),
+    ("policy decisions", "--output"): Case("format", SERVICE),
+    ("admission", "--credential-file"): Case("input", ADMISSION + ADMISSION_TLS),
+    ("admission", "--service-ca"): Case("input", ADMISSION + ADMISSION_CRED + ADMISSION_TLS),
+    ("admission", "--kubeconfig"): Case("input", ADMISSION + ADMISSION_CRED + ADMISSION_TLS),
+    ("admission", "--registry-config"): Case("input", ADMISSION + ADMISSION_CRED + ADMISSION_TLS),
+    ("admission", "--tls-cert"): Case("input", ADMISSION + ADMISSION_CRED + _but(ADMISSION_TLS, "--tls-cert")),
+    ("admission", "--tls-key"): Case("input", ADMISSION + ADMISSION_CRED + _but(ADMISSION_TLS, "--tls-key")),
+    ("admission", "--tls-ca-cert"): Case("input", ADMISSION + ADMISSION_CRED + _but(ADMISSION_CA, "--tls-ca-cert")),
+    ("admission", "--tls-ca-key"): Case("input", ADMISSION + ADMISSION_CRED + _but(ADMISSION_CA, "--tls-ca-key")),
 }
 
 
@@ -112,9 +167,11 @@ def _path_options() -> set[tuple[str, str]]:
     return found
 
 
-def test_the_cases_name_options_the_walk_finds():
-    # Guards the table against renamed options; the walk finds more options than the table covers so far.
-    assert set(CASES) <= _path_options()
+def test_the_cases_cover_every_path_option():
+    # A new path option without a case here fails, as does a case naming an option that went away.
+    found = _path_options()
+    assert sorted(found - set(CASES)) == [], "path options without a case in CASES"
+    assert sorted(set(CASES) - found) == [], "cases naming no path option of the CLI"
 
 
 @pytest.fixture
@@ -127,6 +184,7 @@ def files(tmp_path) -> dict[str, str]:
     (tmp_path / "cred").write_text("vgl_c_notarealone\n")
     pem = tmp_path / "pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    _write_ca(tmp_path / "ca.pem", tmp_path / "ca.key")
     return {
         "tmp": str(tmp_path),
         "rootfs": str(tmp_path / "rootfs"),
@@ -134,7 +192,38 @@ def files(tmp_path) -> dict[str, str]:
         "cred": str(tmp_path / "cred"),
         "pem": str(pem),
         "db": str(tmp_path / "intel.db"),
+        "ca_cert": str(tmp_path / "ca.pem"),
+        "ca_key": str(tmp_path / "ca.key"),
     }
+
+
+def _write_ca(cert_path: pathlib.Path, key_path: pathlib.Path) -> None:
+    """A real CA certificate and key (an option checked after them needs them to pass)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 def _bad_values(role: Role, tmp: str) -> dict[str, str]:
@@ -147,14 +236,24 @@ def _bad_values(role: Role, tmp: str) -> dict[str, str]:
         return {"missing": missing, "unwritable": under_a_file, "malformed": f"{tmp}/afile"}
     if role == "output":
         return {"missing": f"{tmp}/missing/x.json", "unwritable": unmakeable, "malformed": f"{tmp}/adir"}
+    if role == "made":
+        return {"missing": under_a_file, "unwritable": unmakeable, "malformed": f"{tmp}/adir"}
     if role == "dir":
         return {"missing": under_a_file, "unwritable": unmakeable, "malformed": f"{tmp}/afile"}
+    if role == "source":
+        return {"missing": missing, "unwritable": under_a_file, "malformed": f"{tmp}/garbage"}
+    if role == "store":
+        return {
+            "missing": under_a_file,
+            "unwritable": unmakeable,
+            "malformed": f"{tmp}/garbage",
+            "directory": f"{tmp}/adir",
+        }
     return {"malformed": "yaml"}
 
 
 def _runs() -> list[tuple[tuple[str, str], str]]:
-    kinds = {"format": ("malformed",)}
-    return [(w, k) for w in sorted(CASES) for k in kinds.get(CASES[w].role, ("missing", "unwritable", "malformed"))]
+    return [(w, k) for w in sorted(CASES) for k in _bad_values(CASES[w].role, "")]
 
 
 @pytest.mark.timeout(20)

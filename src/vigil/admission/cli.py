@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from vigil.admission.certs import FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig
 
+app = typer.Typer(help="Serve the cluster's admission webhooks (validating, and opt-in mutating).")
 log = logging.getLogger("vigil.admission")
 
 
@@ -27,7 +28,8 @@ def _host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def admission(
+@app.callback(invoke_without_command=True)
+def run(
     service: str = typer.Option(..., "--service", envvar="VIGIL_SERVICE_URL", help="The service's base URL"),
     cluster_id: str = typer.Option(..., "--cluster-id", envvar="VIGIL_CLUSTER_ID", help="This cluster's id"),
     credential_file: Path = typer.Option(
@@ -73,8 +75,7 @@ def admission(
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
-    """Serve the cluster's admission webhooks over HTTPS: /validate, /validate/fail-closed and /mutate,
-    deciding from the service's feed."""
+    """Serve /validate, /validate/fail-closed and /mutate over HTTPS, deciding from the service's feed."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from vigil.admission.certs import CertificateError, FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig, RegistryConfigError

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from vigil.cli_paths import output_file
 from vigil.wire.client_certificate import ClientCertificateError, ClientIdentity, obtain_certificate, read_bearer
 
 credential_app = typer.Typer(help="A controller's or sensor's own credential.", no_args_is_help=True)
@@ -35,6 +36,9 @@ def certificate(
     if not service.lower().startswith("https://"):
         typer.echo(f"error: --service {service}: client certificates need https://", err=True)
         raise typer.Exit(2)
+    # Both are written after the service answered: a place they cannot go is found before asking it.
+    output_file(client_cert, "--client-cert", make_dir=True)
+    output_file(client_key, "--client-key", make_dir=True)
     try:
         issued = obtain_certificate(
             service, read_bearer(credential_file), ClientIdentity(client_cert, client_key), service_ca

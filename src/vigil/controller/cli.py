@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from vigil.cli_paths import BadPath, ca_file, input_file, output_file
+from vigil.cli_paths import ca_file, input_file, kubeconfig_file, output_file
 from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
 
 from .credentials import (
@@ -107,7 +107,7 @@ def run(
     try:
         # Checked first: a kubeconfig or CA that cannot be read would otherwise fail after registering.
         if kubeconfig is not None:
-            _check_kubeconfig(kubeconfig)
+            kubeconfig_file(kubeconfig)
         if credential_file is not None:
             # Registration writes it: a place it cannot be written would only fail after registering.
             if credential_file.exists():
@@ -138,18 +138,6 @@ def run(
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         pass
-
-
-def _check_kubeconfig(path: Path) -> None:
-    import yaml
-
-    input_file(path, "--kubeconfig")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise BadPath(f"--kubeconfig {path}: not a kubeconfig (not YAML)") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("clusters"), list):
-        raise BadPath(f"--kubeconfig {path}: not a kubeconfig (no clusters list)")
 
 
 def service_trust(

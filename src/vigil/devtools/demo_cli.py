@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import signal
 import tempfile
@@ -12,11 +13,17 @@ import orjson
 import typer
 from rich.console import Console
 
+from vigil.cli_paths import output_dir
 from vigil.devtools.demo import Demo, DemoError
 from vigil.service.logs import JsonFormatter
 
 err = Console(stderr=True)
 out = Console()
+
+
+class DemoOutput(str, enum.Enum):
+    text = "text"
+    json = "json"
 
 
 def demo(
@@ -30,12 +37,13 @@ def demo(
         "--exit-when-ready",
         help="Stop once every expected finding has appeared, runtime ones too when that part runs (for scripts)",
     ),
-    output: str = typer.Option("text", "--output", "-o", help="text or json (json: one summary object, for scripts)"),
+    output: DemoOutput = typer.Option(
+        DemoOutput.text, "--output", "-o", help="text or json (json: one summary object, for scripts)"
+    ),
 ) -> None:
     """Run registry, test Kubernetes API, service, scanner and controller here (and containerd with the sensor
     where the machine allows), with findings of every kind."""
-    work = work_dir or Path(tempfile.mkdtemp(prefix="vigil-demo-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = output_dir(work_dir, "--work-dir") if work_dir else Path(tempfile.mkdtemp(prefix="vigil-demo-"))
     # The parts log as JSON lines to a file, so the terminal shows only the demo's own progress
     # (expected failures, such as pulls of the image that was deleted, go there too).
     handler = logging.FileHandler(work / "vigil.log")
@@ -43,18 +51,18 @@ def demo(
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(logging.INFO)
     d = Demo(work=work, port=port)
-    say = (lambda m: err.print(f"[dim]demo:[/] {m}")) if output == "text" else (lambda m: None)
+    say = (lambda m: err.print(f"[dim]demo:[/] {m}")) if output is DemoOutput.text else (lambda m: None)
     try:
         d.start(say)
         token = d.admin_token
-        if output == "text":
+        if output is DemoOutput.text:
             out.print(f"Console: [bold]{d.url}/[/]   admin token: {token}", soft_wrap=True, highlight=False)
             say("waiting for the pipeline to compute findings ...")
         found = d.wait_for_findings(token, wait)
         runtime = {"ran": d.runtime is not None, "reason": d.runtime_off}
         if d.runtime is not None:
             runtime |= {"pod_uid": d.runtime.pod_uid, "container_id": f"containerd://{d.runtime.container_id}"}
-        if output == "json":
+        if output is DemoOutput.json:
             print(
                 orjson.dumps(
                     {"url": d.url, "token": token, "findings": found, "runtime": runtime, "work_dir": str(work)}
@@ -70,7 +78,7 @@ def demo(
         if exit_when_ready:
             return
         # stdout carries only the JSON summary in json mode, so this goes to stderr there.
-        (out if output == "text" else err).print("Running; Ctrl-C stops the demo.")
+        (out if output is DemoOutput.text else err).print("Running; Ctrl-C stops the demo.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

@@ -23,9 +23,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from vigil.cli_paths import BadPath, input_path, output_dir, store_file
+
 from .aliases import Vulnerability, merge_matches
 from .ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
-from .loader import load_osv
+from .loader import RECORD_SUFFIXES, load_osv
 from .matching import AdvisoryIndex
 from .store import AdvisoryStore, StoreError, default_db_path
 from .versions import InvalidVersionError
@@ -71,6 +73,11 @@ def import_command(
     db: Annotated[Path | None, typer.Option("--db", help=DB_HELP)] = None,
 ) -> None:
     """Import OSV advisories; a record replaces a stored one only if modified later."""
+    for given in paths:
+        input_path(given, "PATH")
+        if given.is_file() and given.suffix.lower() not in (*RECORD_SUFFIXES, ".zip"):
+            raise BadPath(f"PATH {given}: not a .json, .yaml, .yml or .zip file")
+    db_path = store_file(db or default_db_path(), "--db")
     console = _console()
     # The loader logs what it skips, rejects and warns about, for the service's log; here the report below
     # says each once, so the log records must not reach stderr as well.
@@ -92,7 +99,7 @@ def import_command(
 
         advisories, report = load_osv(paths, progress=advance)
     try:
-        with AdvisoryStore(db or default_db_path()) as store:
+        with AdvisoryStore(db_path) as store:
             store.upsert(advisories, report)
             total = len(store)
     except StoreError as exc:
@@ -221,7 +228,8 @@ def sync_command(
     """Download advisory feeds (only what changed since the last run) and import them."""
     from .sync import FeedError, default_feeds, sync_feeds
 
-    path = db or default_db_path()
+    path = store_file(db or default_db_path(), "--db")
+    cache = output_dir(cache_dir or path.parent / "feeds", "--cache-dir")
     chosen = feeds or default_feeds()
     err = Console(stderr=True)
     with err.status("syncing") as status:
@@ -230,7 +238,7 @@ def sync_command(
             status.update(f"syncing {feed}")
 
         try:
-            report = sync_feeds(chosen, path, cache_dir or path.parent / "feeds", progress=progress, timeout=timeout)
+            report = sync_feeds(chosen, path, cache, progress=progress, timeout=timeout)
         except (FeedError, StoreError) as exc:
             raise _fail(str(exc)) from exc
     console = _console()

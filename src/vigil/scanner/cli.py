@@ -29,6 +29,7 @@ from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
 from vigil.catalog.limits import ScanLimits
 from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.catalog.progress_bar import layer_progress_bar
+from vigil.cli_paths import input_dir, input_file
 from vigil.intel import Advisory, AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.coverage import Coverage, needed_ecosystems
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
@@ -69,7 +70,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _registry_config(path: Path | None, plain_http: list[str]) -> RegistryConfig:
-    config = RegistryConfig.load(path)
+    """The registry configuration, read before anything is pulled or opened, so that a bad file is the
+    one error, whatever else the command was given."""
+    try:
+        config = RegistryConfig.load(input_file(path, "--registry-config") if path is not None else None)
+    except RegistryConfigError as exc:
+        raise _fail(str(exc)) from None
     hosts = dict(config.registries)
     for host in plain_http:
         hosts[host] = replace(config.for_host(host), plain_http=True)
@@ -84,7 +90,7 @@ def scan_limits() -> ScanLimits:
         raise _fail(str(exc)) from None
 
 
-def read_target(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
+def read_target(target: str, platform: str | None, config: RegistryConfig) -> ScanReport:
     """A directory (rootfs or OCI layout) when it exists, else an image reference to pull."""
     limits = scan_limits()
     path = Path(target)
@@ -95,7 +101,6 @@ def read_target(target: str, platform: str | None, registry_config: Path | None,
             return ScanReport(str(path), contents, digest)
         ref = parse_image_ref(target)
         wanted = Platform.parse(platform) if platform else DEFAULT_PLATFORM
-        config = _registry_config(registry_config, plain_http)
         with RegistryClient(config, max_manifest_bytes=limits.max_manifest_bytes) as client:
             pulled = pull_contents(client, ref, ref.pull_reference, wanted, progress=progress, limits=limits)
         return ScanReport(str(ref), pulled.contents, pulled.manifest_digest)
@@ -131,9 +136,9 @@ def advisories_for(report: ScanReport, db: Path) -> tuple[AdvisoryIndex, Coverag
     return AdvisoryIndex.from_advisories(seen.values()), coverage
 
 
-def _load(target: str, platform: str | None, registry_config: Path | None, plain_http: list[str]) -> ScanReport:
+def _load(target: str, platform: str | None, config: RegistryConfig) -> ScanReport:
     try:
-        return read_target(target, platform, registry_config, plain_http)
+        return read_target(target, platform, config)
     except (InvalidReference, ValueError) as exc:
         if isinstance(exc, (LayoutError, LayerDigestMismatch)):
             raise _fail(str(exc)) from None
@@ -281,12 +286,13 @@ def scan(
     registry_config: RegistryConfigOption = None,
 ) -> None:
     """Scan an image: its packages and their known vulnerabilities and malicious packages."""
+    config = _registry_config(registry_config, plain_http)
     path = db or default_db_path()
     if not path.is_file():
         raise _fail(
             f"advisory database {path} does not exist; run `vigil intel sync` or `vigil intel import PATH` first"
         )
-    report = _load(target, platform, registry_config, plain_http)
+    report = _load(target, platform, config)
     try:
         index, report.coverage = advisories_for(report, path)
     except StoreError as exc:
@@ -347,7 +353,7 @@ def sbom(
     registry_config: RegistryConfigOption = None,
 ) -> None:
     """Write a software bill of materials of an image's packages."""
-    report = _load(target, platform, registry_config, plain_http)
+    report = _load(target, platform, _registry_config(registry_config, plain_http))
     text = FORMATS[format.value](report)
     if output is None:
         sys.stdout.write(text + "\n")
@@ -397,15 +403,18 @@ def scanner(
     from vigil.service.settings import Settings, default_data_dir
     from vigil.service.store.contents import StoreScanQueue
     from vigil.service.store.db import StoreError as DbStoreError
-    from vigil.service.store.db import create_store_engine, current_revision
+    from vigil.service.store.db import create_store_engine, current_revision, default_database_url
 
+    config = _registry_config(registry_config, [])
     settings = Settings(data_dir=data_dir or default_data_dir(), database_url=database_url)
+    if settings.store_url == default_database_url(settings.data_dir):
+        # The service made the store there; a scanner opening an empty path would only make an empty store.
+        input_dir(settings.data_dir, "--data-dir")
     try:
         engine = create_store_engine(settings.store_url)
         if current_revision(engine) is None:
             raise _fail("the store has no schema yet: start the service (or `vigil service init`) first")
-        config = RegistryConfig.load(registry_config)
-    except (DbStoreError, RegistryConfigError) as exc:
+    except DbStoreError as exc:
         raise _fail(str(exc)) from None
     limits = scan_limits()
     configure_logging("info")

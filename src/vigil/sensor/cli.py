@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from vigil.cli_paths import output_dir
 from vigil.loopback import is_loopback_url
 from vigil.sensor.agent import (
     AgentSettings,
@@ -102,7 +103,7 @@ def sensor(
             given = read_credential(source)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        spool = Spool(spool_dir or spool_default(), max_batches=spool_max_batches)
+        spool = Spool(output_dir(spool_dir or spool_default(), "--spool-dir"), max_batches=spool_max_batches)
         verify = _trust(service_ca, client_cert, client_key)
         credential = given
         if enrolment_credential_file is not None:

@@ -39,6 +39,8 @@ def read_credential(path: Path) -> str:
         value = path.read_text().strip()
     except OSError as exc:
         raise ValueError(f"cannot read credential file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ValueError(f"credential file {path} is not UTF-8 text") from None
     if not value or any(c.isspace() for c in value):
         raise ValueError(f"credential file {path} must hold one token without whitespace")
     return value

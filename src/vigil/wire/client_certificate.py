@@ -82,6 +82,8 @@ def read_bearer(path: Path) -> str:
         text = path.read_text().strip()
     except OSError as exc:
         raise ClientCertificateError(f"cannot read credential file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ClientCertificateError(f"credential file {path} is not UTF-8 text") from None
     if text.startswith("{"):
         try:
             text = str(json.loads(text)["credential"]).strip()
