@@ -433,3 +433,46 @@ def test_invalid_responses_fail_as_kube_apiserver_words_them(api, webhook):  # n
         'Internal error occurred: failed calling webhook "patch.vigil.test": received invalid webhook response: '
         "validating webhook may not return response.patch or response.patchType"
     )
+
+
+def test_deletes_are_admitted_with_the_stored_object_as_old_object(api, webhook, tmp_path):  # noqa: F811
+    c = client(api)
+    for name in ("keep", "a", "b"):
+        c.post(PODS, json=pod(name, labels={"protected": "yes"} if name == "keep" else {})).raise_for_status()
+    webhook.answers["/del"] = lambda req: (
+        {"allowed": False, "status": {"code": 403, "reason": "Forbidden", "message": "protected"}}
+        if req["oldObject"]["metadata"]["labels"].get("protected")
+        else {"allowed": True}
+    )
+    rules = [{"operations": ["DELETE"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]
+    register(
+        api, "ValidatingWebhookConfiguration", "del", hook("del.vigil.test", url_client(webhook, "/del"), rules=rules)
+    )
+    out = kubectl(api, tmp_path, "delete", "pod", "keep")
+    assert (out.returncode, out.stderr) == (
+        1,
+        'Error from server (Forbidden): admission webhook "del.vigil.test" denied the request: protected\n',
+    )
+    ((_, req),) = webhook.reviews
+    assert (req["operation"], req["object"], req["oldObject"]["metadata"]["name"], req["options"]["kind"]) == (
+        "DELETE",
+        None,
+        "keep",
+        "DeleteOptions",
+    )
+    # A collection delete asks for each object: the unprotected ones go, the protected one stays.
+    r = c.delete(PODS, params={"labelSelector": "!protected"})
+    assert r.status_code == 200 and [i["metadata"]["name"] for i in r.json()["items"]] == ["a", "b"]
+    assert [p["metadata"]["name"] for p in c.get(PODS).json()["items"]] == ["keep"]
+
+
+def test_a_mutating_webhook_cannot_add_fields_the_kind_does_not_have(api, webhook):  # noqa: F811
+    webhook.answers["/add"] = lambda req: (
+        patch_of(
+            [{"op": "add", "path": "/spec/bogus", "value": 1}, {"op": "add", "path": "/spec/hostname", "value": "h"}]
+        )
+        | {"allowed": True}
+    )
+    register(api, "MutatingWebhookConfiguration", "add", hook("add.vigil.test", url_client(webhook, "/add")))
+    created = client(api).post(PODS, json=pod("p")).json()
+    assert created["spec"]["hostname"] == "h" and "bogus" not in created["spec"]

@@ -183,7 +183,7 @@ class KubeApiApp:
             if method == "POST":
                 return await self._create(request, target)
             if method == "DELETE":
-                return self._delete_collection(request, target)
+                return await self._delete_collection(request, target)
             raise ApiError(405, "the server does not allow this method on the requested resource")
         if target.subresource not in (None, "status", "scale", *target.rt.subresources) or (
             target.subresource == "scale" and not target.rt.has_scale
@@ -425,6 +425,8 @@ class KubeApiApp:
         warnings = request[WARNINGS]
         endpoints = self.settings.service_endpoints
         obj = await admission.mutate(self.store, attrs, endpoints, warnings)
+        if obj is not None:
+            openapi.unknown_fields(rt, obj, drop=True)  # decoding a webhook's patched JSON drops them
         prepared = self.store.create(obj or {}, namespace=ns, api_semantics=True, rt=rt, dry_run=True)
         attrs.obj, attrs.name = prepared, prepared["metadata"]["name"]
         await admission.validate(self.store, attrs, endpoints, warnings)
@@ -446,6 +448,8 @@ class KubeApiApp:
         warnings, endpoints = request[WARNINGS], self.settings.service_endpoints
         old_rv = old["metadata"]["resourceVersion"]
         mutated = await admission.mutate(self.store, attrs, endpoints, warnings)
+        if mutated is not None:
+            openapi.unknown_fields(rt, mutated, drop=True)
         if mutated != candidate and mutated is not None:
             mutated.setdefault("metadata", {})["resourceVersion"] = old_rv
             candidate = self.store.update(
@@ -524,30 +528,48 @@ class KubeApiApp:
     async def _delete(self, request: web.Request, target: Target, name: str) -> web.Response:
         body = await _body(request) or {}
         dry_run = _dry_run(request, "DeleteOptions")
-        propagation = request.query.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
-        if body.get("orphanDependents") is True:
-            propagation = "Orphan"
-        old = self.store.get(target.rt, target.namespace, name)
+        propagation = _propagation(request, body)
+        obj = await self._admitted_delete(
+            request, target.rt, target.namespace, name, propagation, body.get("preconditions"), dry_run
+        )
+        return self._object_response(request, target.rt, obj)
+
+    async def _admitted_delete(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        propagation: str,
+        preconditions: dict | None,
+        dry_run: bool,
+    ) -> dict:
+        """Admission of a delete (the webhooks see the stored object as oldObject), then the delete."""
+        old = self.store.get(rt, namespace, name)
         attrs = self._attributes(
-            request, target.rt, "DELETE", target.namespace, name, subresource="", obj=None, old=old,
-            dry_run=dry_run, options={"propagationPolicy": propagation},
+            request, rt, "DELETE", namespace, name, subresource="", obj=None, old=old, dry_run=dry_run,
+            options={"propagationPolicy": propagation},
         )  # fmt: skip
         warnings, endpoints = request[WARNINGS], self.settings.service_endpoints
         await admission.mutate(self.store, attrs, endpoints, warnings)
         await admission.validate(self.store, attrs, endpoints, warnings)
-        obj = self.store.delete(
-            target.rt, target.namespace, name, propagation, body.get("preconditions"), dry_run=dry_run
-        )
-        return self._object_response(request, target.rt, obj)
+        return self.store.delete(rt, namespace, name, propagation, preconditions, dry_run=dry_run)
 
-    def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        body = await _body(request) or {}
+        dry_run = _dry_run(request, "DeleteOptions")
+        propagation = _propagation(request, body)
         labels, fields = self._selectors(request, target.rt)
         listed = self.store.list(target.rt, namespace=target.namespace, labels=labels, fields=fields)
         gone = []
         for item in listed["items"]:
             meta = item["metadata"]
             try:
-                gone.append(self.store.delete(target.rt, meta.get("namespace"), meta["name"]))
+                gone.append(
+                    await self._admitted_delete(
+                        request, target.rt, meta.get("namespace"), meta["name"], propagation, None, dry_run
+                    )
+                )
             except ApiError as exc:
                 if exc.code != 404:  # deleted by the garbage collector meanwhile
                     raise
@@ -559,6 +581,11 @@ class KubeApiApp:
                 "items": gone,
             }
         )
+
+
+def _propagation(request: web.Request, body: dict) -> str:
+    propagation = request.query.get("propagationPolicy") or body.get("propagationPolicy") or "Background"
+    return "Orphan" if body.get("orphanDependents") is True else str(propagation)
 
 
 def _dry_run(request: web.Request, options_kind: str) -> bool:
