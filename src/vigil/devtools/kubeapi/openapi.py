@@ -142,24 +142,24 @@ def _op_id(verb: str, rt: ResourceType, suffix: str = "") -> str:
     return f"{verb}{group}{rt.version.capitalize()}{scope}{rt.kind}{suffix}"
 
 
-def _query(name: str, v3: bool) -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "query", "uniqueItems": True}
+def _param(name: str, where: str, v3: bool) -> dict[str, Any]:
+    """A string parameter, in the v3 (``schema``) or v2 (``type``) form."""
+    param: dict[str, Any] = {"name": name, "in": where}
+    if where == "path":
+        param["required"] = True
     if v3:
         param["schema"] = {"type": "string", "uniqueItems": True}
-        param.pop("uniqueItems")
     else:
-        param["type"] = "string"
+        param.update(type="string", uniqueItems=True)
     return param
+
+
+def _query(name: str, v3: bool) -> dict[str, Any]:
+    return _param(name, "query", v3)
 
 
 def _path_param(name: str, v3: bool) -> dict[str, Any]:
-    param: dict[str, Any] = {"name": name, "in": "path", "required": True, "uniqueItems": True}
-    if v3:
-        param["schema"] = {"type": "string", "uniqueItems": True}
-        param.pop("uniqueItems")
-    else:
-        param["type"] = "string"
-    return param
+    return _param(name, "path", v3)
 
 
 def _operation(
