@@ -1,6 +1,7 @@
 """One module per console page; ROUTERS is the table the console mounts."""
 
 from vigil.service.ui.pages import (
+    admission,
     auth,
     clusters,
     connect,
@@ -23,6 +24,7 @@ ROUTERS = [
     workloads.router,
     processes.router,
     findings.router,
+    admission.router,
     settings.router,
     connect.router,
     events.router,

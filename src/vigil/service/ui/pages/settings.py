@@ -1,7 +1,9 @@
-"""Policy and settings: trusted registries and mirrors, alert outputs, API and registration tokens.
+"""Policy and settings: trusted registries and mirrors, the enforcement policy, alert outputs, API and
+registration tokens.
 
-Everyone signed in sees the trust policy; admins change it (add or remove a trusted pattern or a
-mirror rule), see alert outputs (masked, as the admin-only alerts API shows them) and remove them,
+Everyone signed in sees the trust policy and the enforcement policy with its history; admins change them
+(add or remove a trusted pattern or a mirror rule; replace the enforcement policy's YAML), see alert
+outputs (masked, as the admin-only alerts API shows them) and remove them,
 and manage tokens. Every change is a CSRF-checked POST.
 """
 
@@ -17,9 +19,12 @@ from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 
 from vigil.clock import as_utc
+from vigil.policy.enforcement import EnforcementPolicyError, load_enforcement_yaml
+from vigil.policy.enforcement_text import enforcement_yaml
 from vigil.policy.trust import InvalidPattern, Pattern
 from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
+from vigil.service.store import enforcement as enforcement_store
 from vigil.service.store import policy as policy_store
 from vigil.service.store.schema import clusters
 from vigil.service.store.sessions import end_token_sessions
@@ -37,6 +42,11 @@ TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.@:-]{0,127}$")
 MAX_TTL_HOURS = 24 * 365
 RULE_KINDS = ("trusted", "mirror")
 MAX_PATTERN = 512
+# Form-encoded (at most 3 bytes a character) it stays within the 64 KiB the service reads of a console form.
+MAX_POLICY_TEXT = 16 * 1024
+HISTORY_SHOWN = 20
+# How an error of the edit form names what was posted (load_enforcement_yaml puts it after "enforcement policy").
+FORM_SOURCE = "in the form"
 
 
 def _trust(conn: Connection) -> dict:
@@ -61,6 +71,23 @@ def _trust(conn: Connection) -> dict:
     }
 
 
+def _revision(stored: enforcement_store.StoredEnforcement) -> dict:
+    return {
+        "revision": stored.revision,
+        "updated_at": as_utc(stored.updated_at).isoformat() if stored.updated_at else None,
+        "updated_by": stored.updated_by,
+        "yaml": enforcement_yaml(stored.policy),
+        "policies": [(p.name, str(p.mode)) for p in stored.policy.policies],
+    }
+
+
+def _enforcement(conn: Connection) -> dict:
+    """The stored enforcement policy (its YAML, revision, who changed it last) and its latest revisions."""
+    current = _revision(enforcement_store.load_enforcement(conn))
+    current["history"] = [_revision(r) for r in enforcement_store.enforcement_history(conn, limit=HISTORY_SHOWN)]
+    return current
+
+
 def _page(
     request: Request,
     v: web.Viewer,
@@ -69,10 +96,14 @@ def _page(
     status: int = 200,
     notice: str | None = None,
     form=None,
+    enforcement_error: str | None = None,
+    enforcement_notice: str | None = None,
+    enforcement_text: str | None = None,
 ):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
         trust = _trust(conn)
+        enforcement = _enforcement(conn)
         alerts = list_output_views(conn) if v.is_admin else None
     return web.render(
         request,
@@ -82,6 +113,11 @@ def _page(
         user_tokens=[t for t in tokens if t["role"] in USER_ROLES],
         registration_tokens=[t for t in tokens if t["role"] == "registration"],
         trust=trust,
+        enforcement=enforcement,
+        # After a refusal the form keeps what the admin typed; otherwise it holds the stored policy.
+        enforcement_text=enforcement["yaml"] if enforcement_text is None else enforcement_text,
+        enforcement_error=enforcement_error,
+        enforcement_notice=enforcement_notice,
         alerts=alerts,
         issued=issued,
         error=error,
@@ -216,6 +252,7 @@ async def add_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
         return _page(request, v, error=str(exc), status=400, form=form)
     if not added:
         return _page(request, v, notice=f"already in the policy: {what}")
+    _policy_changed(request)
     log.info("trust rule added in console", extra={"rule": what, "by": v.principal.token_id})
     return web.redirect("/settings#trust")
 
@@ -251,8 +288,51 @@ async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
         return _page(request, v, error=str(exc), status=400)
     if not removed:
         return _page(request, v, error=f"not in the policy: {what}", status=404)
+    _policy_changed(request)
     log.info("trust rule removed in console", extra={"rule": what, "by": v.principal.token_id})
     return web.redirect("/settings#trust")
+
+
+def _policy_changed(request: Request) -> None:
+    """Wake this process's admission feeds at once after a policy change (the API's PUTs do the same); feeds
+    of other replicas see the new revision on their next check of the store."""
+    changes = getattr(request.app.state, "admission_changes", None)
+    if changes is not None:
+        changes.notify()
+
+
+@router.post("/settings/enforcement")
+async def replace_enforcement(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    text = str(form.get("policy") or "")
+    if len(text) > MAX_POLICY_TEXT:
+        return _page(
+            request,
+            v,
+            enforcement_error=f"policy: longer than {MAX_POLICY_TEXT} characters",
+            enforcement_text=text[:MAX_POLICY_TEXT],
+            status=400,
+        )
+    try:
+        policy = load_enforcement_yaml(text, FORM_SOURCE)
+    except EnforcementPolicyError as exc:
+        return _page(request, v, enforcement_error=str(exc), enforcement_text=text, status=400)
+
+    def work() -> tuple[bool, str]:
+        """(stored, revision): the posted policy as a new revision, or nothing when it is the stored one."""
+        with request.app.state.engine.begin() as conn:
+            current = enforcement_store.load_enforcement(conn)
+            if current.updated_at is not None and current.policy == policy:
+                return False, current.revision
+            return True, enforcement_store.replace_enforcement(conn, policy, f"console:{v.principal.name}").revision
+
+    stored, revision = await run_in_threadpool(work)
+    if not stored:
+        return _page(request, v, enforcement_notice=f"unchanged: the policy is already revision {revision}")
+    _policy_changed(request)
+    log.info("enforcement policy replaced in console", extra={"revision": revision, "by": v.principal.token_id})
+    return web.redirect("/settings#enforcement")
 
 
 @router.post("/settings/alerts/{output_id}/remove")
