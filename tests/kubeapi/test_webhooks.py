@@ -476,3 +476,32 @@ def test_a_mutating_webhook_cannot_add_fields_the_kind_does_not_have(api, webhoo
     register(api, "MutatingWebhookConfiguration", "add", hook("add.vigil.test", url_client(webhook, "/add")))
     created = client(api).post(PODS, json=pod("p")).json()
     assert created["spec"]["hostname"] == "h" and "bogus" not in created["spec"]
+
+
+def test_scale_writes_are_admitted_as_a_scale_of_the_deployment(api, webhook, tmp_path):  # noqa: F811
+    c = client(api)
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": {}},
+    }
+    c.post("/apis/apps/v1/namespaces/default/deployments", json=deployment).raise_for_status()
+    webhook.answers["/cap"] = lambda req: (
+        patch_of([{"op": "replace", "path": "/spec/replicas", "value": min(req["object"]["spec"]["replicas"], 3)}])
+        | {"allowed": True}
+    )
+    rules = [{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["*/scale"]}]
+    register(
+        api, "MutatingWebhookConfiguration", "cap", hook("cap.vigil.test", url_client(webhook, "/cap"), rules=rules)
+    )
+    out = kubectl(api, tmp_path, "scale", "deployment", "web", "--replicas=5")
+    assert (out.returncode, out.stdout) == (0, "deployment.apps/web scaled\n"), out.stderr
+    assert c.get("/apis/apps/v1/namespaces/default/deployments/web").json()["spec"]["replicas"] == 3
+    ((_, req),) = webhook.reviews
+    assert (req["kind"], req["resource"], req["subResource"]) == (
+        {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+        {"group": "apps", "version": "v1", "resource": "deployments"},
+        "scale",
+    )
+    assert (req["oldObject"]["spec"], req["object"]["spec"]) == ({"replicas": 1}, {"replicas": 5})

@@ -54,6 +54,7 @@ class Attributes:
     dry_run: bool
     options: dict
     user: dict = field(default_factory=lambda: dict(DEFAULT_USER))
+    kind: dict | None = None  # the object's group/version/kind when not the resource's (a Scale)
 
 
 class Warnings:
@@ -324,7 +325,7 @@ def _verify(name: str, answer: Any, uid: str, mutating: bool) -> dict:
 
 def _review(attrs: Attributes, obj: dict | None) -> dict:
     rt = attrs.rt
-    kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    kind = attrs.kind or {"group": rt.group, "version": rt.version, "kind": rt.kind}
     resource = {"group": rt.group, "version": rt.version, "resource": rt.plural}
     request: dict[str, Any] = {
         "uid": str(uuid.uuid4()),

@@ -470,9 +470,9 @@ class KubeApiApp:
         body = await _body(request)
         if not isinstance(body, dict):
             raise ApiError(400, "the request body is not a JSON object")
-        if target.subresource == "scale":
-            return self._set_scale(target, name, (body.get("spec") or {}).get("replicas"))
         dry_run = _dry_run(request, "UpdateOptions")
+        if target.subresource == "scale":
+            return await self._set_scale(request, target, name, body, dry_run)
         meta = body.setdefault("metadata", {})
         if meta.get("name") not in (None, name):
             raise ApiError(
@@ -491,13 +491,28 @@ class KubeApiApp:
         )
         return await self._admitted_update(request, target, name, old, candidate, dry_run)
 
-    def _set_scale(self, target: Target, name: str, replicas: Any) -> web.Response:
+    async def _set_scale(
+        self, request: web.Request, target: Target, name: str, scale: dict, dry_run: bool
+    ) -> web.Response:
+        """A write of the scale subresource: admitted as an UPDATE of an autoscaling/v1 Scale."""
+        old = _scale(self.store.get(target.rt, target.namespace, name))
+        attrs = self._attributes(
+            request, target.rt, "UPDATE", target.namespace, name, subresource="scale", obj=scale, old=old,
+            dry_run=dry_run, kind={"group": "autoscaling", "version": "v1", "kind": "Scale"},
+        )  # fmt: skip
+        warnings, endpoints = request[WARNINGS], self.settings.service_endpoints
+        scale = await admission.mutate(self.store, attrs, endpoints, warnings) or scale
+        attrs.obj = scale
+        replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or replicas < 0:
             raise ApiError(
                 422,
                 f'Scale "{name}" is invalid: spec.replicas: Invalid value: {replicas!r}: '
                 "must be greater than or equal to 0",
             )
+        await admission.validate(self.store, attrs, endpoints, warnings)
+        if dry_run:
+            return _json(dict(old, spec={"replicas": replicas}))
         self.store.patch(
             target.rt, target.namespace, name, "application/merge-patch+json", {"spec": {"replicas": replicas}}
         )
@@ -510,12 +525,12 @@ class KubeApiApp:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as exc:
             raise ApiError(400, f"the patch body is not valid JSON: {exc}") from None
+        dry_run = _dry_run(request, "PatchOptions")
         if target.subresource == "scale":
             from .patch import apply_patch
 
             scale = apply_patch(ctype, _scale(self.store.get(target.rt, target.namespace, name)), body)
-            return self._set_scale(target, name, (scale.get("spec") or {}).get("replicas"))
-        dry_run = _dry_run(request, "PatchOptions")
+            return await self._set_scale(request, target, name, scale, dry_run)
         old = self.store.get(target.rt, target.namespace, name)
         candidate = clone(
             self.store.patch(
