@@ -19,7 +19,8 @@ from vigil.devtools.service import LiveService
 from vigil.policy.enforcement import EnforcementPolicy, parse_enforcement
 from vigil.service.api import admission as admission_api
 from vigil.service.api.enforcement import EnforcementDocument
-from vigil.service.store.schema import image_packages, image_scans, image_vulnerabilities
+from vigil.service.store import admission as admission_store
+from vigil.service.store.schema import image_integrity, image_packages, image_scans, image_vulnerabilities, images
 from vigil.wire.admission import FEED_EVENT, FEED_MEDIA_TYPE
 
 from .helpers import post_batch
@@ -456,3 +457,58 @@ def test_the_feed_and_decisions_are_documented(svc):
         "updated_at",
         "updated_by",
     }
+
+
+def test_integrity_verdicts_become_repository_and_tag_facts(svc):
+    cid, _ = svc.register("prod")
+    repo = "registry.example.com/team/app"
+    running, moved, forged, pinned, platform = (f"sha256:{c * 64}" for c in "12345")
+    tag_digest = f"sha256:{'9' * 64}"
+    checked = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    # (running digest, tag, status, verdict, evidence beyond the repository, registry digest)
+    verdicts = [
+        (running, "1.0", "verified", "", {}, running),
+        (moved, "1.0", "violation", "tag_moved", {"since": AT}, tag_digest),
+        (forged, "2.0", "violation", "digest_mismatch", {"registry_answer": "not found"}, tag_digest),
+        (pinned, None, "violation", "artifact_missing", {"missing": "digest"}, None),
+        (platform, "3.0", "verified", "", {"same_artifact": "platform manifest"}, tag_digest),
+        (f"sha256:{'6' * 64}", "gone", "violation", "artifact_missing", {"missing": "tag"}, None),
+    ]
+    with svc.engine.begin() as conn:
+        for i, (digest, tag, status, verdict, evidence, registry_digest) in enumerate(verdicts):
+            pk = conn.execute(
+                images.insert().values(
+                    registry="registry.example.com", repository="team/app", tag=tag or "", digest=digest,
+                    first_seen_at=checked,
+                )
+            ).inserted_primary_key[0]  # fmt: skip
+            conn.execute(
+                image_integrity.insert().values(
+                    image_pk=pk, cluster_id=cid, status=status, verdict=verdict,
+                    evidence={"repository": repo, "tag": tag, "runtime_digest": digest, **evidence},
+                    registry_digest=registry_digest, policy_revision="r", checked_at=checked + timedelta(minutes=i),
+                    next_check_at=checked, failures=0,
+                )
+            )  # fmt: skip
+    with svc.engine.connect() as conn:
+        digests = {d.digest: d.repositories for d in admission_store.digest_facts(conn, cid)}
+        tags = [t.model_dump(mode="json") for t in admission_store.tag_facts(conn)]
+    # The trusted registry holds what verified and what a moved tag once named; not a forged or missing digest.
+    assert digests == {
+        running: [repo],
+        moved: [repo],
+        forged: [],
+        pinned: [],
+        platform: [repo],
+        f"sha256:{'6' * 64}": [],
+    }
+    assert tags == [
+        # Two verdicts asked about tag 1.0: the later answer (the tag moved) is the one kept.
+        {"reference": f"{repo}:1.0", "digest": tag_digest, "artifacts": [tag_digest],
+         "checked_at": "2026-12-03T10:01:00Z"},
+        {"reference": f"{repo}:2.0", "digest": tag_digest, "artifacts": [tag_digest],
+         "checked_at": "2026-12-03T10:02:00Z"},
+        {"reference": f"{repo}:3.0", "digest": tag_digest, "artifacts": sorted([platform, tag_digest]),
+         "checked_at": "2026-12-03T10:04:00Z"},
+        {"reference": f"{repo}:gone", "digest": None, "artifacts": [], "checked_at": "2026-12-03T10:05:00Z"},
+    ]  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from ssl import SSLContext
@@ -16,6 +17,7 @@ from vigil.cli_paths import ca_file, input_file, kubeconfig_file, output_file
 from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
 
 from .credentials import (
+    DEFAULT_ADMISSION_SECRET,
     DEFAULT_SECRET_NAME,
     DEFAULT_SENSOR_SECRET,
     ClusterCredential,
@@ -95,6 +97,19 @@ def run(
         envvar="VIGIL_SENSOR_SECRET",
         help="The sensors' credential Secret (with --sensor-namespace)",
     ),
+    admission_namespace: str | None = typer.Option(
+        None,
+        "--admission-namespace",
+        envvar="VIGIL_ADMISSION_NAMESPACE",
+        help="Write the admission webhook's Secret (its credential, the cluster id) in this namespace "
+        "[default: that of the controller's credential Secret; none when the credential is kept in a file]",
+    ),
+    admission_secret: str = typer.Option(
+        DEFAULT_ADMISSION_SECRET,
+        "--admission-secret",
+        envvar="VIGIL_ADMISSION_SECRET",
+        help="The admission webhook's credential Secret ('' writes none)",
+    ),
     heartbeat_interval: float = typer.Option(15.0, "--heartbeat-interval", min=1.0),
     batch_interval: float = typer.Option(
         1.0, "--batch-interval", min=0.05, help="At most one batch per this many seconds"
@@ -117,6 +132,7 @@ def run(
         if service_ca is not None:
             ca_file(service_ca, "--service-ca")
         place = credential_place(credential_file, credential_secret, credential_namespace, kubeconfig, context)
+        admission_ns = admission_namespace or (place.secret[0] if place.secret else None)
         verify = service_trust(service_ca, client_cert, client_key)
         asyncio.run(
             _main(
@@ -131,6 +147,7 @@ def run(
                     batch_interval=batch_interval, heartbeat_interval=heartbeat_interval, page_size=page_size
                 ),
                 (sensor_namespace, sensor_secret) if sensor_namespace else None,
+                (admission_ns, admission_secret) if admission_ns and admission_secret else None,
             )
         )
     except (CredentialError, ClientCertificateError, ValueError) as exc:
@@ -235,20 +252,36 @@ async def obtain_credential(
     return cred
 
 
-async def _sensor_enrolment(service: str, cred: ClusterCredential, verify: bool | str | SSLContext) -> str:
-    """A fresh enrolment credential for the sensors' Secret, retried while the service is unavailable."""
-    from .service_client import ServiceRejected, ServiceUnavailable, sensor_enrolment
+async def _issued(what: str, fetch: Callable[[], Awaitable[str]]) -> str:
+    """A credential the service issues to the controller for another part (``fetch``), retried while the
+    service is unavailable."""
+    from .service_client import ServiceRejected, ServiceUnavailable
 
     delay = 1.0
     while True:
         try:
-            return await sensor_enrolment(service, cred, verify)
+            return await fetch()
         except ServiceRejected as exc:
-            raise CredentialError(f"getting the sensors' enrolment credential: {exc}") from None
+            raise CredentialError(f"getting {what}: {exc}") from None
         except ServiceUnavailable as exc:
             log.warning("%s; retrying in %.0fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+async def _publish_admission(
+    api: KubeApi, service: str, cred: ClusterCredential, verify: bool | str | SSLContext, where: tuple[str, str]
+) -> None:
+    """The admission webhook's credential in its Secret. Not fatal: without the webhook (the chart's admission
+    off) the controller may lack the RBAC for that Secret, and the inventory must go on."""
+    from .admission_secret import publish_admission_secret
+    from .service_client import admission_credential
+
+    try:
+        token = await _issued("the admission webhook's credential", lambda: admission_credential(service, cred, verify))
+        await publish_admission_secret(api, *where, cred.cluster_id, token)
+    except CredentialError as exc:
+        log.warning("admission webhook credential not written (%s); admission control cannot start without it", exc)
 
 
 async def _main(
@@ -261,6 +294,7 @@ async def _main(
     verify: bool | str | SSLContext,
     settings: ControllerSettings,
     sensor_secret: tuple[str, str] | None = None,
+    admission_secret: tuple[str, str] | None = None,
 ) -> None:
     from .kube import KubeApi, load_config
     from .service_client import InventoryService, check_service_url
@@ -274,9 +308,14 @@ async def _main(
             api = KubeApi(await load_config(kubeconfig, context))
         if sensor_secret is not None:
             from .sensor_secret import publish_sensor_secret
+            from .service_client import sensor_enrolment
 
-            enrolment = await _sensor_enrolment(service, cred, verify)
+            enrolment = await _issued(
+                "the sensors' enrolment credential", lambda: sensor_enrolment(service, cred, verify)
+            )
             await publish_sensor_secret(api, *sensor_secret, cred.cluster_id, enrolment, service)
+        if admission_secret is not None:
+            await _publish_admission(api, service, cred, verify, admission_secret)
         svc = InventoryService(service, cred, verify=verify)
         try:
             await Controller(api, svc, settings).run()

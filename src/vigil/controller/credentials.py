@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 DEFAULT_SECRET_NAME = "vigil-controller-credential"
 # The Secret it writes for the sensors (``sensor_secret.py``), in the sensors' namespace.
 DEFAULT_SENSOR_SECRET = "vigil-sensor-credential"
+# The Secret it writes for the admission webhook (``admission_secret.py``), in its own namespace.
+DEFAULT_ADMISSION_SECRET = "vigil-admission-credential"
 
 
 class CredentialError(RuntimeError):

@@ -65,11 +65,8 @@ async def register(
     return ClusterCredential(str(body["cluster_id"]), str(body["credential"]), str(body.get("name", name)), url)
 
 
-async def sensor_enrolment(url: str, cred: ClusterCredential, verify: bool | str | ssl.SSLContext = True) -> str:
-    """A new enrolment credential for the cluster's sensors (the earlier one keeps working for the service's
-    overlap, so sensors reading the Secret as it changes still enrol)."""
+async def _issue(url: str, cred: ClusterCredential, verify: bool | str | ssl.SSLContext, path: str) -> str:
     url = check_service_url(url)
-    path = f"/api/v1/clusters/{cred.cluster_id}/sensor-enrolment"
     async with httpx.AsyncClient(verify=verify, timeout=30) as http:
         try:
             resp = await http.post(
@@ -84,6 +81,18 @@ async def sensor_enrolment(url: str, cred: ClusterCredential, verify: bool | str
             f"POST {url}{path}: {_error_text(resp)}"
         )
     return str(resp.json()["credential"])
+
+
+async def sensor_enrolment(url: str, cred: ClusterCredential, verify: bool | str | ssl.SSLContext = True) -> str:
+    """A new enrolment credential for the cluster's sensors (the earlier one keeps working for the service's
+    overlap, so sensors reading the Secret as it changes still enrol)."""
+    return await _issue(url, cred, verify, f"/api/v1/clusters/{cred.cluster_id}/sensor-enrolment")
+
+
+async def admission_credential(url: str, cred: ClusterCredential, verify: bool | str | ssl.SSLContext = True) -> str:
+    """A new credential for the cluster's admission webhooks (the earlier one keeps working for the service's
+    overlap, so webhooks still holding it reconnect)."""
+    return await _issue(url, cred, verify, f"/api/v1/clusters/{cred.cluster_id}/admission-credential")
 
 
 class InventoryService:
