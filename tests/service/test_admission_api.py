@@ -258,13 +258,18 @@ def test_denials_warnings_audits_and_break_glass_uses_raise_findings(service_on)
         "dry_run": False,
     }
     assert denied["namespace"] == "shop" and denied["status"] == "open"
+    # The opening event is what alert outputs tail (finding_events), like any other finding's.
+    opened = [("open", "admission", "observed")]
+    assert [(e["to_status"], e["actor"], e["reason"]) for e in denied["history"]] == opened
     glass = by_type["break_glass_used"]
     assert glass["subject"] == "shop/Deployment/hotfix: break-glass by alice@example.com: INC-42 outage"
     # The same object refused again for the same reasons is the same finding, not a second one.
     _post(svc, token, _decisions_path(cid), _batch(cid, "f2", [{**decisions[0], "uid": "d2"}]))
     again = svc.get("/api/v1/findings", cluster=cid, type="admission_denied").json()["items"]
     assert [f["id"] for f in again] == [denied["id"]]
-    assert svc.get(f"/api/v1/findings/{denied['id']}").json()["evidence"]["uid"] == "d2"
+    refreshed = svc.get(f"/api/v1/findings/{denied['id']}").json()
+    assert refreshed["evidence"]["uid"] == "d2"
+    assert [(e["to_status"], e["actor"], e["reason"]) for e in refreshed["history"]] == opened  # alerted once
 
 
 # -- the feed -------------------------------------------------------------------------------------
@@ -443,6 +448,13 @@ def test_scan_results_arrive_as_facts_and_silence_as_pings(svc, feed_cluster, mo
         ],
         "tags": [],
     }
+    # Over the bound, a digest keeps its most severe vulnerabilities (and every malicious package).
+    monkeypatch.setattr(admission_store, "MAX_FEED_VULNERABILITIES", 1)
+    monkeypatch.setattr(admission_store, "MIN_FEED_VULNERABILITIES", 1)
+    with svc.engine.connect() as conn:
+        (bounded,) = admission_store.digest_facts(conn, cid)
+    assert [v.advisory_id for v in bounded.vulnerabilities] == ["CVE-2024-0001"]
+    assert bounded.malicious_packages == ["evil-pkg"]
 
 
 def test_the_feed_and_decisions_are_documented(svc):

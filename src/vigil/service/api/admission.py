@@ -126,7 +126,7 @@ class FactsCache:
             if hit is not None and time.monotonic() - hit[0] < self.ttl:
                 return hit[1]
             with self.engine.connect() as conn:
-                facts = _Facts(store.digest_facts(conn, cluster_id), store.tag_facts(conn))
+                facts = _Facts(*store.feed_facts(conn, cluster_id))
             self._cached[cluster_id] = (time.monotonic(), facts)
             return facts
 

@@ -58,6 +58,10 @@ FINDING_OF_OUTCOME = {
 MAX_FEED_DIGESTS = 5000
 MAX_FEED_TAGS = 5000
 MAX_FEED_VULNERABILITIES = 1000
+# ... and over all digests, so a snapshot line stays well below what a webhook reads (~80 bytes each): with
+# many scanned digests each keeps its most severe ones, at least MIN_FEED_VULNERABILITIES.
+MAX_FEED_VULNERABILITIES_TOTAL = 250_000
+MIN_FEED_VULNERABILITIES = 20
 NOT_RUNNING = ("terminated",)
 
 
@@ -243,22 +247,31 @@ def _vulnerability_facts(
                 advisory_id=r.vuln_id, package=r.name, severity=severity, fixable=bool(r.fixed_versions)
             )
             found.setdefault(r.digest, {}).setdefault((fact.advisory_id, fact.package), fact)
+    per_digest = max(
+        MIN_FEED_VULNERABILITIES, min(MAX_FEED_VULNERABILITIES, MAX_FEED_VULNERABILITIES_TOTAL // max(1, len(found)))
+    )
     out = {}
     for digest in set(found) | set(malicious):
         vulns = sorted(
             found.get(digest, {}).values(),
             key=lambda f: (-severity_rank(f.severity), not f.fixable, f.advisory_id, f.package),
         )
-        out[digest] = (sorted(malicious.get(digest, ())), vulns[:MAX_FEED_VULNERABILITIES])
+        out[digest] = (sorted(malicious.get(digest, ())), vulns[:per_digest])
     return out
 
 
-def digest_facts(conn: Connection, cluster_id: str) -> list[DigestFacts]:
+def feed_facts(conn: Connection, cluster_id: str) -> tuple[list[DigestFacts], list[TagFacts]]:
+    """Both kinds of facts, reading the integrity verdicts once."""
+    rows = _integrity_rows(conn)
+    return digest_facts(conn, cluster_id, rows), tag_facts(conn, rows)
+
+
+def digest_facts(conn: Connection, cluster_id: str, integrity_rows: Sequence | None = None) -> list[DigestFacts]:
     """What the service knows of each digest a webhook of ``cluster_id`` may be asked about, by digest."""
     digests = _known_digests(conn, cluster_id)
     wanted = set(digests)
     repositories: dict[str, set[str]] = {}
-    for r in _integrity_rows(conn):
+    for r in _integrity_rows(conn) if integrity_rows is None else integrity_rows:
         evidence = r.evidence if isinstance(r.evidence, dict) else {}
         repository = evidence.get("repository")
         if r.digest in wanted and isinstance(repository, str) and _present(r.status, r.verdict, evidence):
@@ -287,10 +300,10 @@ def digest_facts(conn: Connection, cluster_id: str) -> list[DigestFacts]:
     return out
 
 
-def tag_facts(conn: Connection) -> list[TagFacts]:
+def tag_facts(conn: Connection, integrity_rows: Sequence | None = None) -> list[TagFacts]:
     """What the trusted registry held for each tag the integrity probe asked it about (the latest answer)."""
     latest: dict[str, tuple[datetime, str | None, set[str]]] = {}
-    for r in _integrity_rows(conn):
+    for r in _integrity_rows(conn) if integrity_rows is None else integrity_rows:
         evidence = r.evidence if isinstance(r.evidence, dict) else {}
         repository, tag = evidence.get("repository"), evidence.get("tag")
         if r.status not in ("verified", "violation") or not isinstance(repository, str) or not isinstance(tag, str):
