@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     from vigil.admission.certs import FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig
 
-app = typer.Typer(help="Serve the cluster's admission webhooks (validating, and opt-in mutating).")
 log = logging.getLogger("vigil.admission")
 
 
@@ -28,16 +27,14 @@ def _host_port(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-@app.callback(invoke_without_command=True)
-def run(
+def admission(
     service: str = typer.Option(..., "--service", envvar="VIGIL_SERVICE_URL", help="The service's base URL"),
     cluster_id: str = typer.Option(..., "--cluster-id", envvar="VIGIL_CLUSTER_ID", help="This cluster's id"),
     credential_file: Path = typer.Option(
         ...,
         "--credential-file",
         envvar="VIGIL_ADMISSION_CREDENTIAL_FILE",
-        help="File holding the admission credential (re-read at each use, so a rotated Secret is picked up; "
-        "the webhook waits until it exists)",
+        help="File holding the admission credential (re-read at each use, so a rotated Secret is picked up)",
     ),
     service_ca: Path | None = typer.Option(
         None, "--service-ca", envvar="VIGIL_SERVICE_CA", help="CA bundle for the service's TLS certificate"
@@ -75,7 +72,8 @@ def run(
     ),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
-    """Serve /validate, /validate/fail-closed and /mutate over HTTPS, deciding from the service's feed."""
+    """Serve the cluster's admission webhooks over HTTPS: /validate, /validate/fail-closed and /mutate,
+    deciding from the service's feed."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from vigil.admission.certs import CertificateError, FileCertificate, IssuedCertificate
     from vigil.registry.config import RegistryConfig, RegistryConfigError
