@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 
 from vigil.clock import utcnow
 from vigil.devtools.inventory import synthetic_snapshot
@@ -20,6 +21,8 @@ from vigil.policy.enforcement import EnforcementPolicy, parse_enforcement
 from vigil.service.api import admission as admission_api
 from vigil.service.api.enforcement import EnforcementDocument
 from vigil.service.store import admission as admission_store
+from vigil.service.store import findings as finding_store
+from vigil.service.store.contents import package_key
 from vigil.service.store.schema import image_integrity, image_packages, image_scans, image_vulnerabilities, images
 from vigil.wire.admission import FEED_EVENT, FEED_MEDIA_TYPE
 
@@ -448,6 +451,27 @@ def test_scan_results_arrive_as_facts_and_silence_as_pings(svc, feed_cluster, mo
         ],
         "tags": [],
     }
+    # A vulnerability whose findings an admin suppressed wherever the digest runs is accepted: not a fact.
+    with svc.engine.begin() as conn:
+        pk = conn.execute(select(images.c.id).where(images.c.digest == digest)).scalars().first()
+        low = f"{package_key('pypi', 'requests', '/site-packages')}:CVE-2024-0002"
+
+        def finding(conn, key: str, workload: str) -> int:
+            obs = finding_store.Observation(
+                dedup_key=key, type="vulnerable_package", severity="low", subject="requests", cluster_id=cid,
+                namespace="shop", workload_kind="Deployment", workload_name=workload, image_pk=pk, subject_key=low,
+            )  # fmt: skip
+            return finding_store.observe(conn, obs)[0]
+
+        finding_store.set_status(conn, finding(conn, "contents:t:1", "web"), "suppressed", "accepted risk", "token:a")
+    with svc.engine.connect() as conn:
+        (accepted,) = admission_store.digest_facts(conn, cid)
+    assert [v.advisory_id for v in accepted.vulnerabilities] == ["CVE-2024-0001"]
+    with svc.engine.begin() as conn:
+        finding(conn, "contents:t:2", "api")  # still open in another workload: a fact again
+    with svc.engine.connect() as conn:
+        (again,) = admission_store.digest_facts(conn, cid)
+    assert [v.advisory_id for v in again.vulnerabilities] == ["CVE-2024-0001", "CVE-2024-0002"]
     # Over the bound, a digest keeps its most severe vulnerabilities (and every malicious package).
     monkeypatch.setattr(admission_store, "MAX_FEED_VULNERABILITIES", 1)
     monkeypatch.setattr(admission_store, "MIN_FEED_VULNERABILITIES", 1)
@@ -471,7 +495,8 @@ def test_the_feed_and_decisions_are_documented(svc):
     }
 
 
-def test_integrity_verdicts_become_repository_and_tag_facts(svc):
+def test_integrity_verdicts_become_repository_and_tag_facts(service_on):
+    svc = service_on
     cid, _ = svc.register("prod")
     repo = "registry.example.com/team/app"
     running, moved, forged, pinned, platform = (f"sha256:{c * 64}" for c in "12345")

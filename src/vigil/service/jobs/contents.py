@@ -90,7 +90,7 @@ class ContentPassReport:
 
 
 def _package_hash(v: store.StoredVulnerability) -> str:
-    return hashlib.sha256(f"{v.package_type}\0{v.package_name}\0{v.found_in}".encode()).hexdigest()[:16]
+    return store.package_key(v.package_type, v.package_name, v.found_in)
 
 
 def _finding_type(v: store.StoredVulnerability) -> FindingType:

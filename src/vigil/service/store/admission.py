@@ -7,7 +7,8 @@ family, one per object, kind of outcome and set of violations: a workload retrie
 times is one finding, alerted once, whose evidence is the latest decision.
 
 The facts are what the service's own analyses learnt: the trusted registry's answers (integrity verdicts) and
-the image scans. Only what a webhook decides from travels, and within bounds (``MAX_FEED_*``).
+the image scans, less the contents findings an admin suppressed. Only what a webhook decides from travels, and
+within bounds (``MAX_FEED_*``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
-from vigil.model.findings import FindingType, Severity, severity_rank
+from vigil.model.findings import Family, FindingStatus, FindingType, Severity, severity_rank
 from vigil.model.image import digest_error
 from vigil.service.store import findings as finding_store
 from vigil.service.store.chunks import chunks
+from vigil.service.store.contents import package_key
 from vigil.service.store.schema import (
     admission_decisions,
     containers,
+    findings,
     image_integrity,
     image_packages,
     image_scans,
@@ -226,19 +229,45 @@ def _integrity_rows(conn: Connection):
     ).all()
 
 
+def _accepted(conn: Connection, digests: Sequence[str]) -> set[tuple[str, str]]:
+    """(digest, subject key) of the contents findings an admin suppressed wherever that digest runs: an
+    accepted risk (or a false positive) is not held against the image at admission either."""
+    f = findings.c
+    status: dict[tuple[str, str], set[str]] = {}
+    for chunk in chunks(list(digests)):
+        stmt = (
+            select(images.c.digest, f.subject_key, f.status)
+            .join(images, images.c.id == f.image_pk)
+            .where(
+                f.family == Family.CONTENTS,
+                f.status.in_((FindingStatus.OPEN, FindingStatus.SUPPRESSED)),
+                images.c.digest.in_(chunk),
+            )
+        )
+        for digest, key, state in conn.execute(stmt):
+            status.setdefault((digest, key), set()).add(state)
+    return {k for k, states in status.items() if states == {FindingStatus.SUPPRESSED}}
+
+
 def _vulnerability_facts(
     conn: Connection, digests: Sequence[str]
 ) -> dict[str, tuple[list[str], list[VulnerabilityFact]]]:
     v, p = image_vulnerabilities, image_packages
+    accepted = _accepted(conn, digests)
     found: dict[str, dict[tuple[str, str], VulnerabilityFact]] = {}
     malicious: dict[str, set[str]] = {}
     for chunk in chunks(list(digests)):
         stmt = (
-            select(v.c.digest, v.c.vuln_id, v.c.severity, v.c.fixed_versions, v.c.malicious, p.c.name)
+            select(
+                v.c.digest, v.c.vuln_id, v.c.key_id, v.c.severity, v.c.fixed_versions, v.c.malicious,
+                p.c.type, p.c.name, p.c.found_in,
+            )
             .join(p, p.c.id == v.c.package_id)
             .where(v.c.digest.in_(chunk))
-        )
+        )  # fmt: skip
         for r in conn.execute(stmt):
+            if (r.digest, f"{package_key(r.type, r.name, r.found_in)}:{r.key_id}") in accepted:
+                continue
             if r.malicious:
                 malicious.setdefault(r.digest, set()).add(r.name)
                 continue

@@ -20,6 +20,7 @@ is claimed (the policy may have changed in between); it is queued again once the
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,6 +87,11 @@ _PACKAGE_ORIGIN = (
     image_packages.c.source_name,
     image_packages.c.source_version,
 )
+
+
+def package_key(package_type: str, package_name: str, found_in: str) -> str:
+    """A package's key inside an image, as a contents finding's subject key starts (``<key>:<advisory>``)."""
+    return hashlib.sha256(f"{package_type}\0{package_name}\0{found_in}".encode()).hexdigest()[:16]
 
 
 def _insert(conn: Connection):
