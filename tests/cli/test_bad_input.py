@@ -112,6 +112,7 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("trust list", "--output"): Case("format", ("--data-dir", "{tmp}/d")),
     ("image check", "--output"): Case("format", ("registry.example.com/x:1",)),
+    ("image check", "--enforcement"): Case("input", (IMAGE,)),
     ("alerts list", "--output"): Case("format", SERVICE),
     ("alerts dead-letters", "--output"): Case("format", SERVICE),
     ("dev kube-api", "--load"): Case("indir", ("--port", "0")),

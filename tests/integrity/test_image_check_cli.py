@@ -110,3 +110,135 @@ def test_runs_as_the_installed_command(pushed):
     )
     assert done.returncode == 1, done.stderr
     assert "tag_moved" in done.stdout
+
+
+# -- --enforcement: the admission webhook's decision for the same image ------------------------------------
+
+ENFORCEMENT = """\
+policies:
+  - name: strict
+    mode: enforce
+    scope: {namespaces: [prod]}
+  - name: gentle
+    mode: warn
+    scope: {namespaces: [staging]}
+  - name: frontend-scans
+    mode: enforce
+    scope: {namespaces: [web], workload_selector: {matchLabels: {tier: frontend}}}
+    rules: {unscanned: deny}
+"""
+
+
+@pytest.fixture
+def enforcement(tmp_path):
+    path = tmp_path / "enforcement.yaml"
+    path.write_text(ENFORCEMENT)
+    return str(path)
+
+
+UNTRUSTED = "evil.example.com/x:1"
+UNTRUSTED_TEXT = (
+    f"image {UNTRUSTED}: registry evil.example.com is not trusted (consulted: trusted registry.example.com (global))"
+)
+
+
+def decision_lines(output: str) -> list[str]:
+    """The lines from ``decision`` on (the verdict's lines before them are tested above)."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("decision ")]
+    assert len(starts) == 1, output
+    return lines[starts[0] :]
+
+
+def test_enforcement_denies_an_untrusted_registry_with_the_policy_message(enforcement):
+    r = run(UNTRUSTED, "--trusted", "registry.example.com", "--enforcement", enforcement, "--namespace", "prod")
+    assert r.exit_code == 1, r.output
+    assert decision_lines(r.output) == [
+        "decision   denied",
+        f'violation  policy "strict" rule untrusted_registry: {UNTRUSTED_TEXT}',
+    ]
+    r = run(UNTRUSTED, "--trusted", "registry.example.com", "--enforcement", enforcement, "-n", "prod", "-o", "json")
+    assert r.exit_code == 1, r.output
+    assert json.loads(r.output)["enforcement"] == {
+        "outcome": "denied",
+        "allowed": False,
+        "message": f'policy "strict" rule untrusted_registry: {UNTRUSTED_TEXT}',
+        "warnings": [],
+        "exempt": None,
+        "violations": [
+            {
+                "policy": "strict",
+                "mode": "enforce",
+                "rule": "untrusted_registry",
+                "image": UNTRUSTED,
+                "message": f'policy "strict" rule untrusted_registry: {UNTRUSTED_TEXT}',
+                "evidence": {"checked_against": "evil.example.com/x"},
+            }
+        ],
+    }
+
+
+def test_enforcement_in_warn_mode_prints_the_warning_and_exits_0(enforcement):
+    r = run(UNTRUSTED, "--trusted", "registry.example.com", "--enforcement", enforcement, "--namespace", "staging")
+    assert r.exit_code == 0, r.output
+    assert decision_lines(r.output) == [
+        "decision   warned",
+        f'warning    policy "gentle" rule untrusted_registry: {UNTRUSTED_TEXT}',
+    ]
+
+
+def test_enforcement_out_of_scope_is_allowed_and_an_exempt_namespace_says_so(enforcement):
+    # Without --enforcement the same image is a violation (exit 1); no policy covers namespace dev.
+    assert run(UNTRUSTED, "--trusted", "registry.example.com").exit_code == 1
+    r = run(UNTRUSTED, "--trusted", "registry.example.com", "--enforcement", enforcement, "--namespace", "dev")
+    assert r.exit_code == 0, r.output
+    assert decision_lines(r.output) == ["decision   allowed"]
+    r = run(UNTRUSTED, "--enforcement", enforcement, "--namespace", "kube-system")
+    assert r.exit_code == 0, r.output
+    assert decision_lines(r.output) == ["decision   exempt", "exempt     namespace kube-system is exempt"]
+
+
+def test_enforcement_scope_by_workload_labels_and_the_unscanned_rule(pushed, enforcement):
+    # image check scans nothing, so to the policy the image is unscanned, as to a webhook whose service has
+    # not scanned it yet.
+    host, _, new, _ = pushed
+    ref = f"{host}/cli/app:1.0@{new.digest}"
+    args = (ref, "--trusted", host, "--plain-http", host, "--enforcement", enforcement, "-n", "web")
+    r = run(*args, "--label", "tier=frontend", "--label", "app=shop")
+    assert r.exit_code == 1, r.output
+    assert decision_lines(r.output) == [
+        "decision   denied",
+        f'violation  policy "frontend-scans" rule unscanned: image {ref}: not scanned by Vigil yet',
+    ]
+    r = run(*args, "--label", "tier=backend")
+    assert (r.exit_code, decision_lines(r.output)) == (0, ["decision   allowed"])
+
+
+def test_enforcement_denies_a_moved_tag_naming_both_digests(pushed, enforcement):
+    host, old, new, _ = pushed
+    ref = f"{host}/cli/app:1.0@{old.digest}"
+    r = run(ref, "--trusted", host, "--plain-http", host, "--enforcement", enforcement, "-n", "prod")
+    assert r.exit_code == 1, r.output
+    assert decision_lines(r.output)[1] == (
+        f'violation  policy "strict" rule integrity: image {ref}: tag_moved: tag 1.0 moved: '
+        f"the image runs {old.digest}, the registry's tag is {new.digest}"
+    )
+
+
+def test_a_bad_enforcement_file_is_one_error_line_naming_the_file_and_field(tmp_path):
+    bad = tmp_path / "enforcement.yaml"
+    bad.write_text("policies:\n  - name: strict\n    mode: block\n")
+    r = run(UNTRUSTED, "--enforcement", str(bad))
+    assert r.exit_code == 2, r.output
+    assert r.output.splitlines() == [
+        f"error: enforcement policy {bad}: policies[0].mode: Input should be 'enforce', 'warn' or 'audit'"
+    ]
+    bad.write_text("policies: [\n")
+    r = run(UNTRUSTED, "--enforcement", str(bad))
+    assert r.exit_code == 2, r.output
+    assert len(r.output.splitlines()) == 1 and r.output.startswith(f"error: enforcement policy {bad}: "), r.output
+    r = run(UNTRUSTED, "--enforcement", str(tmp_path / "missing.yaml"))
+    assert (r.exit_code, r.output.splitlines()) == (2, [f"error: --enforcement {tmp_path}/missing.yaml: no such file"])
+    bad.write_text(ENFORCEMENT)
+    r = run(UNTRUSTED, "--enforcement", str(bad), "--label", "tier")
+    assert (r.exit_code, r.output.splitlines()) == (2, ["error: --label 'tier': must be key=value"])

@@ -3,6 +3,10 @@
 Exit codes: 0 verified (or trust-only pass), 1 a violation (each finding named by its
 type), 2 bad usage (reference, pattern or policy file), 3 unknown (the registry could
 not answer: unreachable, credentials refused).
+
+With ``--enforcement FILE`` the enforcement policy decides, with the admission webhook's code, whether a pod
+running the image in ``--namespace`` (of ``--cluster``, with ``--label``s) would be admitted; the exit code is
+then the decision's: 1 denied, 0 admitted (allowed, warned, audited or exempt), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -35,27 +39,64 @@ def image_check(
         None, "--registry-config", envvar="VIGIL_REGISTRY_CONFIG", help="Registry credentials and TLS (YAML)"
     ),
     output: str = typer.Option("text", "--output", "-o", help="text or json"),
+    enforcement_file: Path = typer.Option(
+        None,
+        "--enforcement",
+        help="YAML enforcement policy: also decide as the admission webhook would (exit 1 denied, 0 admitted)",
+    ),
+    namespace: str = typer.Option("default", "--namespace", "-n", help="With --enforcement: the pod's namespace"),
+    label: list[str] = typer.Option(
+        [], "--label", "-l", help="With --enforcement: a label of the workload, key=value; repeatable"
+    ),
+    namespace_label: list[str] = typer.Option(
+        [],
+        "--namespace-label",
+        help="With --enforcement: a label of the namespace, key=value; repeatable "
+        "(kubernetes.io/metadata.name is always the namespace's name)",
+    ),
 ) -> None:
-    """Print the trust and integrity verdict of one image; exit 0 clean, 1 violation, 3 unknown."""
+    """Print the trust and integrity verdict of one image; exit 0 clean, 1 violation, 3 unknown.
+
+    With --enforcement, also the admission decision for a pod running it (in --namespace, of --cluster, with
+    --label): the outcome, each violation's message as the webhook gives it, and the exit code is the
+    decision's: 1 denied, 0 admitted (allowed, warned, audited or exempt)."""
     if output not in ("text", "json"):
         _fail(f"--output {output!r} must be text or json")
     # The registry client and the policy parser load only when a check runs, so `--help` stays quick.
+    from vigil.policy.enforcement import AdmissionSubject
     from vigil.registry import RegistryClient
     from vigil.service.cli import image_verdict
 
     try:
         ref = image_verdict.reference(reference)
         policy = image_verdict.policy(policy_file, trusted)
+        enforcement = image_verdict.enforcement(enforcement_file) if enforcement_file is not None else None
+        subject = AdmissionSubject(
+            cluster=cluster or "",
+            namespace=namespace,
+            namespace_labels=image_verdict.labels(namespace_label, "--namespace-label")
+            | {image_verdict.NAMESPACE_NAME_LABEL: namespace},
+            workload_labels=image_verdict.labels(label, "--label"),
+        )
         if cluster:
-            image_verdict.known_cluster(policy, cluster)
+            image_verdict.known_cluster(policy, cluster, enforcement)
         config = image_verdict.registry_config(registry_config, plain_http)
     except image_verdict.UsageError as exc:
         _fail(str(exc))
     with RegistryClient(config) as client:
         verdict, provenance = image_verdict.check(client, ref, policy, cluster)
+    decision = None
+    if enforcement is not None:
+        decision = image_verdict.decide(enforcement, policy, subject, reference, ref, verdict)
     if output == "json":
         doc = image_verdict.document(ref, verdict, provenance)
+        if decision is not None:
+            doc["enforcement"] = image_verdict.decision_document(decision)
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         image_verdict.print_text(ref, verdict, provenance)
+        if decision is not None:
+            image_verdict.print_decision(decision)
+    if decision is not None:
+        raise typer.Exit(0 if decision.allowed else 1)
     raise typer.Exit(image_verdict.EXIT[verdict.status])

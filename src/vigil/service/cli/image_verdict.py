@@ -11,8 +11,19 @@ from pathlib import Path
 
 import typer
 
+from vigil.cli_paths import BadPath, input_file
 from vigil.model.findings import FindingType
 from vigil.model.image import ImageRef, InvalidReference, parse_image_ref
+from vigil.policy.enforcement import (
+    AdmissionSubject,
+    Decision,
+    EnforcementPolicy,
+    EnforcementPolicyError,
+    ImageFacts,
+    Mode,
+    evaluate,
+    load_enforcement_yaml,
+)
 from vigil.policy.integrity import Status, Verdict, judge
 from vigil.policy.trust import InvalidPattern, Pattern, TrustPolicy, TrustRule
 from vigil.policy.trust_doc import PolicyFileError
@@ -29,6 +40,11 @@ from vigil.service.jobs.trust_file import load_policy_file
 
 # The evidence a finding's text line shows, in the evidence's own order.
 TEXT_EVIDENCE = ("runtime_digest", "registry_digest", "registry_answer", "since", "missing")
+
+# The largest enforcement policy file read: a policy document is a few kilobytes.
+MAX_ENFORCEMENT_BYTES = 1 << 20
+# The label Kubernetes gives every namespace (policies select namespaces by it).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 EXIT = {Status.VERIFIED: 0, Status.PENDING: 0, Status.VIOLATION: 1, Status.UNTRUSTED: 1, Status.UNKNOWN: 3}
 
@@ -61,14 +77,101 @@ def policy(policy_file: Path | None, trusted: list[str]) -> TrustPolicy:
     return TrustPolicy(tuple(dict.fromkeys(base.trusted + tuple(extra))), base.mirrors)
 
 
-def known_cluster(policy: TrustPolicy, cluster: str) -> str:
-    """``cluster`` if the policy has rules for it; otherwise a usage error naming the clusters it has (a cluster
-    the file does not name would silently get only the global rules)."""
-    named = sorted({r.cluster for r in policy.trusted if r.cluster} | {m.cluster for m in policy.mirrors if m.cluster})
-    if cluster not in named:
-        where = f"the policy's clusters: {', '.join(named)}" if named else "the policy names no cluster"
+def known_cluster(policy: TrustPolicy, cluster: str, enforcement: EnforcementPolicy | None = None) -> str:
+    """``cluster`` if the trust policy has rules for it (or the enforcement policy scopes a policy to it);
+    otherwise a usage error naming the clusters they have (a cluster neither names would silently get only
+    the global rules)."""
+    named = {r.cluster for r in policy.trusted if r.cluster} | {m.cluster for m in policy.mirrors if m.cluster}
+    scoped = {c for entry in enforcement.policies for c in entry.scope.clusters} if enforcement else set()
+    if cluster not in named | scoped:
+        where = f"the policy's clusters: {', '.join(sorted(named))}" if named else "the policy names no cluster"
+        if enforcement is not None:
+            where += (
+                f"; the enforcement policy's: {', '.join(sorted(scoped))}" if scoped else "; nor does --enforcement"
+            )
         raise UsageError(f"--cluster {cluster!r} has no rules in the policy ({where})")
     return cluster
+
+
+def enforcement(path: Path) -> EnforcementPolicy:
+    """The enforcement policy in a YAML file; errors name the file (and the field)."""
+    try:
+        input_file(path, "--enforcement")
+        with path.open("rb") as f:
+            data = f.read(MAX_ENFORCEMENT_BYTES + 1)
+    except BadPath as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--enforcement {path}: {exc.strerror}") from None
+    if len(data) > MAX_ENFORCEMENT_BYTES:
+        raise UsageError(f"--enforcement {path}: larger than {MAX_ENFORCEMENT_BYTES} bytes")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise UsageError(f"--enforcement {path}: not UTF-8 text") from None
+    try:
+        return load_enforcement_yaml(text, str(path))
+    except EnforcementPolicyError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def labels(pairs: list[str], option: str) -> dict[str, str]:
+    """``key=value`` pairs as labels (a key given twice keeps its last value, as kubectl's --labels)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {pair!r}: must be key=value")
+        out[key.strip()] = value
+    return out
+
+
+def decide(
+    policy: EnforcementPolicy,
+    trust: TrustPolicy,
+    subject: AdmissionSubject,
+    reference_text: str,
+    ref: ImageRef,
+    verdict: Verdict,
+) -> Decision:
+    """The admission decision for ``ref`` with the webhook's code, from what this check knows: the integrity
+    verdict, and no scan (so the policy's rule for unscanned images applies, as in a cluster whose service has
+    not scanned the image yet)."""
+    return evaluate(policy, trust, subject, [ImageFacts(reference_text, ref, verdict)])
+
+
+# Each violation's line in the text output, by its mode (warn-mode violations are the decision's warnings).
+_MODE_LABEL = {Mode.ENFORCE: "violation", Mode.WARN: "warning", Mode.AUDIT: "audit"}
+
+
+def print_decision(decision: Decision) -> None:
+    typer.echo(f"decision   {decision.outcome.value}")
+    if decision.exempt:
+        typer.echo(f"exempt     {decision.exempt}")
+    for v in decision.violations:
+        typer.echo(f"{_MODE_LABEL[v.mode]:<10} {v.message}")
+
+
+def decision_document(decision: Decision) -> dict:
+    """The ``enforcement`` part of the ``--output json`` document."""
+    return {
+        "outcome": decision.outcome.value,
+        "allowed": decision.allowed,
+        "message": decision.message,
+        "warnings": list(decision.warnings),
+        "exempt": decision.exempt,
+        "violations": [
+            {
+                "policy": v.policy,
+                "mode": v.mode.value,
+                "rule": v.rule.value,
+                "image": v.image,
+                "message": v.message,
+                "evidence": dict(v.evidence),
+            }
+            for v in decision.violations
+        ],
+    }
 
 
 def registry_config(path: Path | None, plain_http: list[str]) -> RegistryConfig:
