@@ -441,3 +441,19 @@ def test_schema_refuses_bad_values(values: dict, message: str):
 def test_incomplete_values_fail_with_the_missing_setting(values: dict, message: str):
     with pytest.raises(helm_python.HelmRenderError, match=message):
         render(values)
+
+
+def test_controller_writes_the_admission_secret_only_with_the_webhook():
+    [controller] = pod_specs(render(values_of("defaults")))["vigil-controller"]["containers"]
+    assert controller["args"][5:9] == [
+        "--admission-namespace",
+        "vigil-system",
+        "--admission-secret",
+        "vigil-admission-credential",
+    ]
+    values = values_of("defaults")
+    values["securedCluster"]["admission"] = {"enabled": False}
+    [controller] = pod_specs(render(values))["vigil-controller"]["containers"]
+    # An empty name writes none: without the webhook the controller has no RBAC for that Secret.
+    assert controller["args"][5:7] == ["--admission-secret", ""]
+    assert "--admission-namespace" not in controller["args"]
