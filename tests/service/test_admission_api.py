@@ -324,7 +324,8 @@ class Feed:
 
 
 @pytest.fixture
-def feed_cluster(svc):
+def feed_cluster(service_on):
+    svc = service_on
     cid, cluster = svc.register("prod")
     token = _credential(svc, cid).json()["credential"]
     feeds: list[Feed] = []
@@ -338,7 +339,8 @@ def feed_cluster(svc):
         f.close()
 
 
-def test_the_feed_starts_with_a_snapshot_of_both_policies_and_the_facts(svc, feed_cluster):
+def test_the_feed_starts_with_a_snapshot_of_both_policies_and_the_facts(service_on, feed_cluster):
+    svc = service_on
     cid, cluster, open_feed = feed_cluster
     svc.trust_registry("registry.example.com/team")
     snapshot = synthetic_snapshot(cid, nodes=1, pods=2, images=2)
@@ -366,7 +368,8 @@ def test_the_feed_starts_with_a_snapshot_of_both_policies_and_the_facts(svc, fee
     assert first["trust"]["trusted"] == ["registry.example.com/team"]
 
 
-def test_a_policy_change_reaches_an_open_feed_within_two_seconds(svc, feed_cluster):
+def test_a_policy_change_reaches_an_open_feed_within_two_seconds(service_on, feed_cluster):
+    svc = service_on
     _, _, open_feed = feed_cluster
     feed = open_feed()
     feed.next("snapshot", 5)
@@ -391,7 +394,8 @@ def test_a_policy_change_reaches_an_open_feed_within_two_seconds(svc, feed_clust
     assert event["trust_revision"] == svc.get("/api/v1/policy/trust").json()["revision"]
 
 
-def test_scan_results_arrive_as_facts_and_silence_as_pings(svc, feed_cluster, monkeypatch):
+def test_scan_results_arrive_as_facts_and_silence_as_pings(service_on, feed_cluster, monkeypatch):
+    svc = service_on
     cid, cluster, open_feed = feed_cluster
     monkeypatch.setattr(admission_api, "PING_SECONDS", 0.5)
     snapshot = synthetic_snapshot(cid, nodes=1, pods=1, images=1)
