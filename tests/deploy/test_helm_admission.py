@@ -100,6 +100,7 @@ def webhook(service_path: str, ca_bundle: str | None, **policy) -> dict:
     """One webhook entry as the chart renders it with the default namespaces."""
     service = {"name": "vigil-admission", "namespace": "vigil-system", "path": service_path, "port": 443}
     client = {"service": service} | ({"caBundle": ca_bundle} if ca_bundle is not None else {})
+    labels = policy.pop("namespaceLabels", {})
     return {
         **policy,
         "sideEffects": "None",
@@ -107,7 +108,8 @@ def webhook(service_path: str, ca_bundle: str | None, **policy) -> dict:
         "matchPolicy": "Equivalent",
         "timeoutSeconds": policy.pop("timeoutSeconds", 5),
         "namespaceSelector": {
-            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": EXEMPT}]
+            **labels,
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": EXEMPT}],
         },
         "clientConfig": client,
         "rules": policy.pop("rules", RULES),
@@ -203,9 +205,16 @@ def test_fail_closed_webhook_only_when_asked():
             name="fail-closed.admission.vigil.dev",
             failurePolicy="Fail",
             timeoutSeconds=3,
+            # Only the namespaces labelled for it refuse pods while the webhook is down.
+            namespaceLabels={"matchLabels": {"vigil.dev/admission": "fail-closed"}},
         )
     ]
+    relabelled = render(with_admission({"failClosed": True, "failClosedNamespaceLabel": "tier=vault"}))
+    selector = relabelled[("ValidatingWebhookConfiguration", "vigil-admission-fail-closed")]["webhooks"][0]
+    assert selector["namespaceSelector"]["matchLabels"] == {"tier": "vault"}
     assert ("MutatingWebhookConfiguration", "vigil-admission") not in objects
+    with pytest.raises(helm_python.HelmValuesError, match="failClosedNamespaceLabel.: .no label. does not match"):
+        render(with_admission({"failClosed": True, "failClosedNamespaceLabel": "no label"}))
     assert ("ValidatingWebhookConfiguration", "vigil-admission-fail-closed") not in render(
         with_admission({"failClosed": False})
     )

@@ -90,6 +90,10 @@ admissionReviewVersions: ["v1"]
 matchPolicy: Equivalent
 timeoutSeconds: {{ $a.timeoutSeconds }}
 namespaceSelector:
+  {{- with .matchLabels }}
+  matchLabels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
   matchExpressions:
     - key: kubernetes.io/metadata.name
       operator: NotIn
