@@ -284,7 +284,10 @@ def _integrity_violation(facts: ImageFacts) -> tuple[str, dict[str, Any]] | None
             f"whose tag {ev.get('tag')} is {_digest_text(registry)}"
         )
     elif kind == "tag_moved":
-        text = f"tag {ev.get('tag')} moved: the image runs {_digest_text(running)}, the registry's tag is {_digest_text(registry)}"
+        text = (
+            f"tag {ev.get('tag')} moved: the image runs {_digest_text(running)}, "
+            f"the registry's tag is {_digest_text(registry)}"
+        )
     else:
         missing = ev.get("missing") or "artifact"
         text = f"the trusted registry {ev.get('checked_against')} has no such {missing}"
