@@ -553,3 +553,25 @@ def test_integrity_verdicts_become_repository_and_tag_facts(service_on):
          "checked_at": "2026-12-03T10:04:00Z"},
         {"reference": f"{repo}:gone", "digest": None, "artifacts": [], "checked_at": "2026-12-03T10:05:00Z"},
     ]  # fmt: skip
+
+
+def test_a_decision_batch_may_be_larger_than_other_bodies(svc):
+    # A full batch (500 decisions with their violations) is over the 1 MiB of non-ingest routes.
+    cid, _ = svc.register("prod")
+    token = _credential(svc, cid).json()["credential"]
+    decisions = [
+        _decision(
+            f"u{i}", "denied", name=f"web-{i}", violations=[_violation(image=f"evil.example/{i}:{j}") for j in range(8)]
+        )
+        for i in range(500)
+    ]
+    body = orjson.dumps(_batch(cid, "big", decisions))
+    assert len(body) > svc.settings.max_other_body_bytes
+    resp = httpx.post(
+        f"{svc.url}{_decisions_path(cid)}",
+        content=body,
+        headers={**_h(token), "content-type": "application/json"},
+        timeout=60,
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"batch_id": "big", "accepted": 500, "duplicate": False}

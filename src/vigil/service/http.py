@@ -25,6 +25,8 @@ from vigil.service.api.errors import ApiError
 log = logging.getLogger("vigil.http")
 
 INGEST_PREFIX = "/api/v1/ingest/"
+# An admission webhook's decision batch (up to 500 decisions with their violations) is a sender's batch too.
+DECISIONS_SUFFIX = "/admission/decisions"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class BodyLimits:
         state = scope.get("state")
         if not (isinstance(state, dict) and state.get("principal") is not None):
             return self.preauth_bytes, ", the limit before the caller is authenticated"
-        if scope["path"].startswith(INGEST_PREFIX):
+        if scope["path"].startswith(INGEST_PREFIX) or scope["path"].endswith(DECISIONS_SUFFIX):
             return self.ingest_bytes, ""
         return self.other_bytes, ", the limit outside the ingest routes"
 
