@@ -505,3 +505,39 @@ def test_scale_writes_are_admitted_as_a_scale_of_the_deployment(api, webhook, tm
         "scale",
     )
     assert (req["oldObject"]["spec"], req["object"]["spec"]) == ({"replicas": 1}, {"replicas": 5})
+
+
+def test_the_command_maps_services_with_service_endpoint(webhook, tmp_path):
+    import sys
+
+    import httpx
+
+    bad = subprocess.run(
+        [sys.executable, "-m", "vigil.devtools.kubeapi", "--port", "0", "--service-endpoint", "webhooks/hook"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (bad.returncode, bad.stderr) == (
+        2,
+        "error: --service-endpoint 'webhooks/hook': expected NAMESPACE/NAME=https://HOST:PORT\n",
+    )
+    port = _closed_port()
+    args = ["--port", str(port), "--token", "tok", "--plain-http", "--service-endpoint", f"webhooks/hook={webhook.url}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil.devtools.kubeapi", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == f"serving the Kubernetes API on http://127.0.0.1:{port}"
+        c = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer tok"}, timeout=10)
+        webhook.answers["/svc"] = lambda req: {"allowed": False, "status": {"message": "mapped"}}
+        service = {"service": {"namespace": "webhooks", "name": "hook", "path": "/svc"}, "caBundle": webhook.ca_bundle}
+        c.post(VWC, json=configuration("ValidatingWebhookConfiguration", "svc", hook("svc.vigil.test", service)))
+        r = c.post(PODS, json=pod("p"))
+        assert r.json()["message"] == 'admission webhook "svc.vigil.test" denied the request: mapped'
+    finally:
+        proc.terminate()
+        proc.wait(10)
