@@ -113,6 +113,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("trust list", "--output"): Case("format", ("--data-dir", "{tmp}/d")),
     ("image check", "--output"): Case("format", ("registry.example.com/x:1",)),
     ("image check", "--enforcement"): Case("input", (IMAGE,)),
+    ("image check", "--scan-report"): Case("input", (IMAGE, "--enforcement", "{enforcement}")),
     ("alerts list", "--output"): Case("format", SERVICE),
     ("alerts dead-letters", "--output"): Case("format", SERVICE),
     ("dev kube-api", "--load"): Case("indir", ("--port", "0")),
@@ -186,6 +187,7 @@ def files(tmp_path) -> dict[str, str]:
     pem = tmp_path / "pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     _write_ca(tmp_path / "ca.pem", tmp_path / "ca.key")
+    (tmp_path / "enforcement.yaml").write_text("policies: []\n")
     return {
         "tmp": str(tmp_path),
         "rootfs": str(tmp_path / "rootfs"),
@@ -195,6 +197,7 @@ def files(tmp_path) -> dict[str, str]:
         "db": str(tmp_path / "intel.db"),
         "ca_cert": str(tmp_path / "ca.pem"),
         "ca_key": str(tmp_path / "ca.key"),
+        "enforcement": str(tmp_path / "enforcement.yaml"),
     }
 
 

@@ -126,6 +126,10 @@ policies:
     mode: enforce
     scope: {namespaces: [web], workload_selector: {matchLabels: {tier: frontend}}}
     rules: {unscanned: deny}
+  - name: pay-gate
+    mode: enforce
+    scope: {namespaces: [pay]}
+    rules: {vulnerabilities: {severity: high, fixable_only: true}}
 """
 
 
@@ -242,3 +246,109 @@ def test_a_bad_enforcement_file_is_one_error_line_naming_the_file_and_field(tmp_
     bad.write_text(ENFORCEMENT)
     r = run(UNTRUSTED, "--enforcement", str(bad), "--label", "tier")
     assert (r.exit_code, r.output.splitlines()) == (2, ["error: --label 'tier': must be key=value"])
+
+
+def scan_report(path, digest, vulnerabilities):
+    """A report as `vigil scan IMAGE -o json` writes it (the fields image check reads, and others it skips)."""
+    path.write_text(
+        json.dumps(
+            {
+                "target": "the scanned image",
+                "digest": digest,
+                "summary": {"packages": 3},
+                "packages": [],
+                "vulnerabilities": [
+                    {
+                        "package": {"type": "deb", "name": name, "version": "1"},
+                        "id": vid,
+                        "severity": {"level": level, "score": None},
+                        "malicious": malicious,
+                        "fixed_versions": fixed,
+                    }
+                    for name, vid, level, malicious, fixed in vulnerabilities
+                ],
+            }
+        )
+    )
+    return str(path)
+
+
+def test_enforcement_with_a_scan_report_judges_its_vulnerabilities_and_malicious_packages(
+    pushed, enforcement, tmp_path
+):
+    host, old, new, _ = pushed
+    ref = f"{host}/cli/app:1.0@{new.digest}"
+    report = scan_report(
+        tmp_path / "scan.json",
+        new.digest,
+        [
+            ("openssl", "CVE-2026-1", "critical", False, ["3.0.9"]),
+            ("zlib", "CVE-2026-2", "critical", False, []),  # no fix: fixable_only passes it
+            ("libc", "CVE-2026-3", "medium", False, ["2"]),  # under the floor
+            ("evilpkg", "MAL-2026-1", "critical", True, []),
+        ],
+    )
+    args = (ref, "--trusted", host, "--plain-http", host, "--enforcement", enforcement, "--scan-report", report)
+    r = run(*args, "-n", "pay")
+    assert r.exit_code == 1, r.output
+    assert decision_lines(r.output) == [
+        "decision   denied",
+        f'violation  policy "pay-gate" rule malicious_package: image {ref}: malicious packages: evilpkg',
+        f'violation  policy "pay-gate" rule vulnerabilities: image {ref}: 1 vulnerabilities at high or above '
+        "with a fix: CVE-2026-1 (openssl, critical)",
+    ]
+    # The report makes the image scanned: the unscanned rule no longer refuses it, the malicious package does.
+    r = run(*args, "-n", "web", "--label", "tier=frontend")
+    assert (r.exit_code, decision_lines(r.output)) == (
+        1,
+        [
+            "decision   denied",
+            f'violation  policy "frontend-scans" rule malicious_package: image {ref}: malicious packages: evilpkg',
+        ],
+    )
+    # A report of another digest is refused, naming both.
+    r = run(f"{host}/cli/app:1.0@{old.digest}", *args[1:], "-n", "pay")
+    assert (r.exit_code, r.output.splitlines()[-1]) == (
+        2,
+        f"error: --scan-report {report}: is a scan of {new.digest}, but the image runs {old.digest} "
+        "(scan the image by reference, or check it by digest)",
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"target": "x", "vulnerabilities": [{"id": "CVE-1"}]}')
+    missing = "vulnerabilities.0.package"
+    r = run(ref, "--enforcement", enforcement, "--scan-report", str(bad))
+    assert (r.exit_code, r.output.splitlines()) == (
+        2,
+        [f"error: --scan-report {bad}: not the JSON of `vigil scan -o json` ({missing}: Field required)"],
+    )
+    r = run(ref, "--scan-report", report)
+    assert (r.exit_code, r.output.splitlines()) == (2, ["error: --scan-report is read with --enforcement only"])
+
+
+def test_the_report_vigil_scan_writes_is_the_one_image_check_reads(pushed, enforcement, tmp_path):
+    host, _, new, _ = pushed
+    ref = f"{host}/cli/app:1.0@{new.digest}"
+    db = tmp_path / "intel.db"
+    (tmp_path / "osv").mkdir()
+    assert CliRunner().invoke(vigil_app, ["intel", "import", str(tmp_path / "osv"), "--db", str(db)]).exit_code == 0
+    scanned = CliRunner().invoke(vigil_app, ["scan", ref, "--plain-http", host, "--db", str(db), "-o", "json"])
+    assert scanned.exit_code == 0, scanned.output
+    report = tmp_path / "scan.json"
+    report.write_text(scanned.stdout)
+    args = (
+        ref,
+        "--trusted",
+        host,
+        "--plain-http",
+        host,
+        "--enforcement",
+        enforcement,
+        "-n",
+        "web",
+        "-l",
+        "tier=frontend",
+    )
+    r = run(*args, "--scan-report", str(report))
+    assert (r.exit_code, decision_lines(r.output)) == (0, ["decision   allowed"]), r.output
+    r = run(*args)
+    assert (r.exit_code, decision_lines(r.output)[0]) == (1, "decision   denied")

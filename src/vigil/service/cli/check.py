@@ -44,6 +44,12 @@ def image_check(
         "--enforcement",
         help="YAML enforcement policy: also decide as the admission webhook would (exit 1 denied, 0 admitted)",
     ),
+    scan_report_file: Path = typer.Option(
+        None,
+        "--scan-report",
+        help="With --enforcement: the JSON `vigil scan IMAGE -o json` wrote for the digest that runs "
+        "(its vulnerabilities and malicious packages; without it the image counts as unscanned)",
+    ),
     namespace: str = typer.Option("default", "--namespace", "-n", help="With --enforcement: the pod's namespace"),
     label: list[str] = typer.Option(
         [], "--label", "-l", help="With --enforcement: a label of the workload, key=value; repeatable"
@@ -71,6 +77,9 @@ def image_check(
         ref = image_verdict.reference(reference)
         policy = image_verdict.policy(policy_file, trusted)
         enforcement = image_verdict.enforcement(enforcement_file) if enforcement_file is not None else None
+        if scan_report_file is not None and enforcement is None:
+            raise image_verdict.UsageError("--scan-report is read with --enforcement only")
+        report = image_verdict.scan_report(scan_report_file) if scan_report_file is not None else None
         subject = AdmissionSubject(
             cluster=cluster or "",
             namespace=namespace,
@@ -87,7 +96,13 @@ def image_check(
         verdict, provenance = image_verdict.check(client, ref, policy, cluster)
     decision = None
     if enforcement is not None:
-        decision = image_verdict.decide(enforcement, policy, subject, reference, ref, verdict)
+        scan = None
+        if report is not None and scan_report_file is not None:
+            try:
+                scan = image_verdict.scan_facts(report, scan_report_file, image_verdict.running_digest(ref, verdict))
+            except image_verdict.UsageError as exc:
+                _fail(str(exc))
+        decision = image_verdict.decide(enforcement, policy, subject, reference, ref, verdict, scan)
     if output == "json":
         doc = image_verdict.document(ref, verdict, provenance)
         if decision is not None:

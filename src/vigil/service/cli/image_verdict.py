@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from vigil.cli_paths import BadPath, input_file
 from vigil.model.findings import FindingType
@@ -21,6 +22,7 @@ from vigil.policy.enforcement import (
     EnforcementPolicyError,
     ImageFacts,
     Mode,
+    VulnerabilityFact,
     evaluate,
     load_enforcement_yaml,
 )
@@ -37,12 +39,15 @@ from vigil.registry import (
 )
 from vigil.registry.probe import RegistryAnswer, error_kind, fetch_provenance, probe
 from vigil.service.jobs.trust_file import load_policy_file
+from vigil.wire.scan_report import ScanReportFacts
 
 # The evidence a finding's text line shows, in the evidence's own order.
 TEXT_EVIDENCE = ("runtime_digest", "registry_digest", "registry_answer", "since", "missing")
 
 # The largest enforcement policy file read: a policy document is a few kilobytes.
 MAX_ENFORCEMENT_BYTES = 1 << 20
+# The largest scan report read (`vigil scan -o json` of an image with tens of thousands of packages).
+MAX_SCAN_REPORT_BYTES = 64 << 20
 # The label Kubernetes gives every namespace (policies select namespaces by it).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -93,18 +98,23 @@ def known_cluster(policy: TrustPolicy, cluster: str, enforcement: EnforcementPol
     return cluster
 
 
-def enforcement(path: Path) -> EnforcementPolicy:
-    """The enforcement policy in a YAML file; errors name the file (and the field)."""
+def _read_limited(path: Path, option: str, limit: int) -> bytes:
     try:
-        input_file(path, "--enforcement")
+        input_file(path, option)
         with path.open("rb") as f:
-            data = f.read(MAX_ENFORCEMENT_BYTES + 1)
+            data = f.read(limit + 1)
     except BadPath as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
-        raise UsageError(f"--enforcement {path}: {exc.strerror}") from None
-    if len(data) > MAX_ENFORCEMENT_BYTES:
-        raise UsageError(f"--enforcement {path}: larger than {MAX_ENFORCEMENT_BYTES} bytes")
+        raise UsageError(f"{option} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise UsageError(f"{option} {path}: larger than {limit} bytes")
+    return data
+
+
+def enforcement(path: Path) -> EnforcementPolicy:
+    """The enforcement policy in a YAML file; errors name the file (and the field)."""
+    data = _read_limited(path, "--enforcement", MAX_ENFORCEMENT_BYTES)
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -113,6 +123,43 @@ def enforcement(path: Path) -> EnforcementPolicy:
         return load_enforcement_yaml(text, str(path))
     except EnforcementPolicyError as exc:
         raise UsageError(str(exc)) from None
+
+
+def scan_report(path: Path) -> ScanReportFacts:
+    """What `vigil scan IMAGE -o json` wrote; errors name the file (and the field)."""
+    data = _read_limited(path, "--scan-report", MAX_SCAN_REPORT_BYTES)
+    try:
+        return ScanReportFacts.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise UsageError(
+            f"--scan-report {path}: not the JSON of `vigil scan -o json` ({where}: {first['msg']})"
+        ) from None
+
+
+def running_digest(ref: ImageRef, verdict: Verdict) -> str | None:
+    """The digest that runs: the one given, else the one the registry's tag pointed at."""
+    return ref.digest or verdict.evidence.get("runtime_digest")
+
+
+def scan_facts(report: ScanReportFacts, path: Path, running: str | None) -> dict:
+    """The report's findings as ImageFacts fields, if it is a scan of the digest that runs."""
+    if report.digest is None or report.digest != running:
+        scanned = report.digest or f"{report.target}, which has no image digest"
+        raise UsageError(
+            f"--scan-report {path}: is a scan of {scanned}, but the image runs {running or 'an unknown digest'} "
+            "(scan the image by reference, or check it by digest)"
+        )
+    malicious = sorted({v.package.name for v in report.vulnerabilities if v.malicious})
+    # As the service gives the webhook: one fact per (vulnerability, package), malicious ones apart.
+    vulns: dict[tuple[str, str], VulnerabilityFact] = {}
+    for v in report.vulnerabilities:
+        if not v.malicious:
+            vulns.setdefault(
+                (v.id, v.package.name), VulnerabilityFact(v.id, v.package.name, v.level, bool(v.fixed_versions))
+            )
+    return {"scanned": True, "malicious_packages": tuple(malicious), "vulnerabilities": tuple(vulns.values())}
 
 
 def labels(pairs: list[str], option: str) -> dict[str, str]:
@@ -133,11 +180,12 @@ def decide(
     reference_text: str,
     ref: ImageRef,
     verdict: Verdict,
+    scan: dict | None = None,
 ) -> Decision:
     """The admission decision for ``ref`` with the webhook's code, from what this check knows: the integrity
-    verdict, and no scan (so the policy's rule for unscanned images applies, as in a cluster whose service has
-    not scanned the image yet)."""
-    return evaluate(policy, trust, subject, [ImageFacts(reference_text, ref, verdict)])
+    verdict and, with a scan report (``scan_facts``), its findings; without one the image is unscanned (the
+    policy's rule for unscanned images applies, as in a cluster whose service has not scanned it yet)."""
+    return evaluate(policy, trust, subject, [ImageFacts(reference_text, ref, verdict, **(scan or {}))])
 
 
 # Each violation's line in the text output, by its mode (warn-mode violations are the decision's warnings).
