@@ -3,6 +3,7 @@ webhooks send back (kept once, listed, raising findings), and the feed they deci
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import threading
@@ -317,7 +318,8 @@ class Feed:
         # Shut the socket under the reading thread: closing the response alone leaves that thread's read
         # (and so the connection, and the server's stream) open until the next line arrives.
         sock = self.response.extensions["network_stream"].get_extra_info("socket")
-        sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):  # already closed by the service
+            sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(timeout=5)
         self._stream.__exit__(None, None, None)
         self._client.close()
@@ -575,3 +577,20 @@ def test_a_decision_batch_may_be_larger_than_other_bodies(svc):
     )
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"batch_id": "big", "accepted": 500, "duplicate": False}
+
+
+def test_a_feed_ends_once_its_credential_is_revoked(svc, monkeypatch):
+    monkeypatch.setattr(admission_api, "REAUTH_SECONDS", 0.5)
+    cid, _ = svc.register("prod")
+    issued = _credential(svc, cid).json()
+    feed = Feed(svc, cid, issued["credential"])
+    try:
+        feed.next("snapshot", 5)
+        revoked = _post(svc, svc.admin_token, f"/api/v1/clusters/{cid}/credentials/{issued['id']}/revoke", {})
+        assert revoked.status_code == 200, revoked.text
+        feed._thread.join(timeout=5)  # the service closes the stream: the reading thread ends
+        assert not feed._thread.is_alive()
+        again = svc.get(f"/api/v1/clusters/{cid}/admission/feed", issued["credential"])
+        assert again.status_code == 401 and again.json()["detail"] == f"token {issued['id']} was revoked"
+    finally:
+        feed.close()
