@@ -20,7 +20,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="kuberne
 
 from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from .pod_security import restricted_violations  # noqa: E402
 
@@ -148,9 +148,8 @@ def test_generated_ca_bundle_is_the_secrets_ca_and_signs_the_serving_certificate
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
     assert leaf.subject.rfc4514_string() == "CN=vigil-admission.vigil-system.svc"
     assert leaf.issuer == ca.subject
-    ca.public_key().verify(
-        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm
-    )
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey) and ca.public_key().curve.name == "secp256r1"
+    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm))
     names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == [
         "vigil-admission",
@@ -174,20 +173,25 @@ def test_generated_ca_bundle_is_the_secrets_ca_and_signs_the_serving_certificate
     assert datetime.timedelta(days=29) < leaf.not_valid_after_utc - renew <= datetime.timedelta(days=30, seconds=5)
     assert datetime.timedelta(days=29) < ca.not_valid_after_utc - ca_renew <= datetime.timedelta(days=30, seconds=5)
 
-    # The pods mount the certificate and its key, never the CA key, and roll when the certificate changes.
-    pod = objects[("Deployment", "vigil-admission")]["spec"]["template"]
-    assert pod["metadata"]["annotations"] == {
-        "vigil.dev/tls-checksum": hashlib.sha256(secret["data"]["tls.crt"].encode()).hexdigest()
-    }
-    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes["tls"] == {
-        "name": "tls",
-        "secret": {
-            "secretName": "vigil-admission-tls",
-            "defaultMode": 0o440,
-            "items": [{"key": "tls.crt", "path": "tls.crt"}, {"key": "tls.key", "path": "tls.key"}],
-        },
-    }
+    # By default (selfIssue) the pods mount the CA and issue their own certificates; they roll when the CA
+    # changes. With selfIssue false they mount the certificate and its key, never the CA key, and roll when
+    # the certificate changes.
+    for self_issue, files_mounted in ((True, ["ca.crt", "ca.key"]), (False, ["tls.crt", "tls.key"])):
+        objects = render(with_admission({"tls": {"selfIssue": self_issue}}))
+        data = objects[("Secret", "vigil-admission-tls")]["data"]
+        pod = objects[("Deployment", "vigil-admission")]["spec"]["template"]
+        assert pod["metadata"]["annotations"] == {
+            "vigil.dev/tls-checksum": hashlib.sha256(data[files_mounted[0]].encode()).hexdigest()
+        }
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["tls"] == {
+            "name": "tls",
+            "secret": {
+                "secretName": "vigil-admission-tls",
+                "defaultMode": 0o440,
+                "items": [{"key": name, "path": name} for name in files_mounted],
+            },
+        }
 
 
 def test_fail_closed_webhook_only_when_asked():
@@ -430,13 +434,36 @@ def test_deployment_runs_the_webhook_restricted_and_spread():
         "/var/run/vigil/admission/credential",
         "--listen",
         "0.0.0.0:8443",
-        "--tls-cert",
-        "/etc/vigil/admission-tls/tls.crt",
-        "--tls-key",
-        "/etc/vigil/admission-tls/tls.key",
+        "--tls-ca-cert",
+        "/etc/vigil/admission-tls/ca.crt",
+        "--tls-ca-key",
+        "/etc/vigil/admission-tls/ca.key",
+        "--tls-host",
+        "vigil-admission",
+        "--tls-host",
+        "vigil-admission.vigil-system",
+        "--tls-host",
+        "vigil-admission.vigil-system.svc",
+        "--tls-host",
+        "vigil-admission.vigil-system.svc.cluster.local",
         "--cold-budget",
         "0.8",
     ]
+    # Serving the chart's certificate instead, and in the other modes:
+    for admission in (
+        {"tls": {"selfIssue": False}},
+        {"tls": {"mode": "certManager"}},
+        {"tls": {"mode": "secret", "secretName": "t", "caBundle": PEM}},
+    ):
+        deployment = render(with_admission(admission))[("Deployment", "vigil-admission")]
+        [other] = deployment["spec"]["template"]["spec"]["containers"]
+        assert other["args"][5:9] == [
+            "--tls-cert",
+            "/etc/vigil/admission-tls/tls.crt",
+            "--tls-key",
+            "/etc/vigil/admission-tls/tls.key",
+        ]
+        assert "--tls-ca-key" not in other["args"]
     assert container["env"] == [
         {"name": "VIGIL_SERVICE_URL", "value": "https://vigil-service.vigil-system.svc:443"},
         {
@@ -506,7 +533,7 @@ def test_deployment_takes_the_controllers_service_settings_and_registry_config()
     objects = render(gitops)
     spec = objects[("Deployment", "vigil-admission")]["spec"]["template"]["spec"]
     [container] = spec["containers"]
-    assert container["args"][9:] == [
+    assert container["args"][container["args"].index("--service-ca") :] == [
         "--service-ca",
         "/etc/vigil/ca/ca.crt",
         "--registry-config",
@@ -691,9 +718,7 @@ def test_upgrade_keeps_the_ca_and_renews_the_certificate_in_its_last_30_days(pro
     assert renewed["data"]["tls.crt"] != first["data"]["tls.crt"]
     assert renewed["data"]["tls.key"] != first["data"]["tls.key"]
     ca, leaf = certificate(renewed, "ca.crt"), certificate(renewed, "tls.crt")
-    ca.public_key().verify(
-        leaf.signature, leaf.tbs_certificate_bytes, padding.PKCS1v15(), leaf.signature_hash_algorithm
-    )
+    ca.public_key().verify(leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm))
     assert leaf.subject.rfc4514_string() == "CN=vigil-admission.vigil-system.svc"
     assert renewed["metadata"]["annotations"] == {
         "vigil.dev/rotation": "",

@@ -1,11 +1,13 @@
 """The certificate the chart makes for the admission webhook works as kube-apiserver uses it: the real
-`vigil admission` process serves the Secret's tls.crt and tls.key, and a client that trusts only the
-webhook configuration's caBundle and checks the Service's DNS name (what the API server does for
-clientConfig.service) completes the handshake and gets the probes' answers."""
+`vigil admission` process, run with the chart's own arguments and the files its Deployment mounts from the
+generated Secret (the CA, with which it issues its own certificates, or the chart's certificate), is trusted
+by a client that trusts only the webhook configuration's caBundle and checks the Service's DNS name (what the
+API server does for clientConfig.service), and refused for another name or another CA."""
 
 from __future__ import annotations
 
 import base64
+import os
 import signal
 import ssl
 import subprocess
@@ -23,11 +25,15 @@ from vigil.devtools.net import free_port  # noqa: E402
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "vigil"
 SERVICE_NAME = "vigil-admission.vigil-system.svc"
+TLS_MOUNT = "/etc/vigil/admission-tls/"
+CREDENTIAL = "/var/run/vigil/admission/credential"
 
 
-def rendered_tls() -> tuple[dict[str, bytes], bytes]:
-    """The generated Secret's files, and the CA the ValidatingWebhookConfiguration trusts."""
+def rendered(self_issue: bool) -> tuple[list[str], list[str], dict[str, bytes], bytes]:
+    """The webhook container's args, the Secret keys its Deployment mounts, the Secret's files, and the CA
+    the ValidatingWebhookConfiguration trusts."""
     values = yaml.safe_load((CHART / "ci" / "defaults-values.yaml").read_text())
+    values["securedCluster"]["admission"] = {"tls": {"selfIssue": self_issue}}
     chart = helm_python.Chart.load(str(CHART))
     try:
         text = chart.render(values, name="vigil", namespace="vigil-system", is_install=True)[
@@ -38,43 +44,39 @@ def rendered_tls() -> tuple[dict[str, bytes], bytes]:
     docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text) if d}
     secret = docs[("Secret", "vigil-admission-tls")]
     [hook] = docs[("ValidatingWebhookConfiguration", "vigil-admission")]["webhooks"]
+    pod = docs[("Deployment", "vigil-admission")]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    [tls_volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
+    mounted = [item["key"] for item in tls_volume["secret"]["items"]]
     files = {key: base64.b64decode(value) for key, value in secret["data"].items()}
-    return files, base64.b64decode(hook["clientConfig"]["caBundle"])
+    return container["args"], mounted, files, base64.b64decode(hook["clientConfig"]["caBundle"])
 
 
-@pytest.fixture
-def webhook(tmp_path: Path):
-    files, ca_bundle = rendered_tls()
-    # As the Deployment mounts them: the certificate and key only.
-    for name in ("tls.crt", "tls.key"):
+@pytest.fixture(params=[True, False], ids=["self-issued", "chart-certificate"])
+def webhook(request, tmp_path: Path):
+    args, mounted, files, ca_bundle = rendered(request.param)
+    for name in mounted:
         path = tmp_path / name
         path.touch(0o600)
         path.write_bytes(files[name])
-    credential = tmp_path / "credential"
-    credential.touch(0o600)
-    credential.write_text("vgl_a_not-used-here")
+    (tmp_path / "credential").write_text("vgl_a_not-used-here")
     port = free_port()
+    local = []
+    for arg in args:
+        arg = arg.replace(TLS_MOUNT, f"{tmp_path}/").replace(CREDENTIAL, str(tmp_path / "credential"))
+        local.append(f"127.0.0.1:{port}" if arg == "0.0.0.0:8443" else arg)
+    assert local.count(f"127.0.0.1:{port}") == 1 and not [a for a in local if a.startswith("/etc/vigil")]
+    env = dict(
+        os.environ,
+        # Nothing listens there: the webhook stays not ready, and says why.
+        VIGIL_SERVICE_URL=f"https://127.0.0.1:{free_port()}",
+        VIGIL_CLUSTER_ID="c-test",
+    )
     log = tmp_path / "webhook.log"
-    args = [
-        sys.executable,
-        "-m",
-        "vigil.cli",
-        "admission",
-        "--service",
-        f"https://127.0.0.1:{free_port()}",  # nothing listens: the webhook stays not ready, and says why
-        "--cluster-id",
-        "c-test",
-        "--credential-file",
-        str(credential),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--tls-cert",
-        str(tmp_path / "tls.crt"),
-        "--tls-key",
-        str(tmp_path / "tls.key"),
-    ]
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil.cli", *local], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
     try:
         yield port, ca_bundle, proc, log
     finally:
@@ -115,7 +117,7 @@ def wait_healthy(port: int, ca: bytes, proc: subprocess.Popen, log: Path, timeou
     raise AssertionError(f"no answer on /healthz after {timeout}s: {last}; log: {log.read_text()[-2000:]}")
 
 
-def test_the_api_server_trusts_the_generated_certificate(webhook):
+def test_the_api_server_trusts_the_webhooks_certificate(webhook):
     port, ca_bundle, proc, log = webhook
     health = wait_healthy(port, ca_bundle, proc, log)
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
@@ -127,6 +129,6 @@ def test_the_api_server_trusts_the_generated_certificate(webhook):
     # Not vacuous: the name is checked, and so is the CA.
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         get(port, ca_bundle, "/healthz", server_name="vigil-admission.other-namespace.svc")
-    other_ca, _ = rendered_tls()
+    *_, other_ca = rendered(True)
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-        get(port, other_ca["ca.crt"], "/healthz")
+        get(port, other_ca, "/healthz")

@@ -128,7 +128,7 @@ clientConfig:
   scope: Namespaced
 {{- end -}}
 
-{{/* mode generate: the webhook's Secret data and annotations (JSON) from the Secret an earlier release made
+{{/* mode generate: the webhook's Secret data and annotations (JSON; P-256 keys) from the Secret an earlier release made
      (old: {} when there is none) at time now (Unix seconds). The CA is kept while rotation is unchanged and
      it has more than 30 days left, so caBundle stays; the certificate is kept while it has more than 30
      days left and otherwise issued anew from the same CA. */}}
@@ -149,13 +149,13 @@ clientConfig:
 {{- $_ := set $annotations "vigil.dev/renew-after" (toString $renewAfter) -}}
 {{- else -}}
 {{- $ca := buildCustomCert (get $data "ca.crt") (get $data "ca.key") -}}
-{{- $cert := genSignedCert .host nil .dnsNames 365 $ca -}}
+{{- $cert := genSignedCertWithKey .host nil .dnsNames 365 $ca (genPrivateKey "ecdsa") -}}
 {{- $tls = dict "ca.crt" (get $data "ca.crt") "ca.key" (get $data "ca.key") "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
 {{- $_ := set $annotations "vigil.dev/renew-after" (toString (add $now (mul 335 $day))) -}}
 {{- end -}}
 {{- else -}}
-{{- $ca := genCA "vigil-admission-ca" 3650 -}}
-{{- $cert := genSignedCert .host nil .dnsNames 365 $ca -}}
+{{- $ca := genCAWithKey "vigil-admission-ca" 3650 (genPrivateKey "ecdsa") -}}
+{{- $cert := genSignedCertWithKey .host nil .dnsNames 365 $ca (genPrivateKey "ecdsa") -}}
 {{- $tls = dict "ca.crt" ($ca.Cert | b64enc) "ca.key" ($ca.Key | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
 {{- $_ := set $annotations "vigil.dev/renew-after" (toString (add $now (mul 335 $day))) -}}
 {{- $_ := set $annotations "vigil.dev/ca-renew-after" (toString (add $now (mul 3620 $day))) -}}
