@@ -357,6 +357,7 @@ def test_the_feed_starts_with_a_snapshot_of_both_policies_and_the_facts(service_
     trust = svc.get("/api/v1/policy/trust").json()
     assert first == {
         "kind": "snapshot",
+        "cluster_name": "prod",
         "enforcement": default.model_dump(mode="json"),
         "enforcement_revision": default.revision,
         "trust": {k: v for k, v in trust.items() if k != "revision"},

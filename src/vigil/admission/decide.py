@@ -80,7 +80,7 @@ def _parse(reference: str) -> ImageRef | None:
 
 
 def _trust(knowledge: Knowledge, image: ImageRef, cluster: str) -> TrustDecision:
-    return knowledge.trust.decide(image, (cluster,))
+    return knowledge.trust.decide(image, tuple(k for k in (cluster, knowledge.cluster_name) if k))
 
 
 def questions(knowledge: Knowledge, references: Sequence[str], cluster: str) -> list[RegistryQuestion]:
@@ -149,7 +149,7 @@ def _needs_presence(answer: RegistryAnswer, running: str) -> bool:
 
 
 def subject(
-    request: ReviewRequest, parts: PodParts, cluster: str, namespace_labels: Mapping[str, str]
+    knowledge: Knowledge, request: ReviewRequest, parts: PodParts, cluster: str, namespace_labels: Mapping[str, str]
 ) -> AdmissionSubject:
     return AdmissionSubject(
         cluster=cluster,
@@ -157,6 +157,7 @@ def subject(
         kind=request.kind,
         name=request.name or str((request.object.get("metadata") or {}).get("generateName") or ""),
         user=request.user,
+        cluster_name=knowledge.cluster_name,
         namespace_labels=namespace_labels,
         workload_labels=parts.labels,
         annotations=parts.annotations,

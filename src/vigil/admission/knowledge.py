@@ -63,6 +63,7 @@ class Knowledge:
     trust_revision: str = ""
     digests: dict[str, DigestFacts] = field(default_factory=dict)
     tags: dict[str, TagFacts] = field(default_factory=dict)
+    cluster_name: str = ""
     ready: bool = False  # a snapshot has arrived
     generation: int = 0  # bumped by every change, so derived caches know when to forget
 
@@ -77,6 +78,7 @@ class Knowledge:
             self.trust, self.trust_revision = trust, event.trust_revision
             self.digests = {d.digest: d for d in event.digests}
             self.tags = {t.reference: t for t in event.tags}
+            self.cluster_name = event.cluster_name
             self.ready = True
         elif isinstance(event, EnforcementEvent):
             self.enforcement = split_by_failure(_enforcement(event.enforcement, event.enforcement_revision))

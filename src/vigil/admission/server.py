@@ -85,7 +85,7 @@ class Webhook:
     async def validate(self, review: ReviewRequest, parts: PodParts, failure: Failure) -> bytes:
         policy = self.knowledge.enforcement[failure]
         labels = await self._namespace_labels(review.namespace, failure)
-        who = subject(review, parts, self.cluster, labels)
+        who = subject(self.knowledge, review, parts, self.cluster, labels)
         # Decisions made from the feed alone depend on nothing else: the same inputs under the same
         # knowledge get the same decision, so the next identical pod (a ReplicaSet's) is a lookup.
         key = (

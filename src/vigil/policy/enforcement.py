@@ -116,7 +116,7 @@ class Scope(_Doc):
 
     def matches(self, subject: AdmissionSubject) -> bool:
         return (
-            (not self.clusters or subject.cluster in self.clusters)
+            (not self.clusters or any(k in self.clusters for k in subject.cluster_keys))
             and (not self.namespaces or subject.namespace in self.namespaces)
             and (self.namespace_selector is None or self.namespace_selector.matches(subject.namespace_labels))
             and (self.workload_selector is None or self.workload_selector.matches(subject.workload_labels))
@@ -215,6 +215,11 @@ class AdmissionSubject:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     workload_labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    cluster_name: str = ""  # scopes and trust rules may name a cluster by id or by name
+
+    @property
+    def cluster_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in (self.cluster, self.cluster_name) if k)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +300,12 @@ def _integrity_violation(facts: ImageFacts) -> tuple[str, dict[str, Any]] | None
 
 
 def _hits(
-    entry: PolicyEntry, trust: TrustPolicy, cluster: str, facts: ImageFacts
+    entry: PolicyEntry, trust: TrustPolicy, cluster_keys: tuple[str, ...], facts: ImageFacts
 ) -> list[tuple[Rule, str, dict[str, Any], bool]]:
     """Each rule ``facts`` breaks under ``entry``: (rule, text, evidence, only a warning)."""
     rules = entry.rules
     out: list[tuple[Rule, str, dict[str, Any], bool]] = []
-    decision = trust.decide(facts.image, (cluster,))
+    decision = trust.decide(facts.image, cluster_keys)
     if rules.untrusted_registry and decision.trusted is False:
         patterns = "; ".join(decision.consulted) or "no trusted pattern"
         text = f"registry {decision.effective.registry} is not trusted (consulted: {patterns})"
@@ -357,7 +362,7 @@ def evaluate(
         if not entry.scope.matches(subject):
             continue
         for facts in images:
-            for rule, text, evidence, warn_only in _hits(entry, trust, subject.cluster, facts):
+            for rule, text, evidence, warn_only in _hits(entry, trust, subject.cluster_keys, facts):
                 mode = Mode.WARN if warn_only and entry.mode is Mode.ENFORCE else entry.mode
                 message = f'policy "{entry.name}" rule {rule}: image {facts.reference}: {text}'
                 violations.append(Violation(entry.name, mode, rule, facts.reference, message, evidence))

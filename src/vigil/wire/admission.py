@@ -65,6 +65,8 @@ class SnapshotEvent(WireModel):
     """The whole state; the first line of every feed, and again whenever the service starts over."""
 
     kind: Literal["snapshot"] = "snapshot"
+    # Trust rules and policy scopes may name the cluster by id or by name: the webhook knows its id.
+    cluster_name: Annotated[str, Field(max_length=253)] = ""
     enforcement: dict[str, Any]
     enforcement_revision: str
     trust: dict[str, Any]  # the trust document as GET /api/v1/policy/trust shows it, without revision

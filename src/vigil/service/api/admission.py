@@ -36,6 +36,7 @@ from vigil.service.api.responses import ViewRoute, plain_text
 from vigil.service.store import admission as store
 from vigil.service.store import enforcement as enforcement_store
 from vigil.service.store import inventory
+from vigil.service.store.clusters import cluster_name
 from vigil.service.store.ids import MAX_ROW_ID, MIN_ROW_ID
 from vigil.service.store.pagination import DEFAULT_LIMIT, MAX_LIMIT, BadCursor, decode_cursor, encode_cursor
 from vigil.service.store.policy import load_policy
@@ -204,9 +205,12 @@ async def admission_feed(
 
     def snapshot() -> tuple[bytes, _Facts]:
         enforcement, trust = policies.read()
+        with engine.connect() as conn:
+            name = cluster_name(conn, cluster_id) or ""
         policies.enforcement_revision, policies.trust_revision = enforcement.revision, trust.revision
         facts = facts_cache.get(cluster_id)
         event = SnapshotEvent(
+            cluster_name=name,
             enforcement=enforcement.policy.model_dump(mode="json"),
             enforcement_revision=enforcement.revision,
             trust=_trust_document(trust),
