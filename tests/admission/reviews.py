@@ -35,13 +35,16 @@ def knowledge(
     trusted: list[str] | None = None,
     digests: list[DigestFacts] | None = None,
     tags: list[TagFacts] | None = None,
+    cluster_name: str = "",
+    clusters: dict[str, Any] | None = None,
 ) -> Knowledge:
     k = Knowledge()
     k.apply(
         SnapshotEvent(
+            cluster_name=cluster_name,
             enforcement=POLICY if policy is None else policy,
             enforcement_revision="rev-1",
-            trust={"trusted": [TRUSTED] if trusted is None else trusted, "mirrors": [], "clusters": {}},
+            trust={"trusted": [TRUSTED] if trusted is None else trusted, "mirrors": [], "clusters": clusters or {}},
             trust_revision="trust-1",
             digests=digests or [],
             tags=tags or [],

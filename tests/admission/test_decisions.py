@@ -245,3 +245,17 @@ def test_before_the_first_snapshot_the_webhook_is_unavailable_so_failure_policy_
     }
     assert http.get("/readyz").status_code == 503
     assert http.get("/healthz").json() == {"status": "ok"}
+
+
+def test_trust_rules_and_scopes_may_name_the_cluster_by_name():
+    policy = {"policies": [{"name": "eu", "scope": {"clusters": ["prod-eu-1"], "namespaces": ["shop"]}}]}
+    k = knowledge(
+        policy, cluster_name="prod-eu-1", clusters={"prod-eu-1": {"trusted": ["eu.example.com"], "mirrors": []}}
+    )
+    http, _ = client(k)
+    assert answer(http, review(pod("eu.example.com/app:1")))["allowed"] is True
+    message = answer(http, review(pod("evil.example.net/miner:latest")))["status"]["message"]
+    assert message.startswith('policy "eu" rule untrusted_registry: image evil.example.net/miner:latest')
+    # Another cluster's webhook is outside the policy's scope.
+    other, _ = client(knowledge(policy, cluster_name="prod-us-1"))
+    assert answer(other, review(pod("evil.example.net/miner:latest")))["allowed"] is True
