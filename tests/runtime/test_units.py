@@ -152,10 +152,24 @@ def test_unhashed_file_is_reported_unjudged_not_guessed() -> None:
 
 
 def test_rule_table_ids_and_severities() -> None:
-    assert [(r.id, r.severity) for r in RULES] == [
-        ("shell-in-exec-session", "medium"),
-        ("exec-from-temp-dir", "high"),
-        ("exec-from-memfd-or-deleted", "high"),
+    assert [(r.id, r.severity, r.mitre, r.finding) for r in RULES] == [
+        ("shell-in-exec-session", "medium", "T1609", "suspicious_exec"),
+        ("exec-from-temp-dir", "high", "T1105", "suspicious_exec"),
+        ("exec-from-memfd-or-deleted", "high", "T1620", "suspicious_exec"),
+        ("executable-dropped", "high", "T1105", "file_tampering"),
+        ("image-file-modified", "high", "T1554", "file_tampering"),
+        ("account-file-modified", "high", "T1098", "file_tampering"),
+        ("credential-file-read", "high", "T1003.008", "sensitive_file_read"),
+        ("private-key-read", "high", "T1552.004", "sensitive_file_read"),
+        ("service-account-token-read", "high", "T1528", "sensitive_file_read"),
+        ("process-environ-read", "high", "T1552.001", "sensitive_file_read"),
+        ("kernel-control-write", "critical", "T1611", "container_escape_attempt"),
+        ("host-mount", "critical", "T1611", "container_escape_attempt"),
+        ("namespace-change", "critical", "T1611", "container_escape_attempt"),
+        ("pivot-root", "critical", "T1611", "container_escape_attempt"),
+        ("ptrace-attach", "high", "T1055.008", "ptrace_attach"),
+        ("bpf-program-load", "high", "T1014", "kernel_activity"),
+        ("kernel-module-load", "high", "T1547.006", "kernel_activity"),
     ]
     assert all(r.description for r in RULES)
 

@@ -99,6 +99,11 @@ class FindingType(StrEnum):
     RUNTIME_DRIFT = "runtime_drift"
     TAMPERED_BINARY = "tampered_binary"
     SUSPICIOUS_EXEC = "suspicious_exec"
+    FILE_TAMPERING = "file_tampering"
+    SENSITIVE_FILE_READ = "sensitive_file_read"
+    CONTAINER_ESCAPE_ATTEMPT = "container_escape_attempt"
+    PTRACE_ATTACH = "ptrace_attach"
+    KERNEL_ACTIVITY = "kernel_activity"
     ADMISSION_DENIED = "admission_denied"
     ADMISSION_WARNED = "admission_warned"
     ADMISSION_AUDITED = "admission_audited"
@@ -111,6 +116,15 @@ class FindingType(StrEnum):
     @property
     def default_severity(self) -> Severity | None:
         return _TYPES[self].severity
+
+    @property
+    def heading(self) -> str:
+        """What a person calls the finding type (str.title is taken)."""
+        return _TYPES[self].title or self.value.replace("_", " ").capitalize()
+
+    @property
+    def explanation(self) -> str:
+        return _TYPES[self].explanation
 
     def severity(self) -> Severity:
         """The default severity of a type that has one (every type but suspicious_exec)."""
@@ -127,6 +141,9 @@ class TypeInfo:
     # (vulnerable_package; unknown without one), raised one level when the code runs
     # (running_vulnerability). None: every observation brings its own (a rule's severity).
     severity: Severity | None
+    title: str = ""
+    # What the finding means and what to do, in a sentence or two (the console shows it with the finding).
+    explanation: str = ""
 
 
 _TYPES = {
@@ -140,6 +157,41 @@ _TYPES = {
     FindingType.RUNTIME_DRIFT: TypeInfo(Family.RUNTIME, Severity.HIGH),
     FindingType.TAMPERED_BINARY: TypeInfo(Family.RUNTIME, Severity.CRITICAL),
     FindingType.SUSPICIOUS_EXEC: TypeInfo(Family.RUNTIME, None),
+    # Activity rules (file accesses and kernel operations): each rule brings its severity (an admin may
+    # change it); these are the defaults of the type's rules.
+    FindingType.FILE_TAMPERING: TypeInfo(
+        Family.RUNTIME,
+        Severity.HIGH,
+        "File tampering",
+        "A file of the image was changed, or a new executable written, inside a running container: "
+        "containers are immutable, so this is a payload or a persistence step. Rebuild instead of patching in place.",
+    ),
+    FindingType.SENSITIVE_FILE_READ: TypeInfo(
+        Family.RUNTIME,
+        Severity.HIGH,
+        "Sensitive file read",
+        "Password hashes, a private key, the service account token (by a process that is not the container's "
+        "entry point) or another process's environment was read: credential access.",
+    ),
+    FindingType.CONTAINER_ESCAPE_ATTEMPT: TypeInfo(
+        Family.RUNTIME,
+        Severity.CRITICAL,
+        "Container escape attempt",
+        "A host kernel setting was written, a host device or cgroupfs mounted, or namespaces or the root changed: "
+        "the steps of breaking out of the container onto its node.",
+    ),
+    FindingType.PTRACE_ATTACH: TypeInfo(
+        Family.RUNTIME,
+        Severity.HIGH,
+        "Process injection (ptrace)",
+        "A process attached to another with ptrace, which lets it read the other's memory and run code in it.",
+    ),
+    FindingType.KERNEL_ACTIVITY: TypeInfo(
+        Family.RUNTIME,
+        Severity.HIGH,
+        "Kernel code loaded",
+        "A BPF program or a kernel module was loaded from a container: code running in the node's kernel.",
+    ),
     # What the webhook decided from the enforcement policy: a denial means someone tried to run what
     # the policy refuses; an audit is what enforce mode would have refused.
     FindingType.ADMISSION_DENIED: TypeInfo(Family.ADMISSION, Severity.HIGH),

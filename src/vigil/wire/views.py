@@ -354,6 +354,27 @@ class Process(View):
     container: ContainerRef | None
 
 
+class Activity(View):
+    """A file access on a watched path or a kernel operation of one container, aggregated per kind and target."""
+
+    id: int
+    cluster_id: str
+    node_name: str
+    container_id: str | None
+    pod_uid: str | None
+    kind: str = Field(description="file_write, file_read, file_rename, file_chmod, file_unlink, ptrace, ...")
+    target: str = Field(description="the resolved path, or what the kind names (a mount point, a ptrace target)")
+    upper_layer: bool | None
+    detail: dict[str, str]
+    count: int
+    first_seen_at: Timestamp | None
+    last_seen_at: Timestamp | None
+    samples: list[JSONObject] | None
+    pod: PodRef | None
+    workload: WorkloadRef | None
+    container: ContainerRef | None
+
+
 # -- findings -----------------------------------------------------------------------------------
 
 
@@ -673,8 +694,24 @@ class IntelReload(ContentPassReport):
 class Rule(View):
     id: str
     description: str
-    severity: str
-    kinds: list[str]
+    severity: str = Field(description="the severity its findings take: the default unless an admin set another")
+    default_severity: str
+    mitre: str = Field(description="MITRE ATT&CK technique id")
+    mitre_url: str
+    finding_type: str
+    kinds: list[str] = Field(description="the runtime record kinds or activity kinds the rule judges")
+    updated_at: Timestamp | None = None
+    updated_by: str | None = None
+
+
+class RuleChange(View):
+    """One change of a runtime rule's severity or allow-list."""
+
+    id: int
+    rule: str
+    change: str
+    at: Timestamp
+    by: str
 
 
 class AllowEntry(View):

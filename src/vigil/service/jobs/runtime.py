@@ -1,4 +1,4 @@
-"""The runtime analyzer: queued runtime records -> joins -> findings, promptly.
+"""The runtime analyzer: queued runtime records and activities -> joins -> findings, promptly.
 
 Runtime ingest queues the batch's records in its own transaction and wakes the analyzer, which
 takes every record that is ready (container in the inventory, image scanned), evaluates it
@@ -21,8 +21,10 @@ from sqlalchemy import Engine
 
 from vigil.background import PeriodicTask
 from vigil.clock import as_utc
-from vigil.service.analysis.runtime.evaluate import ImageView, dedup_key, evaluate
+from vigil.service.analysis.runtime.evaluate import Evaluation, ImageView, activity_detections, dedup_key, evaluate
 from vigil.service.analysis.runtime.model import (
+    Activity,
+    ActivitySample,
     ContainerProcesses,
     ExecRecord,
     PackageRef,
@@ -35,6 +37,7 @@ from vigil.service.analysis.runtime.rules import AllowEntry
 from vigil.service.store import findings as finding_store
 from vigil.service.store import runtime_analysis as store
 from vigil.service.store import runtime_labels as labels
+from vigil.service.store.schema import runtime_activity_pending
 
 log = logging.getLogger(__name__)
 ACTOR = "runtime"
@@ -76,6 +79,24 @@ def _record(row) -> ExecRecord:
         last_seen=as_utc(row.last_seen_at),
         count=row.count,
         samples=tuple(Sample.from_wire(s) for s in row.samples or ()),
+    )
+
+
+def _activity(row) -> Activity:
+    return Activity(
+        id=row.activity_id,
+        cluster_id=row.cluster_id,
+        node_name=row.node_name,
+        container_id=row.container_id,
+        pod_uid=row.pod_uid,
+        kind=row.kind,
+        target=row.target,
+        upper_layer=row.upper_layer,
+        detail=dict(row.detail or {}),
+        first_seen=as_utc(row.first_seen_at),
+        last_seen=as_utc(row.last_seen_at),
+        count=row.count,
+        samples=tuple(ActivitySample.from_wire(s) for s in row.samples or ()),
     )
 
 
@@ -142,6 +163,14 @@ class RuntimeAnalyzer:
                     self._analyse(conn, rows, report)
                 if len(rows) < self.chunk:
                     break
+            while True:
+                with self.engine.begin() as conn:
+                    rows = store.claim_ready_activities(conn, self.chunk)
+                    if not rows:
+                        break
+                    self._analyse_activities(conn, rows, report)
+                if len(rows) < self.chunk:
+                    break
             if labels_now or time.monotonic() - self._labelled_at >= self.label_interval:
                 self._labelled_at = time.monotonic()
                 with self.engine.begin() as conn:
@@ -189,8 +218,7 @@ class RuntimeAnalyzer:
             self._images.popitem(last=False)
         return view
 
-    def _analyse(self, conn, rows, report: PassReport) -> None:
-        allow = [_allow_entry(r) for r in store.allow_rows(conn)]
+    def _processes(self, conn, rows) -> dict[tuple[str, str], ContainerProcesses]:
         by_cluster: dict[str, set[str]] = {}
         for row in rows:
             by_cluster.setdefault(row.cluster_id, set()).add(row.container_id)
@@ -198,11 +226,37 @@ class RuntimeAnalyzer:
         for cid, containers in by_cluster.items():
             for container, samples in store.container_samples(conn, cid, containers).items():
                 processes[(cid, container)] = ContainerProcesses.from_samples([Sample.from_wire(s) for s in samples])
+        return processes
+
+    def _observe(self, conn, result: Evaluation, workload: Workload, report: PassReport) -> None:
+        report.silenced += len(result.silenced)
+        for d in result.detections:
+            obs = finding_store.Observation(
+                dedup_key=dedup_key(d, workload),
+                type=d.type,
+                severity=d.severity,
+                subject=d.subject[:MAX_SUBJECT],
+                evidence=d.evidence,
+                cluster_id=workload.cluster_id,
+                namespace=workload.namespace,
+                workload_kind=workload.kind,
+                workload_name=workload.name,
+                image_pk=workload.image_pk,
+                subject_key=d.key,
+            )
+            _, change = finding_store.observe(conn, obs, actor=ACTOR)
+            report.changes[change] += 1
+        report.analysed += 1
+
+    def _analyse(self, conn, rows, report: PassReport) -> None:
+        allow = [_allow_entry(r) for r in store.allow_rows(conn)]
+        severities = store.severities(conn)
+        processes = self._processes(conn, rows)
         done = []
         for row in rows:
             record, workload = _record(row), _workload(row)
             procs = processes.get((row.cluster_id, row.container_id), ContainerProcesses(None, frozenset()))
-            result = evaluate(record, workload, self._image(conn, row), procs, allow)
+            result = evaluate(record, workload, self._image(conn, row), procs, allow, severities)
             if result.unjudged:
                 report.unjudged += 1
                 if record.id not in self._unjudged_logged and len(self._unjudged_logged) < 100_000:
@@ -216,26 +270,29 @@ class RuntimeAnalyzer:
                             "path": record.path,
                         },
                     )
-            report.silenced += len(result.silenced)
-            for d in result.detections:
-                obs = finding_store.Observation(
-                    dedup_key=dedup_key(d, workload),
-                    type=d.type,
-                    severity=d.severity,
-                    subject=d.subject[:MAX_SUBJECT],
-                    evidence=d.evidence,
-                    cluster_id=workload.cluster_id,
-                    namespace=workload.namespace,
-                    workload_kind=workload.kind,
-                    workload_name=workload.name,
-                    image_pk=workload.image_pk,
-                    subject_key=d.key,
-                )
-                _, change = finding_store.observe(conn, obs, actor=ACTOR)
-                report.changes[change] += 1
-            report.analysed += 1
+            self._observe(conn, result, workload, report)
             done.append((row.execution_id, row.generation))
         store.finish(conn, done)
+
+    def _analyse_activities(self, conn, rows, report: PassReport) -> None:
+        allow = [_allow_entry(r) for r in store.allow_rows(conn)]
+        severities = store.severities(conn)
+        processes = self._processes(conn, rows)
+        executables: dict[tuple[str, str], dict[str, str]] = {}
+        for cid in {row.cluster_id for row in rows}:
+            found = store.container_executables(conn, cid, {r.container_id for r in rows if r.cluster_id == cid})
+            executables.update({(cid, c): paths for c, paths in found.items()})
+        done = []
+        for row in rows:
+            activity, workload = _activity(row), _workload(row)
+            key = (row.cluster_id, row.container_id)
+            procs = processes.get(key, ContainerProcesses(None, frozenset()))
+            # A failed scan leaves the image's files unknown: the rules that need them stay silent.
+            fs = self._image(conn, row).fs if row.scan_status == "done" else None
+            result = activity_detections(activity, workload, procs, fs, allow, executables.get(key, {}), severities)
+            self._observe(conn, result, workload, report)
+            done.append((row.activity_id, row.generation))
+        store.finish(conn, done, runtime_activity_pending)
 
     # -- in the background ----------------------------------------------------------------------
 

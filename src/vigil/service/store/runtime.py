@@ -1,4 +1,5 @@
-"""Runtime records from sensors: what executed in which container, merged per (container, kind, sha256, path).
+"""Runtime records from sensors: what executed in which container, merged per (container, kind, sha256, path),
+and activities (file accesses on watched paths, kernel operations) merged per (container, kind, target).
 
 A record repeated across batches adds to its count, widens its first/last seen
 window, and keeps the first few samples; the container it names may not be in
@@ -8,35 +9,50 @@ are kept as they come and joined at read time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
 from vigil.service.store.chunks import chunks
-from vigil.service.store.schema import executions, nodes, sensors
+from vigil.service.store.schema import executions, nodes, runtime_activities, sensors
 from vigil.wire.base import INT64_MAX
-from vigil.wire.runtime import MAX_SAMPLES, RuntimeBatch, SensorHeartbeat
+from vigil.wire.runtime import MAX_SAMPLES, ActivityRecord, RuntimeBatch, SensorHeartbeat
 
 _KEY = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
+_ACTIVITY_KEY = (runtime_activities.c.container_id, runtime_activities.c.kind, runtime_activities.c.target)
 
 
 def _row_key(container_id: str | None, kind: str, sha256: str | None, path: str) -> tuple[str, str, str, str]:
     return (container_id or "", kind, sha256 or "", path)
 
 
-def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
+def activity_key(a: ActivityRecord) -> tuple[str, str, str]:
+    return (a.container_id or "", a.kind, a.target)
+
+
+def _merge(
+    conn: Connection,
+    batch: RuntimeBatch,
+    table: Table,
+    key_columns: tuple[Any, ...],
+    keyed: list[tuple[tuple, Any]],
+    values: Callable[[Any], dict[str, Any]],
+) -> tuple[int, int]:
+    """Insert the batch's aggregates that are new, merge the others into their rows (count added,
+    first/last seen widened, the first samples kept): (new, merged)."""
     cid = batch.cluster_id
-    keys = [_row_key(r.container_id, r.kind, r.sha256, r.path) for r in batch.records]
-    existing: dict[tuple[str, str, str, str], Row[*tuple[Any, ...]]] = {}
-    for chunk in chunks(keys):
-        for row in conn.execute(select(executions).where(executions.c.cluster_id == cid, tuple_(*_KEY).in_(chunk))):
-            existing[(row.container_id, row.kind, row.sha256, row.path)] = row
+    existing: dict[tuple, Row[*tuple[Any, ...]]] = {}
+    names = [c.name for c in key_columns]
+    for chunk in chunks([k for k, _ in keyed]):
+        for row in conn.execute(select(table).where(table.c.cluster_id == cid, tuple_(*key_columns).in_(chunk))):
+            existing[tuple(row._mapping[n] for n in names)] = row
     inserts: list[dict[str, Any]] = []
     updated = 0
-    for key, r in zip(keys, batch.records, strict=True):
+    for key, r in keyed:
         samples = [s.model_dump(mode="json") for s in r.samples]
         stored = existing.get(key)
         if stored is None:
@@ -44,11 +60,9 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
                 dict(
                     cluster_id=cid,
                     node_name=batch.node_name,
-                    container_id=key[0],
+                    **dict(zip(names, key, strict=True)),
+                    **values(r),
                     pod_uid=r.pod_uid,
-                    kind=r.kind,
-                    path=r.path,
-                    sha256=key[2],
                     first_seen_at=r.first_seen,
                     last_seen_at=r.last_seen,
                     count=r.count,
@@ -58,8 +72,8 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
             continue
         first, last = as_utc(stored.first_seen_at), as_utc(stored.last_seen_at)
         conn.execute(
-            update(executions)
-            .where(executions.c.id == stored.id)
+            update(table)
+            .where(table.c.id == stored.id)
             .values(
                 # By name: to a type checker, Row.count is the tuple method.
                 # Saturates: the column is a signed 64-bit integer.
@@ -74,8 +88,28 @@ def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]
         updated += 1
     if inserts:
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(insert(executions), inserts)
-    return {"records": len(batch.records), "new": len(inserts), "merged": updated}
+        conn.execute(insert(table), inserts)
+    return len(inserts), updated
+
+
+def _activity_values(a: ActivityRecord) -> dict[str, Any]:
+    # The newest upper-layer answer and detail are kept only for a new row: the first sighting names it.
+    return {"upper_layer": a.upper_layer, "detail": dict(a.detail)}
+
+
+def apply_runtime_batch(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
+    records = [(_row_key(r.container_id, r.kind, r.sha256, r.path), r) for r in batch.records]
+    new, merged = _merge(conn, batch, executions, _KEY, records, lambda r: {})
+    activities = [(activity_key(a), a) for a in batch.activities]
+    new_a, merged_a = _merge(conn, batch, runtime_activities, _ACTIVITY_KEY, activities, _activity_values)
+    return {
+        "records": len(batch.records),
+        "new": new,
+        "merged": merged,
+        "activities": len(batch.activities),
+        "activities_new": new_a,
+        "activities_merged": merged_a,
+    }
 
 
 def record_sensor_heartbeat(conn: Connection, beat: SensorHeartbeat) -> bool:

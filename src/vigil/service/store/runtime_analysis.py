@@ -10,11 +10,11 @@ the digest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, Row, Table, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
@@ -31,9 +31,13 @@ from vigil.service.store.schema import (
     image_vulnerabilities,
     images,
     pods,
+    runtime_activities,
+    runtime_activity_pending,
     runtime_allow,
     runtime_digest_state,
     runtime_pending,
+    runtime_rule_changes,
+    runtime_rule_settings,
     workloads,
 )
 from vigil.wire.runtime import RuntimeBatch
@@ -48,69 +52,97 @@ def _insert(conn: Connection):
 # -- the queue ------------------------------------------------------------------------------------
 
 
-def enqueue_ids(conn: Connection, ids: Iterable[int], now: datetime | None = None) -> int:
+def _enqueue(conn: Connection, pending: Table, column: str, ids: Iterable[int], now: datetime | None = None) -> int:
     ids = sorted(set(ids))
     if not ids:
         return 0
     now = now or utcnow()
     for chunk in chunks(ids):
-        rows = [dict(execution_id=i, generation=1, queued_at=now) for i in chunk]
-        stmt = _insert(conn)(runtime_pending)
+        rows = [{column: i, "generation": 1, "queued_at": now} for i in chunk]
+        stmt = _insert(conn)(pending)
         conn.execute(
             stmt.on_conflict_do_update(
-                index_elements=["execution_id"],
-                set_={"generation": runtime_pending.c.generation + 1, "queued_at": stmt.excluded.queued_at},
+                index_elements=[column],
+                set_={"generation": pending.c.generation + 1, "queued_at": stmt.excluded.queued_at},
             ),
             rows,
         )
     return len(ids)
 
 
-def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
-    """Queue the stored rows of a batch's container records (host processes are not analysed)."""
-    keys = [(r.container_id, r.kind, r.sha256 or "", r.path) for r in batch.records if r.container_id]
+def enqueue_ids(conn: Connection, ids: Iterable[int], now: datetime | None = None) -> int:
+    return _enqueue(conn, runtime_pending, "execution_id", ids, now)
+
+
+def enqueue_activity_ids(conn: Connection, ids: Iterable[int], now: datetime | None = None) -> int:
+    return _enqueue(conn, runtime_activity_pending, "activity_id", ids, now)
+
+
+def _stored_ids(conn: Connection, table: Table, cluster_id: str, cols: tuple, keys: list[tuple]) -> list[int]:
     ids: list[int] = []
-    cols = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
     for chunk in chunks(keys):
         ids += conn.execute(
-            select(executions.c.id).where(executions.c.cluster_id == batch.cluster_id, tuple_(*cols).in_(chunk))
+            select(table.c.id).where(table.c.cluster_id == cluster_id, tuple_(*cols).in_(chunk))
         ).scalars()
-    return enqueue_ids(conn, ids)
+    return ids
+
+
+def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
+    """Queue the stored rows of a batch's container records and activities (host processes are not analysed)."""
+    keys = [(r.container_id, r.kind, r.sha256 or "", r.path) for r in batch.records if r.container_id]
+    cols = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
+    queued = enqueue_ids(conn, _stored_ids(conn, executions, batch.cluster_id, cols, keys))
+    a = runtime_activities.c
+    akeys = [(x.container_id, x.kind, x.target) for x in batch.activities if x.container_id]
+    ids = _stored_ids(conn, runtime_activities, batch.cluster_id, (a.container_id, a.kind, a.target), akeys)
+    return queued + enqueue_activity_ids(conn, ids)
+
+
+def _of_digest(table: Table, digest: str):
+    return (
+        select(table.c.id)
+        .join(
+            containers,
+            (containers.c.cluster_id == table.c.cluster_id) & (containers.c.container_id == table.c.container_id),
+        )
+        .join(images, images.c.id == containers.c.image_pk)
+        .where(images.c.digest == digest, table.c.container_id != "")
+    )
 
 
 def enqueue_digest(conn: Connection, digest: str) -> int:
-    """Queue every record of every container that runs ``digest``."""
-    ids = conn.execute(
-        select(executions.c.id)
-        .join(
-            containers,
-            (containers.c.cluster_id == executions.c.cluster_id)
-            & (containers.c.container_id == executions.c.container_id),
-        )
-        .join(images, images.c.id == containers.c.image_pk)
-        .where(images.c.digest == digest, executions.c.container_id != "")
-    ).scalars()
-    return enqueue_ids(conn, ids)
+    """Queue every record and activity of every container that runs ``digest``."""
+    n = enqueue_ids(conn, conn.execute(_of_digest(executions, digest)).scalars())
+    return n + enqueue_activity_ids(conn, conn.execute(_of_digest(runtime_activities, digest)).scalars())
 
 
-def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
-    """Queued records whose container is known and whose image is scanned, with what they join to."""
+def _claim(
+    conn: Connection,
+    pending: Table,
+    pending_id: Any,
+    record: Table,
+    columns: Sequence[Any],
+    scans_done: bool,
+    limit: int,
+) -> Sequence[Row[*tuple[Any, ...]]]:
     # The join below is planned from the inventory side on SQLite; with nothing queued (the
     # usual case when inventory deltas wake the analyzer) it would still walk every container.
-    if conn.execute(select(runtime_pending.c.execution_id).limit(1)).first() is None:
+    if conn.execute(select(pending_id).limit(1)).first() is None:
         return []
-    e, c, p, i, s, w = executions, containers, pods, images, image_scans, workloads
+    e, c, p, i, s, w = record, containers, pods, images, image_scans, workloads
+    # Exec records need the image's files; activities only a settled scan (done, or failed: judged
+    # without the image's files rather than never).
+    settled = (s.c.status == "done") if scans_done else s.c.status.in_(("done", "failed"))
     stmt = (
         select(
-            runtime_pending.c.execution_id,
-            runtime_pending.c.generation,
+            pending_id,
+            pending.c.generation,
             e.c.cluster_id,
             e.c.node_name,
             e.c.container_id,
             e.c.pod_uid,
             e.c.kind,
-            e.c.path,
-            e.c.sha256,
+            *columns,
             e.c.first_seen_at,
             e.c.last_seen_at,
             e.c.count,
@@ -119,6 +151,7 @@ def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]
             c.c.image_pk,
             c.c.image.label("image_ref"),
             i.c.digest,
+            s.c.status.label("scan_status"),
             s.c.finished_at.label("scan_finished_at"),
             s.c.matched_revision,
             p.c.namespace,
@@ -130,11 +163,11 @@ def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]
             clusters.c.name.label("cluster_name"),
         )
         .select_from(
-            runtime_pending.join(e, e.c.id == runtime_pending.c.execution_id)
+            pending.join(e, e.c.id == pending_id)
             .join(c, (c.c.cluster_id == e.c.cluster_id) & (c.c.container_id == e.c.container_id))
             .join(p, (p.c.cluster_id == c.c.cluster_id) & (p.c.uid == c.c.pod_uid))
             .join(i, i.c.id == c.c.image_pk)
-            .join(s, (s.c.digest == i.c.digest) & (s.c.status == "done"))
+            .join(s, (s.c.digest == i.c.digest) & settled)
             .join(clusters, clusters.c.id == e.c.cluster_id)
             .outerjoin(
                 w,
@@ -144,23 +177,41 @@ def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]
                 & (w.c.name == p.c.workload_name),
             )
         )
-        .order_by(runtime_pending.c.queued_at, runtime_pending.c.execution_id)
+        .order_by(pending.c.queued_at, pending_id)
         .limit(limit)
     )
     if conn.dialect.name == "postgresql":
         # Several service replicas: each takes other records.
-        stmt = stmt.with_for_update(of=runtime_pending, skip_locked=True)
+        stmt = stmt.with_for_update(of=pending, skip_locked=True)
     return conn.execute(stmt).all()
 
 
-def finish(conn: Connection, done: Sequence[tuple[int, int]]) -> None:
-    """Dequeue analysed records, unless they were queued again meanwhile (a newer generation)."""
+def claim_ready(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Queued records whose container is known and whose image is scanned, with what they join to."""
+    e = executions
+    return _claim(conn, runtime_pending, runtime_pending.c.execution_id, e, (e.c.path, e.c.sha256), True, limit)
+
+
+def claim_ready_activities(conn: Connection, limit: int) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Queued activities whose container is known and whose image's scan is settled, with what they join to."""
+    a = runtime_activities
+    return _claim(
+        conn,
+        runtime_activity_pending,
+        runtime_activity_pending.c.activity_id,
+        a,
+        (a.c.target, a.c.upper_layer, a.c.detail),
+        False,
+        limit,
+    )
+
+
+def finish(conn: Connection, done: Sequence[tuple[int, int]], pending: Table = runtime_pending) -> None:
+    """Dequeue analysed records (or activities: ``pending`` = runtime_activity_pending), unless they
+    were queued again meanwhile (a newer generation)."""
+    key = pending.c.execution_id if pending is runtime_pending else pending.c.activity_id
     for chunk in chunks(done):
-        conn.execute(
-            delete(runtime_pending).where(
-                tuple_(runtime_pending.c.execution_id, runtime_pending.c.generation).in_(list(chunk))
-            )
-        )
+        conn.execute(delete(pending).where(tuple_(key, pending.c.generation).in_(list(chunk))))
 
 
 def pending_counts(conn: Connection) -> dict[str, int]:
@@ -234,6 +285,22 @@ def container_samples(conn: Connection, cluster_id: str, container_ids: Iterable
     return out
 
 
+def container_executables(conn: Connection, cluster_id: str, container_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """container id -> {executed path: sha256}: names the file of the process behind an activity."""
+    out: dict[str, dict[str, str]] = {}
+    for chunk in chunks(sorted(set(container_ids))):
+        for cid, path, sha in conn.execute(
+            select(executions.c.container_id, executions.c.path, executions.c.sha256).where(
+                executions.c.cluster_id == cluster_id,
+                executions.c.container_id.in_(chunk),
+                executions.c.kind == "executable",
+                executions.c.sha256 != "",
+            )
+        ):
+            out.setdefault(cid, {})[path] = sha
+    return out
+
+
 def image_contents(conn: Connection, digest: str):
     """(files: path -> sha256, symlinks: path -> target, packages: [(row, files)], vulnerabilities rows)."""
     files: dict[str, str | None] = {}
@@ -287,6 +354,52 @@ def list_allow(conn: Connection) -> list[dict]:
     return [_allow_dict(r) for r in conn.execute(select(runtime_allow).order_by(runtime_allow.c.id))]
 
 
+def describe_allow(entry: Mapping[str, Any]) -> str:
+    """An allow-list entry in words, for the history of rule changes."""
+    scope = [f"{k} {entry[k]}" for k in ("cluster", "namespace", "workload") if entry.get(k)]
+    scope += [f"label {k}={v}" for k, v in sorted((entry.get("labels") or {}).items())]
+    return f"{', '.join(scope) or 'every workload'} ({entry.get('reason', '')})"
+
+
+def record_change(conn: Connection, rule: str, change: str, actor: str) -> None:
+    conn.execute(runtime_rule_changes.insert().values(rule=rule, change=change, at=utcnow(), by=actor))
+
+
+def rule_changes(conn: Connection, limit: int = 100, rule: str | None = None) -> list[dict]:
+    """The latest changes of rule severities and allow-lists, newest first."""
+    c = runtime_rule_changes.c
+    stmt = select(runtime_rule_changes).order_by(c.id.desc()).limit(limit)
+    if rule is not None:
+        stmt = stmt.where(c.rule == rule)
+    return [{"id": r.id, "rule": r.rule, "change": r.change, "at": iso(r.at), "by": r.by} for r in conn.execute(stmt)]
+
+
+def severities(conn: Connection) -> dict[str, str]:
+    """rule id -> the severity an admin set (rules without one keep their default)."""
+    return {r.rule: r.severity for r in conn.execute(select(runtime_rule_settings))}
+
+
+def rule_settings(conn: Connection) -> dict[str, dict]:
+    return {
+        r.rule: {"severity": r.severity, "updated_at": iso(r.updated_at), "updated_by": r.updated_by}
+        for r in conn.execute(select(runtime_rule_settings))
+    }
+
+
+def set_severity(conn: Connection, rule: str, severity: str, default: str, actor: str) -> str | None:
+    """Set a rule's severity (its default removes the setting); the previous one, or None when unchanged."""
+    before = severities(conn).get(rule, default)
+    if before == severity:
+        return None
+    conn.execute(delete(runtime_rule_settings).where(runtime_rule_settings.c.rule == rule))
+    if severity != default:
+        conn.execute(
+            runtime_rule_settings.insert().values(rule=rule, severity=severity, updated_at=utcnow(), updated_by=actor)
+        )
+    record_change(conn, rule, f"severity {before} -> {severity}", actor)
+    return before
+
+
 def add_allow(
     conn: Connection, rule: str, cluster: str, namespace: str, workload: str, labels: dict, reason: str, actor: str
 ) -> dict:
@@ -303,11 +416,18 @@ def add_allow(
         )
     )
     row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == inserted_id(result))).one()
-    return _allow_dict(row)
+    entry = _allow_dict(row)
+    record_change(conn, rule, f"allowed for {describe_allow(entry)}", actor)
+    return entry
 
 
-def delete_allow(conn: Connection, entry_id: int) -> bool:
-    return bool(conn.execute(delete(runtime_allow).where(runtime_allow.c.id == entry_id)).rowcount)
+def delete_allow(conn: Connection, entry_id: int, actor: str = "") -> bool:
+    row = conn.execute(select(runtime_allow).where(runtime_allow.c.id == entry_id)).first()
+    if row is None:
+        return False
+    conn.execute(delete(runtime_allow).where(runtime_allow.c.id == entry_id))
+    record_change(conn, row.rule, f"allow-list entry {entry_id} removed: {describe_allow(_allow_dict(row))}", actor)
+    return True
 
 
 def allow_rows(conn: Connection) -> Sequence[Row[*tuple[Any, ...]]]:
@@ -319,11 +439,19 @@ __all__ = [
     "allow_rows",
     "changed_digests",
     "claim_ready",
+    "claim_ready_activities",
+    "container_executables",
     "container_samples",
     "delete_allow",
+    "enqueue_activity_ids",
     "enqueue_batch",
     "enqueue_digest",
     "enqueue_ids",
+    "record_change",
+    "rule_changes",
+    "rule_settings",
+    "set_severity",
+    "severities",
     "finish",
     "image_contents",
     "list_allow",

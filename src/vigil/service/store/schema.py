@@ -525,6 +525,60 @@ runtime_allow = Table(
     Column("created_by", String(128), nullable=False),
 )
 
+runtime_activities = Table(
+    "runtime_activities",
+    metadata,
+    # File accesses on watched paths and kernel operations, merged per (container, kind, target) as
+    # executions are per (container, kind, sha256, path).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("node_name", String(253), nullable=False),
+    # '' for host processes, so the unique key holds on every database.
+    Column("container_id", String(160), nullable=False),
+    Column("pod_uid", String(64)),
+    # an ActivityKind: file_write | file_read | ... | memfd_create
+    Column("kind", String(16), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("upper_layer", Boolean),
+    Column("detail", Json, nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("samples", Json, nullable=False),
+    UniqueConstraint("cluster_id", "container_id", "kind", "target", name="uq_runtime_activities_key"),
+    Index("ix_runtime_activities_container", "cluster_id", "container_id"),
+)
+
+runtime_activity_pending = Table(
+    "runtime_activity_pending",
+    metadata,
+    Column("activity_id", Integer, ForeignKey("runtime_activities.id", ondelete="CASCADE"), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("queued_at", Timestamp, nullable=False),
+)
+
+runtime_rule_settings = Table(
+    "runtime_rule_settings",
+    metadata,
+    # An admin's severity for a runtime rule (rules.RULES); a rule without a row has its default.
+    Column("rule", String(64), primary_key=True),
+    Column("severity", String(16), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+)
+
+runtime_rule_changes = Table(
+    "runtime_rule_changes",
+    metadata,
+    # Every change of a runtime rule's severity or allow-list: who, when, what.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("change", Text, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("by", String(128), nullable=False),
+    Index("ix_runtime_rule_changes_rule", "rule"),
+)
+
 vulnerability_runtime = Table(
     "vulnerability_runtime",
     metadata,

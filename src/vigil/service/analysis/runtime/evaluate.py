@@ -5,7 +5,10 @@
   elsewhere is not drift (its bytes came from the image); running it from /tmp is still
   caught by the suspicious-exec rules.
 - tampered_binary (critical): the path is an image file but holds other bytes.
-- suspicious_exec: the rules of ``rules.RULES`` not silenced by the allow-list.
+- suspicious_exec: the exec rules of ``rules.RULES`` not silenced by the allow-list.
+- file_tampering, sensitive_file_read, container_escape_attempt, ptrace_attach, kernel_activity:
+  the activity rules of ``rules.RULES`` (``activity_detections``), judged on file accesses and
+  kernel operations, not silenced by the allow-list.
 - running_vulnerability: the file is an image file with the image's bytes, owned by a package
   with known vulnerabilities; the advisory's severity raised one level.
 A record whose file the sensor could not hash (no sha256) cannot be judged against the image;
@@ -15,22 +18,25 @@ the runner logs it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vigil.model.findings import FindingType, raise_severity
 from vigil.service.analysis.runtime.model import (
+    Activity,
+    ActivitySample,
     ContainerProcesses,
     Detection,
     ExecRecord,
     PackageRef,
+    Sample,
     VulnerabilityRef,
     Workload,
 )
 from vigil.service.analysis.runtime.paths import ImageFileSystem, owned_paths
-from vigil.service.analysis.runtime.rules import RULES, AllowEntry, Rule, allowed_by
+from vigil.service.analysis.runtime.rules import RULES, AllowEntry, Context, Rule, allowed_by
 
-__all__ = ["Evaluation", "ImageView", "dedup_key", "evaluate", "raise_severity"]
+__all__ = ["Evaluation", "ImageView", "activity_detections", "dedup_key", "evaluate", "raise_severity"]
 TAMPERED, DRIFT = FindingType.TAMPERED_BINARY, FindingType.RUNTIME_DRIFT
 
 
@@ -138,21 +144,27 @@ def file_detections(
 
 
 def suspicious_detections(
-    r: ExecRecord, w: Workload, procs: ContainerProcesses, allow: Sequence[AllowEntry], rules: Sequence[Rule] = RULES
+    r: ExecRecord,
+    w: Workload,
+    procs: ContainerProcesses,
+    allow: Sequence[AllowEntry],
+    rules: Sequence[Rule] = RULES,
+    severities: Mapping[str, str] | None = None,
 ) -> tuple[list[Detection], list[tuple[str, AllowEntry]]]:
     out, silenced = [], []
     for rule in rules:
         if r.kind not in rule.kinds:
             continue
-        hit = rule.check(r, procs)
+        hit = rule.check(r, Context(procs))
         if hit is None:
             continue
         entry = allowed_by(allow, rule.id, w)
         if entry is not None:
             silenced.append((rule.id, entry))
             continue
+        severity = (severities or {}).get(rule.id, rule.severity)
         evidence = {
-            "rule": rule.as_dict(),
+            "rule": rule.as_dict(severity),
             "reason": hit.reason,
             "path": r.path,
             "sha256": r.sha256,
@@ -161,8 +173,114 @@ def suspicious_detections(
             "image": _image_evidence(w),
         }
         subject = f"{rule.id}: {r.path}"
-        out.append(Detection(FindingType.SUSPICIOUS_EXEC, rule.severity, subject, f"{rule.id}|{r.path}", evidence))
+        out.append(Detection(rule.finding, severity, subject, f"{rule.id}|{r.path}", evidence))
     return out, silenced
+
+
+def _exe_sha256(exe: str, executables: Mapping[str, str], image: ImageFileSystem | None) -> str | None:
+    """The sha256 of the process's file: as the container executed it (the sensor reports the exec'd path,
+    ``/bin/sh``, and the process's file, ``/bin/busybox``), else the image's bytes at that path."""
+    if not exe:
+        return None
+    if exe in executables:
+        return executables[exe]
+    if image is not None:
+        for path, sha in executables.items():
+            if image.resolve(path) == exe:
+                return sha
+        real = image.resolve(exe)
+        return image.sha256_at(real) if real is not None else None
+    return None
+
+
+def activity_process_evidence(
+    a: Activity,
+    s: ActivitySample | None,
+    w: Workload,
+    procs: ContainerProcesses,
+    executables: Mapping[str, str],
+    image: ImageFileSystem | None = None,
+) -> dict:
+    """The process behind an activity: its executable (with its sha256 when known), command line, parent
+    chain by name, container and pod."""
+    exe = s.exe if s else ""
+    chain: list[dict] = []
+    if s is not None and s.parents:
+        # The kernel's view, nearest first; only the nearest parent's pid is known.
+        chain = [{"pid": s.ppid if i == 0 else None, "name": n} for i, n in enumerate(s.parents)]
+    elif s is not None and s.ppid:
+        chain = procs.parent_chain(Sample(s.time, s.pid, s.ppid, s.uid, s.comm, exe, s.argv))
+    return {
+        "path": exe or None,
+        "sha256": _exe_sha256(exe, executables, image),
+        "comm": s.comm if s else None,
+        "argv": list(s.argv) if s else None,
+        "pid": s.pid if s else None,
+        "parent_pid": s.ppid if s else None,
+        "uid": s.uid if s else None,
+        "parents": [p["name"] for p in chain],
+        "parent_chain": chain,
+        "samples": [x.as_evidence() for x in a.samples],
+        "container": {
+            "id": a.container_id,
+            "name": w.container_name,
+            "pod": w.pod_name,
+            "pod_uid": a.pod_uid,
+            "node": a.node_name,
+        },
+    }
+
+
+def activity_detections(
+    a: Activity,
+    w: Workload,
+    procs: ContainerProcesses,
+    image: ImageFileSystem | None,
+    allow: Sequence[AllowEntry] = (),
+    executables: Mapping[str, str] | None = None,
+    severities: Mapping[str, str] | None = None,
+    rules: Sequence[Rule] = RULES,
+) -> Evaluation:
+    """The activity rules that match ``a`` and are not silenced for its workload. ``executables``: the
+    container's executed paths -> sha256, to name the acting process's file; ``image``: the image's
+    files (None when they are not known)."""
+    result = Evaluation()
+    ctx = Context(procs, image)
+    for rule in rules:
+        if a.kind not in rule.kinds:
+            continue
+        hit = rule.check(a, ctx)
+        if hit is None:
+            continue
+        entry = allowed_by(allow, rule.id, w)
+        if entry is not None:
+            result.silenced.append((rule.id, entry))
+            continue
+        severity = (severities or {}).get(rule.id, rule.severity)
+        sample = hit.sample if isinstance(hit.sample, ActivitySample) else a.first_sample()
+        evidence = {
+            "rule": rule.as_dict(severity),
+            "mitre": rule.mitre,
+            "reason": hit.reason,
+            "path": a.target,
+            "activity": {
+                "kind": a.kind,
+                "target": a.target,
+                "detail": dict(a.detail),
+                "upper_layer": a.upper_layer,
+                "count": a.count,
+                "first_seen": a.first_seen.isoformat() if a.first_seen else None,
+                "last_seen": a.last_seen.isoformat() if a.last_seen else None,
+            },
+            "process": activity_process_evidence(a, sample, w, procs, executables or {}, image),
+            "trigger": sample.as_evidence() if sample else None,
+            "workload": {"namespace": w.namespace, "kind": w.kind, "name": w.name},
+            "image": _image_evidence(w),
+        }
+        # One finding per rule and target: a binary written and then made executable is one drop.
+        subject = f"{rule.id}: {a.kind} {a.target}"
+        result.detections.append(Detection(rule.finding, severity, subject, f"{rule.id}|{a.target}", evidence))
+    return result
 
 
 def vulnerability_detections(
@@ -202,12 +320,17 @@ def vulnerability_detections(
 
 
 def evaluate(
-    r: ExecRecord, w: Workload, image: ImageView, procs: ContainerProcesses, allow: Sequence[AllowEntry] = ()
+    r: ExecRecord,
+    w: Workload,
+    image: ImageView,
+    procs: ContainerProcesses,
+    allow: Sequence[AllowEntry] = (),
+    severities: Mapping[str, str] | None = None,
 ) -> Evaluation:
     result = Evaluation()
     found, result.unjudged = file_detections(r, w, image, procs)
     result.detections += found
-    suspicious, result.silenced = suspicious_detections(r, w, procs, allow)
+    suspicious, result.silenced = suspicious_detections(r, w, procs, allow, severities=severities)
     result.detections += suspicious
     result.detections += vulnerability_detections(r, w, image, procs)
     return result

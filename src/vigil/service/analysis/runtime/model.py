@@ -77,6 +77,71 @@ class ExecRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivitySample:
+    """One file access or kernel operation the sensor kept in full."""
+
+    time: datetime | None
+    pid: int
+    ppid: int
+    uid: int
+    comm: str
+    exe: str
+    argv: tuple[str, ...]
+    parents: tuple[str, ...] = ()  # the parent chain's command names, nearest first (from the kernel)
+    result: int = 0
+
+    @classmethod
+    def from_wire(cls, d: Mapping) -> ActivitySample:
+        t = d.get("time")
+        return cls(
+            time=datetime.fromisoformat(t) if isinstance(t, str) else t,
+            pid=int(d.get("pid", 0)),
+            ppid=int(d.get("ppid", 0)),
+            uid=int(d.get("uid", 0)),
+            comm=str(d.get("comm", "")),
+            exe=str(d.get("exe", "")),
+            argv=tuple(d.get("argv") or ()),
+            parents=tuple(d.get("parents") or ()),
+            result=int(d.get("result", 0)),
+        )
+
+    def as_evidence(self) -> dict:
+        return {
+            "time": self.time.isoformat() if self.time else None,
+            "pid": self.pid,
+            "ppid": self.ppid,
+            "uid": self.uid,
+            "comm": self.comm,
+            "exe": self.exe,
+            "argv": list(self.argv),
+            "parents": list(self.parents),
+            "result": self.result,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One stored activity: what one container did of one kind (file_write, ptrace, ...) to one target."""
+
+    id: int
+    cluster_id: str
+    node_name: str
+    container_id: str
+    pod_uid: str | None
+    kind: str
+    target: str
+    upper_layer: bool | None
+    detail: Mapping[str, str]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    samples: tuple[ActivitySample, ...] = ()
+
+    def first_sample(self) -> ActivitySample | None:
+        return self.samples[0] if self.samples else None
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     """Where a container runs: the identity findings are keyed by, and what allow-lists match."""
 
@@ -137,6 +202,24 @@ class ContainerProcesses:
 
     def entered_from_outside(self, s: Sample) -> bool:
         return s.pid != self.init_pid and s.ppid not in self.pids
+
+    def in_entry_point_family(self, pid: int, ppid: int) -> bool | None:
+        """Whether the process is the container's entry point or descends from it (through the execs
+        seen); None when no exec of the container was seen, so its entry point is not known."""
+        if self.init_pid is None:
+            return None
+        if pid == self.init_pid:
+            return True
+        seen = {pid}
+        while ppid and ppid not in seen:
+            if ppid == self.init_pid:
+                return True
+            seen.add(ppid)
+            parent = self.execs.get(ppid)
+            if parent is None:
+                return False
+            ppid = parent.ppid
+        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, case, distinct, func, select
+from sqlalchemy import Connection, Select, Table, case, distinct, func, select
 
 from vigil.service.store.pagination import Sort, keyset_rows
 from vigil.service.store.schema import containers, executions, images, pods, sensors
@@ -32,11 +32,11 @@ class ProcessFilter:
 PROCESS_SORTS = ("last_seen", "path", "count")
 
 
-def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
-    """Runtime records (one per container, kind, sha256 and path), each with the pod and workload it ran
-    in when the inventory knows the container; by id."""
-    stmt = select(
-        executions,
+def with_inventory(table: Table) -> Select:
+    """``table``'s rows (executions, runtime activities: by cluster and container id) with the pod and
+    container the inventory knows them in."""
+    return select(
+        table,
         pods.c.namespace,
         pods.c.name.label("pod_name"),
         pods.c.workload_kind,
@@ -45,13 +45,30 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
         containers.c.image,
         containers.c.image_digest,
     ).select_from(
-        executions.outerjoin(
+        table.outerjoin(
             containers,
-            (containers.c.cluster_id == executions.c.cluster_id)
-            & (containers.c.container_id == executions.c.container_id)
-            & (executions.c.container_id != ""),
+            (containers.c.cluster_id == table.c.cluster_id)
+            & (containers.c.container_id == table.c.container_id)
+            & (table.c.container_id != ""),
         ).outerjoin(pods, (pods.c.cluster_id == containers.c.cluster_id) & (pods.c.uid == containers.c.pod_uid))
     )
+
+
+def inventory_refs(r) -> dict:
+    """The pod, workload and container of a ``with_inventory`` row (None where the inventory has none)."""
+    return {
+        "pod": {"namespace": r.namespace, "name": r.pod_name} if r.pod_name else None,
+        "workload": {"kind": r.workload_kind, "name": r.workload_name} if r.workload_kind else None,
+        "container": {"name": r.container_name, "image": r.image, "image_digest": r.image_digest}
+        if r.container_name
+        else None,
+    }
+
+
+def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None, limit: int) -> Page:
+    """Runtime records (one per container, kind, sha256 and path), each with the pod and workload it ran
+    in when the inventory knows the container; by id."""
+    stmt = with_inventory(executions)
     stmt = where_equal(
         stmt,
         (
@@ -78,11 +95,7 @@ def list_execution_records(conn: Connection, f: ProcessFilter, after: str | None
             "first_seen_at": iso(r.first_seen_at),
             "last_seen_at": iso(r.last_seen_at),
             "samples": r.samples,
-            "pod": {"namespace": r.namespace, "name": r.pod_name} if r.pod_name else None,
-            "workload": {"kind": r.workload_kind, "name": r.workload_name} if r.workload_kind else None,
-            "container": {"name": r.container_name, "image": r.image, "image_digest": r.image_digest}
-            if r.container_name
-            else None,
+            **inventory_refs(r),
         }
         for r in rows
     ]
