@@ -10,13 +10,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from vigil.clock import utcnow
+from vigil.sensor.activity import Activity, ActivityAggregator
 from vigil.sensor.aggregate import Aggregator, Execution
 from vigil.sensor.loader import BTF_PATH, ProcessTracer
-from vigil.sensor.pipeline import EventPipeline, Exit
+from vigil.sensor.pipeline import EventPipeline, Exit, boot_to_wall_offset_ns
+from vigil.sensor.repeats import ExecRepeats
 from vigil.sensor.shipper import Shipper
 from vigil.sensor.spool import Spool
 from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat, SensorStatus
@@ -50,8 +53,9 @@ def execution_json(ex: Execution) -> dict[str, Any]:
         "ppid": e.proc.ppid,
         "uid": e.proc.uid,
         "comm": e.proc.comm,
-        "path": e.interp,
+        "path": e.path,
         "filename": e.filename,
+        "upper_layer": e.upper_layer,
         "argv": e.argv,
         "sha256": ex.binary_sha256,
         "script": ex.script_path,
@@ -60,6 +64,29 @@ def execution_json(ex: Execution) -> dict[str, Any]:
         "cgroup_id": e.proc.cgroup_id,
         "container_id": ex.attribution.container_ref,
         "pod_uid": ex.attribution.pod_uid,
+    }
+
+
+def activity_json(a: Activity) -> dict[str, Any]:
+    """One file access or kernel operation as a JSON-able dict (the `--output json` line)."""
+    e = a.event
+    return {
+        "event": a.event.kind,
+        "time": a.time.isoformat(),
+        "pid": e.proc.tgid,
+        "ppid": e.proc.ppid,
+        "uid": e.proc.uid,
+        "comm": e.proc.comm,
+        "exe": a.process.exe,
+        "argv": a.process.argv,
+        "parents": a.process.parents,
+        "target": a.target,
+        "detail": a.detail,
+        "upper_layer": e.upper_layer,
+        "result": e.result,
+        "cgroup_id": e.proc.cgroup_id,
+        "container_id": a.attribution.container_ref,
+        "pod_uid": a.attribution.pod_uid,
     }
 
 
@@ -93,6 +120,9 @@ class SensorAgent:
         self.shipper = shipper
         self.emit = emit
         self.aggregator = Aggregator()
+        self.activities = ActivityAggregator()
+        # Repeat execs counted in the kernel, when the tracer does so.
+        self.repeats = ExecRepeats(tracer) if getattr(tracer, "exec_aggregation", False) else None
         # step() (the drain thread) adds to the aggregator while the sender thread closes windows.
         self._window_lock = threading.Lock()
         self.events_seen = 0
@@ -109,9 +139,15 @@ class SensorAgent:
         with self._window_lock:
             for ex in resolved.executions:
                 self.aggregator.add(ex)
+                if self.repeats is not None:
+                    self.repeats.note(ex)
+            for act in resolved.activities:
+                self.activities.add(act)
         if self.emit:
             for ex in resolved.executions:
                 self.emit(json.dumps(execution_json(ex)))
+            for act in resolved.activities:
+                self.emit(json.dumps(activity_json(act)))
         if self.emit:
             for x in resolved.exits:
                 self.emit(json.dumps(exit_json(x)))
@@ -120,11 +156,16 @@ class SensorAgent:
     def flush_batch(self) -> RuntimeBatch | None:
         """Close the current window into a spooled batch (none when nothing ran)."""
         with self._window_lock:
+            if self.repeats is not None:
+                offset = boot_to_wall_offset_ns()
+                self.repeats.collect(self.aggregator, lambda ns: datetime.fromtimestamp((ns + offset) / 1e9, tz=UTC))
             now = utcnow()
             window = self.aggregator.take()
+            acts = self.activities.take()
             start, self._window_start = self._window_start, now
         records = Aggregator.records(window)
-        if not records or self.spool is None:
+        activities = ActivityAggregator.records(acts)
+        if (not records and not activities) or self.spool is None:
             return None
         seq = self.spool.next_seq()
         batch = RuntimeBatch(
@@ -136,6 +177,7 @@ class SensorAgent:
             window_start=start,
             window_end=now,
             records=records,
+            activities=activities,
         )
         self.spool.put(batch)
         return batch
@@ -156,7 +198,9 @@ class SensorAgent:
             # "is not None": a Spool is falsy when empty, and its drop counts matter most then.
             batches_spooled=len(self.spool) if self.spool is not None else 0,
             batches_dropped=self.spool.dropped_batches if self.spool is not None else 0,
-            records_dropped=(self.spool.dropped_records if self.spool is not None else 0) + self.aggregator.overflowed,
+            records_dropped=(self.spool.dropped_records if self.spool is not None else 0)
+            + self.aggregator.overflowed
+            + self.activities.overflowed,
             interval_seconds=max(1, int(self.settings.heartbeat_interval_s)),
         )
 
@@ -193,7 +237,7 @@ class SensorAgent:
             sender.join()
             if self.stop_reason is not None:
                 # The node is not to be traced: what the window holds is not shipped.
-                dropped = len(self.aggregator.take())
+                dropped = len(self.aggregator.take()) + len(self.activities.take())
                 if dropped:
                     log.warning("not shipping %d records of the last window: %s", dropped, self.stop_reason)
             else:

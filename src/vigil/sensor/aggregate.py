@@ -50,6 +50,7 @@ class Execution:
             mnt_ns=e.proc.mnt_ns,
             pid_ns=e.proc.pid_ns,
             libraries=[lib.path for lib in self.libraries],
+            upper_layer=e.upper_layer,
         )
 
 
@@ -101,11 +102,32 @@ class Aggregator:
         self._sample = None
         # The executable record's path is the file the kernel loaded: for a #!
         # script that is the interpreter, and the script gets its own record.
-        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.interp), ex.time, ex)
+        self._add((cid, pod, "executable", ex.binary_sha256, ex.event.path), ex.time, ex)
         if ex.script_path is not None:
             self._add((cid, pod, "script", ex.script_sha256, ex.script_path), ex.time, ex)
         for lib in ex.libraries:
             self._add((cid, pod, "library", lib.sha256, lib.path), ex.time, None)
+
+    @staticmethod
+    def record_keys(ex: Execution) -> list[RecordKey]:
+        """The records one exec counts under (its executable and libraries; not a script's)."""
+        cid, pod = ex.attribution.container_ref, ex.attribution.pod_uid
+        keys: list[RecordKey] = [(cid, pod, "executable", ex.binary_sha256, ex.event.path)]
+        keys.extend((cid, pod, "library", lib.sha256, lib.path) for lib in ex.libraries)
+        return keys
+
+    def add_repeats(self, keys: list[RecordKey], count: int, first: datetime, last: datetime) -> None:
+        """``count`` more execs the kernel counted without queueing them, between first and last."""
+        for key in keys:
+            acc = self._acc.get(key)
+            if acc is None:
+                if len(self._acc) >= self.max_records:
+                    self.overflowed += count
+                    continue
+                acc = self._acc[key] = _Acc(first, last)
+            acc.first_seen = min(acc.first_seen, first)
+            acc.last_seen = max(acc.last_seen, last)
+            acc.count += count
 
     def take(self) -> dict[RecordKey, _Acc]:
         """Close the window: hand over what was accumulated (cheap; conversion is ``records``)."""

@@ -71,7 +71,10 @@ def sensor(
     spool_max_batches: int = typer.Option(1000, help="Spool bound in batches; the oldest are dropped past it"),
     include_host: bool = typer.Option(False, help="Also trace processes that are in no container"),
     output: str | None = typer.Option(
-        None, "--output", "-o", help="'json': print attributed exec events as JSON lines to stdout"
+        None,
+        "--output",
+        "-o",
+        help="'json': print attributed exec events, file accesses and kernel operations as JSON lines to stdout",
     ),
     duration: float | None = typer.Option(None, help="Stop after this many seconds"),
     batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
@@ -116,7 +119,10 @@ def sensor(
         shipper = Shipper(service, credential, spool, verify=verify)
     try:
         # Exits are only printed (--output json); shipping needs execs alone.
-        tracer = ProcessTracer(include_host=include_host, exec_only=output != "json")
+        # Printing shows every exec; shipping counts repeats in the kernel (exact counts, one decode).
+        tracer = ProcessTracer(
+            include_host=include_host, exec_only=output != "json", exec_aggregation=shipper is not None
+        )
     except SensorLoadError as exc:
         typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -143,6 +149,12 @@ def sensor(
             shipper=shipper,
             emit=emit,
         )
+        if tracer.missing_syscalls:
+            typer.echo(
+                "vigil sensor: this kernel has no syscall tracepoints for "
+                f"{', '.join(tracer.missing_syscalls)}: those operations are not traced",
+                err=True,
+            )
         agent.run(stop, duration)
         # The last word on what was seen and lost, for whoever reads the log (and the benchmark).
         typer.echo(f"vigil sensor: final counters {agent.heartbeat().model_dump_json()}", err=True)

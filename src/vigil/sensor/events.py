@@ -1,7 +1,7 @@
 """The kernel's process events, decoded from ring-buffer records.
 
-The byte layouts mirror ``struct event_header``, ``struct exec_event`` and
-``struct exit_event`` in bpf/vigil.bpf.c; a record whose size does not match
+The byte layouts mirror ``struct event_header``, ``struct exec_event``,
+``struct exit_event`` and ``struct activity_event`` in bpf/vigil.bpf.c; a record whose size does not match
 its type is refused with an error naming both, never half-read.
 """
 
@@ -12,15 +12,37 @@ import struct
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-EVENT_EXEC, EVENT_FORK, EVENT_EXIT = 1, 2, 3
-EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT = 1, 2
+from vigil.wire.runtime import ActivityKind
+
+EVENT_EXEC, EVENT_FORK, EVENT_EXIT, EVENT_ACTIVITY = 1, 2, 3, 4
+EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT, EXEC_UPPER_KNOWN, EXEC_UPPER, EXEC_UNLINKED = 1, 2, 4, 8, 16
+ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED = 1, 2, 4, 8
+
+# enum activity_kind in vigil.bpf.c -> the wire's ActivityKind.
+ACTIVITY_KINDS: dict[int, ActivityKind] = {
+    1: "file_write",
+    2: "file_read",
+    3: "file_rename",
+    4: "file_chmod",
+    5: "file_unlink",
+    6: "ptrace",
+    7: "setns",
+    8: "unshare",
+    9: "mount",
+    10: "pivot_root",
+    11: "bpf_load",
+    12: "module_load",
+    13: "memfd_create",
+}
 
 _HEADER = struct.Struct("<6I3Q2I16s")
-_EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s")
+_EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s64s")
 _EXIT_TAIL = struct.Struct("<iI")
+_ACTIVITY_TAIL = struct.Struct("<IIqQQ256s256s64s")
 EXEC_SIZE = _HEADER.size + _EXEC_TAIL.size
 FORK_SIZE = _HEADER.size
 EXIT_SIZE = _HEADER.size + _EXIT_TAIL.size
+ACTIVITY_SIZE = _HEADER.size + _ACTIVITY_TAIL.size
 
 
 class EventDecodeError(ValueError):
@@ -81,6 +103,46 @@ class ExecEvent:
     argv_truncated: bool
     argv_fault: bool
     file: FileIdentity
+    upper_layer: bool | None = None  # on the overlay's upper layer; None: not on overlayfs
+    unlinked: bool = False  # the file has no name left: deleted, or a memfd
+    dname: str = ""  # the file's own name in the kernel (memfd:<name> for a memfd)
+
+    @property
+    def path(self) -> str:
+        """The file the kernel loaded: for a deleted file or memfd, named as /proc names it."""
+        if not self.unlinked:
+            return self.interp
+        if self.dname.startswith("memfd:"):
+            return f"/{self.dname} (deleted)"
+        return f"{self.interp} (deleted)"
+
+    def key(self) -> bytes:
+        """This exec's struct exec_key, for the kernel's table of execs already seen."""
+        f = self.file
+        kdev = (os.major(f.st_dev) << 20) | os.minor(f.st_dev)
+        mtime_sec, mtime_nsec = divmod(f.mtime_ns, 1_000_000_000)
+        raw = self.filename.encode("utf-8", "surrogateescape")[:255]
+        return _EXEC_KEY.pack(self.proc.cgroup_id, f.ino, mtime_sec, mtime_nsec, kdev, raw)
+
+
+_EXEC_KEY = struct.Struct("<QQqII256s")
+
+
+@dataclass(frozen=True)
+class ActivityEvent:
+    """A file access on a watched path, or a kernel operation, reported at syscall exit."""
+
+    proc: ProcessHeader
+    kind: ActivityKind
+    result: int
+    aux: int
+    aux2: int
+    path: str
+    path2: str
+    name: str
+    upper_layer: bool | None
+    unresolved: bool
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -104,7 +166,8 @@ class ExitEvent:
         return sig or None
 
 
-ProcessEvent = ExecEvent | ForkEvent | ExitEvent
+ProcessEvent = ExecEvent | ForkEvent | ExitEvent | ActivityEvent
+_SIZES = {EVENT_EXEC: EXEC_SIZE, EVENT_FORK: FORK_SIZE, EVENT_EXIT: EXIT_SIZE, EVENT_ACTIVITY: ACTIVITY_SIZE}
 
 
 def _header(raw: bytes) -> ProcessHeader:
@@ -116,7 +179,7 @@ def decode_event(raw: bytes) -> ProcessEvent:
     if len(raw) < 4:
         raise EventDecodeError(f"ring-buffer record of {len(raw)} bytes is shorter than an event type")
     (kind,) = struct.unpack_from("<I", raw)
-    expected = {EVENT_EXEC: EXEC_SIZE, EVENT_FORK: FORK_SIZE, EVENT_EXIT: EXIT_SIZE}.get(kind)
+    expected = _SIZES.get(kind)
     if expected is None:
         raise EventDecodeError(f"ring-buffer record has unknown event type {kind}")
     if len(raw) != expected:
@@ -130,7 +193,9 @@ def decode_event(raw: bytes) -> ProcessEvent:
     if kind == EVENT_EXIT:
         code, _ = _EXIT_TAIL.unpack_from(raw, _HEADER.size)
         return ExitEvent(proc, code)
-    ino, size, msec, mnsec, dev, argc, argv_len, flags, _, fname, interp, argv = _EXEC_TAIL.unpack_from(
+    if kind == EVENT_ACTIVITY:
+        return _activity(proc, raw)
+    ino, size, msec, mnsec, dev, argc, argv_len, flags, _, fname, interp, argv, dname = _EXEC_TAIL.unpack_from(
         raw, _HEADER.size
     )
     return ExecEvent(
@@ -142,10 +207,33 @@ def decode_event(raw: bytes) -> ProcessEvent:
         argv_truncated=bool(flags & EXEC_ARGV_TRUNCATED),
         argv_fault=bool(flags & EXEC_ARGV_FAULT),
         file=FileIdentity(kernel_dev_to_st_dev(dev), ino, size, msec * 1_000_000_000 + mnsec),
+        upper_layer=bool(flags & EXEC_UPPER) if flags & EXEC_UPPER_KNOWN else None,
+        unlinked=bool(flags & EXEC_UNLINKED),
+        dname=_cstr(dname),
     )
 
 
-E = TypeVar("E", ExecEvent, ForkEvent, ExitEvent)
+def _activity(proc: ProcessHeader, raw: bytes) -> ActivityEvent:
+    kind, flags, result, aux, aux2, path, path2, name = _ACTIVITY_TAIL.unpack_from(raw, _HEADER.size)
+    wire_kind = ACTIVITY_KINDS.get(kind)
+    if wire_kind is None:
+        raise EventDecodeError(f"activity record has unknown kind {kind}")
+    return ActivityEvent(
+        proc=proc,
+        kind=wire_kind,
+        result=result,
+        aux=aux,
+        aux2=aux2,
+        path=_cstr(path),
+        path2=_cstr(path2),
+        name=_cstr(name),
+        upper_layer=bool(flags & ACT_UPPER) if flags & ACT_UPPER_KNOWN else None,
+        unresolved=bool(flags & ACT_UNRESOLVED),
+        truncated=bool(flags & ACT_TRUNCATED),
+    )
+
+
+E = TypeVar("E", ExecEvent, ForkEvent, ExitEvent, ActivityEvent)
 
 
 def decode_as(raw: bytes, event_type: type[E]) -> E:
@@ -159,7 +247,6 @@ def decode_as(raw: bytes, event_type: type[E]) -> E:
 # Just what every record needs to be routed: type, tgid, cgroup id, timestamp, mount namespace
 # (offsets 0, 8, 24, 40 and 48 of struct event_header), without building any object.
 _ROUTE = struct.Struct("<I4xI12xQ8xQI")
-_SIZES = {EVENT_EXEC: EXEC_SIZE, EVENT_FORK: FORK_SIZE, EVENT_EXIT: EXIT_SIZE}
 
 
 def route(raw: bytes) -> tuple[int, int, int, int, int]:

@@ -17,16 +17,57 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.sensor.watch import PATH_LEN, WatchEntry, watch_entries
+
 log = logging.getLogger(__name__)
 
 BPF_OBJECT = Path(__file__).resolve().parent / "bpf" / "vigil.bpf.o"
 PROGRAMS = ("vigil_exec", "vigil_fork", "vigil_exit")
+# Syscalls traced for file access and kernel operations, each by a vigil_enter_<name> and a
+# vigil_exit_<name> program. Optional: one whose tracepoints this kernel lacks (init_module
+# and finit_module on some) is left out and named in the start log.
+ACTIVITY_SYSCALLS = (
+    "openat",
+    "openat2",
+    "open",
+    "creat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "unlink",
+    "unlinkat",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "ptrace",
+    "setns",
+    "unshare",
+    "mount",
+    "pivot_root",
+    "memfd_create",
+    "bpf",
+    "init_module",
+    "finit_module",
+)
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 TRACEFS = Path("/sys/kernel/tracing")
 
 # Index of each counter in the per-CPU "counters" map (enum counter in vigil.bpf.c).
-COUNTERS = {"exec": 0, "fork": 1, "exit": 2, "filtered": 3, "lost": 4, "argv_fault": 5}
-_N_COUNTERS = 8
+COUNTERS = {
+    "exec": 0,
+    "fork": 1,
+    "exit": 2,
+    "filtered": 3,
+    "lost": 4,
+    "argv_fault": 5,
+    "activity": 6,
+    "exec_aggregated": 7,
+    "path_filtered": 8,
+}
+
+# struct exec_count: two struct exec_slot {count, first_boot_ns, last_boot_ns, epoch}.
+_EXEC_COUNT = struct.Struct("<8Q")
 
 # Capability numbers from linux/capability.h.
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -102,6 +143,7 @@ def _libbpf() -> ctypes.CDLL:
         ("bpf_map__fd", i, [vp]),
         ("bpf_map__update_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
         ("bpf_map__lookup_elem", i, [vp, vp, sz, vp, sz, ctypes.c_uint64]),
+        ("bpf_map__delete_elem", i, [vp, vp, sz, ctypes.c_uint64]),
         ("ring_buffer__new", vp, [i, _SAMPLE_FN, vp, vp]),
         ("ring_buffer__poll", i, [vp, i]),
         ("ring_buffer__consume", i, [vp]),
@@ -148,6 +190,9 @@ class ProcessTracer:
         include_host: bool = False,
         wakeup_bytes: int = 64 * 1024,
         exec_only: bool = False,
+        activities: bool = True,
+        exec_aggregation: bool = True,
+        watch: list[WatchEntry] | None = None,
     ) -> None:
         preflight()
         if not obj_path.is_file():
@@ -162,9 +207,16 @@ class ProcessTracer:
         self._rb: int | None = None
         self._batch: list[bytes] = []
         self._sample_cb = _SAMPLE_FN(self._on_sample)
+        self.activities = activities
+        self.exec_aggregation = exec_aggregation
+        self.epoch = 2  # the exec_known slots start at epoch 0: the first epoch must differ
+        self._config_values: tuple[int, int, int] = (0, 0, 0)
+        self.missing_syscalls: list[str] = []  # traced syscalls this kernel has no tracepoints for
         try:
             self._open_and_attach(obj_path)
             self.configure(include_host=include_host, wakeup_bytes=wakeup_bytes, exec_only=exec_only)
+            if activities:
+                self.set_watch(watch_entries() if watch is None else watch)
         except BaseException:
             self.close()
             raise
@@ -187,25 +239,49 @@ class ProcessTracer:
             if not prog:
                 raise SensorLoadError(f"BPF object {obj_path} has no program {name}: rebuild it with scripts/build-bpf")
             sections.append(lib.bpf_program__section_name(prog).decode())
-        if any(s.startswith(("tp/", "tracepoint/")) for s in sections):
+        if self.activities or any(s.startswith(("tp/", "tracepoint/")) for s in sections):
             ensure_tracefs()
         rc = lib.bpf_object__load(self._obj)
         if rc:
             raise self._fail(f"cannot load BPF object {obj_path}", -rc)
         for name in PROGRAMS:
-            prog = lib.bpf_object__find_program_by_name(self._obj, name.encode())
-            link = lib.bpf_program__attach(prog)
-            if not link:
-                raise self._fail(f"cannot attach BPF program {name}", ctypes.get_errno())
-            self._links.append(link)
+            self._attach(name)
+        if self.activities:
+            self._attach_syscalls()
         self._events = self._map("events")
         self._counters = self._map("counters")
         self._config = self._map("config")
         self._host_cgroups = self._map("host_cgroups")
+        self._watch = self._map("watch_paths")
+        self._exec_known = self._map("exec_known")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
         self._ncpus = lib.libbpf_num_possible_cpus()
+
+    def _attach(self, name: str) -> None:
+        prog = self._lib.bpf_object__find_program_by_name(self._obj, name.encode())
+        if not prog:
+            raise SensorLoadError(f"BPF object has no program {name}: rebuild it with scripts/build-bpf")
+        link = self._lib.bpf_program__attach(prog)
+        if not link:
+            raise self._fail(f"cannot attach BPF program {name}", ctypes.get_errno())
+        self._links.append(link)
+
+    def _attach_syscalls(self) -> None:
+        events = TRACEFS / "events" / "syscalls"
+        for call in ACTIVITY_SYSCALLS:
+            if not (events / f"sys_enter_{call}").is_dir() or not (events / f"sys_exit_{call}").is_dir():
+                self.missing_syscalls.append(call)
+                continue
+            # Exit first: an entry recorded with no exit program attached would stay pending.
+            self._attach(f"vigil_exit_{call}")
+            self._attach(f"vigil_enter_{call}")
+        if self.missing_syscalls:
+            log.info(
+                "this kernel has no syscall tracepoints for %s: not traced",
+                ", ".join(self.missing_syscalls),
+            )
 
     def _map(self, name: str) -> int:
         m: int | None = self._lib.bpf_object__find_map_by_name(self._obj, name.encode())
@@ -220,12 +296,57 @@ class ProcessTracer:
     def configure(self, *, include_host: bool, wakeup_bytes: int, exec_only: bool = False) -> None:
         """``exec_only``: forks and exits are counted in the kernel but not queued (a shipping
         sensor uses only execs; three records per process become one)."""
+        self._config_values = (int(include_host), wakeup_bytes, int(exec_only))
+        self._write_config()
+
+    def _write_config(self) -> None:
         key = ctypes.c_uint32(0)
-        packed = struct.pack("<III", int(include_host), wakeup_bytes, int(exec_only))
+        packed = struct.pack("<6I", *self._config_values, int(self.activities), int(self.exec_aggregation), self.epoch)
         value = ctypes.create_string_buffer(packed, len(packed))
         rc = self._lib.bpf_map__update_elem(self._config, ctypes.byref(key), 4, value, len(packed), 0)
         if rc:
             raise self._fail("cannot write the sensor config map", -rc)
+
+    def set_watch(self, entries: list[WatchEntry]) -> None:
+        """Fill the kernel's watched-path table (struct watch_key / watch_value)."""
+        for e in entries:
+            raw = e.path.encode()
+            key = ctypes.create_string_buffer(
+                struct.pack("<I", len(raw) * 8) + raw.ljust(PATH_LEN, b"\0"), 4 + PATH_LEN
+            )
+            value = ctypes.create_string_buffer(struct.pack("<4I", e.prefix_flags, e.exact_flags, len(raw), 0), 16)
+            rc = self._lib.bpf_map__update_elem(self._watch, key, 4 + PATH_LEN, value, 16, 0)
+            if rc:
+                raise self._fail(f"cannot add watched path {e.path}", -rc)
+
+    def mark_exec_known(self, key: bytes) -> bool:
+        """Count this exec's repeats in the kernel from now on (struct exec_key); False if the map is full."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        zero = ctypes.create_string_buffer(_EXEC_COUNT.size)
+        rc: int = self._lib.bpf_map__update_elem(self._exec_known, buf, len(key), zero, _EXEC_COUNT.size, 1)
+        return rc == 0  # 1: BPF_NOEXIST
+
+    def next_epoch(self) -> int:
+        """Move repeat counting to the other slot; returns the epoch just closed, whose slot is now still."""
+        closed = self.epoch
+        self.epoch += 1
+        self._write_config()
+        return closed
+
+    def exec_slot(self, key: bytes, epoch: int) -> tuple[int, int, int, int] | None:
+        """(count, first, last boot ns, epoch) of a known exec's slot for epoch; None when not in the map."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        out = ctypes.create_string_buffer(_EXEC_COUNT.size)
+        if self._lib.bpf_map__lookup_elem(self._exec_known, buf, len(key), out, _EXEC_COUNT.size, 0):
+            return None
+        slots = _EXEC_COUNT.unpack(out.raw)
+        i = (epoch & 1) * 4
+        count, first, last, slot_epoch = slots[i : i + 4]
+        return count, first, last, slot_epoch
+
+    def forget_exec(self, key: bytes) -> None:
+        buf = ctypes.create_string_buffer(key, len(key))
+        self._lib.bpf_map__delete_elem(self._exec_known, buf, len(key), 0)
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

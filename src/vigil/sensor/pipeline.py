@@ -1,4 +1,4 @@
-"""Raw ring-buffer records -> attributed, hashed executions (and process exits)."""
+"""Raw ring-buffer records -> attributed, hashed executions, activities (and process exits)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from vigil.sensor.activity import RUNTIME_INIT_COMMS, Activity, ProcessTable, describe
 from vigil.sensor.aggregate import Execution
 from vigil.sensor.attribution import Attribution
 from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.events import (
+    EVENT_ACTIVITY,
     EVENT_EXEC,
     EVENT_EXIT,
+    ActivityEvent,
     EventDecodeError,
     ExecEvent,
     ExitEvent,
@@ -23,6 +26,7 @@ from vigil.sensor.events import (
 )
 from vigil.sensor.executables import script_from_argv
 from vigil.sensor.hashing import FileHasher
+from vigil.sensor.watch import WatchEntry, watch_entries
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,7 @@ class Exit:
 class Resolved:
     executions: list[Execution] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
+    activities: list[Activity] = field(default_factory=list)
     host_skipped: int = 0
     runtime_helpers: int = 0
     decode_errors: int = 0
@@ -73,6 +78,8 @@ class EventPipeline:
         skip_cgroup: Callable[[int], None] | None = None,
         with_libraries: bool = True,
         with_exits: bool = True,
+        watch: list[WatchEntry] | None = None,
+        processes: ProcessTable | None = None,
     ) -> None:
         self.resolver = resolver
         self.hasher = hasher
@@ -81,6 +88,8 @@ class EventPipeline:
         self.with_libraries = with_libraries
         self.with_exits = with_exits  # exits are only printed (--output json), never shipped
         self._skipped_cgroups: set[int] = set()
+        self.watch = watch_entries() if watch is None else watch
+        self.processes = processes or ProcessTable()
         self.host_mnt_ns = host_mount_namespace()
 
     def _wall(self, boot_ns: int, offset: int) -> datetime:
@@ -127,6 +136,8 @@ class EventPipeline:
                 continue
             if kind == EVENT_EXEC:
                 self._exec(decode_as(raw, ExecEvent), attribution, offset, out)
+            elif kind == EVENT_ACTIVITY:
+                self._activity(decode_as(raw, ActivityEvent), attribution, offset, out)
             elif kind == EVENT_EXIT and self.with_exits:
                 ev = decode_as(raw, ExitEvent)
                 out.exits.append(Exit(ev, self._wall(ts, offset), attribution.container_ref, attribution.pod_uid))
@@ -142,11 +153,24 @@ class EventPipeline:
             self._skipped_cgroups.add(cg)
             self.skip_cgroup(cg)
 
+    def _activity(self, ev: ActivityEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
+        if ev.proc.comm.startswith(RUNTIME_INIT_COMMS):
+            out.runtime_helpers += 1
+            return
+        described = describe(ev, self.processes, self.watch)
+        if described is None:
+            return
+        target, detail = described
+        info = self.processes.info(ev.proc.tgid, ev.proc.ppid)
+        when = self._wall(ev.proc.timestamp_boot_ns, offset)
+        out.activities.append(Activity(ev, attribution, when, target, detail, info))
+
     def _exec(self, ev: ExecEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
+        self.processes.note_exec(ev)
         pid, mnt = ev.proc.tgid, ev.proc.mnt_ns
         binary = self.hasher.executed_binary(ev)
         script = None
-        if ev.interp != ev.filename:
+        if ev.interp != ev.filename and not ev.unlinked:
             script = ev.filename  # a #! script: the kernel loaded its interpreter
         else:
             script = script_from_argv(ev.interp, ev.argv)

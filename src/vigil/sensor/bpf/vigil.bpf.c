@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * Vigil sensor: process exec, fork and exit, from BTF tracepoints only.
+ * Vigil sensor: process exec, fork and exit from BTF tracepoints; file access on
+ * watched paths and kernel operations (namespaces, mounts, ptrace, bpf, modules,
+ * memfd) from the syscall tracepoints.
  *
- * tp_btf programs are used because they need neither tracefs nor kprobes
- * (fentry, kprobes and BPF-LSM are not available on every node we run on) and
- * they receive typed kernel pointers. Events go to one ring buffer that wakes
+ * tp_btf programs are used for processes because they need neither tracefs nor
+ * kprobes (fentry, kprobes and BPF-LSM are not available on every node we run on)
+ * and they receive typed kernel pointers. Syscalls are traced as sys_enter/sys_exit
+ * pairs: the arguments are kept per thread at entry and the event is decided at
+ * exit, once the result is known. Everything is filtered here before anything is
+ * queued: host cgroups, and for paths the prefix tables user space fills. Events go to one ring buffer that wakes
  * user space only when WAKEUP_BYTES have accumulated; user space also polls
  * with a timeout, so a quiet node still drains promptly and a busy node costs
  * one wake-up per batch instead of one per event.
@@ -19,11 +24,49 @@
 #define COMM_LEN 16
 #define PATH_LEN 256
 #define ARGV_LEN 1024
+#define NAME_LEN 64
+#define WALK_DEPTH 24
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#define AT_FDCWD -100
 
 enum event_type {
 	EVENT_EXEC = 1,
 	EVENT_FORK = 2,
 	EVENT_EXIT = 3,
+	EVENT_ACTIVITY = 4,
+};
+
+/* Mirrored in vigil/sensor/events.py (ACTIVITY_KINDS). */
+enum activity_kind {
+	ACT_FILE_WRITE = 1,
+	ACT_FILE_READ = 2,
+	ACT_FILE_RENAME = 3,
+	ACT_FILE_CHMOD = 4,
+	ACT_FILE_UNLINK = 5,
+	ACT_PTRACE = 6,
+	ACT_SETNS = 7,
+	ACT_UNSHARE = 8,
+	ACT_MOUNT = 9,
+	ACT_PIVOT_ROOT = 10,
+	ACT_BPF_LOAD = 11,
+	ACT_MODULE_LOAD = 12,
+	ACT_MEMFD_CREATE = 13,
+	/* Not kinds on the wire: which open it was, decided at exit. */
+	ACT_OPEN = 100,
+};
+
+enum activity_flag {
+	ACT_UPPER_KNOWN = 1,  /* the file is on overlayfs: ACT_UPPER is meaningful */
+	ACT_UPPER = 2,        /* ... and it exists on the upper layer */
+	ACT_UNRESOLVED = 4,   /* a relative path the kernel did not resolve: user space does */
+	ACT_TRUNCATED = 8,    /* the path was longer than PATH_LEN - 1 */
+};
+
+/* Values of watch_paths: which kinds of access a prefix is watched for. */
+enum watch_flag {
+	WATCH_WRITE = 1,
+	WATCH_READ = 2,
+	WATCH_PROC = 4, /* "/proc/": read-watched only as /proc/<pid>/environ */
 };
 
 enum counter {
@@ -33,12 +76,18 @@ enum counter {
 	COUNTER_FILTERED = 3, /* skipped in the kernel: host process, host tracing off */
 	COUNTER_LOST = 4,     /* ring buffer full: the event could not be reserved */
 	COUNTER_ARGV_FAULT = 5,
-	COUNTER_MAX = 8,
+	COUNTER_ACTIVITY = 6,        /* activity events queued */
+	COUNTER_EXEC_AGGREGATED = 7, /* repeat execs counted in exec_known, not queued */
+	COUNTER_PATH_FILTERED = 8,   /* container file accesses on no watched path */
+	COUNTER_MAX = 12,
 };
 
 enum exec_flag {
 	EXEC_ARGV_TRUNCATED = 1,
 	EXEC_ARGV_FAULT = 2,
+	EXEC_UPPER_KNOWN = 4,
+	EXEC_UPPER = 8,
+	EXEC_UNLINKED = 16, /* the exec'd file has no link left: deleted, or a memfd */
 };
 
 struct event_header {
@@ -70,6 +119,69 @@ struct exec_event {
 	char filename[PATH_LEN];
 	char interp[PATH_LEN];
 	char argv[ARGV_LEN];
+	char dname[NAME_LEN]; /* the exec'd file's own name (memfd:<name> for a memfd) */
+};
+
+struct activity_event {
+	struct event_header h;
+	__u32 kind;
+	__u32 flags;
+	__s64 result;
+	__u64 aux;  /* open flags, mode, CLONE_* flags, prog type, ptrace target pid */
+	__u64 aux2; /* mount flags, ptrace request */
+	char path[PATH_LEN];
+	char path2[PATH_LEN]; /* rename source, mount source, pivot_root put_old */
+	char name[NAME_LEN];  /* fstype, memfd name */
+};
+
+/* An exec user space has already seen in this cgroup; repeats only count here. */
+struct exec_key {
+	__u64 cgroup_id;
+	__u64 ino;
+	__s64 mtime_sec;
+	__u32 mtime_nsec;
+	__u32 dev;
+	char filename[PATH_LEN];
+};
+
+/* Repeats are counted in the slot of the current epoch (config.epoch & 1): user space
+ * moves to the next epoch when it closes a batch window and then reads the previous
+ * slot, which no exec writes to any more. count only grows (user space takes
+ * differences); first_boot_ns restarts when a slot is reused by a later epoch. */
+struct exec_slot {
+	__u64 count;
+	__u64 first_boot_ns;
+	__u64 last_boot_ns;
+	__u64 epoch;
+};
+
+struct exec_count {
+	struct exec_slot slot[2];
+};
+
+struct watch_key {
+	__u32 prefixlen; /* in bits */
+	char data[PATH_LEN];
+};
+
+struct watch_value {
+	__u32 prefix_flags; /* apply to every path under this prefix */
+	__u32 exact_flags;  /* apply only to a path equal to it */
+	__u32 len;
+	__u32 _pad;
+};
+
+struct pending {
+	__u32 kind;
+	__u32 _pad;
+	__u64 args[5];
+};
+
+/* Per-CPU working memory: paths are built backwards into buf, then copied. */
+struct scratch {
+	char buf[1024];
+	struct watch_key key;
+	struct exec_key exec;
 };
 
 struct exit_event {
@@ -84,6 +196,12 @@ struct config {
 	/* Count forks and exits but queue only execs: a shipping sensor uses nothing
 	 * else, and each record saved is work saved on the node's busiest path. */
 	__u32 exec_only;
+	/* Trace file access and kernel operations (the syscall programs). */
+	__u32 activities;
+	/* Count repeat execs found in exec_known instead of queueing them. */
+	__u32 exec_aggregation;
+	/* The batch window user space is in; selects the exec_known slot. */
+	__u32 epoch;
 };
 
 /* 16 MiB holds ~8,000 execs with their forks and exits: about two seconds of this
@@ -115,6 +233,37 @@ struct {
 	__type(key, __u64);
 	__type(value, __u8);
 } host_cgroups SEC(".maps");
+
+/* Arguments of a traced syscall, from its entry to its exit, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+/* Watched path prefixes, filled by user space (vigil/sensor/watch.py). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct watch_key);
+	__type(value, struct watch_value);
+} watch_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct exec_key);
+	__type(value, struct exec_count);
+} exec_known SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -179,6 +328,54 @@ static __always_inline void submit(void *e, struct config *cfg)
 	bpf_ringbuf_submit(e, flags);
 }
 
+static __always_inline struct scratch *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+/* For a file on overlayfs, whether it exists on the upper layer: created or
+ * copied up after the container started. The overlay inode wraps the VFS inode. */
+static __always_inline __u32 upper_flags(struct inode *inode, __u32 known, __u32 upper)
+{
+	if (BPF_CORE_READ(inode, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC)
+		return 0;
+	struct ovl_inode *oi = (void *)inode - bpf_core_field_offset(struct ovl_inode, vfs_inode);
+	return BPF_CORE_READ(oi, __upperdentry) ? known | upper : known;
+}
+
+/* True when this exec repeats one user space has seen (and entered in exec_known):
+ * it is counted there and not queued. */
+static __always_inline bool exec_repeat(struct config *cfg, struct linux_binprm *bprm, struct inode *inode,
+					__u64 cgroup_id)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return false;
+	struct exec_key *k = &s->exec;
+	__builtin_memset(k, 0, sizeof(*k));
+	k->cgroup_id = cgroup_id;
+	k->ino = BPF_CORE_READ(inode, i_ino);
+	k->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
+	k->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	bpf_probe_read_kernel_str(&k->filename, sizeof(k->filename), BPF_CORE_READ(bprm, filename));
+	struct exec_count *c = bpf_map_lookup_elem(&exec_known, k);
+	if (!c)
+		return false;
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 epoch = cfg->epoch;
+	struct exec_slot *slot = &c->slot[epoch & 1];
+	if (slot->epoch != epoch) {
+		slot->epoch = epoch;
+		slot->first_boot_ns = now;
+	}
+	__sync_fetch_and_add(&slot->count, 1);
+	slot->last_boot_ns = now;
+	count(COUNTER_EXEC_AGGREGATED);
+	return true;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
@@ -187,6 +384,10 @@ int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_bin
 	if (filtered(cfg, cgroup_id))
 		return 0;
 	count(COUNTER_EXEC);
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (cfg && cfg->exec_aggregation && exec_repeat(cfg, bprm, inode, cgroup_id))
+		return 0;
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -196,15 +397,17 @@ int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_bin
 	fill_header(&e->h, EVENT_EXEC, task, cgroup_id);
 	fill_namespaces(&e->h, task);
 
-	struct inode *inode = BPF_CORE_READ(bprm, file, f_inode);
 	e->ino = BPF_CORE_READ(inode, i_ino);
 	e->size = BPF_CORE_READ(inode, i_size);
 	e->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
 	e->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
 	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	e->argc = BPF_CORE_READ(bprm, argc);
-	e->flags = 0;
+	e->flags = upper_flags(inode, EXEC_UPPER_KNOWN, EXEC_UPPER);
+	if (BPF_CORE_READ(inode, i_nlink) == 0)
+		e->flags |= EXEC_UNLINKED;
 	e->_pad = 0;
+	bpf_probe_read_kernel_str(&e->dname, sizeof(e->dname), BPF_CORE_READ(file, f_path.dentry, d_name.name));
 	bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
 	bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), BPF_CORE_READ(bprm, interp));
 
@@ -278,6 +481,419 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 	e->_pad = 0;
 	submit(e, cfg);
 	return 0;
+}
+
+/* ---- file access and kernel operations (syscall tracepoints) ---- */
+
+#define O_WRITE_INTENT (01 | 02 | 0100 | 01000) /* O_WRONLY | O_RDWR | O_CREAT | O_TRUNC */
+#define O_CREAT_WRONLY_TRUNC (01 | 0100 | 01000)
+#define EPERM 1
+#define EACCES 13
+#define EROFS 30
+#define PTRACE_ATTACH 16
+#define PTRACE_SEIZE 0x4206
+#define BPF_PROG_LOAD 5
+#define CLONE_NS_FLAGS (0x00000080 | 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000)
+#define S_IXUGO 0111
+#define BUF_MASK 511
+#define LEN_MASK 255
+
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_m;
+	int off;
+	int status; /* 0 walking, 1 done, -1 did not fit */
+};
+
+/* One step up the dentry tree (a bpf_loop callback: verified once, not per iteration). */
+static long walk_step(__u64 index, void *arg)
+{
+	struct walk_ctx *w = arg;
+	struct scratch *s = get_scratch();
+	if (!s) {
+		w->status = -1;
+		return 1;
+	}
+	struct dentry *d = w->d;
+	struct vfsmount *mnt = w->mnt;
+	if (d == w->root_d && mnt == w->root_m) {
+		w->status = 1;
+		return 1;
+	}
+	struct dentry *mroot = BPF_CORE_READ(mnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == mroot || d == parent) {
+		struct mount *m = (void *)mnt - bpf_core_field_offset(struct mount, mnt);
+		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
+		if (pm == m || d != mroot) {
+			w->status = 1;
+			return 1;
+		}
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = (void *)pm + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	int off = w->off;
+	if (len > LEN_MASK || (int)len + 1 > off) {
+		w->status = -1;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&s->buf[off & BUF_MASK], len & LEN_MASK, name);
+	off -= 1;
+	s->buf[off & BUF_MASK] = '/';
+	w->off = off;
+	w->d = parent;
+	return 0;
+}
+
+/* Writes the path of (d, mnt) as the task sees it from its root into s->buf, backwards,
+ * ending before offset end; returns where it starts, or -1 when it does not fit. Mount
+ * points are crossed to the parent mount, as d_path does. */
+static __always_inline int walk(struct task_struct *task, struct dentry *d, struct vfsmount *mnt, int end)
+{
+	struct walk_ctx w = {
+		.d = d,
+		.mnt = mnt,
+		.root_d = BPF_CORE_READ(task, fs, root.dentry),
+		.root_m = BPF_CORE_READ(task, fs, root.mnt),
+		.off = end,
+		.status = 0,
+	};
+	bpf_loop(WALK_DEPTH, walk_step, &w, 0);
+	return w.status == 1 ? w.off : -1;
+}
+
+struct dots_ctx {
+	int n;
+	int found;
+};
+
+/* Whether byte i of the user path in s->buf[256..] starts a "." component. */
+static long dots_step(__u64 i, void *arg)
+{
+	struct dots_ctx *c = arg;
+	struct scratch *s = get_scratch();
+	if (!s || (int)i + 1 >= c->n)
+		return 1;
+	if (s->buf[(256 + i) & BUF_MASK] == '.' && (i == 0 || s->buf[(255 + i) & BUF_MASK] == '/')) {
+		c->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Copies s->buf[off, end) into the watch key's data as a C string; returns its length. */
+static __always_inline int copy_out(struct scratch *s, int off, int end)
+{
+	int len = end - off;
+	if (len <= 0 || len > LEN_MASK)
+		return -1;
+	bpf_probe_read_kernel(s->key.data, len & LEN_MASK, &s->buf[off & BUF_MASK]);
+	s->key.data[len & LEN_MASK] = 0;
+	return len;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, __s64 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* The absolute path of an open file descriptor, into s->key.data. */
+static __always_inline int fd_path(struct task_struct *task, __s64 fd, struct scratch *s, __u32 *flags)
+{
+	struct file *f = fd_file(task, fd);
+	if (!f)
+		return -1;
+	*flags |= upper_flags(BPF_CORE_READ(f, f_inode), ACT_UPPER_KNOWN, ACT_UPPER);
+	struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+	struct vfsmount *mnt = BPF_CORE_READ(f, f_path.mnt);
+	int off = walk(task, d, mnt, 256);
+	if (off < 0) {
+		*flags |= ACT_TRUNCATED;
+		return -1;
+	}
+	if (off == 256) {
+		off = 255;
+		s->buf[255] = '/';
+	}
+	return copy_out(s, off, 256);
+}
+
+/* A path as given to a syscall (user memory), made absolute against dirfd or the cwd
+ * in the kernel. A path with "." components is left to user space (ACT_UNRESOLVED):
+ * the prefix tables only match normalised paths. */
+static __always_inline int user_path(struct task_struct *task, __s64 dfd, __u64 upath, struct scratch *s,
+				     __u32 *flags)
+{
+	long n = bpf_probe_read_user_str(&s->buf[256], 256, (const void *)upath);
+	if (n <= 1)
+		return -1;
+	struct dots_ctx dots = {.n = n, .found = 0};
+	bpf_loop(255, dots_step, &dots, 0);
+	if (dots.found)
+		*flags |= ACT_UNRESOLVED;
+	if (s->buf[256] == '/')
+		return copy_out(s, 256, 256 + n - 1);
+	struct dentry *d;
+	struct vfsmount *mnt;
+	if ((__s32)dfd == AT_FDCWD) {
+		d = BPF_CORE_READ(task, fs, pwd.dentry);
+		mnt = BPF_CORE_READ(task, fs, pwd.mnt);
+	} else {
+		struct file *f = fd_file(task, (__s32)dfd);
+		if (!f) {
+			*flags |= ACT_UNRESOLVED;
+			return copy_out(s, 256, 256 + n - 1);
+		}
+		d = BPF_CORE_READ(f, f_path.dentry);
+		mnt = BPF_CORE_READ(f, f_path.mnt);
+	}
+	int off = walk(task, d, mnt, 255);
+	if (off < 0) {
+		*flags |= ACT_TRUNCATED;
+		return -1;
+	}
+	s->buf[255] = '/';
+	return copy_out(s, off, 256 + n - 1);
+}
+
+/* The watch flags of the path in s->key.data (len bytes). */
+static __always_inline __u32 watched(struct scratch *s, int len)
+{
+	s->key.prefixlen = len * 8;
+	struct watch_value *v = bpf_map_lookup_elem(&watch_paths, &s->key);
+	if (!v)
+		return 0;
+	__u32 f = v->prefix_flags;
+	if (v->len == (__u32)len)
+		f |= v->exact_flags;
+	if ((f & WATCH_PROC) && len > 8) {
+		const char suffix[] = "/environ";
+		char diff = 0;
+		for (int i = 0; i < 8; i++)
+			diff |= s->key.data[(len - 8 + i) & LEN_MASK] ^ suffix[i];
+		if (!diff)
+			f |= WATCH_READ;
+	}
+	return f;
+}
+
+static __always_inline int enter(struct sys_enter_ctx *ctx, __u32 kind, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
+				 __u64 a4)
+{
+	struct config *cfg = get_config();
+	if (!cfg || !cfg->activities)
+		return 0;
+	if (filtered(cfg, bpf_get_current_cgroup_id()))
+		return 0;
+	struct pending p = {.kind = kind, .args = {a0, a1, a2, a3, a4}};
+	__u64 id = bpf_get_current_pid_tgid();
+	bpf_map_update_elem(&pending, &id, &p, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pending *pp = bpf_map_lookup_elem(&pending, &id);
+	if (!pp)
+		return 0;
+	struct pending p = *pp;
+	bpf_map_delete_elem(&pending, &id);
+	if (p.kind != kind)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (void *)bpf_get_current_task();
+	__s64 ret = ctx->ret;
+	__u32 flags = 0, out = kind;
+	int len = -1;
+
+	if (kind == ACT_OPEN) {
+		bool write = p.args[2] & O_WRITE_INTENT;
+		if (ret >= 0)
+			len = fd_path(task, ret, s, &flags);
+		else if (write && (ret == -EACCES || ret == -EPERM || ret == -EROFS))
+			/* A refused write to a watched path is an attempt worth reporting. */
+			len = user_path(task, (__s64)p.args[0], p.args[1], s, &flags);
+		if (len < 0)
+			return 0;
+		out = write ? ACT_FILE_WRITE : ACT_FILE_READ;
+	} else if (kind == ACT_FILE_RENAME || kind == ACT_FILE_UNLINK || kind == ACT_FILE_CHMOD) {
+		if (ret < 0)
+			return 0;
+		if (kind == ACT_FILE_RENAME)
+			len = user_path(task, (__s64)p.args[3], p.args[4], s, &flags);
+		else if (kind == ACT_FILE_CHMOD && p.args[4])
+			len = fd_path(task, (__s64)p.args[0], s, &flags);
+		else
+			len = user_path(task, (__s64)p.args[0], p.args[1], s, &flags);
+		if (len < 0)
+			return 0;
+	}
+	if (len >= 0 && !(flags & ACT_UNRESOLVED)) {
+		__u32 w = watched(s, len);
+		if (!(w & (out == ACT_FILE_READ ? WATCH_READ : WATCH_WRITE))) {
+			count(COUNTER_PATH_FILTERED);
+			return 0;
+		}
+	}
+
+	struct config *cfg = get_config();
+	struct activity_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_LOST);
+		return 0;
+	}
+	fill_header(&e->h, EVENT_ACTIVITY, task, bpf_get_current_cgroup_id());
+	fill_namespaces(&e->h, task);
+	e->kind = out;
+	e->result = ret;
+	e->aux = 0;
+	e->aux2 = 0;
+	e->path[0] = 0;
+	e->path2[0] = 0;
+	e->name[0] = 0;
+	if (len >= 0)
+		bpf_probe_read_kernel(e->path, PATH_LEN, s->key.data);
+	switch (kind) {
+	case ACT_OPEN:
+		e->aux = p.args[2];
+		break;
+	case ACT_FILE_RENAME:
+		bpf_probe_read_user_str(e->path2, PATH_LEN, (const void *)p.args[1]);
+		break;
+	case ACT_FILE_CHMOD:
+		e->aux = p.args[2];
+		break;
+	case ACT_PTRACE:
+		e->aux = p.args[1];
+		e->aux2 = p.args[0];
+		break;
+	case ACT_SETNS:
+		e->aux = p.args[1];
+		e->aux2 = p.args[0];
+		break;
+	case ACT_UNSHARE:
+		e->aux = p.args[0];
+		break;
+	case ACT_MOUNT:
+		bpf_probe_read_user_str(e->path2, PATH_LEN, (const void *)p.args[0]);
+		bpf_probe_read_user_str(e->path, PATH_LEN, (const void *)p.args[1]);
+		bpf_probe_read_user_str(e->name, NAME_LEN, (const void *)p.args[2]);
+		e->aux2 = p.args[3];
+		break;
+	case ACT_PIVOT_ROOT:
+		bpf_probe_read_user_str(e->path, PATH_LEN, (const void *)p.args[0]);
+		bpf_probe_read_user_str(e->path2, PATH_LEN, (const void *)p.args[1]);
+		break;
+	case ACT_BPF_LOAD:
+		e->aux = p.args[2];
+		break;
+	case ACT_MODULE_LOAD:
+		if ((__s64)p.args[0] >= 0 && fd_path(task, (__s64)p.args[0], s, &flags) >= 0)
+			bpf_probe_read_kernel(e->path, PATH_LEN, s->key.data);
+		break;
+	case ACT_MEMFD_CREATE:
+		bpf_probe_read_user_str(e->name, NAME_LEN, (const void *)p.args[0]);
+		e->aux = p.args[1];
+		break;
+	}
+	e->flags = flags;
+	count(COUNTER_ACTIVITY);
+	submit(e, cfg);
+	return 0;
+}
+
+#define ENTER(call, kind, a0, a1, a2, a3, a4)                                                        \
+	SEC("tp/syscalls/sys_enter_" #call)                                                          \
+	int vigil_enter_##call(struct sys_enter_ctx *ctx)                                            \
+	{                                                                                            \
+		__u64 *a = ctx->args;                                                                \
+		(void)a;                                                                             \
+		return enter(ctx, kind, a0, a1, a2, a3, a4);                                         \
+	}                                                                                            \
+	SEC("tp/syscalls/sys_exit_" #call)                                                           \
+	int vigil_exit_##call(struct sys_exit_ctx *ctx)                                              \
+	{                                                                                            \
+		return leave(ctx, kind);                                                             \
+	}
+
+#define CWD ((__u64)(__s64)AT_FDCWD)
+
+/* Canonical pending layout for path syscalls: dfd, path, flags or mode, dfd2, path2 (or
+ * "by fd" for fchmod). */
+ENTER(openat, ACT_OPEN, a[0], a[1], a[2], 0, 0)
+ENTER(open, ACT_OPEN, CWD, a[0], a[1], 0, 0)
+ENTER(creat, ACT_OPEN, CWD, a[0], O_CREAT_WRONLY_TRUNC, 0, 0)
+ENTER(rename, ACT_FILE_RENAME, CWD, a[0], 0, CWD, a[1])
+ENTER(renameat, ACT_FILE_RENAME, a[0], a[1], 0, a[2], a[3])
+ENTER(renameat2, ACT_FILE_RENAME, a[0], a[1], 0, a[2], a[3])
+ENTER(unlink, ACT_FILE_UNLINK, CWD, a[0], 0, 0, 0)
+ENTER(unlinkat, ACT_FILE_UNLINK, a[0], a[1], 0, 0, 0)
+ENTER(unshare, ACT_UNSHARE, a[0], 0, 0, 0, 0)
+ENTER(setns, ACT_SETNS, a[0], a[1], 0, 0, 0)
+ENTER(mount, ACT_MOUNT, a[0], a[1], a[2], a[3], 0)
+ENTER(pivot_root, ACT_PIVOT_ROOT, a[0], a[1], 0, 0, 0)
+ENTER(memfd_create, ACT_MEMFD_CREATE, a[0], a[1], 0, 0, 0)
+ENTER(init_module, ACT_MODULE_LOAD, (__u64)-1, 0, 0, 0, 0)
+ENTER(finit_module, ACT_MODULE_LOAD, a[0], 0, 0, 0, 0)
+
+/* Syscalls filtered on their arguments at entry, before any map update. */
+static __always_inline __u64 prog_type(__u64 attr)
+{
+	__u32 t = 0;
+	bpf_probe_read_user(&t, sizeof(t), (const void *)attr);
+	return t;
+}
+
+#define ENTER_IF(call, kind, cond, a0, a1, a2, a3, a4)                                               \
+	SEC("tp/syscalls/sys_enter_" #call)                                                          \
+	int vigil_enter_##call(struct sys_enter_ctx *ctx)                                            \
+	{                                                                                            \
+		__u64 *a = ctx->args;                                                                \
+		if (!(cond))                                                                         \
+			return 0;                                                                    \
+		return enter(ctx, kind, a0, a1, a2, a3, a4);                                         \
+	}                                                                                            \
+	SEC("tp/syscalls/sys_exit_" #call)                                                           \
+	int vigil_exit_##call(struct sys_exit_ctx *ctx)                                              \
+	{                                                                                            \
+		return leave(ctx, kind);                                                             \
+	}
+
+ENTER_IF(chmod, ACT_FILE_CHMOD, a[1] & S_IXUGO, CWD, a[0], a[1], 0, 0)
+ENTER_IF(fchmodat, ACT_FILE_CHMOD, a[2] & S_IXUGO, a[0], a[1], a[2], 0, 0)
+ENTER_IF(fchmodat2, ACT_FILE_CHMOD, a[2] & S_IXUGO, a[0], a[1], a[2], 0, 0)
+ENTER_IF(fchmod, ACT_FILE_CHMOD, a[1] & S_IXUGO, a[0], 0, a[1], 0, 1)
+ENTER_IF(ptrace, ACT_PTRACE, a[0] == PTRACE_ATTACH || a[0] == PTRACE_SEIZE, a[0], a[1], 0, 0, 0)
+ENTER_IF(bpf, ACT_BPF_LOAD, a[0] == BPF_PROG_LOAD, a[0], a[1], prog_type(a[1]), 0, 0)
+
+SEC("tp/syscalls/sys_enter_openat2")
+int vigil_enter_openat2(struct sys_enter_ctx *ctx)
+{
+	/* struct open_how starts with the u64 flags. */
+	__u64 how_flags = 0;
+	bpf_probe_read_user(&how_flags, sizeof(how_flags), (const void *)ctx->args[2]);
+	return enter(ctx, ACT_OPEN, ctx->args[0], ctx->args[1], how_flags, 0, 0);
+}
+
+SEC("tp/syscalls/sys_exit_openat2")
+int vigil_exit_openat2(struct sys_exit_ctx *ctx)
+{
+	return leave(ctx, ACT_OPEN);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -34,6 +34,8 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_HASH = 1,
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_LPM_TRIE = 11,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 enum {
@@ -46,6 +48,9 @@ enum {
 enum {
 	BPF_ANY = 0,
 	BPF_NOEXIST = 1,
+};
+enum {
+	BPF_F_NO_PREALLOC = 1,
 };
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
@@ -71,12 +76,9 @@ struct cred {
 	kuid_t uid;
 	kgid_t gid;
 };
-struct mm_struct {
-	unsigned long arg_start;
-	unsigned long arg_end;
-};
 struct super_block {
 	unsigned int s_dev;
+	unsigned long s_magic;
 };
 struct inode {
 	struct super_block *i_sb;
@@ -84,9 +86,61 @@ struct inode {
 	long long i_size;
 	long long i_mtime_sec;
 	unsigned int i_mtime_nsec;
+	unsigned int i_nlink;
+};
+struct qstr {
+	union {
+		struct {
+			__u32 hash;
+			__u32 len;
+		};
+		__u64 hash_len;
+	};
+	const unsigned char *name;
+};
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+};
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+/* fs/mount.h: the vfsmount is embedded in it, reached with container_of. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
 };
 struct file {
 	struct inode *f_inode;
+	struct path f_path;
+};
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+	struct file *exe_file;
+};
+struct fs_struct {
+	struct path root;
+	struct path pwd;
+};
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+struct files_struct {
+	struct fdtable *fdt;
+};
+/* fs/overlayfs/ovl_entry.h: an overlay inode, whose upper dentry is set once the
+ * file exists on the upper (container-writable) layer. */
+struct ovl_inode {
+	struct inode vfs_inode;
+	struct dentry *__upperdentry;
 };
 struct linux_binprm {
 	struct file *file;
@@ -104,6 +158,8 @@ struct task_struct {
 	const struct cred *cred;
 	struct nsproxy *nsproxy;
 	struct mm_struct *mm;
+	struct fs_struct *fs;
+	struct files_struct *files;
 	struct signal_struct *signal;
 	char comm[16];
 	unsigned long long start_boottime;
@@ -111,5 +167,20 @@ struct task_struct {
 };
 
 #pragma clang attribute pop
+
+/* The syscall tracepoints' records (tracefs events/syscalls/sys_{enter,exit}_* format):
+ * after the 8-byte common header and the syscall number, each argument is 8 bytes. */
+struct sys_enter_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 _pad;
+	__u64 args[6];
+};
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 syscall_nr;
+	__u32 _pad;
+	__s64 ret;
+};
 
 #endif
