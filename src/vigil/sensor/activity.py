@@ -150,11 +150,8 @@ class ProcessTable:
             cur = st[1]
         return out
 
-    def host_pid(self, caller: int, ns_pid: int) -> int | None:
-        """The host pid of the process the caller names ns_pid in its own pid namespace."""
-        own_ns = self._pid_ns(caller)
-        if own_ns is None:
-            return None
+    def host_pid(self, pid_ns: int, ns_pid: int) -> int | None:
+        """The host pid of the process known as ns_pid in the pid namespace pid_ns (an inode number)."""
         for entry in self.proc.iterdir():
             if not entry.name.isdigit():
                 continue
@@ -164,7 +161,7 @@ class ProcessTable:
             for line in status.decode(errors="replace").splitlines():
                 if line.startswith("NSpid:"):
                     pids = line.split()[1:]
-                    if pids and int(pids[-1]) == ns_pid and self._pid_ns(int(entry.name)) == own_ns:
+                    if pids and int(pids[-1]) == ns_pid and self._pid_ns(int(entry.name)) == pid_ns:
                         return int(entry.name)
                     break
         return None
@@ -229,7 +226,7 @@ def describe(ev: ActivityEvent, table: ProcessTable, watch: list[WatchEntry]) ->
     elif kind == "file_chmod":
         detail["mode"] = f"{ev.aux & 0o7777:04o}"
     elif kind == "ptrace":
-        host = table.host_pid(ev.proc.tgid, ev.aux)
+        host = table.host_pid(ev.proc.pid_ns, ev.aux)
         pid = host if host is not None else ev.aux
         target = f"pid:{pid} comm:{table.comm(pid) if host is not None else ''}"
         detail["request"] = PTRACE_REQUESTS.get(ev.aux2, str(ev.aux2))
@@ -251,6 +248,7 @@ def describe(ev: ActivityEvent, table: ProcessTable, watch: list[WatchEntry]) ->
         target = ev.path or "init_module"
     elif kind == "memfd_create":
         detail["name"] = ev.name
+        detail["flags"] = f"{ev.aux:#x}"
         target = f"memfd:{ev.name}"
     if ev.truncated:
         detail["truncated"] = "true"
