@@ -228,3 +228,51 @@ def test_container_file_and_kernel_activity(containerd, helpers: Path, tmp_path:
     assert memfd["sha256"] == busybox_sha256() and memfd["samples"][0]["argv"] == ["sleep", "1"]
     assert execs["/usr/local/bin/tool"]["samples"][0]["upper_layer"] is True
     assert execs["/bin/cat"]["samples"][0]["upper_layer"] is False
+
+
+def test_repeat_execs_are_counted_in_the_kernel_and_shipped_exactly(containerd, tmp_path: Path) -> None:
+    server = IngestServer(token=TOKEN)
+    spool = Spool(tmp_path / "spool")
+    shipper = Shipper(server.url, TOKEN, spool)
+    pod = str(uuid.uuid4())
+    cid = uuid.uuid4().hex + uuid.uuid4().hex
+    ref = f"containerd://{cid}"
+    loop = "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"
+    try:
+        containerd.ctr(
+            "run", "-d", "--cgroup", f"kubepods/besteffort/pod{pod}/{cid}", IMAGE_NAME, cid, "/bin/sleep", "60"
+        )
+        with ProcessTracer(include_host=False) as tracer:
+            pipeline = EventPipeline(CgroupResolver(), FileHasher(), skip_cgroup=tracer.skip_cgroup)
+            # Windows of 0.2 s: the loops span several, so repeats are read from both kernel slots.
+            agent = SensorAgent(
+                AgentSettings(cluster_id="c1", node_name="node-a", batch_interval_s=0.2, poll_timeout_ms=20),
+                tracer,
+                pipeline,
+                spool=spool,
+                shipper=shipper,
+            )
+            stop = threading.Event()
+            runner = threading.Thread(target=agent.run, args=(stop,))
+            runner.start()
+            try:
+                for i in range(3):
+                    containerd.ctr("task", "exec", "--exec-id", f"l{i}", cid, "/bin/sh", "-c", loop)
+                wait_for("the sensor to drain", lambda: agent.step(0) == 0)
+            finally:
+                stop.set()
+                runner.join(30)
+            aggregated = tracer.counters()["exec_aggregated"]
+    finally:
+        containerd.ctr("task", "kill", "-s", "9", cid, check=False)
+        wait_for("the task to stop", lambda: "RUNNING" not in containerd.ctr("task", "ls", check=False).stdout)
+        containerd.ctr("containers", "rm", cid, check=False)
+        server.stop()
+        shipper.close()
+        _cleanup_pod_cgroups(pod)
+    true = [r for b in server.batches for r in b["records"] if r["container_id"] == ref and r["path"] == "/bin/true"]
+    assert sum(r["count"] for r in true) == 900
+    assert {r["sha256"] for r in true} == {busybox_sha256()}
+    assert len(true) >= 2 and all(r["first_seen"] <= r["last_seen"] for r in true)
+    # Nearly all were counted in the kernel: only those before user space entered the key were queued.
+    assert aggregated >= 800, aggregated
