@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import ssl
@@ -158,6 +159,7 @@ def sensor(
         agent.run(stop, duration)
         # The last word on what was seen and lost, for whoever reads the log (and the benchmark).
         typer.echo(f"vigil sensor: final counters {agent.heartbeat().model_dump_json()}", err=True)
+        typer.echo(f"vigil sensor: kernel counters {json.dumps(tracer.counters())}", err=True)
     if shipper is not None:
         shipper.close()
     if agent.stop_reason:
