@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from vigil.service.analysis.runtime.rules import RULES, RULES_BY_ID, check_allow_entry
+from vigil.service.analysis.runtime.rules import check_allow_entry
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin, reader, runtime_analyzer
 from vigil.service.api.errors import ApiError, not_found
@@ -58,18 +58,6 @@ class RuleSeverityIn(BaseModel):
     severity: RatedSeverity = Field(description="the severity the rule's findings take from now on")
 
 
-def rule_views(conn) -> list[dict]:
-    """Every rule with the severity its findings take and who set it, in table order."""
-    settings = store.rule_settings(conn)
-    out = []
-    for r in RULES:
-        s = settings.get(r.id, {})
-        out.append(
-            {**r.as_dict(s.get("severity")), "updated_at": s.get("updated_at"), "updated_by": s.get("updated_by")}
-        )
-    return out
-
-
 @router.get(
     "/rules",
     response_model=Items[Rule],
@@ -77,7 +65,7 @@ def rule_views(conn) -> list[dict]:
 )
 def rules(request: Request, who: Principal = Depends(reader)) -> dict:
     with request.app.state.engine.connect() as conn:
-        return {"items": rule_views(conn)}
+        return {"items": store.rule_views(conn)}
 
 
 @router.get(
@@ -96,13 +84,11 @@ def rule_history(
 
 
 def change_severity(engine, rule_id: str, severity: str, actor: str) -> dict:
-    """Set ``rule_id``'s severity (recorded in the history) and return the rule as listed."""
-    rule = RULES_BY_ID.get(rule_id)
-    if rule is None:
-        raise not_found(f"rule {rule_id!r} is not one of {', '.join(RULES_BY_ID)}")
     with engine.begin() as conn:
-        store.set_severity(conn, rule.id, severity, rule.severity, actor)
-        return next(v for v in rule_views(conn) if v["id"] == rule.id)
+        try:
+            return store.set_rule_severity(conn, rule_id, severity, actor)
+        except store.UnknownRule as exc:
+            raise not_found(str(exc)) from None
 
 
 @router.put(

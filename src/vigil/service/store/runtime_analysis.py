@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, Table, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import iso, utcnow
+from vigil.service.analysis.runtime.rules import RULES, RULES_BY_ID
 from vigil.service.store.chunks import chunks
 from vigil.service.store.contents import VULNERABILITY_COLUMNS
 from vigil.service.store.db import inserted_id
@@ -400,6 +401,31 @@ def set_severity(conn: Connection, rule: str, severity: str, default: str, actor
     return before
 
 
+def rule_views(conn: Connection) -> list[dict]:
+    """Every runtime rule with the severity its findings take and who set it, in table order."""
+    settings = rule_settings(conn)
+    out = []
+    for r in RULES:
+        s = settings.get(r.id, {})
+        out.append(
+            {**r.as_dict(s.get("severity")), "updated_at": s.get("updated_at"), "updated_by": s.get("updated_by")}
+        )
+    return out
+
+
+class UnknownRule(LookupError):
+    pass
+
+
+def set_rule_severity(conn: Connection, rule_id: str, severity: str, actor: str) -> dict:
+    """Set ``rule_id``'s severity (recorded in the history) and return the rule as listed."""
+    rule = RULES_BY_ID.get(rule_id)
+    if rule is None:
+        raise UnknownRule(f"rule {rule_id!r} is not one of {', '.join(RULES_BY_ID)}")
+    set_severity(conn, rule.id, severity, rule.severity, actor)
+    return next(v for v in rule_views(conn) if v["id"] == rule.id)
+
+
 def add_allow(
     conn: Connection, rule: str, cluster: str, namespace: str, workload: str, labels: dict, reason: str, actor: str
 ) -> dict:
@@ -450,6 +476,8 @@ __all__ = [
     "record_change",
     "rule_changes",
     "rule_settings",
+    "rule_views",
+    "set_rule_severity",
     "set_severity",
     "severities",
     "finish",

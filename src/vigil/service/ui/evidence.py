@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from vigil.model.findings import FindingType
 
@@ -103,22 +103,50 @@ def _process_rows(ev: Mapping, finding: Mapping) -> list[Row]:
             parts = (finding["cluster_id"], finding["namespace"], w.get("kind", ""), w.get("name", ""))
             href = "/workloads/" + "/".join(quote(str(p), safe="") for p in parts)
         rows.append(Row("pod", (Cell(str(pod), href, mono=True),)))
-    rows += _row("container", container.get("name"), mono=True) + _row("node", container.get("node"), mono=True)
+    name, cid = container.get("name"), container.get("id")
+    if name and cid and finding.get("cluster_id"):
+        # The container's process view: everything it executed, wrote, read and asked of the kernel.
+        href = "/processes/container?" + urlencode({"cluster": finding["cluster_id"], "id": cid})
+        rows.append(Row("container", (Cell(str(name), href, mono=True),)))
+    else:
+        rows += _row("container", name, mono=True)
+    rows += _row("node", container.get("node"), mono=True)
     return rows
 
 
+def _rule_rows(ev: Mapping) -> list[Row]:
+    rule = _map(ev.get("rule"))
+    rows = _row("rule", rule.get("id"), mono=True)
+    mitre = rule.get("mitre") or ev.get("mitre")
+    if mitre:
+        rows.append(Row("MITRE ATT&CK", (Cell(str(mitre), _text(rule.get("mitre_url")) or None, mono=True),)))
+    return rows + _row("reason", ev.get("reason"))
+
+
 def runtime(ev: Mapping, finding: Mapping) -> list[Row]:
-    rows = _process_rows(ev, finding)
-    rule = ev.get("rule")
-    if isinstance(rule, Mapping):
-        rows += _row("rule", rule.get("id"), mono=True)
-    rows += _row("reason", ev.get("reason"))
+    rows = _process_rows(ev, finding) + _rule_rows(ev)
     rows += _row("expected sha256", ev.get("expected_sha256"), mono=True)
     rows += _row("actual sha256", ev.get("actual_sha256") or ev.get("sha256"), mono=True)
     image = ev.get("image")
     if isinstance(image, Mapping):
         rows += _row("image", image.get("ref"), mono=True) + _row("image digest", image.get("digest"), mono=True)
     return rows
+
+
+def activity(ev: Mapping, finding: Mapping) -> list[Row]:
+    """A file access or kernel operation: what was done to what, by which process, under which rule."""
+    act = _map(ev.get("activity"))
+    rows = _row("what this means", FindingType(str(finding.get("type"))).explanation)
+    rows += _row("activity", act.get("kind"), mono=True) + _row("target", act.get("target"), mono=True)
+    detail = _map(act.get("detail"))
+    if detail:
+        rows.append(Row("detail", tuple(Cell(f"{k}={v}", mono=True) for k, v in sorted(detail.items()))))
+    upper = act.get("upper_layer")
+    rows += _row("on the upper layer", None if upper is None else ("yes" if upper else "no"))
+    rows += _row("times seen", act.get("count"))
+    rows += _process_rows(ev, finding)
+    rows += _row("process sha256", _map(ev.get("process")).get("sha256"), mono=True)
+    return rows + _rule_rows(ev)
 
 
 def integrity(ev: Mapping, finding: Mapping) -> list[Row]:
@@ -160,6 +188,11 @@ RENDERERS: dict[FindingType, Renderer] = {
     FindingType.RUNTIME_DRIFT: runtime,
     FindingType.TAMPERED_BINARY: runtime,
     FindingType.SUSPICIOUS_EXEC: runtime,
+    FindingType.FILE_TAMPERING: activity,
+    FindingType.SENSITIVE_FILE_READ: activity,
+    FindingType.CONTAINER_ESCAPE_ATTEMPT: activity,
+    FindingType.PTRACE_ATTACH: activity,
+    FindingType.KERNEL_ACTIVITY: activity,
     FindingType.ADMISSION_DENIED: admission,
     FindingType.ADMISSION_WARNED: admission,
     FindingType.ADMISSION_AUDITED: admission,

@@ -21,6 +21,8 @@ class Sample:
     filename: str
     argv: tuple[str, ...]
     interpreter: str | None = None
+    # The exec'd file lives on the container's overlay upper layer (written after it started); None: unknown.
+    upper_layer: bool | None = None
 
     @property
     def name(self) -> str:
@@ -40,6 +42,7 @@ class Sample:
             filename=str(d.get("filename", "")),
             argv=tuple(d.get("argv") or ()),
             interpreter=d.get("interpreter"),
+            upper_layer=d.get("upper_layer"),
         )
 
     def as_evidence(self) -> dict:
@@ -52,6 +55,7 @@ class Sample:
             "filename": self.filename,
             "argv": list(self.argv),
             "interpreter": self.interpreter,
+            "upper_layer": self.upper_layer,
         }
 
 

@@ -4,9 +4,10 @@ images and clusters. docs/risk.md explains it; every score carries its parts.
     score = min(100, severity + runtime + exposure + blast_radius)
 
 - severity: critical 40, high 30, medium 20, low 10, unknown 10, info 5
-- runtime: +25 when the finding is runtime evidence (runtime_drift, tampered_binary,
-  suspicious_exec, running_vulnerability); -10 for a vulnerable/malicious package whose code
-  was not observed running after the watch period; 0 otherwise
+- runtime: +25 when the finding is runtime evidence (every type of the runtime family:
+  runtime_drift, tampered_binary, suspicious_exec, running_vulnerability and the activity types);
+  -10 for a vulnerable/malicious package whose code was not observed running after the watch
+  period; 0 otherwise
 - exposure, of the workload's pods (the worst pod): privileged 15, hostPID 5, hostNetwork 5,
   root 5 (runAsNonRoot not set and no non-zero runAsUser), 2 per added capability (at most 6);
   capped at 25. A finding about an image alone takes the worst workload running the image.
