@@ -370,3 +370,15 @@ def test_admins_set_a_rule_severity_viewers_cannot(running) -> None:
     # Back to its default: the setting is gone, the history keeps both.
     assert httpx.put(url, json={"severity": "high"}, headers=admin).json()["updated_by"] is None
     assert len(svc.get("/api/v1/runtime/rules/history").json()["items"]) == 2
+
+
+def test_activity_findings_resolve_when_the_workload_stops(running) -> None:
+    svc, image, cluster_id, credential, pod, cid, entry = running
+    shadow = activity(cid, pod, "file_read", "/etc/shadow", proc(201, 200, "cat", ["cat", "/etc/shadow"], ["sh"], 3))
+    post(svc, credential, batch(cluster_id, [entry], [shadow]))
+    (f,) = settle(svc, cluster_id, 1)
+    # The controller's next snapshot has no pod any more: the finding resolves, as every runtime finding does.
+    post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[]))
+    svc.app.state.workers.runtime.run_pass(labels_now=True)
+    got = svc.get(f"/api/v1/findings/{f['id']}").json()
+    assert (got["status"], got["status_reason"]) == ("resolved", "the workload no longer runs this image")
