@@ -230,18 +230,19 @@ def test_container_file_and_kernel_activity(containerd, helpers: Path, tmp_path:
     assert execs["/bin/cat"]["samples"][0]["upper_layer"] is False
 
 
-def test_repeat_execs_are_counted_in_the_kernel_and_shipped_exactly(containerd, tmp_path: Path) -> None:
+def test_repeat_execs_and_reads_are_counted_in_the_kernel_and_shipped_exactly(containerd, tmp_path: Path) -> None:
     server = IngestServer(token=TOKEN)
     spool = Spool(tmp_path / "spool")
     shipper = Shipper(server.url, TOKEN, spool)
     pod = str(uuid.uuid4())
     cid = uuid.uuid4().hex + uuid.uuid4().hex
     ref = f"containerd://{cid}"
-    loop = "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"
+    loop = "i=0; while [ $i -lt 300 ]; do /bin/true; read x < /etc/shadow; i=$((i+1)); done"
     try:
         containerd.ctr(
             "run", "-d", "--cgroup", f"kubepods/besteffort/pod{pod}/{cid}", IMAGE_NAME, cid, "/bin/sleep", "60"
         )
+        containerd.ctr("task", "exec", "--exec-id", "setup", cid, "/bin/sh", "-c", "echo 'root:*:1:::::' > /etc/shadow")
         with ProcessTracer(include_host=False) as tracer:
             pipeline = EventPipeline(CgroupResolver(), FileHasher(), skip_cgroup=tracer.skip_cgroup)
             # Windows of 0.2 s: the loops span several, so repeats are read from both kernel slots.
@@ -262,7 +263,7 @@ def test_repeat_execs_are_counted_in_the_kernel_and_shipped_exactly(containerd, 
             finally:
                 stop.set()
                 runner.join(30)
-            aggregated = tracer.counters()["exec_aggregated"]
+            counters = tracer.counters()
     finally:
         containerd.ctr("task", "kill", "-s", "9", cid, check=False)
         wait_for("the task to stop", lambda: "RUNNING" not in containerd.ctr("task", "ls", check=False).stdout)
@@ -275,4 +276,12 @@ def test_repeat_execs_are_counted_in_the_kernel_and_shipped_exactly(containerd, 
     assert {r["sha256"] for r in true} == {busybox_sha256()}
     assert len(true) >= 2 and all(r["first_seen"] <= r["last_seen"] for r in true)
     # Nearly all were counted in the kernel: only those before user space entered the key were queued.
-    assert aggregated >= 800, aggregated
+    assert counters["exec_aggregated"] >= 800, counters
+    # The shell's reads of /etc/shadow (no exec: a redirection) likewise, per (container, kind, path).
+    reads = [
+        a
+        for b in server.batches
+        for a in b["activities"]
+        if a["container_id"] == ref and (a["kind"], a["target"]) == ("file_read", "/etc/shadow")
+    ]
+    assert sum(a["count"] for a in reads) == 900 and counters["activity_aggregated"] >= 800, counters

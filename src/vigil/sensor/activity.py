@@ -297,6 +297,19 @@ class ActivityAggregator:
         if len(acc.samples) < self.samples_per_record:
             acc.samples.append(a.sample())
 
+    def add_repeats(self, a: Activity, count: int, first: datetime, last: datetime) -> None:
+        """``count`` more of the same activity the kernel counted without queueing, between first and last."""
+        key: ActivityKey = (a.attribution.container_ref, a.attribution.pod_uid, a.event.kind, a.target)
+        acc = self._acc.get(key)
+        if acc is None:
+            if len(self._acc) >= self.max_records:
+                self.overflowed += count
+                return
+            acc = self._acc[key] = _Acc(first, last, a.detail, a.event.upper_layer)
+        acc.first_seen = min(acc.first_seen, first)
+        acc.last_seen = max(acc.last_seen, last)
+        acc.count += count
+
     def take(self) -> dict[ActivityKey, _Acc]:
         acc, self._acc = self._acc, {}
         return acc

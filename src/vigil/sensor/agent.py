@@ -143,6 +143,8 @@ class SensorAgent:
                     self.repeats.note(ex)
             for act in resolved.activities:
                 self.activities.add(act)
+                if self.repeats is not None:
+                    self.repeats.note_activity(act)
         if self.emit:
             for ex in resolved.executions:
                 self.emit(json.dumps(execution_json(ex)))
@@ -158,7 +160,9 @@ class SensorAgent:
         with self._window_lock:
             if self.repeats is not None:
                 offset = boot_to_wall_offset_ns()
-                self.repeats.collect(self.aggregator, lambda ns: datetime.fromtimestamp((ns + offset) / 1e9, tz=UTC))
+                self.repeats.collect(
+                    self.aggregator, self.activities, lambda ns: datetime.fromtimestamp((ns + offset) / 1e9, tz=UTC)
+                )
             now = utcnow()
             window = self.aggregator.take()
             acts = self.activities.take()

@@ -35,6 +35,8 @@ ACTIVITY_KINDS: dict[int, ActivityKind] = {
     13: "memfd_create",
 }
 
+_KIND_CODES = {kind: code for code, kind in ACTIVITY_KINDS.items()}
+
 _HEADER = struct.Struct("<6I3Q2I16s")
 _EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s64s")
 _EXIT_TAIL = struct.Struct("<iI")
@@ -143,6 +145,14 @@ class ActivityEvent:
     upper_layer: bool | None
     unresolved: bool
     truncated: bool
+
+    def key(self) -> bytes:
+        """This activity's struct activity_key, for the kernel's table of activities already seen."""
+        raw = self.path.encode("utf-8", "surrogateescape")[:255]
+        return _ACTIVITY_KEY.pack(self.proc.cgroup_id, _KIND_CODES[self.kind], 0, raw)
+
+
+_ACTIVITY_KEY = struct.Struct("<QII256s")
 
 
 @dataclass(frozen=True)

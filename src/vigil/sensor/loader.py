@@ -64,6 +64,7 @@ COUNTERS = {
     "activity": 6,
     "exec_aggregated": 7,
     "path_filtered": 8,
+    "activity_aggregated": 9,
 }
 
 # struct exec_count: two struct exec_slot {count, first_boot_ns, last_boot_ns, epoch}.
@@ -254,6 +255,7 @@ class ProcessTracer:
         self._host_cgroups = self._map("host_cgroups")
         self._watch = self._map("watch_paths")
         self._exec_known = self._map("exec_known")
+        self._activity_known = self._map("activity_known")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
@@ -319,11 +321,15 @@ class ProcessTracer:
             if rc:
                 raise self._fail(f"cannot add watched path {e.path}", -rc)
 
-    def mark_exec_known(self, key: bytes) -> bool:
-        """Count this exec's repeats in the kernel from now on (struct exec_key); False if the map is full."""
+    def _known_map(self, table: str) -> int:
+        return self._exec_known if table == "exec" else self._activity_known
+
+    def mark_known(self, table: str, key: bytes) -> bool:
+        """Count this exec's (table "exec", struct exec_key) or file activity's ("activity", struct
+        activity_key) repeats in the kernel from now on; False if the map is full."""
         buf = ctypes.create_string_buffer(key, len(key))
         zero = ctypes.create_string_buffer(_EXEC_COUNT.size)
-        rc: int = self._lib.bpf_map__update_elem(self._exec_known, buf, len(key), zero, _EXEC_COUNT.size, 1)
+        rc: int = self._lib.bpf_map__update_elem(self._known_map(table), buf, len(key), zero, _EXEC_COUNT.size, 1)
         return rc == 0  # 1: BPF_NOEXIST
 
     def next_epoch(self) -> int:
@@ -333,20 +339,20 @@ class ProcessTracer:
         self._write_config()
         return closed
 
-    def exec_slot(self, key: bytes, epoch: int) -> tuple[int, int, int, int] | None:
-        """(count, first, last boot ns, epoch) of a known exec's slot for epoch; None when not in the map."""
+    def known_slot(self, table: str, key: bytes, epoch: int) -> tuple[int, int, int, int] | None:
+        """(count, first, last boot ns, epoch) of a known key's slot for epoch; None when not in the map."""
         buf = ctypes.create_string_buffer(key, len(key))
         out = ctypes.create_string_buffer(_EXEC_COUNT.size)
-        if self._lib.bpf_map__lookup_elem(self._exec_known, buf, len(key), out, _EXEC_COUNT.size, 0):
+        if self._lib.bpf_map__lookup_elem(self._known_map(table), buf, len(key), out, _EXEC_COUNT.size, 0):
             return None
         slots = _EXEC_COUNT.unpack(out.raw)
         i = (epoch & 1) * 4
         count, first, last, slot_epoch = slots[i : i + 4]
         return count, first, last, slot_epoch
 
-    def forget_exec(self, key: bytes) -> None:
+    def forget_known(self, table: str, key: bytes) -> None:
         buf = ctypes.create_string_buffer(key, len(key))
-        self._lib.bpf_map__delete_elem(self._exec_known, buf, len(key), 0)
+        self._lib.bpf_map__delete_elem(self._known_map(table), buf, len(key), 0)
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from vigil.sensor.activity import PATH_KINDS, Activity, ActivityAggregator
 from vigil.sensor.aggregate import Aggregator, Execution, RecordKey
 from vigil.sensor.executables import interpreter_family
 
@@ -25,15 +26,15 @@ MAX_KNOWN = 60_000
 
 
 class RepeatCounter(Protocol):
-    def mark_exec_known(self, key: bytes) -> bool: ...
+    def mark_known(self, table: str, key: bytes) -> bool: ...
     def next_epoch(self) -> int: ...
-    def exec_slot(self, key: bytes, epoch: int) -> tuple[int, int, int, int] | None: ...
-    def forget_exec(self, key: bytes) -> None: ...
+    def known_slot(self, table: str, key: bytes, epoch: int) -> tuple[int, int, int, int] | None: ...
+    def forget_known(self, table: str, key: bytes) -> None: ...
 
 
 @dataclass
 class _Known:
-    records: list[RecordKey]
+    records: list[RecordKey] | Activity
     seen: list[int] = field(default_factory=lambda: [0, 0])  # count read last, per slot
     idle: int = 0
 
@@ -54,9 +55,20 @@ class ExecRepeats:
         self.kernel = kernel
         self.max_known = max_known
         self._known: dict[bytes, _Known] = {}
+        self._activities: dict[bytes, _Known] = {}
 
     def __len__(self) -> int:
-        return len(self._known)
+        return len(self._known) + len(self._activities)
+
+    def note_activity(self, a: Activity) -> None:
+        """File activities repeat too (a process reading /etc/shadow in a loop): the same
+        (cgroup, kind, path) is counted in the kernel once recorded here."""
+        e = a.event
+        if e.kind not in PATH_KINDS or e.unresolved or e.truncated or len(self._activities) >= self.max_known:
+            return
+        key = e.key()
+        if key not in self._activities and self.kernel.mark_known("activity", key):
+            self._activities[key] = _Known(a)
 
     def note(self, ex: Execution) -> None:
         if not repeatable(ex) or len(self._known) >= self.max_known:
@@ -64,29 +76,43 @@ class ExecRepeats:
         key = ex.event.key()
         if key in self._known:
             return  # queued again before the kernel entry took effect
-        if self.kernel.mark_exec_known(key):
+        if self.kernel.mark_known("exec", key):
             self._known[key] = _Known(Aggregator.record_keys(ex))
 
-    def collect(self, aggregator: Aggregator, wall: Callable[[int], datetime]) -> int:
-        """Close the kernel's epoch and add its repeat counts to aggregator; returns how many execs."""
+    def collect(self, aggregator: Aggregator, activities: ActivityAggregator, wall: Callable[[int], datetime]) -> int:
+        """Close the kernel's epoch and add its repeat counts to the aggregators; returns how many."""
         closed = self.kernel.next_epoch()
-        slot = closed & 1
         total = 0
-        for key, k in list(self._known.items()):
-            got = self.kernel.exec_slot(key, closed)
-            if got is None:
-                del self._known[key]
-                continue
-            count, first, last, _epoch = got
-            delta = count - k.seen[slot]
-            k.seen[slot] = count
-            if delta <= 0:
-                k.idle += 1
-                if k.idle >= IDLE_WINDOWS:
-                    self.kernel.forget_exec(key)
-                    del self._known[key]
-                continue
-            k.idle = 0
-            total += delta
-            aggregator.add_repeats(k.records, delta, wall(first or last), wall(last))
+        for table, known in (("exec", self._known), ("activity", self._activities)):
+            for key, k in list(known.items()):
+                got = self._delta(table, key, k, closed)
+                if got is None:
+                    del known[key]
+                    continue
+                delta, first, last = got
+                if delta <= 0:
+                    continue
+                total += delta
+                if isinstance(k.records, list):
+                    aggregator.add_repeats(k.records, delta, wall(first or last), wall(last))
+                else:
+                    activities.add_repeats(k.records, delta, wall(first or last), wall(last))
         return total
+
+    def _delta(self, table: str, key: bytes, k: _Known, closed: int) -> tuple[int, int, int] | None:
+        """(new count, first, last) of a key's closed slot; None once it is gone or idle too long."""
+        got = self.kernel.known_slot(table, key, closed)
+        if got is None:
+            return None
+        count, first, last, _epoch = got
+        slot = closed & 1
+        delta = count - k.seen[slot]
+        k.seen[slot] = count
+        if delta > 0:
+            k.idle = 0
+        else:
+            k.idle += 1
+            if k.idle >= IDLE_WINDOWS:
+                self.kernel.forget_known(table, key)
+                return None
+        return delta, first, last

@@ -79,6 +79,7 @@ enum counter {
 	COUNTER_ACTIVITY = 6,        /* activity events queued */
 	COUNTER_EXEC_AGGREGATED = 7, /* repeat execs counted in exec_known, not queued */
 	COUNTER_PATH_FILTERED = 8,   /* container file accesses on no watched path */
+	COUNTER_ACTIVITY_AGGREGATED = 9, /* repeat file activities counted in activity_known */
 	COUNTER_MAX = 12,
 };
 
@@ -159,6 +160,14 @@ struct exec_count {
 	struct exec_slot slot[2];
 };
 
+/* A file activity user space has already seen in this cgroup; repeats only count here. */
+struct activity_key {
+	__u64 cgroup_id;
+	__u32 kind;
+	__u32 _pad;
+	char path[PATH_LEN];
+};
+
 struct watch_key {
 	__u32 prefixlen; /* in bits */
 	char data[PATH_LEN];
@@ -182,6 +191,7 @@ struct scratch {
 	char buf[1024];
 	struct watch_key key;
 	struct exec_key exec;
+	struct activity_key activity;
 };
 
 struct exit_event {
@@ -257,6 +267,13 @@ struct {
 	__type(key, struct exec_key);
 	__type(value, struct exec_count);
 } exec_known SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct activity_key);
+	__type(value, struct exec_count);
+} activity_known SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -344,6 +361,19 @@ static __always_inline __u32 upper_flags(struct inode *inode, __u32 known, __u32
 	return BPF_CORE_READ(oi, __upperdentry) ? known | upper : known;
 }
 
+static __always_inline void count_repeat(struct config *cfg, struct exec_count *c)
+{
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u32 epoch = cfg->epoch;
+	struct exec_slot *slot = &c->slot[epoch & 1];
+	if (slot->epoch != epoch) {
+		slot->epoch = epoch;
+		slot->first_boot_ns = now;
+	}
+	__sync_fetch_and_add(&slot->count, 1);
+	slot->last_boot_ns = now;
+}
+
 /* True when this exec repeats one user space has seen (and entered in exec_known):
  * it is counted there and not queued. */
 static __always_inline bool exec_repeat(struct config *cfg, struct linux_binprm *bprm, struct inode *inode,
@@ -363,15 +393,7 @@ static __always_inline bool exec_repeat(struct config *cfg, struct linux_binprm 
 	struct exec_count *c = bpf_map_lookup_elem(&exec_known, k);
 	if (!c)
 		return false;
-	__u64 now = bpf_ktime_get_boot_ns();
-	__u32 epoch = cfg->epoch;
-	struct exec_slot *slot = &c->slot[epoch & 1];
-	if (slot->epoch != epoch) {
-		slot->epoch = epoch;
-		slot->first_boot_ns = now;
-	}
-	__sync_fetch_and_add(&slot->count, 1);
-	slot->last_boot_ns = now;
+	count_repeat(cfg, c);
 	count(COUNTER_EXEC_AGGREGATED);
 	return true;
 }
@@ -752,12 +774,27 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 	}
 
 	struct config *cfg = get_config();
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	if (cfg && cfg->exec_aggregation && len >= 0 && !(flags & ACT_UNRESOLVED)) {
+		/* A file activity user space has already recorded: counted here, not queued. */
+		struct activity_key *k = &s->activity;
+		__builtin_memset(k, 0, sizeof(*k));
+		k->cgroup_id = cgroup_id;
+		k->kind = out;
+		bpf_probe_read_kernel(k->path, len & LEN_MASK, s->key.data);
+		struct exec_count *c = bpf_map_lookup_elem(&activity_known, k);
+		if (c) {
+			count_repeat(cfg, c);
+			count(COUNTER_ACTIVITY_AGGREGATED);
+			return 0;
+		}
+	}
 	struct activity_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(COUNTER_LOST);
 		return 0;
 	}
-	fill_header(&e->h, EVENT_ACTIVITY, task, bpf_get_current_cgroup_id());
+	fill_header(&e->h, EVENT_ACTIVITY, task, cgroup_id);
 	fill_namespaces(&e->h, task);
 	e->kind = out;
 	e->result = ret;
