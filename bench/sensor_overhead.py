@@ -19,7 +19,17 @@ own process shipping to it. Figures (JSON lines on stdout, one per measurement):
 * flood: several spawners at their maximum rate in the container; execs/s achieved, events drained
   per second by the sensor (from its 1 s heartbeats), events lost in the kernel, and whether the
   service's count for /bin/true equals the number of spawns exactly.
+* file_workload: extracting a 20,000-file tree (busybox tar) inside the container and reading
+  every file back (find -exec cat), with no sensor vs a sensor attached (file and kernel activity
+  on, as deployed), paired and alternated per round: wall time and the container cgroup's CPU
+  (cpu.stat usage_usec) plus the sensor's CPU.
+* open_flood: several openers at their maximum rate inside the container, on a path no table
+  watches (filtered in the kernel) and on a read-watched one (/etc/shadow: each open queued):
+  opens/s, events queued, filtered and lost in the kernel.
 * sensor_rss: peak RSS (VmHWM) of each sensor process.
+
+Since in-kernel exec aggregation, exec_overhead measures the shipping sensor with repeat execs
+counted in the kernel: the container's 5,000 spawns of /bin/true cost one decode and one hash.
 
 Run as root on a kernel with BTF: `.venv/bin/python bench/sensor_overhead.py [--rounds 4]`.
 Needs Debian containerd, runc, docker-registry, busybox-static, gcc and libc6-dev.
@@ -114,16 +124,64 @@ int main(int argc, char **argv) {
 """
 
 
+# openflood COUNT PATH: COUNT open(O_RDONLY)+close of PATH; prints opens and elapsed ns.
+OPENFLOOD_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: openflood COUNT PATH\n"); return 2; }
+    long n = atol(argv[1]), failures = 0;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < n; i++) {
+        int fd = open(argv[2], O_RDONLY);
+        if (fd < 0) failures++; else close(fd);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("{\"opens\":%ld,\"failures\":%ld,\"elapsed_ns\":%lld}\n", n, failures,
+           (b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec));
+    return failures ? 1 : 0;
+}
+"""
+TREE_FILES = 20_000
+
+
+def tree_tar(files: int = TREE_FILES) -> bytes:
+    """A tar of `files` small files in 200 directories (what an image layer or a checkout looks like)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in range(200):
+            ti = tarfile.TarInfo(f"tree/d{d:03}")
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(ti)
+        for i in range(files):
+            data = f"file {i}\n".encode() * 8
+            ti = tarfile.TarInfo(f"tree/d{i % 200:03}/f{i:05}.txt")
+            ti.size, ti.mode = len(data), 0o644
+            tar.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def emit(doc: dict) -> None:
     print(json.dumps(doc), flush=True)
 
 
-def build_spawnbench(workdir: Path) -> Path:
-    src = workdir / "spawnbench.c"
-    src.write_text(SPAWNBENCH_C)
-    out = workdir / "spawnbench"
+def build_static(workdir: Path, name: str, source: str) -> Path:
+    src = workdir / f"{name}.c"
+    src.write_text(source)
+    out = workdir / name
     subprocess.run(["gcc", "-static", "-O2", "-o", str(out), str(src)], check=True)
     return out
+
+
+def build_spawnbench(workdir: Path) -> Path:
+    return build_static(workdir, "spawnbench", SPAWNBENCH_C)
 
 
 def cpu_ticks(pid: int) -> int:
@@ -153,6 +211,13 @@ def cpu_delta_ns(a: tuple[int, int, frozenset[str]], b: tuple[int, int, frozense
     return b[0] - a[0] if a[2] == b[2] else b[1] - a[1]
 
 
+def kernel_counters(sensor: SensorProcess) -> dict:
+    for line in reversed(sensor.log().splitlines()):
+        if line.startswith("vigil sensor: kernel counters "):
+            return json.loads(line.split("kernel counters ", 1)[1])
+    raise RuntimeError(f"sensor printed no kernel counters: {sensor.log()[-2000:]}")
+
+
 def vm_hwm_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -173,7 +238,17 @@ class Bench:
         self.workdir = workdir
         self.spawnbench = build_spawnbench(workdir)
         self.registry = RegistryServer(workdir=workdir / "registry").start()
-        self.image = push_image(self.registry, extra={"/bin/spawnbench": self.spawnbench.read_bytes()})
+        self.openflood = build_static(workdir, "openflood", OPENFLOOD_C)
+        self.image = push_image(
+            self.registry,
+            extra={
+                "/bin/spawnbench": self.spawnbench.read_bytes(),
+                "/bin/openflood": self.openflood.read_bytes(),
+                "/tree.tar": tree_tar(),
+                "/etc/shadow": b"root:*:1:0:99999:7:::\n",
+                "/tmp/plain": b"not watched\n",
+            },
+        )
         self.ctd = start_containerd(workdir / "ctd")
         pull(self.ctd, self.image)
         self.svc = LiveService(workdir / "service").start()
@@ -218,6 +293,20 @@ class Bench:
         if doc["failures"]:
             raise RuntimeError(f"spawnbench in {scope}: {doc['failures']} failed spawns")
         return doc
+
+    def in_container(self, *argv: str) -> str:
+        return self.ctd.ctr(
+            "task", "exec", "--exec-id", f"b-{uuid.uuid4().hex[:12]}", self.cid, *argv, timeout=600
+        ).stdout
+
+    def container_cpu_us(self) -> int:
+        """The container cgroup's CPU time: cgroup v2 cpu.stat, or v1 cpuacct.usage on hybrid hosts."""
+        rel = f"kubepods/besteffort/pod{self.pod}/{self.cid}"
+        v2 = Path(f"/sys/fs/cgroup/{rel}/cpu.stat")
+        if v2.exists():
+            stat = v2.read_text()
+            return next(int(line.split()[1]) for line in stat.splitlines() if line.startswith("usage_usec "))
+        return int(Path(f"/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage").read_text()) // 1000
 
     def true_count(self) -> int:
         """The service's count of /bin/true executions in the container."""
@@ -379,6 +468,86 @@ class Bench:
             }
         )
 
+    def file_workload(self) -> None:
+        rounds = self.args.rounds
+        script = (
+            "/bin/busybox rm -rf /tmp/x && /bin/busybox mkdir /tmp/x && /bin/busybox tar -xf /tree.tar -C /tmp/x"
+            " && /bin/busybox find /tmp/x -type f -exec /bin/busybox cat {} + > /dev/null"
+        )
+        wall: dict[str, list[float]] = {"off": [], "sensor": []}
+        cpu: dict[str, list[float]] = {"off": [], "sensor": []}
+        sensor_cpu: list[float] = []
+        counters: list[dict] = []
+        self.in_container("/bin/sh", "-c", script)  # warm the page cache
+        for r in range(rounds):
+            for name in ("off", "sensor") if r % 2 == 0 else ("sensor", "off"):
+                sensor = self.start_sensor() if name == "sensor" else None
+                s0 = cpu_ns(sensor.proc.pid) if sensor is not None else None
+                c0, t0 = self.container_cpu_us(), time.monotonic()
+                self.in_container("/bin/sh", "-c", script)
+                wall[name].append(time.monotonic() - t0)
+                container_us = self.container_cpu_us() - c0
+                if sensor is not None:
+                    time.sleep(self.args.settle)
+                    sensor_us = cpu_delta_ns(s0, cpu_ns(sensor.proc.pid)) / 1000
+                    sensor_cpu.append(sensor_us / 1e6)
+                    cpu[name].append((container_us + sensor_us) / 1e6)
+                    counters.append(self.stop_sensor(sensor))
+                else:
+                    cpu[name].append(container_us / 1e6)
+        wall_ratios = [b / a - 1 for a, b in zip(wall["off"], wall["sensor"], strict=True)]
+        cpu_ratios = [b / a - 1 for a, b in zip(cpu["off"], cpu["sensor"], strict=True)]
+        emit(
+            {
+                "bench": "sensor_overhead",
+                "metric": "file_workload",
+                "workload": f"busybox tar -x of {TREE_FILES} files in 200 dirs + find -exec cat of all of them, "
+                f"inside the container; {rounds} rounds, off/sensor alternated",
+                "wall_s_off": [round(x, 3) for x in wall["off"]],
+                "wall_s_on": [round(x, 3) for x in wall["sensor"]],
+                "wall_overhead_pct_median": round(100 * statistics.median(wall_ratios), 2),
+                "cpu_s_off": [round(x, 3) for x in cpu["off"]],
+                "cpu_s_on_container_plus_sensor": [round(x, 3) for x in cpu["sensor"]],
+                "sensor_cpu_s": [round(x, 3) for x in sensor_cpu],
+                "cpu_overhead_pct_median": round(100 * statistics.median(cpu_ratios), 2),
+                "events_lost": sum(c["events_lost"] for c in counters),
+                "aim_pct": 5.0,
+            }
+        )
+
+    def open_flood(self) -> None:
+        k, n = self.args.flood_spawners, self.args.flood_opens
+        for path in ("/tmp/plain", "/etc/shadow"):
+            sensor = self.start_sensor()
+            results: list[dict] = []
+
+            def opener(path: str = path, results: list[dict] = results) -> None:
+                results.append(json.loads(self.in_container("/bin/openflood", str(n), path)))
+
+            threads = [threading.Thread(target=opener) for _ in range(k)]
+            t0 = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - t0
+            time.sleep(self.args.settle)
+            self.stop_sensor(sensor)
+            kernel = kernel_counters(sensor)
+            emit(
+                {
+                    "bench": "sensor_overhead",
+                    "metric": "open_flood",
+                    "workload": f"{k} concurrent openers x {n} open+close of {path} at max rate inside the container",
+                    "watched": path == "/etc/shadow",
+                    "opens": k * n,
+                    "opens_per_s": round(k * n / elapsed, 1),
+                    "activity_events_queued": kernel.get("activity"),
+                    "filtered_by_path_in_kernel": kernel.get("path_filtered"),
+                    "events_lost": kernel.get("lost"),
+                }
+            )
+
     def cpu(self, module: bool = False) -> None:
         rate, seconds = self.args.cpu_rate, self.args.cpu_seconds
         sensor = self.start_sensor(module=module)
@@ -477,7 +646,12 @@ def main() -> None:
     ap.add_argument("--cpu-seconds", type=float, default=10)
     ap.add_argument("--flood-spawners", type=int, default=4)
     ap.add_argument("--flood-spawns", type=int, default=5000)
-    ap.add_argument("--only", default="overhead,cpu,flood", help="comma-separated: overhead, cpu, flood")
+    ap.add_argument("--flood-opens", type=int, default=200_000)
+    ap.add_argument(
+        "--only",
+        default="overhead,cpu,flood,files,openflood",
+        help="comma-separated: overhead, cpu, flood, files, openflood",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("sensor_overhead: run as root (BPF, containerd)")
@@ -501,6 +675,10 @@ def main() -> None:
                 bench.cpu(module=True)
             if "flood" in parts:
                 bench.flood()
+            if "files" in parts:
+                bench.file_workload()
+            if "openflood" in parts:
+                bench.open_flood()
             emit(
                 {
                     "bench": "sensor_overhead",
