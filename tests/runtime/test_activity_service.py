@@ -111,7 +111,7 @@ def post(svc, credential: str, body: dict) -> dict:
 
 def idle(svc) -> bool:
     status = svc.get("/api/v1/runtime/status").json()
-    return bool(status["last_pass"]) and status["pending"]["ready"] == 0
+    return bool(status["last_pass"]) and status["pending"]["ready"] == 0 and status["pending_activities"]["ready"] == 0
 
 
 def findings(svc, cluster_id: str, types: str = ACTIVITY_TYPES) -> list[dict]:
@@ -370,6 +370,22 @@ def test_admins_set_a_rule_severity_viewers_cannot(running) -> None:
     # Back to its default: the setting is gone, the history keeps both.
     assert httpx.put(url, json={"severity": "high"}, headers=admin).json()["updated_by"] is None
     assert len(svc.get("/api/v1/runtime/rules/history").json()["items"]) == 2
+
+
+def test_activities_of_an_unknown_container_wait_for_the_inventory(running) -> None:
+    svc, image, cluster_id, credential, pod, cid, entry = running
+    other_pod, other = str(uuid.uuid4()), uuid.uuid4().hex * 2
+    shadow = activity(other, other_pod, "file_read", "/etc/shadow", proc(5, 4, "cat", ["cat", "/etc/shadow"], [], 3))
+    post(svc, credential, batch(cluster_id, [], [shadow]))
+    svc.app.state.workers.runtime.run_pass()
+    status = svc.get("/api/v1/runtime/status").json()
+    assert status["pending_activities"] == {
+        "waiting_for_inventory": 1,
+        "waiting_for_scan": 0,
+        "scan_failed": 0,
+        "ready": 0,
+    }
+    assert findings(svc, cluster_id) == []
 
 
 def test_activity_findings_resolve_when_the_workload_stops(running) -> None:

@@ -744,6 +744,9 @@ class RuntimePassReport(View):
 
 class RuntimeStatus(View):
     pending: PendingRecords
+    pending_activities: PendingRecords = Field(
+        description="queued activities (file accesses, kernel operations); judged after a failed scan too"
+    )
     last_pass: RuntimePassReport | None
 
 

@@ -200,5 +200,6 @@ def status(
 ) -> dict:
     with request.app.state.engine.connect() as conn:
         pending = store.pending_counts(conn)
+        pending_activities = store.pending_counts(conn, activities=True)
     last = analyzer.last_report.as_dict() if analyzer.last_report else None
-    return {"pending": pending, "last_pass": last}
+    return {"pending": pending, "pending_activities": pending_activities, "last_pass": last}

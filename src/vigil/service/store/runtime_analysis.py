@@ -215,13 +215,18 @@ def finish(conn: Connection, done: Sequence[tuple[int, int]], pending: Table = r
         conn.execute(delete(pending).where(tuple_(key, pending.c.generation).in_(list(chunk))))
 
 
-def pending_counts(conn: Connection) -> dict[str, int]:
-    """Queued records by what they wait for: the inventory (container unknown), the scan, or the analyzer."""
-    e, c, i, s = executions, containers, images, image_scans
+def pending_counts(conn: Connection, activities: bool = False) -> dict[str, int]:
+    """Queued records (or activities) by what they wait for: the inventory (container unknown), the scan,
+    or the analyzer. An activity is judged after a failed scan too, so it counts as ready then."""
+    if activities:
+        q, e, key = runtime_activity_pending, runtime_activities, runtime_activity_pending.c.activity_id
+    else:
+        q, e, key = runtime_pending, executions, runtime_pending.c.execution_id
+    c, i, s = containers, images, image_scans
     rows = conn.execute(
         select(c.c.container_id.is_(None), s.c.status, func.count())
         .select_from(
-            runtime_pending.join(e, e.c.id == runtime_pending.c.execution_id)
+            q.join(e, e.c.id == key)
             .outerjoin(c, (c.c.cluster_id == e.c.cluster_id) & (c.c.container_id == e.c.container_id))
             .outerjoin(i, i.c.id == c.c.image_pk)
             .outerjoin(s, s.c.digest == i.c.digest)
@@ -232,7 +237,7 @@ def pending_counts(conn: Connection) -> dict[str, int]:
     for no_container, status, n in rows:
         if no_container:
             out["waiting_for_inventory"] += n
-        elif status == "done":
+        elif status == "done" or (activities and status == "failed"):
             out["ready"] += n
         elif status == "failed":
             out["scan_failed"] += n
