@@ -30,6 +30,8 @@ class Recorder:
 class Answers:
     """A registry that answers from a table: for the pure decisions; the real registry is in test_cold."""
 
+    ttl = 0.0  # decisions from its answers are not kept: each review asks again
+
     def __init__(self, table: dict[AnswerKey, RegistryAnswer]) -> None:
         self.table = table
         self.asked: list[AnswerKey] = []

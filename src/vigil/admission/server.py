@@ -60,7 +60,8 @@ class Webhook:
     namespaces: NamespaceLabels | None = None
     cold_budget: float = 0.8
     counts: dict[str, int] = field(default_factory=dict)
-    _decisions: dict[tuple[object, ...], Decision] = field(default_factory=dict)
+    # Decisions by their inputs, with when they stop holding (see _cold).
+    _decisions: dict[tuple[object, ...], tuple[Decision, float]] = field(default_factory=dict)
     _decisions_generation: int = -1
 
     def _count(self, key: str) -> None:
@@ -72,15 +73,19 @@ class Webhook:
             return {"kubernetes.io/metadata.name": namespace}
         return await self.namespaces.labels(namespace)
 
-    async def _cold(self, parts: PodParts) -> dict[AnswerKey, RegistryAnswer] | None:
-        """The registry's answers for what the feed does not cover; None when the feed covers everything."""
+    async def _cold(self, parts: PodParts) -> tuple[dict[AnswerKey, RegistryAnswer], float]:
+        """The registry's answers for what the feed does not cover, and for how long a decision made from
+        them holds: for ever (until the knowledge changes) when the feed covers everything, the answers'
+        lifetime when every question was answered, not at all when one is still open or failed."""
         refs = [c.image for c in parts.images]
         asked = questions(self.knowledge, refs, self.cluster)
         if not asked:
-            return None
+            return {}, float("inf")
         if self.resolver is None:
-            return {}
-        return await self.resolver.answers(asked, self.cold_budget)
+            return {}, 0.0
+        answers = await self.resolver.answers(asked, self.cold_budget)
+        complete = len(answers) == len(asked) and all(a.error is None for a in answers.values())
+        return answers, (self.resolver.ttl if complete else 0.0)
 
     async def validate(self, review: ReviewRequest, parts: PodParts, failure: Failure) -> bytes:
         policy = self.knowledge.enforcement[failure]
@@ -98,17 +103,19 @@ class Webhook:
             parts.annotations.get(policy.break_glass_annotation),
             tuple(c.image for c in parts.images),
         )
-        decision = self._decisions.get(key)
-        if decision is None:
-            cold = (
-                await self._cold(parts) if policy.policies and who.namespace not in policy.exempt_namespaces else None
-            )
-            decision = decide(self.knowledge, policy, who, parts, cold or {})
-            if cold is None:
+        now = time.monotonic()
+        cached = self._decisions.get(key)
+        if cached is not None and cached[1] > now:
+            decision = cached[0]
+        else:
+            judged = policy.policies and who.namespace not in policy.exempt_namespaces
+            cold, lifetime = await self._cold(parts) if judged else ({}, float("inf"))
+            decision = decide(self.knowledge, policy, who, parts, cold)
+            if lifetime > 0:
                 if len(self._decisions) >= MAX_CACHED_DECISIONS or self._decisions_generation != key[0]:
                     self._decisions.clear()
                     self._decisions_generation = key[0]
-                self._decisions[key] = decision
+                self._decisions[key] = (decision, now + lifetime)
         self._count(decision.outcome.value)
         if decision.outcome in RECORDED and not review.dry_run and self._worth_recording(review, decision):
             self.link.report(self._record(review, parts, decision))
@@ -159,8 +166,8 @@ class Webhook:
     async def mutate(self, review: ReviewRequest, parts: PodParts) -> bytes:
         if review.kind != "Pod" or review.operation != "CREATE":
             return review_response(review.uid, allowed=True)
-        cold = await self._cold(parts)
-        ops, pinned = pin_patch(self.knowledge, parts, self.cluster, cold or {})
+        cold, _ = await self._cold(parts)
+        ops, pinned = pin_patch(self.knowledge, parts, self.cluster, cold)
         if pinned:
             self._count("pinned")
         return review_response(review.uid, allowed=True, patch=ops)
