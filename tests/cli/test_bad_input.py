@@ -113,6 +113,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("trust list", "--output"): Case("format", ("--data-dir", "{tmp}/d")),
     ("image check", "--output"): Case("format", ("registry.example.com/x:1",)),
     ("image check", "--enforcement"): Case("input", (IMAGE,)),
+    ("image check", "--key"): Case("input", (IMAGE,)),
+    ("image check", "--trusted-root"): Case("input", (IMAGE, "--identity", "https://issuer=subject")),
     ("image check", "--scan-report"): Case("input", (IMAGE, "--enforcement", "{enforcement}")),
     ("alerts list", "--output"): Case("format", SERVICE),
     ("alerts dead-letters", "--output"): Case("format", SERVICE),

@@ -51,6 +51,8 @@ def verify_simple_signing(payload: bytes, signature_b64: str, digest: str, keys:
         signature = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         return Invalid("the signature is not base64")
+    if not keys:
+        return Invalid("a keyed signature, and no key is accepted")
     key = signed_by(tuple(keys), signature, payload)
     if key is None:
         return Invalid("the signature does not verify with the accepted keys")

@@ -7,6 +7,10 @@ not answer: unreachable, credentials refused).
 With ``--enforcement FILE`` the enforcement policy decides, with the admission webhook's code, whether a pod
 running the image in ``--namespace`` (of ``--cluster``, with ``--label``s) would be admitted; the exit code is
 then the decision's: 1 denied, 0 admitted (allowed, warned, audited or exempt), 2 bad usage.
+
+With ``--key FILE`` or ``--identity ISSUER=SUBJECT`` a signature of the digest that runs is required too
+(vigil.signatures, offline): the `signature:` line gives the outcome, and a signature that is absent or
+invalid makes the exit code 1, one that could not be fetched 3 (a violation wins over unknown).
 """
 
 from __future__ import annotations
@@ -60,6 +64,20 @@ def image_check(
         help="With --enforcement: a label of the namespace, key=value; repeatable "
         "(kubernetes.io/metadata.name is always the namespace's name)",
     ),
+    key_file: Path = typer.Option(
+        None, "--key", help="Require a cosign signature by this public key (PEM: ECDSA, RSA or Ed25519)"
+    ),
+    identity: list[str] = typer.Option(
+        [],
+        "--identity",
+        help="Require a keyless signature by ISSUER=SUBJECT (SUBJECT ~REGEX: a full-match pattern); repeatable",
+    ),
+    trusted_root_file: Path = typer.Option(
+        None,
+        "--trusted-root",
+        help="With --identity: the Sigstore trusted root (JSON); default the public-good root the sigstore "
+        "package ships (no network)",
+    ),
 ) -> None:
     """Print the trust and integrity verdict of one image; exit 0 clean, 1 violation, 3 unknown.
 
@@ -71,7 +89,7 @@ def image_check(
     # The registry client and the policy parser load only when a check runs, so `--help` stays quick.
     from vigil.policy.enforcement import AdmissionSubject
     from vigil.registry import RegistryClient
-    from vigil.service.cli import image_verdict
+    from vigil.service.cli import image_verdict, signature_check
 
     try:
         ref = image_verdict.reference(reference)
@@ -90,10 +108,14 @@ def image_check(
         if cluster:
             image_verdict.known_cluster(policy, cluster, enforcement)
         config = image_verdict.registry_config(registry_config, plain_http)
+        need = signature_check.requirement(key_file, identity, trusted_root_file)
     except image_verdict.UsageError as exc:
         _fail(str(exc))
     with RegistryClient(config) as client:
         verdict, provenance = image_verdict.check(client, ref, policy, cluster)
+        signature = (
+            signature_check.run(client, ref, image_verdict.running_digest(ref, verdict), need) if need else None
+        )
     decision = None
     if enforcement is not None:
         scan = None
@@ -107,11 +129,17 @@ def image_check(
         doc = image_verdict.document(ref, verdict, provenance)
         if decision is not None:
             doc["enforcement"] = image_verdict.decision_document(decision)
+        if signature is not None:
+            doc["signature"] = {"outcome": signature.kind, "line": signature.line()}
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         image_verdict.print_text(ref, verdict, provenance)
         if decision is not None:
             image_verdict.print_decision(decision)
-    if decision is not None:
-        raise typer.Exit(0 if decision.allowed else 1)
-    raise typer.Exit(image_verdict.EXIT[verdict.status])
+        if signature is not None:
+            typer.echo(signature_check.line(signature))
+    code = (0 if decision.allowed else 1) if decision is not None else image_verdict.EXIT[verdict.status]
+    if signature is not None:
+        signed = signature_check.exit_code(signature)
+        code = 1 if 1 in (code, signed) else max(code, signed)
+    raise typer.Exit(code)

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 
+from vigil.cli_paths import input_file
 from vigil.model.image import ImageRef
 from vigil.registry import RegistryClient
 from vigil.registry.errors import RegistryError
 from vigil.registry.signatures import Discovery, discover
 from vigil.signatures import bundle, cosign, dsse
 from vigil.signatures.certs import IdentityRule
-from vigil.signatures.keys import TrustedKey
-from vigil.signatures.outcome import Absent, Outcome, Unknown, combine
-from vigil.signatures.trustroot import TrustedRoot
+from vigil.signatures.keys import MAX_KEY_BYTES, BadKey, TrustedKey, load_public_key
+from vigil.signatures.outcome import Absent, Outcome, Unknown, Verified, combine
+from vigil.signatures.trustroot import BadTrustedRoot, TrustedRoot, parse_trusted_root
 
 BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 DSSE_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -83,3 +88,75 @@ def check_signatures(
     except RegistryError as e:
         return Unknown(f"signatures could not be fetched: {e}")
     return verify_discovered(found, digests, keys=keys, identities=identities, root=root)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What `vigil image check --key/--identity` requires: a signature by one of these."""
+
+    keys: tuple[TrustedKey, ...]
+    identities: tuple[IdentityRule, ...]
+    root: TrustedRoot | None
+
+
+def _public_good_root() -> bytes:
+    # The public-good trusted root the sigstore package ships: offline, as current as that package.
+    return (
+        resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    ).read_bytes()
+
+
+def requirement(key_file: Path | None, identities: Sequence[str], trusted_root: Path | None) -> Requirement | None:
+    """The options' requirement, or None without --key and --identity; BadPath or UsageError (exit 2)
+    name the option and the value."""
+    from vigil.service.cli.image_verdict import UsageError
+
+    if key_file is None and not identities:
+        if trusted_root is not None:
+            raise UsageError("--trusted-root is read with --identity only")
+        return None
+    keys: tuple[TrustedKey, ...] = ()
+    if key_file is not None:
+        data = input_file(key_file, "--key").read_bytes()[: MAX_KEY_BYTES + 1]
+        try:
+            keys = (TrustedKey(str(key_file), load_public_key(data)),)
+        except BadKey as e:
+            raise UsageError(f"--key {key_file}: {e}") from None
+    rules: list[IdentityRule] = []
+    for text in identities:
+        issuer, sep, subject = text.partition("=")
+        if not sep or not issuer or not subject:
+            raise UsageError(f"--identity {text!r}: expected ISSUER=SUBJECT (SUBJECT may be ~REGEX)")
+        try:
+            if subject.startswith("~"):
+                rules.append(IdentityRule(issuer=issuer, subject_pattern=subject[1:]))
+            else:
+                rules.append(IdentityRule(issuer=issuer, subject=subject))
+        except re.error as e:
+            raise UsageError(f"--identity {text!r}: the subject pattern is not a regular expression ({e})") from None
+    root: TrustedRoot | None = None
+    if rules or trusted_root is not None:
+        raw = input_file(trusted_root, "--trusted-root").read_bytes() if trusted_root else _public_good_root()
+        try:
+            root = parse_trusted_root(raw)
+        except BadTrustedRoot as e:
+            raise UsageError(f"--trusted-root {trusted_root}: {e}") from None
+    return Requirement(keys, tuple(rules), root)
+
+
+def run(client: RegistryClient, image: ImageRef, digest: str | None, need: Requirement) -> Outcome:
+    if digest is None:
+        return Unknown("the digest that runs is not known")
+    digests = [digest] + ([image.digest] if image.digest and image.digest != digest else [])
+    return check_signatures(client, image, digests, keys=need.keys, identities=need.identities, root=need.root)
+
+
+def exit_code(outcome: Outcome) -> int:
+    """1 when a required signature is absent or invalid, 3 when it could not be checked, else 0."""
+    if isinstance(outcome, Verified):
+        return 0
+    return 3 if isinstance(outcome, Unknown) else 1
+
+
+def line(outcome: Outcome) -> str:
+    return f"signature: {outcome.line()}"
