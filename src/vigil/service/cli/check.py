@@ -83,7 +83,11 @@ def image_check(
 
     With --enforcement, also the admission decision for a pod running it (in --namespace, of --cluster, with
     --label): the outcome, each violation's message as the webhook gives it, and the exit code is the
-    decision's: 1 denied, 0 admitted (allowed, warned, audited or exempt)."""
+    decision's: 1 denied, 0 admitted (allowed, warned, audited or exempt).
+
+    With --key or --identity, a signature of the digest that runs is required: the `signature:` line gives
+    the outcome (verified by KEY or ISSUER=SUBJECT, invalid: why, absent, unknown: why); absent or invalid
+    exits 1, unknown (signatures could not be fetched) 3, a violation winning over unknown."""
     if output not in ("text", "json"):
         _fail(f"--output {output!r} must be text or json")
     # The registry client and the policy parser load only when a check runs, so `--help` stays quick.
@@ -113,9 +117,7 @@ def image_check(
         _fail(str(exc))
     with RegistryClient(config) as client:
         verdict, provenance = image_verdict.check(client, ref, policy, cluster)
-        signature = (
-            signature_check.run(client, ref, image_verdict.running_digest(ref, verdict), need) if need else None
-        )
+        signature = signature_check.run(client, ref, image_verdict.running_digest(ref, verdict), need) if need else None
     decision = None
     if enforcement is not None:
         scan = None
