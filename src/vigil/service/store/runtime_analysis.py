@@ -96,6 +96,17 @@ def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
     a = runtime_activities.c
     akeys = [(x.container_id, x.kind, x.target) for x in batch.activities if x.container_id]
     ids = _stored_ids(conn, runtime_activities, batch.cluster_id, (a.container_id, a.kind, a.target), akeys)
+    # The sensor ships an exec after hashing its file, often after what the process then did: an activity
+    # seen since an exec this batch reports is judged again, now that its process's exec (executable,
+    # argv, parent) is known.
+    since: dict[str, datetime] = {}
+    for r in batch.records:
+        if r.container_id and r.kind == "executable":
+            since[r.container_id] = min(since.get(r.container_id, r.first_seen), r.first_seen)
+    for container, t in since.items():
+        ids += conn.execute(
+            select(a.id).where(a.cluster_id == batch.cluster_id, a.container_id == container, a.last_seen_at >= t)
+        ).scalars()
     return queued + enqueue_activity_ids(conn, ids)
 
 

@@ -202,8 +202,13 @@ def activity_process_evidence(
     image: ImageFileSystem | None = None,
 ) -> dict:
     """The process behind an activity: its executable (with its sha256 when known), command line, parent
-    chain by name, container and pod."""
-    exe = s.exe if s else ""
+    chain by name, container and pod. What the sample lacks (a process gone before the sensor read its
+    executable and argv) comes from the process's exec, when one was recorded."""
+    ran = procs.execs.get(s.pid) if s is not None else None
+    if ran is not None and s is not None and ran.time and s.time and ran.time > s.time:
+        ran = None  # a later process with the same pid
+    exe = (s.exe if s else "") or (ran.filename if ran else "")
+    argv = (list(s.argv) if s else []) or (list(ran.argv) if ran else [])
     chain: list[dict] = []
     if s is not None and s.parents:
         # The kernel's view, nearest first; only the nearest parent's pid is known.
@@ -214,11 +219,11 @@ def activity_process_evidence(
         "path": exe or None,
         "sha256": _exe_sha256(exe, executables, image),
         "comm": s.comm if s else None,
-        "argv": list(s.argv) if s else None,
+        "argv": argv if s else None,
         "pid": s.pid if s else None,
         "parent_pid": s.ppid if s else None,
         "uid": s.uid if s else None,
-        "parents": [p["name"] for p in chain],
+        "parents": [p["name"] for p in chain if p["name"]],
         "parent_chain": chain,
         "samples": [x.as_evidence() for x in a.samples],
         "container": {
@@ -278,7 +283,7 @@ def activity_detections(
             "image": _image_evidence(w),
         }
         # One finding per rule and target: a binary written and then made executable is one drop.
-        subject = f"{rule.id}: {a.kind} {a.target}"
+        subject = f"{rule.id}: {a.target}"
         result.detections.append(Detection(rule.finding, severity, subject, f"{rule.id}|{a.target}", evidence))
     return result
 
