@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from tests.signatures.shared import GO, root
 
 from vigil.devtools.oci import build_image, build_index, push, sha256, tar_layer
 from vigil.devtools.registry_server import RegistryServer
@@ -19,6 +20,7 @@ from vigil.model.image import parse_image_ref
 from vigil.registry import RegistryClient, RegistryConfig, RetryPolicy
 from vigil.registry.signatures import discover
 from vigil.service.cli.signature_check import check_signatures
+from vigil.signatures.certs import IdentityRule
 from vigil.signatures.keys import TrustedKey, load_public_key
 from vigil.signatures.outcome import Absent, Invalid, Unknown, Verified
 
@@ -200,3 +202,60 @@ def test_an_oci_referrer_verifies(files: tuple[Files, str]) -> None:
         f"/v2/sig/ref/referrers/{digest}?artifactType=application%2Fvnd.dev.cosign.simplesigning.v1%2Bjson"
         in state.requests
     )
+
+
+def test_a_sigstore_bundle_referrer_verifies_by_identity(files: tuple[Files, str]) -> None:
+    # cosign's own OCI 1.1 referrer bundle (shared data), served as a referrer of the digest it attests.
+    state, host = files
+    data = (GO.parent / "sigstore+cosign/pkg/cosign/testdata/oci-attestation.sigstore.json").read_bytes()
+    trusted = root(GO.parent / "sigstore+cosign/pkg/cosign/testdata/trusted_root_pgi.json")
+    digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    config = b"{}"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": bundle_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(config), "size": 2},
+            "layers": [{"mediaType": bundle_type, "digest": sha256(data), "size": len(data)}],
+            "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1},
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": sha256(manifest),
+                "size": len(manifest),
+                "artifactType": bundle_type,
+            }
+        ],
+    }
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    state.files = {
+        f"/v2/repo/referrers/{digest}": ("application/vnd.oci.image.index.v1+json", json.dumps(index).encode()),
+        f"/v2/repo/manifests/{sha256(manifest)}": (oci, manifest),
+        f"/v2/repo/blobs/{sha256(data)}": ("application/octet-stream", data),
+    }
+    image = parse_image_ref(f"{host}/repo@{digest}")
+    cody = IdentityRule(issuer="https://github.com/login/oauth", subject="cody@soyland.com")
+    with client_for(host) as client:
+        outcome = check_signatures(client, image, [digest], identities=(cody,), root=trusted)
+        assert isinstance(outcome, Verified)
+        assert (outcome.by, outcome.predicate_type) == (
+            "https://github.com/login/oauth=cody@soyland.com",
+            "https://cosign.sigstore.dev/attestation/v1",
+        )
+        other = IdentityRule(issuer="https://github.com/login/oauth", subject_pattern="alice@.*")
+        assert check_signatures(client, image, [digest], identities=(other,), root=trusted) == Invalid(
+            "signed by https://github.com/login/oauth=cody@soyland.com, which no accepted identity matches"
+        )
+        # The same bundle as a referrer of another digest: its statement does not name that digest.
+        other_digest = "sha256:" + "0" * 64
+        state.files[f"/v2/repo/referrers/{other_digest}"] = state.files.pop(f"/v2/repo/referrers/{digest}")
+        assert check_signatures(
+            client, parse_image_ref(f"{host}/repo@{other_digest}"), [other_digest], identities=(cody,), root=trusted
+        ) == Invalid(f"no subject of the in-toto statement has the digest {other_digest}")
