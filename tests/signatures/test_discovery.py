@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from tests.signatures.shared import GO, root
+from tests.signatures.shared import ANY_IDENTITY, CONNAISSEUR, GO, TESTIMAGE, key, public_good, root
 
 from vigil.devtools.oci import build_image, build_index, push, sha256, tar_layer
 from vigil.devtools.registry_server import RegistryServer
@@ -259,3 +259,32 @@ def test_a_sigstore_bundle_referrer_verifies_by_identity(files: tuple[Files, str
         assert check_signatures(
             client, parse_image_ref(f"{host}/repo@{other_digest}"), [other_digest], identities=(cody,), root=trusted
         ) == Invalid(f"no subject of the in-toto statement has the digest {other_digest}")
+
+
+def test_the_connaisseur_tree_through_the_registry_client(files: tuple[Files, str]) -> None:
+    # The shared tree lacks its images' blobs, so a real registry refuses its manifests: served as it is.
+    state, host = files
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    repo = "/v2/securesystemsengineering/testimage"
+    for path in (TESTIMAGE / "manifests").glob("sha256-*.sig.json"):
+        state.files[f"{repo}/manifests/{path.name.removesuffix('.json')}"] = (oci, path.read_bytes())
+    for path in (TESTIMAGE / "blobs").iterdir():
+        state.files[f"{repo}/blobs/{path.name.removesuffix('.json')}"] = ("application/octet-stream", path.read_bytes())
+    keys = tuple(key(n, CONNAISSEUR / f"{n}.key") for n in ("alice", "bob", "charlie"))
+    image = parse_image_ref(f"{host}/securesystemsengineering/testimage:x")
+    three = "sha256:bfec161fecb0a887df7cb85e4da327c65986ccda7060cf3cd92171c6c90d7533"
+    keyless = "sha256:31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee"
+    unsigned = sha256((TESTIMAGE / "manifests/co-unsigned.json").read_bytes())
+    with client_for(host) as client:
+        found = discover(client, image, [three])
+        assert (found.referrers_api, [a.source for a in found.artifacts]) == (False, ["tag"])
+        assert check_signatures(client, image, [three], keys=keys) == Verified(
+            by="alice, bob, charlie", docker_reference="index.docker.io/securesystemsengineering/testimage"
+        )
+        assert check_signatures(client, image, [three], keys=keys[2:]) == Verified(
+            by="charlie", docker_reference="index.docker.io/securesystemsengineering/testimage"
+        )
+        outcome = check_signatures(client, image, [keyless], identities=ANY_IDENTITY, root=public_good())
+        assert isinstance(outcome, Verified)
+        assert outcome.by == "https://github.com/login/oauth=philipp.belitz@securesystems.de"
+        assert check_signatures(client, image, [unsigned], keys=keys) == Absent()
