@@ -14,6 +14,7 @@ import pytest
 
 from vigil.devtools.service import LiveService
 from vigil.service.store import runtime_analysis
+from vigil.service.ui import evidence
 
 from .test_admission_console import cells, csrf, signed_in, text_of
 
@@ -239,4 +240,44 @@ def test_admins_edit_a_rule_severity_and_allow_list_with_history_viewers_get_403
         f"allow-list entry {entry['id']} removed: namespace shop, workload web, label app=web "
         "(the profiler attaches to workers)",
         "console:test-admin",
+    ]
+
+
+def test_an_activity_finding_reads_as_rows_with_its_process_rule_and_container_link() -> None:
+    finding = {
+        "type": "sensitive_file_read",
+        "cluster_id": "c1",
+        "namespace": "shop",
+        "workload": {"kind": "Deployment", "name": "web"},
+        "evidence": {
+            "path": "/etc/shadow",
+            "activity": {"kind": "file_read", "target": "/etc/shadow", "detail": {}, "upper_layer": True, "count": 2},
+            "process": {
+                "path": None,
+                "comm": "cat",
+                "sha256": None,
+                "argv": ["cat", "/etc/shadow"],
+                "parent_chain": [{"pid": 5, "name": "sh"}],
+                "container": {"id": "containerd://x", "name": "app", "pod": "web-1", "node": "n"},
+            },
+            "rule": {"id": "credential-file-read", "mitre_url": "https://attack.mitre.org/techniques/T1003/008/"},
+            "mitre": "T1003.008",
+            "reason": "read /etc/shadow, the password hashes",
+        },
+    }
+    got = [(r.label, [(c.text, c.href) for c in r.cells]) for r in evidence.rows(finding)][1:]
+    assert got == [
+        ("activity", [("file_read", None)]),
+        ("target", [("/etc/shadow", None)]),
+        ("on the upper layer", [("yes", None)]),
+        ("times seen", [("2", None)]),
+        ("process", [("cat", None)]),  # the executable is unknown: its command name, never the target
+        ("command line", [("cat /etc/shadow", None)]),
+        ("parent chain", [("sh", None)]),
+        ("pod", [("web-1", "/workloads/c1/shop/Deployment/web")]),
+        ("container", [("app", "/processes/container?cluster=c1&id=containerd%3A%2F%2Fx")]),
+        ("node", [("n", None)]),
+        ("rule", [("credential-file-read", None)]),
+        ("MITRE ATT&CK", [("T1003.008", "https://attack.mitre.org/techniques/T1003/008/")]),
+        ("reason", [("read /etc/shadow, the password hashes", None)]),
     ]

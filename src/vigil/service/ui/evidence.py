@@ -89,7 +89,9 @@ def _parent_chain(process: Mapping) -> tuple[str, ...]:
 def _process_rows(ev: Mapping, finding: Mapping) -> list[Row]:
     proc = _map(ev.get("process"))
     container = _map(proc.get("container"))
-    rows = _row("process", proc.get("path") or ev.get("path"), mono=True)
+    # An activity's path is its target, not the process: without the executable, the command name stands.
+    fallback = proc.get("comm") if "activity" in ev else ev.get("path")
+    rows = _row("process", proc.get("path") or fallback, mono=True)
     argv = proc.get("argv")
     rows += _row("command line", " ".join(argv) if isinstance(argv, list) else argv, mono=True)
     chain = _parent_chain(proc)
