@@ -24,6 +24,8 @@ from vigil.signatures.certs import IdentityRule
 from vigil.signatures.keys import TrustedKey, load_public_key
 from vigil.signatures.outcome import Absent, Invalid, Unknown, Verified
 
+OCI = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 FAST_RETRY = RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02)
 
 
@@ -164,28 +166,22 @@ def files() -> Iterator[tuple[Files, str]]:
         server.server_close()
 
 
+def referrers_index(manifest: bytes, artifact_type: str) -> bytes:
+    """The referrers API's answer listing one referrer manifest."""
+    descriptor = {"mediaType": OCI, "digest": sha256(manifest), "size": len(manifest), "artifactType": artifact_type}
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]}).encode()
+
+
 def test_an_oci_referrer_verifies(files: tuple[Files, str]) -> None:
     state, host = files
     image = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}'
     digest = sha256(image)
     body = payload(digest, f"{host}/sig/ref")
     manifest, config = signature_manifest(body, KEY.sign(body, ec.ECDSA(hashes.SHA256())), subject=(digest, len(image)))
-    index = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": sha256(manifest),
-                "size": len(manifest),
-                "artifactType": SIMPLE_SIGNING,
-            }
-        ],
-    }
     oci = "application/vnd.oci.image.manifest.v1+json"
     state.files = {
         f"/v2/sig/ref/manifests/{digest}": (oci, image),
-        f"/v2/sig/ref/referrers/{digest}": ("application/vnd.oci.image.index.v1+json", json.dumps(index).encode()),
+        f"/v2/sig/ref/referrers/{digest}": (OCI_INDEX, referrers_index(manifest, SIMPLE_SIGNING)),
         f"/v2/sig/ref/manifests/{sha256(manifest)}": (oci, manifest),
         f"/v2/sig/ref/blobs/{sha256(body)}": ("application/octet-stream", body),
         f"/v2/sig/ref/blobs/{sha256(config)}": ("application/octet-stream", config),
@@ -222,21 +218,9 @@ def test_a_sigstore_bundle_referrer_verifies_by_identity(files: tuple[Files, str
             "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1},
         }
     ).encode()
-    index = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": sha256(manifest),
-                "size": len(manifest),
-                "artifactType": bundle_type,
-            }
-        ],
-    }
     oci = "application/vnd.oci.image.manifest.v1+json"
     state.files = {
-        f"/v2/repo/referrers/{digest}": ("application/vnd.oci.image.index.v1+json", json.dumps(index).encode()),
+        f"/v2/repo/referrers/{digest}": (OCI_INDEX, referrers_index(manifest, bundle_type)),
         f"/v2/repo/manifests/{sha256(manifest)}": (oci, manifest),
         f"/v2/repo/blobs/{sha256(data)}": ("application/octet-stream", data),
     }
