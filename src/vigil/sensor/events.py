@@ -108,6 +108,7 @@ class ExecEvent:
     upper_layer: bool | None = None  # on the overlay's upper layer; None: not on overlayfs
     unlinked: bool = False  # the file has no name left: deleted, or a memfd
     dname: str = ""  # the file's own name in the kernel (memfd:<name> for a memfd)
+    argv_raw: bytes = field(default=b"", hash=False, repr=False)  # the argument area as read
 
     @property
     def path(self) -> str:
@@ -124,10 +125,10 @@ class ExecEvent:
         kdev = (os.major(f.st_dev) << 20) | os.minor(f.st_dev)
         mtime_sec, mtime_nsec = divmod(f.mtime_ns, 1_000_000_000)
         raw = self.filename.encode("utf-8", "surrogateescape")[:255]
-        return _EXEC_KEY.pack(self.proc.cgroup_id, f.ino, mtime_sec, mtime_nsec, kdev, raw)
+        return _EXEC_KEY.pack(self.proc.cgroup_id, f.ino, mtime_sec, mtime_nsec, kdev, raw, self.argv_raw)
 
 
-_EXEC_KEY = struct.Struct("<QQqII256s")
+_EXEC_KEY = struct.Struct("<QQqII256s1024s")
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ def decode_event(raw: bytes) -> ProcessEvent:
         filename=_cstr(fname),
         interp=_cstr(interp),
         argv=split_argv(argv[: min(argv_len, len(argv))]),
+        argv_raw=argv[: min(argv_len, len(argv))],
         argc=argc,
         argv_truncated=bool(flags & EXEC_ARGV_TRUNCATED),
         argv_fault=bool(flags & EXEC_ARGV_FAULT),

@@ -143,6 +143,9 @@ struct exec_key {
 	__u32 mtime_nsec;
 	__u32 dev;
 	char filename[PATH_LEN];
+	/* The command line: the same binary run with other arguments is another exec, whose
+	 * argv the samples must show. */
+	char argv[ARGV_LEN];
 };
 
 /* Repeats are counted in the slot of the current epoch (config.epoch & 1): user space
@@ -244,9 +247,10 @@ struct {
 	__type(value, __u8);
 } host_cgroups SEC(".maps");
 
-/* Arguments of a traced syscall, from its entry to its exit, per thread. */
+/* Arguments of a traced syscall, from its entry to its exit, per thread. LRU: a thread
+ * killed inside a syscall never reaches its exit, and its entry must not hold a slot. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
 	__type(value, struct pending);
@@ -267,6 +271,14 @@ struct {
 	__type(key, struct exec_key);
 	__type(value, struct exec_count);
 } exec_known SEC(".maps");
+
+/* Never written: a source of zeroes for keys too large for an inline memset. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_key);
+} zeroes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -361,7 +373,9 @@ static __always_inline __u32 upper_flags(struct inode *inode, __u32 known, __u32
 	return BPF_CORE_READ(oi, __upperdentry) ? known | upper : known;
 }
 
-static __always_inline void count_repeat(struct config *cfg, struct exec_count *c)
+/* Counts a repeat in the current epoch's slot; false for the first of the epoch, which is
+ * queued instead (counted by user space) so that every window's record has a full sample. */
+static __always_inline bool count_repeat(struct config *cfg, struct exec_count *c)
 {
 	__u64 now = bpf_ktime_get_boot_ns();
 	__u32 epoch = cfg->epoch;
@@ -369,31 +383,44 @@ static __always_inline void count_repeat(struct config *cfg, struct exec_count *
 	if (slot->epoch != epoch) {
 		slot->epoch = epoch;
 		slot->first_boot_ns = now;
+		slot->last_boot_ns = now;
+		return false;
 	}
 	__sync_fetch_and_add(&slot->count, 1);
 	slot->last_boot_ns = now;
+	return true;
 }
 
 /* True when this exec repeats one user space has seen (and entered in exec_known):
  * it is counted there and not queued. */
-static __always_inline bool exec_repeat(struct config *cfg, struct linux_binprm *bprm, struct inode *inode,
-					__u64 cgroup_id)
+static __always_inline bool exec_repeat(struct config *cfg, struct task_struct *task, struct linux_binprm *bprm,
+					struct inode *inode, __u64 cgroup_id)
 {
 	struct scratch *s = get_scratch();
 	if (!s)
 		return false;
 	struct exec_key *k = &s->exec;
-	__builtin_memset(k, 0, sizeof(*k));
+	__u32 zero = 0;
+	void *z = bpf_map_lookup_elem(&zeroes, &zero);
+	if (!z)
+		return false;
+	bpf_probe_read_kernel(k, sizeof(*k), z);
 	k->cgroup_id = cgroup_id;
 	k->ino = BPF_CORE_READ(inode, i_ino);
 	k->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
 	k->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
 	k->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 	bpf_probe_read_kernel_str(&k->filename, sizeof(k->filename), BPF_CORE_READ(bprm, filename));
-	struct exec_count *c = bpf_map_lookup_elem(&exec_known, k);
-	if (!c)
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	unsigned long len = end > start ? end - start : 0;
+	if (len > ARGV_LEN)
+		len = ARGV_LEN;
+	if (bpf_probe_read_user(&k->argv, len, (const void *)start) < 0)
 		return false;
-	count_repeat(cfg, c);
+	struct exec_count *c = bpf_map_lookup_elem(&exec_known, k);
+	if (!c || !count_repeat(cfg, c))
+		return false;
 	count(COUNTER_EXEC_AGGREGATED);
 	return true;
 }
@@ -408,7 +435,7 @@ int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_bin
 	count(COUNTER_EXEC);
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
-	if (cfg && cfg->exec_aggregation && exec_repeat(cfg, bprm, inode, cgroup_id))
+	if (cfg && cfg->exec_aggregation && exec_repeat(cfg, task, bprm, inode, cgroup_id))
 		return 0;
 
 	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -783,8 +810,7 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 		k->kind = out;
 		bpf_probe_read_kernel(k->path, len & LEN_MASK, s->key.data);
 		struct exec_count *c = bpf_map_lookup_elem(&activity_known, k);
-		if (c) {
-			count_repeat(cfg, c);
+		if (c && count_repeat(cfg, c)) {
 			count(COUNTER_ACTIVITY_AGGREGATED);
 			return 0;
 		}
