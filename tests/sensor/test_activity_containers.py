@@ -285,3 +285,32 @@ def test_repeat_execs_and_reads_are_counted_in_the_kernel_and_shipped_exactly(co
         if a["container_id"] == ref and (a["kind"], a["target"]) == ("file_read", "/etc/shadow")
     ]
     assert sum(a["count"] for a in reads) == 900 and counters["activity_aggregated"] >= 800, counters
+
+
+def test_sensor_cli_prints_activities_as_json_lines(tmp_path: Path) -> None:
+    import json
+
+    from sensor_e2e import VIGIL
+
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([str(VIGIL), "sensor", "--output", "json", "--include-host"], stdout=o, stderr=e)
+    try:
+
+        def printed() -> dict | None:
+            subprocess.run(["cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
+            lines = [json.loads(x) for x in out.read_text().splitlines()]
+            return next((d for d in lines if d["event"] == "file_read" and d["target"] == "/etc/shadow"), None)
+
+        doc = wait_for("the sensor to print the read of /etc/shadow", printed, timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert (doc["comm"], doc["exe"], doc["argv"], doc["container_id"]) == (
+        "cat",
+        "/usr/bin/cat",
+        ["cat", "/etc/shadow"],
+        None,
+    )
+    assert doc["result"] >= 0 and doc["parents"] and doc["detail"] == {}
+    assert "final counters" in err.read_text()
