@@ -33,7 +33,7 @@ def admission(
     credential_file: Path = typer.Option(
         ...,
         "--credential-file",
-        envvar="VIGIL_ADMISSION_CREDENTIAL_FILE",
+        envvar="VIGIL_CREDENTIAL_FILE",
         help="File holding the admission credential (re-read at each use, so a rotated Secret is picked up)",
     ),
     service_ca: Path | None = typer.Option(
