@@ -200,6 +200,7 @@ def test_the_profile_check_catches_the_sensor():
     assert restricted_violations(sensor) == [
         "hostPID",
         "volume btf: hostPath",
+        "volume tracefs: hostPath",
         "volume cgroup: hostPath",
         "volume spool: hostPath",
         "container sensor: capabilities.add BPF",
@@ -231,12 +232,18 @@ def test_sensor_daemonset():
     mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
     assert mounts == {
         "/sys/kernel/btf": True,
+        "/sys/kernel/tracing": True,
         "/sys/fs/cgroup": True,
         "/var/lib/vigil/sensor-spool": False,
         "/var/run/vigil": True,
     }
     host_paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
-    assert host_paths == {"btf": "/sys/kernel/btf", "cgroup": "/sys/fs/cgroup", "spool": "/var/lib/vigil/sensor-spool"}
+    assert host_paths == {
+        "btf": "/sys/kernel/btf",
+        "tracefs": "/sys/kernel/tracing",
+        "cgroup": "/sys/fs/cgroup",
+        "spool": "/var/lib/vigil/sensor-spool",
+    }
     env = {e["name"]: e for e in container["env"]}
     assert env["VIGIL_SERVICE_URL"]["value"] == "https://vigil-service.vigil-system.svc:443"
     assert "VIGIL_SERVICE" not in env
