@@ -6,7 +6,9 @@ file sha256, path) seen on a node during the batch's window, with first/last
 seen, a count, and the first few full exec events as samples. Besides execs,
 a batch carries activities: file accesses on watched paths and kernel
 operations (namespaces, mounts, ptrace, bpf, modules, memfd), aggregated the
-same way per (container, kind, target). Every batch carries an id chosen by
+same way per (container, kind, target), and preventions: what the kernel killed
+(or, in audit mode, would have killed) under the node's runtime policy
+(vigil.wire.prevention). Every batch carries an id chosen by
 the sender so that a retried batch is applied once.
 """
 
@@ -19,6 +21,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from vigil.wire.base import DNS_SUBDOMAIN, INT64_MAX, Batch, WireModel, check, check_container_id, require_unique
+from vigil.wire.prevention import MAX_PREVENTIONS, PreventionRecord
 
 RUNTIME_INGEST_PATH = "/api/v1/ingest/runtime"
 SENSOR_HEARTBEAT_PATH = "/api/v1/ingest/sensor-heartbeat"
@@ -222,6 +225,7 @@ class RuntimeBatch(Batch):
     window_end: datetime
     records: list[RuntimeRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
     activities: list[ActivityRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
+    preventions: list[PreventionRecord] = Field(default_factory=list, max_length=MAX_PREVENTIONS)
 
     @field_validator("node_name")
     @classmethod
@@ -232,6 +236,7 @@ class RuntimeBatch(Batch):
     def _consistent(self) -> RuntimeBatch:
         require_unique(self.records, lambda r: r.key, "record")
         require_unique(self.activities, lambda a: a.key, "activity")
+        require_unique(self.preventions, lambda p: p.key, "prevention")
         return self
 
 
@@ -260,6 +265,12 @@ class SensorHeartbeat(WireModel):
     )
     records_dropped: int = Field(default=0, ge=0, le=INT64_MAX)
     interval_seconds: int = Field(default=15, ge=1, le=3600)
+    policy_revision: str | None = Field(
+        default=None, max_length=64, description="The runtime policy revision loaded in the kernel; null: none yet"
+    )
+    enforcement_error: str | None = Field(
+        default=None, max_length=2048, description="Why runtime prevention is not in force on this node"
+    )
 
     @field_validator("node_name")
     @classmethod
