@@ -1,4 +1,4 @@
-"""Detection latency: from an exec inside a container to the finding visible through the API.
+"""Detection latency: from an exec, or a file write, inside a container to the finding visible through the API.
 
 Workload (stated in every line): one container (containerd + runc, kubelet-style cgroup) from a
 scanned busybox image on a loopback docker-registry; `vigil sensor` (real eBPF) shipping every
@@ -8,10 +8,15 @@ runtime_drift. Latency = the time a client of GET /api/v1/findings/stream receiv
 minus the exec's kernel timestamp (the sample time in the finding's evidence; same host clock).
 ``service_ms`` is the part from the batch reaching the service to the finding being stored
 (finding first_seen_at minus the exec time, minus nothing: it includes the sensor's batching).
-Phases: ``idle``, then ``load`` with 500 execs/s of /bin/true running in the same container
-(spawnbench from bench/sensor_overhead.py), i.e. background runtime records and batches.
+Phases: ``idle``; ``file_tampering``: a shell in the container writes a new file into /usr/local/bin
+(``sh -c 'echo x > /usr/local/bin/tN'``), which the sensor's in-kernel write filter passes and the
+executable-dropped rule makes a file_tampering finding; latency is the write's kernel timestamp (the
+activity sample's time) to the finding on the stream; then ``load`` with 500 execs/s of /bin/true
+running in the same container (spawnbench from bench/sensor_overhead.py), i.e. background runtime
+records and batches.
 
-    sudo .venv/bin/python bench/detection_latency.py [--events 200] [--rate 500] [--batch-interval 0.1]
+    sudo .venv/bin/python bench/detection_latency.py [--events 200] [--rate 500] [--batch-interval 0.1] \\
+        [--phases idle,load,file_tampering]
 """
 
 from __future__ import annotations
@@ -44,22 +49,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class StreamWatcher:
-    """Reads the findings stream; remembers when each runtime_drift subject path arrived."""
+    """Reads the findings stream; remembers when each finding of ``finding_type`` arrived, by evidence path."""
 
-    def __init__(self, url: str, token: str) -> None:
+    def __init__(self, url: str, token: str, finding_type: str = "runtime_drift") -> None:
         self.arrived: dict[str, tuple[float, dict]] = {}
         self.cond = threading.Condition()
         self._stop = False
-        self.thread = threading.Thread(target=self._run, args=(url, token), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(url, token, finding_type), daemon=True)
         self.thread.start()
 
-    def _run(self, url: str, token: str) -> None:
+    def _run(self, url: str, token: str, finding_type: str) -> None:
         import httpx
 
         with httpx.stream(
             "GET",
             f"{url}/api/v1/findings/stream",
-            params={"type": "runtime_drift"},
+            params={"type": finding_type},
             headers={"Authorization": f"Bearer {token}"},
             timeout=None,
         ) as resp:
@@ -114,12 +119,44 @@ def run_phase(
     }
 
 
+def run_tampering(ctd, cid: str, watcher: StreamWatcher, events: int, workload: str) -> dict:
+    latencies, service = [], []
+    without_process = 0  # findings whose process evidence lacks the executable or the command line
+    h.exec_in(ctd, cid, "tamper-dir", "/bin/sh", "-c", "/bin/busybox mkdir -p /usr/local/bin")
+    for i in range(events):
+        path = f"/usr/local/bin/t{i}"
+        h.exec_in(ctd, cid, f"tamper{i}", "/bin/sh", "-c", f"echo x > {path}")
+        received, finding = watcher.wait(path)
+        process = finding["evidence"]["process"]
+        if not process.get("path") or not process.get("argv"):
+            without_process += 1
+        write_time = datetime.fromisoformat(process["samples"][0]["time"]).timestamp()
+        stored = datetime.fromisoformat(finding["first_seen_at"]).timestamp()
+        latencies.append((received - write_time) * 1000)
+        service.append((stored - write_time) * 1000)
+    return {
+        "bench": "detection_latency",
+        "phase": "file_tampering",
+        "events": events,
+        "without_process_evidence": without_process,
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
+        "stored_p50_ms": round(statistics.median(service), 1),
+        "stored_p99_ms": round(percentile(service, 0.99), 1),
+        "aim_p99_ms": 1000,
+        "workload": workload,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200)
     ap.add_argument("--rate", type=int, default=500, help="background execs per second in the load phase")
     ap.add_argument("--batch-interval", type=float, default=0.1, help="the sensor's --batch-interval")
+    ap.add_argument("--phases", default="idle,load,file_tampering", help="comma-separated: idle, load, file_tampering")
     args = ap.parse_args()
+    phases = set(args.phases.split(","))
     why = h.e2e_unavailable()
     if why:
         print(json.dumps({"bench": "detection_latency", "skipped": why}))
@@ -146,18 +183,28 @@ def main() -> None:
             init = h.run_container(ctd, image, pod, cid)
             h.wait_for_cmdline(init, ["/bin/sleep", "300"])
             watcher = StreamWatcher(svc.url, svc.token("viewer", "bench"))
+            tampering = StreamWatcher(svc.url, svc.token("viewer", "bench-files"), "file_tampering")
             time.sleep(0.5)
             busybox = h.BUSYBOX.read_bytes()
             base = (
                 f"1 container, sensor --batch-interval {args.batch_interval}s, SQLite service, "
                 f"{args.events} sequential drift execs via ctr task exec"
             )
-            print(
-                json.dumps(
-                    run_phase("idle", ctd, cid, init, watcher, args.events, busybox, base + ", no background load")
-                ),
-                flush=True,
-            )
+            if "idle" in phases:
+                print(
+                    json.dumps(
+                        run_phase("idle", ctd, cid, init, watcher, args.events, busybox, base + ", no background load")
+                    ),
+                    flush=True,
+                )
+            if "file_tampering" in phases:
+                files = (
+                    f"1 container, sensor --batch-interval {args.batch_interval}s, SQLite service, "
+                    f"{args.events} sequential writes of a new file into /usr/local/bin by sh -c via ctr task exec"
+                )
+                print(json.dumps(run_tampering(ctd, cid, tampering, args.events, files)), flush=True)
+            if "load" not in phases:
+                return
             load = subprocess.Popen(
                 [
                     "ctr",
