@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,26 @@ def test_describe_names_targets_and_details(tmp_path) -> None:
     elsewhere = decode_event(_raw(1, b"/etc/../tmp/x", flags=4, aux=0o1))
     assert isinstance(elsewhere, ActivityEvent) and describe(elsewhere, table, ENTRIES) is None
     assert ActivityAggregator().records({}) == []
+
+
+def _fake_process(proc: Path, pid: int, comm: str, ppid: int, ns: Path | None = None) -> None:
+    (proc / str(pid) / "ns").mkdir(parents=True)
+    (proc / str(pid) / "stat").write_text(f"{pid} ({comm}) S {ppid} 0 0\n")
+    if ns is None:
+        (proc / str(pid) / "ns" / "pid").write_text("")
+    else:
+        os.link(ns, proc / str(pid) / "ns" / "pid")  # same inode: the same pid namespace
+
+
+def test_parents_of_a_gone_process_stop_at_its_pid_namespace(tmp_path: Path) -> None:
+    # A short-lived `cat` run by a shell inside the container is gone by the time its open is decoded; the
+    # walk up from its parent must still stop at the shim, which lives in the host's pid namespace.
+    proc = tmp_path / "proc"
+    _fake_process(proc, 50, "containerd-shim", 1)
+    _fake_process(proc, 60, "sh", 50)
+    _fake_process(proc, 61, "sleep", 60, ns=proc / "60" / "ns" / "pid")
+    container_ns = os.stat(proc / "60" / "ns" / "pid").st_ino
+    table = ProcessTable(proc)
+    assert table.parents(70, 60, container_ns) == ["sh"]
+    assert table.parents(61, 60) == ["sh"]  # alive: its own namespace is read from /proc
+    assert table.info(70, 60, container_ns).parents == ["sh"]

@@ -117,7 +117,7 @@ class ProcessTable:
         except OSError:
             return None
 
-    def info(self, pid: int, ppid: int) -> ProcessInfo:
+    def info(self, pid: int, ppid: int, pid_ns: int | None = None) -> ProcessInfo:
         try:
             exe = os.readlink(self.proc / str(pid) / "exe")
         except OSError:
@@ -128,11 +128,13 @@ class ProcessTable:
         if known is not None:
             exe = exe or known[0]
             argv = argv or known[1]
-        return ProcessInfo(exe[:MAX_PATH], argv[:MAX_ARGV_ITEMS], self.parents(pid, ppid))
+        return ProcessInfo(exe[:MAX_PATH], argv[:MAX_ARGV_ITEMS], self.parents(pid, ppid, pid_ns))
 
-    def parents(self, pid: int, ppid: int) -> list[str]:
-        """comm of each ancestor, nearest first, up to the pid namespace's boundary (the runtime's shim)."""
-        own_ns = self._pid_ns(pid)
+    def parents(self, pid: int, ppid: int, pid_ns: int | None = None) -> list[str]:
+        """comm of each ancestor, nearest first, up to the pid namespace's boundary (the runtime's shim).
+        ``pid_ns``: the process's pid namespace as the kernel reported it, for a process already gone (else
+        the walk would run on through the host's processes above the container)."""
+        own_ns = self._pid_ns(pid) or pid_ns
         out: list[str] = []
         cur = ppid
         while cur > 0 and len(out) < MAX_PARENTS:

@@ -161,7 +161,7 @@ class EventPipeline:
         if described is None:
             return
         target, detail = described
-        info = self.processes.info(ev.proc.tgid, ev.proc.ppid)
+        info = self.processes.info(ev.proc.tgid, ev.proc.ppid, ev.proc.pid_ns or None)
         when = self._wall(ev.proc.timestamp_boot_ns, offset)
         out.activities.append(Activity(ev, attribution, when, target, detail, info))
 
