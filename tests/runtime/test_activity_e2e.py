@@ -92,9 +92,9 @@ def test_activities_in_a_real_container_give_their_findings(registry, containerd
 
         (token,) = [f for f in found if f["type"] == "sensitive_file_read" and "token" in f["subject"]]
         proc = token["evidence"]["process"]
-        # argv and the executable come from the sensor's sample, else from the process's exec sample; for a
-        # short-lived cat the sensor may send neither, so only what is always there is asserted here (the
-        # service tests assert the whole evidence of posted batches).
+        # The cat is gone before its open is decoded: its executable and argv come from its exec, decoded
+        # first from the same ring buffer; entered from outside (ctr task exec), it has no parent inside.
+        assert (proc["path"], proc["argv"], proc["parents"]) == ("/bin/cat", ["/bin/cat", SA + "/token"], [])
         assert proc["comm"] == "cat" and token["evidence"]["reason"].endswith(
             "(cat), which is not the container's entry point nor started by it"
         )
@@ -102,6 +102,10 @@ def test_activities_in_a_real_container_give_their_findings(registry, containerd
         assert token["evidence"]["workload"] == {"namespace": "shop", "kind": "Deployment", "name": "web"}
         (passwd,) = [f for f in found if "/etc/passwd" in f["subject"]]
         assert passwd["evidence"]["process"]["comm"] == "sh"  # the shell's own redirection
+        (dropped,) = [f for f in found if "/usr/local/bin/tool" in f["subject"]]
+        # The shell's last command replaces it (no fork): chmod's parent is the shim, outside the container.
+        assert dropped["evidence"]["process"]["argv"] == ["/bin/busybox", "chmod", "+x", "/usr/local/bin/tool"]
+        assert dropped["evidence"]["process"]["parents"] == []
         assert passwd["evidence"]["activity"]["upper_layer"] is True
     finally:
         svc.stop()
