@@ -143,12 +143,44 @@ class Rules(_Doc):
     vulnerabilities: VulnerabilityRule | None = None
 
 
+class RuntimeMode(StrEnum):
+    """A runtime prevention rule's mode: kill in the kernel, report what would have been killed, or nothing."""
+
+    OFF = "off"
+    AUDIT = "audit"
+    ENFORCE = "enforce"
+
+    @property
+    def rank(self) -> int:
+        return _RUNTIME_RANK[self]
+
+
+_RUNTIME_RANK = {RuntimeMode.OFF: 0, RuntimeMode.AUDIT: 1, RuntimeMode.ENFORCE: 2}
+
+
+class RuntimeRules(_Doc):
+    """Runtime prevention in the containers this policy scopes; one field per ``vigil.wire.prevention``
+    PreventionRule, decided in the node's kernel (see ``vigil.policy.prevention``)."""
+
+    drift: RuntimeMode = RuntimeMode.OFF  # exec of a file written after the container started
+    memfd_exec: RuntimeMode = RuntimeMode.OFF
+    deleted_exec: RuntimeMode = RuntimeMode.OFF
+    tmp_exec: RuntimeMode = RuntimeMode.OFF  # under /tmp, /dev/shm or /var/tmp
+    deny_listed: RuntimeMode = RuntimeMode.OFF  # a file whose sha256 is on the deny list
+    escape: RuntimeMode = RuntimeMode.OFF  # the escape-attempt syscalls (the syscall itself completes)
+
+    def on(self) -> dict[str, RuntimeMode]:
+        """The rules that are not off, by field name."""
+        return {k: v for k, v in self if v is not RuntimeMode.OFF}
+
+
 class PolicyEntry(_Doc):
     name: str
     mode: Mode = Mode.ENFORCE
     failure: Failure = Failure.IGNORE
     scope: Scope = Field(default_factory=Scope)
     rules: Rules = Field(default_factory=Rules)
+    runtime: RuntimeRules = Field(default_factory=RuntimeRules)
 
     @field_validator("name")
     @classmethod
@@ -175,7 +207,13 @@ class EnforcementPolicy(_Doc):
     @property
     def revision(self) -> str:
         """A stable hash of the document: decisions cached under another revision are made again."""
-        doc = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        data = self.model_dump(mode="json")
+        for entry in data["policies"]:
+            # Runtime rules all off hash as a document written before runtime rules existed, so a stored
+            # revision stays the revision of the policy it names.
+            if not any(mode != RuntimeMode.OFF for mode in entry["runtime"].values()):
+                del entry["runtime"]
+        doc = json.dumps(data, sort_keys=True)
         return hashlib.sha256(doc.encode()).hexdigest()[:16]
 
 

@@ -1,7 +1,8 @@
 """The enforcement policy as the YAML a person reads and edits (the console's form, `vigil policy enforcement show`).
 
 Every top-level field and each policy's name, mode, failure and rules are written out, defaults too, so the
-text says what is enforced; a scope is written only with what narrows it. Reading the text back with
+text says what is enforced; a scope is written only with what narrows it, and runtime prevention only with
+its rules that are on. Reading the text back with
 ``load_enforcement_yaml`` gives the same policy (and so the same revision).
 """
 
@@ -20,6 +21,9 @@ def _entry(entry: PolicyEntry) -> dict[str, Any]:
     if scope:
         doc["scope"] = scope
     doc["rules"] = entry.rules.model_dump(mode="json", exclude_none=True)
+    runtime = {rule: str(mode) for rule, mode in entry.runtime.on().items()}
+    if runtime:  # absent: every runtime prevention rule is off
+        doc["runtime"] = runtime
     return doc
 
 
