@@ -104,6 +104,8 @@ class FindingType(StrEnum):
     CONTAINER_ESCAPE_ATTEMPT = "container_escape_attempt"
     PTRACE_ATTACH = "ptrace_attach"
     KERNEL_ACTIVITY = "kernel_activity"
+    PREVENTED_EXECUTION = "prevented_execution"
+    PREVENTED_ESCAPE = "prevented_escape"
     ADMISSION_DENIED = "admission_denied"
     ADMISSION_WARNED = "admission_warned"
     ADMISSION_AUDITED = "admission_audited"
@@ -191,6 +193,25 @@ _TYPES = {
         Severity.HIGH,
         "Kernel code loaded",
         "A BPF program or a kernel module was loaded from a container: code running in the node's kernel.",
+    ),
+    # What a sensor's kernel killed (enforce) or would have killed (audit) under the runtime prevention rules;
+    # the title and the evidence say which.
+    FindingType.PREVENTED_EXECUTION: TypeInfo(
+        Family.RUNTIME,
+        Severity.HIGH,
+        "Execution prevented",
+        "A program that was not in the image (written after the container started, a memfd, a deleted file, a "
+        "file under /tmp, /dev/shm or /var/tmp, or one whose sha256 is on the deny list) was executed. In enforce "
+        "mode the kernel killed it before its first instruction; in audit mode it ran and would have been killed. "
+        "Find out who put it there.",
+    ),
+    FindingType.PREVENTED_ESCAPE: TypeInfo(
+        Family.RUNTIME,
+        Severity.CRITICAL,
+        "Escape attempt stopped",
+        "A process tried a container escape step (mount, unshare, setns, a host kernel setting). In enforce mode "
+        "the kernel killed it, though the system call itself completed; in audit mode it went on and would have "
+        "been killed.",
     ),
     # What the webhook decided from the enforcement policy: a denial means someone tried to run what
     # the policy refuses; an audit is what enforce mode would have refused.

@@ -25,8 +25,10 @@ from vigil.service.api import (
     integrity,
     inventory,
     policy,
+    prevention,
     runtime,
     search,
+    signatures,
     tokens,
 )
 from vigil.service.api.responses import declare_errors, merge_defs
@@ -48,8 +50,10 @@ ROUTERS = (
     findings,
     policy,
     enforcement,
+    prevention,
     admission,
     integrity,
+    signatures,
     alerts,
     contents,
     runtime,

@@ -14,6 +14,7 @@ from vigil.service.api.admission import policy_changed
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
 from vigil.service.api.errors import ApiError
+from vigil.service.api.prevention import runtime_policy_changed
 from vigil.service.api.responses import ViewRoute
 from vigil.service.store.enforcement import (
     StoredEnforcement,
@@ -110,6 +111,7 @@ async def put_enforcement(request: Request, who: Principal = Depends(admin)) -> 
 
     stored = await run_in_threadpool(work)
     policy_changed(request.app)
+    runtime_policy_changed(request.app)  # and the sensors enforcing its runtime rules
     return document(stored)
 
 

@@ -12,10 +12,12 @@ from vigil.gcpause import paused_gc
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import cluster_writer, runtime_analyzer, sensor_writer
 from vigil.service.api.errors import forbidden
+from vigil.service.api.prevention import runtime_policy_changed
 from vigil.service.api.responses import ViewRoute
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.store import clusters as cluster_store
 from vigil.service.store import inventory
+from vigil.service.store import prevention as prevention_store
 from vigil.service.store import runtime as runtime_store
 from vigil.service.store import runtime_analysis as runtime_analysis_store
 from vigil.service.store.tokens import Principal
@@ -70,6 +72,7 @@ async def ingest_inventory(
     result = await run_in_threadpool(work)
     if result.applied:
         analyzer.wake()  # runtime records waiting for these containers can be analysed now
+        runtime_policy_changed(request.app)  # containers of a node came or went: its sensor's policy too
     metrics.ingest_batches.labels(batch.kind, "applied" if result.applied else "duplicate").inc()
     for key, n in result.counts.items():
         metrics.ingest_objects.labels(key).inc(n)
@@ -122,6 +125,7 @@ async def ingest_runtime(
             if not inventory.claim_batch(conn, batch.cluster_id, batch.batch_id, "runtime"):
                 return IngestResult(batch_id=batch.batch_id, applied=False)
             counts = runtime_store.apply_runtime_batch(conn, batch)
+            counts.update(prevention_store.apply_preventions(conn, batch))
             # Queued in the same transaction, so no record escapes runtime analysis.
             runtime_analysis_store.enqueue_batch(conn, batch)
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)

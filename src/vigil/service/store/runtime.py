@@ -127,6 +127,8 @@ def record_sensor_heartbeat(conn: Connection, beat: SensorHeartbeat) -> bool:
         batches_dropped=beat.batches_dropped,
         records_dropped=beat.records_dropped,
         interval_s=beat.interval_seconds,
+        policy_revision=beat.policy_revision,
+        enforcement_error=beat.enforcement_error,
         heartbeat_at=utcnow(),
     )
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

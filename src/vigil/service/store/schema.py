@@ -253,6 +253,10 @@ sensors = Table(
     Column("records_dropped", BigInteger, nullable=False),
     Column("interval_s", Integer, nullable=False),
     Column("heartbeat_at", Timestamp, nullable=False),
+    # The node runtime policy revision the sensor enforces (None: none loaded), and why prevention is not
+    # in force on the node, as its last heartbeat said.
+    Column("policy_revision", String(64)),
+    Column("enforcement_error", Text),
 )
 
 executions = Table(
@@ -631,3 +635,50 @@ admission_decisions = Table(
 
 # "changed since" and the findings stream read the history by time and by id.
 Index("ix_finding_events_at", finding_events.c.at)
+
+deny_list = Table(
+    "deny_list",
+    metadata,
+    # File sha256s whose exec the deny_listed prevention rule stops (once the sensor has hashed the file).
+    Column("sha256", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("added_by", String(128), nullable=False),
+    Column("added_at", Timestamp, nullable=False),
+)
+deny_list_changes = Table(
+    "deny_list_changes",
+    metadata,
+    # Every addition and removal, kept after the entry is gone.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False),
+    Column("change", String(16), nullable=False),  # added | removed
+    Column("reason", Text, nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("by", String(128), nullable=False),
+    sqlite_autoincrement=True,
+)
+preventions = Table(
+    "preventions",
+    metadata,
+    # What a sensor's kernel killed (enforce) or would have killed (audit), merged per
+    # (container, rule, mode, operation, path) as activities are per (container, kind, target).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cluster_id", String(64), ForeignKey("clusters.id", ondelete="CASCADE"), nullable=False),
+    Column("node_name", String(253), nullable=False),
+    Column("container_id", String(160), nullable=False),  # '' for host processes
+    Column("pod_uid", String(64)),
+    Column("rule", String(32), nullable=False),  # a PreventionRule
+    Column("mode", String(16), nullable=False),  # enforce | audit
+    Column("operation", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("killed", Boolean, nullable=False),
+    Column("sha256", String(64)),
+    Column("upper_layer", Boolean),
+    Column("policy_revision", String(64), nullable=False),
+    Column("first_seen_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("samples", Json, nullable=False),
+    UniqueConstraint("cluster_id", "container_id", "rule", "mode", "operation", "path", name="uq_preventions_key"),
+    Index("ix_preventions_container", "cluster_id", "container_id"),
+)

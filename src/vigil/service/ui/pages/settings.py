@@ -299,6 +299,9 @@ def _policy_changed(request: Request) -> None:
     changes = getattr(request.app.state, "admission_changes", None)
     if changes is not None:
         changes.notify()
+    runtime = getattr(request.app.state, "runtime_policy_changes", None)
+    if runtime is not None:  # the sensors waiting for their node's runtime policy
+        runtime.notify()
 
 
 @router.post("/settings/enforcement")
