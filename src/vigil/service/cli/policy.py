@@ -1,5 +1,6 @@
-"""`vigil policy enforcement show|apply|history` and `vigil policy decisions`: the enforcement policy and the
-admission decisions, through a running service's API.
+"""`vigil policy enforcement show|apply|history`, `vigil policy deny-list list|add|remove` and `vigil policy
+decisions`: the enforcement policy, the runtime prevention deny list and the admission decisions, through a
+running service's API.
 
 `apply` reads and checks the file with the same code the service validates it with before sending
 anything, so a bad file is one error line naming the file and the field, and the service is not asked.
@@ -171,3 +172,61 @@ def decisions(
         items = client.list_all(DECISIONS, {"cluster": cluster, "namespace": namespace, "outcome": outcome}, limit)
     rows = items if output is Output.json else [_decision_row(i) for i in items]
     print_rows(rows, DECISION_COLUMNS, output, "Admission decisions")
+
+
+deny_app = typer.Typer(
+    help="The deny list: file sha256s whose exec the deny_listed runtime prevention rule stops "
+    "(admins change it, viewers read it).",
+    no_args_is_help=True,
+)
+policy_app.add_typer(deny_app, name="deny-list")
+DENY_LIST = "/api/v1/policy/deny-list"
+DENY_COLUMNS = ["sha256", "reason", "added_by", "added_at"]
+
+
+def _sha256_argument(value: str) -> str:
+    digest = value.strip().lower().removeprefix("sha256:")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        _fail(f"SHA256 {value!r} is not a file sha256 (64 hex digits, optionally after 'sha256:')")
+    return digest
+
+
+@deny_app.command("list")
+def deny_list(
+    output: Output = typer.Option(Output.table, "--output", "-o", help="table or json"),
+    url: str = Url,
+    token: str = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin or viewer API token"),
+) -> None:
+    """The sha256s on the deny list, newest first."""
+    with _service(url, token) as client:
+        items = client.request("GET", DENY_LIST)["items"]
+    print_rows(items, DENY_COLUMNS, output, "Deny list")
+
+
+@deny_app.command("add")
+def deny_add(
+    sha256: str = typer.Argument(..., help="The file's sha256 (64 hex digits)"),
+    reason: str = typer.Option(..., "--reason", help="Why the file is denied (kept in the history)"),
+    url: str = Url,
+    token: str = Token,
+) -> None:
+    """Put SHA256 on the deny list; the sensors get it within seconds."""
+    digest = _sha256_argument(sha256)
+    if not reason.strip():
+        _fail("--reason must say why the file is denied")
+    with _service(url, token) as client:
+        entry = client.request("POST", DENY_LIST, json={"sha256": digest, "reason": reason})
+    typer.echo(f"denied {entry['sha256']}: {entry['reason']}")
+
+
+@deny_app.command("remove")
+def deny_remove(
+    sha256: str = typer.Argument(..., help="The file's sha256 (64 hex digits)"),
+    url: str = Url,
+    token: str = Token,
+) -> None:
+    """Take SHA256 off the deny list."""
+    digest = _sha256_argument(sha256)
+    with _service(url, token) as client:
+        client.request("DELETE", f"{DENY_LIST}/{digest}")
+    typer.echo(f"removed {digest} from the deny list")
