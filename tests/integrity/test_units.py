@@ -105,7 +105,8 @@ def test_policy_document_round_trip(tmp_path):
     doc = {
         "trusted": ["registry.example.com/team"],
         "mirrors": [{"source": "docker.io", "mirror": "artifactory.example.com/docker-remote"}],
-        "clusters": {"prod": {"trusted": ["ghcr.io/acme"], "mirrors": []}},
+        "signatures": [],
+        "clusters": {"prod": {"trusted": ["ghcr.io/acme"], "mirrors": [], "signatures": []}},
     }
     policy = PolicyDoc.model_validate(doc).to_policy()
     assert PolicyDoc.from_policy(policy).model_dump() == doc

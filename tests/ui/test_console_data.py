@@ -236,7 +236,7 @@ def test_admin_changes_the_trust_policy_with_field_named_errors(admin_page, cons
     assert page.url == f"{svc.url}/settings#trust"
     assert ["cluster prod", "trusted", "registry.example.com/team1", "", "console:test-admin"] in trust_rows(page)
     doc = api(svc, "/api/v1/policy/trust")
-    assert doc["clusters"]["prod"] == {"trusted": ["registry.example.com/team1"], "mirrors": []}
+    assert doc["clusters"]["prod"] == {"trusted": ["registry.example.com/team1"], "mirrors": [], "signatures": []}
     assert page.locator("#trust-revision").inner_text() == doc["revision"] != revision
 
     page.select_option(f"{form} select[name=cluster]", "prod")

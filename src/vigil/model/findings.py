@@ -26,6 +26,7 @@ class Family(StrEnum):
     CONTENTS = "contents"  # an image's packages against the advisories
     RUNTIME = "runtime"  # what ran, judged against its image
     ADMISSION = "admission"  # what the admission webhook refused, warned about, recorded or let through
+    SIGNATURES = "signatures"  # a running digest's signatures and provenance against the trust policy
 
 
 class Severity(StrEnum):
@@ -110,6 +111,9 @@ class FindingType(StrEnum):
     ADMISSION_WARNED = "admission_warned"
     ADMISSION_AUDITED = "admission_audited"
     BREAK_GLASS_USED = "break_glass_used"
+    UNSIGNED_IMAGE = "unsigned_image"
+    SIGNATURE_INVALID = "signature_invalid"
+    PROVENANCE_MISMATCH = "provenance_mismatch"
 
     @property
     def family(self) -> Family:
@@ -219,6 +223,27 @@ _TYPES = {
     FindingType.ADMISSION_WARNED: TypeInfo(Family.ADMISSION, Severity.MEDIUM),
     FindingType.ADMISSION_AUDITED: TypeInfo(Family.ADMISSION, Severity.LOW),
     FindingType.BREAK_GLASS_USED: TypeInfo(Family.ADMISSION, Severity.HIGH),
+    FindingType.UNSIGNED_IMAGE: TypeInfo(
+        Family.SIGNATURES,
+        Severity.HIGH,
+        "Unsigned image",
+        "The trust policy requires a signature (or an attestation) by named keys or identities, and none of them "
+        "signed the digest that runs. Sign it in CI, or name the signer in the policy.",
+    ),
+    FindingType.SIGNATURE_INVALID: TypeInfo(
+        Family.SIGNATURES,
+        Severity.CRITICAL,
+        "Invalid signature",
+        "A signature or attestation of the running digest is present and fails a check (altered content, another "
+        "digest, a broken certificate chain): someone may have tampered with the image or its signature.",
+    ),
+    FindingType.PROVENANCE_MISMATCH: TypeInfo(
+        Family.SIGNATURES,
+        Severity.HIGH,
+        "Provenance mismatch",
+        "The image's signed build provenance names a source repository or a builder the trust policy does not "
+        "accept: it was not built where it should have been.",
+    ),
 }
 
 FINDING_TYPES: tuple[FindingType, ...] = tuple(FindingType)
@@ -232,6 +257,7 @@ INTEGRITY_TYPES = types_of(Family.INTEGRITY)
 PACKAGE_TYPES = types_of(Family.CONTENTS)
 RUNTIME_TYPES = types_of(Family.RUNTIME)
 ADMISSION_TYPES = types_of(Family.ADMISSION)
+SIGNATURE_TYPES = types_of(Family.SIGNATURES)
 # What the registry's answer can contradict; an untrusted registry is decided before it is asked.
 REGISTRY_VIOLATION_TYPES = (FindingType.DIGEST_MISMATCH, FindingType.TAG_MOVED, FindingType.ARTIFACT_MISSING)
 # Findings about a package's advisories: in the image, or observed running.

@@ -22,9 +22,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vigil.model.image import DEFAULT_REGISTRY, LEGACY_DEFAULT_REGISTRY, ImageRef
+
+if TYPE_CHECKING:
+    from vigil.policy.signature_rules import SignatureRule
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST_RE = re.compile(rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]{{1,5}})?")
@@ -144,6 +147,8 @@ class TrustDecision:
 class TrustPolicy:
     trusted: tuple[TrustRule, ...] = ()
     mirrors: tuple[MirrorRule, ...] = ()
+    # What images must carry (vigil.policy.signature_rules), decided where they are really pulled from.
+    signatures: tuple[SignatureRule, ...] = ()
 
     @property
     def configured(self) -> bool:
@@ -152,10 +157,12 @@ class TrustPolicy:
     @property
     def revision(self) -> str:
         """A stable hash of the rules: evaluations made under another revision are redone."""
-        doc = {
+        doc: dict[str, Any] = {
             "trusted": sorted([str(r.pattern), r.cluster or ""] for r in self.trusted),
             "mirrors": sorted([str(m.source), str(m.mirror), m.cluster or ""] for m in self.mirrors),
         }
+        if self.signatures:
+            doc["signatures"] = sorted(r.fingerprint() for r in self.signatures)
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
     def _applies(self, rule_cluster: str | None, cluster_keys: tuple[str, ...]) -> bool:

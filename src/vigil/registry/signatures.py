@@ -17,7 +17,7 @@ import httpx
 from vigil.model.image import ImageRef, digest_error, parse_image_ref
 
 from .client import RegistryClient, _read_capped
-from .errors import NotFound, RegistryError
+from .errors import DigestMismatch, NotFound, RegistryError
 from .transport import Target, raise_for_unexpected
 
 MAX_REFERRERS_BYTES = 1024 * 1024
@@ -37,6 +37,8 @@ class SignatureArtifact:
     artifact_type: str | None
     blobs: dict[str, bytes] = field(repr=False, default_factory=dict)
     too_large: tuple[str, ...] = ()
+    # Blobs the registry served with content that is not their digest's: tampered where they are stored.
+    tampered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,14 @@ def cosign_tag(digest: str, suffix: str) -> str:
 
 def _blobs(
     client: RegistryClient, ref: ImageRef, manifest: bytes, limit: int
-) -> tuple[dict[str, bytes], tuple[str, ...]]:
+) -> tuple[dict[str, bytes], tuple[str, ...], tuple[str, ...]]:
     try:
         doc = json.loads(manifest)
     except (ValueError, UnicodeDecodeError):
-        return {}, ()
+        return {}, (), ()
     blobs: dict[str, bytes] = {}
     too_large: list[str] = []
+    tampered: list[str] = []
     layers = doc.get("layers") if isinstance(doc, dict) else None
     for layer in layers if isinstance(layers, list) else []:
         if not isinstance(layer, dict):
@@ -71,8 +74,11 @@ def _blobs(
         if not isinstance(size, int) or size > limit:
             too_large.append(digest)
             continue
-        blobs[digest] = client.fetch_blob(ref, digest, size)
-    return blobs, tuple(too_large)
+        try:
+            blobs[digest] = client.fetch_blob(ref, digest, size)
+        except DigestMismatch:
+            tampered.append(digest)
+    return blobs, tuple(too_large), tuple(tampered)
 
 
 def referrers(
@@ -143,11 +149,11 @@ def discover(
                 if not isinstance(mdigest, str) or digest_error(mdigest):
                     continue
                 body, _, mdigest = client.get_manifest_bytes(ref, mdigest)
-                blobs, big = _blobs(client, ref, body, max_blob_bytes)
+                blobs, big, bad = _blobs(client, ref, body, max_blob_bytes)
                 at = desc.get("artifactType")
                 found.append(
                     SignatureArtifact(
-                        "referrer", digest, mdigest, body, at if isinstance(at, str) else None, blobs, big
+                        "referrer", digest, mdigest, body, at if isinstance(at, str) else None, blobs, big, bad
                     )
                 )
         else:
@@ -159,8 +165,8 @@ def discover(
                 continue
             if any(a.manifest_digest == mdigest for a in found):
                 continue
-            blobs, big = _blobs(client, ref, body, max_blob_bytes)
-            found.append(SignatureArtifact("tag", digest, mdigest, body, suffix, blobs, big))
+            blobs, big, bad = _blobs(client, ref, body, max_blob_bytes)
+            found.append(SignatureArtifact("tag", digest, mdigest, body, suffix, blobs, big, bad))
         if len(found) >= max_artifacts:
             break
     return Discovery(tuple(found[:max_artifacts]), api)

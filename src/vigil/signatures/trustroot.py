@@ -133,3 +133,13 @@ def parse_trusted_root(data: bytes) -> TrustedRoot:
             Log(str(tl.get("baseUrl", "")), log_id, key, _window(pk.get("validFor"), f"{field}.publicKey.validFor"))
         )
     return TrustedRoot(tuple(cas), tuple(logs), data)
+
+
+def public_good_root() -> bytes:
+    """The public-good trusted root the sigstore package ships: read from the installed package, never
+    fetched, so as current as that package."""
+    from importlib import resources
+
+    return (
+        resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    ).read_bytes()

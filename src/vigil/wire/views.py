@@ -462,14 +462,40 @@ class MirrorRule(View):
     mirror: str
 
 
+class SignatureKey(View):
+    name: str
+    pem: str
+
+
+class SignatureIdentity(View):
+    issuer: str | None
+    issuer_pattern: str | None
+    subject: str | None
+    subject_pattern: str | None
+
+
+class SignatureRule(View):
+    """What images under `pattern` must carry (in `namespace` only, when set)."""
+
+    pattern: str
+    namespace: str | None
+    keys: list[SignatureKey]
+    identities: list[SignatureIdentity]
+    attestations: list[str]
+    source_repositories: list[str]
+    builder_ids: list[str]
+
+
 class ClusterTrust(View):
     trusted: list[str]
     mirrors: list[MirrorRule]
+    signatures: list[SignatureRule]
 
 
 class TrustPolicy(View):
     trusted: list[str]
     mirrors: list[MirrorRule]
+    signatures: list[SignatureRule]
     clusters: dict[str, ClusterTrust]
     revision: str
 
@@ -481,6 +507,71 @@ class ImageIntegrity(View):
 
 class IntegrityRow(Image):
     pass
+
+
+class ProvenanceFacts(View):
+    """What a verified SLSA provenance says about the build."""
+
+    builder_id: str | None
+    source_repository: str | None
+    source_revision: str | None
+    build_trigger: str | None
+
+
+class SignatureCheckView(View):
+    """One signature or attestation of the digest: who signed it (a named key or a keyless identity), or why
+    it fails."""
+
+    artifact: str
+    source: str  # referrer | tag
+    kind: str  # signature | attestation
+    result: str  # verified | invalid | unknown | absent
+    signer: str | None
+    key_id: str | None
+    issuer: str | None
+    identity: str | None
+    why: str | None
+    docker_reference: str | None
+    signed_at: str | None
+    predicate_type: str | None
+    provenance: ProvenanceFacts | None
+
+
+class WorkloadSignatureVerdict(View):
+    """The signature rule's verdict for one workload running the image."""
+
+    cluster_id: str
+    namespace: str
+    workload_kind: str
+    workload_name: str
+    status: str  # verified | violation | unknown | pending | not_required
+    rule: str | None
+    findings: list[str]
+    signed_by: list[str]
+    failing_checks: list[str]
+
+
+class ImageSignatures(View):
+    image: ImageInfo
+    digest: str | None
+    status: str  # verified | invalid | absent | unknown | pending (not checked yet)
+    checked_at: str | None
+    next_check_at: str | None
+    referrers_api: bool | None
+    reason: str | None
+    checks: list[SignatureCheckView]
+    workloads: list[WorkloadSignatureVerdict]
+
+
+class SignaturePassReport(View):
+    due: int
+    checked: int
+    statuses: dict[str, int]
+    judged: int
+    opened: int
+    resolved: int
+    requests: int
+    seconds: Number
 
 
 class IntegrityPassReport(View):

@@ -13,6 +13,7 @@ from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.contents import VulnerabilityAnalyzer
 from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.jobs.runtime import RuntimeAnalyzer
+from vigil.service.jobs.signatures import SignatureVerifier
 from vigil.service.jobs.workers import Workers
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
 
@@ -27,6 +28,10 @@ def workers(request: Request) -> Workers:
 
 def integrity_evaluator(w: Workers = Depends(workers)) -> IntegrityEvaluator:
     return w.integrity
+
+
+def signature_verifier(w: Workers = Depends(workers)) -> SignatureVerifier:
+    return w.signatures
 
 
 def contents_analyzer(w: Workers = Depends(workers)) -> VulnerabilityAnalyzer:

@@ -6,7 +6,6 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from vigil.cli_paths import input_file
@@ -18,7 +17,7 @@ from vigil.signatures import bundle, cosign, dsse
 from vigil.signatures.certs import IdentityRule
 from vigil.signatures.keys import MAX_KEY_BYTES, BadKey, TrustedKey, load_public_key
 from vigil.signatures.outcome import Absent, Outcome, Unknown, Verified, combine
-from vigil.signatures.trustroot import BadTrustedRoot, TrustedRoot, parse_trusted_root
+from vigil.signatures.trustroot import BadTrustedRoot, TrustedRoot, parse_trusted_root, public_good_root
 
 BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 DSSE_TYPE = "application/vnd.dsse.envelope.v1+json"
@@ -99,13 +98,6 @@ class Requirement:
     root: TrustedRoot | None
 
 
-def _public_good_root() -> bytes:
-    # The public-good trusted root the sigstore package ships: offline, as current as that package.
-    return (
-        resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
-    ).read_bytes()
-
-
 def requirement(key_file: Path | None, identities: Sequence[str], trusted_root: Path | None) -> Requirement | None:
     """The options' requirement, or None without --key and --identity; BadPath or UsageError (exit 2)
     name the option and the value."""
@@ -136,7 +128,7 @@ def requirement(key_file: Path | None, identities: Sequence[str], trusted_root: 
             raise UsageError(f"--identity {text!r}: the subject pattern is not a regular expression ({e})") from None
     root: TrustedRoot | None = None
     if rules or trusted_root is not None:
-        raw = input_file(trusted_root, "--trusted-root").read_bytes() if trusted_root else _public_good_root()
+        raw = input_file(trusted_root, "--trusted-root").read_bytes() if trusted_root else public_good_root()
         try:
             root = parse_trusted_root(raw)
         except BadTrustedRoot as e:

@@ -25,6 +25,7 @@ from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.contents import IntelHolder, IntelSyncSchedule, VulnerabilityAnalyzer
 from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.jobs.runtime import RuntimeAnalyzer
+from vigil.service.jobs.signatures import SignatureVerifier
 from vigil.service.jobs.trust_file import apply_policy_file
 from vigil.service.settings import Settings
 from vigil.service.store.contents import MAX_ATTEMPTS, StoreScanQueue
@@ -43,6 +44,7 @@ class Workers:
     intel_sync: IntelSyncSchedule
     runtime: RuntimeAnalyzer
     alerts: Dispatcher
+    signatures: SignatureVerifier
 
 
 def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
@@ -50,6 +52,12 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
     reverify = settings.integrity.reverify_interval
     client = RegistryClient(config, tag_ttl=reverify * TAG_TTL_FRACTION)
     return IntegrityEvaluator(engine, client, reverify_interval=reverify)
+
+
+def make_signatures(settings: Settings, engine: Engine) -> SignatureVerifier:
+    # A client of its own: signature requests neither share nor count against integrity's.
+    client = RegistryClient(RegistryConfig.load(settings.registry_config))
+    return SignatureVerifier(engine, client, reverify_interval=settings.integrity.reverify_interval)
 
 
 def scan_worker(
@@ -106,6 +114,7 @@ def build_workers(settings: Settings, engine: Engine) -> Workers:
             engine, watch_period=settings.runtime.watch_period, label_interval=settings.runtime.label_interval
         ),
         alerts=Dispatcher.from_settings(engine, settings.alerts),
+        signatures=make_signatures(settings, engine),
     )
 
 
@@ -113,6 +122,7 @@ def start(workers: Workers, settings: Settings) -> None:
     """Start what the settings run in the background, in dependency order."""
     if settings.integrity.background:
         workers.integrity.start(settings.integrity.tick)
+        workers.signatures.start(settings.integrity.tick)
     if settings.contents.background:
         if workers.contents.scanner is not None:
             workers.contents.scanner.start(settings.contents.tick)
@@ -133,5 +143,7 @@ def stop(workers: Workers) -> None:
     if workers.contents.scanner is not None:
         workers.contents.scanner.stop()
         workers.contents.scanner.client.close()
+    workers.signatures.stop()
+    workers.signatures.client.close()
     workers.integrity.stop()
     workers.integrity.client.close()

@@ -7,8 +7,10 @@ import logging
 from sqlalchemy import Connection, delete, select
 
 from vigil.clock import utcnow
+from vigil.policy.signature_rules import SignatureRule
 from vigil.policy.trust import MirrorRule, Pattern, TrustPolicy, TrustRule
-from vigil.service.store.schema import trust_rules
+from vigil.policy.trust_doc import SignatureRuleDoc
+from vigil.service.store.schema import signature_rules, trust_rules
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,52 @@ def load_policy(conn: Connection) -> TrustPolicy:
             mirrors.append(MirrorRule(Pattern.parse(row.pattern), Pattern.parse(row.mirror), cluster))
         else:
             log.warning("trust rule of unknown kind ignored", extra={"rule_id": row.id, "kind": row.kind})
-    return TrustPolicy(tuple(trusted), tuple(mirrors))
+    return TrustPolicy(tuple(trusted), tuple(mirrors), load_signature_rules(conn))
+
+
+def load_signature_rules(conn: Connection) -> tuple[SignatureRule, ...]:
+    out: list[SignatureRule] = []
+    for row in conn.execute(select(signature_rules).order_by(signature_rules.c.id)):
+        doc = SignatureRuleDoc.model_validate(
+            {**row.requirement, "pattern": row.pattern, "namespace": row.namespace or None}
+        )
+        out.append(doc.to_rule(row.cluster or None))
+    return tuple(out)
+
+
+def _signature_row(rule: SignatureRule, actor: str) -> dict:
+    doc = SignatureRuleDoc.from_rule(rule).model_dump(exclude={"pattern", "namespace"})
+    return dict(
+        pattern=str(rule.pattern),
+        cluster=rule.cluster or "",
+        namespace=rule.namespace or "",
+        requirement=doc,
+        created_at=utcnow(),
+        created_by=actor,
+    )
+
+
+def put_signature_rule(conn: Connection, rule: SignatureRule, actor: str) -> bool:
+    """Set the requirement of the rule's place (pattern, cluster, namespace); False when it replaced one."""
+    removed = remove_signature_rule(conn, rule.pattern, rule.cluster, rule.namespace, actor)
+    conn.execute(signature_rules.insert().values(**_signature_row(rule, actor)))
+    log.info("signature rule set", extra={"actor": actor, "rule": rule.describe()})
+    return not removed
+
+
+def remove_signature_rule(
+    conn: Connection, pattern: Pattern, cluster: str | None, namespace: str | None, actor: str
+) -> bool:
+    n = conn.execute(
+        delete(signature_rules).where(
+            signature_rules.c.pattern == str(pattern),
+            signature_rules.c.cluster == (cluster or ""),
+            signature_rules.c.namespace == (namespace or ""),
+        )
+    ).rowcount
+    if n:
+        log.info("signature rule removed", extra={"actor": actor, "pattern": str(pattern), "cluster": cluster})
+    return bool(n)
 
 
 def _rows(policy: TrustPolicy, actor: str) -> list[dict]:
@@ -52,10 +99,16 @@ def _rows(policy: TrustPolicy, actor: str) -> list[dict]:
 def replace_policy(conn: Connection, policy: TrustPolicy, actor: str) -> None:
     """Make ``policy`` the whole stored policy (PUT, or the policy file at start)."""
     conn.execute(delete(trust_rules))
+    conn.execute(delete(signature_rules))
     rows = _rows(policy, actor)
     if rows:
         conn.execute(trust_rules.insert(), rows)
-    log.info("trust policy replaced", extra={"actor": actor, "rules": len(rows), "revision": policy.revision})
+    if policy.signatures:
+        conn.execute(signature_rules.insert(), [_signature_row(r, actor) for r in policy.signatures])
+    log.info(
+        "trust policy replaced",
+        extra={"actor": actor, "rules": len(rows) + len(policy.signatures), "revision": policy.revision},
+    )
 
 
 def add_trusted(conn: Connection, pattern: Pattern, cluster: str | None, actor: str) -> bool:
@@ -106,12 +159,45 @@ def _remove(conn: Connection, kind: str, pattern: str, mirror: str | None, clust
 
 
 def list_rules(conn: Connection) -> list[dict]:
+    signatures = [
+        {
+            "kind": "signatures",
+            "pattern": r.pattern,
+            "mirror": None,
+            "cluster": r.cluster or None,
+            "namespace": r.namespace or None,
+            "requires": _requirement_text(r.requirement),
+            "created_at": r.created_at,
+            "created_by": r.created_by,
+        }
+        for r in conn.execute(select(signature_rules).order_by(signature_rules.c.cluster, signature_rules.c.pattern))
+    ]
+    return _trust_rows(conn) + signatures
+
+
+def _requirement_text(doc: dict) -> str:
+    """A signature rule's requirement in a table cell: keys, identities, attestations, sources, builders."""
+    parts = [f"key {k['name']}" for k in doc.get("keys") or []]
+    parts += [
+        f"identity {i.get('issuer') or '/' + str(i.get('issuer_pattern')) + '/'}="
+        f"{i.get('subject') or '/' + str(i.get('subject_pattern')) + '/'}"
+        for i in doc.get("identities") or []
+    ]
+    parts += [f"attestation {t}" for t in doc.get("attestations") or []]
+    parts += [f"source {t}" for t in doc.get("source_repositories") or []]
+    parts += [f"builder {t}" for t in doc.get("builder_ids") or []]
+    return "; ".join(parts)
+
+
+def _trust_rows(conn: Connection) -> list[dict]:
     return [
         {
             "kind": r.kind,
             "pattern": r.pattern,
             "mirror": r.mirror or None,
             "cluster": r.cluster or None,
+            "namespace": None,
+            "requires": None,
             "created_at": r.created_at,
             "created_by": r.created_by,
         }

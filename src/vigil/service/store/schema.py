@@ -336,6 +336,38 @@ image_provenance = Table(
     Column("recorded_at", Timestamp, nullable=False),
 )
 
+signature_rules = Table(
+    "signature_rules",
+    metadata,
+    # What images under a pattern must carry (keys, identities, attestations, provenance), in one
+    # cluster ('' every cluster) and namespace ('' every namespace).
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pattern", String(512), nullable=False),
+    Column("cluster", String(253), nullable=False),
+    Column("namespace", String(253), nullable=False),
+    # the rule as the trust policy document writes it (SignatureRuleDoc, without pattern and namespace)
+    Column("requirement", Json, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("pattern", "cluster", "namespace", name="uq_signature_rules_place"),
+)
+
+image_signatures = Table(
+    "image_signatures",
+    metadata,
+    # What a digest's signatures prove, checked once against every accepted key (material_revision):
+    # content-addressed, so a verified digest is never asked about again.
+    Column("digest", String(80), primary_key=True),
+    Column("material_revision", String(32), nullable=False),
+    # verified | invalid | absent | unknown (DigestSignatures.status)
+    Column("status", String(16), nullable=False),
+    Column("checks", Json, nullable=False),
+    Column("checked_at", Timestamp, nullable=False),
+    # None: verified, never checked again; else when a signature may have appeared (or the registry is back)
+    Column("next_check_at", Timestamp),
+    Column("failures", Integer, nullable=False),
+)
+
 # -- image contents and vulnerabilities -----------------------------------------------------------
 # Contents are per manifest digest (content-addressed, so scanned once whoever runs it);
 # image_scans is also the scanner's job queue (pending -> scanning -> done | failed).

@@ -1,0 +1,83 @@
+"""What each digest's signatures prove (one row per digest), and the dedup keys of signature findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from vigil.clock import as_utc
+from vigil.policy.signature_checks import DigestSignatures
+from vigil.service.store.chunks import chunks
+from vigil.service.store.integrity import RunningImage
+from vigil.service.store.schema import image_signatures
+
+DEDUP_PREFIX = "signatures:"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureState:
+    signatures: DigestSignatures
+    material_revision: str
+    checked_at: datetime
+    next_check_at: datetime | None  # None: verified, never asked again
+    failures: int
+
+
+def dedup_key(finding_type: str, r: RunningImage) -> str:
+    """One finding per (type, cluster, image, workload), as integrity findings are."""
+    return f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{r.workload_kind}/{r.workload_name}:{finding_type}"
+
+
+def _state(row) -> SignatureState:
+    return SignatureState(
+        DigestSignatures.from_doc(row.checks),
+        row.material_revision,
+        as_utc(row.checked_at),
+        as_utc(row.next_check_at) if row.next_check_at is not None else None,
+        row.failures,
+    )
+
+
+def load_states(conn: Connection, digests: Iterable[str] | None = None) -> dict[str, SignatureState]:
+    """Every digest's state, or only those of ``digests``."""
+    if digests is None:
+        return {r.digest: _state(r) for r in conn.execute(select(image_signatures))}
+    out: dict[str, SignatureState] = {}
+    for chunk in chunks(sorted(set(digests))):
+        for r in conn.execute(select(image_signatures).where(image_signatures.c.digest.in_(chunk))):
+            out[r.digest] = _state(r)
+    return out
+
+
+def upsert_states(conn: Connection, rows: list[dict]) -> None:
+    if not rows:
+        return
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(image_signatures)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["digest"], set_={c: stmt.excluded[c] for c in rows[0] if c != "digest"}
+    )
+    for chunk in chunks(rows):
+        conn.execute(stmt, chunk)
+
+
+def state_row(
+    sigs: DigestSignatures,
+    material_revision: str,
+    checked_at: datetime,
+    next_check_at: datetime | None,
+    failures: int,
+) -> dict:
+    return dict(
+        digest=sigs.digest,
+        material_revision=material_revision,
+        status=sigs.status,
+        checks=sigs.to_doc(),
+        checked_at=checked_at,
+        next_check_at=next_check_at,
+        failures=failures,
+    )
