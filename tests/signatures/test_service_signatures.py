@@ -1,0 +1,213 @@
+"""End to end: a real loopback docker-registry, images the test builds and pushes, signed by the test with
+keys it generates (cosign's simple-signing payload under the `sha256-<hex>.sig` tag, SLSA v1 provenance
+under `.att`), an inventory posted to a real service, verification through POST /api/v1/signatures/verify,
+findings and per-image signatures read back through the API.
+
+Debian's docker-registry has no referrers API (GET /v2/<name>/referrers/<digest> answers 404), so what a
+real registry shows here is the tag scheme; the referrers path is tested against a read-only server in
+test_discovery.py."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.integrity.integrity_helpers import client_for, image, image_pk, post, put_policy, registry_config, snapshot
+
+from vigil.devtools.oci import push, sha256
+from vigil.devtools.registry_server import RegistryServer
+from vigil.devtools.service import LiveService
+from vigil.devtools.signing import attest, new_key, public_pem, sign, slsa_v1_statement
+from vigil.service.jobs.signatures import SignatureVerifier
+from vigil.signatures.keys import key_id, load_public_key
+
+SIGNATURE_TYPES = "unsigned_image,signature_invalid,provenance_mismatch"
+BUILDER = "https://github.com/actions/runner/github-hosted"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    with RegistryServer.for_pytest(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture
+def service(tmp_path):
+    svc = LiveService(tmp_path / "data").start()
+    yield svc
+    svc.stop()
+
+
+def corrupt_blob(registry: RegistryServer, digest: str) -> None:
+    """Flip one byte of a blob where docker-registry stores it (same size: only the digest tells)."""
+    hexd = digest.removeprefix("sha256:")
+    path = Path(registry.storage_dir) / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def verify(svc, *, all: bool = False) -> dict:
+    r = httpx.post(
+        f"{svc.url}/api/v1/signatures/verify",
+        params={"all": str(all).lower()},
+        headers={"Authorization": f"Bearer {svc.admin_token}"},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def signature_findings(svc, **params) -> list[dict]:
+    found = svc.list_all("/api/v1/findings", type=SIGNATURE_TYPES, **params)
+    return sorted(found, key=lambda f: (f["workload"]["name"], f["type"]))
+
+
+def signatures_of(svc, pk: int) -> dict:
+    r = svc.get(f"/api/v1/images/{pk}/signatures")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_signatures_verified_unsigned_invalid_and_provenance_in_the_inventory(registry, service) -> None:
+    svc, host = service, registry.host
+    config = registry_config(host)
+    verifier = SignatureVerifier(svc.engine, client_for(config), reverify_interval=1.0, workers=2)
+    svc.app.state.workers.signatures = verifier
+    ci, other = new_key(), new_key()
+    ci_id = key_id(load_public_key(public_pem(ci)))
+    with client_for(config) as pusher:
+        repo = f"{host}/sig/app"
+        pushed = {}
+        for name in ("signed", "unsigned", "foreign", "corrupt", "acme", "evil"):
+            img = image(f"sig-{name}")
+            push(pusher, f"{repo}:{name}", img)
+            pushed[name] = img.digest
+        sign(pusher, repo, pushed["signed"], ci)
+        sign(pusher, repo, pushed["foreign"], other)
+        corrupt_sig = sign(pusher, repo, pushed["corrupt"], ci)
+        for name, source in (("acme", "https://github.com/acme/app"), ("evil", "https://github.com/evil/app")):
+            sign(pusher, repo, pushed[name], ci)
+            statement = slsa_v1_statement(pushed[name], repo, builder_id=BUILDER, repository=source, commit="c0ffee")
+            attest(pusher, repo, pushed[name], ci, statement)
+        # The payload blob of the corrupt image's signature, flipped where the registry stores it.
+        manifest = pusher.get_manifest_bytes(repo, corrupt_sig)[0]
+        payload_digest = json.loads(manifest)["layers"][0]["digest"]
+    corrupt_blob(registry, payload_digest)
+
+    ci_pem = public_pem(ci).decode()
+    doc = {
+        "trusted": [host],
+        "signatures": [
+            {"pattern": f"{host}/sig", "keys": [{"name": "ci", "pem": ci_pem}]},
+            {
+                "pattern": f"{host}/sig",
+                "namespace": "payments",
+                "keys": [{"name": "ci", "pem": ci_pem}],
+                "attestations": ["https://slsa.dev/provenance/v1"],
+                "source_repositories": ["https://github.com/acme/app"],
+                "builder_ids": [BUILDER],
+            },
+        ],
+    }
+    assert put_policy(svc, doc).status_code == 200
+    cid, cred = svc.register("c1")
+    shop = [(n, f"{repo}:{n}", pushed[n]) for n in ("signed", "unsigned", "foreign", "corrupt")]
+    post(svc, cred, snapshot(cid, shop))
+    report = verify(svc)
+    assert (report["due"], report["checked"], report["statuses"]) == (4, 4, {"verified": 1, "absent": 1, "invalid": 2})
+    assert report["requests"] > 0
+
+    found = signature_findings(svc, status="open")
+    assert [(f["type"], f["severity"], f["workload"]["name"], f["namespace"]) for f in found] == [
+        ("signature_invalid", "critical", "corrupt", "shop"),
+        ("unsigned_image", "high", "foreign", "shop"),
+        ("unsigned_image", "high", "unsigned", "shop"),
+    ]
+    rule = f"signatures for {host}/sig (global)"
+    invalid, foreign, unsigned = found
+    assert invalid["evidence"]["failing_check"] == (
+        f"signature {corrupt_sig}: invalid: the blob {payload_digest} the registry serves is not the content of "
+        "its digest"
+    )
+    assert invalid["evidence"]["rule"] == rule
+    assert invalid["evidence"]["accepted_signers"] == [f"key ci ({ci_id})"]
+    assert invalid["evidence"]["image"] == f"{repo}:corrupt@{pushed['corrupt']}"
+    assert foreign["evidence"]["failing_check"] == "no signature by an accepted key or identity"
+    assert foreign["evidence"]["signatures"] == [
+        f"signature {sha256(pusher_manifest(host, repo, pushed['foreign']))}: invalid: the signature does not "
+        "verify with any accepted key (another key made it, or it was altered)"
+    ]
+    assert unsigned["evidence"]["signatures"] == []
+
+    signed = signatures_of(svc, image_pk(svc, cid, "signed"))
+    assert (signed["digest"], signed["status"], signed["referrers_api"]) == (pushed["signed"], "verified", False)
+    assert [
+        (c["source"], c["kind"], c["result"], c["signer"], c["key_id"], c["docker_reference"]) for c in signed["checks"]
+    ] == [("tag", "signature", "verified", f"key ci ({ci_id})", ci_id, repo)]
+    assert signed["next_check_at"] is None  # verified: never asked again
+    assert [(w["workload_name"], w["status"], w["rule"], w["signed_by"]) for w in signed["workloads"]] == [
+        ("signed", "verified", rule, [f"key ci ({ci_id})"])
+    ]
+
+    # No registry request for what is verified; the others are asked again once the interval is over.
+    time.sleep(1.1)
+    again = verify(svc)
+    assert (again["due"], again["statuses"]) == (3, {"absent": 1, "invalid": 2})
+    assert signatures_of(svc, image_pk(svc, cid, "signed"))["checked_at"] == signed["checked_at"]
+
+    # A valid signature appears: the finding resolves, with who signed.
+    with client_for(config) as pusher:
+        sign(pusher, repo, pushed["unsigned"], ci)
+    time.sleep(1.1)
+    verify(svc)
+    assert [(f["type"], f["workload"]["name"]) for f in signature_findings(svc, status="open")] == [
+        ("signature_invalid", "corrupt"),
+        ("unsigned_image", "foreign"),
+    ]
+    resolved = signature_findings(svc, status="resolved")
+    assert [f["workload"]["name"] for f in resolved] == ["unsigned"]
+    history = svc.get(f"/api/v1/findings/{resolved[0]['id']}").json()["history"]
+    assert [(h["to_status"], h["reason"]) for h in history] == [
+        ("open", "observed"),
+        ("resolved", f"condition ended: signed by key ci ({ci_id})"),
+    ]
+
+    # Provenance: in namespace payments the rule wants SLSA v1 provenance from acme's repository.
+    post(
+        svc,
+        cred,
+        snapshot(cid, [(n, f"{repo}:{n}", pushed[n]) for n in ("acme", "evil")], namespace="payments"),
+    )
+    verify(svc)
+    found = signature_findings(svc, status="open", namespace="payments")
+    assert [(f["type"], f["severity"], f["workload"]["name"]) for f in found] == [
+        ("provenance_mismatch", "high", "evil")
+    ]
+    assert found[0]["evidence"]["failing_check"] == (
+        "source repository https://github.com/evil/app is not one of https://github.com/acme/app"
+    )
+    assert found[0]["evidence"]["signed_by"] == [f"key ci ({ci_id})"]
+    acme = signatures_of(svc, image_pk(svc, cid, "acme"))
+    attestation = [c for c in acme["checks"] if c["kind"] == "attestation"]
+    assert [(c["result"], c["predicate_type"], c["provenance"]) for c in attestation] == [
+        (
+            "verified",
+            "https://slsa.dev/provenance/v1",
+            {
+                "builder_id": BUILDER,
+                "source_repository": "https://github.com/acme/app",
+                "source_revision": "c0ffee",
+                "build_trigger": "push",
+            },
+        )
+    ]
+    assert [(w["workload_name"], w["status"]) for w in acme["workloads"]] == [("acme", "verified")]
+
+
+def pusher_manifest(host: str, repo: str, digest: str) -> bytes:
+    with client_for(registry_config(host)) as client:
+        return client.get_manifest_bytes(repo, digest.replace(":", "-", 1) + ".sig")[0]
