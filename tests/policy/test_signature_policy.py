@@ -345,3 +345,43 @@ def test_a_slsa_v1_provenance_from_another_repository_is_provenance_mismatch() -
     assert verdict(checks_of(signed_artifact(CI), _attestation_artifact(envelope, DIGEST), pol=pol), pol).status is (
         SignatureStatus.VERIFIED
     )
+
+
+# -- admission --------------------------------------------------------------------------------------
+
+
+def test_an_enforcing_admission_policy_refuses_the_unsigned_image_with_the_same_verdict() -> None:
+    from vigil.policy.enforcement import AdmissionSubject, ImageFacts, Outcome, parse_enforcement
+    from vigil.policy.enforcement import evaluate as admit
+
+    trust = policy([{"pattern": HOST, "keys": [{"name": "ci", "pem": CI_PEM}]}])
+    ref = f"{HOST}/team/app@{DIGEST}"
+    doc = {"policies": [{"name": "signed", "mode": "enforce", "rules": {"signatures": True}}]}
+    enforcing = parse_enforcement(doc, "test")
+    subject = AdmissionSubject(cluster="c1", namespace="shop", name="web")
+    foreign = signed_artifact(OTHER)
+
+    def decide(sigs, policy_doc=enforcing):
+        return admit(policy_doc, trust, subject, [ImageFacts(ref, parse_image_ref(ref), signatures=sigs)])
+
+    unsigned = decide(checks_of(foreign))
+    assert unsigned.outcome is Outcome.DENIED
+    assert unsigned.message == (
+        f'policy "signed" rule signatures: image {ref}: unsigned_image: no signature by an accepted key or identity '
+        f"(signatures for {HOST} (global))"
+    )
+    assert unsigned.violations[0].evidence["signatures"] == [
+        f"signature {foreign.manifest_digest}: invalid: {NOT_BY_AN_ACCEPTED_KEY}"
+    ]
+    assert decide(checks_of(signed_artifact(CI))).outcome is Outcome.ALLOWED
+    # Not checked yet, or the registry could not say: admitted (never a violation), as with integrity.
+    assert decide(None).outcome is Outcome.ALLOWED
+    assert decide(DigestSignatures(DIGEST, (), "unreachable")).outcome is Outcome.ALLOWED
+    # The rule is opt-in: a policy that does not ask for signatures admits, and keeps its revision.
+    plain = parse_enforcement({"policies": [{"name": "signed", "mode": "enforce"}]}, "test")
+    assert decide(checks_of(foreign), plain).outcome is Outcome.ALLOWED
+    assert "signatures" not in plain.model_dump()["policies"][0]["rules"]
+    assert enforcing.model_dump()["policies"][0]["rules"]["signatures"] is True
+    assert parse_enforcement(enforcing.model_dump(mode="json"), "again") == enforcing
+    audit = parse_enforcement({"policies": [{"name": "signed", "mode": "audit", "rules": {"signatures": True}}]}, "t")
+    assert decide(checks_of(), audit).outcome is Outcome.AUDITED

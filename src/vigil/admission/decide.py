@@ -28,6 +28,7 @@ from vigil.policy.enforcement import (
     evaluate,
 )
 from vigil.policy.integrity import Verdict, judge
+from vigil.policy.signature_checks import DigestSignatures
 from vigil.policy.trust import TrustDecision
 from vigil.registry.probe import RegistryAnswer
 
@@ -138,6 +139,9 @@ def image_facts(
         vulnerabilities=tuple(
             VulnerabilityFact(v.advisory_id, v.package, v.severity, v.fixable) for v in facts.vulnerabilities
         ),
+        signatures=None
+        if facts.signatures is None
+        else DigestSignatures.from_doc({"digest": facts.digest, **facts.signatures.model_dump()}),
     )
 
 

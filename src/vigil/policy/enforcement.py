@@ -22,11 +22,24 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from vigil.model.findings import Severity
 from vigil.model.image import ImageRef
 from vigil.policy.integrity import Status, Verdict
+from vigil.policy.signature_checks import DigestSignatures
+from vigil.policy.signature_rules import rule_for
+from vigil.policy.signature_verdict import SignatureStatus
+from vigil.policy.signature_verdict import evaluate as signature_verdict
 from vigil.policy.trust import TrustPolicy
 from vigil.policy.trust_doc import field_path
 from vigil.yaml_errors import yaml_error_message
@@ -68,6 +81,7 @@ class Rule(StrEnum):
     UNSCANNED = "unscanned"
     MALICIOUS_PACKAGE = "malicious_package"
     VULNERABILITIES = "vulnerabilities"
+    SIGNATURES = "signatures"
 
 
 class _Doc(BaseModel):
@@ -141,6 +155,17 @@ class Rules(_Doc):
     unscanned: Unscanned = Unscanned.ALLOW
     malicious_package: bool = True
     vulnerabilities: VulnerabilityRule | None = None
+    # Refuse what the trust policy's signature rules find unsigned, invalid or of the wrong provenance.
+    signatures: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_unused_signatures(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A policy that does not ask for signatures serializes (and hashes to its revision) as before
+        # the rule existed.
+        data: dict[str, Any] = handler(self)
+        if not self.signatures:
+            data.pop("signatures", None)
+        return data
 
 
 class RuntimeMode(StrEnum):
@@ -278,6 +303,8 @@ class ImageFacts:
     scanned: bool = False
     malicious_packages: tuple[str, ...] = ()
     vulnerabilities: tuple[VulnerabilityFact, ...] = ()
+    # What the digest's signatures prove (None: not checked yet, never a violation).
+    signatures: DigestSignatures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,8 +364,32 @@ def _integrity_violation(facts: ImageFacts) -> tuple[str, dict[str, Any]] | None
     return f"{kind}: {text}", {"finding": kind, "runtime_digest": running, "registry_digest": registry}
 
 
+def _signature_violation(
+    trust: TrustPolicy, effective: ImageRef, cluster_keys: tuple[str, ...], namespace: str | None, facts: ImageFacts
+) -> tuple[str, dict[str, Any]] | None:
+    """The trust policy's signature verdict for the image, as admission text, when it is a violation."""
+    rule = rule_for(trust.signatures, effective, cluster_keys, namespace)
+    if rule is None or facts.signatures is None:
+        return None
+    verdict = signature_verdict(facts.signatures, rule, image=facts.reference)
+    if verdict.status is not SignatureStatus.VIOLATION:
+        return None
+    text = "; ".join(f"{f.type}: {', '.join(f.evidence['failing_checks'])}" for f in verdict.findings)
+    evidence = {
+        "findings": [str(f.type) for f in verdict.findings],
+        "rule": rule.describe(),
+        "failing_checks": [c for f in verdict.findings for c in f.evidence["failing_checks"]],
+        "signatures": verdict.evidence.get("signatures", []),
+    }
+    return f"{text} ({rule.describe()})", evidence
+
+
 def _hits(
-    entry: PolicyEntry, trust: TrustPolicy, cluster_keys: tuple[str, ...], facts: ImageFacts
+    entry: PolicyEntry,
+    trust: TrustPolicy,
+    cluster_keys: tuple[str, ...],
+    facts: ImageFacts,
+    namespace: str | None = None,
 ) -> list[tuple[Rule, str, dict[str, Any], bool]]:
     """Each rule ``facts`` breaks under ``entry``: (rule, text, evidence, only a warning)."""
     rules = entry.rules
@@ -353,6 +404,10 @@ def _hits(
         hit = _integrity_violation(facts)
         if hit is not None:
             out.append((Rule.INTEGRITY, hit[0], hit[1], False))
+    if rules.signatures:
+        signed = _signature_violation(trust, decision.effective, cluster_keys, namespace, facts)
+        if signed is not None:
+            out.append((Rule.SIGNATURES, signed[0], signed[1], False))
     if not facts.scanned:
         if rules.unscanned is not Unscanned.ALLOW:
             out.append(
@@ -400,7 +455,7 @@ def evaluate(
         if not entry.scope.matches(subject):
             continue
         for facts in images:
-            for rule, text, evidence, warn_only in _hits(entry, trust, subject.cluster_keys, facts):
+            for rule, text, evidence, warn_only in _hits(entry, trust, subject.cluster_keys, facts, subject.namespace):
                 mode = Mode.WARN if warn_only and entry.mode is Mode.ENFORCE else entry.mode
                 message = f'policy "{entry.name}" rule {rule}: image {facts.reference}: {text}'
                 violations.append(Violation(entry.name, mode, rule, facts.reference, message, evidence))

@@ -35,6 +35,39 @@ class VulnerabilityFact(WireModel):
     fixable: bool
 
 
+class SignatureProvenance(WireModel):
+    builder_id: Text | None = None
+    source_repository: Text | None = None
+    source_revision: Text | None = None
+    build_trigger: Text | None = None
+
+
+class SignatureCheckFact(WireModel):
+    """One signature or attestation check of a digest (``vigil.policy.signature_checks.SignatureCheck``)."""
+
+    artifact: Annotated[str, Field(max_length=80)]
+    source: Literal["referrer", "tag"]
+    kind: Literal["signature", "attestation"]
+    result: Literal["verified", "invalid", "absent", "unknown"]
+    foreign: bool = False
+    why: Text | None = None
+    by: Text | None = None
+    identity: Text | None = None
+    issuer: Text | None = None
+    docker_reference: Text | None = None
+    signed_at: Annotated[str, Field(max_length=64)] | None = None
+    predicate_type: Text | None = None
+    provenance: SignatureProvenance | None = None
+
+
+class SignatureFacts(WireModel):
+    """What the digest's signatures prove, checked once by the service; each webhook judges it against
+    the trust policy's signature rule for the request's cluster and namespace."""
+
+    checks: list[SignatureCheckFact] = Field(default_factory=list, max_length=64)
+    unknown: Text | None = None
+
+
 class DigestFacts(WireModel):
     """What the service knows about one image digest."""
 
@@ -45,6 +78,7 @@ class DigestFacts(WireModel):
     scanned: bool = False
     malicious_packages: list[Annotated[str, Field(max_length=512)]] = Field(default_factory=list, max_length=10_000)
     vulnerabilities: list[VulnerabilityFact] = Field(default_factory=list, max_length=100_000)
+    signatures: SignatureFacts | None = None  # None: not checked (no signature rule, or not yet)
 
     @field_validator("digest")
     @classmethod
@@ -115,7 +149,7 @@ Outcome = Literal["allowed", "denied", "warned", "audited", "break_glass", "exem
 class ViolationRecord(WireModel):
     policy: Annotated[str, Field(max_length=63)]
     mode: Literal["enforce", "warn", "audit"]
-    rule: Literal["untrusted_registry", "integrity", "unscanned", "malicious_package", "vulnerabilities"]
+    rule: Literal["untrusted_registry", "integrity", "unscanned", "malicious_package", "vulnerabilities", "signatures"]
     image: Annotated[str, Field(max_length=1024)]
     message: Text
     evidence: dict[str, Any] = Field(default_factory=dict)

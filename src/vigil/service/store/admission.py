@@ -25,7 +25,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from vigil.clock import as_utc, utcnow
 from vigil.model.findings import Family, FindingStatus, FindingType, Severity, severity_rank
 from vigil.model.image import digest_error
+from vigil.policy.signature_rules import material
 from vigil.service.store import findings as finding_store
+from vigil.service.store import signatures as signature_store
 from vigil.service.store.chunks import chunks
 from vigil.service.store.contents import package_key
 from vigil.service.store.schema import (
@@ -42,6 +44,8 @@ from vigil.wire.admission import (
     MAX_IMAGES,
     AdmissionDecisionRecord,
     DigestFacts,
+    SignatureCheckFact,
+    SignatureFacts,
     TagFacts,
     VulnerabilityFact,
 )
@@ -314,6 +318,7 @@ def digest_facts(conn: Connection, cluster_id: str, integrity_rows: Sequence | N
             )
         }
     contents = _vulnerability_facts(conn, sorted(scanned))
+    signed = _signature_facts(conn, digests)
     out = []
     for digest in sorted(digests):
         bad, vulns = contents.get(digest, ([], []))
@@ -324,7 +329,28 @@ def digest_facts(conn: Connection, cluster_id: str, integrity_rows: Sequence | N
                 scanned=digest in scanned,
                 malicious_packages=bad,
                 vulnerabilities=vulns,
+                signatures=signed.get(digest),
             )
+        )
+    return out
+
+
+def _signature_facts(conn: Connection, digests: Sequence[str]) -> dict[str, SignatureFacts]:
+    """Each digest's signature checks made against the accepted keys of the current trust policy."""
+    # Imported here: the policy store reads the signature rules the revision is made of.
+    from vigil.service.store.policy import load_signature_rules
+
+    rules = load_signature_rules(conn)
+    if not rules:
+        return {}
+    revision = material(rules).revision
+    out: dict[str, SignatureFacts] = {}
+    for digest, state in signature_store.load_states(conn, digests).items():
+        if state.material_revision != revision:
+            continue
+        doc = state.signatures.to_doc()
+        out[digest] = SignatureFacts(
+            checks=[SignatureCheckFact.model_validate(c) for c in doc["checks"]], unknown=doc["unknown"]
         )
     return out
 
