@@ -41,10 +41,12 @@ NODE = "node-act-1"
 SA = "/var/run/secrets/kubernetes.io/serviceaccount"
 PASSWD = b"root:x:0:0::/root:/bin/sh\n"
 SHADOW = b"root:*:1:0:99999:7:::\n"
+REPORT = b"#!/bin/sh\necho report\n"  # a binary of the image that the container overwrites
 # Each action through an exec session (ctr task exec, as kubectl exec): (exec id, argv).
 ACTIONS = [
     ("drop", "/bin/sh", "-c", "/bin/busybox mkdir -p /usr/local/bin && /bin/busybox cp /bin/busybox /usr/local/bin/tool && /bin/busybox chmod +x /usr/local/bin/tool"),
     ("passwd", "/bin/sh", "-c", "echo 'evil:x:0:0::/:/bin/sh' >> /etc/passwd"),
+    ("binary", "/bin/sh", "-c", "echo 'exit 0' > /usr/bin/report"),
     ("shadow", "/bin/cat", "/etc/shadow"),
     ("token", "/bin/cat", SA + "/token"),
     ("core", "/bin/sh", "-c", "echo '|/tmp/x' > /proc/sys/kernel/core_pattern"),
@@ -57,6 +59,7 @@ EXPECTED = [
     ("container_escape_attempt", "critical", "T1611", "namespace-change: CLONE_NEWNS"),
     ("file_tampering", "high", "T1098", "account-file-modified: /etc/passwd"),
     ("file_tampering", "high", "T1105", "executable-dropped: /usr/local/bin/tool"),
+    ("file_tampering", "high", "T1554", "image-file-modified: /usr/bin/report"),
     ("ptrace_attach", "high", "T1055.008", "ptrace-attach: pid:N comm:ptracer"),
     ("sensitive_file_read", "high", "T1003.008", "credential-file-read: /etc/shadow"),
     ("sensitive_file_read", "high", "T1528", f"service-account-token-read: {SA}/token"),
@@ -86,7 +89,11 @@ def test_activities_in_a_real_container_give_their_findings(registry, containerd
         "/helpers/ptracer": _static_helper("ptracer", PTRACE_HELPER).read_bytes(),
         "/helpers/memfdexec": _static_helper("memfdexec", MEMFD_HELPER).read_bytes(),
     }
-    image = push_image(registry, tag="activity", extra={"/etc/passwd": PASSWD, "/etc/shadow": SHADOW, **helpers})
+    image = push_image(
+        registry,
+        tag="activity",
+        extra={"/etc/passwd": PASSWD, "/etc/shadow": SHADOW, "/usr/bin/report": REPORT, **helpers},
+    )
     containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=120)
     svc = runtime_service(tmp_path / "data", registry)
     try:
