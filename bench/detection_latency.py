@@ -92,61 +92,59 @@ class StreamWatcher:
             return self.arrived[path]
 
 
+class Timings:
+    """Per event: the finding's arrival on the stream and its storing, each minus the kernel timestamp."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.service: list[float] = []
+        self.without_process = 0  # findings whose process evidence lacks the executable or the command line
+
+    def add(self, received: float, finding: dict) -> None:
+        process = finding["evidence"]["process"]
+        if not process.get("path") or not process.get("argv"):
+            self.without_process += 1
+        kernel_time = datetime.fromisoformat(process["samples"][0]["time"]).timestamp()
+        stored = datetime.fromisoformat(finding["first_seen_at"]).timestamp()
+        self.latencies.append((received - kernel_time) * 1000)
+        self.service.append((stored - kernel_time) * 1000)
+
+    def figures(self, phase: str, workload: str) -> dict:
+        return {
+            "bench": "detection_latency",
+            "phase": phase,
+            "events": len(self.latencies),
+            "without_process_evidence": self.without_process,
+            "p50_ms": round(statistics.median(self.latencies), 1),
+            "p99_ms": round(percentile(self.latencies, 0.99), 1),
+            "max_ms": round(max(self.latencies), 1),
+            "stored_p50_ms": round(statistics.median(self.service), 1),
+            "stored_p99_ms": round(percentile(self.service, 0.99), 1),
+            "aim_p99_ms": 1000,
+            "workload": workload,
+        }
+
+
 def run_phase(
     name: str, ctd, cid: str, init: int, watcher: StreamWatcher, events: int, busybox: bytes, workload: str
 ) -> dict:
-    latencies, service = [], []
+    timings = Timings()
     for i in range(events):
         path = f"/app/{name}{i}"
         h.put_file(init, path, busybox + f"\0{name}{i}".encode())
         h.exec_in(ctd, cid, f"{name}{i}", path)
-        received, finding = watcher.wait(path)
-        exec_time = datetime.fromisoformat(finding["evidence"]["process"]["samples"][0]["time"]).timestamp()
-        stored = datetime.fromisoformat(finding["first_seen_at"]).timestamp()
-        latencies.append((received - exec_time) * 1000)
-        service.append((stored - exec_time) * 1000)
-    return {
-        "bench": "detection_latency",
-        "phase": name,
-        "events": events,
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "max_ms": round(max(latencies), 1),
-        "stored_p50_ms": round(statistics.median(service), 1),
-        "stored_p99_ms": round(percentile(service, 0.99), 1),
-        "aim_p99_ms": 1000,
-        "workload": workload,
-    }
+        timings.add(*watcher.wait(path))
+    return timings.figures(name, workload)
 
 
 def run_tampering(ctd, cid: str, watcher: StreamWatcher, events: int, workload: str) -> dict:
-    latencies, service = [], []
-    without_process = 0  # findings whose process evidence lacks the executable or the command line
+    timings = Timings()
     h.exec_in(ctd, cid, "tamper-dir", "/bin/sh", "-c", "/bin/busybox mkdir -p /usr/local/bin")
     for i in range(events):
         path = f"/usr/local/bin/t{i}"
         h.exec_in(ctd, cid, f"tamper{i}", "/bin/sh", "-c", f"echo x > {path}")
-        received, finding = watcher.wait(path)
-        process = finding["evidence"]["process"]
-        if not process.get("path") or not process.get("argv"):
-            without_process += 1
-        write_time = datetime.fromisoformat(process["samples"][0]["time"]).timestamp()
-        stored = datetime.fromisoformat(finding["first_seen_at"]).timestamp()
-        latencies.append((received - write_time) * 1000)
-        service.append((stored - write_time) * 1000)
-    return {
-        "bench": "detection_latency",
-        "phase": "file_tampering",
-        "events": events,
-        "without_process_evidence": without_process,
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(percentile(latencies, 0.99), 1),
-        "max_ms": round(max(latencies), 1),
-        "stored_p50_ms": round(statistics.median(service), 1),
-        "stored_p99_ms": round(percentile(service, 0.99), 1),
-        "aim_p99_ms": 1000,
-        "workload": workload,
-    }
+        timings.add(*watcher.wait(path))
+    return timings.figures("file_tampering", workload)
 
 
 def main() -> None:
