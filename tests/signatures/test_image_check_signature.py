@@ -14,6 +14,7 @@ from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.devtools.registry_server import RegistryServer
 from vigil.devtools.signing import new_key, public_pem, sign
 from vigil.registry import RegistryClient, RegistryConfig
+from vigil.signatures.keys import key_id, load_public_key
 
 KEY = new_key()
 OTHER = new_key()
@@ -141,3 +142,38 @@ def test_a_stopped_registry_exits_3(tmp_path_factory: pytest.TempPathFactory, im
         )
     assert r.exit_code == 3
     assert r.output.splitlines()[-1].startswith("signature: unknown: signatures could not be fetched: ")
+
+
+def test_the_trust_policy_file_s_signature_rule_is_checked_with_the_service_s_code(
+    registry: RegistryServer, images: dict[str, str], tmp_path: Path
+) -> None:
+    import yaml
+
+    host = registry.host
+    policy = tmp_path / "trust.yaml"
+    rule = {"pattern": f"{host}/check", "keys": [{"name": "ci", "pem": public_pem(KEY).decode()}]}
+    policy.write_text(yaml.safe_dump({"trusted": [host], "signatures": [rule]}))
+    enforcement = tmp_path / "enforcement.yaml"
+    enforcement.write_text(yaml.safe_dump({"policies": [{"name": "signed", "rules": {"signatures": True}}]}))
+    where = f"signatures for {host}/check (global)"
+
+    code, lines = run(registry, images["signed"], "--policy", str(policy))
+    assert code == 0
+    ci = key_id(load_public_key(public_pem(KEY)))
+    assert lines[-1] == f"signatures: verified (signed by key ci ({ci}); {where})"
+    code, lines = run(registry, images["unsigned"], "--policy", str(policy))
+    assert (code, lines[-1]) == (
+        1,
+        f"signatures: unsigned_image: no signature by an accepted key or identity ({where})",
+    )
+    code, lines = run(registry, images["other"], "--policy", str(policy), "-o", "json")
+    doc = json.loads("\n".join(lines))
+    assert (code, doc["signatures"]["status"], doc["signatures"]["findings"]) == (1, "violation", ["unsigned_image"])
+    # Admission, with the webhook's code: the unsigned image is denied under an enforcing policy.
+    code, lines = run(registry, images["unsigned"], "--policy", str(policy), "--enforcement", str(enforcement))
+    assert code == 1
+    assert f'violation  policy "signed" rule signatures: image {images["unsigned"]}: unsigned_image: ' in "\n".join(
+        lines
+    )
+    code, _ = run(registry, images["signed"], "--policy", str(policy), "--enforcement", str(enforcement))
+    assert code == 0

@@ -54,7 +54,7 @@ def image_check(
         help="With --enforcement: the JSON `vigil scan IMAGE -o json` wrote for the digest that runs "
         "(its vulnerabilities and malicious packages; without it the image counts as unscanned)",
     ),
-    namespace: str = typer.Option("default", "--namespace", "-n", help="With --enforcement: the pod's namespace"),
+    namespace: str = typer.Option("default", "--namespace", "-n", help="The pod's namespace (for --enforcement and the policy's signature rules)"),
     label: list[str] = typer.Option(
         [], "--label", "-l", help="With --enforcement: a label of the workload, key=value; repeatable"
     ),
@@ -117,7 +117,9 @@ def image_check(
         _fail(str(exc))
     with RegistryClient(config) as client:
         verdict, provenance = image_verdict.check(client, ref, policy, cluster)
-        signature = signature_check.run(client, ref, image_verdict.running_digest(ref, verdict), need) if need else None
+        running = image_verdict.running_digest(ref, verdict)
+        signature = signature_check.run(client, ref, running, need) if need else None
+        signed_by_policy = signature_check.policy_check(client, ref, policy, cluster, namespace, running)
     decision = None
     if enforcement is not None:
         scan = None
@@ -126,13 +128,22 @@ def image_check(
                 scan = image_verdict.scan_facts(report, scan_report_file, image_verdict.running_digest(ref, verdict))
             except image_verdict.UsageError as exc:
                 _fail(str(exc))
-        decision = image_verdict.decide(enforcement, policy, subject, reference, ref, verdict, scan)
+        checks = signed_by_policy[1] if signed_by_policy else None
+        decision = image_verdict.decide(enforcement, policy, subject, reference, ref, verdict, scan, checks)
     if output == "json":
         doc = image_verdict.document(ref, verdict, provenance)
         if decision is not None:
             doc["enforcement"] = image_verdict.decision_document(decision)
         if signature is not None:
             doc["signature"] = {"outcome": signature.kind, "line": signature.line()}
+        if signed_by_policy is not None:
+            sv = signed_by_policy[0]
+            doc["signatures"] = {
+                "status": sv.status.value,
+                "findings": [str(f.type) for f in sv.findings],
+                "line": signature_check.policy_line(sv),
+                "evidence": sv.evidence,
+            }
         typer.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
     else:
         image_verdict.print_text(ref, verdict, provenance)
@@ -140,8 +151,14 @@ def image_check(
             image_verdict.print_decision(decision)
         if signature is not None:
             typer.echo(signature_check.line(signature))
+        if signed_by_policy is not None:
+            typer.echo(signature_check.policy_line(signed_by_policy[0]))
     code = (0 if decision.allowed else 1) if decision is not None else image_verdict.EXIT[verdict.status]
     if signature is not None:
         signed = signature_check.exit_code(signature)
+        code = 1 if 1 in (code, signed) else max(code, signed)
+    if signed_by_policy is not None and decision is None:
+        # With --enforcement the decision's exit code stands: the policy says whether signatures refuse.
+        signed = signature_check.policy_exit_code(signed_by_policy[0])
         code = 1 if 1 in (code, signed) else max(code, signed)
     raise typer.Exit(code)

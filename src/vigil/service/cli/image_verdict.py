@@ -27,6 +27,7 @@ from vigil.policy.enforcement import (
     load_enforcement_yaml,
 )
 from vigil.policy.integrity import Status, Verdict, judge
+from vigil.policy.signature_checks import DigestSignatures
 from vigil.policy.trust import InvalidPattern, Pattern, TrustPolicy, TrustRule
 from vigil.policy.trust_doc import PolicyFileError
 from vigil.registry import (
@@ -79,7 +80,7 @@ def policy(policy_file: Path | None, trusted: list[str]) -> TrustPolicy:
             extra.append(TrustRule(Pattern.parse(text)))
         except InvalidPattern as exc:
             raise UsageError(f"--trusted: {exc}") from None
-    return TrustPolicy(tuple(dict.fromkeys(base.trusted + tuple(extra))), base.mirrors)
+    return TrustPolicy(tuple(dict.fromkeys(base.trusted + tuple(extra))), base.mirrors, base.signatures)
 
 
 def known_cluster(policy: TrustPolicy, cluster: str, enforcement: EnforcementPolicy | None = None) -> str:
@@ -181,11 +182,13 @@ def decide(
     ref: ImageRef,
     verdict: Verdict,
     scan: dict | None = None,
+    signatures: DigestSignatures | None = None,
 ) -> Decision:
     """The admission decision for ``ref`` with the webhook's code, from what this check knows: the integrity
     verdict and, with a scan report (``scan_facts``), its findings; without one the image is unscanned (the
     policy's rule for unscanned images applies, as in a cluster whose service has not scanned it yet)."""
-    return evaluate(policy, trust, subject, [ImageFacts(reference_text, ref, verdict, **(scan or {}))])
+    facts = ImageFacts(reference_text, ref, verdict, signatures=signatures, **(scan or {}))
+    return evaluate(policy, trust, subject, [facts])
 
 
 # Each violation's line in the text output, by its mode (warn-mode violations are the decision's warnings).

@@ -10,6 +10,10 @@ from pathlib import Path
 
 from vigil.cli_paths import input_file
 from vigil.model.image import ImageRef
+from vigil.policy.signature_checks import DigestSignatures, check_discovered, unknown
+from vigil.policy.signature_rules import material, rule_for
+from vigil.policy.signature_verdict import SignatureStatus, SignatureVerdict, evaluate
+from vigil.policy.trust import TrustPolicy
 from vigil.registry import RegistryClient
 from vigil.registry.errors import RegistryError
 from vigil.registry.signatures import Discovery, discover
@@ -152,3 +156,55 @@ def exit_code(outcome: Outcome) -> int:
 
 def line(outcome: Outcome) -> str:
     return f"signature: {outcome.line()}"
+
+
+def policy_check(
+    client: RegistryClient,
+    image: ImageRef,
+    trust: TrustPolicy,
+    cluster: str | None,
+    namespace: str | None,
+    digest: str | None,
+) -> tuple[SignatureVerdict, DigestSignatures | None] | None:
+    """The trust policy's signature rule for the image, checked as the service checks a running digest
+    (every accepted key, any keyless identity, then the rule's verdict): None when no rule applies."""
+    keys = (cluster,) if cluster else ()
+    decision = trust.decide(image.with_digest(digest) if digest else image, keys)
+    rule = rule_for(trust.signatures, decision.effective, keys, namespace)
+    if rule is None:
+        return None
+    sigs: DigestSignatures | None
+    if decision.trusted is not True:
+        sigs = unknown(digest or "", "the registry is not trusted, so it is not asked for signatures")
+    elif digest is None:
+        sigs = unknown("", "the digest that runs is not known")
+    else:
+        mat = material(trust.signatures)
+        root = parse_trusted_root(public_good_root()) if mat.keyless else None
+        digests = [digest] + ([image.digest] if image.digest and image.digest != digest else [])
+        try:
+            found = discover(client, decision.effective, digests)
+        except RegistryError as e:
+            sigs = unknown(digest, f"signatures could not be fetched: {e}")
+        else:
+            sigs = check_discovered(found, digest, mat.keys, root)
+    name = str(decision.effective.with_digest(digest)) if digest else str(decision.effective)
+    return evaluate(sigs, rule, image=name, digest=digest), sigs
+
+
+def policy_line(verdict: SignatureVerdict) -> str:
+    """`signatures: verified (signed by ...)`, `signatures: unsigned_image: why (rule)`, or unknown."""
+    ev = verdict.evidence
+    if verdict.status is SignatureStatus.VERIFIED:
+        signed = ", ".join(ev.get("signed_by") or []) or "the required attestations"
+        return f"signatures: verified (signed by {signed}; {ev.get('rule')})"
+    if verdict.status is SignatureStatus.VIOLATION:
+        parts = "; ".join(f"{f.type}: {', '.join(f.evidence['failing_checks'])}" for f in verdict.findings)
+        return f"signatures: {parts} ({ev.get('rule')})"
+    return f"signatures: unknown: {ev.get('reason')} ({ev.get('rule')})"
+
+
+def policy_exit_code(verdict: SignatureVerdict) -> int:
+    if verdict.status is SignatureStatus.VIOLATION:
+        return 1
+    return 0 if verdict.status is SignatureStatus.VERIFIED else 3
