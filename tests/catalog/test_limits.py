@@ -16,13 +16,14 @@ def test_defaults_without_variables():
         max_files=1_000_000,
         max_file_bytes=4 * GiB,
         max_header_bytes=1 << 20,
-        max_archive_depth=2,
+        max_archive_depth=3,
         max_expansion_ratio=200,
         max_archive_entry_bytes=256 << 20,
         max_manifest_bytes=4 << 20,
         deadline_seconds=900.0,
         max_memory_bytes=2 * GiB,
         max_archive_entries=250_000,
+        max_nested_archive_bytes=2 * GiB,
     )
 
 
@@ -40,9 +41,10 @@ def test_every_limit_has_its_variable():
         "VIGIL_SCAN_DEADLINE_SECONDS": "2.5",
         "VIGIL_SCAN_MAX_MEMORY_BYTES": "500000000",
         "VIGIL_SCAN_MAX_ARCHIVE_ENTRIES": "40",
+        "VIGIL_SCAN_MAX_NESTED_ARCHIVE_BYTES": "30",
         "VIGIL_SCAN_ATTEMPTS": "9",  # another setting (vigil service --scan-attempts), not a limit
     }
-    assert ScanLimits.from_env(env) == ScanLimits(1000, 900, 7, 800, 512, 3, 50, 700, 600, 2.5, 500000000, 40)
+    assert ScanLimits.from_env(env) == ScanLimits(1000, 900, 7, 800, 512, 3, 50, 700, 600, 2.5, 500000000, 40, 30)
     assert ScanLimits.from_env({"VIGIL_SCAN_MAX_FILES": ""}) == ScanLimits()  # empty: the default
 
 

@@ -24,13 +24,14 @@ class ScanLimits:
     max_files: int = 1_000_000  # tar members over all layers
     max_file_bytes: int = 4 * GiB  # one file's real size (a sparse member's too)
     max_header_bytes: int = 1 * MiB  # one tar member's extended header (pax, GNU long name)
-    max_archive_depth: int = 2  # an archive, and the archives in it (jar in war)
+    max_archive_depth: int = 3  # an archive, and the archives in it (jar in war in ear)
     max_expansion_ratio: int = 200  # a compressed archive entry may inflate at most this many times
     max_archive_entry_bytes: int = 256 * MiB  # one entry of an archive, inflated
     max_manifest_bytes: int = 4 * MiB  # a manifest, an index or an image config from a registry
     deadline_seconds: float = 900.0  # wall clock for one scan
     max_memory_bytes: int = 2 * GiB  # address space of the service's scan process (RLIMIT_AS)
     max_archive_entries: int = 250_000  # entries of one archive: each costs memory before any is read
+    max_nested_archive_bytes: int = 2 * GiB  # archives nested in one file, inflated, all levels together
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScanLimits:

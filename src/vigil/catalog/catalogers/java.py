@@ -1,56 +1,68 @@
-"""Java archives (.jar, .war, .ear): Maven coordinates from
-``META-INF/maven/**/pom.properties``, else from ``META-INF/MANIFEST.MF``;
-archives nested in them (WEB-INF/lib, BOOT-INF/lib) too, down to ``max_archive_depth``.
+"""Java archives (.jar, .war, .ear, .par, Jenkins .hpi/.jpi): one package per Maven project an
+archive declares (``javacoords`` says from what, in which order), and the same for the archives
+nested in it (an ear's wars, a war's ``WEB-INF/lib``, a Spring Boot jar's ``BOOT-INF/lib``) down to
+``max_archive_depth`` levels.
+
 Every entry is judged on its claimed sizes before it is inflated (``max_archive_entry_bytes``,
-``max_expansion_ratio``)."""
+``max_expansion_ratio``); the archives nested in one file may inflate to ``max_nested_archive_bytes``
+in all, and an archive that contains itself (a zip quine) is refused, so no archive makes the
+scanner loop or fill its disk."""
 
 from __future__ import annotations
 
+import hashlib
 import re
-import shutil
+import struct
 import tempfile
 import zipfile
+import zlib
+from dataclasses import dataclass, field
 from typing import IO
 
 from vigil.catalog.catalogers.base import CatalogContext
 from vigil.catalog.fsview import FileView
+from vigil.catalog.javacoords import (
+    Coordinates,
+    PomError,
+    from_manifest,
+    from_pom_properties,
+    from_pom_xml,
+    is_agent,
+    parse_manifest,
+    parse_properties,
+)
 from vigil.catalog.limits import limit_text
 from vigil.catalog.model import Package
 from vigil.catalog.purls import maven_purl
 
-ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".jpi", ".hpi")
-_POM_PROPERTIES = re.compile(r"^META-INF/maven/[^/]+/[^/]+/pom\.properties$")
-_NAME_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d[\w.+-]*)$")
+ARCHIVE_SUFFIXES = (".jar", ".war", ".ear", ".par", ".jpi", ".hpi")
+_POM_FILE = re.compile(r"^META-INF/maven/(?P<group>[^/]+)/(?P<artifact>[^/]+)/(?P<file>pom\.properties|pom\.xml)$")
 _NESTED_SPOOL_IN_MEMORY = 8 << 20  # bigger nested archives spill to the work dir
+# pom.properties, pom.xml and manifests are a few KiB; a bigger one is not metadata worth reading.
+_MAX_METADATA_BYTES = 1 << 20
+# What reading an entry may raise besides OSError: a bad deflate stream, an encrypted or
+# truncated member, an unsupported compression method, a malformed extra field.
+_UNREADABLE = (
+    OSError,
+    zipfile.BadZipFile,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    EOFError,
+    zlib.error,
+    struct.error,
+)
+
+__all__ = ["ARCHIVE_SUFFIXES", "JavaArchiveCataloger", "parse_manifest", "parse_properties"]
 
 
-def parse_properties(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line[0] in "#!":
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
+@dataclass(slots=True)
+class _Nesting:
+    """What the archives nested in one file of the image have cost so far."""
 
-
-def parse_manifest(text: str) -> dict[str, str]:
-    """Main section of a JAR manifest (continuation lines start with a space)."""
-    out: dict[str, str] = {}
-    last = None
-    for line in text.splitlines():
-        if not line.strip():
-            break  # end of the main section
-        if line.startswith(" ") and last is not None:
-            out[last] += line[1:]
-            continue
-        key, sep, value = line.partition(":")
-        if sep:
-            last = key.strip()
-            out[last] = value.strip()
-    return out
+    top: str  # the image file they are all inside
+    inflated: int = 0
+    ancestors: list[tuple[str, str]] = field(default_factory=list)  # (sha256, location) from the top down
 
 
 def _entry_count(f: IO[bytes], limit: int) -> int | None:
@@ -84,26 +96,29 @@ def _is_archive(name: str) -> bool:
 
 class JavaArchiveCataloger:
     name = "java-archive"
-    version = 1
+    version = 2
 
     def keeps(self, path: str, mode: int, head: bytes) -> bool:
         return _is_archive(path)
 
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
         out: list[Package] = []
-        for path, _entry in sorted(view.iter_files()):
+        for path, entry in sorted(view.iter_files()):
             if not _is_archive(path):
                 continue
             try:
                 with view.open(path) as f:
-                    out.extend(self._archive(f, path, path, ctx, depth=1))
+                    nesting = _Nesting(path, ancestors=[(entry.sha256 or "", path)])
+                    out.extend(self._archive(f, path, path, ctx, 1, nesting))
             except FileNotFoundError:
                 continue
-            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+            except _UNREADABLE as exc:
                 ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
         return out
 
-    def _archive(self, f: IO[bytes], location: str, owner: str, ctx: CatalogContext, depth: int) -> list[Package]:
+    def _archive(
+        self, f: IO[bytes], location: str, owner: str, ctx: CatalogContext, depth: int, nesting: _Nesting
+    ) -> list[Package]:
         out: list[Package] = []
         limit = ctx.budget.limits.max_archive_entries
         entries = _entry_count(f, limit)
@@ -118,18 +133,8 @@ class JavaArchiveCataloger:
             return out
         with zipfile.ZipFile(f) as z:
             names = z.namelist()
-            for name in names:
-                if _POM_PROPERTIES.match(name) and self._within_limits(z, name, location, ctx):
-                    props = parse_properties(z.read(name).decode("utf-8", "replace"))
-                    group, artifact, version = props.get("groupId"), props.get("artifactId"), props.get("version")
-                    if not artifact or not version:
-                        ctx.warnings.warn(location, name, "pom.properties skipped: no artifactId or version")
-                        continue
-                    out.append(self._package(group, artifact, version, location, owner, "pom.properties"))
-            if not out:
-                pkg = self._from_manifest(z, names, location, owner, ctx)
-                if pkg is not None:
-                    out.append(pkg)
+            for coords in self._declared(z, names, location, ctx):
+                out.append(self._package(coords, location, owner))
             limit = ctx.budget.limits.max_archive_depth
             for name in names:
                 if not _is_archive(name) or name.endswith("/"):
@@ -140,9 +145,85 @@ class JavaArchiveCataloger:
                         name,
                         f"nested Java archive skipped: deeper than the limit {limit_text('max_archive_depth', limit)}",
                     )
-                elif self._within_limits(z, name, location, ctx):
-                    out.extend(self._nested(z, name, f"{location}:{name}", owner, ctx, depth + 1))
+                elif self._within_limits(z, name, location, ctx) and self._nested_fits(z, name, location, ctx, nesting):
+                    out.extend(self._nested(z, name, f"{location}:{name}", owner, ctx, depth + 1, nesting))
         return out
+
+    def _declared(self, z: zipfile.ZipFile, names: list[str], location: str, ctx: CatalogContext) -> list[Coordinates]:
+        """The Maven projects the archive declares: per ``META-INF/maven/<group>/<artifact>/``, its
+        pom.properties, else its pom.xml; with neither, what the manifest and file name say."""
+        poms: dict[tuple[str, str], dict[str, str]] = {}
+        for name in names:
+            m = _POM_FILE.match(name)
+            if m:
+                poms.setdefault((m["group"], m["artifact"]), {})[m["file"]] = name
+        out: list[Coordinates] = []
+        for (dir_group, dir_artifact), files in sorted(poms.items()):
+            coords = None
+            if "pom.properties" in files:
+                text = self._metadata(z, files["pom.properties"], location, ctx)
+                if text is not None:
+                    coords = from_pom_properties(parse_properties(text.decode("utf-8", "replace")))
+                    if coords is None:
+                        ctx.warnings.warn(
+                            location, files["pom.properties"], "pom.properties skipped: no artifactId or version"
+                        )
+            elif "pom.xml" in files:
+                data = self._metadata(z, files["pom.xml"], location, ctx)
+                if data is not None:
+                    try:
+                        coords = from_pom_xml(data, dir_group, dir_artifact)
+                    except PomError as exc:
+                        ctx.warnings.warn(location, files["pom.xml"], f"pom.xml skipped: {exc}")
+                        continue
+                    if coords is None:
+                        ctx.warnings.warn(
+                            location, files["pom.xml"], "pom.xml skipped: no version, not even from <parent>"
+                        )
+            if coords is not None:
+                out.append(coords)
+        if out or poms:
+            return out
+        manifest: dict[str, str] = {}
+        if "META-INF/MANIFEST.MF" in names:
+            data = self._metadata(z, "META-INF/MANIFEST.MF", location, ctx)
+            if data is not None:
+                manifest = parse_manifest(data.decode("utf-8", "replace"))
+        stem = location.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
+        coords = from_manifest(manifest, stem)
+        if coords is None:
+            # An agent without Maven identity is not a package (javacoords); an archive that only holds
+            # others (an ear, a war of libraries) is listed through what it holds.
+            if not is_agent(manifest) and not any(_is_archive(n) and not n.endswith("/") for n in names):
+                ctx.warnings.warn(location, None, "Java archive has no Maven coordinates and no version; skipped")
+            return []
+        return [coords]
+
+    def _metadata(self, z: zipfile.ZipFile, name: str, location: str, ctx: CatalogContext) -> bytes | None:
+        if not self._within_limits(z, name, location, ctx):
+            return None
+        size = z.getinfo(name).file_size
+        if size > _MAX_METADATA_BYTES:
+            ctx.warnings.warn(location, name, f"skipped: {size} bytes, more than {_MAX_METADATA_BYTES} for metadata")
+            return None
+        return z.read(name)
+
+    @staticmethod
+    def _nested_fits(z: zipfile.ZipFile, name: str, location: str, ctx: CatalogContext, nesting: _Nesting) -> bool:
+        """Do the archives nested in ``nesting.top`` stay within ``max_nested_archive_bytes`` with this one?
+        A zip bomb of nested archives (42.zip) passes every per-entry check at every level."""
+        limit = ctx.budget.limits.max_nested_archive_bytes
+        size = z.getinfo(name).file_size
+        if nesting.inflated + size > limit:
+            ctx.warnings.warn_incomplete(
+                location,
+                name,
+                f"nested Java archive skipped: the archives nested in {nesting.top} would inflate to "
+                f"{nesting.inflated + size} bytes, over the limit {limit_text('max_nested_archive_bytes', limit)}",
+            )
+            return False
+        nesting.inflated += size
+        return True
 
     @staticmethod
     def _within_limits(z: zipfile.ZipFile, name: str, location: str, ctx: CatalogContext) -> bool:
@@ -171,53 +252,50 @@ class JavaArchiveCataloger:
         return True
 
     def _nested(
-        self, z: zipfile.ZipFile, name: str, location: str, owner: str, ctx: CatalogContext, depth: int
+        self,
+        z: zipfile.ZipFile,
+        name: str,
+        location: str,
+        owner: str,
+        ctx: CatalogContext,
+        depth: int,
+        nesting: _Nesting,
     ) -> list[Package]:
         with tempfile.SpooledTemporaryFile(max_size=_NESTED_SPOOL_IN_MEMORY, dir=str(ctx.workdir)) as spool:
             try:
+                digest = hashlib.sha256()
                 with z.open(name) as src:
-                    shutil.copyfileobj(src, spool, 1 << 20)
+                    while chunk := src.read(1 << 20):
+                        digest.update(chunk)
+                        spool.write(chunk)
+                sha = digest.hexdigest()
+                container = next((loc for s, loc in nesting.ancestors if s == sha), None)
+                if container is not None:
+                    ctx.warnings.warn_incomplete(
+                        location, None, f"nested Java archive skipped: it is {container}, which contains it (a cycle)"
+                    )
+                    return []
                 spool.seek(0)
-                return self._archive(spool, location, owner, ctx, depth)
-            except (OSError, zipfile.BadZipFile, ValueError) as exc:
+                nesting.ancestors.append((sha, location))
+                try:
+                    return self._archive(spool, location, owner, ctx, depth, nesting)
+                finally:
+                    nesting.ancestors.pop()
+            except _UNREADABLE as exc:
                 ctx.warnings.warn(location, None, f"nested Java archive skipped: {exc}")
                 return []
 
-    def _from_manifest(
-        self, z: zipfile.ZipFile, names: list[str], location: str, owner: str, ctx: CatalogContext
-    ) -> Package | None:
-        manifest = {}
-        if "META-INF/MANIFEST.MF" in names and self._within_limits(z, "META-INF/MANIFEST.MF", location, ctx):
-            manifest = parse_manifest(z.read("META-INF/MANIFEST.MF").decode("utf-8", "replace"))
-        stem = location.rsplit("/", 1)[-1].rsplit(":", 1)[-1].rsplit(".", 1)[0]
-        from_name = _NAME_VERSION.match(stem)
-        artifact = (
-            (from_name.group("name") if from_name else None)
-            or manifest.get("Implementation-Title")
-            or manifest.get("Bundle-SymbolicName", "").split(";")[0]
-            or stem
-        )
-        version = (
-            manifest.get("Implementation-Version")
-            or manifest.get("Bundle-Version")
-            or (from_name.group("version") if from_name else None)
-        )
-        if not version:
-            ctx.warnings.warn(location, None, "Java archive has no Maven coordinates and no version; skipped")
-            return None
-        group = manifest.get("Implementation-Vendor-Id") or None
-        return self._package(group, artifact, version, location, owner, "MANIFEST.MF")
-
     @staticmethod
-    def _package(group: str | None, artifact: str, version: str, location: str, owner: str, source: str) -> Package:
+    def _package(coords: Coordinates, location: str, owner: str) -> Package:
+        group, artifact = coords.group, coords.artifact
         return Package(
             type="maven",
             name=f"{group}:{artifact}" if group else artifact,
-            version=version,
-            purl=maven_purl(group, artifact, version),
+            version=coords.version,
+            purl=maven_purl(group, artifact, coords.version),
             ecosystem="Maven",
             cataloger="java-archive",
             found_in=location,
             files=[owner],
-            metadata={"group_id": group, "artifact_id": artifact, "from": source},
+            metadata={"group_id": group, "artifact_id": artifact, "from": coords.source},
         )
