@@ -68,7 +68,7 @@ def _pod(uid, ns, name, node, kind, workload, cid, labels, state="running"):
     }
 
 
-def _snapshot(cid: str) -> InventorySnapshot:
+def snapshot(cid: str) -> InventorySnapshot:
     return InventorySnapshot.model_validate(
         {
             "kind": "snapshot",
@@ -92,7 +92,7 @@ def _snapshot(cid: str) -> InventorySnapshot:
     )
 
 
-def _sensor(svc, cid: str, node: str) -> str:
+def enrol_sensor(svc, cid: str, node: str) -> str:
     enrolment = httpx.post(f"{svc.url}/api/v1/clusters/{cid}/sensor-enrolment", json={}, headers=_h(svc.admin_token))
     assert enrolment.status_code == 200, enrolment.text
     resp = httpx.post(
@@ -106,7 +106,7 @@ def _sensor(svc, cid: str, node: str) -> str:
 
 def _setup(svc) -> tuple[str, str, str]:
     cid, cred = svc.register("prod-eu")
-    assert post_batch(svc, cred, _snapshot(cid)).status_code == 200
+    assert post_batch(svc, cred, snapshot(cid)).status_code == 200
     assert (
         httpx.put(f"{svc.url}/api/v1/policy/enforcement", json=POLICY, headers=_h(svc.admin_token)).status_code == 200
     )
@@ -116,7 +116,7 @@ def _setup(svc) -> tuple[str, str, str]:
         headers=_h(svc.admin_token),
     )
     assert added.status_code == 201, added.text
-    return cid, cred, _sensor(svc, cid, "node-1")
+    return cid, cred, enrol_sensor(svc, cid, "node-1")
 
 
 def _policy(svc, token: str, **params) -> httpx.Response:

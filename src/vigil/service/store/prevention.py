@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, delete, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
-from vigil.policy.prevention import Cluster, RunningContainer, node_policy, policy_for
+from vigil.policy.prevention import Cluster, RunningContainer, container_rules, node_policy, policy_for
 from vigil.service.analysis.runtime.prevention import PreventionContext, dedup_key, detection
 from vigil.service.store import findings as finding_store
 from vigil.service.store.chunks import chunks
@@ -112,9 +112,16 @@ def deny_history(conn: Connection, limit: int = 50) -> list[DenyChange]:
 
 def running_containers(conn: Connection, cluster_id: str, node_name: str) -> list[RunningContainer]:
     """The containers the inventory says run on the node, with their namespace, pod, workload and labels."""
+    return [rc for rc, _, _ in _running(conn, cluster_id, pods.c.node_name == node_name)]
+
+
+def _running(conn: Connection, cluster_id: str, where: Any) -> list[tuple[RunningContainer, str, str | None]]:
+    """(container, its name, its node) for each running container of the cluster that ``where`` selects."""
     c, p, w = containers.c, pods.c, workloads.c
     stmt = (
         select(
+            c.name.label("container_name"),
+            p.node_name,
             c.container_id,
             p.uid,
             p.namespace,
@@ -132,19 +139,58 @@ def running_containers(conn: Connection, cluster_id: str, node_name: str) -> lis
             & (w.kind == p.workload_kind)
             & (w.name == p.workload_name),
         )
-        .where(c.cluster_id == cluster_id, p.node_name == node_name, c.state == "running", c.container_id.is_not(None))
+        .where(c.cluster_id == cluster_id, where, c.state == "running", c.container_id.is_not(None))
+        .order_by(p.name, c.name)
     )
     return [
-        RunningContainer(
-            container_id=r.container_id,
-            namespace=r.namespace,
-            pod_name=r.name,
-            pod_uid=r.uid,
-            workload=f"{r.workload_kind}/{r.workload_name}" if r.workload_kind else "",
-            labels={**(r.workload_labels or {}), **(r.pod_labels or {})},
+        (
+            RunningContainer(
+                container_id=r.container_id,
+                namespace=r.namespace,
+                pod_name=r.name,
+                pod_uid=r.uid,
+                workload=f"{r.workload_kind}/{r.workload_name}" if r.workload_kind else "",
+                labels={**(r.workload_labels or {}), **(r.pod_labels or {})},
+            ),
+            r.container_name,
+            r.node_name,
         )
         for r in conn.execute(stmt)
     ]
+
+
+@dataclass(frozen=True)
+class EnforcedContainer:
+    pod_name: str
+    container_name: str
+    container_id: str
+    node_name: str | None
+    rules: dict[str, str]  # rule -> enforce | audit, for the rules that are on
+    policies: dict[str, str]  # rule -> the policy that set it
+
+
+def workload_enforcement(
+    conn: Connection, cluster_id: str, namespace: str, kind: str, name: str
+) -> list[EnforcedContainer]:
+    """What runtime prevention enforces in each running container of one workload, by the policy in force."""
+    p = pods.c
+    where = (p.namespace == namespace) & (p.workload_kind == kind) & (p.workload_name == name)
+    policy = load_enforcement(conn).policy
+    cluster = cluster_of(conn, cluster_id)
+    out: list[EnforcedContainer] = []
+    for rc, container_name, node in _running(conn, cluster_id, where):
+        rules, names = container_rules(policy, cluster, rc)
+        out.append(
+            EnforcedContainer(
+                rc.pod_name,
+                container_name,
+                rc.container_id,
+                node,
+                {str(k): v for k, v in sorted(rules.items())},
+                {str(k): v for k, v in sorted(names.items())},
+            )
+        )
+    return out
 
 
 def cluster_of(conn: Connection, cluster_id: str) -> Cluster:

@@ -1,10 +1,12 @@
-"""Clusters: controller health and last contact; per cluster, nodes with their sensor status."""
+"""Clusters: controller health and last contact; per cluster, nodes with their sensor status and whether runtime
+prevention is in force on them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from vigil.service.store import prevention as prevention_store
 from vigil.service.store.credentials import list_credentials, revoke_credential
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
@@ -52,6 +54,7 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         summary = node_views.sensor_summary(conn, [cluster_id])[cluster_id]
         counts = finding_views.finding_counts(conn, cluster_id)
         credentials = list_credentials(conn, cluster_id) if v.is_admin else []
+        enforcement = {n.node_name: n for n in prevention_store.node_enforcement(conn, cluster_id)}
     return web.render(
         request,
         "cluster.html",
@@ -65,6 +68,8 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         sensor_filter=status,
         text=text,
         credentials=credentials,
+        enforcement=enforcement,
+        prevention_off=[n for n in enforcement.values() if n.loud],
     )
 
 

@@ -1,5 +1,5 @@
-"""Policy and settings: trusted registries and mirrors, the enforcement policy, alert outputs, API and
-registration tokens.
+"""Policy and settings: trusted registries and mirrors, the enforcement policy, runtime prevention (each node's
+enforcement state, the deny list), alert outputs, API and registration tokens.
 
 Everyone signed in sees the trust policy and the enforcement policy with its history; admins change them
 (add or remove a trusted pattern or a mirror rule; replace the enforcement policy's YAML), see alert
@@ -26,6 +26,7 @@ from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
 from vigil.service.store import enforcement as enforcement_store
 from vigil.service.store import policy as policy_store
+from vigil.service.store import prevention as prevention_store
 from vigil.service.store.schema import clusters
 from vigil.service.store.sessions import end_token_sessions
 from vigil.service.store.tokens import (
@@ -45,6 +46,7 @@ MAX_PATTERN = 512
 # Form-encoded (at most 3 bytes a character) it stays within the 64 KiB the service reads of a console form.
 MAX_POLICY_TEXT = 16 * 1024
 HISTORY_SHOWN = 20
+SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 # How an error of the edit form names what was posted (load_enforcement_yaml puts it after "enforcement policy").
 FORM_SOURCE = "in the form"
 
@@ -99,12 +101,20 @@ def _page(
     enforcement_error: str | None = None,
     enforcement_notice: str | None = None,
     enforcement_text: str | None = None,
+    deny_error: str | None = None,
+    deny_form=None,
 ):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
         trust = _trust(conn)
         enforcement = _enforcement(conn)
         alerts = list_output_views(conn) if v.is_admin else None
+        deny = {
+            "entries": prevention_store.deny_entries(conn),
+            "history": prevention_store.deny_history(conn, HISTORY_SHOWN),
+        }
+        runtime_nodes = prevention_store.node_enforcement(conn)
+        cluster_names = dict(conn.execute(select(clusters.c.id, clusters.c.name)).tuples().all())
     return web.render(
         request,
         "settings.html",
@@ -119,6 +129,11 @@ def _page(
         enforcement_error=enforcement_error,
         enforcement_notice=enforcement_notice,
         alerts=alerts,
+        deny=deny,
+        deny_error=deny_error,
+        deny_form={k: str(deny_form.get(k) or "") for k in ("sha256", "reason")} if deny_form is not None else {},
+        runtime_nodes=runtime_nodes,
+        cluster_names=cluster_names,
         issued=issued,
         error=error,
         notice=notice,
@@ -294,8 +309,8 @@ async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
 
 
 def _policy_changed(request: Request) -> None:
-    """Wake this process's admission feeds at once after a policy change (the API's PUTs do the same); feeds
-    of other replicas see the new revision on their next check of the store."""
+    """Wake this process's admission feeds and waiting sensors at once after a policy change (the API's PUTs
+    do the same); those of other replicas see the new revision on their next check of the store."""
     changes = getattr(request.app.state, "admission_changes", None)
     if changes is not None:
         changes.notify()
@@ -336,6 +351,60 @@ async def replace_enforcement(request: Request, v: web.Viewer = Depends(web.view
     _policy_changed(request)
     log.info("enforcement policy replaced in console", extra={"revision": revision, "by": v.principal.token_id})
     return web.redirect("/settings#enforcement")
+
+
+def _deny_sha256(form) -> str:
+    value = str(form.get("sha256") or "").strip().lower().removeprefix("sha256:")
+    if not SHA256.match(value):
+        raise RuleError(f"sha256: {value[:80]!r} is not a file sha256 (64 hex digits)")
+    return value
+
+
+@router.post("/settings/deny-list")
+async def add_deny(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    reason = str(form.get("reason") or "").strip()
+    try:
+        digest = _deny_sha256(form)
+        if not reason or len(reason) > prevention_store.MAX_REASON:
+            raise RuleError(f"reason: must say why the file is denied, in 1-{prevention_store.MAX_REASON} characters")
+    except RuleError as exc:
+        return _page(request, v, deny_error=str(exc), deny_form=form, status=400)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            return prevention_store.add_denied(conn, digest, reason, f"console:{v.principal.name}")
+
+    try:
+        added = await run_in_threadpool(work)
+    except prevention_store.DenyListFull as exc:
+        return _page(request, v, deny_error=str(exc), deny_form=form, status=409)
+    if added is None:
+        return _page(request, v, deny_error=f"sha256 {digest} is already on the deny list", status=409)
+    _policy_changed(request)
+    log.info("deny list: sha256 added in console", extra={"sha256": digest, "by": v.principal.token_id})
+    return web.redirect("/settings#deny-list")
+
+
+@router.post("/settings/deny-list/remove")
+async def remove_deny(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    try:
+        digest = _deny_sha256(form)
+    except RuleError as exc:
+        return _page(request, v, deny_error=str(exc), status=400)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return prevention_store.remove_denied(conn, digest, f"console:{v.principal.name}")
+
+    if not await run_in_threadpool(work):
+        return _page(request, v, deny_error=f"sha256 {digest} is not on the deny list", status=404)
+    _policy_changed(request)
+    log.info("deny list: sha256 removed in console", extra={"sha256": digest, "by": v.principal.token_id})
+    return web.redirect("/settings#deny-list")
 
 
 @router.post("/settings/alerts/{output_id}/remove")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
+from vigil.service.store import prevention as prevention_store
 from vigil.service.store import risk as risk_store
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import pods as pod_views
@@ -66,6 +67,7 @@ def workload(
         processes = process_views.list_executables(conn, in_workload, "last_seen", True, None, 200)
         reach = process_views.sensor_reach(conn, {(p["cluster_id"], p["node_name"]) for p in pods.items})
         w["risk"] = risk_store.workload_risk(conn, [key])[key]
+        enforced = prevention_store.workload_enforcement(conn, *key)
     # Riskiest first: the order triage works in.
     found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
     severities: dict[str, int] = {}
@@ -84,4 +86,5 @@ def workload(
         severities=severities,
         processes=processes,
         sensor_reach=reach,
+        enforced=enforced,
     )

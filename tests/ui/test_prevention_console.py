@@ -1,0 +1,182 @@
+"""Runtime prevention in the console: each node's enforcement state (a sensor that stops beating marks its node
+"enforcement off", loudly, while containers are in scope), the deny list on the settings page, what a
+workload's containers have enforced, and a runtime rule flipped in the console's policy editor reaching a
+waiting sensor within 2 s (HTTP against a live service)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+from tests.service.helpers import post_batch
+from tests.service.test_runtime_prevention import DB, POLICY, WEB, enrol_sensor, snapshot
+
+from vigil.devtools.service import LiveService
+from vigil.policy.enforcement import parse_enforcement
+from vigil.policy.enforcement_text import enforcement_yaml
+from vigil.wire.prevention import RUNTIME_POLICY_PATH
+
+from .test_admission_console import cells, csrf, signed_in, text_of
+
+DIGEST = "ab" * 32
+
+
+@pytest.fixture
+def world(tmp_path):
+    svc = LiveService(tmp_path / "data").start()
+    cid, cred = svc.register("prod-eu")
+    assert post_batch(svc, cred, snapshot(cid)).status_code == 200
+    put = httpx.put(
+        f"{svc.url}/api/v1/policy/enforcement", json=POLICY, headers={"Authorization": f"Bearer {svc.admin_token}"}
+    )
+    assert put.status_code == 200
+    sensor = enrol_sensor(svc, cid, "node-1")
+    admin = signed_in(svc, svc.admin_token)
+    viewer = signed_in(svc, svc.token("viewer", "test-viewer"))
+    yield svc, cid, sensor, admin, viewer
+    admin.close()
+    viewer.close()
+    svc.stop()
+
+
+def _revision(svc, sensor: str) -> str:
+    resp = httpx.get(
+        f"{svc.url}{RUNTIME_POLICY_PATH}", params={"node": "node-1"}, headers={"Authorization": f"Bearer {sensor}"}
+    )
+    return resp.json()["revision"]
+
+
+def _beat(svc, sensor: str, cid: str, revision: str) -> None:
+    body = {"cluster_id": cid, "node_name": "node-1", "interval_seconds": 1, "policy_revision": revision}
+    resp = httpx.post(
+        f"{svc.url}/api/v1/ingest/sensor-heartbeat", json=body, headers={"Authorization": f"Bearer {sensor}"}
+    )
+    assert resp.status_code == 200
+
+
+def _prevention_column(html: str) -> dict[str, str]:
+    return {row[0]: row[-1] for row in cells(html, "nodes-table")}
+
+
+def test_a_sensor_that_stops_beating_marks_its_node_enforcement_off(world):
+    svc, cid, sensor, _, viewer = world
+    revision = _revision(svc, sensor)
+    _beat(svc, sensor, cid, revision)
+    page = viewer.get(f"/clusters/{cid}").text
+    assert _prevention_column(page) == {
+        "node-1": f"enforcing {revision} | 2 in scope",
+        "node-2": "enforcement off | 1 in scope",  # no sensor ever reported there
+    }
+    assert text_of(page, "prevention-off") == (
+        "Runtime prevention is not in force on 1 node with containers in its scope, so it fails open there: "
+        "node-2 enforcement off (no sensor has reported from this node; 1 container in scope)."
+    )
+    time.sleep(3.5)  # three missed beats of one second
+    page = viewer.get(f"/clusters/{cid}").text
+    assert _prevention_column(page)["node-1"] == "enforcement off | 2 in scope"
+    assert text_of(page, "prevention-off") == (
+        "Runtime prevention is not in force on 2 nodes with containers in its scope, so it fails open there: "
+        "node-1 enforcement off (the sensor stopped beating or failed; 2 containers in scope); "
+        "node-2 enforcement off (no sensor has reported from this node; 1 container in scope)."
+    )
+    settings = viewer.get("/settings").text
+    assert cells(settings, "prevention-nodes") == [
+        # The revision its last heartbeat named stays shown.
+        ["prod-eu", "node-1", "enforcement off | the sensor stopped beating or failed", revision, revision, "2"],
+        ["prod-eu", "node-2", "enforcement off | no sensor has reported from this node", "—", revision_of_node2(svc),
+         "1"],
+    ]  # fmt: skip
+
+
+def revision_of_node2(svc) -> str:
+    items = svc.get("/api/v1/policy/runtime/nodes").json()["items"]
+    return next(n["current_revision"] for n in items if n["node_name"] == "node-2")
+
+
+def test_a_lagging_sensor_is_shown_with_both_revisions(world):
+    svc, cid, sensor, _, viewer = world
+    revision = _revision(svc, sensor)
+    _beat(svc, sensor, cid, "0123456789abcdef")
+    assert _prevention_column(viewer.get(f"/clusters/{cid}").text)["node-1"] == (
+        f"lagging 0123456789abcdef → {revision} | 2 in scope"
+    )
+
+
+def test_the_deny_list_on_the_settings_page(world):
+    svc, _, _, admin, viewer = world
+    page = admin.get("/settings").text
+    assert text_of(page, "no-deny-list") == "The deny list is empty."
+    token = csrf(page)
+    bad = admin.post("/settings/deny-list", data={"csrf": token, "sha256": "12ab", "reason": "miner"})
+    assert bad.status_code == 400
+    assert text_of(bad.text, "deny-error") == "sha256: '12ab' is not a file sha256 (64 hex digits)"
+    no_reason = admin.post("/settings/deny-list", data={"csrf": token, "sha256": DIGEST, "reason": " "})
+    assert text_of(no_reason.text, "deny-error") == "reason: must say why the file is denied, in 1-1024 characters"
+    added = admin.post("/settings/deny-list", data={"csrf": token, "sha256": f"sha256:{DIGEST}", "reason": "miner"})
+    assert (added.status_code, added.headers["location"]) == (303, "/settings#deny-list")
+    twice = admin.post("/settings/deny-list", data={"csrf": token, "sha256": DIGEST, "reason": "again"})
+    assert (twice.status_code, text_of(twice.text, "deny-error")) == (
+        409,
+        f"sha256 {DIGEST} is already on the deny list",
+    )
+    shown = viewer.get("/settings").text
+    assert [row[:3] for row in cells(shown, "deny-list-table")] == [[DIGEST, "miner", "console:test-admin"]]
+    assert 'action="/settings/deny-list"' not in shown  # viewers read it only
+    assert svc.get("/api/v1/policy/deny-list").json()["items"][0]["sha256"] == DIGEST
+    by_viewer = viewer.post("/settings/deny-list", data={"csrf": csrf(shown), "sha256": "0" * 64, "reason": "x"})
+    assert by_viewer.status_code == 403
+    removed = admin.post("/settings/deny-list/remove", data={"csrf": token, "sha256": DIGEST})
+    assert removed.status_code == 303
+    after = admin.get("/settings").text
+    assert text_of(after, "no-deny-list") == "The deny list is empty."
+    assert [row[:4] for row in cells(after, "deny-history")] == [
+        [DIGEST, "removed", "—", "console:test-admin"],
+        [DIGEST, "added", "miner", "console:test-admin"],
+    ]
+
+
+def test_a_workload_page_shows_what_each_container_has_enforced(world):
+    svc, cid, _, _, viewer = world
+    web = cells(viewer.get(f"/workloads/{cid}/payments/Deployment/web").text, "workload-prevention")
+    rules = (
+        "deny_listed: enforce (web-kill) drift: enforce (web-kill) escape: audit (everywhere) "
+        "memfd_exec: audit (web-kill) tmp_exec: audit (everywhere)"
+    )
+    assert web == [["web-1", "main", "node-1", rules], ["web-2", "main", "node-2", rules]]
+    db = cells(viewer.get(f"/workloads/{cid}/payments/StatefulSet/db").text, "workload-prevention")
+    assert db == [["db-0", "main", "node-1", "escape: audit (everywhere) tmp_exec: audit (everywhere)"]]
+    dns = cells(viewer.get(f"/workloads/{cid}/kube-system/Deployment/dns").text, "workload-prevention")
+    assert dns == [["dns-1", "main", "node-1", "none: no policy's runtime rules reach this container"]]
+
+
+def test_a_runtime_rule_flipped_in_the_console_reaches_a_waiting_sensor_within_2_s(world):
+    svc, _, sensor, admin, _ = world
+    held = _revision(svc, sensor)
+    answers: list = []
+
+    def wait() -> None:
+        resp = httpx.get(
+            f"{svc.url}{RUNTIME_POLICY_PATH}",
+            params={"node": "node-1", "revision": held, "wait": 20},
+            headers={"Authorization": f"Bearer {sensor}"},
+            timeout=30,
+        )
+        answers.append((time.monotonic(), resp.json()))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    assert not answers
+    flipped = parse_enforcement(
+        {"policies": [POLICY["policies"][0], {**POLICY["policies"][1], "mode": "enforce"}]}, "test"
+    )
+    page = admin.get("/settings").text
+    changed_at = time.monotonic()
+    done = admin.post("/settings/enforcement", data={"csrf": csrf(page), "policy": enforcement_yaml(flipped)})
+    assert done.status_code == 303
+    thread.join(10)
+    answered_at, body = answers[0]
+    assert answered_at - changed_at < 2.0, answered_at - changed_at
+    assert {c["container_id"]: c["rules"]["tmp_exec"] for c in body["containers"]} == {WEB: "enforce", DB: "enforce"}
