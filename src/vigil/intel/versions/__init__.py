@@ -3,7 +3,8 @@
 ``compare(ecosystem, a, b)`` orders two versions the way the ecosystem's own
 tools do. Ecosystems are named as in OSV (``Debian``, ``Debian:12``,
 ``Alpine:v3.19``, ``PyPI``, ``Go``, ``npm``, ``crates.io``, ``Maven``,
-``Ubuntu:22.04``, ``Red Hat``, ``Rocky Linux``, ``SUSE``...); the part after
+``Ubuntu:22.04``, ``Red Hat``, ``Rocky Linux``, ``SUSE``, ``RubyGems``,
+``NuGet``, ``Packagist``...); the part after
 the first ``:`` names a release and does not change the ordering, so the
 scheme is chosen by the base name.
 """
@@ -14,8 +15,11 @@ from .apk import ApkScheme
 from .base import EcosystemVersionError, InvalidVersionError, UnknownEcosystemError, VersionScheme
 from .dpkg import DpkgScheme
 from .maven import MavenScheme
+from .nuget import NuGetScheme
+from .packagist import PackagistScheme
 from .pep440 import Pep440Scheme
 from .rpm import RpmScheme
+from .rubygems import RubyGemsScheme
 from .semver import SemverScheme
 
 DPKG = DpkgScheme()
@@ -24,6 +28,9 @@ RPM = RpmScheme()
 PEP440 = Pep440Scheme()
 SEMVER = SemverScheme()
 MAVEN = MavenScheme()
+RUBYGEMS = RubyGemsScheme()
+NUGET = NuGetScheme()
+PACKAGIST = PackagistScheme()
 
 # The one table: OSV ecosystem base name -> the scheme its versions follow.
 ECOSYSTEM_SCHEMES: dict[str, VersionScheme] = {
@@ -49,6 +56,9 @@ ECOSYSTEM_SCHEMES: dict[str, VersionScheme] = {
     "Pub": SEMVER,
     "Kubernetes": SEMVER,
     "Maven": MAVEN,
+    "RubyGems": RUBYGEMS,
+    "NuGet": NUGET,
+    "Packagist": PACKAGIST,
 }
 
 
@@ -90,8 +100,11 @@ __all__ = [
     "DPKG",
     "ECOSYSTEM_SCHEMES",
     "MAVEN",
+    "NUGET",
+    "PACKAGIST",
     "PEP440",
     "RPM",
+    "RUBYGEMS",
     "SEMVER",
     "EcosystemVersionError",
     "InvalidVersionError",
