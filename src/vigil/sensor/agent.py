@@ -17,8 +17,10 @@ from typing import Any
 from vigil.clock import utcnow
 from vigil.sensor.activity import Activity, ActivityAggregator
 from vigil.sensor.aggregate import Aggregator, Execution
+from vigil.sensor.enforcer import Enforcer
 from vigil.sensor.loader import BTF_PATH, ProcessTracer
 from vigil.sensor.pipeline import EventPipeline, Exit, boot_to_wall_offset_ns
+from vigil.sensor.prevention import Prevention, PreventionAggregator
 from vigil.sensor.repeats import ExecRepeats
 from vigil.sensor.shipper import Shipper
 from vigil.sensor.spool import Spool
@@ -32,6 +34,9 @@ try:
     SENSOR_VERSION = _pkg_version("vigil")
 except Exception:
     SENSOR_VERSION = "0+unknown"
+
+
+STOPPED_ENFORCEMENT = "the sensor stopped: runtime prevention is off on this node until it runs again"
 
 
 @dataclass
@@ -90,6 +95,32 @@ def activity_json(a: Activity) -> dict[str, Any]:
     }
 
 
+def prevention_json(p: Prevention) -> dict[str, Any]:
+    """What a prevention rule did (or, in audit mode, would have done), as the `--output json` line."""
+    e = p.event
+    return {
+        "event": "prevented",
+        "time": p.time.isoformat(),
+        "rule": str(p.rule),
+        "mode": p.mode,
+        "killed": e.killed,
+        "operation": p.operation,
+        "path": p.path,
+        "sha256": p.sha256,
+        "upper_layer": e.upper_layer,
+        "pid": e.proc.tgid,
+        "ppid": e.proc.ppid,
+        "uid": e.proc.uid,
+        "comm": e.proc.comm,
+        "argv": e.argv,
+        "parents": p.parents,
+        "policy_revision": p.policy_revision,
+        "cgroup_id": e.proc.cgroup_id,
+        "container_id": p.attribution.container_ref,
+        "pod_uid": p.attribution.pod_uid,
+    }
+
+
 def exit_json(x: Exit) -> dict[str, Any]:
     return {
         "event": "exit",
@@ -112,6 +143,7 @@ class SensorAgent:
         spool: Spool | None = None,
         shipper: Shipper | None = None,
         emit: Callable[[str], None] | None = None,
+        enforcer: Enforcer | None = None,
     ):
         self.settings = settings
         self.tracer = tracer
@@ -121,6 +153,14 @@ class SensorAgent:
         self.emit = emit
         self.aggregator = Aggregator()
         self.activities = ActivityAggregator()
+        self.enforcer = enforcer
+        self.preventions = PreventionAggregator()
+        # Set by the drain thread when the kernel prevented something: the sender closes the window
+        # at once instead of at the end of the batch interval.
+        self._wake = threading.Event()
+        self._prevented = False
+        if enforcer is not None:
+            enforcer.notify = self._wake.set
         # Repeat execs counted in the kernel, when the tracer does so.
         self.repeats = ExecRepeats(tracer) if getattr(tracer, "exec_aggregation", False) else None
         # step() (the drain thread) adds to the aggregator while the sender thread closes windows.
@@ -145,11 +185,24 @@ class SensorAgent:
                 self.activities.add(act)
                 if self.repeats is not None:
                     self.repeats.note_activity(act)
+            for prev in resolved.preventions:
+                self.preventions.add(prev)
+        if self.enforcer is not None:
+            for ex in resolved.executions:
+                self.enforcer.note_file(ex.event.file, ex.binary_sha256)
+            for prev in resolved.preventions:
+                if prev.event.file is not None:
+                    self.enforcer.note_file(prev.event.file, prev.sha256)
+        if resolved.preventions:
+            self._prevented = True
+            self._wake.set()
         if self.emit:
             for ex in resolved.executions:
                 self.emit(json.dumps(execution_json(ex)))
             for act in resolved.activities:
                 self.emit(json.dumps(activity_json(act)))
+            for prev in resolved.preventions:
+                self.emit(json.dumps(prevention_json(prev)))
         if self.emit:
             for x in resolved.exits:
                 self.emit(json.dumps(exit_json(x)))
@@ -166,10 +219,12 @@ class SensorAgent:
             now = utcnow()
             window = self.aggregator.take()
             acts = self.activities.take()
+            prevs = self.preventions.take()
             start, self._window_start = self._window_start, now
         records = Aggregator.records(window)
         activities = ActivityAggregator.records(acts)
-        if (not records and not activities) or self.spool is None:
+        preventions = PreventionAggregator.records(prevs)
+        if (not records and not activities and not preventions) or self.spool is None:
             return None
         seq = self.spool.next_seq()
         batch = RuntimeBatch(
@@ -182,6 +237,7 @@ class SensorAgent:
             window_end=now,
             records=records,
             activities=activities,
+            preventions=preventions,
         )
         self.spool.put(batch)
         return batch
@@ -204,8 +260,11 @@ class SensorAgent:
             batches_dropped=self.spool.dropped_batches if self.spool is not None else 0,
             records_dropped=(self.spool.dropped_records if self.spool is not None else 0)
             + self.aggregator.overflowed
-            + self.activities.overflowed,
+            + self.activities.overflowed
+            + self.preventions.overflowed,
             interval_seconds=max(1, int(self.settings.heartbeat_interval_s)),
+            policy_revision=self.enforcer.revision if self.enforcer is not None else None,
+            enforcement_error=self.enforcer.error if self.enforcer is not None else None,
         )
 
     def _beat(self) -> None:
@@ -238,10 +297,11 @@ class SensorAgent:
                 self.step()
         finally:
             sender_done.set()
+            self._wake.set()
             sender.join()
             if self.stop_reason is not None:
                 # The node is not to be traced: what the window holds is not shipped.
-                dropped = len(self.aggregator.take()) + len(self.activities.take())
+                dropped = len(self.aggregator.take()) + len(self.activities.take()) + len(self.preventions.take())
                 if dropped:
                     log.warning("not shipping %d records of the last window: %s", dropped, self.stop_reason)
             else:
@@ -251,6 +311,11 @@ class SensorAgent:
                 self.flush_batch()
                 if self.shipper is not None:
                     self.shipper.ship(force=True)
+                    if self.enforcer is not None and self.enforcer.revision is not None:
+                        # The kernel programs go with this process: say so now rather than let the
+                        # service find out from missed heartbeats.
+                        self.enforcer.error = STOPPED_ENFORCEMENT
+                        self.shipper.heartbeat(self.heartbeat())
 
     def _send_loop(self, done: threading.Event) -> None:
         next_batch = time.monotonic() + self.settings.batch_interval_s
@@ -258,17 +323,23 @@ class SensorAgent:
         while not done.is_set() and self.stop_reason is None:
             try:
                 now = time.monotonic()
-                if now >= next_batch:
+                prevented, self._prevented = self._prevented, False
+                if now >= next_batch or prevented:
                     self.flush_batch()
                     next_batch = now + self.settings.batch_interval_s
                 if self.shipper is not None:
-                    self.shipper.ship()
+                    self.shipper.ship(force=prevented)
+                if self.enforcer is not None and self.enforcer.changed.is_set():
+                    # A new policy revision (or an enforcement error) is told at once, not at the next beat.
+                    self.enforcer.changed.clear()
+                    next_beat = now
                 if now >= next_beat:
                     self._beat()
                     next_beat = now + self.settings.heartbeat_interval_s
             except Exception:
                 log.exception("sensor sender round failed; retrying")
-            done.wait(max(0.05, min(next_batch, next_beat) - time.monotonic()))
+            self._wake.wait(max(0.05, min(next_batch, next_beat) - time.monotonic()))
+            self._wake.clear()
 
 
 def default_node_name() -> str:

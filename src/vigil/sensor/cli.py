@@ -21,10 +21,13 @@ from vigil.sensor.agent import (
     spool_default,
 )
 from vigil.sensor.cgroups import CgroupResolver
+from vigil.sensor.enforcer import Enforcer
 from vigil.sensor.enrolment import EnrolmentError, enrol
 from vigil.sensor.hashing import FileHasher
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
+from vigil.sensor.policy_source import PolicyError, PolicyFile, PolicyPoller
+from vigil.sensor.selfcheck import enforce_test as run_enforce_test
 from vigil.sensor.shipper import Shipper, read_credential
 from vigil.sensor.spool import Spool
 from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
@@ -81,8 +84,23 @@ def sensor(
     batch_interval: float = typer.Option(5.0, help="Seconds per aggregated batch"),
     heartbeat_interval: float = typer.Option(15.0, help="Seconds between heartbeats to the service"),
     default_runtime: str = typer.Option("containerd", help="Runtime of bare container ids in kubelet cgroupfs paths"),
+    runtime_policy: Path | None = typer.Option(
+        None,
+        "--runtime-policy",
+        help="Enforce this NodeRuntimePolicy JSON file (loaded again when it changes) instead of the service's",
+    ),
+    enforce_test: bool = typer.Option(
+        False,
+        "--enforce-test",
+        help="Check that the in-kernel kill works on this node (a throwaway cgroup execs a dropped binary) "
+        "and exit: 0 it works, 1 it does not",
+    ),
 ) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if enforce_test:
+        result = run_enforce_test()
+        typer.echo(f"vigil sensor --enforce-test: {'ok' if result.works else 'FAILED'}: {result.message}")
+        raise typer.Exit(0 if result.works else 1)
     if batch_interval <= 0 or heartbeat_interval <= 0:
         raise typer.BadParameter(
             f"--batch-interval {batch_interval} and --heartbeat-interval {heartbeat_interval} must be positive seconds"
@@ -96,6 +114,7 @@ def sensor(
     node = node_name or default_node_name()
     stop = threading.Event()
     shipper = spool = None
+    poller: PolicyPoller | None = None
     if service is not None:
         if (credential_file is None) == (enrolment_credential_file is None):
             raise typer.BadParameter("--service needs --enrolment-credential-file or --credential-file (one of them)")
@@ -118,6 +137,8 @@ def sensor(
                 typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
                 raise typer.Exit(1) from exc
         shipper = Shipper(service, credential, spool, verify=verify)
+        if runtime_policy is None:
+            poller = PolicyPoller(service, credential, node, lambda p: None, lambda e: None, verify=verify)
     try:
         # Exits are only printed (--output json); shipping needs execs alone.
         # Printing shows every exec; shipping counts repeats in the kernel (exact counts, one decode).
@@ -129,13 +150,30 @@ def sensor(
         raise typer.Exit(1) from exc
     _stop_on_signals(stop)
     with tracer:
+        resolver = CgroupResolver(default_runtime=default_runtime)
+        hasher = FileHasher()
+        enforcer = Enforcer(tracer, resolver.root, known_files=hasher.known, default_runtime=default_runtime)
         pipeline = EventPipeline(
-            CgroupResolver(default_runtime=default_runtime),
-            FileHasher(),
+            resolver,
+            hasher,
             include_host=include_host,
             skip_cgroup=tracer.skip_cgroup,
             with_exits=output == "json",
+            on_container=enforcer.note_container,
+            policy_revision=lambda: enforcer.revision,
         )
+        if runtime_policy is not None:
+            policy_file = PolicyFile(runtime_policy, node, enforcer.apply, enforcer.fail)
+            try:
+                policy = policy_file.load()
+            except PolicyError as exc:
+                typer.echo(f"vigil sensor: cannot start: {exc}", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"vigil sensor: enforcing runtime policy {policy.revision} from {runtime_policy}", err=True)
+            policy_file.start(stop)
+        elif poller is not None:
+            poller.apply, poller.fail = enforcer.apply, enforcer.fail
+            poller.start(stop)
         emit = (lambda line: print(line, flush=True)) if output == "json" else None
         agent = SensorAgent(
             AgentSettings(
@@ -149,6 +187,7 @@ def sensor(
             spool=spool,
             shipper=shipper,
             emit=emit,
+            enforcer=enforcer,
         )
         if tracer.missing_syscalls:
             typer.echo(
@@ -162,6 +201,8 @@ def sensor(
         typer.echo(f"vigil sensor: kernel counters {json.dumps(tracer.counters())}", err=True)
     if shipper is not None:
         shipper.close()
+    if poller is not None:
+        poller.close()
     if agent.stop_reason:
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
 

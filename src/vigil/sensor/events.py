@@ -14,9 +14,10 @@ from typing import TypeVar
 
 from vigil.wire.runtime import ActivityKind
 
-EVENT_EXEC, EVENT_FORK, EVENT_EXIT, EVENT_ACTIVITY = 1, 2, 3, 4
+EVENT_EXEC, EVENT_FORK, EVENT_EXIT, EVENT_ACTIVITY, EVENT_PREVENTED = 1, 2, 3, 4, 5
 EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT, EXEC_UPPER_KNOWN, EXEC_UPPER, EXEC_UNLINKED = 1, 2, 4, 8, 16
 ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED = 1, 2, 4, 8
+PREVENT_ENFORCE, PREVENT_KILLED, PREVENT_UPPER_KNOWN, PREVENT_UPPER, PREVENT_UNLINKED = 1, 2, 4, 8, 16
 
 # enum activity_kind in vigil.bpf.c -> the wire's ActivityKind.
 ACTIVITY_KINDS: dict[int, ActivityKind] = {
@@ -41,10 +42,12 @@ _HEADER = struct.Struct("<6I3Q2I16s")
 _EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s64s")
 _EXIT_TAIL = struct.Struct("<iI")
 _ACTIVITY_TAIL = struct.Struct("<IIqQQ256s256s64s")
+_PREVENTED_TAIL = struct.Struct("<IIIiQqqIIQII256s256s64s1024s")
 EXEC_SIZE = _HEADER.size + _EXEC_TAIL.size
 FORK_SIZE = _HEADER.size
 EXIT_SIZE = _HEADER.size + _EXIT_TAIL.size
 ACTIVITY_SIZE = _HEADER.size + _ACTIVITY_TAIL.size
+PREVENTED_SIZE = _HEADER.size + _PREVENTED_TAIL.size
 
 
 class EventDecodeError(ValueError):
@@ -157,6 +160,35 @@ _ACTIVITY_KEY = struct.Struct("<QII256s")
 
 
 @dataclass(frozen=True)
+class PreventedEvent:
+    """An exec or escape syscall a prevention rule acted on: killed (enforce) or would have (audit)."""
+
+    proc: ProcessHeader
+    rule_bit: int  # one bit of enum prevent_rule (vigil.sensor.prevention.RULE_BITS)
+    enforce: bool
+    killed: bool
+    operation: ActivityKind | None  # None: an exec; else the escape syscall's activity kind
+    signal_result: int
+    file: FileIdentity | None  # the exec'd file; None for an escape
+    aux: int  # escape: the CLONE_* flags of unshare / setns
+    filename: str  # exec: the path given to execve; escape: the target (mount point, written file)
+    interp: str
+    dname: str
+    argv: list[str] = field(hash=False)
+    upper_layer: bool | None = None
+    unlinked: bool = False
+
+    @property
+    def path(self) -> str:
+        """The file the kernel loaded (a deleted file or memfd named as /proc names it), or the target."""
+        if self.operation is not None:
+            return self.filename
+        if self.unlinked:
+            return f"/{self.dname} (deleted)" if self.dname.startswith("memfd:") else f"{self.interp} (deleted)"
+        return self.interp
+
+
+@dataclass(frozen=True)
 class ForkEvent:
     proc: ProcessHeader
 
@@ -177,8 +209,14 @@ class ExitEvent:
         return sig or None
 
 
-ProcessEvent = ExecEvent | ForkEvent | ExitEvent | ActivityEvent
-_SIZES = {EVENT_EXEC: EXEC_SIZE, EVENT_FORK: FORK_SIZE, EVENT_EXIT: EXIT_SIZE, EVENT_ACTIVITY: ACTIVITY_SIZE}
+ProcessEvent = ExecEvent | ForkEvent | ExitEvent | ActivityEvent | PreventedEvent
+_SIZES = {
+    EVENT_EXEC: EXEC_SIZE,
+    EVENT_FORK: FORK_SIZE,
+    EVENT_EXIT: EXIT_SIZE,
+    EVENT_ACTIVITY: ACTIVITY_SIZE,
+    EVENT_PREVENTED: PREVENTED_SIZE,
+}
 
 
 def _header(raw: bytes) -> ProcessHeader:
@@ -206,6 +244,8 @@ def decode_event(raw: bytes) -> ProcessEvent:
         return ExitEvent(proc, code)
     if kind == EVENT_ACTIVITY:
         return _activity(proc, raw)
+    if kind == EVENT_PREVENTED:
+        return _prevented(proc, raw)
     ino, size, msec, mnsec, dev, argc, argv_len, flags, _, fname, interp, argv, dname = _EXEC_TAIL.unpack_from(
         raw, _HEADER.size
     )
@@ -245,7 +285,34 @@ def _activity(proc: ProcessHeader, raw: bytes) -> ActivityEvent:
     )
 
 
-E = TypeVar("E", ExecEvent, ForkEvent, ExitEvent, ActivityEvent)
+def _prevented(proc: ProcessHeader, raw: bytes) -> PreventedEvent:
+    (rule, flags, op, sig, ino, size, msec, mnsec, dev, aux, argv_len, _, fname, interp, dname, argv) = (
+        _PREVENTED_TAIL.unpack_from(raw, _HEADER.size)
+    )
+    operation = None
+    if op:
+        operation = ACTIVITY_KINDS.get(op)
+        if operation is None:
+            raise EventDecodeError(f"prevented record has unknown operation {op}")
+    return PreventedEvent(
+        proc=proc,
+        rule_bit=rule,
+        enforce=bool(flags & PREVENT_ENFORCE),
+        killed=bool(flags & PREVENT_KILLED),
+        operation=operation,
+        signal_result=sig,
+        file=None if op else FileIdentity(kernel_dev_to_st_dev(dev), ino, size, msec * 1_000_000_000 + mnsec),
+        aux=aux,
+        filename=_cstr(fname),
+        interp=_cstr(interp),
+        dname=_cstr(dname),
+        argv=split_argv(argv[: min(argv_len, len(argv))]),
+        upper_layer=bool(flags & PREVENT_UPPER) if flags & PREVENT_UPPER_KNOWN else None,
+        unlinked=bool(flags & PREVENT_UNLINKED),
+    )
+
+
+E = TypeVar("E", ExecEvent, ForkEvent, ExitEvent, ActivityEvent, PreventedEvent)
 
 
 def decode_as(raw: bytes, event_type: type[E]) -> E:

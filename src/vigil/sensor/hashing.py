@@ -18,6 +18,7 @@ import os
 import stat
 import struct
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,15 @@ class FileHasher:
             old, _ = self._cache.popitem(last=False)
             self._static.discard(old)
 
+    def known(self) -> list[tuple[FileIdentity, str]]:
+        """Every (identity, sha256) hashed so far and still cached (read from another thread: a copy)."""
+        for _ in range(5):
+            try:
+                return list(self._cache.items())
+            except RuntimeError:  # changed during the copy by the drain thread
+                continue
+        return []
+
     def may_map_libraries(self, ident: FileIdentity) -> bool:
         """False for a binary known to be a static ELF (no PT_INTERP): it maps no shared libraries."""
         return ident not in self._static
@@ -197,8 +207,10 @@ class FileHasher:
             roots.append(Path("/"))
         return roots
 
-    def executed_binary(self, event: ExecEvent) -> str | None:
-        """sha256 of the file the kernel loaded for this exec (the interpreter, for #! scripts)."""
+    def executed_binary(self, event: ExecEvent, more_pids: Callable[[], list[int]] | None = None) -> str | None:
+        """sha256 of the file the kernel loaded for this exec (the interpreter, for #! scripts).
+        ``more_pids``: other processes to read it through (the container's cgroup), asked for only
+        when the process and those seen in its mount namespace are gone."""
         digest = self.cached(event.file)
         if digest is not None:
             return digest
@@ -206,16 +218,36 @@ class FileHasher:
         digest = self._open_hash(self.proc / str(pid) / "exe", event.file)
         if digest is not None:
             return digest
-        for root in self._roots(pid, event.proc.mnt_ns):
+        roots = self._roots(pid, event.proc.mnt_ns)
+        for root in roots:
             digest = self._open_hash(Path(event.interp), event.file, root=root)
             if digest is not None:
                 return digest
+        for p in more_pids() if more_pids is not None else []:
+            root = self.proc / str(p) / "root"
+            if p != pid and root not in roots:
+                digest = self._open_hash(Path(event.interp), event.file, root=root)
+                if digest is not None:
+                    return digest
         log.warning(
             "cannot read executed file %s of pid %d (mnt ns %d): process and namespace gone",
             event.interp,
             pid,
             event.proc.mnt_ns,
         )
+        return None
+
+    def file_by_identity(self, ident: FileIdentity, pid: int, mnt_ns: int, path: str, pids: list[int]) -> str | None:
+        """sha256 of a file the kernel named by identity after the process that ran it may be gone (a
+        killed exec): through /proc/<pid>/exe, else ``path`` in the root of a process of the same mount
+        namespace, or of ``pids`` (the container's cgroup); None when no such file is left."""
+        digest = self.cached(ident) or self._open_hash(self.proc / str(pid) / "exe", ident)
+        if digest is not None or not path.startswith("/"):
+            return digest
+        for root in self._roots(pid, mnt_ns) + [self.proc / str(p) / "root" for p in pids if p != pid]:
+            digest = self._open_hash(Path(path), ident, root=root)
+            if digest is not None:
+                return digest
         return None
 
     def file_in_process(self, pid: int, mnt_ns: int, path: str) -> str | None:

@@ -65,6 +65,8 @@ COUNTERS = {
     "exec_aggregated": 7,
     "path_filtered": 8,
     "activity_aggregated": 9,
+    "prevented": 10,
+    "audited": 11,
 }
 
 # struct exec_count: two struct exec_slot {count, first_boot_ns, last_boot_ns, epoch}.
@@ -72,6 +74,17 @@ _EXEC_COUNT = struct.Struct("<8Q")
 
 # Capability numbers from linux/capability.h.
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def _host_mnt_ns(proc: Path = Path("/proc")) -> int:
+    """The host's mount namespace: pid 1's (the sensor runs in the host's PID namespace), else, when
+    that is unreadable (a sandboxed pid 1), this process's own; 0 when neither can be read."""
+    for who in ("1", "self"):
+        try:
+            return os.stat(proc / who / "ns" / "mnt").st_ino & 0xFFFFFFFF
+        except OSError:
+            continue
+    return 0
 
 
 class SensorLoadError(RuntimeError):
@@ -212,6 +225,7 @@ class ProcessTracer:
         self.exec_aggregation = exec_aggregation
         self.epoch = 2  # the exec_known slots start at epoch 0: the first epoch must differ
         self._config_values: tuple[int, int, int] = (0, 0, 0)
+        self.host_mnt_ns = _host_mnt_ns()
         self.missing_syscalls: list[str] = []  # traced syscalls this kernel has no tracepoints for
         try:
             self._open_and_attach(obj_path)
@@ -256,6 +270,8 @@ class ProcessTracer:
         self._watch = self._map("watch_paths")
         self._exec_known = self._map("exec_known")
         self._activity_known = self._map("activity_known")
+        self._prevent_cgroups = self._map("prevent_cgroups")
+        self._deny_files = self._map("deny_files")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
@@ -303,7 +319,15 @@ class ProcessTracer:
 
     def _write_config(self) -> None:
         key = ctypes.c_uint32(0)
-        packed = struct.pack("<6I", *self._config_values, int(self.activities), int(self.exec_aggregation), self.epoch)
+        packed = struct.pack(
+            "<8I",
+            *self._config_values,
+            int(self.activities),
+            int(self.exec_aggregation),
+            self.epoch,
+            self.host_mnt_ns,
+            0,
+        )
         value = ctypes.create_string_buffer(packed, len(packed))
         rc = self._lib.bpf_map__update_elem(self._config, ctypes.byref(key), 4, value, len(packed), 0)
         if rc:
@@ -353,6 +377,30 @@ class ProcessTracer:
     def forget_known(self, table: str, key: bytes) -> None:
         buf = ctypes.create_string_buffer(key, len(key))
         self._lib.bpf_map__delete_elem(self._known_map(table), buf, len(key), 0)
+
+    def set_cgroup_rules(self, cgroup_id: int, enforce: int, audit: int) -> None:
+        """Put a cgroup's processes under the prevention rules (struct prevent_bits) from now on."""
+        key = ctypes.c_uint64(cgroup_id)
+        value = ctypes.create_string_buffer(struct.pack("<2I", enforce, audit), 8)
+        rc = self._lib.bpf_map__update_elem(self._prevent_cgroups, ctypes.byref(key), 8, value, 8, 0)
+        if rc:
+            raise self._fail(f"cannot set the prevention rules of cgroup {cgroup_id}", -rc)
+
+    def clear_cgroup_rules(self, cgroup_id: int) -> None:
+        key = ctypes.c_uint64(cgroup_id)
+        self._lib.bpf_map__delete_elem(self._prevent_cgroups, ctypes.byref(key), 8, 0)
+
+    def deny_file(self, key: bytes) -> None:
+        """Kill (or audit) execs of this file identity (struct file_id) where deny_listed applies."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        one = ctypes.c_uint8(1)
+        rc = self._lib.bpf_map__update_elem(self._deny_files, buf, len(key), ctypes.byref(one), 1, 0)
+        if rc:
+            raise self._fail("cannot add a file to the in-kernel deny list", -rc)
+
+    def allow_file(self, key: bytes) -> None:
+        buf = ctypes.create_string_buffer(key, len(key))
+        self._lib.bpf_map__delete_elem(self._deny_files, buf, len(key), 0)
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

@@ -17,15 +17,18 @@ from vigil.sensor.events import (
     EVENT_ACTIVITY,
     EVENT_EXEC,
     EVENT_EXIT,
+    EVENT_PREVENTED,
     ActivityEvent,
     EventDecodeError,
     ExecEvent,
     ExitEvent,
+    PreventedEvent,
     decode_as,
     route,
 )
 from vigil.sensor.executables import script_from_argv
 from vigil.sensor.hashing import FileHasher
+from vigil.sensor.prevention import Prevention
 from vigil.sensor.watch import WatchEntry, watch_entries
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class Resolved:
     executions: list[Execution] = field(default_factory=list)
     exits: list[Exit] = field(default_factory=list)
     activities: list[Activity] = field(default_factory=list)
+    preventions: list[Prevention] = field(default_factory=list)
     host_skipped: int = 0
     runtime_helpers: int = 0
     decode_errors: int = 0
@@ -80,6 +84,8 @@ class EventPipeline:
         with_exits: bool = True,
         watch: list[WatchEntry] | None = None,
         processes: ProcessTable | None = None,
+        on_container: Callable[[int, Attribution], None] | None = None,
+        policy_revision: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.resolver = resolver
         self.hasher = hasher
@@ -91,6 +97,10 @@ class EventPipeline:
         self.watch = watch_entries() if watch is None else watch
         self.processes = processes or ProcessTable()
         self.host_mnt_ns = host_mount_namespace()
+        # Each container cgroup seen is offered to the enforcer (a container started after the policy).
+        self.on_container = on_container
+        self.policy_revision = policy_revision
+        self._containers_seen: set[int] = set()
 
     def _wall(self, boot_ns: int, offset: int) -> datetime:
         return datetime.fromtimestamp((boot_ns + offset) / 1e9, tz=UTC)
@@ -120,6 +130,12 @@ class EventPipeline:
             if attribution.is_host and not self.include_host:
                 out.host_skipped += 1
                 self._learn_host(cgroup_id)
+                continue
+            if self.on_container is not None and not attribution.is_host and cgroup_id not in self._containers_seen:
+                self._containers_seen.add(cgroup_id)
+                self.on_container(cgroup_id, attribution)
+            if kind == EVENT_PREVENTED:
+                self._prevented(decode_as(raw, PreventedEvent), attribution, offset, out)
                 continue
             if kind == EVENT_EXEC and not attribution.is_host and mnt == self.host_mnt_ns:
                 # In a container's cgroup but still in the host's mount namespace: the runtime's
@@ -165,10 +181,34 @@ class EventPipeline:
         when = self._wall(ev.proc.timestamp_boot_ns, offset)
         out.activities.append(Activity(ev, attribution, when, target, detail, info))
 
+    def _cgroup_pids(self, cgroup_id: int) -> list[int]:
+        """Live processes of a cgroup (the unified hierarchy's cgroup.procs), to read files through."""
+        path = self.resolver.path_of(cgroup_id)
+        if path is None or self.resolver.root is None:
+            return []
+        try:
+            text = (self.resolver.root / path.lstrip("/") / "cgroup.procs").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()[:8]]
+
+    def _prevented(self, ev: PreventedEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
+        sha = None
+        if ev.file is not None:
+            # The process was killed (or, in audit mode, may have finished): the file is read from
+            # disk afterwards, through whatever still shows the container's root.
+            sha = self.hasher.file_by_identity(
+                ev.file, ev.proc.tgid, ev.proc.mnt_ns, ev.interp, self._cgroup_pids(ev.proc.cgroup_id)
+            )
+        parents = self.processes.parents(ev.proc.tgid, ev.proc.ppid, ev.proc.pid_ns or None)
+        when = self._wall(ev.proc.timestamp_boot_ns, offset)
+        revision = self.policy_revision() or "unknown"
+        out.preventions.append(Prevention(ev, attribution, when, sha, parents, revision))
+
     def _exec(self, ev: ExecEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
         self.processes.note_exec(ev)
         pid, mnt = ev.proc.tgid, ev.proc.mnt_ns
-        binary = self.hasher.executed_binary(ev)
+        binary = self.hasher.executed_binary(ev, lambda: self._cgroup_pids(ev.proc.cgroup_id))
         script = None
         if ev.interp != ev.filename and not ev.unlinked:
             script = ev.filename  # a #! script: the kernel loaded its interpreter

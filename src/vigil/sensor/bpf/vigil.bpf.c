@@ -14,6 +14,10 @@
  * with a timeout, so a quiet node still drains promptly and a busy node costs
  * one wake-up per batch instead of one per event.
  *
+ * Runtime prevention is decided here too, without a round trip to user space: the exec
+ * program kills (bpf_send_signal(SIGKILL)) an exec the cgroup's rule bits forbid before the new
+ * program runs its first instruction, and the escape-attempt syscalls are killed at their exit.
+ *
  * The layouts of the event structs are mirrored in vigil/sensor/events.py.
  */
 #include "vigil_kernel.h"
@@ -34,6 +38,27 @@ enum event_type {
 	EVENT_FORK = 2,
 	EVENT_EXIT = 3,
 	EVENT_ACTIVITY = 4,
+	EVENT_PREVENTED = 5,
+};
+
+/* Prevention rules, one bit each, in the order a single exec is reported under when several
+ * apply (the lowest bit wins). Mirrored in vigil/sensor/prevention.py (RULE_BITS). */
+enum prevent_rule {
+	RULE_DENY_LISTED = 1,
+	RULE_MEMFD_EXEC = 2,
+	RULE_DELETED_EXEC = 4,
+	RULE_TMP_EXEC = 8,
+	RULE_DRIFT = 16,
+	RULE_ESCAPE = 32,
+};
+#define EXEC_RULES (RULE_DENY_LISTED | RULE_MEMFD_EXEC | RULE_DELETED_EXEC | RULE_TMP_EXEC | RULE_DRIFT)
+
+enum prevent_flag {
+	PREVENT_ENFORCE = 1, /* the rule's mode is enforce (else audit) */
+	PREVENT_KILLED = 2,  /* SIGKILL was sent */
+	PREVENT_UPPER_KNOWN = 4,
+	PREVENT_UPPER = 8,
+	PREVENT_UNLINKED = 16, /* the exec'd file has no link left: deleted, or a memfd */
 };
 
 /* Mirrored in vigil/sensor/events.py (ACTIVITY_KINDS). */
@@ -80,6 +105,8 @@ enum counter {
 	COUNTER_EXEC_AGGREGATED = 7, /* repeat execs counted in exec_known, not queued */
 	COUNTER_PATH_FILTERED = 8,   /* container file accesses on no watched path */
 	COUNTER_ACTIVITY_AGGREGATED = 9, /* repeat file activities counted in activity_known */
+	COUNTER_PREVENTED = 10,      /* operations killed by a rule in enforce mode */
+	COUNTER_AUDITED = 11,        /* operations a rule in audit mode would have killed */
 	COUNTER_MAX = 12,
 };
 
@@ -203,6 +230,41 @@ struct exit_event {
 	__u32 _pad;
 };
 
+/* An operation a prevention rule acted on (enforce) or would have (audit). */
+struct prevent_event {
+	struct event_header h;
+	__u32 rule;   /* one enum prevent_rule bit */
+	__u32 flags;  /* enum prevent_flag */
+	__u32 op;     /* 0: exec; else the escape syscall's enum activity_kind */
+	__s32 signal_result; /* bpf_send_signal's return (0: sent) */
+	__u64 ino;
+	__s64 size;
+	__s64 mtime_sec;
+	__u32 mtime_nsec;
+	__u32 dev;
+	__u64 aux;    /* escape: CLONE_* flags of unshare/setns */
+	__u32 argv_len;
+	__u32 _pad;
+	char filename[PATH_LEN]; /* exec: the path given to execve; escape: the target */
+	char interp[PATH_LEN];   /* exec: the file the kernel loaded */
+	char dname[NAME_LEN];
+	char argv[ARGV_LEN];
+};
+
+/* The rules a container's cgroup is under, one enum prevent_rule bit each per mode. */
+struct prevent_bits {
+	__u32 enforce;
+	__u32 audit;
+};
+
+/* A file identity whose sha256 user space found on the deny list. */
+struct file_id {
+	__u64 ino;
+	__s64 mtime_sec;
+	__u32 mtime_nsec;
+	__u32 dev;
+};
+
 struct config {
 	__u32 include_host;
 	__u32 wakeup_bytes;
@@ -215,6 +277,10 @@ struct config {
 	__u32 exec_aggregation;
 	/* The batch window user space is in; selects the exec_known slot. */
 	__u32 epoch;
+	/* pid 1's mount namespace: an exec or syscall in a container's cgroup but in this namespace
+	 * is the runtime's helper entering the container (runc init), never prevented. */
+	__u32 host_mnt_ns;
+	__u32 _pad;
 };
 
 /* 16 MiB holds ~8,000 execs with their forks and exits: about two seconds of this
@@ -293,6 +359,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
+
+/* cgroup id -> the prevention rules its processes are under (vigil/sensor/prevention.py). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct prevent_bits);
+} prevent_cgroups SEC(".maps");
+
+/* Identities of files whose sha256 is deny-listed, entered once user space hashed them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct file_id);
+	__type(value, __u8);
+} deny_files SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -425,6 +507,228 @@ static __always_inline bool exec_repeat(struct config *cfg, struct task_struct *
 	return true;
 }
 
+/* ---- paths from dentries (exec prevention and the syscall programs) ---- */
+
+#define BUF_MASK 511
+#define LEN_MASK 255
+
+struct walk_ctx {
+	struct dentry *d;
+	struct vfsmount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_m;
+	int off;
+	int status; /* 0 walking, 1 done, -1 did not fit */
+};
+
+/* One step up the dentry tree (a bpf_loop callback: verified once, not per iteration). */
+static long walk_step(__u64 index, void *arg)
+{
+	struct walk_ctx *w = arg;
+	struct scratch *s = get_scratch();
+	if (!s) {
+		w->status = -1;
+		return 1;
+	}
+	struct dentry *d = w->d;
+	struct vfsmount *mnt = w->mnt;
+	if (d == w->root_d && mnt == w->root_m) {
+		w->status = 1;
+		return 1;
+	}
+	struct dentry *mroot = BPF_CORE_READ(mnt, mnt_root);
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == mroot || d == parent) {
+		struct mount *m = (void *)mnt - bpf_core_field_offset(struct mount, mnt);
+		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
+		if (pm == m || d != mroot) {
+			w->status = 1;
+			return 1;
+		}
+		w->d = BPF_CORE_READ(m, mnt_mountpoint);
+		w->mnt = (void *)pm + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	__u32 len = BPF_CORE_READ(d, d_name.len);
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	int off = w->off;
+	if (len > LEN_MASK || (int)len + 1 > off) {
+		w->status = -1;
+		return 1;
+	}
+	off -= len;
+	bpf_probe_read_kernel(&s->buf[off & BUF_MASK], len & LEN_MASK, name);
+	off -= 1;
+	s->buf[off & BUF_MASK] = '/';
+	w->off = off;
+	w->d = parent;
+	return 0;
+}
+
+/* Writes the path of (d, mnt) as the task sees it from its root into s->buf, backwards,
+ * ending before offset end; returns where it starts, or -1 when it does not fit. Mount
+ * points are crossed to the parent mount, as d_path does. */
+static __always_inline int walk(struct task_struct *task, struct dentry *d, struct vfsmount *mnt, int end)
+{
+	struct walk_ctx w = {
+		.d = d,
+		.mnt = mnt,
+		.root_d = BPF_CORE_READ(task, fs, root.dentry),
+		.root_m = BPF_CORE_READ(task, fs, root.mnt),
+		.off = end,
+		.status = 0,
+	};
+	bpf_loop(WALK_DEPTH, walk_step, &w, 0);
+	return w.status == 1 ? w.off : -1;
+}
+
+static __always_inline bool prefixed(const char *s, const char *p, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] != p[i])
+			return false;
+	return true;
+}
+
+/* Whether a path's first bytes put it under /tmp/, /dev/shm/ or /var/tmp/. */
+static __always_inline bool tmp_path(const char *head)
+{
+	return prefixed(head, "/tmp/", 5) || prefixed(head, "/dev/shm/", 9) || prefixed(head, "/var/tmp/", 9);
+}
+
+static __always_inline __u32 task_mnt_ns(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+}
+
+/* The cgroup's rule bits that apply to this task; 0 for the runtime's helpers. */
+static __always_inline struct prevent_bits *prevent_rules(struct config *cfg, struct task_struct *task,
+							  __u64 cgroup_id)
+{
+	struct prevent_bits *b = bpf_map_lookup_elem(&prevent_cgroups, &cgroup_id);
+	if (!b || !(b->enforce | b->audit))
+		return 0;
+	if (cfg && cfg->host_mnt_ns && task_mnt_ns(task) == cfg->host_mnt_ns)
+		return 0;
+	return b;
+}
+
+/* Of the rules hit, the one to act under: an enforced one first, then by rule order. Kills in
+ * enforce mode; returns the event flags (0: no rule hit). */
+static __always_inline __u32 act(struct prevent_bits *b, __u32 hit, __u32 *rule, __s32 *signal_result)
+{
+	__u32 enforced = hit & b->enforce;
+	__u32 audited = hit & b->audit;
+	if (enforced) {
+		*rule = enforced & -enforced;
+		*signal_result = bpf_send_signal(9);
+		count(COUNTER_PREVENTED);
+		return PREVENT_ENFORCE | (*signal_result == 0 ? PREVENT_KILLED : 0);
+	}
+	if (audited) {
+		*rule = audited & -audited;
+		*signal_result = 0;
+		count(COUNTER_AUDITED);
+		return 0x100; /* audit: no flag on the wire, non-zero here */
+	}
+	return 0;
+}
+
+/* The exec rules' verdict on this exec; emits the prevented event. True when the process was
+ * killed: it never runs an instruction of the new program (the signal is pending before the
+ * exec returns to user space), so its exec is not reported as having run. */
+static __always_inline bool prevent_exec(struct config *cfg, struct task_struct *task, struct linux_binprm *bprm,
+					 struct file *file, struct inode *inode, __u64 cgroup_id)
+{
+	struct prevent_bits *b = prevent_rules(cfg, task, cgroup_id);
+	if (!b)
+		return false;
+	__u32 armed = (b->enforce | b->audit) & EXEC_RULES;
+	if (!armed)
+		return false;
+	__u32 hit = 0;
+	__u32 upper = upper_flags(inode, PREVENT_UPPER_KNOWN, PREVENT_UPPER);
+	if (upper & PREVENT_UPPER)
+		hit |= RULE_DRIFT;
+	if (BPF_CORE_READ(inode, i_nlink) == 0) {
+		upper |= PREVENT_UNLINKED;
+		char name[8] = {};
+		bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+		hit |= prefixed(name, "memfd:", 6) ? RULE_MEMFD_EXEC : RULE_DELETED_EXEC;
+	}
+	if (armed & RULE_DENY_LISTED) {
+		struct file_id id = {
+			.ino = BPF_CORE_READ(inode, i_ino),
+			.mtime_sec = BPF_CORE_READ(inode, i_mtime_sec),
+			.mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec),
+			.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+		};
+		if (bpf_map_lookup_elem(&deny_files, &id))
+			hit |= RULE_DENY_LISTED;
+	}
+	if (armed & RULE_TMP_EXEC) {
+		/* The file the kernel loaded, by its path from the task's root (a relative or
+		 * symlinked execve path is resolved so), and for a #! script the script's path. */
+		char head[16] = {};
+		struct scratch *s = get_scratch();
+		if (s) {
+			int off = walk(task, BPF_CORE_READ(file, f_path.dentry), BPF_CORE_READ(file, f_path.mnt), 256);
+			if (off >= 0 && off < 256) {
+				int len = 256 - off;
+				bpf_probe_read_kernel(head, sizeof(head), &s->buf[off & BUF_MASK]);
+				if (len < 16)
+					head[len & 15] = 0;
+				if (tmp_path(head))
+					hit |= RULE_TMP_EXEC;
+			}
+		}
+		char given[16] = {};
+		bpf_probe_read_kernel_str(given, sizeof(given), BPF_CORE_READ(bprm, filename));
+		if (tmp_path(given))
+			hit |= RULE_TMP_EXEC;
+	}
+	hit &= armed;
+	if (!hit)
+		return false;
+	__u32 rule = 0;
+	__s32 signal_result = 0;
+	__u32 flags = act(b, hit, &rule, &signal_result);
+	if (!flags)
+		return false;
+	struct prevent_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_LOST);
+		return flags & PREVENT_KILLED;
+	}
+	fill_header(&e->h, EVENT_PREVENTED, task, cgroup_id);
+	fill_namespaces(&e->h, task);
+	e->rule = rule;
+	e->flags = (flags & (PREVENT_ENFORCE | PREVENT_KILLED)) | upper;
+	e->op = 0;
+	e->signal_result = signal_result;
+	e->ino = BPF_CORE_READ(inode, i_ino);
+	e->size = BPF_CORE_READ(inode, i_size);
+	e->mtime_sec = BPF_CORE_READ(inode, i_mtime_sec);
+	e->mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec);
+	e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	e->aux = 0;
+	e->_pad = 0;
+	bpf_probe_read_kernel_str(&e->dname, sizeof(e->dname), BPF_CORE_READ(file, f_path.dentry, d_name.name));
+	bpf_probe_read_kernel_str(&e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	bpf_probe_read_kernel_str(&e->interp, sizeof(e->interp), BPF_CORE_READ(bprm, interp));
+	unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+	unsigned long end = BPF_CORE_READ(task, mm, arg_end);
+	unsigned long len = end > start ? end - start : 0;
+	if (len > ARGV_LEN)
+		len = ARGV_LEN;
+	if (bpf_probe_read_user(&e->argv, len, (const void *)start) < 0)
+		len = 0;
+	e->argv_len = len;
+	/* Rare and urgent: user space is woken at once. */
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return flags & PREVENT_KILLED;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_binprm *bprm)
 {
@@ -435,6 +739,8 @@ int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_bin
 	count(COUNTER_EXEC);
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
+	if (prevent_exec(cfg, task, bprm, file, inode, cgroup_id))
+		return 0;
 	if (cfg && cfg->exec_aggregation && exec_repeat(cfg, task, bprm, inode, cgroup_id))
 		return 0;
 
@@ -544,78 +850,6 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 #define BPF_PROG_LOAD 5
 #define CLONE_NS_FLAGS (0x00000080 | 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000)
 #define S_IXUGO 0111
-#define BUF_MASK 511
-#define LEN_MASK 255
-
-struct walk_ctx {
-	struct dentry *d;
-	struct vfsmount *mnt;
-	struct dentry *root_d;
-	struct vfsmount *root_m;
-	int off;
-	int status; /* 0 walking, 1 done, -1 did not fit */
-};
-
-/* One step up the dentry tree (a bpf_loop callback: verified once, not per iteration). */
-static long walk_step(__u64 index, void *arg)
-{
-	struct walk_ctx *w = arg;
-	struct scratch *s = get_scratch();
-	if (!s) {
-		w->status = -1;
-		return 1;
-	}
-	struct dentry *d = w->d;
-	struct vfsmount *mnt = w->mnt;
-	if (d == w->root_d && mnt == w->root_m) {
-		w->status = 1;
-		return 1;
-	}
-	struct dentry *mroot = BPF_CORE_READ(mnt, mnt_root);
-	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	if (d == mroot || d == parent) {
-		struct mount *m = (void *)mnt - bpf_core_field_offset(struct mount, mnt);
-		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
-		if (pm == m || d != mroot) {
-			w->status = 1;
-			return 1;
-		}
-		w->d = BPF_CORE_READ(m, mnt_mountpoint);
-		w->mnt = (void *)pm + bpf_core_field_offset(struct mount, mnt);
-		return 0;
-	}
-	__u32 len = BPF_CORE_READ(d, d_name.len);
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	int off = w->off;
-	if (len > LEN_MASK || (int)len + 1 > off) {
-		w->status = -1;
-		return 1;
-	}
-	off -= len;
-	bpf_probe_read_kernel(&s->buf[off & BUF_MASK], len & LEN_MASK, name);
-	off -= 1;
-	s->buf[off & BUF_MASK] = '/';
-	w->off = off;
-	w->d = parent;
-	return 0;
-}
-
-/* Writes the path of (d, mnt) as the task sees it from its root into s->buf, backwards,
- * ending before offset end; returns where it starts, or -1 when it does not fit. Mount
- * points are crossed to the parent mount, as d_path does. */
-static __always_inline int walk(struct task_struct *task, struct dentry *d, struct vfsmount *mnt, int end)
-{
-	struct walk_ctx w = {
-		.d = d,
-		.mnt = mnt,
-		.root_d = BPF_CORE_READ(task, fs, root.dentry),
-		.root_m = BPF_CORE_READ(task, fs, root.mnt),
-		.off = end,
-		.status = 0,
-	};
-	bpf_loop(WALK_DEPTH, walk_step, &w, 0);
-	return w.status == 1 ? w.off : -1;
-}
 
 struct dots_ctx {
 	int n;
@@ -752,6 +986,81 @@ static __always_inline int enter(struct sys_enter_ctx *ctx, __u32 kind, __u64 a0
 	return 0;
 }
 
+/* A write that is an escape attempt: the host's core dump handler, or a cgroup v1 release agent. */
+static __always_inline bool escape_file(struct scratch *s, int len)
+{
+	const char core[] = "/proc/sys/kernel/core_pattern";
+	const char agent[] = "/release_agent";
+	char diff = 0;
+	if (len == sizeof(core) - 1) {
+		for (int i = 0; i < (int)sizeof(core) - 1; i++)
+			diff |= s->key.data[i] ^ core[i];
+		return !diff;
+	}
+	if (len < (int)sizeof(agent) - 1)
+		return false;
+	for (int i = 0; i < (int)sizeof(agent) - 1; i++)
+		diff |= s->key.data[(len - (int)sizeof(agent) + 1 + i) & LEN_MASK] ^ agent[i];
+	return !diff;
+}
+
+/* The escape rule, at the syscall's exit: the syscall itself has completed (a tracepoint cannot
+ * refuse it); in enforce mode the process is killed before it returns to user space. */
+static __always_inline void prevent_escape(struct config *cfg, struct task_struct *task, __u64 cgroup_id, __u32 out,
+					   int len, struct scratch *s, struct pending *p)
+{
+	bool escape = out == ACT_MOUNT || out == ACT_UNSHARE || out == ACT_SETNS || out == ACT_PIVOT_ROOT;
+	if (!escape && out == ACT_FILE_WRITE && len > 0)
+		escape = escape_file(s, len);
+	if (!escape)
+		return;
+	struct prevent_bits *b = prevent_rules(cfg, task, cgroup_id);
+	if (!b)
+		return;
+	char comm[8] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	if (prefixed(comm, "runc:[", 6))
+		return; /* runc setting the container up: the runtime's own mounts and pivot_root */
+	__u32 rule = 0;
+	__s32 signal_result = 0;
+	__u32 flags = act(b, RULE_ESCAPE, &rule, &signal_result);
+	if (!flags)
+		return;
+	struct prevent_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_LOST);
+		return;
+	}
+	fill_header(&e->h, EVENT_PREVENTED, task, cgroup_id);
+	fill_namespaces(&e->h, task);
+	e->rule = rule;
+	e->flags = flags & (PREVENT_ENFORCE | PREVENT_KILLED);
+	e->op = out;
+	e->signal_result = signal_result;
+	e->ino = 0;
+	e->size = 0;
+	e->mtime_sec = 0;
+	e->mtime_nsec = 0;
+	e->dev = 0;
+	e->aux = 0;
+	e->argv_len = 0;
+	e->_pad = 0;
+	e->filename[0] = 0;
+	e->interp[0] = 0;
+	e->dname[0] = 0;
+	if (out == ACT_FILE_WRITE)
+		bpf_probe_read_kernel_str(e->filename, PATH_LEN, s->key.data);
+	else if (out == ACT_MOUNT)
+		bpf_probe_read_user_str(e->filename, PATH_LEN, (const void *)p->args[1]);
+	else if (out == ACT_PIVOT_ROOT)
+		bpf_probe_read_user_str(e->filename, PATH_LEN, (const void *)p->args[0]);
+	else if (out == ACT_UNSHARE)
+		e->aux = p->args[0];
+	else
+		e->aux = p->args[1];
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+}
+
 static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -802,6 +1111,7 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 
 	struct config *cfg = get_config();
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	prevent_escape(cfg, task, cgroup_id, out, len, s, &p);
 	if (cfg && cfg->exec_aggregation && len >= 0 && !(flags & ACT_UNRESOLVED)) {
 		/* A file activity user space has already recorded: counted here, not queued. */
 		struct activity_key *k = &s->activity;

@@ -1,0 +1,158 @@
+"""Keeps the kernel's prevention maps equal to the node's runtime policy.
+
+The policy names containers; the kernel knows cgroups. Each policy applied here is mapped to the
+containers' cgroups found in the cgroup v2 hierarchy, and a container that appears later gets its
+entry as soon as the sensor sees its first event (``note_container``). The deny list is of
+sha256s; the kernel matches file identities, so a file enters ``deny_files`` once the sensor has
+hashed it (``note_file``): the exec after that is the one stopped.
+
+Called from two threads (the policy source's and the drain thread), hence the lock. The kernel
+decides on its own once the maps are filled: nothing here is on an exec's path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
+
+from vigil.sensor.attribution import Attribution, attribute_cgroup_path
+from vigil.sensor.events import FileIdentity
+from vigil.sensor.prevention import RuleBits, cgroup_entries, container_bits, file_key
+from vigil.wire.prevention import NodeRuntimePolicy
+
+log = logging.getLogger(__name__)
+
+
+class PreventionMaps(Protocol):
+    def set_cgroup_rules(self, cgroup_id: int, enforce: int, audit: int) -> None: ...
+    def clear_cgroup_rules(self, cgroup_id: int) -> None: ...
+    def deny_file(self, key: bytes) -> None: ...
+    def allow_file(self, key: bytes) -> None: ...
+
+
+def container_cgroups(root: Path | None, default_runtime: str = "containerd") -> dict[int, str]:
+    """cgroup id -> container ref of every container cgroup under the unified hierarchy."""
+    out: dict[int, str] = {}
+    if root is None:
+        return out
+    base = str(root)
+    for dirpath, _dirs, _files in os.walk(base):
+        ref = attribute_cgroup_path(dirpath[len(base) :] or "/", default_runtime=default_runtime).container_ref
+        if ref is None:
+            continue
+        try:
+            out[os.stat(dirpath).st_ino] = ref
+        except FileNotFoundError:
+            continue  # removed during the walk
+    return out
+
+
+class Enforcer:
+    def __init__(
+        self,
+        kernel: PreventionMaps,
+        cgroup_root: Path | None,
+        *,
+        known_files: Callable[[], Iterable[tuple[FileIdentity, str]]] = lambda: (),
+        default_runtime: str = "containerd",
+    ) -> None:
+        self.kernel = kernel
+        self.cgroup_root = cgroup_root
+        self.known_files = known_files
+        self.default_runtime = default_runtime
+        self._lock = threading.Lock()
+        self.policy: NodeRuntimePolicy | None = None
+        self.error: str | None = None
+        self._wanted: dict[str, RuleBits] = {}
+        self._containers: dict[int, str] = {}  # cgroup id -> container ref, scanned or seen
+        self._entries: dict[int, RuleBits] = {}  # what prevent_cgroups holds
+        self._deny: frozenset[str] = frozenset()
+        self._denied: dict[bytes, str] = {}  # deny_files keys -> their sha256
+        self.changed = threading.Event()  # set when a new revision is in the kernel, or an error
+        self.notify: Callable[[], None] | None = None  # told of each change (wakes the heartbeat)
+
+    @property
+    def revision(self) -> str | None:
+        return self.policy.revision if self.policy is not None else None
+
+    def apply(self, policy: NodeRuntimePolicy) -> None:
+        """Fill the kernel's maps for this policy; what the previous one set and this one does not
+        is removed."""
+        with self._lock:
+            self._containers.update(container_cgroups(self.cgroup_root, self.default_runtime))
+            self._wanted = container_bits(policy)
+            self._sync(cgroup_entries(self._wanted, self._containers))
+            self._deny = frozenset(policy.deny_sha256)
+            for key, sha in list(self._denied.items()):
+                if sha not in self._deny:
+                    self.kernel.allow_file(key)
+                    del self._denied[key]
+            self.policy = policy
+            self.error = None
+        for ident, sha in self.known_files():
+            self.note_file(ident, sha)
+        log.info(
+            "runtime policy %s in the kernel: %d containers listed, %d cgroups under rules, %d files deny-listed",
+            policy.revision,
+            len(self._wanted),
+            len(self._entries),
+            len(self._denied),
+        )
+        self._changed()
+
+    def _changed(self) -> None:
+        self.changed.set()
+        if self.notify is not None:
+            self.notify()
+
+    def _sync(self, want: dict[int, RuleBits]) -> None:
+        for cg in list(self._entries):
+            if cg not in want:
+                self.kernel.clear_cgroup_rules(cg)
+                del self._entries[cg]
+        for cg, bits in want.items():
+            if self._entries.get(cg) != bits:
+                self.kernel.set_cgroup_rules(cg, bits.enforce, bits.audit)
+                self._entries[cg] = bits
+
+    def note_container(self, cgroup_id: int, attribution: Attribution) -> None:
+        """A container's cgroup seen in an event: under its rules from now on if the policy lists it."""
+        if cgroup_id in self._containers:
+            return
+        ref = attribution.container_ref
+        if ref is None:
+            return
+        with self._lock:
+            self._containers[cgroup_id] = ref
+            bits = self._wanted.get(ref)
+            if bits and self._entries.get(cgroup_id) != bits:
+                self.kernel.set_cgroup_rules(cgroup_id, bits.enforce, bits.audit)
+                self._entries[cgroup_id] = bits
+                log.info("container %s (cgroup %d) is under runtime rules from now on", ref, cgroup_id)
+
+    def note_file(self, ident: FileIdentity, sha256: str | None) -> None:
+        """A file the sensor hashed: into the kernel's deny map when its sha256 is deny-listed."""
+        if sha256 is None or sha256 not in self._deny:
+            return
+        key = file_key(ident)
+        with self._lock:
+            if key in self._denied:
+                return
+            self.kernel.deny_file(key)
+            self._denied[key] = sha256
+        log.info("deny-listed file %s (inode %d) is stopped at its next exec", sha256, ident.ino)
+
+    def fail(self, error: str) -> None:
+        """Prevention is not (or no longer) in force as the service wants: the heartbeat says why."""
+        if error != self.error:
+            log.error("runtime prevention: %s", error)
+        self.error = error
+        self._changed()
+
+    def entries(self) -> dict[int, RuleBits]:
+        with self._lock:
+            return dict(self._entries)

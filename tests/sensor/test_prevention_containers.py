@@ -1,0 +1,438 @@
+"""Runtime prevention in real containers (containerd + runc, an image pulled from a loopback
+docker-registry) by the real sensor (`vigil sensor` as a process) under --runtime-policy files.
+
+Every forbidden exec runs a static helper that would write a marker file: in enforce mode the
+kernel kills it by SIGKILL before its first instruction, so the marker never appears and the shell
+that ran it sees status 137; in audit mode it runs and the record says so. The records are what
+the sensor ships (its batches at a loopback ingest stand-in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_server import IngestServer
+from sensor_e2e import SensorProcess, pull, push_image, wait_for
+from test_activity_containers import _static_helper
+
+from conftest import e2e_unavailable
+from vigil.devtools.containerd import kubelet_cgroup, put_file, remove_container, start_containerd
+from vigil.devtools.registry_server import RegistryServer
+from vigil.wire.prevention import ContainerPrevention, NodeRuntimePolicy, PreventionRule
+
+_skip = e2e_unavailable()
+pytestmark = pytest.mark.skipif(_skip is not None, reason=str(_skip))
+TOKEN = "prevention-cred-1"
+NODE = "node-prevent"
+
+# Writes "ran" to the file named by its argument: proof that it executed.
+MARKER_HELPER = r"""
+#include <fcntl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) return 2;
+    write(fd, "ran\n", 4);
+    close(fd);
+    return 0;
+}
+"""
+# The same program with other bytes: the image's own copy, whose sha256 alone is deny-listed.
+IMAGE_TOOL_HELPER = MARKER_HELPER + '__attribute__((used)) static const char tag[] = "vigil image tool";\n'
+# Copies argv[1] into a memfd and executes it from there with the remaining arguments.
+MEMFD_RUN_HELPER = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int src = open(argv[1], O_RDONLY);
+    struct stat st;
+    if (src < 0 || fstat(src, &st) != 0) { perror("open"); return 1; }
+    int fd = memfd_create("payload", 0);
+    if (fd < 0 || sendfile(fd, src, 0, st.st_size) != st.st_size) { perror("memfd"); return 1; }
+    char *env[] = {0};
+    fexecve(fd, argv + 1, env);
+    perror("fexecve");
+    return 1;
+}
+"""
+EXEC_RULES = {
+    PreventionRule.DRIFT,
+    PreventionRule.MEMFD_EXEC,
+    PreventionRule.DELETED_EXEC,
+    PreventionRule.TMP_EXEC,
+    PreventionRule.DENY_LISTED,
+}
+IMAGE_TOOL = "/opt/tools/marker"  # the marker helper as a file of the image (not drift)
+
+
+@pytest.fixture(scope="module")
+def helpers(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("prevent-helpers")
+    for name, source in (("marker", MARKER_HELPER), ("imagetool", IMAGE_TOOL_HELPER), ("memfdrun", MEMFD_RUN_HELPER)):
+        (d / name).write_bytes(_static_helper(name, source).read_bytes())
+        (d / name).chmod(0o755)
+    return d
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, helpers: Path):
+    """A registry holding an image with the marker helper in it, and a containerd that pulled it."""
+    registry = RegistryServer(workdir=tmp_path_factory.mktemp("prevent-registry")).start()
+    ctd = None
+    try:
+        image = push_image(registry, tag="prevention", extra={IMAGE_TOOL: (helpers / "imagetool").read_bytes()})
+        ctd = start_containerd(tmp_path_factory.mktemp("prevent-ctd") / "c")
+        pull(ctd, image)
+        yield ctd, image
+    finally:
+        if ctd is not None:
+            ctd.stop()
+        registry.close()
+
+
+class Container:
+    def __init__(self, ctd, image, helpers: Path) -> None:
+        self.ctd = ctd
+        self.pod = str(uuid.uuid4())
+        self.cid = uuid.uuid4().hex + uuid.uuid4().hex
+        self.ref = f"containerd://{self.cid}"
+        self._n = 0
+        ctd.ctr(
+            "run",
+            "-d",
+            "--cgroup",
+            kubelet_cgroup(self.pod, self.cid),
+            "--mount",
+            f"type=bind,src={helpers},dst=/helpers,options=rbind:ro",
+            # /dev/shm without noexec (the OCI default has it, which would refuse the exec itself).
+            "--mount",
+            "type=tmpfs,src=shm,dst=/dev/shm,options=rw:nosuid:nodev:mode=1777",
+            image.ref,
+            self.cid,
+            "/bin/sleep",
+            "300",
+        )
+        self.init_pid = next(
+            int(line.split()[1]) for line in ctd.ctr("task", "ls").stdout.splitlines() if line.startswith(self.cid)
+        )
+        # Dropped after the start: on the overlay's upper layer, and on the /dev/shm tmpfs.
+        put_file(self.init_pid, "/usr/local/bin/dropped", (helpers / "marker").read_bytes())
+        put_file(self.init_pid, "/dev/shm/dropped", (helpers / "marker").read_bytes())
+
+    def sh(self, script: str) -> str:
+        """Run a shell in the container (a `ctr task exec` session); returns its stdout."""
+        self._n += 1
+        r = self.ctd.ctr("task", "exec", "--exec-id", f"x{self._n}", self.cid, "/bin/sh", "-c", script, check=False)
+        return r.stdout
+
+    def run(self, argv: str, marker: str) -> tuple[str, bool]:
+        """Run argv (writing marker) from a shell: (the shell's report of its status, marker exists)."""
+        out = self.sh(f"{argv}; echo rc=$?")
+        return out.strip().splitlines()[-1], self.has(marker)
+
+    def has(self, path: str) -> bool:
+        return Path(f"/proc/{self.init_pid}/root{path}").exists()
+
+    def remove(self) -> None:
+        remove_container(self.ctd, self.cid, self.pod)
+
+
+def write_policy(path: Path, revision: str, containers: list[Container], mode: str, deny: list[str]) -> None:
+    policy = NodeRuntimePolicy(
+        revision=revision,
+        node_name=NODE,
+        generated_at=datetime.now(UTC),
+        containers=[
+            ContainerPrevention(
+                container_id=c.ref,
+                pod_uid=c.pod,
+                namespace="shop",
+                rules={rule: mode for rule in EXEC_RULES},  # type: ignore[misc]
+                policies={rule: "runtime-test" for rule in EXEC_RULES},
+            )
+            for c in containers
+        ],
+        deny_sha256=deny,
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(policy.model_dump_json())
+    tmp.replace(path)
+
+
+def start_sensor(server: IngestServer, policy: Path, workdir: Path) -> SensorProcess:
+    sensor = SensorProcess.start(
+        server.url,
+        TOKEN,
+        "c1",
+        NODE,
+        workdir,
+        "--runtime-policy",
+        str(policy),
+        "--batch-interval",
+        "60",
+        "--heartbeat-interval",
+        "60",
+    )
+    wait_for("the sensor to load its policy", lambda: "enforcing runtime policy" in sensor.log(), timeout=30)
+    return sensor
+
+
+def preventions(server: IngestServer, container: Container) -> dict[tuple[str, str], dict]:
+    out: dict[tuple[str, str], dict] = {}
+    for b in server.batches:
+        for p in b.get("preventions", []):
+            if p["container_id"] == container.ref:
+                key = (p["rule"], p["path"])
+                if key in out:
+                    out[key] = {**p, "count": out[key]["count"] + p["count"]}
+                else:
+                    out[key] = p
+    return out
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def wait_hashed(sensor: SensorProcess, digest: str) -> None:
+    wait_for(
+        "the sensor to deny-list the hashed image file",
+        lambda: f"deny-listed file {digest}" in sensor.log(),
+        timeout=15,
+    )
+
+
+def test_enforce_kills_drift_memfd_tmp_and_deny_listed_execs_and_spares_the_rest(
+    world, helpers: Path, tmp_path: Path
+) -> None:
+    ctd, image = world
+    marker_sha, tool_sha = sha(helpers / "marker"), sha(helpers / "imagetool")
+    assert marker_sha != tool_sha
+    server = IngestServer(token=TOKEN)
+    inside, outside = Container(ctd, image, helpers), Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-enforce", [inside], "enforce", [tool_sha])
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        # (1) a binary copied into the container after it started (drift)
+        assert inside.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=137", False)
+        # (2) the same program run from a memfd, and from /dev/shm
+        assert inside.run("/helpers/memfdrun /helpers/marker /m-memfd", "/m-memfd") == ("rc=137", False)
+        assert inside.run("/dev/shm/dropped /m-shm", "/m-shm") == ("rc=137", False)
+        # (3) a deny-listed file of the image: it runs until the sensor has hashed it, then is killed
+        assert inside.run(f"{IMAGE_TOOL} /m-deny-1", "/m-deny-1") == ("rc=0", True)
+        wait_hashed(sensor, tool_sha)
+        assert inside.run(f"{IMAGE_TOOL} /m-deny-2", "/m-deny-2") == ("rc=137", False)
+        # (4) the image's own binaries keep running
+        assert inside.sh("/bin/echo image > /m-image; /bin/cat /m-image") == "image\n"
+        # (6) a container the policy does not list is never touched
+        assert outside.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=0", True)
+        assert outside.run("/dev/shm/dropped /m-shm", "/m-shm") == ("rc=0", True)
+        assert outside.run("/helpers/memfdrun /helpers/marker /m-memfd", "/m-memfd") == ("rc=0", True)
+        assert outside.run(f"{IMAGE_TOOL} /m-deny", "/m-deny") == ("rc=0", True)
+        got = wait_for("the four preventions to be shipped", lambda: len(preventions(server, inside)) == 4 or None)
+        assert got
+    finally:
+        rc = sensor.stop()
+        inside.remove()
+        outside.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    assert "Traceback" not in sensor.log()
+    recs = preventions(server, inside)
+    assert sorted(recs) == [
+        ("deny_listed", IMAGE_TOOL),
+        ("drift", "/usr/local/bin/dropped"),
+        ("memfd_exec", "/memfd:payload (deleted)"),
+        ("tmp_exec", "/dev/shm/dropped"),
+    ]
+    for rec in recs.values():
+        assert (rec["mode"], rec["killed"], rec["count"], rec["operation"]) == ("enforce", True, 1, "exec")
+        assert rec["policy_revision"] == "rev-enforce" and rec["pod_uid"] == inside.pod
+        assert rec["samples"][0]["comm"] and rec["samples"][0]["parents"] == ["sh"]
+    drift = recs[("drift", "/usr/local/bin/dropped")]
+    assert drift["sha256"] == marker_sha and drift["upper_layer"] is True
+    assert drift["samples"][0]["argv"] == ["/usr/local/bin/dropped", "/m-drift"]
+    assert recs[("tmp_exec", "/dev/shm/dropped")]["sha256"] == marker_sha
+    assert recs[("tmp_exec", "/dev/shm/dropped")]["upper_layer"] is None  # tmpfs, not the overlay
+    deny = recs[("deny_listed", IMAGE_TOOL)]
+    assert deny["sha256"] == tool_sha and deny["upper_layer"] is False
+    assert deny["samples"][0]["argv"] == [IMAGE_TOOL, "/m-deny-2"]
+    memfd = recs[("memfd_exec", "/memfd:payload (deleted)")]
+    # The memfd lived only in the killed process: hashed if it was still readable, never wrongly.
+    assert memfd["sha256"] in (None, marker_sha)
+    assert memfd["samples"][0]["argv"] == ["/helpers/marker", "/m-memfd"]
+    assert preventions(server, outside) == {}
+    beats = [(h["policy_revision"], h["enforcement_error"]) for h in server.heartbeats if h["node_name"] == NODE]
+    # Beating while enforcing; the last beat, sent as it stops, says prevention is off from then on.
+    assert beats[0] == ("rev-enforce", None)
+    assert beats[-1] == (
+        "rev-enforce",
+        "the sensor stopped: runtime prevention is off on this node until it runs again",
+    )
+
+
+def test_audit_mode_lets_everything_run_and_says_it_would_have_killed(world, helpers: Path, tmp_path: Path) -> None:
+    ctd, image = world
+    marker_sha, tool_sha = sha(helpers / "marker"), sha(helpers / "imagetool")
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    # Enforced first, then the file is changed to audit: the sensor reloads it.
+    write_policy(policy, "rev-1", [c], "enforce", [])
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        assert c.run("/usr/local/bin/dropped /m-before", "/m-before") == ("rc=137", False)
+        write_policy(policy, "rev-audit", [c], "audit", [tool_sha])
+        wait_for(
+            "the heartbeat of the reloaded policy",
+            lambda: any(h["policy_revision"] == "rev-audit" for h in server.heartbeats),
+            timeout=10,
+        )
+        assert c.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=0", True)
+        assert c.run("/helpers/memfdrun /helpers/marker /m-memfd", "/m-memfd") == ("rc=0", True)
+        assert c.run("/dev/shm/dropped /m-shm", "/m-shm") == ("rc=0", True)
+        assert c.run(f"{IMAGE_TOOL} /m-deny-1", "/m-deny-1") == ("rc=0", True)
+        wait_hashed(sensor, tool_sha)
+        assert c.run(f"{IMAGE_TOOL} /m-deny-2", "/m-deny-2") == ("rc=0", True)
+        assert c.sh("/bin/echo image") == "image\n"
+        wait_for("four preventions to be shipped", lambda: len(preventions(server, c)) == 4 or None)
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    # The kill under rev-1 was shipped at once (a prevention closes the window early), apart from
+    # the audited run under rev-audit.
+    drift = [
+        (p["mode"], p["killed"], p["policy_revision"], p["count"], p["samples"][0]["argv"][1])
+        for b in server.batches
+        for p in b["preventions"]
+        if p["container_id"] == c.ref and p["rule"] == "drift"
+    ]
+    assert drift == [("enforce", True, "rev-1", 1, "/m-before"), ("audit", False, "rev-audit", 1, "/m-drift")]
+    recs = preventions(server, c)
+    assert sorted(recs) == [
+        ("deny_listed", IMAGE_TOOL),
+        ("drift", "/usr/local/bin/dropped"),
+        ("memfd_exec", "/memfd:payload (deleted)"),
+        ("tmp_exec", "/dev/shm/dropped"),
+    ]
+    del recs[("drift", "/usr/local/bin/dropped")]
+    for rec in recs.values():
+        assert (rec["mode"], rec["killed"], rec["count"]) == ("audit", False, 1)
+        assert rec["policy_revision"] == "rev-audit"
+    assert recs[("deny_listed", IMAGE_TOOL)]["samples"][0]["argv"] == [IMAGE_TOOL, "/m-deny-2"]
+    # The memfd lives only as long as the process that ran it: hashed if still readable, never wrongly.
+    assert recs[("memfd_exec", "/memfd:payload (deleted)")]["sha256"] in (None, marker_sha)
+
+
+def test_the_kill_needs_no_user_space_the_sensor_is_stopped(world, helpers: Path, tmp_path: Path) -> None:
+    ctd, image = world
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-stopped", [c], "enforce", [])
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        os.kill(sensor.proc.pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                "the sensor to be stopped",
+                lambda: Path(f"/proc/{sensor.proc.pid}/stat").read_text().rsplit(") ", 1)[1][0] == "T",
+                timeout=5,
+            )
+            assert c.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=137", False)
+            assert c.run("/dev/shm/dropped /m-shm", "/m-shm") == ("rc=137", False)
+        finally:
+            os.kill(sensor.proc.pid, signal.SIGCONT)
+        # Once running again, user space reports what the kernel did while it was stopped.
+        wait_for("the preventions to be shipped", lambda: len(preventions(server, c)) == 2 or None)
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    recs = preventions(server, c)
+    assert {k: (v["mode"], v["killed"]) for k, v in recs.items()} == {
+        ("drift", "/usr/local/bin/dropped"): ("enforce", True),
+        ("tmp_exec", "/dev/shm/dropped"): ("enforce", True),
+    }
+
+
+def test_sensor_output_json_prints_prevention_events(world, helpers: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    from sensor_e2e import VIGIL
+
+    ctd, image = world
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-json", [c], "enforce", [])
+    out, err = tmp_path / "out", tmp_path / "err"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen(
+            [str(VIGIL), "sensor", "--output", "json", "--node-name", NODE, "--runtime-policy", str(policy)],
+            stdout=o,
+            stderr=e,
+        )
+    try:
+        wait_for("the sensor to load its policy", lambda: "enforcing runtime policy" in err.read_text(), timeout=30)
+        assert c.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=137", False)
+
+        def printed() -> dict | None:
+            lines = [json.loads(x) for x in out.read_text().splitlines()]
+            return next((d for d in lines if d["event"] == "prevented"), None)
+
+        doc = wait_for("the prevention to be printed", printed, timeout=15)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        c.remove()
+    assert {k: doc[k] for k in ("rule", "mode", "killed", "operation", "path", "container_id", "argv")} == {
+        "rule": "drift",
+        "mode": "enforce",
+        "killed": True,
+        "operation": "exec",
+        "path": "/usr/local/bin/dropped",
+        "container_id": c.ref,
+        "argv": ["/usr/local/bin/dropped", "/m-drift"],
+    }
+    assert doc["sha256"] == sha(helpers / "marker") and doc["policy_revision"] == "rev-json"
+
+
+def test_a_policy_for_another_node_is_refused_at_start(tmp_path: Path) -> None:
+    import subprocess
+
+    from sensor_e2e import VIGIL
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(
+        NodeRuntimePolicy(revision="r1", node_name="other-node", generated_at=datetime.now(UTC)).model_dump_json()
+    )
+    r = subprocess.run(
+        [str(VIGIL), "sensor", "--output", "json", "--node-name", NODE, "--runtime-policy", str(policy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    assert (
+        f"vigil sensor: cannot start: runtime policy {policy} is for node other-node, and this sensor is node {NODE}"
+        in r.stderr
+    )

@@ -1,0 +1,153 @@
+"""Runtime prevention's pure parts: policy -> kernel map entries, the prevented record's layout,
+aggregation into PreventionRecords, and the policy file's checks."""
+
+from __future__ import annotations
+
+import os
+import struct
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from vigil.sensor.attribution import Attribution
+from vigil.sensor.events import PREVENTED_SIZE, FileIdentity, PreventedEvent, decode_event
+from vigil.sensor.policy_source import PolicyError, parse_policy
+from vigil.sensor.prevention import (
+    RULE_BITS,
+    Prevention,
+    PreventionAggregator,
+    RuleBits,
+    cgroup_entries,
+    container_bits,
+    file_key,
+    rule_bits,
+    target_of,
+)
+from vigil.wire.prevention import ContainerPrevention, NodeRuntimePolicy, PreventionRule
+
+CID = "containerd://" + "a" * 64
+OTHER = "containerd://" + "b" * 64
+T0 = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+
+
+def _policy(**rules: str) -> NodeRuntimePolicy:
+    return NodeRuntimePolicy(
+        revision="r1",
+        node_name="node-a",
+        generated_at=T0,
+        containers=[ContainerPrevention(container_id=CID, rules=rules), ContainerPrevention(container_id=OTHER)],
+    )
+
+
+def test_rule_bits_follow_the_kernel_enum_and_split_by_mode() -> None:
+    assert RULE_BITS == {
+        PreventionRule.DENY_LISTED: 1,
+        PreventionRule.MEMFD_EXEC: 2,
+        PreventionRule.DELETED_EXEC: 4,
+        PreventionRule.TMP_EXEC: 8,
+        PreventionRule.DRIFT: 16,
+        PreventionRule.ESCAPE: 32,
+    }
+    assert rule_bits({PreventionRule.DRIFT: "enforce", PreventionRule.ESCAPE: "audit"}) == RuleBits(16, 32)
+    assert not RuleBits()
+
+
+def test_only_listed_containers_own_cgroups_get_entries() -> None:
+    wanted = container_bits(_policy(drift="enforce", tmp_exec="audit"))
+    assert wanted == {CID: RuleBits(16, 8)}  # OTHER has no rule on: not entered at all
+    assert cgroup_entries(wanted, {101: CID, 102: OTHER, 103: "containerd://" + "c" * 64}) == {101: RuleBits(16, 8)}
+
+
+def test_file_key_is_struct_file_id_with_the_kernels_device_encoding() -> None:
+    ident = FileIdentity(os.makedev(0, 0x2A), 77, 1000, 5 * 1_000_000_000 + 123)
+    assert file_key(ident) == struct.pack("<QqII", 77, 5, 123, 0x2A)
+    assert file_key(FileIdentity(os.makedev(8, 1), 1, 0, 0))[-4:] == struct.pack("<I", (8 << 20) | 1)
+
+
+def _raw(rule: int, flags: int, op: int, filename: bytes, interp: bytes = b"", dname: bytes = b"", aux: int = 0):
+    header = struct.pack("<6I3Q2I16s", 5, 40, 40, 39, 0, 0, 9001, 1, 2_000_000_000, 11, 12, b"dropped")
+    tail = struct.pack(
+        "<IIIiQqqIIQII256s256s64s1024s",
+        rule,
+        flags,
+        op,
+        0,
+        77,
+        1000,
+        5,
+        0,
+        0x2A,
+        aux,
+        14,
+        0,
+        filename,
+        interp,
+        dname,
+        b"/x/dropped\0/m\0",
+    )
+    raw = header + tail
+    assert len(raw) == PREVENTED_SIZE
+    return raw
+
+
+def test_prevented_records_decode_exec_and_escape() -> None:
+    ev = decode_event(_raw(16, 1 | 2 | 4 | 8, 0, b"./dropped", b"/x/dropped", b"dropped"))
+    assert isinstance(ev, PreventedEvent)
+    assert (ev.rule_bit, ev.enforce, ev.killed, ev.operation, ev.upper_layer) == (16, True, True, None, True)
+    assert ev.path == "/x/dropped" and ev.argv == ["/x/dropped", "/m"]
+    assert ev.file == FileIdentity(os.makedev(0, 0x2A), 77, 1000, 5_000_000_000)
+    memfd = decode_event(_raw(2, 16, 0, b"/dev/fd/3", b"/dev/fd/3", b"memfd:payload"))
+    assert isinstance(memfd, PreventedEvent) and memfd.path == "/memfd:payload (deleted)"
+    assert not memfd.enforce and memfd.upper_layer is None
+    unshare = decode_event(_raw(32, 1 | 2, 8, b"", aux=0x00020000))
+    assert isinstance(unshare, PreventedEvent) and unshare.operation == "unshare" and unshare.file is None
+    assert target_of(unshare) == "CLONE_NEWNS"
+    setns = decode_event(_raw(32, 0, 7, b"", aux=0))
+    assert isinstance(setns, PreventedEvent) and target_of(setns) == "any"
+    core = decode_event(_raw(32, 1 | 2, 1, b"/proc/sys/kernel/core_pattern"))
+    assert isinstance(core, PreventedEvent) and target_of(core) == "/proc/sys/kernel/core_pattern"
+
+
+def test_aggregation_one_record_per_key_latest_mode_first_sha() -> None:
+    ev = decode_event(_raw(16, 1 | 2 | 4 | 8, 0, b"/x/dropped", b"/x/dropped"))
+    audited = decode_event(_raw(16, 4 | 8, 0, b"/x/dropped", b"/x/dropped"))
+    assert isinstance(ev, PreventedEvent) and isinstance(audited, PreventedEvent)
+    where = Attribution("kubelet-cgroupfs", "containerd", "a" * 64, "pod-1")
+    agg = PreventionAggregator(max_records=1)
+    agg.add(Prevention(ev, where, T0, None, ["sh"], "r1"))
+    agg.add(Prevention(audited, where, T0 + timedelta(seconds=1), "f" * 64, ["sh"], "r2"))
+    other = decode_event(_raw(8, 1 | 2, 0, b"/tmp/x", b"/tmp/x"))
+    assert isinstance(other, PreventedEvent)
+    agg.add(Prevention(other, where, T0, None, [], "r2"))  # past max_records: counted, not kept
+    assert agg.overflowed == 1
+    (rec,) = PreventionAggregator.records(agg.take())
+    assert (rec.container_id, rec.rule, rec.mode, rec.killed, rec.count, rec.policy_revision) == (
+        CID,
+        PreventionRule.DRIFT,
+        "audit",
+        False,
+        2,
+        "r2",
+    )
+    assert (rec.sha256, rec.first_seen, rec.last_seen, rec.path, rec.operation) == (
+        "f" * 64,
+        T0,
+        T0 + timedelta(seconds=1),
+        "/x/dropped",
+        "exec",
+    )
+    assert [s.parents for s in rec.samples] == [["sh"], ["sh"]] and rec.samples[0].argv == ["/x/dropped", "/m"]
+
+
+def test_policy_file_checks_name_the_file_and_the_problem() -> None:
+    good = _policy(drift="enforce").model_dump_json().encode()
+    assert parse_policy(good, "p.json", "node-a").revision == "r1"
+    with pytest.raises(PolicyError) as other_node:
+        parse_policy(good, "p.json", "node-b")
+    assert str(other_node.value) == "runtime policy p.json is for node node-a, and this sensor is node node-b"
+    with pytest.raises(PolicyError) as bad:
+        parse_policy(b'{"revision": "r1", "node_name": "node-a"}', "p.json", "node-a")
+    assert str(bad.value) == "runtime policy p.json is not a NodeRuntimePolicy: generated_at: Field required"
+    with pytest.raises(PolicyError) as big:
+        parse_policy(b" " * (32 << 20 | 1), "p.json", "node-a")
+    assert str(big.value) == f"runtime policy p.json is {32 << 20 | 1} bytes, over the {32 << 20} byte limit"
