@@ -152,7 +152,14 @@ class Container:
         remove_container(self.ctd, self.cid, self.pod)
 
 
-def write_policy(path: Path, revision: str, containers: list[Container], mode: str, deny: list[str]) -> None:
+def write_policy(
+    path: Path,
+    revision: str,
+    containers: list[Container],
+    mode: str,
+    deny: list[str],
+    rules: set[PreventionRule] = EXEC_RULES,
+) -> None:
     policy = NodeRuntimePolicy(
         revision=revision,
         node_name=NODE,
@@ -162,8 +169,8 @@ def write_policy(path: Path, revision: str, containers: list[Container], mode: s
                 container_id=c.ref,
                 pod_uid=c.pod,
                 namespace="shop",
-                rules={rule: mode for rule in EXEC_RULES},  # type: ignore[misc]
-                policies={rule: "runtime-test" for rule in EXEC_RULES},
+                rules={rule: mode for rule in rules},  # type: ignore[misc]
+                policies={rule: "runtime-test" for rule in rules},
             )
             for c in containers
         ],
@@ -436,3 +443,49 @@ def test_a_policy_for_another_node_is_refused_at_start(tmp_path: Path) -> None:
         f"vigil sensor: cannot start: runtime policy {policy} is for node other-node, and this sensor is node {NODE}"
         in r.stderr
     )
+
+
+def test_escape_syscalls_complete_and_then_the_process_is_killed(world, helpers: Path, tmp_path: Path) -> None:
+    ctd, image = world
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-escape", [c], "enforce", [], rules={PreventionRule.ESCAPE})
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        # unshare(2) returns (the tracepoint cannot refuse it), then the process dies before its next step.
+        assert c.sh("/bin/busybox unshare -m /bin/echo escaped; echo rc=$?") == "rc=137\n"
+        # The core_pattern write is refused by the kernel anyway; the attempt alone is killed.
+        assert c.sh("/bin/sh -c 'echo x > /proc/sys/kernel/core_pattern'; echo rc=$?") == "rc=137\n"
+        # Exec rules are off: a dropped binary runs.
+        assert c.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=0", True)
+        wait_for("the escape preventions to be shipped", lambda: len(preventions(server, c)) == 2 or None)
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    recs = preventions(server, c)
+    assert {k: (v["operation"], v["mode"], v["killed"], v["sha256"]) for k, v in recs.items()} == {
+        ("escape", "CLONE_NEWNS"): ("unshare", "enforce", True, None),
+        ("escape", "/proc/sys/kernel/core_pattern"): ("file_write", "enforce", True, None),
+    }
+    assert recs[("escape", "CLONE_NEWNS")]["samples"][0]["comm"] == "busybox"
+
+
+def test_enforce_test_reports_that_the_kill_works_on_this_kernel() -> None:
+    import subprocess
+
+    from sensor_e2e import VIGIL
+
+    r = subprocess.run([str(VIGIL), "sensor", "--enforce-test"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout == (
+        "vigil sensor --enforce-test: ok: enforcement works on this kernel: a dropped binary exec'd in a test "
+        "cgroup under an enforced rule was killed by SIGKILL from the exec tracepoint before its first "
+        "instruction (no marker written), and the kernel reported the prevention\n"
+    )
+    from vigil.sensor.cgroups import unified_mount
+
+    root = unified_mount(Path("/proc/self/mountinfo").read_text())
+    assert root is not None and not [d for d in root.iterdir() if d.name.startswith("vigil-enforce-test-")]
