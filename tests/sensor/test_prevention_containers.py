@@ -489,3 +489,85 @@ def test_enforce_test_reports_that_the_kill_works_on_this_kernel() -> None:
 
     root = unified_mount(Path("/proc/self/mountinfo").read_text())
     assert root is not None and not [d for d in root.iterdir() if d.name.startswith("vigil-enforce-test-")]
+
+
+def _node_state(svc, cluster_id: str) -> dict | None:
+    resp = svc.get("/api/v1/policy/runtime/nodes", cluster=cluster_id)
+    assert resp.status_code == 200, resp.text
+    return next((n for n in resp.json()["items"] if n["node_name"] == NODE), None)
+
+
+def _put_policy(svc, mode: str) -> None:
+    import httpx
+
+    doc = {
+        "policies": [
+            {"name": "shop-runtime", "mode": mode, "scope": {"namespaces": ["shop"]}, "runtime": {"drift": "enforce"}}
+        ]
+    }
+    resp = httpx.put(
+        f"{svc.url}/api/v1/policy/enforcement",
+        json=doc,
+        headers={"Authorization": f"Bearer {svc.admin_token}"},
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+
+
+def test_with_the_service_a_policy_flip_to_enforce_kills_within_2s_and_a_stopped_sensor_is_enforcement_off(
+    live_service, world, helpers: Path, tmp_path: Path
+) -> None:
+    import time
+
+    from sensor_e2e import inventory_snapshot, post_inventory, web_pod
+
+    ctd, image = world
+    cluster_id, credential = live_service.register("prevent-e2e")
+    c = Container(ctd, image, helpers)
+    post_inventory(
+        live_service, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(c.pod, NODE, c.cid, image)])
+    )
+    _put_policy(live_service, "audit")  # drift: enforce, capped by the policy's audit mode
+    sensor = SensorProcess.start(
+        live_service.url, credential, cluster_id, NODE, tmp_path / "sensor", "--heartbeat-interval", "2"
+    )
+    try:
+        enforcing = wait_for(
+            "the node to enforce the current revision",
+            lambda: (n := _node_state(live_service, cluster_id)) and n["state"] == "enforcing" and n,
+            timeout=30,
+        )
+        assert enforcing["containers_in_scope"] == 1 and enforcing["loud"] is False
+        assert c.run("/usr/local/bin/dropped /m-audit", "/m-audit") == ("rc=0", True)
+
+        _put_policy(live_service, "enforce")
+        flipped = time.monotonic()
+        attempts = []
+        while time.monotonic() - flipped < 2.0:
+            attempts.append(c.run(f"/usr/local/bin/dropped /m-flip-{len(attempts)}", f"/m-flip-{len(attempts)}"))
+            if attempts[-1][0] == "rc=137":
+                break
+        took = time.monotonic() - flipped
+        assert attempts[-1] == ("rc=137", False), (attempts, sensor.log()[-2000:])
+        assert all(a == ("rc=0", True) for a in attempts[:-1])
+        print(f"audit -> enforce reached the kernel within {took:.2f} s ({len(attempts)} attempts)")
+
+        def findings() -> list[str] | None:
+            subjects = sorted(
+                f["subject"] for f in live_service.list_all("/api/v1/findings", type="prevented_execution")
+            )
+            return subjects if len(subjects) == 2 else None
+
+        assert wait_for("both prevention findings", findings) == [
+            "killed: exec of /usr/local/bin/dropped (rule drift)",
+            "would have been killed (audit): exec of /usr/local/bin/dropped (rule drift)",
+        ]
+    finally:
+        rc = sensor.stop()
+        c.remove()
+    assert rc == 0, sensor.log()[-3000:]
+    off = _node_state(live_service, cluster_id)
+    assert off is not None and (off["state"], off["loud"]) == ("off", True)
+    assert off["reason"] == (
+        "the sensor cannot enforce: the sensor stopped: runtime prevention is off on this node until it runs again"
+    )
