@@ -158,8 +158,10 @@ class Rules(_Doc):
     # Refuse what the trust policy's signature rules find unsigned, invalid or of the wrong provenance.
     signatures: bool = False
 
+    # No return annotation: pydantic then documents the serialized form as this model (a dict annotation would
+    # make it a bare object in the OpenAPI document, whose PolicyEntry then differs between request and answer).
     @model_serializer(mode="wrap")
-    def _without_unused_signatures(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _without_unused_signatures(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
         # A policy that does not ask for signatures serializes (and hashes to its revision) as before
         # the rule existed.
         data: dict[str, Any] = handler(self)
