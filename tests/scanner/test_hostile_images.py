@@ -368,7 +368,16 @@ def test_an_rpm_database_that_computes_forever_stops_at_the_deadline(tmp_path):
         f"/{RPMDB}: rpm database not read to its end: {limit}",
         *(
             f"cataloger {name}: {limit}; its packages may be missing"
-            for name in ("python", "npm", "go-binary", "java-archive")
+            for name in (
+                "python",
+                "npm",
+                "go-binary",
+                "java-archive",
+                "ruby-gemspec",
+                "php-composer",
+                "dotnet-deps",
+                "rust-cargo-auditable",
+            )
         ),
     ]
     assert result["incomplete"] is True

@@ -50,9 +50,23 @@ def test_a_catalog_records_every_cataloger_it_ran(tmp_path: Path):
     assert (
         set(cataloger_versions())
         == set(CATALOGERS)
-        == {"dpkg", "apk", "rpm", "python", "npm", "go-binary", "java-archive"}
+        == {
+            "dpkg",
+            "apk",
+            "rpm",
+            "python",
+            "npm",
+            "go-binary",
+            "java-archive",
+            "ruby-gemspec",
+            "php-composer",
+            "dotnet-deps",
+            "rust-cargo-auditable",
+        }
     )
-    assert contents.catalogers == {name: CatalogerRun(1, 1 if name == "python" else 0) for name in CATALOGERS}
+    assert contents.catalogers == {
+        name: CatalogerRun(c.version, 1 if name == "python" else 0) for name, c in CATALOGERS.items()
+    }
 
 
 # -- against a real registry ------------------------------------------------------------------------

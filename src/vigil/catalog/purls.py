@@ -51,3 +51,20 @@ def golang_purl(module: str, version: str | None) -> str:
 
 def maven_purl(group: str | None, artifact: str, version: str | None) -> str:
     return PackageURL(type="maven", namespace=group or None, name=artifact, version=version or None).to_string()
+
+
+def gem_purl(name: str, version: str, platform: str | None = None) -> str:
+    return PackageURL(type="gem", name=name, version=version, qualifiers=_qualifiers(platform=platform)).to_string()
+
+
+def composer_purl(name: str, version: str) -> str:
+    namespace, _, short = name.rpartition("/")
+    return PackageURL(type="composer", namespace=namespace or None, name=short, version=version).to_string()
+
+
+def nuget_purl(name: str, version: str) -> str:
+    return PackageURL(type="nuget", name=name, version=version).to_string()
+
+
+def cargo_purl(name: str, version: str) -> str:
+    return PackageURL(type="cargo", name=name, version=version).to_string()

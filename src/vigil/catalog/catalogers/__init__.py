@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from vigil.catalog.catalogers.apk import ApkCataloger
 from vigil.catalog.catalogers.base import CatalogContext, Cataloger
+from vigil.catalog.catalogers.composer import ComposerCataloger
+from vigil.catalog.catalogers.dotnet import DotnetDepsCataloger
 from vigil.catalog.catalogers.dpkg import DpkgCataloger
 from vigil.catalog.catalogers.golang import GoBinaryCataloger
 from vigil.catalog.catalogers.java import JavaArchiveCataloger
 from vigil.catalog.catalogers.npm import NpmCataloger
 from vigil.catalog.catalogers.python import PythonCataloger
 from vigil.catalog.catalogers.rpm import RpmCataloger
+from vigil.catalog.catalogers.ruby import RubyGemCataloger
+from vigil.catalog.catalogers.rust import CargoAuditableCataloger
 
 CATALOGERS: dict[str, Cataloger] = {
     c.name: c
@@ -27,6 +31,10 @@ CATALOGERS: dict[str, Cataloger] = {
         NpmCataloger(),
         GoBinaryCataloger(),
         JavaArchiveCataloger(),
+        RubyGemCataloger(),
+        ComposerCataloger(),
+        DotnetDepsCataloger(),
+        CargoAuditableCataloger(),
     )
 }
 
