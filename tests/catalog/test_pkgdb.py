@@ -80,7 +80,7 @@ def test_dpkg_status_deinstall_is_skipped(tmp_path):
     assert (kernel.source_name, kernel.source_version) == ("linux-signed-aws-6.14", "6.14.0-1012.12~24.04.1")
     assert [str(w) for w in r.warnings] == [
         "/var/lib/dpkg/status [linux-image-6.8.0-1029-aws]: entry skipped: status "
-        "'deinstall ok config-files' is not installed"
+        "'deinstall ok config-files': its files are not on disk"
     ]
 
 

@@ -574,7 +574,7 @@ def test_memory_a_hostile_image_takes_is_the_childs_not_the_services(registry, t
     before = own_peak_rss()
     pulled = pull_isolated(plain_http_source(tmp_path, registry.host), ref, digest, DEFAULT_PLATFORM, limits)
     assert [str(w) for w in pulled.contents.warnings] == [
-        "cataloger rpm: failed, its packages are missing: MemoryError()"
+        "cataloger rpmdb: failed, its packages are missing: MemoryError()"
     ]
     assert own_peak_rss() - before < 50 * MiB
 

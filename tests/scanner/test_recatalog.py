@@ -53,7 +53,7 @@ def test_a_catalog_records_every_cataloger_it_ran(tmp_path: Path):
         == {
             "dpkg",
             "apk",
-            "rpm",
+            "rpmdb",
             "python",
             "npm",
             "go-binary",
@@ -154,10 +154,15 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     assert scan_pass() == sorted(img.digest for img in images.values())
     assert pulled(offset) == expected_pull("python") | expected_pull("npm") | expected_pull("plain")
     first = stored_catalogers(svc)
-    assert first[images["python"].digest][0]["python"] == {"version": 1, "packages": 1, "failed": False}
-    assert first[images["npm"].digest][0]["npm"] == {"version": 1, "packages": 1, "failed": False}
+    py = CATALOGERS["python"].version
+    assert first[images["python"].digest][0]["python"] == {"version": py, "packages": 1, "failed": False}
+    assert first[images["npm"].digest][0]["npm"] == {
+        "version": CATALOGERS["npm"].version,
+        "packages": 1,
+        "failed": False,
+    }
     assert first[images["plain"].digest][0] == {
-        name: {"version": 1, "packages": 0, "failed": False} for name in CATALOGERS
+        name: {"version": c.version, "packages": 0, "failed": False} for name, c in CATALOGERS.items()
     }
 
     # Nothing changed: nothing is queued, nothing pulled.
@@ -166,13 +171,13 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     assert pulled(offset) == set()
 
     # The Python cataloger changes: only the image it found a package in is pulled again.
-    monkeypatch.setattr(CATALOGERS["python"], "version", 2)
+    monkeypatch.setattr(CATALOGERS["python"], "version", py + 1)
     offset = log_size(registry)
     assert worker.enqueue_running() == {"queued": 0, "retried": 0, "requeued": 0, "untrusted": 0, "recatalogued": 1}
     assert scan_pass() == [images["python"].digest]
     assert pulled_again(offset) == layers_of("python")
     second = stored_catalogers(svc)
-    assert second[images["python"].digest][0]["python"] == {"version": 2, "packages": 1, "failed": False}
+    assert second[images["python"].digest][0]["python"] == {"version": py + 1, "packages": 1, "failed": False}
     assert second[images["python"].digest][1] > first[images["python"].digest][1]
     for key in ("npm", "plain"):
         assert second[images[key].digest] == first[images[key].digest]  # not touched
@@ -182,7 +187,7 @@ def test_changed_cataloger_recatalogues_only_the_images_it_found_packages_in(ser
     assert pulled(offset) == set()
 
     # The npm cataloger changes: only the npm image.
-    monkeypatch.setattr(CATALOGERS["npm"], "version", 7)
+    monkeypatch.setattr(CATALOGERS["npm"], "version", CATALOGERS["npm"].version + 6)
     offset = log_size(registry)
     assert scan_pass() == [images["npm"].digest]
     assert pulled_again(offset) == layers_of("npm")

@@ -175,6 +175,7 @@ class ImageContents:
     layers: list[LayerRecord] = field(default_factory=list)
     catalogers: dict[str, CatalogerRun] = field(default_factory=dict)  # by cataloger name
     incomplete: bool = False  # part of a layer could not be read (the warnings say where)
+    unread: list[str] = field(default_factory=list)  # files a cataloger could not read (warnings say why)
 
     def packages_of(self, type_: str) -> list[Package]:
         return [p for p in self.packages if p.type == type_]
@@ -187,4 +188,5 @@ class ImageContents:
             "manifest": self.manifest.to_dict(),
             "warnings": [w.to_dict() for w in self.warnings],
             "incomplete": self.incomplete,
+            "unread_files": list(self.unread),
         }

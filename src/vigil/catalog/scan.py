@@ -95,6 +95,7 @@ def _run_catalogers(
         layers=layers,
         catalogers=runs,
         incomplete=warnings.incomplete,
+        unread=sorted(warnings.unread),
     )
 
 

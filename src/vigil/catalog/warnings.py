@@ -23,6 +23,7 @@ class WarningSink:
     def __init__(self) -> None:
         self.items: list[CatalogWarning] = []
         self.incomplete = False  # part of the image was not read: what the scan lists may be short
+        self.unread: list[str] = []  # files a cataloger could not read, in the order they were met
         self._per_file: dict[str, int] = {}
 
     def warn(self, file: str, entry: str | None, message: str) -> None:
@@ -35,6 +36,13 @@ class WarningSink:
         item = CatalogWarning(file=file, entry=entry, message=message)
         log.warning("%s", item)
         self.items.append(item)
+
+    def unreadable(self, file: str, message: str, entry: str | None = None) -> None:
+        """A file a cataloger could not read: warned, listed in the scan's unread files, and the scan
+        marked incomplete (the packages that file holds are missing)."""
+        self.warn_incomplete(file, entry, message)
+        if file not in self.unread:
+            self.unread.append(file)
 
     def warn_incomplete(self, file: str, entry: str | None, message: str) -> None:
         """A warning about input that could not be read past: the scan is marked incomplete."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.catalogers.control import parse_apk_installed
 from vigil.catalog.fsview import FileView
 from vigil.catalog.model import Package
@@ -23,12 +23,15 @@ class ApkCataloger:
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
         if view.regular_file(INSTALLED) != INSTALLED:
             return []
-        try:
-            text = view.read_bytes(INSTALLED).decode("utf-8", "replace")
-        except (OSError, ValueError) as exc:
-            ctx.warnings.warn(INSTALLED, None, f"not readable, skipped: {exc}")
-            return []
-        return packages_from_apk_db(text, INSTALLED, ctx)
+        out: list[Package] = []
+        with reading(ctx, INSTALLED, "apk database"):
+            try:
+                text = view.read_bytes(INSTALLED).decode("utf-8", "replace")
+            except (OSError, ValueError) as exc:
+                ctx.warnings.unreadable(INSTALLED, f"not readable, skipped: {exc}")
+                return []
+            out = packages_from_apk_db(text, INSTALLED, ctx)
+        return out
 
 
 def packages_from_apk_db(text: str, file: str, ctx: CatalogContext) -> list[Package]:

@@ -3,12 +3,14 @@ layers stream past, and how it turns the final filesystem into packages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from vigil.catalog.fsview import FileView
-from vigil.catalog.limits import ScanBudget
+from vigil.catalog.limits import LimitExceeded, ScanBudget
 from vigil.catalog.model import OSRelease, Package
 from vigil.catalog.warnings import WarningSink
 
@@ -34,3 +36,18 @@ class Cataloger(Protocol):
         ...
 
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]: ...
+
+
+@contextmanager
+def reading(ctx: CatalogContext, file: str, what: str) -> Iterator[None]:
+    """Read one file of the image: whatever it raises (a parser's own error, ``csv.Error``,
+    ``RecursionError``, ``struct.error``, ``zlib.error``, ``RuntimeError``...) is a warning naming
+    the file and the error, the file is listed as not read, and the cataloger goes on with the
+    next file. A scan limit, or the scan process's memory running out, is no one file's to carry:
+    those stop the cataloger (``catalog.scan`` says so)."""
+    try:
+        yield
+    except (LimitExceeded, MemoryError):
+        raise
+    except Exception as exc:
+        ctx.warnings.unreadable(file, f"{what} not read: {type(exc).__name__}: {exc}")

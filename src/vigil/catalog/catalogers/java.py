@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO
 
-from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.fsview import FileView
 from vigil.catalog.javacoords import (
     Coordinates,
@@ -106,14 +106,15 @@ class JavaArchiveCataloger:
         for path, entry in sorted(view.iter_files()):
             if not _is_archive(path):
                 continue
-            try:
-                with view.open(path) as f:
-                    nesting = _Nesting(path, ancestors=[(entry.sha256 or "", path)])
-                    out.extend(self._archive(f, path, path, ctx, 1, nesting))
-            except FileNotFoundError:
-                continue
-            except _UNREADABLE as exc:
-                ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
+            with reading(ctx, path, "Java archive"):
+                try:
+                    with view.open(path) as f:
+                        nesting = _Nesting(path, ancestors=[(entry.sha256 or "", path)])
+                        out.extend(self._archive(f, path, path, ctx, 1, nesting))
+                except FileNotFoundError:
+                    continue
+                except _UNREADABLE as exc:
+                    ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
         return out
 
     def _archive(
