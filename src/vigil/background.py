@@ -3,7 +3,8 @@ alert dispatcher and the scanner each run in the background.
 
 A failing pass is logged and the next one runs at the next tick, so one bad pass never ends
 the work for good. ``wake()`` asks for a pass now; ``stop_event`` is set on ``stop()`` so long
-waits inside a pass (retry backoff) can end early.
+waits inside a pass (retry backoff) can end early. A ``gate`` given to ``start()`` is asked before
+each pass and skips it when it says no (a job whose lease another service replica holds).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class PeriodicTask:
         self.stop_event = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.gate: Callable[[], bool] | None = None
 
     @property
     def running(self) -> bool:
@@ -31,16 +33,19 @@ class PeriodicTask:
     def _loop(self, interval: float) -> None:
         while not self.stop_event.is_set():
             try:
-                self.work()
+                if self.gate is None or self.gate():
+                    self.work()
             except Exception:
                 log.exception("%s failed", self.what)
             self._wake.wait(interval)
             self._wake.clear()
 
-    def start(self, interval: float) -> None:
-        """Run a pass now and then every ``interval`` seconds (or on ``wake()``) until ``stop()``."""
+    def start(self, interval: float, gate: Callable[[], bool] | None = None) -> None:
+        """Run a pass now and then every ``interval`` seconds (or on ``wake()``) until ``stop()``;
+        with a ``gate``, only the passes it allows."""
         if self.running:
             return
+        self.gate = gate
         self.stop_event.clear()
         self._thread = threading.Thread(target=self._loop, args=(interval,), name=self.name, daemon=True)
         self._thread.start()

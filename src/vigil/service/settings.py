@@ -94,6 +94,43 @@ class AlertsSettings:
     )
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else ``default``."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+    return value
+
+
+@dataclass
+class ReplicaSettings:
+    """Several service processes on one PostgreSQL (docs/architecture.md, Replicas)."""
+
+    # A job lease holds this long without a renewal: a replica that dies has its jobs taken over
+    # by another within it. Renewed every third of it.
+    lease_seconds: float = field(default_factory=lambda: env_seconds("VIGIL_JOB_LEASE_SECONDS", 15.0))
+
+
+@dataclass
+class RetentionSettings:
+    """What the store forgets, and how gently (docs/settings.md, Retention)."""
+
+    background: bool = False
+    # Runtime records, file and kernel activity, preventions, admission decisions, applied batch ids
+    # and finding history not seen or changed for this long are deleted; open findings stay.
+    period_days: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_DAYS", 10.0))
+    interval: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_INTERVAL", 3600.0))
+    batch_rows: int = field(default_factory=lambda: env_int("VIGIL_RETENTION_BATCH_ROWS", 1000))
+    # Between two batches, so ingest and analysis take the write lock in between.
+    pause: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_PAUSE", 0.1))
+
+
 @dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -128,6 +165,8 @@ class Settings:
     contents: ContentsSettings = field(default_factory=ContentsSettings)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).expanduser()
@@ -148,6 +187,6 @@ class Settings:
 
     def all_in_background(self) -> Settings:
         """These settings with every worker running in the background (what the service commands run)."""
-        for worker in (self.integrity, self.contents, self.runtime, self.alerts):
+        for worker in (self.integrity, self.contents, self.runtime, self.alerts, self.retention):
             worker.background = True
         return self

@@ -55,6 +55,18 @@ def _settings(data_dir: Path | None, database_url: str | None, **kw) -> Settings
         raise typer.Exit(2) from None
 
 
+def _hold_store(settings: Settings) -> None:
+    """Refuse a second service on one SQLite file before it touches the store."""
+    from vigil.service.store.single_process import hold_sqlite_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        hold_sqlite_store(settings.store_url)
+    except StoreError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
 def _prepare(settings: Settings):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
@@ -156,6 +168,7 @@ def service_config(
         )
         raise typer.Exit(2)
     _check_tls_pair(tls_cert, tls_key)
+    _hold_store(settings)
     engine = _prepare(settings)
     token = _first_admin(engine)
     scheme = "https" if tls_cert else "http"

@@ -29,7 +29,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -371,8 +371,8 @@ class VulnerabilityAnalyzer:
 
     # -- in the background ----------------------------------------------------------------------
 
-    def start(self, tick: float = 2.0) -> None:
-        self._task.start(tick)
+    def start(self, tick: float = 2.0, gate: Callable[[], bool] | None = None) -> None:
+        self._task.start(tick, gate)
 
     def stop(self) -> None:
         self._task.stop()

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -391,9 +392,9 @@ class IntegrityEvaluator:
 
     # -- in the background ----------------------------------------------------------------------
 
-    def start(self, tick: float = 2.0) -> None:
+    def start(self, tick: float = 2.0, gate: Callable[[], bool] | None = None) -> None:
         """Run passes every ``tick`` seconds in a daemon thread until ``stop``."""
-        self._task.start(tick)
+        self._task.start(tick, gate)
 
     def stop(self) -> None:
         self._task.stop()

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -300,8 +301,8 @@ class RuntimeAnalyzer:
         """Ask for a pass now (runtime ingest calls this after each applied batch)."""
         self._task.wake()
 
-    def start(self, tick: float = 0.5) -> None:
-        self._task.start(tick)
+    def start(self, tick: float = 0.5, gate: Callable[[], bool] | None = None) -> None:
+        self._task.start(tick, gate)
 
     def stop(self) -> None:
         self._task.stop()

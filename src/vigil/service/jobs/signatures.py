@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -317,8 +318,8 @@ class SignatureVerifier:
 
     # -- in the background ----------------------------------------------------------------------
 
-    def start(self, tick: float = 2.0) -> None:
-        self._task.start(tick)
+    def start(self, tick: float = 2.0, gate: Callable[[], bool] | None = None) -> None:
+        self._task.start(tick, gate)
 
     def stop(self) -> None:
         self._task.stop()

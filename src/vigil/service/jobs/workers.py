@@ -6,6 +6,12 @@ pass; the scanner starts before the matcher that reads what it stored; alert del
 so it tails findings that the other workers already write. Stopping runs the other way, so no
 worker outlives one whose results it consumes.
 
+On PostgreSQL several service processes (replicas) may share the store: the jobs that must run in
+one place at a time start with a gate on their lease (``jobs/leases.py``), so each runs on one
+replica and moves to another within a lease period when that one dies. The scanner (its queue's
+claims), alert delivery (its per-output cursor leases) and the advisory sync (each replica keeps its
+own advisory database) run on every replica. On SQLite there is one process and no lease.
+
 Only this module and ``vigil scanner``'s command know both the scanner unit and the service's
 store (the scanner's queue interface is implemented by ``store.contents``).
 """
@@ -24,6 +30,8 @@ from vigil.scanner.worker import ScanWorker
 from vigil.service.jobs.alerts.dispatcher import Dispatcher
 from vigil.service.jobs.contents import IntelHolder, IntelSyncSchedule, VulnerabilityAnalyzer
 from vigil.service.jobs.integrity import IntegrityEvaluator
+from vigil.service.jobs.leases import JobLeases, replica_id
+from vigil.service.jobs.retention import RetentionJob
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.jobs.signatures import SignatureVerifier
 from vigil.service.jobs.trust_file import apply_policy_file
@@ -45,6 +53,9 @@ class Workers:
     runtime: RuntimeAnalyzer
     alerts: Dispatcher
     signatures: SignatureVerifier
+    retention: RetentionJob
+    # The job leases of this replica on PostgreSQL; None on SQLite, where one process runs everything.
+    leases: JobLeases | None = None
 
 
 def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
@@ -115,27 +126,45 @@ def build_workers(settings: Settings, engine: Engine) -> Workers:
         ),
         alerts=Dispatcher.from_settings(engine, settings.alerts),
         signatures=make_signatures(settings, engine),
+        retention=RetentionJob(engine, settings.retention),
+        leases=make_leases(settings, engine),
     )
+
+
+def make_leases(settings: Settings, engine: Engine) -> JobLeases | None:
+    if engine.dialect.name != "postgresql":
+        return None
+    return JobLeases(engine, replica_id(), settings.replicas.lease_seconds)
+
+
+def _gate(workers: Workers, job: str):
+    return None if workers.leases is None else workers.leases.gate(job)
 
 
 def start(workers: Workers, settings: Settings) -> None:
     """Start what the settings run in the background, in dependency order."""
+    if workers.leases is not None:
+        workers.leases.start()
     if settings.integrity.background:
-        workers.integrity.start(settings.integrity.tick)
-        workers.signatures.start(settings.integrity.tick)
+        workers.integrity.start(settings.integrity.tick, _gate(workers, "integrity"))
+        workers.signatures.start(settings.integrity.tick, _gate(workers, "signatures"))
     if settings.contents.background:
         if workers.contents.scanner is not None:
             workers.contents.scanner.start(settings.contents.tick)
-        workers.contents.start(settings.contents.tick)
+        workers.contents.start(settings.contents.tick, _gate(workers, "contents"))
         workers.intel_sync.start()
     if settings.runtime.background:
-        workers.runtime.start(settings.runtime.tick)
+        workers.runtime.start(settings.runtime.tick, _gate(workers, "runtime"))
     if settings.alerts.background:
         workers.alerts.start(settings.alerts.tick)
+    if settings.retention.background:
+        workers.retention.start(gate=_gate(workers, "retention"))
 
 
 def stop(workers: Workers) -> None:
-    """Stop every worker (a worker never started stops at once), in the reverse order, and close clients."""
+    """Stop every worker (a worker never started stops at once), in the reverse order, and close clients;
+    then hand this replica's job leases back."""
+    workers.retention.stop()
     workers.alerts.stop()
     workers.runtime.stop()
     workers.intel_sync.stop()
@@ -147,3 +176,5 @@ def stop(workers: Workers) -> None:
     workers.signatures.client.close()
     workers.integrity.stop()
     workers.integrity.client.close()
+    if workers.leases is not None:
+        workers.leases.stop()

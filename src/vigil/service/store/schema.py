@@ -714,3 +714,23 @@ preventions = Table(
     UniqueConstraint("cluster_id", "container_id", "rule", "mode", "operation", "path", name="uq_preventions_key"),
     Index("ix_preventions_container", "cluster_id", "container_id"),
 )
+
+# -- replicas and retention -----------------------------------------------------------------------
+
+job_leases = Table(
+    "job_leases",
+    metadata,
+    # One row per background job that only one replica may run at a time: who runs it, and until
+    # when its lease holds without a renewal (database time, so replicas' clocks need not agree).
+    Column("job", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("acquired_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)
+
+# Retention deletes what is past its period by these, one bounded batch at a time.
+Index("ix_executions_last_seen_at", executions.c.last_seen_at)
+Index("ix_runtime_activities_last_seen_at", runtime_activities.c.last_seen_at)
+Index("ix_admission_decisions_received_at", admission_decisions.c.received_at)
+Index("ix_ingest_batches_received_at", ingest_batches.c.received_at)
+Index("ix_findings_status_status_changed_at", findings.c.status, findings.c.status_changed_at)
