@@ -363,7 +363,14 @@ def test_the_feed_starts_with_a_snapshot_of_both_policies_and_the_facts(service_
         "trust": {k: v for k, v in trust.items() if k != "revision"},
         "trust_revision": trust["revision"],
         "digests": [
-            {"digest": d, "repositories": [], "scanned": False, "malicious_packages": [], "vulnerabilities": []}
+            {
+                "digest": d,
+                "repositories": [],
+                "scanned": False,
+                "malicious_packages": [],
+                "vulnerabilities": [],
+                "signatures": None,
+            }
             for d in digests
         ],
         "tags": [],
@@ -454,6 +461,7 @@ def test_scan_results_arrive_as_facts_and_silence_as_pings(service_on, feed_clus
                     {"advisory_id": "CVE-2024-0001", "package": "requests", "severity": "high", "fixable": True},
                     {"advisory_id": "CVE-2024-0002", "package": "requests", "severity": "low", "fixable": False},
                 ],
+                "signatures": None,
             }
         ],
         "tags": [],

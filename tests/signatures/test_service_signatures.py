@@ -10,6 +10,7 @@ test_discovery.py."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -59,6 +60,24 @@ def verify(svc, *, all: bool = False) -> dict:
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+def console_page(svc, path: str) -> str:
+    """A console page as a signed-in admin sees it (sign-in through the login form, as a browser does)."""
+    cookie = "vigil_session"
+    with httpx.Client(base_url=svc.url, timeout=30) as client:
+        login = client.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert csrf
+        signed_in = client.post(
+            "/login",
+            data={"token": svc.admin_token, "csrf": csrf.group(1), "next": "/"},
+            headers={"Cookie": f"{cookie}={login.cookies[cookie]}"},
+        )
+        assert signed_in.status_code == 303
+        page = client.get(path, headers={"Cookie": f"{cookie}={signed_in.cookies[cookie]}"})
+        assert page.status_code == 200, page.text
+        return page.text
 
 
 def signature_findings(svc, **params) -> list[dict]:
@@ -206,6 +225,22 @@ def test_signatures_verified_unsigned_invalid_and_provenance_in_the_inventory(re
         )
     ]
     assert [(w["workload_name"], w["status"]) for w in acme["workloads"]] == [("acme", "verified")]
+
+    # The console's image page shows the same: who signed, the provenance facts, each workload's verdict.
+    html = console_page(svc, f"/images/{image_pk(svc, cid, 'evil')}")
+    section = html[html.index('<section class="panel" id="signatures">') :]
+    section = section[: section.index("</section>")]
+    assert f'<td class="mono signer">key ci ({ci_id})</td>' in section
+    assert '<dd class="mono" data-field="source_repository">https://github.com/evil/app</dd>' in section
+    assert '<dd class="mono" data-field="builder_id">' + BUILDER + "</dd>" in section
+    assert (
+        '<tr data-workload="payments/Deployment/evil"><td>payments/Deployment/evil</td>'
+        '<td><span class="tag status-violation">violation</span></td>'
+        f"<td>signatures for {host}/sig (global, namespace payments)</td>"
+        "<td>source repository https://github.com/evil/app is not one of https://github.com/acme/app</td></tr>"
+    ) in section
+    assert ">provenance_mismatch</a>" in section
+    assert "the registry has no referrers API, cosign's tags were read" in section
 
 
 def pusher_manifest(host: str, repo: str, digest: str) -> bytes:

@@ -71,3 +71,27 @@ def test_untrusted_registry_names_image_and_registry():
     assert rows["image"] == [("evil.io/app:1", None)]
     assert rows["registry"] == [("evil.io", None)]
     assert rows["trusted patterns"] == [("registry.local/*", None)]
+
+
+def test_signature_findings_name_the_failing_check_the_signers_and_the_rule():
+    f = {
+        "type": "unsigned_image",
+        "evidence": {
+            "image": "registry.example.com/app@sha256:ab",
+            "rule": "signatures for registry.example.com (global)",
+            "failing_checks": ["no signature by an accepted key or identity"],
+            "signed_by": [],
+            "accepted_signers": ["key ci (sha256:0123)"],
+            "signatures": ["signature sha256:cd: signed by key sha256:9999, which the rule does not accept"],
+            "provenance": [{"builder_id": "b", "source_repository": "https://github.com/acme/app"}],
+        },
+    }
+    rows = _flat(evidence.rows(f))
+    assert rows["failing checks"] == [("no signature by an accepted key or identity", None)]
+    assert rows["accepted signers"] == [("key ci (sha256:0123)", None)]
+    assert rows["signatures"] == [
+        ("signature sha256:cd: signed by key sha256:9999, which the rule does not accept", None)
+    ]
+    assert rows["rule"] == [("signatures for registry.example.com (global)", None)]
+    assert rows["provenance"] == [("builder id b, source repository https://github.com/acme/app", None)]
+    assert "signed by" not in rows

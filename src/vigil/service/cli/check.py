@@ -54,7 +54,9 @@ def image_check(
         help="With --enforcement: the JSON `vigil scan IMAGE -o json` wrote for the digest that runs "
         "(its vulnerabilities and malicious packages; without it the image counts as unscanned)",
     ),
-    namespace: str = typer.Option("default", "--namespace", "-n", help="The pod's namespace (for --enforcement and the policy's signature rules)"),
+    namespace: str = typer.Option(
+        "default", "--namespace", "-n", help="The pod's namespace (for --enforcement and the policy's signature rules)"
+    ),
     label: list[str] = typer.Option(
         [], "--label", "-l", help="With --enforcement: a label of the workload, key=value; repeatable"
     ),

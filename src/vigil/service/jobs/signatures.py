@@ -30,8 +30,8 @@ from vigil.clock import utcnow
 from vigil.model.findings import SIGNATURE_TYPES, Family, FindingStatus
 from vigil.model.image import ImageRef, digest_error
 from vigil.policy.signature_checks import DigestSignatures, check_discovered, unknown
-from vigil.policy.signature_rules import VerificationMaterial, material, rule_for
-from vigil.policy.signature_verdict import SignatureStatus, SignatureVerdict, evaluate
+from vigil.policy.signature_rules import VerificationMaterial, material
+from vigil.policy.signature_verdict import SignatureStatus
 from vigil.policy.trust import TrustPolicy
 from vigil.registry import RegistryClient
 from vigil.registry.errors import RegistryError, Unreachable
@@ -40,6 +40,7 @@ from vigil.service.store import findings as finding_store
 from vigil.service.store import signatures as store
 from vigil.service.store.integrity import RunningImage, running_images
 from vigil.service.store.policy import load_policy
+from vigil.service.store.signatures import effective_ref, judge
 from vigil.signatures.trustroot import TrustedRoot, parse_trusted_root, public_good_root
 
 log = logging.getLogger(__name__)
@@ -71,37 +72,6 @@ class PassReport:
             "requests": self.requests,
             "seconds": round(self.seconds, 4),
         }
-
-
-def effective_ref(policy: TrustPolicy, r: RunningImage) -> tuple[ImageRef | None, bool | None]:
-    """Where the workload's image is really pulled from, and whether that place is trusted."""
-    if not r.registry:
-        return None, None
-    ref = ImageRef(r.registry, r.repository, r.tag or None, None)
-    decision = policy.decide(ref, (r.cluster_id, r.cluster_name))
-    return decision.effective, decision.trusted
-
-
-def judge(
-    policy: TrustPolicy, r: RunningImage, state: store.SignatureState | None, material_revision: str
-) -> SignatureVerdict:
-    """The verdict of one workload running one image, from the stored checks (pure)."""
-    eff, trusted = effective_ref(policy, r)
-    digest = r.digest if r.digest and digest_error(r.digest) is None else None
-    if eff is None:
-        return SignatureVerdict(SignatureStatus.UNKNOWN, (), {"reason": "not a valid image reference"})
-    rule = rule_for(policy.signatures, eff, (r.cluster_id, r.cluster_name), r.namespace)
-    image = eff.with_digest(digest).name if digest else eff.name
-    if rule is not None and trusted is not True:
-        why = "the registry is not trusted, so it is not asked for signatures"
-        sigs: DigestSignatures | None = unknown(digest or "", why)
-    elif digest is None:
-        sigs = None
-    elif state is None or state.material_revision != material_revision:
-        sigs = None
-    else:
-        sigs = state.signatures
-    return evaluate(sigs, rule, image=str(eff.with_digest(digest)) if digest else image, digest=digest)
 
 
 class SignatureVerifier:

@@ -62,7 +62,8 @@ def dedup_key(finding_type: str, r: RunningImage) -> str:
     return f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{r.workload_kind}/{r.workload_name}:{finding_type}"
 
 
-def running_images(conn: Connection) -> list[RunningImage]:
+def running_images(conn: Connection, image_pk: int | None = None) -> list[RunningImage]:
+    """Every workload running an image (only ``image_pk`` when given)."""
     stmt = (
         select(
             containers.c.cluster_id,
@@ -82,6 +83,8 @@ def running_images(conn: Connection) -> list[RunningImage]:
         .where(containers.c.state.not_in(NOT_RUNNING))
         .distinct()
     )
+    if image_pk is not None:
+        stmt = stmt.where(containers.c.image_pk == image_pk)
     return [RunningImage(**row._mapping) for row in conn.execute(stmt)]
 
 

@@ -1,4 +1,5 @@
-"""What each digest's signatures prove (one row per digest), and the dedup keys of signature findings."""
+"""What each digest's signatures prove (one row per digest), the dedup keys of signature findings, and a
+workload's verdict from the stored checks."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc
-from vigil.policy.signature_checks import DigestSignatures
+from vigil.model.image import ImageRef, digest_error
+from vigil.policy.signature_checks import DigestSignatures, unknown
+from vigil.policy.signature_rules import rule_for
+from vigil.policy.signature_verdict import SignatureStatus, SignatureVerdict, evaluate
+from vigil.policy.trust import TrustPolicy
 from vigil.service.store.chunks import chunks
 from vigil.service.store.integrity import RunningImage
 from vigil.service.store.schema import image_signatures
@@ -81,3 +86,34 @@ def state_row(
         next_check_at=next_check_at,
         failures=failures,
     )
+
+
+def effective_ref(policy: TrustPolicy, r: RunningImage) -> tuple[ImageRef | None, bool | None]:
+    """Where the workload's image is really pulled from, and whether that place is trusted."""
+    if not r.registry:
+        return None, None
+    ref = ImageRef(r.registry, r.repository, r.tag or None, None)
+    decision = policy.decide(ref, (r.cluster_id, r.cluster_name))
+    return decision.effective, decision.trusted
+
+
+def judge(
+    policy: TrustPolicy, r: RunningImage, state: SignatureState | None, material_revision: str
+) -> SignatureVerdict:
+    """The verdict of one workload running one image, from the stored checks (pure)."""
+    eff, trusted = effective_ref(policy, r)
+    digest = r.digest if r.digest and digest_error(r.digest) is None else None
+    if eff is None:
+        return SignatureVerdict(SignatureStatus.UNKNOWN, (), {"reason": "not a valid image reference"})
+    rule = rule_for(policy.signatures, eff, (r.cluster_id, r.cluster_name), r.namespace)
+    image = eff.with_digest(digest).name if digest else eff.name
+    if rule is not None and trusted is not True:
+        why = "the registry is not trusted, so it is not asked for signatures"
+        sigs: DigestSignatures | None = unknown(digest or "", why)
+    elif digest is None:
+        sigs = None
+    elif state is None or state.material_revision != material_revision:
+        sigs = None
+    else:
+        sigs = state.signatures
+    return evaluate(sigs, rule, image=str(eff.with_digest(digest)) if digest else image, digest=digest)

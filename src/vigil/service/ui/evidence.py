@@ -178,6 +178,26 @@ def admission(ev: Mapping, finding: Mapping) -> list[Row]:
     return rows + _row("dry run", "yes" if ev.get("dry_run") else None)
 
 
+def signatures(ev: Mapping, finding: Mapping) -> list[Row]:
+    """Who signed (or why nothing counts), which keys or identities the rule accepts, and the failing check."""
+    rows = _row("image", ev.get("image"), mono=True) + _row("rule", ev.get("rule"))
+    for label, key in (
+        ("failing checks", "failing_checks"),
+        ("signed by", "signed_by"),
+        ("accepted signers", "accepted_signers"),
+        ("signatures", "signatures"),
+    ):
+        values = [v for v in ev.get(key) or () if v]
+        if values:
+            rows.append(Row(label, tuple(Cell(str(v), mono=key != "failing_checks") for v in values)))
+    for p in [p for p in ev.get("provenance") or () if isinstance(p, Mapping)]:
+        facts = ", ".join(
+            f"{k.replace('_', ' ')} {p[k]}" for k in ("builder_id", "source_repository", "source_revision") if p.get(k)
+        )
+        rows += _row("provenance", facts, mono=True)
+    return rows
+
+
 Renderer = Callable[[Mapping, Mapping], list[Row]]
 RENDERERS: dict[FindingType, Renderer] = {
     FindingType.UNTRUSTED_REGISTRY: integrity,
@@ -199,6 +219,9 @@ RENDERERS: dict[FindingType, Renderer] = {
     FindingType.ADMISSION_WARNED: admission,
     FindingType.ADMISSION_AUDITED: admission,
     FindingType.BREAK_GLASS_USED: admission,
+    FindingType.UNSIGNED_IMAGE: signatures,
+    FindingType.SIGNATURE_INVALID: signatures,
+    FindingType.PROVENANCE_MISMATCH: signatures,
 }
 
 

@@ -6,13 +6,20 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from vigil.model.findings import FINDING_STATUSES, FINDING_TYPES, INTEGRITY_TYPES, VULNERABILITY_TYPES
+from vigil.model.findings import (
+    FINDING_STATUSES,
+    FINDING_TYPES,
+    INTEGRITY_TYPES,
+    SIGNATURE_TYPES,
+    VULNERABILITY_TYPES,
+)
 from vigil.service.store import contents
 from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import processes as process_views
+from vigil.service.store.views import signatures as signature_views
 from vigil.service.store.views.common import cluster_names
 from vigil.service.ui import params, web
 
@@ -132,7 +139,9 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         other = finding_views.list_findings(
             conn,
             finding_views.FindingFilter(
-                types=tuple(t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES),
+                types=tuple(
+                    t for t in FINDING_TYPES if t not in INTEGRITY_TYPES + VULNERABILITY_TYPES + SIGNATURE_TYPES
+                ),
                 image_pk=image_id,
                 statuses=FINDING_STATUSES,
             ),
@@ -141,6 +150,15 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
             200,
             names=True,
         )
+        signed = finding_views.list_findings(
+            conn,
+            finding_views.FindingFilter(types=SIGNATURE_TYPES, image_pk=image_id, statuses=FINDING_STATUSES),
+            finding_views.finding_sort("severity", False),
+            None,
+            200,
+            names=True,
+        )
+        signatures = signature_views.image_signatures(conn, image_id)
         by_image = process_views.ProcessFilter(image_pk=image_id)
         processes = process_views.list_executables(conn, by_image, "last_seen", True, None, 200)
         reach = process_views.sensor_reach(conn, process_views.image_nodes(conn, image_id))
@@ -160,6 +178,8 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         trust=trust.items,
         vulns=vulns.items,
         other=other.items,
+        signed=signed.items,
+        signatures=signatures,
         processes=processes,
         sensor_reach=reach,
         provenance=provenance,
