@@ -26,6 +26,12 @@ own process shipping to it. Figures (JSON lines on stdout, one per measurement):
 * open_flood: several openers at their maximum rate inside the container, on a path no table
   watches (filtered in the kernel) and on a read-watched one (/etc/shadow: each open queued):
   opens/s, events queued, filtered and lost in the kernel.
+* enforcement: the exec cost of runtime prevention. One sensor (shipping, --runtime-policy FILE)
+  whose policy file alternates between listing the container with every rule in enforce mode
+  (drift, memfd_exec, deleted_exec, tmp_exec, deny_listed with one digest, escape) and not listing
+  it; each round runs N spawns of the image's own /bin/true (allowed: every exec pays the rule
+  checks, including the path walk of tmp_exec, and none is killed) in each state, in alternating
+  order; the overhead is the median of the per-round ratios on/off, wall and spawner CPU.
 * sensor_rss: peak RSS (VmHWM) of each sensor process.
 
 Since in-kernel exec aggregation, exec_overhead measures the shipping sensor with repeat execs
@@ -548,6 +554,77 @@ class Bench:
                 }
             )
 
+    def enforcement(self) -> None:
+        from datetime import UTC, datetime
+
+        from vigil.wire.prevention import ContainerPrevention, NodeRuntimePolicy, PreventionRule
+
+        n, rounds = self.args.spawns, self.args.rounds
+        policy_file = self.workdir / "runtime-policy.json"
+
+        def write(revision: str, listed: bool) -> None:
+            rules = {rule: "enforce" for rule in PreventionRule}
+            containers = [ContainerPrevention(container_id=f"containerd://{self.cid}", rules=rules)] if listed else []
+            doc = NodeRuntimePolicy(
+                revision=revision,
+                node_name=NODE,
+                generated_at=datetime.now(UTC),
+                containers=containers,
+                deny_sha256=["0" * 64],
+            )
+            tmp = policy_file.with_suffix(".tmp")
+            tmp.write_text(doc.model_dump_json())
+            tmp.replace(policy_file)
+
+        write("off-0", False)
+        sensor = self.start_sensor("--runtime-policy", str(policy_file))
+        wall: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        try:
+            for r in range(rounds):
+                for state in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                    revision = f"{state}-{r}"
+                    write(revision, state == "on")
+                    wait_for(
+                        f"the sensor to load {revision}",
+                        lambda rev=revision: f"runtime policy {rev} in the kernel" in sensor.log(),
+                        timeout=10,
+                    )
+                    doc = self.spawn("container", n)
+                    wall[state].append(doc["elapsed_ns"] / n / 1000)
+                    cpu[state].append(
+                        (doc["self_user_us"] + doc["self_sys_us"] + doc["children_user_us"] + doc["children_sys_us"])
+                        / n
+                    )
+        finally:
+            counters = self.stop_sensor(sensor)
+        kernel = kernel_counters(sensor)
+        ratios = [b / a - 1 for a, b in zip(wall["off"], wall["on"], strict=True)]
+        cpu_ratios = [b / a - 1 for a, b in zip(cpu["off"], cpu["on"], strict=True)]
+        emit(
+            {
+                "bench": "sensor_overhead",
+                "metric": "enforcement_exec_overhead",
+                "workload": f"{n} sequential posix_spawn+waitpid of the image's /bin/true (busybox-static) inside a "
+                "containerd container, one shipping sensor whose --runtime-policy file lists the container with all "
+                f"six rules in enforce mode (on) or not at all (off); {rounds} rounds, order alternating",
+                "us_per_spawn_off": [round(x, 1) for x in wall["off"]],
+                "us_per_spawn_on": [round(x, 1) for x in wall["on"]],
+                "overhead_pct_per_round": [round(100 * x, 2) for x in ratios],
+                "overhead_pct_median": round(100 * statistics.median(ratios), 2),
+                "cpu_us_per_spawn_off": [round(x, 1) for x in cpu["off"]],
+                "cpu_us_per_spawn_on": [round(x, 1) for x in cpu["on"]],
+                "cpu_overhead_pct_per_round": [round(100 * x, 2) for x in cpu_ratios],
+                "cpu_overhead_pct_median": round(100 * statistics.median(cpu_ratios), 2),
+                # Spread of the baseline itself: how large a difference the noise alone makes here.
+                "baseline_spread_pct": round(100 * (max(wall["off"]) / min(wall["off"]) - 1), 2),
+                # Every spawn ran an image file: nothing may have been killed or audited.
+                "kernel_prevented": kernel["prevented"],
+                "kernel_audited": kernel["audited"],
+                "events_lost": counters["events_lost"],
+            }
+        )
+
     def cpu(self, module: bool = False) -> None:
         rate, seconds = self.args.cpu_rate, self.args.cpu_seconds
         sensor = self.start_sensor(module=module)
@@ -649,8 +726,8 @@ def main() -> None:
     ap.add_argument("--flood-opens", type=int, default=200_000)
     ap.add_argument(
         "--only",
-        default="overhead,cpu,flood,files,openflood",
-        help="comma-separated: overhead, cpu, flood, files, openflood",
+        default="overhead,cpu,flood,files,openflood,enforcement",
+        help="comma-separated: overhead, cpu, flood, files, openflood, enforcement",
     )
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -679,6 +756,8 @@ def main() -> None:
                 bench.file_workload()
             if "openflood" in parts:
                 bench.open_flood()
+            if "enforcement" in parts:
+                bench.enforcement()
             emit(
                 {
                     "bench": "sensor_overhead",
