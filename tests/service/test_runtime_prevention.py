@@ -307,7 +307,7 @@ def test_the_deny_list_is_managed_by_admins_read_by_viewers_with_history(svc):
     assert httpx.get(url, headers=viewer).json() == {"items": []}
 
 
-def _prevention(cid, rule, mode, path, *, operation="exec", sha256=None, container=WEB, batch="b-1", revision="r1"):
+def prevention_record(cid, rule, mode, path, *, operation="exec", sha256=None, container=WEB, revision="r1"):
     return {
         "container_id": container,
         "pod_uid": None,
@@ -336,7 +336,7 @@ def _prevention(cid, rule, mode, path, *, operation="exec", sha256=None, contain
     }
 
 
-def _runtime_batch(cid: str, batch_id: str, preventions: list[dict]) -> dict:
+def runtime_batch(cid: str, batch_id: str, preventions: list[dict]) -> dict:
     return {
         "batch_id": batch_id,
         "cluster_id": cid,
@@ -353,13 +353,15 @@ def _runtime_batch(cid: str, batch_id: str, preventions: list[dict]) -> dict:
 def test_preventions_become_findings_saying_killed_or_would_have_been_killed(svc):
     cid, cred, sensor = _setup(svc)
     revision = _policy(svc, sensor, node="node-1").json()["revision"]
-    batch = _runtime_batch(
+    batch = runtime_batch(
         cid,
         "b-1",
         [
-            _prevention(cid, "drift", "enforce", "/usr/local/bin/dropper", sha256="9" * 64, revision=revision),
-            _prevention(cid, "tmp_exec", "audit", "/tmp/x", container=DB, revision=revision),
-            _prevention(cid, "escape", "audit", "/proc/sys/kernel/core_pattern", operation="openat", revision=revision),
+            prevention_record(cid, "drift", "enforce", "/usr/local/bin/dropper", sha256="9" * 64, revision=revision),
+            prevention_record(cid, "tmp_exec", "audit", "/tmp/x", container=DB, revision=revision),
+            prevention_record(
+                cid, "escape", "audit", "/proc/sys/kernel/core_pattern", operation="openat", revision=revision
+            ),
         ],
     )
     resp = httpx.post(f"{svc.url}/api/v1/ingest/runtime", json=batch, headers=_h(sensor))
@@ -370,7 +372,7 @@ def test_preventions_become_findings_saying_killed_or_would_have_been_killed(svc
         "preventions_merged": 0,
     }
     # The same again in another batch is merged, not a new finding.
-    again = _runtime_batch(cid, "b-2", batch["preventions"][:1])
+    again = runtime_batch(cid, "b-2", batch["preventions"][:1])
     merged = httpx.post(f"{svc.url}/api/v1/ingest/runtime", json=again, headers=_h(sensor)).json()["counts"]
     assert (merged["preventions_new"], merged["preventions_merged"]) == (0, 1)
 

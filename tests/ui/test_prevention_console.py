@@ -81,6 +81,10 @@ def test_a_sensor_that_stops_beating_marks_its_node_enforcement_off(world):
         "node-1 enforcement off (the sensor stopped beating or failed; 2 containers in scope); "
         "node-2 enforcement off (no sensor has reported from this node; 1 container in scope)."
     )
+    assert text_of(viewer.get("/").text, "prevention-off") == (
+        "Runtime prevention is not in force on 2 nodes with containers in its scope, so it fails open there: "
+        "node-1 (off), node-2 (off). Nodes"
+    )
     settings = viewer.get("/settings").text
     assert cells(settings, "prevention-nodes") == [
         # The revision its last heartbeat named stays shown.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, tuple_, update
+from sqlalchemy import Connection, Row, delete, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
@@ -416,9 +416,16 @@ def node_enforcement(conn: Connection, cluster_id: str | None = None) -> list[No
     policy = load_enforcement(conn).policy
     deny = deny_sha256s(conn)
     now = utcnow()
+    # One read of each cluster's running containers, grouped by node (none when no policy has runtime rules).
+    running: dict[tuple[str, str | None], list[RunningContainer]] = {}
+    if any(entry.runtime.on() for entry in policy.policies):
+        for cid in sorted({k[0] for k in keys}):
+            for rc, _, node_name in _running(conn, cid, true()):
+                running.setdefault((cid, node_name), []).append(rc)
+    clusters_by_id = {cid: cluster_of(conn, cid) for cid in {k[0] for k in keys}}
     out: list[NodeEnforcement] = []
     for cid, name in sorted(keys):
-        node = node_policy(policy, cluster_of(conn, cid), name, running_containers(conn, cid, name), deny, now)
+        node = node_policy(policy, clusters_by_id[cid], name, running.get((cid, name), []), deny, now)
         beat = beats.get((cid, name))
         state, reason = enforcement_state(node, beat, disabled.get((cid, name), False), now)
         out.append(

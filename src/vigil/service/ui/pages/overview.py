@@ -1,4 +1,5 @@
-"""Overview: open findings by type and severity, riskiest workloads and images, cluster health, trend."""
+"""Overview: open findings by type and severity, riskiest workloads and images, cluster health (with the nodes where
+runtime prevention fails open), trend."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 from fastapi import APIRouter, Depends, Request
 
 from vigil.model.findings import FINDING_TYPES, SEVERITIES
+from vigil.service.store import prevention as prevention_store
 from vigil.service.store import risk as risk_store
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
@@ -46,6 +48,7 @@ def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
         images = overview_views.riskiest_images(conn, 5, risk)
         series = overview_views.open_findings_series(conn, 14)
         scans = image_views.scan_verdict_counts(conn)
+        prevention_off = [n for n in prevention_store.node_enforcement(conn) if n.loud]
     by_severity = {s: sum(t.get(s, 0) for t in counts.values()) for s in SEVERITIES}
     types = [t for t in FINDING_TYPES if t in counts] + sorted(t for t in counts if t not in FINDING_TYPES)
     return web.render(
@@ -57,6 +60,7 @@ def overview(request: Request, v: web.Viewer = Depends(web.viewer)):
         by_severity=by_severity,
         total_open=sum(by_severity.values()),
         clusters=clusters.items,
+        prevention_off=prevention_off,
         more_clusters=clusters.next is not None,
         sensors=sensors,
         risky_workloads=workloads,
