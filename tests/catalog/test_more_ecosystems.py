@@ -11,15 +11,20 @@ cargo-auditable: neither a binary built with it nor the tool can be had here (cr
 reachable, so ``cargo install cargo-auditable`` fails). The test writes an ELF executable holding
 a ``.dep-v0`` section in the format cargo-auditable documents (``PARSING.md``: the
 zlib-compressed JSON ``{"packages": [{"name", "version", "source", "kind", "dependencies",
-"root"}]}``).
+"root"}]}``). A second test puts that section into a real Rust executable built here with
+``rustc`` (``objcopy --add-section``, the layout cargo-auditable's linker section ends up in).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
+
+import pytest
 
 from vigil.catalog import catalog_rootfs
 
@@ -174,8 +179,9 @@ def elf_with_sections(sections: dict[str, bytes]) -> bytes:
         body += data
     shoff = len(body)
     body += b"\0" * 64  # the null section
-    for name_off, offset, size in placed:
-        body += struct.pack("<IIQQQQIIQQ", name_off, 1, 0, 0, offset, size, 0, 0, 1, 0)
+    for k, (name_off, offset, size) in enumerate(placed):
+        kind = 3 if k == len(placed) - 1 else 1  # SHT_STRTAB for the name table, SHT_PROGBITS
+        body += struct.pack("<IIQQQQIIQQ", name_off, kind, 0, 0, offset, size, 0, 0, 1, 0)
     header = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
     header += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, len(placed) + 1, len(placed))
     body[:64] = header
@@ -287,6 +293,40 @@ def test_cargo_auditable_dependencies_from_the_dep_v0_section(tmp_path):
     assert rows(result, "cargo") == [
         ("adler", "1.0.2", "pkg:cargo/adler@1.0.2", "crates.io", hello),
         ("miniz_oxide", "0.4.4", "pkg:cargo/miniz_oxide@0.4.4", "crates.io", hello),
+    ]
+
+
+def rust_tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path=str(Path.home() / ".cargo" / "bin"))
+    if found is None:
+        pytest.fail(f"{name} is not installed (rustup or apt-get install rustc binutils)")
+    return found
+
+
+def test_a_real_rust_executable_with_the_section(tmp_path):
+    (tmp_path / "hello.rs").write_text('fn main() { println!("hello"); }\n')
+    exe = tmp_path / "root" / "usr" / "local" / "bin" / "hello"
+    exe.parent.mkdir(parents=True)
+    subprocess.run([rust_tool("rustc"), "-O", str(tmp_path / "hello.rs"), "-o", str(exe)], check=True, timeout=300)
+    (tmp_path / "dep").write_bytes(zlib.compress(json.dumps(AUDIT_DATA).encode()))
+    objcopy = shutil.which("objcopy") or pytest.fail("objcopy is not installed (apt-get install binutils)")
+    subprocess.run(
+        [
+            objcopy,
+            "--add-section",
+            f".dep-v0={tmp_path / 'dep'}",
+            "--set-section-flags",
+            ".dep-v0=noload,readonly",
+            str(exe),
+        ],
+        check=True,
+        timeout=60,
+    )
+    result = catalog_rootfs(tmp_path / "root")
+    assert result.warnings == []
+    assert [(p.name, p.version, p.found_in) for p in result.packages] == [
+        ("adler", "1.0.2", "/usr/local/bin/hello"),
+        ("miniz_oxide", "0.4.4", "/usr/local/bin/hello"),
     ]
 
 
