@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 import subprocess
 import zlib
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from vigil.catalog import catalog_rootfs
+from vigil.devtools.artifacts import elf_with_sections
 
 FORMATADOR_GEMSPEC = """# frozen_string_literal: true
 # -*- encoding: utf-8 -*-
@@ -167,25 +167,6 @@ AUDIT_DATA = {
         {"name": "private-crate", "version": "2.0.0", "source": "git"},
     ]
 }
-
-
-def elf_with_sections(sections: dict[str, bytes]) -> bytes:
-    """A little-endian ELF64 executable with the given sections and a section name table."""
-    names = b"\0" + b"".join(n.encode() + b"\0" for n in [*sections, ".shstrtab"])
-    body = bytearray(b"\0" * 64)
-    placed = []
-    for name, data in [*sections.items(), (".shstrtab", names)]:
-        placed.append((names.index(name.encode() + b"\0"), len(body), len(data)))
-        body += data
-    shoff = len(body)
-    body += b"\0" * 64  # the null section
-    for k, (name_off, offset, size) in enumerate(placed):
-        kind = 3 if k == len(placed) - 1 else 1  # SHT_STRTAB for the name table, SHT_PROGBITS
-        body += struct.pack("<IIQQQQIIQQ", name_off, kind, 0, 0, offset, size, 0, 0, 1, 0)
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
-    header += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, len(placed) + 1, len(placed))
-    body[:64] = header
-    return bytes(body)
 
 
 def write(root: Path, files: dict[str, bytes | str], mode: int = 0o644) -> None:

@@ -9,14 +9,12 @@ exports them (ECOSYSTEM ranges, ``introduced``/``fixed`` events); their ids are 
 
 from __future__ import annotations
 
-import io
 import json
-import struct
-import zipfile
 import zlib
 from pathlib import Path
 
 from vigil.catalog import catalog_rootfs
+from vigil.devtools.artifacts import elf_with_sections, tomcat_manifest, zip_bytes
 from vigil.intel import AdvisoryIndex
 from vigil.intel.osv import parse_record
 from vigil.intel.vulnmatch import match_packages
@@ -32,34 +30,11 @@ def write(root: Path, files: dict[str, bytes | str], mode: int = 0o644) -> None:
         target.chmod(mode)
 
 
-def elf_with_section(name: str, data: bytes) -> bytes:
-    """A little-endian ELF64 executable with one section and its section name table (as in
-    tests/catalog/test_more_ecosystems.py)."""
-    names = b"\0" + name.encode() + b"\0.shstrtab\0"
-    body = bytearray(b"\0" * 64) + data + names
-    shoff = len(body)
-    body += b"\0" * 64
-    body += struct.pack("<IIQQQQIIQQ", 1, 1, 0, 0, 64, len(data), 0, 0, 1, 0)
-    body += struct.pack("<IIQQQQIIQQ", len(name) + 2, 3, 0, 0, 64 + len(data), len(names), 0, 0, 1, 0)
-    header = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
-    header += struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 0, shoff, 0, 64, 56, 0, 64, 3, 2)
-    body[:64] = header
-    return bytes(body)
-
-
 def catalina_jar(version: str) -> bytes:
     """Tomcat's lib/catalina.jar as far as its coordinates go: the manifest Tomcat writes."""
-    manifest = (
-        "Manifest-Version: 1.0\r\nBundle-ManifestVersion: 2\r\nBundle-Name: tomcat-catalina\r\n"
-        f"Bundle-SymbolicName: org.apache.tomcat-catalina\r\nBundle-Version: {version}\r\n"
-        "Implementation-Title: Apache Tomcat\r\nImplementation-Vendor: Apache Software Foundation\r\n"
-        f"Implementation-Version: {version}\r\n\r\n"
+    return zip_bytes(
+        {"META-INF/MANIFEST.MF": tomcat_manifest("catalina", version), "org/apache/catalina/Server.class": b"\xca\xfe"}
     )
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("META-INF/MANIFEST.MF", manifest)
-        z.writestr("org/apache/catalina/Server.class", b"\xca\xfe\xba\xbe")
-    return buf.getvalue()
 
 
 def ghsa_shape(id_: str, ecosystem: str, name: str, fixed: str, introduced: str = "0") -> dict:
@@ -134,7 +109,7 @@ def test_cargo_auditable_crates_match_rustsec_advisories(tmp_path):
     ]
     for version in ("1.6.0", "1.6.1"):
         audit = {"packages": [{"name": "smallvec", "version": version, "source": "crates.io"}]}
-        binary = elf_with_section(".dep-v0", zlib.compress(json.dumps(audit).encode()))
+        binary = elf_with_sections({".dep-v0": zlib.compress(json.dumps(audit).encode())})
         write(tmp_path, {f"/usr/local/bin/app-{version}": binary}, mode=0o755)
     assert matched(index_of(*records), catalog_rootfs(tmp_path), "cargo") == [
         ("smallvec", "1.6.0", ["RUSTSEC-2021-0003"]),
