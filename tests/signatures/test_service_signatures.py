@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.admission.reviews import pod, review
 from tests.integrity.integrity_helpers import client_for, image, image_pk, post, put_policy, registry_config, snapshot
 
+from vigil.devtools.admission import WebhookProcess
 from vigil.devtools.oci import push, sha256
 from vigil.devtools.registry_server import RegistryServer
 from vigil.devtools.service import LiveService
@@ -246,3 +248,54 @@ def test_signatures_verified_unsigned_invalid_and_provenance_in_the_inventory(re
 def pusher_manifest(host: str, repo: str, digest: str) -> bytes:
     with client_for(registry_config(host)) as client:
         return client.get_manifest_bytes(repo, digest.replace(":", "-", 1) + ".sig")[0]
+
+
+def test_the_webhook_refuses_the_unsigned_image_under_an_enforcing_policy(registry, service, tmp_path) -> None:
+    """The real `vigil admission` process, fed by the service: the checks the service stored for each digest
+    reach the webhook, which judges them with the same code."""
+    svc, host = service, registry.host
+    config = registry_config(host)
+    svc.app.state.workers.signatures = SignatureVerifier(svc.engine, client_for(config), workers=2)
+    ci = new_key()
+    repo = f"{host}/hook/app"
+    with client_for(config) as pusher:
+        signed, unsigned = image("hook-signed"), image("hook-unsigned")
+        push(pusher, f"{repo}:signed", signed)
+        push(pusher, f"{repo}:unsigned", unsigned)
+        sign(pusher, repo, signed.digest, ci)
+    rule = {"pattern": f"{host}/hook", "keys": [{"name": "ci", "pem": public_pem(ci).decode()}]}
+    assert put_policy(svc, {"trusted": [host], "signatures": [rule]}).status_code == 200
+    enforcement = {"policies": [{"name": "signed", "mode": "enforce", "rules": {"signatures": True}}]}
+    admin = {"Authorization": f"Bearer {svc.admin_token}"}
+    httpx.put(f"{svc.url}/api/v1/policy/enforcement", json=enforcement, headers=admin, timeout=30).raise_for_status()
+    cid, cred = svc.register("hook")
+    running = [("signed", f"{repo}:signed", signed.digest), ("unsigned", f"{repo}:unsigned", unsigned.digest)]
+    post(svc, cred, snapshot(cid, running))
+    assert verify(svc)["statuses"] == {"verified": 1, "absent": 1}
+    issued = httpx.post(
+        f"{svc.url}/api/v1/clusters/{cid}/admission-credential",
+        json={},
+        headers={"Authorization": f"Bearer {cred}"},
+        timeout=30,
+    )
+    issued.raise_for_status()
+    (tmp_path / "registries.yaml").write_text(f"{host}:\n  plain_http: true\n")
+    with WebhookProcess(
+        tmp_path / "webhook",
+        svc.url,
+        cid,
+        issued.json()["credential"],
+        registry_config=tmp_path / "registries.yaml",
+    ) as webhook:
+        with httpx.Client(base_url=webhook.url, verify=webhook.ssl_context(), timeout=10) as hook:
+
+            def answer(ref: str) -> dict:
+                return hook.post("/validate", json=review(pod(ref, namespace="shop"))).json()["response"]
+
+            refused = answer(f"{repo}@{unsigned.digest}")
+            assert refused["allowed"] is False
+            assert refused["status"]["message"] == (
+                f'policy "signed" rule signatures: image {repo}@{unsigned.digest}: unsigned_image: no signature by '
+                f"an accepted key or identity (signatures for {host}/hook (global))"
+            )
+            assert answer(f"{repo}@{signed.digest}")["allowed"] is True
