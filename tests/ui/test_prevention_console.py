@@ -184,3 +184,57 @@ def test_a_runtime_rule_flipped_in_the_console_reaches_a_waiting_sensor_within_2
     answered_at, body = answers[0]
     assert answered_at - changed_at < 2.0, answered_at - changed_at
     assert {c["container_id"]: c["rules"]["tmp_exec"] for c in body["containers"]} == {WEB: "enforce", DB: "enforce"}
+
+
+def test_the_runtime_rules_form_sets_one_policy_rules_and_reaches_a_waiting_sensor(world):
+    svc, _, sensor, admin, viewer = world
+    assert cells(viewer.get("/settings").text, "runtime-rules-table") == [
+        ["web-kill", "enforce", "enforce", "audit", "off", "off", "enforce", "off"],
+        ["everywhere", "audit", "off", "off", "off", "enforce", "off", "audit"],
+    ]
+    page = admin.get("/settings").text
+    token = csrf(page)
+    web_kill = {"drift": "enforce", "memfd_exec": "audit", "deny_listed": "enforce", "tmp_exec": "enforce"}
+    bad = admin.post("/settings/enforcement/runtime", data={"csrf": token, "policy": "web-kill", "drift": "kill"})
+    assert (bad.status_code, text_of(bad.text, "enforcement-error")) == (
+        400,
+        "runtime rules of policy 'web-kill': drift: 'kill' is not one of off, audit, enforce",
+    )
+    missing = admin.post("/settings/enforcement/runtime", data={"csrf": token, "policy": "nope", **web_kill})
+    assert (missing.status_code, text_of(missing.text, "enforcement-error")) == (
+        404,
+        "policy: no policy is named 'nope'",
+    )
+    by_viewer = viewer.post(
+        "/settings/enforcement/runtime", data={"csrf": csrf(viewer.get("/settings").text), "policy": "web-kill"}
+    )
+    assert by_viewer.status_code == 403
+
+    held = _revision(svc, sensor)
+    answers: list = []
+
+    def wait() -> None:
+        resp = httpx.get(
+            f"{svc.url}{RUNTIME_POLICY_PATH}",
+            params={"node": "node-1", "revision": held, "wait": 20},
+            headers={"Authorization": f"Bearer {sensor}"},
+            timeout=30,
+        )
+        answers.append((time.monotonic(), resp.json()))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.5)
+    changed_at = time.monotonic()
+    done = admin.post("/settings/enforcement/runtime", data={"csrf": token, "policy": "web-kill", **web_kill})
+    assert (done.status_code, done.headers["location"]) == (303, "/settings#runtime-rules")
+    thread.join(10)
+    answered_at, body = answers[0]
+    assert answered_at - changed_at < 2.0, answered_at - changed_at
+    assert {c["container_id"]: c["rules"]["tmp_exec"] for c in body["containers"]} == {WEB: "enforce", DB: "audit"}
+    stored = svc.get("/api/v1/policy/enforcement").json()
+    assert stored["updated_by"] == "console:test-admin"
+    assert stored["policies"][0]["runtime"] == {**dict.fromkeys(["deleted_exec", "escape"], "off"), **web_kill}
+    again = admin.post("/settings/enforcement/runtime", data={"csrf": token, "policy": "web-kill", **web_kill})
+    notice = text_of(again.text, "enforcement-notice")
+    assert notice == f"unchanged: the policy is already revision {stored['revision']}"

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from starlette.concurrency import run_in_threadpool
 
 from vigil.clock import as_utc
-from vigil.policy.enforcement import EnforcementPolicyError, load_enforcement_yaml
+from vigil.policy.enforcement import EnforcementPolicyError, RuntimeMode, RuntimeRules, load_enforcement_yaml
 from vigil.policy.enforcement_text import enforcement_yaml
 from vigil.policy.trust import InvalidPattern, Pattern
 from vigil.service.jobs.alerts.outputs.listing import list_output_views
@@ -47,6 +47,7 @@ MAX_PATTERN = 512
 MAX_POLICY_TEXT = 16 * 1024
 HISTORY_SHOWN = 20
 SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+RUNTIME_MODES = tuple(m.value for m in RuntimeMode)
 # How an error of the edit form names what was posted (load_enforcement_yaml puts it after "enforcement policy").
 FORM_SOURCE = "in the form"
 
@@ -75,6 +76,7 @@ def _trust(conn: Connection) -> dict:
 
 def _revision(stored: enforcement_store.StoredEnforcement) -> dict:
     return {
+        "runtime": [(p.name, str(p.mode), {k: str(m) for k, m in p.runtime}) for p in stored.policy.policies],
         "revision": stored.revision,
         "updated_at": as_utc(stored.updated_at).isoformat() if stored.updated_at else None,
         "updated_by": stored.updated_by,
@@ -405,6 +407,47 @@ async def remove_deny(request: Request, v: web.Viewer = Depends(web.viewer)):
     _policy_changed(request)
     log.info("deny list: sha256 removed in console", extra={"sha256": digest, "by": v.principal.token_id})
     return web.redirect("/settings#deny-list")
+
+
+@router.post("/settings/enforcement/runtime")
+async def replace_runtime_rules(request: Request, v: web.Viewer = Depends(web.viewer)):
+    """One policy's runtime prevention rules from the form's selects, stored as a new revision of the policy."""
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    name = str(form.get("policy") or "")
+    modes = {}
+    for rule in RuntimeRules.model_fields:
+        value = str(form.get(rule) or "off")
+        if value not in RUNTIME_MODES:
+            error = f"{rule}: {value[:40]!r} is not one of {', '.join(RUNTIME_MODES)}"
+            return _page(request, v, enforcement_error=f"runtime rules of policy {name!r}: {error}", status=400)
+        modes[rule] = value
+    runtime = RuntimeRules.model_validate(modes)
+
+    def work() -> tuple[str, str]:
+        """(outcome, revision): stored, unchanged or missing (no policy of that name)."""
+        with request.app.state.engine.begin() as conn:
+            current = enforcement_store.load_enforcement(conn)
+            entries = list(current.policy.policies)
+            at = next((i for i, p in enumerate(entries) if p.name == name), None)
+            if at is None:
+                return "missing", current.revision
+            if entries[at].runtime == runtime:
+                return "unchanged", current.revision
+            entries[at] = entries[at].model_copy(update={"runtime": runtime})
+            policy = current.policy.model_copy(update={"policies": tuple(entries)})
+            return "stored", enforcement_store.replace_enforcement(conn, policy, f"console:{v.principal.name}").revision
+
+    outcome, revision = await run_in_threadpool(work)
+    if outcome == "missing":
+        return _page(request, v, enforcement_error=f"policy: no policy is named {name[:80]!r}", status=404)
+    if outcome == "unchanged":
+        return _page(request, v, enforcement_notice=f"unchanged: the policy is already revision {revision}")
+    _policy_changed(request)
+    log.info(
+        "runtime rules replaced in console", extra={"policy": name, "revision": revision, "by": v.principal.token_id}
+    )
+    return web.redirect("/settings#runtime-rules")
 
 
 @router.post("/settings/alerts/{output_id}/remove")
