@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -105,6 +106,8 @@ def main() -> None:
             signatures_per_image=1,
             key="ECDSA P-256",
             push_and_sign_seconds=round(time.perf_counter() - started, 2),
+            cpus=os.cpu_count(),
+            load_average=[round(x, 2) for x in os.getloadavg()],
         )
         svc = LiveService(Path(tmp) / "data", args.database_url).start()
         try:
@@ -153,13 +156,17 @@ def main() -> None:
                 running = running_images(conn)
             revision = material(policy.signatures).revision
             timings: list[float] = []
+            judging: list[float] = []
             verdicts: dict[str, int] = {}
             for r in running:
                 t0 = time.perf_counter()
                 with svc.engine.connect() as conn:
                     state = signature_store.load_states(conn, [r.digest]).get(r.digest)
+                t1 = time.perf_counter()
                 verdict = judge(policy, r, state, revision)
-                timings.append((time.perf_counter() - t0) * 1000)
+                t2 = time.perf_counter()
+                timings.append((t2 - t0) * 1000)
+                judging.append((t2 - t1) * 1000)
                 verdicts[verdict.status.value] = verdicts.get(verdict.status.value, 0) + 1
             emit(
                 bench="signatures",
@@ -171,6 +178,9 @@ def main() -> None:
                 ms_p50=round(percentile(timings, 50), 3),
                 ms_p99=round(percentile(timings, 99), 3),
                 ms_max=round(max(timings), 3),
+                judge_only_ms_mean=round(statistics.fmean(judging), 4),
+                judge_only_ms_p99=round(percentile(judging, 99), 4),
+                load_average=[round(x, 2) for x in os.getloadavg()],
                 requests=0,
             )
 

@@ -126,11 +126,11 @@ class SignatureVerifier:
         with self.engine.connect() as conn:
             policy = load_policy(conn)
             running = running_images(conn)
-            states = store.load_states(conn)
+            schedule = store.load_schedule(conn) if policy.signatures else {}
         report = PassReport()
         if not policy.signatures:
             with self.engine.begin() as conn:
-                report.resolved = self._settle(conn, policy, running, states, "", now, all_scopes=True)
+                report.resolved = self._settle(conn, running, all_scopes=True)
             return report
         mat = material(policy.signatures)
         wanted: dict[str, ImageRef] = {}
@@ -139,13 +139,19 @@ class SignatureVerifier:
             if eff is None or trusted is not True or not r.digest or digest_error(r.digest):
                 continue
             wanted.setdefault(r.digest, eff)
-        due = {d: ref for d, ref in wanted.items() if force or self._is_due(states.get(d), mat, now)}
+        due = {d: ref for d, ref in wanted.items() if force or self._is_due(schedule.get(d), mat, now)}
         report.due = len(due)
         checked = self._check(due, mat)
+        unknown_before = [d for d, sigs in checked.items() if sigs.unknown is not None and d in schedule]
+        if unknown_before:
+            with self.engine.connect() as conn:
+                kept = store.load_states(conn, unknown_before)
+        else:
+            kept = {}
         rows = []
         for digest, sigs in checked.items():
-            previous = states.get(digest)
-            failures = (previous.failures + 1 if previous else 1) if sigs.unknown is not None else 0
+            previous = kept.get(digest)
+            failures = (schedule[digest].failures + 1 if digest in schedule else 1) if sigs.unknown is not None else 0
             if sigs.status == "verified":
                 next_at: datetime | None = None
             elif sigs.unknown is not None:
@@ -162,12 +168,20 @@ class SignatureVerifier:
         report.checked = len(rows)
         with self.engine.begin() as conn:
             store.upsert_states(conn, rows)
-            states = store.load_states(conn, wanted)
-            report.judged, report.opened, report.resolved = self._judge_all(conn, policy, running, states, mat)
-            report.resolved += self._settle(conn, policy, running, states, mat.revision, now)
+            schedule = store.load_schedule(conn) if rows else schedule
+            marks = {r.scope: (policy.revision, self._checked_at(schedule.get(r.digest), mat)) for r in running}
+            stale = [r for r in running if self._judged.get(r.scope) != marks[r.scope]]
+            if stale:
+                states = store.load_states(conn, {r.digest for r in stale if r.digest})
+                report.judged, report.opened, report.resolved = self._judge_all(conn, policy, stale, states, marks, mat)
+            report.resolved += self._settle(conn, running)
         return report
 
-    def _is_due(self, state: store.SignatureState | None, mat: VerificationMaterial, now: datetime) -> bool:
+    @staticmethod
+    def _checked_at(state: store.Schedule | None, mat: VerificationMaterial) -> datetime | None:
+        return state.checked_at if state is not None and state.material_revision == mat.revision else None
+
+    def _is_due(self, state: store.Schedule | None, mat: VerificationMaterial, now: datetime) -> bool:
         if state is None or state.material_revision != mat.revision:
             return True
         return state.next_check_at is not None and state.next_check_at <= now
@@ -205,8 +219,9 @@ class SignatureVerifier:
         self,
         conn,
         policy: TrustPolicy,
-        running: list[RunningImage],
+        stale: list[RunningImage],
         states: dict[str, store.SignatureState],
+        marks: dict[str, tuple[str, datetime | None]],
         mat: VerificationMaterial,
     ) -> tuple[int, int, int]:
         """Open and resolve findings of the workloads whose digest was checked again or whose policy changed."""
@@ -214,12 +229,9 @@ class SignatureVerifier:
         for f in finding_store.open_findings(conn, Family.SIGNATURES).values():
             open_by_scope[f.scope].append(f)
         judged = opened = resolved = 0
-        for r in running:
-            state = states.get(r.digest)
-            mark = (policy.revision, state.checked_at if state else None)
-            if self._judged.get(r.scope) == mark:
-                continue
-            verdict = judge(policy, r, state, mat.revision)
+        for r in stale:
+            mark = marks[r.scope]
+            verdict = judge(policy, r, states.get(r.digest), mat.revision)
             judged += 1
             if not verdict.definite:
                 self._judged[r.scope] = mark
@@ -258,17 +270,7 @@ class SignatureVerifier:
             self._judged[r.scope] = mark
         return judged, opened, resolved
 
-    def _settle(
-        self,
-        conn,
-        policy: TrustPolicy,
-        running: list[RunningImage],
-        states: dict[str, store.SignatureState],
-        revision: str,
-        now: datetime,
-        *,
-        all_scopes: bool = False,
-    ) -> int:
+    def _settle(self, conn, running: list[RunningImage], *, all_scopes: bool = False) -> int:
         """Resolve open signature findings of workloads that stopped running their image (every open one
         when the policy has no signature rule left)."""
         live = {r.scope for r in running}

@@ -37,6 +37,30 @@ def dedup_key(finding_type: str, r: RunningImage) -> str:
     return f"{DEDUP_PREFIX}{r.cluster_id}:{r.image_pk}:{r.namespace}:{r.workload_kind}/{r.workload_name}:{finding_type}"
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When a digest was checked and is due again, without its checks (read every pass)."""
+
+    material_revision: str
+    checked_at: datetime
+    next_check_at: datetime | None
+    failures: int
+
+
+def load_schedule(conn: Connection) -> dict[str, Schedule]:
+    t = image_signatures.c
+    rows = conn.execute(select(t.digest, t.material_revision, t.checked_at, t.next_check_at, t.failures))
+    return {
+        r.digest: Schedule(
+            r.material_revision,
+            as_utc(r.checked_at),
+            as_utc(r.next_check_at) if r.next_check_at is not None else None,
+            r.failures,
+        )
+        for r in rows
+    }
+
+
 def _state(row) -> SignatureState:
     return SignatureState(
         DigestSignatures.from_doc(row.checks),
