@@ -299,3 +299,31 @@ def test_the_webhook_refuses_the_unsigned_image_under_an_enforcing_policy(regist
                 f"an accepted key or identity (signatures for {host}/hook (global))"
             )
             assert answer(f"{repo}@{signed.digest}")["allowed"] is True
+
+
+def test_the_trust_api_keeps_signature_rules_and_names_a_bad_field(service) -> None:
+    pem = public_pem(new_key()).decode()
+    rule = {
+        "pattern": "registry.example.com/team",
+        "namespace": "payments",
+        "keys": [{"name": "ci", "pem": pem}],
+        "identities": [
+            {"issuer": "https://token.actions.githubusercontent.com", "subject_pattern": "https://github.com/acme/.*"}
+        ],
+        "attestations": ["https://slsa.dev/provenance/v1"],
+        "source_repositories": ["https://github.com/acme/app"],
+        "builder_ids": [],
+    }
+    doc = {"trusted": ["registry.example.com"], "clusters": {"prod": {"signatures": [rule]}}}
+    put = put_policy(service, doc)
+    assert put.status_code == 200, put.text
+    got = service.get("/api/v1/policy/trust").json()
+    assert got["signatures"] == []
+    assert got["clusters"]["prod"]["signatures"] == [
+        {**rule, "identities": [{**rule["identities"][0], "issuer_pattern": None, "subject": None}]}
+    ]
+    bad = {"trusted": [], "signatures": [{"pattern": "registry.example.com", "keys": [{"name": "ci", "pem": "x"}]}]}
+    r = put_policy(service, bad)
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("body.signatures[0].keys[0].pem: not a PEM or DER public key")
+    assert service.get("/api/v1/policy/trust").json()["revision"] == got["revision"]
