@@ -189,6 +189,9 @@ def test_gems_from_their_specifications(tmp_path):
             f"{specs}/formatador-1.0.0.gemspec": FORMATADOR_GEMSPEC,
             f"{specs}/nokogiri-1.15.4-x86_64-linux.gemspec": NOKOGIRI_GEMSPEC,
             "/usr/lib/ruby/gems/3.1.0/specifications/default/json-2.6.1.gemspec": "# stub: json 2.6.1 ruby lib\n",
+            # as RubyGems 1.x wrote them
+            "/var/lib/gems/1.8/specifications/rack-1.1.0.gemspec": "Gem::Specification.new do |s|\n"
+            '  s.name = %q{rack}\n  s.version = "1.1.0"\nend\n',
             f"{specs}/broken.gemspec": "Gem::Specification.new do |s|\n  s.name = name_from_env\nend\n",
         },
     )
@@ -209,6 +212,7 @@ def test_gems_from_their_specifications(tmp_path):
             "RubyGems",
             f"{specs}/nokogiri-1.15.4-x86_64-linux.gemspec",
         ),
+        ("rack", "1.1.0", "pkg:gem/rack@1.1.0", "RubyGems", "/var/lib/gems/1.8/specifications/rack-1.1.0.gemspec"),
     ]
     assert [str(w) for w in result.warnings] == [
         f"{specs}/broken.gemspec: gemspec skipped: no literal name and version assignment"

@@ -1,7 +1,7 @@
 """Ruby gems installed by RubyGems or Bundler: ``specifications/*.gemspec`` (and
 ``specifications/default/*.gemspec``, the gems that ship with Ruby), the stub specs RubyGems
 writes for every installed gem. They are Ruby code; only the literal assignments RubyGems writes
-are read (``s.name = "rake".freeze``, ``s.version = "13.0.6"``, ``s.platform = "x86_64-linux"``),
+are read (``s.name = "rake".freeze``, ``s.name = %q{rake}``, ``s.version = "13.0.6"``, ``s.platform = "x86_64-linux"``),
 never evaluated."""
 
 from __future__ import annotations
@@ -14,7 +14,11 @@ from vigil.catalog.model import Package
 from vigil.catalog.purls import gem_purl
 
 _GEMSPEC = re.compile(r"/specifications/(?:default/)?[^/]+\.gemspec$")
-_FIELD = re.compile(r"""^\s*\w+\.(name|version|platform)\s*=\s*(?:Gem::Version\.new\(\s*)?(["'])([^"'\n]+)\2""", re.M)
+# RubyGems writes "value" (with .freeze since 2.x); older versions wrote %q{value}.
+_FIELD = re.compile(
+    r"""^\s*\w+\.(name|version|platform)\s*=\s*(?:Gem::Version\.new\(\s*)?(?:(["'])([^"'\n]+)\2|%q\{([^}\n]+)\})""",
+    re.M,
+)
 _STUB = re.compile(r"^# stub: (\S+) (\S+)(?: (\S+))?", re.M)
 MAX_GEMSPEC_BYTES = 1 << 20  # a stub spec is a few KiB; its files list the most of it
 
@@ -40,7 +44,7 @@ class RubyGemCataloger:
                 continue
             fields: dict[str, str] = {}
             for m in _FIELD.finditer(text):
-                fields.setdefault(m.group(1), m.group(3))
+                fields.setdefault(m.group(1), m.group(3) or m.group(4))
             stub = _STUB.search(text)
             if stub and not (fields.get("name") and fields.get("version")):
                 fields = {"name": stub.group(1), "version": stub.group(2), "platform": stub.group(3) or "ruby"}
