@@ -10,7 +10,7 @@ import pytest
 from vigil.catalog import catalog_rootfs
 from vigil.catalog.gobuildinfo import find_header, parse_build_info
 
-from .conftest import go_version_m
+from .conftest import build_go_program, go_version_m
 
 
 def expected_packages(binary):
@@ -100,3 +100,61 @@ def test_tiny_executables_are_ignored(tmp_path, size):
     (root / "bin/x").write_bytes(b"\x7fELF"[:size] + b"\0" * max(0, size - 4))
     (root / "bin/x").chmod(0o755)
     assert catalog_rootfs(root).packages == []
+
+
+HELLO = 'package main\n\nimport "fmt"\n\nvar version = "dev"\n\nfunc main() { fmt.Println(version) }\n'
+
+
+def build_setting(binary, key: str) -> str:
+    _, lines = go_version_m(binary)
+    return next(line[1].partition("=")[2] for line in lines if line[0] == "build" and line[1].startswith(key + "="))
+
+
+def test_main_module_version_from_a_linker_set_version_variable(tmp_path):
+    binary = build_go_program("ldver", HELLO, ldflags="-X main.version=1.4.2 -s")
+    # The referee: the linker flag as the toolchain recorded it, the module itself "(devel)".
+    _, lines = go_version_m(binary)
+    assert ["mod", "example.com/vigil/ldver", "(devel)"] == [line[:3] for line in lines if line[0] == "mod"][0]
+    assert build_setting(binary, "-ldflags") == '"-X main.version=1.4.2 -s"'
+    result = catalog_rootfs(place(binary, tmp_path, "/usr/local/bin/ldver"))
+    assert result.warnings == []
+    main = next(p for p in result.packages if p.metadata["role"] == "main")
+    assert (main.name, main.version, main.purl, main.metadata["version_from"]) == (
+        "example.com/vigil/ldver",
+        "v1.4.2",
+        "pkg:golang/example.com/vigil/ldver@v1.4.2",
+        "ldflags",
+    )
+
+
+def test_main_module_version_from_vcs_build_settings(tmp_path):
+    binary = build_go_program("vcsver", HELLO, git_commit_time="2023-01-02T15:04:05Z")
+    revision, when = build_setting(binary, "vcs.revision"), build_setting(binary, "vcs.time")
+    assert when == "2023-01-02T15:04:05Z" and len(revision) == 40
+    assert build_setting(binary, "vcs.modified") == "false"
+    result = catalog_rootfs(place(binary, tmp_path, "/usr/local/bin/vcsver"))
+    main = next(p for p in result.packages if p.metadata["role"] == "main")
+    assert (main.version, main.metadata["version_from"]) == (f"v0.0.0-20230102150405-{revision[:12]}", "vcs")
+
+
+def test_a_version_variable_that_is_no_version_leaves_devel(tmp_path):
+    binary = build_go_program("notver", HELLO, ldflags="-X main.version=snapshot")
+    result = catalog_rootfs(place(binary, tmp_path, "/usr/local/bin/notver"))
+    main = next(p for p in result.packages if p.metadata["role"] == "main")
+    assert main.version == "(devel)" and "version_from" not in main.metadata
+
+
+@pytest.mark.parametrize(
+    ("goos", "image_path", "fmt"), [("darwin", "/opt/tool", "Mach-O"), ("windows", "/opt/tool.exe", "PE")]
+)
+def test_go_binaries_of_other_formats_are_named_not_skipped_silently(tmp_path, goos, image_path, fmt):
+    binary = build_go_program("other", HELLO, goos=goos)
+    go_version_m(binary)  # the referee reads it: it is a Go binary
+    root = place(binary, tmp_path, image_path)
+    (root / image_path.lstrip("/")).chmod(0o755 if goos == "darwin" else 0o644)
+    result = catalog_rootfs(root)
+    assert result.packages == []
+    assert [str(w) for w in result.warnings] == [
+        f"{image_path}: Go binary in {fmt} format not read: build info is read from ELF binaries only"
+    ]
+    assert result.unread == [image_path]

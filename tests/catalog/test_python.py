@@ -76,3 +76,50 @@ def test_pip_itself_in_a_venv(tmp_path):
     result = catalog_rootfs(root)
     [pkg] = result.packages
     assert (pkg.name, pkg.version) == ("pip", pip.__version__)
+
+
+def importlib_metadata_list(site) -> list[tuple[str, str]]:
+    """The referee: what importlib.metadata lists in that directory, in a clean interpreter."""
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "print(json.dumps(sorted([d.metadata['Name'], d.version] for d in m.distributions(path=[sys.argv[1]]))))"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code, str(site)], capture_output=True, text=True, check=True)
+    return [tuple(x) for x in json.loads(out.stdout)]
+
+
+def test_metadata_directories_in_any_letter_case_as_importlib_metadata_lists_them(tmp_path):
+    root = tmp_path / "root"
+    site = root / "usr/local/lib/python3.11/site-packages"
+    for directory, name, version in (
+        ("Shouty.DIST-INFO", "Shouty", "1.0"),
+        ("mixed-2.0.Dist-Info", "mixed", "2.0"),
+        ("OldStyle-0.3.EGG-INFO", "OldStyle", "0.3"),
+        ("plain-1.1.dist-info", "plain", "1.1"),
+    ):
+        (site / directory).mkdir(parents=True)
+        meta = "PKG-INFO" if directory.lower().endswith(".egg-info") else "METADATA"
+        (site / directory / meta).write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (site / "Single-4.2.Egg-Info").write_text("Metadata-Version: 1.1\nName: Single\nVersion: 4.2\n")
+    expected = importlib_metadata_list(site)
+    assert len(expected) == 5
+    result = catalog_rootfs(root)
+    assert result.warnings == []
+    assert sorted((p.name, p.version) for p in result.packages) == expected
+
+
+def test_the_interpreters_own_egg_info_is_not_a_pypi_package(tmp_path):
+    """CPython's make install (and Debian's python2.7) writes lib-dynload/Python-X.Y.egg-info:
+    importlib.metadata lists it as "Python", but it is the interpreter, which no PyPI advisory is about."""
+    root = tmp_path / "root"
+    dynload = root / "usr/lib/python2.7/lib-dynload"
+    dynload.mkdir(parents=True)
+    (dynload / "Python-2.7.egg-info").write_text(
+        "Metadata-Version: 1.0\nName: Python\nVersion: 2.7.18\nSummary: A high-level object-oriented programming "
+        "language\n"
+    )
+    (dynload / "argparse-1.2.1.egg-info").write_text("Metadata-Version: 1.0\nName: argparse\nVersion: 1.2.1\n")
+    assert importlib_metadata_list(dynload) == [("Python", "2.7.18"), ("argparse", "1.2.1")]
+    result = catalog_rootfs(root)
+    assert result.warnings == []
+    assert [(p.name, p.version) for p in result.packages] == [("argparse", "1.2.1")]

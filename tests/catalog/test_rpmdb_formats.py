@@ -7,10 +7,12 @@ a hang."""
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from pathlib import Path
@@ -286,3 +288,33 @@ def test_truncated_and_corrupted_copies_never_crash_or_hang(tmp_path, source, db
         if len(got) < len(full):
             assert result.warnings and all(w.file == db_path for w in result.warnings), f"copy {n}: silent loss"
     assert zlib.crc32(original) == zlib.crc32(source.read_bytes())  # the shared file itself is untouched
+
+
+def run_vigil_catalog(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    vigil = Path(sys.executable).with_name("vigil")
+    return subprocess.run([str(vigil), "catalog", str(root), *args], capture_output=True, text=True, timeout=120)
+
+
+def test_databases_vigil_cannot_read_are_said_not_read_in_the_cli(tmp_path):
+    """A btree rpm database and a pacman database: the CLI's table and JSON both say what was not
+    read, and the JSON lists the files; never a silent empty list."""
+    data = bytearray(BDB.read_bytes())
+    struct.pack_into("<I", data, 12, 0x053162)
+    root = image_with(tmp_path, "/var/lib/rpm/Packages", bytes(data), RHEL8)
+    (root / "var/lib/pacman/local/bash-5.2.015-1").mkdir(parents=True)
+    (root / "var/lib/pacman/local/bash-5.2.015-1/desc").write_text("%NAME%\nbash\n")
+    table = run_vigil_catalog(root)
+    assert table.returncode == 0, table.stderr
+    text = " ".join(table.stdout.split())
+    assert (
+        "warning: /var/lib/rpm/Packages: rpm database in Berkeley DB format not read: a Berkeley DB btree "
+        "database, not a hash one" in text
+    )
+    assert (
+        "warning: /var/lib/pacman/local: pacman database (Arch Linux) not read: Vigil has no cataloger for it; "
+        "its packages are not listed" in text
+    )
+    doc = json.loads(run_vigil_catalog(root, "--output", "json").stdout)
+    assert doc["packages"] == []
+    assert doc["unread_files"] == ["/var/lib/pacman/local", "/var/lib/rpm/Packages"]
+    assert doc["incomplete"] is True

@@ -17,6 +17,7 @@ from vigil.catalog.model import CatalogerRun, ImageContents, LayerRecord
 from vigil.catalog.oci import LayoutError, blob_path, is_oci_layout, resolve_image
 from vigil.catalog.osrelease import OS_RELEASE_PATHS, detect_os
 from vigil.catalog.rootfs import walk_rootfs
+from vigil.catalog.unread_databases import warn_unread_databases
 from vigil.catalog.warnings import WarningSink
 
 
@@ -86,6 +87,7 @@ def _run_catalogers(
             continue
         packages.extend(found)
         runs[cataloger.name] = CatalogerRun(cataloger.version, len(found))
+    warn_unread_databases(view, warnings)
     packages.sort(key=lambda p: (p.type, p.name, p.version, p.found_in))
     return ImageContents(
         os=os,

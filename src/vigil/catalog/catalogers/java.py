@@ -114,7 +114,7 @@ class JavaArchiveCataloger:
                 except FileNotFoundError:
                     continue
                 except _UNREADABLE as exc:
-                    ctx.warnings.warn(path, None, f"Java archive skipped: {exc}")
+                    ctx.warnings.unreadable(path, f"Java archive skipped: {exc}")
         return out
 
     def _archive(
