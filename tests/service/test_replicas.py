@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from alerts.receivers import HttpReceiver
 from vigil.devtools.oci import build_image, push, tar_layer
@@ -26,7 +26,7 @@ from vigil.registry import RegistryClient, RegistryConfig
 from vigil.service.store.clusters import cluster_for_registration
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.store.policy import add_trusted
-from vigil.service.store.schema import finding_events, findings, image_scans, job_leases
+from vigil.service.store.schema import executions, finding_events, findings, image_scans, job_leases
 from vigil.service.store.tokens import issue_token
 
 LEASE_S = 3.0
@@ -409,3 +409,62 @@ def test_a_second_service_on_one_sqlite_file_is_refused_and_the_file_named(tmp_p
         again.stop()
     finally:
         first.stop()
+
+
+# -- a pass cut short ------------------------------------------------------------------------------
+
+
+def test_a_retention_pass_cut_by_a_kill_is_finished_by_the_other_replica_within_the_lease(store, replicas, tmp_path):
+    (tmp_path / "registries.json").write_text("{}")
+    # A pass every 5 s, of batches of 100 with half a second after each.
+    slow = {"VIGIL_RETENTION_INTERVAL": "5", "VIGIL_RETENTION_BATCH_ROWS": "100", "VIGIL_RETENTION_PAUSE": "0.5"}
+    a = replica(store, tmp_path, "a", **slow).start()
+    replicas.append(a)
+    wait_for("replica A to hold every job", lambda: store.all_held_by(a), timeout=30)
+    b = replica(store, tmp_path, "b", **slow).start()
+    replicas.append(b)
+
+    # 3,000 runtime records past the period: A's next pass takes about 15 s over them.
+    with store.engine.begin() as conn:
+        cluster_id = cluster_for_registration(conn, "retention", timedelta(hours=1), 1)[0]
+        old = datetime.now(UTC) - timedelta(days=11)
+        conn.execute(
+            insert(executions),
+            [
+                {
+                    "cluster_id": cluster_id,
+                    "node_name": NODE,
+                    "container_id": f"c{i % 50}",
+                    "pod_uid": None,
+                    "kind": "executable",
+                    "path": f"/usr/bin/tool-{i}",
+                    "sha256": f"{i:064x}",
+                    "first_seen_at": old,
+                    "last_seen_at": old,
+                    "count": 1,
+                    "samples": [],
+                }
+                for i in range(3000)
+            ],
+        )
+
+    def stored() -> int:
+        with store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(executions)).scalar_one()
+
+    wait_for("A to be pruning", lambda: stored() <= 2500, timeout=30, every=0.05)
+    assert store.all_held_by(a)
+    a.kill()
+    killed = time.monotonic()
+    left = stored()
+    assert 0 < left < 3000
+
+    wait_for("B to take retention", lambda: store.holders().get("retention", "").count(f":{b.pid}:"), every=0.1)
+    assert time.monotonic() - killed <= TAKEOVER_BOUND_S
+    wait_for("B to finish the pass", lambda: stored() == 0, timeout=60)
+
+    def passes() -> list[dict]:
+        return [r["deleted"] for r in b.log_records() if r.get("msg") == "retention pass"]
+
+    wait_for("B's pass logged", passes, timeout=10)
+    assert [p["executions"] for p in passes()] == [left]
