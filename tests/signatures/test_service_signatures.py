@@ -322,6 +322,15 @@ def test_the_trust_api_keeps_signature_rules_and_names_a_bad_field(service) -> N
     assert got["clusters"]["prod"]["signatures"] == [
         {**rule, "identities": [{**rule["identities"][0], "issuer_pattern": None, "subject": None}]}
     ]
+    html = console_page(service, "/settings")
+    table = html[html.index('<table id="signature-rules">') :]
+    table = table[: table.index("</table>")]
+    assert (
+        '<tr data-pattern="registry.example.com/team" data-cluster="prod" data-namespace="payments">'
+        '<td>cluster prod</td><td class="mono">registry.example.com/team</td><td>payments</td>'
+        '<td class="mono">key ci; identity https://token.actions.githubusercontent.com=/https://github.com/acme/.*/; '
+        "attestation https://slsa.dev/provenance/v1; source https://github.com/acme/app</td>"
+    ) in table
     bad = {"trusted": [], "signatures": [{"pattern": "registry.example.com", "keys": [{"name": "ci", "pem": "x"}]}]}
     r = put_policy(service, bad)
     assert r.status_code == 422

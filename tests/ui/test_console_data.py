@@ -41,7 +41,8 @@ SEEDED_RULES = [
 SEEDED_DOC = {
     "trusted": ["registry.example.com/team0"],
     "mirrors": [{"source": "docker.io", "mirror": "artifactory.example.com/docker-remote"}],
-    "clusters": {"staging": {"trusted": ["harbor.internal"], "mirrors": []}},
+    "signatures": [],
+    "clusters": {"staging": {"trusted": ["harbor.internal"], "mirrors": [], "signatures": []}},
 }
 
 

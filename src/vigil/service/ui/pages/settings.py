@@ -55,8 +55,11 @@ FORM_SOURCE = "in the form"
 def _trust(conn: Connection) -> dict:
     """The stored trust policy: its rules (global first, then per cluster), its revision, and the
     clusters a new rule can be scoped to."""
-    rules = policy_store.list_rules(conn)
-    for r in rules:
+    listed = policy_store.list_rules(conn)
+    # Signature rules are shown apart, read only (they are managed by the API, `vigil trust require` and the file).
+    signatures = [r for r in listed if r["kind"] == "signatures"]
+    rules = [r for r in listed if r["kind"] != "signatures"]
+    for r in listed:
         r["created_at"] = as_utc(r["created_at"]).isoformat() if r["created_at"] else None
     rules.sort(
         key=lambda r: (
@@ -69,6 +72,7 @@ def _trust(conn: Connection) -> dict:
     )
     return {
         "rules": rules,
+        "signatures": signatures,
         "revision": policy_store.load_policy(conn).revision,
         "clusters": [name for (name,) in conn.execute(select(clusters.c.name).order_by(clusters.c.name))],
     }
