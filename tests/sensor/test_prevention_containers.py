@@ -70,6 +70,29 @@ int main(int argc, char **argv) {
     return 1;
 }
 """
+# Writes argv[1] to argv[2], opens it read-only, unlinks it and executes it through the descriptor.
+DELETED_RUN_HELPER = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    int src = open(argv[1], O_RDONLY);
+    struct stat st;
+    if (src < 0 || fstat(src, &st) != 0) { perror("open"); return 1; }
+    int out = open(argv[2], O_CREAT | O_WRONLY | O_TRUNC, 0755);
+    if (out < 0 || sendfile(out, src, 0, st.st_size) != st.st_size) { perror("copy"); return 1; }
+    close(out);
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0 || unlink(argv[2]) != 0) { perror("unlink"); return 1; }
+    char *env[] = {0};
+    fexecve(fd, argv + 3, env);
+    perror("fexecve");
+    return 1;
+}
+"""
 EXEC_RULES = {
     PreventionRule.DRIFT,
     PreventionRule.MEMFD_EXEC,
@@ -83,7 +106,12 @@ IMAGE_TOOL = "/opt/tools/marker"  # the marker helper as a file of the image (no
 @pytest.fixture(scope="module")
 def helpers(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("prevent-helpers")
-    for name, source in (("marker", MARKER_HELPER), ("imagetool", IMAGE_TOOL_HELPER), ("memfdrun", MEMFD_RUN_HELPER)):
+    for name, source in (
+        ("marker", MARKER_HELPER),
+        ("imagetool", IMAGE_TOOL_HELPER),
+        ("memfdrun", MEMFD_RUN_HELPER),
+        ("deletedrun", DELETED_RUN_HELPER),
+    ):
         (d / name).write_bytes(_static_helper(name, source).read_bytes())
         (d / name).chmod(0o755)
     return d
@@ -571,3 +599,29 @@ def test_with_the_service_a_policy_flip_to_enforce_kills_within_2s_and_a_stopped
     assert off["reason"] == (
         "the sensor cannot enforce: the sensor stopped: runtime prevention is off on this node until it runs again"
     )
+
+
+def test_enforce_kills_the_exec_of_a_deleted_file(world, helpers: Path, tmp_path: Path) -> None:
+    ctd, image = world
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-deleted", [c], "enforce", [], rules={PreventionRule.DELETED_EXEC})
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        run = "/helpers/deletedrun /helpers/marker /opt/gone /opt/gone /m-deleted"
+        assert c.run(run, "/m-deleted") == ("rc=137", False)
+        assert not c.has("/opt/gone")
+        # Only deleted_exec is on: the same file exec'd while it still has its name runs.
+        assert c.run("/usr/local/bin/dropped /m-drift", "/m-drift") == ("rc=0", True)
+        wait_for("the prevention to be shipped", lambda: preventions(server, c) or None)
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    ((key, rec),) = preventions(server, c).items()
+    # Executed through its descriptor (fexecve): named as /proc names such a file.
+    assert key == ("deleted_exec", "/dev/fd/4 (deleted)")  # fd 3 is the source it copied
+    assert (rec["mode"], rec["killed"], rec["upper_layer"]) == ("enforce", True, True)
+    assert rec["samples"][0]["argv"] == ["/opt/gone", "/m-deleted"]
