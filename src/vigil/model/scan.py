@@ -94,6 +94,7 @@ class ScanResult:
     warnings: list[str]
     catalogers: dict[str, CatalogerRecord] = field(default_factory=dict)  # by cataloger name
     incomplete: bool = False  # part of the image could not be read (the warnings say where)
+    unread_files: list[str] = field(default_factory=list)  # files a cataloger could not read (the warnings say why)
 
 
 ScanStatus = Literal["done", "failed", "lost"]  # lost: another worker took the job over

@@ -73,6 +73,7 @@ def scan_result(contents: ImageContents, manifest_digest: str, source: str, plat
             for name, run in contents.catalogers.items()
         },
         incomplete=contents.incomplete,
+        unread_files=list(contents.unread),
     )
 
 
