@@ -194,6 +194,13 @@ def test_pom_xml_without_pom_properties_inherits_the_group_from_its_parent(tmp_p
     assert listing(result) == [("com.google.guava:guava", "31.1-jre", "/app/lib/guava.jar", "pom.xml")]
 
 
+def test_a_pom_properties_without_group_id_takes_its_directory_name(tmp_path):
+    jar = archive({"META-INF/maven/org.example/tool/pom.properties": "artifactId=tool\nversion=3.1\n"})
+    result = catalog_tree(tmp_path, {"/app/tool.jar": jar})
+    assert result.warnings == []
+    assert listing(result) == [("org.example:tool", "3.1", "/app/tool.jar", "pom.properties")]
+
+
 def test_a_pom_xml_with_entities_or_no_version_is_a_warning(tmp_path):
     laughs = b'<?xml version="1.0"?><!DOCTYPE project [<!ENTITY a "aaaa">]><project><version>&a;</version></project>'
     result = catalog_tree(

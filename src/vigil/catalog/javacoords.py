@@ -75,11 +75,12 @@ def parse_manifest(text: str) -> dict[str, str]:
     return out
 
 
-def from_pom_properties(props: dict[str, str]) -> Coordinates | None:
+def from_pom_properties(props: dict[str, str], dir_group: str | None = None) -> Coordinates | None:
+    """``dir_group``: the ``META-INF/maven/<group>/`` directory it sits in, for a file without groupId."""
     artifact, version = props.get("artifactId"), props.get("version")
     if not artifact or not version:
         return None
-    return Coordinates(props.get("groupId") or None, artifact, version, "pom.properties")
+    return Coordinates(props.get("groupId") or dir_group or None, artifact, version, "pom.properties")
 
 
 def _local(tag: str) -> str:

@@ -164,7 +164,7 @@ class JavaArchiveCataloger:
             if "pom.properties" in files:
                 text = self._metadata(z, files["pom.properties"], location, ctx)
                 if text is not None:
-                    coords = from_pom_properties(parse_properties(text.decode("utf-8", "replace")))
+                    coords = from_pom_properties(parse_properties(text.decode("utf-8", "replace")), dir_group)
                     if coords is None:
                         ctx.warnings.warn(
                             location, files["pom.properties"], "pom.properties skipped: no artifactId or version"
