@@ -1,7 +1,10 @@
-"""Java archives from a Debian package, plain and nested in a war."""
+"""Java archives from a Debian package (libcommons-lang3-java: the jar as Maven built it, with its
+pom.properties, pom.xml and bnd-written manifest), plain, nested in a war, and with its Maven
+metadata taken out so that each later rule of the coordinate order has to find them."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import zipfile
 
@@ -48,3 +51,38 @@ def test_corrupt_jar_is_a_warning(tmp_path):
     result = catalog_rootfs(root)
     assert result.packages == []
     assert [str(w) for w in result.warnings] == ["/broken.jar: Java archive skipped: File is not a zip file"]
+
+
+def without(jar, *prefixes: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(jar) as src, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            if not info.filename.startswith(prefixes):
+                out.writestr(info, src.read(info))
+    return buf.getvalue()
+
+
+def test_each_rule_of_the_coordinate_order_on_the_real_jar(commons_lang3_jar, tmp_path):
+    version = jar_coordinates(commons_lang3_jar)["version"]
+    maven_dir = "META-INF/maven/org.apache.commons/commons-lang3/"
+    root = tmp_path / "root"
+    lib = root / "opt/lib"
+    lib.mkdir(parents=True)
+    (lib / "a/commons-lang3.jar").parent.mkdir()
+    shutil.copyfile(commons_lang3_jar, lib / "a/commons-lang3.jar")
+    (lib / "b").mkdir()
+    (lib / "b/commons-lang3.jar").write_bytes(without(commons_lang3_jar, maven_dir + "pom.properties"))
+    (lib / "c").mkdir()
+    (lib / "c/commons-lang3.jar").write_bytes(without(commons_lang3_jar, "META-INF/maven/"))
+    (lib / "d").mkdir()
+    sbt_name = f"org.apache.commons.commons-lang3-{version}.jar"
+    (lib / "d" / sbt_name).write_bytes(without(commons_lang3_jar, "META-INF/maven/"))
+    result = catalog_rootfs(root)
+    assert result.warnings == []
+    assert sorted((p.found_in, p.name, p.version, p.metadata["from"]) for p in result.packages) == [
+        ("/opt/lib/a/commons-lang3.jar", "org.apache.commons:commons-lang3", version, "pom.properties"),
+        ("/opt/lib/b/commons-lang3.jar", "org.apache.commons:commons-lang3", version, "pom.xml"),
+        # no Maven files: Implementation-Version, and the group Bundle-SymbolicName org.apache.commons.lang3 confirms
+        ("/opt/lib/c/commons-lang3.jar", "org.apache.commons:commons-lang3", version, "MANIFEST.MF"),
+        (f"/opt/lib/d/{sbt_name}", "org.apache.commons:commons-lang3", version, "MANIFEST.MF"),
+    ]

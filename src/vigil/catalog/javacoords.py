@@ -204,6 +204,17 @@ def group_from_symbolic_name(symbolic: str, artifact: str) -> tuple[str, str] | 
     return None
 
 
+def _sbt_split(name: str, symbolic: str) -> tuple[str, str] | None:
+    """sbt's ``group.artifact`` file name, split where the symbolic name confirms both parts
+    (``org.apache.commons.commons-lang3`` with ``org.apache.commons.lang3``)."""
+    for k, c in enumerate(name):
+        if c == "." and 0 < k < len(name) - 1:
+            group, artifact = name[:k], name[k + 1 :]
+            if group_from_symbolic_name(symbolic, artifact) == (group, artifact):
+                return group, artifact
+    return None
+
+
 def _published_group(group: str, artifact: str) -> str:
     for (g, prefix), published in _PUBLISHED_GROUPS.items():
         if group == g and artifact.startswith(prefix):
@@ -238,7 +249,10 @@ def from_manifest(manifest: dict[str, str], stem: str) -> Coordinates | None:
     elif vendor_id:
         group = vendor_id
     elif symbolic:
-        if name == symbolic and "." in name:
+        sbt = _sbt_split(name, symbolic)
+        if sbt is not None:
+            group, artifact = sbt
+        elif name == symbolic and "." in name:
             # sbt's file name, spelled as the symbolic name: the artifact is after the last dot.
             group, _, artifact = name.rpartition(".")
         else:
