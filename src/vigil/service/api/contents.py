@@ -80,7 +80,9 @@ def image_scan(image_id: RowId, request: Request, who: Principal = Depends(reade
 def image_packages(
     image_id: RowId,
     request: Request,
-    type: str | None = Query(None, description="purl type: deb, apk, rpm, pypi, npm, golang, maven"),
+    type: str | None = Query(
+        None, description="purl type: deb, apk, rpm, pypi, npm, golang, maven, gem, composer, nuget, cargo"
+    ),
     name: str | None = None,
     limit: int = Limit,
     after: str | None = After,
