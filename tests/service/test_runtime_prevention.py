@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from vigil.devtools.service import LiveService
+from vigil.policy.enforcement import parse_enforcement
 from vigil.policy.prevention import revision_of
+from vigil.service.store.enforcement import replace_enforcement
 from vigil.wire.inventory import InventoryDelta, InventorySnapshot
 from vigil.wire.prevention import RUNTIME_POLICY_PATH, ContainerPrevention
 
@@ -464,3 +466,19 @@ def test_node_enforcement_state_from_heartbeats_and_silence(svc):
     time.sleep(3.5)  # three missed beats of one second
     node = next(n for n in svc.get("/api/v1/policy/runtime/nodes").json()["items"] if n["node_name"] == "node-1")
     assert (node["state"], node["reason"], node["loud"]) == ("off", "the sensor stopped beating or failed", True)
+
+
+def test_a_change_written_by_another_replica_reaches_a_waiting_sensor_within_2_s(svc):
+    # Written to the store directly, as another replica or the CLI would: no wake-up in this process, the held
+    # request sees the store's marker move.
+    cid, cred, sensor = _setup(svc)
+    held = _policy(svc, sensor, node="node-1").json()
+    results: list = []
+    thread = _wait_in_thread(svc, sensor, held["revision"], results)
+    flipped = parse_enforcement({"policies": [POLICY["policies"][0]]}, "test")
+    changed_at = time.monotonic()
+    with svc.engine.begin() as conn:
+        replace_enforcement(conn, flipped, "token:other-replica")
+    thread.join(10)
+    assert results[0][0] - changed_at < 2.0
+    assert [c["container_id"] for c in results[0][1].json()["containers"]] == [WEB]

@@ -198,7 +198,7 @@ class RuntimeRules(_Doc):
 
     def on(self) -> dict[str, RuntimeMode]:
         """The rules that are not off, by field name."""
-        return {k: v for k, v in self if v is not RuntimeMode.OFF}
+        return {k: v for k, v in self.__dict__.items() if v is not RuntimeMode.OFF}
 
 
 class PolicyEntry(_Doc):

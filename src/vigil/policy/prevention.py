@@ -67,20 +67,34 @@ def _applies(entry: PolicyEntry, cluster: Cluster, container: RunningContainer) 
     return scope.matches(subject)
 
 
+ActiveEntries = list[tuple[PolicyEntry, dict[PreventionRule, RuntimeMode]]]
+
+
+def active_entries(policy: EnforcementPolicy) -> ActiveEntries:
+    """Each policy with a runtime rule on, with the effective mode of each such rule (worked out once per
+    policy, not once per container)."""
+    out: ActiveEntries = []
+    for entry in policy.policies:
+        modes = {rule: effective_mode(entry, rule) for rule in PreventionRule}
+        on: dict[PreventionRule, RuntimeMode] = {r: m for r, m in modes.items() if m is not RuntimeMode.OFF}
+        if on:
+            out.append((entry, on))
+    return out
+
+
 def container_rules(
-    policy: EnforcementPolicy, cluster: Cluster, container: RunningContainer
+    policy: EnforcementPolicy, cluster: Cluster, container: RunningContainer, active: ActiveEntries | None = None
 ) -> tuple[dict[PreventionRule, PreventionMode], dict[PreventionRule, str]]:
     """(mode per rule that is on, the policy that set it) for one container."""
     if container.namespace in policy.exempt_namespaces:
         return {}, {}
     best: dict[PreventionRule, tuple[RuntimeMode, str]] = {}
-    for entry in policy.policies:
-        if not entry.runtime.on() or not _applies(entry, cluster, container):
+    for entry, entry_modes in active_entries(policy) if active is None else active:
+        if not _applies(entry, cluster, container):
             continue
-        for rule in PreventionRule:
-            mode = effective_mode(entry, rule)
+        for rule, mode in entry_modes.items():
             held = best.get(rule)
-            if mode is not RuntimeMode.OFF and (held is None or mode.rank > held[0].rank):
+            if held is None or mode.rank > held[0].rank:
                 best[rule] = (mode, entry.name)
     modes: dict[PreventionRule, PreventionMode] = {
         r: "enforce" if m is RuntimeMode.ENFORCE else "audit" for r, (m, _) in best.items()
@@ -109,8 +123,9 @@ def node_policy(
     """What the sensor of ``node_name`` enforces: each container with at least one rule on, by id, and the
     deny list (sorted, so the revision depends on the contents only)."""
     listed: list[ContainerPrevention] = []
-    for c in sorted(containers, key=lambda c: c.container_id):
-        rules, names = container_rules(policy, cluster, c)
+    active = active_entries(policy)
+    for c in sorted(containers, key=lambda c: c.container_id) if active else ():
+        rules, names = container_rules(policy, cluster, c, active)
         if rules:
             listed.append(
                 ContainerPrevention(

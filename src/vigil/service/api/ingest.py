@@ -67,6 +67,7 @@ async def ingest_inventory(
                 counts = inventory.apply_snapshot(conn, batch)
             else:
                 counts = inventory.apply_delta(conn, batch)
+            prevention_store.inventory_changed(conn, batch.cluster_id)  # the nodes' runtime policies follow
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)

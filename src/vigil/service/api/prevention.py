@@ -4,8 +4,9 @@ sensor (a long poll), and the enforcement state of every node.
 A sensor asks ``GET RUNTIME_POLICY_PATH?node=&revision=&wait=`` with the revision it holds: the answer comes at
 once when the node's policy has another revision, else when it changes or after ``wait`` seconds. A change made
 through this process (the enforcement policy, the deny list, an inventory batch) wakes the waiting requests at
-once; every waiting request also computes its node's policy again each ``RECHECK_SECONDS``, so a change made by
-another replica or the CLI arrives as soon.
+once; every waiting request also compares a cheap marker of what the policy is computed from (the policy's and
+the deny list's latest rows, the cluster's last inventory change) each ``RECHECK_SECONDS`` and computes the
+node's policy again only when it moved, so a change made by another replica or the CLI arrives as soon.
 """
 
 from __future__ import annotations
@@ -208,18 +209,25 @@ async def runtime_policy(
     engine = request.app.state.engine
     changes = _changes(request.app)
 
-    def compute() -> NodeRuntimePolicy:
+    def marker() -> tuple:
         with engine.connect() as conn:
-            return store.compute_node_policy(conn, cluster_id, node)
+            return store.change_marker(conn, cluster_id)
+
+    def compute() -> tuple[tuple, NodeRuntimePolicy]:
+        # The marker first: a change landing in between is in the policy and changes the next marker,
+        # which costs one more computation, never a missed change.
+        with engine.connect() as conn:
+            return store.change_marker(conn, cluster_id), store.compute_node_policy(conn, cluster_id, node)
 
     deadline = time.monotonic() + wait
-    current = await run_in_threadpool(compute)
+    seen, current = await run_in_threadpool(compute)
     while current.revision == revision:
         left = deadline - time.monotonic()
         if left <= 0 or await request.is_disconnected():
             break
         await changes.wait(min(left, RECHECK_SECONDS))
-        current = await run_in_threadpool(compute)
+        if await run_in_threadpool(marker) != seen:
+            seen, current = await run_in_threadpool(compute)
     return current
 
 

@@ -11,11 +11,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, select, true, tuple_, update
+from sqlalchemy import Connection, Row, delete, func, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
-from vigil.policy.prevention import Cluster, RunningContainer, container_rules, node_policy, policy_for
+from vigil.policy.prevention import (
+    Cluster,
+    RunningContainer,
+    active_entries,
+    container_rules,
+    node_policy,
+    policy_for,
+)
 from vigil.service.analysis.runtime.prevention import PreventionContext, dedup_key, detection
 from vigil.service.store import findings as finding_store
 from vigil.service.store.chunks import chunks
@@ -26,6 +33,7 @@ from vigil.service.store.schema import (
     containers,
     deny_list,
     deny_list_changes,
+    enforcement_policy_revisions,
     images,
     nodes,
     pods,
@@ -177,9 +185,10 @@ def workload_enforcement(
     where = (p.namespace == namespace) & (p.workload_kind == kind) & (p.workload_name == name)
     policy = load_enforcement(conn).policy
     cluster = cluster_of(conn, cluster_id)
+    active = active_entries(policy)
     out: list[EnforcedContainer] = []
     for rc, container_name, node in _running(conn, cluster_id, where):
-        rules, names = container_rules(policy, cluster, rc)
+        rules, names = container_rules(policy, cluster, rc, active)
         out.append(
             EnforcedContainer(
                 rc.pod_name,
@@ -196,6 +205,22 @@ def workload_enforcement(
 def cluster_of(conn: Connection, cluster_id: str) -> Cluster:
     name = conn.execute(select(clusters.c.name).where(clusters.c.id == cluster_id)).scalar()
     return Cluster(cluster_id, name or "")
+
+
+def inventory_changed(conn: Connection, cluster_id: str) -> None:
+    """Mark the cluster's inventory as changed (in the batch's transaction): held sensor requests recompute."""
+    conn.execute(update(clusters).where(clusters.c.id == cluster_id).values(inventory_changed_at=utcnow()))
+
+
+def change_marker(conn: Connection, cluster_id: str) -> tuple[Any, ...]:
+    """What a node's runtime policy is computed from, cheaply: the policy's latest row, the deny list's latest
+    change and when the cluster's inventory last changed. The same marker means the same policy."""
+    t, d = enforcement_policy_revisions.c, deny_list_changes.c
+    return (
+        conn.execute(select(func.max(t.id))).scalar(),
+        conn.execute(select(func.max(d.id))).scalar(),
+        conn.execute(select(clusters.c.inventory_changed_at).where(clusters.c.id == cluster_id)).scalar(),
+    )
 
 
 def compute_node_policy(conn: Connection, cluster_id: str, node_name: str) -> NodeRuntimePolicy:

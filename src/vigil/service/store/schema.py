@@ -48,6 +48,8 @@ clusters = Table(
     Column("controller_heartbeat_at", Timestamp),
     Column("controller_interval_s", Integer),
     Column("controller_version", String(64)),
+    # When an inventory batch last changed the cluster: what a node's runtime policy is recomputed after.
+    Column("inventory_changed_at", Timestamp),
 )
 
 api_tokens = Table(

@@ -1,5 +1,5 @@
 """runtime prevention: the deny list of file sha256s with its history, what sensors prevented per container,
-and the policy revision each sensor enforces
+the policy revision each sensor enforces, and when each cluster's inventory last changed
 
 Revision ID: p0001
 Revises: t0001
@@ -69,9 +69,13 @@ def upgrade() -> None:
     with op.batch_alter_table("sensors") as batch:
         batch.add_column(sa.Column("policy_revision", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("enforcement_error", sa.Text(), nullable=True))
+    with op.batch_alter_table("clusters") as batch:
+        batch.add_column(sa.Column("inventory_changed_at", Timestamp, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("clusters") as batch:
+        batch.drop_column("inventory_changed_at")
     with op.batch_alter_table("sensors") as batch:
         batch.drop_column("enforcement_error")
         batch.drop_column("policy_revision")
