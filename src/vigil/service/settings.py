@@ -94,8 +94,8 @@ class AlertsSettings:
     )
 
 
-def env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment, else ``default``."""
+def env_positive(name: str, default: float, unit: str = "seconds") -> float:
+    """A positive finite number (of ``unit``) from the environment, else ``default``."""
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
@@ -104,7 +104,7 @@ def env_seconds(name: str, default: float) -> float:
     except ValueError:
         value = 0.0
     if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name}={raw!r} must be a positive number of seconds")
+        raise ValueError(f"{name}={raw!r} must be a positive number of {unit}")
     return value
 
 
@@ -114,7 +114,7 @@ class ReplicaSettings:
 
     # A job lease holds this long without a renewal: a replica that dies has its jobs taken over
     # by another within it. Renewed every third of it.
-    lease_seconds: float = field(default_factory=lambda: env_seconds("VIGIL_JOB_LEASE_SECONDS", 15.0))
+    lease_seconds: float = field(default_factory=lambda: env_positive("VIGIL_JOB_LEASE_SECONDS", 15.0))
 
 
 @dataclass
@@ -124,11 +124,11 @@ class RetentionSettings:
     background: bool = False
     # Runtime records, file and kernel activity, preventions, admission decisions, applied batch ids
     # and finding history not seen or changed for this long are deleted; open findings stay.
-    period_days: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_DAYS", 10.0))
-    interval: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_INTERVAL", 3600.0))
+    period_days: float = field(default_factory=lambda: env_positive("VIGIL_RETENTION_DAYS", 10.0, "days"))
+    interval: float = field(default_factory=lambda: env_positive("VIGIL_RETENTION_INTERVAL", 3600.0))
     batch_rows: int = field(default_factory=lambda: env_int("VIGIL_RETENTION_BATCH_ROWS", 1000))
     # Between two batches, so ingest and analysis take the write lock in between.
-    pause: float = field(default_factory=lambda: env_seconds("VIGIL_RETENTION_PAUSE", 0.1))
+    pause: float = field(default_factory=lambda: env_positive("VIGIL_RETENTION_PAUSE", 0.1))
 
 
 @dataclass
