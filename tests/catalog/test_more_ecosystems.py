@@ -353,3 +353,12 @@ def test_hostile_inputs_are_warnings_naming_the_file(tmp_path):
         f"{1 << 20} bytes, not read into memory",
     ]
     assert result.packages == []
+    # none of them could be read: listed among the scan's unread files, the scan incomplete
+    assert result.unread == [
+        "/app/deep.deps.json",
+        "/app/vendor/composer/installed.json",
+        "/bin/badzlib",
+        "/bin/bomb",
+        "/gems/specifications/huge.gemspec",
+    ]
+    assert result.incomplete is True

@@ -6,7 +6,7 @@ too: ``Microsoft.NETCore.App.Runtime.linux-x64``). The application's own ``proje
 
 from __future__ import annotations
 
-from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.fsview import FileView
 from vigil.catalog.jsoninput import JsonInputError, load_json
 from vigil.catalog.model import Package
@@ -26,42 +26,47 @@ class DotnetDepsCataloger:
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
         out: list[Package] = []
         for path, _entry in sorted(view.iter_files()):
-            if not path.endswith(".deps.json"):
+            if path.endswith(".deps.json"):
+                with reading(ctx, path, "deps.json"):
+                    out.extend(self._deps(view, path, ctx))
+        return out
+
+    def _deps(self, view: FileView, path: str, ctx: CatalogContext) -> list[Package]:
+        try:
+            doc = load_json(view.read_bytes(path, limit=MAX_DEPS_JSON_BYTES))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            reason = exc if isinstance(exc, JsonInputError) else f"not read ({exc})"
+            ctx.warnings.unreadable(path, f"deps.json skipped: {reason}")
+            return []
+        libraries = doc.get("libraries") if isinstance(doc, dict) else None
+        if not isinstance(libraries, dict):
+            ctx.warnings.warn(path, None, "deps.json skipped: no 'libraries' object")
+            return []
+        out = []
+        for key, library in libraries.items():
+            kind = library.get("type") if isinstance(library, dict) else None
+            prefix = _REGISTRY_TYPES.get(kind) if isinstance(kind, str) else None
+            if prefix is None:
                 continue
-            try:
-                doc = load_json(view.read_bytes(path, limit=MAX_DEPS_JSON_BYTES))
-            except FileNotFoundError:
+            name, sep, version = key.partition("/")
+            if not sep or not name or not version:
+                ctx.warnings.warn(path, key, "library skipped: its key is not 'name/version'")
                 continue
-            except (OSError, ValueError) as exc:
-                reason = exc if isinstance(exc, JsonInputError) else f"not read ({exc})"
-                ctx.warnings.warn(path, None, f"deps.json skipped: {reason}")
-                continue
-            libraries = doc.get("libraries") if isinstance(doc, dict) else None
-            if not isinstance(libraries, dict):
-                ctx.warnings.warn(path, None, "deps.json skipped: no 'libraries' object")
-                continue
-            for key, library in libraries.items():
-                kind = library.get("type") if isinstance(library, dict) else None
-                prefix = _REGISTRY_TYPES.get(kind) if isinstance(kind, str) else None
-                if prefix is None:
-                    continue
-                name, sep, version = key.partition("/")
-                if not sep or not name or not version:
-                    ctx.warnings.warn(path, key, "library skipped: its key is not 'name/version'")
-                    continue
-                name = name.removeprefix(prefix)
-                sha512 = library.get("sha512")
-                out.append(
-                    Package(
-                        type="nuget",
-                        name=name,
-                        version=version,
-                        purl=nuget_purl(name, version),
-                        ecosystem="NuGet",
-                        cataloger=self.name,
-                        found_in=path,
-                        files=[path],
-                        metadata={"library_type": kind, "sha512": sha512 if isinstance(sha512, str) else None},
-                    )
+            name = name.removeprefix(prefix)
+            sha512 = library.get("sha512")
+            out.append(
+                Package(
+                    type="nuget",
+                    name=name,
+                    version=version,
+                    purl=nuget_purl(name, version),
+                    ecosystem="NuGet",
+                    cataloger=self.name,
+                    found_in=path,
+                    files=[path],
+                    metadata={"library_type": kind, "sha512": sha512 if isinstance(sha512, str) else None},
                 )
+            )
         return out

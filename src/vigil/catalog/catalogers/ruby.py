@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.fsview import FileView
 from vigil.catalog.model import Package
 from vigil.catalog.purls import gem_purl
@@ -35,36 +35,40 @@ class RubyGemCataloger:
         for path, _entry in sorted(view.iter_files()):
             if not _GEMSPEC.search(path):
                 continue
-            try:
-                text = view.read_bytes(path, limit=MAX_GEMSPEC_BYTES).decode("utf-8", "replace")
-            except FileNotFoundError:
-                continue
-            except (OSError, ValueError) as exc:
-                ctx.warnings.warn(path, None, f"gemspec skipped: {exc}")
-                continue
-            fields: dict[str, str] = {}
-            for m in _FIELD.finditer(text):
-                fields.setdefault(m.group(1), m.group(3) or m.group(4))
-            stub = _STUB.search(text)
-            if stub and not (fields.get("name") and fields.get("version")):
-                fields = {"name": stub.group(1), "version": stub.group(2), "platform": stub.group(3) or "ruby"}
-            name, version = fields.get("name"), fields.get("version")
-            if not name or not version:
-                ctx.warnings.warn(path, None, "gemspec skipped: no literal name and version assignment")
-                continue
-            platform = fields.get("platform")
-            platform = None if platform in (None, "ruby") else platform
-            out.append(
-                Package(
-                    type="gem",
-                    name=name,
-                    version=version,
-                    purl=gem_purl(name, version, platform),
-                    ecosystem="RubyGems",
-                    cataloger=self.name,
-                    found_in=path,
-                    files=[path],
-                    metadata={"platform": platform, "default_gem": "/specifications/default/" in path},
-                )
-            )
+            with reading(ctx, path, "gemspec"):
+                pkg = self._gem(view, path, ctx)
+                if pkg is not None:
+                    out.append(pkg)
         return out
+
+    def _gem(self, view: FileView, path: str, ctx: CatalogContext) -> Package | None:
+        try:
+            text = view.read_bytes(path, limit=MAX_GEMSPEC_BYTES).decode("utf-8", "replace")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            ctx.warnings.unreadable(path, f"gemspec skipped: {exc}")
+            return None
+        fields: dict[str, str] = {}
+        for m in _FIELD.finditer(text):
+            fields.setdefault(m.group(1), m.group(3) or m.group(4))
+        stub = _STUB.search(text)
+        if stub and not (fields.get("name") and fields.get("version")):
+            fields = {"name": stub.group(1), "version": stub.group(2), "platform": stub.group(3) or "ruby"}
+        name, version = fields.get("name"), fields.get("version")
+        if not name or not version:
+            ctx.warnings.warn(path, None, "gemspec skipped: no literal name and version assignment")
+            return None
+        platform = fields.get("platform")
+        platform = None if platform in (None, "ruby") else platform
+        return Package(
+            type="gem",
+            name=name,
+            version=version,
+            purl=gem_purl(name, version, platform),
+            ecosystem="RubyGems",
+            cataloger=self.name,
+            found_in=path,
+            files=[path],
+            metadata={"platform": platform, "default_gem": "/specifications/default/" in path},
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import mmap
 import zlib
 
-from vigil.catalog.catalogers.base import CatalogContext
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.elfsections import ELF_MAGIC, ElfError, section
 from vigil.catalog.fsview import FileView
 from vigil.catalog.jsoninput import JsonInputError, load_json
@@ -43,29 +43,32 @@ class CargoAuditableCataloger:
     def catalog(self, view: FileView, ctx: CatalogContext) -> list[Package]:
         out: list[Package] = []
         for path, entry in sorted(view.iter_files()):
-            if not entry.mode & _ANY_EXEC or entry.size < 64:
-                continue
-            try:
-                with view.open(path) as f:
-                    if f.read(4) != ELF_MAGIC:
-                        continue
-                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                        raw = section(data, SECTION)
-                if raw is None:
-                    continue
-                if len(raw) > MAX_SECTION_BYTES:
-                    raise ValueError(f"section of {len(raw)} bytes, more than {MAX_SECTION_BYTES}")
-                doc = load_json(inflate(raw, MAX_INFLATED_BYTES))
-            except (FileNotFoundError, ElfError):
-                # An executable whose section table is cut off or malformed is broken for every
-                # reader; the Go cataloger reads the same files and says so where it matters.
-                continue
-            except (OSError, ValueError, zlib.error) as exc:
-                reason = exc if isinstance(exc, JsonInputError) else f"not read ({exc})"
-                ctx.warnings.warn(path, SECTION, f"cargo-auditable dependencies skipped: {reason}")
-                continue
-            out.extend(self._packages(doc, path, ctx))
+            if entry.mode & _ANY_EXEC and entry.size >= 64:
+                with reading(ctx, path, "cargo-auditable dependencies"):
+                    out.extend(self._binary(view, path, ctx))
         return out
+
+    def _binary(self, view: FileView, path: str, ctx: CatalogContext) -> list[Package]:
+        try:
+            with view.open(path) as f:
+                if f.read(4) != ELF_MAGIC:
+                    return []
+                with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    raw = section(data, SECTION)
+            if raw is None:
+                return []
+            if len(raw) > MAX_SECTION_BYTES:
+                raise ValueError(f"section of {len(raw)} bytes, more than {MAX_SECTION_BYTES}")
+            doc = load_json(inflate(raw, MAX_INFLATED_BYTES))
+        except (FileNotFoundError, ElfError):
+            # An executable whose section table is cut off or malformed is broken for every
+            # reader; the Go cataloger reads the same files and says so where it matters.
+            return []
+        except (OSError, ValueError, zlib.error) as exc:
+            reason = exc if isinstance(exc, JsonInputError) else f"not read ({exc})"
+            ctx.warnings.unreadable(path, f"cargo-auditable dependencies skipped: {reason}", SECTION)
+            return []
+        return self._packages(doc, path, ctx)
 
     def _packages(self, doc: object, path: str, ctx: CatalogContext) -> list[Package]:
         crates = doc.get("packages") if isinstance(doc, dict) else None
