@@ -482,3 +482,12 @@ def test_a_change_written_by_another_replica_reaches_a_waiting_sensor_within_2_s
     thread.join(10)
     assert results[0][0] - changed_at < 2.0
     assert [c["container_id"] for c in results[0][1].json()["containers"]] == [WEB]
+
+
+def test_the_nodes_listing_carries_the_sensor_policy_revision_and_enforcement_error(svc):
+    cid, cred, sensor = _setup(svc)
+    _beat(svc, sensor, cid, policy_revision="abc123", enforcement_error="BPF maps full")
+    node = next(n for n in svc.list_all("/api/v1/nodes", cluster=cid) if n["name"] == "node-1")
+    assert (node["sensor"]["policy_revision"], node["sensor"]["enforcement_error"]) == ("abc123", "BPF maps full")
+    other = next(n for n in svc.list_all("/api/v1/nodes", cluster=cid) if n["name"] == "node-2")
+    assert (other["sensor"]["policy_revision"], other["sensor"]["enforcement_error"]) == (None, None)

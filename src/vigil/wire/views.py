@@ -198,6 +198,10 @@ class SensorState(View):
     batches_spooled: int | None
     batches_dropped: int | None
     last_heartbeat_at: Timestamp | None
+    policy_revision: str | None = Field(
+        default=None, description="the runtime policy revision the sensor last said it enforces"
+    )
+    enforcement_error: str | None = Field(default=None, description="why runtime prevention is not in force")
 
 
 class Node(Listing):

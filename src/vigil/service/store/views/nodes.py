@@ -39,6 +39,8 @@ def _sensor(status: str, b: Row | None) -> dict:
         "batches_spooled": b.batches_spooled if b else None,
         "batches_dropped": b.batches_dropped if b else None,
         "last_heartbeat_at": iso(b.heartbeat_at) if b else None,
+        "policy_revision": b.policy_revision if b else None,
+        "enforcement_error": b.enforcement_error if b else None,
     }
 
 
