@@ -313,6 +313,39 @@ def ecosystems_layout(work: Path, rootfs: Path) -> Path:
     return layout
 
 
+PKGDB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "pkgdb" / "rpm"
+
+
+def build_rpm_rootfs(root: Path, fmt: str) -> None:
+    """A rootfs whose rpm database is in one format: the real Berkeley DB (libuuid, el8) and ndb
+    (SLES 15 BCI) files of shared/data/pkgdb/rpm, or an rpm-4.16-style sqlite rpmdb holding the
+    ndb file's 35 headers (Debian's rpm writes sqlite, but has no ndb to read them from)."""
+    from vigil.catalog.rpmndb import read_ndb_blobs  # noqa: PLC0415 (bench-only)
+
+    if fmt == "bdb":
+        db, data, os_release = "var/lib/rpm/Packages", (PKGDB / "el8-libuuid-bdb/Packages").read_bytes(), "rhel"
+    else:
+        db, data, os_release = (
+            "usr/lib/sysimage/rpm/Packages.db",
+            (PKGDB / "sle15-bci-ndb/Packages.db").read_bytes(),
+            "sles",
+        )
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/os-release").write_text(f'ID="{os_release}"\nVERSION_ID="{"8.8" if fmt == "bdb" else "15.3"}"\n')
+    if fmt == "sqlite":
+        import sqlite3  # noqa: PLC0415
+
+        (root / "var/lib/rpm").mkdir(parents=True)
+        conn = sqlite3.connect(root / "var/lib/rpm/rpmdb.sqlite")
+        conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY AUTOINCREMENT, blob BLOB NOT NULL)")
+        conn.executemany("INSERT INTO Packages (blob) VALUES (?)", [(b.value,) for b in read_ndb_blobs(data, 1 << 28)])
+        conn.commit()
+        conn.close()
+        return
+    (root / db).parent.mkdir(parents=True)
+    (root / db).write_bytes(data)
+
+
 def main() -> int:
     cache = Path(os.environ.get("VIGIL_TEST_CACHE") or Path.home() / ".cache" / "vigil-test")
     rootfs = cache / "debian-rootfs"
@@ -333,11 +366,15 @@ def main() -> int:
         eco_root = Path(tmp) / "eco-root"
         build_ecosystems_rootfs(eco_root)
         eco_layout = ecosystems_layout(Path(tmp), eco_root)
+        rpm_roots = {fmt: Path(tmp) / f"rpm-{fmt}" for fmt in ("sqlite", "bdb", "ndb")}
+        for fmt, rpm_root in rpm_roots.items():
+            build_rpm_rootfs(rpm_root, fmt)
         for target, vigil_fn, vigil_arg, syft_source in (
             ("rootfs", catalog_rootfs, rootfs, f"dir:{rootfs}"),
             ("oci-layout", catalog_oci_layout, layout, f"oci-dir:{layout}"),
             ("ecosystems-rootfs", catalog_rootfs, eco_root, f"dir:{eco_root}"),
             ("ecosystems-oci-layout", catalog_oci_layout, eco_layout, f"oci-dir:{eco_layout}"),
+            *((f"rpm-{fmt}-rootfs", catalog_rootfs, r, f"dir:{r}") for fmt, r in rpm_roots.items()),
         ):
             run_vigil(vigil_fn, vigil_arg)  # warm the page cache for both alike
             vt, vp = run_vigil(vigil_fn, vigil_arg)
