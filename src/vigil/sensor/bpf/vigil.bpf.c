@@ -59,6 +59,7 @@ enum prevent_flag {
 	PREVENT_UPPER_KNOWN = 4,
 	PREVENT_UPPER = 8,
 	PREVENT_UNLINKED = 16, /* the exec'd file has no link left: deleted, or a memfd */
+	PREVENT_ACTED = 256,   /* in the kernel only: a rule acted (enforce or audit); never in an event */
 };
 
 /* Mirrored in vigil/sensor/events.py (ACTIVITY_KINDS). */
@@ -623,13 +624,13 @@ static __always_inline __u32 act(struct prevent_bits *b, __u32 hit, __u32 *rule,
 		*rule = enforced & -enforced;
 		*signal_result = bpf_send_signal(9);
 		count(COUNTER_PREVENTED);
-		return PREVENT_ENFORCE | (*signal_result == 0 ? PREVENT_KILLED : 0);
+		return PREVENT_ACTED | PREVENT_ENFORCE | (*signal_result == 0 ? PREVENT_KILLED : 0);
 	}
 	if (audited) {
 		*rule = audited & -audited;
 		*signal_result = 0;
 		count(COUNTER_AUDITED);
-		return 0x100; /* audit: no flag on the wire, non-zero here */
+		return PREVENT_ACTED;
 	}
 	return 0;
 }
