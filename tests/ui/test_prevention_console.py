@@ -11,11 +11,21 @@ import time
 import httpx
 import pytest
 from tests.service.helpers import post_batch
-from tests.service.test_runtime_prevention import DB, POLICY, WEB, enrol_sensor, snapshot
+from tests.service.test_runtime_prevention import (
+    DB,
+    POLICY,
+    WEB,
+    enrol_sensor,
+    prevention_record,
+    runtime_batch,
+    snapshot,
+)
 
 from vigil.devtools.service import LiveService
+from vigil.model.findings import FindingType
 from vigil.policy.enforcement import parse_enforcement
 from vigil.policy.enforcement_text import enforcement_yaml
+from vigil.service.ui import evidence
 from vigil.wire.prevention import RUNTIME_POLICY_PATH
 
 from .test_admission_console import cells, csrf, signed_in, text_of
@@ -238,3 +248,42 @@ def test_the_runtime_rules_form_sets_one_policy_rules_and_reaches_a_waiting_sens
     again = admin.post("/settings/enforcement/runtime", data={"csrf": token, "policy": "web-kill", **web_kill})
     notice = text_of(again.text, "enforcement-notice")
     assert notice == f"unchanged: the policy is already revision {stored['revision']}"
+
+
+def test_a_prevention_finding_page_shows_the_outcome_rule_process_and_policy(world):
+    svc, cid, sensor, _, viewer = world
+    revision = _revision(svc, sensor)
+    batch = runtime_batch(
+        cid, "b-1", [prevention_record(cid, "drift", "enforce", "/usr/local/bin/dropper", sha256="9" * 64,
+                                       revision=revision)]
+    )  # fmt: skip
+    resp = httpx.post(f"{svc.url}/api/v1/ingest/runtime", json=batch, headers={"Authorization": f"Bearer {sensor}"})
+    assert resp.status_code == 200
+    [finding] = svc.list_all("/api/v1/findings", type="prevented_execution")
+    page = viewer.get(f"/findings/{finding['id']}").text
+    rows = {r.label: [(c.text, c.href) for c in r.cells] for r in evidence.rows(finding)}
+    assert rows == {
+        "outcome": [("killed", None)],
+        "what this means": [(FindingType.PREVENTED_EXECUTION.explanation, None)],
+        "rule": [("drift", None)],
+        "mode": [("enforce", None)],
+        "operation": [("exec", None)],
+        "path": [("/usr/local/bin/dropper", None)],
+        "sha256": [("9" * 64, None)],
+        "on the upper layer": [("yes", None)],
+        "times seen": [("2", None)],
+        "process": [("dropper", None)],
+        "command line": [("/usr/local/bin/dropper --mark", None)],
+        "pid / uid": [("4242 / 0", None)],
+        "parent chain": [("sh", None), ("containerd-shim", None)],
+        "pod": [("web-1", f"/workloads/{cid}/payments/Deployment/web")],
+        "container": [("main", f"/processes/container?cluster={cid}&id=containerd%3A%2F%2F{'a' * 64}")],
+        "node": [("node-1", None)],
+        "image": [("registry.example.com/web:1", None)],
+        "policy": [("web-kill", None)],
+        "policy revision": [(revision, None)],
+    }
+    assert "killed: exec of /usr/local/bin/dropper (rule drift)" in page
+    assert '<dd data-label="outcome">killed</dd>' in page
+    assert '<dd data-label="policy"><code>web-kill</code></dd>' in page
+    assert '<dd data-label="parent chain"><code>sh</code> ← <code>containerd-shim</code></dd>' in page

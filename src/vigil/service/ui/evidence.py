@@ -198,6 +198,42 @@ def signatures(ev: Mapping, finding: Mapping) -> list[Row]:
     return rows
 
 
+def prevention(ev: Mapping, finding: Mapping) -> list[Row]:
+    """What the kernel killed (or, in audit mode, would have killed): the rule, the file and the process."""
+    rows = _row("outcome", ev.get("outcome")) + _row(
+        "what this means", FindingType(str(finding.get("type"))).explanation
+    )
+    rows += _row("rule", ev.get("rule"), mono=True) + _row("mode", ev.get("mode"))
+    rows += _row("operation", ev.get("operation"), mono=True) + _row("path", ev.get("path"), mono=True)
+    rows += _row("sha256", ev.get("sha256"), mono=True)
+    upper = ev.get("upper_layer")
+    rows += _row("on the upper layer", None if upper is None else ("yes" if upper else "no"))
+    rows += _row("times seen", ev.get("count"))
+    proc = _map(ev.get("process"))
+    rows += _row("process", proc.get("comm"), mono=True)
+    argv = proc.get("argv")
+    rows += _row("command line", " ".join(str(a) for a in argv) if isinstance(argv, list) else argv, mono=True)
+    rows += _row("pid / uid", f"{proc['pid']} / {proc.get('uid')}" if proc.get("pid") else None, mono=True)
+    parents = [str(p) for p in ev.get("parents") or () if p]
+    if parents:
+        rows.append(Row("parent chain", tuple(Cell(n, mono=True) for n in parents)))
+    w, cid = finding.get("workload"), finding.get("cluster_id")
+    if ev.get("pod"):
+        href = None
+        if isinstance(w, Mapping) and cid and finding.get("namespace"):
+            parts = (cid, finding["namespace"], w.get("kind", ""), w.get("name", ""))
+            href = "/workloads/" + "/".join(quote(str(p), safe="") for p in parts)
+        rows.append(Row("pod", (Cell(str(ev["pod"]), href, mono=True),)))
+    if ev.get("container") and ev.get("container_id") and cid:
+        href = "/processes/container?" + urlencode({"cluster": cid, "id": ev["container_id"]})
+        rows.append(Row("container", (Cell(str(ev["container"]), href, mono=True),)))
+    else:
+        rows += _row("container", ev.get("container_id"), mono=True)
+    rows += _row("node", ev.get("node"), mono=True) + _row("image", ev.get("image"), mono=True)
+    rows += _row("policy", ev.get("policy"), mono=True)
+    return rows + _row("policy revision", ev.get("policy_revision"), mono=True)
+
+
 Renderer = Callable[[Mapping, Mapping], list[Row]]
 RENDERERS: dict[FindingType, Renderer] = {
     FindingType.UNTRUSTED_REGISTRY: integrity,
@@ -215,6 +251,8 @@ RENDERERS: dict[FindingType, Renderer] = {
     FindingType.CONTAINER_ESCAPE_ATTEMPT: activity,
     FindingType.PTRACE_ATTACH: activity,
     FindingType.KERNEL_ACTIVITY: activity,
+    FindingType.PREVENTED_EXECUTION: prevention,
+    FindingType.PREVENTED_ESCAPE: prevention,
     FindingType.ADMISSION_DENIED: admission,
     FindingType.ADMISSION_WARNED: admission,
     FindingType.ADMISSION_AUDITED: admission,
