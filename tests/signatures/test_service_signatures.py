@@ -18,6 +18,8 @@ import httpx
 import pytest
 from tests.admission.reviews import pod, review
 from tests.integrity.integrity_helpers import client_for, image, image_pk, post, put_policy, registry_config, snapshot
+from tests.signatures.shared import GO
+from tests.signatures.test_discovery import OCI_INDEX, files, referrers_index  # noqa: F401 (files: a fixture)
 
 from vigil.devtools.admission import WebhookProcess
 from vigil.devtools.oci import push, sha256
@@ -336,3 +338,69 @@ def test_the_trust_api_keeps_signature_rules_and_names_a_bad_field(service) -> N
     assert r.status_code == 422
     assert r.json()["detail"].startswith("body.signatures[0].keys[0].pem: not a PEM or DER public key")
     assert service.get("/api/v1/policy/trust").json()["revision"] == got["revision"]
+
+
+def test_a_keyless_sigstore_bundle_referrer_through_the_service(files, service) -> None:  # noqa: F811 (fixture)
+    """cosign's OCI 1.1 referrer bundle (shared data) served by a read-only registry with the referrers API:
+    verified by its keyless identity against the supplied trusted root, judged against the rule's identities;
+    a changed rule is judged again from the stored checks, with no registry request."""
+    state, host = files
+    data = (GO.parent / "sigstore+cosign/pkg/cosign/testdata/oci-attestation.sigstore.json").read_bytes()
+    trusted_root = (GO.parent / "sigstore+cosign/pkg/cosign/testdata/trusted_root_pgi.json").read_bytes()
+    digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
+    bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json"
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": oci,
+            "artifactType": bundle_type,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
+            "layers": [{"mediaType": bundle_type, "digest": sha256(data), "size": len(data)}],
+            "subject": {"mediaType": oci, "digest": digest, "size": 1},
+        }
+    ).encode()
+    state.files = {
+        f"/v2/repo/referrers/{digest}": (OCI_INDEX, referrers_index(manifest, bundle_type)),
+        f"/v2/repo/manifests/{sha256(manifest)}": (oci, manifest),
+        f"/v2/repo/blobs/{sha256(data)}": ("application/octet-stream", data),
+    }
+    svc = service
+    verifier = SignatureVerifier(svc.engine, client_for(registry_config(host)), trusted_root=trusted_root)
+    svc.app.state.workers.signatures = verifier
+    attestation = "https://cosign.sigstore.dev/attestation/v1"
+
+    def require(subject: dict) -> None:
+        rule = {"pattern": host, "identities": [{"issuer": "https://github.com/login/oauth", **subject}]}
+        rule["attestations"] = [attestation]
+        assert put_policy(svc, {"trusted": [host], "signatures": [rule]}).status_code == 200
+
+    require({"subject": "cody@soyland.com"})
+    cid, cred = svc.register("keyless")
+    post(svc, cred, snapshot(cid, [("app", f"{host}/repo:1", digest)]))
+    report = verify(svc)
+    assert report["statuses"] == {"verified": 1}
+    pk = image_pk(svc, cid, "app")
+    seen = signatures_of(svc, pk)
+    cody = "identity https://github.com/login/oauth=cody@soyland.com"
+    assert (seen["status"], seen["referrers_api"]) == ("verified", True)
+    assert [(c["source"], c["kind"], c["result"], c["signer"], c["predicate_type"]) for c in seen["checks"]] == [
+        ("referrer", "attestation", "verified", cody, attestation)
+    ]
+    assert seen["checks"][0]["signed_at"] is not None
+    # The rule also asks for an image signature by that identity: the attestation is not one.
+    assert [(w["status"], w["findings"], w["failing_checks"]) for w in seen["workloads"]] == [
+        ("violation", ["unsigned_image"], ["no signature by an accepted key or identity"])
+    ]
+    # Another identity: judged again from the stored checks, no registry request.
+    require({"subject_pattern": "alice@.*"})
+    again = verify(svc)
+    assert (again["due"], again["requests"], again["judged"]) == (0, 0, 1)
+    (finding,) = signature_findings(svc, status="open")
+    assert finding["evidence"]["failing_checks"] == [
+        "no signature by an accepted key or identity",
+        f"no attestation of type {attestation} by an accepted signer",
+    ]
+    assert finding["evidence"]["signatures"] == [
+        f"attestation {sha256(manifest)}: signed by {cody}, which the rule does not accept"
+    ]
