@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bpf_support import bpf_unavailable
 
 from vigil.sensor.attribution import Attribution
 from vigil.sensor.events import PREVENTED_SIZE, FileIdentity, PreventedEvent, decode_event
@@ -151,3 +156,50 @@ def test_policy_file_checks_name_the_file_and_the_problem() -> None:
     with pytest.raises(PolicyError) as big:
         parse_policy(b" " * (32 << 20 | 1), "p.json", "node-a")
     assert str(big.value) == f"runtime policy p.json is {32 << 20 | 1} bytes, over the {32 << 20} byte limit"
+
+
+def _cgroup_tree(root, pod: str, cid: str):
+    container = root / "kubepods" / "besteffort" / f"pod{pod}" / cid
+    container.mkdir(parents=True)
+    (root / "system.slice" / "containerd.service").mkdir(parents=True)
+    return container
+
+
+@pytest.mark.skipif(bpf_unavailable() is not None, reason=str(bpf_unavailable()))
+def test_enforcer_fills_and_empties_the_kernel_map_for_listed_containers_only(tmp_path) -> None:
+    from vigil.sensor.enforcer import Enforcer
+    from vigil.sensor.loader import ProcessTracer
+
+    pod = "0b7f2a4e-1111-4222-8333-444455556666"
+    container = _cgroup_tree(tmp_path / "root", pod, "a" * 64)
+    other = _cgroup_tree(tmp_path / "elsewhere", pod, "b" * 64)  # not in the walk
+    cg, pod_cg, other_cg = os.stat(container).st_ino, os.stat(container.parent).st_ino, os.stat(other).st_ino
+    # Audit only: these ids are directory inodes of a temp dir, not cgroups; nothing may be killed.
+    with ProcessTracer(activities=False, exec_aggregation=False) as tracer:
+        enforcer = Enforcer(tracer, tmp_path / "root")
+        enforcer.apply(_policy(drift="audit", tmp_exec="audit"))
+        assert tracer.cgroup_rules(cg) == (0, 16 | 8)
+        assert tracer.cgroup_rules(pod_cg) is None and tracer.cgroup_rules(other_cg) is None
+        assert enforcer.revision == "r1" and enforcer.error is None
+        # A container seen later (its cgroup was not in the walk) is entered when noted.
+        enforcer.note_container(other_cg, Attribution("kubelet-cgroupfs", "containerd", "a" * 64, pod))
+        assert tracer.cgroup_rules(other_cg) == (0, 24)
+        # A policy that no longer lists it empties its entries.
+        enforcer.apply(NodeRuntimePolicy(revision="r2", node_name="node-a", generated_at=T0))
+        assert tracer.cgroup_rules(cg) is None and tracer.cgroup_rules(other_cg) is None
+        assert enforcer.entries() == {}
+
+
+def test_only_a_containers_own_cgroup_is_offered_to_the_enforcer(tmp_path) -> None:
+    from vigil.sensor.cgroups import CgroupResolver
+    from vigil.sensor.hashing import FileHasher
+    from vigil.sensor.pipeline import EventPipeline
+
+    pod = "0b7f2a4e-1111-4222-8333-444455556666"
+    container = _cgroup_tree(tmp_path, pod, "a" * 64)
+    pipeline = EventPipeline(CgroupResolver(root=tmp_path), FileHasher(), on_container=lambda *_: None)
+    theirs = Attribution("kubelet-cgroupfs", "containerd", "a" * 64, pod)
+    assert pipeline._own_cgroup(os.stat(container).st_ino, theirs)
+    # A runtime that joined only the v1 hierarchies leaves the v2 id at a shared parent.
+    assert not pipeline._own_cgroup(os.stat(tmp_path / "system.slice" / "containerd.service").st_ino, theirs)
+    assert not pipeline._own_cgroup(os.stat(container.parent).st_ino, theirs)

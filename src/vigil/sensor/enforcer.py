@@ -83,7 +83,8 @@ class Enforcer:
         """Fill the kernel's maps for this policy; what the previous one set and this one does not
         is removed."""
         with self._lock:
-            self._containers.update(container_cgroups(self.cgroup_root, self.default_runtime))
+            # A fresh walk (not added to the old one): cgroups of containers gone since are forgotten.
+            self._containers = container_cgroups(self.cgroup_root, self.default_runtime)
             self._wanted = container_bits(policy)
             self._sync(cgroup_entries(self._wanted, self._containers))
             self._deny = frozenset(policy.deny_sha256)

@@ -386,6 +386,15 @@ class ProcessTracer:
         if rc:
             raise self._fail(f"cannot set the prevention rules of cgroup {cgroup_id}", -rc)
 
+    def cgroup_rules(self, cgroup_id: int) -> tuple[int, int] | None:
+        """(enforce, audit) bits the kernel holds for a cgroup; None when it is under no rule."""
+        key = ctypes.c_uint64(cgroup_id)
+        out = ctypes.create_string_buffer(8)
+        if self._lib.bpf_map__lookup_elem(self._prevent_cgroups, ctypes.byref(key), 8, out, 8, 0):
+            return None
+        enforce, audit = struct.unpack("<2I", out.raw)
+        return enforce, audit
+
     def clear_cgroup_rules(self, cgroup_id: int) -> None:
         key = ctypes.c_uint64(cgroup_id)
         self._lib.bpf_map__delete_elem(self._prevent_cgroups, ctypes.byref(key), 8, 0)

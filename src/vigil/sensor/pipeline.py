@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from vigil.sensor.activity import RUNTIME_INIT_COMMS, Activity, ProcessTable, describe
 from vigil.sensor.aggregate import Execution
-from vigil.sensor.attribution import Attribution
+from vigil.sensor.attribution import Attribution, attribute_cgroup_path
 from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.events import (
     EVENT_ACTIVITY,
@@ -32,6 +32,8 @@ from vigil.sensor.prevention import Prevention
 from vigil.sensor.watch import WatchEntry, watch_entries
 
 log = logging.getLogger(__name__)
+
+MAX_CONTAINERS_SEEN = 65536
 
 
 def host_mount_namespace(proc: str = "/proc") -> int | None:
@@ -132,8 +134,11 @@ class EventPipeline:
                 self._learn_host(cgroup_id)
                 continue
             if self.on_container is not None and not attribution.is_host and cgroup_id not in self._containers_seen:
+                if len(self._containers_seen) >= MAX_CONTAINERS_SEEN:
+                    self._containers_seen.clear()  # offering a container again is harmless
                 self._containers_seen.add(cgroup_id)
-                self.on_container(cgroup_id, attribution)
+                if self._own_cgroup(cgroup_id, attribution):
+                    self.on_container(cgroup_id, attribution)
             if kind == EVENT_PREVENTED:
                 self._prevented(decode_as(raw, PreventedEvent), attribution, offset, out)
                 continue
@@ -180,6 +185,15 @@ class EventPipeline:
         info = self.processes.info(ev.proc.tgid, ev.proc.ppid, ev.proc.pid_ns or None)
         when = self._wall(ev.proc.timestamp_boot_ns, offset)
         out.activities.append(Activity(ev, attribution, when, target, detail, info))
+
+    def _own_cgroup(self, cgroup_id: int, attribution: Attribution) -> bool:
+        """Whether the cgroup v2 id is the container's own: a runtime that joined only the v1
+        hierarchies leaves it in a shared parent, which must never be put under its rules."""
+        path = self.resolver.path_of(cgroup_id)
+        if path is None:
+            return False
+        own = attribute_cgroup_path(path, default_runtime=self.resolver.default_runtime)
+        return own.container_ref == attribution.container_ref
 
     def _cgroup_pids(self, cgroup_id: int) -> list[int]:
         """Live processes of a cgroup (the unified hierarchy's cgroup.procs), to read files through."""
