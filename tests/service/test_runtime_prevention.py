@@ -196,6 +196,11 @@ def test_who_may_read_a_node_runtime_policy(svc):
     )
     # The cluster's own credential (sensors set up before they had their own) reads any of its nodes.
     assert [c["container_id"] for c in _policy(svc, cred, node="node-2").json()["containers"]] == [FAR]
+    bad_node = _policy(svc, cred, node="Bad_Node!")
+    assert (bad_node.status_code, bad_node.json()["detail"]) == (
+        422,
+        "query.node: 'Bad_Node!' is not a node name (DNS subdomain)",
+    )
     too_long = _policy(svc, sensor, node="node-1", wait=31)
     assert too_long.status_code == 422
     assert too_long.json()["detail"] == "query.wait: Input should be less than or equal to 30"
