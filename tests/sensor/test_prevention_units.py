@@ -203,3 +203,61 @@ def test_only_a_containers_own_cgroup_is_offered_to_the_enforcer(tmp_path) -> No
     # A runtime that joined only the v1 hierarchies leaves the v2 id at a shared parent.
     assert not pipeline._own_cgroup(os.stat(tmp_path / "system.slice" / "containerd.service").st_ino, theirs)
     assert not pipeline._own_cgroup(os.stat(container.parent).st_ino, theirs)
+
+
+def test_policy_file_reload_keeps_the_last_good_policy_and_reports_a_bad_one(tmp_path) -> None:
+    import threading
+    import time
+
+    from vigil.sensor.policy_source import PolicyFile
+
+    applied: list[str] = []
+    errors: list[str] = []
+    path = tmp_path / "policy.json"
+    path.write_text(_policy(drift="enforce").model_dump_json())
+    source = PolicyFile(path, "node-a", lambda p: applied.append(p.revision), errors.append, interval_s=0.05)
+    assert source.load().revision == "r1"
+    stop = threading.Event()
+    source.start(stop)
+    try:
+        path.write_text("{not json")
+        deadline = time.monotonic() + 5
+        while not errors and time.monotonic() < deadline:
+            time.sleep(0.02)
+        bad = NodeRuntimePolicy(revision="r2", node_name="node-a", generated_at=T0).model_dump_json()
+        path.write_text(bad)
+        while applied[-1] != "r2" and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+    assert applied == ["r1", "r2"]
+    assert errors[0].startswith(f"runtime policy {path} is not a NodeRuntimePolicy: (document): Invalid JSON")
+    assert errors[0].endswith("; still enforcing the policy loaded before")
+
+
+def test_the_poller_names_the_services_refusal(live_service) -> None:
+    import httpx
+
+    from vigil.sensor.policy_source import PolicyPoller
+
+    cluster_id, _ = live_service.register("poll-units")
+    admin = {"Authorization": f"Bearer {live_service.admin_token}"}
+    enrolment = httpx.post(f"{live_service.url}/api/v1/clusters/{cluster_id}/sensor-enrolment", json={}, headers=admin)
+    sensor = httpx.post(
+        f"{live_service.url}/api/v1/clusters/{cluster_id}/sensors",
+        json={"node": "node-a"},
+        headers={"Authorization": f"Bearer {enrolment.json()['credential']}"},
+    ).json()["credential"]
+    own = PolicyPoller(live_service.url, sensor, "node-a", lambda p: None, lambda e: None)
+    got = own.poll_once(wait_s=0)
+    assert got is not None and got.node_name == "node-a" and got.containers == [] and own.revision == got.revision
+    assert own.poll_once(wait_s=0) is None  # the same revision again: nothing new to apply
+    other = PolicyPoller(live_service.url, sensor, "node-b", lambda p: None, lambda e: None)
+    with pytest.raises(PolicyError) as refused:
+        other.poll_once(wait_s=0)
+    assert str(refused.value).startswith("the service answered the runtime policy request with HTTP 403: ")
+    assert "this sensor credential is scoped to node node-a; it cannot read node node-b's runtime policy" in str(
+        refused.value
+    )
+    own.close()
+    other.close()
