@@ -79,6 +79,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("up", "--registry-config"): Case("input", ("--no-sensor", "--data-dir", "{tmp}/d")),
     ("service", "--trust-file"): Case("input", ("--data-dir", "{tmp}/d")),
     ("service", "--registry-config"): Case("input", ("--data-dir", "{tmp}/d")),
+    ("service", "--sigstore-trusted-root"): Case("input", ("--data-dir", "{tmp}/d")),
+    ("up", "--sigstore-trusted-root"): Case("input", ("--no-sensor", "--data-dir", "{tmp}/d")),
     ("image check", "--policy"): Case("input", ("registry.example.com/x:1",)),
     ("image check", "--registry-config"): Case(
         "input", ("registry.example.com/x:1", "--trusted", "registry.example.com")

@@ -404,3 +404,33 @@ def test_a_keyless_sigstore_bundle_referrer_through_the_service(files, service) 
     assert finding["evidence"]["signatures"] == [
         f"attestation {sha256(manifest)}: signed by {cody}, which the rule does not accept"
     ]
+
+
+def test_the_service_checks_keyless_signatures_against_its_configured_trusted_root(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from vigil.cli import app as vigil_app
+    from vigil.service.jobs.workers import make_signatures
+    from vigil.service.settings import IntegritySettings, Settings
+    from vigil.service.store.db import create_store_engine
+
+    pgi = GO.parent / "sigstore+cosign/pkg/cosign/testdata/trusted_root_pgi.json"
+    settings = Settings(data_dir=tmp_path, integrity=IntegritySettings(sigstore_trusted_root=pgi))
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'vigil.db'}")
+    verifier = make_signatures(settings, engine)
+    try:
+        assert verifier.root().raw == pgi.read_bytes()
+    finally:
+        verifier.client.close()
+        engine.dispose()
+    default = make_signatures(Settings(data_dir=tmp_path), create_store_engine(f"sqlite:///{tmp_path / 'b.db'}"))
+    assert len(default.root().certificate_authorities) > 0  # the public-good root the sigstore package ships
+    default.client.close()
+    # A file that is no trusted root stops the service before it starts, naming the option and the file.
+    bad = tmp_path / "root.json"
+    bad.write_text("{}")
+    r = CliRunner().invoke(
+        vigil_app, ["service", "--sigstore-trusted-root", str(bad), "--data-dir", str(tmp_path / "d")]
+    )
+    assert r.exit_code == 2
+    assert r.output.strip() == f"error: --sigstore-trusted-root {bad}: mediaType: not a Sigstore trusted root"

@@ -47,6 +47,9 @@ class IntegritySettings:
     reverify_interval: float = 300.0
     # A YAML trust policy loaded into the store at start (replacing what it held).
     trust_file: Path | None = None
+    # The Sigstore trusted root (JSON) keyless signatures are checked against; None: the public-good root
+    # the sigstore package ships (docs/signatures.md).
+    sigstore_trusted_root: Path | None = None
 
 
 @dataclass

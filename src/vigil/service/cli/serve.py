@@ -245,6 +245,12 @@ TrustFile = typer.Option(
     envvar="VIGIL_TRUST_FILE",
     help="YAML trust policy loaded into the store at start (replaces the stored one)",
 )
+SigstoreTrustedRoot = typer.Option(
+    None,
+    "--sigstore-trusted-root",
+    envvar="VIGIL_SIGSTORE_TRUSTED_ROOT",
+    help="Sigstore trusted root (JSON) for keyless signatures [default: the public-good root, offline]",
+)
 RegistryConfigFile = typer.Option(
     None,
     "--registry-config",
@@ -253,21 +259,35 @@ RegistryConfigFile = typer.Option(
 )
 
 
-def _integrity(reverify_interval: float, trust_file: Path | None, registry_config: Path | None) -> IntegritySettings:
+def _integrity(
+    reverify_interval: float,
+    trust_file: Path | None,
+    registry_config: Path | None,
+    sigstore_trusted_root: Path | None = None,
+) -> IntegritySettings:
     from vigil.policy.trust_doc import PolicyFileError
     from vigil.registry import RegistryConfig, RegistryConfigError
     from vigil.service.jobs.trust_file import load_policy_file
+    from vigil.signatures.trustroot import MAX_TRUSTED_ROOT_BYTES, BadTrustedRoot, parse_trusted_root
 
     try:  # refuse a bad file before starting, naming the file and the field
         if trust_file is not None:
             load_policy_file(trust_file)
         RegistryConfig.load(registry_config)
+        if sigstore_trusted_root is not None:
+            data = input_file(sigstore_trusted_root, "--sigstore-trusted-root").read_bytes()
+            try:
+                parse_trusted_root(data[: MAX_TRUSTED_ROOT_BYTES + 1])
+            except BadTrustedRoot as exc:
+                raise PolicyFileError(f"--sigstore-trusted-root {sigstore_trusted_root}: {exc}") from None
     except (PolicyFileError, RegistryConfigError) as exc:
         from rich.markup import escape
 
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    return IntegritySettings(reverify_interval=reverify_interval, trust_file=trust_file)
+    return IntegritySettings(
+        reverify_interval=reverify_interval, trust_file=trust_file, sigstore_trusted_root=sigstore_trusted_root
+    )
 
 
 NoScanner = typer.Option(
@@ -333,12 +353,13 @@ def _serve_request(
     reverify_interval: float = ReverifyInterval,
     trust_file: Path = TrustFile,
     registry_config: Path = RegistryConfigFile,
+    sigstore_trusted_root: Path = SigstoreTrustedRoot,
     no_scanner: bool = NoScanner,
     scan_attempts: int = ScanAttempts,
     intel_sync_interval: float = IntelSyncInterval,
     intel_feed: list[str] = IntelFeed,
 ) -> ServeRequest:
-    integrity = _integrity(reverify_interval, trust_file, registry_config)
+    integrity = _integrity(reverify_interval, trust_file, registry_config, sigstore_trusted_root)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed, scan_attempts)
     settings = _settings(
         data_dir,

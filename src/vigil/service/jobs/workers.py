@@ -68,7 +68,13 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
 def make_signatures(settings: Settings, engine: Engine) -> SignatureVerifier:
     # A client of its own: signature requests neither share nor count against integrity's.
     client = RegistryClient(RegistryConfig.load(settings.registry_config))
-    return SignatureVerifier(engine, client, reverify_interval=settings.integrity.reverify_interval)
+    root = settings.integrity.sigstore_trusted_root
+    return SignatureVerifier(
+        engine,
+        client,
+        reverify_interval=settings.integrity.reverify_interval,
+        trusted_root=root.read_bytes() if root is not None else None,
+    )
 
 
 def scan_worker(
