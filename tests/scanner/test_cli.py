@@ -146,3 +146,22 @@ def test_errors_name_the_input(rootfs, db, tmp_path):
     assert (
         bad.exit_code == 2 and "Not A Valid/ref::x: not a directory, an OCI layout or an image reference" in bad.stderr
     )
+
+
+def test_scan_says_which_package_databases_it_did_not_read(rootfs, db, tmp_path):
+    """The PyPI site beside an opkg database: the packages found are listed, and the JSON names the
+    file not read, with the warning saying why."""
+    root = tmp_path / "root"
+    shutil.copytree(rootfs, root, symlinks=True)
+    (root / "usr/lib/opkg").mkdir(parents=True)
+    (root / "usr/lib/opkg/status").write_text("Package: busybox\nVersion: 1.36.1-1\nStatus: install ok installed\n")
+    result = run("scan", str(root), "--db", str(db), "--output", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {(p["name"], p["version"]) for p in doc["packages"] if p["type"] == "pypi"} >= set(PACKAGES.items())
+    assert doc["unread_files"] == ["/usr/lib/opkg/status"]
+    assert (
+        "/usr/lib/opkg/status: opkg database (OpenWrt) not read: Vigil has no cataloger for it; "
+        "its packages are not listed"
+        in doc["warnings"]
+    )

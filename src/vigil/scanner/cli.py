@@ -315,6 +315,7 @@ def scan(
             ],
             "vulnerabilities": rows,
             "warnings": [str(w) for w in report.contents.warnings] + report.warnings,
+            "unread_files": list(report.contents.unread),
         }
         typer.echo(json.dumps(doc, indent=2))
     else:
