@@ -421,7 +421,7 @@ def test_preventions_become_findings_saying_killed_or_would_have_been_killed(svc
         "upper_layer": True,
         "process": {"comm": "dropper", "argv": ["/usr/local/bin/dropper", "--mark"], "pid": 4242, "uid": 0},
         "parents": ["sh", "containerd-shim"],
-        "count": 2,
+        "count": 4,  # two batches, merged
         "first_seen": "2026-12-04T01:00:00+00:00",
         "last_seen": "2026-12-04T01:00:01+00:00",
         "node": "node-1",

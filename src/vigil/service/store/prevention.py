@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -254,11 +254,7 @@ def _merge(conn: Connection, batch: RuntimeBatch) -> tuple[int, int]:
     """Insert the batch's preventions that are new, merge the others (count added, first/last seen widened,
     the first samples kept, the newest sha256 and policy revision): (new, merged)."""
     keyed = [(_key(r), r) for r in batch.preventions]
-    existing: dict[tuple, Row[Any]] = {}
-    for chunk in chunks([k for k, _ in keyed]):
-        stmt = select(preventions).where(preventions.c.cluster_id == batch.cluster_id, tuple_(*_KEY).in_(chunk))
-        for row in conn.execute(stmt):
-            existing[(row.container_id, row.rule, row.mode, row.operation, row.path)] = row
+    existing = _stored(conn, batch.cluster_id, [k for k, _ in keyed])
     inserts: list[dict[str, Any]] = []
     merged = 0
     for key, r in keyed:
@@ -355,10 +351,22 @@ def apply_preventions(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
     # The policy that set each rule: the service's own computation of the node's policy now (the sensor's
     # revision says which one it enforced).
     node = compute_node_policy(conn, batch.cluster_id, batch.node_name)
+    stored = _stored(conn, batch.cluster_id, [_key(r) for r in batch.preventions])
     for r in batch.preventions:
         base = contexts.get(r.container_id or "") or PreventionContext(batch.cluster_id, batch.node_name)
-        where = PreventionContext(**{**_fields(base), "policy": policy_for(node, r.container_id, r.rule)})
-        d = detection(r, where)
+        where = replace(base, policy=policy_for(node, r.container_id, r.rule))
+        # The finding tells the whole story so far: the merged count and window, the sha256 once hashed.
+        row = stored[_key(r)]
+        merged_record = r.model_copy(
+            update={
+                "count": row._mapping["count"],
+                "first_seen": as_utc(row.first_seen_at),
+                "last_seen": as_utc(row.last_seen_at),
+                "sha256": row.sha256,
+                "killed": row.killed,
+            }
+        )
+        d = detection(merged_record, where)
         obs = finding_store.Observation(
             dedup_key=dedup_key(d, where),
             type=d.type,
@@ -376,8 +384,13 @@ def apply_preventions(conn: Connection, batch: RuntimeBatch) -> dict[str, int]:
     return {"preventions": len(batch.preventions), "preventions_new": new, "preventions_merged": merged}
 
 
-def _fields(ctx: PreventionContext) -> dict[str, Any]:
-    return {name: getattr(ctx, name) for name in PreventionContext.__slots__}
+def _stored(conn: Connection, cluster_id: str, keys: list[tuple[str, str, str, str, str]]) -> dict[tuple, Row[Any]]:
+    out: dict[tuple, Row[Any]] = {}
+    for chunk in chunks(sorted(set(keys))):
+        stmt = select(preventions).where(preventions.c.cluster_id == cluster_id, tuple_(*_KEY).in_(chunk))
+        for row in conn.execute(stmt):
+            out[(row.container_id, row.rule, row.mode, row.operation, row.path)] = row
+    return out
 
 
 # -- enforcement state of the nodes ----------------------------------------------------------------------
