@@ -28,6 +28,7 @@ from vigil.policy.enforcement_text import enforcement_yaml
 from vigil.service.ui import evidence
 from vigil.wire.prevention import RUNTIME_POLICY_PATH
 
+from .conftest import sign_in
 from .test_admission_console import cells, csrf, signed_in, text_of
 
 DIGEST = "ab" * 32
@@ -287,3 +288,24 @@ def test_a_prevention_finding_page_shows_the_outcome_rule_process_and_policy(wor
     assert '<dd data-label="outcome">killed</dd>' in page
     assert '<dd data-label="policy"><code>web-kill</code></dd>' in page
     assert '<dd data-label="parent chain"><code>sh</code> ← <code>containerd-shim</code></dd>' in page
+
+
+def test_in_chromium_the_cluster_page_shows_the_node_where_prevention_fails_open(world, browser):
+    svc, cid, sensor, _, _ = world
+    _beat(svc, sensor, cid, _revision(svc, sensor))
+    ctx, page = sign_in(browser, svc.url, svc.token("viewer", "browser-viewer"))
+    try:
+        page.goto(f"{svc.url}/clusters/{cid}")
+        banner = page.locator("#prevention-off")
+        assert banner.is_visible()
+        assert banner.inner_text() == (
+            "Runtime prevention is not in force on 1 node with containers in its scope, so it fails open there: "
+            "node-2 enforcement off (no sensor has reported from this node; 1 container in scope)."
+        )
+        cells_of = {
+            r.get_attribute("data-node"): r.locator("td.prevention").inner_text().split("\n")[0]
+            for r in page.locator("#nodes-table tbody tr").all()
+        }
+        assert cells_of == {"node-1": f"enforcing {_revision(svc, sensor)}", "node-2": "enforcement off"}
+    finally:
+        ctx.close()
