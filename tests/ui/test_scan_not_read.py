@@ -1,7 +1,7 @@
 """What a scan could not read is shown, never a silent empty list: an image whose rpm database is in
 a Berkeley DB variant Vigil does not read (btree) and which holds a pacman database, catalogued for
-real and stored through the scan queue, has its "not read" warnings in the API's scan and on the
-console's image page."""
+real and stored through the scan queue, has its "not read" warnings and unread files in the API's
+scan and its warnings on the console's image page."""
 
 from __future__ import annotations
 
@@ -62,6 +62,7 @@ def test_not_read_databases_are_in_the_api_and_on_the_image_page(console, admin_
     scan = r.json()
     assert (scan["status"], scan["packages"], scan["incomplete"]) == ("done", 0, True)
     assert sorted(scan["warnings"]) == NOT_READ
+    assert scan["unread_files"] == ["/var/lib/pacman/local", "/var/lib/rpm/Packages"]
     page = admin_page
     page.goto(f"{svc.url}/images/{pk}")
     assert page.locator("#scan-incomplete").inner_text() == "incomplete"

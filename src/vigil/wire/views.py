@@ -678,6 +678,7 @@ class ScanState(View):
     packages: int | None = None
     warnings: list[Any] | None = None
     incomplete: bool | None = None  # part of the image could not be read; the warnings say where
+    unread_files: list[str] | None = None  # files the catalogers could not read; null: scanned before the record
     matched_revision: str | None = None
     matched_at: Timestamp | None = None
     match_warnings: list[Any] | None = None

@@ -400,6 +400,8 @@ image_scans = Table(
     Column("warnings", Json, nullable=False),
     # part of the image was not read (a corrupt layer): the contents may be short; warnings say where
     Column("incomplete", Boolean, nullable=False, default=False, server_default=false()),
+    # files the catalogers could not read (their packages are missing); NULL: scanned before the record
+    Column("unread_files", Json),
     # the advisory database revision the packages were last matched against; NULL: not yet
     Column("matched_revision", String(64)),
     Column("matched_at", Timestamp),
