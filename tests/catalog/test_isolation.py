@@ -10,19 +10,25 @@ and, where the file could not be read at all, in the scan's unread files."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import shutil
 import sqlite3
 import struct
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 
 from vigil.catalog import CATALOGERS, catalog_rootfs
 from vigil.catalog.berkeleydb import read_hash_records
+from vigil.catalog.catalogers.base import CatalogContext, reading
 from vigil.catalog.gobuildinfo import MAGIC
+from vigil.catalog.limits import LimitExceeded
+from vigil.catalog.rpmheader import parse_header_blob
+from vigil.catalog.warnings import WarningSink
 
 from .conftest import PKGDB, build_go_program
 
@@ -181,3 +187,45 @@ def test_every_bad_file_is_named_with_its_error(image):
         ]
     )
     assert result.incomplete is True
+
+
+def _encrypted_member_read() -> None:
+    members = pom_properties("org.example", "enc", "1.0")
+    data = with_encrypted_flag(jar(members), next(iter(members)))
+    zipfile.ZipFile(io.BytesIO(data)).read(next(iter(members)))
+
+
+FAILURES = [
+    ("Error", lambda: list(csv.reader(io.StringIO('"' + "x" * (200 << 10) + '"\n')))),
+    ("RecursionError", lambda: json.loads("[" * 100_000 + "]" * 100_000)),
+    ("error", lambda: struct.unpack_from("<Q", b"\0" * 4, 0)),
+    ("error", lambda: zlib.decompress(b"\xff" * 64)),
+    ("RuntimeError", _encrypted_member_read),
+    ("TypeError", lambda: parse_header_blob("a header as text")),  # type: ignore[arg-type]
+]
+
+
+@pytest.mark.parametrize(("kind", "fail"), FAILURES, ids=[f[0] + str(n) for n, f in enumerate(FAILURES)])
+def test_reading_turns_each_failure_of_one_file_into_its_warning(kind, fail, tmp_path):
+    """The guard every cataloger reads each file under: the real exception each input raises in the
+    standard library's parsers is a warning naming the file and the error, and the next file is read."""
+    ctx = CatalogContext(os=None, warnings=WarningSink(), workdir=tmp_path)
+    read = []
+    for name in ("/bad", "/good"):
+        with reading(ctx, name, "test input"):
+            if name == "/bad":
+                fail()
+            read.append(name)
+    assert read == ["/good"]
+    [warning] = ctx.warnings.items
+    assert (warning.file, warning.entry) == ("/bad", None)
+    assert warning.message.startswith(f"test input not read: {kind}: ")
+    assert ctx.warnings.unread == ["/bad"] and ctx.warnings.incomplete is True
+
+
+@pytest.mark.parametrize("stop", [LimitExceeded("max_files", 1, "at /x"), MemoryError()])
+def test_a_scan_limit_or_exhausted_memory_is_not_one_files_fault(stop, tmp_path):
+    ctx = CatalogContext(os=None, warnings=WarningSink(), workdir=tmp_path)
+    with pytest.raises(type(stop)), reading(ctx, "/x", "test input"):
+        raise stop
+    assert ctx.warnings.items == []
