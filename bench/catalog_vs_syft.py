@@ -7,7 +7,8 @@ cached PyPI and npm installs; then a rootfs this bench writes with Java archives
 nested as real deployments nest them (ear -> war -> jars, Tomcat's lib/, a
 Spring Boot jar, Jenkins plugins, an sbt-named jar, a Java agent), Ruby gems,
 Composer packages, a .NET deps.json and a cargo-auditable Rust binary, read as a
-directory and as an OCI layout. For each input and package type, prints one JSON
+directory and as an OCI layout; and one rootfs per rpm database format (sqlite,
+Berkeley DB, ndb) from the real files of shared/data/pkgdb/rpm. For each input and package type, prints one JSON
 line with both counts and the (name, version) pairs only one side found, then
 one line with the wall times and their ratio (syft / vigil: above 1 means
 Vigil is faster).
