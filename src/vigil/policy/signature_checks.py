@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -263,15 +263,3 @@ def check_discovered(
 
 def unknown(digest: str, why: str) -> DigestSignatures:
     return DigestSignatures(digest, (), why)
-
-
-def named(checks: DigestSignatures, names: Mapping[str, str]) -> DigestSignatures:
-    """The checks with key ids replaced by the names a requirement gives them (for display)."""
-
-    def rename(c: SignatureCheck) -> SignatureCheck:
-        o = c.outcome
-        if isinstance(o, Verified) and o.issuer is None and o.by in names:
-            return replace(c, outcome=replace(o, by=f"{names[o.by]} ({o.by})"))
-        return c
-
-    return replace(checks, checks=tuple(rename(c) for c in checks.checks))

@@ -102,15 +102,6 @@ class SignatureRequirement:
     def signers(self) -> list[str]:
         return [k.describe() for k in self.keys] + [describe_identity(r) for r in self.identities]
 
-    def as_doc(self) -> dict[str, object]:
-        return {
-            "keys": [{"name": k.name, "key_id": k.key_id} for k in self.keys],
-            "identities": [_identity_doc(r) for r in self.identities],
-            "attestations": list(self.attestations),
-            "source_repositories": list(self.source_repositories),
-            "builder_ids": list(self.builder_ids),
-        }
-
 
 def _identity_doc(rule: IdentityRule) -> dict[str, str]:
     return {
