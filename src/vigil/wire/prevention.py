@@ -23,11 +23,14 @@ RUNTIME_POLICY_PATH = "/api/v1/sensors/runtime-policy"
 MAX_POLICY_WAIT_SECONDS = 30
 MAX_CONTAINERS_PER_NODE = 10_000
 MAX_DENY_LIST = 100_000
+MAX_DRIFT_SHA256 = 10_000  # per container
 MAX_PATH = 4096
 MAX_ARGV_ITEMS = 256
 MAX_PARENTS = 8
 MAX_SAMPLES = 5
 MAX_PREVENTIONS = 10_000
+MAX_LOAD_WATCH_PATHS = 256  # per container (vigil.service.analysis.runtime.load_watch)
+LOAD_WATCH_PATH_LEN = 255  # the kernel's path buffer holds 255 bytes and a NUL
 
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
@@ -36,7 +39,9 @@ _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z")
 class PreventionRule(StrEnum):
     """What the kernel stops. Each is decided in the kernel from its maps, without a user-space round trip."""
 
-    DRIFT = "drift"  # exec of a file on the container's overlay upper layer (written after it started)
+    # exec of a file on the container's overlay upper layer (written after it started), or of a file whose
+    # sha256 the service knows is in the image's manifest at no path (ContainerPrevention.drift_sha256)
+    DRIFT = "drift"
     MEMFD_EXEC = "memfd_exec"  # exec of a memfd (fileless payload)
     DELETED_EXEC = "deleted_exec"  # exec of a file whose last link is gone
     TMP_EXEC = "tmp_exec"  # exec of a file under /tmp, /dev/shm or /var/tmp
@@ -69,11 +74,49 @@ class ContainerPrevention(WireModel):
     policies: dict[PreventionRule, str] = Field(
         default_factory=dict, description="For each rule: the name of the policy that set its mode"
     )
+    drift_sha256: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_DRIFT_SHA256,
+        description="With the drift rule on: sha256s that ran in this container and that its image's manifest "
+        "holds at no path (open runtime_drift / tampered_binary findings); a file with these bytes is drift",
+    )
 
     @field_validator("container_id")
     @classmethod
     def _cid(cls, v: str) -> str:
         check_container_id(v)
+        return v
+
+    @field_validator("drift_sha256")
+    @classmethod
+    def _drift(cls, v: list[str]) -> list[str]:
+        for digest in v:
+            _sha(digest)
+        return v
+
+
+class ContainerLoadWatch(WireModel):
+    """The package files whose opens one container's sensor reports (``package_load``): the files of the
+    packages with open vulnerable findings in its image. A path ending in ``/`` watches everything under it."""
+
+    container_id: str = Field(description="Runtime-prefixed id (containerd://<id>)")
+    paths: list[str] = Field(default_factory=list, max_length=MAX_LOAD_WATCH_PATHS)
+    left_out: int = Field(
+        default=0, ge=0, le=INT64_MAX, description="Paths not listed: over the cap, or too long for the kernel"
+    )
+
+    @field_validator("container_id")
+    @classmethod
+    def _cid(cls, v: str) -> str:
+        check_container_id(v)
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        for p in v:
+            if not p.startswith("/") or len(p.encode("utf-8", "surrogateescape")) > LOAD_WATCH_PATH_LEN:
+                raise ValueError(f"load watch path {p[:80]!r} must be absolute and at most {LOAD_WATCH_PATH_LEN} bytes")
         return v
 
 
@@ -85,6 +128,11 @@ class NodeRuntimePolicy(WireModel):
     generated_at: datetime
     containers: list[ContainerPrevention] = Field(default_factory=list, max_length=MAX_CONTAINERS_PER_NODE)
     deny_sha256: list[str] = Field(default_factory=list, max_length=MAX_DENY_LIST)
+    load_watch: list[ContainerLoadWatch] = Field(
+        default_factory=list,
+        max_length=MAX_CONTAINERS_PER_NODE,
+        description="Per container: the package files whose opens the sensor reports as package_load",
+    )
 
     @field_validator("revision")
     @classmethod
@@ -106,6 +154,7 @@ class NodeRuntimePolicy(WireModel):
     @model_validator(mode="after")
     def _unique(self) -> NodeRuntimePolicy:
         require_unique(self.containers, lambda c: c.container_id, "container")
+        require_unique(self.load_watch, lambda c: c.container_id, "load watch container")
         return self
 
 

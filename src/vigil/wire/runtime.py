@@ -50,6 +50,7 @@ ActivityKind = Literal[
     "bpf_load",  # bpf(BPF_PROG_LOAD); detail.prog_type
     "module_load",  # init_module/finit_module where the kernel has the tracepoints
     "memfd_create",  # detail.name
+    "package_load",  # open for read of a file in the node policy's load watch of that container
 ]
 
 MAX_DETAIL_ENTRIES = 16

@@ -27,6 +27,8 @@ from vigil.service.analysis.runtime.prevention import PreventionContext, dedup_k
 from vigil.service.store import findings as finding_store
 from vigil.service.store.chunks import chunks
 from vigil.service.store.enforcement import load_enforcement
+from vigil.service.store.load_watch import marker as load_watch_marker
+from vigil.service.store.load_watch import node_load_watch, with_load_watch
 from vigil.service.store.runtime import sensor_status
 from vigil.service.store.schema import (
     clusters,
@@ -214,18 +216,21 @@ def inventory_changed(conn: Connection, cluster_id: str) -> None:
 
 def change_marker(conn: Connection, cluster_id: str) -> tuple[Any, ...]:
     """What a node's runtime policy is computed from, cheaply: the policy's latest row, the deny list's latest
-    change and when the cluster's inventory last changed. The same marker means the same policy."""
+    change, when the cluster's inventory last changed and the latest finding event (the load watch follows the
+    open package findings). The same marker means the same policy."""
     t, d = enforcement_policy_revisions.c, deny_list_changes.c
     return (
         conn.execute(select(func.max(t.id))).scalar(),
         conn.execute(select(func.max(d.id))).scalar(),
         conn.execute(select(clusters.c.inventory_changed_at).where(clusters.c.id == cluster_id)).scalar(),
+        load_watch_marker(conn),
     )
 
 
 def compute_node_policy(conn: Connection, cluster_id: str, node_name: str) -> NodeRuntimePolicy:
-    """The runtime policy of one node, from the policy in force, the node's running containers and the deny list."""
-    return node_policy(
+    """The runtime policy of one node, from the policy in force, the node's running containers, the deny list
+    and the package files to watch being loaded."""
+    policy = node_policy(
         load_enforcement(conn).policy,
         cluster_of(conn, cluster_id),
         node_name,
@@ -233,6 +238,7 @@ def compute_node_policy(conn: Connection, cluster_id: str, node_name: str) -> No
         deny_sha256s(conn),
         utcnow(),
     )
+    return with_load_watch(policy, node_load_watch(conn, cluster_id, node_name))
 
 
 # -- what sensors prevented ---------------------------------------------------------------------------
@@ -464,6 +470,7 @@ def node_enforcement(conn: Connection, cluster_id: str | None = None) -> list[No
     out: list[NodeEnforcement] = []
     for cid, name in sorted(keys):
         node = node_policy(policy, clusters_by_id[cid], name, running.get((cid, name), []), deny, now)
+        node = with_load_watch(node, node_load_watch(conn, cid, name))
         beat = beats.get((cid, name))
         state, reason = enforcement_state(node, beat, disabled.get((cid, name), False), now)
         out.append(
