@@ -162,6 +162,5 @@ def test_scan_says_which_package_databases_it_did_not_read(rootfs, db, tmp_path)
     assert doc["unread_files"] == ["/usr/lib/opkg/status"]
     assert (
         "/usr/lib/opkg/status: opkg database (OpenWrt) not read: Vigil has no cataloger for it; "
-        "its packages are not listed"
-        in doc["warnings"]
+        "its packages are not listed" in doc["warnings"]
     )

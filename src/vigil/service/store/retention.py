@@ -78,4 +78,3 @@ RULES: tuple[Rule, ...] = (
     Rule("resolved_findings", _resolved_findings),
     Rule("finding_history", _superseded_history),
 )
-
