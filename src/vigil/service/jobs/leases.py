@@ -34,8 +34,9 @@ SAFETY_FRACTION = 0.2
 
 
 def replica_id() -> str:
-    """This process among the replicas: host, pid and a random part (a pid is reused across restarts)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """This process among the replicas: host, pid and a random part (a pid is reused across restarts),
+    within the 128 characters of ``job_leases.holder``."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class JobLeases:
