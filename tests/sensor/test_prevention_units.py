@@ -24,6 +24,9 @@ from vigil.sensor.prevention import (
     RuleBits,
     cgroup_entries,
     container_bits,
+    drift_entries,
+    drift_index,
+    drift_key,
     file_key,
     rule_bits,
     target_of,
@@ -158,6 +161,39 @@ def test_policy_file_checks_name_the_file_and_the_problem() -> None:
     assert str(big.value) == f"runtime policy p.json is {32 << 20 | 1} bytes, over the {32 << 20} byte limit"
 
 
+SHA_A, SHA_B = "a1" * 32, "b2" * 32
+
+
+def test_drift_key_is_struct_drift_key_and_only_drift_rule_containers_index_their_sha256s() -> None:
+    ident = FileIdentity(os.makedev(0, 0x2A), 77, 1000, 5 * 1_000_000_000 + 123)
+    assert drift_key(ident, 4242) == struct.pack("<QqIIQ", 77, 5, 123, 0x2A, 4242)
+    third = "containerd://" + "c" * 64
+    policy = NodeRuntimePolicy(
+        revision="r1",
+        node_name="node-a",
+        generated_at=T0,
+        containers=[
+            ContainerPrevention(container_id=CID, rules={"drift": "enforce"}, drift_sha256=[SHA_A, SHA_B]),
+            ContainerPrevention(container_id=OTHER, rules={"drift": "audit"}, drift_sha256=[SHA_A]),
+            # Listed without the drift rule on: its sha256s are nobody's drift.
+            ContainerPrevention(container_id=third, rules={"tmp_exec": "enforce"}, drift_sha256=[SHA_B]),
+        ],
+    )
+    index = drift_index(policy)
+    assert index == {SHA_A: frozenset({CID, OTHER}), SHA_B: frozenset({CID})}
+    cgroups = {11: CID, 12: OTHER, 13: third, 14: CID}
+    assert drift_entries(SHA_A, index, cgroups) == [11, 12, 14]
+    assert drift_entries(SHA_B, index, cgroups) == [11, 14]
+    assert drift_entries("c3" * 32, index, cgroups) == []
+
+
+def test_drift_sha256_must_be_sha256s_and_is_bounded() -> None:
+    with pytest.raises(ValueError, match="'ABC' is not a file sha256"):
+        ContainerPrevention(container_id=CID, drift_sha256=["ABC"])
+    with pytest.raises(ValueError, match="at most 10000 items"):
+        ContainerPrevention(container_id=CID, drift_sha256=[SHA_A] * 10_001)
+
+
 def _cgroup_tree(root, pod: str, cid: str):
     container = root / "kubepods" / "besteffort" / f"pod{pod}" / cid
     container.mkdir(parents=True)
@@ -187,6 +223,60 @@ def test_enforcer_fills_and_empties_the_kernel_map_for_listed_containers_only(tm
         # A policy that no longer lists it empties its entries.
         enforcer.apply(NodeRuntimePolicy(revision="r2", node_name="node-a", generated_at=T0))
         assert tracer.cgroup_rules(cg) is None and tracer.cgroup_rules(other_cg) is None
+        assert enforcer.entries() == {}
+
+
+@pytest.mark.skipif(bpf_unavailable() is not None, reason=str(bpf_unavailable()))
+def test_enforcer_enters_drift_files_per_container_cgroup_and_takes_them_out(tmp_path) -> None:
+    from vigil.sensor.enforcer import Enforcer
+    from vigil.sensor.loader import ProcessTracer
+
+    pod = "0b7f2a4e-1111-4222-8333-444455556666"
+    container = _cgroup_tree(tmp_path / "root", pod, "a" * 64)
+    (tmp_path / "root" / "kubepods" / "besteffort" / f"pod{pod}" / ("b" * 64)).mkdir()
+    later = _cgroup_tree(tmp_path / "elsewhere", pod, "a" * 64)  # the same container, seen later
+    cg = os.stat(container).st_ino
+    other_cg = os.stat(container.parent / ("b" * 64)).st_ino
+    later_cg = os.stat(later).st_ino
+    hashed = FileIdentity(os.makedev(0, 0x2A), 9001, 1000, 7 * 1_000_000_000 + 5)  # hashed before the policy
+    fresh = FileIdentity(os.makedev(0, 0x2A), 9002, 1000, 7 * 1_000_000_000 + 6)  # hashed after it
+    image_own = FileIdentity(os.makedev(0, 0x2A), 9003, 1000, 7 * 1_000_000_000 + 7)
+    known = [(hashed, SHA_A), (image_own, "c3" * 32)]
+
+    def policy(revision: str, drift: list[str]) -> NodeRuntimePolicy:
+        return NodeRuntimePolicy(
+            revision=revision,
+            node_name="node-a",
+            generated_at=T0,
+            containers=[
+                ContainerPrevention(container_id=CID, rules={"drift": "audit"}, drift_sha256=drift),
+                ContainerPrevention(container_id=OTHER, rules={"drift": "audit"}),
+            ],
+        )
+
+    # Audit only: these ids are directory inodes of a temp dir, not cgroups; nothing may be killed.
+    with ProcessTracer(activities=False, exec_aggregation=False) as tracer:
+        enforcer = Enforcer(tracer, tmp_path / "root", known_files=lambda: known)
+        enforcer.apply(policy("r1", [SHA_A, SHA_B]))
+        # Hashed before the policy arrived: entered for the container that lists its sha256 only.
+        assert tracer.is_drift_file(drift_key(hashed, cg))
+        assert not tracer.is_drift_file(drift_key(hashed, other_cg))
+        assert not tracer.is_drift_file(drift_key(image_own, cg))
+        enforcer.note_file(fresh, SHA_B)
+        assert tracer.is_drift_file(drift_key(fresh, cg)) and not tracer.is_drift_file(drift_key(fresh, other_cg))
+        enforcer.note_file(image_own, "c3" * 32)
+        assert not tracer.is_drift_file(drift_key(image_own, cg))
+        # A cgroup of the container seen later gets the files hashed so far.
+        enforcer.note_container(later_cg, Attribution("kubelet-cgroupfs", "containerd", "a" * 64, pod))
+        assert tracer.is_drift_file(drift_key(hashed, later_cg))
+        # The finding behind SHA_B resolved: its file is out of the map, SHA_A's stays; the cgroup not in the
+        # fresh walk is forgotten with its entries until it is seen again.
+        enforcer.apply(policy("r2", [SHA_A]))
+        assert not tracer.is_drift_file(drift_key(fresh, cg))
+        assert tracer.is_drift_file(drift_key(hashed, cg))
+        assert not tracer.is_drift_file(drift_key(hashed, later_cg))
+        enforcer.apply(NodeRuntimePolicy(revision="r3", node_name="node-a", generated_at=T0))
+        assert not tracer.is_drift_file(drift_key(hashed, cg))
         assert enforcer.entries() == {}
 
 

@@ -150,6 +150,7 @@ def test_a_node_gets_its_running_containers_in_scope_with_rule_modes_and_the_den
             "memfd_exec": "web-kill",
             "tmp_exec": "everywhere",
         },
+        "drift_sha256": [],
     }
     db = {
         "container_id": DB,
@@ -159,6 +160,7 @@ def test_a_node_gets_its_running_containers_in_scope_with_rule_modes_and_the_den
         "workload": "StatefulSet/db",
         "rules": {"escape": "audit", "tmp_exec": "audit"},
         "policies": {"escape": "everywhere", "tmp_exec": "everywhere"},
+        "drift_sha256": [],
     }
     # kube-system is exempt, the terminated job and node-2's container are not this node's running ones.
     assert body["containers"] == [web, db]

@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from vigil.policy.enforcement import AdmissionSubject, EnforcementPolicy, Mode, PolicyEntry, RuntimeMode
-from vigil.wire.prevention import ContainerPrevention, NodeRuntimePolicy, PreventionMode, PreventionRule
+from vigil.wire.prevention import (
+    MAX_DRIFT_SHA256,
+    ContainerPrevention,
+    NodeRuntimePolicy,
+    PreventionMode,
+    PreventionRule,
+)
 
 REVISION_LENGTH = 16
 
@@ -37,6 +43,8 @@ class RunningContainer:
     workload: str = ""  # kind/name of the top-level workload
     labels: Mapping[str, str] = field(default_factory=dict)  # the workload's and the pod's
     namespace_labels: Mapping[str, str] | None = None  # None: not known
+    # sha256s that ran in it and that its image's manifest holds at no path (its open drift findings)
+    drift_sha256: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +120,11 @@ def revision_of(node_name: str, containers: Iterable[ContainerPrevention], deny_
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:REVISION_LENGTH]
 
 
+def drift_list(container: RunningContainer) -> list[str]:
+    """The container's known non-image sha256s, sorted (the revision depends on the contents only) and bounded."""
+    return sorted(container.drift_sha256)[:MAX_DRIFT_SHA256]
+
+
 def node_policy(
     policy: EnforcementPolicy,
     cluster: Cluster,
@@ -136,6 +149,7 @@ def node_policy(
                     workload=c.workload,
                     rules=dict(sorted(rules.items())),
                     policies=dict(sorted(names.items())),
+                    drift_sha256=drift_list(c) if PreventionRule.DRIFT in rules else [],
                 )
             )
     deny = sorted(set(deny_sha256))

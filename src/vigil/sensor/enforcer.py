@@ -4,7 +4,8 @@ The policy names containers; the kernel knows cgroups. Each policy applied here 
 containers' cgroups found in the cgroup v2 hierarchy, and a container that appears later gets its
 entry as soon as the sensor sees its first event (``note_container``). The deny list is of
 sha256s; the kernel matches file identities, so a file enters ``deny_files`` once the sensor has
-hashed it (``note_file``): the exec after that is the one stopped.
+hashed it (``note_file``): the exec after that is the one stopped. The same for a container's
+drift sha256s (bytes its image holds nowhere), per container cgroup in ``drift_files``.
 
 Called from two threads (the policy source's and the drain thread), hence the lock. The kernel
 decides on its own once the maps are filled: nothing here is on an exec's path.
@@ -21,7 +22,15 @@ from typing import Protocol
 
 from vigil.sensor.attribution import Attribution, attribute_cgroup_path
 from vigil.sensor.events import FileIdentity
-from vigil.sensor.prevention import RuleBits, cgroup_entries, container_bits, file_key
+from vigil.sensor.prevention import (
+    RuleBits,
+    cgroup_entries,
+    container_bits,
+    drift_entries,
+    drift_index,
+    drift_key,
+    file_key,
+)
 from vigil.wire.prevention import NodeRuntimePolicy
 
 log = logging.getLogger(__name__)
@@ -32,6 +41,8 @@ class PreventionMaps(Protocol):
     def clear_cgroup_rules(self, cgroup_id: int) -> None: ...
     def deny_file(self, key: bytes) -> None: ...
     def allow_file(self, key: bytes) -> None: ...
+    def drift_file(self, key: bytes) -> None: ...
+    def undrift_file(self, key: bytes) -> None: ...
 
 
 def container_cgroups(root: Path | None, default_runtime: str = "containerd") -> dict[int, str]:
@@ -72,6 +83,8 @@ class Enforcer:
         self._entries: dict[int, RuleBits] = {}  # what prevent_cgroups holds
         self._deny: frozenset[str] = frozenset()
         self._denied: dict[bytes, str] = {}  # deny_files keys -> their sha256
+        self._drift: dict[str, frozenset[str]] = {}  # sha256 -> the container refs it is drift in
+        self._drifted: dict[bytes, tuple[str, int]] = {}  # drift_files keys -> (sha256, cgroup id)
         self.changed = threading.Event()  # set when a new revision is in the kernel, or an error
         self.notify: Callable[[], None] | None = None  # told of each change (wakes the heartbeat)
 
@@ -92,16 +105,23 @@ class Enforcer:
                 if sha not in self._deny:
                     self.kernel.allow_file(key)
                     del self._denied[key]
+            self._drift = drift_index(policy)
+            for key, (sha, cg) in list(self._drifted.items()):
+                if self._containers.get(cg) not in self._drift.get(sha, ()):
+                    self.kernel.undrift_file(key)
+                    del self._drifted[key]
             self.policy = policy
             self.error = None
         for ident, sha in self.known_files():
             self.note_file(ident, sha)
         log.info(
-            "runtime policy %s in the kernel: %d containers listed, %d cgroups under rules, %d files deny-listed",
+            "runtime policy %s in the kernel: %d containers listed, %d cgroups under rules, %d files deny-listed, "
+            "%d file identities drift in a container",
             policy.revision,
             len(self._wanted),
             len(self._entries),
             len(self._denied),
+            len(self._drifted),
         )
         self._changed()
 
@@ -134,10 +154,20 @@ class Enforcer:
                 self.kernel.set_cgroup_rules(cgroup_id, bits.enforce, bits.audit)
                 self._entries[cgroup_id] = bits
                 log.info("container %s (cgroup %d) is under runtime rules from now on", ref, cgroup_id)
+            drifts = any(ref in refs for refs in self._drift.values())
+        if drifts:
+            # Files hashed before this cgroup was known: their next exec in it is judged too.
+            for ident, sha in self.known_files():
+                self.note_file(ident, sha)
 
     def note_file(self, ident: FileIdentity, sha256: str | None) -> None:
-        """A file the sensor hashed: into the kernel's deny map when its sha256 is deny-listed."""
-        if sha256 is None or sha256 not in self._deny:
+        """A file the sensor hashed: into the kernel's deny map when its sha256 is deny-listed, and into its
+        drift map for each container cgroup whose image does not hold it."""
+        if sha256 is None:
+            return
+        if sha256 in self._drift:
+            self._note_drift(ident, sha256)
+        if sha256 not in self._deny:
             return
         key = file_key(ident)
         with self._lock:
@@ -146,6 +176,22 @@ class Enforcer:
             self.kernel.deny_file(key)
             self._denied[key] = sha256
         log.info("deny-listed file %s (inode %d) is stopped at its next exec", sha256, ident.ino)
+
+    def _note_drift(self, ident: FileIdentity, sha256: str) -> None:
+        with self._lock:
+            for cg in drift_entries(sha256, self._drift, self._containers):
+                key = drift_key(ident, cg)
+                if key in self._drifted:
+                    continue
+                self.kernel.drift_file(key)
+                self._drifted[key] = (sha256, cg)
+                log.info(
+                    "file %s (inode %d) is drift in container %s (cgroup %d) from its next exec",
+                    sha256,
+                    ident.ino,
+                    self._containers[cg],
+                    cg,
+                )
 
     def fail(self, error: str) -> None:
         """Prevention is not (or no longer) in force as the service wants: the heartbeat says why."""

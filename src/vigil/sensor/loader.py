@@ -272,6 +272,7 @@ class ProcessTracer:
         self._activity_known = self._map("activity_known")
         self._prevent_cgroups = self._map("prevent_cgroups")
         self._deny_files = self._map("deny_files")
+        self._drift_files = self._map("drift_files")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
@@ -410,6 +411,24 @@ class ProcessTracer:
     def allow_file(self, key: bytes) -> None:
         buf = ctypes.create_string_buffer(key, len(key))
         self._lib.bpf_map__delete_elem(self._deny_files, buf, len(key), 0)
+
+    def drift_file(self, key: bytes) -> None:
+        """Judge execs of this file identity in this cgroup (struct drift_key) under the cgroup's drift rule."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        one = ctypes.c_uint8(1)
+        rc = self._lib.bpf_map__update_elem(self._drift_files, buf, len(key), ctypes.byref(one), 1, 0)
+        if rc:
+            raise self._fail("cannot add a file to the in-kernel drift map", -rc)
+
+    def undrift_file(self, key: bytes) -> None:
+        buf = ctypes.create_string_buffer(key, len(key))
+        self._lib.bpf_map__delete_elem(self._drift_files, buf, len(key), 0)
+
+    def is_drift_file(self, key: bytes) -> bool:
+        """Whether the kernel holds this struct drift_key (a file identity in one cgroup)."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        out = ctypes.create_string_buffer(1)
+        return not self._lib.bpf_map__lookup_elem(self._drift_files, buf, len(key), out, 1, 0)
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

@@ -1,10 +1,11 @@
 """Runtime prevention in the sensor's terms: a node's runtime policy as kernel map entries, and what
 the kernel prevented as PreventionRecords.
 
-Pure logic: no files, no kernel. The kernel decides every exec and escape syscall from two maps
-(bpf/vigil.bpf.c): ``prevent_cgroups`` (cgroup id -> one enforce and one audit bit per rule) and
-``deny_files`` (identities of files whose sha256 is deny-listed). This module says what those maps
-must hold for a NodeRuntimePolicy and the containers seen on the node, and aggregates the
+Pure logic: no files, no kernel. The kernel decides every exec and escape syscall from three maps
+(bpf/vigil.bpf.c): ``prevent_cgroups`` (cgroup id -> one enforce and one audit bit per rule),
+``deny_files`` (identities of files whose sha256 is deny-listed) and ``drift_files`` (identities of
+files, per container cgroup, whose sha256 that container's image does not hold). This module says
+what those maps must hold for a NodeRuntimePolicy and the containers seen on the node, and aggregates the
 kernel's prevented events into the records a runtime batch carries.
 """
 
@@ -44,6 +45,7 @@ RULE_BITS: dict[PreventionRule, int] = {
 RULES_BY_BIT: dict[int, PreventionRule] = {bit: rule for rule, bit in RULE_BITS.items()}
 
 _FILE_ID = struct.Struct("<QqII")  # struct file_id: ino, mtime_sec, mtime_nsec, dev
+_CGROUP_ID = struct.Struct("<Q")  # struct drift_key: a struct file_id, then the cgroup id
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,29 @@ def file_key(ident: FileIdentity) -> bytes:
     kdev = (os.major(ident.st_dev) << 20) | os.minor(ident.st_dev)
     sec, nsec = divmod(ident.mtime_ns, 1_000_000_000)
     return _FILE_ID.pack(ident.ino, sec, nsec, kdev)
+
+
+def drift_key(ident: FileIdentity, cgroup_id: int) -> bytes:
+    """A file identity in one cgroup as the kernel's struct drift_key."""
+    return file_key(ident) + _CGROUP_ID.pack(cgroup_id)
+
+
+def drift_index(policy: NodeRuntimePolicy) -> dict[str, frozenset[str]]:
+    """sha256 -> the container refs whose drift rule is on and whose image does not hold it."""
+    out: dict[str, set[str]] = {}
+    for c in policy.containers:
+        if PreventionRule.DRIFT in c.rules:
+            for sha in c.drift_sha256:
+                out.setdefault(sha, set()).add(c.container_id)
+    return {sha: frozenset(refs) for sha, refs in out.items()}
+
+
+def drift_entries(sha256: str, index: Mapping[str, frozenset[str]], cgroups: Mapping[int, str]) -> list[int]:
+    """The cgroups (id -> container ref) in which a file with these bytes is drift."""
+    refs = index.get(sha256)
+    if not refs:
+        return []
+    return sorted(cg for cg, ref in cgroups.items() if ref in refs)
 
 
 # -- what the kernel prevented -----------------------------------------------------------------

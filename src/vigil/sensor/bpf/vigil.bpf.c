@@ -258,7 +258,7 @@ struct prevent_bits {
 	__u32 audit;
 };
 
-/* A file identity whose sha256 user space found on the deny list. */
+/* A file identity whose sha256 user space found on the deny list (or, with a cgroup, drift). */
 struct file_id {
 	__u64 ino;
 	__s64 mtime_sec;
@@ -376,6 +376,23 @@ struct {
 	__type(key, struct file_id);
 	__type(value, __u8);
 } deny_files SEC(".maps");
+
+/* A file identity executed in one container cgroup. */
+struct drift_key {
+	struct file_id file;
+	__u64 cgroup_id;
+};
+
+/* Identities of files whose sha256 the service knows is not in the image of the container of
+ * cgroup_id (it ran there and the image's manifest holds it nowhere), entered once user space
+ * hashed them: judged under that cgroup's drift rule. Per cgroup, as the same bytes may be
+ * another container's image's own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct drift_key);
+	__type(value, __u8);
+} drift_files SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -657,15 +674,20 @@ static __always_inline bool prevent_exec(struct config *cfg, struct task_struct 
 		bpf_probe_read_kernel_str(name, sizeof(name), BPF_CORE_READ(file, f_path.dentry, d_name.name));
 		hit |= prefixed(name, "memfd:", 6) ? RULE_MEMFD_EXEC : RULE_DELETED_EXEC;
 	}
-	if (armed & RULE_DENY_LISTED) {
-		struct file_id id = {
-			.ino = BPF_CORE_READ(inode, i_ino),
-			.mtime_sec = BPF_CORE_READ(inode, i_mtime_sec),
-			.mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec),
-			.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+	if (armed & (RULE_DENY_LISTED | RULE_DRIFT)) {
+		struct drift_key dk = {
+			.file = {
+				.ino = BPF_CORE_READ(inode, i_ino),
+				.mtime_sec = BPF_CORE_READ(inode, i_mtime_sec),
+				.mtime_nsec = BPF_CORE_READ(inode, i_mtime_nsec),
+				.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+			},
+			.cgroup_id = cgroup_id,
 		};
-		if (bpf_map_lookup_elem(&deny_files, &id))
+		if ((armed & RULE_DENY_LISTED) && bpf_map_lookup_elem(&deny_files, &dk.file))
 			hit |= RULE_DENY_LISTED;
+		if ((armed & RULE_DRIFT) && !(hit & RULE_DRIFT) && bpf_map_lookup_elem(&drift_files, &dk))
+			hit |= RULE_DRIFT;
 	}
 	if (armed & RULE_TMP_EXEC) {
 		/* The file the kernel loaded, by its path from the task's root (a relative or

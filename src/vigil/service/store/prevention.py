@@ -26,6 +26,8 @@ from vigil.policy.prevention import (
 from vigil.service.analysis.runtime.prevention import PreventionContext, dedup_key, detection
 from vigil.service.store import findings as finding_store
 from vigil.service.store.chunks import chunks
+from vigil.service.store.drift import ContainerImage, container_drift
+from vigil.service.store.drift import marker as drift_marker
 from vigil.service.store.enforcement import load_enforcement
 from vigil.service.store.load_watch import marker as load_watch_marker
 from vigil.service.store.load_watch import node_load_watch, with_load_watch
@@ -140,8 +142,11 @@ def _running(conn: Connection, cluster_id: str, where: Any) -> list[tuple[Runnin
             p.workload_name,
             p.labels.label("pod_labels"),
             w.labels.label("workload_labels"),
+            c.image_pk,
+            images.c.digest,
         )
         .join(pods, (p.cluster_id == c.cluster_id) & (p.uid == c.pod_uid))
+        .join(images, images.c.id == c.image_pk)
         .outerjoin(
             workloads,
             (w.cluster_id == p.cluster_id)
@@ -152,6 +157,15 @@ def _running(conn: Connection, cluster_id: str, where: Any) -> list[tuple[Runnin
         .where(c.cluster_id == cluster_id, where, c.state == "running", c.container_id.is_not(None))
         .order_by(p.name, c.name)
     )
+    rows = conn.execute(stmt).all()
+    drift = container_drift(
+        conn,
+        cluster_id,
+        (
+            ContainerImage(r.container_id, r.image_pk, r.digest, r.namespace, r.workload_kind, r.workload_name)
+            for r in rows
+        ),
+    )
     return [
         (
             RunningContainer(
@@ -161,11 +175,12 @@ def _running(conn: Connection, cluster_id: str, where: Any) -> list[tuple[Runnin
                 pod_uid=r.uid,
                 workload=f"{r.workload_kind}/{r.workload_name}" if r.workload_kind else "",
                 labels={**(r.workload_labels or {}), **(r.pod_labels or {})},
+                drift_sha256=drift.get(r.container_id, frozenset()),
             ),
             r.container_name,
             r.node_name,
         )
-        for r in conn.execute(stmt)
+        for r in rows
     ]
 
 
@@ -217,13 +232,14 @@ def inventory_changed(conn: Connection, cluster_id: str) -> None:
 def change_marker(conn: Connection, cluster_id: str) -> tuple[Any, ...]:
     """What a node's runtime policy is computed from, cheaply: the policy's latest row, the deny list's latest
     change, when the cluster's inventory last changed and the latest finding event (the load watch follows the
-    open package findings). The same marker means the same policy."""
+    open package findings, the drift sha256s the open drift findings). The same marker means the same policy."""
     t, d = enforcement_policy_revisions.c, deny_list_changes.c
     return (
         conn.execute(select(func.max(t.id))).scalar(),
         conn.execute(select(func.max(d.id))).scalar(),
         conn.execute(select(clusters.c.inventory_changed_at).where(clusters.c.id == cluster_id)).scalar(),
         load_watch_marker(conn),
+        drift_marker(conn),
     )
 
 
