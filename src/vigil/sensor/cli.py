@@ -26,7 +26,7 @@ from vigil.sensor.enrolment import EnrolmentError, enrol
 from vigil.sensor.hashing import FileHasher
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
-from vigil.sensor.policy_source import PolicyError, PolicyFile, PolicyPoller
+from vigil.sensor.policy_source import PolicyError, PolicyFile, PolicyPoller, parse_policy
 from vigil.sensor.selfcheck import enforce_test as run_enforce_test
 from vigil.sensor.shipper import Shipper, read_credential
 from vigil.sensor.spool import Spool
@@ -112,6 +112,8 @@ def sensor(
             "give --service URL (with --enrolment-credential-file) to ship, or --output json to print"
         )
     node = node_name or default_node_name()
+    if runtime_policy is not None:
+        _check_policy_file(runtime_policy, node)
     stop = threading.Event()
     shipper = spool = None
     poller: PolicyPoller | None = None
@@ -205,6 +207,19 @@ def sensor(
         poller.close()
     if agent.stop_reason:
         typer.echo(f"vigil sensor: stopped: {agent.stop_reason}", err=True)
+
+
+def _check_policy_file(path: Path, node: str) -> None:
+    """Read and check --runtime-policy before the kernel programs load: a bad file is an input error like any
+    other option's, not a sensor that starts and then stops."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"--runtime-policy {path}: cannot read it: {exc.strerror}") from None
+    try:
+        parse_policy(raw, str(path), node)
+    except PolicyError as exc:
+        raise typer.BadParameter(f"--runtime-policy: {exc}") from None
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
