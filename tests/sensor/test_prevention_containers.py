@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,6 +188,7 @@ def write_policy(
     mode: str,
     deny: list[str],
     rules: set[PreventionRule] = EXEC_RULES,
+    drift: dict[str, list[str]] | None = None,
 ) -> None:
     policy = NodeRuntimePolicy(
         revision=revision,
@@ -199,6 +201,7 @@ def write_policy(
                 namespace="shop",
                 rules={rule: mode for rule in rules},  # type: ignore[misc]
                 policies={rule: "runtime-test" for rule in rules},
+                drift_sha256=(drift or {}).get(c.ref, []),
             )
             for c in containers
         ],
@@ -319,6 +322,99 @@ def test_enforce_kills_drift_memfd_tmp_and_deny_listed_execs_and_spares_the_rest
     assert beats[-1] == (
         "rev-enforce",
         "the sensor stopped: runtime prevention is off on this node until it runs again",
+    )
+
+
+def wait_drift(sensor: SensorProcess, digest: str, container: Container) -> None:
+    wait_for(
+        "the sensor to enter the hashed file as drift",
+        lambda: f"is drift in container {container.ref}" in sensor.log() and digest in sensor.log(),
+        timeout=15,
+    )
+
+
+def test_enforce_kills_a_known_non_image_sha256_from_its_second_exec_in_that_container_only(
+    world, helpers: Path, tmp_path: Path
+) -> None:
+    ctd, image = world
+    tool_sha = sha(helpers / "imagetool")
+    server = IngestServer(token=TOKEN)
+    # Both run the same image: the tool is the same file (one inode of the shared snapshot) in each.
+    tampered, bystander = Container(ctd, image, helpers), Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    # As the service lists it after a tampered_binary finding of the first container only.
+    write_policy(
+        policy, "rev-drift", [tampered, bystander], "enforce", [], {PreventionRule.DRIFT}, {tampered.ref: [tool_sha]}
+    )
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        # Not on the upper layer: the first exec runs and is hashed, the next is killed.
+        assert tampered.run(f"{IMAGE_TOOL} /m-1", "/m-1") == ("rc=0", True)
+        wait_drift(sensor, tool_sha, tampered)
+        assert tampered.run(f"{IMAGE_TOOL} /m-2", "/m-2") == ("rc=137", False)
+        # The same file is the image's own bytes for the other container, under the drift rule too.
+        assert bystander.run(f"{IMAGE_TOOL} /m-3", "/m-3") == ("rc=0", True)
+        assert bystander.run(f"{IMAGE_TOOL} /m-4", "/m-4") == ("rc=0", True)
+        assert tampered.sh("/bin/echo image > /m-image; /bin/cat /m-image") == "image\n"
+        wait_for("the prevention to be shipped", lambda: preventions(server, tampered) or None)
+    finally:
+        rc = sensor.stop()
+        tampered.remove()
+        bystander.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    assert "Traceback" not in sensor.log()
+    recs = preventions(server, tampered)
+    assert sorted(recs) == [("drift", IMAGE_TOOL)]
+    rec = recs[("drift", IMAGE_TOOL)]
+    assert (rec["mode"], rec["killed"], rec["count"], rec["sha256"], rec["upper_layer"]) == (
+        "enforce",
+        True,
+        1,
+        tool_sha,
+        False,
+    )
+    assert rec["policy_revision"] == "rev-drift" and rec["samples"][0]["argv"] == [IMAGE_TOOL, "/m-2"]
+    assert preventions(server, bystander) == {}
+
+
+def test_audit_mode_reports_a_known_non_image_sha256_hashed_before_the_policy_listed_it(
+    world, helpers: Path, tmp_path: Path
+) -> None:
+    ctd, image = world
+    tool_sha = sha(helpers / "imagetool")
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-1", [c], "audit", [], {PreventionRule.DRIFT})
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        assert c.run(f"{IMAGE_TOOL} /m-1", "/m-1") == ("rc=0", True)  # hashed under rev-1: not drift yet
+        time.sleep(1.0)  # the drain thread hashes an exec within milliseconds of it
+        write_policy(policy, "rev-2", [c], "audit", [], {PreventionRule.DRIFT}, {c.ref: [tool_sha]})
+        wait_drift(sensor, tool_sha, c)
+        # Entered while the policy was applied, from the files hashed before it listed the sha256.
+        assert (
+            "runtime policy rev-2 in the kernel: 1 containers listed, 1 cgroups under rules, 0 files deny-listed, "
+            "1 file identities drift in a container"
+        ) in sensor.log()
+        assert c.run(f"{IMAGE_TOOL} /m-2", "/m-2") == ("rc=0", True)
+        assert c.run(f"{IMAGE_TOOL} /m-3", "/m-3") == ("rc=0", True)
+        wait_for("the preventions to be shipped", lambda: preventions(server, c) or None)
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    recs = preventions(server, c)
+    assert sorted(recs) == [("drift", IMAGE_TOOL)]
+    rec = recs[("drift", IMAGE_TOOL)]
+    assert (rec["mode"], rec["killed"], rec["count"], rec["sha256"], rec["policy_revision"]) == (
+        "audit",
+        False,
+        2,
+        tool_sha,
+        "rev-2",
     )
 
 
