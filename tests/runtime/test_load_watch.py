@@ -76,3 +76,61 @@ def test_cap_and_paths_too_long_for_the_kernel_are_counted() -> None:
     got = interest_set([*many, long], cap=4)
     assert got.paths == ("/lib/j000.jar", "/lib/j001.jar", "/lib/j002.jar", "/lib/j003.jar")
     assert got.left_out == 7
+
+
+def _image():
+    from vigil.service.analysis.runtime.evaluate import ImageView
+    from vigil.service.analysis.runtime.model import PackageRef, VulnerabilityRef
+    from vigil.service.analysis.runtime.paths import ImageFileSystem
+
+    files = {f"{SP}/jinja2/__init__.py": "1" * 64, f"{SP}/jinja2/utils.py": "2" * 64, f"{SP}/six.py": "3" * 64}
+    jinja = PackageRef(1, "pypi", "Jinja2", "2.10", "pkg:pypi/jinja2@2.10")
+    six = PackageRef(2, "pypi", "six", "1.0", "pkg:pypi/six@1.0")
+    vuln = VulnerabilityRef(1, "PYSEC-1", "PYSEC-1", ("PYSEC-1",), ("CVE-1",), "high", 7.5, ("2.10.1",), False, "s")
+    return ImageView.build(
+        "sha256:" + "f" * 64,
+        ImageFileSystem(files, {}),
+        [(jinja, [f"{SP}/jinja2/__init__.py", f"{SP}/jinja2/utils.py"]), (six, [f"{SP}/six.py"])],
+        [vuln],
+    )
+
+
+def _load(target: str):
+    from datetime import UTC, datetime
+
+    from vigil.service.analysis.runtime.model import Activity, ActivitySample
+
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    s = ActivitySample(t, 42, 1, 0, "python3", "/usr/bin/python3.11", ("python3", "-c", "import jinja2"))
+    return Activity(1, "c1", "n1", "containerd://x", None, "package_load", target, False, {}, t, t, 3, (s,))
+
+
+def test_a_loaded_file_is_attributed_to_its_package_and_its_advisory_runs() -> None:
+    from vigil.service.analysis.runtime.loads import load_detections, owners_of
+    from vigil.service.analysis.runtime.model import ContainerProcesses, Workload
+
+    image = _image()
+    wl = Workload("c1", "prod", "shop", "Deployment", "web", "web-1", "app", 7, "reg/web:1", "sha256:" + "f" * 64)
+    # bytecode written at run time is in no RECORD: the package owning its directory's files.
+    assert owners_of(image, f"{SP}/jinja2/__pycache__/utils.cpython-311.pyc") == [1]
+    assert owners_of(image, f"{SP}/six.py") == [2] and owners_of(image, f"{SP}/other/x.py") == []
+    (d,) = load_detections(_load(f"{SP}/jinja2/utils.py"), wl, image, ContainerProcesses(None, frozenset()))
+    assert (d.type, d.severity, d.subject, d.key) == (
+        "running_vulnerability",
+        "critical",
+        "Jinja2 2.10 (PYSEC-1) running",
+        "PYSEC-1|pypi/Jinja2@2.10",
+    )
+    assert d.evidence["reason"] == (
+        "loaded by /usr/bin/python3.11 (python3 -c import jinja2) at 2026-01-01T00:00:00+00:00"
+    )
+    assert d.evidence["file"] == {
+        "path": f"{SP}/jinja2/utils.py",
+        "image_path": f"{SP}/jinja2/utils.py",
+        "sha256": "2" * 64,
+        "kind": "package_load",
+    }
+    assert d.evidence["process"]["argv"] == ["python3", "-c", "import jinja2"]
+    assert d.evidence["process"]["container"]["pod"] == "web-1"
+    # six has no known vulnerability: its load is no finding.
+    assert load_detections(_load(f"{SP}/six.py"), wl, image, ContainerProcesses(None, frozenset())) == []

@@ -24,6 +24,7 @@ from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.enforcer import Enforcer
 from vigil.sensor.enrolment import EnrolmentError, enrol
 from vigil.sensor.hashing import FileHasher
+from vigil.sensor.load_watch import LoadWatch
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
 from vigil.sensor.policy_source import PolicyError, PolicyFile, PolicyPoller, parse_policy
@@ -31,6 +32,7 @@ from vigil.sensor.selfcheck import enforce_test as run_enforce_test
 from vigil.sensor.shipper import Shipper, read_credential
 from vigil.sensor.spool import Spool
 from vigil.wire.client_certificate import ClientCertificateError, client_identity, tls_context
+from vigil.wire.prevention import NodeRuntimePolicy
 
 app = typer.Typer(help="eBPF sensor: what really executes in every container on this node.", add_completion=False)
 
@@ -155,6 +157,7 @@ def sensor(
         resolver = CgroupResolver(default_runtime=default_runtime)
         hasher = FileHasher()
         enforcer = Enforcer(tracer, resolver.root, known_files=hasher.known, default_runtime=default_runtime)
+        load_watch = LoadWatch(tracer)
         pipeline = EventPipeline(
             resolver,
             hasher,
@@ -163,9 +166,15 @@ def sensor(
             with_exits=output == "json",
             on_container=enforcer.note_container,
             policy_revision=lambda: enforcer.revision,
+            load_watch=load_watch,
         )
+
+        def apply(policy: NodeRuntimePolicy) -> None:
+            load_watch.apply(policy)
+            enforcer.apply(policy)
+
         if runtime_policy is not None:
-            policy_file = PolicyFile(runtime_policy, node, enforcer.apply, enforcer.fail)
+            policy_file = PolicyFile(runtime_policy, node, apply, enforcer.fail)
             try:
                 policy = policy_file.load()
             except PolicyError as exc:
@@ -174,7 +183,7 @@ def sensor(
             typer.echo(f"vigil sensor: enforcing runtime policy {policy.revision} from {runtime_policy}", err=True)
             policy_file.start(stop)
         elif poller is not None:
-            poller.apply, poller.fail = enforcer.apply, enforcer.fail
+            poller.apply, poller.fail = apply, enforcer.fail
             poller.start(stop)
         emit = (lambda line: print(line, flush=True)) if output == "json" else None
         agent = SensorAgent(

@@ -346,6 +346,25 @@ class ProcessTracer:
             if rc:
                 raise self._fail(f"cannot add watched path {e.path}", -rc)
 
+    def delete_watch(self, path: str) -> None:
+        """Take one path out of the kernel's watched-path table (absent already: nothing to do)."""
+        raw = path.encode()
+        key = ctypes.create_string_buffer(struct.pack("<I", len(raw) * 8) + raw.ljust(PATH_LEN, b"\0"), 4 + PATH_LEN)
+        rc = self._lib.bpf_map__delete_elem(self._watch, key, 4 + PATH_LEN, 0)
+        if rc and -rc != errno.ENOENT:
+            raise self._fail(f"cannot remove watched path {path}", -rc)
+
+    def watch_value(self, path: str) -> tuple[int, int, str] | None:
+        """(prefix flags, exact flags, entry path) of the table's longest entry matching ``path``, as the kernel
+        finds it; None when no entry does."""
+        raw = path.encode()
+        key = ctypes.create_string_buffer(struct.pack("<I", len(raw) * 8) + raw.ljust(PATH_LEN, b"\0"), 4 + PATH_LEN)
+        out = ctypes.create_string_buffer(16)
+        if self._lib.bpf_map__lookup_elem(self._watch, key, 4 + PATH_LEN, out, 16, 0):
+            return None
+        prefix, exact, length, _ = struct.unpack("<4I", out.raw)
+        return prefix, exact, raw[:length].decode()
+
     def _known_map(self, table: str) -> int:
         return self._exec_known if table == "exec" else self._activity_known
 

@@ -28,6 +28,7 @@ from vigil.sensor.events import (
 )
 from vigil.sensor.executables import script_from_argv
 from vigil.sensor.hashing import FileHasher
+from vigil.sensor.load_watch import LoadWatch
 from vigil.sensor.prevention import Prevention
 from vigil.sensor.watch import WatchEntry, watch_entries
 
@@ -88,6 +89,7 @@ class EventPipeline:
         processes: ProcessTable | None = None,
         on_container: Callable[[int, Attribution], None] | None = None,
         policy_revision: Callable[[], str | None] = lambda: None,
+        load_watch: LoadWatch | None = None,
     ) -> None:
         self.resolver = resolver
         self.hasher = hasher
@@ -102,7 +104,14 @@ class EventPipeline:
         # Each container cgroup seen is offered to the enforcer (a container started after the policy).
         self.on_container = on_container
         self.policy_revision = policy_revision
+        # Reads of package files: package_load for the containers that watch them (vigil.sensor.load_watch).
+        self.load_watch = load_watch
+        if load_watch is not None:
+            load_watch.on_table = self._set_watch
         self._containers_seen: set[int] = set()
+
+    def _set_watch(self, entries: list[WatchEntry]) -> None:
+        self.watch = entries
 
     def _wall(self, boot_ns: int, offset: int) -> datetime:
         return datetime.fromtimestamp((boot_ns + offset) / 1e9, tz=UTC)
@@ -184,7 +193,10 @@ class EventPipeline:
         target, detail = described
         info = self.processes.info(ev.proc.tgid, ev.proc.ppid, ev.proc.pid_ns or None)
         when = self._wall(ev.proc.timestamp_boot_ns, offset)
-        out.activities.append(Activity(ev, attribution, when, target, detail, info))
+        seen = Activity(ev, attribution, when, target, detail, info)
+        act = self.load_watch.classify(seen) if self.load_watch is not None else seen
+        if act is not None:
+            out.activities.append(act)
 
     def _own_cgroup(self, cgroup_id: int, attribution: Attribution) -> bool:
         """Whether the cgroup v2 id is the container's own: a runtime that joined only the v1

@@ -23,6 +23,7 @@ from sqlalchemy import Engine
 from vigil.background import PeriodicTask
 from vigil.clock import as_utc
 from vigil.service.analysis.runtime.evaluate import Evaluation, ImageView, activity_detections, dedup_key, evaluate
+from vigil.service.analysis.runtime.loads import load_detections
 from vigil.service.analysis.runtime.model import (
     Activity,
     ActivitySample,
@@ -291,6 +292,10 @@ class RuntimeAnalyzer:
             # A failed scan leaves the image's files unknown: the rules that need them stay silent.
             fs = self._image(conn, row).fs if row.scan_status == "done" else None
             result = activity_detections(activity, workload, procs, fs, allow, executables.get(key, {}), severities)
+            if activity.kind == "package_load" and fs is not None:
+                result.detections += load_detections(
+                    activity, workload, self._image(conn, row), procs, executables.get(key, {})
+                )
             self._observe(conn, result, workload, report)
             done.append((row.activity_id, row.generation))
         store.finish(conn, done, runtime_activity_pending)

@@ -52,7 +52,7 @@ def _abs(path: str) -> str:
     return "/" + posixpath.normpath(path).lstrip("/")
 
 
-def _python_path(path: str) -> str | None:
+def python_path(path: str) -> str | None:
     """The watched path of a file under site-packages/dist-packages, None when it is elsewhere or metadata."""
     parts = path.split("/")
     for i in range(len(parts) - 2, -1, -1):
@@ -70,7 +70,7 @@ def _python_path(path: str) -> str | None:
     return None
 
 
-def _node_path(path: str) -> str | None:
+def node_path(path: str) -> str | None:
     parts = path.split("/")
     for i in range(len(parts) - 2, -1, -1):
         if parts[i] != "node_modules":
@@ -91,16 +91,16 @@ def package_paths(pkg: InterestPackage) -> set[str]:
             out.add(_abs(jar))
         return out
     if pkg.type == "npm":
-        found = _node_path(_abs(pkg.found_in))
+        found = node_path(_abs(pkg.found_in))
         if found is not None:
             out.add(found)
     if pkg.type not in ("pypi", "npm") and pkg.type not in _OS_TYPES:
         return out
     for f in pkg.files:
         path = _abs(f)
-        watched = _python_path(path) if pkg.type != "npm" else None
+        watched = python_path(path) if pkg.type != "npm" else None
         if watched is None:
-            watched = _node_path(path)
+            watched = node_path(path)
         if watched is not None:
             out.add(watched)
     return out

@@ -18,6 +18,7 @@ BY_ID = Sort(((runtime_activities.c.id, "int"),))
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("written", "Files written", ("file_write", "file_rename", "file_chmod", "file_unlink")),
     ("read", "Watched files read", ("file_read",)),
+    ("loaded", "Vulnerable package files loaded", ("package_load",)),
     (
         "kernel",
         "Kernel operations",

@@ -1,0 +1,145 @@
+"""Running vulnerabilities for interpreted code, on real parts: an image with two PyPI distributions (dist-info
+with METADATA and RECORD, and their package files) pushed to a loopback docker-registry and scanned by the real
+scanner, advisories for both matched by the service, a container run by containerd + runc, and the real
+`vigil sensor` holding the node's runtime policy from the service's long poll, whose load watch lists both
+packages' directories. Reading the first package's __init__.py makes its advisory a running_vulnerability;
+the second stays a vulnerable_package, labelled not observed running after the watch period.
+
+The image is busybox-based: busybox's ``cat`` stands in for the interpreter opening the module (no Python
+interpreter in the image); what the sensor sees, an open for read of the package's file, is the same."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runtime_e2e import (
+    analysis_idle,
+    e2e_unavailable,
+    exec_in,
+    import_advisories,
+    inventory_snapshot,
+    new_container_ids,
+    post_inventory,
+    push_image,
+    remove_container,
+    run_container,
+    runtime_findings,
+    runtime_service,
+    scan_and_match,
+    start_sensor,
+    wait_for,
+    wait_for_cmdline,
+    web_pod,
+)
+
+_skip = e2e_unavailable()
+pytestmark = pytest.mark.skipif(_skip is not None, reason=str(_skip))
+NODE = "node-load-1"
+DP = "/usr/lib/python3/dist-packages"
+HIGH = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"  # 7.5 high
+MEDIUM = "CVSS:3.1/AV:N/AC:H/PR:L/UI:N/S:U/C:L/I:L/A:N"
+
+
+def dist(name: str, version: str, top: str) -> dict[str, bytes]:
+    info = f"{DP}/{name}-{version}.dist-info"
+    record = (
+        f"{top}/__init__.py,,\n{top}/util.py,,\n{name}-{version}.dist-info/METADATA,,\n"
+        f"{name}-{version}.dist-info/RECORD,,\n"
+    )
+    return {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/RECORD": record.encode(),
+        f"{DP}/{top}/__init__.py": f"# {name} {version}\nfrom .util import *\n".encode(),
+        f"{DP}/{top}/util.py": b"VALUE = 1\n",
+    }
+
+
+def osv(id_: str, package: str, fixed: str, vector: str) -> dict:
+    return {
+        "schema_version": "1.6.0",
+        "id": id_,
+        "modified": "2026-01-01T00:00:00Z",
+        "published": "2026-01-01T00:00:00Z",
+        "aliases": [],
+        "summary": f"test advisory for {package}",
+        "severity": [{"type": "CVSS_V3", "score": vector}],
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": package},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}],
+            }
+        ],
+    }
+
+
+def test_a_package_file_read_makes_its_advisory_running_the_other_stays(registry, containerd, tmp_path: Path) -> None:
+    image = push_image(
+        registry, tag="pyload", extra={**dist("Jinja2", "2.10", "jinja2"), **dist("PyYAML", "5.3", "yaml")}
+    )
+    containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=120)
+    svc = runtime_service(tmp_path / "data", registry, watch_period=2.0)
+    try:
+        import_advisories(
+            svc,
+            [osv("PYSEC-TEST-0001", "jinja2", "2.10.1", HIGH), osv("PYSEC-TEST-0002", "pyyaml", "5.4", MEDIUM)],
+            tmp_path / "osv",
+        )
+        cluster_id, credential = svc.register("load-e2e")
+        pod, cid = new_container_ids()
+        post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+        scan_and_match(svc)
+        packages = svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+        assert sorted(f["subject"].split(": ", 1)[1] for f in packages) == [
+            "Jinja2 2.10 (PYSEC-TEST-0001)",
+            "PyYAML 5.3 (PYSEC-TEST-0002)",
+        ]
+        sensor = start_sensor(svc, credential, cluster_id, NODE, tmp_path / "sensor")
+        try:
+            # The sensor holds the node's policy with its load watch once the service says it enforces it.
+            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", params={"cluster": cluster_id}).json()["items"]  # noqa: E731
+            wait_for("the sensor holding the node's policy", lambda: [n["state"] for n in nodes()] == ["enforcing"], 30)
+            init = run_container(containerd, image, pod, cid)
+            wait_for_cmdline(init, ["/bin/sleep", "300"])
+            exec_in(containerd, cid, "load", "/bin/cat", f"{DP}/jinja2/__init__.py")
+            exec_in(containerd, cid, "other", "/bin/cat", "/app/run.sh")  # no package's file: not reported
+            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id) and analysis_idle(svc), 30)
+        finally:
+            rc = sensor.stop()
+            remove_container(containerd, cid, pod)
+        assert rc == 0, sensor.log()[-3000:]
+        svc.app.state.workers.runtime.run_pass()
+        (running,) = runtime_findings(svc, cluster_id)
+        assert (running["type"], running["severity"], running["subject"]) == (
+            "running_vulnerability",
+            "critical",
+            "Jinja2 2.10 (PYSEC-TEST-0001) running",
+        )
+        ev = running["evidence"]
+        assert ev["severity_raised_from"] == "high"
+        assert ev["package"]["name"] == "Jinja2" and ev["package"]["version"] == "2.10"
+        assert ev["file"]["path"] == ev["file"]["image_path"] == f"{DP}/jinja2/__init__.py"
+        assert ev["file"]["kind"] == "package_load"
+        proc = ev["process"]
+        assert (proc["path"], proc["argv"]) == ("/bin/cat", ["/bin/cat", f"{DP}/jinja2/__init__.py"])
+        assert proc["container"]["id"] == f"containerd://{cid}" and proc["container"]["pod"] == "web-7d4b9c-x2v8q"
+        assert ev["workload"] == {"namespace": "shop", "kind": "Deployment", "name": "web"}
+        assert ev["reason"].startswith(f"loaded by /bin/cat (/bin/cat {DP}/jinja2/__init__.py) at 20")
+        loads = svc.list_all("/api/v1/runtime/activities", cluster=cluster_id, kind="package_load")
+        assert [(a["kind"], a["target"]) for a in loads] == [("package_load", f"{DP}/jinja2/__init__.py")]
+        wait_for(
+            "runtime labels",
+            lambda: (
+                {
+                    f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                    for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                }
+                == {"Jinja2": "running", "PyYAML": "not_observed_running"}
+            ),
+            timeout=15,
+        )
+    finally:
+        svc.stop()
