@@ -339,24 +339,31 @@ def test_enforce_kills_a_known_non_image_sha256_from_its_second_exec_in_that_con
     ctd, image = world
     tool_sha = sha(helpers / "imagetool")
     server = IngestServer(token=TOKEN)
-    # Both run the same image: the tool is the same file (one inode of the shared snapshot) in each.
     tampered, bystander = Container(ctd, image, helpers), Container(ctd, image, helpers)
     policy = tmp_path / "policy.json"
-    # As the service lists it after a tampered_binary finding of the first container only.
+    # As the service lists it after a tampered_binary finding of the first container only; the other is
+    # under the drift rule too, with nothing known against it.
     write_policy(
         policy, "rev-drift", [tampered, bystander], "enforce", [], {PreventionRule.DRIFT}, {tampered.ref: [tool_sha]}
     )
     sensor = start_sensor(server, policy, tmp_path / "sensor")
+    drift_lines = f"is drift in container {tampered.ref}"
     try:
         # Not on the upper layer: the first exec runs and is hashed, the next is killed.
         assert tampered.run(f"{IMAGE_TOOL} /m-1", "/m-1") == ("rc=0", True)
         wait_drift(sensor, tool_sha, tampered)
         assert tampered.run(f"{IMAGE_TOOL} /m-2", "/m-2") == ("rc=137", False)
-        # The same file is the image's own bytes for the other container, under the drift rule too.
         assert bystander.run(f"{IMAGE_TOOL} /m-3", "/m-3") == ("rc=0", True)
         assert bystander.run(f"{IMAGE_TOOL} /m-4", "/m-4") == ("rc=0", True)
+        # The same bytes on a volume both containers mount: one file identity. The other container runs it
+        # freely (it is hashed there and entered for the first container's cgroup only) ...
+        assert bystander.run("/helpers/imagetool /m-5", "/m-5") == ("rc=0", True)
+        wait_for("the shared file entered for the first container", lambda: sensor.log().count(drift_lines) >= 2)
+        assert bystander.run("/helpers/imagetool /m-6", "/m-6") == ("rc=0", True)
+        # ... and in the first one its very first exec is stopped: it was hashed already.
+        assert tampered.run("/helpers/imagetool /m-7", "/m-7") == ("rc=137", False)
         assert tampered.sh("/bin/echo image > /m-image; /bin/cat /m-image") == "image\n"
-        wait_for("the prevention to be shipped", lambda: preventions(server, tampered) or None)
+        wait_for("the preventions to be shipped", lambda: len(preventions(server, tampered)) == 2 or None)
     finally:
         rc = sensor.stop()
         tampered.remove()
@@ -365,16 +372,21 @@ def test_enforce_kills_a_known_non_image_sha256_from_its_second_exec_in_that_con
     assert rc == 0, sensor.log()[-3000:]
     assert "Traceback" not in sensor.log()
     recs = preventions(server, tampered)
-    assert sorted(recs) == [("drift", IMAGE_TOOL)]
-    rec = recs[("drift", IMAGE_TOOL)]
-    assert (rec["mode"], rec["killed"], rec["count"], rec["sha256"], rec["upper_layer"]) == (
-        "enforce",
-        True,
-        1,
-        tool_sha,
-        False,
-    )
-    assert rec["policy_revision"] == "rev-drift" and rec["samples"][0]["argv"] == [IMAGE_TOOL, "/m-2"]
+    assert sorted(recs) == [("drift", "/helpers/imagetool"), ("drift", IMAGE_TOOL)]
+    # The image's file is known to be on the lower layer; the volume is no overlay at all.
+    for path, upper, argv in (
+        (IMAGE_TOOL, False, [IMAGE_TOOL, "/m-2"]),
+        ("/helpers/imagetool", None, ["/helpers/imagetool", "/m-7"]),
+    ):
+        rec = recs[("drift", path)]
+        assert (rec["mode"], rec["killed"], rec["count"], rec["sha256"], rec["upper_layer"]) == (
+            "enforce",
+            True,
+            1,
+            tool_sha,
+            upper,
+        )
+        assert rec["policy_revision"] == "rev-drift" and rec["samples"][0]["argv"] == argv
     assert preventions(server, bystander) == {}
 
 
