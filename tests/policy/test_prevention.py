@@ -89,6 +89,29 @@ def test_the_revision_depends_on_the_contents_only():
     assert _node(POLICY, containers=(WEB, DB, OTHER)).revision == first.revision
 
 
+def test_known_non_image_sha256s_go_to_containers_with_the_drift_rule_on_sorted_and_in_the_revision():
+    from dataclasses import replace
+
+    sha_a, sha_b = "a1" * 32, "b2" * 32
+    web = replace(WEB, drift_sha256=frozenset({sha_b, sha_a}))
+    no_drift = "policies: [{name: p, runtime: {tmp_exec: enforce}}]"
+    node = _node(POLICY, containers=(web, DB))
+    assert {c.container_id: c.drift_sha256 for c in node.containers} == {
+        WEB.container_id: [sha_a, sha_b],
+        DB.container_id: [],
+    }
+    assert node.revision != _node(POLICY, containers=(WEB, DB)).revision
+    # Without the drift rule on the container, its sha256s are not sent (and do not move the revision).
+    (only,) = _node(no_drift, containers=(web,)).containers
+    assert (
+        only.drift_sha256 == []
+        and _node(no_drift, containers=(web,)).revision == _node(no_drift, containers=(WEB,)).revision
+    )
+    many = replace(WEB, drift_sha256=frozenset(f"{i:064x}" for i in range(10_005)))
+    (bounded,) = _node(POLICY, containers=(many,)).containers
+    assert bounded.drift_sha256 == [f"{i:064x}" for i in range(10_000)]
+
+
 def test_scope_by_cluster_id_or_name_and_only_containers_with_a_rule_on_are_listed():
     by_name = "policies: [{name: p, scope: {clusters: [prod-eu]}, runtime: {deny_listed: enforce}}]"
     by_id = by_name.replace("prod-eu", "c-1")
