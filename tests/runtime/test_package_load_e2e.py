@@ -11,8 +11,10 @@ interpreter in the image); what the sensor sees, an open for read of the package
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +38,8 @@ from runtime_e2e import (
     web_pod,
 )
 
+from vigil.service.store.prevention import compute_node_policy
+
 _skip = e2e_unavailable()
 pytestmark = pytest.mark.skipif(_skip is not None, reason=str(_skip))
 NODE = "node-load-1"
@@ -56,6 +60,11 @@ def dist(name: str, version: str, top: str) -> dict[str, bytes]:
         f"{DP}/{top}/__init__.py": f"# {name} {version}\nfrom .util import *\n".encode(),
         f"{DP}/{top}/util.py": b"VALUE = 1\n",
     }
+
+
+def load_watch(svc, cluster_id: str) -> list[list[str]]:
+    with svc.engine.connect() as conn:
+        return [w.paths for w in compute_node_policy(conn, cluster_id, NODE).load_watch]
 
 
 def osv(id_: str, package: str, fixed: str, vector: str) -> dict:
@@ -100,13 +109,46 @@ def test_a_package_file_read_makes_its_advisory_running_the_other_stays(registry
         sensor = start_sensor(svc, credential, cluster_id, NODE, tmp_path / "sensor")
         try:
             # The sensor holds the node's policy with its load watch once the service says it enforces it.
-            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", params={"cluster": cluster_id}).json()["items"]  # noqa: E731
+            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", cluster=cluster_id).json()["items"]  # noqa: E731
             wait_for("the sensor holding the node's policy", lambda: [n["state"] for n in nodes()] == ["enforcing"], 30)
             init = run_container(containerd, image, pod, cid)
             wait_for_cmdline(init, ["/bin/sleep", "300"])
+            loaded_at = time.monotonic()
             exec_in(containerd, cid, "load", "/bin/cat", f"{DP}/jinja2/__init__.py")
             exec_in(containerd, cid, "other", "/bin/cat", "/app/run.sh")  # no package's file: not reported
-            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id) and analysis_idle(svc), 30)
+            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id), 30, every=0.02)
+            print(f"package read -> running_vulnerability in {time.monotonic() - loaded_at:.2f} s")
+            wait_for("the analysis to settle", lambda: analysis_idle(svc), 30)
+            wait_for(
+                "runtime labels",
+                lambda: (
+                    {
+                        f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                        for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                    }
+                    == {"Jinja2": "running", "PyYAML": "not_observed_running"}
+                ),
+                timeout=15,
+            )
+            assert load_watch(svc, cluster_id) == [[f"{DP}/jinja2/", f"{DP}/yaml/"]]
+            # A finding that stops being open takes its package out of the load watch; the sensor holds the
+            # new revision within the long poll's recheck.
+            (yaml,) = [f for f in packages if f["evidence"]["package"]["name"] == "PyYAML"]
+            before = nodes()[0]["current_revision"]
+            changed = httpx.post(
+                f"{svc.url}/api/v1/findings/{yaml['id']}/status",
+                json={"status": "suppressed", "reason": "not imported by this service"},
+                headers={"Authorization": f"Bearer {svc.admin_token}"},
+            )
+            assert changed.status_code == 200, changed.text
+            t0 = time.monotonic()
+            wait_for(
+                "the sensor holding the revision without PyYAML",
+                lambda: [(n["current_revision"] != before, n["state"]) for n in nodes()] == [(True, "enforcing")],
+                10,
+            )
+            print(f"load watch change reached the sensor in {time.monotonic() - t0:.2f} s")
+            assert load_watch(svc, cluster_id) == [[f"{DP}/jinja2/"]]
         finally:
             rc = sensor.stop()
             remove_container(containerd, cid, pod)
@@ -130,16 +172,5 @@ def test_a_package_file_read_makes_its_advisory_running_the_other_stays(registry
         assert ev["reason"].startswith(f"loaded by /bin/cat (/bin/cat {DP}/jinja2/__init__.py) at 20")
         loads = svc.list_all("/api/v1/runtime/activities", cluster=cluster_id, kind="package_load")
         assert [(a["kind"], a["target"]) for a in loads] == [("package_load", f"{DP}/jinja2/__init__.py")]
-        wait_for(
-            "runtime labels",
-            lambda: (
-                {
-                    f["evidence"]["package"]["name"]: f["runtime"]["state"]
-                    for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
-                }
-                == {"Jinja2": "running", "PyYAML": "not_observed_running"}
-            ),
-            timeout=15,
-        )
     finally:
         svc.stop()
