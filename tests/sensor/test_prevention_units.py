@@ -280,6 +280,36 @@ def test_enforcer_enters_drift_files_per_container_cgroup_and_takes_them_out(tmp
         assert enforcer.entries() == {}
 
 
+@pytest.mark.skipif(bpf_unavailable() is not None, reason=str(bpf_unavailable()))
+def test_a_full_drift_map_is_said_once_and_leaves_the_drain_running(tmp_path, caplog) -> None:
+    from vigil.sensor.enforcer import Enforcer
+    from vigil.sensor.loader import ProcessTracer
+
+    pod = "0b7f2a4e-1111-4222-8333-444455556666"
+    cg = os.stat(_cgroup_tree(tmp_path, pod, "a" * 64)).st_ino
+    policy = NodeRuntimePolicy(
+        revision="r1",
+        node_name="node-a",
+        generated_at=T0,
+        containers=[ContainerPrevention(container_id=CID, rules={"drift": "audit"}, drift_sha256=[SHA_A])],
+    )
+    with ProcessTracer(activities=False, exec_aggregation=False) as tracer:
+        enforcer = Enforcer(tracer, tmp_path)
+        enforcer.apply(policy)
+        for i in range(65_536):  # the map's size, filled with identities no file has
+            tracer.drift_file(drift_key(FileIdentity(os.makedev(0, 1), 10_000_000 + i, 0, 0), 1))
+        caplog.set_level("ERROR", logger="vigil.sensor.enforcer")
+        enforcer.note_file(FileIdentity(os.makedev(0, 0x2A), 9001, 1000, 1), SHA_A)
+        enforcer.note_file(FileIdentity(os.makedev(0, 0x2A), 9002, 1000, 1), SHA_A)
+        assert not tracer.is_drift_file(drift_key(FileIdentity(os.makedev(0, 0x2A), 9001, 1000, 1), cg))
+    refused = [r.getMessage() for r in caplog.records if "drift by sha256" in r.getMessage()]
+    assert len(refused) == 1
+    assert refused[0].startswith(
+        "runtime prevention: drift by sha256 not in force for every file: cannot add a file to the in-kernel drift "
+        "map: Argument list too long"
+    )
+
+
 def test_only_a_containers_own_cgroup_is_offered_to_the_enforcer(tmp_path) -> None:
     from vigil.sensor.cgroups import CgroupResolver
     from vigil.sensor.hashing import FileHasher

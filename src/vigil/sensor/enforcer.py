@@ -85,6 +85,7 @@ class Enforcer:
         self._denied: dict[bytes, str] = {}  # deny_files keys -> their sha256
         self._drift: dict[str, frozenset[str]] = {}  # sha256 -> the container refs it is drift in
         self._drifted: dict[bytes, tuple[str, int]] = {}  # drift_files keys -> (sha256, cgroup id)
+        self._drift_refused = False  # the kernel refused a drift_files entry (said once)
         self.changed = threading.Event()  # set when a new revision is in the kernel, or an error
         self.notify: Callable[[], None] | None = None  # told of each change (wakes the heartbeat)
 
@@ -183,7 +184,15 @@ class Enforcer:
                 key = drift_key(ident, cg)
                 if key in self._drifted:
                     continue
-                self.kernel.drift_file(key)
+                try:
+                    self.kernel.drift_file(key)
+                except RuntimeError as exc:
+                    # The map is full (65,536 file-in-cgroup entries): this file is not judged by its sha256 in
+                    # this cgroup (the upper-layer check still is). Said once, not once per file.
+                    if not self._drift_refused:
+                        log.error("runtime prevention: drift by sha256 not in force for every file: %s", exc)
+                        self._drift_refused = True
+                    return
                 self._drifted[key] = (sha256, cg)
                 log.info(
                     "file %s (inode %d) is drift in container %s (cgroup %d) from its next exec",
