@@ -32,13 +32,15 @@ class PeriodicTask:
 
     def _loop(self, interval: float) -> None:
         while not self.stop_event.is_set():
+            # Cleared before the pass, never after the wait: a wake() that lands while the pass runs,
+            # or just as a wait times out, then gets a pass of its own at once instead of a tick later.
+            self._wake.clear()
             try:
                 if self.gate is None or self.gate():
                     self.work()
             except Exception:
                 log.exception("%s failed", self.what)
             self._wake.wait(interval)
-            self._wake.clear()
 
     def start(self, interval: float, gate: Callable[[], bool] | None = None) -> None:
         """Run a pass now and then every ``interval`` seconds (or on ``wake()``) until ``stop()``;

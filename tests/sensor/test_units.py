@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from vigil.sensor.agent import AgentSettings
 from vigil.sensor.aggregate import Aggregator, Execution
 from vigil.sensor.attribution import HOST, attribute_cgroup_path
 from vigil.sensor.cgroups import CgroupResolver, unified_mount
@@ -192,3 +193,14 @@ def test_cli_refuses_a_service_ca_that_is_no_pem_bundle(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2
     assert f"--service-ca {ca}: not a readable PEM CA bundle" in " ".join(r.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(
+    ("batch_interval_s", "poll_timeout_ms", "drain_ms"),
+    [(5.0, 200, 200), (0.1, 200, 25), (0.2, 20, 20), (0.01, 200, 10)],
+)
+def test_the_drain_waits_on_the_ring_at_most_a_quarter_of_the_batch_window(
+    batch_interval_s: float, poll_timeout_ms: int, drain_ms: int
+) -> None:
+    settings = AgentSettings("c1", "node-a", batch_interval_s=batch_interval_s, poll_timeout_ms=poll_timeout_ms)
+    assert settings.drain_timeout_ms == drain_ms
