@@ -208,3 +208,84 @@ def test_a_package_file_read_makes_its_advisory_running_the_other_stays(
         assert sorted(a["target"] for a in loads) == [f"{DP}/jinja2/{name}" for name in loaded]
     finally:
         svc.stop()
+
+
+def node_runtime() -> dict[str, bytes]:
+    """This machine's node (the nodejs package, NodeSource's build) with the libraries it links."""
+    node = Path("/usr/bin/node")
+    files = {
+        "/usr/bin/node": node.read_bytes(),
+        "/lib64/ld-linux-x86-64.so.2": Path("/lib64/ld-linux-x86-64.so.2").read_bytes(),
+    }
+    for lib in ("libdl.so.2", "libstdc++.so.6", "libm.so.6", "libgcc_s.so.1", "libpthread.so.0", "libc.so.6"):
+        files[f"/lib/x86_64-linux-gnu/{lib}"] = Path(f"/lib/x86_64-linux-gnu/{lib}").read_bytes()
+    return files
+
+
+def npm_package(name: str, version: str) -> dict[str, bytes]:
+    base = f"/app/node_modules/{name}"
+    manifest = f'{{"name": "{name}", "version": "{version}", "main": "index.js"}}\n'
+    return {f"{base}/package.json": manifest.encode(), f"{base}/index.js": b"module.exports = {};\n"}
+
+
+def test_a_required_npm_package_is_running_the_other_is_not(registry, containerd, tmp_path: Path) -> None:
+    assert Path("/usr/bin/node").exists(), "this machine has no node to put in the image"
+    extra = {**npm_package("lodash", "4.17.20"), **npm_package("minimist", "1.2.5"), **node_runtime()}
+    image = push_image(registry, tag="nodeload", extra=extra)
+    containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=300)
+    svc = runtime_service(tmp_path / "data", registry, watch_period=2.0)
+    try:
+        records = [
+            osv("GHSA-test-lodash", "lodash", "4.17.21", HIGH),
+            osv("GHSA-test-minimist", "minimist", "1.2.6", MEDIUM),
+        ]
+        for r in records:
+            r["affected"][0]["package"]["ecosystem"] = "npm"
+        import_advisories(svc, records, tmp_path / "osv")
+        cluster_id, credential = svc.register("node-load-e2e")
+        pod, cid = new_container_ids()
+        post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+        scan_and_match(svc)
+        assert load_watch(svc, cluster_id) == [["/app/node_modules/lodash/", "/app/node_modules/minimist/"]]
+        sensor = start_sensor(svc, credential, cluster_id, NODE, tmp_path / "sensor")
+        try:
+            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", cluster=cluster_id).json()["items"]  # noqa: E731
+            wait_for("the sensor holding the node's policy", lambda: [n["state"] for n in nodes()] == ["enforcing"], 30)
+            init = run_container(containerd, image, pod, cid)
+            wait_for_cmdline(init, ["/bin/sleep", "300"])
+            exec_in(containerd, cid, "require", "/usr/bin/node", "-e", "require('/app/node_modules/lodash')")
+            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id), 30)
+            wait_for("the analysis to settle", lambda: analysis_idle(svc), 30)
+            wait_for(
+                "runtime labels",
+                lambda: (
+                    {
+                        f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                        for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                    }
+                    == {"lodash": "running", "minimist": "not_observed_running"}
+                ),
+                timeout=15,
+            )
+        finally:
+            rc = sensor.stop()
+            remove_container(containerd, cid, pod)
+        assert rc == 0, sensor.log()[-3000:]
+        (running,) = runtime_findings(svc, cluster_id)
+        assert (running["type"], running["severity"], running["subject"]) == (
+            "running_vulnerability",
+            "critical",
+            "lodash 4.17.20 (GHSA-test-lodash) running",
+        )
+        proc = running["evidence"]["process"]
+        assert (proc["path"], proc["argv"]) == (
+            "/usr/bin/node",
+            ["/usr/bin/node", "-e", "require('/app/node_modules/lodash')"],
+        )
+        loads = svc.list_all("/api/v1/runtime/activities", cluster=cluster_id, kind="package_load")
+        assert sorted(a["target"] for a in loads) == [
+            "/app/node_modules/lodash/index.js",
+            "/app/node_modules/lodash/package.json",
+        ]
+    finally:
+        svc.stop()
