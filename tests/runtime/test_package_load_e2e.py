@@ -10,6 +10,7 @@ interpreter in the image); what the sensor sees, an open for read of the package
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -287,5 +288,102 @@ def test_a_required_npm_package_is_running_the_other_is_not(registry, containerd
             "/app/node_modules/lodash/index.js",
             "/app/node_modules/lodash/package.json",
         ]
+    finally:
+        svc.stop()
+
+
+MAIN_JAVA = """public class Main {
+    public static void main(String[] args) throws Exception {
+        System.out.println(Class.forName("org.apache.commons.io.IOUtils").getName());
+    }
+}
+"""
+JARS = {"commons-io-2.11.0.jar": "commons-io-2.11.0.jar", "commons-cli-1.5.0.jar": "commons-cli.jar"}
+JAVA_CP = "/app:/libs/commons-io-2.11.0.jar:/libs/commons-cli-1.5.0.jar"
+
+
+@pytest.fixture(scope="module")
+def java_files(tmp_path_factory) -> dict[str, bytes]:
+    """A java.base runtime made by jlink from this machine's Debian OpenJDK 17 (about 34 MB), Main.class
+    compiled by javac, and Debian's real commons-io and commons-cli jars."""
+    jdk = Path("/usr/lib/jvm/java-17-openjdk-amd64/bin")
+    share = Path("/usr/share/java")
+    missing = [str(p) for p in (jdk / "jlink", jdk / "javac", *(share / j for j in JARS.values())) if not p.exists()]
+    assert not missing, f"this machine lacks the JDK parts the Java test builds from: {', '.join(missing)}"
+    d = tmp_path_factory.mktemp("java")
+    jre = d / "jre"
+    subprocess.run(
+        [str(jdk / "jlink"), "--add-modules", "java.base", "--output", str(jre), "--strip-debug", "--no-man-pages"]
+        + ["--no-header-files", "--compress=2"],
+        check=True,
+        capture_output=True,
+    )
+    (d / "Main.java").write_text(MAIN_JAVA)
+    subprocess.run([str(jdk / "javac"), "--release", "17", "-d", str(d / "app"), str(d / "Main.java")], check=True)
+    files = {
+        f"/opt/jre/{p.relative_to(jre)}": p.read_bytes() for p in jre.rglob("*") if p.is_file() and not p.is_symlink()
+    }
+    files["/app/Main.class"] = (d / "app" / "Main.class").read_bytes()
+    for name, source in JARS.items():
+        files[f"/libs/{name}"] = (share / source).resolve().read_bytes()
+    for lib in ("libc.so.6", "libgcc_s.so.1", "libm.so.6", "libstdc++.so.6", "libz.so.1"):
+        files[f"/lib/x86_64-linux-gnu/{lib}"] = Path(f"/lib/x86_64-linux-gnu/{lib}").read_bytes()
+    files["/lib64/ld-linux-x86-64.so.2"] = Path("/lib64/ld-linux-x86-64.so.2").read_bytes()
+    return files
+
+
+def test_a_jar_the_jvm_loads_is_running_the_other_on_the_class_path_is_not(
+    registry, containerd, tmp_path: Path, java_files: dict[str, bytes]
+) -> None:
+    image = push_image(registry, tag="javaload", extra=java_files)
+    containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=300)
+    svc = runtime_service(tmp_path / "data", registry, watch_period=2.0)
+    try:
+        records = [
+            osv("GHSA-test-commons-io", "commons-io:commons-io", "2.14.0", HIGH),
+            osv("GHSA-test-commons-cli", "commons-cli:commons-cli", "1.6.0", MEDIUM),
+        ]
+        for r in records:
+            r["affected"][0]["package"]["ecosystem"] = "Maven"
+        import_advisories(svc, records, tmp_path / "osv")
+        cluster_id, credential = svc.register("java-load-e2e")
+        pod, cid = new_container_ids()
+        post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+        scan_and_match(svc)
+        assert load_watch(svc, cluster_id) == [["/libs/commons-cli-1.5.0.jar", "/libs/commons-io-2.11.0.jar"]]
+        sensor = start_sensor(svc, credential, cluster_id, NODE, tmp_path / "sensor")
+        try:
+            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", cluster=cluster_id).json()["items"]  # noqa: E731
+            wait_for("the sensor holding the node's policy", lambda: [n["state"] for n in nodes()] == ["enforcing"], 30)
+            init = run_container(containerd, image, pod, cid)
+            wait_for_cmdline(init, ["/bin/sleep", "300"])
+            exec_in(containerd, cid, "jvm", "/opt/jre/bin/java", "-Xshare:off", "-cp", JAVA_CP, "Main")
+            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id), 30)
+            wait_for("the analysis to settle", lambda: analysis_idle(svc), 30)
+            wait_for(
+                "runtime labels",
+                lambda: (
+                    {
+                        f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                        for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                    }
+                    == {"commons-io:commons-io": "running", "commons-cli:commons-cli": "not_observed_running"}
+                ),
+                timeout=15,
+            )
+        finally:
+            rc = sensor.stop()
+            remove_container(containerd, cid, pod)
+        assert rc == 0, sensor.log()[-3000:]
+        (running,) = runtime_findings(svc, cluster_id)
+        assert (running["type"], running["severity"], running["subject"]) == (
+            "running_vulnerability",
+            "critical",
+            "commons-io:commons-io 2.11.0 (GHSA-test-commons-io) running",
+        )
+        proc = running["evidence"]["process"]
+        assert proc["path"] == "/opt/jre/bin/java" and proc["argv"][-1] == "Main"
+        loads = svc.list_all("/api/v1/runtime/activities", cluster=cluster_id, kind="package_load")
+        assert [a["target"] for a in loads] == ["/libs/commons-io-2.11.0.jar"]
     finally:
         svc.stop()
