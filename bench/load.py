@@ -589,6 +589,12 @@ def db_size_mb(engine) -> float:
         return round(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() / 1e6, 1)
 
 
+def offered_rps(args, nodes: int) -> float:
+    """What the simulated clients ask per second when every answer is immediate (each waits for its own)."""
+    per_cluster = 1 / CONTROLLER_HEARTBEAT_S + 1 / args.churn_interval
+    return round(nodes * (1 / args.heartbeat_interval + 1 / args.batch_interval) + args.clusters * per_cluster, 1)
+
+
 def workload(args, nodes: int, replicas: int) -> str:
     return (
         f"{nodes} nodes over {args.clusters} clusters, {args.pods_per_node} pods/node, {replicas} replica(s) "
@@ -671,6 +677,7 @@ def main() -> int:
                     "nodes": nodes,
                     "clusters": args.clusters,
                     "replicas": count,
+                    "offered_rps": offered_rps(args, nodes),
                     **got,
                     **usage.figures(),
                     "db_size_mb": db_size_mb(engine),
