@@ -2,7 +2,7 @@
 enforcement state, the deny list), alert outputs, API and registration tokens.
 
 Everyone signed in sees the trust policy and the enforcement policy with its history; admins change them
-(add or remove a trusted pattern or a mirror rule; replace the enforcement policy's YAML), see alert
+(add or remove a trusted pattern, a mirror rule or a signature rule; replace the enforcement policy's YAML), see alert
 outputs (masked, as the admin-only alerts API shows them) and remove them,
 and manage tokens. Every change is a CSRF-checked POST.
 """
@@ -36,6 +36,8 @@ from vigil.service.store.tokens import (
     revoke_token,
 )
 from vigil.service.ui import params, web
+from vigil.service.ui.pages.signature_form import SignatureFormError, rule_from_form
+from vigil.service.ui.pages.signature_form import form_values as signature_form_values
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -56,7 +58,7 @@ def _trust(conn: Connection) -> dict:
     """The stored trust policy: its rules (global first, then per cluster), its revision, and the
     clusters a new rule can be scoped to."""
     listed = policy_store.list_rules(conn)
-    # Signature rules are shown apart, read only (they are managed by the API, `vigil trust require` and the file).
+    # Signature rules are shown apart: they have a namespace and requirements rather than a mirror.
     signatures = [r for r in listed if r["kind"] == "signatures"]
     rules = [r for r in listed if r["kind"] != "signatures"]
     for r in listed:
@@ -109,6 +111,8 @@ def _page(
     enforcement_text: str | None = None,
     deny_error: str | None = None,
     deny_form=None,
+    signature_error: str | None = None,
+    signature_form=None,
 ):
     with request.app.state.engine.connect() as conn:
         tokens = list_tokens(conn, USER_ROLES + ("registration",)) if v.is_admin else []
@@ -138,6 +142,8 @@ def _page(
         deny=deny,
         deny_error=deny_error,
         deny_form={k: str(deny_form.get(k) or "") for k in ("sha256", "reason")} if deny_form is not None else {},
+        signature_error=signature_error,
+        signature_form=signature_form_values(signature_form),
         runtime_nodes=runtime_nodes,
         cluster_names=cluster_names,
         issued=issued,
@@ -228,6 +234,10 @@ def _rule_from_form(conn, form, new: bool) -> tuple[str, Pattern, Pattern | None
         raise RuleError(f"kind: {kind!r} is not one of {', '.join(RULE_KINDS)}")
     pattern = _pattern_field(form, "pattern")
     mirror = _pattern_field(form, "mirror") if kind == "mirror" else None
+    return kind, pattern, mirror, _cluster_field(conn, form, new)
+
+
+def _cluster_field(conn: Connection, form, new: bool) -> str | None:
     cluster = str(form.get("cluster") or "").strip() or None
     if len(cluster or "") > 253:
         raise RuleError("cluster: longer than 253 characters")
@@ -238,7 +248,7 @@ def _rule_from_form(conn, form, new: bool) -> tuple[str, Pattern, Pattern | None
             raise RuleError(
                 f"cluster: {cluster!r} is not a registered cluster's name (leave it empty for every cluster)"
             )
-    return kind, pattern, mirror, cluster
+    return cluster
 
 
 def _describe(kind: str, pattern: Pattern, mirror: Pattern | None, cluster: str | None) -> str:
@@ -312,6 +322,66 @@ async def remove_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
     _policy_changed(request)
     log.info("trust rule removed in console", extra={"rule": what, "by": v.principal.token_id})
     return web.redirect("/settings#trust")
+
+
+@router.post("/settings/trust/signatures")
+async def put_signature_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
+    """Set the signature rule of a pattern, cluster and namespace (replacing the one there), as
+    `vigil trust require` does; the trust policy gets a new revision."""
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+
+    def work() -> tuple[bool, str]:
+        with request.app.state.engine.begin() as conn:
+            rule = rule_from_form(form, _cluster_field(conn, form, new=True))
+            return policy_store.put_signature_rule(conn, rule, f"console:{v.principal.name}"), rule.describe()
+
+    try:
+        added, what = await run_in_threadpool(work)
+    except (RuleError, SignatureFormError) as exc:
+        return _page(request, v, signature_error=str(exc), signature_form=form, status=400)
+    _policy_changed(request)
+    # The rule's place only: its keys and identities are in the policy, not in the log.
+    log.info(
+        "signature rule set in console",
+        extra={"rule": what, "replaced": not added, "by": v.principal.token_id},
+    )
+    return web.redirect("/settings#signatures")
+
+
+def _posted_signature_place(form) -> tuple[Pattern, str | None, str | None]:
+    """The (pattern, cluster, namespace) a row's remove button names, as JSON in the button's value."""
+    try:
+        place = orjson.loads(str(form.get("rule") or ""))
+    except orjson.JSONDecodeError:
+        place = None
+    if not isinstance(place, dict) or not all(
+        isinstance(place.get(k, ""), str) for k in ("pattern", "cluster", "namespace")
+    ):
+        raise RuleError("rule: must be an object of pattern, cluster and namespace strings")
+    return _pattern_field(place, "pattern"), place.get("cluster") or None, place.get("namespace") or None
+
+
+@router.post("/settings/trust/signatures/remove")
+async def remove_signature_rule(request: Request, v: web.Viewer = Depends(web.viewer)):
+    form, _ = await web.checked_form(request)
+    web.require_admin(v)
+    try:
+        pattern, cluster, namespace = _posted_signature_place(form)
+    except RuleError as exc:
+        return _page(request, v, signature_error=str(exc), status=400)
+
+    def work() -> bool:
+        with request.app.state.engine.begin() as conn:
+            return policy_store.remove_signature_rule(conn, pattern, cluster, namespace, f"console:{v.principal.name}")
+
+    where = ("global" if cluster is None else f"cluster {cluster}") + (f", namespace {namespace}" if namespace else "")
+    what = f"signatures for {pattern} ({where})"
+    if not await run_in_threadpool(work):
+        return _page(request, v, signature_error=f"not in the policy: {what}", status=404)
+    _policy_changed(request)
+    log.info("signature rule removed in console", extra={"rule": what, "by": v.principal.token_id})
+    return web.redirect("/settings#signatures")
 
 
 def _policy_changed(request: Request) -> None:
