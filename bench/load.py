@@ -16,7 +16,8 @@ one holds the runtime lease. Clients are spread round-robin over the replicas' U
 controller sticks to one, as behind a load balancer with keep-alive); all on loopback; one process
 (asyncio + httpx). PostgreSQL is a throwaway cluster (Debian's postgresql, fsync off as in the tests).
 
-CPU per process is from /proc/<pid>/stat over the phase (cores = CPU seconds / wall seconds), memory
+CPU per process is from /proc/<pid>/stat over the phase (cores = CPU seconds / wall seconds; PostgreSQL's
+includes the backends that ended within the phase, from the postmaster's reaped children), memory
 is VmRSS / VmHWM for a service and the sum of Pss over PostgreSQL's processes (shared buffers counted
 once). Prints one JSON line per (nodes, replicas) phase, then one ratio line (2 replicas / 1) per
 node count.
@@ -239,12 +240,20 @@ class Recorder:
         return out
 
 
-def _ticks(pid: int) -> int:
+def _ticks(pid: int, *, reaped: bool = False) -> int:
+    """utime + stime; with ``reaped``, also the children it has waited for (cutime + cstime)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    return sum(int(v) for v in fields[11 : 15 if reaped else 13])
+
+
+def postgres_ticks(pg: ThrowawayPostgres) -> dict[int, int]:
+    """CPU ticks of PostgreSQL per process; the postmaster's include the backends that already ended
+    (a replica's pool closes its overflow connections, so backends come and go within a phase)."""
+    pids = postgres_pids(pg)
+    return {pid: _ticks(pid, reaped=pid == pids[0]) for pid in pids}
 
 
 def _status_kb(pid: int, key: str) -> float:
@@ -300,7 +309,7 @@ class Usage:
         self.hz = os.sysconf("SC_CLK_TCK")
         self.wall = time.monotonic()
         self.svc = {r.pid: _ticks(r.pid) for r in replicas}
-        self.pgs = {pid: _ticks(pid) for pid in postgres_pids(pg)}
+        self.pgs = postgres_ticks(pg)
         self.me = time.process_time()
         self.machine = machine_ticks()
         self.load_start = loadavg()
@@ -308,7 +317,7 @@ class Usage:
     def figures(self) -> dict:
         wall = time.monotonic() - self.wall
         cores = lambda ticks: round(ticks / self.hz / wall, 2)  # noqa: E731
-        pg_now = {pid: _ticks(pid) for pid in postgres_pids(self.pg)}
+        pg_now = postgres_ticks(self.pg)
         busy, total = machine_ticks()
         return {
             "service": [
