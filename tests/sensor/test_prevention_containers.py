@@ -358,7 +358,8 @@ def test_enforce_kills_a_known_non_image_sha256_from_its_second_exec_in_that_con
         # The same bytes on a volume both containers mount: one file identity. The other container runs it
         # freely (it is hashed there and entered for the first container's cgroup only) ...
         assert bystander.run("/helpers/imagetool /m-5", "/m-5") == ("rc=0", True)
-        wait_for("the shared file entered for the first container", lambda: sensor.log().count(drift_lines) >= 2)
+        shared = f"file {tool_sha} (inode {os.stat(helpers / 'imagetool').st_ino}) {drift_lines}"
+        wait_for("the shared file entered for the first container", lambda: shared in sensor.log())
         assert bystander.run("/helpers/imagetool /m-6", "/m-6") == ("rc=0", True)
         # ... and in the first one its very first exec is stopped: it was hashed already.
         assert tampered.run("/helpers/imagetool /m-7", "/m-7") == ("rc=137", False)
