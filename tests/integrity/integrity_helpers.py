@@ -36,7 +36,7 @@ def client_for(config: RegistryConfig, tag_ttl: float = 270.0) -> RegistryClient
 
 def evaluator_for(svc, config: RegistryConfig, **options) -> IntegrityEvaluator:
     """The evaluator the service's POST /api/v1/integrity/evaluate runs, talking to the test registries."""
-    evaluator = IntegrityEvaluator(svc.engine, client_for(config), workers=4, **options)
+    evaluator = IntegrityEvaluator(svc.engine, client_for(config), **{"registry_concurrency": 4, **options})
     svc.app.state.workers.integrity = evaluator
     return evaluator
 

@@ -45,6 +45,8 @@ class IntegritySettings:
     tick: float = 2.0  # seconds between passes over images that are due
     # Reverify every running image's tag this often.
     reverify_interval: float = 300.0
+    # Requests at a time to any one registry during a pass (tag HEADs, then provenance fetches).
+    registry_concurrency: int = 8
     # A YAML trust policy loaded into the store at start (replacing what it held).
     trust_file: Path | None = None
     # The Sigstore trusted root (JSON) keyless signatures are checked against; None: the public-good root

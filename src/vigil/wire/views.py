@@ -585,7 +585,9 @@ class IntegrityPassReport(View):
     opened: int
     resolved: int
     requests: int
+    provenance_requests: int  # of ``requests``: manifests and configs fetched after the verdicts
     seconds: Number
+    verdict_seconds: Number  # until every verdict and finding of the pass was committed
 
 
 # -- alerts -------------------------------------------------------------------------------------

@@ -239,6 +239,14 @@ ReverifyInterval = typer.Option(
     min=1.0,
     help="Seconds between re-checks of each running image's tag",
 )
+RegistryConcurrency = typer.Option(
+    8,
+    "--registry-concurrency",
+    envvar="VIGIL_REGISTRY_CONCURRENCY",
+    min=1,
+    max=64,
+    help="Requests at a time to any one registry during an integrity pass",
+)
 TrustFile = typer.Option(
     None,
     "--trust-file",
@@ -264,6 +272,7 @@ def _integrity(
     trust_file: Path | None,
     registry_config: Path | None,
     sigstore_trusted_root: Path | None = None,
+    registry_concurrency: int = 8,
 ) -> IntegritySettings:
     from vigil.policy.trust_doc import PolicyFileError
     from vigil.registry import RegistryConfig, RegistryConfigError
@@ -286,7 +295,10 @@ def _integrity(
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     return IntegritySettings(
-        reverify_interval=reverify_interval, trust_file=trust_file, sigstore_trusted_root=sigstore_trusted_root
+        reverify_interval=reverify_interval,
+        trust_file=trust_file,
+        sigstore_trusted_root=sigstore_trusted_root,
+        registry_concurrency=registry_concurrency,
     )
 
 
@@ -351,6 +363,7 @@ def _serve_request(
     external_url: str = ExternalUrl,
     log_level: str = LogLevel,
     reverify_interval: float = ReverifyInterval,
+    registry_concurrency: int = RegistryConcurrency,
     trust_file: Path = TrustFile,
     registry_config: Path = RegistryConfigFile,
     sigstore_trusted_root: Path = SigstoreTrustedRoot,
@@ -359,7 +372,7 @@ def _serve_request(
     intel_sync_interval: float = IntelSyncInterval,
     intel_feed: list[str] = IntelFeed,
 ) -> ServeRequest:
-    integrity = _integrity(reverify_interval, trust_file, registry_config, sigstore_trusted_root)
+    integrity = _integrity(reverify_interval, trust_file, registry_config, sigstore_trusted_root, registry_concurrency)
     contents = _contents(no_scanner, intel_sync_interval, intel_feed, scan_attempts)
     settings = _settings(
         data_dir,

@@ -3,8 +3,12 @@
 One pass (``run_pass``) evaluates every (image, cluster) pair that is due: never
 evaluated (a new or changed running image), evaluated under another policy
 revision, or past its ``next_check_at`` (the reverify interval after a verdict,
-a shorter backoff after ``unknown``). Registry questions run on a small thread
-pool; the client's caches make a warm pass cost no requests. A registry found
+a shorter backoff after ``unknown``). Registry questions run concurrently, at most
+``registry_concurrency`` at a time per registry (a thread pool each), so one slow
+registry neither holds up another nor gets more than that many requests at once;
+the client's caches make a warm pass cost no requests. A verdict needs one HEAD of
+the tag; provenance (a manifest and a config blob per new digest) is fetched after
+the verdicts and findings are committed, once per digest. A registry found
 unreachable is not asked again in the same pass: its remaining images are
 ``unknown`` with the same error, and are retried with backoff.
 
@@ -42,6 +46,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REVERIFY_INTERVAL = 300.0
 DEFAULT_RETRY_BASE = 15.0
+DEFAULT_REGISTRY_CONCURRENCY = 8
 ACTOR = "integrity"
 
 
@@ -54,6 +59,8 @@ class PassReport:
     resolved: int = 0
     requests: int = 0
     seconds: float = 0.0
+    verdict_seconds: float = 0.0  # from the start until every verdict and finding is committed
+    provenance_requests: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -63,7 +70,9 @@ class PassReport:
             "opened": self.opened,
             "resolved": self.resolved,
             "requests": self.requests,
+            "provenance_requests": self.provenance_requests,
             "seconds": round(self.seconds, 4),
+            "verdict_seconds": round(self.verdict_seconds, 4),
         }
 
 
@@ -105,16 +114,18 @@ class IntegrityEvaluator:
         *,
         reverify_interval: float = DEFAULT_REVERIFY_INTERVAL,
         retry_base: float = DEFAULT_RETRY_BASE,
-        workers: int = 8,
+        registry_concurrency: int = DEFAULT_REGISTRY_CONCURRENCY,
         record_provenance: bool = True,
     ) -> None:
         if reverify_interval <= 0:
             raise ValueError(f"reverify interval {reverify_interval} must be positive")
+        if registry_concurrency < 1:
+            raise ValueError(f"registry concurrency {registry_concurrency} must be at least 1 request at a time")
         self.engine = engine
         self.client = client
         self.reverify_interval = reverify_interval
         self.retry_base = min(retry_base, reverify_interval)
-        self.workers = workers
+        self.registry_concurrency = registry_concurrency
         self.record_provenance = record_provenance
         self._lock = threading.Lock()  # one pass at a time
         self._task = PeriodicTask("vigil-integrity", self.run_pass, "integrity pass")
@@ -129,7 +140,7 @@ class IntegrityEvaluator:
             requests_before = self.client.stats.requests
             if refresh:
                 self.client.tag_cache.clear()
-            report = self._run(force)
+            report = self._run(force, started)
             report.requests = self.client.stats.requests - requests_before
             report.seconds = time.perf_counter() - started
             self.last_report = report
@@ -137,7 +148,7 @@ class IntegrityEvaluator:
                 log.info("integrity pass", extra=report.as_dict())
             return report
 
-    def _run(self, force: bool) -> PassReport:
+    def _run(self, force: bool, started: float) -> PassReport:
         now = utcnow()
         with self.engine.connect() as conn:
             policy = load_policy(conn)
@@ -162,9 +173,12 @@ class IntegrityEvaluator:
             open_findings = finding_store.open_findings(conn, Family.INTEGRITY)
             report.opened, report.resolved = self._write_findings(conn, due, decisions, verdicts, open_findings)
             report.resolved += self._resolve_stopped(conn, running, open_findings)
+        report.verdict_seconds = time.perf_counter() - started
         # Provenance after the verdicts are stored: labels are worth having, but not worth
         # delaying a verdict for (they cost a manifest and a config fetch per new digest).
+        before = self.client.stats.requests
         provenance = self._provenance(due, decisions, verdicts)
+        report.provenance_requests = self.client.stats.requests - before
         if provenance:
             with self.engine.begin() as conn:
                 store.record_provenance(conn, provenance)
@@ -203,12 +217,29 @@ class IntegrityEvaluator:
                     down.setdefault(eff.registry, answer.error or "unreachable")
             return key, answer
 
-        if not questions:
-            return {}
-        if self.workers <= 1 or len(questions) == 1:
-            return dict(ask(k) for k in questions)
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vigil-integrity") as pool:
-            return dict(pool.map(ask, list(questions)))
+        return dict(self._per_registry(list(questions), lambda k: k[0], ask, "vigil-integrity"))
+
+    def _per_registry(self, items: list, registry_of: Callable, fn: Callable, name: str) -> list:
+        """``fn`` of every item, at most ``registry_concurrency`` at a time per registry, all registries at once."""
+        if not items:
+            return []
+        groups: dict[str, list] = defaultdict(list)
+        for item in items:
+            groups[registry_of(item)].append(item)
+        if len(items) == 1 or (self.registry_concurrency == 1 and len(groups) == 1):
+            return [fn(item) for item in items]
+        pools = [
+            ThreadPoolExecutor(max_workers=min(self.registry_concurrency, len(group)), thread_name_prefix=name)
+            for group in groups.values()
+        ]
+        try:
+            futures = [
+                pool.submit(fn, item) for pool, group in zip(pools, groups.values(), strict=True) for item in group
+            ]
+            return [f.result() for f in futures]
+        finally:
+            for pool in pools:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def _verdict(
         self, p: _Pair, decision: TrustDecision | None, answers: dict, state: store.IntegrityState | None, now: datetime
@@ -316,8 +347,8 @@ class IntegrityEvaluator:
                 recorded_at=now,
             )
 
-        with ThreadPoolExecutor(max_workers=max(1, self.workers), thread_name_prefix="vigil-provenance") as pool:
-            return [row for row in pool.map(fetch, todo) if row is not None]
+        rows = self._per_registry(todo, lambda item: item[1].registry, fetch, "vigil-provenance")
+        return [row for row in rows if row is not None]
 
     def _write_findings(
         self,

@@ -62,7 +62,9 @@ def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
     config = RegistryConfig.load(settings.registry_config)
     reverify = settings.integrity.reverify_interval
     client = RegistryClient(config, tag_ttl=reverify * TAG_TTL_FRACTION)
-    return IntegrityEvaluator(engine, client, reverify_interval=reverify)
+    return IntegrityEvaluator(
+        engine, client, reverify_interval=reverify, registry_concurrency=settings.integrity.registry_concurrency
+    )
 
 
 def make_signatures(settings: Settings, engine: Engine) -> SignatureVerifier:

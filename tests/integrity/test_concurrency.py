@@ -1,0 +1,68 @@
+"""Registry requests of an integrity pass: at most ``registry_concurrency`` at a time per registry, and the
+verdicts committed before provenance is fetched (a real docker-registry and service)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from vigil.devtools.oci import push
+from vigil.service.jobs.integrity import IntegrityEvaluator
+
+from .integrity_helpers import client_for, evaluator_for, image, post, put_policy, registry_config, snapshot
+
+
+class InFlight:
+    """Counts the registry requests in flight through a real transport; each is held 50 ms so that a
+    pass with more images than its bound reaches the bound."""
+
+    def __init__(self, evaluator: IntegrityEvaluator) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+        transport = evaluator.client.transport
+        send = transport.request
+
+        def request(*args, **kwargs):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                time.sleep(0.05)
+                return send(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+        transport.request = request  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("bound", [1, 3])
+def test_a_pass_asks_one_registry_at_most_its_bound_at_a_time(registry, service, bound):
+    config = registry_config(registry.host)
+    assert put_policy(service, {"trusted": [registry.host]}).status_code == 200
+    imgs = [image(f"bound-{bound}-{i}") for i in range(8)]
+    with client_for(config) as pusher:
+        for i, img in enumerate(imgs):
+            push(pusher, f"{registry.host}/bound/app:{i}", img)
+    cid, cred = service.register(f"bound-{bound}")
+    post(
+        service,
+        cred,
+        snapshot(cid, [(f"w{i}", f"{registry.host}/bound/app:{i}", img.digest) for i, img in enumerate(imgs)]),
+    )
+    evaluator = evaluator_for(service, config, registry_concurrency=bound)
+    flight = InFlight(evaluator)
+
+    report = evaluator.run_pass()
+
+    assert (report.evaluated, dict(report.statuses)) == (8, {"verified": 8})
+    assert (report.requests, report.provenance_requests) == (24, 16)  # a HEAD each, then manifest + config
+    assert flight.most == bound
+    assert 0 < report.verdict_seconds < report.seconds
+
+
+def test_a_registry_concurrency_below_one_is_refused_naming_the_setting(service):
+    with pytest.raises(ValueError, match=r"^registry concurrency 0 must be at least 1 request at a time$"):
+        IntegrityEvaluator(service.engine, client_for(registry_config("127.0.0.1:1")), registry_concurrency=0)
