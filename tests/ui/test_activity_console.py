@@ -125,7 +125,7 @@ def test_the_process_view_of_a_container_has_a_section_per_activity(world) -> No
     page = viewer.get("/processes/container", params={"cluster": cluster_id, "id": cid})
     assert page.status_code == 200
     html = page.text
-    assert sections(html) == ["executed", "written", "read", "kernel"]
+    assert sections(html) == ["executed", "written", "read", "loaded", "kernel"]
     assert text_of(html, "container-id") == cid
     section = {k: html.split(f'id="section-{k}"', 1)[1].split("</section>", 1)[0] for k in sections(html)}
     assert "/bin/sh" in section["executed"] and BUSYBOX_SHA[:12] in section["executed"]
@@ -134,12 +134,13 @@ def test_the_process_view_of_a_container_has_a_section_per_activity(world) -> No
     assert "mode=0755" in section["written"] and "upper layer" in section["written"]
     assert 'data-target="/etc/shadow"' in section["read"] and "cat /etc/shadow" in section["read"]
     assert [r.split('"')[0] for r in section["kernel"].split('data-kind="')[1:]] == ["ptrace", "unshare"]
+    assert "None recorded." in section["loaded"]  # no package_load in this batch
     assert "sh ← runc" in section["kernel"] and "flags=CLONE_NEWNS" in section["kernel"]
     assert "/workloads/" in html and "shop/Deployment/web" in html
 
     empty = viewer.get("/processes/container", params={"cluster": cluster_id, "id": "containerd://" + "0" * 64})
-    assert sections(empty.text) == ["executed", "written", "read", "kernel"]
-    assert empty.text.count("None recorded.") == 3 and "Nothing executed was recorded." in empty.text
+    assert sections(empty.text) == ["executed", "written", "read", "loaded", "kernel"]
+    assert empty.text.count("None recorded.") == 4 and "Nothing executed was recorded." in empty.text
     chooser = viewer.get("/processes/container", params={"cluster": cluster_id})
     assert chooser.status_code == 200 and sections(chooser.text) == []
     assert text_of(chooser.text, "choose-container").startswith("Name a container to see what it executed")
