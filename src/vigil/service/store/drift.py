@@ -10,6 +10,7 @@ through ``marker``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from vigil.service.store.chunks import chunks
 from vigil.service.store.schema import finding_events, findings, image_files
 
 DRIFT_FINDINGS = (str(FindingType.RUNTIME_DRIFT), str(FindingType.TAMPERED_BINARY))
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,8 @@ def _ran(finding_type: str, evidence: Any) -> str | None:
     if not isinstance(evidence, dict):
         return None
     sha = evidence.get("sha256" if finding_type == str(FindingType.RUNTIME_DRIFT) else "actual_sha256")
-    return sha if isinstance(sha, str) and len(sha) == 64 else None
+    # Anything but a sha256 is skipped, never sent: one bad value would make the node's whole policy invalid.
+    return sha if isinstance(sha, str) and _SHA256.fullmatch(sha) else None
 
 
 def container_drift(conn: Connection, cluster_id: str, running: Iterable[ContainerImage]) -> dict[str, frozenset[str]]:
