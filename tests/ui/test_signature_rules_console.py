@@ -107,7 +107,7 @@ def test_admin_requires_signatures_in_the_console_and_removes_the_rule(admin_pag
     ]
     page.screenshot(path=str(output_dir / "settings-signature-rules.png"), full_page=True)
 
-    # Setting the same place again replaces its rule: one global key-only rule beside it for the removal below.
+    # A second rule, global and key-only, so each row's button is seen to remove its own rule.
     page.select_option(f"{FORM} select[name=cluster]", "")
     fill(
         page,
