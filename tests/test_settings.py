@@ -25,7 +25,8 @@ SERVICE_SETTINGS = Path(__file__).resolve().parents[1] / "src" / "vigil" / "serv
 def environment_only() -> set[str]:
     """Variables read with no flag (limits an operator rarely changes): the service's settings' own,
     and the limits per image scan every scanning command reads (``ScanLimits.from_env``)."""
-    service = set(re.findall(r'(?:env_int|os\.environ\.get)\("(VIGIL_[A-Z0-9_]+)"', SERVICE_SETTINGS.read_text()))
+    read = r'(?:env_int|env_positive|os\.environ\.get)\("(VIGIL_[A-Z0-9_]+)"'
+    service = set(re.findall(read, SERVICE_SETTINGS.read_text()))
     return service | {scan_limit_env(f.name) for f in fields(ScanLimits)}
 
 
