@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -627,6 +628,7 @@ def main() -> int:
     ap.add_argument("--records-per-batch", type=int, default=3)
     ap.add_argument("--churn-interval", type=float, default=5.0, help="seconds between pod replacements per cluster")
     ap.add_argument("--drift-interval", type=float, default=1.0, help="seconds between planted drift execs")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (the replicas' logs)")
     args = ap.parse_args()
     node_counts = [int(x) for x in args.nodes.split(",")]
     replica_counts = [int(x) for x in args.replicas.split(",")]
@@ -723,6 +725,10 @@ def main() -> int:
             r.stop()
         registry.close()
         pg.stop()
+        if args.keep:
+            print(f"replica logs kept in {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
