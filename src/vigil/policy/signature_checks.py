@@ -71,14 +71,7 @@ class SignatureCheck:
                 docker_reference=o.docker_reference,
                 signed_at=o.signed_at.isoformat() if o.signed_at else None,
                 predicate_type=o.predicate_type,
-                provenance=None
-                if o.provenance is None
-                else {
-                    "builder_id": o.provenance.builder_id,
-                    "source_repository": o.provenance.source_repository,
-                    "source_revision": o.provenance.source_revision,
-                    "build_trigger": o.provenance.build_trigger,
-                },
+                provenance=None if o.provenance is None else o.provenance.as_doc(),
             )
         return doc
 

@@ -17,6 +17,14 @@ class Provenance:
     source_revision: str | None = None
     build_trigger: str | None = None
 
+    def as_doc(self) -> dict[str, str | None]:
+        return {
+            "builder_id": self.builder_id,
+            "source_repository": self.source_repository,
+            "source_revision": self.source_revision,
+            "build_trigger": self.build_trigger,
+        }
+
 
 @dataclass(frozen=True)
 class Verified:
