@@ -50,7 +50,8 @@ def test_npm_package_directory_scoped_and_nested() -> None:
 
 def test_jar_is_watched_exactly_the_outer_one_for_a_nested_jar() -> None:
     log4j = InterestPackage("maven", "/opt/app/lib/log4j-core-2.14.1.jar", ())
-    nested = InterestPackage("maven", "/opt/app/app.jar!/BOOT-INF/lib/commons-text-1.9.jar", ())
+    # As the Java cataloger records a nested jar: found_in with its place inside, files the archive on disk.
+    nested = InterestPackage("maven", "/opt/app/app.jar:BOOT-INF/lib/commons-text-1.9.jar", ("/opt/app/app.jar",))
     assert interest_set([log4j, nested]).paths == ("/opt/app/app.jar", "/opt/app/lib/log4j-core-2.14.1.jar")
 
 

@@ -338,6 +338,7 @@ def image_contents(conn: Connection, digest: str):
             image_packages.c.name,
             image_packages.c.version,
             image_packages.c.purl,
+            image_packages.c.found_in,
             image_packages.c.files,
         )
         .where(image_packages.c.digest == digest)

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vigil.model.findings import FindingType, raise_severity
+from vigil.service.analysis.funnel import vulnerability_key
+from vigil.service.analysis.runtime.jars import archive_place
 from vigil.service.analysis.runtime.model import (
     Activity,
     ActivitySample,
@@ -51,6 +53,8 @@ class ImageView:
     vulnerabilities: dict[int, list[VulnerabilityRef]] = field(
         default_factory=dict
     )  # package id -> its vulnerabilities
+    # package id -> (real path of the archive on disk, the jar's path inside it) for a nested jar
+    nested: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -65,6 +69,10 @@ class ImageView:
             view.packages[pkg.id] = pkg
             for real in owned_paths(fs, files):
                 view.owners.setdefault(real, []).append(pkg.id)
+            place = archive_place(pkg.found_in, files) if pkg.type == "maven" else None
+            if place is not None and place.nested:
+                (archive,) = owned_paths(fs, [place.archive])
+                view.nested[pkg.id] = (archive, place.entry)
         for v in vulnerabilities:
             view.vulnerabilities.setdefault(v.package_id, []).append(v)
         return view
@@ -319,7 +327,7 @@ def vulnerability_detections(
                 "process": process_evidence(r, w, procs),
             }
             subject = f"{pkg.name} {pkg.version} ({v.vuln_id}) running"
-            key = f"{v.key_id}|{pkg.type}/{pkg.name}@{pkg.version}"
+            key = vulnerability_key(v.key_id, pkg.type, pkg.name, pkg.version)
             out.append(Detection(FindingType.RUNNING_VULNERABILITY, raise_severity(v.severity), subject, key, evidence))
     return out
 

@@ -11,7 +11,7 @@ longest-prefix-match table, vigil.sensor.watch):
   a top-level module file there (``six.py``) and its ``__pycache__`` entry exactly. ``*.dist-info`` and
   ``*.egg-info`` are metadata, read by tools that never import the package: not watched.
 - an npm package's directory (``.../node_modules/<pkg>/`` or ``.../node_modules/@scope/<pkg>/``).
-- a jar (the outer file for a nested jar: the JVM opens the outer one) exactly.
+- a jar exactly; for a nested jar, the archive on disk that holds it (the JVM opens that one, ``jars``).
 - files of OS packages (dpkg, rpm, apk) under those interpreter directories, the same way (Debian's
   ``python3-jinja2`` ships ``/usr/lib/python3/dist-packages/jinja2/``); their executables and shared
   libraries are already caught at exec and at mapping.
@@ -25,6 +25,8 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from vigil.service.analysis.runtime.jars import archive_place
 
 MAX_PATHS_PER_CONTAINER = 256
 PATH_LEN = 256  # the kernel's path buffer, NUL included (vigil.sensor.watch.PATH_LEN)
@@ -86,9 +88,9 @@ def package_paths(pkg: InterestPackage) -> set[str]:
     """The watched paths of one package."""
     out: set[str] = set()
     if pkg.type == "maven":
-        jar = pkg.found_in.split("!", 1)[0]
-        if jar:
-            out.add(_abs(jar))
+        place = archive_place(pkg.found_in, pkg.files)
+        if place is not None:
+            out.add(_abs(place.archive))
         return out
     if pkg.type == "npm":
         found = node_path(_abs(pkg.found_in))

@@ -233,6 +233,7 @@ class PackageRef:
     name: str
     version: str
     purl: str
+    found_in: str = ""  # where the catalog found it (a nested jar's path inside its archive, vigil...runtime.jars)
 
 
 @dataclass(frozen=True, slots=True)
