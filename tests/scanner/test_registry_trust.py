@@ -202,19 +202,32 @@ def test_with_no_trust_policy_no_registry_is_contacted_and_the_image_says_why(tm
     image_port, _ = listeners
     svc = LiveService(tmp_path / "data", database_url).start()
     try:
-        svc.app.state.workers.contents.scanner.client = RegistryClient(
+        client = RegistryClient(
             RegistryConfig.from_mapping({image_port.host: {"plain_http": True}}), retry=FAST_RETRY, timeout=2.0
         )
+        workers = svc.app.state.workers
+        workers.contents.scanner.client = workers.integrity.client = workers.signatures.client = client
         cid, cred = svc.register("fresh")
         post(svc, cred, snapshot(cid, [("shop", "web", f"{image_port.host}/x/app:1", digest(7))]))
         assert run_scans(svc)["scanned"] == []
+        integrity = workers.integrity.run_pass(force=True)
+        workers.signatures.run_pass(force=True)
         [pod] = svc.list_all("/api/v1/pods", cluster=cid)
-        scan = svc.get(f"/api/v1/images/{pod['containers'][0]['image_pk']}/scan").json()
-        assert (scan["status"], scan["error"]) == (
-            "not_scanned",
-            f"not scanned: no trust policy is set, so the service contacts no registry (this image names "
-            f"{image_port.host}); add the registries you trust (vigil trust add, or --trust-file)",
-        )
+        pk = pod["containers"][0]["image_pk"]
+        scan = svc.get(f"/api/v1/images/{pk}/scan").json()
+        verdict = svc.get(f"/api/v1/images/{pk}/integrity", token=svc.token("viewer")).json()["integrity"]
     finally:
         svc.stop()
     assert image_port.connections == 0
+    assert (scan["status"], scan["error"]) == (
+        "not_scanned",
+        f"not scanned: no trust policy is set, so the service contacts no registry (this image names "
+        f"{image_port.host}); add the registries you trust (vigil trust add, or --trust-file)",
+    )
+    # The integrity evaluator asks no registry either, and says why the verdict is unknown.
+    assert (integrity.evaluated, integrity.requests, dict(integrity.statuses)) == (1, 0, {"unknown": 1})
+    assert (verdict["status"], verdict["findings"]) == ("unknown", [])
+    assert verdict["evidence"]["reason"] == (
+        f"not checked: no trust policy is set, so the service contacts no registry (this image names "
+        f"{image_port.host}); add the registries you trust (vigil trust add, or --trust-file)"
+    )

@@ -13,7 +13,8 @@ The registry is the source of truth. For a container running ``digest`` from
 - the registry could not answer (unreachable, auth refused, broken) -> ``unknown``,
   never a violation;
 - the registry is not trusted -> ``untrusted_registry``; an untrusted registry is
-  not asked anything.
+  not asked anything;
+- no trust policy is set -> ``unknown``, and no registry is asked.
 """
 
 from __future__ import annotations
@@ -151,6 +152,19 @@ def judge(
     mismatch = {**evidence, "registry_answer": answer.digest_missing}
     spec = FindingSpec(FindingType.DIGEST_MISMATCH, mismatch)
     return Verdict(Status.VIOLATION, (spec,), mismatch, tag_digest)
+
+
+def not_asked(running_digest: str | None, trust: TrustDecision) -> Verdict:
+    """The verdict while no trust policy is set: unknown, and no registry was asked.
+
+    The registry an image names is its cluster's word; asking it before the operator has said which
+    registries to trust would let any cluster credential aim the service at any host.
+    """
+    reason = (
+        f"not checked: no trust policy is set, so the service contacts no registry (this image names "
+        f"{trust.effective.registry}); add the registries you trust (vigil trust add, or --trust-file)"
+    )
+    return Verdict(Status.UNKNOWN, (), {**trust.evidence(), "runtime_digest": running_digest, "reason": reason})
 
 
 def worst(statuses: list[str]) -> str | None:

@@ -117,7 +117,8 @@ class TrustDecision:
     """Where the image is really pulled from and whether that place is trusted.
 
     ``trusted`` is None when the policy has no trusted registries at all: trust is
-    then not checked, and integrity is checked against the image's own registry.
+    then not checked, and the service asks no registry (``vigil image check``, run by
+    the operator, still asks the image's own registry).
     """
 
     image: ImageRef

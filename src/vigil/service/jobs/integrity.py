@@ -34,7 +34,7 @@ from vigil.background import PeriodicTask
 from vigil.clock import utcnow
 from vigil.model.findings import INTEGRITY_TYPES, Family, FindingStatus, FindingType
 from vigil.model.image import ImageRef, digest_error
-from vigil.policy.integrity import Status, Verdict, judge
+from vigil.policy.integrity import Status, Verdict, judge, not_asked
 from vigil.policy.trust import TrustDecision, TrustPolicy
 from vigil.registry import RegistryClient
 from vigil.registry.probe import RegistryAnswer, fetch_provenance, probe
@@ -198,7 +198,7 @@ class IntegrityEvaluator:
         questions: dict[tuple, ImageRef] = {}
         for p in due:
             decision = decisions[id(p)]
-            if decision is None or decision.trusted is False or p.digest is None:
+            if decision is None or decision.trusted is not True or p.digest is None:
                 continue
             eff = decision.effective
             questions.setdefault((eff.registry, eff.repository, eff.tag, p.digest), eff)
@@ -249,8 +249,10 @@ class IntegrityEvaluator:
             return Verdict(
                 Status.UNKNOWN, (), {"image": image, "reason": "not a valid image reference; cannot be checked"}
             )
+        if decision.trusted is None:
+            return not_asked(p.digest, decision)
         answer = None
-        if decision.trusted is not False and p.digest is not None:
+        if decision.trusted is True and p.digest is not None:
             eff = decision.effective
             answer = answers[(eff.registry, eff.repository, eff.tag, p.digest)]
         since = None
