@@ -62,12 +62,30 @@ def test_intel_query_keeps_one_line_per_vulnerability(tmp_path: Path):
     app = build_app()
     assert runner.invoke(app, ["intel", "import", str(records), "--db", db]).exit_code == 0
     query = ["intel", "query", "--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.10", "--db", db]
-    table = runner.invoke(app, query, terminal_width=100)
+    table = runner.invoke(app, query, env={"COLUMNS": "80"})
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
     assert lines[0] == "PyPI jinja2 2.10: 1 vulnerabilities"
     assert len(lines) == 3 and lines[2].startswith("GHSA-jjjj-0000-0001")
-    assert lines[2].rstrip().endswith("…")
-    assert "2.10.1  -  Jinja2 sandbox escape through the format method of" in lines[2]
+    assert lines[2] == "GHSA-jjjj-0000-0001  unknown   2.10.1  -        Jinja2 sandbox escape through t…"
     doc = json.loads(runner.invoke(app, [*query, "-o", "json"]).stdout)
     assert [v["summary"] for v in doc["vulnerabilities"]] == [LONG_SUMMARY]
+
+
+def test_intel_query_never_cuts_ids_versions_or_levels_to_fit(shared_data: Path, tmp_path: Path):
+    # Jinja2 2.10's two PyPA advisories: their aliases and summaries are wider than an 80-column terminal.
+    db = str(tmp_path / "intel.db")
+    app = build_app()
+    imported = runner.invoke(app, ["intel", "import", str(shared_data / "osv" / "pypa" / "jinja2"), "--db", db])
+    assert imported.exit_code == 0, imported.output
+    query = ["intel", "query", "--ecosystem", "PyPI", "--package", "jinja2", "--version", "2.10", "--db", db]
+    at_80 = runner.invoke(app, query, env={"COLUMNS": "80"})
+    assert at_80.stdout.splitlines() == [
+        "PyPI jinja2 2.10: 2 vulnerabilities",
+        "ID              SEVERITY  FIXED   ALIASES                 SUMMARY               ",
+        "CVE-2019-10906  unknown   2.10.1  GHSA-462w-v97r-4m45, …  In Pallets Jinja befo…",
+        "CVE-2020-28493  unknown   2.11.3  GHSA-g3rq-g295-4j3m, …  This affects the pack…",
+    ]
+    # Narrower than the ids, levels and versions need: the line runs past the terminal, nothing is dropped.
+    at_40 = runner.invoke(app, query, env={"COLUMNS": "40"})
+    assert at_40.stdout.splitlines()[2] == "CVE-2019-10906  unknown   2.10.1  GHSA-462w-v…  In Pallets …"

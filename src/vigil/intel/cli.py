@@ -59,6 +59,22 @@ def _table_summary(summary: str) -> str:
     return text if len(text) <= SUMMARY_WIDTH else text[: SUMMARY_WIDTH - 1].rstrip() + "…"
 
 
+# What an ALIASES or SUMMARY cell is cut to at the least: enough to tell one from the next.
+MIN_TEXT_WIDTH = 12
+COLUMN_GAP = 2  # the padding rich puts between two columns of a table without box
+
+
+def _text_widths(aliases: int, summary: int, room: int) -> tuple[int, int]:
+    """Widths of the ALIASES and SUMMARY columns (their longest cells ``aliases`` and ``summary``) sharing
+    ``room`` characters: whole when both fit, else the summary keeps at least half, and neither is cut
+    below MIN_TEXT_WIDTH (the table is then wider than ``room``)."""
+    if aliases + summary <= room:
+        return aliases, summary
+    kept_aliases = min(aliases, max(MIN_TEXT_WIDTH, room // 2))
+    kept_summary = min(summary, max(MIN_TEXT_WIDTH, room - kept_aliases))
+    return min(aliases, max(kept_aliases, room - kept_summary)), kept_summary
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
@@ -188,21 +204,19 @@ def query_command(
                 _table_summary(v.summary),
             )
         )
+    headers = ("ID", "SEVERITY", "FIXED", "ALIASES", "SUMMARY")
+    natural = [max(len(column), *(len(r[i]) for r in rows)) for i, column in enumerate(headers)]
+    # Ids, levels and versions are never cut; aliases and summaries share what is left of the line and
+    # end in "…" where they do not fit (the whole text is in -o json). Left to itself, rich shrinks every
+    # column of a table too wide for the terminal, down to nothing: the ids went first.
+    fixed = sum(natural[:3]) + COLUMN_GAP * (len(headers) - 1)
+    widths = [*natural[:3], *_text_widths(natural[3], natural[4], console.width - fixed)]
     table = Table(box=None, pad_edge=False, show_edge=False)
-    for i, column in enumerate(("ID", "SEVERITY", "FIXED", "ALIASES", "SUMMARY")):
-        if i < 3:
-            # Ids, levels and versions are never cut: the other columns wrap instead.
-            table.add_column(
-                column,
-                no_wrap=True,
-                min_width=max(len(column), *(len(r[i]) for r in rows)),
-            )
-        else:
-            # One line per row: what does not fit ends in "…" (the whole text is in -o json).
-            table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for column, width in zip(headers, widths, strict=True):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", width=width)
     for row in rows:
         table.add_row(*row)
-    console.print(table)
+    Console(highlight=False, width=max(console.width, fixed + sum(widths[3:]))).print(table)
 
 
 @app.command("sync")
