@@ -692,7 +692,7 @@ def generate(probe_chart: Path, old: dict, now: int, rotation: str = "") -> dict
     finally:
         chart.close()
     made = yaml.safe_load(out["probe/templates/probe.yaml"])
-    return {"metadata": {"annotations": made["annotations"]}, "data": made["data"]}
+    return {"metadata": {"annotations": made["annotations"]}, "data": made["data"], "caBundle": made["caBundle"]}
 
 
 def certificate(secret: dict, key: str) -> x509.Certificate:
@@ -707,6 +707,7 @@ def test_upgrade_keeps_the_ca_and_renews_the_certificate_in_its_last_30_days(pro
         "vigil.dev/renew-after": str(installed_at + 335 * DAY),
         "vigil.dev/ca-renew-after": str(installed_at + 3620 * DAY),
     }
+    assert first["caBundle"] == first["data"]["ca.crt"]
 
     # A later upgrade within the certificate's first 335 days changes nothing: same caBundle, no rollout.
     assert generate(probe_chart, first, installed_at + 334 * DAY) == first
@@ -725,6 +726,7 @@ def test_upgrade_keeps_the_ca_and_renews_the_certificate_in_its_last_30_days(pro
         "vigil.dev/renew-after": str(renewed_at + 335 * DAY),
         "vigil.dev/ca-renew-after": str(installed_at + 3620 * DAY),
     }
+    assert renewed["caBundle"] == first["data"]["ca.crt"]
 
 
 @pytest.mark.parametrize(
@@ -748,3 +750,20 @@ def test_a_new_ca_on(probe_chart: Path, change: str, rotation: str, later: int):
         "vigil.dev/renew-after": str(installed_at + (later + 335) * DAY),
         "vigil.dev/ca-renew-after": str(installed_at + (later + 3620) * DAY),
     }
+    # The pods roll to the new CA's certificates one by one: until the next upgrade caBundle also trusts the
+    # CA an old pod still serves from, unless a new rotation value retired it.
+    new_ca, old_ca = (base64.b64decode(s["data"]["ca.crt"]).strip() for s in (again, first))
+    trusted = [c.public_bytes(serialization.Encoding.PEM).strip() for c in bundle(again)]
+    assert trusted == ([new_ca] if rotation else [new_ca, old_ca])
+    leaf = certificate(again, "tls.crt")
+    bundle(again)[0].public_key().verify(
+        leaf.signature, leaf.tbs_certificate_bytes, ec.ECDSA(leaf.signature_hash_algorithm)
+    )
+    # The next upgrade keeps the new CA and trusts it alone.
+    assert (
+        generate(probe_chart, again, installed_at + (later + 1) * DAY, rotation)["caBundle"] == again["data"]["ca.crt"]
+    )
+
+
+def bundle(secret: dict) -> list[x509.Certificate]:
+    return x509.load_pem_x509_certificates(base64.b64decode(secret["caBundle"]))

@@ -131,7 +131,10 @@ clientConfig:
 {{/* mode generate: the webhook's Secret data and annotations (JSON; P-256 keys) from the Secret an earlier release made
      (old: {} when there is none) at time now (Unix seconds). The CA is kept while rotation is unchanged and
      it has more than 30 days left, so caBundle stays; the certificate is kept while it has more than 30
-     days left and otherwise issued anew from the same CA. */}}
+     days left and otherwise issued anew from the same CA. caBundle (base64 PEM) is the CA; when a new CA
+     replaces one that is due or unusable, the old CA's certificate follows it in caBundle until the next
+     upgrade, so the pods still serving from it are trusted while the rollout replaces them. A new
+     rotation value is the operator retiring the old CA (perhaps compromised): it is not trusted again. */}}
 {{- define "vigil.admissionGeneratedTls" -}}
 {{- $day := 86400 -}}
 {{- $now := .now | int64 -}}
@@ -141,6 +144,7 @@ clientConfig:
 {{- $caRenewAfter := get $was "vigil.dev/ca-renew-after" | default "0" | int64 -}}
 {{- $renewAfter := get $was "vigil.dev/renew-after" | default "0" | int64 -}}
 {{- $tls := dict -}}
+{{- $bundle := "" -}}
 {{- $annotations := dict "vigil.dev/rotation" .rotation -}}
 {{- if and $complete (eq (get $was "vigil.dev/rotation") .rotation) (lt $now $caRenewAfter) -}}
 {{- $_ := set $annotations "vigil.dev/ca-renew-after" (toString $caRenewAfter) -}}
@@ -159,6 +163,10 @@ clientConfig:
 {{- $tls = dict "ca.crt" ($ca.Cert | b64enc) "ca.key" ($ca.Key | b64enc) "tls.crt" ($cert.Cert | b64enc) "tls.key" ($cert.Key | b64enc) -}}
 {{- $_ := set $annotations "vigil.dev/renew-after" (toString (add $now (mul 335 $day))) -}}
 {{- $_ := set $annotations "vigil.dev/ca-renew-after" (toString (add $now (mul 3620 $day))) -}}
+{{- $previous := b64dec (get $data "ca.crt" | default "") | trim -}}
+{{- if and (eq (get $was "vigil.dev/rotation") .rotation) (hasPrefix "-----BEGIN CERTIFICATE-----" $previous) -}}
+{{- $bundle = printf "%s\n%s\n" (trim $ca.Cert) $previous | b64enc -}}
 {{- end -}}
-{{ toJson (dict "data" $tls "annotations" $annotations) }}
+{{- end -}}
+{{ toJson (dict "data" $tls "annotations" $annotations "caBundle" ($bundle | default (get $tls "ca.crt"))) }}
 {{- end -}}
