@@ -17,7 +17,7 @@ ENTRIES = watch_entries()
 
 def _raw(kind: int, path: bytes = b"", flags: int = 0, result: int = 0, aux: int = 0, name: bytes = b"") -> bytes:
     header = struct.pack("<6I3Q2I16s", 4, 7, 7, 1, 0, 0, 99, 0, 0, 0, 0, b"cat")
-    return header + struct.pack("<IIqQQ256s256s64s", kind, flags, result, aux, 0, path, b"", name)
+    return header + struct.pack("<IIqQQ256s256s64sQQII", kind, flags, result, aux, 0, path, b"", name, 0, 0, 0, 0)
 
 
 def test_watch_entries_carry_the_flags_of_shorter_prefixes() -> None:

@@ -33,6 +33,15 @@ from vigil.sensor.attribution import (
 log = logging.getLogger(__name__)
 
 
+def cgroup_procs(directory: Path, limit: int = 8) -> list[int]:
+    """Up to ``limit`` live processes of a cgroup (its cgroup.procs); none when it is gone."""
+    try:
+        text = (directory / "cgroup.procs").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()[:limit]]
+
+
 def unified_mount(mountinfo: str) -> Path | None:
     """The mount point of the cgroup v2 hierarchy from /proc/self/mountinfo text, if any."""
     for line in mountinfo.splitlines():

@@ -20,10 +20,12 @@ from vigil.sensor.agent import (
     default_node_name,
     spool_default,
 )
+from vigil.sensor.attribution import Attribution
 from vigil.sensor.cgroups import CgroupResolver
 from vigil.sensor.enforcer import Enforcer
 from vigil.sensor.enrolment import EnrolmentError, enrol
 from vigil.sensor.hashing import FileHasher
+from vigil.sensor.load_identities import LoadIdentities
 from vigil.sensor.load_watch import LoadWatch
 from vigil.sensor.loader import ProcessTracer, SensorLoadError
 from vigil.sensor.pipeline import EventPipeline
@@ -165,14 +167,20 @@ def sensor(
         resolver = CgroupResolver(default_runtime=default_runtime)
         hasher = FileHasher()
         enforcer = Enforcer(tracer, resolver.root, known_files=hasher.known, default_runtime=default_runtime)
-        load_watch = LoadWatch(tracer)
+        identities = LoadIdentities(tracer, resolver.root, default_runtime=default_runtime)
+        load_watch = LoadWatch(tracer, identities=identities)
+
+        def note_container(cgroup_id: int, attribution: Attribution) -> None:
+            enforcer.note_container(cgroup_id, attribution)
+            load_watch.note_container(cgroup_id, attribution)
+
         pipeline = EventPipeline(
             resolver,
             hasher,
             include_host=include_host,
             skip_cgroup=tracer.skip_cgroup,
             with_exits=output == "json",
-            on_container=enforcer.note_container,
+            on_container=note_container,
             policy_revision=lambda: enforcer.revision,
             load_watch=load_watch,
         )
@@ -215,6 +223,7 @@ def sensor(
                 err=True,
             )
         agent.run(stop, duration)
+        identities.close()
         # The last word on what was seen and lost, for whoever reads the log (and the benchmark).
         typer.echo(f"vigil sensor: final counters {agent.heartbeat().model_dump_json()}", err=True)
         typer.echo(f"vigil sensor: kernel counters {json.dumps(tracer.counters())}", err=True)

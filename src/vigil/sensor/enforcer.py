@@ -45,9 +45,9 @@ class PreventionMaps(Protocol):
     def undrift_file(self, key: bytes) -> None: ...
 
 
-def container_cgroups(root: Path | None, default_runtime: str = "containerd") -> dict[int, str]:
-    """cgroup id -> container ref of every container cgroup under the unified hierarchy."""
-    out: dict[int, str] = {}
+def container_cgroup_dirs(root: Path | None, default_runtime: str = "containerd") -> dict[int, tuple[str, Path]]:
+    """cgroup id -> (container ref, its directory) of every container cgroup under the unified hierarchy."""
+    out: dict[int, tuple[str, Path]] = {}
     if root is None:
         return out
     base = str(root)
@@ -56,10 +56,15 @@ def container_cgroups(root: Path | None, default_runtime: str = "containerd") ->
         if ref is None:
             continue
         try:
-            out[os.stat(dirpath).st_ino] = ref
+            out[os.stat(dirpath).st_ino] = (ref, Path(dirpath))
         except FileNotFoundError:
             continue  # removed during the walk
     return out
+
+
+def container_cgroups(root: Path | None, default_runtime: str = "containerd") -> dict[int, str]:
+    """cgroup id -> container ref of every container cgroup under the unified hierarchy."""
+    return {cg: ref for cg, (ref, _dir) in container_cgroup_dirs(root, default_runtime).items()}
 
 
 class Enforcer:

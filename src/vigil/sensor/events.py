@@ -16,7 +16,7 @@ from vigil.wire.runtime import ActivityKind
 
 EVENT_EXEC, EVENT_FORK, EVENT_EXIT, EVENT_ACTIVITY, EVENT_PREVENTED = 1, 2, 3, 4, 5
 EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT, EXEC_UPPER_KNOWN, EXEC_UPPER, EXEC_UNLINKED = 1, 2, 4, 8, 16
-ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED = 1, 2, 4, 8
+ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED, ACT_IDENTITY = 1, 2, 4, 8, 16
 PREVENT_ENFORCE, PREVENT_KILLED, PREVENT_UPPER_KNOWN, PREVENT_UPPER, PREVENT_UNLINKED = 1, 2, 4, 8, 16
 
 # enum activity_kind in vigil.bpf.c -> the wire's ActivityKind.
@@ -34,6 +34,7 @@ ACTIVITY_KINDS: dict[int, ActivityKind] = {
     11: "bpf_load",
     12: "module_load",
     13: "memfd_create",
+    14: "package_load",  # matched by the opened file's identity in load_files (vigil.sensor.load_identities)
 }
 
 _KIND_CODES = {kind: code for code, kind in ACTIVITY_KINDS.items()}
@@ -41,7 +42,7 @@ _KIND_CODES = {kind: code for code, kind in ACTIVITY_KINDS.items()}
 _HEADER = struct.Struct("<6I3Q2I16s")
 _EXEC_TAIL = struct.Struct("<QqqIIIIII256s256s1024s64s")
 _EXIT_TAIL = struct.Struct("<iI")
-_ACTIVITY_TAIL = struct.Struct("<IIqQQ256s256s64s")
+_ACTIVITY_TAIL = struct.Struct("<IIqQQ256s256s64sQQII")
 _PREVENTED_TAIL = struct.Struct("<IIIiQqqIIQII256s256s64s1024s")
 EXEC_SIZE = _HEADER.size + _EXEC_TAIL.size
 FORK_SIZE = _HEADER.size
@@ -61,6 +62,11 @@ def _cstr(raw: bytes) -> str:
 def kernel_dev_to_st_dev(kdev: int) -> int:
     """The kernel's internal dev_t (12-bit major << 20 | minor) as stat()'s st_dev."""
     return os.makedev(kdev >> 20, kdev & 0xFFFFF)
+
+
+def st_dev_to_kernel_dev(st_dev: int) -> int:
+    """stat()'s st_dev in the kernel's internal encoding, as BPF reads it from a super_block's s_dev."""
+    return (os.major(st_dev) << 20) | os.minor(st_dev)
 
 
 def split_argv(raw: bytes) -> list[str]:
@@ -125,7 +131,7 @@ class ExecEvent:
     def key(self) -> bytes:
         """This exec's struct exec_key, for the kernel's table of execs already seen."""
         f = self.file
-        kdev = (os.major(f.st_dev) << 20) | os.minor(f.st_dev)
+        kdev = st_dev_to_kernel_dev(f.st_dev)
         mtime_sec, mtime_nsec = divmod(f.mtime_ns, 1_000_000_000)
         raw = self.filename.encode("utf-8", "surrogateescape")[:255]
         return _EXEC_KEY.pack(self.proc.cgroup_id, f.ino, mtime_sec, mtime_nsec, kdev, raw, self.argv_raw)
@@ -149,14 +155,36 @@ class ActivityEvent:
     upper_layer: bool | None
     unresolved: bool
     truncated: bool
+    # Opens: the opened file's and the process's executable's identity (st_dev form); 0 when not known.
+    ino: int = 0
+    dev: int = 0
+    exe_ino: int = 0
+    exe_dev: int = 0
+    by_identity: bool = False  # a package_load the kernel matched by (device, inode), not by path
 
     def key(self) -> bytes:
-        """This activity's struct activity_key, for the kernel's table of activities already seen."""
+        """This activity's struct activity_key, for the kernel's table of activities already seen. A
+        package_load matched by path is, to the kernel, a read of a read-watched path."""
         raw = self.path.encode("utf-8", "surrogateescape")[:255]
-        return _ACTIVITY_KEY.pack(self.proc.cgroup_id, _KIND_CODES[self.kind], 0, raw)
+        code = _KIND_CODES["file_read" if self.kind == "package_load" else self.kind]
+        return _ACTIVITY_KEY.pack(self.proc.cgroup_id, code, 0, raw)
+
+    def load_key(self) -> bytes:
+        """This package load's struct load_seen (cgroup, file identity, executable's identity), for the
+        kernel's table of package loads already seen."""
+        return _LOAD_SEEN.pack(
+            self.proc.cgroup_id,
+            self.ino,
+            st_dev_to_kernel_dev(self.dev),
+            0,
+            self.exe_ino,
+            st_dev_to_kernel_dev(self.exe_dev),
+            0,
+        )
 
 
 _ACTIVITY_KEY = struct.Struct("<QII256s")
+_LOAD_SEEN = struct.Struct("<QQIIQII")
 
 
 @dataclass(frozen=True)
@@ -266,7 +294,9 @@ def decode_event(raw: bytes) -> ProcessEvent:
 
 
 def _activity(proc: ProcessHeader, raw: bytes) -> ActivityEvent:
-    kind, flags, result, aux, aux2, path, path2, name = _ACTIVITY_TAIL.unpack_from(raw, _HEADER.size)
+    kind, flags, result, aux, aux2, path, path2, name, ino, exe_ino, dev, exe_dev = _ACTIVITY_TAIL.unpack_from(
+        raw, _HEADER.size
+    )
     wire_kind = ACTIVITY_KINDS.get(kind)
     if wire_kind is None:
         raise EventDecodeError(f"activity record has unknown kind {kind}")
@@ -282,6 +312,11 @@ def _activity(proc: ProcessHeader, raw: bytes) -> ActivityEvent:
         upper_layer=bool(flags & ACT_UPPER) if flags & ACT_UPPER_KNOWN else None,
         unresolved=bool(flags & ACT_UNRESOLVED),
         truncated=bool(flags & ACT_TRUNCATED),
+        ino=ino,
+        dev=kernel_dev_to_st_dev(dev),
+        exe_ino=exe_ino,
+        exe_dev=kernel_dev_to_st_dev(exe_dev),
+        by_identity=bool(flags & ACT_IDENTITY),
     )
 
 

@@ -37,14 +37,17 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-def open_in_root(root: Path, path: str) -> int:
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+
+
+def open_in_root(root: Path, path: str, flags: int = _READ_FLAGS) -> int:
     """Open path as a process whose root is ``root`` sees it.
 
     Plain open() of /proc/<pid>/root/<path> follows the container's absolute
     symlinks (/bin/sh -> /bin/busybox) from OUR root; openat2(RESOLVE_IN_ROOT)
-    resolves them inside the container's root.
+    resolves them inside the container's root. ``flags`` O_PATH: to stat what is
+    there without opening it (a device node or FIFO in the container's files).
     """
-    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
     dirfd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(flags, 0, _RESOLVE_IN_ROOT)

@@ -11,6 +11,11 @@ in a container whose own load watch lists the file becomes a ``package_load`` ac
 another container's load watch lists is dropped. A file that is also a built-in read-watched path stays a
 ``file_read``.
 
+Each container's paths are also resolved to the identities of the files they name (vigil.sensor.load_identities),
+per container cgroup in the kernel: an open of such a file by another path (a hard link, another bind mount)
+comes as a ``package_load`` the kernel matched by identity, named here by the watched path it was resolved from
+(the path it was opened by in ``detail.opened_as``). Paths stay the match where identities are not known yet.
+
 Bounded: at most ``MAX_NODE_PATHS`` paths for the node (the kernel's table holds 1,024 entries, the built-in
 ones among them); the paths past it, in sorted order, are left out and said so in the log.
 """
@@ -24,7 +29,17 @@ from dataclasses import replace
 from typing import Protocol
 
 from vigil.sensor.activity import Activity
-from vigil.sensor.watch import READ_WATCHED, WATCH_READ, WRITE_WATCHED, WatchEntry, flags_of, watch_entries
+from vigil.sensor.attribution import Attribution
+from vigil.sensor.load_identities import LoadIdentities
+from vigil.sensor.watch import (
+    READ_WATCHED,
+    WATCH_READ,
+    WRITE_WATCHED,
+    WatchEntry,
+    flags_of,
+    watch_entries,
+    watches,
+)
 from vigil.wire.prevention import NodeRuntimePolicy
 
 log = logging.getLogger(__name__)
@@ -36,26 +51,16 @@ class WatchTable(Protocol):
     def delete_watch(self, path: str) -> None: ...
 
 
-def watches(path: str, paths: frozenset[str]) -> bool:
-    """Whether ``paths`` (a trailing ``/``: everything under it) covers ``path``."""
-    if path in paths:
-        return True
-    i = path.rfind("/")
-    while i > 0:
-        if path[: i + 1] in paths:
-            return True
-        i = path.rfind("/", 0, i)
-    return False
-
-
 class LoadWatch:
     def __init__(
         self,
         kernel: WatchTable,
         on_table: Callable[[list[WatchEntry]], None] = lambda entries: None,
         max_paths: int = MAX_NODE_PATHS,
+        identities: LoadIdentities | None = None,
     ) -> None:
         self.kernel = kernel
+        self.identities = identities
         self.on_table = on_table  # the pipeline's copy of the table (paths it must resolve itself)
         self.max_paths = max_paths
         self._lock = threading.Lock()
@@ -92,6 +97,9 @@ class LoadWatch:
                 log.error("load watch of policy %s not in the kernel: %s", policy.revision, exc)
                 return
             self._by_container = {cid: paths & allowed for cid, paths in wanted.items()}
+        if self.identities is not None:
+            # Each container's own paths, those past the node's cap too: identities are per cgroup.
+            self.identities.want(wanted)
         self.on_table(entries)
         log.info(
             "load watch of policy %s in the kernel: %d containers, %d package paths",
@@ -100,14 +108,31 @@ class LoadWatch:
             len(kept),
         )
 
+    def note_container(self, cgroup_id: int, attribution: Attribution) -> None:
+        """A container's cgroup seen in an event: its package files are resolved to identities if it has a load
+        watch."""
+        if self.identities is not None:
+            self.identities.note_container(cgroup_id, attribution.container_ref)
+
     def classify(self, a: Activity) -> Activity | None:
         """A read of a package file its container watches -> package_load; a read watched only for another
-        container -> None (dropped); anything else as it is."""
-        if a.event.kind != "file_read":
+        container -> None (dropped); anything else as it is. A package_load the kernel matched by identity is
+        named by the watched path of that identity (None once it is no longer watched)."""
+        ev = a.event
+        if ev.kind == "package_load" and ev.by_identity:
+            path = self.identities.path_of(ev.proc.cgroup_id, (ev.dev, ev.ino)) if self.identities else None
+            if path is None:
+                return None
+            detail = a.detail if not ev.path or ev.path == path else {**a.detail, "opened_as": a.target}
+            return replace(a, target=path, detail=detail)
+        if ev.kind != "file_read":
             return a
-        mine = self._by_container.get(a.attribution.container_ref or "")
+        ref = a.attribution.container_ref
+        mine = self._by_container.get(ref or "")
         if mine and watches(a.target, mine):
-            return replace(a, event=replace(a.event, kind="package_load"))
+            if self.identities is not None:
+                self.identities.learn(ev.proc.cgroup_id, ref, (ev.dev, ev.ino), a.target)
+            return replace(a, event=replace(ev, kind="package_load"))
         if flags_of(a.target, self._base) & WATCH_READ:
             return a
         return None

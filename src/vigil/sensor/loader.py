@@ -67,6 +67,7 @@ COUNTERS = {
     "activity_aggregated": 9,
     "prevented": 10,
     "audited": 11,
+    "load_aggregated": 12,
 }
 
 # struct exec_count: two struct exec_slot {count, first_boot_ns, last_boot_ns, epoch}.
@@ -273,6 +274,8 @@ class ProcessTracer:
         self._prevent_cgroups = self._map("prevent_cgroups")
         self._deny_files = self._map("deny_files")
         self._drift_files = self._map("drift_files")
+        self._load_files = self._map("load_files")
+        self._load_known = self._map("load_known")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
@@ -366,11 +369,12 @@ class ProcessTracer:
         return prefix, exact, raw[:length].decode()
 
     def _known_map(self, table: str) -> int:
-        return self._exec_known if table == "exec" else self._activity_known
+        return {"exec": self._exec_known, "activity": self._activity_known, "load": self._load_known}[table]
 
     def mark_known(self, table: str, key: bytes) -> bool:
-        """Count this exec's (table "exec", struct exec_key) or file activity's ("activity", struct
-        activity_key) repeats in the kernel from now on; False if the map is full."""
+        """Count this exec's (table "exec", struct exec_key), file activity's ("activity", struct
+        activity_key) or package load's ("load", struct load_seen) repeats in the kernel from now on; False
+        if the map is full."""
         buf = ctypes.create_string_buffer(key, len(key))
         zero = ctypes.create_string_buffer(_EXEC_COUNT.size)
         rc: int = self._lib.bpf_map__update_elem(self._known_map(table), buf, len(key), zero, _EXEC_COUNT.size, 1)
@@ -448,6 +452,24 @@ class ProcessTracer:
         buf = ctypes.create_string_buffer(key, len(key))
         out = ctypes.create_string_buffer(1)
         return not self._lib.bpf_map__lookup_elem(self._drift_files, buf, len(key), out, 1, 0)
+
+    def set_load_file(self, key: bytes) -> None:
+        """Report opens of this file identity in this cgroup (struct load_key) as package loads."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        one = ctypes.c_uint8(1)
+        rc = self._lib.bpf_map__update_elem(self._load_files, buf, len(key), ctypes.byref(one), 1, 0)
+        if rc:
+            raise self._fail("cannot add a package file to the in-kernel load map", -rc)
+
+    def clear_load_file(self, key: bytes) -> None:
+        buf = ctypes.create_string_buffer(key, len(key))
+        self._lib.bpf_map__delete_elem(self._load_files, buf, len(key), 0)
+
+    def is_load_file(self, key: bytes) -> bool:
+        """Whether the kernel holds this struct load_key (a package file identity in one cgroup)."""
+        buf = ctypes.create_string_buffer(key, len(key))
+        out = ctypes.create_string_buffer(1)
+        return not self._lib.bpf_map__lookup_elem(self._load_files, buf, len(key), out, 1, 0)
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from vigil.sensor.activity import RUNTIME_INIT_COMMS, Activity, ProcessTable, describe
 from vigil.sensor.aggregate import Execution
 from vigil.sensor.attribution import Attribution, attribute_cgroup_path
-from vigil.sensor.cgroups import CgroupResolver
+from vigil.sensor.cgroups import CgroupResolver, cgroup_procs
 from vigil.sensor.events import (
     EVENT_ACTIVITY,
     EVENT_EXEC,
@@ -212,11 +212,7 @@ class EventPipeline:
         path = self.resolver.path_of(cgroup_id)
         if path is None or self.resolver.root is None:
             return []
-        try:
-            text = (self.resolver.root / path.lstrip("/") / "cgroup.procs").read_text()
-        except OSError:
-            return []
-        return [int(x) for x in text.split()[:8]]
+        return cgroup_procs(self.resolver.root / path.lstrip("/"))
 
     def _prevented(self, ev: PreventedEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
         sha = None

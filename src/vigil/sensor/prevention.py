@@ -11,7 +11,6 @@ kernel's prevented events into the records a runtime batch carries.
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from datetime import datetime
 
 from vigil.sensor.activity import ns_flag_names
 from vigil.sensor.attribution import Attribution
-from vigil.sensor.events import FileIdentity, PreventedEvent
+from vigil.sensor.events import FileIdentity, PreventedEvent, st_dev_to_kernel_dev
 from vigil.wire.prevention import (
     MAX_ARGV_ITEMS,
     MAX_PARENTS,
@@ -88,9 +87,8 @@ def cgroup_entries(wanted: Mapping[str, RuleBits], containers: Mapping[int, str]
 
 def file_key(ident: FileIdentity) -> bytes:
     """A file identity as the kernel's struct file_id (device in the kernel's own encoding)."""
-    kdev = (os.major(ident.st_dev) << 20) | os.minor(ident.st_dev)
     sec, nsec = divmod(ident.mtime_ns, 1_000_000_000)
-    return _FILE_ID.pack(ident.ino, sec, nsec, kdev)
+    return _FILE_ID.pack(ident.ino, sec, nsec, st_dev_to_kernel_dev(ident.st_dev))
 
 
 def drift_key(ident: FileIdentity, cgroup_id: int) -> bytes:

@@ -7,6 +7,10 @@ batch window moves the kernel to the next epoch and reads the previous one's slo
 counts (taken as differences, the kernel's only grow), first and last seen, added to
 the records the first exec created. An interpreter's execs are never entered: what
 they run (the script) depends on their argv, which a count does not carry.
+
+File activities repeat the same way per (cgroup, kind, path), and package loads matched by the file's
+identity per (cgroup, file identity, executable's identity): an interpreter importing the same module in
+a thousand processes costs one queued event per window, the rest are counted.
 """
 
 from __future__ import annotations
@@ -56,19 +60,24 @@ class ExecRepeats:
         self.max_known = max_known
         self._known: dict[bytes, _Known] = {}
         self._activities: dict[bytes, _Known] = {}
+        self._loads: dict[bytes, _Known] = {}
 
     def __len__(self) -> int:
-        return len(self._known) + len(self._activities)
+        return len(self._known) + len(self._activities) + len(self._loads)
 
     def note_activity(self, a: Activity) -> None:
         """File activities repeat too (a process reading /etc/shadow in a loop): the same
-        (cgroup, kind, path) is counted in the kernel once recorded here."""
+        (cgroup, kind, path) is counted in the kernel once recorded here; a package load the kernel
+        matched by identity, per (cgroup, file, executable)."""
         e = a.event
-        if e.kind not in PATH_KINDS or e.unresolved or e.truncated or len(self._activities) >= self.max_known:
+        if e.kind == "package_load" and e.by_identity:
+            table, known, key = "load", self._loads, e.load_key()
+        elif (e.kind in PATH_KINDS or e.kind == "package_load") and not e.unresolved and not e.truncated:
+            table, known, key = "activity", self._activities, e.key()
+        else:
             return
-        key = e.key()
-        if key not in self._activities and self.kernel.mark_known("activity", key):
-            self._activities[key] = _Known(a)
+        if key not in known and len(known) < self.max_known and self.kernel.mark_known(table, key):
+            known[key] = _Known(a)
 
     def note(self, ex: Execution) -> None:
         if not repeatable(ex) or len(self._known) >= self.max_known:
@@ -83,7 +92,7 @@ class ExecRepeats:
         """Close the kernel's epoch and add its repeat counts to the aggregators; returns how many."""
         closed = self.kernel.next_epoch()
         total = 0
-        for table, known in (("exec", self._known), ("activity", self._activities)):
+        for table, known in (("exec", self._known), ("activity", self._activities), ("load", self._loads)):
             for key, k in list(known.items()):
                 got = self._delta(table, key, k, closed)
                 if got is None:

@@ -80,6 +80,18 @@ def watch_entries(write: tuple[str, ...] = WRITE_WATCHED, read: tuple[str, ...] 
     return sorted(out, key=lambda e: e.path)
 
 
+def watches(path: str, paths: frozenset[str]) -> bool:
+    """Whether ``paths`` (a trailing ``/``: everything under it) covers ``path``."""
+    if path in paths:
+        return True
+    i = path.rfind("/")
+    while i > 0:
+        if path[: i + 1] in paths:
+            return True
+        i = path.rfind("/", 0, i)
+    return False
+
+
 def flags_of(path: str, entries: list[WatchEntry]) -> int:
     """What the kernel's table says of path (for paths user space had to resolve itself)."""
     best: WatchEntry | None = None

@@ -9,7 +9,8 @@
  * and they receive typed kernel pointers. Syscalls are traced as sys_enter/sys_exit
  * pairs: the arguments are kept per thread at entry and the event is decided at
  * exit, once the result is known. Everything is filtered here before anything is
- * queued: host cgroups, and for paths the prefix tables user space fills. Events go to one ring buffer that wakes
+ * queued: host cgroups, and for paths the prefix tables user space fills; an open of a package file
+ * is matched by the file's (device, inode) in the container's cgroup first, then by path. Events go to one ring buffer that wakes
  * user space only when WAKEUP_BYTES have accumulated; user space also polls
  * with a timeout, so a quiet node still drains promptly and a busy node costs
  * one wake-up per batch instead of one per event.
@@ -77,6 +78,7 @@ enum activity_kind {
 	ACT_BPF_LOAD = 11,
 	ACT_MODULE_LOAD = 12,
 	ACT_MEMFD_CREATE = 13,
+	ACT_PACKAGE_LOAD = 14, /* an open for read of a package file load_files holds for the cgroup */
 	/* Not kinds on the wire: which open it was, decided at exit. */
 	ACT_OPEN = 100,
 };
@@ -86,6 +88,7 @@ enum activity_flag {
 	ACT_UPPER = 2,        /* ... and it exists on the upper layer */
 	ACT_UNRESOLVED = 4,   /* a relative path the kernel did not resolve: user space does */
 	ACT_TRUNCATED = 8,    /* the path was longer than PATH_LEN - 1 */
+	ACT_IDENTITY = 16,    /* matched in load_files by the opened file's (device, inode), not by path */
 };
 
 /* Values of watch_paths: which kinds of access a prefix is watched for. */
@@ -108,7 +111,8 @@ enum counter {
 	COUNTER_ACTIVITY_AGGREGATED = 9, /* repeat file activities counted in activity_known */
 	COUNTER_PREVENTED = 10,      /* operations killed by a rule in enforce mode */
 	COUNTER_AUDITED = 11,        /* operations a rule in audit mode would have killed */
-	COUNTER_MAX = 12,
+	COUNTER_LOAD_AGGREGATED = 12, /* repeat package loads counted in load_known */
+	COUNTER_MAX = 13,
 };
 
 enum exec_flag {
@@ -161,6 +165,12 @@ struct activity_event {
 	char path[PATH_LEN];
 	char path2[PATH_LEN]; /* rename source, mount source, pivot_root put_old */
 	char name[NAME_LEN];  /* fstype, memfd name */
+	/* Opens: the opened file's identity (device in the kernel's encoding) and the opening
+	 * process's executable's; zero for other kinds. */
+	__u64 ino;
+	__u64 exe_ino;
+	__u32 dev;
+	__u32 exe_dev;
 };
 
 /* An exec user space has already seen in this cgroup; repeats only count here. */
@@ -197,6 +207,22 @@ struct activity_key {
 	__u32 kind;
 	__u32 _pad;
 	char path[PATH_LEN];
+};
+
+/* A package file, by identity, watched in one container cgroup (vigil/sensor/load_identities.py). */
+struct load_key {
+	__u64 cgroup_id;
+	__u64 ino;
+	__u32 dev;
+	__u32 _pad;
+};
+
+/* A package load user space has already recorded: its repeats by the same executable only count. */
+struct load_seen {
+	struct load_key file;
+	__u64 exe_ino;
+	__u32 exe_dev;
+	__u32 _pad;
 };
 
 struct watch_key {
@@ -393,6 +419,22 @@ struct {
 	__type(key, struct drift_key);
 	__type(value, __u8);
 } drift_files SEC(".maps");
+
+/* The package files of each container's load watch by identity: an open of one is a package load
+ * whatever path (a hard link, another bind mount) it was opened by. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct load_key);
+	__type(value, __u8);
+} load_files SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct load_seen);
+	__type(value, struct exec_count);
+} load_known SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
@@ -995,6 +1037,80 @@ static __always_inline __u32 watched(struct scratch *s, int len)
 	return f;
 }
 
+/* An open file's (inode number, device), as the inode the fd table holds has them. */
+static __always_inline void file_identity(struct file *f, __u64 *ino, __u32 *dev)
+{
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	*ino = BPF_CORE_READ(inode, i_ino);
+	*dev = BPF_CORE_READ(inode, i_sb, s_dev);
+}
+
+static __always_inline void open_identities(struct task_struct *task, struct file *f, struct activity_event *e)
+{
+	file_identity(f, &e->ino, &e->dev);
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe)
+		file_identity(exe, &e->exe_ino, &e->exe_dev);
+}
+
+/* An open for read of a file load_files holds for the task's cgroup, whatever path it was opened
+ * by: counted in load_known when user space has recorded it for this executable (the first of
+ * each epoch is queued anyway, as for execs), else queued as a package load with the path it was
+ * opened by. False when the file is not in load_files: the path tables decide then. Checked
+ * before the path is built, so a repeat costs two hash lookups and no dentry walk. */
+static __always_inline bool package_load(struct task_struct *task, __s64 fd, struct pending *p)
+{
+	struct file *f = fd_file(task, fd);
+	if (!f)
+		return false;
+	struct load_seen k = {};
+	k.file.cgroup_id = bpf_get_current_cgroup_id();
+	file_identity(f, &k.file.ino, &k.file.dev);
+	if (!bpf_map_lookup_elem(&load_files, &k.file))
+		return false;
+	struct config *cfg = get_config();
+	if (cfg && cfg->exec_aggregation) {
+		struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+		if (exe)
+			file_identity(exe, &k.exe_ino, &k.exe_dev);
+		struct exec_count *c = bpf_map_lookup_elem(&load_known, &k);
+		if (c && count_repeat(cfg, c)) {
+			count(COUNTER_LOAD_AGGREGATED);
+			return true;
+		}
+	}
+	struct scratch *s = get_scratch();
+	if (!s)
+		return true;
+	__u32 flags = ACT_IDENTITY;
+	int len = fd_path(task, fd, s, &flags);
+	struct activity_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_LOST);
+		return true;
+	}
+	fill_header(&e->h, EVENT_ACTIVITY, task, k.file.cgroup_id);
+	fill_namespaces(&e->h, task);
+	e->kind = ACT_PACKAGE_LOAD;
+	e->flags = flags;
+	e->result = fd;
+	e->aux = p->args[2];
+	e->aux2 = 0;
+	e->path[0] = 0;
+	e->path2[0] = 0;
+	e->name[0] = 0;
+	if (len >= 0)
+		bpf_probe_read_kernel(e->path, PATH_LEN, s->key.data);
+	e->ino = 0;
+	e->exe_ino = 0;
+	e->dev = 0;
+	e->exe_dev = 0;
+	open_identities(task, f, e);
+	count(COUNTER_ACTIVITY);
+	submit(e, cfg);
+	return true;
+}
+
 static __always_inline int enter(struct sys_enter_ctx *ctx, __u32 kind, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
 				 __u64 a4)
 {
@@ -1104,6 +1220,8 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 
 	if (kind == ACT_OPEN) {
 		bool write = p.args[2] & O_WRITE_INTENT;
+		if (ret >= 0 && !write && package_load(task, ret, &p))
+			return 0;
 		if (ret >= 0)
 			len = fd_path(task, ret, s, &flags);
 		else if (write && (ret == -EACCES || ret == -EPERM || ret == -EROFS))
@@ -1162,12 +1280,21 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 	e->path[0] = 0;
 	e->path2[0] = 0;
 	e->name[0] = 0;
+	e->ino = 0;
+	e->exe_ino = 0;
+	e->dev = 0;
+	e->exe_dev = 0;
 	if (len >= 0)
 		bpf_probe_read_kernel(e->path, PATH_LEN, s->key.data);
 	switch (kind) {
-	case ACT_OPEN:
+	case ACT_OPEN: {
 		e->aux = p.args[2];
+		/* The identity lets user space enter a package file it only knew by path (vigil/sensor/load_watch.py). */
+		struct file *f = ret >= 0 ? fd_file(task, ret) : 0;
+		if (f)
+			open_identities(task, f, e);
 		break;
+	}
 	case ACT_FILE_RENAME:
 		bpf_probe_read_user_str(e->path2, PATH_LEN, (const void *)p.args[1]);
 		break;
