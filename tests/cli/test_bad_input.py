@@ -68,7 +68,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("get", "--output"): Case("format", ("findings",) + SERVICE),
     ("scan", "--output"): Case("format", ("{tmp}",)),
     ("scan", "--db"): Case("input", ("{tmp}",)),
-    ("sbom", "--output"): Case("output", ("{rootfs}",)),
+    # An image on a port nothing listens on: the output is refused before any pull.
+    ("sbom", "--output"): Case("output", ("127.0.0.1:9/x:1", "--plain-http", "127.0.0.1:9")),
     ("up", "--data-dir"): Case("dir", ("--no-sensor",)),
     ("up", "--tls-cert"): Case("input", ("--tls-key", "{pem}", "--no-sensor", "--data-dir", "{tmp}/d")),
     ("up", "--tls-key"): Case("input", ("--tls-cert", "{pem}", "--no-sensor", "--data-dir", "{tmp}/d")),

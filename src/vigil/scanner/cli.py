@@ -29,7 +29,7 @@ from vigil.catalog import LayerDigestMismatch, LayoutError, catalog_path
 from vigil.catalog.limits import ScanLimits
 from vigil.catalog.oci import is_oci_layout, resolve_image
 from vigil.catalog.progress_bar import layer_progress_bar
-from vigil.cli_paths import input_dir, input_file
+from vigil.cli_paths import input_dir, input_file, output_file
 from vigil.intel import Advisory, AdvisoryIndex, AdvisoryStore, default_db_path
 from vigil.intel.coverage import Coverage, needed_ecosystems
 from vigil.intel.ecosystems import UnknownOsvEcosystemError, normalize_name, parse_ecosystem
@@ -354,6 +354,9 @@ def sbom(
     registry_config: RegistryConfigOption = None,
 ) -> None:
     """Write a software bill of materials of an image's packages."""
+    if output is not None:
+        # Before the pull: a file that cannot be written should not cost an image's download first.
+        output_file(output, "--output")
     report = _load(target, platform, _registry_config(registry_config, plain_http))
     text = FORMATS[format.value](report)
     if output is None:
