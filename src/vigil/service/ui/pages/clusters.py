@@ -3,16 +3,21 @@ prevention is in force on them."""
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from vigil.service.store import prevention as prevention_store
-from vigil.service.store.credentials import list_credentials, revoke_credential
+from vigil.service.store.credentials import list_credentials, revoke_credential, rotate_credentials
+from vigil.service.store.tokens import IssuedToken
 from vigil.service.store.views import clusters as cluster_views
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import nodes as node_views
 from vigil.service.ui import params, web
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 NODE_STATUSES = ("monitored", "monitored_with_sensor", "sensor_failed", "disabled")
 
@@ -41,6 +46,16 @@ def clusters(request: Request, v: web.Viewer = Depends(web.viewer)):
 
 @router.get("/clusters/{cluster_id}")
 def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewer)):
+    return _cluster_page(request, v, cluster_id)
+
+
+def _cluster_page(
+    request: Request,
+    v: web.Viewer,
+    cluster_id: str,
+    rotated: tuple[IssuedToken, datetime] | None = None,
+    http_status: int = 200,
+):
     q = request.query_params
     status = params.choice(q, "sensor", NODE_STATUSES)
     text = params.text(q, "q")
@@ -59,6 +74,7 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         request,
         "cluster.html",
         v,
+        status=http_status,
         nav="clusters",
         cluster=found[0],
         nodes=nodes,
@@ -70,7 +86,30 @@ def cluster(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewe
         credentials=credentials,
         enforcement=enforcement,
         prevention_off=[n for n in enforcement.values() if n.loud],
+        rotated=rotated[0] if rotated else None,
+        rotated_until=rotated[1] if rotated else None,
     )
+
+
+@router.post("/clusters/{cluster_id}/credentials/rotate")
+async def rotate(cluster_id: str, request: Request, v: web.Viewer = Depends(web.viewer)):
+    await web.checked_form(request)
+    web.require_admin(v)
+
+    def work():
+        with request.app.state.engine.begin() as conn:
+            return rotate_credentials(conn, cluster_id)
+
+    try:
+        cred, until = await run_in_threadpool(work)
+    except LookupError:
+        raise web.Refused(404, f"cluster {cluster_id!r} does not exist") from None
+    log.info(
+        "cluster credential rotated in console",
+        extra={"cluster_id": cluster_id, "credential_id": cred.id, "by": v.principal.token_id},
+    )
+    # The new credential is shown once, in this response only; it is never put in a URL or a log.
+    return await run_in_threadpool(_cluster_page, request, v, cluster_id, (cred, until), 201)
 
 
 @router.post("/clusters/{cluster_id}/credentials/{credential_id}/revoke")
