@@ -34,6 +34,12 @@ def _spec(**changes) -> bytes:
     return orjson.dumps(review(obj))
 
 
+def _update(**fields) -> bytes:
+    body = review(pod("registry.example.com/team/app:1.0"), operation="UPDATE")
+    body["request"].update(fields)
+    return orjson.dumps(body)
+
+
 CASES = [
     (b"", 400, "empty body: expected an AdmissionReview (admission.k8s.io/v1) JSON object"),
     (b"{", 400, "body is not JSON: unexpected end of data: line 1 column 2 (char 1)"),
@@ -77,9 +83,20 @@ CASES = [
     (
         _with("request.object.metadata", {"annotations": {"a": 1}}),
         400,
-        "Pod.metadata.annotations must map strings to strings",
+        "request.object: Pod.metadata.annotations must map strings to strings",
     ),
-    (_with("request.object.metadata", {"labels": ["x"]}), 400, "Pod.metadata.labels must map strings to strings"),
+    (
+        _with("request.object.metadata", {"labels": ["x"]}),
+        400,
+        "request.object: Pod.metadata.labels must map strings to strings",
+    ),
+    (_update(oldObject="pod"), 400, "request.oldObject must be an object or null"),
+    (_update(oldObject={"kind": "Pod"}), 400, "request.oldObject: Pod.spec must be an object"),
+    (
+        _update(oldObject={"spec": {"containers": [{"name": "c", "image": ""}]}}),
+        400,
+        "request.oldObject: Pod.spec.containers[0].image must be a non-empty string",
+    ),
     (b"[" * 100_000 + b"]" * 100_000, 400, "body is not JSON: depth limit exceeded: line 1 column 1026 (char 1025)"),
 ]
 

@@ -176,6 +176,69 @@ def test_ephemeral_and_init_containers_count():
     assert "image evil.example.net/init:1" in message and "image evil.example.net/debug:1" in message
 
 
+def _update(obj: dict, old: dict | None) -> dict:
+    body = review(obj, operation="UPDATE")
+    body["request"]["oldObject"] = old
+    return body
+
+
+def _bare(response: dict) -> dict:
+    return {k: v for k, v in response.items() if k != "uid"}
+
+
+def test_an_update_that_starts_no_new_image_is_admitted_without_a_decision():
+    http, recorder = client(knowledge())
+    # Admitted by break-glass once; the annotation removed, the pod relabelled: nothing new runs.
+    old = pod("evil.example.net/miner:latest", annotations={"vigil.dev/break-glass": "INC-9"})
+    relabelled = pod("evil.example.net/miner:latest", labels={"app": "web", "team": "payments"})
+    assert _bare(answer(http, _update(relabelled, old))) == {"allowed": True}
+    # A Deployment scaled (or its old ReplicaSet scaled down by a rollout) under a stricter policy.
+    scaled = deployment("evil.example.net/miner:latest")
+    scaled["spec"]["replicas"] = 0
+    assert _bare(answer(http, _update(scaled, deployment("evil.example.net/miner:latest")))) == {"allowed": True}
+    # An image moved from an init container to a regular one is still the same code.
+    moved = pod(APP, "evil.example.net/miner:latest")
+    before = pod(APP)
+    before["spec"]["initContainers"] = [{"name": "init", "image": "evil.example.net/miner:latest"}]
+    assert _bare(answer(http, _update(moved, before))) == {"allowed": True}
+    assert recorder.decisions == []
+
+
+def test_finalizers_of_an_object_being_deleted_can_always_be_removed():
+    http, recorder = client(knowledge())
+    terminating = pod("evil.example.net/miner:latest")
+    terminating["metadata"]["deletionTimestamp"] = "2026-12-04T03:00:00Z"
+    finalized = {**terminating, "metadata": {**terminating["metadata"], "finalizers": ["example.com/cleanup"]}}
+    assert _bare(answer(http, _update(terminating, finalized))) == {"allowed": True}
+    assert _bare(answer(http, _update(terminating, None), "/validate/fail-closed")) == {"allowed": True}
+    assert recorder.decisions == []
+
+
+def test_an_update_that_names_a_new_image_is_judged_whole():
+    http, recorder = client(knowledge(tags=[tag(APP)], digests=[scanned()]))
+    # kubectl debug: the pods/ephemeralcontainers update adds a container to a running pod.
+    debugged = pod(APP)
+    debugged["spec"]["ephemeralContainers"] = [{"name": "debug", "image": "evil.example.net/debug:1"}]
+    body = _update(debugged, pod(APP))
+    body["request"]["subResource"] = "ephemeralcontainers"
+    response = answer(http, body)
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith(
+        'policy "prod" rule untrusted_registry: image evil.example.net/debug:1: registry evil.example.net is not '
+        "trusted"
+    )
+    # An image changed in a workload: every image of the new object counts, as its pods will run them all.
+    changed = _update(deployment(APP, "evil.example.net/miner:2"), deployment(APP, "evil.example.net/miner:1"))
+    assert "image evil.example.net/miner:2" in answer(http, changed)["status"]["message"]
+    # A review without the old object (not what kube-apiserver sends) is judged whole.
+    assert answer(http, _update(pod("evil.example.net/miner:1"), None))["allowed"] is False
+    assert [(d.outcome, d.images) for d in recorder.decisions] == [
+        ("denied", [APP, "evil.example.net/debug:1"]),
+        ("denied", [APP, "evil.example.net/miner:2"]),
+        ("denied", ["evil.example.net/miner:1"]),
+    ]
+
+
 def test_pods_their_replicaset_makes_repeat_no_warning_records():
     http, recorder = client(knowledge())
     answer(http, review(pod("evil.example.net/miner:latest", namespace="staging", owner=True)))

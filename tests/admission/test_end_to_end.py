@@ -256,6 +256,37 @@ def test_kube_system_is_admitted_and_break_glass_is_admitted_and_recorded(stack)
     assert _decisions(stack, namespace="kube-system") == []
 
 
+def test_updates_that_run_no_new_image_are_admitted_and_a_new_image_is_judged(stack):
+    """A workload admitted once (here by break-glass) must stay manageable: dropping the annotation,
+    labelling or scaling it, as controllers and operators do, runs nothing new; a new image is judged."""
+    kubectl = stack["kubectl"]
+    legacy = deployment("legacy", "shop", UNTRUSTED)
+    legacy["metadata"]["annotations"] = {"vigil.dev/break-glass": "INC-9 legacy"}
+    assert kubectl("create", manifest=legacy).returncode == 0
+    assert _wait_for_decision(stack, "shop", "legacy")["outcome"] == "break_glass"
+    for change in (
+        ("annotate", "deployment", "legacy", "-n", "shop", "vigil.dev/break-glass-"),
+        ("label", "deployment", "legacy", "-n", "shop", "team=payments"),
+        ("patch", "deployment", "legacy", "-n", "shop", "-p", '{"spec": {"replicas": 0}}'),
+    ):
+        out = kubectl(*change)
+        assert (out.returncode, out.stderr) == (0, ""), change
+    out = kubectl("set", "image", "deployment/legacy", "-n", "shop", "app=evil.example.net/other:2")
+    assert out.returncode == 1
+    assert (
+        'policy "prod" rule untrusted_registry: image evil.example.net/other:2: registry evil.example.net is not '
+        "trusted" in out.stderr
+    )
+    got = kubectl(
+        "get", "deployment", "legacy", "-n", "shop", "-o", "jsonpath={.spec.template.spec.containers[0].image}"
+    )
+    assert got.stdout == UNTRUSTED
+    time.sleep(1.5)  # the webhook sends its decisions every second: anything more would be there by now
+    recorded = [d for d in _decisions(stack, namespace="shop") if d["name"] == "legacy"]
+    assert [d["outcome"] for d in recorded] == ["denied", "break_glass"]
+    assert recorded[0]["images"] == ["evil.example.net/other:2"]
+
+
 def test_a_policy_change_reaches_the_webhook_within_two_seconds(stack):
     service, webhook = stack["service"], stack["webhook"]
     admin = {"Authorization": f"Bearer {service.admin_token}"}

@@ -43,6 +43,8 @@ class ReviewRequest:
     user: str
     dry_run: bool
     object: dict[str, Any] = field(repr=False)
+    # What the object was before an UPDATE; None when the review carries none (a CREATE).
+    old_object: dict[str, Any] | None = field(default=None, repr=False)
 
 
 def _text(data: dict[str, Any], key: str, where: str, *, required: bool = True) -> str:
@@ -90,6 +92,9 @@ def parse_review(body: bytes) -> ReviewRequest:
     obj = request.get("object")
     if operation in ("CREATE", "UPDATE") and not isinstance(obj, dict):
         raise ReviewError(f"request.object must be an object for a {operation}")
+    old_obj = request.get("oldObject")
+    if old_obj is not None and not isinstance(old_obj, dict):
+        raise ReviewError("request.oldObject must be an object or null")
     user_info = request.get("userInfo") or {}
     if not isinstance(user_info, dict):
         raise ReviewError("request.userInfo must be an object")
@@ -108,6 +113,7 @@ def parse_review(body: bytes) -> ReviewRequest:
         user=_text(user_info, "username", "request.userInfo", required=False),
         dry_run=dry_run,
         object=obj if isinstance(obj, dict) else {},
+        old_object=old_obj if operation == "UPDATE" else None,
     )
 
 

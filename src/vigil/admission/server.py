@@ -31,7 +31,7 @@ from vigil.admission.review import (
     parse_review,
     review_response,
 )
-from vigil.admission.workloads import PodParts, pod_parts
+from vigil.admission.workloads import PodParts, pod_parts, starts_nothing_new
 from vigil.policy.enforcement import Decision, Failure, Outcome
 from vigil.registry.probe import RegistryAnswer
 from vigil.wire.admission import AdmissionDecisionRecord, ViolationRecord
@@ -88,6 +88,9 @@ class Webhook:
         return answers, (self.resolver.ttl if complete else 0.0)
 
     async def validate(self, review: ReviewRequest, parts: PodParts, failure: Failure) -> bytes:
+        if review.operation == "UPDATE" and starts_nothing_new(review.kind, review.object, review.old_object, parts):
+            self._count("unchanged")
+            return review_response(review.uid, allowed=True)
         policy = self.knowledge.enforcement[failure]
         labels = await self._namespace_labels(review.namespace, failure)
         who = subject(self.knowledge, review, parts, self.cluster, labels)
