@@ -32,6 +32,7 @@ POLICY = {
         {"name": "staging", "mode": "warn", "scope": {"namespaces": ["staging"]}},
         {"name": "lab", "mode": "audit", "scope": {"namespaces": ["lab"]}},
         {"name": "vault", "mode": "enforce", "failure": "fail", "scope": {"namespaces": ["vault"]}},
+        {"name": "labelled", "mode": "enforce", "scope": {"namespace_selector": {"matchLabels": {"env": "prod"}}}},
     ]
 }
 
@@ -126,8 +127,10 @@ def stack(tmp_path_factory):
             issued.raise_for_status()
             kubeconfig = kube.write_kubeconfig(work / "kubeconfig")
             kubectl = Kubectl(kubeconfig, work)
-            for ns in ("shop", "staging", "lab", "vault"):
+            for ns in ("shop", "staging", "lab", "vault", "payments", "sandbox"):
                 assert kubectl("create", "namespace", ns).returncode == 0
+            # The webhook reads this label from the API server (its kubeconfig) for the "labelled" policy.
+            assert kubectl("label", "namespace", "payments", "env=prod").returncode == 0
             # The vault policy fails closed: its namespace is labelled for the fail-closed webhook.
             assert kubectl("label", "namespace", "vault", "vigil.dev/admission=fail-closed").returncode == 0
             placeholder = chart_webhooks(b"-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
@@ -200,6 +203,17 @@ def test_an_untrusted_pod_and_deployment_are_refused_naming_the_rule(stack):
     assert out.returncode == 1 and rule in out.stderr
     assert kubectl("get", "pod", "miner", "-n", "shop").returncode == 1
     assert _wait_for_decision(stack, "shop", "miner")["outcome"] == "denied"
+
+
+def test_a_policy_scoped_by_namespace_labels_judges_only_the_labelled_namespace(stack):
+    kubectl = stack["kubectl"]
+    out = kubectl("create", manifest=pod("miner", "payments", UNTRUSTED))
+    assert out.returncode == 1
+    assert f'policy "labelled" rule untrusted_registry: image {UNTRUSTED}: registry evil.example.net' in out.stderr
+    out = kubectl("create", manifest=pod("miner", "sandbox", UNTRUSTED))
+    assert (out.returncode, out.stderr) == (0, "")
+    assert _wait_for_decision(stack, "payments", "miner")["outcome"] == "denied"
+    assert _decisions(stack, namespace="sandbox") == []
 
 
 def test_a_digest_never_pushed_is_refused_with_both_digests(stack):
