@@ -31,7 +31,7 @@ def kubeapi():
 
 
 class RunningController:
-    """A real controller (kubernetes_asyncio -> the test API server; httpx -> the service) in its own thread."""
+    """A real controller (vigil.kube -> the test API server; httpx -> the service) in its own thread."""
 
     def __init__(
         self,

@@ -240,5 +240,5 @@ def test_where_the_credential_is_kept(tmp_path, monkeypatch):
     sa.mkdir()
     (sa / "token").write_text("t")
     (sa / "namespace").write_text("vigil-system\n")
-    monkeypatch.setattr("vigil.controller.kube.SERVICE_ACCOUNT", sa)
+    monkeypatch.setattr("vigil.kube.config.SERVICE_ACCOUNT", sa)
     assert credential_place(None, None, None, None) == CredentialPlace(secret=("vigil-system", SECRET))

@@ -24,7 +24,7 @@ PROBE = (
     "main()\n"
 )
 SERVICE_SIDE = ("vigil.service.app", "vigil.service.store", "vigil.service.api", "sqlalchemy", "fastapi", "uvicorn")
-OTHER_UNITS = ("vigil.controller", "vigil.sensor", "vigil.scanner", "vigil.catalog", "kubernetes_asyncio")
+OTHER_UNITS = ("vigil.controller", "vigil.sensor", "vigil.scanner", "vigil.catalog", "vigil.kube")
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, set[str]]:

@@ -10,30 +10,42 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from urllib.parse import quote
 
-from kubernetes_asyncio import client, config
+import aiohttp
+import orjson
+
+from vigil.kube.client import KubeClient, read_limited
+from vigil.kube.config import load_connection
 
 log = logging.getLogger(__name__)
 
 TTL = 30.0
 LOOKUP_BUDGET = 0.5
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+MAX_NAMESPACE_BYTES = 1 << 20  # a Namespace object is small; a bigger answer is not read
 
 
 class NamespaceLabels:
-    def __init__(self, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
+    def __init__(self, api: KubeClient) -> None:
         self._api = api
         self._cache: dict[str, tuple[float, dict[str, str]]] = {}
 
     @classmethod
     async def connect(cls, kubeconfig: Path | None) -> NamespaceLabels:
-        cfg = client.Configuration()
-        if kubeconfig is None and SERVICE_ACCOUNT_TOKEN.exists():
-            config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        else:
-            await config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, client_configuration=cfg)
-        return cls(client.ApiClient(cfg))
+        return cls(KubeClient(load_connection(kubeconfig)))
+
+    async def _read(self, name: str) -> dict[str, str]:
+        resp = await self._api.request(
+            "GET", f"/api/v1/namespaces/{quote(name, safe='')}", timeout=aiohttp.ClientTimeout(total=LOOKUP_BUDGET)
+        )
+        try:
+            if resp.status != 200:
+                raise RuntimeError(f"GET namespace {name}: HTTP {resp.status}")
+            body = orjson.loads(await read_limited(resp, MAX_NAMESPACE_BYTES))
+        finally:
+            resp.release()
+        labels = ((body or {}).get("metadata") or {}).get("labels") or {}
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     async def labels(self, name: str) -> dict[str, str]:
         """The namespace's labels; on failure only the name label the API server sets on every namespace."""
@@ -42,11 +54,11 @@ class NamespaceLabels:
             return hit[1]
         fallback = {"kubernetes.io/metadata.name": name}
         try:
-            ns = await asyncio.wait_for(self._core.read_namespace(name), LOOKUP_BUDGET)
+            found = await asyncio.wait_for(self._read(name), LOOKUP_BUDGET)
         except Exception as exc:  # noqa: BLE001 - any failure means "labels unknown", never a failed review
             log.warning("namespace labels unavailable", extra={"namespace": name, "error": str(exc)[:300]})
             return fallback
-        labels = dict(ns.metadata.labels or {}) or fallback
+        labels = found or fallback
         self._cache[name] = (time.monotonic(), labels)
         return labels
 

@@ -195,7 +195,7 @@ def credential_place(
     context: str | None = None,
 ) -> CredentialPlace:
     """A Secret when one is named or the controller runs in a pod; a file when one is named or outside a cluster."""
-    from .kube import default_namespace, runs_in_cluster
+    from vigil.kube.config import default_namespace, runs_in_cluster
 
     if credential_file is not None and credential_secret is not None:
         raise CredentialError("give --credential-file or --credential-secret, not both")

@@ -1,14 +1,10 @@
-"""Kubernetes API access over kubernetes_asyncio, reading raw JSON (I/O).
-
-The library does configuration (kubeconfig, in-cluster service account, TLS, token
-refresh) and HTTP; responses are read raw and parsed with orjson, because generated
-model objects for a 10,000-pod list cost seconds and hundreds of megabytes.
+"""Kubernetes API access for the controller (I/O): lists, watches and single objects as raw JSON,
+over ``vigil.kube``'s client.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +12,9 @@ from typing import Any
 
 import aiohttp
 import orjson
-import yaml
-from kubernetes_asyncio import client, config
+
+from vigil.kube.client import KubeClient
+from vigil.kube.config import KubeConnection, load_connection
 
 log = logging.getLogger(__name__)
 
@@ -46,77 +43,35 @@ class ListPage:
     continue_token: str | None
 
 
-SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-def runs_in_cluster(kubeconfig: Path | None) -> bool:
-    """In a pod, with no kubeconfig asked for: the service account is how to reach the API."""
-    return kubeconfig is None and (SERVICE_ACCOUNT / "token").exists()
-
-
-def default_namespace(kubeconfig: Path | None, context: str | None = None) -> str:
-    """The pod's own namespace in-cluster; else the kubeconfig context's namespace; else "default"."""
-    if runs_in_cluster(kubeconfig):
-        return (SERVICE_ACCOUNT / "namespace").read_text(encoding="utf-8").strip() or "default"
-    path = kubeconfig or Path(os.environ.get("KUBECONFIG", "") or Path.home() / ".kube" / "config")
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return "default"
-    wanted = context or doc.get("current-context")
-    for entry in doc.get("contexts") or []:
-        if isinstance(entry, dict) and entry.get("name") == wanted:
-            return str((entry.get("context") or {}).get("namespace") or "default")
-    return "default"
-
-
 async def load_config(
     kubeconfig: Path | None, context: str | None = None, in_cluster: bool | None = None
-) -> client.Configuration:
-    """A client configuration: the in-cluster service account, or a kubeconfig file."""
-    cfg = client.Configuration()
-    if in_cluster or (in_cluster is None and runs_in_cluster(kubeconfig)):
-        # kubernetes_asyncio leaves this one function unannotated.
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    else:
-        await config.load_kube_config(
-            config_file=str(kubeconfig) if kubeconfig else None, context=context, client_configuration=cfg
-        )
-    return cfg
+) -> KubeConnection:
+    """The in-cluster service account, or a kubeconfig file's context."""
+    return load_connection(kubeconfig, context, in_cluster)
 
 
 class KubeApi:
-    def __init__(self, cfg: client.Configuration) -> None:
-        self._api = client.ApiClient(cfg)
+    def __init__(self, conn: KubeConnection) -> None:
+        self._api = KubeClient(conn)
 
     async def close(self) -> None:
         await self._api.close()
 
-    async def _get(self, path: str, params: list[tuple[str, str]], timeout: Any) -> aiohttp.ClientResponse:
-        # Without preloading, the library hands back aiohttp's response unread.
-        resp: aiohttp.ClientResponse = await self._api.call_api(
-            path,
-            "GET",
-            query_params=params,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=timeout,
-        )
-        return resp
+    async def _get(
+        self, path: str, params: list[tuple[str, str]], timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        return await self._api.request("GET", path, params=params, timeout=timeout)
 
     async def request_object(
         self, method: str, path: str, body: KubeObject | None = None, content_type: str = "application/json"
     ) -> KubeObject:
         """Read or write one object (GET, POST, PUT, PATCH); a failure ``Status`` raises ``KubeError``."""
-        resp: aiohttp.ClientResponse = await self._api.call_api(
-            path,
+        resp = await self._api.request(
             method,
-            header_params={"Accept": "application/json", "Content-Type": content_type},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=aiohttp.ClientTimeout(total=30),
+            path,
+            body=orjson.dumps(body) if body is not None else None,
+            content_type=content_type,
+            timeout=aiohttp.ClientTimeout(total=30),
         )
         try:
             if resp.status >= 300:
