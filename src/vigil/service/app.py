@@ -20,6 +20,7 @@ from vigil.service.api import (
     enforcement,
     errors,
     findings,
+    funnel,
     health,
     ingest,
     integrity,
@@ -56,6 +57,7 @@ ROUTERS = (
     signatures,
     alerts,
     contents,
+    funnel,
     runtime,
     search,
 )

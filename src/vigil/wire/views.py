@@ -737,6 +737,44 @@ class VulnerabilityPage(Page[Vulnerability]):
     matched_revision: str | None
 
 
+class FunnelStage(View):
+    count: int = Field(description="distinct vulnerabilities (advisory x package name and version)")
+    severities: dict[str, int] = Field(
+        description="by the advisory's level (a malicious package counts as critical): critical, high, medium, "
+        "low, unknown, zeros included"
+    )
+
+
+class VulnerabilityFunnel(View):
+    """All known vulnerabilities, those with a fixed version, and of those the ones observed running (the ones to
+    fix first); beside them, those running without a fix."""
+
+    all: FunnelStage
+    with_fix: FunnelStage
+    running: FunnelStage = Field(description="with a fix, and an open running_vulnerability finding")
+    running_without_fix: FunnelStage
+
+
+class ImageFunnel(View):
+    image_id: int
+    image: str
+    digest: str | None
+    scan_status: str = Field(description="the digest's scan; its vulnerabilities count only once it is done")
+    funnel: VulnerabilityFunnel
+
+
+class WorkloadFunnel(View):
+    """A workload's funnel over the images of its pods' containers (a vulnerability two images share counts
+    once), and each image's funnel with the workload's own running findings."""
+
+    cluster_id: str
+    namespace: str
+    kind: str
+    name: str
+    funnel: VulnerabilityFunnel
+    images: list[ImageFunnel]
+
+
 class ImageFile(View):
     """A file (sha256, size, mode, executable) or a symlink (target)."""
 

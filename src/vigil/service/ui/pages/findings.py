@@ -46,9 +46,22 @@ def finding_filter(q) -> finding_views.FindingFilter:
         cluster_id=params.text(q, "cluster"),
         namespace=params.text(q, "namespace"),
         image_pk=params.integer(q, "image"),
+        workload=_workload(q),
         running_only=params.flag(q, "running"),
         text=params.text(q, "q"),
     )
+
+
+def _workload(q) -> tuple[str, str, str, str] | None:
+    """``workload=<kind>/<name>``, which names a workload only with its ``cluster`` and ``namespace``."""
+    raw = params.text(q, "workload", 320)
+    if raw is None:
+        return None
+    kind, _, name = raw.partition("/")
+    cluster, namespace = params.text(q, "cluster"), params.text(q, "namespace")
+    if not kind or not name or cluster is None or namespace is None:
+        raise params.BadParam(f"workload: {raw!r} must be <kind>/<name>, with cluster and namespace given")
+    return (cluster, namespace, kind, name)
 
 
 def finding_sort(q) -> tuple[str, bool]:

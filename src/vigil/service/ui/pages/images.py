@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 
@@ -12,11 +13,13 @@ from vigil.model.findings import (
     INTEGRITY_TYPES,
     SIGNATURE_TYPES,
     VULNERABILITY_TYPES,
+    FindingType,
 )
 from vigil.service.store import contents
 from vigil.service.store.integrity import summaries as integrity_summaries
 from vigil.service.store.pagination import BadCursor, decode_cursor
 from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import funnel as funnel_views
 from vigil.service.store.views import images as image_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import signatures as signature_views
@@ -169,6 +172,8 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         provenance = integrity.get("provenance")
         img.update(image_views.image_vulnerability_counts(conn, [image_id])[image_id])
         content = _contents(conn, img, request.query_params)
+        funnel = funnel_views.image_funnel(conn, image_id)
+    running_href = "/findings?" + urlencode({"type": FindingType.RUNNING_VULNERABILITY, "image": image_id})
     return web.render(
         request,
         "image.html",
@@ -187,4 +192,6 @@ def image(image_id: params.RowId, request: Request, v: web.Viewer = Depends(web.
         # One source for the verdict and the "not reported" note: the registry check's stored verdicts.
         checked=any(c["status"] != "pending" for c in integrity["clusters"]),
         content=content,
+        funnel=funnel,
+        running_href=running_href,
     )

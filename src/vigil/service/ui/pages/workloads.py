@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Request
 
+from vigil.model.findings import FindingType
 from vigil.service.store import prevention as prevention_store
 from vigil.service.store import risk as risk_store
 from vigil.service.store.views import findings as finding_views
+from vigil.service.store.views import funnel as funnel_views
 from vigil.service.store.views import pods as pod_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import workloads as workload_views
@@ -68,6 +72,17 @@ def workload(
         reach = process_views.sensor_reach(conn, {(p["cluster_id"], p["node_name"]) for p in pods.items})
         w["risk"] = risk_store.workload_risk(conn, [key])[key]
         enforced = prevention_store.workload_enforcement(conn, *key)
+        funnel = funnel_views.workload_funnel(conn, *key)
+    # "running" links to the workload's running_vulnerability findings (console filter `workload=<kind>/<name>`).
+    running = {
+        "type": FindingType.RUNNING_VULNERABILITY,
+        "cluster": cluster_id,
+        "namespace": namespace,
+        "workload": f"{kind}/{name}",
+    }
+    running_href = "/findings?" + urlencode(running)
+    for image in funnel["images"] if funnel else ():
+        image["running_href"] = "/findings?" + urlencode({**running, "image": image["image_id"]})
     # Riskiest first: the order triage works in.
     found.items.sort(key=lambda f: (f["status"] != "open", -f["risk"]["score"], f["id"]))
     severities: dict[str, int] = {}
@@ -87,4 +102,6 @@ def workload(
         processes=processes,
         sensor_reach=reach,
         enforced=enforced,
+        funnel=funnel,
+        running_href=running_href,
     )
