@@ -16,7 +16,10 @@ process's CPU per request (``cpu_us_per_request``, user + system, which a busy m
 less than latency); ``ratio_p99`` is p99 over the baseline's p99 at the same rate. Aims: cached p99 < 10 ms at
 500 reviews/s; a cold decision < 1 s.
 
-    .venv/bin/python bench/admission.py [--rates 100,500] [--seconds 5] [--connections 16]
+With ``--rounds N`` each rate runs baseline, cached and cold N times in turn (alternated, so a
+machine that gets busier mid-run disturbs all three alike); each line names its round.
+
+    .venv/bin/python bench/admission.py [--rates 100,500] [--seconds 5] [--connections 16] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -144,9 +147,10 @@ def main() -> None:
     parser.add_argument("--rates", default="100,500")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
-    cold_needed = sum(int(r * args.seconds) for r in rates) + 10
+    cold_needed = sum(int(r * args.seconds) for r in rates) * args.rounds + 10
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         with RegistryServer(workdir=work / "registry") as registry:
@@ -202,18 +206,20 @@ def main() -> None:
                         status=r.status_code,
                     )
                     cold_tags = (f"{repo}:cold-{i}" for i in itertools.count())
-                    for rate in rates:
+                    for rate, round_ in itertools.product(rates, range(1, args.rounds + 1)):
                         pid = webhook.pid
                         assert pid is not None
                         load = (webhook.url, ctx)
                         base = measured(pid, *load, itertools.repeat(None), rate, args.seconds, args.connections)
-                        emit(workload="baseline_healthz", rate=rate, **base)
+                        emit(workload="baseline_healthz", rate=rate, round=round_, **base)
                         bodies = (review_body(cached) for _ in itertools.count())
                         out = measured(pid, *load, bodies, rate, args.seconds, args.connections)
-                        emit(workload="cached", rate=rate, ratio_p99=round(out["p99_ms"] / base["p99_ms"], 2), **out)
+                        ratio = round(out["p99_ms"] / base["p99_ms"], 2)
+                        emit(workload="cached", rate=rate, round=round_, ratio_p99=ratio, **out)
                         bodies = (review_body(next(cold_tags)) for _ in itertools.count())
                         out = measured(pid, *load, bodies, rate, args.seconds, args.connections)
-                        emit(workload="cold", rate=rate, ratio_p99=round(out["p99_ms"] / base["p99_ms"], 2), **out)
+                        ratio = round(out["p99_ms"] / base["p99_ms"], 2)
+                        emit(workload="cold", rate=rate, round=round_, ratio_p99=ratio, **out)
             finally:
                 service.stop()
 
