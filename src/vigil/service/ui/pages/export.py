@@ -18,6 +18,7 @@ from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import workloads as workload_views
 from vigil.service.store.views.common import Page, cluster_names
 from vigil.service.ui import csv_export, params, web
+from vigil.service.ui.cluster_filter import with_cluster_id
 from vigil.service.ui.pages import clusters as cluster_pages
 from vigil.service.ui.pages import findings as finding_pages
 from vigil.service.ui.pages import images as image_pages
@@ -73,7 +74,7 @@ def _risk(item: dict) -> object:
 
 
 def findings_table(conn, q, cap: int) -> csv_export.Table:
-    f = finding_pages.finding_filter(q)
+    f = with_cluster_id(conn, finding_pages.finding_filter(q))
     sort = finding_views.finding_sort(*finding_pages.finding_sort(q))
     rows, capped = collect(lambda after, n: finding_views.list_findings(conn, f, sort, after, n, names=True), cap)
     header = (
@@ -115,7 +116,7 @@ def findings_table(conn, q, cap: int) -> csv_export.Table:
 
 
 def images_table(conn, q, cap: int) -> csv_export.Table:
-    f = image_pages.image_filter(q)
+    f = with_cluster_id(conn, image_pages.image_filter(q))
     sort, desc = image_pages.image_sort(q)
 
     def fetch(after, n):
@@ -171,7 +172,7 @@ def images_table(conn, q, cap: int) -> csv_export.Table:
 
 
 def workloads_table(conn, q, cap: int) -> csv_export.Table:
-    f = workload_pages.workload_filter(q)
+    f = with_cluster_id(conn, workload_pages.workload_filter(q))
     sort, desc = workload_pages.workload_sort(q)
     rows, capped = collect(
         lambda after, n: workload_views.list_workloads(conn, f, sort, desc, after, n, with_findings=True), cap
@@ -195,7 +196,7 @@ def workloads_table(conn, q, cap: int) -> csv_export.Table:
 
 
 def processes_table(conn, q, cap: int) -> csv_export.Table:
-    f = process_pages.process_filter(q)
+    f = with_cluster_id(conn, process_pages.process_filter(q))
     sort, desc = process_pages.process_sort(q)
     rows, capped = collect(lambda after, n: process_views.list_executables(conn, f, sort, desc, after, n), cap)
     header = (

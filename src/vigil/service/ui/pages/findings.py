@@ -20,6 +20,7 @@ from vigil.service.store.views import common
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import images as image_views
 from vigil.service.ui import params, web
+from vigil.service.ui.cluster_filter import with_cluster_id
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -74,6 +75,7 @@ def findings(request: Request, v: web.Viewer = Depends(web.viewer)):
     f = finding_filter(q)
     sort, desc = finding_sort(q)
     with request.app.state.engine.connect() as conn:
+        f = with_cluster_id(conn, f)
         with params.cursor_checked():
             sorting = finding_views.finding_sort(sort, desc)
             page = finding_views.list_findings(conn, f, sorting, params.cursor(q), params.page_size(q), names=True)

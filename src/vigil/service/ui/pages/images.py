@@ -25,6 +25,7 @@ from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import signatures as signature_views
 from vigil.service.store.views.common import cluster_names
 from vigil.service.ui import params, web
+from vigil.service.ui.cluster_filter import with_cluster_id
 
 router = APIRouter()
 CONTENTS_PAGE = 50
@@ -51,6 +52,7 @@ def images(request: Request, v: web.Viewer = Depends(web.viewer)):
     f = image_filter(q)
     sort, desc = image_sort(q)
     with request.app.state.engine.connect() as conn:
+        f = with_cluster_id(conn, f)
         with params.cursor_checked():
             page = image_views.list_images(
                 conn, f, sort, desc, params.cursor(q), params.page_size(q), with_findings=True

@@ -16,6 +16,7 @@ from vigil.service.store.views import activities as activity_views
 from vigil.service.store.views import findings as finding_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.ui import params, web
+from vigil.service.ui.cluster_filter import with_cluster_id
 
 router = APIRouter()
 log = logging.getLogger("vigil.console")
@@ -45,6 +46,7 @@ def processes(request: Request, v: web.Viewer = Depends(web.viewer)):
     f = process_filter(q)
     sort, desc = process_sort(q)
     with request.app.state.engine.connect() as conn:
+        f = with_cluster_id(conn, f)
         with params.cursor_checked():
             page = process_views.list_executables(conn, f, sort, desc, params.cursor(q), params.page_size(q))
         choices = finding_views.finding_filter_choices(conn)

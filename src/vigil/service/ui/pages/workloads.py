@@ -15,6 +15,7 @@ from vigil.service.store.views import pods as pod_views
 from vigil.service.store.views import processes as process_views
 from vigil.service.store.views import workloads as workload_views
 from vigil.service.ui import params, web
+from vigil.service.ui.cluster_filter import with_cluster_id
 
 router = APIRouter()
 
@@ -39,6 +40,7 @@ def workloads(request: Request, v: web.Viewer = Depends(web.viewer)):
     f = workload_filter(q)
     sort, desc = workload_sort(q)
     with request.app.state.engine.connect() as conn:
+        f = with_cluster_id(conn, f)
         with params.cursor_checked():
             page = workload_views.list_workloads(
                 conn, f, sort, desc, params.cursor(q), params.page_size(q), with_findings=True
