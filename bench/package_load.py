@@ -351,9 +351,12 @@ class Bench:
                     "-c",
                     WORKLOAD_PY,
                 )
-                doc = json.loads(out.stdout) if out.returncode == 0 else {"failures": out.stderr}
-                if doc["failures"]:
-                    raise RuntimeError(f"spawnbench of python3: {doc['failures']} failed starts")
+                if out.returncode != 0:
+                    raise RuntimeError(
+                        f"spawnbench of python3 under {name}: exit {out.returncode}, {out.stdout} {out.stderr}; "
+                        f"sensor: {sensor.log()[-1500:]}"
+                    )
+                doc = json.loads(out.stdout)
                 time.sleep(self.args.settle)  # the last batch shipped: the sensor's cost of it in this window
                 used = cpu_delta_ns(c0, cpu_ns(sensor.proc.pid)) / 1000
                 counters = self.stop_sensor(sensor)

@@ -314,3 +314,29 @@ def test_sensor_cli_prints_activities_as_json_lines(tmp_path: Path) -> None:
     )
     assert doc["result"] >= 0 and doc["parents"] and doc["detail"] == {}
     assert "final counters" in err.read_text()
+
+
+def test_sensor_without_activity_tracing_prints_execs_and_no_file_access(tmp_path: Path) -> None:
+    import json
+
+    from sensor_e2e import VIGIL
+
+    out, err = tmp_path / "out", tmp_path / "err"
+    argv = [str(VIGIL), "sensor", "--output", "json", "--include-host", "--no-activity-tracing"]
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen(argv, stdout=o, stderr=e)
+    try:
+
+        def printed() -> list[dict] | None:
+            subprocess.run(["cat", "/etc/shadow"], stdout=subprocess.DEVNULL, check=True)
+            lines = [json.loads(x) for x in out.read_text().splitlines()]
+            seen = any(d["event"] == "exec" and d["argv"] == ["cat", "/etc/shadow"] for d in lines)
+            return lines if seen else None
+
+        lines = wait_for("the sensor to print the exec of cat /etc/shadow", printed, timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    # The read of /etc/shadow (a read-watched path) is not traced: no activity of any kind is printed.
+    assert [d for d in lines if d["event"] not in ("exec", "exit")] == []
+    assert "final counters" in err.read_text()
