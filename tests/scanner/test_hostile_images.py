@@ -85,6 +85,7 @@ def run_child(script: str, spec: dict) -> dict:
     wall = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"scan child: peak RSS {result['peak_rss'] / MiB:.0f} MiB, {wall:.1f} s")  # the figures, with -s
     assert result["peak_rss"] < PEAK_RSS_BOUND, f"peak RSS {result['peak_rss'] >> 20} MiB"
     assert wall < WALL_BOUND, f"{wall:.1f} s"
     return result
