@@ -10,10 +10,12 @@ interpreter in the image); what the sensor sees, an open for read of the package
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -413,3 +415,92 @@ def test_a_jar_the_jvm_loads_is_running_the_other_on_the_class_path_is_not(
         assert [a["target"] for a in loads] == ["/libs/commons-io-2.11.0.jar"]
     finally:
         svc.stop()
+
+
+HELLO_JAVA = """public class Hello {
+    public static void main(String[] args) {
+        System.out.println("hello");
+    }
+}
+"""
+
+
+def test_a_jar_nested_in_the_archive_the_jvm_opens_runs_by_containment(
+    registry, containerd, tmp_path: Path, java_files: dict[str, bytes]
+) -> None:
+    """An uber jar: /app/app.jar holds Hello.class and commons-io's jar under lib/. The JVM opens app.jar (its class
+    path) and the kernel sees only that file; commons-io, nested in it, runs by containment; commons-cli's jar on
+    disk is never opened."""
+    subprocess.run(
+        ["/usr/lib/jvm/java-17-openjdk-amd64/bin/javac", "--release", "17", "-d", str(tmp_path / "hello")]
+        + [str(_write(tmp_path / "Hello.java", HELLO_JAVA))],
+        check=True,
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nMain-Class: Hello\r\n\r\n")
+        z.writestr("Hello.class", (tmp_path / "hello" / "Hello.class").read_bytes())
+        z.writestr("lib/commons-io-2.11.0.jar", java_files["/libs/commons-io-2.11.0.jar"])
+    files = {k: v for k, v in java_files.items() if k not in ("/app/Main.class", "/libs/commons-io-2.11.0.jar")}
+    files["/app/app.jar"] = buf.getvalue()
+    image = push_image(registry, tag="javanested", extra=files)
+    containerd.ctr("images", "pull", "--plain-http", image.ref, timeout=300)
+    svc = runtime_service(tmp_path / "data", registry, watch_period=2.0)
+    try:
+        records = [
+            osv("GHSA-test-commons-io", "commons-io:commons-io", "2.14.0", HIGH),
+            osv("GHSA-test-commons-cli", "commons-cli:commons-cli", "1.6.0", MEDIUM),
+        ]
+        for r in records:
+            r["affected"][0]["package"]["ecosystem"] = "Maven"
+        import_advisories(svc, records, tmp_path / "osv")
+        cluster_id, credential = svc.register("java-nested-e2e")
+        pod, cid = new_container_ids()
+        post_inventory(svc, credential, inventory_snapshot(cluster_id, NODE, pods=[web_pod(pod, NODE, cid, image)]))
+        scan_and_match(svc)
+        assert load_watch(svc, cluster_id) == [["/app/app.jar", "/libs/commons-cli-1.5.0.jar"]]
+        sensor = start_sensor(svc, credential, cluster_id, NODE, tmp_path / "sensor")
+        try:
+            nodes = lambda: svc.get("/api/v1/policy/runtime/nodes", cluster=cluster_id).json()["items"]  # noqa: E731
+            wait_for("the sensor holding the node's policy", lambda: [n["state"] for n in nodes()] == ["enforcing"], 30)
+            init = run_container(containerd, image, pod, cid)
+            wait_for_cmdline(init, ["/bin/sleep", "300"])
+            exec_in(containerd, cid, "jvm", "/opt/jre/bin/java", "-Xshare:off", "-cp", "/app/app.jar", "Hello")
+            wait_for("running_vulnerability", lambda: runtime_findings(svc, cluster_id), 30)
+            wait_for("the analysis to settle", lambda: analysis_idle(svc), 30)
+            wait_for(
+                "runtime labels",
+                lambda: (
+                    {
+                        f["evidence"]["package"]["name"]: f["runtime"]["state"]
+                        for f in svc.list_all("/api/v1/findings", cluster=cluster_id, type="vulnerable_package")
+                    }
+                    == {"commons-io:commons-io": "running", "commons-cli:commons-cli": "not_observed_running"}
+                ),
+                timeout=15,
+            )
+        finally:
+            rc = sensor.stop()
+            remove_container(containerd, cid, pod)
+        assert rc == 0, sensor.log()[-3000:]
+        (running,) = runtime_findings(svc, cluster_id)
+        assert running["subject"] == "commons-io:commons-io 2.11.0 (GHSA-test-commons-io) running"
+        assert running["evidence"]["attribution"] == {
+            "how": "containment",
+            "archive": "/app/app.jar",
+            "entry": "lib/commons-io-2.11.0.jar",
+            "found_in": "/app/app.jar:lib/commons-io-2.11.0.jar",
+        }
+        assert running["evidence"]["reason"].endswith(
+            "; commons-io:commons-io 2.11.0 is the jar lib/commons-io-2.11.0.jar inside /app/app.jar, which the process"
+            " opened (the kernel sees only the outer archive)"
+        )
+        loads = svc.list_all("/api/v1/runtime/activities", cluster=cluster_id, kind="package_load")
+        assert [a["target"] for a in loads] == ["/app/app.jar"]
+    finally:
+        svc.stop()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
