@@ -1,6 +1,7 @@
 """Several `vigil service` processes on one PostgreSQL: each background job runs on one replica and
 moves to another within the lease when that one is killed; a finding made by one replica reaches the
-stream and the alert receiver of the other, once. And one process per SQLite file."""
+stream and the alert receiver of the other, once; a runtime batch wakes the analysis wherever its
+lease is. And one process per SQLite file."""
 
 from __future__ import annotations
 
@@ -20,15 +21,17 @@ from sqlalchemy import func, insert, select
 from alerts.receivers import HttpReceiver
 from vigil.devtools.oci import build_image, push, tar_layer
 from vigil.devtools.registry_server import RegistryServer, find_registry_binary
+from vigil.devtools.service import LiveService
 from vigil.devtools.service_process import ServiceProcess
 from vigil.policy.trust import Pattern
 from vigil.registry import RegistryClient, RegistryConfig
 from vigil.service.jobs.leases import JobLeases
+from vigil.service.jobs.workers import scan_worker
 from vigil.service.settings import ReplicaSettings, RetentionSettings
 from vigil.service.store.clusters import cluster_for_registration
 from vigil.service.store.db import create_store_engine, migrate
 from vigil.service.store.policy import add_trusted
-from vigil.service.store.schema import executions, finding_events, findings, image_scans, job_leases
+from vigil.service.store.schema import alert_cursors, executions, finding_events, findings, image_scans, job_leases
 from vigil.service.store.tokens import issue_token
 
 LEASE_S = 3.0
@@ -199,7 +202,7 @@ def kernel_batch(cluster_id: str, pod: str, cid: str, kind: str, target: str, de
     }
 
 
-def post(r: ServiceProcess, path: str, token: str, body: dict, gz: bool = False) -> dict:
+def post(r: ServiceProcess | LiveService, path: str, token: str, body: dict, gz: bool = False) -> dict:
     content = json.dumps(body).encode()
     headers = {**bearer(token), "Content-Type": "application/json"}
     if gz:
@@ -312,7 +315,7 @@ def denied(uid: str, name: str) -> dict:
 class StreamReader:
     """An SSE client of one replica's findings stream, in a thread, keeping every finding event."""
 
-    def __init__(self, r: ServiceProcess, token: str) -> None:
+    def __init__(self, r: ServiceProcess | LiveService, token: str) -> None:
         self.events: list[dict] = []
         self.connected = threading.Event()
         self._stop = threading.Event()
@@ -389,6 +392,168 @@ def test_a_finding_made_by_one_replica_reaches_the_stream_and_the_alert_receiver
     finally:
         stream.close()
         receiver.close()
+
+
+def cursor_owner(store: Store) -> str | None:
+    with store.engine.connect() as conn:
+        return conn.execute(select(alert_cursors.c.lease_owner)).scalar_one()
+
+
+def test_killing_the_replica_delivering_alerts_hands_the_rest_to_the_other_within_a_lease_each_once(
+    store, replicas, tmp_path
+):
+    (tmp_path / "registries.json").write_text("{}")
+    a, b = replica(store, tmp_path, "a"), replica(store, tmp_path, "b")
+    replicas.extend([a, b])  # before they start: the fixture stops them whatever happens
+    a.start()
+    b.start()
+    # The receiver takes three alerts, then refuses until told otherwise: the fourth waits in retries.
+    receiver = HttpReceiver(path="/hook", default_status=503)
+    receiver.respond(200, 200, 200)
+    try:
+        post(
+            a,
+            "/api/v1/alerts/outputs",
+            store.admin,
+            {
+                "name": "hook",
+                "kind": "webhook",
+                "url": receiver.url,
+                "secret": "whsec-takeover-4b1d",
+                "threshold": "low",
+            },
+        )
+        cluster_id, _ = store.register(a, "takeover")
+        credential = post(a, f"/api/v1/clusters/{cluster_id}/admission-credential", store.admin, {})["credential"]
+        decisions = [denied(f"u{i}", f"web-{i}") for i in range(10)]
+        post(
+            a,
+            f"/api/v1/clusters/{cluster_id}/admission/decisions",
+            credential,
+            {"batch_id": "adm-takeover", "cluster_id": cluster_id, "decisions": decisions},
+        )
+        with store.engine.connect() as conn:
+            event_ids = sorted(conn.execute(select(finding_events.c.id)).scalars())
+        assert len(event_ids) == 10
+
+        wait_for("three alerts taken and the fourth refused", lambda: len(receiver.requests) >= 4, every=0.02)
+        owner = cursor_owner(store)
+        sender, other = (a, b) if owner is not None and f":{a.pid}:" in owner else (b, a)
+        assert owner is not None and f":{sender.pid}:" in owner
+        # Retrying the fourth for longer than the lease, the sender keeps the cursor: its lease is renewed.
+        time.sleep(2 * LEASE_S)
+        assert cursor_owner(store) == owner
+
+        sender.kill()
+        killed = time.monotonic()
+        receiver.default_status = 200
+        wait_for("every alert taken", lambda: len(receiver.accepted()) >= 10, timeout=30, every=0.05)
+        took = min(r.at for r in receiver.accepted() if r.at > killed) - killed
+        print(f"alerts resumed by the other replica {took:.2f} s after the SIGKILL (lease {LEASE_S} s)")
+        assert LEASE_S * 0.5 <= took <= TAKEOVER_BOUND_S
+        time.sleep(3.0)  # the survivor ticks (1 s) a few times more: nothing is sent again
+
+        accepted = [r.json()["event_id"] for r in receiver.accepted()]
+        refused = {r.json()["event_id"] for r in receiver.requests if r.status == 503}
+        assert sorted(accepted) == event_ids  # each alert taken once, none lost
+        assert refused == {event_ids[3]}  # only the one in retries at the kill was tried and refused
+        assert f":{other.pid}:" in (cursor_owner(store) or "")
+    finally:
+        receiver.close()
+
+
+# -- a runtime batch wakes the analysis ------------------------------------------------------------
+
+# The analysis looks for queued records this often when nothing wakes it: far longer than a wake takes.
+LONG_TICK_S = 30.0
+WAKE_BOUND_S = 3.0
+
+
+def kernel_events(stream: StreamReader) -> list[tuple[str, str, str]]:
+    return sorted(
+        (e["event"]["kind"], e["finding"]["type"], e["finding"]["subject"])
+        for e in stream.events
+        if e["finding"]["type"] == "kernel_activity"
+    )
+
+
+def test_on_sqlite_a_runtime_batch_is_analysed_and_streamed_at_once_not_at_the_next_period(registry, tmp_path):
+    svc = LiveService(tmp_path / "data")
+    svc.trust_registry(registry.host)
+    config = RegistryConfig.from_mapping({registry.host: {"plain_http": True}})
+    svc.app.state.workers.contents.scanner = scan_worker(svc.engine, RegistryClient(config))
+    svc.settings.runtime.tick = LONG_TICK_S
+    svc.start()
+    stream = None
+    try:
+        cluster_id, credential = svc.register("wake")
+        ref, digest = push_app_image(registry)
+        pod, cid = str(uuid.uuid4()), uuid.uuid4().hex * 2
+        post(svc, "/api/v1/ingest/inventory", credential, inventory(cluster_id, pod, cid, ref, digest))
+        report = svc.app.state.workers.contents.run_pass(scan=True)
+        assert [s.status for s in report.scanned] == ["done"]
+        stream = StreamReader(svc, svc.admin_token)
+        time.sleep(1.0)  # the analyzer's first pass is over: the next one without a wake is 30 s away
+
+        sent = time.monotonic()
+        post(
+            svc,
+            "/api/v1/ingest/runtime",
+            credential,
+            kernel_batch(cluster_id, pod, cid, "module_load", "rootkit.ko", {}),
+        )
+        got = wait_for("the module load on the stream", lambda: kernel_events(stream), timeout=LONG_TICK_S, every=0.02)
+        took = time.monotonic() - sent
+        print(f"runtime batch to its finding on the stream: {took * 1000:.0f} ms (analysis period {LONG_TICK_S:g} s)")
+        assert got == [("opened", "kernel_activity", "kernel-module-load: rootkit.ko")]
+        assert took < WAKE_BOUND_S
+    finally:
+        if stream is not None:
+            stream.close()
+        svc.stop()
+
+
+def test_a_runtime_batch_sent_to_one_replica_wakes_the_analysis_of_the_replica_holding_its_lease(
+    store, replicas, registry, tmp_path
+):
+    (tmp_path / "registries.json").write_text(json.dumps({registry.host: {"plain_http": True}}))
+    with store.engine.begin() as conn:
+        add_trusted(conn, Pattern.parse(registry.host), None, "token:test-admin")
+    slow = {"VIGIL_RUNTIME_TICK": str(LONG_TICK_S)}
+    a, b = replica(store, tmp_path, "a", **slow), replica(store, tmp_path, "b", **slow)
+    replicas.extend([a, b])  # before they start: the fixture stops them whatever happens
+    a.start()
+    wait_for("replica A to hold every job", lambda: store.all_held_by(a), timeout=30)
+    b.start()
+    stream = StreamReader(b, store.admin)
+    try:
+        cluster_id, credential = store.register(b, "wake")
+        ref, digest = push_app_image(registry)
+        pod, cid = str(uuid.uuid4()), uuid.uuid4().hex * 2
+        post(b, "/api/v1/ingest/inventory", credential, inventory(cluster_id, pod, cid, ref, digest), gz=True)
+
+        def scanned() -> bool:
+            with store.engine.connect() as conn:
+                status = conn.execute(select(image_scans.c.status).where(image_scans.c.digest == digest)).scalar()
+            return status == "done"
+
+        wait_for("the image scanned", scanned, timeout=90)
+        time.sleep(1.0)  # A's pass after the scan is over: its next one without a wake is 30 s away
+
+        # B takes the batch; A, which holds the runtime lease, analyses it; B's stream sends the finding.
+        sent = time.monotonic()
+        post(
+            b, "/api/v1/ingest/runtime", credential, kernel_batch(cluster_id, pod, cid, "module_load", "rootkit.ko", {})
+        )
+        got = wait_for("the module load on B's stream", lambda: kernel_events(stream), timeout=LONG_TICK_S, every=0.02)
+        took = time.monotonic() - sent
+        print(f"batch to B, analysed by A, on B's stream: {took * 1000:.0f} ms (analysis period {LONG_TICK_S:g} s)")
+        assert got == [("opened", "kernel_activity", "kernel-module-load: rootkit.ko")]
+        assert took < WAKE_BOUND_S
+        assert store.holders()["runtime"].count(f":{a.pid}:") == 1
+        assert runtime_last_pass(store, b) is None
+    finally:
+        stream.close()
 
 
 # -- SQLite is one process ------------------------------------------------------------------------

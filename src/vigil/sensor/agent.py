@@ -19,7 +19,7 @@ from vigil.sensor.activity import Activity, ActivityAggregator
 from vigil.sensor.aggregate import Aggregator, Execution
 from vigil.sensor.enforcer import Enforcer
 from vigil.sensor.loader import BTF_PATH, ProcessTracer
-from vigil.sensor.pipeline import EventPipeline, Exit, boot_to_wall_offset_ns
+from vigil.sensor.pipeline import EventPipeline, Exit, Resolved, boot_to_wall_offset_ns
 from vigil.sensor.prevention import Prevention, PreventionAggregator
 from vigil.sensor.repeats import ExecRepeats
 from vigil.sensor.shipper import Shipper
@@ -46,6 +46,10 @@ class AgentSettings:
     batch_interval_s: float = 5.0
     heartbeat_interval_s: float = 15.0
     poll_timeout_ms: int = 200
+    # A record that is likely a finding closes the window at once, at most once per this many
+    # seconds (and never more often than the batch interval), so an attack that makes such records
+    # in a loop costs at most one batch a second on top of the interval's.
+    urgent_gap_s: float = 1.0
 
     @property
     def drain_timeout_ms(self) -> int:
@@ -56,6 +60,22 @@ class AgentSettings:
         timeout: a quarter of the batch window keeps that wait well under the window's own, so a
         short ``--batch-interval`` bounds detection latency as it says."""
         return min(self.poll_timeout_ms, max(10, int(self.batch_interval_s * 1000 / 4)))
+
+    @property
+    def urgent_every_s(self) -> float:
+        return min(self.urgent_gap_s, self.batch_interval_s)
+
+
+def urgent(resolved: Resolved) -> bool:
+    """Whether a drain holds a record that is likely a finding and so goes out before the window ends:
+    an exec of a file that is not the image's (the overlay's upper layer, a deleted file or a memfd:
+    drift), or a file or kernel activity (the kernel passes only watched paths and operations);
+    package loads are not: an interpreter reads many package files, and they only label
+    vulnerabilities. Repeats of a record already seen are counted in the kernel and arrive at the
+    window's end, so a steady workload makes no early batch."""
+    if any(ex.event.upper_layer or ex.event.unlinked for ex in resolved.executions):
+        return True
+    return any(a.event.kind != "package_load" for a in resolved.activities)
 
 
 def execution_json(ex: Execution) -> dict[str, Any]:
@@ -169,6 +189,7 @@ class SensorAgent:
         # at once instead of at the end of the batch interval.
         self._wake = threading.Event()
         self._prevented = False
+        self._urgent = False  # set by the drain thread: the sender closes the window early (urgent_every_s)
         if enforcer is not None:
             enforcer.notify = self._wake.set
         # Repeat execs counted in the kernel, when the tracer does so.
@@ -205,6 +226,9 @@ class SensorAgent:
                     self.enforcer.note_file(prev.event.file, prev.sha256)
         if resolved.preventions:
             self._prevented = True
+            self._wake.set()
+        elif urgent(resolved):
+            self._urgent = True
             self._wake.set()
         if self.emit:
             for ex in resolved.executions:
@@ -330,11 +354,21 @@ class SensorAgent:
     def _send_loop(self, done: threading.Event) -> None:
         next_batch = time.monotonic() + self.settings.batch_interval_s
         next_beat = time.monotonic()
+        urgent_at = -self.settings.urgent_every_s  # when the window last closed early
+        closing_early = False
         while not done.is_set() and self.stop_reason is None:
             try:
                 now = time.monotonic()
                 prevented, self._prevented = self._prevented, False
+                if self._urgent:
+                    self._urgent = False
+                    # At once, unless the last early close was too recent: then at the end of that gap.
+                    early = max(now, urgent_at + self.settings.urgent_every_s)
+                    if early < next_batch:
+                        next_batch, closing_early = early, True
                 if now >= next_batch or prevented:
+                    if closing_early:
+                        urgent_at, closing_early = now, False
                     self.flush_batch()
                     next_batch = now + self.settings.batch_interval_s
                 if self.shipper is not None:

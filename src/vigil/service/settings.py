@@ -75,7 +75,9 @@ class RuntimeSettings:
     """Runtime analysis (docs/runtime-analysis.md). On by default: each runtime batch wakes it."""
 
     background: bool = True
-    tick: float = 0.5  # seconds between passes when no batch wakes the analyzer
+    # Seconds between passes when nothing wakes the analyzer: a runtime batch wakes it on any replica
+    # (jobs/wakeups.py); a finished scan or a new advisory match waits for this.
+    tick: float = field(default_factory=lambda: env_positive("VIGIL_RUNTIME_TICK", 0.5))
     # A vulnerable package whose code never ran while its workload was watched this long is
     # labelled not_observed_running.
     watch_period: float = 24 * 3600.0

@@ -20,6 +20,7 @@ from vigil.service.store import inventory
 from vigil.service.store import prevention as prevention_store
 from vigil.service.store import runtime as runtime_store
 from vigil.service.store import runtime_analysis as runtime_analysis_store
+from vigil.service.store.notify import RUNTIME_QUEUED, notify
 from vigil.service.store.tokens import Principal
 from vigil.wire.inventory import Heartbeat, IngestResult, InventoryBatch, InventorySnapshot
 from vigil.wire.runtime import RuntimeBatch, SensorHeartbeat
@@ -68,6 +69,7 @@ async def ingest_inventory(
             else:
                 counts = inventory.apply_delta(conn, batch)
             prevention_store.inventory_changed(conn, batch.cluster_id)  # the nodes' runtime policies follow
+            notify(conn, RUNTIME_QUEUED)  # queued records of these containers may be ready on any replica
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)
@@ -129,6 +131,8 @@ async def ingest_runtime(
             counts.update(prevention_store.apply_preventions(conn, batch))
             # Queued in the same transaction, so no record escapes runtime analysis.
             runtime_analysis_store.enqueue_batch(conn, batch)
+            # The replica holding the runtime lease may be another one: it wakes at the commit.
+            notify(conn, RUNTIME_QUEUED)
         return IngestResult(batch_id=batch.batch_id, applied=True, counts=counts)
 
     result = await run_in_threadpool(work)

@@ -5,6 +5,10 @@ of ``finding_events``; the stream tails that table by id and sends each new row 
 finding as it is now (risk included). A client that reconnects with ``Last-Event-ID`` (browsers
 do it by themselves) resumes after the last event it received, so nothing is missed.
 
+The stream looks again as soon as findings changed (this process's runtime analysis, and on
+PostgreSQL every replica's writers, wake it: ``jobs/wakeups.py``), and every ``POLL_SECONDS``
+whatever happens, so a change no one woke it for (another process on the store) is not missed.
+
 On PostgreSQL an id taken by one transaction can become visible after a higher one: the
 stream remembers what it sent above its position and waits for such a hole to fill for
 ``HOLE_GRACE`` seconds before going past it.
@@ -12,7 +16,6 @@ stream remembers what it sent above its position and waits for such a hole to fi
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
@@ -96,6 +99,7 @@ async def stream_findings(
     severities = set(csv_values("severity", severity, SEVERITIES))
     types = set(csv_values("type", type, FINDING_TYPES))
     engine = request.app.state.engine
+    changed = request.app.state.workers.findings
     resume = _parse_last_id(last_event_id)
     if resume is None:
         resume = after
@@ -175,6 +179,7 @@ async def stream_findings(
                 if not await run_in_threadpool(still_valid, engine, secret):
                     yield b'event: end\ndata: {"reason": "token no longer valid"}\n\n'
                     return
+            seen = changed.generation  # read before the fetch: a change during it wakes the wait below
             batch = await run_in_threadpool(fetch, position.upto, position.sent)
             for eid, chunk in batch:
                 position.sent.add(eid)
@@ -186,7 +191,7 @@ async def stream_findings(
                 last_send = now
                 yield b": keepalive\n\n"
             if len(batch) < BATCH:
-                await asyncio.sleep(POLL_SECONDS)
+                await changed.wait(seen, POLL_SECONDS)
 
     return StreamingResponse(
         events(),

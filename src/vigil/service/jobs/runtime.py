@@ -118,6 +118,11 @@ def _workload(row) -> Workload:
     )
 
 
+def _changed(report: PassReport) -> int:
+    """How many observations so far changed a finding (and so added to its history)."""
+    return sum(n for change, n in report.changes.items() if change not in ("unchanged", "suppressed"))
+
+
 def _allow_entry(r) -> AllowEntry:
     return AllowEntry(r.id, r.rule, r.cluster, r.namespace, r.workload, dict(r.labels or {}), r.reason)
 
@@ -131,6 +136,7 @@ class RuntimeAnalyzer:
         label_interval: float = 30.0,
         chunk: int = 1000,
         cache_size: int = 32,
+        on_findings: Callable[[], None] = lambda: None,
     ) -> None:
         if watch_period < 0:
             raise ValueError(f"watch period {watch_period} must not be negative")
@@ -145,6 +151,9 @@ class RuntimeAnalyzer:
         self._labelled_at = 0.0
         self._unjudged_logged: set[int] = set()
         self.last_report: PassReport | None = None
+        # Called after a transaction of a pass that changed findings committed: this process's
+        # findings streams send them at once instead of at their next poll.
+        self.on_findings = on_findings
 
     # -- one pass -------------------------------------------------------------------------------
 
@@ -158,19 +167,25 @@ class RuntimeAnalyzer:
                     store.mark_digest(conn, digest, finished_at, revision)
                     report.digests_requeued += 1
             while True:
+                changed = _changed(report)
                 with self.engine.begin() as conn:
                     rows = store.claim_ready(conn, self.chunk)
                     if not rows:
                         break
                     self._analyse(conn, rows, report)
+                if _changed(report) != changed:
+                    self.on_findings()
                 if len(rows) < self.chunk:
                     break
             while True:
+                changed = _changed(report)
                 with self.engine.begin() as conn:
                     rows = store.claim_ready_activities(conn, self.chunk)
                     if not rows:
                         break
                     self._analyse_activities(conn, rows, report)
+                if _changed(report) != changed:
+                    self.on_findings()
                 if len(rows) < self.chunk:
                     break
             if labels_now or time.monotonic() - self._labelled_at >= self.label_interval:

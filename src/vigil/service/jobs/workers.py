@@ -18,7 +18,7 @@ store (the scanner's queue interface is implemented by ``store.contents``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -35,8 +35,10 @@ from vigil.service.jobs.retention import RetentionJob
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.jobs.signatures import SignatureVerifier
 from vigil.service.jobs.trust_file import apply_policy_file
+from vigil.service.jobs.wakeups import FindingsSignal, NotificationListener
 from vigil.service.settings import Settings
 from vigil.service.store.contents import MAX_ATTEMPTS, StoreScanQueue
+from vigil.service.store.notify import FINDINGS_CHANGED, RUNTIME_QUEUED
 
 # Tag answers expire a little before the next reverify, so each reverify sees the registry
 # as it is, while images evaluated in between share the answers (one request per tag per interval).
@@ -56,6 +58,10 @@ class Workers:
     retention: RetentionJob
     # The job leases of this replica on PostgreSQL; None on SQLite, where one process runs everything.
     leases: JobLeases | None = None
+    # Fired when findings changed here; the findings streams wait on it between their polls.
+    findings: FindingsSignal = field(default_factory=FindingsSignal)
+    # On PostgreSQL, the other replicas' runtime batches and findings wake this one's (jobs/wakeups.py).
+    notifications: NotificationListener | None = None
 
 
 def make_evaluator(settings: Settings, engine: Engine) -> IntegrityEvaluator:
@@ -125,17 +131,35 @@ def build_workers(settings: Settings, engine: Engine) -> Workers:
     """Apply the trust policy file (PolicyFileError names the file and field), then build every worker."""
     if settings.integrity.trust_file is not None:
         apply_policy_file(settings.integrity.trust_file, engine)
-    return Workers(
+    findings = FindingsSignal()
+    runtime = RuntimeAnalyzer(
+        engine,
+        watch_period=settings.runtime.watch_period,
+        label_interval=settings.runtime.label_interval,
+        on_findings=findings.fire,
+    )
+    workers = Workers(
         integrity=make_evaluator(settings, engine),
         contents=make_contents(settings, engine),
         intel_sync=make_intel_sync(settings),
-        runtime=RuntimeAnalyzer(
-            engine, watch_period=settings.runtime.watch_period, label_interval=settings.runtime.label_interval
-        ),
-        alerts=Dispatcher.from_settings(engine, settings.alerts),
+        runtime=runtime,
+        alerts=Dispatcher.from_settings(engine, settings.alerts, settings.replicas.lease_seconds),
         signatures=make_signatures(settings, engine),
         retention=RetentionJob(engine, settings.retention),
         leases=make_leases(settings, engine),
+        findings=findings,
+    )
+    workers.notifications = make_notifications(engine, workers)
+    return workers
+
+
+def make_notifications(engine: Engine, workers: Workers) -> NotificationListener | None:
+    if engine.dialect.name != "postgresql":
+        return None
+    # Each wake goes to the worker current when the notification comes (a test may replace one
+    # before the app starts).
+    return NotificationListener(
+        engine, {RUNTIME_QUEUED: lambda: workers.runtime.wake(), FINDINGS_CHANGED: lambda: workers.findings.fire()}
     )
 
 
@@ -153,6 +177,8 @@ def start(workers: Workers, settings: Settings) -> None:
     """Start what the settings run in the background, in dependency order."""
     if workers.leases is not None:
         workers.leases.start()
+    if workers.notifications is not None:
+        workers.notifications.start()
     if settings.integrity.background:
         workers.integrity.start(settings.integrity.tick, _gate(workers, "integrity"))
         workers.signatures.start(settings.integrity.tick, _gate(workers, "signatures"))
@@ -184,5 +210,7 @@ def stop(workers: Workers) -> None:
     workers.signatures.client.close()
     workers.integrity.stop()
     workers.integrity.client.close()
+    if workers.notifications is not None:
+        workers.notifications.stop()
     if workers.leases is not None:
         workers.leases.stop()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, and_, delete, func, insert, not_, or_, select, update
 
@@ -136,10 +137,17 @@ def dead_letter_counts(conn: Connection) -> dict[int, int]:
 # -- the cursor and its lease ---------------------------------------------------------------------
 
 
-def claim(conn: Connection, output_id: int, owner: str, until: datetime) -> Cursor | None:
-    """Take (or renew) the right to deliver for this output; None when another dispatcher holds it.
-    Each service replica runs a dispatcher: the lease keeps two from sending the same alert."""
-    now = utcnow()
+def _now(conn: Connection):
+    """The database's time on PostgreSQL, so replicas whose clocks disagree still agree on who holds
+    a cursor; SQLite serves one process, whose clock is the one that counts."""
+    return func.now() if conn.dialect.name == "postgresql" else utcnow()
+
+
+def claim(conn: Connection, output_id: int, owner: str, period: float) -> Cursor | None:
+    """Take (or renew) the right to deliver for this output for ``period`` seconds; None when another
+    dispatcher holds it. Each service replica runs a dispatcher: the lease keeps two from sending the
+    same alert."""
+    now = _now(conn)
     taken = conn.execute(
         update(alert_cursors)
         .where(
@@ -150,7 +158,7 @@ def claim(conn: Connection, output_id: int, owner: str, until: datetime) -> Curs
                 alert_cursors.c.lease_until < now,
             ),
         )
-        .values(lease_owner=owner, lease_until=until)
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=period))
     ).rowcount
     if not taken:
         return None
@@ -160,16 +168,36 @@ def claim(conn: Connection, output_id: int, owner: str, until: datetime) -> Curs
     return Cursor.from_store(row.position, row.done)
 
 
-def save(conn: Connection, output_id: int, owner: str, cursor: Cursor, until: datetime) -> bool:
-    """Store the cursor if this dispatcher still holds the lease (False: lease lost or output removed)."""
+def save(conn: Connection, output_id: int, owner: str, cursor: Cursor, period: float) -> bool:
+    """Store the cursor and extend the lease if this dispatcher still holds it (False: lease lost or
+    output removed)."""
     return (
         conn.execute(
             update(alert_cursors)
             .where(alert_cursors.c.output_id == output_id, alert_cursors.c.lease_owner == owner)
-            .values(position=cursor.position, done=cursor.to_store(), lease_until=until, updated_at=utcnow())
+            .values(
+                position=cursor.position,
+                done=cursor.to_store(),
+                lease_until=_now(conn) + timedelta(seconds=period),
+                updated_at=utcnow(),
+            )
         ).rowcount
         > 0
     )
+
+
+def renew(conn: Connection, output_ids: Iterable[int], owner: str, period: float) -> set[int]:
+    """Extend the leases ``owner`` still holds among ``output_ids``; the ones returned are still its."""
+    wanted = list(output_ids)
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        update(alert_cursors)
+        .where(alert_cursors.c.lease_owner == owner, alert_cursors.c.output_id.in_(wanted))
+        .values(lease_until=_now(conn) + timedelta(seconds=period))
+        .returning(alert_cursors.c.output_id)
+    )
+    return {r.output_id for r in rows}
 
 
 def release(conn: Connection, output_id: int, owner: str) -> None:

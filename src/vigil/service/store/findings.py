@@ -23,6 +23,7 @@ from vigil.model.findings import (
     workload_scope,
 )
 from vigil.service.store.db import inserted_id
+from vigil.service.store.notify import FINDINGS_CHANGED, notify
 from vigil.service.store.schema import finding_events, findings
 
 __all__ = ["Observation", "OpenFinding", "observe", "open_findings", "resolve_absent", "set_status"]
@@ -88,6 +89,7 @@ def _event(
             finding_id=finding_id, at=at, from_status=frm, to_status=to, severity=severity, reason=reason, actor=actor
         )
     )
+    notify(conn, FINDINGS_CHANGED)  # every replica's findings stream sends it at the commit
 
 
 def observe(conn: Connection, obs: Observation, actor: str = "analysis") -> tuple[int, str]:

@@ -4,6 +4,14 @@ Each output has a durable cursor in the store, saved after every delivery, so a 
 service neither loses nor repeats what was handled. A crash between a receiver accepting an
 alert and the cursor being saved can repeat that one alert: receivers deduplicate by
 ``event_id`` (webhook: X-Vigil-Delivery; syslog: event_id in the structured data).
+
+On several replicas each output's cursor is leased to one dispatcher for the job-lease period
+(``VIGIL_JOB_LEASE_SECONDS``): saving the cursor extends it, and a thread renews it every third of
+the period while a delivery waits on retries, so a replica that dies hands its outputs over within
+one period. A dispatcher sends only within its own view of the lease, which ends a fifth of the
+period before the database's: before each attempt it renews the lease if less than the attempt's
+timeout is left, and stops (the alert stays pending) when it cannot, so it never sends after
+another dispatcher may have taken the output.
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import Engine
 
@@ -34,6 +41,7 @@ from vigil.service.analysis.alerts.events import (
 from vigil.service.analysis.alerts.redact import redact
 from vigil.service.jobs.alerts.outputs import OUTPUTS, DeliveryFailed, Output
 from vigil.service.jobs.alerts.retry import Outcome, RetryPolicy, deliver
+from vigil.service.jobs.leases import SAFETY_FRACTION
 from vigil.service.settings import AlertsSettings
 from vigil.service.store import alerts as store
 
@@ -41,6 +49,13 @@ log = logging.getLogger(__name__)
 
 MAX_PARALLEL_OUTPUTS = 8
 DEFAULT_POLICY = RetryPolicy()
+DEFAULT_LEASE_SECONDS = 15.0
+# An attempt's timeout leaves this fraction of the period for the renewal before it.
+RENEWAL_ROOM = 0.1
+
+
+class LeaseLost(Exception):
+    """This dispatcher may no longer send for an output: another one may hold its cursor."""
 
 
 @dataclass
@@ -82,7 +97,10 @@ class Dispatcher:
         gap_grace: float = 300.0,
         owner: str | None = None,
         destinations: DestinationPolicy | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
+        if lease_seconds <= 0:
+            raise ValueError(f"alert cursor lease {lease_seconds!r} must be a positive number of seconds")
         self.engine = engine
         self.destinations = destinations or DestinationPolicy()
         self.policy = policy
@@ -92,8 +110,14 @@ class Dispatcher:
         # the cursor moves past it as an id that will never exist (a rolled-back transaction).
         self.gap_grace = gap_grace
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # The lease is renewed after every delivery, so it must outlast the slowest single delivery.
-        self.lease = timedelta(seconds=max(60.0, 1.5 * policy.worst_case(timeout) + 30.0))
+        self.lease_seconds = lease_seconds
+        # Each step of an attempt (connect, send, read the answer) ends within this dispatcher's view
+        # of the lease, so no attempt is under way when another dispatcher may take the output.
+        self.attempt_timeout = min(timeout, lease_seconds * (1 - SAFETY_FRACTION - RENEWAL_ROOM))
+        self._held: dict[int, float] = {}  # output id -> monotonic time until which this dispatcher may send
+        self._held_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
+        self._renewer_stop = threading.Event()
         self._task = PeriodicTask("vigil-alerts", self.dispatch_once, "alert dispatch pass")
         # Set on stop, so a delivery's retry backoff ends at once.
         self._stop = self._task.stop_event
@@ -102,9 +126,64 @@ class Dispatcher:
         self._claimed: set[int] = set()
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: AlertsSettings) -> Dispatcher:
+    def from_settings(cls, engine: Engine, settings: AlertsSettings, lease_seconds: float) -> Dispatcher:
         policy = RetryPolicy(settings.attempts, settings.retry_base, settings.retry_max)
-        return cls(engine, policy=policy, timeout=settings.timeout, destinations=settings.destinations)
+        return cls(
+            engine,
+            policy=policy,
+            timeout=settings.timeout,
+            destinations=settings.destinations,
+            lease_seconds=lease_seconds,
+        )
+
+    # -- the cursor leases --------------------------------------------------------------------
+
+    def _hold(self, output_id: int, asked_at: float) -> None:
+        # The database set lease_until = its now() + period, and its now() is no earlier than asked_at.
+        with self._held_lock:
+            self._held[output_id] = asked_at + self.lease_seconds * (1 - SAFETY_FRACTION)
+
+    def _drop(self, output_id: int) -> None:
+        with self._held_lock:
+            self._held.pop(output_id, None)
+
+    def _left(self, output_id: int) -> float:
+        with self._held_lock:
+            return self._held.get(output_id, 0.0) - time.monotonic()
+
+    def _renew(self, output_ids: list[int]) -> set[int]:
+        asked_at = time.monotonic()
+        with self.engine.begin() as conn:
+            kept = store.renew(conn, output_ids, self.owner, self.lease_seconds)
+        for oid in output_ids:
+            if oid in kept:
+                self._hold(oid, asked_at)
+            else:
+                self._drop(oid)
+        return kept
+
+    def _fence(self, out: store.OutputRow) -> None:
+        """Before an attempt: enough of the lease left for it, renewed if need be, else LeaseLost."""
+        if self._left(out.id) >= self.attempt_timeout:
+            return
+        try:
+            self._renew([out.id])
+        except Exception as exc:
+            raise LeaseLost(f"could not renew the lease: {exc.__class__.__name__}") from exc
+        if self._left(out.id) < self.attempt_timeout:
+            raise LeaseLost("the lease is held by another dispatcher")
+
+    def _renew_loop(self) -> None:
+        while not self._renewer_stop.wait(self.lease_seconds / 3):
+            with self._held_lock:
+                held = list(self._held)
+            if not held:
+                continue
+            try:
+                self._renew(held)
+            except Exception:
+                # The local views run out on their own, so this dispatcher stops sending.
+                log.exception("alert cursor lease renewal failed", extra={"owner": self.owner})
 
     # -- passes -------------------------------------------------------------------------------
 
@@ -137,15 +216,15 @@ class Dispatcher:
             )
         return report
 
-    def _until(self):
-        return utcnow() + self.lease
-
     def _pass(self, out: store.OutputRow, report: Report) -> int:
+        asked_at = time.monotonic()
         with self.engine.begin() as conn:
-            cursor = store.claim(conn, out.id, self.owner, self._until())
+            cursor = store.claim(conn, out.id, self.owner, self.lease_seconds)
             if cursor is None:
+                self._drop(out.id)
                 report.leased_elsewhere += 1
                 return 0
+            self._hold(out.id, asked_at)
             self._claimed.add(out.id)
             rows = store.history_after(conn, cursor, self.batch)
         kind_cls = OUTPUTS.get(out.kind)
@@ -153,7 +232,7 @@ class Dispatcher:
             # Kept, not skipped: its events wait until a Vigil that knows the kind runs.
             log.error("alert output has an unknown kind; nothing sent", extra={"output": out.name, "kind": out.kind})
             return 0
-        sender = kind_cls(out.config, out.secrets, self.timeout, self.destinations)
+        sender = kind_cls(out.config, out.secrets, self.attempt_timeout, self.destinations)
         try:
             for entry in rows:
                 kind = classify(entry.from_status, entry.to_status, entry.severity, entry.previous_severity)
@@ -173,14 +252,25 @@ class Dispatcher:
                     entry.reason,
                     entry.actor,
                 )
-                outcome = self._deliver(out, sender, event)
+                try:
+                    outcome = self._deliver(out, sender, event)
+                except LeaseLost as exc:
+                    # Not sent: the dispatcher that holds the cursor now sends it.
+                    log.warning(
+                        "alert cursor lease lost; another dispatcher continues",
+                        extra={"output": out.name, "event_id": event.event_id, "error": str(exc)},
+                    )
+                    return 0
                 if outcome.interrupted:
                     break  # shutting down: this event stays pending and goes out after the restart
                 cursor.mark(entry.id)
+                asked_at = time.monotonic()
                 with self.engine.begin() as conn:
-                    if not store.save(conn, out.id, self.owner, cursor, self._until()):
+                    if not store.save(conn, out.id, self.owner, cursor, self.lease_seconds):
+                        self._drop(out.id)
                         log.warning("alert cursor lease lost; another dispatcher continues", extra={"output": out.name})
                         return 0
+                    self._hold(out.id, asked_at)
                     if not outcome.delivered:
                         store.add_dead_letter(
                             conn, out, event.event_id, event.finding.id, event.kind, event_document(event),
@@ -192,8 +282,12 @@ class Dispatcher:
                 else:
                     report.dead_lettered += 1
             self._pass_gaps(out, cursor)
+            asked_at = time.monotonic()
             with self.engine.begin() as conn:
-                store.save(conn, out.id, self.owner, cursor, self._until())
+                if store.save(conn, out.id, self.owner, cursor, self.lease_seconds):
+                    self._hold(out.id, asked_at)
+                else:
+                    self._drop(out.id)
         finally:
             sender.close()
         return len(rows)
@@ -210,7 +304,11 @@ class Dispatcher:
         def failed(attempt: int, exc: DeliveryFailed) -> None:
             log.warning("alert delivery failed", extra={**keys, "attempt": attempt, "error": redact(str(exc), secrets)})
 
-        outcome = deliver(lambda: sender.send(payload, event), self.policy, self._stop.wait, failed)
+        def attempt() -> None:
+            self._fence(out)
+            sender.send(payload, event)
+
+        outcome = deliver(attempt, self.policy, self._stop.wait, failed)
         if outcome.delivered:
             log.info("alert delivered", extra={**keys, "attempts": outcome.attempts})
             return outcome
@@ -262,10 +360,18 @@ class Dispatcher:
 
     def start(self, tick: float = 1.0) -> None:
         self._task.start(tick)
+        if self._renewer is None or not self._renewer.is_alive():
+            self._renewer_stop.clear()
+            self._renewer = threading.Thread(target=self._renew_loop, name="vigil-alert-leases", daemon=True)
+            self._renewer.start()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the loop (a retry wait ends at once) and hand the leases back so a successor starts now."""
         self._task.stop(timeout)
+        self._renewer_stop.set()
+        if self._renewer is not None:
+            self._renewer.join(timeout=timeout)
+            self._renewer = None
         if not self._pass_lock.acquire(timeout=timeout):
             log.warning("alert pass still running at stop; its leases expire on their own")
             return
@@ -274,6 +380,8 @@ class Dispatcher:
                 for oid in self._claimed:
                     store.release(conn, oid, self.owner)
             self._claimed.clear()
+            with self._held_lock:
+                self._held.clear()
         except Exception:
             log.warning("could not release alert leases; a successor waits until they expire", exc_info=True)
         finally:
