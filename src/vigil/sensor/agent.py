@@ -45,7 +45,9 @@ class AgentSettings:
     node_name: str
     batch_interval_s: float = 5.0
     heartbeat_interval_s: float = 15.0
-    poll_timeout_ms: int = 200
+    # The longest an event waits in the ring before user space sees it, whatever the window: an
+    # early-closed window (urgent_gap_s) would otherwise still wait up to this on the drain.
+    poll_timeout_ms: int = 50
     # A record that is likely a finding closes the window at once, at most once per this many
     # seconds (and never more often than the batch interval), so an attack that makes such records
     # in a loop costs at most one batch a second on top of the interval's.
