@@ -250,7 +250,8 @@ def test_6_registry_stopped_is_unknown_then_right_verdict(anon, registry, caplog
         assert integrity["evidence"]["error_kind"] == "unreachable"
         assert integrity["evidence"]["registry_answer"].startswith(
             f"registry {host}, repository s6/app, reference 1.0: "
-            f"HEAD http://{host}/v2/s6/app/manifests/1.0 connection failed"
+            # a GET: the rogue digest's provenance is not stored, so its manifest is wanted next
+            f"GET http://{host}/v2/s6/app/manifests/1.0 connection failed"
         )
         # retried with backoff, sooner than the reverify interval
         [state] = integrity["clusters"]
@@ -367,7 +368,13 @@ def test_request_budget_per_reverify_interval(anon):
     post(svc, cred, snapshot(cid, [(f"w{i}", f"{host}/budget/app:{i}", img.digest) for i, img in enumerate(imgs)]))
     evaluator = svc.app.state.workers.integrity
     cold = evaluator.run_pass()
-    assert (cold.evaluated, cold.requests) == (3, 9)  # tag HEAD, then provenance: manifest + config
+    # a GET of each tag (its manifest is read next for provenance), the verdicts committed ...
+    assert (cold.evaluated, cold.requests, cold.provenance_due) == (3, 3, 3)
+    assert evaluator.client.stats.snapshot()["by_kind"] == {"manifest_get": 3}
+    # ... then each config blob, by the provenance recorder after the pass
+    assert evaluator.provenance.wait(30)
+    assert (evaluator.provenance.stats.requests, evaluator.provenance.stats.recorded) == (3, 3)
+    assert evaluator.client.stats.snapshot()["by_kind"] == {"manifest_get": 3, "blob": 3}
     warm = evaluator.run_pass(force=True)
     assert (warm.evaluated, warm.requests) == (3, 0)  # tag answers cached within the interval
     idle = evaluator.run_pass()

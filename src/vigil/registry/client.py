@@ -142,11 +142,14 @@ class RegistryClient:
 
     # -- resolution ---------------------------------------------------------------------------
 
-    def resolve(self, image: ImageRef | str, reference: str | None = None) -> Resolved:
+    def resolve(self, image: ImageRef | str, reference: str | None = None, *, fetch_body: bool = False) -> Resolved:
         """What ``reference`` (default: the image's digest, else its tag) points at now.
 
-        A HEAD suffices: the registry announces the digest. Cached ``tag_ttl``
-        seconds for tags and for digests alike (a digest can be deleted).
+        A HEAD suffices: the registry announces the digest. With ``fetch_body`` a
+        caller that will read the manifest next (provenance) asks with a GET
+        instead, for the same cost to the registry, and the body waits in the
+        content cache. Cached ``tag_ttl`` seconds for tags and for digests alike
+        (a digest can be deleted).
         """
         ref = _as_ref(image)
         reference = reference or ref.pull_reference
@@ -155,6 +158,10 @@ class RegistryClient:
         if cached is not None:
             self.stats.hit("tag")
             return cached
+        if fetch_body:
+            resolved = self._resolve_by_get(ref, reference)
+            self.tag_cache.put(key, resolved)
+            return resolved
         target, response = self._manifest_request("HEAD", ref, reference, "manifest_head")
         announced = response.headers.get("Docker-Content-Digest")
         if response.status_code == 200 and announced and not digest_error(announced):

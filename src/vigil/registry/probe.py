@@ -1,7 +1,8 @@
 """Asking the trusted registry about one running image (I/O), with as few requests as the answer needs.
 
 A clean image costs one HEAD (the tag's digest equals the running digest), or
-none while the client's tag cache holds the answer; an index adds one GET of the
+none while the client's tag cache holds the answer (a GET in place of the HEAD when
+the manifest is wanted next, for provenance); an index adds one GET of the
 index, cached by digest forever; only when the tag points elsewhere is the
 running digest looked up as well.
 """
@@ -19,6 +20,7 @@ from vigil.registry import (
     Provenance,
     RegistryClient,
     RegistryError,
+    Resolved,
     Unreachable,
 )
 
@@ -56,15 +58,34 @@ def _failed(exc: RegistryError) -> RegistryAnswer:
     return RegistryAnswer(error=str(exc), error_kind=error_kind(exc))
 
 
-def probe(client: RegistryClient, effective: ImageRef, running_digest: str) -> RegistryAnswer:
-    """What the registry holds for ``effective`` (registry, repository and tag) and ``running_digest``."""
+def _resolve(client: RegistryClient, repo: ImageRef, reference: str, with_manifest: bool) -> Resolved:
+    if with_manifest:
+        try:
+            return client.resolve(repo, reference, fetch_body=True)
+        except RegistryError as exc:
+            if type(exc) is not RegistryError:
+                raise  # absent, refused, unreachable or lying: the HEAD would say the same
+            # The body could not be taken (over the manifest size limit, an odd status): the
+            # verdict needs only the digest, which a HEAD still gets.
+    return client.resolve(repo, reference)
+
+
+def probe(
+    client: RegistryClient, effective: ImageRef, running_digest: str, *, with_manifest: bool = False
+) -> RegistryAnswer:
+    """What the registry holds for ``effective`` (registry, repository and tag) and ``running_digest``.
+
+    ``with_manifest``: the caller reads the running digest's manifest next (provenance of a
+    digest not seen before), so the registry is asked with GETs whose bodies the client keeps,
+    in place of HEADs.
+    """
     repo = ImageRef(effective.registry, effective.repository, effective.tag, None)
     tag_digest = None
     artifacts: frozenset[str] = frozenset()
     tag_missing = None
     if effective.tag is not None:
         try:
-            resolved = client.resolve(repo, effective.tag)
+            resolved = _resolve(client, repo, effective.tag, with_manifest)
         except NotFound as exc:
             tag_missing = str(exc)
         except RegistryError as exc:
@@ -83,7 +104,7 @@ def probe(client: RegistryClient, effective: ImageRef, running_digest: str) -> R
                 if running_digest in artifacts:
                     return RegistryAnswer(tag_digest=tag_digest, tag_artifacts=artifacts)
     try:
-        client.resolve(repo, running_digest)
+        _resolve(client, repo, running_digest, with_manifest)
     except NotFound as exc:
         return RegistryAnswer(tag_digest, artifacts, tag_missing, False, str(exc))
     except RegistryError as exc:

@@ -585,7 +585,7 @@ class IntegrityPassReport(View):
     opened: int
     resolved: int
     requests: int
-    provenance_requests: int  # of ``requests``: manifests and configs fetched after the verdicts
+    provenance_due: int  # digests whose provenance (OCI labels) is fetched after the pass
     seconds: Number
     verdict_seconds: Number  # until every verdict and finding of the pass was committed
 

@@ -17,6 +17,8 @@ from vigil.service.store.tokens import Principal
 from vigil.service.store.views import images as image_views
 from vigil.wire.views import ImageIntegrity, IntegrityPassReport, IntegrityRow, Page
 
+PROVENANCE_WAIT_SECONDS = 120.0
+
 router = APIRouter(prefix="/api/v1", tags=["integrity"], route_class=ViewRoute)
 
 
@@ -80,4 +82,7 @@ async def evaluate(
     evaluator: IntegrityEvaluator = Depends(integrity_evaluator),
 ) -> dict:
     report = await run_in_threadpool(evaluator.run_pass, force=all, refresh=all)
+    # Asked for now: the answer comes once the pass's provenance is stored too (a background
+    # pass never waits for it).
+    await run_in_threadpool(evaluator.provenance.wait, PROVENANCE_WAIT_SECONDS)
     return report.as_dict()

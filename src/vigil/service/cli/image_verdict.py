@@ -253,7 +253,7 @@ def check(
             return judge(None, decision, RegistryAnswer(tag_missing=str(exc))), None
         except RegistryError as exc:
             return judge(None, decision, RegistryAnswer(error=str(exc), error_kind=error_kind(exc))), None
-    verdict = judge(running, decision, probe(client, eff, running))
+    verdict = judge(running, decision, probe(client, eff, running, with_manifest=True))
     provenance = None
     if verdict.status is Status.VERIFIED or any(f.type == FindingType.TAG_MOVED for f in verdict.findings):
         prov = fetch_provenance(client, eff, running)

@@ -7,8 +7,10 @@ a shorter backoff after ``unknown``). Registry questions run concurrently, at mo
 ``registry_concurrency`` at a time per registry (a thread pool each), so one slow
 registry neither holds up another nor gets more than that many requests at once;
 the client's caches make a warm pass cost no requests. A verdict needs one HEAD of
-the tag; provenance (a manifest and a config blob per new digest) is fetched after
-the verdicts and findings are committed, once per digest. A registry found
+the tag (a GET for a digest whose provenance is not stored yet: its manifest is read
+next); provenance (the config blob, once per digest) is fetched after the verdicts
+and findings are committed, by a recorder of its own between passes
+(``jobs/provenance.py``), so a pass never waits for labels. A registry found
 unreachable is not asked again in the same pass: its remaining images are
 ``unknown`` with the same error, and are retried with backoff.
 
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from queue import Empty, SimpleQueue
 
 from sqlalchemy import Engine
 
@@ -37,7 +40,8 @@ from vigil.model.image import ImageRef, digest_error
 from vigil.policy.integrity import Status, Verdict, judge, not_asked
 from vigil.policy.trust import TrustDecision, TrustPolicy
 from vigil.registry import RegistryClient
-from vigil.registry.probe import RegistryAnswer, fetch_provenance, probe
+from vigil.registry.probe import RegistryAnswer, probe
+from vigil.service.jobs.provenance import ProvenanceRecorder, Turns
 from vigil.service.store import findings as finding_store
 from vigil.service.store import integrity as store
 from vigil.service.store.policy import load_policy
@@ -60,7 +64,7 @@ class PassReport:
     requests: int = 0
     seconds: float = 0.0
     verdict_seconds: float = 0.0  # from the start until every verdict and finding is committed
-    provenance_requests: int = 0
+    provenance_due: int = 0  # digests handed to the provenance recorder (fetched after the pass)
 
     def as_dict(self) -> dict:
         return {
@@ -70,7 +74,7 @@ class PassReport:
             "opened": self.opened,
             "resolved": self.resolved,
             "requests": self.requests,
-            "provenance_requests": self.provenance_requests,
+            "provenance_due": self.provenance_due,
             "seconds": round(self.seconds, 4),
             "verdict_seconds": round(self.verdict_seconds, 4),
         }
@@ -127,7 +131,13 @@ class IntegrityEvaluator:
         self.retry_base = min(retry_base, reverify_interval)
         self.registry_concurrency = registry_concurrency
         self.record_provenance = record_provenance
-        self._lock = threading.Lock()  # one pass at a time
+        self._turns = Turns()  # one pass at a time, and provenance only between passes
+        self.provenance = ProvenanceRecorder(
+            engine,
+            client,
+            self._turns,
+            lambda items, fn: self._per_registry(items, lambda item: item[1].registry, fn, "vigil-provenance"),
+        )
         self._task = PeriodicTask("vigil-integrity", self.run_pass, "integrity pass")
         self.last_report: PassReport | None = None
 
@@ -135,7 +145,7 @@ class IntegrityEvaluator:
 
     def run_pass(self, *, force: bool = False, refresh: bool = False) -> PassReport:
         """Evaluate what is due (everything with ``force``); ``refresh`` drops cached tag answers first."""
-        with self._lock:
+        with self._turns.for_pass():
             started = time.perf_counter()
             requests_before = self.client.stats.requests
             if refresh:
@@ -159,7 +169,8 @@ class IntegrityEvaluator:
         due = [p for p in pairs if force or self._is_due(states.get((p.image_pk, p.cluster_id)), revision, now)]
         report = PassReport(due=len(due))
         decisions = {id(p): self._trust(policy, p) for p in due}
-        answers = self._ask_registries(due, decisions)
+        unrecorded = self._unrecorded_provenance(due, decisions)
+        answers = self._ask_registries(due, decisions, unrecorded)
         verdicts: dict[int, Verdict] = {}
         rows = []
         for p in due:
@@ -174,14 +185,7 @@ class IntegrityEvaluator:
             report.opened, report.resolved = self._write_findings(conn, due, decisions, verdicts, open_findings)
             report.resolved += self._resolve_stopped(conn, running, open_findings)
         report.verdict_seconds = time.perf_counter() - started
-        # Provenance after the verdicts are stored: labels are worth having, but not worth
-        # delaying a verdict for (they cost a manifest and a config fetch per new digest).
-        before = self.client.stats.requests
-        provenance = self._provenance(due, decisions, verdicts)
-        report.provenance_requests = self.client.stats.requests - before
-        if provenance:
-            with self.engine.begin() as conn:
-                store.record_provenance(conn, provenance)
+        report.provenance_due = self.provenance.submit(self._provenance_wanted(due, decisions, verdicts, unrecorded))
         report.evaluated = len(due)
         return report
 
@@ -193,8 +197,21 @@ class IntegrityEvaluator:
             return None
         return policy.decide(p.ref.with_digest(p.digest) if p.digest else p.ref, (p.cluster_id, p.cluster_name))
 
-    def _ask_registries(self, due: list[_Pair], decisions: dict) -> dict[tuple, RegistryAnswer]:
-        """Registry answers keyed by (effective image name, tag, running digest); each asked once."""
+    def _unrecorded_provenance(self, due: list[_Pair], decisions: dict) -> set[str]:
+        """The running digests a trusted registry is asked about whose provenance is not stored."""
+        if not self.record_provenance:
+            return set()
+        asked = {p.digest for p in due if p.digest and (d := decisions[id(p)]) is not None and d.trusted is True}
+        if not asked:
+            return set()
+        with self.engine.connect() as conn:
+            return asked - store.known_provenance(conn, asked)
+
+    def _ask_registries(self, due: list[_Pair], decisions: dict, unrecorded: set[str]) -> dict[tuple, RegistryAnswer]:
+        """Registry answers keyed by (effective image name, tag, running digest); each asked once.
+
+        For a digest in ``unrecorded`` the manifest is taken with the answer (a GET for the HEAD),
+        so its provenance costs only the config blob after the pass."""
         questions: dict[tuple, ImageRef] = {}
         for p in due:
             decision = decisions[id(p)]
@@ -211,7 +228,7 @@ class IntegrityEvaluator:
                 known = down.get(eff.registry)
             if known is not None:
                 return key, RegistryAnswer(error=known, error_kind="unreachable")
-            answer = probe(self.client, eff, key[3])
+            answer = probe(self.client, eff, key[3], with_manifest=key[3] in unrecorded)
             if answer.error_kind == "unreachable":
                 with down_lock:
                     down.setdefault(eff.registry, answer.error or "unreachable")
@@ -220,26 +237,36 @@ class IntegrityEvaluator:
         return dict(self._per_registry(list(questions), lambda k: k[0], ask, "vigil-integrity"))
 
     def _per_registry(self, items: list, registry_of: Callable, fn: Callable, name: str) -> list:
-        """``fn`` of every item, at most ``registry_concurrency`` at a time per registry, all registries at once."""
+        """``fn`` of every item, in order, at most ``registry_concurrency`` at a time per registry, all registries
+        at once: per registry that many threads take the next item until none is left (a future per item
+        would cost more than answering from the client's caches does)."""
         if not items:
             return []
-        groups: dict[str, list] = defaultdict(list)
-        for item in items:
-            groups[registry_of(item)].append(item)
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, item in enumerate(items):
+            groups[registry_of(item)].append(i)
         if len(items) == 1 or (self.registry_concurrency == 1 and len(groups) == 1):
             return [fn(item) for item in items]
-        pools = [
-            ThreadPoolExecutor(max_workers=min(self.registry_concurrency, len(group)), thread_name_prefix=name)
-            for group in groups.values()
-        ]
-        try:
-            futures = [
-                pool.submit(fn, item) for pool, group in zip(pools, groups.values(), strict=True) for item in group
-            ]
-            return [f.result() for f in futures]
-        finally:
-            for pool in pools:
-                pool.shutdown(wait=True, cancel_futures=True)
+        results: list = [None] * len(items)
+
+        def drain(queue: SimpleQueue[int]) -> None:
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except Empty:
+                    return
+                results[i] = fn(items[i])
+
+        drainers: list[SimpleQueue[int]] = []
+        for indexes in groups.values():
+            queue: SimpleQueue[int] = SimpleQueue()
+            for i in indexes:
+                queue.put(i)
+            drainers += [queue] * min(self.registry_concurrency, len(indexes))
+        with ThreadPoolExecutor(max_workers=len(drainers), thread_name_prefix=name) as pool:
+            for future in [pool.submit(drain, queue) for queue in drainers]:
+                future.result()
+        return results
 
     def _verdict(
         self, p: _Pair, decision: TrustDecision | None, answers: dict, state: store.IntegrityState | None, now: datetime
@@ -314,43 +341,18 @@ class IntegrityEvaluator:
             failures=failures,
         )
 
-    def _provenance(self, due: list[_Pair], decisions: dict, verdicts: dict) -> list[dict]:
-        """OCI labels of each running digest the trusted registry holds, fetched once per digest ever."""
-        if not self.record_provenance:
-            return []
+    def _provenance_wanted(
+        self, due: list[_Pair], decisions: dict, verdicts: dict, unrecorded: set[str]
+    ) -> dict[str, ImageRef]:
+        """The running digests the trusted registry holds whose provenance is not stored, with where to ask."""
         wanted: dict[str, ImageRef] = {}
         for p in due:
+            if not p.digest or p.digest not in unrecorded:
+                continue
             v = verdicts[id(p)]
-            present = v.status is Status.VERIFIED or any(f.type == FindingType.TAG_MOVED for f in v.findings)
-            if present and p.digest:
+            if v.status is Status.VERIFIED or any(f.type == FindingType.TAG_MOVED for f in v.findings):
                 wanted.setdefault(p.digest, decisions[id(p)].effective)
-        if not wanted:
-            return []
-        with self.engine.connect() as conn:
-            known = store.known_provenance(conn, wanted)
-        todo = [(d, ref) for d, ref in wanted.items() if d not in known]
-        if not todo:
-            return []
-        now = utcnow()
-
-        def fetch(item: tuple[str, ImageRef]) -> dict | None:
-            digest, ref = item
-            prov = fetch_provenance(self.client, ref, digest)
-            if prov is None:
-                return None
-            return dict(
-                digest=digest,
-                source=prov.source,
-                revision=(prov.revision or None) and prov.revision[:256],
-                created=(prov.created or None) and prov.created[:64],
-                authors=prov.authors,
-                version=(prov.version or None) and prov.version[:256],
-                labels=prov.labels,
-                recorded_at=now,
-            )
-
-        rows = self._per_registry(todo, lambda item: item[1].registry, fetch, "vigil-provenance")
-        return [row for row in rows if row is not None]
+        return wanted
 
     def _write_findings(
         self,
@@ -431,6 +433,7 @@ class IntegrityEvaluator:
 
     def stop(self) -> None:
         self._task.stop()
+        self.provenance.stop()
 
     @property
     def _thread(self):
