@@ -285,6 +285,7 @@ def test_enforcement_with_a_scan_report_judges_its_vulnerabilities_and_malicious
             ("openssl", "CVE-2026-1", "critical", False, ["3.0.9"]),
             ("zlib", "CVE-2026-2", "critical", False, []),  # no fix: fixable_only passes it
             ("libc", "CVE-2026-3", "medium", False, ["2"]),  # under the floor
+            ("jinja2", "CVE-2019-10906", "unknown", False, ["2.10.1"]),  # unrated: counts at any floor
             ("evilpkg", "MAL-2026-1", "critical", True, []),
         ],
     )
@@ -294,8 +295,8 @@ def test_enforcement_with_a_scan_report_judges_its_vulnerabilities_and_malicious
     assert decision_lines(r.output) == [
         "decision   denied",
         f'violation  policy "pay-gate" rule malicious_package: image {ref}: malicious packages: evilpkg',
-        f'violation  policy "pay-gate" rule vulnerabilities: image {ref}: 1 vulnerabilities at high or above '
-        "with a fix: CVE-2026-1 (openssl, critical)",
+        f'violation  policy "pay-gate" rule vulnerabilities: image {ref}: 2 vulnerabilities at high or above '
+        "or unrated (1 unknown) with a fix: CVE-2026-1 (openssl, critical), CVE-2019-10906 (jinja2, unknown)",
     ]
     # The report makes the image scanned: the unscanned rule no longer refuses it, the malicious package does.
     r = run(*args, "-n", "web", "--label", "tier=frontend")

@@ -109,6 +109,23 @@ def test_vulnerability_rule_counts_only_fixable_ones_at_or_above_the_floor():
     )
 
 
+def test_an_unrated_vulnerability_counts_at_any_floor_unless_the_rule_leaves_it_out():
+    # PyPA's PYSEC-2019-217 (CVE-2019-10906, Jinja2 < 2.10.1) carries no CVSS vector: its level is unknown.
+    unrated = VulnerabilityFact("CVE-2019-10906", "jinja2", Severity.UNKNOWN, fixable=True)
+    low = VulnerabilityFact("CVE-2024-4", "zlib", Severity.LOW, fixable=True)
+    image = facts("registry.example.com/team/app:1.0", scanned=True, vulnerabilities=(unrated, low))
+    counted = evaluate(load_enforcement_yaml(POLICY, "p"), TRUST, subject(), [image])
+    assert counted.outcome is Outcome.DENIED
+    assert counted.message == (
+        'policy "prod" rule vulnerabilities: image registry.example.com/team/app:1.0: 1 vulnerabilities at high '
+        "or above or unrated (1 unknown) with a fix: CVE-2019-10906 (jinja2, unknown)"
+    )
+    ignoring = POLICY.replace("fixable_only: true}", "fixable_only: true, ignore_unrated: true}")
+    left_out = evaluate(load_enforcement_yaml(ignoring, "p"), TRUST, subject(), [image])
+    assert left_out.outcome is Outcome.ALLOWED
+    assert load_enforcement_yaml(ignoring, "p").revision != load_enforcement_yaml(POLICY, "p").revision
+
+
 def test_warn_and_audit_modes_admit():
     warn = load_enforcement_yaml("policies: [{name: w, mode: warn}]", "p")
     decision = evaluate(warn, TRUST, subject(), [facts("evil.example.org/x:1")])

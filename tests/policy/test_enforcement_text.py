@@ -37,6 +37,7 @@ def test_each_policy_shows_its_mode_failure_and_every_rule_and_only_the_scope_th
         "  scope:\n    namespaces:\n    - payments\n    workload_selector:\n      matchLabels:\n        tier: web\n"
         "  rules:\n    untrusted_registry: true\n    integrity: true\n    unscanned: deny\n"
         "    malicious_package: true\n    vulnerabilities:\n      severity: high\n      fixable_only: true\n"
+        "      ignore_unrated: false\n"
         "- name: everywhere\n  mode: audit\n  failure: fail\n"
         "  rules:\n    untrusted_registry: true\n    integrity: true\n    unscanned: allow\n"
         "    malicious_package: true\n"

@@ -74,7 +74,11 @@ def test_a_replacement_is_stored_as_a_new_revision_with_its_author(svc):
     assert body["revision"] == expected.revision
     assert body["updated_by"] == "token:alice" and body["updated_at"] is not None
     assert {k: body[k] for k in DEFAULT} == expected.model_dump(mode="json")
-    assert body["policies"][0]["rules"]["vulnerabilities"] == {"severity": "high", "fixable_only": True}
+    assert body["policies"][0]["rules"]["vulnerabilities"] == {
+        "severity": "high",
+        "fixable_only": True,
+        "ignore_unrated": False,
+    }
     assert svc.get(PATH).json() == body
     with svc.engine.connect() as conn:
         stored = load_enforcement(conn)

@@ -140,6 +140,9 @@ class Scope(_Doc):
 class VulnerabilityRule(_Doc):
     severity: Severity
     fixable_only: bool = False
+    # A vulnerability no source rated (no CVSS vector, no rating of its own or of an alias record) counts at
+    # any floor, as under `vigil scan --fail-on`: a missing rating is not a low one. True leaves those out.
+    ignore_unrated: bool = False
 
     @field_validator("severity")
     @classmethod
@@ -428,19 +431,25 @@ def _hits(
         )
     if rules.vulnerabilities is not None:
         floor = rules.vulnerabilities.severity.rank
+        counts_unrated = not rules.vulnerabilities.ignore_unrated
         found = sorted(
             (
                 v
                 for v in facts.vulnerabilities
-                if v.severity.rank >= floor and (v.fixable or not rules.vulnerabilities.fixable_only)
+                if (v.severity.rank >= floor or (counts_unrated and v.severity is Severity.UNKNOWN))
+                and (v.fixable or not rules.vulnerabilities.fixable_only)
             ),
             key=lambda v: (-v.severity.rank, v.advisory_id),
         )
         if found:
             fixable = " with a fix" if rules.vulnerabilities.fixable_only else ""
+            unrated = sum(v.severity is Severity.UNKNOWN for v in found)
+            floor_text = f"at {rules.vulnerabilities.severity} or above" + (
+                f" or unrated ({unrated} unknown)" if unrated else ""
+            )
             shown = ", ".join(f"{v.advisory_id} ({v.package}, {v.severity})" for v in found[:3])
             more = f" and {len(found) - 3} more" if len(found) > 3 else ""
-            text = f"{len(found)} vulnerabilities at {rules.vulnerabilities.severity} or above{fixable}: {shown}{more}"
+            text = f"{len(found)} vulnerabilities {floor_text}{fixable}: {shown}{more}"
             out.append((Rule.VULNERABILITIES, text, {"advisories": [v.advisory_id for v in found]}, False))
     return out
 
