@@ -114,7 +114,7 @@ def run(
     batch_interval: float = typer.Option(
         1.0, "--batch-interval", min=0.05, help="At most one batch per this many seconds"
     ),
-    page_size: int = typer.Option(500, "--page-size", min=1, max=10000),
+    page_size: int = typer.Option(250, "--page-size", min=1, max=10000),
     log_level: str = typer.Option("INFO", "--log-level"),
 ) -> None:
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

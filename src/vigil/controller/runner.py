@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class ControllerSettings:
     batch_interval: float = 1.0  # at most one batch per this many seconds
     heartbeat_interval: float = 15.0
-    page_size: int = 500
+    page_size: int = 250
     watch_timeout: int = 300
     retry_max: float = 30.0
 

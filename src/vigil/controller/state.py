@@ -21,10 +21,12 @@ from vigil.wire.inventory import (
     Node,
     OwnerRef,
     Pod,
+    SecurityFacts,
     Workload,
     WorkloadKey,
 )
 
+from .compact import compact
 from .convert import ConversionError, describe, node_to_wire, pod_to_wire, string_map
 from .kinds import OWNER_KINDS
 from .owners import MAX_DEPTH, OwnerFacts, Resolution, controller_ref, resolve
@@ -32,6 +34,7 @@ from .owners import MAX_DEPTH, OwnerFacts, Resolution, controller_ref, resolve
 log = logging.getLogger(__name__)
 
 WKey = tuple[str, str, str]  # namespace, kind, name
+_SHARED = (SecurityFacts,)  # pods' security summaries: a handful of distinct values in a cluster
 Subject = tuple[str, ...]  # ("pod", uid) or ("owner", namespace, kind, name)
 
 
@@ -93,7 +96,8 @@ class ClusterState:
         if sid[0] == "pod" and sid[1] in self.pods:
             pod = self.pods[sid[1]]
             if (pod.workload.kind, pod.workload.name) != (res.top_kind, res.top_name):
-                self.pods[sid[1]] = pod.model_copy(update={"workload": OwnerRef(kind=res.top_kind, name=res.top_name)})
+                moved = pod.model_copy(update={"workload": OwnerRef(kind=res.top_kind, name=res.top_name)})
+                self.pods[sid[1]] = compact(moved, _SHARED)
                 self._dirty_pods.add(sid[1])
 
     def _forget_resolution(self, sid: Subject, ns: str, old: Resolution | None) -> None:
@@ -132,7 +136,7 @@ class ClusterState:
                 self.delete_node(obj)
             return
         if self.nodes.get(node.name) != node:
-            self.nodes[node.name] = node
+            self.nodes[node.name] = compact(node)
             self._dirty_nodes.add(node.name)
 
     def delete_node(self, obj: Mapping[str, Any]) -> None:
@@ -158,7 +162,8 @@ class ClusterState:
             self.delete_pod(obj)
             return
         if self.pods.get(uid) != pod:
-            self.pods[uid] = pod
+            # Kept until the pod goes: the compact form (vigil.controller.compact) is a third of the size.
+            self.pods[uid] = compact(pod, _SHARED)
             self._dirty_pods.add(uid)
             if res.top_kind == "Pod":
                 self._dirty_workloads.add((ns, "Pod", name))  # a bare pod's labels are its workload's
