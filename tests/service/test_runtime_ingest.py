@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 
 from vigil.devtools.inventory import synthetic_snapshot
@@ -116,6 +119,38 @@ def test_runtime_records_merge_and_join_to_pods(service_on):
     assert host_rec["path"] == "/usr/bin/true" and host_rec["pod"] is None
     only = svc.list_all("/api/v1/processes", container_id=container.container_id)
     assert [i["id"] for i in only] == [rec["id"]]
+
+
+def test_concurrent_copies_of_a_runtime_batch_apply_once_and_all_succeed(service_on):
+    """A sensor retrying a batch on a timeout while the first copy is still being applied: every copy gets
+    200, one applies it, and its records are counted once."""
+    svc = service_on
+    cid, cred = svc.register("rt-race")
+    snap = synthetic_snapshot(cid, nodes=1, pods=1, images=1, containers_per_pod=1)
+    assert post_batch(svc, cred, snap).status_code == 200
+    pod = snap.pods[0]
+    records = [_record(pod.containers[0].container_id, pod.uid, path=f"/bin/tool{i}", count=5) for i in range(2000)]
+    body = _batch(cid, "s-1-race", 0, records)
+    start = threading.Barrier(8)
+
+    def post(_: int) -> httpx.Response:
+        start.wait()
+        return httpx.post(
+            f"{svc.url}/api/v1/ingest/runtime", json=body, headers={"Authorization": f"Bearer {cred}"}, timeout=120
+        )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(post, range(8)))
+    assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
+    answers = sorted((r.json() for r in responses), key=lambda a: not a["applied"])
+    assert answers[0] == {
+        "batch_id": "s-1-race",
+        "applied": True,
+        "counts": {"records": 2000, "new": 2000, "merged": 0, **NO_ACTIVITIES},
+    }
+    assert answers[1:] == [{"batch_id": "s-1-race", "applied": False, "counts": {}}] * 7
+    items = svc.list_all("/api/v1/processes", cluster=cid)
+    assert sorted((i["path"], i["count"]) for i in items) == sorted((f"/bin/tool{i}", 5) for i in range(2000))
 
 
 def test_runtime_batches_are_validated_and_scoped(live_service):
