@@ -22,16 +22,30 @@ def test_vulnerability_names_package_versions_fix_and_advisory_links():
             "vulnerability": "GHSA-462w-v97r-4m45",
             "advisory_ids": ["GHSA-462w-v97r-4m45"],
             "aliases": ["CVE-2020-28493"],
+            "severity": {"level": "medium", "score": None, "source": "database_specific"},
         },
     }
     rows = _flat(evidence.rows(f))
     assert rows["package"] == [("jinja2", None)]
+    assert rows["advisory severity"] == [("medium (database_specific)", None)]
     assert rows["installed version"] == [("2.10", None)]
     assert rows["remediation"] == [("upgrade to 2.11.3", None)]
     assert rows["advisories"] == [
         ("GHSA-462w-v97r-4m45", "https://osv.dev/vulnerability/GHSA-462w-v97r-4m45"),
         ("CVE-2020-28493", "https://osv.dev/vulnerability/CVE-2020-28493"),
     ]
+
+
+def test_vulnerability_says_where_its_severity_came_from_or_that_none_rated_it():
+    def severity_row(severity):
+        f = {"type": "vulnerable_package", "evidence": {"package": {"name": "jinja2"}, "severity": severity}}
+        return _flat(evidence.rows(f)).get("advisory severity")
+
+    assert severity_row({"level": "high", "score": 8.6, "source": "CVSS_V3"}) == [("high 8.6 (CVSS_V3)", None)]
+    assert severity_row({"level": "unknown", "score": None, "source": None}) == [
+        ("unknown (unrated: no CVSS vector or rating in the advisory or its aliases)", None)
+    ]
+    assert severity_row(None) is None
 
 
 def test_runtime_names_process_parent_chain_pod_link_and_node():

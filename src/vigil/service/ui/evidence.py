@@ -62,8 +62,24 @@ def vulnerability(ev: Mapping, finding: Mapping) -> list[Row]:
     ids = _advisories(ev)
     if ids:
         rows.append(Row("advisories", tuple(Cell(i, advisory_url(i), mono=True) for i in ids)))
+    if not ev.get("malicious"):
+        # A malicious package's finding is critical whatever its advisory rates.
+        rows += _row("advisory severity", _advisory_severity(_map(ev.get("severity"))))
     rows += _row("summary", ev.get("summary") or vuln.get("summary"))
     return rows + _process_rows(ev, finding) if ev.get("process") else rows
+
+
+def _advisory_severity(severity: Mapping) -> str | None:
+    """The advisory's rating and where it came from (a CVSS vector's type, or the ecosystem's own field), as
+    `vigil scan` prints it; unrated says so, since the finding's own severity is then the type's default."""
+    level = severity.get("level")
+    if not level:
+        return None
+    if level == "unknown":
+        return "unknown (unrated: no CVSS vector or rating in the advisory or its aliases)"
+    score, source = severity.get("score"), severity.get("source")
+    text = str(level) + (f" {score:.1f}" if isinstance(score, (int, float)) else "")
+    return text + (f" ({source})" if source else "")
 
 
 def _parent_chain(process: Mapping) -> tuple[str, ...]:
