@@ -12,14 +12,24 @@ printed: on a shared machine wall time includes waiting for a core. Baseline, sa
 run: a linear scan over every advisory for 200 of the same queries (what matching
 costs without the per-package index), scaled to 10,000.
 
-Prints JSON lines {"bench": "match", ...}. Run: .venv/bin/python bench/match.py
+``--baseline-src DIR`` (the ``src`` folder of an earlier commit: ``git archive <commit> src | tar -x
+-C /tmp/old``) then runs the matching stages of that code and of this one in child processes on the
+database written above (``--rounds`` times, alternated), checks that both return the same matches for
+every query, and prints the ratios old/new of the median CPU seconds.
+
+Prints JSON lines {"bench": "match", ...}. Run: .venv/bin/python bench/match.py [--baseline-src DIR]
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import json
+import os
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +69,76 @@ def draw_queries(advisories, n: int, seed: int = 5) -> list[tuple[str, str, str]
     return queries
 
 
+def results_sha(results) -> str:
+    """One sha256 over every query's matches (ids, package, range types, listed, fixed versions) or error."""
+    doc = [
+        [(x.id, x.affected.name, [r.type for r in x.ranges], x.in_versions_list, list(x.fixed_versions)) for x in r]
+        if isinstance(r, list)
+        else f"{type(r).__name__}: {r}"
+        for r in results
+    ]
+    return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
+
+
+def child(db: str, code: str) -> None:
+    """The matching stages on the index loaded from ``db``, with whichever vigil is on the path."""
+    with AdvisoryStore(Path(db)) as store:
+        loaded, _ = store.load_index()
+    advisories = list(loaded.advisories.values())
+    queries = draw_queries(advisories, QUERIES)
+    out = {}
+    index = AdvisoryIndex.from_advisories(advisories)
+    for label in ("cold", "warm"):
+        c0 = time.process_time()
+        results = index.match_many(queries)
+        out[f"match_many_{label}_cpu"] = round(time.process_time() - c0, 3)
+    out["results_sha"] = results_sha(results)
+    index = AdvisoryIndex.from_advisories(advisories)
+    for label in ("cold", "warm"):
+        c0 = time.process_time()
+        for eco, name, version in queries:
+            try:
+                index.match(eco, name, version)
+            except ValueError:
+                pass
+        out[f"match_{label}_cpu"] = round(time.process_time() - c0, 3)
+    emit(stage="child", code=code, packages=len(queries), **out)
+
+
+def paired(db: Path, baseline_src: str, rounds: int) -> None:
+    codes = {"old": str(Path(baseline_src).resolve()), "new": str(Path(__file__).resolve().parents[1] / "src")}
+    got: dict[str, list[dict]] = {"old": [], "new": []}
+    for round_ in range(rounds):
+        for code in ("old", "new") if round_ % 2 == 0 else ("new", "old"):
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(db), code],
+                env={**os.environ, "PYTHONPATH": codes[code]},
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            [line] = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+            print(json.dumps({**line, "round": round_}), flush=True)
+            got[code].append(line)
+    shas = {r["results_sha"] for rs in got.values() for r in rs}
+    assert len(shas) == 1, f"old and new code matched differently: {shas}"
+    ratios = {}
+    for field in ("match_many_cold_cpu", "match_many_warm_cpu", "match_cold_cpu", "match_warm_cpu"):
+        old = statistics.median(r[field] for r in got["old"])
+        new = statistics.median(r[field] for r in got["new"])
+        ratios[field] = {"old": old, "new": new, "old_over_new": round(old / new, 2) if new else None}
+    emit(stage="ratios", rounds=rounds, same_results=True, **ratios)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline-src", default=None, help="src folder of an earlier commit, run in the same run")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated rounds per code with --baseline-src")
+    parser.add_argument("--child", nargs=2, metavar=("DB", "CODE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return 0
     if not OSV.exists():
         print(f"shared data {OSV} is missing", file=sys.stderr)
         return 1
@@ -85,6 +164,8 @@ def main() -> int:
         with AdvisoryStore(Path(tmp) / "intel.db") as store:
             index, _ = store.load_index()
         t_read = time.perf_counter() - t0
+        if args.baseline_src:
+            paired(Path(tmp) / "intel.db", args.baseline_src, args.rounds)
     emit(
         stage="database",
         write_seconds=round(t_write, 3),

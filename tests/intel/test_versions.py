@@ -184,3 +184,21 @@ def test_sort_keys_agree_with_compare(name: str) -> None:
         if got != OPS[op] or (ka == kb) != (op == "="):
             failures.append(f"{name}:{lineno} {a} {op} {b}: keys give {got}")
     assert not failures, "\n".join(failures[:50])
+
+
+def test_pep440_sort_keys_order_as_packaging_does() -> None:
+    # PyPI's keys are plain tuples (compared in C) built from packaging's rules: every pair of
+    # these releases, dev, pre, post and local versions orders and equals as Version does.
+    from itertools import combinations
+
+    from packaging.version import Version
+
+    texts = ["1.0.dev1", "1.0a1.dev2", "1.0a1", "1.0b1", "1.0rc1", "1.0", "1.0.0", "1.0.post1.dev3", "1.0.post1"]
+    texts += ["1.0+abc", "1.0+5", "1.0+abc.5", "1.0+1.a", "1!0.1", "0.9.9", "1.0.1a1", "2013.1", "1.0c1"]
+    scheme = scheme_for("PyPI")
+    wrong = []
+    for a, b in combinations(texts, 2):
+        va, vb, ka, kb = Version(a), Version(b), scheme.key(a), scheme.key(b)
+        if (va < vb, va == vb, va > vb) != (ka < kb, ka == kb, ka > kb):
+            wrong.append(f"{a} vs {b}")
+    assert wrong == []

@@ -81,6 +81,11 @@ _Answer = tuple[int, Range, _FixedCells]
 # Per scheme: its sorted distinct bounds, the spans, and the answers computed so far by cell.
 _Group = tuple[VersionScheme, list[Any], list[_Span], dict[int, tuple[_Answer, ...]]]
 _NO_HITS: tuple[tuple[()], tuple[()], frozenset[str]] = ((), (), frozenset())
+# Lookups remembered per index: (ecosystem, name) as asked -> the package tables, and per table
+# each version asked -> its answer. Scans ask the same packages and versions over and over; the
+# bounds keep an index that sees every name of a large registry from growing without end.
+_PACKAGE_MEMO = 1 << 16
+_VERSION_MEMO = 1 << 12
 
 
 class _Entry:
@@ -184,6 +189,7 @@ class AdvisoryIndex:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str, str], list[_Entry]] = defaultdict(list)
         self._tables: dict[tuple[str, str, str], _PackageTable] = {}
+        self._packages: dict[tuple[str, str], tuple[_PackageTable, ...]] = {}
         self.advisories: dict[str, Advisory] = {}
         self.withdrawn: list[str] = []
         self.warnings: list[str] = []
@@ -210,6 +216,7 @@ class AdvisoryIndex:
             key = (affected.key.base, affected.key.release, affected.normalized_name)
             self._entries[key].append(_Entry(advisory, affected))
             self._tables.pop(key, None)
+        self._packages.clear()
 
     def packages(self) -> Iterable[tuple[str, str, str]]:
         """Every (ecosystem base, release, normalized name) with advisories."""
@@ -239,25 +246,24 @@ class AdvisoryIndex:
         where a range needs it. In an OSV ecosystem without a version scheme
         here, only SEMVER ranges and explicit versions lists are matched.
         """
-        key = parse_ecosystem(ecosystem)
+        tables = self._packages.get((ecosystem, name))
+        if tables is None:
+            tables = self._package_tables(ecosystem, name)
+        if len(tables) == 1:
+            # An answer kept for this version was checked when it was made (same scheme).
+            known = tables[0].by_version.get(version)
+            if known is not None:
+                return list(known)
         # Checked even when no advisory names the package: a version the scheme
         # cannot order must be reported, never ordered as something else.
         check_version(ecosystem, version)
-        norm = normalize_name(key.base, name)
-        keys = [(key.base, key.release, norm)]
-        if key.release:
-            keys.append((key.base, "", norm))
         query = _Query(version)
-        results: list[tuple[tuple[Match, ...], _PackageTable]] = []
-        for k in keys:
-            entries = self._entries.get(k)
-            if not entries:
-                continue
-            table = self._tables.get(k)
-            if table is None:
-                table = self._tables[k] = _PackageTable(entries)
-            results.append((table.match(query), table))
+        results = [(table.match(query), table) for table in tables]
         if len(results) == 1:
+            table = results[0][1]
+            if len(table.by_version) >= _VERSION_MEMO:
+                table.by_version.clear()
+            table.by_version[version] = results[0][0]
             return list(results[0][0])
         found: dict[str, Match] = {}
         for matches, table in results:
@@ -267,6 +273,27 @@ class AdvisoryIndex:
                     m = _merge(prev, m, table.scheme)
                 found[m.id] = m
         return [found[k] for k in sorted(found)]
+
+    def _package_tables(self, ecosystem: str, name: str) -> tuple[_PackageTable, ...]:
+        """The tables of the package (the release's, then the release-less one), made on first use."""
+        key = parse_ecosystem(ecosystem)
+        norm = normalize_name(key.base, name)
+        keys = [(key.base, key.release, norm)]
+        if key.release:
+            keys.append((key.base, "", norm))
+        tables = []
+        for k in keys:
+            entries = self._entries.get(k)
+            if not entries:
+                continue
+            table = self._tables.get(k)
+            if table is None:
+                table = self._tables[k] = _PackageTable(entries)
+            tables.append(table)
+        if len(self._packages) >= _PACKAGE_MEMO:
+            self._packages.clear()
+        self._packages[(ecosystem, name)] = out = tuple(tables)
+        return out
 
 
 class _PackageTable:
@@ -284,7 +311,7 @@ class _PackageTable:
     ECOSYSTEM ranges of one package may use different orders).
     """
 
-    __slots__ = ("_groups", "_has_lists", "_listed", "_results", "entries", "scheme")
+    __slots__ = ("_groups", "_has_lists", "_listed", "_results", "by_version", "entries", "scheme")
 
     def __init__(self, entries: list[_Entry]) -> None:
         self.entries = entries
@@ -312,6 +339,7 @@ class _PackageTable:
         self._listed: dict[str, tuple[int, ...]] | None = None
         self._has_lists = any(e.affected.versions for e in entries)
         self._results: dict[tuple[tuple[int, ...], frozenset[int]], tuple[Match, ...]] = {}
+        self.by_version: dict[str, tuple[Match, ...]] = {}  # filled by AdvisoryIndex.match
 
     def _listed_index(self) -> dict[str, tuple[int, ...]]:
         if self._listed is None:

@@ -55,6 +55,35 @@ def legacy_key(version: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _local_part(part: str) -> tuple[int, int, str]:
+    # A numeric segment sorts above any alphanumeric one, numbers by value, text by text.
+    return (1, int(part), "") if part.isdigit() else (0, 0, part)
+
+
+def pep440_key(v: Version) -> tuple[Any, ...]:
+    """The order of ``packaging``'s Version as a tuple of ints, strings and tuples.
+
+    The same rules as ``packaging.version._cmpkey``: trailing zeros of the release do not
+    count; a dev release without pre or post sorts before the pre-releases; no pre-release
+    sorts after all of them; no post-release before any; no dev after any; a local segment
+    sorts after its public version. Infinity sentinels become leading rank ints.
+    """
+    release = v.release
+    end = len(release)
+    while end > 1 and release[end - 1] == 0:
+        end -= 1
+    if v.pre is not None:
+        pre: tuple[Any, ...] = (1, v.pre[0], v.pre[1])
+    elif v.post is None and v.dev is not None:
+        pre = (0,)
+    else:
+        pre = (2,)
+    post = (0,) if v.post is None else (1, v.post)
+    dev = (1,) if v.dev is None else (0, v.dev)
+    local = (0,) if v.local is None else (1, tuple(_local_part(p) for p in v.local.split(".")))
+    return (v.epoch, release[:end], pre, post, dev, local)
+
+
 class Pep440Scheme(VersionScheme):
     name = "PEP 440"
 
@@ -86,7 +115,10 @@ class Pep440Scheme(VersionScheme):
         return epoch + ".".join(map(str, release)) + text[len(parsed.base_version) :]
 
     def sort_key(self, parsed: tuple[int, Any]) -> tuple[int, Any]:
-        return parsed  # (0, legacy tuple) below (1, Version): both orderable natively
+        # (0, legacy tuple) below (1, PEP 440 tuple): both plain tuples, so bisecting and sorting
+        # advisory bounds compares in C (Version's own operators are Python calls).
+        kind, v = parsed
+        return (1, pep440_key(v)) if kind == 1 else parsed
 
     def compare_parsed(self, a: tuple[int, Any], b: tuple[int, Any]) -> int:
         if a[0] != b[0]:
