@@ -19,8 +19,14 @@ controller sticks to one, as behind a load balancer with keep-alive); all on loo
 CPU per process is from /proc/<pid>/stat over the phase (cores = CPU seconds / wall seconds; PostgreSQL's
 includes the backends that ended within the phase, from the postmaster's reaped children), memory
 is VmRSS / VmHWM for a service and the sum of Pss over PostgreSQL's processes (shared buffers counted
-once). Prints one JSON line per (nodes, replicas) phase, then one ratio line (2 replicas / 1) per
-node count.
+once). The store's growth is PostgreSQL's pg_database_size and each table's pg_total_relation_size
+(with indexes and TOAST) over the phase's load (after its snapshots) and over the load's last quarter,
+extrapolated to bytes per simulated node per day: the growth per runtime batch the service applied,
+times the batches a node sends in a day at ``--batch-interval`` (``store`` in each line). Heartbeats and pod
+churn scale with the batches served (each client waits for its answers), so a saturated phase still
+gives the per-day figure of the offered rates. Autovacuum runs as usual, so space freed by updates and
+deletes is reused. Prints one JSON line per (nodes, replicas)
+phase, then one ratio line (2 replicas / 1) per node count.
 
     .venv/bin/python bench/load.py [--nodes 100,500,1000] [--replicas 1,2] [--duration 40] \\
         [--heartbeat-interval 15] [--batch-interval 5] [--clusters 20]
@@ -47,7 +53,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 
 from vigil.devtools.oci import LayerFile, build_image, push, tar_layer
 from vigil.devtools.postgres import ThrowawayPostgres
@@ -358,6 +364,9 @@ class Phase:
     arrived: dict[str, float] = field(default_factory=dict)  # drift path -> arrival on the stream
     clients: list[httpx.AsyncClient] = field(default_factory=list)
     end: float = 0.0
+    engine: Engine | None = None  # the shared store, for its sizes over the load
+    # (store sizes, runtime batches applied so far) at the load's start, each quarter and its end
+    sizes: list[tuple[dict, int]] = field(default_factory=list)
 
     def nodes(self, cluster: SimCluster) -> list[SimNode]:
         return cluster.nodes[: self.nodes_per_cluster]
@@ -437,11 +446,26 @@ class Phase:
     async def planter(self) -> None:
         rnd, i = random.Random(7), 0
         every = self.args.drift_interval
+        if every <= 0:
+            return  # no planted drift (a store growth run without findings)
         while await self._sleep_until(time.monotonic() + every):
             cluster = rnd.choice(self.clusters)
             node = rnd.choice(self.nodes(cluster))
             node.pending_drift.append(f"/usr/local/bin/drift-{uuid.uuid4().hex[:12]}-{i}")
             i += 1
+
+    async def sample_size(self) -> None:
+        if self.engine is not None:
+            applied = len(self.recorder.latencies["runtime"])
+            self.sizes.append((await asyncio.to_thread(store_sizes, self.engine), applied))
+
+    async def sample_sizes(self) -> None:
+        """The store's sizes at the start of the load and after each of its first three quarters."""
+        start = time.monotonic()
+        for quarter in range(4):
+            if quarter and not await self._sleep_until(start + self.args.duration * quarter / 4):
+                return
+            await self.sample_size()
 
     async def stream(self, url: str, token: str, ready: asyncio.Event) -> None:
         async with (
@@ -496,7 +520,7 @@ class Phase:
                 raise RuntimeError(f"snapshots failed: {snap.error_sample}")
             self.end = time.monotonic() + self.args.duration
             t0 = time.monotonic()
-            tasks = [self.planter()]
+            tasks = [self.planter(), self.sample_sizes()]
             n = 0
             for i, c in enumerate(self.clusters):
                 tasks.append(self.controller(i, c))
@@ -505,6 +529,7 @@ class Phase:
                     n += 1
             await asyncio.gather(*tasks)
             duration = time.monotonic() - t0
+            await self.sample_size()
             deadline = time.monotonic() + DRIFT_WAIT_S
             while set(self.planted) - set(self.arrived) and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -599,6 +624,56 @@ def db_size_mb(engine) -> float:
         return round(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() / 1e6, 1)
 
 
+def store_sizes(engine) -> dict:
+    """The database's size and each of its tables' (indexes and TOAST included), in bytes."""
+    with engine.connect() as conn:
+        database = conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one()
+        tables = conn.execute(
+            text(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname = 'public'"
+            )
+        ).all()
+    return {"database": int(database), "tables": {name: int(size) for name, size in tables}}
+
+
+def growth(before: tuple[dict, int], after: tuple[dict, int], batch_interval: float, top: int = 8) -> dict:
+    """Growth between two samples, and per simulated node per day: per runtime batch applied in
+    between, times a node's runtime batches in a day."""
+    (b, b_batches), (a, a_batches) = before, after
+    batches = a_batches - b_batches
+    per_day = 86400 / batch_interval / batches if batches else 0.0
+    grown = {t: size - b["tables"].get(t, 0) for t, size in a["tables"].items()}
+    biggest = sorted(((t, n) for t, n in grown.items() if n), key=lambda kv: (-kv[1], kv[0]))[:top]
+    total = a["database"] - b["database"]
+    return {
+        "runtime_batches_applied": batches,
+        "database_bytes": [b["database"], a["database"]],
+        "growth_bytes": total,
+        "bytes_per_node_per_day": round(total * per_day),
+        "tables_growth_bytes": dict(biggest),
+        "tables_bytes_per_node_per_day": {t: round(n * per_day) for t, n in biggest},
+    }
+
+
+def store_growth(args, sizes: list[tuple[dict, int]], nodes: int, seconds: float) -> dict:
+    """Over the whole load, and over its last quarter: by then the early records of the nodes' image
+    binaries (merged by key afterwards) are in, so it is nearer the lasting rate."""
+    return {
+        "seconds": round(seconds, 1),
+        "runtime_batches_offered": round(nodes * seconds / args.batch_interval),
+        "whole_load": growth(sizes[0], sizes[-1], args.batch_interval),
+        "last_quarter": growth(sizes[-2], sizes[-1], args.batch_interval),
+        "rates": (
+            f"per node a runtime batch of {args.records_per_batch} exec records every {args.batch_interval:g}s "
+            f"({86400 / args.batch_interval:,.0f} a day) and a sensor heartbeat every {args.heartbeat_interval:g}s; "
+            f"per cluster a pod replaced every {args.churn_interval:g}s and a heartbeat every "
+            f"{CONTROLLER_HEARTBEAT_S:g}s; "
+            + (f"a planted drift every {args.drift_interval:g}s" if args.drift_interval > 0 else "no planted drift")
+        ),
+    }
+
+
 def offered_rps(args, nodes: int) -> float:
     """What the simulated clients ask per second when every answer is immediate (each waits for its own)."""
     per_cluster = 1 / CONTROLLER_HEARTBEAT_S + 1 / args.churn_interval
@@ -627,7 +702,7 @@ def main() -> int:
     ap.add_argument("--batch-interval", type=float, default=5.0)
     ap.add_argument("--records-per-batch", type=int, default=3)
     ap.add_argument("--churn-interval", type=float, default=5.0, help="seconds between pod replacements per cluster")
-    ap.add_argument("--drift-interval", type=float, default=1.0, help="seconds between planted drift execs")
+    ap.add_argument("--drift-interval", type=float, default=1.0, help="seconds between planted drift execs (0: none)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (the replicas' logs)")
     args = ap.parse_args()
     node_counts = [int(x) for x in args.nodes.split(",")]
@@ -678,8 +753,9 @@ def main() -> int:
                     start_replica(f"replica-{len(replicas)}")
                 while len(replicas) > count:
                     replicas.pop().stop()
-                phase = Phase(clusters, nodes // args.clusters, [r.url for r in replicas], ref, digest, args)
-                size_before = db_size_mb(engine)
+                phase = Phase(
+                    clusters, nodes // args.clusters, [r.url for r in replicas], ref, digest, args, engine=engine
+                )
                 usage = Usage(replicas, pg)
                 got = asyncio.run(phase.run(admin))
                 line = {
@@ -692,7 +768,7 @@ def main() -> int:
                     **got,
                     **usage.figures(),
                     "db_size_mb": db_size_mb(engine),
-                    "db_growth_mb": round(db_size_mb(engine) - size_before, 1),
+                    "store": store_growth(args, phase.sizes, nodes, got["duration_s"]),
                     "workload": workload(args, nodes, count),
                 }
                 by_nodes[nodes][count] = line
