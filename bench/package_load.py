@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import runtime_e2e as h  # noqa: E402
 from containerd_harness import start_containerd  # noqa: E402
 from detection_latency import percentile  # noqa: E402
+from sensor_e2e import run_container  # noqa: E402
 from sensor_overhead import build_spawnbench, cpu_delta_ns, cpu_ns, final_counters  # noqa: E402
 from test_package_load_e2e import DP, HIGH, debian_python3, dist, osv, python_unavailable  # noqa: E402
 
@@ -196,8 +197,9 @@ class Bench:
         vulnerable = self.svc.list_all("/api/v1/findings", cluster=self.cluster_id, type="vulnerable_package")
         if len(vulnerable) != PACKAGES + 1:
             raise RuntimeError(f"{len(vulnerable)} vulnerable_package findings, expected {PACKAGES + 1}")
-        self.init = h.run_container(self.ctd, self.image, self.pod, self.cid)
-        h.wait_for_cmdline(self.init, ["/bin/sleep", "300"])
+        # Its init outlives the bench (the harness's default sleeps 300 s, and the container's processes die with it).
+        self.init = run_container(self.ctd, self.image, self.pod, self.cid, "/bin/sleep", "1000000")
+        h.wait_for_cmdline(self.init, ["/bin/sleep", "1000000"])
         # The first starts write the standard library's bytecode into the container's layer: before any figure.
         warm = self.in_container("/usr/bin/python3", "-c", f"{WORKLOAD_PY}; print(jinja2.__version__)")
         if warm.returncode != 0 or warm.stdout.strip() != jinja2_version():
