@@ -15,6 +15,7 @@ from vigil.service.jobs.integrity import IntegrityEvaluator
 from vigil.service.jobs.runtime import RuntimeAnalyzer
 from vigil.service.jobs.signatures import SignatureVerifier
 from vigil.service.jobs.workers import Workers
+from vigil.service.store.db import autocommit_connect
 from vigil.service.store.tokens import Principal, TokenRejected, authenticate
 
 
@@ -77,7 +78,7 @@ def presented_certificate(request: Request) -> str | None:
 
 def _identify(request: Request, first_certificate: bool) -> Principal:
     secret = _bearer(request)
-    with request.app.state.engine.connect() as conn:
+    with autocommit_connect(request.app.state.engine) as conn:
         try:
             who = authenticate(conn, secret)
         except TokenRejected as exc:
@@ -103,7 +104,7 @@ def _identify(request: Request, first_certificate: bool) -> Principal:
 
 def still_valid(engine: Engine, secret: str) -> bool:
     """Whether a token a long-lived stream was opened with still admits its holder (not revoked or expired)."""
-    with engine.connect() as conn:
+    with autocommit_connect(engine) as conn:
         try:
             authenticate(conn, secret)
         except TokenRejected:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, select, tuple_, update
+from sqlalchemy import Connection, Row, Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, utcnow
@@ -51,7 +51,7 @@ def _merge(
         for row in conn.execute(select(table).where(table.c.cluster_id == cid, tuple_(*key_columns).in_(chunk))):
             existing[tuple(row._mapping[n] for n in names)] = row
     inserts: list[dict[str, Any]] = []
-    updated = 0
+    updates: list[dict[str, Any]] = []
     for key, r in keyed:
         samples = [s.model_dump(mode="json") for s in r.samples]
         stored = existing.get(key)
@@ -71,25 +71,38 @@ def _merge(
             )
             continue
         first, last = as_utc(stored.first_seen_at), as_utc(stored.last_seen_at)
-        conn.execute(
-            update(table)
-            .where(table.c.id == stored.id)
-            .values(
+        updates.append(
+            {
+                "row_id": stored.id,
                 # By name: to a type checker, Row.count is the tuple method.
                 # Saturates: the column is a signed 64-bit integer.
-                count=min(stored._mapping["count"] + r.count, INT64_MAX),
-                first_seen_at=min(first, r.first_seen),
-                last_seen_at=max(last, r.last_seen),
-                pod_uid=stored.pod_uid or r.pod_uid,
-                node_name=batch.node_name,
-                samples=(list(stored.samples) + samples)[:MAX_SAMPLES],
-            )
+                "new_count": min(stored._mapping["count"] + r.count, INT64_MAX),
+                "new_first": min(first, r.first_seen),
+                "new_last": max(last, r.last_seen),
+                "new_pod_uid": stored.pod_uid or r.pod_uid,
+                "new_samples": (list(stored.samples) + samples)[:MAX_SAMPLES],
+            }
         )
-        updated += 1
+    if updates:
+        # One statement for all merged rows: the driver sends them in one round trip (a pipeline).
+        c = table.c
+        conn.execute(
+            update(table)
+            .where(c.id == bindparam("row_id"))
+            .values(
+                count=bindparam("new_count", type_=c["count"].type),
+                first_seen_at=bindparam("new_first", type_=c.first_seen_at.type),
+                last_seen_at=bindparam("new_last", type_=c.last_seen_at.type),
+                pod_uid=bindparam("new_pod_uid", type_=c.pod_uid.type),
+                node_name=batch.node_name,
+                samples=bindparam("new_samples", type_=c.samples.type),
+            ),
+            updates,
+        )
     if inserts:
         insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(insert(table), inserts)
-    return len(inserts), updated
+    return len(inserts), len(updates)
 
 
 def _activity_values(a: ActivityRecord) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, Table, delete, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from vigil.clock import iso, utcnow
+from vigil.clock import as_utc, iso, utcnow
 from vigil.service.analysis.runtime.rules import RULES, RULES_BY_ID
 from vigil.service.store.chunks import chunks
 from vigil.service.store.contents import VULNERABILITY_COLUMNS
@@ -103,10 +103,17 @@ def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
     for r in batch.records:
         if r.container_id and r.kind == "executable":
             since[r.container_id] = min(since.get(r.container_id, r.first_seen), r.first_seen)
-    for container, t in since.items():
-        ids += conn.execute(
-            select(a.id).where(a.cluster_id == batch.cluster_id, a.container_id == container, a.last_seen_at >= t)
-        ).scalars()
+    if since:
+        # One query from the earliest of those execs, each container's own bound applied here: a query per
+        # container was most of an ingest request's statements.
+        earliest = min(since.values())
+        for chunk in chunks(sorted(since)):
+            rows = conn.execute(
+                select(a.id, a.container_id, a.last_seen_at).where(
+                    a.cluster_id == batch.cluster_id, a.container_id.in_(chunk), a.last_seen_at >= earliest
+                )
+            )
+            ids += [row.id for row in rows if as_utc(row.last_seen_at) >= since[row.container_id]]
     return queued + enqueue_activity_ids(conn, ids)
 
 
