@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, func, or_, select, tuple_
+from sqlalchemy import Connection, Row, Table, delete, func, literal, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from vigil.clock import as_utc, iso, utcnow
@@ -88,11 +88,34 @@ def _stored_ids(conn: Connection, table: Table, cluster_id: str, cols: tuple, ke
     return ids
 
 
+def _enqueue_stored(conn: Connection, cluster_id: str, cols: tuple, keys: list[tuple]) -> int:
+    """Queue the stored executions of ``keys`` as ``enqueue_ids`` does, each chunk in one INSERT ... SELECT:
+    the ids never come back to this process (a round trip and a statement less per runtime batch)."""
+    queued = 0
+    now = utcnow()
+    for chunk in chunks(sorted(set(keys))):
+        stored = (
+            select(executions.c.id, literal(1), literal(now, runtime_pending.c.queued_at.type))
+            .where(executions.c.cluster_id == cluster_id, tuple_(*cols).in_(chunk))
+            # In id order, as enqueue_ids: concurrent batches lock queue rows in one order, never deadlock.
+            .order_by(executions.c.id)
+        )
+        stmt = _insert(conn)(runtime_pending).from_select(["execution_id", "generation", "queued_at"], stored)
+        result = conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["execution_id"],
+                set_={"generation": runtime_pending.c.generation + 1, "queued_at": stmt.excluded.queued_at},
+            )
+        )
+        queued += result.rowcount
+    return queued
+
+
 def enqueue_batch(conn: Connection, batch: RuntimeBatch) -> int:
     """Queue the stored rows of a batch's container records and activities (host processes are not analysed)."""
     keys = [(r.container_id, r.kind, r.sha256 or "", r.path) for r in batch.records if r.container_id]
     cols = (executions.c.container_id, executions.c.kind, executions.c.sha256, executions.c.path)
-    queued = enqueue_ids(conn, _stored_ids(conn, executions, batch.cluster_id, cols, keys))
+    queued = _enqueue_stored(conn, batch.cluster_id, cols, keys)
     a = runtime_activities.c
     akeys = [(x.container_id, x.kind, x.target) for x in batch.activities if x.container_id]
     ids = _stored_ids(conn, runtime_activities, batch.cluster_id, (a.container_id, a.kind, a.target), akeys)
