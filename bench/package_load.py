@@ -53,6 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 sys.path.insert(0, str(REPO / "bench"))
 
+import jinja2  # noqa: E402
 import runtime_e2e as h  # noqa: E402
 from containerd_harness import start_containerd  # noqa: E402
 from detection_latency import percentile  # noqa: E402
@@ -68,7 +69,7 @@ from vigil.service.store.prevention import compute_node_policy  # noqa: E402
 
 NODE = "bench-load-node"
 STDLIB = Path("/usr/lib/python3.11")
-SITE = REPO / ".venv" / "lib" / "python3.11" / "site-packages"
+SITE = Path(jinja2.__file__).resolve().parents[1]  # the site-packages Jinja2 is installed in (the venv)
 # Not imported by the workload, and large: left out of the image.
 STDLIB_LEFT_OUT = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "pydoc_data", "site-packages"}
 IMPORTS = "json, re, collections, dataclasses, typing, pathlib, logging, argparse, datetime, textwrap, enum, string"
