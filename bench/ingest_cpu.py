@@ -202,7 +202,7 @@ def main() -> int:
         for kind in figures["old"][0]:
             old = statistics.median(r[kind] for r in figures["old"])
             new = statistics.median(r[kind] for r in figures["new"])
-            summary[kind] = {"old_ms": old, "new_ms": new, "new_over_old": round(new / old, 2)}
+            summary[kind] = {"old_ms": round(old, 2), "new_ms": round(new, 2), "new_over_old": round(new / old, 2)}
         print(
             json.dumps(
                 {
