@@ -221,24 +221,32 @@ def test_a_watched_file_opened_by_a_hard_link_or_another_mount_is_one_package_lo
 def test_repeated_opens_by_one_executable_are_counted_in_the_kernel_and_shipped_exactly(
     containerd, packages: Path, tmp_path: Path
 ) -> None:
-    loop = f"i=0; while [ $i -lt 200 ]; do /bin/cat {DP}/jinja2/__init__.py > /dev/null; i=$((i+1)); done"
-    with container(containerd, packages) as (cid, pod), sensor(tmp_path, batch_interval=0.5) as s:
+    loop = f"i=0; while [ $i -lt 199 ]; do /bin/cat {DP}/jinja2/__init__.py > /dev/null; i=$((i+1)); done"
+    with container(containerd, packages) as (cid, pod), sensor(tmp_path, batch_interval=2) as s:
         ref = f"containerd://{cid}"
         s.load_watch.apply(policy(cid, [f"{DP}/jinja2/"]))
         assert s.identities.settle()
         before = s.tracer.counters()["load_aggregated"]
+        # The first open reaches user space, which then enters the file in the kernel's known map; opens racing
+        # ahead of that would reach user space too, so the loop starts once it is known.
+        containerd.ctr("task", "exec", "--exec-id", "first", cid, "/bin/cat", f"{DP}/jinja2/__init__.py")
+        wait_for("the first open to be known", lambda: s.agent.step(0) == 0 and s.pipeline.loads == 1)
+        first_epoch = s.tracer.epoch
         containerd.ctr("task", "exec", "--exec-id", "loop", cid, "/bin/sh", "-c", loop)
         wait_for("the sensor to drain", lambda: s.agent.step(0) == 0)
         wait_for("the counts to be shipped", lambda: sum(a["count"] for a in s.activities(ref)) >= 200, timeout=10)
         counted = s.tracer.counters()["load_aggregated"] - before
-        loads = s.pipeline.loads
+        loads, windows = s.pipeline.loads, s.tracer.epoch - first_epoch + 1
     records = s.activities(ref)
     assert {(a["kind"], a["target"]) for a in records} == {("package_load", f"{DP}/jinja2/__init__.py")}
     assert sum(a["count"] for a in records) == 200
     # Every open is either an event that reached user space or a repeat counted in the kernel, never both.
     assert loads + counted == 200
-    print(f"200 opens: {loads} events reached user space, {counted} counted in the kernel")
-    assert loads <= 20, (loads, counted)
+    print(f"200 opens over {windows} windows: {loads} events reached user space, {counted} counted in the kernel")
+    # Once known, one open per batch window reaches user space (it carries the window's sample); the loop's length
+    # in windows depends on the machine's load, the bound per window does not.
+    assert loads <= 1 + windows, (loads, counted, windows)
+    assert counted >= 150, (loads, counted, windows)
     assert all(a["first_seen"] <= a["last_seen"] for a in records)
 
 

@@ -124,7 +124,7 @@ def _page(
             "history": prevention_store.deny_history(conn, HISTORY_SHOWN),
         }
         runtime_nodes = prevention_store.node_enforcement(conn)
-        cluster_names = dict(conn.execute(select(clusters.c.id, clusters.c.name)).tuples().all())
+        cluster_names = {row.id: row.name for row in conn.execute(select(clusters.c.id, clusters.c.name))}
     return web.render(
         request,
         "settings.html",
