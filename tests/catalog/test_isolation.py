@@ -229,3 +229,16 @@ def test_a_scan_limit_or_exhausted_memory_is_not_one_files_fault(stop, tmp_path)
     with pytest.raises(type(stop)), reading(ctx, "/x", "test input"):
         raise stop
     assert ctx.warnings.items == []
+
+
+def test_a_file_wrong_in_every_row_still_says_where_its_read_stopped():
+    sink = WarningSink()
+    for row in range(1, 1501):
+        sink.warn("/var/lib/rpm/rpmdb.sqlite", f"Packages row {row}", "corrupt header skipped")
+    sink.warn_incomplete("/var/lib/rpm/rpmdb.sqlite", None, "rpm database not read to its end: deadline")
+    assert [(w.entry, w.message) for w in sink.items[-3:]] == [
+        ("Packages row 1000", "corrupt header skipped"),
+        (None, "more than 1000 warnings; the rest are not listed"),
+        (None, "rpm database not read to its end: deadline"),
+    ]
+    assert len(sink.items) == 1002 and sink.incomplete is True

@@ -354,13 +354,14 @@ def test_an_rpm_database_whose_rows_swell_to_gigabytes(tmp_path):
 
 def test_an_rpm_database_that_computes_forever_stops_at_the_deadline(tmp_path):
     rows = ",".join(f"({i})" for i in range(1, 5001))
-    # ORDER BY a generated hnum computes every row's (milliseconds each) before the first is returned:
-    # one query step of 20 s. Added after the rows, so inserting them computes nothing.
+    # ORDER BY a generated hnum computes every row's (4 ms each) before the first is returned: one
+    # query step of 21 s on a quiet machine here, far past the deadline on any faster one. Added after
+    # the rows, so inserting them computes nothing.
     db = rpmdb(
         tmp_path / "slow.sqlite",
         "CREATE TABLE Packages (id INTEGER PRIMARY KEY, blob BLOB DEFAULT x'00')",
         f"INSERT INTO Packages (id) VALUES {rows}",
-        "ALTER TABLE Packages ADD COLUMN hnum INTEGER AS (id + length(hex(zeroblob(200000 + id)))) VIRTUAL",
+        "ALTER TABLE Packages ADD COLUMN hnum INTEGER AS (id + length(hex(zeroblob(2000000 + id)))) VIRTUAL",
     )
     result = scan_layers(tmp_path, [tar_of(regular(RPMDB, db))], deadline_seconds=2.0)
     limit = "limit deadline_seconds (VIGIL_SCAN_DEADLINE_SECONDS=2) reached: N s spent"

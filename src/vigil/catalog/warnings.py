@@ -16,6 +16,8 @@ log = logging.getLogger("vigil.catalog")
 
 # A hostile file can be wrong in every one of its entries (a million tar members, an rpm database
 # of corrupt rows): past this many warnings about one file, one more says the rest are not listed.
+# Warnings that say a file was not read past are counted apart, so a thousand corrupt rows never
+# crowd out the one saying the read stopped (and that the scan is incomplete).
 MAX_WARNINGS_PER_FILE = 1000
 
 
@@ -24,11 +26,15 @@ class WarningSink:
         self.items: list[CatalogWarning] = []
         self.incomplete = False  # part of the image was not read: what the scan lists may be short
         self.unread: list[str] = []  # files a cataloger could not read, in the order they were met
-        self._per_file: dict[str, int] = {}
+        self._per_file: dict[tuple[str, bool], int] = {}
 
     def warn(self, file: str, entry: str | None, message: str) -> None:
-        seen = self._per_file.get(file, 0) + 1
-        self._per_file[file] = seen
+        self._add(file, entry, message, stopped=False)
+
+    def _add(self, file: str, entry: str | None, message: str, *, stopped: bool) -> None:
+        key = (file, stopped)
+        seen = self._per_file.get(key, 0) + 1
+        self._per_file[key] = seen
         if seen > MAX_WARNINGS_PER_FILE + 1:
             return
         if seen == MAX_WARNINGS_PER_FILE + 1:
@@ -46,5 +52,5 @@ class WarningSink:
 
     def warn_incomplete(self, file: str, entry: str | None, message: str) -> None:
         """A warning about input that could not be read past: the scan is marked incomplete."""
-        self.warn(file, entry, message)
+        self._add(file, entry, message, stopped=True)
         self.incomplete = True
