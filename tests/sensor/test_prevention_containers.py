@@ -94,6 +94,42 @@ int main(int argc, char **argv) {
     return 1;
 }
 """
+# Names itself as runc's init stages do (any process may), then unshares a mount namespace and says
+# "escaped" if it lives on: argv[1] "self" does it itself; "child" in a forked child, which runs no
+# program of its own, reporting how the child ended; "wait" does it once the file argv[2] exists
+# (so that it can start before the sensor does).
+DISGUISE_HELPER = r"""
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static int escape(void) {
+    prctl(PR_SET_NAME, "runc:[2:INIT]");
+    unshare(CLONE_NEWNS);
+    write(1, "escaped\n", 8);
+    return 0;
+}
+int main(int argc, char **argv) {
+    if (!strcmp(argv[1], "child")) {
+        int status;
+        pid_t pid = fork();
+        if (pid == 0) _exit(escape());
+        waitpid(pid, &status, 0);
+        if (WIFSIGNALED(status)) printf("child killed by signal %d\n", WTERMSIG(status));
+        else printf("child exited %d\n", WEXITSTATUS(status));
+        return 0;
+    }
+    if (!strcmp(argv[1], "wait")) {
+        struct stat st;
+        while (stat(argv[2], &st) != 0) usleep(20000);
+    }
+    return escape();
+}
+"""
 EXEC_RULES = {
     PreventionRule.DRIFT,
     PreventionRule.MEMFD_EXEC,
@@ -112,6 +148,7 @@ def helpers(tmp_path_factory) -> Path:
         ("imagetool", IMAGE_TOOL_HELPER),
         ("memfdrun", MEMFD_RUN_HELPER),
         ("deletedrun", DELETED_RUN_HELPER),
+        ("disguise", DISGUISE_HELPER),
     ):
         (d / name).write_bytes(_static_helper(name, source).read_bytes())
         (d / name).chmod(0o755)
@@ -609,6 +646,47 @@ def test_escape_syscalls_complete_and_then_the_process_is_killed(world, helpers:
         ("escape", "/proc/sys/kernel/core_pattern"): ("file_write", "enforce", True, None),
     }
     assert recs[("escape", "CLONE_NEWNS")]["samples"][0]["comm"] == "busybox"
+
+
+def test_a_process_that_names_itself_as_runcs_init_is_killed_for_an_escape_all_the_same(
+    world, helpers: Path, tmp_path: Path
+) -> None:
+    ctd, image = world
+    server = IngestServer(token=TOKEN)
+    c = Container(ctd, image, helpers)
+    policy = tmp_path / "policy.json"
+    write_policy(policy, "rev-disguise", [c], "enforce", [], rules={PreventionRule.ESCAPE})
+    # Started before the sensor: the sensor learns it from /proc, not from its exec.
+    c.sh("/helpers/disguise wait /tmp/go > /tmp/early.out 2>&1 &")
+    sensor = start_sensor(server, policy, tmp_path / "sensor")
+    try:
+        assert c.sh("/helpers/disguise self; echo rc=$?") == "rc=137\n"
+        assert c.sh("/helpers/disguise child") == "child killed by signal 9\n"
+        c.sh("touch /tmp/go")
+        wait_for(
+            "the three escape preventions to be shipped",
+            lambda: preventions(server, c).get(("escape", "CLONE_NEWNS"), {}).get("count") == 3 or None,
+        )
+        assert c.sh("cat /tmp/early.out; echo end") == "end\n"  # killed before it could say "escaped"
+        # runc's own setns, mounts and pivot_root for every `ctr task exec` above were spared: the
+        # shells ran.
+    finally:
+        rc = sensor.stop()
+        c.remove()
+        server.stop()
+    assert rc == 0, sensor.log()[-3000:]
+    rec = preventions(server, c)[("escape", "CLONE_NEWNS")]
+    assert (rec["operation"], rec["mode"], rec["killed"]) == ("unshare", "enforce", True)
+    assert {s["comm"] for s in rec["samples"]} == {"runc:[2:INIT]"}
+    # Reported as the workload's activity too, not dropped as the runtime's.
+    unshares = [
+        a
+        for b in server.batches
+        for a in b.get("activities", [])
+        if a["container_id"] == c.ref and a["kind"] == "unshare"
+    ]
+    assert sum(a["count"] for a in unshares) == 3
+    assert {s["comm"] for a in unshares for s in a["samples"]} == {"runc:[2:INIT]"}
 
 
 def test_enforce_test_reports_that_the_kill_works_on_this_kernel() -> None:

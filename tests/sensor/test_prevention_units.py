@@ -381,3 +381,26 @@ def test_the_poller_names_the_services_refusal(live_service) -> None:
     )
     own.close()
     other.close()
+
+
+def test_processes_running_before_the_sensor_are_workloads_unless_named_as_runcs_init(tmp_path) -> None:
+    from vigil.sensor.loader import running_workloads
+
+    ticks = 100 // os.sysconf("SC_CLK_TCK")
+
+    def process(pid: str, comm: str, starttime: int, ns: str) -> None:
+        d = tmp_path / pid
+        (d / "ns").mkdir(parents=True)
+        (tmp_path / ns).touch(exist_ok=True)
+        (d / "ns" / "mnt").hardlink_to(tmp_path / ns)
+        fields = ["S"] + ["0"] * 18 + [str(starttime)] + ["0"] * 30
+        (d / "stat").write_text(f"{pid} ({comm}) {' '.join(fields)}\n")
+
+    process("1", "systemd", 5, "host-ns")
+    process("200", "sleep", 1234, "container-ns")
+    process("201", "runc:[2:INIT]", 1300, "container-ns")
+    process("202", "a) (b", 1400, "container-ns")  # parentheses in a name do not move the fields
+    (tmp_path / "self").symlink_to("200")
+    (tmp_path / "300").mkdir()  # gone between listing and reading
+    host = os.stat(tmp_path / "host-ns").st_ino & 0xFFFFFFFF
+    assert sorted(running_workloads(host, tmp_path)) == [(200, 1234 * ticks), (202, 1400 * ticks)]

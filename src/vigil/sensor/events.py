@@ -16,7 +16,7 @@ from vigil.wire.runtime import ActivityKind
 
 EVENT_EXEC, EVENT_FORK, EVENT_EXIT, EVENT_ACTIVITY, EVENT_PREVENTED = 1, 2, 3, 4, 5
 EXEC_ARGV_TRUNCATED, EXEC_ARGV_FAULT, EXEC_UPPER_KNOWN, EXEC_UPPER, EXEC_UNLINKED = 1, 2, 4, 8, 16
-ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED, ACT_IDENTITY = 1, 2, 4, 8, 16
+ACT_UPPER_KNOWN, ACT_UPPER, ACT_UNRESOLVED, ACT_TRUNCATED, ACT_IDENTITY, ACT_WORKLOAD = 1, 2, 4, 8, 16, 32
 PREVENT_ENFORCE, PREVENT_KILLED, PREVENT_UPPER_KNOWN, PREVENT_UPPER, PREVENT_UNLINKED = 1, 2, 4, 8, 16
 
 # enum activity_kind in vigil.bpf.c -> the wire's ActivityKind.
@@ -161,6 +161,9 @@ class ActivityEvent:
     exe_ino: int = 0
     exe_dev: int = 0
     by_identity: bool = False  # a package_load the kernel matched by (device, inode), not by path
+    # The process ran a program inside its container (or descends from one that did): never
+    # the runtime's own init, whatever name it gave itself.
+    workload: bool = False
 
     def key(self) -> bytes:
         """This activity's struct activity_key, for the kernel's table of activities already seen. A
@@ -317,6 +320,7 @@ def _activity(proc: ProcessHeader, raw: bytes) -> ActivityEvent:
         exe_ino=exe_ino,
         exe_dev=kernel_dev_to_st_dev(exe_dev),
         by_identity=bool(flags & ACT_IDENTITY),
+        workload=bool(flags & ACT_WORKLOAD),
     )
 
 

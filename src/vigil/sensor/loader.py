@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from vigil.sensor.activity import RUNTIME_INIT_COMMS
 from vigil.sensor.watch import PATH_LEN, WatchEntry, watch_entries
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,31 @@ def _host_mnt_ns(proc: Path = Path("/proc")) -> int:
         except OSError:
             continue
     return 0
+
+
+def running_workloads(host_mnt_ns: int, proc: Path = Path("/proc")) -> list[tuple[int, int]]:
+    """The processes already running in a mount namespace not the host's, as (tgid, start time in
+    clock ticks), for the kernel's workload_tasks: it enters the ones that start later itself. A
+    process named as runc's init stages is left out: that name is all this can know of it."""
+    ticks_per_second = os.sysconf("SC_CLK_TCK")
+    out = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns" / "mnt").st_ino & 0xFFFFFFFF == host_mnt_ns:
+                continue
+            # comm may hold spaces and parentheses: the fields after it follow the last ')'.
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue  # gone, or a kernel thread without a mount namespace to read
+        comm = stat[stat.find(b"(") + 1 : stat.rfind(b")")].decode("utf-8", "replace")
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if comm.startswith(RUNTIME_INIT_COMMS) or len(fields) < 20:
+            continue
+        # the kernel's ticks are in 1/100 s (USER_HZ 100); scaled in case this build reports other
+        out.append((int(entry.name), int(fields[19]) * 100 // ticks_per_second))
+    return out
 
 
 class SensorLoadError(RuntimeError):
@@ -230,6 +256,7 @@ class ProcessTracer:
         self.missing_syscalls: list[str] = []  # traced syscalls this kernel has no tracepoints for
         try:
             self._open_and_attach(obj_path)
+            self.enter_workloads(running_workloads(self.host_mnt_ns))
             self.configure(include_host=include_host, wakeup_bytes=wakeup_bytes, exec_only=exec_only)
             if activities:
                 self.set_watch(watch_entries() if watch is None else watch)
@@ -276,6 +303,7 @@ class ProcessTracer:
         self._drift_files = self._map("drift_files")
         self._load_files = self._map("load_files")
         self._load_known = self._map("load_known")
+        self._workload_tasks = self._map("workload_tasks")
         self._rb = lib.ring_buffer__new(lib.bpf_map__fd(self._events), self._sample_cb, None, None)
         if not self._rb:
             raise self._fail("cannot create ring buffer reader", ctypes.get_errno())
@@ -470,6 +498,17 @@ class ProcessTracer:
         buf = ctypes.create_string_buffer(key, len(key))
         out = ctypes.create_string_buffer(1)
         return not self._lib.bpf_map__lookup_elem(self._load_files, buf, len(key), out, 1, 0)
+
+    def enter_workloads(self, processes: list[tuple[int, int]]) -> None:
+        """Enter (tgid, start ticks) processes in the kernel's workload_tasks: their runc:[ names, if
+        they take one, do not spare them."""
+        for tgid, ticks in processes:
+            key = ctypes.c_uint32(tgid)
+            value = ctypes.c_uint64(ticks)
+            rc = self._lib.bpf_map__update_elem(self._workload_tasks, ctypes.byref(key), 4, ctypes.byref(value), 8, 0)
+            if rc:
+                log.warning("cannot enter process %d in the kernel's workload table: %s", tgid, os.strerror(-rc))
+                return
 
     def skip_cgroup(self, cgroup_id: int) -> None:
         """Drop events of this cgroup in the kernel from now on (host processes)."""

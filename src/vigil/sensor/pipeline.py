@@ -184,7 +184,7 @@ class EventPipeline:
             self.skip_cgroup(cg)
 
     def _activity(self, ev: ActivityEvent, attribution: Attribution, offset: int, out: Resolved) -> None:
-        if ev.proc.comm.startswith(RUNTIME_INIT_COMMS):
+        if ev.proc.comm.startswith(RUNTIME_INIT_COMMS) and not ev.workload:
             out.runtime_helpers += 1
             return
         described = describe(ev, self.processes, self.watch)

@@ -89,6 +89,7 @@ enum activity_flag {
 	ACT_UNRESOLVED = 4,   /* a relative path the kernel did not resolve: user space does */
 	ACT_TRUNCATED = 8,    /* the path was longer than PATH_LEN - 1 */
 	ACT_IDENTITY = 16,    /* matched in load_files by the opened file's (device, inode), not by path */
+	ACT_WORKLOAD = 32,    /* the process is in workload_tasks: its runc:[ name, if any, is its own */
 };
 
 /* Values of watch_paths: which kinds of access a prefix is watched for. */
@@ -436,6 +437,19 @@ struct {
 	__type(value, struct exec_count);
 } load_known SEC(".maps");
 
+/* Processes that ran a program inside a container (an exec in a container's cgroup, off the host's
+ * mount namespace), and their children: tgid -> start time in /proc's clock ticks, so that an entry
+ * left by a process whose exit was missed never vouches for a later one given its pid. runc's init
+ * stages are never here: they are runc, run from the host side, until they exec the workload. So
+ * only a process not in here may be spared as runc by its `runc:[` name, which any process can give
+ * itself (prctl PR_SET_NAME). Processes that started before the sensor are entered from /proc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} workload_tasks SEC(".maps");
+
 static __always_inline void count(__u32 which)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &which);
@@ -661,6 +675,34 @@ static __always_inline __u32 task_mnt_ns(struct task_struct *task)
 	return BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 }
 
+/* The process's start as /proc/PID/stat gives it (USER_HZ is 100 on every architecture Vigil runs on). */
+static __always_inline __u64 start_ticks(struct task_struct *task)
+{
+	return BPF_CORE_READ(task, group_leader, start_boottime) / 10000000;
+}
+
+static __always_inline void mark_workload(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 ticks = start_ticks(task);
+	bpf_map_update_elem(&workload_tasks, &tgid, &ticks, BPF_ANY);
+}
+
+static __always_inline bool is_workload(struct task_struct *task)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	__u64 *ticks = bpf_map_lookup_elem(&workload_tasks, &tgid);
+	return ticks && *ticks == start_ticks(task);
+}
+
+/* runc's own init stages setting a container up: named runc:[N:...] and never a workload's. */
+static __always_inline bool runtime_init(struct task_struct *task)
+{
+	char comm[8] = {};
+	bpf_get_current_comm(comm, sizeof(comm));
+	return prefixed(comm, "runc:[", 6) && !is_workload(task);
+}
+
 /* The cgroup's rule bits that apply to this task; 0 for the runtime's helpers. */
 static __always_inline struct prevent_bits *prevent_rules(struct config *cfg, struct task_struct *task,
 							  __u64 cgroup_id)
@@ -802,6 +844,8 @@ int BPF_PROG(vigil_exec, struct task_struct *task, int old_pid, struct linux_bin
 	if (filtered(cfg, cgroup_id))
 		return 0;
 	count(COUNTER_EXEC);
+	if (!(cfg && cfg->host_mnt_ns && task_mnt_ns(task) == cfg->host_mnt_ns))
+		mark_workload(task);
 	struct file *file = BPF_CORE_READ(bprm, file);
 	struct inode *inode = BPF_CORE_READ(file, f_inode);
 	if (prevent_exec(cfg, task, bprm, file, inode, cgroup_id))
@@ -855,6 +899,8 @@ int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
 	/* New threads are not new processes: skip them before any other work. */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
+	if (is_workload(parent))
+		mark_workload(child);
 	struct config *cfg = get_config();
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	if (filtered(cfg, cgroup_id))
@@ -883,6 +929,8 @@ int BPF_PROG(vigil_exit, struct task_struct *task)
 	 * already decremented signal->live when this tracepoint fires. */
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	bpf_map_delete_elem(&workload_tasks, &tgid);
 	struct config *cfg = get_config();
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	if (filtered(cfg, cgroup_id))
@@ -1156,9 +1204,7 @@ static __always_inline void prevent_escape(struct config *cfg, struct task_struc
 	struct prevent_bits *b = prevent_rules(cfg, task, cgroup_id);
 	if (!b)
 		return;
-	char comm[8] = {};
-	bpf_get_current_comm(comm, sizeof(comm));
-	if (prefixed(comm, "runc:[", 6))
+	if (runtime_init(task))
 		return; /* runc setting the container up: the runtime's own mounts and pivot_root */
 	__u32 rule = 0;
 	__s32 signal_result = 0;
@@ -1334,6 +1380,8 @@ static __always_inline int leave(struct sys_exit_ctx *ctx, __u32 kind)
 		e->aux = p.args[1];
 		break;
 	}
+	if (is_workload(task))
+		flags |= ACT_WORKLOAD;
 	e->flags = flags;
 	count(COUNTER_ACTIVITY);
 	submit(e, cfg);

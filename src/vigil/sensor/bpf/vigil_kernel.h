@@ -155,6 +155,7 @@ struct task_struct {
 	int pid;
 	int tgid;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	const struct cred *cred;
 	struct nsproxy *nsproxy;
 	struct mm_struct *mm;
