@@ -8,7 +8,7 @@ import pytest
 
 from vigil.policy.enforcement import EnforcementPolicyError, RuntimeRules, load_enforcement_yaml
 from vigil.policy.enforcement_text import enforcement_yaml
-from vigil.policy.prevention import Cluster, RunningContainer, node_policy, policy_for
+from vigil.policy.prevention import Cluster, RunningContainer, node_policy, policy_for, unreachable_runtime_rules
 from vigil.wire.prevention import PreventionRule
 
 AT = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
@@ -128,6 +128,20 @@ def test_a_namespace_label_selector_applies_only_where_the_namespace_labels_are_
     unknown = RunningContainer(DB.container_id, "payments")
     other = RunningContainer(OTHER.container_id, "shop", namespace_labels={"env": "dev"})
     assert [c.container_id for c in _node(text, containers=(known, unknown, other)).containers] == [WEB.container_id]
+
+
+def test_runtime_rules_scoped_by_namespace_labels_are_said_to_reach_no_running_container():
+    text = (
+        "policies: [{name: labelled, scope: {namespace_selector: {matchLabels: {env: prod}}},"
+        " runtime: {drift: enforce, escape: audit}},"
+        " {name: admission-only, scope: {namespace_selector: {matchLabels: {env: prod}}}},"
+        " {name: by-name, scope: {namespaces: [payments]}, runtime: {drift: enforce}}]"
+    )
+    assert unreachable_runtime_rules(load_enforcement_yaml(text, "p.yaml")) == [
+        "policy labelled: its runtime rules (drift, escape) are scoped by namespace_selector, and the inventory "
+        "carries no namespace labels, so they apply to no running container; scope them by namespaces or "
+        "workload_selector (admission still applies the selector)"
+    ]
 
 
 def test_exempt_namespaces_are_never_enforced():

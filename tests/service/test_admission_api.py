@@ -502,11 +502,12 @@ def test_the_feed_and_decisions_are_documented(svc):
     assert list(feed) == [FEED_MEDIA_TYPE]
     listing = doc["paths"]["/api/v1/admission/decisions"]["get"]
     assert sorted(listing["responses"]) == ["200", "400", "401", "403", "422"]
-    # The policy document's answer names every field of the policy and the revision's three.
+    # The policy document's answer names every field of the policy, the revision's three and its warnings.
     assert set(EnforcementDocument.model_fields) == set(EnforcementPolicy.model_fields) | {
         "revision",
         "updated_at",
         "updated_by",
+        "warnings",
     }
 
 

@@ -48,6 +48,7 @@ def test_the_default_policy_enforces_nothing_until_one_is_stored(svc):
         "revision": EnforcementPolicy.model_validate({}).revision,
         "updated_at": None,
         "updated_by": None,
+        "warnings": [],
     }
     assert svc.get(f"{PATH}/history").json() == {"items": []}
 

@@ -49,10 +49,9 @@ def test_show_apply_history_round_trip(live_service, tmp_path):
     assert applied.exit_code == 0, applied.output
     expected = load_enforcement_yaml(POLICY, "t")
     doc = svc.get("/api/v1/policy/enforcement").json()
-    assert {k: v for k, v in doc.items() if k not in ("revision", "updated_at", "updated_by")} == expected.model_dump(
-        mode="json"
-    )
-    assert (doc["revision"], doc["updated_by"]) == (expected.revision, "token:test-admin")
+    meta = ("revision", "updated_at", "updated_by", "warnings")
+    assert {k: v for k, v in doc.items() if k not in meta} == expected.model_dump(mode="json")
+    assert (doc["revision"], doc["updated_by"], doc["warnings"]) == (expected.revision, "token:test-admin", [])
     stamp = f"revision {expected.revision}, updated {doc['updated_at']} by token:test-admin"
     assert applied.stdout == f"applied {path}: {stamp}; prod (enforce), everywhere (audit)\n"
 
@@ -76,6 +75,30 @@ def test_show_apply_history_round_trip(live_service, tmp_path):
     assert table.exit_code == 0
     lines = [line for line in table.stdout.splitlines() if expected.revision in line]
     assert len(lines) == 2 and all("prod (enforce), everywhere (audit)" in line for line in lines)
+
+
+def test_runtime_rules_that_reach_no_container_are_stored_with_a_warning(live_service, tmp_path):
+    svc = live_service
+    path = tmp_path / "labelled.yaml"
+    path.write_text(
+        "policies: [{name: labelled, scope: {namespace_selector: {matchLabels: {env: prod}}},"
+        " runtime: {escape: enforce}}]\n"
+    )
+    warning = (
+        "policy labelled: its runtime rules (escape) are scoped by namespace_selector, and the inventory carries "
+        "no namespace labels, so they apply to no running container; scope them by namespaces or "
+        "workload_selector (admission still applies the selector)"
+    )
+    applied = vigil(svc, "enforcement", "apply", "-f", str(path))
+    assert applied.exit_code == 0, applied.output
+    assert applied.stderr == f"warning: {warning}\n"
+    assert svc.get("/api/v1/policy/enforcement").json()["warnings"] == [warning]
+    shown = vigil(svc, "enforcement", "show")
+    assert shown.stdout.splitlines()[1] == f"# warning: {warning}"
+    # what `show` prints is still a file `apply` takes
+    again = tmp_path / "shown.yaml"
+    again.write_text(shown.stdout)
+    assert vigil(svc, "enforcement", "apply", "-f", str(again)).exit_code == 0
 
 
 def test_a_bad_file_is_one_error_line_and_the_service_is_not_asked(live_service, tmp_path):

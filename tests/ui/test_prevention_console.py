@@ -309,3 +309,27 @@ def test_in_chromium_the_cluster_page_shows_the_node_where_prevention_fails_open
         assert cells_of == {"node-1": f"enforcing {_revision(svc, sensor)}", "node-2": "enforcement off"}
     finally:
         ctx.close()
+
+
+def test_runtime_rules_scoped_by_namespace_labels_are_shown_to_reach_no_container(world):
+    svc, _, _, _, viewer = world
+    labelled = {
+        "policies": [
+            {
+                "name": "labelled",
+                "scope": {"namespace_selector": {"matchLabels": {"env": "prod"}}},
+                "runtime": {"drift": "enforce"},
+            }
+        ]
+    }
+    put = httpx.put(
+        f"{svc.url}/api/v1/policy/enforcement", json=labelled, headers={"Authorization": f"Bearer {svc.admin_token}"}
+    )
+    assert put.status_code == 200, put.text
+    page = viewer.get("/settings").text
+    assert text_of(page, "runtime-warning-1") == (
+        "policy labelled: its runtime rules (drift) are scoped by namespace_selector, and the inventory carries no "
+        "namespace labels, so they apply to no running container; scope them by namespaces or workload_selector "
+        "(admission still applies the selector)"
+    )
+    assert "runtime-warning-2" not in page

@@ -90,6 +90,18 @@ def active_entries(policy: EnforcementPolicy) -> ActiveEntries:
     return out
 
 
+def unreachable_runtime_rules(policy: EnforcementPolicy) -> list[str]:
+    """What in ``policy`` would silently fail open at runtime, said once per policy: runtime rules scoped by
+    namespace labels, which no node's containers carry (see the module's docstring)."""
+    return [
+        f"policy {entry.name}: its runtime rules ({', '.join(str(r) for r in on)}) are scoped by "
+        "namespace_selector, and the inventory carries no namespace labels, so they apply to no running "
+        "container; scope them by namespaces or workload_selector (admission still applies the selector)"
+        for entry, on in active_entries(policy)
+        if entry.scope.namespace_selector is not None
+    ]
+
+
 def container_rules(
     policy: EnforcementPolicy, cluster: Cluster, container: RunningContainer, active: ActiveEntries | None = None
 ) -> tuple[dict[PreventionRule, PreventionMode], dict[PreventionRule, str]]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
 from vigil.policy.enforcement import EnforcementPolicy, EnforcementPolicyError, PolicyEntry, parse_enforcement
+from vigil.policy.prevention import unreachable_runtime_rules
 from vigil.service.api.admission import policy_changed
 from vigil.service.api.body import openapi_body, parse_body
 from vigil.service.api.deps import admin
@@ -53,6 +54,8 @@ class EnforcementDocument(BaseModel):
     revision: str
     updated_at: datetime | None
     updated_by: str | None
+    # What in the policy takes no effect where its author may expect it to (stored all the same).
+    warnings: list[str]
 
 
 class EnforcementRevision(BaseModel):
@@ -74,6 +77,7 @@ def document(stored: StoredEnforcement) -> dict:
         "revision": stored.revision,
         "updated_at": stored.updated_at,
         "updated_by": stored.updated_by,
+        "warnings": unreachable_runtime_rules(stored.policy),
     }
 
 

@@ -36,7 +36,7 @@ Url = typer.Option("http://127.0.0.1:8080", "--url", envvar="VIGIL_URL", help="T
 Token = typer.Option(None, "--token", envvar="VIGIL_TOKEN", help="An admin API token")
 ENFORCEMENT = "/api/v1/policy/enforcement"
 DECISIONS = "/api/v1/admission/decisions"
-META = ("revision", "updated_at", "updated_by")
+META = ("revision", "updated_at", "updated_by", "warnings")
 MAX_FILE_BYTES = 256 * 1024
 HISTORY_COLUMNS = ["revision", "updated_at", "updated_by", "policies"]
 DECISION_COLUMNS = [
@@ -111,6 +111,8 @@ def show(url: str = Url, token: str = Token) -> None:
     except EnforcementPolicyError as exc:
         _fail(str(exc), 1)
     typer.echo(f"# {_stamp(doc)}")
+    for warning in doc.get("warnings", []):
+        typer.echo(f"# warning: {warning}")
     typer.echo(enforcement_yaml(policy), nl=False)
 
 
@@ -130,6 +132,8 @@ def apply(
         doc = client.request("PUT", ENFORCEMENT, json=policy.model_dump(mode="json"))
     names = _names(policy.model_dump(mode="json")["policies"]) or "no policies: nothing enforced"
     typer.echo(f"applied {file}: {_stamp(doc)}; {names}")
+    for warning in doc.get("warnings", []):
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @enforcement_app.command("history")

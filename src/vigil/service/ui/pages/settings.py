@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from vigil.clock import as_utc
 from vigil.policy.enforcement import EnforcementPolicyError, RuntimeMode, RuntimeRules, load_enforcement_yaml
 from vigil.policy.enforcement_text import enforcement_yaml
+from vigil.policy.prevention import unreachable_runtime_rules
 from vigil.policy.trust import InvalidPattern, Pattern
 from vigil.service.jobs.alerts.outputs.listing import list_output_views
 from vigil.service.store import alerts as alert_store
@@ -88,6 +89,7 @@ def _revision(stored: enforcement_store.StoredEnforcement) -> dict:
         "updated_by": stored.updated_by,
         "yaml": enforcement_yaml(stored.policy),
         "policies": [(p.name, str(p.mode)) for p in stored.policy.policies],
+        "warnings": unreachable_runtime_rules(stored.policy),
     }
 
 
